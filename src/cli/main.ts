@@ -1,0 +1,278 @@
+#!/usr/bin/env node
+/**
+ * The spikeport command line: parses options, calls the library, prints.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Command, InvalidArgumentError, Option } from 'commander';
+import { UserError } from '../errors.js';
+import { METHODS, type Method } from '../calibrate/methods.js';
+import { openDataset } from '../data/sources.js';
+import type { Normalize } from '../data/dataset.js';
+import { loadModel } from '../model.js';
+import {
+  annReference, convert, findSourceAnn, isSnnGraph, loadSnn, prepareModel, saveSnn, simulateAndScore,
+  snnFromGraph, withMetadata, writeFileAtomic, type LoadedSnn, type SimulationReport,
+} from '../pipeline.js';
+import { progressReporter } from './progress.js';
+import { pct, table } from './format.js';
+import { defaultThreads } from '../runtime/session.js';
+
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
+const MODELS_DIR = path.join(ROOT, 'models');
+
+function int(name: string, min = 0) {
+  return (v: string): number => {
+    const n = Number(v);
+    if (!Number.isInteger(n) || n < min) throw new InvalidArgumentError(`${name} must be an integer ≥ ${min}`);
+    return n;
+  };
+}
+
+function positive(name: string) {
+  return (v: string): number => {
+    const n = Number(v);
+    if (!Number.isFinite(n) || n <= 0) throw new InvalidArgumentError(`${name} must be a number > 0`);
+    return n;
+  };
+}
+
+function stepList(v: string): number[] {
+  const Ts = v.split(',').map((s) => Number(s.trim()));
+  if (Ts.length === 0 || Ts.some((T) => !Number.isInteger(T) || T < 1)) {
+    throw new InvalidArgumentError('time steps must be a comma-separated list of integers ≥ 1, e.g. 8,16,32');
+  }
+  return Ts;
+}
+
+function numberList(v: string): number[] {
+  const xs = v.split(',').map(Number);
+  if (xs.some((x) => !Number.isFinite(x))) throw new InvalidArgumentError('expected comma-separated numbers');
+  return xs;
+}
+
+function delayOption(v: string): number | 'auto' | 'off' {
+  if (v === 'auto' || v === 'off') return v;
+  return int('--delay')(v);
+}
+
+interface CalibFlags {
+  method: Method; iterations: number; batch: number; stepSize: number; percentile: number; seed: number;
+  shuffle: boolean; thresholds?: string; maxpool: 'accumulated' | 'per-step'; readout?: string;
+  mean?: number[]; std?: number[]; calibLimit?: number; threads: number; quiet?: boolean;
+}
+
+function addCalibrationOptions(cmd: Command): Command {
+  return cmd
+    .addOption(new Option('--method <name>', 'threshold calibration method').choices([...METHODS]).default('cltb'))
+    .option('--iterations <n>', 'calibration iterations (one batch each); few give low thresholds (best at small T), many give thresholds near the max (best at large T)', int('--iterations', 1), 100)
+    .option('--batch <n>', 'batch size for calibration and simulation', int('--batch', 1), 100)
+    .option('--step-size <c>', 'LTB step size c in θ ← θ + 2c·mean((x−θ)⁺)', positive('--step-size'), 1)
+    .option('--percentile <p>', 'RobustNorm percentile of positive activations', positive('--percentile'), 99.9)
+    .option('--seed <n>', 'seed for the calibration sample order', int('--seed'), 0)
+    .option('--no-shuffle', 'take calibration samples in data set order')
+    .option('--thresholds <file>', 'JSON {"<site node>": θ or [θ per channel]} for --method fixed')
+    .addOption(new Option('--maxpool <mode>', 'max pooling in the SNN: on accumulated current (exact) or per step (the paper\'s code; biased)').choices(['accumulated', 'per-step']).default('accumulated'))
+    .option('--readout <node>', 'end the spiking part at this node (its output is the averaged readout)')
+    .option('--mean <values>', 'input normalisation mean, per channel (overrides the model metadata)', numberList)
+    .option('--std <values>', 'input normalisation std, per channel', numberList)
+    .option('--calib-limit <n>', 'use only the first N calibration samples', int('--calib-limit', 1))
+    .option('--threads <n>', 'ONNX Runtime threads', int('--threads', 1), defaultThreads())
+    .option('-q, --quiet', 'no progress output');
+}
+
+function normalizeFrom(f: CalibFlags): Normalize | undefined {
+  if (!f.mean && !f.std) return undefined;
+  if (!f.mean || !f.std) throw new UserError('--mean and --std go together');
+  if (f.std.some((s) => s <= 0)) throw new UserError('--std values must be > 0');
+  return { mean: f.mean, std: f.std };
+}
+
+function readThresholds(file: string | undefined): Record<string, number | number[]> | undefined {
+  if (!file) return undefined;
+  if (!fs.existsSync(file)) throw new UserError(`--thresholds: no such file ${file}`);
+  try {
+    const v = JSON.parse(fs.readFileSync(file, 'utf8')) as unknown;
+    if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new Error('not an object');
+    return v as Record<string, number | number[]>;
+  } catch (e) {
+    throw new UserError(`--thresholds ${file}: not a JSON object of site thresholds (${(e as Error).message})`);
+  }
+}
+
+async function doConvert(modelFile: string, calibSpec: string, f: CalibFlags, progress: (p: { phase: string; done: number; total: number }) => void): Promise<LoadedSnn & { seconds: number }> {
+  const t0 = performance.now();
+  const loaded = loadModel(modelFile);
+  if (isSnnGraph(loaded.graph)) throw new UserError(`${modelFile} is already a spiking network; convert takes the ANN`);
+  const calib = openDataset(calibSpec, f.calibLimit);
+  if (f.method === 'fixed' && !f.thresholds) throw new UserError('--method fixed needs --thresholds FILE');
+  const c = await convert(loaded, calib, {
+    method: f.method, iterations: f.iterations, batchSize: f.batch, stepSize: f.stepSize, percentile: f.percentile,
+    seed: f.seed, shuffle: f.shuffle, fixed: readThresholds(f.thresholds), maxpool: f.maxpool,
+    readoutNode: f.readout, normalize: normalizeFrom(f), threads: f.threads, onProgress: progress,
+  });
+  const graph = withMetadata(c, f.readout);
+  return { ...snnFromGraph(graph, modelFile), seconds: (performance.now() - t0) / 1000 };
+}
+
+function trainSplitOf(spec: string): string {
+  return spec.replace(/^([a-z-]+):test\b/, '$1:train');
+}
+
+function printResults(r: SimulationReport, extra: { ann?: { top1: number }; clipped?: { top1: number }; dhat: number }): void {
+  const rows = r.results.map((x) => [String(x.T), String(x.delay), pct(x.top1), pct(x.top1NoDelay), pct(x.top5)]);
+  const lines = [
+    table(['T', 'delay', 'top-1 %', 'no delay %', 'top-5 %'], rows),
+    '',
+    `estimated delay d̂ = ${extra.dhat}; delay at T = min(d̂, ⌊T/2⌋) unless --delay is given`,
+  ];
+  if (extra.ann) lines.push(`ANN top-1 ${pct(extra.ann.top1)} %, clipped ANN top-1 ${pct(extra.clipped?.top1)} % (same ${r.samples} samples)`);
+  process.stdout.write(lines.join('\n') + '\n');
+}
+
+interface SimFlags extends CalibFlags {
+  data: string; T: number[]; delay: number | 'auto' | 'off'; ann?: string; calib?: string; limit?: number; json?: string; save?: string;
+}
+
+async function runSimulate(modelFile: string, f: SimFlags, fromDemo = false): Promise<void> {
+  const prog = progressReporter(!f.quiet);
+  try {
+    const loaded = loadModel(modelFile);
+    let snn: LoadedSnn;
+    let annFile: string | null;
+    let convertSeconds: number | null = null;
+    if (isSnnGraph(loaded.graph)) {
+      snn = snnFromGraph(loaded.graph, modelFile);
+      annFile = f.ann ?? findSourceAnn(modelFile, snn.meta);
+    } else {
+      const calibSpec = f.calib ?? trainSplitOf(f.data);
+      const c = await doConvert(modelFile, calibSpec, f, prog.report);
+      snn = c;
+      convertSeconds = c.seconds;
+      annFile = modelFile;
+      if (f.save) saveSnn(f.save, snn.graph);
+    }
+    const data = openDataset(f.data, f.limit);
+    const delay = f.delay === 'auto' ? undefined : f.delay === 'off' ? 0 : f.delay;
+    const report = await simulateAndScore(snn, data, { Ts: f.T, batchSize: f.batch, delay, threads: f.threads, onProgress: prog.report });
+    let ref: Awaited<ReturnType<typeof annReference>> | undefined;
+    if (annFile) {
+      const prepared = await prepareModel(loadModel(annFile), { readoutNode: snn.meta.readoutNode, normalize: snn.meta.normalize ?? undefined, threads: f.threads });
+      const th = { granularity: snn.meta.spec.granularity, values: snn.meta.spec.sites.map((s) => Float32Array.from(s.theta)) };
+      ref = await annReference(prepared, data, th, f.batch, { threads: f.threads });
+    }
+    prog.stop();
+    const cal = snn.meta.calibration;
+    const json = {
+      model: path.basename(modelFile),
+      data: f.data,
+      samples: report.samples,
+      method: cal.method,
+      iterations: cal.iterations,
+      calibration: { ...cal, ...(convertSeconds !== null ? { convertSeconds } : {}) },
+      maxpool: snn.meta.spec.maxpool,
+      ann: ref ? ref.ann : null,
+      clippedAnn: ref ? ref.clipped : null,
+      delay: { estimated: snn.meta.delay.estimated, latencies: snn.meta.delay.latencies, rule: delay === undefined ? 'min(estimated, floor(T/2))' : `fixed ${delay}` },
+      results: report.results,
+      firingRates: report.firingRates,
+      simulationSeconds: report.seconds,
+    };
+    if (f.json) writeFileAtomic(f.json, JSON.stringify(json, null, 2) + '\n');
+    if (fromDemo) process.stdout.write(`${path.basename(modelFile)} on ${data.name} (${report.samples} samples), ${cal.method}, ${cal.iterations} iterations × batch ${cal.batchSize}\n\n`);
+    printResults(report, { ann: ref?.ann, clipped: ref?.clipped, dhat: snn.meta.delay.estimated });
+  } finally {
+    prog.stop();
+  }
+}
+
+function simulateOptions(cmd: Command): Command {
+  return cmd
+    .requiredOption('--data <spec>', 'test data: mnist:test, fashion-mnist:test[@DIR], npz:FILE')
+    .option('--T <list>', 'time steps to report (one simulation of the largest)', stepList, [8, 16, 32, 64, 128, 256])
+    .option('--delay <d>', 'readout window start: auto = min(d̂, ⌊T/2⌋), off = 0, or a number of steps', delayOption, 'auto')
+    .option('--limit <n>', 'use only the first N test samples', int('--limit', 1))
+    .option('--ann <file>', 'the source ANN, for the ANN and clipped-ANN reference (found automatically next to the SNN)')
+    .option('--calib <spec>', 'calibration data when MODEL is an ANN (default: the train split of --data)')
+    .option('--save <file>', 'when MODEL is an ANN: also save the converted SNN here')
+    .option('--json <file>', 'write the results as JSON');
+}
+
+function bundledModel(name: string): string {
+  const file = path.join(MODELS_DIR, `${name}.onnx`);
+  if (!fs.existsSync(file)) {
+    const known = fs.existsSync(MODELS_DIR) ? fs.readdirSync(MODELS_DIR).filter((f) => f.endsWith('.onnx')).map((f) => f.slice(0, -5)) : [];
+    throw new UserError(`no bundled model "${name}" (bundled: ${known.join(', ')})`);
+  }
+  return file;
+}
+
+export function buildProgram(): Command {
+  const program = new Command('spikeport')
+    .description('Convert pretrained ReLU networks (ONNX) into spiking neural networks without retraining (Bu et al., CVPR 2025).')
+    .version('0.1.0')
+    .showHelpAfterError('(run with --help for usage)');
+
+  addCalibrationOptions(program.command('convert')
+    .description('calibrate thresholds on training data and write the spiking network as an ONNX file')
+    .argument('<model>', 'the ANN, an ONNX file')
+    .requiredOption('--data <spec>', 'calibration data: mnist:train, fashion-mnist:train[@DIR], npz:FILE')
+    .requiredOption('--out <file>', 'where to write the spiking network (.onnx)')
+    .option('--json <file>', 'write a conversion summary as JSON'))
+    .action(async (model: string, f: CalibFlags & { data: string; out: string; json?: string }) => {
+      const prog = progressReporter(!f.quiet);
+      try {
+        const c = await doConvert(model, f.data, f, prog.report);
+        saveSnn(f.out, c.graph);
+        prog.stop();
+        const m = c.meta;
+        const summary = {
+          model: path.basename(model), out: f.out, method: m.calibration.method, iterations: m.calibration.iterations,
+          batchSize: m.calibration.batchSize, samples: m.calibration.samples, sites: m.spec.sites.length,
+          delay: m.delay, seconds: c.seconds,
+          thresholds: m.spec.sites.map((s) => ({ site: s.node, mean: s.theta.reduce((a, b) => a + b, 0) / s.theta.length, max: Math.max(...s.theta) })),
+        };
+        if (f.json) writeFileAtomic(f.json, JSON.stringify(summary, null, 2) + '\n');
+        process.stdout.write(`${table(['site', 'neurons', 'θ mean', 'θ max', 'latency r'], m.spec.sites.map((s, i) => [
+          s.node, String(s.neurons), summary.thresholds[i].mean.toFixed(4), summary.thresholds[i].max.toFixed(4), m.delay.latencies[i].toFixed(3)]))}\n\n`);
+        process.stdout.write(`wrote ${f.out}: ${m.spec.sites.length} neuron sites, ${m.calibration.method} (${m.calibration.iterations} iterations × ${m.calibration.batchSize}), estimated delay d̂ = ${m.delay.estimated}, ${c.seconds.toFixed(1)} s\n`);
+      } finally {
+        prog.stop();
+      }
+    });
+
+  addCalibrationOptions(simulateOptions(program.command('simulate')
+    .description('simulate a spiking network for T steps and report accuracy against T, with and without delayed evaluation')
+    .argument('<model>', 'an SNN from spikeport convert, or an ANN (converted on the fly with the calibration options)')))
+    .action(async (model: string, f: SimFlags) => runSimulate(model, f));
+
+  addCalibrationOptions(program.command('demo')
+    .description('convert and simulate a bundled model on its bundled data set, and print accuracy against T')
+    .option('--model <name>', 'bundled model: mnist-cnn (needs only npm) or fashion-vgg (needs dataset-fashion-mnist)', 'mnist-cnn')
+    .option('--T <list>', 'time steps to report', stepList, [8, 16, 32, 64, 128])
+    .option('--limit <n>', 'test samples', int('--limit', 1), 2000)
+    .option('--json <file>', 'write the results as JSON'))
+    .action(async (f: SimFlags & { model: string }) => {
+      const file = bundledModel(f.model);
+      const manifest = JSON.parse(fs.readFileSync(file.replace(/\.onnx$/, '.json'), 'utf8')) as { dataset: string };
+      await runSimulate(file, { ...f, data: `${manifest.dataset}:test`, delay: 'auto' }, true);
+    });
+  return program;
+}
+
+async function main(): Promise<void> {
+  try {
+    await buildProgram().parseAsync(process.argv);
+  } catch (e) {
+    if (e instanceof UserError) {
+      process.stderr.write(`spikeport: error: ${e.message}\n`);
+      process.exitCode = 1;
+    } else {
+      process.stderr.write(`spikeport: internal error (please report): ${(e as Error).stack ?? String(e)}\n`);
+      process.exitCode = 2;
+    }
+  }
+}
+
+await main();

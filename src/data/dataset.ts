@@ -1,0 +1,91 @@
+/**
+ * Data sets behind one interface: samples as float arrays in [0, 1] (or as given, for npz),
+ * labels as integers, batches assembled on demand with the model's normalisation.
+ */
+
+export interface Dataset {
+  /** The spec it was opened with, e.g. "mnist:test". */
+  readonly name: string;
+  readonly size: number;
+  /** Shape of one sample, e.g. [1, 28, 28]. */
+  readonly sampleShape: readonly number[];
+  /** Raw sample values, size × prod(sampleShape). */
+  readonly x: Float32Array | Uint8Array;
+  /** Multiplier that maps raw values to model input before normalisation (1/255 for images). */
+  readonly scale: number;
+  readonly labels: Int32Array | null;
+}
+
+export interface Normalize {
+  readonly mean: readonly number[];
+  readonly std: readonly number[];
+}
+
+export interface Batch {
+  readonly x: Float32Array;
+  readonly y: Int32Array | null;
+  readonly n: number;
+}
+
+export function sampleSize(d: Dataset): number {
+  return d.sampleShape.reduce((a, b) => a * b, 1);
+}
+
+/** Build a batch of the given sample indices, scaled and normalised per channel (axis 0 of a sample). */
+export function makeBatch(d: Dataset, indices: readonly number[], norm: Normalize | null): Batch {
+  const per = sampleSize(d);
+  const C = d.sampleShape.length >= 3 ? d.sampleShape[0] : 1;
+  const plane = per / C;
+  const x = new Float32Array(indices.length * per);
+  const y = d.labels ? new Int32Array(indices.length) : null;
+  for (let b = 0; b < indices.length; b++) {
+    const i = indices[b];
+    const src = i * per;
+    const dst = b * per;
+    for (let c = 0; c < C; c++) {
+      const mean = norm ? norm.mean[norm.mean.length === 1 ? 0 : c] : 0;
+      const inv = norm ? 1 / norm.std[norm.std.length === 1 ? 0 : c] : 1;
+      const off = c * plane;
+      for (let k = 0; k < plane; k++) x[dst + off + k] = (d.x[src + off + k] * d.scale - mean) * inv;
+    }
+    if (y && d.labels) y[b] = d.labels[i];
+  }
+  return { x, y, n: indices.length };
+}
+
+/** A small deterministic PRNG (mulberry32) for reproducible shuffles. */
+export function rng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/** 0..n-1, shuffled with `seed` (Fisher–Yates) when `shuffle`. */
+export function sampleOrder(n: number, seed: number, shuffle: boolean): number[] {
+  const order = Array.from({ length: n }, (_, i) => i);
+  if (!shuffle) return order;
+  const r = rng(seed);
+  for (let i = n - 1; i > 0; i--) {
+    const j = Math.floor(r() * (i + 1));
+    [order[i], order[j]] = [order[j], order[i]];
+  }
+  return order;
+}
+
+/** Consecutive batches over `order`, wrapping around, `count` batches of `size`. */
+export function* batchesOf(order: readonly number[], size: number, count: number): Generator<number[]> {
+  let pos = 0;
+  for (let b = 0; b < count; b++) {
+    const idx: number[] = [];
+    for (let k = 0; k < size; k++) {
+      idx.push(order[pos]);
+      pos = (pos + 1) % order.length;
+    }
+    yield idx;
+  }
+}

@@ -1,0 +1,136 @@
+/**
+ * What the converter will do with a prepared graph: where the neuron sites are, where the
+ * spiking part ends (the non-spiking readout), which tensors vary over time steps, and
+ * whether every op on the way can carry spikes.
+ */
+import type { Graph, Node } from './ir.js';
+import { neuronCap } from './passes.js';
+import { ancestors, consumers } from './topo.js';
+import { UserError } from '../errors.js';
+
+export interface Site {
+  /** Position among the sites, front to back. */
+  readonly index: number;
+  readonly node: string;
+  /** The pre-activation x (after BN folding, residual add, pre-neuron pool). */
+  readonly input: string;
+  readonly output: string;
+  /** Infinity for ReLU; c for Clip(0, c). The calibrated θ replaces it. */
+  readonly cap: number;
+}
+
+export interface Plan {
+  readonly sites: readonly Site[];
+  /** The node whose output is the readout, and that tensor. */
+  readonly readoutNode: string;
+  readonly readout: string;
+  /** Nodes of the spiking part (the readout's ancestors), in graph order. */
+  readonly spiking: readonly Node[];
+  /** Tensors that change from step to step (downstream of a neuron). */
+  readonly varying: ReadonlySet<string>;
+}
+
+const WEIGHTED = new Set(['Conv', 'ConvTranspose', 'Gemm', 'MatMul']);
+
+/** Ops that are linear in their time-varying inputs, so they pass spikes on unchanged. */
+const LINEAR = new Set([
+  'Conv', 'ConvTranspose', 'Gemm', 'MatMul', 'Add', 'Sub', 'Concat', 'Flatten', 'Reshape', 'Squeeze',
+  'Unsqueeze', 'Transpose', 'Identity', 'Dropout', 'Pad', 'AveragePool', 'GlobalAveragePool', 'Resize',
+  'Upsample', 'BatchNormalization', 'ReduceMean', 'ReduceSum', 'Slice', 'Split', 'Gather', 'Shape',
+  'Neg', 'Expand', 'Tile', 'DepthToSpace', 'SpaceToDepth',
+]);
+/** Linear only when at most one input varies (the other being a constant factor). */
+const LINEAR_IF_ONE_VARYING = new Set(['Mul', 'MatMul', 'Gemm', 'Conv', 'ConvTranspose']);
+
+function position(g: Graph, n: Node): string {
+  return `node ${g.nodes.indexOf(n) + 1} of ${g.nodes.length}`;
+}
+
+export interface PlanOptions {
+  /** End the spiking part at this node's output (it becomes the readout). */
+  readonly readoutNode?: string;
+}
+
+export function plan(g: Graph, opts: PlanOptions = {}): Plan {
+  const sitesAll: Site[] = [];
+  for (const n of g.nodes) {
+    const cap = neuronCap(g, n);
+    if (cap !== null) sitesAll.push({ index: sitesAll.length, node: n.name, input: n.inputs[0], output: n.outputs[0], cap });
+  }
+  if (sitesAll.length === 0) throw new UserError('the model has no ReLU (or Clip(0, c)) activation, so there is nothing to convert into spiking neurons');
+
+  let readoutNode: Node | undefined;
+  if (opts.readoutNode !== undefined) {
+    readoutNode = g.nodes.find((n) => n.name === opts.readoutNode);
+    if (!readoutNode) throw new UserError(`--readout: no node named "${opts.readoutNode}" in the model`);
+  } else {
+    readoutNode = findReadout(g, sitesAll);
+  }
+  let readout = readoutNode.outputs[0];
+  // MatMul + Add(bias): the bias belongs to the readout layer.
+  const cons = consumers(g);
+  const next = cons.get(readout) ?? [];
+  if (readoutNode.opType === 'MatMul' && next.length === 1 && next[0].opType === 'Add'
+    && next[0].inputs.some((i) => g.initializers.has(i))) {
+    readoutNode = next[0];
+    readout = next[0].outputs[0];
+  }
+  const spiking = ancestors(g, [readout]);
+  const sites = sitesAll.filter((s) => spiking.some((n) => n.name === s.node))
+    .filter((s) => s.node !== readoutNode?.name)
+    .map((s, index) => ({ ...s, index }));
+  if (sites.length === 0) throw new UserError(`no ReLU lies before the readout "${readoutNode.name}", so there is nothing to convert`);
+
+  const siteNodes = new Set(sites.map((s) => s.node));
+  const varying = new Set<string>();
+  for (const n of spiking) {
+    if (siteNodes.has(n.name)) {
+      n.outputs.forEach((o) => varying.add(o));
+      continue;
+    }
+    if (!n.inputs.some((i) => i && varying.has(i))) continue;
+    checkCarriesSpikes(g, n, varying, n === readoutNode);
+    n.outputs.forEach((o) => varying.add(o));
+  }
+  return { sites, readoutNode: readoutNode.name, readout, spiking, varying };
+}
+
+function checkCarriesSpikes(g: Graph, n: Node, varying: ReadonlySet<string>, isReadout: boolean): void {
+  if (n.opType === 'MaxPool') return; // pooled on accumulated current in the SNN
+  const varIn = n.inputs.map((i) => i !== '' && varying.has(i));
+  const count = varIn.filter(Boolean).length;
+  let ok: boolean;
+  if (n.domain && n.domain !== 'ai.onnx') ok = false;
+  else if (n.opType === 'Div') ok = count === 1 && varIn[0];
+  else if (LINEAR_IF_ONE_VARYING.has(n.opType)) ok = count === 1;
+  else ok = LINEAR.has(n.opType);
+  if (ok) return;
+  const why = LINEAR_IF_ONE_VARYING.has(n.opType) && count > 1
+    ? 'it multiplies two time-varying signals, which spikes cannot do'
+    : `${n.opType} is not linear, so spikes cannot pass through it`;
+  const hint = isReadout ? '' : '; end the spiking part before it with --readout <node> (everything after runs as ANN on the averaged readout)';
+  throw new UserError(`cannot convert node "${n.name}" (${n.domain ? n.domain + '.' : ''}${n.opType}, ${position(g, n)}): ${why}${hint}`);
+}
+
+/** The last weighted layer with no neuron after it. */
+function findReadout(g: Graph, sites: readonly Site[]): Node {
+  const cons = consumers(g);
+  const siteNodes = new Set(sites.map((s) => s.node));
+  const downstreamHasSite = (n: Node): boolean => {
+    const seen = new Set<Node>();
+    const stack = [...n.outputs.flatMap((o) => cons.get(o) ?? [])];
+    while (stack.length) {
+      const m = stack.pop() as Node;
+      if (seen.has(m)) continue;
+      seen.add(m);
+      if (siteNodes.has(m.name)) return true;
+      stack.push(...m.outputs.flatMap((o) => cons.get(o) ?? []));
+    }
+    return false;
+  };
+  for (let i = g.nodes.length - 1; i >= 0; i--) {
+    const n = g.nodes[i];
+    if (WEIGHTED.has(n.opType) && !downstreamHasSite(n)) return n;
+  }
+  throw new UserError('the model has no weighted layer (Conv, Gemm, MatMul) after its last ReLU to serve as the non-spiking readout');
+}

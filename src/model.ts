@@ -1,0 +1,99 @@
+/**
+ * Loading an ONNX file and preparing it for conversion: decode, run the graph passes, plan
+ * the spiking part, and read the shapes the later stages need.
+ */
+import fs from 'node:fs';
+import crypto from 'node:crypto';
+import path from 'node:path';
+import type { Graph } from './graph/ir.js';
+import { numel } from './graph/ir.js';
+import { decodeModel } from './onnx/codec.js';
+import { prepare } from './graph/passes.js';
+import { plan as makePlan, type Plan } from './graph/plan.js';
+import { probeShapes, type RuntimeOptions } from './runtime/session.js';
+import type { Dataset, Normalize } from './data/dataset.js';
+import { UserError } from './errors.js';
+
+export interface LoadedModel {
+  readonly path: string;
+  readonly sha256: string;
+  readonly graph: Graph;
+}
+
+export function loadModel(file: string): LoadedModel {
+  if (!fs.existsSync(file)) throw new UserError(`no such file: ${file}`);
+  if (fs.statSync(file).isDirectory()) throw new UserError(`${file} is a folder, not an ONNX file`);
+  const bytes = fs.readFileSync(file);
+  const graph = decodeModel(bytes, path.basename(file));
+  return { path: file, sha256: crypto.createHash('sha256').update(bytes).digest('hex'), graph };
+}
+
+export interface PreparedModel {
+  readonly source: { readonly path: string; readonly sha256: string };
+  readonly graph: Graph;
+  readonly plan: Plan;
+  readonly inputName: string;
+  /** One sample's input shape (without the batch axis). */
+  readonly inputShape: readonly number[];
+  /** One sample's shape of every tensor the converter needs (site inputs, pools, readout). */
+  readonly shapes: ReadonlyMap<string, readonly number[]>;
+  readonly normalize: Normalize | null;
+}
+
+export interface PrepareOptions extends RuntimeOptions {
+  readonly readoutNode?: string;
+  /** Overrides the model's stored normalisation. */
+  readonly normalize?: Normalize;
+}
+
+export async function prepareModel(m: LoadedModel, opts: PrepareOptions = {}): Promise<PreparedModel> {
+  const floatInputs = m.graph.inputs.filter((i) => i.dtype === 'float32');
+  if (floatInputs.length !== 1 || m.graph.inputs.length !== 1) {
+    throw new UserError(`${path.basename(m.path)} has ${m.graph.inputs.length} inputs (${m.graph.inputs.map((i) => i.name).join(', ')}); spikeport converts models with one float input`);
+  }
+  const input = floatInputs[0];
+  if (!input.shape || input.shape.length < 2) throw new UserError(`input "${input.name}" has no known shape; export the model with a fixed input shape (batch may be dynamic)`);
+  const inputShape = input.shape.slice(1).map((d, i) => {
+    if (typeof d !== 'number') throw new UserError(`input "${input.name}" has a symbolic dimension ${i + 1} (${d}); only the batch axis may be dynamic`);
+    return d;
+  });
+  // Let the batch axis vary.
+  const graph0: Graph = { ...m.graph, inputs: [{ ...input, shape: ['N', ...inputShape] }] };
+  const graph = prepare(graph0);
+  const plan = makePlan(graph, { readoutNode: opts.readoutNode });
+  const pools = plan.spiking.filter((n) => n.opType === 'MaxPool' && plan.varying.has(n.inputs[0]));
+  const names = [...plan.sites.map((s) => s.input), ...pools.flatMap((p) => [p.inputs[0], p.outputs[0]]), plan.readout];
+  let shapes: Map<string, number[]>;
+  try {
+    // Batch 2 catches models exported with a fixed batch size.
+    shapes = await probeShapes(graph, input.name, { dims: [2, ...inputShape], data: new Float32Array(2 * numel(inputShape)) }, names, opts);
+  } catch (e) {
+    throw new UserError(`${(e as Error).message} (if the model was exported with a fixed batch size, export it again with a dynamic batch axis)`);
+  }
+  const perSample = new Map<string, number[]>();
+  for (const [k, dims] of shapes) perSample.set(k, dims.slice(1));
+  return {
+    source: { path: m.path, sha256: m.sha256 },
+    graph, plan, inputName: input.name, inputShape, shapes: perSample,
+    normalize: opts.normalize ?? storedNormalize(m.graph),
+  };
+}
+
+export function storedNormalize(g: Graph): Normalize | null {
+  const text = g.metadata['spikeport.normalize'];
+  if (!text) return null;
+  try {
+    const v = JSON.parse(text) as Normalize;
+    if (Array.isArray(v.mean) && Array.isArray(v.std)) return v;
+  } catch { /* fall through */ }
+  throw new UserError('the model metadata spikeport.normalize is not {"mean":[..],"std":[..]}');
+}
+
+/** Check that a data set's samples fit the model input (same number of values). */
+export function checkDataFits(d: Dataset, inputName: string, inputShape: readonly number[]): void {
+  const want = numel(inputShape);
+  const have = numel(d.sampleShape);
+  if (want !== have) {
+    throw new UserError(`data set ${d.name} gives samples of shape ${d.sampleShape.join('x')} (${have} values) but the model input "${inputName}" expects ${inputShape.join('x')} (${want} values)`);
+  }
+}

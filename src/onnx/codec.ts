@@ -1,0 +1,169 @@
+/**
+ * ModelProto bytes <-> Graph. The only module that touches protobuf.
+ */
+import pkg from 'onnx-proto';
+import type { Attr, DType, Dim, Graph, Node, Tensor, TensorData, ValueInfo } from '../graph/ir.js';
+import { UserError } from '../errors.js';
+
+const { onnx } = pkg;
+type Long = { toNumber(): number; toString(): string };
+
+const DTYPE_OF_CODE: Record<number, DType> = {
+  1: 'float32', 2: 'uint8', 3: 'int8', 6: 'int32', 7: 'int64', 9: 'bool', 10: 'float16', 11: 'float64',
+};
+const CODE_OF_DTYPE: Record<DType, number> = {
+  float32: 1, uint8: 2, int8: 3, int32: 6, int64: 7, bool: 9, float16: 10, float64: 11,
+};
+
+function num(v: number | Long | null | undefined): number {
+  if (v === null || v === undefined) return 0;
+  return typeof v === 'number' ? v : Number(v.toString());
+}
+
+function allocate(dtype: DType, n: number): TensorData {
+  switch (dtype) {
+    case 'float32': return new Float32Array(n);
+    case 'float64': return new Float64Array(n);
+    case 'int64': return new BigInt64Array(n);
+    case 'int32': return new Int32Array(n);
+    case 'int8': return new Int8Array(n);
+    case 'uint8': case 'bool': return new Uint8Array(n);
+    case 'float16': return new Uint16Array(n);
+  }
+}
+
+export function decodeTensor(t: pkg.onnx.ITensorProto, where: string): Tensor {
+  const code = t.dataType ?? 0;
+  const dtype = DTYPE_OF_CODE[code];
+  if (!dtype) throw new UserError(`unsupported tensor data type ${code} in ${where}`);
+  if (t.dataLocation === 1) throw new UserError(`tensor ${where} uses external data, which spikeport does not read; save the model with all tensors inside the file`);
+  const dims = (t.dims ?? []).map((d) => num(d as number | Long));
+  const n = dims.reduce((a, b) => a * b, 1);
+  const data = allocate(dtype, n);
+  if (t.rawData && t.rawData.length > 0) {
+    if (t.rawData.length !== n * data.BYTES_PER_ELEMENT) {
+      throw new UserError(`tensor ${where}: raw data has ${t.rawData.length} bytes, dims ${dims.join('x')} need ${n * data.BYTES_PER_ELEMENT}`);
+    }
+    // Copy: raw bytes inside the protobuf buffer need not be aligned for a typed-array view.
+    new Uint8Array(data.buffer).set(t.rawData);
+  } else {
+    const src: ArrayLike<number | Long> =
+      dtype === 'float32' ? t.floatData ?? [] :
+      dtype === 'float64' ? t.doubleData ?? [] :
+      dtype === 'int64' ? (t.int64Data ?? []) as (number | Long)[] :
+      t.int32Data ?? [];
+    if (src.length !== n) throw new UserError(`tensor ${where}: has ${src.length} values, dims ${dims.join('x')} need ${n}`);
+    for (let i = 0; i < n; i++) {
+      if (data instanceof BigInt64Array) data[i] = BigInt(src[i].toString());
+      else data[i] = num(src[i]);
+    }
+  }
+  return { dtype, dims, data };
+}
+
+export function encodeTensor(name: string, t: Tensor): pkg.onnx.ITensorProto {
+  const bytes = new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength);
+  return { name, dataType: CODE_OF_DTYPE[t.dtype], dims: [...t.dims], rawData: Uint8Array.from(bytes) };
+}
+
+function decodeAttr(a: pkg.onnx.IAttributeProto, where: string): Attr {
+  const T = onnx.AttributeProto.AttributeType;
+  switch (a.type) {
+    case T.FLOAT: return { kind: 'float', value: a.f ?? 0 };
+    case T.INT: return { kind: 'int', value: num(a.i as number | Long) };
+    case T.STRING: return { kind: 'string', value: new TextDecoder().decode(a.s ?? new Uint8Array()) };
+    case T.FLOATS: return { kind: 'floats', value: [...(a.floats ?? [])] };
+    case T.INTS: return { kind: 'ints', value: (a.ints ?? []).map((v) => num(v as number | Long)) };
+    case T.STRINGS: return { kind: 'strings', value: (a.strings ?? []).map((s) => new TextDecoder().decode(s)) };
+    case T.TENSOR: return { kind: 'tensor', value: decodeTensor(a.t ?? {}, `${where} attribute ${a.name}`) };
+    default: return { kind: 'opaque', value: a };
+  }
+}
+
+function encodeAttr(name: string, a: Attr): pkg.onnx.IAttributeProto {
+  const T = onnx.AttributeProto.AttributeType;
+  switch (a.kind) {
+    case 'float': return { name, type: T.FLOAT, f: a.value };
+    case 'int': return { name, type: T.INT, i: a.value };
+    case 'string': return { name, type: T.STRING, s: new TextEncoder().encode(a.value) };
+    case 'floats': return { name, type: T.FLOATS, floats: [...a.value] };
+    case 'ints': return { name, type: T.INTS, ints: [...a.value] };
+    case 'strings': return { name, type: T.STRINGS, strings: a.value.map((s) => new TextEncoder().encode(s)) };
+    case 'tensor': return { name, type: T.TENSOR, t: encodeTensor('', a.value) };
+    case 'opaque': return a.value as pkg.onnx.IAttributeProto;
+  }
+}
+
+function decodeValueInfo(v: pkg.onnx.IValueInfoProto): ValueInfo {
+  const tt = v.type?.tensorType;
+  const dtype = DTYPE_OF_CODE[tt?.elemType ?? 1] ?? 'float32';
+  const shape: Dim[] | null = tt?.shape
+    ? (tt.shape.dim ?? []).map((d, i) => (d.dimValue !== null && d.dimValue !== undefined && num(d.dimValue as number | Long) > 0
+      ? num(d.dimValue as number | Long)
+      : d.dimParam || `?${i}`))
+    : null;
+  return { name: v.name ?? '', dtype, shape };
+}
+
+function encodeValueInfo(v: ValueInfo): pkg.onnx.IValueInfoProto {
+  const shape = v.shape === null ? undefined : {
+    dim: v.shape.map((d) => (typeof d === 'number' ? { dimValue: d } : { dimParam: d })),
+  };
+  return { name: v.name, type: { tensorType: { elemType: CODE_OF_DTYPE[v.dtype], shape } } };
+}
+
+/** Decode an ONNX file's bytes. `source` names the file in error messages. */
+export function decodeModel(bytes: Uint8Array, source: string): Graph {
+  let model: pkg.onnx.ModelProto;
+  try {
+    model = onnx.ModelProto.decode(bytes);
+  } catch (e) {
+    throw new UserError(`${source} is not a valid ONNX model (${(e as Error).message})`);
+  }
+  const g = model.graph;
+  if (!g || (g.node ?? []).length === 0) throw new UserError(`${source} is not a valid ONNX model (it has no graph nodes)`);
+  const opsetEntry = (model.opsetImport ?? []).find((o) => !o.domain || o.domain === 'ai.onnx');
+  const opset = num(opsetEntry?.version as number | Long | undefined);
+  if (!opset) throw new UserError(`${source} declares no default-domain opset`);
+  const initializers = new Map<string, Tensor>();
+  for (const t of g.initializer ?? []) initializers.set(t.name ?? '', decodeTensor(t, `initializer "${t.name}"`));
+  const nodes: Node[] = (g.node ?? []).map((n, i) => {
+    const name = n.name || `${n.opType}_${i}`;
+    const attrs: Record<string, Attr> = {};
+    for (const a of n.attribute ?? []) attrs[a.name ?? ''] = decodeAttr(a, `node "${name}"`);
+    return { name, opType: n.opType ?? '', domain: n.domain ?? '', inputs: [...(n.input ?? [])], outputs: [...(n.output ?? [])], attrs };
+  });
+  const metadata: Record<string, string> = {};
+  for (const p of model.metadataProps ?? []) metadata[p.key ?? ''] = p.value ?? '';
+  return {
+    name: g.name ?? 'graph',
+    nodes,
+    initializers,
+    // Old exporters list initializers among the inputs too; they are not real inputs.
+    inputs: (g.input ?? []).filter((v) => !initializers.has(v.name ?? '')).map(decodeValueInfo),
+    outputs: (g.output ?? []).map(decodeValueInfo),
+    opset,
+    irVersion: num(model.irVersion as number | Long | undefined) || 7,
+    metadata,
+  };
+}
+
+export function encodeModel(g: Graph): Uint8Array {
+  const model: pkg.onnx.IModelProto = {
+    irVersion: g.irVersion,
+    producerName: 'spikeport',
+    opsetImport: [{ domain: '', version: g.opset }],
+    metadataProps: Object.entries(g.metadata).map(([key, value]) => ({ key, value })),
+    graph: {
+      name: g.name,
+      node: g.nodes.map((n) => ({
+        name: n.name, opType: n.opType, domain: n.domain, input: [...n.inputs], output: [...n.outputs],
+        attribute: Object.entries(n.attrs).map(([k, a]) => encodeAttr(k, a)),
+      })),
+      initializer: [...g.initializers].map(([name, t]) => encodeTensor(name, t)),
+      input: g.inputs.map(encodeValueInfo),
+      output: g.outputs.map(encodeValueInfo),
+    },
+  };
+  return onnx.ModelProto.encode(model).finish();
+}

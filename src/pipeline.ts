@@ -1,0 +1,227 @@
+/**
+ * The library's front door: convert a model, save and load the spiking network, simulate it
+ * and score it against the ANN. The CLI calls these; nothing here prints.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import crypto from 'node:crypto';
+import type { Graph } from './graph/ir.js';
+import { decodeModel, encodeModel } from './onnx/codec.js';
+import { checkDataFits, loadModel, prepareModel, type LoadedModel, type PreparedModel, type PrepareOptions } from './model.js';
+import { calibrate, siteChannels, thetaFeeds, type Calibration, type CalibrateOptions, type Progress, type Thresholds } from './calibrate/methods.js';
+import { instrument } from './calibrate/instrument.js';
+import { buildSnn, type PoolMode, type Snn, type SnnSpec } from './snn/build.js';
+import { Session, type RuntimeOptions } from './runtime/session.js';
+import { simulate } from './runtime/simulate.js';
+import { TopKCounter, scoreReadouts, type Window } from './tasks/classification.js';
+import { makeBatch, type Dataset, type Normalize } from './data/dataset.js';
+import { UserError } from './errors.js';
+
+export interface ConvertOptions extends PrepareOptions, Omit<CalibrateOptions, 'onProgress'> {
+  readonly maxpool?: PoolMode;
+  readonly onProgress?: (p: Progress) => void;
+}
+
+export interface Converted {
+  readonly model: PreparedModel;
+  readonly calibration: Calibration;
+  readonly snn: Snn;
+  readonly calibrationData: string;
+}
+
+export async function convert(loaded: LoadedModel, calibData: Dataset, opts: ConvertOptions): Promise<Converted> {
+  const model = await prepareModel(loaded, opts);
+  checkDataFits(calibData, model.inputName, model.inputShape);
+  const calibration = await calibrate(model, calibData, opts);
+  const snn = buildSnn(model, calibration.thresholds, opts.maxpool ?? 'accumulated');
+  return { model, calibration, snn, calibrationData: calibData.name };
+}
+
+/** Everything a later `simulate` needs, stored in the SNN file's metadata. */
+export interface SnnMetadata {
+  readonly spec: SnnSpec;
+  readonly source: { readonly file: string; readonly sha256: string };
+  readonly normalize: Normalize | null;
+  readonly calibration: {
+    readonly method: string; readonly iterations: number; readonly batchSize: number; readonly samples: number;
+    readonly data: string; readonly seconds: number;
+  };
+  readonly delay: { readonly estimated: number; readonly latencies: readonly number[] };
+  readonly readoutNode?: string;
+}
+
+const USAGE = 'One time step of a spiking network made by spikeport. Feed the analog input at every step and every '
+  + 'state.* input (zeros at the first step); feed each state.X.next output back as state.X. Average the readout '
+  + 'output over steps d+1..T (d: spikeport.delay). Spike counts per site are the spikes.* outputs.';
+
+export function withMetadata(c: Converted, readoutNode?: string): Graph {
+  const meta: SnnMetadata = {
+    spec: c.snn.spec,
+    source: { file: path.basename(c.model.source.path), sha256: c.model.source.sha256 },
+    normalize: c.model.normalize,
+    calibration: {
+      method: c.calibration.method, iterations: c.calibration.iterations, batchSize: c.calibration.batchSize,
+      samples: c.calibration.samples, data: c.calibrationData, seconds: round(c.calibration.seconds, 3),
+    },
+    delay: { estimated: c.calibration.delay.estimated, latencies: c.calibration.delay.latencies.map((r) => round(r, 4)) },
+    ...(readoutNode ? { readoutNode } : {}),
+  };
+  return {
+    ...c.snn.graph,
+    metadata: {
+      ...c.snn.graph.metadata,
+      'spikeport.snn': JSON.stringify(meta),
+      'spikeport.delay': String(meta.delay.estimated),
+      'spikeport.usage': USAGE,
+      ...(c.model.normalize ? { 'spikeport.normalize': JSON.stringify(c.model.normalize) } : {}),
+    },
+  };
+}
+
+/** Write atomically: a half-written file never appears under the final name. */
+export function writeFileAtomic(file: string, data: Uint8Array | string): void {
+  const dir = path.dirname(path.resolve(file));
+  if (!fs.existsSync(dir)) throw new UserError(`cannot write ${file}: folder ${dir} does not exist`);
+  const tmp = path.join(dir, `.${path.basename(file)}.${process.pid}.tmp`);
+  try {
+    fs.writeFileSync(tmp, data);
+    fs.renameSync(tmp, file);
+  } catch (e) {
+    fs.rmSync(tmp, { force: true });
+    throw new UserError(`cannot write ${file}: ${(e as Error).message}`);
+  }
+}
+
+export function saveSnn(file: string, graph: Graph): void {
+  writeFileAtomic(file, encodeModel(graph));
+}
+
+export interface LoadedSnn {
+  readonly graph: Graph;
+  readonly meta: SnnMetadata;
+}
+
+export function isSnnGraph(g: Graph): boolean {
+  return 'spikeport.snn' in g.metadata;
+}
+
+export function snnFromGraph(g: Graph, where: string): LoadedSnn {
+  const text = g.metadata['spikeport.snn'];
+  if (!text) throw new UserError(`${where} is not a spiking network made by spikeport convert (no spikeport.snn metadata)`);
+  const meta = JSON.parse(text) as SnnMetadata;
+  if (meta.spec?.format !== 'spikeport-step/1') throw new UserError(`${where}: unknown SNN format ${meta.spec?.format}`);
+  return { graph: g, meta };
+}
+
+export function loadSnn(file: string): LoadedSnn {
+  if (!fs.existsSync(file)) throw new UserError(`no such file: ${file}`);
+  return snnFromGraph(decodeModel(fs.readFileSync(file), path.basename(file)), path.basename(file));
+}
+
+/** Find the ANN an SNN was made from, next to it, if its hash matches. */
+export function findSourceAnn(snnFile: string, meta: SnnMetadata): string | null {
+  const candidate = path.join(path.dirname(snnFile), meta.source.file);
+  if (!fs.existsSync(candidate)) return null;
+  const sha = crypto.createHash('sha256').update(fs.readFileSync(candidate)).digest('hex');
+  return sha === meta.source.sha256 ? candidate : null;
+}
+
+export interface AnnScores {
+  readonly top1: number;
+  readonly top5: number | null;
+}
+
+/** The ANN's and the clipped ANN's (ReLU replaced by clip(x, 0, θ)) top-1/top-5 on the data. */
+export async function annReference(m: PreparedModel, data: Dataset, th: Thresholds, batchSize: number, opts: RuntimeOptions = {}): Promise<{ ann: AnnScores; clipped: AnnScores }> {
+  const channels = siteChannels(m);
+  const ranks = m.plan.sites.map((s) => (m.shapes.get(s.input) as readonly number[]).length + 1);
+  const res: AnnScores[] = [];
+  for (const mode of ['relu', 'clip'] as const) {
+    const inst = instrument(m.graph, m.plan, channels, { mode, granularity: th.granularity, ranks });
+    const s = await Session.create(inst.graph, opts);
+    let c1 = 0;
+    let c5 = 0;
+    let size = 0;
+    try {
+      for (let i = 0; i < data.size; i += batchSize) {
+        const idx = Array.from({ length: Math.min(batchSize, data.size - i) }, (_, k) => i + k);
+        const b = makeBatch(data, idx, m.normalize);
+        const feeds = { [m.inputName]: { dims: [b.n, ...m.inputShape], data: b.x }, ...(mode === 'clip' ? thetaFeeds(m, inst, th) : {}) };
+        const out = (await s.run(feeds, [inst.readout]))[inst.readout];
+        size = out.data.length / b.n;
+        const sc = scoreReadouts(out.data, b.n, size, b.y as Int32Array);
+        c1 += sc.c1;
+        c5 += sc.c5;
+      }
+    } finally {
+      await s.release();
+    }
+    res.push({ top1: c1 / data.size, top5: size >= 10 ? c5 / data.size : null });
+  }
+  return { ann: res[0], clipped: res[1] };
+}
+
+/** The delay used at T: min(d̂, ⌊T/2⌋) by default, or the user's d (never ≥ T). */
+export function delayAt(T: number, estimated: number, user?: number): number {
+  if (user !== undefined) return Math.min(user, T - 1);
+  return Math.min(estimated, Math.floor(T / 2));
+}
+
+export interface SimulationResult {
+  readonly T: number;
+  readonly delay: number;
+  readonly top1: number;
+  readonly top5: number | null;
+  readonly top1NoDelay: number;
+  readonly top5NoDelay: number | null;
+}
+
+export interface SimulationReport {
+  readonly samples: number;
+  readonly results: readonly SimulationResult[];
+  /** Per site: spikes per neuron per step, over all T_max steps. */
+  readonly firingRates: readonly { readonly site: string; readonly rate: number }[];
+  readonly seconds: number;
+}
+
+export interface SimulateRunOptions extends RuntimeOptions {
+  readonly Ts: readonly number[];
+  readonly batchSize: number;
+  /** User delay; undefined = the window rule with d̂. */
+  readonly delay?: number;
+  readonly onProgress?: (p: Progress) => void;
+}
+
+export async function simulateAndScore(snn: LoadedSnn, data: Dataset, opts: SimulateRunOptions): Promise<SimulationReport> {
+  const { spec } = snn.meta;
+  if (!data.labels) throw new UserError(`data set ${data.name} has no labels; classification accuracy needs them`);
+  checkDataFits(data, spec.input, spec.inputShape);
+  if (opts.Ts.length === 0 || opts.Ts.some((T) => !Number.isInteger(T) || T < 1)) throw new UserError(`--T must list positive integers (got ${opts.Ts.join(',')})`);
+  if (opts.delay !== undefined && (!Number.isInteger(opts.delay) || opts.delay < 0)) throw new UserError(`--delay must be an integer ≥ 0 (got ${opts.delay})`);
+  const Tmax = Math.max(...opts.Ts);
+  const Ts = [...new Set(opts.Ts)].sort((a, b) => a - b);
+  const dhat = snn.meta.delay.estimated;
+  const windows: Window[] = Ts.flatMap((T) => [{ T, delay: delayAt(T, dhat, opts.delay) }, { T, delay: 0 }]);
+  const counter = new TopKCounter(windows);
+  const stats = await simulate(snn.graph, spec, data, {
+    ...opts, steps: Tmax, normalize: snn.meta.normalize,
+  }, (b) => counter.add(b));
+  const scores = counter.scores();
+  const results = Ts.map((T, i) => ({
+    T, delay: windows[2 * i].delay,
+    top1: scores[2 * i].top1, top5: scores[2 * i].top5,
+    top1NoDelay: scores[2 * i + 1].top1, top5NoDelay: scores[2 * i + 1].top5,
+  }));
+  const firingRates = spec.sites.map((s, i) => ({
+    site: s.node,
+    rate: stats.spikesPerStep[i].reduce((a, b) => a + b, 0) / (s.neurons * data.size * Tmax),
+  }));
+  return { samples: data.size, results, firingRates, seconds: stats.seconds };
+}
+
+function round(v: number, digits: number): number {
+  const f = 10 ** digits;
+  return Number.isFinite(v) ? Math.round(v * f) / f : v;
+}
+
+export { loadModel, prepareModel };

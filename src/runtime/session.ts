@@ -1,0 +1,90 @@
+/**
+ * The only place that creates ONNX Runtime sessions.
+ */
+import * as ort from 'onnxruntime-node';
+import os from 'node:os';
+import type { Graph } from '../graph/ir.js';
+import { encodeModel } from '../onnx/codec.js';
+import { UserError } from '../errors.js';
+
+export interface RuntimeOptions {
+  /** Intra-op threads; default: the number of cores. */
+  readonly threads?: number;
+}
+
+export interface Array32 {
+  readonly dims: readonly number[];
+  readonly data: Float32Array;
+}
+
+export type Feeds = Record<string, Array32>;
+
+export class Session {
+  private constructor(private readonly inner: ort.InferenceSession, readonly outputNames: readonly string[]) {}
+
+  static async create(g: Graph, opts: RuntimeOptions = {}): Promise<Session> {
+    const bytes = encodeModel(g);
+    try {
+      const s = await ort.InferenceSession.create(bytes, {
+        intraOpNumThreads: opts.threads ?? defaultThreads(),
+        interOpNumThreads: 1,
+        graphOptimizationLevel: 'all',
+        executionMode: 'sequential',
+      });
+      return new Session(s, s.outputNames);
+    } catch (e) {
+      throw new UserError(`ONNX Runtime cannot load the model: ${firstLine((e as Error).message)}`);
+    }
+  }
+
+  /** Run and return the requested float outputs (all outputs when omitted). */
+  async run(feeds: Feeds, outputs?: readonly string[]): Promise<Record<string, Array32>> {
+    const f: Record<string, ort.Tensor> = {};
+    for (const [k, v] of Object.entries(feeds)) f[k] = new ort.Tensor('float32', v.data, v.dims as number[]);
+    let res: ort.InferenceSession.OnnxValueMapType;
+    try {
+      res = await this.inner.run(f, (outputs ?? this.outputNames) as string[]);
+    } catch (e) {
+      throw new UserError(`ONNX Runtime failed to run the model: ${firstLine((e as Error).message)}`);
+    }
+    const out: Record<string, Array32> = {};
+    for (const [k, v] of Object.entries(res)) {
+      const t = v as ort.Tensor;
+      const data = t.data instanceof Float32Array ? t.data : Float32Array.from(t.data as ArrayLike<number>);
+      out[k] = { dims: [...t.dims], data };
+    }
+    return out;
+  }
+
+  async release(): Promise<void> {
+    await this.inner.release();
+  }
+}
+
+export function defaultThreads(): number {
+  return Math.max(1, os.availableParallelism?.() ?? os.cpus().length);
+}
+
+function firstLine(s: string): string {
+  return s.split('\n')[0].replace(/^\[ErrorCode:\w+\]\s*/, '');
+}
+
+/**
+ * Shapes of the named float tensors, found by running the graph once on `input`
+ * (ONNX Runtime is the shape inference that knows every op).
+ */
+export async function probeShapes(g: Graph, inputName: string, input: Array32, names: readonly string[], opts: RuntimeOptions = {}): Promise<Map<string, number[]>> {
+  const wanted = [...new Set(names)];
+  const declared = new Set(g.outputs.map((o) => o.name));
+  const probe: Graph = {
+    ...g,
+    outputs: [...g.outputs, ...wanted.filter((n) => !declared.has(n)).map((name) => ({ name, dtype: 'float32' as const, shape: null }))],
+  };
+  const s = await Session.create(probe, opts);
+  try {
+    const res = await s.run({ [inputName]: input }, wanted);
+    return new Map(wanted.map((n) => [n, [...res[n].dims]]));
+  } finally {
+    await s.release();
+  }
+}

@@ -1,0 +1,67 @@
+/**
+ * Running the one-step SNN graph for T_max steps over a data set. The readout of every step
+ * is handed to a sink (so accuracy at every T ≤ T_max and any delay window comes from one
+ * run); states stay per batch and are never kept for more than one step.
+ */
+import type { Dataset, Normalize } from '../data/dataset.js';
+import { makeBatch, sampleOrder } from '../data/dataset.js';
+import type { Graph } from '../graph/ir.js';
+import { numel } from '../graph/ir.js';
+import type { SnnSpec } from '../snn/build.js';
+import { Session, type Array32, type RuntimeOptions } from './session.js';
+import type { Progress } from '../calibrate/methods.js';
+
+export interface StepBatch {
+  /** Readouts of every step: [T, n, ...readoutShape] flattened. */
+  readonly readouts: Float32Array;
+  readonly steps: number;
+  readonly n: number;
+  /** Values per sample in one step's readout. */
+  readonly size: number;
+  readonly labels: Int32Array | null;
+}
+
+export interface SimulateOptions extends RuntimeOptions {
+  readonly steps: number;
+  readonly batchSize: number;
+  readonly normalize: Normalize | null;
+  readonly onProgress?: (p: Progress) => void;
+}
+
+export interface SimulationStats {
+  readonly samples: number;
+  /** Per site, per step: spikes summed over all samples. */
+  readonly spikesPerStep: readonly Float64Array[];
+  readonly seconds: number;
+}
+
+export async function simulate(graph: Graph, spec: SnnSpec, data: Dataset, opts: SimulateOptions, sink: (b: StepBatch) => void): Promise<SimulationStats> {
+  const t0 = performance.now();
+  const session = await Session.create(graph, opts);
+  const T = opts.steps;
+  const size = numel(spec.readoutShape);
+  const spikes = spec.sites.map(() => new Float64Array(T));
+  const order = sampleOrder(data.size, 0, false);
+  const nBatches = Math.ceil(data.size / opts.batchSize);
+  try {
+    for (let bi = 0; bi < nBatches; bi++) {
+      const idx = order.slice(bi * opts.batchSize, (bi + 1) * opts.batchSize);
+      const batch = makeBatch(data, idx, opts.normalize);
+      const n = batch.n;
+      const feeds: Record<string, Array32> = { [spec.input]: { dims: [n, ...spec.inputShape], data: batch.x } };
+      for (const s of spec.states) feeds[s.input] = { dims: [n, ...s.shape], data: new Float32Array(n * numel(s.shape)) };
+      const readouts = new Float32Array(T * n * size);
+      for (let t = 0; t < T; t++) {
+        const out = await session.run(feeds);
+        readouts.set(out[spec.readout].data, t * n * size);
+        for (const s of spec.states) feeds[s.input] = out[s.output];
+        spec.sites.forEach((s, i) => { spikes[i][t] += out[s.spikes].data[0]; });
+        opts.onProgress?.({ phase: 'simulate', done: bi * T + t + 1, total: nBatches * T });
+      }
+      sink({ readouts, steps: T, n, size, labels: batch.y });
+    }
+  } finally {
+    await session.release();
+  }
+  return { samples: data.size, spikesPerStep: spikes, seconds: (performance.now() - t0) / 1000 };
+}

@@ -1,0 +1,135 @@
+/**
+ * The spiking network as an ONNX graph that computes ONE time step (SPEC 1, 2):
+ *
+ *   inputs:  the model input (direct coding: the same analog input at every step) and the
+ *            state tensors, all zero at t = 0;
+ *   outputs: the readout of this step, the next states, and per-site spike counts.
+ *
+ * Integrate-and-fire with reset by subtraction. The membrane is stored as u = m − θ/2, so the
+ * θ/2 initialisation becomes an all-zero initial state: fire when u ≥ θ/2, then u −= θ. A
+ * spike carries θ as its amplitude. A channel with θ = 0 never fires (its firing level is +∞).
+ *
+ * A MaxPool on time-varying input pools accumulated current (SPEC 2): A_t = A_{t−1} + z_t,
+ * P_t = maxpool(A_t), output P_t − P_{t−1}; or per step (the paper's code) when asked.
+ */
+import type { Graph, Node } from '../graph/ir.js';
+import { floatTensor, numel } from '../graph/ir.js';
+import { GraphBuilder, floatInput } from '../onnx/builder.js';
+import type { PreparedModel } from '../model.js';
+import type { Thresholds } from '../calibrate/methods.js';
+import { siteChannels } from '../calibrate/methods.js';
+import { thetaShape } from '../calibrate/instrument.js';
+
+export type PoolMode = 'accumulated' | 'per-step';
+
+export interface StateSpec {
+  readonly input: string;
+  readonly output: string;
+  /** One sample's shape; the state tensor is [N, ...shape]. */
+  readonly shape: readonly number[];
+}
+
+export interface SiteSpec {
+  readonly node: string;
+  /** Output with this step's spike count over the batch (a scalar). */
+  readonly spikes: string;
+  /** Neurons per sample. */
+  readonly neurons: number;
+  readonly theta: readonly number[];
+}
+
+export interface SnnSpec {
+  readonly format: 'spikeport-step/1';
+  readonly input: string;
+  readonly inputShape: readonly number[];
+  readonly readout: string;
+  readonly readoutShape: readonly number[];
+  readonly states: readonly StateSpec[];
+  readonly sites: readonly SiteSpec[];
+  readonly granularity: Thresholds['granularity'];
+  readonly maxpool: PoolMode;
+}
+
+export interface Snn {
+  readonly graph: Graph;
+  readonly spec: SnnSpec;
+}
+
+export function buildSnn(m: PreparedModel, th: Thresholds, maxpool: PoolMode = 'accumulated'): Snn {
+  const g = m.graph;
+  const b = new GraphBuilder(Math.max(g.opset, 9), g);
+  const states: StateSpec[] = [];
+  const sites: SiteSpec[] = [];
+  const siteByNode = new Map(m.plan.sites.map((s) => [s.node, s]));
+  const channels = siteChannels(m);
+  const nodes: Node[] = [];
+  const shapeOf = (t: string): readonly number[] => m.shapes.get(t) as readonly number[];
+  const state = (hint: string, shape: readonly number[]): { input: string; output: string } => {
+    const s = { input: `state.${hint}`, output: `state.${hint}.next`, shape };
+    states.push(s);
+    return s;
+  };
+
+  for (const n of m.plan.spiking) {
+    const site = siteByNode.get(n.name);
+    const start = b.nodes.length;
+    if (site) {
+      const shape = shapeOf(site.input);
+      const theta = th.values[site.index];
+      const dims = thetaShape(shape.length + 1, channels[site.index], th.granularity);
+      const half = Array.from(theta, (v) => (v > 0 ? v / 2 : Infinity));
+      const thetaName = b.constant(`theta_${site.index}`, floatTensor(dims, theta));
+      const halfName = b.constant(`fire_level_${site.index}`, floatTensor(dims, half));
+      const u = state(`site${site.index}`, shape);
+      const u1 = b.op('Add', [u.input, site.input]);
+      const fired = b.op('Not', [b.op('Less', [u1, halfName])]);
+      const s = b.op('Cast', [fired], { to: 1 });
+      b.add('Mul', [s, thetaName], {}, [site.output]);
+      b.add('Sub', [u1, site.output], {}, [u.output]);
+      const spikes = `spikes.site${site.index}`;
+      b.add('ReduceSum', [s], { keepdims: 0 }, [spikes]); // no axes: over everything
+      sites.push({ node: site.node, spikes, neurons: numel(shape), theta: Array.from(theta) });
+    } else if (n.opType === 'MaxPool' && m.plan.varying.has(n.inputs[0]) && maxpool === 'accumulated') {
+      const i = states.length;
+      const acc = state(`pool${i}.acc`, shapeOf(n.inputs[0]));
+      const prev = state(`pool${i}.max`, shapeOf(n.outputs[0]));
+      b.add('Add', [acc.input, n.inputs[0]], {}, [acc.output]);
+      b.nodes.push({ ...n, inputs: [acc.output], outputs: [prev.output] });
+      b.add('Sub', [prev.output, prev.input], {}, [n.outputs[0]]);
+    } else {
+      b.nodes.push(n);
+    }
+    nodes.push(...b.nodes.slice(start));
+    b.nodes.length = start;
+  }
+
+  const graph: Graph = {
+    ...g,
+    opset: Math.max(g.opset, 9),
+    nodes,
+    initializers: pruneInitializers(new Map([...g.initializers, ...b.initializers]), nodes),
+    inputs: [
+      floatInput(m.inputName, ['N', ...m.inputShape]),
+      ...states.map((s) => floatInput(s.input, ['N', ...s.shape])),
+    ],
+    outputs: [
+      floatInput(m.plan.readout, ['N', ...shapeOf(m.plan.readout)]),
+      ...states.map((s) => floatInput(s.output, ['N', ...s.shape])),
+      ...sites.map((s) => floatInput(s.spikes, [])),
+    ],
+  };
+  const spec: SnnSpec = {
+    format: 'spikeport-step/1',
+    input: m.inputName,
+    inputShape: m.inputShape,
+    readout: m.plan.readout,
+    readoutShape: shapeOf(m.plan.readout),
+    states, sites, granularity: th.granularity, maxpool,
+  };
+  return { graph, spec };
+}
+
+function pruneInitializers<T>(inits: Map<string, T>, nodes: readonly Node[]): Map<string, T> {
+  const used = new Set(nodes.flatMap((n) => n.inputs));
+  return new Map([...inits].filter(([k]) => used.has(k)));
+}
