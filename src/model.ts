@@ -9,7 +9,7 @@ import type { Graph } from './graph/ir.js';
 import { numel } from './graph/ir.js';
 import { decodeModel } from './onnx/codec.js';
 import { prepare } from './graph/passes.js';
-import { plan as makePlan, type Plan } from './graph/plan.js';
+import { nodePositions, plan as makePlan, type Plan } from './graph/plan.js';
 import { probeShapes, type RuntimeOptions } from './runtime/session.js';
 import type { Dataset, Normalize } from './data/dataset.js';
 import { UserError } from './errors.js';
@@ -60,7 +60,7 @@ export async function prepareModel(m: LoadedModel, opts: PrepareOptions = {}): P
   // Let the batch axis vary.
   const graph0: Graph = { ...m.graph, inputs: [{ ...input, shape: ['N', ...inputShape] }] };
   const graph = prepare(graph0);
-  const plan = makePlan(graph, { readoutNode: opts.readoutNode });
+  const plan = makePlan(graph, { readoutNode: opts.readoutNode, positions: nodePositions(m.graph) });
   const pools = plan.spiking.filter((n) => n.opType === 'MaxPool' && plan.varying.has(n.inputs[0]));
   const names = [...plan.sites.map((s) => s.input), ...pools.flatMap((p) => [p.inputs[0], p.outputs[0]]), plan.readout];
   let shapes: Map<string, number[]>;

@@ -212,7 +212,7 @@ export function buildProgram(): Command {
   const program = new Command('spikeport')
     .description('Convert pretrained ReLU networks (ONNX) into spiking neural networks without retraining (Bu et al., CVPR 2025).')
     .version('0.1.0')
-    .showHelpAfterError('(run with --help for usage)');
+    .configureOutput({ outputError: (str, write) => write(`spikeport: ${str.trim()} (see --help)\n`) });
 
   addCalibrationOptions(program.command('convert')
     .description('calibrate thresholds on training data and write the spiking network as an ONNX file')

@@ -42,13 +42,20 @@ const LINEAR = new Set([
 /** Linear only when at most one input varies (the other being a constant factor). */
 const LINEAR_IF_ONE_VARYING = new Set(['Mul', 'MatMul', 'Gemm', 'Conv', 'ConvTranspose']);
 
-function position(g: Graph, n: Node): string {
-  return `node ${g.nodes.indexOf(n) + 1} of ${g.nodes.length}`;
+function position(g: Graph, n: Node, positions?: ReadonlyMap<string, string>): string {
+  return positions?.get(n.name) ?? `node ${g.nodes.indexOf(n) + 1} of ${g.nodes.length}`;
+}
+
+/** "node i of n" for every node of a graph, 1-based. */
+export function nodePositions(g: Graph): Map<string, string> {
+  return new Map(g.nodes.map((n, i) => [n.name, `node ${i + 1} of ${g.nodes.length}`]));
 }
 
 export interface PlanOptions {
   /** End the spiking part at this node's output (it becomes the readout). */
   readonly readoutNode?: string;
+  /** Node positions in the user's original model, for error messages (default: this graph's). */
+  readonly positions?: ReadonlyMap<string, string>;
 }
 
 export function plan(g: Graph, opts: PlanOptions = {}): Plan {
@@ -89,13 +96,13 @@ export function plan(g: Graph, opts: PlanOptions = {}): Plan {
       continue;
     }
     if (!n.inputs.some((i) => i && varying.has(i))) continue;
-    checkCarriesSpikes(g, n, varying, n === readoutNode);
+    checkCarriesSpikes(g, n, varying, n === readoutNode, opts.positions);
     n.outputs.forEach((o) => varying.add(o));
   }
   return { sites, readoutNode: readoutNode.name, readout, spiking, varying };
 }
 
-function checkCarriesSpikes(g: Graph, n: Node, varying: ReadonlySet<string>, isReadout: boolean): void {
+function checkCarriesSpikes(g: Graph, n: Node, varying: ReadonlySet<string>, isReadout: boolean, positions?: ReadonlyMap<string, string>): void {
   if (n.opType === 'MaxPool') return; // pooled on accumulated current in the SNN
   const varIn = n.inputs.map((i) => i !== '' && varying.has(i));
   const count = varIn.filter(Boolean).length;
@@ -109,7 +116,7 @@ function checkCarriesSpikes(g: Graph, n: Node, varying: ReadonlySet<string>, isR
     ? 'it multiplies two time-varying signals, which spikes cannot do'
     : `${n.opType} is not linear, so spikes cannot pass through it`;
   const hint = isReadout ? '' : '; end the spiking part before it with --readout <node> (everything after runs as ANN on the averaged readout)';
-  throw new UserError(`cannot convert node "${n.name}" (${n.domain ? n.domain + '.' : ''}${n.opType}, ${position(g, n)}): ${why}${hint}`);
+  throw new UserError(`cannot convert node "${n.name}" (${n.domain ? n.domain + '.' : ''}${n.opType}, ${position(g, n, positions)}): ${why}${hint}`);
 }
 
 /** The last weighted layer with no neuron after it. */

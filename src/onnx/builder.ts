@@ -25,7 +25,10 @@ export class GraphBuilder {
 
   constructor(readonly opset: number, existing?: Graph) {
     if (existing) {
-      for (const n of existing.nodes) for (const o of n.outputs) this.taken.add(o);
+      for (const n of existing.nodes) {
+        this.taken.add(n.name);
+        for (const o of n.outputs) this.taken.add(o);
+      }
       for (const k of existing.initializers.keys()) this.taken.add(k);
       for (const v of existing.inputs) this.taken.add(v.name);
     }
@@ -40,10 +43,15 @@ export class GraphBuilder {
 
   /** Add a node; returns its output names (one fresh name per output unless given). */
   add(opType: string, inputs: readonly string[], attrs: Record<string, AttrInput> = {}, outputs: number | readonly string[] = 1, hint?: string): string[] {
-    const name = this.fresh(hint ?? opType);
-    const outs = typeof outputs === 'number'
-      ? Array.from({ length: outputs }, (_, i) => (outputs === 1 ? `${name}_out` : `${name}_out${i}`))
-      : [...outputs];
+    let name: string;
+    let outs: string[];
+    do {
+      name = this.fresh(hint ?? opType);
+      const base = name;
+      outs = typeof outputs === 'number'
+        ? Array.from({ length: outputs }, (_, i) => (outputs === 1 ? `${base}_out` : `${base}_out${i}`))
+        : [...outputs];
+    } while (typeof outputs === 'number' && outs.some((o) => this.taken.has(o)));
     for (const o of outs) this.taken.add(o);
     const a: Record<string, Attr> = {};
     for (const [k, v] of Object.entries(attrs)) a[k] = toAttr(v, FLOAT_ATTRS.has(k));

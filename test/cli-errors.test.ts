@@ -1,0 +1,80 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { encodeModel } from '../src/onnx/codec.js';
+import { buildGraph, conv, gemm } from './helpers.js';
+
+const CLI = path.join(process.cwd(), 'dist', 'src', 'cli', 'main.js');
+const MNIST = path.join(process.cwd(), 'models', 'mnist-cnn.onnx');
+const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'spikeport-cli-'));
+
+function run(args: string[]) {
+  const r = spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8', cwd: tmp });
+  return { code: r.status, stderr: r.stderr, stdout: r.stdout };
+}
+
+/** One line, names the problem, non-zero exit, no stack trace, no output file. */
+function expectUserError(args: string[], pattern: RegExp, out?: string): void {
+  const r = run(args);
+  assert.notEqual(r.code, 0, `exit code for ${args.join(' ')}`);
+  const lines = r.stderr.trim().split('\n');
+  assert.equal(lines.length, 1, `one line of error, got:\n${r.stderr}`);
+  assert.match(lines[0], pattern);
+  assert.doesNotMatch(r.stderr, /\n\s+at /, 'no stack trace');
+  if (out) assert.equal(fs.existsSync(path.join(tmp, out)), false, 'no output file left');
+  assert.equal(fs.readdirSync(tmp).some((f) => f.endsWith('.tmp')), false, 'no temporary file left');
+}
+
+test('a file that is not ONNX', () => {
+  fs.writeFileSync(path.join(tmp, 'notes.onnx'), 'this is a text file, not a protobuf\n'.repeat(20));
+  expectUserError(['convert', 'notes.onnx', '--data', 'mnist:train', '--out', 'o.onnx', '-q'], /notes\.onnx is not a valid ONNX model/, 'o.onnx');
+});
+
+test('a truncated ONNX file', () => {
+  const bytes = fs.readFileSync(MNIST);
+  fs.writeFileSync(path.join(tmp, 'cut.onnx'), bytes.subarray(0, Math.floor(bytes.length / 2)));
+  expectUserError(['convert', 'cut.onnx', '--data', 'mnist:train', '--out', 'o.onnx', '-q'], /cut\.onnx is not a valid ONNX model/, 'o.onnx');
+});
+
+test('a Sigmoid inside the spiking part is refused, naming node, op and position', () => {
+  const g = buildGraph([1, 28, 28], (b, x) => {
+    const h = b.op('Relu', [conv(b, x, 1, 4, 3)]);
+    const s = b.op('Sigmoid', [conv(b, h, 4, 4, 3)], {}, 'gate');
+    const r = b.op('Relu', [s]);
+    return gemm(b, b.op('Flatten', [r], { axis: 1 }), 4 * 784, 10);
+  });
+  fs.writeFileSync(path.join(tmp, 'sig.onnx'), encodeModel(g));
+  expectUserError(['convert', 'sig.onnx', '--data', 'mnist:train', '--out', 'o.onnx', '-q'],
+    /cannot convert node "gate_\d+" \(Sigmoid, node 4 of 7\): .*--readout/, 'o.onnx');
+});
+
+test('a GELU (as an op) inside the spiking part is refused', () => {
+  const g = buildGraph([1, 28, 28], (b, x) => {
+    const h = b.op('Relu', [conv(b, x, 1, 4, 3)]);
+    const s = b.op('Gelu', [conv(b, h, 4, 4, 3)]);
+    return gemm(b, b.op('Flatten', [b.op('Relu', [s])], { axis: 1 }), 4 * 784, 10);
+  }, 20);
+  fs.writeFileSync(path.join(tmp, 'gelu.onnx'), encodeModel(g));
+  expectUserError(['convert', 'gelu.onnx', '--data', 'mnist:train', '--out', 'o.onnx', '-q'], /cannot convert node .*\(Gelu, node \d+ of \d+\)/, 'o.onnx');
+});
+
+test('a data set whose samples do not fit the model input', () => {
+  const g = buildGraph([3, 8, 8], (b, x) => gemm(b, b.op('Flatten', [b.op('Relu', [conv(b, x, 3, 2, 3)])], { axis: 1 }), 128, 10));
+  fs.writeFileSync(path.join(tmp, 'rgb.onnx'), encodeModel(g));
+  expectUserError(['convert', 'rgb.onnx', '--data', 'mnist:train', '--out', 'o.onnx', '-q'],
+    /samples of shape 1x28x28 \(784 values\) but the model input "input" expects 3x8x8 \(192 values\)/, 'o.onnx');
+});
+
+test('--T 0 and an unknown method', () => {
+  expectUserError(['simulate', MNIST, '--data', 'mnist:test', '--T', '0', '--json', 'r.json'], /time steps must be .*integers ≥ 1/, 'r.json');
+  expectUserError(['convert', MNIST, '--data', 'mnist:train', '--out', 'o.onnx', '--method', 'magic'], /--method.*magic.*cltb/, 'o.onnx');
+});
+
+test('a missing model file, an unknown data set and an empty npz', () => {
+  expectUserError(['convert', 'nope.onnx', '--data', 'mnist:train', '--out', 'o.onnx'], /no such file: nope\.onnx/, 'o.onnx');
+  expectUserError(['convert', MNIST, '--data', 'cifar:train', '--out', 'o.onnx', '-q'], /unknown data set "cifar"/, 'o.onnx');
+  expectUserError(['convert', MNIST, '--data', 'npz:missing.npz', '--out', 'o.onnx', '-q'], /no such file missing\.npz/, 'o.onnx');
+});

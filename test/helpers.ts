@@ -1,0 +1,77 @@
+/** Shared test helpers: small graphs built with the project's builder, seeded data, ORT runs. */
+import type { Graph } from '../src/graph/ir.js';
+import { floatTensor } from '../src/graph/ir.js';
+import { GraphBuilder, floatInput } from '../src/onnx/builder.js';
+import { rng } from '../src/data/dataset.js';
+import type { Dataset } from '../src/data/dataset.js';
+import { Session, type Array32 } from '../src/runtime/session.js';
+
+export function randn(seed: number, n: number, scale = 1): Float32Array {
+  const r = rng(seed);
+  const out = new Float32Array(n);
+  for (let i = 0; i < n; i++) {
+    const u = Math.max(r(), 1e-12);
+    out[i] = Math.sqrt(-2 * Math.log(u)) * Math.cos(2 * Math.PI * r()) * scale;
+  }
+  return out;
+}
+
+export function uniform(seed: number, n: number, lo = 0, hi = 1): Float32Array {
+  const r = rng(seed);
+  return Float32Array.from({ length: n }, () => lo + (hi - lo) * r());
+}
+
+/** A graph with one float input "input" [N, ...shape]; `body` returns the output tensor name. */
+export function buildGraph(inputShape: readonly number[], body: (b: GraphBuilder, x: string) => string, opset = 13): Graph {
+  const b = new GraphBuilder(opset);
+  const out = body(b, 'input');
+  return {
+    name: 'test', nodes: b.nodes, initializers: b.initializers,
+    inputs: [floatInput('input', ['N', ...inputShape])],
+    outputs: [floatInput(out, null)],
+    opset, irVersion: 8, metadata: {},
+  };
+}
+
+let seedCounter = 1000;
+
+/** Conv with seeded random weights (He-like scale) and bias. */
+export function conv(b: GraphBuilder, x: string, cin: number, cout: number, k: number, opts: { pad?: number; stride?: number; bias?: boolean; seed?: number; group?: number } = {}): string {
+  const g = opts.group ?? 1;
+  const w = b.constant('W', floatTensor([cout, cin / g, k, k], randn(opts.seed ?? seedCounter++, cout * (cin / g) * k * k, Math.sqrt(2 / ((cin / g) * k * k)))));
+  const inputs = [x, w];
+  if (opts.bias !== false) inputs.push(b.constant('B', floatTensor([cout], randn(opts.seed ?? seedCounter++, cout, 0.1))));
+  const p = opts.pad ?? Math.floor(k / 2);
+  return b.op('Conv', inputs, { kernel_shape: [k, k], pads: [p, p, p, p], strides: [opts.stride ?? 1, opts.stride ?? 1], group: g });
+}
+
+export function gemm(b: GraphBuilder, x: string, fin: number, fout: number, seed?: number): string {
+  const w = b.constant('W', floatTensor([fout, fin], randn(seed ?? seedCounter++, fout * fin, Math.sqrt(2 / fin))));
+  const c = b.constant('C', floatTensor([fout], randn(seed ?? seedCounter++, fout, 0.1)));
+  return b.op('Gemm', [x, w, c], { transB: 1 });
+}
+
+export function maxpool(b: GraphBuilder, x: string, k = 2): string {
+  return b.op('MaxPool', [x], { kernel_shape: [k, k], strides: [k, k] });
+}
+
+export function memDataset(x: Float32Array, sampleShape: readonly number[], labels: Int32Array | null = null): Dataset {
+  const per = sampleShape.reduce((a, c) => a * c, 1);
+  return { name: 'memory', size: x.length / per, sampleShape, x, scale: 1, labels };
+}
+
+export async function runGraph(g: Graph, feeds: Record<string, Array32>, outputs?: string[]): Promise<Record<string, Array32>> {
+  const s = await Session.create(g, { threads: 1 });
+  try {
+    return await s.run(feeds, outputs);
+  } finally {
+    await s.release();
+  }
+}
+
+export function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  if (a.length !== b.length) throw new Error(`length ${a.length} vs ${b.length}`);
+  let m = 0;
+  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i] - b[i]));
+  return m;
+}
