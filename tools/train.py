@@ -71,7 +71,7 @@ class MnistCNN(nn.Module):
 class FashionVGG(nn.Module):
     """VGG-style: 6 conv (BN, ReLU), 3 max pools after spiking layers, 3 linear (BN1d on the first)."""
 
-    def __init__(self, width=32):
+    def __init__(self, width=16):
         super().__init__()
         c1, c2, c3 = width, 2 * width, 4 * width
 
@@ -85,9 +85,9 @@ class FashionVGG(nn.Module):
         )
         self.classifier = nn.Sequential(
             nn.Flatten(),
-            nn.Linear(c3 * 3 * 3, 256), nn.BatchNorm1d(256), nn.ReLU(), nn.Dropout(0.3),
-            nn.Linear(256, 256), nn.ReLU(), nn.Dropout(0.3),
-            nn.Linear(256, 10),
+            nn.Linear(c3 * 3 * 3, 128), nn.BatchNorm1d(128), nn.ReLU(), nn.Dropout(0.2),
+            nn.Linear(128, 128), nn.ReLU(), nn.Dropout(0.2),
+            nn.Linear(128, 10),
         )
 
     def forward(self, x):
@@ -96,7 +96,7 @@ class FashionVGG(nn.Module):
 
 MODELS = {
     "mnist-cnn": dict(net=MnistCNN, data="mnist", epochs=3, lr=2e-3),
-    "fashion-vgg": dict(net=FashionVGG, data="fashion-mnist", epochs=8, lr=2e-3),
+    "fashion-vgg": dict(net=FashionVGG, data="fashion-mnist", epochs=10, lr=3e-3),
 }
 
 

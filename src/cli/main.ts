@@ -12,7 +12,7 @@ import { openDataset } from '../data/sources.js';
 import type { Normalize } from '../data/dataset.js';
 import { loadModel } from '../model.js';
 import {
-  annReference, convert, findSourceAnn, isSnnGraph, loadSnn, prepareModel, saveSnn, simulateAndScore,
+  annReference, convert, findSourceAnn, isSnnGraph, prepareModel, saveSnn, simulateAndScore,
   snnFromGraph, withMetadata, writeFileAtomic, type LoadedSnn, type SimulationReport,
 } from '../pipeline.js';
 import { progressReporter } from './progress.js';
@@ -74,7 +74,7 @@ function addCalibrationOptions(cmd: Command): Command {
     .option('--no-shuffle', 'take calibration samples in data set order')
     .option('--thresholds <file>', 'JSON {"<site node>": θ or [θ per channel]} for --method fixed')
     .addOption(new Option('--maxpool <mode>', 'max pooling in the SNN: on accumulated current (exact) or per step (the paper\'s code; biased)').choices(['accumulated', 'per-step']).default('accumulated'))
-    .option('--readout <node>', 'end the spiking part at this node (its output is the averaged readout)')
+    .option('--readout <node>', 'end the spiking part at this node: its output is the readout, averaged over steps and scored (ops after it are not applied)')
     .option('--mean <values>', 'input normalisation mean, per channel (overrides the model metadata)', numberList)
     .option('--std <values>', 'input normalisation std, per channel', numberList)
     .option('--calib-limit <n>', 'use only the first N calibration samples', int('--calib-limit', 1))

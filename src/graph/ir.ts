@@ -21,6 +21,8 @@ export type Attr =
   | { readonly kind: 'ints'; readonly value: readonly number[] }
   | { readonly kind: 'strings'; readonly value: readonly string[] }
   | { readonly kind: 'tensor'; readonly value: Tensor }
+  /** A subgraph written by spikeport (Loop bodies). */
+  | { readonly kind: 'graph'; readonly value: Graph }
   /** Subgraphs and other rare kinds are carried through untouched. */
   | { readonly kind: 'opaque'; readonly value: unknown };
 

@@ -90,6 +90,7 @@ function encodeAttr(name: string, a: Attr): pkg.onnx.IAttributeProto {
     case 'ints': return { name, type: T.INTS, ints: [...a.value] };
     case 'strings': return { name, type: T.STRINGS, strings: a.value.map((s) => new TextEncoder().encode(s)) };
     case 'tensor': return { name, type: T.TENSOR, t: encodeTensor('', a.value) };
+    case 'graph': return { name, type: T.GRAPH, g: encodeGraph(a.value) };
     case 'opaque': return a.value as pkg.onnx.IAttributeProto;
   }
 }
@@ -148,22 +149,26 @@ export function decodeModel(bytes: Uint8Array, source: string): Graph {
   };
 }
 
+function encodeGraph(g: Graph): pkg.onnx.IGraphProto {
+  return {
+    name: g.name,
+    node: g.nodes.map((n) => ({
+      name: n.name, opType: n.opType, domain: n.domain, input: [...n.inputs], output: [...n.outputs],
+      attribute: Object.entries(n.attrs).map(([k, a]) => encodeAttr(k, a)),
+    })),
+    initializer: [...g.initializers].map(([name, t]) => encodeTensor(name, t)),
+    input: g.inputs.map(encodeValueInfo),
+    output: g.outputs.map(encodeValueInfo),
+  };
+}
+
 export function encodeModel(g: Graph): Uint8Array {
   const model: pkg.onnx.IModelProto = {
     irVersion: g.irVersion,
     producerName: 'spikeport',
     opsetImport: [{ domain: '', version: g.opset }],
     metadataProps: Object.entries(g.metadata).map(([key, value]) => ({ key, value })),
-    graph: {
-      name: g.name,
-      node: g.nodes.map((n) => ({
-        name: n.name, opType: n.opType, domain: n.domain, input: [...n.inputs], output: [...n.outputs],
-        attribute: Object.entries(n.attrs).map(([k, a]) => encodeAttr(k, a)),
-      })),
-      initializer: [...g.initializers].map(([name, t]) => encodeTensor(name, t)),
-      input: g.inputs.map(encodeValueInfo),
-      output: g.outputs.map(encodeValueInfo),
-    },
+    graph: encodeGraph(g),
   };
   return onnx.ModelProto.encode(model).finish();
 }

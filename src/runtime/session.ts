@@ -17,7 +17,12 @@ export interface Array32 {
   readonly data: Float32Array;
 }
 
-export type Feeds = Record<string, Array32>;
+export interface ArrayI64 {
+  readonly dims: readonly number[];
+  readonly data: BigInt64Array;
+}
+
+export type Feeds = Record<string, Array32 | ArrayI64>;
 
 export class Session {
   private constructor(private readonly inner: ort.InferenceSession, readonly outputNames: readonly string[]) {}
@@ -40,7 +45,11 @@ export class Session {
   /** Run and return the requested float outputs (all outputs when omitted). */
   async run(feeds: Feeds, outputs?: readonly string[]): Promise<Record<string, Array32>> {
     const f: Record<string, ort.Tensor> = {};
-    for (const [k, v] of Object.entries(feeds)) f[k] = new ort.Tensor('float32', v.data, v.dims as number[]);
+    for (const [k, v] of Object.entries(feeds)) {
+      f[k] = v.data instanceof BigInt64Array
+        ? new ort.Tensor('int64', v.data, v.dims as number[])
+        : new ort.Tensor('float32', v.data, v.dims as number[]);
+    }
     let res: ort.InferenceSession.OnnxValueMapType;
     try {
       res = await this.inner.run(f, (outputs ?? this.outputNames) as string[]);

@@ -1,0 +1,71 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import * as ort from 'onnxruntime-node';
+import { loadSnn } from '../src/pipeline.js';
+import { openDataset } from '../src/data/sources.js';
+import { makeBatch } from '../src/data/dataset.js';
+
+const CLI = path.join(process.cwd(), 'dist', 'src', 'cli', 'main.js');
+const MNIST = path.join(process.cwd(), 'models', 'mnist-cnn.onnx');
+const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'spikeport-e2e-'));
+
+function cli(args: string[]) {
+  const r = spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8', cwd: tmp });
+  assert.equal(r.status, 0, r.stderr);
+  return r.stdout;
+}
+
+test('convert writes an SNN file; simulate reads it and reports accuracy against T close to the ANN', () => {
+  const snnFile = path.join(tmp, 'mnist.snn.onnx');
+  const out = cli(['convert', MNIST, '--data', 'mnist:train', '--out', snnFile, '--iterations', '20', '-q']);
+  assert.match(out, /wrote .*mnist\.snn\.onnx: 3 neuron sites, cltb \(20 iterations × 100\), estimated delay d̂ = \d+/);
+  const json = path.join(tmp, 'run.json');
+  cli(['simulate', snnFile, '--ann', MNIST, '--data', 'mnist:test', '--limit', '300', '--T', '8,32,64', '--json', json, '-q']);
+  const r = JSON.parse(fs.readFileSync(json, 'utf8'));
+  assert.equal(r.method, 'cltb');
+  assert.equal(r.iterations, 20);
+  assert.equal(r.samples, 300);
+  assert.ok(r.ann.top1 > 0.97, `ANN top-1 ${r.ann.top1}`);
+  assert.ok(r.clippedAnn.top1 > 0.95);
+  assert.ok(Number.isInteger(r.delay.estimated) && r.delay.estimated >= 1);
+  assert.deepEqual(r.results.map((x: { T: number }) => x.T), [8, 32, 64]);
+  for (const x of r.results) {
+    assert.equal(x.delay, Math.min(r.delay.estimated, Math.floor(x.T / 2)));
+    for (const k of ['top1', 'top1NoDelay', 'top5', 'top5NoDelay']) assert.ok(x[k] >= 0 && x[k] <= 1, k);
+  }
+  const at64 = r.results[2];
+  assert.ok(at64.top1 >= r.ann.top1 - 0.02, `SNN at T=64 ${at64.top1} vs ANN ${r.ann.top1}`);
+  assert.equal(r.firingRates.length, 3);
+  for (const f of r.firingRates) assert.ok(f.rate > 0 && f.rate < 1, `firing rate ${f.rate}`);
+});
+
+test('the SNN file runs in plain ONNX Runtime with the documented inputs (zero states, fed back each step)', async () => {
+  const snnFile = path.join(tmp, 'plain.snn.onnx');
+  cli(['convert', MNIST, '--data', 'mnist:train', '--out', snnFile, '--iterations', '10', '-q']);
+  const snn = loadSnn(snnFile);
+  const session = await ort.InferenceSession.create(snnFile);
+  const states = JSON.parse(snn.graph.metadata['spikeport.snn']).spec.states as { input: string; output: string; shape: number[] }[];
+  assert.ok(snn.graph.metadata['spikeport.usage'].includes('zeros'));
+  const data = openDataset('mnist:test', 50);
+  const batch = makeBatch(data, Array.from({ length: 50 }, (_, i) => i), snn.meta.normalize);
+  const feeds: Record<string, ort.Tensor> = { [snn.meta.spec.input]: new ort.Tensor('float32', batch.x, [50, 1, 28, 28]) };
+  for (const s of states) feeds[s.input] = new ort.Tensor('float32', new Float32Array(50 * s.shape.reduce((a, b) => a * b, 1)), [50, ...s.shape]);
+  const T = 48;
+  const d = Math.min(Number(snn.graph.metadata['spikeport.delay']), T / 2);
+  const sum = new Float64Array(50 * 10);
+  for (let t = 0; t < T; t++) {
+    const out = await session.run(feeds);
+    for (const s of states) feeds[s.input] = out[s.output];
+    if (t >= d) (out[snn.meta.spec.readout].data as Float32Array).forEach((v, i) => { sum[i] += v; });
+  }
+  let correct = 0;
+  for (let i = 0; i < 50; i++) {
+    const row = Array.from(sum.subarray(i * 10, i * 10 + 10));
+    if (row.indexOf(Math.max(...row)) === batch.y![i]) correct++;
+  }
+  assert.ok(correct >= 47, `plain ORT loop: ${correct}/50 correct`);
+});
