@@ -16,7 +16,7 @@ const B1 = randn(12, C1, 0.2);
 const W2 = randn(13, C2 * C1 * 9, 0.5);
 const X = randn(14, N * CIN * H * H);
 
-function net() {
+function net(opset = 13) {
   return buildGraph([CIN, H, H], (b, x) => {
     const c = (inp: string, w: Float32Array, cout: number, cin: number, bias?: Float32Array) => b.op('Conv',
       [inp, b.constant('W', floatTensor([cout, cin, 3, 3], w)), ...(bias ? [b.constant('B', floatTensor([cout], bias))] : [])],
@@ -25,7 +25,7 @@ function net() {
     const h2 = b.op('Relu', [c(h1, W2, C2, C1)]);
     const g = b.op('Flatten', [b.op('GlobalAveragePool', [h2])], { axis: 1 });
     return b.op('Gemm', [g, b.constant('Wf', floatTensor([3, C2], randn(15, 3 * C2))), b.constant('Bf', floatTensor([3], randn(16, 3)))], { transB: 1 });
-  });
+  }, opset);
 }
 
 /** Naive 3×3 conv, padding 1, on samples [n0, n1). */
@@ -66,9 +66,9 @@ function ltbSiteJs(x: Float64Array, n: number, C: number, theta: number[], c: nu
   return { theta: next, y };
 }
 
-async function checkLtb(method: Method, c: number): Promise<void> {
+async function checkLtb(method: Method, c: number, opset = 13): Promise<void> {
   const layer = method === 'ltb';
-  const m = await prepareModel({ path: 't.onnx', sha256: '', graph: net() }, { threads: 1 });
+  const m = await prepareModel({ path: 't.onnx', sha256: '', graph: net(opset) }, { threads: 1 });
   const data = memDataset(X, [CIN, H, H]);
   const batch = N / 2;
   const cal = await calibrate(m, data, { method, iterations: 2, batchSize: batch, stepSize: c, shuffle: false, threads: 1 });
@@ -100,6 +100,12 @@ test('CLTB: two in-graph iterations equal a plain JS evaluation of the update (c
 
 test('LTB: layer-wise update equals the JS reference', async () => {
   await checkLtb('ltb', 1);
+});
+
+test('the in-graph update is written correctly for opsets 11 and 18 (reduction axes as attribute / input)', async () => {
+  await checkLtb('cltb', 1, 11);
+  await checkLtb('cltb', 1, 18);
+  await checkLtb('ltb', 1, 18);
 });
 
 test('MaxNorm: θ is the max of ReLU(x) per channel (cmaxnorm) or per layer (maxnorm)', async () => {

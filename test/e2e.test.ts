@@ -69,3 +69,22 @@ test('the SNN file runs in plain ONNX Runtime with the documented inputs (zero s
   }
   assert.ok(correct >= 47, `plain ORT loop: ${correct}/50 correct`);
 });
+
+test('demo: the README command prints accuracy against T next to the ANN', () => {
+  const out = cli(['demo', '--limit', '200', '--T', '8,32', '-q']);
+  assert.match(out, /mnist-cnn\.onnx on mnist:test \(200 samples\), cltb, 100 iterations × batch 100/);
+  assert.match(out, /^\s+8\s+4\s+\d+\.\d\d\s+\d+\.\d\d/m);
+  assert.match(out, /ANN top-1 \d+\.\d\d %, clipped ANN top-1 \d+\.\d\d %/);
+});
+
+const FASHION = '/usr/share/datasets/fashion-mnist/t10k-labels-idx1-ubyte.gz';
+test('fashion-vgg (BN, 3 max pools after spiking layers): CLTB + delay reaches the ANN by T=64', { skip: !fs.existsSync(FASHION) && 'dataset-fashion-mnist is not installed' }, () => {
+  const json = path.join(tmp, 'fv.json');
+  cli(['simulate', path.join(process.cwd(), 'models', 'fashion-vgg.onnx'), '--data', 'fashion-mnist:test', '--limit', '200', '--T', '16,64', '--json', json, '-q']);
+  const r = JSON.parse(fs.readFileSync(json, 'utf8'));
+  assert.ok(r.delay.estimated >= 5, `d̂ = ${r.delay.estimated}`);
+  const at64 = r.results[1];
+  assert.ok(at64.top1 >= r.ann.top1 - 0.02, `T=64: ${at64.top1} vs ANN ${r.ann.top1}`);
+  // delayed evaluation helps at small T
+  assert.ok(r.results[0].top1 >= r.results[0].top1NoDelay, `T=16: delay ${r.results[0].top1} vs none ${r.results[0].top1NoDelay}`);
+});

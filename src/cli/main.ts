@@ -116,8 +116,12 @@ async function doConvert(modelFile: string, calibSpec: string, f: CalibFlags, pr
   return { ...snnFromGraph(graph, modelFile), seconds: (performance.now() - t0) / 1000 };
 }
 
-function trainSplitOf(spec: string): string {
-  return spec.replace(/^([a-z-]+):test\b/, '$1:train');
+/** Calibration data for an ANN simulated on `spec`: its train split, or what the user names. */
+function calibrationSpec(spec: string, given?: string): string {
+  if (given) return given;
+  const m = /^(mnist|fashion-mnist):test(@.*)?$/.exec(spec);
+  if (!m) throw new UserError(`--calib DATA is needed to calibrate on something other than the test data ${spec}`);
+  return `${m[1]}:train${m[2] ?? ''}`;
 }
 
 function printResults(r: SimulationReport, extra: { ann?: { top1: number }; clipped?: { top1: number }; dhat: number }): void {
@@ -146,7 +150,7 @@ async function runSimulate(modelFile: string, f: SimFlags, fromDemo = false): Pr
       snn = snnFromGraph(loaded.graph, modelFile);
       annFile = f.ann ?? findSourceAnn(modelFile, snn.meta);
     } else {
-      const calibSpec = f.calib ?? trainSplitOf(f.data);
+      const calibSpec = calibrationSpec(f.data, f.calib);
       const c = await doConvert(modelFile, calibSpec, f, prog.report);
       snn = c;
       convertSeconds = c.seconds;
