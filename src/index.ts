@@ -1,0 +1,16 @@
+/** spikeport as a library: convert, save, load, simulate and score. Nothing here prints. */
+export { UserError } from './errors.js';
+export type { Graph, Node, Tensor } from './graph/ir.js';
+export { decodeModel, encodeModel } from './onnx/codec.js';
+export { prepare } from './graph/passes.js';
+export { plan, type Plan, type Site } from './graph/plan.js';
+export { loadModel, prepareModel, type LoadedModel, type PreparedModel } from './model.js';
+export { calibrate, METHODS, type Method, type Calibration, type Thresholds } from './calibrate/methods.js';
+export { buildSnn, type Snn, type SnnSpec } from './snn/build.js';
+export { buildLoop } from './snn/loop.js';
+export { simulate } from './runtime/simulate.js';
+export { openDataset } from './data/sources.js';
+export {
+  convert, withMetadata, saveSnn, loadSnn, simulateAndScore, annReference, delayAt,
+  type Converted, type SimulationReport, type SimulationResult,
+} from './pipeline.js';
