@@ -36,9 +36,11 @@ const WEIGHTED = new Set(['Conv', 'ConvTranspose', 'Gemm', 'MatMul']);
 const LINEAR = new Set([
   'Conv', 'ConvTranspose', 'Gemm', 'MatMul', 'Add', 'Sub', 'Concat', 'Flatten', 'Reshape', 'Squeeze',
   'Unsqueeze', 'Transpose', 'Identity', 'Dropout', 'Pad', 'AveragePool', 'GlobalAveragePool', 'Resize',
-  'Upsample', 'BatchNormalization', 'ReduceMean', 'ReduceSum', 'Slice', 'Split', 'Gather', 'Shape',
+  'Upsample', 'BatchNormalization', 'ReduceMean', 'ReduceSum', 'Slice', 'Split', 'Gather',
   'Neg', 'Expand', 'Tile', 'DepthToSpace', 'SpaceToDepth',
 ]);
+/** Ops that read only the shape of their input. */
+const SHAPE_ONLY = new Set(['Shape', 'Size']);
 /** Linear only when at most one input varies (the other being a constant factor). */
 const LINEAR_IF_ONE_VARYING = new Set(['Mul', 'MatMul', 'Gemm', 'Conv', 'ConvTranspose']);
 
@@ -96,6 +98,8 @@ export function plan(g: Graph, opts: PlanOptions = {}): Plan {
       continue;
     }
     if (!n.inputs.some((i) => i && varying.has(i))) continue;
+    // A tensor's shape does not change from step to step, only its values.
+    if (SHAPE_ONLY.has(n.opType)) continue;
     checkCarriesSpikes(g, n, varying, n === readoutNode, opts.positions);
     n.outputs.forEach((o) => varying.add(o));
   }
