@@ -5,6 +5,11 @@ import { GraphBuilder, floatInput } from '../src/onnx/builder.js';
 import { rng } from '../src/data/dataset.js';
 import type { Dataset } from '../src/data/dataset.js';
 import { Session, type Array32 } from '../src/runtime/session.js';
+import { prepareModel } from '../src/model.js';
+import { calibrate, siteChannels, thetaFeeds, type Method } from '../src/calibrate/methods.js';
+import { instrument } from '../src/calibrate/instrument.js';
+import { buildSnn, type PoolMode } from '../src/snn/build.js';
+import { simulate } from '../src/runtime/simulate.js';
 
 export function randn(seed: number, n: number, scale = 1): Float32Array {
   const r = rng(seed);
@@ -74,4 +79,36 @@ export function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
   let m = 0;
   for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i] - b[i]));
   return m;
+}
+
+/**
+ * Relative error (mean |avg readout over steps 1..T − clipped ANN readout| / mean |clipped ANN|)
+ * of the SNN built with the given calibration, for each T, from one simulation of max(Ts).
+ */
+export async function snnVsClipped(graph: Graph, sampleShape: readonly number[], x: Float32Array, Ts: readonly number[],
+  opts: { method?: Method; maxpool?: PoolMode } = {}): Promise<number[]> {
+  const per = sampleShape.reduce((a, c) => a * c, 1);
+  const n = x.length / per;
+  const m = await prepareModel({ path: 'zoo.onnx', sha256: '', graph }, { threads: 1 });
+  const data = memDataset(x, sampleShape);
+  const cal = await calibrate(m, data, { method: opts.method ?? 'maxnorm', iterations: 1, batchSize: n, threads: 1 });
+  const inst = instrument(m.graph, m.plan, siteChannels(m), {
+    mode: 'clip', granularity: cal.thresholds.granularity,
+    ranks: m.plan.sites.map((s) => (m.shapes.get(s.input) as number[]).length + 1),
+  });
+  const ref = (await runGraph(inst.graph, { [m.inputName]: { dims: [n, ...sampleShape], data: x }, ...thetaFeeds(m, inst, cal.thresholds) }, [inst.readout]))[inst.readout].data;
+  const snn = buildSnn(m, cal.thresholds, opts.maxpool ?? 'accumulated');
+  let readouts: Float32Array = new Float32Array(0);
+  await simulate(snn.graph, snn.spec, data, { steps: Math.max(...Ts), batchSize: n, normalize: null, threads: 1 }, (b) => { readouts = b.readouts; });
+  const size = ref.length;
+  const refScale = ref.reduce((a, v) => a + Math.abs(v), 0) / size;
+  return Ts.map((T) => {
+    let err = 0;
+    for (let j = 0; j < size; j++) {
+      let sum = 0;
+      for (let t = 0; t < T; t++) sum += readouts[t * size + j];
+      err += Math.abs(sum / T - ref[j]);
+    }
+    return err / size / refScale;
+  });
 }
