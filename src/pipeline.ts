@@ -10,10 +10,11 @@ import { decodeModel, encodeModel } from './onnx/codec.js';
 import { checkDataFits, loadModel, prepareModel, type LoadedModel, type PreparedModel, type PrepareOptions } from './model.js';
 import { calibrate, siteChannels, thetaFeeds, type Calibration, type CalibrateOptions, type Progress, type Thresholds } from './calibrate/methods.js';
 import { instrument } from './calibrate/instrument.js';
+import { tailGraph } from './graph/plan.js';
 import { buildSnn, type PoolMode, type Snn, type SnnSpec } from './snn/build.js';
 import { Session, type RuntimeOptions } from './runtime/session.js';
-import { simulate } from './runtime/simulate.js';
-import { TopKCounter, scoreReadouts, type Window } from './tasks/classification.js';
+import { simulate, type SimulationStats } from './runtime/simulate.js';
+import { TopKCounter, scoreReadouts, windowAverages, type Window } from './tasks/classification.js';
 import { makeBatch, type Dataset, type Normalize } from './data/dataset.js';
 import { UserError } from './errors.js';
 
@@ -24,6 +25,8 @@ export interface ConvertOptions extends PrepareOptions, Omit<CalibrateOptions, '
 
 export interface Converted {
   readonly model: PreparedModel;
+  /** Ops after the readout, run as ANN on the averaged readout (null: none). */
+  readonly tail: Graph | null;
   readonly calibration: Calibration;
   readonly snn: Snn;
   readonly calibrationData: string;
@@ -34,7 +37,7 @@ export async function convert(loaded: LoadedModel, calibData: Dataset, opts: Con
   checkDataFits(calibData, model.inputName, model.inputShape);
   const calibration = await calibrate(model, calibData, opts);
   const snn = buildSnn(model, calibration.thresholds, opts.maxpool ?? 'accumulated');
-  return { model, calibration, snn, calibrationData: calibData.name };
+  return { model, tail: tailGraph(model.graph, model.plan), calibration, snn, calibrationData: calibData.name };
 }
 
 /** Everything a later `simulate` needs, stored in the SNN file's metadata. */
@@ -52,7 +55,8 @@ export interface SnnMetadata {
 
 const USAGE = 'One time step of a spiking network made by spikeport. Feed the analog input at every step and every '
   + 'state.* input (zeros at the first step); feed each state.X.next output back as state.X. Average the readout '
-  + 'output over steps d+1..T (d: spikeport.delay). Spike counts per site are the spikes.* outputs.';
+  + 'output over steps d+1..T (d: spikeport.delay). Spike counts per site are the spikes.* outputs. If '
+  + 'spikeport.tail is present it is a base64 ONNX model: run it on the averaged readout to get the model outputs.';
 
 export function withMetadata(c: Converted, readoutNode?: string): Graph {
   const meta: SnnMetadata = {
@@ -74,6 +78,7 @@ export function withMetadata(c: Converted, readoutNode?: string): Graph {
       'spikeport.delay': String(meta.delay.estimated),
       'spikeport.usage': USAGE,
       ...(c.model.normalize ? { 'spikeport.normalize': JSON.stringify(c.model.normalize) } : {}),
+      ...(c.tail ? { 'spikeport.tail': Buffer.from(encodeModel(c.tail)).toString('base64') } : {}),
     },
   };
 }
@@ -99,6 +104,7 @@ export function saveSnn(file: string, graph: Graph): void {
 export interface LoadedSnn {
   readonly graph: Graph;
   readonly meta: SnnMetadata;
+  readonly tail: Graph | null;
 }
 
 export function isSnnGraph(g: Graph): boolean {
@@ -110,7 +116,8 @@ export function snnFromGraph(g: Graph, where: string): LoadedSnn {
   if (!text) throw new UserError(`${where} is not a spiking network made by spikeport convert (no spikeport.snn metadata)`);
   const meta = JSON.parse(text) as SnnMetadata;
   if (meta.spec?.format !== 'spikeport-step/1') throw new UserError(`${where}: unknown SNN format ${meta.spec?.format}`);
-  return { graph: g, meta };
+  const tail = g.metadata['spikeport.tail'];
+  return { graph: g, meta, tail: tail ? decodeModel(Buffer.from(tail, 'base64'), `${where} (tail)`) : null };
 }
 
 export function loadSnn(file: string): LoadedSnn {
@@ -134,6 +141,7 @@ export interface AnnScores {
 /** The ANN's and the clipped ANN's (ReLU replaced by clip(x, 0, θ)) top-1/top-5 on the data. */
 export async function annReference(m: PreparedModel, data: Dataset, th: Thresholds, batchSize: number, opts: RuntimeOptions = {}): Promise<{ ann: AnnScores; clipped: AnnScores }> {
   const channels = siteChannels(m);
+  const tail = await TailRunner.create(tailGraph(m.graph, m.plan), m.plan.readout, opts);
   const ranks = m.plan.sites.map((s) => (m.shapes.get(s.input) as readonly number[]).length + 1);
   const res: AnnScores[] = [];
   for (const mode of ['relu', 'clip'] as const) {
@@ -147,9 +155,10 @@ export async function annReference(m: PreparedModel, data: Dataset, th: Threshol
         const idx = Array.from({ length: Math.min(batchSize, data.size - i) }, (_, k) => i + k);
         const b = makeBatch(data, idx, m.normalize);
         const feeds = { [m.inputName]: { dims: [b.n, ...m.inputShape], data: b.x }, ...(mode === 'clip' ? thetaFeeds(m, inst, th) : {}) };
-        const out = (await s.run(feeds, [inst.readout]))[inst.readout];
-        size = out.data.length / b.n;
-        const sc = scoreReadouts(out.data, b.n, size, b.y as Int32Array);
+        const readout = (await s.run(feeds, [inst.readout]))[inst.readout];
+        const out = await tail.apply(readout.data, readout.dims);
+        size = out.length / b.n;
+        const sc = scoreReadouts(out, b.n, size, b.y as Int32Array);
         c1 += sc.c1;
         c5 += sc.c5;
       }
@@ -158,7 +167,29 @@ export async function annReference(m: PreparedModel, data: Dataset, th: Threshol
     }
     res.push({ top1: c1 / data.size, top5: size >= 10 ? c5 / data.size : null });
   }
+  await tail.release();
   return { ann: res[0], clipped: res[1] };
+}
+
+/** Runs the tail (ops after the readout) on readouts; the identity when there is none. */
+class TailRunner {
+  private constructor(private readonly session: Session | null, private readonly input: string) {}
+
+  static async create(tail: Graph | null, readout: string, opts: RuntimeOptions): Promise<TailRunner> {
+    if (!tail) return new TailRunner(null, readout);
+    if (tail.outputs.length !== 1) throw new UserError(`the model has ${tail.outputs.length} outputs after the readout; classification scores one`);
+    return new TailRunner(await Session.create(tail, opts), readout);
+  }
+
+  async apply(readout: Float32Array, dims: readonly number[]): Promise<Float32Array> {
+    if (!this.session) return readout;
+    const out = await this.session.run({ [this.input]: { dims, data: readout } });
+    return Object.values(out)[0].data;
+  }
+
+  async release(): Promise<void> {
+    await this.session?.release();
+  }
 }
 
 /** The delay used at T: min(d̂, ⌊T/2⌋) by default, or the user's d (never ≥ T). */
@@ -202,10 +233,19 @@ export async function simulateAndScore(snn: LoadedSnn, data: Dataset, opts: Simu
   const Ts = [...new Set(opts.Ts)].sort((a, b) => a - b);
   const dhat = snn.meta.delay.estimated;
   const windows: Window[] = Ts.flatMap((T) => [{ T, delay: delayAt(T, dhat, opts.delay) }, { T, delay: 0 }]);
-  const counter = new TopKCounter(windows);
-  const stats = await simulate(snn.graph, spec, data, {
-    ...opts, steps: Tmax, normalize: snn.meta.normalize,
-  }, (b) => counter.add(b));
+  const counter = new TopKCounter(windows.length);
+  const tail = await TailRunner.create(snn.tail, spec.readout, opts);
+  let stats: SimulationStats;
+  try {
+    stats = await simulate(snn.graph, spec, data, { ...opts, steps: Tmax, normalize: snn.meta.normalize }, async (b) => {
+      const averages = windowAverages(b, windows);
+      for (let w = 0; w < windows.length; w++) {
+        counter.add(w, await tail.apply(averages[w], [b.n, ...spec.readoutShape]), b.n, b.labels as Int32Array);
+      }
+    });
+  } finally {
+    await tail.release();
+  }
   const scores = counter.scores();
   const results = Ts.map((T, i) => ({
     T, delay: windows[2 * i].delay,

@@ -5,7 +5,9 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { encodeModel } from '../src/onnx/codec.js';
-import { buildGraph, conv, gemm } from './helpers.js';
+import { zipSync } from 'fflate';
+import { floatTensor } from '../src/graph/ir.js';
+import { buildGraph, conv, gemm, npy, randn, runGraph, uniform } from './helpers.js';
 
 const CLI = path.join(process.cwd(), 'dist', 'src', 'cli', 'main.js');
 const MNIST = path.join(process.cwd(), 'models', 'mnist-cnn.onnx');
@@ -77,4 +79,32 @@ test('a missing model file, an unknown data set and an empty npz', () => {
   expectUserError(['convert', 'nope.onnx', '--data', 'mnist:train', '--out', 'o.onnx'], /no such file: nope\.onnx/, 'o.onnx');
   expectUserError(['convert', MNIST, '--data', 'cifar:train', '--out', 'o.onnx', '-q'], /unknown data set "cifar"/, 'o.onnx');
   expectUserError(['convert', MNIST, '--data', 'npz:missing.npz', '--out', 'o.onnx', '-q'], /no such file missing\.npz/, 'o.onnx');
+});
+
+test('--readout NODE ends the spiking part before a Sigmoid; the rest runs as ANN on the averaged readout', async () => {
+  const g = buildGraph([1, 8, 8], (b, x) => {
+    const h = b.op('Relu', [conv(b, x, 1, 4, 3, { seed: 1 })]);
+    const feat = b.op('Gemm', [b.op('Flatten', [h], { axis: 1 }), b.constant('W', floatTensor([16, 256], randn(2, 16 * 256, 0.1)))], { transB: 1 }, 'feat');
+    const gate = b.op('Sigmoid', [feat], {}, 'gate');
+    return gemm(b, gate, 16, 4, 3);
+  });
+  fs.writeFileSync(path.join(tmp, 'gated.onnx'), encodeModel(g));
+  // Labels = the ANN's own argmax, so the ANN scores 100 %.
+  const n = 64;
+  const x = uniform(5, n * 64);
+  const out = (await runGraph(g, { input: { dims: [n, 1, 8, 8], data: x } }))[g.outputs[0].name].data;
+  const y = BigInt64Array.from({ length: n }, (_, i) => {
+    const row = Array.from(out.subarray(i * 4, i * 4 + 4));
+    return BigInt(row.indexOf(Math.max(...row)));
+  });
+  fs.writeFileSync(path.join(tmp, 'gated.npz'), zipSync({ 'x.npy': npy([n, 1, 8, 8], '<f4', x), 'y.npy': npy([n], '<i8', y) }));
+  expectUserError(['simulate', 'gated.onnx', '--data', 'npz:gated.npz', '--calib', 'npz:gated.npz', '-q', '--json', 'g.json'],
+    /cannot convert node "gate_\d+" \(Sigmoid, node 5 of 6\).*--readout/, 'g.json');
+  const feat = g.nodes.find((nd) => nd.opType === 'Gemm')!.name;
+  const r = run(['simulate', 'gated.onnx', '--data', 'npz:gated.npz', '--calib', 'npz:gated.npz', '--readout', feat,
+    '--method', 'maxnorm', '--T', '32,512', '--json', 'g.json', '-q']);
+  assert.equal(r.code, 0, r.stderr);
+  const res = JSON.parse(fs.readFileSync(path.join(tmp, 'g.json'), 'utf8'));
+  assert.equal(res.ann.top1, 1);
+  assert.ok(res.results[1].top1NoDelay >= 0.95, `T=512: ${res.results[1].top1NoDelay}`);
 });

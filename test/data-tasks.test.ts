@@ -5,27 +5,13 @@ import os from 'node:os';
 import path from 'node:path';
 import zlib from 'node:zlib';
 import { zipSync } from 'fflate';
+import { npy } from './helpers.js';
 import { openDataset, parseIdx } from '../src/data/sources.js';
 import { makeBatch, sampleOrder } from '../src/data/dataset.js';
-import { TopKCounter, topK } from '../src/tasks/classification.js';
+import { TopKCounter, topK, windowAverages } from '../src/tasks/classification.js';
 import { delayAt } from '../src/pipeline.js';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'spikeport-data-'));
-
-function npy(shape: number[], descr: string, data: ArrayBufferView): Uint8Array {
-  let header = `{'descr': '${descr}', 'fortran_order': False, 'shape': (${shape.join(', ')}${shape.length === 1 ? ',' : ''}), }`;
-  while ((10 + header.length + 1) % 64 !== 0) header += ' ';
-  header += '\n';
-  const head = new Uint8Array(10 + header.length);
-  head.set([0x93, ...Buffer.from('NUMPY'), 1, 0]);
-  new DataView(head.buffer).setUint16(8, header.length, true);
-  head.set(Buffer.from(header, 'latin1'), 10);
-  const body = new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
-  const out = new Uint8Array(head.length + body.length);
-  out.set(head);
-  out.set(body, head.length);
-  return out;
-}
 
 test('npz data: x and y used as given, normalised per channel in batches', () => {
   const x = Float32Array.from({ length: 3 * 2 * 2 * 2 }, (_, i) => i);
@@ -73,8 +59,12 @@ test('top-k and windowed accuracy match a direct computation', () => {
     [4, 0, 0, 0, 0, 2],
   ];
   const readouts = Float32Array.from(steps.flat());
-  const c = new TopKCounter([{ T: 4, delay: 0 }, { T: 4, delay: 2 }, { T: 2, delay: 0 }]);
-  c.add({ readouts, steps: 4, n: 2, size: 3, labels: Int32Array.of(0, 2) });
+  const windows = [{ T: 4, delay: 0 }, { T: 4, delay: 2 }, { T: 2, delay: 0 }];
+  const avgs = windowAverages({ readouts, steps: 4, n: 2, size: 3, labels: null }, windows);
+  // window [3,4] of sample 0: steps 3 and 4 -> (4, 0, 0)
+  assert.deepEqual(Array.from(avgs[1].subarray(0, 3)), [4, 0, 0]);
+  const c = new TopKCounter(3);
+  avgs.forEach((a, w) => c.add(w, a, 2, [0, 2]));
   const s = c.scores();
   // window [1,4]: sample 0 sums (8,0,10) -> 2 (wrong); sample 1 sums (2,0,4) -> 2 (right)
   assert.equal(s[0].top1, 0.5);

@@ -112,3 +112,19 @@ export async function snnVsClipped(graph: Graph, sampleShape: readonly number[],
     return err / size / refScale;
   });
 }
+
+/** A .npy file's bytes (format 1.0). */
+export function npy(shape: number[], descr: string, data: ArrayBufferView): Uint8Array {
+  let header = `{'descr': '${descr}', 'fortran_order': False, 'shape': (${shape.join(', ')}${shape.length === 1 ? ',' : ''}), }`;
+  while ((10 + header.length + 1) % 64 !== 0) header += ' ';
+  header += '\n';
+  const head = new Uint8Array(10 + header.length);
+  head.set([0x93, ...Buffer.from('NUMPY'), 1, 0]);
+  new DataView(head.buffer).setUint16(8, header.length, true);
+  head.set(Buffer.from(header, 'latin1'), 10);
+  const body = new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+  const out = new Uint8Array(head.length + body.length);
+  out.set(head);
+  out.set(body, head.length);
+  return out;
+}

@@ -74,7 +74,7 @@ function addCalibrationOptions(cmd: Command): Command {
     .option('--no-shuffle', 'take calibration samples in data set order')
     .option('--thresholds <file>', 'JSON {"<site node>": θ or [θ per channel]} for --method fixed')
     .addOption(new Option('--maxpool <mode>', 'max pooling in the SNN: on accumulated current (exact) or per step (the paper\'s code; biased)').choices(['accumulated', 'per-step']).default('accumulated'))
-    .option('--readout <node>', 'end the spiking part at this node: its output is the readout, averaged over steps and scored (ops after it are not applied)')
+    .option('--readout <node>', 'end the spiking part at this node: its output is the readout, averaged over steps; everything after it runs as ANN on that average')
     .option('--mean <values>', 'input normalisation mean, per channel (overrides the model metadata)', numberList)
     .option('--std <values>', 'input normalisation std, per channel', numberList)
     .option('--calib-limit <n>', 'use only the first N calibration samples', int('--calib-limit', 1))

@@ -145,3 +145,33 @@ function findReadout(g: Graph, sites: readonly Site[]): Node {
   }
   throw new UserError('the model has no weighted layer (Conv, Gemm, MatMul) after its last ReLU to serve as the non-spiking readout');
 }
+
+/**
+ * What runs after the readout, as ANN on the averaged readout (softmax, upsampling, anything
+ * after --readout NODE): a graph from the readout tensor to the model's outputs, or null when
+ * the readout is the output.
+ */
+export function tailGraph(g: Graph, p: Plan): Graph | null {
+  const outs = g.outputs.map((o) => o.name);
+  if (outs.length === 1 && outs[0] === p.readout) return null;
+  const spiking = new Set(p.spiking);
+  const nodes = ancestors(g, outs).filter((n) => !spiking.has(n));
+  if (nodes.length === 0) return null;
+  const produced = new Set([p.readout, ...nodes.flatMap((n) => n.outputs)]);
+  for (const n of nodes) {
+    const foreign = n.inputs.find((i) => i && !produced.has(i) && !g.initializers.has(i));
+    if (foreign) {
+      throw new UserError(`node "${n.name}" (${n.opType}) after the readout "${p.readoutNode}" also reads "${foreign}" from before it; choose a later --readout node`);
+    }
+  }
+  const used = new Set(nodes.flatMap((n) => n.inputs));
+  return {
+    ...g,
+    name: 'tail',
+    nodes,
+    initializers: new Map([...g.initializers].filter(([k]) => used.has(k))),
+    inputs: [{ name: p.readout, dtype: 'float32', shape: null }],
+    outputs: g.outputs.filter((o) => produced.has(o.name)),
+    metadata: {},
+  };
+}

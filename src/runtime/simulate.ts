@@ -35,7 +35,7 @@ export interface SimulationStats {
   readonly seconds: number;
 }
 
-export async function simulate(graph: Graph, spec: SnnSpec, data: Dataset, opts: SimulateOptions, sink: (b: StepBatch) => void): Promise<SimulationStats> {
+export async function simulate(graph: Graph, spec: SnnSpec, data: Dataset, opts: SimulateOptions, sink: (b: StepBatch) => void | Promise<void>): Promise<SimulationStats> {
   const t0 = performance.now();
   const session = await Session.create(graph, opts);
   const T = opts.steps;
@@ -58,7 +58,7 @@ export async function simulate(graph: Graph, spec: SnnSpec, data: Dataset, opts:
         spec.sites.forEach((s, i) => { spikes[i][t] += out[s.spikes].data[0]; });
         opts.onProgress?.({ phase: 'simulate', done: bi * T + t + 1, total: nBatches * T });
       }
-      sink({ readouts, steps: T, n, size, labels: batch.y });
+      await sink({ readouts, steps: T, n, size, labels: batch.y });
     }
   } finally {
     await session.release();

@@ -9,6 +9,28 @@ export interface Window {
   readonly delay: number;
 }
 
+/** Per-window averages of a batch's per-step readouts, each [n, size], from one prefix sum. */
+export function windowAverages(b: StepBatch, windows: readonly Window[]): Float32Array[] {
+  const { n, size, steps } = b;
+  const stride = n * size;
+  const cum = new Float64Array((steps + 1) * stride); // cum[t] = sum of steps 1..t
+  for (let t = 0; t < steps; t++) {
+    const src = t * stride;
+    const prev = t * stride;
+    const dst = (t + 1) * stride;
+    for (let j = 0; j < stride; j++) cum[dst + j] = cum[prev + j] + b.readouts[src + j];
+  }
+  return windows.map((w) => {
+    if (w.T > steps || w.delay >= w.T || w.delay < 0) throw new Error(`window [${w.delay + 1}, ${w.T}] does not fit ${steps} steps`);
+    const out = new Float32Array(stride);
+    const inv = 1 / (w.T - w.delay);
+    const hi = w.T * stride;
+    const lo = w.delay * stride;
+    for (let j = 0; j < stride; j++) out[j] = (cum[hi + j] - cum[lo + j]) * inv;
+    return out;
+  });
+}
+
 /** Indices of the k largest values (ties: lower index first). */
 export function topK(v: ArrayLike<number>, offset: number, size: number, k: number): number[] {
   const idx: number[] = [];
@@ -24,57 +46,8 @@ export function topK(v: ArrayLike<number>, offset: number, size: number, k: numb
   return idx;
 }
 
-export interface TopKScore {
-  readonly top1: number;
-  readonly top5: number | null;
-  readonly samples: number;
-}
-
-export class TopKCounter {
-  private readonly c1: Float64Array;
-  private readonly c5: Float64Array;
-  private samples = 0;
-  private classes = 0;
-
-  constructor(readonly windows: readonly Window[]) {
-    this.c1 = new Float64Array(windows.length);
-    this.c5 = new Float64Array(windows.length);
-  }
-
-  /** Score a batch of per-step readouts; every window must fit in `b.steps`. */
-  add(b: StepBatch): void {
-    if (!b.labels) throw new Error('classification needs labels');
-    const { n, size, steps } = b;
-    this.classes = size;
-    const cum = new Float64Array((steps + 1) * size); // cum[t] = sum of steps 1..t
-    const avg = new Float64Array(size);
-    for (let i = 0; i < n; i++) {
-      for (let t = 0; t < steps; t++) {
-        const src = (t * n + i) * size;
-        for (let j = 0; j < size; j++) cum[(t + 1) * size + j] = cum[t * size + j] + b.readouts[src + j];
-      }
-      const label = b.labels[i];
-      this.windows.forEach((w, wi) => {
-        for (let j = 0; j < size; j++) avg[j] = cum[w.T * size + j] - cum[w.delay * size + j];
-        const top = topK(avg, 0, size, Math.min(5, size));
-        if (top[0] === label) this.c1[wi]++;
-        if (top.includes(label)) this.c5[wi]++;
-      });
-    }
-    this.samples += n;
-  }
-
-  scores(): TopKScore[] {
-    return this.windows.map((_, wi) => ({
-      top1: this.samples ? this.c1[wi] / this.samples : 0,
-      top5: this.classes >= 10 && this.samples ? this.c5[wi] / this.samples : null,
-      samples: this.samples,
-    }));
-  }
-}
-
-/** Top-1/top-5 of plain (one-step) readouts [n, size]. */
-export function scoreReadouts(readouts: Float32Array, n: number, size: number, labels: Int32Array): { c1: number; c5: number } {
+/** Top-1/top-5 hits of readouts [n, size]. */
+export function scoreReadouts(readouts: ArrayLike<number>, n: number, size: number, labels: ArrayLike<number>): { c1: number; c5: number } {
   let c1 = 0;
   let c5 = 0;
   for (let i = 0; i < n; i++) {
@@ -83,4 +56,41 @@ export function scoreReadouts(readouts: Float32Array, n: number, size: number, l
     if (top.includes(labels[i])) c5++;
   }
   return { c1, c5 };
+}
+
+export interface TopKScore {
+  readonly top1: number;
+  readonly top5: number | null;
+  readonly samples: number;
+}
+
+/** Accumulates top-1/top-5 hits per window over batches. */
+export class TopKCounter {
+  private readonly c1: Float64Array;
+  private readonly c5: Float64Array;
+  private readonly seen: Float64Array;
+  private classes = 0;
+
+  constructor(readonly windows: number) {
+    this.c1 = new Float64Array(windows);
+    this.c5 = new Float64Array(windows);
+    this.seen = new Float64Array(windows);
+  }
+
+  add(window: number, outputs: ArrayLike<number>, n: number, labels: ArrayLike<number>): void {
+    const size = outputs.length / n;
+    this.classes = size;
+    const s = scoreReadouts(outputs, n, size, labels);
+    this.c1[window] += s.c1;
+    this.c5[window] += s.c5;
+    this.seen[window] += n;
+  }
+
+  scores(): TopKScore[] {
+    return Array.from(this.c1, (_, w) => ({
+      top1: this.seen[w] ? this.c1[w] / this.seen[w] : 0,
+      top5: this.classes >= 10 && this.seen[w] ? this.c5[w] / this.seen[w] : null,
+      samples: this.seen[w],
+    }));
+  }
 }
