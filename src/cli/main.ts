@@ -10,7 +10,7 @@ import { UserError } from '../errors.js';
 import { METHODS, type Method } from '../calibrate/methods.js';
 import { openDataset } from '../data/sources.js';
 import type { Normalize } from '../data/dataset.js';
-import { loadModel } from '../model.js';
+import { loadModel, type PreparedModel } from '../model.js';
 import {
   annReference, convert, findSourceAnn, isSnnGraph, prepareModel, saveSnn, simulateAndScore,
   snnFromGraph, withMetadata, writeFileAtomic, type LoadedSnn, type SimulationReport,
@@ -101,7 +101,7 @@ function readThresholds(file: string | undefined): Record<string, number | numbe
   }
 }
 
-async function doConvert(modelFile: string, calibSpec: string, f: CalibFlags, progress: (p: { phase: string; done: number; total: number }) => void): Promise<LoadedSnn & { seconds: number }> {
+async function doConvert(modelFile: string, calibSpec: string, f: CalibFlags, progress: (p: { phase: string; done: number; total: number }) => void): Promise<LoadedSnn & { seconds: number; model: PreparedModel }> {
   const t0 = performance.now();
   const loaded = loadModel(modelFile);
   if (isSnnGraph(loaded.graph)) throw new UserError(`${modelFile} is already a spiking network; convert takes the ANN`);
@@ -113,7 +113,7 @@ async function doConvert(modelFile: string, calibSpec: string, f: CalibFlags, pr
     readoutNode: f.readout, normalize: normalizeFrom(f), threads: f.threads, onProgress: progress,
   });
   const graph = withMetadata(c, f.readout);
-  return { ...snnFromGraph(graph, modelFile), seconds: (performance.now() - t0) / 1000 };
+  return { ...snnFromGraph(graph, modelFile), seconds: (performance.now() - t0) / 1000, model: c.model };
 }
 
 /** Calibration data for an ANN simulated on `spec`: its train split, or what the user names. */
@@ -144,27 +144,30 @@ async function runSimulate(modelFile: string, f: SimFlags, fromDemo = false): Pr
   try {
     const loaded = loadModel(modelFile);
     let snn: LoadedSnn;
-    let annFile: string | null;
+    let ann: PreparedModel | null = null;
     let convertSeconds: number | null = null;
     if (isSnnGraph(loaded.graph)) {
       snn = snnFromGraph(loaded.graph, modelFile);
-      annFile = f.ann ?? findSourceAnn(modelFile, snn.meta);
+      const annFile = f.ann ?? findSourceAnn(modelFile, snn.meta);
+      if (annFile) {
+        const source = loadModel(annFile);
+        if (source.sha256 !== snn.meta.source.sha256) throw new UserError(`--ann ${annFile} is not the model ${modelFile} was converted from (${snn.meta.source.file}, sha256 ${snn.meta.source.sha256.slice(0, 12)}…)`);
+        ann = await prepareModel(source, { readoutNode: snn.meta.readoutNode, normalize: snn.meta.normalize ?? undefined, threads: f.threads });
+      }
     } else {
-      const calibSpec = calibrationSpec(f.data, f.calib);
-      const c = await doConvert(modelFile, calibSpec, f, prog.report);
+      const c = await doConvert(modelFile, calibrationSpec(f.data, f.calib), f, prog.report);
       snn = c;
+      ann = c.model;
       convertSeconds = c.seconds;
-      annFile = modelFile;
       if (f.save) saveSnn(f.save, snn.graph);
     }
     const data = openDataset(f.data, f.limit);
     const delay = f.delay === 'auto' ? undefined : f.delay === 'off' ? 0 : f.delay;
     const report = await simulateAndScore(snn, data, { Ts: f.T, batchSize: f.batch, delay, threads: f.threads, onProgress: prog.report });
     let ref: Awaited<ReturnType<typeof annReference>> | undefined;
-    if (annFile) {
-      const prepared = await prepareModel(loadModel(annFile), { readoutNode: snn.meta.readoutNode, normalize: snn.meta.normalize ?? undefined, threads: f.threads });
+    if (ann) {
       const th = { granularity: snn.meta.spec.granularity, values: snn.meta.spec.sites.map((s) => Float32Array.from(s.theta)) };
-      ref = await annReference(prepared, data, th, f.batch, { threads: f.threads });
+      ref = await annReference(ann, data, th, f.batch, { threads: f.threads });
     }
     prog.stop();
     const cal = snn.meta.calibration;
