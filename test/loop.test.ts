@@ -1,0 +1,35 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { prepareModel } from '../src/model.js';
+import { calibrate } from '../src/calibrate/methods.js';
+import { buildSnn } from '../src/snn/build.js';
+import { buildLoop, loopReadout, loopSpikes, LOOP_STEPS_INPUT } from '../src/snn/loop.js';
+import { simulate, type StepBatch } from '../src/runtime/simulate.js';
+import { Session } from '../src/runtime/session.js';
+import { memDataset, uniform } from './helpers.js';
+import { vgg } from './zoo.js';
+
+test('the ONNX Loop form gives the same per-step readouts and spike counts as the one-step graph', async () => {
+  const n = 4;
+  const x = uniform(21, n * 256);
+  const m = await prepareModel({ path: 'v.onnx', sha256: '', graph: vgg() }, { threads: 1 });
+  const data = memDataset(x, [1, 16, 16]);
+  const cal = await calibrate(m, data, { method: 'cltb', iterations: 1, batchSize: n, threads: 1 });
+  const snn = buildSnn(m, cal.thresholds);
+  const T = 24;
+  let steps: StepBatch | undefined;
+  const stats = await simulate(snn.graph, snn.spec, data, { steps: T, batchSize: n, normalize: null, threads: 1 }, (b) => { steps = b; });
+  const s = await Session.create(buildLoop(snn), { threads: 1 });
+  const out = await s.run({ input: { dims: [n, 1, 16, 16], data: x }, [LOOP_STEPS_INPUT]: { dims: [], data: BigInt64Array.of(BigInt(T)) } });
+  await s.release();
+  const loopReadouts = out[loopReadout(snn.spec.readout)];
+  assert.deepEqual(loopReadouts.dims, [T, n, 10]);
+  const a = loopReadouts.data;
+  const b = (steps as StepBatch).readouts;
+  let worst = 0;
+  for (let i = 0; i < a.length; i++) worst = Math.max(worst, Math.abs(a[i] - b[i]));
+  assert.ok(worst < 1e-4, `max difference ${worst}`);
+  snn.spec.sites.forEach((site, i) => {
+    assert.deepEqual(Array.from(out[loopSpikes(site.spikes)].data), Array.from(stats.spikesPerStep[i]));
+  });
+});
