@@ -7,6 +7,7 @@ import { buildLoop, loopReadout, loopSpikes, LOOP_STEPS_INPUT } from '../src/snn
 import { simulate, type StepBatch } from '../src/runtime/simulate.js';
 import { Session } from '../src/runtime/session.js';
 import { memDataset, uniform } from './helpers.js';
+import { splitConstantPrefix } from '../src/snn/split.js';
 import { vgg } from './zoo.js';
 
 test('the ONNX Loop form gives the same per-step readouts and spike counts as the one-step graph', async () => {
@@ -32,4 +33,16 @@ test('the ONNX Loop form gives the same per-step readouts and spike counts as th
   snn.spec.sites.forEach((site, i) => {
     assert.deepEqual(Array.from(out[loopSpikes(site.spikes)].data), Array.from(stats.spikesPerStep[i]));
   });
+});
+
+test('direct coding: the input-only prefix (first conv) is split off and computed once', async () => {
+  const m = await prepareModel({ path: 'v.onnx', sha256: '', graph: vgg() }, { threads: 1 });
+  const data = memDataset(uniform(22, 2 * 256), [1, 16, 16]);
+  const cal = await calibrate(m, data, { method: 'maxnorm', iterations: 1, batchSize: 2, threads: 1 });
+  const snn = buildSnn(m, cal.thresholds);
+  const split = splitConstantPrefix(snn.graph, snn.spec);
+  assert.deepEqual(split.prefix?.nodes.map((n) => n.opType), ['Conv']);
+  assert.equal(split.constants.length, 1);
+  assert.equal(split.step.nodes.length, snn.graph.nodes.length - 1);
+  assert.equal(split.step.inputs.some((i) => i.name === 'input'), false, 'the step no longer needs the raw input');
 });

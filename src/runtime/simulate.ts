@@ -10,6 +10,7 @@ import { numel } from '../graph/ir.js';
 import type { SnnSpec } from '../snn/build.js';
 import { Session, type Array32, type RuntimeOptions } from './session.js';
 import type { Progress } from '../calibrate/methods.js';
+import { splitConstantPrefix } from '../snn/split.js';
 
 export interface StepBatch {
   /** Readouts of every step: [T, n, ...readoutShape] flattened. */
@@ -37,7 +38,11 @@ export interface SimulationStats {
 
 export async function simulate(graph: Graph, spec: SnnSpec, data: Dataset, opts: SimulateOptions, sink: (b: StepBatch) => void | Promise<void>): Promise<SimulationStats> {
   const t0 = performance.now();
-  const session = await Session.create(graph, opts);
+  // The input is the same at every step: compute what depends only on it once per batch.
+  const split = splitConstantPrefix(graph, spec);
+  const session = await Session.create(split.step, opts);
+  const prefix = split.prefix ? await Session.create(split.prefix, opts) : null;
+  const stepInputs = new Set(split.step.inputs.map((i) => i.name));
   const T = opts.steps;
   const size = numel(spec.readoutShape);
   const spikes = spec.sites.map(() => new Float64Array(T));
@@ -48,7 +53,9 @@ export async function simulate(graph: Graph, spec: SnnSpec, data: Dataset, opts:
       const idx = order.slice(bi * opts.batchSize, (bi + 1) * opts.batchSize);
       const batch = makeBatch(data, idx, opts.normalize);
       const n = batch.n;
-      const feeds: Record<string, Array32> = { [spec.input]: { dims: [n, ...spec.inputShape], data: batch.x } };
+      const input: Array32 = { dims: [n, ...spec.inputShape], data: batch.x };
+      const feeds: Record<string, Array32> = stepInputs.has(spec.input) ? { [spec.input]: input } : {};
+      if (prefix) Object.assign(feeds, await prefix.run({ [spec.input]: input }));
       for (const s of spec.states) feeds[s.input] = { dims: [n, ...s.shape], data: new Float32Array(n * numel(s.shape)) };
       const readouts = new Float32Array(T * n * size);
       for (let t = 0; t < T; t++) {
@@ -62,6 +69,7 @@ export async function simulate(graph: Graph, spec: SnnSpec, data: Dataset, opts:
     }
   } finally {
     await session.release();
+    await prefix?.release();
   }
   return { samples: data.size, spikesPerStep: spikes, seconds: (performance.now() - t0) / 1000 };
 }

@@ -1,0 +1,58 @@
+/**
+ * Direct coding feeds the same input at every step, so everything that depends only on the
+ * input (the first layer, input normalisation, a pool on the input) is the same at every
+ * step. This splits the one-step graph into a prefix computed once per batch and a step graph
+ * that takes the prefix's results as inputs.
+ */
+import type { Graph, Node, Tensor } from '../graph/ir.js';
+import { floatInput } from '../onnx/builder.js';
+import type { SnnSpec } from './build.js';
+
+export interface SplitStep {
+  /** Computes `constants` from the model input; null when nothing is constant. */
+  readonly prefix: Graph | null;
+  readonly step: Graph;
+  readonly constants: readonly string[];
+}
+
+function usedInitializers(g: Graph, nodes: readonly Node[]): Map<string, Tensor> {
+  const used = new Set(nodes.flatMap((n) => n.inputs));
+  return new Map([...g.initializers].filter(([k]) => used.has(k)));
+}
+
+export function splitConstantPrefix(step: Graph, spec: SnnSpec): SplitStep {
+  const varying = new Set(spec.states.map((s) => s.input));
+  const isVarying = (n: Node): boolean => n.inputs.some((i) => varying.has(i));
+  const prefixNodes: Node[] = [];
+  const stepNodes: Node[] = [];
+  for (const n of step.nodes) {
+    if (isVarying(n)) {
+      stepNodes.push(n);
+      n.outputs.forEach((o) => varying.add(o));
+    } else {
+      prefixNodes.push(n);
+    }
+  }
+  if (prefixNodes.length === 0) return { prefix: null, step, constants: [] };
+  const produced = new Set(prefixNodes.flatMap((n) => n.outputs));
+  const outputs = new Set(step.outputs.map((o) => o.name));
+  const constants = [...new Set([
+    ...stepNodes.flatMap((n) => n.inputs.filter((i) => produced.has(i))),
+    ...[...outputs].filter((o) => produced.has(o)),
+  ])];
+  const needsInput = stepNodes.some((n) => n.inputs.includes(spec.input));
+  const prefix: Graph = {
+    ...step, name: 'prefix', nodes: prefixNodes, initializers: usedInitializers(step, prefixNodes),
+    inputs: step.inputs.filter((i) => i.name === spec.input),
+    outputs: constants.map((c) => floatInput(c, null)),
+  };
+  const rest: Graph = {
+    ...step, name: 'step', nodes: stepNodes, initializers: usedInitializers(step, stepNodes),
+    inputs: [
+      ...(needsInput ? step.inputs.filter((i) => i.name === spec.input) : []),
+      ...constants.map((c) => floatInput(c, null)),
+      ...step.inputs.filter((i) => i.name !== spec.input),
+    ],
+  };
+  return { prefix, step: rest, constants };
+}
