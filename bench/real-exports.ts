@@ -11,7 +11,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { loadModel, prepareModel } from '../src/model.js';
-import { calibrate, siteChannels, thetaFeeds } from '../src/calibrate/methods.js';
+import { calibrate, siteChannels, siteRanks, thetaFeeds } from '../src/calibrate/methods.js';
 import { instrument } from '../src/calibrate/instrument.js';
 import { buildSnn } from '../src/snn/build.js';
 import { simulate } from '../src/runtime/simulate.js';
@@ -45,7 +45,7 @@ for (const f of files) {
     const convertSeconds = (performance.now() - t0) / 1000;
     const inst = instrument(m.graph, m.plan, siteChannels(m), {
       mode: 'clip', granularity: cal.thresholds.granularity,
-      ranks: m.plan.sites.map((s) => (m.shapes.get(s.input) as number[]).length + 1),
+      ranks: siteRanks(m),
     });
     const s = await Session.create(inst.graph);
     const ref = (await s.run({ [m.inputName]: { dims: [n, ...m.inputShape], data: x }, ...thetaFeeds(m, inst, cal.thresholds) }, [inst.readout]))[inst.readout].data;

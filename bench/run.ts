@@ -10,7 +10,7 @@
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { loadModel, prepareModel } from '../src/model.js';
-import { calibrate, siteChannels } from '../src/calibrate/methods.js';
+import { calibrate, siteChannels, siteRanks } from '../src/calibrate/methods.js';
 import { instrument } from '../src/calibrate/instrument.js';
 import { buildSnn } from '../src/snn/build.js';
 import { simulate } from '../src/runtime/simulate.js';
@@ -40,7 +40,7 @@ const order = sampleOrder(train.size, 0, true);
 const batches = [...batchesOf(order, batch, iterations)];
 
 // ANN inference on the same batches (session creation included, as in calibration).
-const inst = instrument(m.graph, m.plan, siteChannels(m), { mode: 'relu', granularity: 'channel', ranks: m.plan.sites.map((s) => (m.shapes.get(s.input) as number[]).length + 1) });
+const inst = instrument(m.graph, m.plan, siteChannels(m), { mode: 'relu', granularity: 'channel', ranks: siteRanks(m) });
 async function annPass(): Promise<number> {
   const t0 = performance.now();
   const s = await Session.create(inst.graph, { threads });

@@ -8,7 +8,7 @@ import crypto from 'node:crypto';
 import type { Graph } from './graph/ir.js';
 import { decodeModel, encodeModel } from './onnx/codec.js';
 import { checkDataFits, loadModel, prepareModel, type LoadedModel, type PreparedModel, type PrepareOptions } from './model.js';
-import { calibrate, siteChannels, thetaFeeds, type Calibration, type CalibrateOptions, type Progress, type Thresholds } from './calibrate/methods.js';
+import { calibrate, siteChannels, siteRanks, thetaFeeds, type Calibration, type CalibrateOptions, type Progress, type Thresholds } from './calibrate/methods.js';
 import { instrument } from './calibrate/instrument.js';
 import { tailGraph } from './graph/plan.js';
 import { buildSnn, type PoolMode, type Snn, type SnnSpec } from './snn/build.js';
@@ -35,9 +35,10 @@ export interface Converted {
 export async function convert(loaded: LoadedModel, calibData: Dataset, opts: ConvertOptions): Promise<Converted> {
   const model = await prepareModel(loaded, opts);
   checkDataFits(calibData, model.inputName, model.inputShape);
+  const tail = tailGraph(model.graph, model.plan); // refuse a bad --readout before calibrating
   const calibration = await calibrate(model, calibData, opts);
   const snn = buildSnn(model, calibration.thresholds, opts.maxpool ?? 'accumulated');
-  return { model, tail: tailGraph(model.graph, model.plan), calibration, snn, calibrationData: calibData.name };
+  return { model, tail, calibration, snn, calibrationData: calibData.name };
 }
 
 /** Everything a later `simulate` needs, stored in the SNN file's metadata. */
@@ -142,7 +143,7 @@ export interface AnnScores {
 export async function annReference(m: PreparedModel, data: Dataset, th: Thresholds, batchSize: number, opts: RuntimeOptions = {}): Promise<{ ann: AnnScores; clipped: AnnScores }> {
   const channels = siteChannels(m);
   const tail = await TailRunner.create(tailGraph(m.graph, m.plan), m.plan.readout, opts);
-  const ranks = m.plan.sites.map((s) => (m.shapes.get(s.input) as readonly number[]).length + 1);
+  const ranks = siteRanks(m);
   const res: AnnScores[] = [];
   for (const mode of ['relu', 'clip'] as const) {
     const inst = instrument(m.graph, m.plan, channels, { mode, granularity: th.granularity, ranks });

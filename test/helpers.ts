@@ -6,7 +6,7 @@ import { rng } from '../src/data/dataset.js';
 import type { Dataset } from '../src/data/dataset.js';
 import { Session, type Array32 } from '../src/runtime/session.js';
 import { prepareModel } from '../src/model.js';
-import { calibrate, siteChannels, thetaFeeds, type Method } from '../src/calibrate/methods.js';
+import { calibrate, siteChannels, siteRanks, thetaFeeds, type Method } from '../src/calibrate/methods.js';
 import { instrument } from '../src/calibrate/instrument.js';
 import { buildSnn, type PoolMode } from '../src/snn/build.js';
 import { simulate } from '../src/runtime/simulate.js';
@@ -94,7 +94,7 @@ export async function snnVsClipped(graph: Graph, sampleShape: readonly number[],
   const cal = await calibrate(m, data, { method: opts.method ?? 'maxnorm', iterations: 1, batchSize: n, threads: 1 });
   const inst = instrument(m.graph, m.plan, siteChannels(m), {
     mode: 'clip', granularity: cal.thresholds.granularity,
-    ranks: m.plan.sites.map((s) => (m.shapes.get(s.input) as number[]).length + 1),
+    ranks: siteRanks(m),
   });
   const ref = (await runGraph(inst.graph, { [m.inputName]: { dims: [n, ...sampleShape], data: x }, ...thetaFeeds(m, inst, cal.thresholds) }, [inst.readout]))[inst.readout].data;
   const snn = buildSnn(m, cal.thresholds, opts.maxpool ?? 'accumulated');

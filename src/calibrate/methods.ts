@@ -59,7 +59,8 @@ export function siteChannels(m: PreparedModel): number[] {
   return m.plan.sites.map((s) => (m.shapes.get(s.input) as readonly number[])[0]);
 }
 
-function siteRanks(m: PreparedModel): number[] {
+/** Rank (with batch axis) of each site's input. */
+export function siteRanks(m: PreparedModel): number[] {
   return m.plan.sites.map((s) => (m.shapes.get(s.input) as readonly number[]).length + 1);
 }
 
