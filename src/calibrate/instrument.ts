@@ -90,7 +90,8 @@ export function instrument(g: Graph, plan: Plan, channels: readonly number[], op
     b.nodes.length = start;
   }
   const outputs = [plan.readout, ...thetaOutputs, ...Object.values(stats).flat()];
-  const initializers = new Map([...g.initializers, ...b.initializers]);
+  const used = new Set(nodes.flatMap((n) => n.inputs));
+  const initializers = new Map([...g.initializers, ...b.initializers].filter(([k]) => used.has(k)));
   return {
     graph: {
       ...g, nodes, initializers, inputs,

@@ -35,6 +35,7 @@ export class Session {
         interOpNumThreads: 1,
         graphOptimizationLevel: 'all',
         executionMode: 'sequential',
+        logSeverityLevel: 3, // errors only: ONNX Runtime's warnings are not the user's business
       });
       return new Session(s, s.outputNames);
     } catch (e) {
