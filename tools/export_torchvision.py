@@ -33,6 +33,10 @@ MODELS = [
     ("deeplabv3_resnet50", lambda: S.deeplabv3_resnet50(weights=None, weights_backbone=None, aux_loss=False), (1, 3, 64, 64), 13),
     ("mc3_18", lambda: V.mc3_18(weights=None), (1, 3, 8, 56, 56), 13),
     ("r3d_18", lambda: V.r3d_18(weights=None), (1, 3, 8, 56, 56), 13),
+    # Expected refusals: nonlinearities inside the spiking part.
+    ("efficientnet_b0", lambda: M.efficientnet_b0(weights=None), (1, 3, 64, 64), 13),
+    ("mobilenet_v3_small", lambda: M.mobilenet_v3_small(weights=None), (1, 3, 64, 64), 13),
+    ("vit_b_16", lambda: M.vit_b_16(weights=None), (1, 3, 224, 224), 13),
 ]
 
 

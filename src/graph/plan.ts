@@ -39,6 +39,8 @@ const LINEAR = new Set([
   'Upsample', 'BatchNormalization', 'ReduceMean', 'ReduceSum', 'Slice', 'Split', 'Gather',
   'Neg', 'Expand', 'Tile', 'DepthToSpace', 'SpaceToDepth',
 ]);
+/** Ops that compute shapes and indices, not activations (named in no error). */
+const STRUCTURAL = new Set(['Constant', 'ConstantOfShape', 'Range', 'Cast', 'Equal', 'Where', 'Div', 'MaxPool']);
 /** Ops that read only the shape of their input. */
 const SHAPE_ONLY = new Set(['Shape', 'Size']);
 /** Linear only when at most one input varies (the other being a constant factor). */
@@ -66,7 +68,11 @@ export function plan(g: Graph, opts: PlanOptions = {}): Plan {
     const cap = neuronCap(g, n);
     if (cap !== null) sitesAll.push({ index: sitesAll.length, node: n.name, input: n.inputs[0], output: n.outputs[0], cap });
   }
-  if (sitesAll.length === 0) throw new UserError('the model has no ReLU (or Clip(0, c)) activation, so there is nothing to convert into spiking neurons');
+  if (sitesAll.length === 0) {
+    const nonlinear = [...new Set(g.nodes.map((n) => n.opType))]
+      .filter((op) => !LINEAR.has(op) && !LINEAR_IF_ONE_VARYING.has(op) && !SHAPE_ONLY.has(op) && !STRUCTURAL.has(op));
+    throw new UserError(`the model has no ReLU (or Clip(0, c)) activation to turn into spiking neurons${nonlinear.length ? ` (its other ops: ${nonlinear.join(', ')})` : ''}`);
+  }
 
   let readoutNode: Node | undefined;
   if (opts.readoutNode !== undefined) {
