@@ -12,6 +12,7 @@ import { calibrate, siteChannels, siteRanks, thetaFeeds, type Calibration, type 
 import { instrument } from './calibrate/instrument.js';
 import { tailGraph } from './graph/plan.js';
 import { buildSnn, type PoolMode, type Snn, type SnnSpec } from './snn/build.js';
+import { buildLoop } from './snn/loop.js';
 import { Session, type RuntimeOptions } from './runtime/session.js';
 import { simulate, type SimulationStats } from './runtime/simulate.js';
 import { TopKCounter, scoreReadouts, windowAverages, type Window } from './tasks/classification.js';
@@ -59,7 +60,10 @@ const USAGE = 'One time step of a spiking network made by spikeport. Feed the an
   + 'output over steps d+1..T (d: spikeport.delay). Spike counts per site are the spikes.* outputs. If '
   + 'spikeport.tail is present it is a base64 ONNX model: run it on the averaged readout to get the model outputs.';
 
-export function withMetadata(c: Converted, readoutNode?: string): Graph {
+/** How the saved file computes time: one step per call, or all T steps in one call (ONNX Loop). */
+export type SnnForm = 'step' | 'loop';
+
+export function withMetadata(c: Converted, readoutNode?: string, form: SnnForm = 'step'): Graph {
   const meta: SnnMetadata = {
     spec: c.snn.spec,
     source: { file: path.basename(c.model.source.path), sha256: c.model.source.sha256 },
@@ -71,13 +75,15 @@ export function withMetadata(c: Converted, readoutNode?: string): Graph {
     delay: { estimated: c.calibration.delay.estimated, latencies: c.calibration.delay.latencies.map((r) => round(r, 4)) },
     ...(readoutNode ? { readoutNode } : {}),
   };
+  const graph = form === 'loop' ? buildLoop(c.snn, c.tail) : c.snn.graph;
   return {
-    ...c.snn.graph,
+    ...graph,
     metadata: {
-      ...c.snn.graph.metadata,
+      ...graph.metadata,
+      'spikeport.form': form,
+      'spikeport.usage': form === 'loop' ? USAGE_LOOP : USAGE,
       'spikeport.snn': JSON.stringify(meta),
       'spikeport.delay': String(meta.delay.estimated),
-      'spikeport.usage': USAGE,
       ...(c.model.normalize ? { 'spikeport.normalize': JSON.stringify(c.model.normalize) } : {}),
       ...(c.tail ? { 'spikeport.tail': Buffer.from(encodeModel(c.tail)).toString('base64') } : {}),
     },
@@ -102,7 +108,13 @@ export function saveSnn(file: string, graph: Graph): void {
   writeFileAtomic(file, encodeModel(graph));
 }
 
+const USAGE_LOOP = 'A spiking network made by spikeport, all time steps in one call (ONNX Loop). Inputs: the analog '
+  + 'input, T and delay (int64 scalars; spikeport.delay holds the estimated delay, use min(it, T/2)). Outputs: the '
+  + "model's outputs computed from the readout averaged over steps delay+1..T, the readout of every step "
+  + '(*.steps) and spike counts per step (spikes.*.steps).';
+
 export interface LoadedSnn {
+  readonly form: SnnForm;
   readonly graph: Graph;
   readonly meta: SnnMetadata;
   readonly tail: Graph | null;
@@ -118,7 +130,9 @@ export function snnFromGraph(g: Graph, where: string): LoadedSnn {
   const meta = JSON.parse(text) as SnnMetadata;
   if (meta.spec?.format !== 'spikeport-step/1') throw new UserError(`${where}: unknown SNN format ${meta.spec?.format}`);
   const tail = g.metadata['spikeport.tail'];
-  return { graph: g, meta, tail: tail ? decodeModel(Buffer.from(tail, 'base64'), `${where} (tail)`) : null };
+  const form = (g.metadata['spikeport.form'] ?? 'step') as SnnForm;
+  if (form !== 'step' && form !== 'loop') throw new UserError(`${where}: unknown SNN form ${String(form)}`);
+  return { form, graph: g, meta, tail: tail ? decodeModel(Buffer.from(tail, 'base64'), `${where} (tail)`) : null };
 }
 
 export function loadSnn(file: string): LoadedSnn {
@@ -238,7 +252,7 @@ export async function simulateAndScore(snn: LoadedSnn, data: Dataset, opts: Simu
   const tail = await TailRunner.create(snn.tail, spec.readout, opts);
   let stats: SimulationStats;
   try {
-    stats = await simulate(snn.graph, spec, data, { ...opts, steps: Tmax, normalize: snn.meta.normalize }, async (b) => {
+    stats = await simulate(snn.graph, spec, data, { ...opts, steps: Tmax, normalize: snn.meta.normalize, form: snn.form }, async (b) => {
       const averages = windowAverages(b, windows);
       for (let w = 0; w < windows.length; w++) {
         counter.add(w, await tail.apply(averages[w], [b.n, ...spec.readoutShape]), b.n, b.labels as Int32Array);

@@ -88,3 +88,33 @@ test('fashion-vgg (BN, 3 max pools after spiking layers): CLTB + delay reaches t
   // delayed evaluation helps at small T
   assert.ok(r.results[0].top1 >= r.results[0].top1NoDelay, `T=16: delay ${r.results[0].top1} vs none ${r.results[0].top1NoDelay}`);
 });
+
+test('--format loop: one plain ONNX Runtime call with (input, T, delay) gives the ANN\'s outputs from the averaged readout', async () => {
+  const loopFile = path.join(tmp, 'mnist.loop.onnx');
+  cli(['convert', MNIST, '--data', 'mnist:train', '--out', loopFile, '--iterations', '10', '--format', 'loop', '-q']);
+  const session = await ort.InferenceSession.create(loopFile);
+  assert.deepEqual([...session.inputNames].sort(), ['T', 'delay', 'input']);
+  assert.equal(session.outputNames[0], 'logits', 'the ANN output name is kept');
+  const snn = loadSnn(loopFile);
+  assert.equal(snn.form, 'loop');
+  const data = openDataset('mnist:test', 50);
+  const batch = makeBatch(data, Array.from({ length: 50 }, (_, i) => i), snn.meta.normalize);
+  const T = 48;
+  const out = await session.run({
+    input: new ort.Tensor('float32', batch.x, [50, 1, 28, 28]),
+    T: new ort.Tensor('int64', BigInt64Array.of(BigInt(T)), []),
+    delay: new ort.Tensor('int64', BigInt64Array.of(BigInt(Math.min(snn.meta.delay.estimated, T / 2))), []),
+  });
+  const logits = out.logits.data as Float32Array;
+  assert.deepEqual(out.logits.dims, [50, 10]);
+  let correct = 0;
+  for (let i = 0; i < 50; i++) {
+    const row = Array.from(logits.subarray(i * 10, i * 10 + 10));
+    if (row.indexOf(Math.max(...row)) === batch.y![i]) correct++;
+  }
+  assert.ok(correct >= 47, `loop file: ${correct}/50 correct`);
+  // simulate reads the loop form too
+  const json = path.join(tmp, 'loop.json');
+  cli(['simulate', loopFile, '--ann', MNIST, '--data', 'mnist:test', '--limit', '100', '--T', '32', '--json', json, '-q']);
+  assert.ok(JSON.parse(fs.readFileSync(json, 'utf8')).results[0].top1 > 0.95);
+});

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { prepareModel } from '../src/model.js';
 import { calibrate } from '../src/calibrate/methods.js';
 import { buildSnn } from '../src/snn/build.js';
-import { buildLoop, loopReadout, loopSpikes, LOOP_STEPS_INPUT } from '../src/snn/loop.js';
+import { buildLoop, loopReadout, loopSpikes, LOOP_DELAY_INPUT, LOOP_STEPS_INPUT } from '../src/snn/loop.js';
 import { simulate, type StepBatch } from '../src/runtime/simulate.js';
 import { Session } from '../src/runtime/session.js';
 import { memDataset, uniform } from './helpers.js';
@@ -21,7 +21,12 @@ test('the ONNX Loop form gives the same per-step readouts and spike counts as th
   let steps: StepBatch | undefined;
   const stats = await simulate(snn.graph, snn.spec, data, { steps: T, batchSize: n, normalize: null, threads: 1 }, (b) => { steps = b; });
   const s = await Session.create(buildLoop(snn), { threads: 1 });
-  const out = await s.run({ input: { dims: [n, 1, 16, 16], data: x }, [LOOP_STEPS_INPUT]: { dims: [], data: BigInt64Array.of(BigInt(T)) } });
+  const d = 5;
+  const out = await s.run({
+    input: { dims: [n, 1, 16, 16], data: x },
+    [LOOP_STEPS_INPUT]: { dims: [], data: BigInt64Array.of(BigInt(T)) },
+    [LOOP_DELAY_INPUT]: { dims: [], data: BigInt64Array.of(BigInt(d)) },
+  });
   await s.release();
   const loopReadouts = out[loopReadout(snn.spec.readout)];
   assert.deepEqual(loopReadouts.dims, [T, n, 10]);
@@ -30,6 +35,13 @@ test('the ONNX Loop form gives the same per-step readouts and spike counts as th
   let worst = 0;
   for (let i = 0; i < a.length; i++) worst = Math.max(worst, Math.abs(a[i] - b[i]));
   assert.ok(worst < 1e-4, `max difference ${worst}`);
+  // The averaged readout over the window [d+1, T].
+  const mean = out[snn.spec.readout].data;
+  for (let j = 0; j < n * 10; j++) {
+    let sum = 0;
+    for (let t = d; t < T; t++) sum += b[t * n * 10 + j];
+    assert.ok(Math.abs(mean[j] - sum / (T - d)) < 1e-4);
+  }
   snn.spec.sites.forEach((site, i) => {
     assert.deepEqual(Array.from(out[loopSpikes(site.spikes)].data), Array.from(stats.spikesPerStep[i]));
   });

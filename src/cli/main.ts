@@ -13,7 +13,7 @@ import type { Normalize } from '../data/dataset.js';
 import { loadModel, type PreparedModel } from '../model.js';
 import {
   annReference, convert, findSourceAnn, isSnnGraph, prepareModel, saveSnn, simulateAndScore,
-  snnFromGraph, withMetadata, writeFileAtomic, type LoadedSnn, type SimulationReport,
+  snnFromGraph, withMetadata, writeFileAtomic, type LoadedSnn, type SimulationReport, type SnnForm,
 } from '../pipeline.js';
 import { progressReporter } from './progress.js';
 import { pct, table } from './format.js';
@@ -101,7 +101,7 @@ function readThresholds(file: string | undefined): Record<string, number | numbe
   }
 }
 
-async function doConvert(modelFile: string, calibSpec: string, f: CalibFlags, progress: (p: { phase: string; done: number; total: number }) => void): Promise<LoadedSnn & { seconds: number; model: PreparedModel }> {
+async function doConvert(modelFile: string, calibSpec: string, f: CalibFlags, progress: (p: { phase: string; done: number; total: number }) => void, form: SnnForm = 'step'): Promise<LoadedSnn & { seconds: number; model: PreparedModel }> {
   const t0 = performance.now();
   const loaded = loadModel(modelFile);
   if (isSnnGraph(loaded.graph)) throw new UserError(`${modelFile} is already a spiking network; convert takes the ANN`);
@@ -112,7 +112,7 @@ async function doConvert(modelFile: string, calibSpec: string, f: CalibFlags, pr
     seed: f.seed, shuffle: f.shuffle, fixed: readThresholds(f.thresholds), maxpool: f.maxpool,
     readoutNode: f.readout, normalize: normalizeFrom(f), threads: f.threads, onProgress: progress,
   });
-  const graph = withMetadata(c, f.readout);
+  const graph = withMetadata(c, f.readout, form);
   return { ...snnFromGraph(graph, modelFile), seconds: (performance.now() - t0) / 1000, model: c.model };
 }
 
@@ -226,11 +226,12 @@ export function buildProgram(): Command {
     .argument('<model>', 'the ANN, an ONNX file')
     .requiredOption('--data <spec>', 'calibration data: mnist:train, fashion-mnist:train[@DIR], npz:FILE')
     .requiredOption('--out <file>', 'where to write the spiking network (.onnx)')
+    .addOption(new Option('--format <form>', 'step: one time step per call (you loop, feeding states back); loop: all T steps in one call (ONNX Loop; inputs T and delay, outputs as the ANN)').choices(['step', 'loop']).default('step'))
     .option('--json <file>', 'write a conversion summary as JSON'))
-    .action(async (model: string, f: CalibFlags & { data: string; out: string; json?: string }) => {
+    .action(async (model: string, f: CalibFlags & { data: string; out: string; json?: string; format: SnnForm }) => {
       const prog = progressReporter(!f.quiet);
       try {
-        const c = await doConvert(model, f.data, f, prog.report);
+        const c = await doConvert(model, f.data, f, prog.report, f.format);
         saveSnn(f.out, c.graph);
         prog.stop();
         const m = c.meta;

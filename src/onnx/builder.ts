@@ -75,14 +75,13 @@ export class GraphBuilder {
   }
 
   /** ReduceMean / ReduceMax / ReduceSum over `axes` (all axes when undefined), for this opset. */
-  reduce(op: 'ReduceMean' | 'ReduceMax' | 'ReduceSum', x: string, axes: readonly number[] | undefined, keepdims: boolean, hint?: string): string {
+  reduce(op: 'ReduceMean' | 'ReduceMax' | 'ReduceSum', x: string, axes: readonly number[] | undefined, keepdims: boolean, hint?: string, output?: string): string {
     const axesAsInput = op === 'ReduceSum' ? this.opset >= 13 : this.opset >= 18;
-    if (axes === undefined) return this.op(op, [x], { keepdims: keepdims ? 1 : 0 }, hint);
-    if (axesAsInput) {
-      const a = this.constant('axes', int64Tensor([axes.length], [...axes]));
-      return this.op(op, [x, a], { keepdims: keepdims ? 1 : 0 }, hint);
-    }
-    return this.op(op, [x], { axes, keepdims: keepdims ? 1 : 0 }, hint);
+    const keep = { keepdims: keepdims ? 1 : 0 };
+    const outs = output ? [output] : 1;
+    if (axes === undefined) return this.add(op, [x], keep, outs, hint)[0];
+    if (axesAsInput) return this.add(op, [x, this.constant('axes', int64Tensor([axes.length], [...axes]))], keep, outs, hint)[0];
+    return this.add(op, [x], { axes, ...keep }, outs, hint)[0];
   }
 }
 

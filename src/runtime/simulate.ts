@@ -8,7 +8,8 @@ import { makeBatch, sampleOrder } from '../data/dataset.js';
 import type { Graph } from '../graph/ir.js';
 import { numel } from '../graph/ir.js';
 import type { SnnSpec } from '../snn/build.js';
-import { Session, type Array32, type RuntimeOptions } from './session.js';
+import { Session, type Array32, type ArrayI64, type RuntimeOptions } from './session.js';
+import { LOOP_DELAY_INPUT, LOOP_STEPS_INPUT, loopReadout, loopSpikes } from '../snn/loop.js';
 import type { Progress } from '../calibrate/methods.js';
 import { splitConstantPrefix } from '../snn/split.js';
 
@@ -26,6 +27,8 @@ export interface SimulateOptions extends RuntimeOptions {
   readonly steps: number;
   readonly batchSize: number;
   readonly normalize: Normalize | null;
+  /** 'step' (default): the graph computes one step; 'loop': it computes all steps (snn/loop.ts). */
+  readonly form?: 'step' | 'loop';
   readonly onProgress?: (p: Progress) => void;
 }
 
@@ -37,6 +40,7 @@ export interface SimulationStats {
 }
 
 export async function simulate(graph: Graph, spec: SnnSpec, data: Dataset, opts: SimulateOptions, sink: (b: StepBatch) => void | Promise<void>): Promise<SimulationStats> {
+  if (opts.form === 'loop') return simulateLoop(graph, spec, data, opts, sink);
   const t0 = performance.now();
   // The input is the same at every step: compute what depends only on it once per batch.
   const split = splitConstantPrefix(graph, spec);
@@ -70,6 +74,33 @@ export async function simulate(graph: Graph, spec: SnnSpec, data: Dataset, opts:
   } finally {
     await session.release();
     await prefix?.release();
+  }
+  return { samples: data.size, spikesPerStep: spikes, seconds: (performance.now() - t0) / 1000 };
+}
+
+/** The same for a Loop-form graph: one call per batch returns every step's readout. */
+async function simulateLoop(graph: Graph, spec: SnnSpec, data: Dataset, opts: SimulateOptions, sink: (b: StepBatch) => void | Promise<void>): Promise<SimulationStats> {
+  const t0 = performance.now();
+  const session = await Session.create(graph, opts);
+  const T = opts.steps;
+  const size = numel(spec.readoutShape);
+  const spikes = spec.sites.map(() => new Float64Array(T));
+  const nBatches = Math.ceil(data.size / opts.batchSize);
+  const scalar = (v: number): ArrayI64 => ({ dims: [], data: BigInt64Array.of(BigInt(v)) });
+  try {
+    for (let bi = 0; bi < nBatches; bi++) {
+      const idx = Array.from({ length: Math.min(opts.batchSize, data.size - bi * opts.batchSize) }, (_, k) => bi * opts.batchSize + k);
+      const batch = makeBatch(data, idx, opts.normalize);
+      const out = await session.run({
+        [spec.input]: { dims: [batch.n, ...spec.inputShape], data: batch.x },
+        [LOOP_STEPS_INPUT]: scalar(T), [LOOP_DELAY_INPUT]: scalar(0),
+      }, [loopReadout(spec.readout), ...spec.sites.map((s) => loopSpikes(s.spikes))]);
+      spec.sites.forEach((s, i) => out[loopSpikes(s.spikes)].data.forEach((v, t) => { spikes[i][t] += v; }));
+      opts.onProgress?.({ phase: 'simulate', done: (bi + 1) * T, total: nBatches * T });
+      await sink({ readouts: out[loopReadout(spec.readout)].data, steps: T, n: batch.n, size, labels: batch.y });
+    }
+  } finally {
+    await session.release();
   }
   return { samples: data.size, spikesPerStep: spikes, seconds: (performance.now() - t0) / 1000 };
 }

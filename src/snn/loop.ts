@@ -1,14 +1,19 @@
 /**
- * The spiking network over T steps as ONE ONNX graph: the one-step graph becomes the body of
- * an ONNX Loop, states stay inside ONNX Runtime, and every step's readout and spike counts
- * come out stacked ([T, N, ...] and [T]). Inputs: the model input and T (int64 scalar).
+ * The spiking network over T steps as ONE ONNX graph, for running elsewhere in a single call:
+ * the one-step graph becomes the body of an ONNX Loop (states stay inside ONNX Runtime),
+ * the readout is averaged over steps [delay+1, T] and the tail (ops after the readout) runs on
+ * that average, so the outputs are those of the ANN.
+ *
+ *   inputs:  the model input, T and delay (int64 scalars)
+ *   outputs: the model's outputs (same names); `<readout>.steps` [T, N, ...]; `spikes.siteK.steps` [T]
  */
-import type { Graph } from '../graph/ir.js';
+import type { Graph, Tensor } from '../graph/ir.js';
 import { int64Tensor } from '../graph/ir.js';
 import { GraphBuilder, floatInput } from '../onnx/builder.js';
 import type { Snn } from './build.js';
 
 export const LOOP_STEPS_INPUT = 'T';
+export const LOOP_DELAY_INPUT = 'delay';
 
 export function loopReadout(readout: string): string {
   return `${readout}.steps`;
@@ -18,24 +23,25 @@ export function loopSpikes(spikes: string): string {
   return `${spikes}.steps`;
 }
 
-export function buildLoop(snn: Snn): Graph {
+export function buildLoop(snn: Snn, tail: Graph | null = null): Graph {
   const { graph: step, spec } = snn;
   const b = new GraphBuilder(step.opset, step);
+  const i64 = (hint: string, v: number[]): string => b.constant(hint, int64Tensor([v.length], v));
   // Zero initial states of shape [N, ...shape], N taken from the input.
-  const shape = b.op('Shape', [spec.input]);
-  const n = b.op('Slice', [shape, b.constant('s0', int64Tensor([1], [0])), b.constant('s1', int64Tensor([1], [1]))]);
-  const inits = spec.states.map((s) => {
-    const dims = b.op('Concat', [n, b.constant('dims', int64Tensor([s.shape.length], [...s.shape]))], { axis: 0 });
-    return b.op('ConstantOfShape', [dims]);
-  });
+  const n = b.op('Slice', [b.op('Shape', [spec.input]), i64('s0', [0]), i64('s1', [1])]);
+  const inits = spec.states.map((s) => b.op('ConstantOfShape', [b.op('Concat', [n, i64('dims', [...s.shape])], { axis: 0 })]));
   const cond = b.constant('cond', { dtype: 'bool', dims: [], data: Uint8Array.of(1) });
+  // Inside the body the readout is renamed, so that outside, the averaged readout keeps the
+  // model's name (and the outputs are named as the ANN's).
+  const stepReadout = `${spec.readout}.step`;
+  const rename = (x: string): string => (x === spec.readout ? stepReadout : x);
   const body: Graph = {
     name: 'step',
     nodes: [
-      ...step.nodes,
+      ...step.nodes.map((nd) => ({ ...nd, inputs: nd.inputs.map(rename), outputs: nd.outputs.map(rename) })),
       { name: 'cond_pass', opType: 'Identity', domain: '', inputs: ['cond_in'], outputs: ['cond_out'], attrs: {} },
     ],
-    initializers: new Map(),
+    initializers: new Map(), // the body reads the step graph's initializers from the outer scope
     inputs: [
       { name: 'iter', dtype: 'int64', shape: [] },
       { name: 'cond_in', dtype: 'bool', shape: [] },
@@ -44,27 +50,37 @@ export function buildLoop(snn: Snn): Graph {
     outputs: [
       { name: 'cond_out', dtype: 'bool', shape: [] },
       ...spec.states.map((s) => floatInput(s.output, null)),
-      floatInput(spec.readout, null),
+      floatInput(stepReadout, null),
       ...spec.sites.map((s) => floatInput(s.spikes, null)),
     ],
     opset: step.opset, irVersion: step.irVersion, metadata: {},
   };
-  const outs = [
-    ...spec.states.map((s) => `${s.output}.final`),
-    loopReadout(spec.readout),
-    ...spec.sites.map((s) => loopSpikes(s.spikes)),
-  ];
-  b.add('Loop', [LOOP_STEPS_INPUT, cond, ...inits], { }, outs, 'time_loop');
-  const loopNode = b.nodes[b.nodes.length - 1];
-  b.nodes[b.nodes.length - 1] = { ...loopNode, attrs: { body: { kind: 'graph', value: body } } };
+  const steps = loopReadout(spec.readout);
+  b.nodes.push({
+    name: 'time_loop', opType: 'Loop', domain: '',
+    inputs: [LOOP_STEPS_INPUT, cond, ...inits],
+    outputs: [...spec.states.map((s) => `${s.output}.final`), steps, ...spec.sites.map((s) => loopSpikes(s.spikes))],
+    attrs: { body: { kind: 'graph', value: body } },
+  });
+  // Delayed evaluation: mean over steps [delay+1, T].
+  const toVec = (x: string): string => b.op('Reshape', [x, i64('one', [1])]);
+  const window = b.op('Slice', [steps, toVec(LOOP_DELAY_INPUT), toVec(LOOP_STEPS_INPUT), i64('axis0', [0])]);
+  const mean = b.reduce('ReduceMean', window, [0], false, 'window_mean', spec.readout);
+  let outputs = [floatInput(mean, null)];
+  let tailInits: [string, Tensor][] = [];
+  if (tail) {
+    b.nodes.push(...tail.nodes);
+    tailInits = [...tail.initializers];
+    outputs = tail.outputs.map((o) => floatInput(o.name, null));
+  }
   return {
     ...step,
     nodes: b.nodes,
-    // Body nodes read the step graph's initializers from the outer scope.
-    initializers: new Map([...step.initializers, ...b.initializers]),
-    inputs: [step.inputs[0], { name: LOOP_STEPS_INPUT, dtype: 'int64', shape: [] }],
+    initializers: new Map([...step.initializers, ...b.initializers, ...tailInits]),
+    inputs: [step.inputs[0], { name: LOOP_STEPS_INPUT, dtype: 'int64', shape: [] }, { name: LOOP_DELAY_INPUT, dtype: 'int64', shape: [] }],
     outputs: [
-      floatInput(loopReadout(spec.readout), null),
+      ...outputs,
+      floatInput(steps, null),
       ...spec.sites.map((s) => floatInput(loopSpikes(s.spikes), null)),
     ],
   };
