@@ -18,7 +18,7 @@ function identityNet(F: number) {
   });
 }
 
-async function runSteps(F: number, input: Float32Array, theta: number[], T: number) {
+async function runSteps(F: number, input: Float32Array, theta: number[], T: number, engine: 'loop' | 'steps') {
   const graph = identityNet(F);
   const m = await prepareModel({ path: 'if.onnx', sha256: '', graph }, { threads: 1 });
   const data = memDataset(input, [F]);
@@ -26,13 +26,13 @@ async function runSteps(F: number, input: Float32Array, theta: number[], T: numb
   const cal = await calibrate(m, data, { method: 'fixed', fixed: { [site]: theta }, iterations: 1, batchSize: 1, threads: 1 });
   const snn = buildSnn(m, cal.thresholds);
   let got: StepBatch | undefined;
-  const stats = await simulate(snn.graph, snn.spec, data, { steps: T, batchSize: data.size, normalize: null, threads: 1 }, (b) => { got = b; });
+  const stats = await simulate(snn.graph, snn.spec, data, { steps: T, batchSize: data.size, normalize: null, threads: 1, engine }, (b) => { got = b; });
   return { readouts: (got as StepBatch).readouts, spikes: stats.spikesPerStep[0] };
 }
 
-test('IF neuron: hand-worked spike trains (θ/2 start, fire at m ≥ θ, spikes carry θ, reset by subtraction)', async () => {
+for (const engine of ['loop', 'steps'] as const) test(`IF neuron (${engine} engine): hand-worked spike trains (θ/2 start, fire at m ≥ θ, spikes carry θ, reset by subtraction)`, async () => {
   const T = 10;
-  const { readouts, spikes } = await runSteps(4, Float32Array.of(0.25, 0.75, 1.5, -0.5), [1, 0.5, 0, 1], T);
+  const { readouts, spikes } = await runSteps(4, Float32Array.of(0.25, 0.75, 1.5, -0.5), [1, 0.5, 0, 1], T, engine);
   const channel = (c: number) => Array.from({ length: T }, (_, t) => readouts[t * 4 + c]);
   // θ=1, z=0.25, m0=0.5: m = 0.75, 1.0 (fire, -> 0), 0.25, 0.5, 0.75, 1.0 (fire), ...
   assert.deepEqual(channel(0), [0, 1, 0, 0, 0, 1, 0, 0, 0, 1]);
@@ -45,13 +45,13 @@ test('IF neuron: hand-worked spike trains (θ/2 start, fire at m ≥ θ, spikes 
   assert.deepEqual(Array.from(spikes), [1, 2, 1, 1, 1, 2, 1, 1, 1, 2]);
 });
 
-test('IF neuron: matches a plain JS reference of the dynamics on random currents and thresholds', async () => {
+for (const engine of ['loop', 'steps'] as const) test(`IF neuron (${engine} engine): matches a plain JS reference of the dynamics on random currents and thresholds`, async () => {
   const F = 64;
   const T = 40;
   const z = uniform(7, F, -0.5, 1.5);
   const theta = Array.from(uniform(8, F, 0.2, 1.2));
   theta[3] = 0;
-  const { readouts, spikes } = await runSteps(F, z, theta, T);
+  const { readouts, spikes } = await runSteps(F, z, theta, T, engine);
   let mismatches = 0;
   const m = theta.map((t) => t / 2);
   for (let t = 0; t < T; t++) {

@@ -147,7 +147,7 @@ class FashionMobileNet(nn.Module):
     def __init__(self):
         super().__init__()
         self.features = nn.Sequential(
-            nn.Conv2d(1, 16, 3, 1, 1, bias=False), nn.BatchNorm2d(16), nn.ReLU6(),
+            nn.Conv2d(1, 16, 3, 2, 1, bias=False), nn.BatchNorm2d(16), nn.ReLU6(),
             InvertedResidual(16, 16, 1, 2), InvertedResidual(16, 24, 2, 4), InvertedResidual(24, 24, 1, 4),
             InvertedResidual(24, 32, 2, 4), InvertedResidual(32, 32, 1, 4),
             nn.Conv2d(32, 128, 1, bias=False), nn.BatchNorm2d(128), nn.ReLU6())
@@ -161,7 +161,7 @@ MODELS = {
     "mnist-cnn": dict(net=MnistCNN, data="mnist", epochs=3, lr=2e-3),
     "fashion-vgg": dict(net=FashionVGG, data="fashion-mnist", epochs=10, lr=3e-3),
     "fashion-resnet": dict(net=FashionResNet, data="fashion-mnist", epochs=10, lr=3e-3),
-    "fashion-mobilenet": dict(net=FashionMobileNet, data="fashion-mnist", epochs=10, lr=3e-3),
+    "fashion-mobilenet": dict(net=FashionMobileNet, data="fashion-mnist", epochs=8, lr=3e-3),
 }
 
 

@@ -1,7 +1,7 @@
 /**
- * Running the one-step SNN graph for T_max steps over a data set. The readout of every step
- * is handed to a sink (so accuracy at every T ≤ T_max and any delay window comes from one
- * run); states stay per batch and are never kept for more than one step.
+ * Running the SNN for T_max steps over a data set. The readout of every step is handed to a
+ * sink (so accuracy at every T ≤ T_max and any delay window comes from one run); states live
+ * per batch only.
  */
 import type { Dataset, Normalize } from '../data/dataset.js';
 import { makeBatch, sampleOrder } from '../data/dataset.js';
@@ -9,7 +9,7 @@ import type { Graph } from '../graph/ir.js';
 import { numel } from '../graph/ir.js';
 import type { SnnSpec } from '../snn/build.js';
 import { Session, type Array32, type ArrayI64, type RuntimeOptions } from './session.js';
-import { LOOP_DELAY_INPUT, LOOP_STEPS_INPUT, loopReadout, loopSpikes } from '../snn/loop.js';
+import { buildLoop, LOOP_DELAY_INPUT, LOOP_STEPS_INPUT, loopReadout, loopSpikes } from '../snn/loop.js';
 import type { Progress } from '../calibrate/methods.js';
 import { splitConstantPrefix } from '../snn/split.js';
 
@@ -29,6 +29,12 @@ export interface SimulateOptions extends RuntimeOptions {
   readonly normalize: Normalize | null;
   /** 'step' (default): the graph computes one step; 'loop': it computes all steps (snn/loop.ts). */
   readonly form?: 'step' | 'loop';
+  /**
+   * How a step graph is driven: 'loop' (default) wraps it in an ONNX Loop, one call per batch,
+   * states never leave ONNX Runtime; 'steps' calls it once per step from JS. Measured in
+   * bench/run.ts: the Loop is faster.
+   */
+  readonly engine?: 'loop' | 'steps';
   readonly onProgress?: (p: Progress) => void;
 }
 
@@ -41,6 +47,7 @@ export interface SimulationStats {
 
 export async function simulate(graph: Graph, spec: SnnSpec, data: Dataset, opts: SimulateOptions, sink: (b: StepBatch) => void | Promise<void>): Promise<SimulationStats> {
   if (opts.form === 'loop') return simulateLoop(graph, spec, data, opts, sink);
+  if ((opts.engine ?? 'loop') === 'loop') return simulateLoop(buildLoop({ graph, spec }), spec, data, opts, sink);
   const t0 = performance.now();
   // The input is the same at every step: compute what depends only on it once per batch.
   const split = splitConstantPrefix(graph, spec);

@@ -11,6 +11,7 @@ import type { Graph, Tensor } from '../graph/ir.js';
 import { int64Tensor } from '../graph/ir.js';
 import { GraphBuilder, floatInput } from '../onnx/builder.js';
 import type { Snn } from './build.js';
+import { splitConstantPrefix } from './split.js';
 
 export const LOOP_STEPS_INPUT = 'T';
 export const LOOP_DELAY_INPUT = 'delay';
@@ -35,10 +36,13 @@ export function buildLoop(snn: Snn, tail: Graph | null = null): Graph {
   // model's name (and the outputs are named as the ANN's).
   const stepReadout = `${spec.readout}.step`;
   const rename = (x: string): string => (x === spec.readout ? stepReadout : x);
+  // What depends only on the input (direct coding) runs once, before the loop.
+  const split = splitConstantPrefix(step, spec);
+  const prefixNodes = split.prefix?.nodes ?? [];
   const body: Graph = {
     name: 'step',
     nodes: [
-      ...step.nodes.map((nd) => ({ ...nd, inputs: nd.inputs.map(rename), outputs: nd.outputs.map(rename) })),
+      ...split.step.nodes.map((nd) => ({ ...nd, inputs: nd.inputs.map(rename), outputs: nd.outputs.map(rename) })),
       { name: 'cond_pass', opType: 'Identity', domain: '', inputs: ['cond_in'], outputs: ['cond_out'], attrs: {} },
     ],
     initializers: new Map(), // the body reads the step graph's initializers from the outer scope
@@ -56,7 +60,7 @@ export function buildLoop(snn: Snn, tail: Graph | null = null): Graph {
     opset: step.opset, irVersion: step.irVersion, metadata: {},
   };
   const steps = loopReadout(spec.readout);
-  b.nodes.push({
+  b.nodes.push(...prefixNodes, {
     name: 'time_loop', opType: 'Loop', domain: '',
     inputs: [LOOP_STEPS_INPUT, cond, ...inits],
     outputs: [...spec.states.map((s) => `${s.output}.final`), steps, ...spec.sites.map((s) => loopSpikes(s.spikes))],
