@@ -79,6 +79,8 @@ test('a missing model file, an unknown data set and an empty npz', () => {
   expectUserError(['convert', 'nope.onnx', '--data', 'mnist:train', '--out', 'o.onnx'], /no such file: nope\.onnx/, 'o.onnx');
   expectUserError(['convert', MNIST, '--data', 'cifar:train', '--out', 'o.onnx', '-q'], /unknown data set "cifar"/, 'o.onnx');
   expectUserError(['convert', MNIST, '--data', 'npz:missing.npz', '--out', 'o.onnx', '-q'], /no such file missing\.npz/, 'o.onnx');
+  expectUserError(['convert', MNIST, '--data', 'fashion-mnist:train@/nonexistent', '--out', 'o.onnx', '-q'],
+    /fashion-mnist: no IDX files in \/nonexistent; install them with "apt-get install dataset-fashion-mnist"/, 'o.onnx');
 });
 
 test('--readout NODE ends the spiking part before a Sigmoid; the rest runs as ANN on the averaged readout', async () => {
