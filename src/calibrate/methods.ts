@@ -101,10 +101,21 @@ export async function calibrate(m: PreparedModel, data: Dataset, opts: Calibrate
   };
 }
 
-async function withSession<T>(inst: Instrumented, opts: RuntimeOptions, f: (s: Session) => Promise<T>): Promise<T> {
+/**
+ * Run a calibration graph over the batches in order, one ONNX Runtime call each; `feeds`
+ * gives the extra inputs of each call (θ for LTB), `visit` reads the requested outputs.
+ */
+async function overBatches(
+  m: PreparedModel, data: Dataset, batches: readonly number[][], inst: Instrumented, opts: CalibrateOptions, phase: string,
+  outputs: readonly string[], visit: (out: Record<string, Array32>) => void, feeds: () => Record<string, Array32> = () => ({}),
+): Promise<void> {
   const s = await Session.create(inst.graph, opts);
   try {
-    return await f(s);
+    for (let it = 0; it < batches.length; it++) {
+      const b = makeBatch(data, batches[it], m.normalize);
+      visit(await s.run({ ...inputFeed(m, b.x, b.n), ...feeds() }, outputs));
+      opts.onProgress?.({ phase, done: it + 1, total: batches.length });
+    }
   } finally {
     await s.release();
   }
@@ -115,14 +126,10 @@ async function runLtb(m: PreparedModel, data: Dataset, batches: number[][], opts
   const channels = siteChannels(m);
   const inst = instrument(m.graph, m.plan, channels, { mode: 'ltb', granularity, stepSize: opts.stepSize ?? 1, ranks: siteRanks(m) });
   let th: Thresholds = { granularity, values: channels.map((c) => new Float32Array(granularity === 'channel' ? c : 1)) };
-  await withSession(inst, opts, async (s) => {
-    for (let it = 0; it < batches.length; it++) {
-      const b = makeBatch(data, batches[it], m.normalize);
-      const out = await s.run({ ...inputFeed(m, b.x, b.n), ...thetaFeeds(m, inst, th) }, inst.thetaOutputs);
-      th = { granularity, values: inst.thetaOutputs.map((o) => Float32Array.from(out[o].data)) };
-      opts.onProgress?.({ phase: 'calibrate', done: it + 1, total: batches.length });
-    }
-  });
+  // Each batch's updated θ is fed back as θ for the next batch.
+  await overBatches(m, data, batches, inst, opts, 'calibrate', inst.thetaOutputs, (out) => {
+    th = { granularity, values: inst.thetaOutputs.map((o) => Float32Array.from(out[o].data)) };
+  }, () => thetaFeeds(m, inst, th));
   return th;
 }
 
@@ -138,17 +145,10 @@ async function channelMaxima(m: PreparedModel, data: Dataset, batches: number[][
   const inst = instrument(m.graph, m.plan, channels, { mode: 'relu', granularity: 'channel', stats: ['chanMax'], ranks: siteRanks(m) });
   const names = inst.stats.chanMax as readonly string[];
   const best = channels.map((c) => new Float32Array(c)); // zeros: max of ReLU is ≥ 0
-  await withSession(inst, opts, async (s) => {
-    for (let it = 0; it < batches.length; it++) {
-      const b = makeBatch(data, batches[it], m.normalize);
-      const out = await s.run(inputFeed(m, b.x, b.n), names);
-      names.forEach((name, i) => {
-        const v = out[name].data;
-        for (let k = 0; k < v.length; k++) if (v[k] > best[i][k]) best[i][k] = v[k];
-      });
-      opts.onProgress?.({ phase, done: it + 1, total: batches.length });
-    }
-  });
+  await overBatches(m, data, batches, inst, opts, phase, names, (out) => names.forEach((name, i) => {
+    const v = out[name].data;
+    for (let k = 0; k < v.length; k++) if (v[k] > best[i][k]) best[i][k] = v[k];
+  }));
   return best;
 }
 
@@ -159,25 +159,15 @@ async function runRobustNorm(m: PreparedModel, data: Dataset, batches: number[][
   const p = opts.percentile ?? 99.9;
   if (!(p > 0 && p <= 100)) throw new UserError(`--percentile must be in (0, 100] (got ${p})`);
   const maxima = (await channelMaxima(m, data, batches, opts, 'calibrate (max)')).map((c) => Math.max(...c));
-  const channels = siteChannels(m);
-  const inst = instrument(m.graph, m.plan, channels, { mode: 'relu', granularity: 'layer', stats: ['x'], ranks: siteRanks(m) });
+  const inst = instrument(m.graph, m.plan, siteChannels(m), { mode: 'relu', granularity: 'layer', stats: ['x'], ranks: siteRanks(m) });
   const names = inst.stats.x as readonly string[];
   const hist = names.map(() => new Float64Array(BINS));
-  await withSession(inst, opts, async (s) => {
-    for (let it = 0; it < batches.length; it++) {
-      const b = makeBatch(data, batches[it], m.normalize);
-      const out = await s.run(inputFeed(m, b.x, b.n), names);
-      names.forEach((name, i) => {
-        const v = out[name].data;
-        const h = hist[i];
-        const scale = maxima[i] > 0 ? BINS / maxima[i] : 0;
-        for (let k = 0; k < v.length; k++) {
-          if (v[k] > 0) h[Math.min(BINS - 1, Math.floor(v[k] * scale))]++;
-        }
-      });
-      opts.onProgress?.({ phase: 'calibrate (percentile)', done: it + 1, total: batches.length });
-    }
-  });
+  await overBatches(m, data, batches, inst, opts, 'calibrate (percentile)', names, (out) => names.forEach((name, i) => {
+    const v = out[name].data;
+    const h = hist[i];
+    const scale = maxima[i] > 0 ? BINS / maxima[i] : 0;
+    for (let k = 0; k < v.length; k++) if (v[k] > 0) h[Math.min(BINS - 1, Math.floor(v[k] * scale))]++;
+  }));
   return { granularity: 'layer', values: hist.map((h, i) => Float32Array.of(percentileFromHistogram(h, maxima[i], p))) };
 }
 
@@ -223,7 +213,8 @@ export async function estimateDelay(m: PreparedModel, data: Dataset, batch: numb
   const inst = instrument(m.graph, m.plan, siteChannels(m), { mode: 'clip', granularity: th.granularity, stats: ['chanMeanPos'], ranks: siteRanks(m) });
   const names = inst.stats.chanMeanPos as readonly string[];
   const b = makeBatch(data, batch, m.normalize);
-  const out = await withSession(inst, opts, (s) => s.run({ ...inputFeed(m, b.x, b.n), ...thetaFeeds(m, inst, th) }, names));
+  const s = await Session.create(inst.graph, opts);
+  const out = await s.run({ ...inputFeed(m, b.x, b.n), ...thetaFeeds(m, inst, th) }, names).finally(() => s.release());
   const latencies = names.map((n, i) => siteLatency(out[n].data, th.values[i]));
   return delayFromLatencies(m.plan, latencies, [m.inputName]);
 }
