@@ -27,13 +27,9 @@ export interface Batch {
   readonly n: number;
 }
 
-export function sampleSize(d: Dataset): number {
-  return d.sampleShape.reduce((a, b) => a * b, 1);
-}
-
 /** Build a batch of the given sample indices, scaled and normalised per channel (axis 0 of a sample). */
 export function makeBatch(d: Dataset, indices: readonly number[], norm: Normalize | null): Batch {
-  const per = sampleSize(d);
+  const per = d.sampleShape.reduce((a, b) => a * b, 1);
   const C = d.sampleShape.length >= 3 ? d.sampleShape[0] : 1;
   const plane = per / C;
   const x = new Float32Array(indices.length * per);

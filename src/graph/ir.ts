@@ -70,11 +70,6 @@ export function attrFloat(node: Node, name: string, fallback: number): number {
   return a && a.kind === 'float' ? a.value : fallback;
 }
 
-export function attrInts(node: Node, name: string): readonly number[] | undefined {
-  const a = node.attrs[name];
-  return a && a.kind === 'ints' ? a.value : undefined;
-}
-
 export function numel(dims: readonly number[]): number {
   let n = 1;
   for (const d of dims) n *= d;
@@ -88,11 +83,4 @@ export function floatTensor(dims: readonly number[], data: ArrayLike<number>): T
 
 export function int64Tensor(dims: readonly number[], data: readonly number[]): Tensor {
   return { dtype: 'int64', dims: [...dims], data: BigInt64Array.from(data.map((v) => BigInt(v))) };
-}
-
-/** Values of a tensor as plain numbers (int64 converted). */
-export function tensorNumbers(t: Tensor): number[] {
-  const out: number[] = new Array(t.data.length);
-  for (let i = 0; i < t.data.length; i++) out[i] = Number(t.data[i]);
-  return out;
 }

@@ -1,11 +1,5 @@
 import type { Graph, Node } from './ir.js';
 
-/** Tensor name -> the node producing it. */
-export function producers(g: Graph): Map<string, Node> {
-  const m = new Map<string, Node>();
-  for (const n of g.nodes) for (const o of n.outputs) if (o) m.set(o, n);
-  return m;
-}
 
 /** Tensor name -> nodes consuming it. */
 export function consumers(g: Graph): Map<string, Node[]> {
@@ -29,7 +23,8 @@ export function renameInputs(nodes: readonly Node[], from: string, to: string): 
 
 /** The nodes that `target` depends on (transitively), in graph order. */
 export function ancestors(g: Graph, targets: readonly string[]): Node[] {
-  const prod = producers(g);
+  const prod = new Map<string, Node>();
+  for (const n of g.nodes) for (const o of n.outputs) if (o) prod.set(o, n);
   const keep = new Set<Node>();
   const stack = [...targets];
   while (stack.length) {
