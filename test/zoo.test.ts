@@ -18,7 +18,12 @@ for (const [name, { graph, shape }] of Object.entries(ZOO)) {
     const b = (await runGraph(p, { input: { dims: [4, ...shape], data: x } }))[out].data;
     const scale = Math.max(...Array.from(a, Math.abs));
     assert.ok(maxAbsDiff(a, b) <= 1e-5 * Math.max(1, scale), `max diff ${maxAbsDiff(a, b)}`);
-    assert.ok(plan(p).sites.length >= 2);
+    const pl = plan(p);
+    assert.ok(pl.sites.length >= 2);
+    // The readout is the last weighted layer, with its bias Add when written as MatMul + Add.
+    const readoutNode = p.nodes.find((n) => n.name === pl.readoutNode);
+    assert.ok(readoutNode && ['Conv', 'Gemm', 'Add'].includes(readoutNode.opType));
+    assert.equal(pl.readout, out);
   });
 
   test(`${name}: with MaxNorm the SNN readout converges to the clipped ANN (≥4× from T=32 to T=1024)`, async (t) => {

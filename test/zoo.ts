@@ -118,7 +118,22 @@ export function video3d(): Graph {
   });
 }
 
+/** MatMul + Add layers (how exporters often write Linear), a Reshape instead of Flatten, a Conv1d. */
+export function matmulNet(): Graph {
+  return buildGraph([2, 16], (b, x) => {
+    const c1 = b.op('Conv', [x, b.constant('W1', floatTensor([4, 2, 3], randn(seed++, 24, 0.6))), b.constant('B1', floatTensor([4], randn(seed++, 4, 0.1)))],
+      { kernel_shape: [3], pads: [1, 1] });
+    let h = b.op('Reshape', [relu(b, c1), b.constant('shape', int64Tensor([2], [0, 64]))]);
+    const lin = (inp: string, fin: number, fout: number): string => b.op('Add', [
+      b.op('MatMul', [inp, b.constant('Wm', floatTensor([fin, fout], randn(seed++, fin * fout, Math.sqrt(2 / fin))))]),
+      b.constant('bm', floatTensor([fout], randn(seed++, fout, 0.1)))]);
+    h = relu(b, lin(h, 64, 24));
+    return lin(h, 24, 6);
+  });
+}
+
 export const ZOO: Record<string, { graph: () => Graph; shape: number[] }> = {
+  matmul: { graph: matmulNet, shape: [2, 16] },
   resnet: { graph: resnet, shape: [3, 16, 16] },
   bottleneck: { graph: bottleneckNet, shape: [3, 16, 16] },
   mobilenetv2: { graph: mobilenet, shape: [3, 16, 16] },
