@@ -16,7 +16,7 @@ import { buildLoop } from './snn/loop.js';
 import { Session, type RuntimeOptions } from './runtime/session.js';
 import { simulate, type SimulationStats } from './runtime/simulate.js';
 import { TopKCounter, scoreReadouts, windowAverages, type Window } from './tasks/classification.js';
-import { makeBatch, type Dataset, type Normalize } from './data/dataset.js';
+import { makeBatch, sequentialBatches, type Dataset, type Normalize } from './data/dataset.js';
 import { UserError } from './errors.js';
 
 export interface ConvertOptions extends PrepareOptions, Omit<CalibrateOptions, 'onProgress'> {
@@ -166,8 +166,7 @@ export async function annReference(m: PreparedModel, data: Dataset, th: Threshol
     let c5 = 0;
     let size = 0;
     try {
-      for (let i = 0; i < data.size; i += batchSize) {
-        const idx = Array.from({ length: Math.min(batchSize, data.size - i) }, (_, k) => i + k);
+      for (const idx of sequentialBatches(data.size, batchSize)) {
         const b = makeBatch(data, idx, m.normalize);
         const feeds = { [m.inputName]: { dims: [b.n, ...m.inputShape], data: b.x }, ...(mode === 'clip' ? thetaFeeds(m, inst, th) : {}) };
         const readout = (await s.run(feeds, [inst.readout]))[inst.readout];

@@ -85,3 +85,9 @@ export function* batchesOf(order: readonly number[], size: number, count: number
     yield idx;
   }
 }
+
+/** Indices 0..n-1 in order, in batches of `size` (the last one shorter). */
+export function sequentialBatches(n: number, size: number): number[][] {
+  return Array.from({ length: Math.ceil(n / size) }, (_, b) =>
+    Array.from({ length: Math.min(size, n - b * size) }, (_, k) => b * size + k));
+}

@@ -4,7 +4,7 @@
  * per batch only.
  */
 import type { Dataset, Normalize } from '../data/dataset.js';
-import { makeBatch, sampleOrder } from '../data/dataset.js';
+import { makeBatch, sequentialBatches } from '../data/dataset.js';
 import type { Graph } from '../graph/ir.js';
 import { numel } from '../graph/ir.js';
 import type { SnnSpec } from '../snn/build.js';
@@ -58,12 +58,11 @@ export async function simulate(graph: Graph, spec: SnnSpec, data: Dataset, opts:
   const T = opts.steps;
   const size = numel(spec.readoutShape);
   const spikes = spec.sites.map(() => new Float64Array(T));
-  const order = sampleOrder(data.size, 0, false);
-  const nBatches = Math.ceil(data.size / opts.batchSize);
+  const batches = sequentialBatches(data.size, opts.batchSize);
+  const nBatches = batches.length;
   try {
     for (let bi = 0; bi < nBatches; bi++) {
-      const idx = order.slice(bi * opts.batchSize, (bi + 1) * opts.batchSize);
-      const batch = makeBatch(data, idx, opts.normalize);
+      const batch = makeBatch(data, batches[bi], opts.normalize);
       const n = batch.n;
       const input: Array32 = { dims: [n, ...spec.inputShape], data: batch.x };
       const feeds: Record<string, Array32> = stepInputs.has(spec.input) ? { [spec.input]: input } : {};
@@ -93,12 +92,12 @@ async function simulateLoop(graph: Graph, spec: SnnSpec, data: Dataset, opts: Si
   const T = opts.steps;
   const size = numel(spec.readoutShape);
   const spikes = spec.sites.map(() => new Float64Array(T));
-  const nBatches = Math.ceil(data.size / opts.batchSize);
+  const batches = sequentialBatches(data.size, opts.batchSize);
+  const nBatches = batches.length;
   const scalar = (v: number): ArrayI64 => ({ dims: [], data: BigInt64Array.of(BigInt(v)) });
   try {
     for (let bi = 0; bi < nBatches; bi++) {
-      const idx = Array.from({ length: Math.min(opts.batchSize, data.size - bi * opts.batchSize) }, (_, k) => bi * opts.batchSize + k);
-      const batch = makeBatch(data, idx, opts.normalize);
+      const batch = makeBatch(data, batches[bi], opts.normalize);
       const out = await session.run({
         [spec.input]: { dims: [batch.n, ...spec.inputShape], data: batch.x },
         [LOOP_STEPS_INPUT]: scalar(T), [LOOP_DELAY_INPUT]: scalar(0),
