@@ -10,6 +10,7 @@ import { numel } from './graph/ir.js';
 import { decodeModel } from './onnx/codec.js';
 import { prepare } from './graph/passes.js';
 import { nodePositions, plan as makePlan, type Plan } from './graph/plan.js';
+import { WEIGHTED_OPS } from './graph/fanout.js';
 import { probeShapes, type RuntimeOptions } from './runtime/session.js';
 import type { Dataset, Normalize } from './data/dataset.js';
 import { UserError } from './errors.js';
@@ -62,7 +63,11 @@ export async function prepareModel(m: LoadedModel, opts: PrepareOptions = {}): P
   const graph = prepare(graph0);
   const plan = makePlan(graph, { readoutNode: opts.readoutNode, positions: nodePositions(m.graph) });
   const pools = plan.spiking.filter((n) => n.opType === 'MaxPool' && plan.varying.has(n.inputs[0]));
-  const names = [...plan.sites.map((s) => s.input), ...pools.flatMap((p) => [p.inputs[0], p.outputs[0]]), plan.readout];
+  const weighted = graph.nodes.filter((n) => WEIGHTED_OPS.has(n.opType));
+  const names = [
+    ...plan.sites.map((s) => s.input), ...pools.flatMap((p) => [p.inputs[0], p.outputs[0]]), plan.readout,
+    ...weighted.flatMap((n) => [n.inputs[0], n.outputs[0]]),
+  ];
   let shapes: Map<string, number[]>;
   try {
     // Batch 2 catches models exported with a fixed batch size.

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { prepareModel } from '../src/model.js';
 import { calibrate } from '../src/calibrate/methods.js';
 import { buildSnn } from '../src/snn/build.js';
-import { buildLoop, loopReadout, loopSpikes, LOOP_DELAY_INPUT, LOOP_STEPS_INPUT } from '../src/snn/loop.js';
+import { buildLoop, loopReadout, loopCounter, LOOP_DELAY_INPUT, LOOP_STEPS_INPUT } from '../src/snn/loop.js';
 import { simulate, type StepBatch } from '../src/runtime/simulate.js';
 import { Session } from '../src/runtime/session.js';
 import { memDataset, uniform } from './helpers.js';
@@ -43,7 +43,7 @@ test('the ONNX Loop form gives the same per-step readouts and spike counts as th
     assert.ok(Math.abs(mean[j] - sum / (T - d)) < 1e-4);
   }
   snn.spec.sites.forEach((site, i) => {
-    assert.deepEqual(Array.from(out[loopSpikes(site.spikes)].data), Array.from(stats.spikesPerStep[i]));
+    assert.deepEqual(Array.from(out[loopCounter(site.spikes)].data), Array.from(stats.spikesPerStep[i]));
   });
 });
 

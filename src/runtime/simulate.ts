@@ -7,9 +7,9 @@ import type { Dataset, Normalize } from '../data/dataset.js';
 import { makeBatch, sequentialBatches } from '../data/dataset.js';
 import type { Graph } from '../graph/ir.js';
 import { numel } from '../graph/ir.js';
-import type { SnnSpec } from '../snn/build.js';
+import { counterOutputs, type SnnSpec } from '../snn/build.js';
 import { Session, type Array32, type ArrayI64, type RuntimeOptions } from './session.js';
-import { buildLoop, LOOP_DELAY_INPUT, LOOP_STEPS_INPUT, loopReadout, loopSpikes } from '../snn/loop.js';
+import { buildLoop, LOOP_DELAY_INPUT, LOOP_STEPS_INPUT, loopCounter, loopReadout } from '../snn/loop.js';
 import type { Progress } from '../calibrate/methods.js';
 import { splitConstantPrefix } from '../snn/split.js';
 
@@ -43,6 +43,8 @@ export interface SimulationStats {
   readonly samples: number;
   /** Per site, per step: spikes summed over all samples. */
   readonly spikesPerStep: readonly Float64Array[];
+  /** Per spiking weighted layer (spec.layers with a `sops` output), per step: SOPs summed over all samples. */
+  readonly sopsPerStep: readonly Float64Array[];
   readonly seconds: number;
 }
 
@@ -57,7 +59,8 @@ export async function simulate(graph: Graph, spec: SnnSpec, data: Dataset, opts:
   const stepInputs = new Set(split.step.inputs.map((i) => i.name));
   const T = opts.steps;
   const size = numel(spec.readoutShape);
-  const spikes = spec.sites.map(() => new Float64Array(T));
+  const counters = counterOutputs(spec);
+  const sums = counters.map(() => new Float64Array(T));
   const batches = sequentialBatches(data.size, opts.batchSize);
   const nBatches = batches.length;
   try {
@@ -73,7 +76,7 @@ export async function simulate(graph: Graph, spec: SnnSpec, data: Dataset, opts:
         const out = await session.run(feeds);
         readouts.set(out[spec.readout].data, t * n * size);
         for (const s of spec.states) feeds[s.input] = out[s.output];
-        spec.sites.forEach((s, i) => { spikes[i][t] += out[s.spikes].data[0]; });
+        counters.forEach((c, i) => { sums[i][t] += out[c].data[0]; });
         opts.onProgress?.({ phase: 'simulate', done: bi * T + t + 1, total: nBatches * T });
       }
       await sink({ readouts, steps: T, n, size, labels: batch.y });
@@ -82,7 +85,7 @@ export async function simulate(graph: Graph, spec: SnnSpec, data: Dataset, opts:
     await session.release();
     await prefix?.release();
   }
-  return { samples: data.size, spikesPerStep: spikes, seconds: (performance.now() - t0) / 1000 };
+  return stats(spec, data.size, sums, t0);
 }
 
 /** The same for a Loop-form graph: one call per batch returns every step's readout. */
@@ -91,7 +94,8 @@ async function simulateLoop(graph: Graph, spec: SnnSpec, data: Dataset, opts: Si
   const session = await Session.create(graph, opts);
   const T = opts.steps;
   const size = numel(spec.readoutShape);
-  const spikes = spec.sites.map(() => new Float64Array(T));
+  const counters = counterOutputs(spec);
+  const sums = counters.map(() => new Float64Array(T));
   const batches = sequentialBatches(data.size, opts.batchSize);
   const nBatches = batches.length;
   const scalar = (v: number): ArrayI64 => ({ dims: [], data: BigInt64Array.of(BigInt(v)) });
@@ -101,13 +105,18 @@ async function simulateLoop(graph: Graph, spec: SnnSpec, data: Dataset, opts: Si
       const out = await session.run({
         [spec.input]: { dims: [batch.n, ...spec.inputShape], data: batch.x },
         [LOOP_STEPS_INPUT]: scalar(T), [LOOP_DELAY_INPUT]: scalar(0),
-      }, [loopReadout(spec.readout), ...spec.sites.map((s) => loopSpikes(s.spikes))]);
-      spec.sites.forEach((s, i) => out[loopSpikes(s.spikes)].data.forEach((v, t) => { spikes[i][t] += v; }));
+      }, [loopReadout(spec.readout), ...counters.map(loopCounter)]);
+      counters.forEach((c, i) => out[loopCounter(c)].data.forEach((v, t) => { sums[i][t] += v; }));
       opts.onProgress?.({ phase: 'simulate', done: (bi + 1) * T, total: nBatches * T });
       await sink({ readouts: out[loopReadout(spec.readout)].data, steps: T, n: batch.n, size, labels: batch.y });
     }
   } finally {
     await session.release();
   }
-  return { samples: data.size, spikesPerStep: spikes, seconds: (performance.now() - t0) / 1000 };
+  return stats(spec, data.size, sums, t0);
+}
+
+function stats(spec: SnnSpec, samples: number, sums: Float64Array[], t0: number): SimulationStats {
+  const k = spec.sites.length;
+  return { samples, spikesPerStep: sums.slice(0, k), sopsPerStep: sums.slice(k), seconds: (performance.now() - t0) / 1000 };
 }

@@ -19,6 +19,7 @@ import type { PreparedModel } from '../model.js';
 import type { Thresholds } from '../calibrate/methods.js';
 import { siteChannels } from '../calibrate/methods.js';
 import { thetaShape } from '../calibrate/instrument.js';
+import { WEIGHTED_OPS, fanout, macs } from '../graph/fanout.js';
 
 export type PoolMode = 'accumulated' | 'per-step';
 
@@ -38,6 +39,23 @@ export interface SiteSpec {
   readonly theta: readonly number[];
 }
 
+/**
+ * A weighted layer and what it costs per frame (SPEC 6). Where its input comes from decides
+ * how it is counted: 'input' — from the analog input only (computed once per frame, MACs);
+ * 'spiking' — spikes (synaptic operations, counted per step by the `sops` output);
+ * 'dense' — time-varying but not through its data input (MACs at every step);
+ * 'tail' — after the readout, on the averaged readout (MACs once).
+ */
+export interface LayerSpec {
+  readonly node: string;
+  readonly opType: string;
+  readonly where: 'input' | 'spiking' | 'dense' | 'tail';
+  /** Multiply-accumulates per sample (one ANN pass). */
+  readonly macs: number;
+  /** Output with this step's synaptic operations over the batch (a scalar), for 'spiking'. */
+  readonly sops?: string;
+}
+
 export interface SnnSpec {
   readonly format: 'spikeport-step/1';
   readonly input: string;
@@ -48,6 +66,13 @@ export interface SnnSpec {
   readonly sites: readonly SiteSpec[];
   readonly granularity: Thresholds['granularity'];
   readonly maxpool: PoolMode;
+  /** Weighted layers in graph order (absent in files written before SOP counting). */
+  readonly layers?: readonly LayerSpec[];
+}
+
+/** The scalar per-step counters a step graph outputs: spikes per site, then SOPs per layer. */
+export function counterOutputs(spec: SnnSpec): string[] {
+  return [...spec.sites.map((s) => s.spikes), ...(spec.layers ?? []).flatMap((l) => (l.sops ? [l.sops] : []))];
 }
 
 export interface Snn {
@@ -70,9 +95,27 @@ export function buildSnn(m: PreparedModel, th: Thresholds, maxpool: PoolMode = '
     return s;
   };
 
+  const layers: LayerSpec[] = [];
+  const spikingNodes = new Set(m.plan.spiking.map((n) => n.name));
+  const layerCost = (n: Node): number => macs(g, n, shapeOf(n.inputs[0]), shapeOf(n.outputs[0]));
+
   for (const n of m.plan.spiking) {
     const site = siteByNode.get(n.name);
     const start = b.nodes.length;
+    if (WEIGHTED_OPS.has(n.opType)) {
+      const spiking = m.plan.varying.has(n.inputs[0]);
+      const where = spiking ? 'spiking' : n.inputs.some((i) => m.plan.varying.has(i)) ? 'dense' : 'input';
+      let sops: string | undefined;
+      if (spiking) {
+        // SOPs this step = Σ over input events (non-zero values) of their fan-out.
+        const inShape = shapeOf(n.inputs[0]);
+        const fan = b.constant(`fanout_${layers.length}`, floatTensor([1, ...inShape], fanout(g, n, inShape, shapeOf(n.outputs[0]))));
+        const events = b.op('Cast', [b.op('Greater', [b.op('Abs', [n.inputs[0]]), b.scalar(0, 'zero')])], { to: 1 });
+        sops = `sops.layer${layers.length}`;
+        b.add('ReduceSum', [b.op('Mul', [events, fan])], { keepdims: 0 }, [sops]);
+      }
+      layers.push({ node: n.name, opType: n.opType, where, macs: layerCost(n), ...(sops ? { sops } : {}) });
+    }
     if (site) {
       const shape = shapeOf(site.input);
       const theta = th.values[site.index];
@@ -103,6 +146,10 @@ export function buildSnn(m: PreparedModel, th: Thresholds, maxpool: PoolMode = '
     b.nodes.length = start;
   }
 
+  for (const n of g.nodes) {
+    if (WEIGHTED_OPS.has(n.opType) && !spikingNodes.has(n.name)) layers.push({ node: n.name, opType: n.opType, where: 'tail', macs: layerCost(n) });
+  }
+
   const graph: Graph = {
     ...g,
     opset: Math.max(g.opset, 9),
@@ -116,6 +163,7 @@ export function buildSnn(m: PreparedModel, th: Thresholds, maxpool: PoolMode = '
       floatInput(m.plan.readout, ['N', ...shapeOf(m.plan.readout)]),
       ...states.map((s) => floatInput(s.output, ['N', ...s.shape])),
       ...sites.map((s) => floatInput(s.spikes, [])),
+      ...layers.flatMap((l) => (l.sops ? [floatInput(l.sops, [])] : [])),
     ],
   };
   const spec: SnnSpec = {
@@ -124,7 +172,7 @@ export function buildSnn(m: PreparedModel, th: Thresholds, maxpool: PoolMode = '
     inputShape: m.inputShape,
     readout: m.plan.readout,
     readoutShape: shapeOf(m.plan.readout),
-    states, sites, granularity: th.granularity, maxpool,
+    states, sites, granularity: th.granularity, maxpool, layers,
   };
   return { graph, spec };
 }

@@ -5,12 +5,13 @@
  * that average, so the outputs are those of the ANN.
  *
  *   inputs:  the model input, T and delay (int64 scalars)
- *   outputs: the model's outputs (same names); `<readout>.steps` [T, N, ...]; `spikes.siteK.steps` [T]
+ *   outputs: the model's outputs (same names); `<readout>.steps` [T, N, ...]; per-step counters
+ *            `spikes.siteK.steps` and `sops.layerK.steps` [T]
  */
 import type { Graph, Tensor } from '../graph/ir.js';
 import { int64Tensor } from '../graph/ir.js';
 import { GraphBuilder, floatInput } from '../onnx/builder.js';
-import type { Snn } from './build.js';
+import { counterOutputs, type Snn } from './build.js';
 import { splitConstantPrefix } from './split.js';
 
 export const LOOP_STEPS_INPUT = 'T';
@@ -20,12 +21,14 @@ export function loopReadout(readout: string): string {
   return `${readout}.steps`;
 }
 
-export function loopSpikes(spikes: string): string {
-  return `${spikes}.steps`;
+/** The per-step values of a counter output (spikes.siteK, sops.layerK) over the loop. */
+export function loopCounter(counter: string): string {
+  return `${counter}.steps`;
 }
 
 export function buildLoop(snn: Snn, tail: Graph | null = null): Graph {
   const { graph: step, spec } = snn;
+  const counters = counterOutputs(spec);
   const b = new GraphBuilder(step.opset, step);
   const i64 = (hint: string, v: number[]): string => b.constant(hint, int64Tensor([v.length], v));
   // Zero initial states of shape [N, ...shape], N taken from the input.
@@ -55,7 +58,7 @@ export function buildLoop(snn: Snn, tail: Graph | null = null): Graph {
       { name: 'cond_out', dtype: 'bool', shape: [] },
       ...spec.states.map((s) => floatInput(s.output, null)),
       floatInput(stepReadout, null),
-      ...spec.sites.map((s) => floatInput(s.spikes, null)),
+      ...counters.map((c) => floatInput(c, null)),
     ],
     opset: step.opset, irVersion: step.irVersion, metadata: {},
   };
@@ -63,7 +66,7 @@ export function buildLoop(snn: Snn, tail: Graph | null = null): Graph {
   b.nodes.push(...prefixNodes, {
     name: 'time_loop', opType: 'Loop', domain: '',
     inputs: [LOOP_STEPS_INPUT, cond, ...inits],
-    outputs: [...spec.states.map((s) => `${s.output}.final`), steps, ...spec.sites.map((s) => loopSpikes(s.spikes))],
+    outputs: [...spec.states.map((s) => `${s.output}.final`), steps, ...counters.map(loopCounter)],
     attrs: { body: { kind: 'graph', value: body } },
   });
   // Delayed evaluation: mean over steps [delay+1, T].
@@ -85,7 +88,7 @@ export function buildLoop(snn: Snn, tail: Graph | null = null): Graph {
     outputs: [
       ...outputs,
       floatInput(steps, null),
-      ...spec.sites.map((s) => floatInput(loopSpikes(s.spikes), null)),
+      ...counters.map((c) => floatInput(loopCounter(c), null)),
     ],
   };
 }
