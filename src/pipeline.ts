@@ -15,7 +15,8 @@ import { buildSnn, type PoolMode, type Snn, type SnnSpec } from './snn/build.js'
 import { buildLoop } from './snn/loop.js';
 import { Session, type RuntimeOptions } from './runtime/session.js';
 import { simulate, type SimulationStats } from './runtime/simulate.js';
-import { TopKCounter, scoreReadouts, windowAverages, type Window } from './tasks/classification.js';
+import { TopKCounter, scoreReadouts, windowAverages, type TopKScore, type Window } from './tasks/classification.js';
+import { energyReport, type EnergyConstants, type EnergyReport } from './energy/energy.js';
 import { makeBatch, sequentialBatches, type Dataset, type Normalize } from './data/dataset.js';
 import { UserError } from './errors.js';
 
@@ -226,6 +227,8 @@ export interface SimulationReport {
   readonly results: readonly SimulationResult[];
   /** Per site: spikes per neuron per step, over all T_max steps. */
   readonly firingRates: readonly { readonly site: string; readonly rate: number }[];
+  /** Per layer counting SOPs (spec.layers with `sops`), per step: SOPs summed over samples. */
+  readonly sopsPerStep: readonly Float64Array[];
   readonly seconds: number;
 }
 
@@ -237,16 +240,22 @@ export interface SimulateRunOptions extends RuntimeOptions {
   readonly onProgress?: (p: Progress) => void;
 }
 
-export async function simulateAndScore(snn: LoadedSnn, data: Dataset, opts: SimulateRunOptions): Promise<SimulationReport> {
+export interface WindowedRun {
+  readonly samples: number;
+  /** Top-1/top-5 per window, in the order given. */
+  readonly scores: readonly TopKScore[];
+  readonly stats: SimulationStats;
+}
+
+/**
+ * One simulation of the longest window's T, scored at every window [d+1, T] (SPEC 5: every T
+ * and delay from one run).
+ */
+export async function simulateWindows(snn: LoadedSnn, data: Dataset, windows: readonly Window[], opts: RuntimeOptions & { batchSize: number; onProgress?: (p: Progress) => void }): Promise<WindowedRun> {
   const { spec } = snn.meta;
   if (!data.labels) throw new UserError(`data set ${data.name} has no labels; classification accuracy needs them`);
   checkDataFits(data, spec.input, spec.inputShape);
-  if (opts.Ts.length === 0 || opts.Ts.some((T) => !Number.isInteger(T) || T < 1)) throw new UserError(`--T must list positive integers (got ${opts.Ts.join(',')})`);
-  if (opts.delay !== undefined && (!Number.isInteger(opts.delay) || opts.delay < 0)) throw new UserError(`--delay must be an integer ≥ 0 (got ${opts.delay})`);
-  const Tmax = Math.max(...opts.Ts);
-  const Ts = [...new Set(opts.Ts)].sort((a, b) => a - b);
-  const dhat = snn.meta.delay.estimated;
-  const windows: Window[] = Ts.flatMap((T) => [{ T, delay: delayAt(T, dhat, opts.delay) }, { T, delay: 0 }]);
+  const Tmax = Math.max(...windows.map((w) => w.T));
   const counter = new TopKCounter(windows.length);
   const tail = await TailRunner.create(snn.tail, spec.readout, opts);
   let stats: SimulationStats;
@@ -260,17 +269,41 @@ export async function simulateAndScore(snn: LoadedSnn, data: Dataset, opts: Simu
   } finally {
     await tail.release();
   }
-  const scores = counter.scores();
+  return { samples: data.size, scores: counter.scores(), stats };
+}
+
+export function checkSteps(Ts: readonly number[], delay?: number): void {
+  if (Ts.length === 0 || Ts.some((T) => !Number.isInteger(T) || T < 1)) throw new UserError(`--T must list positive integers (got ${Ts.join(',')})`);
+  if (delay !== undefined && (!Number.isInteger(delay) || delay < 0)) throw new UserError(`--delay must be an integer ≥ 0 (got ${delay})`);
+}
+
+export async function simulateAndScore(snn: LoadedSnn, data: Dataset, opts: SimulateRunOptions): Promise<SimulationReport> {
+  const { spec } = snn.meta;
+  checkSteps(opts.Ts, opts.delay);
+  const Ts = [...new Set(opts.Ts)].sort((a, b) => a - b);
+  const Tmax = Ts[Ts.length - 1];
+  const dhat = snn.meta.delay.estimated;
+  const windows: Window[] = Ts.flatMap((T) => [{ T, delay: delayAt(T, dhat, opts.delay) }, { T, delay: 0 }]);
+  const { scores, stats } = await simulateWindows(snn, data, windows, opts);
   const results = Ts.map((T, i) => ({
     T, delay: windows[2 * i].delay,
     top1: scores[2 * i].top1, top5: scores[2 * i].top5,
     top1NoDelay: scores[2 * i + 1].top1, top5NoDelay: scores[2 * i + 1].top5,
   }));
-  const firingRates = spec.sites.map((s, i) => ({
+  return { samples: data.size, results, firingRates: firingRates(spec, stats, Tmax), sopsPerStep: stats.sopsPerStep, seconds: stats.seconds };
+}
+
+export function firingRates(spec: SnnSpec, stats: SimulationStats, T: number): { site: string; rate: number }[] {
+  return spec.sites.map((s, i) => ({
     site: s.node,
-    rate: stats.spikesPerStep[i].reduce((a, b) => a + b, 0) / (s.neurons * data.size * Tmax),
+    rate: stats.spikesPerStep[i].reduce((a, b) => a + b, 0) / (s.neurons * stats.samples * T),
   }));
-  return { samples: data.size, results, firingRates, seconds: stats.seconds };
+}
+
+/** Operations and energy of a simulated SNN against its ANN (SPEC 6); null for files without layer costs. */
+export function energyOf(spec: SnnSpec, r: { samples: number; sopsPerStep: readonly Float64Array[] }, points: readonly { T: number; metric: number | null }[], annMetric: number | null, constants: EnergyConstants): EnergyReport | null {
+  if (!spec.layers) return null;
+  return energyReport({ layers: spec.layers, sopsPerStep: r.sopsPerStep, samples: r.samples, points, annMetric, constants });
 }
 
 function round(v: number, digits: number): number {

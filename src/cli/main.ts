@@ -10,14 +10,22 @@ import { UserError } from '../errors.js';
 import { METHODS, type Method } from '../calibrate/methods.js';
 import { openDataset } from '../data/sources.js';
 import type { Normalize } from '../data/dataset.js';
-import { loadModel, type PreparedModel } from '../model.js';
+import { loadModel, type LoadedModel, type PreparedModel } from '../model.js';
 import {
-  annReference, convert, findSourceAnn, isSnnGraph, prepareModel, saveSnn, simulateAndScore,
+  annReference, convert, delayAt, energyOf, findSourceAnn, isSnnGraph, prepareModel, saveSnn, simulateAndScore,
   snnFromGraph, withMetadata, writeFileAtomic, type LoadedSnn, type SimulationReport, type SnnForm,
 } from '../pipeline.js';
 import { progressReporter } from './progress.js';
 import { pct, table } from './format.js';
 import { defaultThreads } from '../runtime/session.js';
+import { PRESETS, energyConstants, type EnergyConstants, type EnergyReport } from '../energy/energy.js';
+import { siteErrors, type SiteErrors } from '../analysis/site-errors.js';
+import { isRunRecord, RECORD_KINDS, type RunRecord, type SimulateRecord } from '../report/record.js';
+import { reportHtml } from '../report/html.js';
+import { reportMarkdown } from '../report/markdown.js';
+import { si } from '../report/sections.js';
+import { ablation, delaySweep, energyTable, iterationSweep, type ExperimentOptions } from '../experiments/experiments.js';
+import type { Dataset } from '../data/dataset.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
 const MODELS_DIR = path.join(ROOT, 'models');
@@ -135,8 +143,30 @@ function printResults(r: SimulationReport, extra: { ann?: { top1: number }; clip
   process.stdout.write(lines.join('\n') + '\n');
 }
 
-interface SimFlags extends CalibFlags {
-  data: string; T: number[]; delay: number | 'auto' | 'off'; ann?: string; calib?: string; limit?: number; json?: string; save?: string;
+interface OutputFlags { json?: string; report?: string; markdown?: string }
+
+interface EnergyFlags { energy: string; eSop?: number; eMac?: number }
+
+interface SimFlags extends CalibFlags, OutputFlags, EnergyFlags {
+  data: string; T: number[]; delay: number | 'auto' | 'off'; ann?: string; calib?: string; limit?: number; save?: string;
+  siteErrors: number; siteErrorsT?: number;
+}
+
+function energyFrom(f: EnergyFlags): EnergyConstants {
+  return energyConstants(f.energy, { eSop: f.eSop === undefined ? undefined : f.eSop * 1e-12, eMac: f.eMac === undefined ? undefined : f.eMac * 1e-12 });
+}
+
+/** --json, --report (HTML), --markdown: each written whole or not at all. */
+async function writeOutputs(r: RunRecord, f: OutputFlags): Promise<void> {
+  if (f.json) writeFileAtomic(f.json, JSON.stringify(r, null, 2) + '\n');
+  if (f.report) writeFileAtomic(f.report, await reportHtml(r));
+  if (f.markdown) writeFileAtomic(f.markdown, reportMarkdown(r));
+}
+
+function energySummary(e: EnergyReport): string {
+  const at = (p: EnergyReport['sops90'], x: number): string => (p ? `SOPs${x} ${si(p.sops)} at T=${p.T} (${p.fpsPerW.toFixed(1)} FPS/W)` : `SOPs${x}: not reached`);
+  const last = e.perT[e.perT.length - 1];
+  return `energy (${e.constants.name}): ANN ${si(e.ann.macs)} MACs, ${e.ann.fpsPerW.toFixed(1)} FPS/W; SNN at T=${last.T} ${si(last.sops)} SOPs, ${last.fpsPerW.toFixed(1)} FPS/W; ${at(e.sops90, 90)}; ${at(e.sops95, 95)}\n`;
 }
 
 async function runSimulate(modelFile: string, f: SimFlags, fromDemo = false): Promise<void> {
@@ -165,16 +195,24 @@ async function runSimulate(modelFile: string, f: SimFlags, fromDemo = false): Pr
     const delay = f.delay === 'auto' ? undefined : f.delay === 'off' ? 0 : f.delay;
     const report = await simulateAndScore(snn, data, { Ts: f.T, batchSize: f.batch, delay, threads: f.threads, onProgress: prog.report });
     let ref: Awaited<ReturnType<typeof annReference>> | undefined;
+    const th = { granularity: snn.meta.spec.granularity, values: snn.meta.spec.sites.map((s) => Float32Array.from(s.theta)) };
+    let errors: SiteErrors | null = null;
     if (ann) {
-      const th = { granularity: snn.meta.spec.granularity, values: snn.meta.spec.sites.map((s) => Float32Array.from(s.theta)) };
       ref = await annReference(ann, data, th, f.batch, { threads: f.threads });
+      if (f.siteErrors > 0 && snn.form === 'step') {
+        const T = f.siteErrorsT ?? Math.max(...f.T);
+        errors = await siteErrors(ann, snn.graph, snn.meta.spec, th, data, { T, delay: delayAt(T, snn.meta.delay.estimated, delay), samples: f.siteErrors, threads: f.threads });
+      }
     }
     prog.stop();
     const cal = snn.meta.calibration;
-    const json = {
+    const points = report.results.map((r) => ({ T: r.T, metric: r.top1 }));
+    const record: SimulateRecord = {
+      kind: 'simulate',
       model: path.basename(modelFile),
       data: f.data,
       samples: report.samples,
+      created: new Date().toISOString(),
       method: cal.method,
       iterations: cal.iterations,
       calibration: { ...cal, ...(convertSeconds !== null ? { convertSeconds } : {}) },
@@ -184,11 +222,14 @@ async function runSimulate(modelFile: string, f: SimFlags, fromDemo = false): Pr
       delay: { estimated: snn.meta.delay.estimated, latencies: snn.meta.delay.latencies, rule: delay === undefined ? 'min(estimated, floor(T/2))' : `fixed ${delay}` },
       results: report.results,
       firingRates: report.firingRates,
+      energy: energyOf(snn.meta.spec, report, points, ref ? ref.ann.top1 : null, energyFrom(f)),
+      siteErrors: errors,
       simulationSeconds: report.seconds,
     };
-    if (f.json) writeFileAtomic(f.json, JSON.stringify(json, null, 2) + '\n');
+    await writeOutputs(record, f);
     if (fromDemo) process.stdout.write(`${path.basename(modelFile)} on ${data.name} (${report.samples} samples), ${cal.method}, ${cal.iterations} iterations × batch ${cal.batchSize}\n\n`);
     printResults(report, { ann: ref?.ann, clipped: ref?.clipped, dhat: snn.meta.delay.estimated });
+    if (record.energy) process.stdout.write(energySummary(record.energy));
   } finally {
     prog.stop();
   }
@@ -203,7 +244,60 @@ function simulateOptions(cmd: Command): Command {
     .option('--ann <file>', 'the source ANN, for the ANN and clipped-ANN reference (found automatically next to the SNN)')
     .option('--calib <spec>', 'calibration data when MODEL is an ANN (default: the train split of --data)')
     .option('--save <file>', 'when MODEL is an ANN: also save the converted SNN here')
-    .option('--json <file>', 'write the results as JSON');
+    .option('--site-errors <n>', 'samples for the per-site error analysis (clip error, SNN vs ANN per site; needs the ANN); 0 = off', int('--site-errors'), 100)
+    .option('--site-errors-T <T>', 'T for the per-site error analysis (default: the largest --T)', int('--site-errors-T', 1));
+}
+
+function energyOptions(cmd: Command): Command {
+  return cmd
+    .addOption(new Option('--energy <preset>', 'energy constants: paper (77 fJ/SOP, 12.5 pJ/MAC) or 45nm (0.9 pJ/AC, 4.6 pJ/MAC)').choices(Object.keys(PRESETS)).default('paper'))
+    .option('--e-sop <pJ>', 'energy per synaptic operation in pJ (overrides the preset)', positive('--e-sop'))
+    .option('--e-mac <pJ>', 'energy per multiply-accumulate in pJ (overrides the preset)', positive('--e-mac'));
+}
+
+function outputOptions(cmd: Command): Command {
+  return cmd
+    .option('--json <file>', 'write the results as JSON (spikeport report renders it)')
+    .option('--report <file>', 'write a self-contained HTML report with charts')
+    .option('--markdown <file>', 'write a Markdown summary');
+}
+
+interface ExpFlags extends CalibFlags, OutputFlags { data: string; calib?: string; limit?: number; T: number[] }
+
+async function runExperiment(f: ExpFlags, run: (o: ExperimentOptions, model: LoadedModel, calib: Dataset, test: Dataset) => Promise<RunRecord>, models: string[]): Promise<void> {
+  const prog = progressReporter(!f.quiet);
+  try {
+    const loaded = models.map((m) => loadModel(m));
+    for (const [i, l] of loaded.entries()) if (isSnnGraph(l.graph)) throw new UserError(`${models[i]} is already a spiking network; experiments take the ANN`);
+    const calib = openDataset(calibrationSpec(f.data, f.calib), f.calibLimit);
+    const test = openDataset(f.data, f.limit);
+    if (f.method !== 'cltb') process.stderr.write(`spikeport: note: experiments choose their own methods; --method ${f.method} is ignored\n`);
+    const record = await run({
+      Ts: f.T, iterations: f.iterations, batchSize: f.batch, stepSize: f.stepSize, percentile: f.percentile, seed: f.seed,
+      shuffle: f.shuffle, maxpool: f.maxpool, readoutNode: f.readout, normalize: normalizeFrom(f), threads: f.threads, onProgress: prog.report,
+    }, loaded[0], calib, test);
+    prog.stop();
+    await writeOutputs(record, f);
+    process.stdout.write(reportMarkdown(record));
+  } finally {
+    prog.stop();
+  }
+}
+
+function readRecord(file: string): RunRecord {
+  if (!fs.existsSync(file)) throw new UserError(`no such file: ${file}`);
+  let v: unknown;
+  try {
+    v = JSON.parse(fs.readFileSync(file, 'utf8'));
+  } catch (e) {
+    throw new UserError(`${file} is not JSON (${(e as Error).message})`);
+  }
+  if (!isRunRecord(v)) throw new UserError(`${file} is not a spikeport record (no "kind" among ${RECORD_KINDS.join(', ')}); make one with simulate --json or experiment --json`);
+  return v;
+}
+
+function bundledDataset(file: string): string {
+  return (JSON.parse(fs.readFileSync(file.replace(/\.onnx$/, '.json'), 'utf8')) as { dataset: string }).dataset;
 }
 
 function bundledModel(name: string): string {
@@ -250,22 +344,58 @@ export function buildProgram(): Command {
       }
     });
 
-  addCalibrationOptions(simulateOptions(program.command('simulate')
+  addCalibrationOptions(outputOptions(energyOptions(simulateOptions(program.command('simulate')
     .description('simulate a spiking network for T steps and report accuracy against T, with and without delayed evaluation')
-    .argument('<model>', 'an SNN from spikeport convert, or an ANN (converted on the fly with the calibration options)')))
+    .argument('<model>', 'an SNN from spikeport convert, or an ANN (converted on the fly with the calibration options)')))))
     .action(async (model: string, f: SimFlags) => runSimulate(model, f));
 
-  addCalibrationOptions(program.command('demo')
+  addCalibrationOptions(outputOptions(energyOptions(program.command('demo')
     .description('convert and simulate a bundled model on its bundled data set, and print accuracy against T')
-    .option('--model <name>', 'bundled model: mnist-cnn (needs only npm) or fashion-vgg (needs dataset-fashion-mnist)', 'mnist-cnn')
+    .option('--model <name>', 'bundled model: mnist-cnn (needs only npm), fashion-vgg, fashion-resnet, fashion-mobilenet (need dataset-fashion-mnist)', 'mnist-cnn')
     .option('--T <list>', 'time steps to report', stepList, [8, 16, 32, 64, 128])
-    .option('--limit <n>', 'test samples', int('--limit', 1), 2000)
-    .option('--json <file>', 'write the results as JSON'))
+    .option('--limit <n>', 'test samples', int('--limit', 1), 2000))))
     .action(async (f: SimFlags & { model: string }) => {
       const file = bundledModel(f.model);
-      const manifest = JSON.parse(fs.readFileSync(file.replace(/\.onnx$/, '.json'), 'utf8')) as { dataset: string };
-      await runSimulate(file, { ...f, data: `${manifest.dataset}:test`, delay: 'auto' }, true);
+      await runSimulate(file, { ...f, data: `${bundledDataset(file)}:test`, delay: 'auto', siteErrors: 100 }, true);
     });
+
+  program.command('report')
+    .description('render a JSON record (from simulate --json or experiment --json) as an HTML report and/or Markdown')
+    .argument('<record>', 'the JSON file')
+    .option('--out <file>', 'HTML report to write (default: the record\'s name with .html)')
+    .option('--markdown <file>', 'also write a Markdown summary')
+    .action(async (file: string, f: { out?: string; markdown?: string }) => {
+      const record = readRecord(file);
+      const out = f.out ?? file.replace(/\.json$/i, '') + '.html';
+      await writeOutputs(record, { report: out, markdown: f.markdown });
+      process.stdout.write(`wrote ${out}${f.markdown ? ` and ${f.markdown}` : ''}\n`);
+    });
+
+  const experiment = program.command('experiment')
+    .description('the paper\'s experiments on your model: ablation (Fig. 3a), iterations (Fig. 3b), delay (Fig. 4), energy (Appendix F)');
+  const expCommand = (name: string, description: string): Command => addCalibrationOptions(outputOptions(experiment.command(name)
+    .description(description)
+    .requiredOption('--data <spec>', 'test data: mnist:test, fashion-mnist:test[@DIR], npz:FILE')
+    .option('--calib <spec>', 'calibration data (default: the train split of --data)')
+    .option('--limit <n>', 'use only the first N test samples', int('--limit', 1))));
+  expCommand('ablation', 'RobustNorm, LTB, CLTB and CLTB with delayed evaluation against T')
+    .argument('<model>', 'the ANN, an ONNX file')
+    .option('--T <list>', 'time steps', stepList, [8, 16, 32, 64, 128, 256])
+    .action(async (model: string, f: ExpFlags) => runExperiment(f, async (o, m, calib, test) => ablation(m, calib, test, o), [model]));
+  expCommand('iterations', 'CLTB with several iteration counts against T')
+    .argument('<model>', 'the ANN, an ONNX file')
+    .option('--T <list>', 'time steps', stepList, [8, 16, 32, 64, 128, 256])
+    .option('--counts <list>', 'iteration counts to compare', stepList, [10, 50, 100, 200, 800])
+    .action(async (model: string, f: ExpFlags & { counts: number[] }) => runExperiment(f, async (o, m, calib, test) => iterationSweep(m, calib, test, f.counts, o), [model]));
+  expCommand('delay', 'accuracy against the chosen delay at several T, with d̂ marked')
+    .argument('<model>', 'the ANN, an ONNX file')
+    .option('--T <list>', 'time steps', stepList, [8, 16, 32, 64, 128])
+    .action(async (model: string, f: ExpFlags) => runExperiment(f, async (o, m, calib, test) => delaySweep(m, calib, test, o), [model]));
+  energyOptions(expCommand('energy', 'SOPs90/SOPs95 and FPS/W for one or more models (same data)')
+    .argument('<models...>', 'ANN ONNX files')
+    .option('--T <list>', 'time steps', stepList, [8, 16, 32, 64, 128, 256]))
+    .action(async (models: string[], f: ExpFlags & EnergyFlags) => runExperiment(f, async (o, _m, calib, test) => energyTable(
+      models.map((file) => ({ model: loadModel(file), calib, test })), energyFrom(f), o), models));
   return program;
 }
 

@@ -60,7 +60,7 @@ export interface CostAtT {
   readonly energy: number;
   readonly fpsPerW: number;
   /** The paper's convention: SOPs only. */
-  readonly fpsPerWSopsOnly: number;
+  readonly fpsPerWSopsOnly: number | null;
   readonly metric: number | null;
 }
 
@@ -105,7 +105,7 @@ export function energyReport(e: EnergyInput): EnergyReport {
     const sops = sopsAt(T);
     const macs = onceMacs + denseMacs * T;
     const energy = sops * k.eSop + macs * k.eMac;
-    return { T, sops, macs, energy, fpsPerW: 1 / energy, fpsPerWSopsOnly: sops > 0 ? 1 / (sops * k.eSop) : Infinity, metric };
+    return { T, sops, macs, energy, fpsPerW: 1 / energy, fpsPerWSopsOnly: sops > 0 ? 1 / (sops * k.eSop) : null, metric };
   });
   const reach = (f: number): CostAtT | null => {
     if (e.annMetric === null) return null;

@@ -1,0 +1,120 @@
+/**
+ * Where the conversion error comes from (SPEC 4): per neuron site, the clip error ε_l that the
+ * thresholds cause in the ANN, and the measured error of the SNN's average output at that site
+ * against the ANN and the clipped ANN, at one T. All errors are relative L2 norms over the
+ * samples given: ‖a − b‖ / ‖b‖.
+ */
+import type { PreparedModel } from '../model.js';
+import type { Dataset } from '../data/dataset.js';
+import { makeBatch } from '../data/dataset.js';
+import type { Graph } from '../graph/ir.js';
+import { numel } from '../graph/ir.js';
+import { floatInput } from '../onnx/builder.js';
+import { instrument } from '../calibrate/instrument.js';
+import { siteChannels, siteRanks, thetaFeeds, type Thresholds } from '../calibrate/methods.js';
+import type { SnnSpec } from '../snn/build.js';
+import { Session, type Array32, type RuntimeOptions } from '../runtime/session.js';
+
+export interface SiteError {
+  readonly site: string;
+  /** ‖ReLU(x) − clip(x, 0, θ)‖ / ‖ReLU(x)‖ on the ANN's own pre-activations. */
+  readonly clipError: number;
+  /** SNN average output over the window vs the ANN's ReLU output at this site. */
+  readonly snnVsAnn: number;
+  /** ... vs the clipped ANN's output at this site. */
+  readonly snnVsClipped: number;
+}
+
+export interface SiteErrors {
+  readonly T: number;
+  readonly delay: number;
+  readonly samples: number;
+  readonly sites: readonly SiteError[];
+}
+
+function withOutputs(g: Graph, names: readonly string[]): Graph {
+  const have = new Set(g.outputs.map((o) => o.name));
+  return { ...g, outputs: [...g.outputs, ...names.filter((n) => !have.has(n)).map((n) => floatInput(n, null))] };
+}
+
+function relErr(a: Float32Array, b: Float32Array): number {
+  let num = 0;
+  let den = 0;
+  for (let i = 0; i < a.length; i++) {
+    num += (a[i] - b[i]) ** 2;
+    den += b[i] ** 2;
+  }
+  return den > 0 ? Math.sqrt(num / den) : Math.sqrt(num);
+}
+
+/**
+ * Runs the ANN (ReLU and clipped) and T steps of the SNN on the first `samples` of `data`
+ * (one batch) and compares every site.
+ */
+export async function siteErrors(m: PreparedModel, snnGraph: Graph, spec: SnnSpec, th: Thresholds, data: Dataset, opts: RuntimeOptions & { T: number; delay: number; samples: number }): Promise<SiteErrors> {
+  const n = Math.min(opts.samples, data.size);
+  const batch = makeBatch(data, Array.from({ length: n }, (_, i) => i), m.normalize);
+  const input: Array32 = { dims: [n, ...m.inputShape], data: batch.x };
+  const channels = siteChannels(m);
+  const ranks = siteRanks(m);
+  const sites = m.plan.sites;
+
+  // ANN: site inputs x (the clip error) and ReLU outputs; clipped ANN: its site outputs.
+  const relu = instrument(m.graph, m.plan, channels, { mode: 'relu', granularity: th.granularity, ranks });
+  const clip = instrument(m.graph, m.plan, channels, { mode: 'clip', granularity: th.granularity, ranks });
+  const annOut = await runOnce(withOutputs(relu.graph, sites.flatMap((s) => [s.input, s.output])), { [m.inputName]: input }, opts);
+  const clipOut = await runOnce(withOutputs(clip.graph, sites.map((s) => s.output)), { [m.inputName]: input, ...thetaFeeds(m, clip, th) }, opts);
+
+  // SNN: average of each site's output (spikes · θ) over steps delay+1..T.
+  const step = withOutputs(snnGraph, sites.map((s) => s.output));
+  const session = await Session.create(step, opts);
+  const sums = sites.map((s) => new Float32Array(n * numel(m.shapes.get(s.input) as number[])));
+  try {
+    const feeds: Record<string, Array32> = { [spec.input]: input };
+    for (const st of spec.states) feeds[st.input] = { dims: [n, ...st.shape], data: new Float32Array(n * numel(st.shape)) };
+    for (let t = 0; t < opts.T; t++) {
+      const out = await session.run(feeds);
+      for (const st of spec.states) feeds[st.input] = out[st.output];
+      if (t < opts.delay) continue;
+      sites.forEach((s, i) => {
+        const v = out[s.output].data;
+        const acc = sums[i];
+        for (let j = 0; j < acc.length; j++) acc[j] += v[j];
+      });
+    }
+  } finally {
+    await session.release();
+  }
+  const steps = opts.T - opts.delay;
+  const result = sites.map((s, i): SiteError => {
+    const x = annOut[s.input];
+    const perSample = numel(m.shapes.get(s.input) as number[]);
+    const spatial = perSample / channels[i];
+    const theta = th.values[i];
+    const reluX = new Float32Array(x.length);
+    const clipX = new Float32Array(x.length);
+    for (let j = 0; j < x.length; j++) {
+      const c = theta.length === 1 ? 0 : Math.floor((j % perSample) / spatial);
+      reluX[j] = Math.max(0, x[j]);
+      clipX[j] = Math.min(reluX[j], theta[c]);
+    }
+    const avg = sums[i].map((v) => v / steps);
+    return {
+      site: s.node,
+      clipError: relErr(clipX, reluX),
+      snnVsAnn: relErr(avg, annOut[s.output]),
+      snnVsClipped: relErr(avg, clipOut[s.output]),
+    };
+  });
+  return { T: opts.T, delay: opts.delay, samples: n, sites: result };
+}
+
+async function runOnce(g: Graph, feeds: Record<string, Array32>, opts: RuntimeOptions): Promise<Record<string, Float32Array>> {
+  const s = await Session.create(g, opts);
+  try {
+    const out = await s.run(feeds);
+    return Object.fromEntries(Object.entries(out).map(([k, v]) => [k, v.data]));
+  } finally {
+    await s.release();
+  }
+}

@@ -1,0 +1,133 @@
+/**
+ * The paper's experiments as functions on any model (Fig. 3a ablation, Fig. 3b iterations,
+ * Fig. 4 delay sweep, Appendix F energy table). Each calibrates once per setting and simulates
+ * T_max once per threshold set; every T and delay is read from that one run.
+ */
+import path from 'node:path';
+import type { Dataset } from '../data/dataset.js';
+import type { LoadedModel } from '../model.js';
+import type { Method, Progress } from '../calibrate/methods.js';
+import type { Window } from '../tasks/classification.js';
+import type { EnergyConstants } from '../energy/energy.js';
+import {
+  annReference, checkSteps, convert, delayAt, energyOf, firingRates, simulateWindows, snnFromGraph, withMetadata,
+  type AnnScores, type ConvertOptions, type LoadedSnn,
+} from '../pipeline.js';
+import type { Curve, CurvesRecord, DelayRecord, EnergyRecord, EnergyRow } from '../report/record.js';
+
+export interface ExperimentOptions extends Omit<ConvertOptions, 'method' | 'onProgress'> {
+  readonly Ts: readonly number[];
+  readonly onProgress?: (p: Progress) => void;
+}
+
+function tagged(opts: ExperimentOptions, tag: string): ((p: Progress) => void) | undefined {
+  const f = opts.onProgress;
+  return f ? (p) => f({ ...p, phase: `${tag}: ${p.phase}` }) : undefined;
+}
+
+async function convertSnn(model: LoadedModel, calib: Dataset, opts: ExperimentOptions, method: Method, tag: string, iterations = opts.iterations): Promise<{ snn: LoadedSnn; seconds: number; c: Awaited<ReturnType<typeof convert>> }> {
+  const c = await convert(model, calib, { ...opts, method, iterations, onProgress: tagged(opts, tag) });
+  return { snn: snnFromGraph(withMetadata(c, opts.readoutNode), path.basename(model.path)), seconds: c.calibration.seconds, c };
+}
+
+function info(model: LoadedModel, test: Dataset): { model: string; data: string; samples: number; created: string } {
+  return { model: path.basename(model.path), data: test.name, samples: test.size, created: new Date().toISOString() };
+}
+
+function sortedTs(Ts: readonly number[]): number[] {
+  checkSteps(Ts);
+  return [...new Set(Ts)].sort((a, b) => a - b);
+}
+
+/** Fig. 3a: RobustNorm, LTB, CLTB without delay, CLTB with delayed evaluation. */
+export async function ablation(model: LoadedModel, calib: Dataset, test: Dataset, opts: ExperimentOptions): Promise<CurvesRecord> {
+  const Ts = sortedTs(opts.Ts);
+  const curves: Curve[] = [];
+  let ann: AnnScores | null = null;
+  for (const method of ['robustnorm', 'ltb', 'cltb'] as const) {
+    const { snn, seconds, c } = await convertSnn(model, calib, opts, method, method);
+    const dhat = snn.meta.delay.estimated;
+    const windows: Window[] = [...Ts.map((T) => ({ T, delay: 0 })), ...(method === 'cltb' ? Ts.map((T) => ({ T, delay: delayAt(T, dhat) })) : [])];
+    const run = await simulateWindows(snn, test, windows, { ...opts, onProgress: tagged(opts, method) });
+    const label = { robustnorm: 'RobustNorm', ltb: 'LTB', cltb: 'CLTB' }[method];
+    curves.push({ label, seconds, points: Ts.map((T, i) => ({ T, metric: run.scores[i].top1 })) });
+    if (method === 'cltb') {
+      curves.push({ label: 'CLTB + delayed evaluation', seconds, delay: dhat, points: Ts.map((T, i) => ({ T, metric: run.scores[Ts.length + i].top1 })) });
+      ann = (await annReference(c.model, test, c.calibration.thresholds, opts.batchSize, opts)).ann;
+    }
+  }
+  return {
+    kind: 'ablation', ...info(model, test), ann, curves,
+    notes: [`Thresholds from ${calib.name}, ${opts.iterations} iterations × batch ${opts.batchSize} for LTB and CLTB; RobustNorm at the ${opts.percentile ?? 99.9}th percentile. Delay at T: min(d̂, ⌊T/2⌋).`],
+  };
+}
+
+/** Fig. 3b: CLTB with several iteration counts (with delayed evaluation). */
+export async function iterationSweep(model: LoadedModel, calib: Dataset, test: Dataset, iterations: readonly number[], opts: ExperimentOptions): Promise<CurvesRecord> {
+  const Ts = sortedTs(opts.Ts);
+  const curves: Curve[] = [];
+  let ann: AnnScores | null = null;
+  for (const its of iterations) {
+    const { snn, seconds, c } = await convertSnn(model, calib, opts, 'cltb', `${its} iterations`, its);
+    const dhat = snn.meta.delay.estimated;
+    const run = await simulateWindows(snn, test, Ts.map((T) => ({ T, delay: delayAt(T, dhat) })), { ...opts, onProgress: tagged(opts, `${its} iterations`) });
+    curves.push({ label: `${its} iterations (d̂ = ${dhat})`, seconds, delay: dhat, points: Ts.map((T, i) => ({ T, metric: run.scores[i].top1 })) });
+    ann ??= (await annReference(c.model, test, c.calibration.thresholds, opts.batchSize, opts)).ann;
+  }
+  return {
+    kind: 'iterations', ...info(model, test), ann, curves,
+    notes: [`CLTB thresholds from ${calib.name}, batch ${opts.batchSize}; each curve with delayed evaluation at min(d̂, ⌊T/2⌋).`],
+  };
+}
+
+/** The delays tried at T: a grid over [0, T−1] that always contains d̂ and the rule's d. */
+export function delayGrid(T: number, dhat: number, points = 24): number[] {
+  const step = Math.max(1, Math.floor(T / points));
+  const ds = new Set<number>([0, Math.min(dhat, T - 1), delayAt(T, dhat), T - 1]);
+  for (let d = 0; d < T; d += step) ds.add(d);
+  return [...ds].sort((a, b) => a - b);
+}
+
+/** Fig. 4: accuracy against the delay at several T, from one CLTB simulation. */
+export async function delaySweep(model: LoadedModel, calib: Dataset, test: Dataset, opts: ExperimentOptions): Promise<DelayRecord> {
+  const Ts = sortedTs(opts.Ts);
+  const { snn, c } = await convertSnn(model, calib, opts, 'cltb', 'cltb');
+  const dhat = snn.meta.delay.estimated;
+  const grids = Ts.map((T) => delayGrid(T, dhat));
+  const windows: Window[] = Ts.flatMap((T, i) => grids[i].map((delay) => ({ T, delay })));
+  const run = await simulateWindows(snn, test, windows, { ...opts, onProgress: tagged(opts, 'cltb') });
+  let k = 0;
+  const sweeps = Ts.map((T, i) => {
+    const points = grids[i].map((delay) => ({ delay, metric: run.scores[k++].top1 }));
+    const best = points.reduce((a, b) => (b.metric > a.metric ? b : a)).delay;
+    return { T, rule: delayAt(T, dhat), best, points };
+  });
+  const ann = (await annReference(c.model, test, c.calibration.thresholds, opts.batchSize, opts)).ann;
+  return { kind: 'delay', ...info(model, test), ann, estimated: dhat, sweeps };
+}
+
+/** Appendix F: SOPs90/SOPs95 and FPS/W, one row per model (CLTB, delayed evaluation). */
+export async function energyTable(models: readonly { model: LoadedModel; calib: Dataset; test: Dataset }[], constants: EnergyConstants, opts: ExperimentOptions): Promise<EnergyRecord> {
+  const Ts = sortedTs(opts.Ts);
+  const rows: EnergyRow[] = [];
+  for (const { model, calib, test } of models) {
+    const name = path.basename(model.path);
+    const { snn, c } = await convertSnn(model, calib, opts, 'cltb', name);
+    const dhat = snn.meta.delay.estimated;
+    const run = await simulateWindows(snn, test, Ts.map((T) => ({ T, delay: delayAt(T, dhat) })), { ...opts, onProgress: tagged(opts, name) });
+    const ann = (await annReference(c.model, test, c.calibration.thresholds, opts.batchSize, opts)).ann;
+    const Tmax = Ts[Ts.length - 1];
+    const energy = energyOf(snn.meta.spec, { samples: test.size, sopsPerStep: run.stats.sopsPerStep }, Ts.map((T, i) => ({ T, metric: run.scores[i].top1 })), ann.top1, constants);
+    if (!energy) throw new Error('energyTable: the SNN has no layer costs');
+    const rates = firingRates(snn.meta.spec, run.stats, Tmax);
+    const neurons = snn.meta.spec.sites.reduce((a, s) => a + s.neurons, 0);
+    const firingRate = rates.reduce((a, r, i) => a + r.rate * snn.meta.spec.sites[i].neurons, 0) / neurons;
+    rows.push({ model: name, ann, energy, firingRate });
+  }
+  const first = models[0];
+  return {
+    kind: 'energy', model: models.map((m) => path.basename(m.model.path)).join(', '), data: first ? first.test.name : '', samples: first ? first.test.size : 0,
+    created: new Date().toISOString(), rows,
+    notes: [`CLTB, ${opts.iterations} iterations × batch ${opts.batchSize}, delay min(d̂, ⌊T/2⌋); T from ${Ts.join(', ')}.`],
+  };
+}

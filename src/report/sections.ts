@@ -1,0 +1,201 @@
+/**
+ * A record as a list of sections (text, tables, charts); html.ts and markdown.ts render the
+ * same sections, so the terminal summary and the page never disagree.
+ */
+import type { TopLevelSpec } from 'vega-lite';
+import type { EnergyReport } from '../energy/energy.js';
+import type { CurvesRecord, DelayRecord, EnergyRecord, RunRecord, SimulateRecord } from './record.js';
+import { barChart, lineChart, type Row } from './charts.js';
+
+export interface Table {
+  readonly header: readonly string[];
+  readonly rows: readonly (readonly string[])[];
+}
+
+export interface Section {
+  readonly title: string;
+  readonly text?: readonly string[];
+  readonly table?: Table;
+  readonly chart?: TopLevelSpec;
+}
+
+export function pct(v: number | null | undefined, digits = 2): string {
+  return v === null || v === undefined ? '–' : (100 * v).toFixed(digits);
+}
+
+/** 1234567 → "1.23 M". */
+export function si(v: number | null | undefined, unit = ''): string {
+  if (v === null || v === undefined || !Number.isFinite(v)) return '–';
+  const prefixes: [number, string][] = [[1e12, 'T'], [1e9, 'G'], [1e6, 'M'], [1e3, 'k'], [1, ''], [1e-3, 'm'], [1e-6, 'µ'], [1e-9, 'n'], [1e-12, 'p'], [1e-15, 'f']];
+  const a = Math.abs(v);
+  const [f, p] = prefixes.find(([x]) => a >= x) ?? [1e-15, 'f'];
+  return `${(v / f).toPrecision(3)} ${p}${unit}`.trim();
+}
+
+function num(v: number | null | undefined, digits = 1): string {
+  return v === null || v === undefined || !Number.isFinite(v) ? '–' : v.toFixed(digits);
+}
+
+export function sections(r: RunRecord): Section[] {
+  switch (r.kind) {
+    case 'simulate': return simulateSections(r);
+    case 'ablation':
+    case 'iterations': return curvesSections(r);
+    case 'delay': return delaySections(r);
+    case 'energy': return energySections(r);
+  }
+}
+
+export function title(r: RunRecord): string {
+  const what = { simulate: 'SNN simulation', ablation: 'Ablation: calibration methods', iterations: 'CLTB iterations', delay: 'Delayed evaluation sweep', energy: 'Operations and energy' }[r.kind];
+  return `${what} — ${r.model} on ${r.data} (${r.samples} samples)`;
+}
+
+function annLines(ann: { top1: number } | null, clipped?: { top1: number } | null): { label: string; value: number }[] {
+  return [...(ann ? [{ label: 'ANN', value: ann.top1 }] : []), ...(clipped ? [{ label: 'clipped ANN', value: clipped.top1 }] : [])];
+}
+
+function simulateSections(r: SimulateRecord): Section[] {
+  const rows: Row[] = r.results.flatMap((x) => [
+    { T: x.T, accuracy: x.top1, series: 'SNN, delayed evaluation' },
+    { T: x.T, accuracy: x.top1NoDelay, series: 'SNN, no delay' },
+  ]);
+  const out: Section[] = [{
+    title: 'Run',
+    text: [
+      `Model ${r.model}; data ${r.data}, ${r.samples} samples; thresholds ${r.method} (${r.iterations} iterations); max pooling ${r.maxpool}.`,
+      `Estimated delay d̂ = ${r.delay.estimated}; delay at T: ${r.delay.rule}. Simulation ${num(r.simulationSeconds)} s.`,
+      ...(r.ann ? [`ANN top-1 ${pct(r.ann.top1)} %; clipped ANN (ReLU → clip(x, 0, θ)) ${pct(r.clippedAnn?.top1)} %.`] : ['No ANN reference (the source ANN was not found; pass --ann).']),
+    ],
+  }, {
+    title: 'Accuracy against time steps',
+    chart: lineChart({
+      title: 'Top-1 accuracy against T', rows,
+      x: { field: 'T', title: 'time steps T', log2: true }, y: { field: 'accuracy', title: 'top-1', percent: true },
+      color: { field: 'series', title: '' }, hlines: annLines(r.ann, r.clippedAnn),
+    }),
+    table: {
+      header: ['T', 'delay', 'top-1 %', 'no delay %', 'top-5 %'],
+      rows: r.results.map((x) => [String(x.T), String(x.delay), pct(x.top1), pct(x.top1NoDelay), pct(x.top5)]),
+    },
+  }];
+  const errs = r.siteErrors;
+  out.push({
+    title: 'Firing rates',
+    text: ['Spikes per neuron per step at each neuron site, over all steps simulated.'],
+    chart: barChart({ title: 'Firing rate per site', rows: r.firingRates.map((f) => ({ site: f.site, rate: f.rate })), x: { field: 'site', title: 'neuron site' }, y: { field: 'rate', title: 'spikes / neuron / step', percent: true } }),
+  });
+  if (errs) {
+    out.push({
+      title: 'Where the error comes from',
+      text: [
+        `Per site, relative L2 errors on ${errs.samples} samples: clip error ε_l = ‖ReLU(x) − clip(x, 0, θ)‖/‖ReLU(x)‖ (what the thresholds cut off), and the SNN's average output over steps ${errs.delay + 1}..${errs.T} against the ANN and the clipped ANN at the same site (SPEC 4: the output error is bounded by the per-site clip errors, amplified by the layers after them).`,
+      ],
+      chart: barChart({
+        title: `Per-site error at T = ${errs.T}`,
+        rows: errs.sites.flatMap((s) => [
+          { site: s.site, error: s.clipError, kind: 'clip error ε_l' },
+          { site: s.site, error: s.snnVsClipped, kind: 'SNN vs clipped ANN' },
+          { site: s.site, error: s.snnVsAnn, kind: 'SNN vs ANN' },
+        ]),
+        x: { field: 'site', title: 'neuron site' }, y: { field: 'error', title: 'relative L2 error' }, group: { field: 'kind', title: '' },
+      }),
+      table: {
+        header: ['site', 'firing rate %', 'clip error ε_l', 'SNN vs clipped ANN', 'SNN vs ANN'],
+        rows: errs.sites.map((s, i) => [s.site, pct(r.firingRates[i]?.rate), s.clipError.toFixed(4), s.snnVsClipped.toFixed(4), s.snnVsAnn.toFixed(4)]),
+      },
+    });
+  }
+  if (r.energy) out.push(...energyDetail(r.energy));
+  return out;
+}
+
+function energyDetail(e: EnergyReport): Section[] {
+  return [{
+    title: 'Operations and energy per frame',
+    text: [
+      `Constants: ${e.constants.note}.`,
+      `ANN: ${si(e.ann.macs)} MACs, ${si(e.ann.energy, 'J')} per frame, ${num(e.ann.fpsPerW)} FPS/W.`,
+      `SNN: SOPs are counted per step (events × fan-out) and include the steps before the readout window. Layers on the analog input are computed once per frame (direct coding) and count as MACs. ` +
+      `"FPS/W (SOPs only)" is the paper's convention.`,
+      `SOPs90 (first T at ≥ 90 % of the ANN): ${e.sops90 ? `${si(e.sops90.sops)} at T = ${e.sops90.T}, ${num(e.sops90.fpsPerW)} FPS/W` : 'not reached'}; ` +
+      `SOPs95: ${e.sops95 ? `${si(e.sops95.sops)} at T = ${e.sops95.T}, ${num(e.sops95.fpsPerW)} FPS/W` : 'not reached'}.`,
+    ],
+    table: {
+      header: ['T', 'top-1 %', 'SOPs', 'MACs', 'energy', 'FPS/W', 'FPS/W (SOPs only)', 'vs ANN energy'],
+      rows: e.perT.map((p) => [String(p.T), pct(p.metric), si(p.sops), si(p.macs), si(p.energy, 'J'), num(p.fpsPerW), num(p.fpsPerWSopsOnly), `${num(p.energy / e.ann.energy, 3)}×`]),
+    },
+    chart: lineChart({
+      title: 'Energy per frame against T', x: { field: 'T', title: 'time steps T', log2: true }, y: { field: 'energy', title: 'joules per frame', log10: true },
+      color: { field: 'series', title: '' },
+      rows: e.perT.map((p) => ({ T: p.T, energy: p.energy, series: 'SNN' })),
+      hlines: [{ label: 'ANN', value: e.ann.energy }],
+    }),
+  }, {
+    title: 'Per layer',
+    table: {
+      header: ['layer', 'op', 'input', 'MACs', 'SOPs (all steps)', 'SOPs ÷ (MACs·T)'],
+      rows: e.layers.map((l) => [l.node, l.opType, l.where, si(l.macs), si(l.sops), l.density === null ? '–' : l.density.toFixed(4)]),
+    },
+  }];
+}
+
+function curvesSections(r: CurvesRecord): Section[] {
+  const rows: Row[] = r.curves.flatMap((c) => c.points.map((p) => ({ T: p.T, accuracy: p.metric, series: c.label })));
+  const Ts = [...new Set(r.curves.flatMap((c) => c.points.map((p) => p.T)))].sort((a, b) => a - b);
+  return [{
+    title: r.kind === 'ablation' ? 'Calibration methods against T (the paper\'s Fig. 3a)' : 'CLTB iterations against T (the paper\'s Fig. 3b)',
+    text: [...r.notes, ...(r.ann ? [`ANN top-1 ${pct(r.ann.top1)} %.`] : [])],
+    chart: lineChart({
+      title: 'Top-1 accuracy against T', rows, x: { field: 'T', title: 'time steps T', log2: true },
+      y: { field: 'accuracy', title: 'top-1', percent: true }, color: { field: 'series', title: '' }, hlines: annLines(r.ann),
+    }),
+    table: {
+      header: ['setting', ...Ts.map((T) => `T=${T}`), 'seconds'],
+      rows: r.curves.map((c) => [c.label, ...Ts.map((T) => pct(c.points.find((p) => p.T === T)?.metric)), num(c.seconds)]),
+    },
+  }];
+}
+
+function delaySections(r: DelayRecord): Section[] {
+  const rows: Row[] = r.sweeps.flatMap((s) => s.points.map((p) => ({ delay: p.delay, accuracy: p.metric, series: `T=${s.T}` })));
+  return [{
+    title: 'Accuracy against the delay (the paper\'s Fig. 4)',
+    text: [
+      `The readout is averaged over steps d+1..T. Estimated delay d̂ = ${r.estimated}; the default rule uses min(d̂, ⌊T/2⌋).`,
+      ...(r.ann ? [`ANN top-1 ${pct(r.ann.top1)} %.`] : []),
+    ],
+    chart: lineChart({
+      title: 'Top-1 accuracy against delay d', rows, x: { field: 'delay', title: 'delay d (steps discarded)' },
+      y: { field: 'accuracy', title: 'top-1', percent: true }, color: { field: 'series', title: '' },
+      vlines: [{ label: `d̂ = ${r.estimated}`, value: r.estimated }],
+    }),
+    table: {
+      header: ['T', 'no delay %', 'rule d', 'at rule %', 'best d', 'at best %'],
+      rows: r.sweeps.map((s) => {
+        const at = (d: number): number | undefined => s.points.find((p) => p.delay === d)?.metric;
+        return [String(s.T), pct(at(0)), String(s.rule), pct(at(s.rule)), String(s.best), pct(at(s.best))];
+      }),
+    },
+  }];
+}
+
+function energySections(r: EnergyRecord): Section[] {
+  const c = r.rows[0]?.energy.constants;
+  return [{
+    title: 'SOPs90 / SOPs95 and FPS/W (the paper\'s Appendix F table)',
+    text: [
+      ...(c ? [`Constants: ${c.note}.`] : []),
+      'SOPsX: synaptic operations per frame at the first T reached whose top-1 is ≥ X % of the ANN\'s (T from the list simulated). FPS/W = frames per joule. SNN FPS/W counts SOPs and the analog first layer\'s MACs; the paper\'s convention (SOPs only) is in brackets.',
+      ...r.notes,
+    ],
+    table: {
+      header: ['model', 'ANN top-1 %', 'ANN MACs', 'ANN FPS/W', 'T90', 'SOPs90', 'SNN90 FPS/W', 'T95', 'SOPs95', 'SNN95 FPS/W', 'firing rate %'],
+      rows: r.rows.map((x) => {
+        const e = x.energy;
+        const cell = (p: typeof e.sops90): string[] => (p ? [String(p.T), si(p.sops), `${num(p.fpsPerW)} [${num(p.fpsPerWSopsOnly)}]`] : ['–', '–', '–']);
+        return [x.model, pct(x.ann?.top1), si(e.ann.macs), num(e.ann.fpsPerW), ...cell(e.sops90), ...cell(e.sops95), pct(x.firingRate)];
+      }),
+    },
+  }];
+}
