@@ -76,7 +76,8 @@ export async function simulate(graph: Graph, spec: SnnSpec, data: Dataset, opts:
         const out = await session.run(feeds);
         readouts.set(out[spec.readout].data, t * n * size);
         for (const s of spec.states) feeds[s.input] = out[s.output];
-        counters.forEach((c, i) => { sums[i][t] += out[c].data[0]; });
+        // Counts are integers; the graph sums them in float32 through θ-scaled weights.
+        counters.forEach((c, i) => { sums[i][t] += Math.round(out[c].data[0]); });
         opts.onProgress?.({ phase: 'simulate', done: bi * T + t + 1, total: nBatches * T });
       }
       await sink({ readouts, steps: T, n, size, labels: batch.y });
@@ -106,7 +107,7 @@ async function simulateLoop(graph: Graph, spec: SnnSpec, data: Dataset, opts: Si
         [spec.input]: { dims: [batch.n, ...spec.inputShape], data: batch.x },
         [LOOP_STEPS_INPUT]: scalar(T), [LOOP_DELAY_INPUT]: scalar(0),
       }, [loopReadout(spec.readout), ...counters.map(loopCounter)]);
-      counters.forEach((c, i) => out[loopCounter(c)].data.forEach((v, t) => { sums[i][t] += v; }));
+      counters.forEach((c, i) => out[loopCounter(c)].data.forEach((v, t) => { sums[i][t] += Math.round(v); }));
       opts.onProgress?.({ phase: 'simulate', done: (bi + 1) * T, total: nBatches * T });
       await sink({ readouts: out[loopReadout(spec.readout)].data, steps: T, n: batch.n, size, labels: batch.y });
     }

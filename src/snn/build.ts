@@ -13,7 +13,7 @@
  * P_t = maxpool(A_t), output P_t − P_{t−1}; or per step (the paper's code) when asked.
  */
 import type { Graph, Node } from '../graph/ir.js';
-import { floatTensor, numel } from '../graph/ir.js';
+import { floatTensor, int64Tensor, numel } from '../graph/ir.js';
 import { GraphBuilder, floatInput } from '../onnx/builder.js';
 import type { PreparedModel } from '../model.js';
 import type { Thresholds } from '../calibrate/methods.js';
@@ -22,6 +22,9 @@ import { thetaShape } from '../calibrate/instrument.js';
 import { WEIGHTED_OPS, fanout, macs } from '../graph/fanout.js';
 
 export type PoolMode = 'accumulated' | 'per-step';
+
+/** Ops that keep element order, so a layer behind them reads its input site's spikes as they are. */
+const RESHAPES = new Set(['Flatten', 'Reshape', 'Identity', 'Squeeze', 'Unsqueeze']);
 
 export interface StateSpec {
   readonly input: string;
@@ -98,21 +101,44 @@ export function buildSnn(m: PreparedModel, th: Thresholds, maxpool: PoolMode = '
   const layers: LayerSpec[] = [];
   const spikingNodes = new Set(m.plan.spiking.map((n) => n.name));
   const layerCost = (n: Node): number => macs(g, n, shapeOf(n.inputs[0]), shapeOf(n.outputs[0]));
+  // Weighted layers fed by spikes, numbered in graph order; those whose input is a site's output
+  // (through order-preserving reshapes only) are counted at the site, in the same pass as its spikes.
+  const spikingLayers = m.plan.spiking.filter((n) => WEIGHTED_OPS.has(n.opType) && m.plan.varying.has(n.inputs[0]));
+  const layerIndex = new Map(spikingLayers.map((n, i) => [n.name, i]));
+  const siteOutputs = new Map(m.plan.sites.map((s) => [s.output, s]));
+  const producer = new Map(g.nodes.flatMap((n) => n.outputs.map((o) => [o, n] as const)));
+  const fedBySite = new Map<string, Node[]>();
+  for (const n of spikingLayers) {
+    let t = n.inputs[0];
+    for (let p = producer.get(t); p && RESHAPES.has(p.opType) && !siteOutputs.has(t); p = producer.get(t)) t = p.inputs[0];
+    const site = siteOutputs.get(t);
+    if (site) fedBySite.set(site.node, [...(fedBySite.get(site.node) ?? []), n]);
+  }
+  const countedAtSite = new Set([...fedBySite.values()].flat().map((n) => n.name));
+  const fanoutOf = (n: Node): Float32Array => fanout(g, n, shapeOf(n.inputs[0]), shapeOf(n.outputs[0]));
+  /** Per-sample dot products of x with each column of w [K, c], summed over the batch: [c] (scalar if c = 1). */
+  const countColumns = (x: string, K: number, columns: readonly Float32Array[], hint: string): string => {
+    const w = new Float32Array(K * columns.length);
+    columns.forEach((col, j) => { for (let k = 0; k < K; k++) w[k * columns.length + j] = col[k]; });
+    const rows = b.op('Reshape', [x, b.constant('rows', int64Tensor([2], [-1, K]))]);
+    const dots = b.op('MatMul', [rows, b.constant(`${hint}_weights`, floatTensor([K, columns.length], w))]);
+    return columns.length === 1 ? b.reduce('ReduceSum', dots, undefined, false) : b.reduce('ReduceSum', dots, [0], false);
+  };
+  const pick = (vec: string, j: number, output: string): void => {
+    b.add('Gather', [vec, b.constant('index', int64Tensor([], [j]))], { axis: 0 }, [output]);
+  };
 
   for (const n of m.plan.spiking) {
     const site = siteByNode.get(n.name);
     const start = b.nodes.length;
     if (WEIGHTED_OPS.has(n.opType)) {
-      const spiking = m.plan.varying.has(n.inputs[0]);
+      const spiking = layerIndex.has(n.name);
       const where = spiking ? 'spiking' : n.inputs.some((i) => m.plan.varying.has(i)) ? 'dense' : 'input';
-      let sops: string | undefined;
-      if (spiking) {
+      const sops = spiking ? `sops.layer${layerIndex.get(n.name)}` : undefined;
+      if (sops && !countedAtSite.has(n.name)) {
         // SOPs this step = Σ over input events (non-zero values) of their fan-out.
-        const inShape = shapeOf(n.inputs[0]);
-        const fan = b.constant(`fanout_${layers.length}`, floatTensor([1, ...inShape], fanout(g, n, inShape, shapeOf(n.outputs[0]))));
-        const events = b.op('Cast', [b.op('Greater', [b.op('Abs', [n.inputs[0]]), b.scalar(0, 'zero')])], { to: 1 });
-        sops = `sops.layer${layers.length}`;
-        b.add('ReduceSum', [b.op('Mul', [events, fan])], { keepdims: 0 }, [sops]);
+        const events = b.op('Sign', [b.op('Abs', [n.inputs[0]])]);
+        b.add('Identity', [countColumns(events, numel(shapeOf(n.inputs[0])), [fanoutOf(n)], `fanout_${layerIndex.get(n.name)}`)], {}, [sops]);
       }
       layers.push({ node: n.name, opType: n.opType, where, macs: layerCost(n), ...(sops ? { sops } : {}) });
     }
@@ -124,13 +150,29 @@ export function buildSnn(m: PreparedModel, th: Thresholds, maxpool: PoolMode = '
       const thetaName = b.constant(`theta_${site.index}`, floatTensor(dims, theta));
       const halfName = b.constant(`fire_level_${site.index}`, floatTensor(dims, half));
       const u = state(`site${site.index}`, shape);
+      // Four passes over the membrane: integrate, compare, emit θ, reset by subtraction.
       const u1 = b.op('Add', [u.input, site.input]);
-      const fired = b.op('Not', [b.op('Less', [u1, halfName])]);
-      const s = b.op('Cast', [fired], { to: 1 });
-      b.add('Mul', [s, thetaName], {}, [site.output]);
+      const fired = b.opset >= 12 ? b.op('GreaterOrEqual', [u1, halfName]) : b.op('Not', [b.op('Less', [u1, halfName])]);
+      b.add('Where', [fired, thetaName, b.scalar(0, 'zero')], {}, [site.output]);
       b.add('Sub', [u1, site.output], {}, [u.output]);
+      // Counters in one more pass: the output is θ per spike, so spikes = Σ out/θ and the SOPs of
+      // each layer it feeds = Σ out·fan-out/θ (θ = 0 channels never fire).
+      const K = numel(shape);
+      const spatial = K / channels[site.index];
+      const invTheta = new Float32Array(K);
+      for (let k = 0; k < K; k++) {
+        const t = theta.length === 1 ? theta[0] : theta[Math.floor(k / spatial)];
+        invTheta[k] = t > 0 ? 1 / t : 0;
+      }
+      const fed = fedBySite.get(site.node) ?? [];
+      const columns = [invTheta, ...fed.map((l) => fanoutOf(l).map((f, k) => f * invTheta[k]))];
+      const counts = countColumns(site.output, K, columns, `counts_${site.index}`);
       const spikes = `spikes.site${site.index}`;
-      b.add('ReduceSum', [s], { keepdims: 0 }, [spikes]); // no axes: over everything
+      if (columns.length === 1) b.add('Identity', [counts], {}, [spikes]);
+      else {
+        pick(counts, 0, spikes);
+        fed.forEach((l, j) => pick(counts, j + 1, `sops.layer${layerIndex.get(l.name)}`));
+      }
       sites.push({ node: site.node, spikes, neurons: numel(shape), theta: Array.from(theta) });
     } else if (n.opType === 'MaxPool' && m.plan.varying.has(n.inputs[0]) && maxpool === 'accumulated') {
       const i = states.length;

@@ -1,0 +1,196 @@
+/**
+ * All benchmarks in one run, as ratios (issue "Fast"; BENCHMARKS.md):
+ *
+ *   node dist/bench/all.js [--quick] [--models a,b] [--threads K] [--no-torch] [--json FILE]
+ *
+ * Per bundled model, on the same samples and thread count:
+ *   - CLTB calibration (N samples, in order) ÷ ANN inference on those N samples;
+ *   - SNN time per image-step ÷ ANN time per image;
+ *   - simulation throughput in dense-equivalent GFLOP/s (2 × MACs of the layers run every step)
+ *     ÷ the machine's peak, measured here by a large MatMul through ONNX Runtime;
+ *   - the same calibration and simulation written plainly in PyTorch (tools/torch_compare.py):
+ *     time ratios, threshold agreement, accuracy agreement with the same thresholds;
+ *   - peak memory (max RSS of a child process) simulating T = 64 and T = 1024;
+ *   - (full mode) the ONNX Loop engine against the per-step engine.
+ */
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { spawnSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { loadModel, prepareModel } from '../src/model.js';
+import { calibrate, siteChannels, siteRanks } from '../src/calibrate/methods.js';
+import { instrument } from '../src/calibrate/instrument.js';
+import { buildSnn } from '../src/snn/build.js';
+import { simulate } from '../src/runtime/simulate.js';
+import { Session, defaultThreads } from '../src/runtime/session.js';
+import { openDataset, limitDataset } from '../src/data/sources.js';
+import { makeBatch, sequentialBatches } from '../src/data/dataset.js';
+import { encodeModel } from '../src/onnx/codec.js';
+import { GraphBuilder, floatInput } from '../src/onnx/builder.js';
+import { floatTensor } from '../src/graph/ir.js';
+import { delayAt, simulateWindows, snnFromGraph, withMetadata } from '../src/pipeline.js';
+
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
+const argv = process.argv.slice(2);
+const flag = (name: string): boolean => argv.includes(`--${name}`);
+const arg = (name: string, fallback: string): string => {
+  const i = argv.indexOf(`--${name}`);
+  return i >= 0 ? argv[i + 1] : fallback;
+};
+const quick = flag('quick');
+const threads = Number(arg('threads', String(defaultThreads())));
+const models = arg('models', quick ? 'mnist-cnn,fashion-vgg' : 'mnist-cnn,fashion-vgg,fashion-resnet,fashion-mobilenet').split(',');
+const calibSamples = Number(arg('calib-samples', quick ? '2000' : '10000'));
+const testSamples = Number(arg('test-samples', quick ? '200' : '1000'));
+const batch = Number(arg('batch', '100'));
+const steps = Number(arg('steps', '32'));
+const torchPython = '/usr/bin/python3';
+const withTorch = !flag('no-torch') && fs.existsSync(torchPython);
+
+const log = (s: string): void => { process.stderr.write(`${s}\n`); };
+
+/** FP32 peak through ONNX Runtime: a large square MatMul, best of a few runs. */
+async function measurePeak(): Promise<number> {
+  const n = 1536;
+  const b = new GraphBuilder(13);
+  const w = b.constant('W', floatTensor([n, n], Float32Array.from({ length: n * n }, (_, i) => ((i * 7919) % 1000) / 1000 - 0.5)));
+  const y = b.op('MatMul', ['x', w]);
+  const g = { name: 'peak', nodes: b.nodes, initializers: b.initializers, inputs: [floatInput('x', [n, n])], outputs: [floatInput(y, null)], opset: 13, irVersion: 8, metadata: {} };
+  const s = await Session.create(g, { threads });
+  const x = { dims: [n, n], data: new Float32Array(n * n).fill(0.5) };
+  await s.run({ x });
+  let best = Infinity;
+  for (let r = 0; r < 5; r++) {
+    const t0 = performance.now();
+    await s.run({ x });
+    best = Math.min(best, (performance.now() - t0) / 1000);
+  }
+  await s.release();
+  return (2 * n ** 3) / best / 1e9;
+}
+
+interface Row { model: string; [k: string]: string | number | null }
+
+async function benchModel(name: string, peak: number): Promise<Row> {
+  const file = path.join(ROOT, 'models', `${name}.onnx`);
+  const manifest = JSON.parse(fs.readFileSync(file.replace(/\.onnx$/, '.json'), 'utf8')) as { dataset: string };
+  const loaded = loadModel(file);
+  const m = await prepareModel(loaded, { threads });
+  const train = limitDataset(openDataset(`${manifest.dataset}:train`), calibSamples);
+  const test = limitDataset(openDataset(`${manifest.dataset}:test`), testSamples);
+  const iterations = Math.ceil(train.size / batch);
+
+  // ANN inference over the calibration samples (session creation included, as in calibration).
+  const inst = instrument(m.graph, m.plan, siteChannels(m), { mode: 'relu', granularity: 'channel', ranks: siteRanks(m) });
+  const annPass = async (): Promise<number> => {
+    const t0 = performance.now();
+    const s = await Session.create(inst.graph, { threads });
+    for (const idx of sequentialBatches(train.size, batch)) {
+      const b = makeBatch(train, idx, m.normalize);
+      await s.run({ [m.inputName]: { dims: [b.n, ...m.inputShape], data: b.x } }, [inst.readout]);
+    }
+    await s.release();
+    return (performance.now() - t0) / 1000;
+  };
+  await annPass();
+  const annSeconds = await annPass();
+  log(`${name}: ANN ${annSeconds.toFixed(2)} s on ${train.size}`);
+
+  const t0 = performance.now();
+  const cal = await calibrate(m, train, { method: 'cltb', iterations, batchSize: batch, threads, shuffle: false });
+  const calSeconds = (performance.now() - t0) / 1000;
+  log(`${name}: CLTB ${calSeconds.toFixed(2)} s`);
+
+  const snn = buildSnn(m, cal.thresholds);
+  const sim = await simulate(snn.graph, snn.spec, test, { steps, batchSize: batch, normalize: m.normalize, threads }, () => {});
+  log(`${name}: SNN ${sim.seconds.toFixed(2)} s for ${test.size} × ${steps}`);
+  const annPerImage = annSeconds / train.size;
+  const perImageStep = sim.seconds / (test.size * steps);
+  const layers = snn.spec.layers ?? [];
+  const perStepMacs = layers.filter((l) => l.where === 'spiking' || l.where === 'dense').reduce((a, l) => a + l.macs, 0);
+  const gflops = (2 * perStepMacs) / perImageStep / 1e9;
+  const annGflops = (2 * layers.reduce((a, l) => a + l.macs, 0)) / annPerImage / 1e9;
+
+  const row: Row = {
+    model: name,
+    'calib ÷ ANN': calSeconds / annSeconds,
+    'SNN image-step ÷ ANN image': perImageStep / annPerImage,
+    'SNN GFLOP/s': gflops,
+    'SNN ÷ peak': gflops / peak,
+    'ANN GFLOP/s': annGflops,
+  };
+
+  if (!quick) {
+    const loop = await simulate(snn.graph, snn.spec, test, { steps, batchSize: batch, normalize: m.normalize, threads, engine: 'loop' }, () => {});
+    row['Loop ÷ per-step'] = loop.seconds / sim.seconds;
+  }
+
+  if (withTorch) Object.assign(row, await compareTorch(name, manifest.dataset, m, cal, train.size, test, iterations, { annSeconds, calSeconds }));
+  Object.assign(row, memory(name));
+  return row;
+}
+
+async function compareTorch(name: string, dataset: string, m: Awaited<ReturnType<typeof prepareModel>>, cal: Awaited<ReturnType<typeof calibrate>>, calibN: number,
+  test: ReturnType<typeof openDataset>, iterations: number, ours: { annSeconds: number; calSeconds: number }): Promise<Record<string, number>> {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'spikeport-torch-'));
+  const prepared = path.join(dir, 'prepared.onnx');
+  fs.writeFileSync(prepared, encodeModel(m.graph));
+  const Ts = [8, 16, 32, 64].filter((T) => T <= Math.max(steps, 64));
+  const dhat = cal.delay.estimated;
+  const delays = Ts.map((T) => delayAt(T, dhat));
+  const thresholds = Object.fromEntries(m.plan.sites.map((s, i) => [s.node, Array.from(cal.thresholds.values[i])]));
+  const job = {
+    model: prepared, data: dataset, normalize: m.normalize, threads, batch, calibSamples: calibN, iterations, stepSize: 1,
+    thresholds, testSamples: test.size, T: Ts, delays,
+  };
+  fs.writeFileSync(path.join(dir, 'job.json'), JSON.stringify(job));
+  // spikeport: the same windows, one simulation of T_max.
+  const snn = snnFromGraph(withMetadata({ model: m, tail: null, calibration: cal, snn: buildSnn(m, cal.thresholds), calibrationData: '' }), name);
+  const run = await simulateWindows(snn, test, Ts.map((T, i) => ({ T, delay: delays[i] })), { batchSize: batch, threads });
+  log(`${name}: spikeport simulation ${run.stats.seconds.toFixed(2)} s (T=${Math.max(...Ts)}); running PyTorch…`);
+  const r = spawnSync(torchPython, [path.join(ROOT, 'tools', 'torch_compare.py'), path.join(dir, 'job.json')], { encoding: 'utf8', maxBuffer: 1 << 28 });
+  fs.rmSync(dir, { recursive: true, force: true });
+  if (r.status !== 0) throw new Error(`torch_compare.py failed: ${r.stderr}`);
+  const t = JSON.parse(r.stdout) as { annSeconds: number; calibSeconds: number; simSeconds: number; top1: number[]; thresholds: Record<string, number[]> };
+  let maxRel = 0;
+  m.plan.sites.forEach((s, i) => {
+    const a = cal.thresholds.values[i];
+    const b = t.thresholds[s.node];
+    a.forEach((v, k) => { maxRel = Math.max(maxRel, Math.abs(v - b[k]) / Math.max(1e-6, Math.abs(b[k]))); });
+  });
+  const accDiff = Math.max(...run.scores.map((s, i) => Math.abs(s.top1 - t.top1[i])));
+  log(`${name}: PyTorch ANN ${t.annSeconds.toFixed(2)} s, CLTB ${t.calibSeconds.toFixed(2)} s, SNN ${t.simSeconds.toFixed(2)} s; top-1 ${t.top1.map((v) => (100 * v).toFixed(2)).join('/')} vs ${run.scores.map((s) => (100 * s.top1).toFixed(2)).join('/')}`);
+  return {
+    'PyTorch ANN ÷ ours': t.annSeconds / ours.annSeconds,
+    'calib: ours ÷ PyTorch': ours.calSeconds / t.calibSeconds,
+    'sim: PyTorch ÷ ours': t.simSeconds / run.stats.seconds,
+    'θ max rel. diff': maxRel,
+    'top-1 max |diff| (points)': 100 * accDiff,
+  };
+}
+
+/** Max RSS (MB) of a child simulating T = 64 and T = 1024 on the same images. */
+function memory(name: string): Record<string, number> {
+  const res: Record<string, number> = {};
+  for (const T of [64, 1024]) {
+    const r = spawnSync(process.execPath, [path.join(ROOT, 'dist', 'bench', 'memory.js'), name, String(T), String(quick ? 100 : 200), String(threads)], { encoding: 'utf8' });
+    if (r.status !== 0) throw new Error(`memory.js failed: ${r.stderr}`);
+    res[`max RSS T=${T} (MB)`] = Number(r.stdout.trim());
+  }
+  return res;
+}
+
+const peak = await measurePeak();
+log(`peak (MatMul 1536³ through ONNX Runtime, ${threads} threads): ${peak.toFixed(1)} GFLOP/s`);
+const rows: Row[] = [];
+for (const name of models) rows.push(await benchModel(name, peak));
+
+const keys = [...new Set(rows.flatMap((r) => Object.keys(r)))];
+const fmt = (v: string | number | null | undefined): string => (typeof v === 'number' ? (Math.abs(v) >= 100 ? v.toFixed(0) : v.toFixed(3)) : String(v ?? '–'));
+const header = `| ${keys.join(' | ')} |\n|${keys.map(() => '---').join('|')}|`;
+process.stdout.write(`machine: ${os.cpus().length} × ${os.cpus()[0]?.model ?? 'cpu'}, Node ${process.version}, ${threads} threads; peak ${peak.toFixed(1)} GFLOP/s (ORT MatMul)\n`);
+process.stdout.write(`calibration ${calibSamples} samples (batch ${batch}, in order); simulation ${testSamples} test images × ${steps} steps${quick ? ' (quick)' : ''}\n\n`);
+process.stdout.write(`${header}\n${rows.map((r) => `| ${keys.map((k) => fmt(r[k])).join(' | ')} |`).join('\n')}\n`);
+const jsonOut = arg('json', '');
+if (jsonOut) fs.writeFileSync(jsonOut, JSON.stringify({ peak, threads, calibSamples, testSamples, steps, rows }, null, 2));
