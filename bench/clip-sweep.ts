@@ -28,7 +28,7 @@ const lines = ['| iterations | clipped ANN top-1 % | ANN top-1 % |', '|---|---|-
 for (const iterations of its) {
   const cal = await calibrate(m, train, { method, iterations, batchSize: 100 });
   const ref = await annReference(m, test, cal.thresholds, 500);
-  lines.push(`| ${iterations} | ${(100 * ref.clipped.top1).toFixed(2)} | ${(100 * ref.ann.top1).toFixed(2)} |`);
+  lines.push(`| ${iterations} | ${(100 * ref.clipped.metric).toFixed(2)} | ${(100 * ref.ann.metric).toFixed(2)} |`);
   process.stderr.write(`${lines[lines.length - 1]}\n`);
 }
 process.stdout.write(`${modelName}, ${method}, batch 100, ${test.size} test images\n\n${lines.join('\n')}\n`);

@@ -9,10 +9,10 @@ import fs from 'node:fs';
 interface Run {
   method: string;
   samples: number;
-  ann: { top1: number };
-  clippedAnn: { top1: number };
+  ann: { metric: number };
+  clippedAnn: { metric: number };
   delay: { estimated: number };
-  results: { T: number; delay: number; top1: number; top1NoDelay: number }[];
+  results: { T: number; delay: number; metric: number; metricNoDelay: number }[];
 }
 
 const runs = process.argv.slice(2).map((f) => JSON.parse(fs.readFileSync(f, 'utf8')) as Run);
@@ -23,8 +23,8 @@ const cols = [`${runs[0].method.toUpperCase()}+delay`, ...runs.map((r) => r.meth
 const lines = [
   `| T | ${cols.join(' | ')} |`,
   `|---|${cols.map(() => '---').join('|')}|`,
-  ...Ts.map((T, i) => `| ${T} | ${f(runs[0].results[i].top1)} (d=${runs[0].results[i].delay}) | ${runs.map((r) => f(r.results[i].top1NoDelay)).join(' | ')} |`),
-  `| ANN | ${f(runs[0].ann.top1)} | ${runs.map((r) => f(r.ann.top1)).join(' | ')} |`,
-  `| clipped ANN | ${f(runs[0].clippedAnn.top1)} | ${runs.map((r) => f(r.clippedAnn.top1)).join(' | ')} |`,
+  ...Ts.map((T, i) => `| ${T} | ${f(runs[0].results[i].metric)} (d=${runs[0].results[i].delay}) | ${runs.map((r) => f(r.results[i].metricNoDelay)).join(' | ')} |`),
+  `| ANN | ${f(runs[0].ann.metric)} | ${runs.map((r) => f(r.ann.metric)).join(' | ')} |`,
+  `| clipped ANN | ${f(runs[0].clippedAnn.metric)} | ${runs.map((r) => f(r.clippedAnn.metric)).join(' | ')} |`,
 ];
 process.stdout.write(`${lines.join('\n')}\n\n${runs[0].samples} test samples; estimated delay d̂ = ${runs[0].delay.estimated} (${runs[0].method}).\n`);

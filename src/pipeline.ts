@@ -13,9 +13,10 @@ import { instrument } from './calibrate/instrument.js';
 import { tailGraph } from './graph/plan.js';
 import { buildSnn, type PoolMode, type Snn, type SnnSpec } from './snn/build.js';
 import { buildLoop } from './snn/loop.js';
-import { Session, type RuntimeOptions } from './runtime/session.js';
+import { Session, type Array32, type RuntimeOptions } from './runtime/session.js';
 import { simulate, type SimulationStats } from './runtime/simulate.js';
-import { TopKCounter, scoreReadouts, windowAverages, type TopKScore, type Window } from './tasks/classification.js';
+import { windowAverages, type Window } from './tasks/classification.js';
+import { inferTask, makeScorer, type Score, type Task } from './tasks/task.js';
 import { energyReport, type EnergyConstants, type EnergyReport } from './energy/energy.js';
 import { makeBatch, sequentialBatches, type Dataset, type Normalize } from './data/dataset.js';
 import { UserError } from './errors.js';
@@ -149,40 +150,40 @@ export function findSourceAnn(snnFile: string, meta: SnnMetadata): string | null
   return sha === meta.source.sha256 ? candidate : null;
 }
 
+/** A task's main metric (top-1, mIoU, mAP, …) and its second one (top-5, pixel accuracy, mAP@.5, …). */
 export interface AnnScores {
-  readonly top1: number;
-  readonly top5: number | null;
+  readonly metric: number;
+  readonly secondary: number | null;
 }
 
-/** The ANN's and the clipped ANN's (ReLU replaced by clip(x, 0, θ)) top-1/top-5 on the data. */
-export async function annReference(m: PreparedModel, data: Dataset, th: Thresholds, batchSize: number, opts: RuntimeOptions = {}): Promise<{ ann: AnnScores; clipped: AnnScores }> {
+/** The ANN's and the clipped ANN's (ReLU replaced by clip(x, 0, θ)) scores on the data. */
+export async function annReference(m: PreparedModel, data: Dataset, th: Thresholds, batchSize: number, opts: RuntimeOptions & { task?: Task } = {}): Promise<{ ann: AnnScores; clipped: AnnScores }> {
   const channels = siteChannels(m);
   const tail = await TailRunner.create(tailGraph(m.graph, m.plan), m.plan.readout, opts);
   const ranks = siteRanks(m);
+  const task = inferTask(data, opts.task);
   const res: AnnScores[] = [];
-  for (const mode of ['relu', 'clip'] as const) {
-    const inst = instrument(m.graph, m.plan, channels, { mode, granularity: th.granularity, ranks });
-    const s = await Session.create(inst.graph, opts);
-    let c1 = 0;
-    let c5 = 0;
-    let size = 0;
-    try {
-      for (const idx of sequentialBatches(data.size, batchSize)) {
-        const b = makeBatch(data, idx, m.normalize);
-        const feeds = { [m.inputName]: { dims: [b.n, ...m.inputShape], data: b.x }, ...(mode === 'clip' ? thetaFeeds(m, inst, th) : {}) };
-        const readout = (await s.run(feeds, [inst.readout]))[inst.readout];
-        const out = await tail.apply(readout.data, readout.dims);
-        size = out.length / b.n;
-        const sc = scoreReadouts(out, b.n, size, b.y as Int32Array);
-        c1 += sc.c1;
-        c5 += sc.c5;
+  try {
+    for (const mode of ['relu', 'clip'] as const) {
+      const inst = instrument(m.graph, m.plan, channels, { mode, granularity: th.granularity, ranks });
+      const s = await Session.create(inst.graph, opts);
+      const scorer = makeScorer(task, 1, data);
+      try {
+        for (const idx of sequentialBatches(data.size, batchSize)) {
+          const b = makeBatch(data, idx, m.normalize);
+          const feeds = { [m.inputName]: { dims: [b.n, ...m.inputShape], data: b.x }, ...(mode === 'clip' ? thetaFeeds(m, inst, th) : {}) };
+          const readout = (await s.run(feeds, [inst.readout]))[inst.readout];
+          const out = await tail.apply(readout.data, readout.dims);
+          scorer.add(0, out.data, out.dims, idx);
+        }
+      } finally {
+        await s.release();
       }
-    } finally {
-      await s.release();
+      res.push(scorer.scores()[0]);
     }
-    res.push({ top1: c1 / data.size, top5: size >= 10 ? c5 / data.size : null });
+  } finally {
+    await tail.release();
   }
-  await tail.release();
   return { ann: res[0], clipped: res[1] };
 }
 
@@ -192,14 +193,14 @@ class TailRunner {
 
   static async create(tail: Graph | null, readout: string, opts: RuntimeOptions): Promise<TailRunner> {
     if (!tail) return new TailRunner(null, readout);
-    if (tail.outputs.length !== 1) throw new UserError(`the model has ${tail.outputs.length} outputs after the readout; classification scores one`);
+    if (tail.outputs.length !== 1) throw new UserError(`the model has ${tail.outputs.length} outputs after the readout; spikeport scores one output (end the model with one tensor, e.g. concatenate detection heads)`);
     return new TailRunner(await Session.create(tail, opts), readout);
   }
 
-  async apply(readout: Float32Array, dims: readonly number[]): Promise<Float32Array> {
-    if (!this.session) return readout;
+  async apply(readout: Float32Array, dims: readonly number[]): Promise<Array32> {
+    if (!this.session) return { dims, data: readout };
     const out = await this.session.run({ [this.input]: { dims, data: readout } });
-    return Object.values(out)[0].data;
+    return Object.values(out)[0];
   }
 
   async release(): Promise<void> {
@@ -216,13 +217,16 @@ export function delayAt(T: number, estimated: number, user?: number): number {
 export interface SimulationResult {
   readonly T: number;
   readonly delay: number;
-  readonly top1: number;
-  readonly top5: number | null;
-  readonly top1NoDelay: number;
-  readonly top5NoDelay: number | null;
+  /** The task's metric with the readout averaged over steps delay+1..T, and its second metric. */
+  readonly metric: number;
+  readonly secondary: number | null;
+  /** The same averaged over all T steps. */
+  readonly metricNoDelay: number;
+  readonly secondaryNoDelay: number | null;
 }
 
 export interface SimulationReport {
+  readonly task: Task;
   readonly samples: number;
   readonly results: readonly SimulationResult[];
   /** Per site: spikes per neuron per step, over all T_max steps. */
@@ -237,13 +241,15 @@ export interface SimulateRunOptions extends RuntimeOptions {
   readonly batchSize: number;
   /** User delay; undefined = the window rule with d̂. */
   readonly delay?: number;
+  readonly task?: Task;
   readonly onProgress?: (p: Progress) => void;
 }
 
 export interface WindowedRun {
+  readonly task: Task;
   readonly samples: number;
-  /** Top-1/top-5 per window, in the order given. */
-  readonly scores: readonly TopKScore[];
+  /** The task's scores per window, in the order given. */
+  readonly scores: readonly Score[];
   readonly stats: SimulationStats;
 }
 
@@ -251,25 +257,26 @@ export interface WindowedRun {
  * One simulation of the longest window's T, scored at every window [d+1, T] (SPEC 5: every T
  * and delay from one run).
  */
-export async function simulateWindows(snn: LoadedSnn, data: Dataset, windows: readonly Window[], opts: RuntimeOptions & { batchSize: number; onProgress?: (p: Progress) => void }): Promise<WindowedRun> {
+export async function simulateWindows(snn: LoadedSnn, data: Dataset, windows: readonly Window[], opts: RuntimeOptions & { batchSize: number; task?: Task; onProgress?: (p: Progress) => void }): Promise<WindowedRun> {
   const { spec } = snn.meta;
-  if (!data.labels) throw new UserError(`data set ${data.name} has no labels; classification accuracy needs them`);
   checkDataFits(data, spec.input, spec.inputShape);
   const Tmax = Math.max(...windows.map((w) => w.T));
-  const counter = new TopKCounter(windows.length);
+  const task = inferTask(data, opts.task);
+  const scorer = makeScorer(task, windows.length, data);
   const tail = await TailRunner.create(snn.tail, spec.readout, opts);
   let stats: SimulationStats;
   try {
     stats = await simulate(snn.graph, spec, data, { ...opts, steps: Tmax, normalize: snn.meta.normalize, form: snn.form }, async (b) => {
       const averages = windowAverages(b, windows);
       for (let w = 0; w < windows.length; w++) {
-        counter.add(w, await tail.apply(averages[w], [b.n, ...spec.readoutShape]), b.n, b.labels as Int32Array);
+        const out = await tail.apply(averages[w], [b.n, ...spec.readoutShape]);
+        scorer.add(w, out.data, out.dims, b.indices);
       }
     });
   } finally {
     await tail.release();
   }
-  return { samples: data.size, scores: counter.scores(), stats };
+  return { task, samples: data.size, scores: scorer.scores(), stats };
 }
 
 export function checkSteps(Ts: readonly number[], delay?: number): void {
@@ -284,13 +291,13 @@ export async function simulateAndScore(snn: LoadedSnn, data: Dataset, opts: Simu
   const Tmax = Ts[Ts.length - 1];
   const dhat = snn.meta.delay.estimated;
   const windows: Window[] = Ts.flatMap((T) => [{ T, delay: delayAt(T, dhat, opts.delay) }, { T, delay: 0 }]);
-  const { scores, stats } = await simulateWindows(snn, data, windows, opts);
+  const { task, scores, stats } = await simulateWindows(snn, data, windows, opts);
   const results = Ts.map((T, i) => ({
     T, delay: windows[2 * i].delay,
-    top1: scores[2 * i].top1, top5: scores[2 * i].top5,
-    top1NoDelay: scores[2 * i + 1].top1, top5NoDelay: scores[2 * i + 1].top5,
+    metric: scores[2 * i].metric, secondary: scores[2 * i].secondary,
+    metricNoDelay: scores[2 * i + 1].metric, secondaryNoDelay: scores[2 * i + 1].secondary,
   }));
-  return { samples: data.size, results, firingRates: firingRates(spec, stats, Tmax), sopsPerStep: stats.sopsPerStep, seconds: stats.seconds };
+  return { task, samples: data.size, results, firingRates: firingRates(spec, stats, Tmax), sopsPerStep: stats.sopsPerStep, seconds: stats.seconds };
 }
 
 export function firingRates(spec: SnnSpec, stats: SimulationStats, T: number): { site: string; rate: number }[] {

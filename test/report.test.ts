@@ -40,7 +40,7 @@ test('simulate --json/--report/--markdown: one record; the Markdown shows its nu
   assert.equal(r.siteErrors.sites.length, 3);
   for (const s of r.siteErrors.sites) assert.ok(s.snnVsClipped < s.snnVsAnn + 1e-9 || s.clipError < 1e-3, JSON.stringify(s));
   const text = fs.readFileSync(md, 'utf8');
-  for (const x of r.results) assert.ok(text.includes(`| ${x.T} | ${x.delay} | ${(100 * x.top1).toFixed(2)} |`), `Markdown row for T=${x.T}`);
+  for (const x of r.results) assert.ok(text.includes(`| ${x.T} | ${x.delay} | ${(100 * x.metric).toFixed(2)} |`), `Markdown row for T=${x.T}`);
   const again = path.join(tmp, 'again.html');
   cli(['report', json, '--out', again]);
   assert.equal(fs.readFileSync(again, 'utf8'), fs.readFileSync(html, 'utf8'));

@@ -9,6 +9,7 @@ import { Command, InvalidArgumentError, Option } from 'commander';
 import { UserError } from '../errors.js';
 import { METHODS, type Method } from '../calibrate/methods.js';
 import { openDataset } from '../data/sources.js';
+import { encodeDatasetNpz } from '../data/npz.js';
 import type { Normalize } from '../data/dataset.js';
 import { loadModel, type LoadedModel, type PreparedModel } from '../model.js';
 import {
@@ -26,6 +27,7 @@ import { reportMarkdown } from '../report/markdown.js';
 import { si } from '../report/sections.js';
 import { ablation, delaySweep, energyTable, iterationSweep, type ExperimentOptions } from '../experiments/experiments.js';
 import type { Dataset } from '../data/dataset.js';
+import { METRIC_NAMES, TASKS, type Task } from '../tasks/task.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
 const MODELS_DIR = path.join(ROOT, 'models');
@@ -127,19 +129,20 @@ async function doConvert(modelFile: string, calibSpec: string, f: CalibFlags, pr
 /** Calibration data for an ANN simulated on `spec`: its train split, or what the user names. */
 function calibrationSpec(spec: string, given?: string): string {
   if (given) return given;
-  const m = /^(mnist|fashion-mnist):test(@.*)?$/.exec(spec);
+  const m = /^(mnist|fashion-mnist|mnist-seg|mnist-det|mnist-video):test(@.*)?$/.exec(spec);
   if (!m) throw new UserError(`--calib DATA is needed to calibrate on something other than the test data ${spec}`);
   return `${m[1]}:train${m[2] ?? ''}`;
 }
 
-function printResults(r: SimulationReport, extra: { ann?: { top1: number }; clipped?: { top1: number }; dhat: number }): void {
-  const rows = r.results.map((x) => [String(x.T), String(x.delay), pct(x.top1), pct(x.top1NoDelay), pct(x.top5)]);
+function printResults(r: SimulationReport, extra: { ann?: { metric: number }; clipped?: { metric: number }; dhat: number }): void {
+  const [m1, m2] = METRIC_NAMES[r.task];
+  const rows = r.results.map((x) => [String(x.T), String(x.delay), pct(x.metric), pct(x.metricNoDelay), pct(x.secondary)]);
   const lines = [
-    table(['T', 'delay', 'top-1 %', 'no delay %', 'top-5 %'], rows),
+    table(['T', 'delay', `${m1} %`, 'no delay %', `${m2} %`], rows),
     '',
     `estimated delay d̂ = ${extra.dhat}; delay at T = min(d̂, ⌊T/2⌋) unless --delay is given`,
   ];
-  if (extra.ann) lines.push(`ANN top-1 ${pct(extra.ann.top1)} %, clipped ANN top-1 ${pct(extra.clipped?.top1)} % (same ${r.samples} samples)`);
+  if (extra.ann) lines.push(`ANN ${m1} ${pct(extra.ann.metric)} %, clipped ANN ${m1} ${pct(extra.clipped?.metric)} % (same ${r.samples} samples)`);
   process.stdout.write(lines.join('\n') + '\n');
 }
 
@@ -149,7 +152,7 @@ interface EnergyFlags { energy: string; eSop?: number; eMac?: number }
 
 interface SimFlags extends CalibFlags, OutputFlags, EnergyFlags {
   data: string; T: number[]; delay: number | 'auto' | 'off'; ann?: string; calib?: string; limit?: number; save?: string;
-  siteErrors: number; siteErrorsT?: number;
+  siteErrors: number; siteErrorsT?: number; task?: Task;
 }
 
 function energyFrom(f: EnergyFlags): EnergyConstants {
@@ -193,12 +196,12 @@ async function runSimulate(modelFile: string, f: SimFlags, fromDemo = false): Pr
     }
     const data = openDataset(f.data, f.limit);
     const delay = f.delay === 'auto' ? undefined : f.delay === 'off' ? 0 : f.delay;
-    const report = await simulateAndScore(snn, data, { Ts: f.T, batchSize: f.batch, delay, threads: f.threads, onProgress: prog.report });
+    const report = await simulateAndScore(snn, data, { Ts: f.T, batchSize: f.batch, delay, task: f.task, threads: f.threads, onProgress: prog.report });
     let ref: Awaited<ReturnType<typeof annReference>> | undefined;
     const th = { granularity: snn.meta.spec.granularity, values: snn.meta.spec.sites.map((s) => Float32Array.from(s.theta)) };
     let errors: SiteErrors | null = null;
     if (ann) {
-      ref = await annReference(ann, data, th, f.batch, { threads: f.threads });
+      ref = await annReference(ann, data, th, f.batch, { threads: f.threads, task: report.task });
       if (f.siteErrors > 0 && snn.form === 'step') {
         const T = f.siteErrorsT ?? Math.max(...f.T);
         errors = await siteErrors(ann, snn.graph, snn.meta.spec, th, data, { T, delay: delayAt(T, snn.meta.delay.estimated, delay), samples: f.siteErrors, threads: f.threads });
@@ -206,9 +209,10 @@ async function runSimulate(modelFile: string, f: SimFlags, fromDemo = false): Pr
     }
     prog.stop();
     const cal = snn.meta.calibration;
-    const points = report.results.map((r) => ({ T: r.T, metric: r.top1 }));
+    const points = report.results.map((r) => ({ T: r.T, metric: r.metric }));
     const record: SimulateRecord = {
       kind: 'simulate',
+      task: report.task,
       model: path.basename(modelFile),
       data: f.data,
       samples: report.samples,
@@ -222,7 +226,7 @@ async function runSimulate(modelFile: string, f: SimFlags, fromDemo = false): Pr
       delay: { estimated: snn.meta.delay.estimated, latencies: snn.meta.delay.latencies, rule: delay === undefined ? 'min(estimated, floor(T/2))' : `fixed ${delay}` },
       results: report.results,
       firingRates: report.firingRates,
-      energy: energyOf(snn.meta.spec, report, points, ref ? ref.ann.top1 : null, energyFrom(f)),
+      energy: energyOf(snn.meta.spec, report, points, ref ? ref.ann.metric : null, energyFrom(f)),
       siteErrors: errors,
       simulationSeconds: report.seconds,
     };
@@ -244,8 +248,13 @@ function simulateOptions(cmd: Command): Command {
     .option('--ann <file>', 'the source ANN, for the ANN and clipped-ANN reference (found automatically next to the SNN)')
     .option('--calib <spec>', 'calibration data when MODEL is an ANN (default: the train split of --data)')
     .option('--save <file>', 'when MODEL is an ANN: also save the converted SNN here')
+    .addOption(taskOption())
     .option('--site-errors <n>', 'samples for the per-site error analysis (clip error, SNN vs ANN per site; needs the ANN); 0 = off', int('--site-errors'), 100)
     .option('--site-errors-T <T>', 'T for the per-site error analysis (default: the largest --T)', int('--site-errors-T', 1));
+}
+
+function taskOption(): Option {
+  return new Option('--task <task>', 'what the model does and how it is scored (default: from the data: masks → segmentation, boxes → detection, clips → video, else classification)').choices([...TASKS]);
 }
 
 function energyOptions(cmd: Command): Command {
@@ -262,7 +271,7 @@ function outputOptions(cmd: Command): Command {
     .option('--markdown <file>', 'write a Markdown summary');
 }
 
-interface ExpFlags extends CalibFlags, OutputFlags { data: string; calib?: string; limit?: number; T: number[] }
+interface ExpFlags extends CalibFlags, OutputFlags { data: string; calib?: string; limit?: number; T: number[]; task?: Task }
 
 async function runExperiment(f: ExpFlags, run: (o: ExperimentOptions, model: LoadedModel, calib: Dataset, test: Dataset) => Promise<RunRecord>, models: string[]): Promise<void> {
   const prog = progressReporter(!f.quiet);
@@ -273,7 +282,7 @@ async function runExperiment(f: ExpFlags, run: (o: ExperimentOptions, model: Loa
     const test = openDataset(f.data, f.limit);
     if (f.method !== 'cltb') process.stderr.write(`spikeport: note: experiments choose their own methods; --method ${f.method} is ignored\n`);
     const record = await run({
-      Ts: f.T, iterations: f.iterations, batchSize: f.batch, stepSize: f.stepSize, percentile: f.percentile, seed: f.seed,
+      Ts: f.T, task: f.task, iterations: f.iterations, batchSize: f.batch, stepSize: f.stepSize, percentile: f.percentile, seed: f.seed,
       shuffle: f.shuffle, maxpool: f.maxpool, readoutNode: f.readout, normalize: normalizeFrom(f), threads: f.threads, onProgress: prog.report,
     }, loaded[0], calib, test);
     prog.stop();
@@ -359,6 +368,17 @@ export function buildProgram(): Command {
       await runSimulate(file, { ...f, data: `${bundledDataset(file)}:test`, delay: 'auto', siteErrors: 100 }, true);
     });
 
+  program.command('data')
+    .description('write a data set (e.g. the generated mnist-seg, mnist-det, mnist-video) as .npz: x (uint8), y, masks, boxes (image, class, x, y, w, h)')
+    .argument('<spec>', 'mnist-seg:train, mnist-det:test, mnist-video:train, mnist:test, …')
+    .requiredOption('--out <file>', 'the .npz file to write')
+    .option('--limit <n>', 'only the first N samples', int('--limit', 1))
+    .action((spec: string, f: { out: string; limit?: number }) => {
+      const d = openDataset(spec, f.limit);
+      writeFileAtomic(f.out, encodeDatasetNpz(d));
+      process.stdout.write(`wrote ${f.out}: ${d.size} samples of ${d.sampleShape.join('x')}${d.masks ? ', masks' : ''}${d.boxes ? `, ${d.boxes.length} boxes` : ''}\n`);
+    });
+
   program.command('report')
     .description('render a JSON record (from simulate --json or experiment --json) as an HTML report and/or Markdown')
     .argument('<record>', 'the JSON file')
@@ -377,7 +397,8 @@ export function buildProgram(): Command {
     .description(description)
     .requiredOption('--data <spec>', 'test data: mnist:test, fashion-mnist:test[@DIR], npz:FILE')
     .option('--calib <spec>', 'calibration data (default: the train split of --data)')
-    .option('--limit <n>', 'use only the first N test samples', int('--limit', 1))));
+    .option('--limit <n>', 'use only the first N test samples', int('--limit', 1))
+    .addOption(taskOption())));
   expCommand('ablation', 'RobustNorm, LTB, CLTB and CLTB with delayed evaluation against T')
     .argument('<model>', 'the ANN, an ONNX file')
     .option('--T <list>', 'time steps', stepList, [8, 16, 32, 64, 128, 256])

@@ -14,6 +14,19 @@ export interface Dataset {
   /** Multiplier that maps raw values to model input before normalisation (1/255 for images). */
   readonly scale: number;
   readonly labels: Int32Array | null;
+  /** Segmentation: per-pixel class ids of every sample ([size, ...shape]); 255 = ignore. */
+  readonly masks?: { readonly shape: readonly number[]; readonly data: Uint8Array };
+  /** Detection: ground-truth boxes of all samples (COCO-style x, y, w, h in pixels). */
+  readonly boxes?: readonly DetectionBox[];
+}
+
+export interface DetectionBox {
+  readonly image: number;
+  readonly label: number;
+  readonly x: number;
+  readonly y: number;
+  readonly w: number;
+  readonly h: number;
 }
 
 export interface Normalize {

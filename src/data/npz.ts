@@ -1,13 +1,14 @@
 /**
  * NumPy .npz archives (zip of .npy files) with arrays `x` (samples, first axis = sample) and
- * optionally `y` (integer labels). Values are used as given (no scaling).
+ * optionally `y` (integer labels), `masks` (uint8 per-pixel classes) and `boxes` ([M, 6]: image,
+ * class, x, y, w, h). Float samples are used as given; uint8 samples are scaled by 1/255.
  * The .npy header parser is written here: it is a few lines and no maintained npm package
  * covers both zip and npy.
  */
 import fs from 'node:fs';
-import { unzipSync } from 'fflate';
+import { unzipSync, zipSync } from 'fflate';
 import { UserError } from '../errors.js';
-import type { Dataset } from './dataset.js';
+import type { Dataset, DetectionBox } from './dataset.js';
 
 export interface NpyArray {
   readonly shape: number[];
@@ -60,5 +61,46 @@ export function readNpz(file: string, spec: string): Dataset {
     if (y.shape[0] !== x.shape[0]) throw new UserError(`${file}: x has ${x.shape[0]} samples but y has ${y.shape[0]}`);
     labels = Int32Array.from(y.data as ArrayLike<number>, Number);
   }
-  return { name: spec, size: x.shape[0], sampleShape: x.shape.slice(1), x: xs, scale: 1, labels };
+  let masks: Dataset['masks'];
+  if (entries['masks.npy']) {
+    const mk = parseNpy(entries['masks.npy'], `${file}:masks`);
+    if (mk.shape[0] !== x.shape[0] || !(mk.data instanceof Uint8Array)) throw new UserError(`${file}: masks must be uint8 with one mask per sample (shape ${mk.shape.join('x')})`);
+    masks = { shape: mk.shape.slice(1), data: mk.data };
+  }
+  let boxes: DetectionBox[] | undefined;
+  if (entries['boxes.npy']) {
+    const bx = parseNpy(entries['boxes.npy'], `${file}:boxes`);
+    if (bx.shape.length !== 2 || bx.shape[1] !== 6) throw new UserError(`${file}: boxes must be [M, 6] rows of (image, class, x, y, w, h) (shape ${bx.shape.join('x')})`);
+    const v = Float64Array.from(bx.data as ArrayLike<number>, Number);
+    boxes = Array.from({ length: bx.shape[0] }, (_, i) => ({ image: v[6 * i], label: v[6 * i + 1], x: v[6 * i + 2], y: v[6 * i + 3], w: v[6 * i + 4], h: v[6 * i + 5] }));
+  }
+  // uint8 samples are images in 0–255 (what `spikeport data` writes); floats are used as given.
+  return { name: spec, size: x.shape[0], sampleShape: x.shape.slice(1), x: xs, scale: xs instanceof Uint8Array ? 1 / 255 : 1, labels, ...(masks ? { masks } : {}), ...(boxes ? { boxes } : {}) };
+}
+
+/** A .npy file's bytes (format 1.0, little-endian). */
+export function encodeNpy(shape: readonly number[], data: Float32Array | Int32Array | Uint8Array): Uint8Array {
+  const descr = data instanceof Float32Array ? '<f4' : data instanceof Int32Array ? '<i4' : '|u1';
+  let header = `{'descr': '${descr}', 'fortran_order': False, 'shape': (${shape.join(', ')}${shape.length === 1 ? ',' : ''}), }`;
+  while ((10 + header.length + 1) % 64 !== 0) header += ' ';
+  header += '\n';
+  const out = new Uint8Array(10 + header.length + data.byteLength);
+  out.set([0x93, ...new TextEncoder().encode('NUMPY'), 1, 0]);
+  new DataView(out.buffer).setUint16(8, header.length, true);
+  out.set(new TextEncoder().encode(header), 10);
+  out.set(new Uint8Array(data.buffer, data.byteOffset, data.byteLength), 10 + header.length);
+  return out;
+}
+
+/** A data set as .npz bytes: x (raw values, uint8 or float32), y, masks, boxes — what readNpz reads. */
+export function encodeDatasetNpz(d: Dataset): Uint8Array {
+  const files: Record<string, Uint8Array> = { 'x.npy': encodeNpy([d.size, ...d.sampleShape], d.x) };
+  if (d.labels) files['y.npy'] = encodeNpy([d.size], d.labels);
+  if (d.masks) files['masks.npy'] = encodeNpy([d.size, ...d.masks.shape], d.masks.data);
+  if (d.boxes) {
+    const v = new Float32Array(d.boxes.length * 6);
+    d.boxes.forEach((b, i) => v.set([b.image, b.label, b.x, b.y, b.w, b.h], 6 * i));
+    files['boxes.npy'] = encodeNpy([d.boxes.length, 6], v);
+  }
+  return zipSync(files, { level: 1 });
 }

@@ -9,6 +9,7 @@ import { createRequire } from 'node:module';
 import { UserError } from '../errors.js';
 import type { Dataset } from './dataset.js';
 import { readNpz } from './npz.js';
+import { SYNTH_KINDS, SYNTH_SIZES, synthesize, type SynthKind } from './synth.js';
 
 const FASHION_DIR = '/usr/share/datasets/fashion-mnist';
 
@@ -69,8 +70,13 @@ export function openDataset(spec: string, limit?: number): Dataset {
     }
   } else if (kind === 'npz') {
     d = readNpz(rest, spec);
+  } else if ((SYNTH_KINDS as readonly string[]).includes(kind)) {
+    if (rest !== 'train' && rest !== 'test') throw new UserError(`--data "${spec}": the split must be train or test`);
+    // Generate only what is asked for: the first N samples do not depend on N.
+    const n = Math.min(limit ?? SYNTH_SIZES[rest], SYNTH_SIZES[rest]);
+    d = synthesize(kind as SynthKind, rest, readIdxPair(mnistDir(), rest, '', `mnist:${rest}`), n, spec);
   } else {
-    throw new UserError(`--data "${spec}": unknown data set "${kind}" (known: mnist, fashion-mnist, npz)`);
+    throw new UserError(`--data "${spec}": unknown data set "${kind}" (known: mnist, fashion-mnist, ${SYNTH_KINDS.join(', ')}, npz)`);
   }
   if (d.size === 0) throw new UserError(`data set ${spec} is empty`);
   if (limit !== undefined && limit < d.size) d = limitDataset(d, limit);
@@ -79,5 +85,10 @@ export function openDataset(spec: string, limit?: number): Dataset {
 
 export function limitDataset(d: Dataset, n: number): Dataset {
   const per = d.sampleShape.reduce((a, b) => a * b, 1);
-  return { ...d, size: n, x: d.x.subarray(0, n * per), labels: d.labels ? d.labels.subarray(0, n) : null };
+  const plane = d.masks ? d.masks.shape.reduce((a, b) => a * b, 1) : 0;
+  return {
+    ...d, size: n, x: d.x.subarray(0, n * per), labels: d.labels ? d.labels.subarray(0, n) : null,
+    ...(d.masks ? { masks: { shape: d.masks.shape, data: d.masks.data.subarray(0, n * plane) } } : {}),
+    ...(d.boxes ? { boxes: d.boxes.filter((b) => b.image < n) } : {}),
+  };
 }

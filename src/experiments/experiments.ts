@@ -8,6 +8,7 @@ import type { Dataset } from '../data/dataset.js';
 import type { LoadedModel } from '../model.js';
 import type { Method, Progress } from '../calibrate/methods.js';
 import type { Window } from '../tasks/classification.js';
+import { inferTask, type Task } from '../tasks/task.js';
 import type { EnergyConstants } from '../energy/energy.js';
 import {
   annReference, checkSteps, convert, delayAt, energyOf, firingRates, simulateWindows, snnFromGraph, withMetadata,
@@ -17,6 +18,8 @@ import type { Curve, CurvesRecord, DelayRecord, EnergyRecord, EnergyRow } from '
 
 export interface ExperimentOptions extends Omit<ConvertOptions, 'method' | 'onProgress'> {
   readonly Ts: readonly number[];
+  /** The task to score (default: inferred from the test data). */
+  readonly task?: Task;
   readonly onProgress?: (p: Progress) => void;
 }
 
@@ -30,8 +33,8 @@ async function convertSnn(model: LoadedModel, calib: Dataset, opts: ExperimentOp
   return { snn: snnFromGraph(withMetadata(c, opts.readoutNode), path.basename(model.path)), seconds: c.calibration.seconds, c };
 }
 
-function info(model: LoadedModel, test: Dataset): { model: string; data: string; samples: number; created: string } {
-  return { model: path.basename(model.path), data: test.name, samples: test.size, created: new Date().toISOString() };
+function info(model: LoadedModel, test: Dataset, opts: ExperimentOptions): { task: Task; model: string; data: string; samples: number; created: string } {
+  return { task: inferTask(test, opts.task), model: path.basename(model.path), data: test.name, samples: test.size, created: new Date().toISOString() };
 }
 
 function sortedTs(Ts: readonly number[]): number[] {
@@ -50,14 +53,14 @@ export async function ablation(model: LoadedModel, calib: Dataset, test: Dataset
     const windows: Window[] = [...Ts.map((T) => ({ T, delay: 0 })), ...(method === 'cltb' ? Ts.map((T) => ({ T, delay: delayAt(T, dhat) })) : [])];
     const run = await simulateWindows(snn, test, windows, { ...opts, onProgress: tagged(opts, method) });
     const label = { robustnorm: 'RobustNorm', ltb: 'LTB', cltb: 'CLTB' }[method];
-    curves.push({ label, seconds, points: Ts.map((T, i) => ({ T, metric: run.scores[i].top1 })) });
+    curves.push({ label, seconds, points: Ts.map((T, i) => ({ T, metric: run.scores[i].metric })) });
     if (method === 'cltb') {
-      curves.push({ label: 'CLTB + delayed evaluation', seconds, delay: dhat, points: Ts.map((T, i) => ({ T, metric: run.scores[Ts.length + i].top1 })) });
+      curves.push({ label: 'CLTB + delayed evaluation', seconds, delay: dhat, points: Ts.map((T, i) => ({ T, metric: run.scores[Ts.length + i].metric })) });
       ann = (await annReference(c.model, test, c.calibration.thresholds, opts.batchSize, opts)).ann;
     }
   }
   return {
-    kind: 'ablation', ...info(model, test), ann, curves,
+    kind: 'ablation', ...info(model, test, opts), ann, curves,
     notes: [`Thresholds from ${calib.name}, ${opts.iterations} iterations × batch ${opts.batchSize} for LTB and CLTB; RobustNorm at the ${opts.percentile ?? 99.9}th percentile. Delay at T: min(d̂, ⌊T/2⌋).`],
   };
 }
@@ -71,11 +74,11 @@ export async function iterationSweep(model: LoadedModel, calib: Dataset, test: D
     const { snn, seconds, c } = await convertSnn(model, calib, opts, 'cltb', `${its} iterations`, its);
     const dhat = snn.meta.delay.estimated;
     const run = await simulateWindows(snn, test, Ts.map((T) => ({ T, delay: delayAt(T, dhat) })), { ...opts, onProgress: tagged(opts, `${its} iterations`) });
-    curves.push({ label: `${its} iterations (d̂ = ${dhat})`, seconds, delay: dhat, points: Ts.map((T, i) => ({ T, metric: run.scores[i].top1 })) });
+    curves.push({ label: `${its} iterations (d̂ = ${dhat})`, seconds, delay: dhat, points: Ts.map((T, i) => ({ T, metric: run.scores[i].metric })) });
     ann ??= (await annReference(c.model, test, c.calibration.thresholds, opts.batchSize, opts)).ann;
   }
   return {
-    kind: 'iterations', ...info(model, test), ann, curves,
+    kind: 'iterations', ...info(model, test, opts), ann, curves,
     notes: [`CLTB thresholds from ${calib.name}, batch ${opts.batchSize}; each curve with delayed evaluation at min(d̂, ⌊T/2⌋).`],
   };
 }
@@ -98,12 +101,12 @@ export async function delaySweep(model: LoadedModel, calib: Dataset, test: Datas
   const run = await simulateWindows(snn, test, windows, { ...opts, onProgress: tagged(opts, 'cltb') });
   let k = 0;
   const sweeps = Ts.map((T, i) => {
-    const points = grids[i].map((delay) => ({ delay, metric: run.scores[k++].top1 }));
+    const points = grids[i].map((delay) => ({ delay, metric: run.scores[k++].metric }));
     const best = points.reduce((a, b) => (b.metric > a.metric ? b : a)).delay;
     return { T, rule: delayAt(T, dhat), best, points };
   });
   const ann = (await annReference(c.model, test, c.calibration.thresholds, opts.batchSize, opts)).ann;
-  return { kind: 'delay', ...info(model, test), ann, estimated: dhat, sweeps };
+  return { kind: 'delay', ...info(model, test, opts), ann, estimated: dhat, sweeps };
 }
 
 /** Appendix F: SOPs90/SOPs95 and FPS/W, one row per model (CLTB, delayed evaluation). */
@@ -117,7 +120,7 @@ export async function energyTable(models: readonly { model: LoadedModel; calib: 
     const run = await simulateWindows(snn, test, Ts.map((T) => ({ T, delay: delayAt(T, dhat) })), { ...opts, onProgress: tagged(opts, name) });
     const ann = (await annReference(c.model, test, c.calibration.thresholds, opts.batchSize, opts)).ann;
     const Tmax = Ts[Ts.length - 1];
-    const energy = energyOf(snn.meta.spec, { samples: test.size, sopsPerStep: run.stats.sopsPerStep }, Ts.map((T, i) => ({ T, metric: run.scores[i].top1 })), ann.top1, constants);
+    const energy = energyOf(snn.meta.spec, { samples: test.size, sopsPerStep: run.stats.sopsPerStep }, Ts.map((T, i) => ({ T, metric: run.scores[i].metric })), ann.metric, constants);
     if (!energy) throw new Error('energyTable: the SNN has no layer costs');
     const rates = firingRates(snn.meta.spec, run.stats, Tmax);
     const neurons = snn.meta.spec.sites.reduce((a, s) => a + s.neurons, 0);
@@ -126,7 +129,7 @@ export async function energyTable(models: readonly { model: LoadedModel; calib: 
   }
   const first = models[0];
   return {
-    kind: 'energy', model: models.map((m) => path.basename(m.model.path)).join(', '), data: first ? first.test.name : '', samples: first ? first.test.size : 0,
+    kind: 'energy', task: first ? inferTask(first.test, opts.task) : 'classification', model: models.map((m) => path.basename(m.model.path)).join(', '), data: first ? first.test.name : '', samples: first ? first.test.size : 0,
     created: new Date().toISOString(), rows,
     notes: [`CLTB, ${opts.iterations} iterations × batch ${opts.batchSize}, delay min(d̂, ⌊T/2⌋); T from ${Ts.join(', ')}.`],
   };

@@ -5,8 +5,11 @@
 import type { EnergyReport } from '../energy/energy.js';
 import type { SiteErrors } from '../analysis/site-errors.js';
 import type { AnnScores, SimulationResult } from '../pipeline.js';
+import type { Task } from '../tasks/task.js';
 
 export interface RunInfo {
+  /** What was scored (absent in records made before tasks: classification). */
+  readonly task?: Task;
   readonly model: string;
   readonly data: string;
   readonly samples: number;

@@ -6,6 +6,12 @@ import type { TopLevelSpec } from 'vega-lite';
 import type { EnergyReport } from '../energy/energy.js';
 import type { CurvesRecord, DelayRecord, EnergyRecord, RunRecord, SimulateRecord } from './record.js';
 import { barChart, lineChart, type Row } from './charts.js';
+import { METRIC_NAMES, type Task } from '../tasks/task.js';
+
+/** The record's metric names (records written before tasks are classification). */
+function names(r: { task?: Task }): readonly [string, string] {
+  return METRIC_NAMES[r.task ?? 'classification'];
+}
 
 export interface Table {
   readonly header: readonly string[];
@@ -51,32 +57,33 @@ export function title(r: RunRecord): string {
   return `${what} — ${r.model} on ${r.data} (${r.samples} samples)`;
 }
 
-function annLines(ann: { top1: number } | null, clipped?: { top1: number } | null): { label: string; value: number }[] {
-  return [...(ann ? [{ label: 'ANN', value: ann.top1 }] : []), ...(clipped ? [{ label: 'clipped ANN', value: clipped.top1 }] : [])];
+function annLines(ann: { metric: number } | null, clipped?: { metric: number } | null): { label: string; value: number }[] {
+  return [...(ann ? [{ label: 'ANN', value: ann.metric }] : []), ...(clipped ? [{ label: 'clipped ANN', value: clipped.metric }] : [])];
 }
 
 function simulateSections(r: SimulateRecord): Section[] {
+  const [m1, m2] = names(r);
   const rows: Row[] = r.results.flatMap((x) => [
-    { T: x.T, accuracy: x.top1, series: 'SNN, delayed evaluation' },
-    { T: x.T, accuracy: x.top1NoDelay, series: 'SNN, no delay' },
+    { T: x.T, accuracy: x.metric, series: 'SNN, delayed evaluation' },
+    { T: x.T, accuracy: x.metricNoDelay, series: 'SNN, no delay' },
   ]);
   const out: Section[] = [{
     title: 'Run',
     text: [
       `Model ${r.model}; data ${r.data}, ${r.samples} samples; thresholds ${r.method} (${r.iterations} iterations); max pooling ${r.maxpool}.`,
       `Estimated delay d̂ = ${r.delay.estimated}; delay at T: ${r.delay.rule}. Simulation ${num(r.simulationSeconds)} s.`,
-      ...(r.ann ? [`ANN top-1 ${pct(r.ann.top1)} %; clipped ANN (ReLU → clip(x, 0, θ)) ${pct(r.clippedAnn?.top1)} %.`] : ['No ANN reference (the source ANN was not found; pass --ann).']),
+      ...(r.ann ? [`ANN ${m1} ${pct(r.ann.metric)} %; clipped ANN (ReLU → clip(x, 0, θ)) ${pct(r.clippedAnn?.metric)} %.`] : ['No ANN reference (the source ANN was not found; pass --ann).']),
     ],
   }, {
-    title: 'Accuracy against time steps',
+    title: `${m1} against time steps`,
     chart: lineChart({
-      title: 'Top-1 accuracy against T', rows,
-      x: { field: 'T', title: 'time steps T', log2: true }, y: { field: 'accuracy', title: 'top-1', percent: true },
+      title: `${m1} against T`, rows,
+      x: { field: 'T', title: 'time steps T', log2: true }, y: { field: 'accuracy', title: m1, percent: true },
       color: { field: 'series', title: '' }, hlines: annLines(r.ann, r.clippedAnn),
     }),
     table: {
-      header: ['T', 'delay', 'top-1 %', 'no delay %', 'top-5 %'],
-      rows: r.results.map((x) => [String(x.T), String(x.delay), pct(x.top1), pct(x.top1NoDelay), pct(x.top5)]),
+      header: ['T', 'delay', `${m1} %`, 'no delay %', `${m2} %`],
+      rows: r.results.map((x) => [String(x.T), String(x.delay), pct(x.metric), pct(x.metricNoDelay), pct(x.secondary)]),
     },
   }];
   const errs = r.siteErrors;
@@ -106,11 +113,11 @@ function simulateSections(r: SimulateRecord): Section[] {
       },
     });
   }
-  if (r.energy) out.push(...energyDetail(r.energy));
+  if (r.energy) out.push(...energyDetail(r.energy, m1));
   return out;
 }
 
-function energyDetail(e: EnergyReport): Section[] {
+function energyDetail(e: EnergyReport, m1: string): Section[] {
   return [{
     title: 'Operations and energy per frame',
     text: [
@@ -122,7 +129,7 @@ function energyDetail(e: EnergyReport): Section[] {
       `SOPs95: ${e.sops95 ? `${si(e.sops95.sops)} at T = ${e.sops95.T}, ${num(e.sops95.fpsPerW)} FPS/W` : 'not reached'}.`,
     ],
     table: {
-      header: ['T', 'top-1 %', 'SOPs', 'MACs', 'energy', 'FPS/W', 'FPS/W (SOPs only)', 'vs ANN energy'],
+      header: ['T', `${m1} %`, 'SOPs', 'MACs', 'energy', 'FPS/W', 'FPS/W (SOPs only)', 'vs ANN energy'],
       rows: e.perT.map((p) => [String(p.T), pct(p.metric), si(p.sops), si(p.macs), si(p.energy, 'J'), num(p.fpsPerW), num(p.fpsPerWSopsOnly), `${num(p.energy / e.ann.energy, 3)}×`]),
     },
     chart: lineChart({
@@ -141,14 +148,15 @@ function energyDetail(e: EnergyReport): Section[] {
 }
 
 function curvesSections(r: CurvesRecord): Section[] {
+  const [m1] = names(r);
   const rows: Row[] = r.curves.flatMap((c) => c.points.map((p) => ({ T: p.T, accuracy: p.metric, series: c.label })));
   const Ts = [...new Set(r.curves.flatMap((c) => c.points.map((p) => p.T)))].sort((a, b) => a - b);
   return [{
     title: r.kind === 'ablation' ? 'Calibration methods against T (the paper\'s Fig. 3a)' : 'CLTB iterations against T (the paper\'s Fig. 3b)',
-    text: [...r.notes, ...(r.ann ? [`ANN top-1 ${pct(r.ann.top1)} %.`] : [])],
+    text: [...r.notes, ...(r.ann ? [`ANN ${m1} ${pct(r.ann.metric)} %.`] : [])],
     chart: lineChart({
-      title: 'Top-1 accuracy against T', rows, x: { field: 'T', title: 'time steps T', log2: true },
-      y: { field: 'accuracy', title: 'top-1', percent: true }, color: { field: 'series', title: '' }, hlines: annLines(r.ann),
+      title: `${m1} against T`, rows, x: { field: 'T', title: 'time steps T', log2: true },
+      y: { field: 'accuracy', title: m1, percent: true }, color: { field: 'series', title: '' }, hlines: annLines(r.ann),
     }),
     table: {
       header: ['setting', ...Ts.map((T) => `T=${T}`), 'seconds'],
@@ -158,16 +166,17 @@ function curvesSections(r: CurvesRecord): Section[] {
 }
 
 function delaySections(r: DelayRecord): Section[] {
+  const [m1] = names(r);
   const rows: Row[] = r.sweeps.flatMap((s) => s.points.map((p) => ({ delay: p.delay, accuracy: p.metric, series: `T=${s.T}` })));
   return [{
     title: 'Accuracy against the delay (the paper\'s Fig. 4)',
     text: [
       `The readout is averaged over steps d+1..T. Estimated delay d̂ = ${r.estimated}; the default rule uses min(d̂, ⌊T/2⌋).`,
-      ...(r.ann ? [`ANN top-1 ${pct(r.ann.top1)} %.`] : []),
+      ...(r.ann ? [`ANN ${m1} ${pct(r.ann.metric)} %.`] : []),
     ],
     chart: lineChart({
-      title: 'Top-1 accuracy against delay d', rows, x: { field: 'delay', title: 'delay d (steps discarded)' },
-      y: { field: 'accuracy', title: 'top-1', percent: true }, color: { field: 'series', title: '' },
+      title: `${m1} against delay d`, rows, x: { field: 'delay', title: 'delay d (steps discarded)' },
+      y: { field: 'accuracy', title: m1, percent: true }, color: { field: 'series', title: '' },
       vlines: [{ label: `d̂ = ${r.estimated}`, value: r.estimated }],
     }),
     table: {
@@ -181,20 +190,21 @@ function delaySections(r: DelayRecord): Section[] {
 }
 
 function energySections(r: EnergyRecord): Section[] {
+  const [m1] = names(r);
   const c = r.rows[0]?.energy.constants;
   return [{
     title: 'SOPs90 / SOPs95 and FPS/W (the paper\'s Appendix F table)',
     text: [
       ...(c ? [`Constants: ${c.note}.`] : []),
-      'SOPsX: synaptic operations per frame at the first T reached whose top-1 is ≥ X % of the ANN\'s (T from the list simulated). FPS/W = frames per joule. SNN FPS/W counts SOPs and the analog first layer\'s MACs; the paper\'s convention (SOPs only) is in brackets.',
+      `SOPsX: synaptic operations per frame at the first T reached whose ${m1} is ≥ X % of the ANN's (T from the list simulated). FPS/W = frames per joule. SNN FPS/W counts SOPs and the analog first layer's MACs; the paper's convention (SOPs only) is in brackets.`,
       ...r.notes,
     ],
     table: {
-      header: ['model', 'ANN top-1 %', 'ANN MACs', 'ANN FPS/W', 'T90', 'SOPs90', 'SNN90 FPS/W', 'T95', 'SOPs95', 'SNN95 FPS/W', 'firing rate %'],
+      header: ['model', `ANN ${m1} %`, 'ANN MACs', 'ANN FPS/W', 'T90', 'SOPs90', 'SNN90 FPS/W', 'T95', 'SOPs95', 'SNN95 FPS/W', 'firing rate %'],
       rows: r.rows.map((x) => {
         const e = x.energy;
         const cell = (p: typeof e.sops90): string[] => (p ? [String(p.T), si(p.sops), `${num(p.fpsPerW)} [${num(p.fpsPerWSopsOnly)}]`] : ['–', '–', '–']);
-        return [x.model, pct(x.ann?.top1), si(e.ann.macs), num(e.ann.fpsPerW), ...cell(e.sops90), ...cell(e.sops95), pct(x.firingRate)];
+        return [x.model, pct(x.ann?.metric), si(e.ann.macs), num(e.ann.fpsPerW), ...cell(e.sops90), ...cell(e.sops95), pct(x.firingRate)];
       }),
     },
   }];

@@ -21,6 +21,8 @@ export interface StepBatch {
   /** Values per sample in one step's readout. */
   readonly size: number;
   readonly labels: Int32Array | null;
+  /** The batch's sample indices in the data set. */
+  readonly indices: readonly number[];
 }
 
 export interface SimulateOptions extends RuntimeOptions {
@@ -80,7 +82,7 @@ export async function simulate(graph: Graph, spec: SnnSpec, data: Dataset, opts:
         counters.forEach((c, i) => { sums[i][t] += Math.round(out[c].data[0]); });
         opts.onProgress?.({ phase: 'simulate', done: bi * T + t + 1, total: nBatches * T });
       }
-      await sink({ readouts, steps: T, n, size, labels: batch.y });
+      await sink({ readouts, steps: T, n, size, labels: batch.y, indices: batches[bi] });
     }
   } finally {
     await session.release();
@@ -109,7 +111,7 @@ async function simulateLoop(graph: Graph, spec: SnnSpec, data: Dataset, opts: Si
       }, [loopReadout(spec.readout), ...counters.map(loopCounter)]);
       counters.forEach((c, i) => out[loopCounter(c)].data.forEach((v, t) => { sums[i][t] += Math.round(v); }));
       opts.onProgress?.({ phase: 'simulate', done: (bi + 1) * T, total: nBatches * T });
-      await sink({ readouts: out[loopReadout(spec.readout)].data, steps: T, n: batch.n, size, labels: batch.y });
+      await sink({ readouts: out[loopReadout(spec.readout)].data, steps: T, n: batch.n, size, labels: batch.y, indices: batches[bi] });
     }
   } finally {
     await session.release();

@@ -1,0 +1,105 @@
+/**
+ * One interface over the tasks (SPEC 7): a scorer takes the model outputs of each readout window
+ * (after the tail), batch by batch, and gives each window's main metric and a second one.
+ *
+ *   classification  top-1, top-5          video  clip top-1, clip top-5
+ *   segmentation    mIoU, pixel accuracy  detection  mAP@[.50:.95], mAP@.50 (COCO)
+ */
+import type { Dataset } from '../data/dataset.js';
+import { UserError } from '../errors.js';
+import { TopKCounter } from './classification.js';
+import { ConfusionMatrix } from './segmentation.js';
+import { decode, meanAveragePrecision, type Detection } from './detection.js';
+
+export const TASKS = ['classification', 'segmentation', 'detection', 'video'] as const;
+export type Task = (typeof TASKS)[number];
+
+export const METRIC_NAMES: Readonly<Record<Task, readonly [string, string]>> = {
+  classification: ['top-1', 'top-5'],
+  video: ['clip top-1', 'clip top-5'],
+  segmentation: ['mIoU', 'pixel accuracy'],
+  detection: ['mAP@[.50:.95]', 'mAP@.50'],
+};
+
+export interface Score {
+  readonly metric: number;
+  readonly secondary: number | null;
+}
+
+export interface Scorer {
+  /** outputs: one window's model outputs for a batch, [n, ...]; indices: the batch's samples. */
+  add(window: number, outputs: Float32Array, dims: readonly number[], indices: readonly number[]): void;
+  scores(): Score[];
+}
+
+/** The task a data set is for, unless the user says: masks → segmentation, boxes → detection, clips → video. */
+export function inferTask(d: Dataset, given?: Task): Task {
+  if (given) return given;
+  if (d.masks) return 'segmentation';
+  if (d.boxes) return 'detection';
+  if (d.sampleShape.length === 4) return 'video';
+  return 'classification';
+}
+
+export function makeScorer(task: Task, windows: number, data: Dataset): Scorer {
+  switch (task) {
+    case 'classification':
+    case 'video': return topK(windows, data);
+    case 'segmentation': return segmentation(windows, data);
+    case 'detection': return detection(windows, data);
+  }
+}
+
+function topK(windows: number, data: Dataset): Scorer {
+  const labels = data.labels;
+  if (!labels) throw new UserError(`data set ${data.name} has no labels; accuracy needs them`);
+  const counter = new TopKCounter(windows);
+  return {
+    add(w, outputs, dims, indices) {
+      counter.add(w, outputs, dims[0], Int32Array.from(indices, (i) => labels[i]));
+    },
+    scores: () => counter.scores().map((s) => ({ metric: s.top1, secondary: s.top5 })),
+  };
+}
+
+function segmentation(windows: number, data: Dataset): Scorer {
+  const masks = data.masks;
+  if (!masks) throw new UserError(`data set ${data.name} has no per-pixel labels (masks); segmentation needs them`);
+  const plane = masks.shape.reduce((a, b) => a * b, 1);
+  let cms: ConfusionMatrix[] | null = null;
+  return {
+    add(w, outputs, dims, indices) {
+      const spatial = dims.slice(2).reduce((a, b) => a * b, 1);
+      if (spatial !== plane) throw new UserError(`segmentation: the model outputs ${dims.slice(2).join('x')} per class but the masks are ${masks.shape.join('x')}`);
+      cms ??= Array.from({ length: windows }, () => new ConfusionMatrix(dims[1]));
+      const labels = new Uint8Array(indices.length * plane);
+      indices.forEach((i, k) => labels.set(masks.data.subarray(i * plane, (i + 1) * plane), k * plane));
+      cms[w].add(outputs, labels, indices.length);
+    },
+    scores: () => (cms ?? []).map((cm) => ({ metric: cm.miou(), secondary: cm.pixelAccuracy() })),
+  };
+}
+
+function detection(windows: number, data: Dataset): Scorer {
+  const boxes = data.boxes;
+  if (!boxes) throw new UserError(`data set ${data.name} has no boxes; detection needs them`);
+  const found: Detection[][] = Array.from({ length: windows }, () => []);
+  const seen = new Set<number>();
+  let classes = 0;
+  return {
+    add(w, outputs, dims, indices) {
+      if (dims.length !== 4 || dims[1] < 5) throw new UserError(`detection: expected a head [n, classes + 4, h, w], got ${dims.join('x')}`);
+      classes = dims[1] - 4;
+      const stride = data.sampleShape[data.sampleShape.length - 1] / dims[3];
+      found[w].push(...decode(outputs, dims[0], dims[2], dims[3], indices, { classes, stride }));
+      indices.forEach((i) => seen.add(i));
+    },
+    scores: () => {
+      const gts = boxes.filter((b) => seen.has(b.image));
+      return found.map((dets) => {
+        const r = meanAveragePrecision(dets, gts, classes);
+        return { metric: r.map, secondary: r.map50 };
+      });
+    },
+  };
+}
