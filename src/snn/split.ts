@@ -6,6 +6,7 @@
  */
 import type { Graph, Node, Tensor } from '../graph/ir.js';
 import { floatInput } from '../onnx/builder.js';
+import { inferDtypes } from '../graph/dtypes.js';
 import type { SnnSpec } from './build.js';
 
 export interface SplitStep {
@@ -22,13 +23,18 @@ function usedInitializers(g: Graph, nodes: readonly Node[]): Map<string, Tensor>
 
 export function splitConstantPrefix(step: Graph, spec: SnnSpec): SplitStep {
   const varying = new Set(spec.states.map((s) => s.input));
-  const isVarying = (n: Node): boolean => n.inputs.some((i) => varying.has(i));
+  // Tensors only the step graph has: time-varying ones, and non-float ones (shape arithmetic
+  // stays with its consumers; the prefix hands over float tensors only).
+  const stepOnly = new Set(varying);
+  const types = inferDtypes(step);
   const prefixNodes: Node[] = [];
   const stepNodes: Node[] = [];
   for (const n of step.nodes) {
-    if (isVarying(n)) {
+    const isVarying = n.inputs.some((i) => varying.has(i));
+    if (isVarying) n.outputs.forEach((o) => varying.add(o));
+    if (isVarying || n.inputs.some((i) => stepOnly.has(i)) || n.outputs.some((o) => types.get(o) !== 'float32')) {
       stepNodes.push(n);
-      n.outputs.forEach((o) => varying.add(o));
+      n.outputs.forEach((o) => stepOnly.add(o));
     } else {
       prefixNodes.push(n);
     }
