@@ -51,8 +51,8 @@ for (const f of files) {
     const ref = (await s.run({ [m.inputName]: { dims: [n, ...m.inputShape], data: x }, ...thetaFeeds(m, inst, cal.thresholds) }, [inst.readout]))[inst.readout].data;
     await s.release();
     const sum = new Float64Array(ref.length);
-    const sim = await simulate(snn.graph, snn.spec, data, { steps: T, batchSize: n, normalize: null }, (b) => {
-      for (let t = 0; t < T; t++) for (let j = 0; j < ref.length; j++) sum[j] += b.readouts[t * ref.length + j];
+    const sim = await simulate(snn.graph, snn.spec, data, { steps: T, batchSize: n, normalize: null, checkpoints: [T] }, (b) => {
+      (b.sums.get(T) as Float64Array).forEach((v, j) => { sum[j] += v; });
     });
     let maxDiff = 0;
     let maxRef = 0;

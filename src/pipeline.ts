@@ -266,7 +266,8 @@ export async function simulateWindows(snn: LoadedSnn, data: Dataset, windows: re
   const tail = await TailRunner.create(snn.tail, spec.readout, opts);
   let stats: SimulationStats;
   try {
-    stats = await simulate(snn.graph, spec, data, { ...opts, steps: Tmax, normalize: snn.meta.normalize, form: snn.form }, async (b) => {
+    const checkpoints = [...new Set(windows.flatMap((w) => [w.T, w.delay]))].filter((t) => t > 0);
+    stats = await simulate(snn.graph, spec, data, { ...opts, steps: Tmax, normalize: snn.meta.normalize, form: snn.form, checkpoints }, async (b) => {
       const averages = windowAverages(b, windows);
       for (let w = 0; w < windows.length; w++) {
         const out = await tail.apply(averages[w], [b.n, ...spec.readoutShape]);

@@ -60,7 +60,7 @@ test('top-k and windowed accuracy match a direct computation', () => {
   ];
   const readouts = Float32Array.from(steps.flat());
   const windows = [{ T: 4, delay: 0 }, { T: 4, delay: 2 }, { T: 2, delay: 0 }];
-  const avgs = windowAverages({ readouts, steps: 4, n: 2, size: 3, labels: null, indices: [0, 1] }, windows);
+  const avgs = windowAverages({ readouts, sums: new Map(), steps: 4, n: 2, size: 3, labels: null, indices: [0, 1] }, windows);
   // window [3,4] of sample 0: steps 3 and 4 -> (4, 0, 0)
   assert.deepEqual(Array.from(avgs[1].subarray(0, 3)), [4, 0, 0]);
   const c = new TopKCounter(3);

@@ -99,7 +99,7 @@ export async function snnVsClipped(graph: Graph, sampleShape: readonly number[],
   const ref = (await runGraph(inst.graph, { [m.inputName]: { dims: [n, ...sampleShape], data: x }, ...thetaFeeds(m, inst, cal.thresholds) }, [inst.readout]))[inst.readout].data;
   const snn = buildSnn(m, cal.thresholds, opts.maxpool ?? 'accumulated');
   let readouts: Float32Array = new Float32Array(0);
-  await simulate(snn.graph, snn.spec, data, { steps: Math.max(...Ts), batchSize: n, normalize: null, threads: 1 }, (b) => { readouts = b.readouts; });
+  await simulate(snn.graph, snn.spec, data, { steps: Math.max(...Ts), batchSize: n, normalize: null, threads: 1 }, (b) => { readouts = b.readouts as Float32Array; });
   const size = ref.length;
   const refScale = ref.reduce((a, v) => a + Math.abs(v), 0) / size;
   return Ts.map((T) => {

@@ -27,7 +27,7 @@ async function runSteps(F: number, input: Float32Array, theta: number[], T: numb
   const snn = buildSnn(m, cal.thresholds);
   let got: StepBatch | undefined;
   const stats = await simulate(snn.graph, snn.spec, data, { steps: T, batchSize: data.size, normalize: null, threads: 1, engine }, (b) => { got = b; });
-  return { readouts: (got as StepBatch).readouts, spikes: stats.spikesPerStep[0] };
+  return { readouts: (got as StepBatch).readouts as Float32Array, spikes: stats.spikesPerStep[0] };
 }
 
 for (const engine of ['loop', 'steps'] as const) test(`IF neuron (${engine} engine): hand-worked spike trains (θ/2 start, fire at m ≥ θ, spikes carry θ, reset by subtraction)`, async () => {

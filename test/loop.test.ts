@@ -31,7 +31,7 @@ test('the ONNX Loop form gives the same per-step readouts and spike counts as th
   const loopReadouts = out[loopReadout(snn.spec.readout)];
   assert.deepEqual(loopReadouts.dims, [T, n, 10]);
   const a = loopReadouts.data;
-  const b = (steps as StepBatch).readouts;
+  const b = (steps as StepBatch).readouts as Float32Array;
   let worst = 0;
   for (let i = 0; i < a.length; i++) worst = Math.max(worst, Math.abs(a[i] - b[i]));
   assert.ok(worst < 1e-4, `max difference ${worst}`);

@@ -14,8 +14,10 @@ import type { Progress } from '../calibrate/methods.js';
 import { splitConstantPrefix } from '../snn/split.js';
 
 export interface StepBatch {
-  /** Readouts of every step: [T, n, ...readoutShape] flattened. */
-  readonly readouts: Float32Array;
+  /** Readouts of every step: [T, n, ...readoutShape] flattened; null when only checkpoints are kept. */
+  readonly readouts: Float32Array | null;
+  /** Sum of the readouts of steps 1..t, at each checkpoint t (simulate's `checkpoints`). */
+  readonly sums: ReadonlyMap<number, Float64Array>;
   readonly steps: number;
   readonly n: number;
   /** Values per sample in one step's readout. */
@@ -38,6 +40,11 @@ export interface SimulateOptions extends RuntimeOptions {
    * conv-heavy Fashion-MNIST models, the Loop 0.66× on the small MNIST CNN.
    */
   readonly engine?: 'loop' | 'steps';
+  /**
+   * Keep only the running sums of the readout at these steps (window ends and starts): memory
+   * no longer grows with T. Absent: every step's readout is kept (StepBatch.readouts).
+   */
+  readonly checkpoints?: readonly number[];
   readonly onProgress?: (p: Progress) => void;
 }
 
@@ -63,6 +70,7 @@ export async function simulate(graph: Graph, spec: SnnSpec, data: Dataset, opts:
   const size = numel(spec.readoutShape);
   const counters = counterOutputs(spec);
   const sums = counters.map(() => new Float64Array(T));
+  const checkpoints = new Set(opts.checkpoints ?? []);
   const batches = sequentialBatches(data.size, opts.batchSize);
   const nBatches = batches.length;
   try {
@@ -73,16 +81,23 @@ export async function simulate(graph: Graph, spec: SnnSpec, data: Dataset, opts:
       const feeds: Record<string, Array32> = stepInputs.has(spec.input) ? { [spec.input]: input } : {};
       if (prefix) Object.assign(feeds, await prefix.run({ [spec.input]: input }));
       for (const s of spec.states) feeds[s.input] = { dims: [n, ...s.shape], data: new Float32Array(n * numel(s.shape)) };
-      const readouts = new Float32Array(T * n * size);
+      const keep = opts.checkpoints ? null : new Float32Array(T * n * size);
+      const cums = new Map<number, Float64Array>();
+      const running = new Float64Array(opts.checkpoints ? n * size : 0);
       for (let t = 0; t < T; t++) {
         const out = await session.run(feeds);
-        readouts.set(out[spec.readout].data, t * n * size);
+        const r = out[spec.readout].data;
+        if (keep) keep.set(r, t * n * size);
+        else {
+          for (let j = 0; j < running.length; j++) running[j] += r[j];
+          if (checkpoints.has(t + 1)) cums.set(t + 1, Float64Array.from(running));
+        }
         for (const s of spec.states) feeds[s.input] = out[s.output];
         // Counts are integers; the graph sums them in float32 through θ-scaled weights.
         counters.forEach((c, i) => { sums[i][t] += Math.round(out[c].data[0]); });
         opts.onProgress?.({ phase: 'simulate', done: bi * T + t + 1, total: nBatches * T });
       }
-      await sink({ readouts, steps: T, n, size, labels: batch.y, indices: batches[bi] });
+      await sink({ readouts: keep, sums: cums, steps: T, n, size, labels: batch.y, indices: batches[bi] });
     }
   } finally {
     await session.release();
@@ -111,7 +126,7 @@ async function simulateLoop(graph: Graph, spec: SnnSpec, data: Dataset, opts: Si
       }, [loopReadout(spec.readout), ...counters.map(loopCounter)]);
       counters.forEach((c, i) => out[loopCounter(c)].data.forEach((v, t) => { sums[i][t] += Math.round(v); }));
       opts.onProgress?.({ phase: 'simulate', done: (bi + 1) * T, total: nBatches * T });
-      await sink({ readouts: out[loopReadout(spec.readout)].data, steps: T, n: batch.n, size, labels: batch.y, indices: batches[bi] });
+      await sink({ readouts: out[loopReadout(spec.readout)].data, sums: new Map(), steps: T, n: batch.n, size, labels: batch.y, indices: batches[bi] });
     }
   } finally {
     await session.release();

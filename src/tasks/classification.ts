@@ -9,16 +9,32 @@ export interface Window {
   readonly delay: number;
 }
 
-/** Per-window averages of a batch's per-step readouts, each [n, size], from one prefix sum. */
+/** Per-window averages of a batch's readouts, each [n, size], from running sums. */
 export function windowAverages(b: StepBatch, windows: readonly Window[]): Float32Array[] {
   const { n, size, steps } = b;
   const stride = n * size;
+  if (!b.readouts) {
+    const zero = new Float64Array(stride);
+    const at = (t: number): Float64Array => {
+      const v = t === 0 ? zero : b.sums.get(t);
+      if (!v) throw new Error(`no running sum kept at step ${t}`);
+      return v;
+    };
+    return windows.map((w) => {
+      if (w.T > steps || w.delay >= w.T || w.delay < 0) throw new Error(`window [${w.delay + 1}, ${w.T}] does not fit ${steps} steps`);
+      const hi = at(w.T);
+      const lo = at(w.delay);
+      const inv = 1 / (w.T - w.delay);
+      return Float32Array.from(hi, (v, j) => (v - lo[j]) * inv);
+    });
+  }
+  const readouts = b.readouts;
   const cum = new Float64Array((steps + 1) * stride); // cum[t] = sum of steps 1..t
   for (let t = 0; t < steps; t++) {
     const src = t * stride;
     const prev = t * stride;
     const dst = (t + 1) * stride;
-    for (let j = 0; j < stride; j++) cum[dst + j] = cum[prev + j] + b.readouts[src + j];
+    for (let j = 0; j < stride; j++) cum[dst + j] = cum[prev + j] + readouts[src + j];
   }
   return windows.map((w) => {
     if (w.T > steps || w.delay >= w.T || w.delay < 0) throw new Error(`window [${w.delay + 1}, ${w.T}] does not fit ${steps} steps`);
