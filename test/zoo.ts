@@ -132,6 +132,28 @@ export function matmulNet(): Graph {
   });
 }
 
+/**
+ * DeepLab-style ASPP: dilated convs in parallel and an image-pooling branch broadcast back with
+ * Expand, its shape computed from a time-varying tensor (Shape → Gather → Unsqueeze → Concat: int64
+ * arithmetic as torch.onnx exports `expand(-1, -1, H, W)`).
+ */
+export function aspp(): Graph {
+  return buildGraph([1, 12, 12], (b, x) => {
+    const dil = (inp: string, cin: number, cout: number, d: number): string => b.op('Conv', [inp,
+      b.constant('Wd', floatTensor([cout, cin, 3, 3], randn(seed++, cout * cin * 9, Math.sqrt(2 / (cin * 9)))))],
+    { kernel_shape: [3, 3], pads: [d, d, d, d], dilations: [d, d] });
+    const h = relu(b, conv(b, x, 1, 6, 3));
+    const branches = [relu(b, conv(b, h, 6, 4, 1, { pad: 0 })), relu(b, dil(h, 6, 4, 2)), relu(b, dil(h, 6, 4, 3))];
+    const pooled = relu(b, conv(b, gap(b, h), 6, 4, 1, { pad: 0 }));
+    const shape = b.op('Shape', [h]);
+    const dim = (i: number): string => b.op('Unsqueeze', [b.op('Gather', [shape, b.constant('i', int64Tensor([], [i]))], { axis: 0 }), b.constant('ax', int64Tensor([1], [0]))]);
+    const one = b.op('Unsqueeze', [b.constant('one', int64Tensor([], [1])), b.constant('ax0', int64Tensor([1], [0]))]); // a node on constants only, as exporters write it
+    const target = b.op('Concat', [one, one, dim(2), dim(3)], { axis: 0 });
+    const cat = b.op('Concat', [...branches, b.op('Expand', [pooled, target])], { axis: 1 });
+    return conv(b, relu(b, conv(b, cat, 16, 8, 1, { pad: 0 })), 8, 5, 1, { pad: 0 });
+  });
+}
+
 export const ZOO: Record<string, { graph: () => Graph; shape: number[] }> = {
   matmul: { graph: matmulNet, shape: [2, 16] },
   resnet: { graph: resnet, shape: [3, 16, 16] },
@@ -140,4 +162,5 @@ export const ZOO: Record<string, { graph: () => Graph; shape: number[] }> = {
   vgg: { graph: vgg, shape: [1, 16, 16] },
   unet: { graph: unet, shape: [1, 16, 16] },
   video3d: { graph: video3d, shape: [1, 4, 8, 8] },
+  aspp: { graph: aspp, shape: [1, 12, 12] },
 };
