@@ -124,6 +124,11 @@ async function benchModel(name: string, peak: number): Promise<Row> {
   if (!quick) {
     const loop = await simulate(snn.graph, snn.spec, test, { steps, batchSize: batch, normalize: m.normalize, threads, engine: 'loop' }, () => {});
     row['Loop ÷ per-step'] = loop.seconds / sim.seconds;
+    // Batch size: smaller batches keep the membrane states in cache, larger ones amortise per-call costs.
+    for (const bs of [25, 50, 200]) {
+      const r = await simulate(snn.graph, snn.spec, test, { steps, batchSize: bs, normalize: m.normalize, threads }, () => {});
+      row[`batch ${bs} ÷ batch ${batch}`] = r.seconds / sim.seconds;
+    }
   }
 
   if (withTorch) Object.assign(row, await compareTorch(name, manifest.dataset, m, cal, train.size, test, iterations, { annSeconds, calSeconds }));

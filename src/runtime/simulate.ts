@@ -45,6 +45,8 @@ export interface SimulateOptions extends RuntimeOptions {
    * no longer grows with T. Absent: every step's readout is kept (StepBatch.readouts).
    */
   readonly checkpoints?: readonly number[];
+  /** Write the next states into preallocated buffers (default true). */
+  readonly reuseBuffers?: boolean;
   readonly onProgress?: (p: Progress) => void;
 }
 
@@ -80,12 +82,18 @@ export async function simulate(graph: Graph, spec: SnnSpec, data: Dataset, opts:
       const input: Array32 = { dims: [n, ...spec.inputShape], data: batch.x };
       const feeds: Record<string, Array32> = stepInputs.has(spec.input) ? { [spec.input]: input } : {};
       if (prefix) Object.assign(feeds, await prefix.run({ [spec.input]: input }));
-      for (const s of spec.states) feeds[s.input] = { dims: [n, ...s.shape], data: new Float32Array(n * numel(s.shape)) };
+      // Two buffers per state, swapped every step: ONNX Runtime writes the next state into the
+      // one not being read (measured in bench/all.ts against fresh outputs every step).
+      const zero = (): Record<string, Array32> => Object.fromEntries(spec.states.map((s) => [s.input, { dims: [n, ...s.shape], data: new Float32Array(n * numel(s.shape)) }]));
+      let current = zero();
+      let next = opts.reuseBuffers === false ? null : zero();
+      Object.assign(feeds, current);
       const keep = opts.checkpoints ? null : new Float32Array(T * n * size);
       const cums = new Map<number, Float64Array>();
       const running = new Float64Array(opts.checkpoints ? n * size : 0);
       for (let t = 0; t < T; t++) {
-        const out = await session.run(feeds);
+        const into = next ? Object.fromEntries(spec.states.map((s) => [s.output, (next as Record<string, Array32>)[s.input]])) : undefined;
+        const out = await session.run(feeds, undefined, into);
         const r = out[spec.readout].data;
         if (keep) keep.set(r, t * n * size);
         else {
@@ -93,6 +101,7 @@ export async function simulate(graph: Graph, spec: SnnSpec, data: Dataset, opts:
           if (checkpoints.has(t + 1)) cums.set(t + 1, Float64Array.from(running));
         }
         for (const s of spec.states) feeds[s.input] = out[s.output];
+        if (next) [current, next] = [next, current];
         // Counts are integers; the graph sums them in float32 through θ-scaled weights.
         counters.forEach((c, i) => { sums[i][t] += Math.round(out[c].data[0]); });
         opts.onProgress?.({ phase: 'simulate', done: bi * T + t + 1, total: nBatches * T });
