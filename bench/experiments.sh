@@ -12,5 +12,5 @@ run() { name=$1; shift; sp experiment "$@" --json "$OUT/$name.json" --report "$O
 run fashion-vgg-ablation ablation models/fashion-vgg.onnx --data fashion-mnist:test --limit "$N"
 run fashion-vgg-iterations iterations models/fashion-vgg.onnx --data fashion-mnist:test --limit "$N"
 run fashion-vgg-delay delay models/fashion-vgg.onnx --data fashion-mnist:test --limit "$N"
-run energy-fashion energy models/fashion-vgg.onnx models/fashion-resnet.onnx models/fashion-mobilenet.onnx --data fashion-mnist:test --limit "$N"
-run energy-mnist energy models/mnist-cnn.onnx --data mnist:test --limit "$N"
+run energy-fashion energy models/fashion-vgg.onnx models/fashion-resnet.onnx models/fashion-mobilenet.onnx --data fashion-mnist:test --limit "$N" --T 1,2,3,4,6,8,12,16,24,32,64
+run energy-mnist energy models/mnist-cnn.onnx --data mnist:test --limit "$N" --T 1,2,3,4,6,8,12,16,24,32,64
