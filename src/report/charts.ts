@@ -29,7 +29,7 @@ export function lineChart(c: LineChart): TopLevelSpec {
     encoding: {
       x: { field: c.x.field, type: 'quantitative', title: c.x.title, ...(c.x.log2 ? { scale: { type: 'log', base: 2 }, axis: { values: [...new Set(c.rows.map((r) => r[c.x.field]))] } } : {}) },
       y: { field: c.y.field, type: 'quantitative', title: c.y.title, scale: yScale, ...(c.y.percent ? { axis: { format: '.1%' } } : c.y.log10 ? { axis: { format: '.2~s' } } : {}) },
-      color: { field: c.color.field, type: 'nominal', title: c.color.title, legend: { labelLimit: 400 } },
+      color: { field: c.color.field, type: 'nominal', title: c.color.title, sort: null, legend: { labelLimit: 400 } },
       tooltip: [{ field: c.x.field }, { field: c.y.field }, { field: c.color.field }],
     },
   }];
