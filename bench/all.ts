@@ -157,15 +157,15 @@ async function compareTorch(name: string, dataset: string, m: Awaited<ReturnType
   const r = spawnSync(torchPython, [path.join(ROOT, 'tools', 'torch_compare.py'), path.join(dir, 'job.json')], { encoding: 'utf8', maxBuffer: 1 << 28 });
   fs.rmSync(dir, { recursive: true, force: true });
   if (r.status !== 0) throw new Error(`torch_compare.py failed: ${r.stderr}`);
-  const t = JSON.parse(r.stdout) as { annSeconds: number; calibSeconds: number; simSeconds: number; metric: number[]; thresholds: Record<string, number[]> };
+  const t = JSON.parse(r.stdout) as { annSeconds: number; calibSeconds: number; simSeconds: number; top1: number[]; thresholds: Record<string, number[]> };
   let maxRel = 0;
   m.plan.sites.forEach((s, i) => {
     const a = cal.thresholds.values[i];
     const b = t.thresholds[s.node];
     a.forEach((v, k) => { maxRel = Math.max(maxRel, Math.abs(v - b[k]) / Math.max(1e-6, Math.abs(b[k]))); });
   });
-  const accDiff = Math.max(...run.scores.map((s, i) => Math.abs(s.metric - t.metric[i])));
-  log(`${name}: PyTorch ANN ${t.annSeconds.toFixed(2)} s, CLTB ${t.calibSeconds.toFixed(2)} s, SNN ${t.simSeconds.toFixed(2)} s; top-1 ${t.metric.map((v) => (100 * v).toFixed(2)).join('/')} vs ${run.scores.map((s) => (100 * s.metric).toFixed(2)).join('/')}`);
+  const accDiff = Math.max(...run.scores.map((s, i) => Math.abs(s.metric - t.top1[i])));
+  log(`${name}: PyTorch ANN ${t.annSeconds.toFixed(2)} s, CLTB ${t.calibSeconds.toFixed(2)} s, SNN ${t.simSeconds.toFixed(2)} s; top-1 ${t.top1.map((v) => (100 * v).toFixed(2)).join('/')} vs ${run.scores.map((s) => (100 * s.metric).toFixed(2)).join('/')}`);
   return {
     'PyTorch ANN ÷ ours': t.annSeconds / ours.annSeconds,
     'calib: ours ÷ PyTorch': ours.calSeconds / t.calibSeconds,

@@ -44,12 +44,15 @@ class Net:
         g = model.graph
         self.inits = {t.name: torch.from_numpy(numpy_helper.to_array(t).copy()) for t in g.initializer}
         self.nodes = list(g.node)
+        # Attributes parsed once: protobuf access in the step loop would dominate the time.
+        self.attrs = {n.name: attrs(n) for n in self.nodes}
         self.input = g.input[0].name
         self.output = g.output[0].name
-        self.sites = [n for n in self.nodes if self.is_site(n)]
+        self.site_names = {n.name for n in self.nodes if self.is_site(n)}
+        self.sites = [n for n in self.nodes if n.name in self.site_names]
         varying = set()
         for n in self.nodes:
-            if n in self.sites or any(i in varying for i in n.input):
+            if n.name in self.site_names or any(i in varying for i in n.input):
                 varying.update(n.output)
         self.varying = varying
 
@@ -57,7 +60,7 @@ class Net:
         if n.op_type == "Relu":
             return True
         if n.op_type == "Clip":
-            lo = self.value(n.input[1]) if len(n.input) > 1 and n.input[1] else attrs(n).get("min", None)
+            lo = self.value(n.input[1]) if len(n.input) > 1 and n.input[1] else attrs(n).get("min", None)  # once, at load
             return lo is not None and float(lo) == 0.0
         return False
 
@@ -65,7 +68,7 @@ class Net:
         return self.inits.get(name)
 
     def op(self, n, env):
-        a = attrs(n)
+        a = self.attrs[n.name]
         x = [env[i] if i in env else self.inits.get(i) for i in n.input]
         t = n.op_type
         if t == "Conv":
@@ -152,7 +155,7 @@ def cltb(net, xs, c):
     for x in xs:
         env = {net.input: x}
         for n in net.nodes:
-            if n in net.sites:
+            if n.name in net.site_names:
                 v = env[n.input[0]]
                 dims = [0] + list(range(2, v.dim()))
                 shape = [1, -1] + [1] * (v.dim() - 2)
@@ -165,7 +168,7 @@ def cltb(net, xs, c):
     # The delay estimate's extra pass (clip mode, first batch), as spikeport does.
     env = {net.input: xs[0]}
     for n in net.nodes:
-        if n in net.sites:
+        if n.name in net.site_names:
             v = env[n.input[0]]
             shape = [1, -1] + [1] * (v.dim() - 2)
             env[n.output[0]] = torch.minimum(torch.relu(v), theta[n.name].view(shape))
@@ -189,7 +192,7 @@ def simulate(net, x, theta, T):
         for n in net.nodes:
             if n.output[0] not in net.varying:
                 continue
-            if n in net.sites:
+            if n.name in net.site_names:
                 v = env[n.input[0]]
                 shape = [1, -1] + [1] * (v.dim() - 2)
                 th = theta[n.name].view(shape)
