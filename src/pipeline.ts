@@ -242,8 +242,12 @@ export interface SimulateRunOptions extends RuntimeOptions {
   /** User delay; undefined = the window rule with d̂. */
   readonly delay?: number;
   readonly task?: Task;
+  /** How the step graph is driven (runtime/simulate.ts); default 'auto'. */
+  readonly engine?: Engine;
   readonly onProgress?: (p: Progress) => void;
 }
+
+export type Engine = 'steps' | 'loop' | 'auto';
 
 export interface WindowedRun {
   readonly task: Task;
@@ -257,7 +261,7 @@ export interface WindowedRun {
  * One simulation of the longest window's T, scored at every window [d+1, T] (SPEC 5: every T
  * and delay from one run).
  */
-export async function simulateWindows(snn: LoadedSnn, data: Dataset, windows: readonly Window[], opts: RuntimeOptions & { batchSize: number; task?: Task; onProgress?: (p: Progress) => void }): Promise<WindowedRun> {
+export async function simulateWindows(snn: LoadedSnn, data: Dataset, windows: readonly Window[], opts: RuntimeOptions & { batchSize: number; task?: Task; engine?: Engine; onProgress?: (p: Progress) => void }): Promise<WindowedRun> {
   const { spec } = snn.meta;
   checkDataFits(data, spec.input, spec.inputShape);
   const Tmax = Math.max(...windows.map((w) => w.T));
@@ -267,7 +271,7 @@ export async function simulateWindows(snn: LoadedSnn, data: Dataset, windows: re
   let stats: SimulationStats;
   try {
     const checkpoints = [...new Set(windows.flatMap((w) => [w.T, w.delay]))].filter((t) => t > 0);
-    stats = await simulate(snn.graph, spec, data, { ...opts, steps: Tmax, normalize: snn.meta.normalize, form: snn.form, checkpoints }, async (b) => {
+    stats = await simulate(snn.graph, spec, data, { ...opts, engine: opts.engine ?? 'auto', steps: Tmax, normalize: snn.meta.normalize, form: snn.form, checkpoints }, async (b) => {
       const averages = windowAverages(b, windows);
       for (let w = 0; w < windows.length; w++) {
         const out = await tail.apply(averages[w], [b.n, ...spec.readoutShape]);

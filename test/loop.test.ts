@@ -9,6 +9,7 @@ import { Session } from '../src/runtime/session.js';
 import { memDataset, uniform } from './helpers.js';
 import { splitConstantPrefix } from '../src/snn/split.js';
 import { vgg } from './zoo.js';
+import { windowAverages } from '../src/tasks/classification.js';
 
 test('the ONNX Loop form gives the same per-step readouts and spike counts as the one-step graph called per step', async () => {
   const n = 4;
@@ -57,4 +58,27 @@ test('direct coding: the input-only prefix (first conv) is split off and compute
   assert.equal(split.constants.length, 1);
   assert.equal(split.step.nodes.length, snn.graph.nodes.length - 1);
   assert.equal(split.step.inputs.some((i) => i.name === 'input'), false, 'the step no longer needs the raw input');
+});
+
+test('engine auto (one batch timed with each engine, then the faster) gives the same readouts, spike and SOP counts as per step', async () => {
+  const n = 3;
+  const x = uniform(23, 5 * n * 256);
+  const m = await prepareModel({ path: 'v.onnx', sha256: '', graph: vgg() }, { threads: 1 });
+  const data = memDataset(x, [1, 16, 16]);
+  const cal = await calibrate(m, data, { method: 'cltb', iterations: 2, batchSize: n, threads: 1 });
+  const snn = buildSnn(m, cal.thresholds);
+  const run = async (engine: 'steps' | 'auto') => {
+    const sums: number[][] = [];
+    const stats = await simulate(snn.graph, snn.spec, data, { steps: 12, batchSize: n, normalize: null, threads: 1, engine, checkpoints: [5, 12] }, (b) => {
+      // The Loop hands back every step's readout instead of running sums: compare window averages.
+      sums.push(windowAverages(b, [{ T: 12, delay: 5 }, { T: 5, delay: 0 }]).flatMap((w) => Array.from(w)));
+    });
+    return { sums, stats };
+  };
+  const a = await run('steps');
+  const b = await run('auto');
+  assert.equal(b.sums.length, 5, 'every batch reaches the sink once');
+  a.sums.forEach((v, i) => v.forEach((x, j) => assert.ok(Math.abs(x - b.sums[i][j]) < 1e-4, `batch ${i} value ${j}: ${x} vs ${b.sums[i][j]}`)));
+  a.stats.spikesPerStep.forEach((v, i) => assert.deepEqual(Array.from(b.stats.spikesPerStep[i]), Array.from(v)));
+  a.stats.sopsPerStep.forEach((v, i) => assert.deepEqual(Array.from(b.stats.sopsPerStep[i]), Array.from(v)));
 });

@@ -14,7 +14,7 @@ import type { Normalize } from '../data/dataset.js';
 import { loadModel, type LoadedModel, type PreparedModel } from '../model.js';
 import {
   annReference, convert, delayAt, energyOf, findSourceAnn, isSnnGraph, prepareModel, saveSnn, simulateAndScore,
-  snnFromGraph, withMetadata, writeFileAtomic, type LoadedSnn, type SimulationReport, type SnnForm,
+  snnFromGraph, withMetadata, writeFileAtomic, type Engine, type LoadedSnn, type SimulationReport, type SnnForm,
 } from '../pipeline.js';
 import { progressReporter } from './progress.js';
 import { pct, table } from './format.js';
@@ -70,7 +70,7 @@ function delayOption(v: string): number | 'auto' | 'off' {
 interface CalibFlags {
   method: Method; iterations: number; batch: number; stepSize: number; percentile: number; seed: number;
   shuffle: boolean; thresholds?: string; maxpool: 'accumulated' | 'per-step'; readout?: string;
-  mean?: number[]; std?: number[]; calibLimit?: number; threads: number; quiet?: boolean;
+  mean?: number[]; std?: number[]; calibLimit?: number; threads: number; quiet?: boolean; engine: Engine;
 }
 
 function addCalibrationOptions(cmd: Command): Command {
@@ -89,6 +89,7 @@ function addCalibrationOptions(cmd: Command): Command {
     .option('--std <values>', 'input normalisation std, per channel', numberList)
     .option('--calib-limit <n>', 'use only the first N calibration samples', int('--calib-limit', 1))
     .option('--threads <n>', 'ONNX Runtime threads', int('--threads', 1), defaultThreads())
+    .addOption(new Option('--engine <engine>', 'simulation: steps (one ONNX Runtime call per step), loop (one ONNX Loop call per batch), auto (time the first batch with each, keep the faster)').choices(['auto', 'steps', 'loop']).default('auto'))
     .option('-q, --quiet', 'no progress output');
 }
 
@@ -196,7 +197,7 @@ async function runSimulate(modelFile: string, f: SimFlags, fromDemo = false): Pr
     }
     const data = openDataset(f.data, f.limit);
     const delay = f.delay === 'auto' ? undefined : f.delay === 'off' ? 0 : f.delay;
-    const report = await simulateAndScore(snn, data, { Ts: f.T, batchSize: f.batch, delay, task: f.task, threads: f.threads, onProgress: prog.report });
+    const report = await simulateAndScore(snn, data, { Ts: f.T, batchSize: f.batch, delay, task: f.task, engine: f.engine, threads: f.threads, onProgress: prog.report });
     let ref: Awaited<ReturnType<typeof annReference>> | undefined;
     const th = { granularity: snn.meta.spec.granularity, values: snn.meta.spec.sites.map((s) => Float32Array.from(s.theta)) };
     let errors: SiteErrors | null = null;
@@ -282,7 +283,7 @@ async function runExperiment(f: ExpFlags, run: (o: ExperimentOptions, model: Loa
     const test = openDataset(f.data, f.limit);
     if (f.method !== 'cltb') process.stderr.write(`spikeport: note: experiments choose their own methods; --method ${f.method} is ignored\n`);
     const record = await run({
-      Ts: f.T, task: f.task, iterations: f.iterations, batchSize: f.batch, stepSize: f.stepSize, percentile: f.percentile, seed: f.seed,
+      Ts: f.T, task: f.task, engine: f.engine, iterations: f.iterations, batchSize: f.batch, stepSize: f.stepSize, percentile: f.percentile, seed: f.seed,
       shuffle: f.shuffle, maxpool: f.maxpool, readoutNode: f.readout, normalize: normalizeFrom(f), threads: f.threads, onProgress: prog.report,
     }, loaded[0], calib, test);
     prog.stop();

@@ -12,7 +12,7 @@ import { inferTask, type Task } from '../tasks/task.js';
 import type { EnergyConstants } from '../energy/energy.js';
 import {
   annReference, checkSteps, convert, delayAt, energyOf, firingRates, simulateWindows, snnFromGraph, withMetadata,
-  type AnnScores, type ConvertOptions, type LoadedSnn,
+  type AnnScores, type ConvertOptions, type Engine, type LoadedSnn,
 } from '../pipeline.js';
 import type { Curve, CurvesRecord, DelayRecord, EnergyRecord, EnergyRow } from '../report/record.js';
 
@@ -20,6 +20,7 @@ export interface ExperimentOptions extends Omit<ConvertOptions, 'method' | 'onPr
   readonly Ts: readonly number[];
   /** The task to score (default: inferred from the test data). */
   readonly task?: Task;
+  readonly engine?: Engine;
   readonly onProgress?: (p: Progress) => void;
 }
 

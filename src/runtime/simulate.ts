@@ -34,12 +34,12 @@ export interface SimulateOptions extends RuntimeOptions {
   /** 'step' (default): the graph computes one step; 'loop': it computes all steps (snn/loop.ts). */
   readonly form?: 'step' | 'loop';
   /**
-   * How a step graph is driven: 'steps' (default) calls it once per step from JS, with the
-   * input-only prefix computed once; 'loop' wraps it in an ONNX Loop, one call per batch.
-   * Measured in bench/run.ts (BENCHMARKS.md): per step is 0.58-0.86× the Loop's time on the
-   * conv-heavy Fashion-MNIST models, the Loop 0.66× on the small MNIST CNN.
+   * How a step graph is driven: 'steps' calls it once per step from JS, with the input-only
+   * prefix computed once; 'loop' wraps it in an ONNX Loop, one call per batch; 'auto' times the
+   * first batch with each and keeps the faster (BENCHMARKS.md: per step wins on the conv-heavy
+   * Fashion-MNIST models, the Loop on the small MNIST CNN). Default 'steps'.
    */
-  readonly engine?: 'loop' | 'steps';
+  readonly engine?: 'loop' | 'steps' | 'auto';
   /**
    * Keep only the running sums of the readout at these steps (window ends and starts): memory
    * no longer grows with T. Absent: every step's readout is kept (StepBatch.readouts).
@@ -59,10 +59,64 @@ export interface SimulationStats {
   readonly seconds: number;
 }
 
+/** One batch through all T steps; returns what the sink needs. */
+interface BatchRunner {
+  run(bi: number, indices: readonly number[]): Promise<void>;
+  release(): Promise<void>;
+}
+
 export async function simulate(graph: Graph, spec: SnnSpec, data: Dataset, opts: SimulateOptions, sink: (b: StepBatch) => void | Promise<void>): Promise<SimulationStats> {
-  if (opts.form === 'loop') return simulateLoop(graph, spec, data, opts, sink);
-  if (opts.engine === 'loop') return simulateLoop(buildLoop({ graph, spec }), spec, data, opts, sink);
   const t0 = performance.now();
+  const T = opts.steps;
+  const counters = counterOutputs(spec);
+  const sums = counters.map(() => new Float64Array(T));
+  const batches = sequentialBatches(data.size, opts.batchSize);
+  const ctx: RunContext = { spec, data, opts, sink, sums, counters, nBatches: batches.length };
+  const runners: BatchRunner[] = [];
+  try {
+    if (opts.form === 'loop') {
+      runners.push(await loopRunner(graph, ctx));
+    } else if (opts.engine === 'loop') {
+      runners.push(await loopRunner(buildLoop({ graph, spec }), ctx));
+    } else {
+      runners.push(await stepRunner(graph, ctx));
+    }
+    let runner = runners[0];
+    let bi = 0;
+    if (opts.engine === 'auto' && opts.form !== 'loop' && batches.length >= 3) {
+      // Both engines give the same spikes; which is faster depends on the model (per-call cost
+      // against ONNX Runtime's weaker optimisation of Loop bodies). Time one batch with each,
+      // keep the faster for the rest.
+      runners.push(await loopRunner(buildLoop({ graph, spec }), ctx));
+      const times = [];
+      for (const r of runners) {
+        const t = performance.now();
+        await r.run(bi, batches[bi]);
+        bi++;
+        times.push(performance.now() - t);
+      }
+      runner = times[1] < times[0] ? runners[1] : runners[0];
+    }
+    for (; bi < batches.length; bi++) await runner.run(bi, batches[bi]);
+  } finally {
+    for (const r of runners) await r.release();
+  }
+  return stats(spec, data.size, sums, t0);
+}
+
+interface RunContext {
+  readonly spec: SnnSpec;
+  readonly data: Dataset;
+  readonly opts: SimulateOptions;
+  readonly sink: (b: StepBatch) => void | Promise<void>;
+  readonly sums: Float64Array[];
+  readonly counters: readonly string[];
+  readonly nBatches: number;
+}
+
+/** The one-step graph called once per step from JS, with the input-only prefix computed once. */
+async function stepRunner(graph: Graph, ctx: RunContext): Promise<BatchRunner> {
+  const { spec, data, opts, sink, sums, counters, nBatches } = ctx;
   // The input is the same at every step: compute what depends only on it once per batch.
   const split = splitConstantPrefix(graph, spec);
   const session = await Session.create(split.step, opts);
@@ -70,20 +124,16 @@ export async function simulate(graph: Graph, spec: SnnSpec, data: Dataset, opts:
   const stepInputs = new Set(split.step.inputs.map((i) => i.name));
   const T = opts.steps;
   const size = numel(spec.readoutShape);
-  const counters = counterOutputs(spec);
-  const sums = counters.map(() => new Float64Array(T));
   const checkpoints = new Set(opts.checkpoints ?? []);
-  const batches = sequentialBatches(data.size, opts.batchSize);
-  const nBatches = batches.length;
-  try {
-    for (let bi = 0; bi < nBatches; bi++) {
-      const batch = makeBatch(data, batches[bi], opts.normalize);
+  return {
+    async run(bi, indices) {
+      const batch = makeBatch(data, indices, opts.normalize);
       const n = batch.n;
       const input: Array32 = { dims: [n, ...spec.inputShape], data: batch.x };
       const feeds: Record<string, Array32> = stepInputs.has(spec.input) ? { [spec.input]: input } : {};
       if (prefix) Object.assign(feeds, await prefix.run({ [spec.input]: input }));
       // Two buffers per state, swapped every step: ONNX Runtime writes the next state into the
-      // one not being read (measured in bench/all.ts against fresh outputs every step).
+      // one not being read instead of allocating fresh outputs every step.
       const zero = (): Record<string, Array32> => Object.fromEntries(spec.states.map((s) => [s.input, { dims: [n, ...s.shape], data: new Float32Array(n * numel(s.shape)) }]));
       let current = zero();
       let next = opts.reuseBuffers === false ? null : zero();
@@ -106,41 +156,35 @@ export async function simulate(graph: Graph, spec: SnnSpec, data: Dataset, opts:
         counters.forEach((c, i) => { sums[i][t] += Math.round(out[c].data[0]); });
         opts.onProgress?.({ phase: 'simulate', done: bi * T + t + 1, total: nBatches * T });
       }
-      await sink({ readouts: keep, sums: cums, steps: T, n, size, labels: batch.y, indices: batches[bi] });
-    }
-  } finally {
-    await session.release();
-    await prefix?.release();
-  }
-  return stats(spec, data.size, sums, t0);
+      await sink({ readouts: keep, sums: cums, steps: T, n, size, labels: batch.y, indices });
+    },
+    async release() {
+      await session.release();
+      await prefix?.release();
+    },
+  };
 }
 
-/** The same for a Loop-form graph: one call per batch returns every step's readout. */
-async function simulateLoop(graph: Graph, spec: SnnSpec, data: Dataset, opts: SimulateOptions, sink: (b: StepBatch) => void | Promise<void>): Promise<SimulationStats> {
-  const t0 = performance.now();
+/** A Loop-form graph: one call per batch returns every step's readout and counters. */
+async function loopRunner(graph: Graph, ctx: RunContext): Promise<BatchRunner> {
+  const { spec, data, opts, sink, sums, counters, nBatches } = ctx;
   const session = await Session.create(graph, opts);
   const T = opts.steps;
   const size = numel(spec.readoutShape);
-  const counters = counterOutputs(spec);
-  const sums = counters.map(() => new Float64Array(T));
-  const batches = sequentialBatches(data.size, opts.batchSize);
-  const nBatches = batches.length;
   const scalar = (v: number): ArrayI64 => ({ dims: [], data: BigInt64Array.of(BigInt(v)) });
-  try {
-    for (let bi = 0; bi < nBatches; bi++) {
-      const batch = makeBatch(data, batches[bi], opts.normalize);
+  return {
+    async run(bi, indices) {
+      const batch = makeBatch(data, indices, opts.normalize);
       const out = await session.run({
         [spec.input]: { dims: [batch.n, ...spec.inputShape], data: batch.x },
         [LOOP_STEPS_INPUT]: scalar(T), [LOOP_DELAY_INPUT]: scalar(0),
       }, [loopReadout(spec.readout), ...counters.map(loopCounter)]);
       counters.forEach((c, i) => out[loopCounter(c)].data.forEach((v, t) => { sums[i][t] += Math.round(v); }));
       opts.onProgress?.({ phase: 'simulate', done: (bi + 1) * T, total: nBatches * T });
-      await sink({ readouts: out[loopReadout(spec.readout)].data, sums: new Map(), steps: T, n: batch.n, size, labels: batch.y, indices: batches[bi] });
-    }
-  } finally {
-    await session.release();
-  }
-  return stats(spec, data.size, sums, t0);
+      await sink({ readouts: out[loopReadout(spec.readout)].data, sums: new Map(), steps: T, n: batch.n, size, labels: batch.y, indices });
+    },
+    release: () => session.release(),
+  };
 }
 
 function stats(spec: SnnSpec, samples: number, sums: Float64Array[], t0: number): SimulationStats {
