@@ -361,7 +361,7 @@ export function buildProgram(): Command {
 
   addCalibrationOptions(outputOptions(energyOptions(program.command('demo')
     .description('convert and simulate a bundled model on its bundled data set, and print accuracy against T')
-    .option('--model <name>', 'bundled model: mnist-cnn (needs only npm), fashion-vgg, fashion-resnet, fashion-mobilenet (need dataset-fashion-mnist)', 'mnist-cnn')
+    .option('--model <name>', 'bundled model: mnist-cnn (needs only npm), fashion-vgg, fashion-resnet, fashion-mobilenet (need dataset-fashion-mnist), mnist-fcn, mnist-deeplab (segmentation), mnist-centernet (detection), mnist-r3d (video)', 'mnist-cnn')
     .option('--T <list>', 'time steps to report', stepList, [8, 16, 32, 64, 128])
     .option('--limit <n>', 'test samples', int('--limit', 1), 2000))))
     .action(async (f: SimFlags & { model: string }) => {
