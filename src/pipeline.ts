@@ -59,7 +59,7 @@ export interface SnnMetadata {
 
 const USAGE = 'One time step of a spiking network made by spikeport. Feed the analog input at every step and every '
   + 'state.* input (zeros at the first step); feed each state.X.next output back as state.X. Average the readout '
-  + 'output over steps d+1..T (d: spikeport.delay). Spike counts per site are the spikes.* outputs. If '
+  + 'output over steps d+1..T (d: spikeport.delay). Spike counts per site are the spikes.* outputs, synaptic operations per layer the sops.* outputs (spikeport.snn lists both). If '
   + 'spikeport.tail is present it is a base64 ONNX model: run it on the averaged readout to get the model outputs.';
 
 /** How the saved file computes time: one step per call, or all T steps in one call (ONNX Loop). */
