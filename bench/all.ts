@@ -46,7 +46,8 @@ const testSamples = Number(arg('test-samples', quick ? '200' : '1000'));
 const batch = Number(arg('batch', '100'));
 const steps = Number(arg('steps', '32'));
 const torchPython = '/usr/bin/python3';
-const withTorch = !flag('no-torch') && fs.existsSync(torchPython);
+// The PyTorch comparison needs Debian's python3-torch and python3-onnx; without them it is skipped.
+const withTorch = !flag('no-torch') && spawnSync(torchPython, ['-c', 'import torch, onnx'], { encoding: 'utf8' }).status === 0;
 
 const log = (s: string): void => { process.stderr.write(`${s}\n`); };
 
@@ -189,6 +190,7 @@ function memory(name: string): Record<string, number> {
   return res;
 }
 
+if (!withTorch && !flag('no-torch')) process.stderr.write('note: no PyTorch comparison (apt-get install python3-torch python3-onnx)\n');
 const peak = await measurePeak();
 log(`peak (MatMul 1536³ through ONNX Runtime, ${threads} threads): ${peak.toFixed(1)} GFLOP/s`);
 const rows: Row[] = [];
