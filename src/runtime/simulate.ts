@@ -12,6 +12,10 @@ import { Session, type Array32, type ArrayI64, type RuntimeOptions } from './ses
 import { buildLoop, LOOP_DELAY_INPUT, LOOP_STEPS_INPUT, loopCounter, loopReadout } from '../snn/loop.js';
 import type { Progress } from '../calibrate/methods.js';
 import { splitConstantPrefix } from '../snn/split.js';
+import { stepName, unrollSteps } from '../snn/unroll.js';
+
+/** Steps per call of the per-step engine (bench/all.ts measures 1 against this). */
+export const DEFAULT_UNROLL = 8;
 
 export interface StepBatch {
   /** Readouts of every step: [T, n, ...readoutShape] flattened; null when only checkpoints are kept. */
@@ -47,6 +51,8 @@ export interface SimulateOptions extends RuntimeOptions {
   readonly checkpoints?: readonly number[];
   /** Write the next states into preallocated buffers (default true). */
   readonly reuseBuffers?: boolean;
+  /** Per-step engine: time steps per ONNX Runtime call (the step graph copied K times); default DEFAULT_UNROLL. */
+  readonly unroll?: number;
   readonly onProgress?: (p: Progress) => void;
 }
 
@@ -121,6 +127,9 @@ async function stepRunner(graph: Graph, ctx: RunContext): Promise<BatchRunner> {
   const split = splitConstantPrefix(graph, spec);
   const session = await Session.create(split.step, opts);
   const prefix = split.prefix ? await Session.create(split.prefix, opts) : null;
+  // K steps per call where they fit (the last T mod K steps run one by one).
+  const unrollK = Math.max(1, Math.min(opts.unroll ?? DEFAULT_UNROLL, opts.steps));
+  const unrolled = unrollK > 1 ? await Session.create(unrollSteps(split.step, spec, unrollK), opts) : null;
   const stepInputs = new Set(split.step.inputs.map((i) => i.name));
   const T = opts.steps;
   const size = numel(spec.readoutShape);
@@ -141,25 +150,30 @@ async function stepRunner(graph: Graph, ctx: RunContext): Promise<BatchRunner> {
       const keep = opts.checkpoints ? null : new Float32Array(T * n * size);
       const cums = new Map<number, Float64Array>();
       const running = new Float64Array(opts.checkpoints ? n * size : 0);
-      for (let t = 0; t < T; t++) {
+      for (let t = 0; t < T;) {
+        const K = unrolled && t + unrollK <= T ? unrollK : 1;
         const into = next ? Object.fromEntries(spec.states.map((s) => [s.output, (next as Record<string, Array32>)[s.input]])) : undefined;
-        const out = await session.run(feeds, undefined, into);
-        const r = out[spec.readout].data;
-        if (keep) keep.set(r, t * n * size);
-        else {
-          for (let j = 0; j < running.length; j++) running[j] += r[j];
-          if (checkpoints.has(t + 1)) cums.set(t + 1, Float64Array.from(running));
+        const out = await (K > 1 ? (unrolled as Session) : session).run(feeds, undefined, into);
+        for (let k = 0; k < K; k++, t++) {
+          const name = (x: string): string => (K > 1 ? stepName(x, k) : x);
+          const r = out[name(spec.readout)].data;
+          if (keep) keep.set(r, t * n * size);
+          else {
+            for (let j = 0; j < running.length; j++) running[j] += r[j];
+            if (checkpoints.has(t + 1)) cums.set(t + 1, Float64Array.from(running));
+          }
+          // Counts are integers; the graph sums them in float32 through θ-scaled weights.
+          counters.forEach((c, i) => { sums[i][t] += Math.round(out[name(c)].data[0]); });
         }
         for (const s of spec.states) feeds[s.input] = out[s.output];
         if (next) [current, next] = [next, current];
-        // Counts are integers; the graph sums them in float32 through θ-scaled weights.
-        counters.forEach((c, i) => { sums[i][t] += Math.round(out[c].data[0]); });
-        opts.onProgress?.({ phase: 'simulate', done: bi * T + t + 1, total: nBatches * T });
+        opts.onProgress?.({ phase: 'simulate', done: bi * T + t, total: nBatches * T });
       }
       await sink({ readouts: keep, sums: cums, steps: T, n, size, labels: batch.y, indices });
     },
     async release() {
       await session.release();
+      await unrolled?.release();
       await prefix?.release();
     },
   };
