@@ -22,7 +22,7 @@ import { loadModel, prepareModel } from '../src/model.js';
 import { calibrate, siteChannels, siteRanks } from '../src/calibrate/methods.js';
 import { instrument } from '../src/calibrate/instrument.js';
 import { buildSnn } from '../src/snn/build.js';
-import { simulate } from '../src/runtime/simulate.js';
+import { DEFAULT_UNROLL, simulate } from '../src/runtime/simulate.js';
 import { Session, defaultThreads } from '../src/runtime/session.js';
 import { openDataset, limitDataset } from '../src/data/sources.js';
 import { makeBatch, sequentialBatches } from '../src/data/dataset.js';
@@ -127,6 +127,8 @@ async function benchModel(name: string, peak: number): Promise<Row> {
     const per = await simulate(snn.graph, snn.spec, test, { steps, batchSize: batch, normalize: m.normalize, threads, engine: 'steps', checkpoints: [steps] }, () => {});
     const loop = await simulate(snn.graph, snn.spec, test, { steps, batchSize: batch, normalize: m.normalize, threads, engine: 'loop' }, () => {});
     row['Loop ÷ per-step'] = loop.seconds / per.seconds;
+    const single = await simulate(snn.graph, snn.spec, test, { steps, batchSize: batch, normalize: m.normalize, threads, engine: 'steps', unroll: 1, checkpoints: [steps] }, () => {});
+    row[`1 step per call ÷ ${DEFAULT_UNROLL}`] = single.seconds / per.seconds;
     // Batch size: smaller batches keep the membrane states in cache, larger ones amortise per-call costs.
     for (const bs of [25, 50, 200]) {
       const r = await simulate(snn.graph, snn.spec, test, { steps, batchSize: bs, normalize: m.normalize, threads, engine: 'steps', checkpoints: [steps] }, () => {});

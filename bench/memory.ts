@@ -3,8 +3,8 @@
  *
  *   node dist/bench/memory.js MODEL T SAMPLES THREADS   → prints max RSS in MB
  *
- * Thresholds: CLTB, 10 iterations (the cost does not depend on them). The SNN keeps only the
- * per-step readouts of a batch ([T, batch, classes]), so memory must not grow with T beyond those.
+ * Thresholds: CLTB, 10 iterations (the cost does not depend on them). As `simulate` does, only the
+ * running sums of the readout at the window end are kept, so memory must not grow with T.
  */
 import fs from 'node:fs';
 import path from 'node:path';
@@ -22,5 +22,5 @@ const dataset = (JSON.parse(fs.readFileSync(file.replace(/\.onnx$/, '.json'), 'u
 const m = await prepareModel(loadModel(file), { threads: Number(threads) });
 const cal = await calibrate(m, openDataset(`${dataset}:train`), { method: 'cltb', iterations: 10, batchSize: 100, threads: Number(threads) });
 const snn = buildSnn(m, cal.thresholds);
-await simulate(snn.graph, snn.spec, limitDataset(openDataset(`${dataset}:test`), Number(samples)), { steps: Number(T), batchSize: 100, normalize: m.normalize, threads: Number(threads) }, () => {});
+await simulate(snn.graph, snn.spec, limitDataset(openDataset(`${dataset}:test`), Number(samples)), { steps: Number(T), batchSize: 100, normalize: m.normalize, threads: Number(threads), checkpoints: [Number(T)] }, () => {});
 process.stdout.write(`${(process.resourceUsage().maxRSS / 1024).toFixed(0)}\n`);
