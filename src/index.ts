@@ -11,6 +11,15 @@ export { buildLoop } from './snn/loop.js';
 export { simulate } from './runtime/simulate.js';
 export { openDataset } from './data/sources.js';
 export {
-  convert, withMetadata, saveSnn, loadSnn, simulateAndScore, annReference, delayAt,
-  type Converted, type SimulationReport, type SimulationResult,
+  convert, withMetadata, saveSnn, loadSnn, simulateAndScore, simulateWindows, simulateRecord, annReference, delayAt, energyOf,
+  type Converted, type SimulationReport, type SimulationResult, type RunOptions, type Engine,
 } from './pipeline.js';
+export { energyReport, energyConstants, PRESETS, type EnergyReport, type EnergyConstants } from './energy/energy.js';
+export { siteErrors, type SiteErrors } from './analysis/site-errors.js';
+export { TASKS, METRIC_NAMES, type Task } from './tasks/task.js';
+export { meanAveragePrecision, decode as decodeDetections, nms } from './tasks/detection.js';
+export { ConfusionMatrix } from './tasks/segmentation.js';
+export { reportHtml } from './report/html.js';
+export { reportMarkdown } from './report/markdown.js';
+export type { RunRecord, SimulateRecord } from './report/record.js';
+export { ablation, iterationSweep, delaySweep, energyTable } from './experiments/experiments.js';

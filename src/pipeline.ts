@@ -18,6 +18,8 @@ import { simulate, type SimulationStats } from './runtime/simulate.js';
 import { windowAverages, type Window } from './tasks/classification.js';
 import { inferTask, makeScorer, type Score, type Task } from './tasks/task.js';
 import { energyReport, type EnergyConstants, type EnergyReport } from './energy/energy.js';
+import { siteErrors, type SiteErrors } from './analysis/site-errors.js';
+import type { SimulateRecord } from './report/record.js';
 import { makeBatch, sequentialBatches, type Dataset, type Normalize } from './data/dataset.js';
 import { UserError } from './errors.js';
 
@@ -316,6 +318,56 @@ export function firingRates(spec: SnnSpec, stats: SimulationStats, T: number): {
 export function energyOf(spec: SnnSpec, r: { samples: number; sopsPerStep: readonly Float64Array[] }, points: readonly { T: number; metric: number | null }[], annMetric: number | null, constants: EnergyConstants): EnergyReport | null {
   if (!spec.layers) return null;
   return energyReport({ layers: spec.layers, sopsPerStep: r.sopsPerStep, samples: r.samples, points, annMetric, constants });
+}
+
+export interface RunOptions extends SimulateRunOptions {
+  /** The source ANN (prepared), for the ANN / clipped-ANN references and the site errors. */
+  readonly ann: PreparedModel | null;
+  readonly convertSeconds: number | null;
+  /** Samples for the per-site error analysis (0: none) and its T (default: the largest). */
+  readonly siteErrors: number;
+  readonly siteErrorsT?: number;
+  readonly energy: EnergyConstants;
+  readonly modelName: string;
+  readonly dataName: string;
+}
+
+/** One simulation with everything a report shows: scores, references, energy, site errors. */
+export async function simulateRecord(snn: LoadedSnn, data: Dataset, o: RunOptions): Promise<{ record: SimulateRecord; report: SimulationReport }> {
+  const report = await simulateAndScore(snn, data, o);
+  const { spec } = snn.meta;
+  const th: Thresholds = { granularity: spec.granularity, values: spec.sites.map((s) => Float32Array.from(s.theta)) };
+  let ref: { ann: AnnScores; clipped: AnnScores } | null = null;
+  let errors: SiteErrors | null = null;
+  if (o.ann) {
+    ref = await annReference(o.ann, data, th, o.batchSize, { threads: o.threads, task: report.task });
+    if (o.siteErrors > 0 && snn.form === 'step') {
+      const T = o.siteErrorsT ?? Math.max(...o.Ts);
+      errors = await siteErrors(o.ann, snn.graph, spec, th, data, { T, delay: delayAt(T, snn.meta.delay.estimated, o.delay), samples: o.siteErrors, threads: o.threads });
+    }
+  }
+  const cal = snn.meta.calibration;
+  const record: SimulateRecord = {
+    kind: 'simulate',
+    task: report.task,
+    model: o.modelName,
+    data: o.dataName,
+    samples: report.samples,
+    created: new Date().toISOString(),
+    method: cal.method,
+    iterations: cal.iterations,
+    calibration: { ...cal, ...(o.convertSeconds !== null ? { convertSeconds: o.convertSeconds } : {}) },
+    maxpool: spec.maxpool,
+    ann: ref ? ref.ann : null,
+    clippedAnn: ref ? ref.clipped : null,
+    delay: { estimated: snn.meta.delay.estimated, latencies: snn.meta.delay.latencies, rule: o.delay === undefined ? 'min(estimated, floor(T/2))' : `fixed ${o.delay}` },
+    results: report.results,
+    firingRates: report.firingRates,
+    energy: energyOf(spec, report, report.results.map((r) => ({ T: r.T, metric: r.metric })), ref ? ref.ann.metric : null, o.energy),
+    siteErrors: errors,
+    simulationSeconds: report.seconds,
+  };
+  return { record, report };
 }
 
 function round(v: number, digits: number): number {

@@ -13,15 +13,14 @@ import { encodeDatasetNpz } from '../data/npz.js';
 import type { Normalize } from '../data/dataset.js';
 import { loadModel, type LoadedModel, type PreparedModel } from '../model.js';
 import {
-  annReference, convert, delayAt, energyOf, findSourceAnn, isSnnGraph, prepareModel, saveSnn, simulateAndScore,
+  convert, findSourceAnn, isSnnGraph, prepareModel, saveSnn, simulateRecord,
   snnFromGraph, withMetadata, writeFileAtomic, type Engine, type LoadedSnn, type SimulationReport, type SnnForm,
 } from '../pipeline.js';
 import { progressReporter } from './progress.js';
 import { pct, table } from './format.js';
 import { defaultThreads } from '../runtime/session.js';
 import { PRESETS, energyConstants, type EnergyConstants, type EnergyReport } from '../energy/energy.js';
-import { siteErrors, type SiteErrors } from '../analysis/site-errors.js';
-import { isRunRecord, RECORD_KINDS, type RunRecord, type SimulateRecord } from '../report/record.js';
+import { isRunRecord, RECORD_KINDS, type RunRecord } from '../report/record.js';
 import { reportHtml } from '../report/html.js';
 import { reportMarkdown } from '../report/markdown.js';
 import { si } from '../report/sections.js';
@@ -197,43 +196,15 @@ async function runSimulate(modelFile: string, f: SimFlags, fromDemo = false): Pr
     }
     const data = openDataset(f.data, f.limit);
     const delay = f.delay === 'auto' ? undefined : f.delay === 'off' ? 0 : f.delay;
-    const report = await simulateAndScore(snn, data, { Ts: f.T, batchSize: f.batch, delay, task: f.task, engine: f.engine, threads: f.threads, onProgress: prog.report });
-    let ref: Awaited<ReturnType<typeof annReference>> | undefined;
-    const th = { granularity: snn.meta.spec.granularity, values: snn.meta.spec.sites.map((s) => Float32Array.from(s.theta)) };
-    let errors: SiteErrors | null = null;
-    if (ann) {
-      ref = await annReference(ann, data, th, f.batch, { threads: f.threads, task: report.task });
-      if (f.siteErrors > 0 && snn.form === 'step') {
-        const T = f.siteErrorsT ?? Math.max(...f.T);
-        errors = await siteErrors(ann, snn.graph, snn.meta.spec, th, data, { T, delay: delayAt(T, snn.meta.delay.estimated, delay), samples: f.siteErrors, threads: f.threads });
-      }
-    }
+    const { record, report } = await simulateRecord(snn, data, {
+      Ts: f.T, batchSize: f.batch, delay, task: f.task, engine: f.engine, threads: f.threads, onProgress: prog.report,
+      ann, convertSeconds, siteErrors: f.siteErrors, siteErrorsT: f.siteErrorsT, energy: energyFrom(f), modelName: path.basename(modelFile), dataName: f.data,
+    });
     prog.stop();
     const cal = snn.meta.calibration;
-    const points = report.results.map((r) => ({ T: r.T, metric: r.metric }));
-    const record: SimulateRecord = {
-      kind: 'simulate',
-      task: report.task,
-      model: path.basename(modelFile),
-      data: f.data,
-      samples: report.samples,
-      created: new Date().toISOString(),
-      method: cal.method,
-      iterations: cal.iterations,
-      calibration: { ...cal, ...(convertSeconds !== null ? { convertSeconds } : {}) },
-      maxpool: snn.meta.spec.maxpool,
-      ann: ref ? ref.ann : null,
-      clippedAnn: ref ? ref.clipped : null,
-      delay: { estimated: snn.meta.delay.estimated, latencies: snn.meta.delay.latencies, rule: delay === undefined ? 'min(estimated, floor(T/2))' : `fixed ${delay}` },
-      results: report.results,
-      firingRates: report.firingRates,
-      energy: energyOf(snn.meta.spec, report, points, ref ? ref.ann.metric : null, energyFrom(f)),
-      siteErrors: errors,
-      simulationSeconds: report.seconds,
-    };
     await writeOutputs(record, f);
     if (fromDemo) process.stdout.write(`${path.basename(modelFile)} on ${data.name} (${report.samples} samples), ${cal.method}, ${cal.iterations} iterations × batch ${cal.batchSize}\n\n`);
-    printResults(report, { ann: ref?.ann, clipped: ref?.clipped, dhat: snn.meta.delay.estimated });
+    printResults(report, { ann: record.ann ?? undefined, clipped: record.clippedAnn ?? undefined, dhat: snn.meta.delay.estimated });
     if (record.energy) process.stdout.write(energySummary(record.energy));
   } finally {
     prog.stop();
