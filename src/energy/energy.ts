@@ -34,10 +34,9 @@ export function energyConstants(preset: string, override: { eSop?: number; eMac?
   const base = PRESETS[preset];
   if (!base) throw new Error(`unknown energy preset "${preset}" (known: ${Object.keys(PRESETS).join(', ')})`);
   if (override.eSop === undefined && override.eMac === undefined) return base;
-  return {
-    name: `${base.name} (modified)`, eSop: override.eSop ?? base.eSop, eMac: override.eMac ?? base.eMac,
-    note: `${override.eSop !== undefined ? `${override.eSop} J per SOP` : base.note}; ${override.eMac !== undefined ? `${override.eMac} J per MAC` : ''}`.replace(/; $/, ''),
-  };
+  const eSop = override.eSop ?? base.eSop;
+  const eMac = override.eMac ?? base.eMac;
+  return { name: `${base.name} (modified)`, eSop, eMac, note: `the ${base.name} preset with ${eSop} J per SOP and ${eMac} J per MAC` };
 }
 
 export interface LayerEnergy {
