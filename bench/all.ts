@@ -18,18 +18,19 @@ import os from 'node:os';
 import path from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { loadModel, prepareModel } from '../src/model.js';
-import { calibrate, siteChannels, siteRanks } from '../src/calibrate/methods.js';
+import { loadModel } from '../src/model/load.js';
+import { prepareModel, type PreparedModel } from '../src/model/prepare.js';
 import { instrument } from '../src/calibrate/instrument.js';
-import { buildSnn } from '../src/snn/build.js';
 import { DEFAULT_UNROLL, simulate } from '../src/runtime/simulate.js';
-import { Session, defaultThreads } from '../src/runtime/session.js';
+import { Session, defaultThreads } from '../src/ort/session.js';
 import { openDataset, limitDataset } from '../src/data/sources.js';
 import { makeBatch, sequentialBatches } from '../src/data/dataset.js';
 import { encodeModel } from '../src/onnx/codec.js';
 import { GraphBuilder, floatInput } from '../src/onnx/builder.js';
 import { floatTensor } from '../src/graph/ir.js';
-import { delayAt, simulateWindows, snnFromGraph, withMetadata } from '../src/pipeline.js';
+import { delayAt, simulateWindows } from '../src/evaluate/windows.js';
+import { convert } from '../src/api/convert.js';
+import type { Snn } from '../src/snn/network.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 const argv = process.argv.slice(2);
@@ -83,7 +84,7 @@ async function benchModel(name: string, peak: number): Promise<Row> {
   const iterations = Math.ceil(train.size / batch);
 
   // ANN inference over the calibration samples (session creation included, as in calibration).
-  const inst = instrument(m.graph, m.plan, siteChannels(m), { mode: 'relu', granularity: 'channel', ranks: siteRanks(m) });
+  const inst = instrument(m, { mode: 'relu', granularity: 'channel' });
   const annPass = async (): Promise<number> => {
     const t0 = performance.now();
     const s = await Session.create(inst.graph, { threads });
@@ -98,12 +99,11 @@ async function benchModel(name: string, peak: number): Promise<Row> {
   const annSeconds = await annPass();
   log(`${name}: ANN ${annSeconds.toFixed(2)} s on ${train.size}`);
 
-  const t0 = performance.now();
-  const cal = await calibrate(m, train, { method: 'cltb', iterations, batchSize: batch, threads, shuffle: false });
-  const calSeconds = (performance.now() - t0) / 1000;
+  // The library's conversion; its calibration time (thresholds and d̂) is measured inside calibrate.
+  const snn = await convert(loaded, train, { method: 'cltb', iterations, batchSize: batch, threads, shuffle: false });
+  const calSeconds = snn.meta.calibration.seconds;
   log(`${name}: CLTB ${calSeconds.toFixed(2)} s`);
 
-  const snn = buildSnn(m, cal.thresholds);
   // What users get by default: engine auto (first batch timed with each engine, the faster kept).
   const sim = await simulate(snn.graph, snn.spec, test, { steps, batchSize: batch, normalize: m.normalize, threads, engine: 'auto', checkpoints: [steps] }, () => {});
   log(`${name}: SNN ${sim.seconds.toFixed(2)} s for ${test.size} × ${steps}`);
@@ -137,27 +137,27 @@ async function benchModel(name: string, peak: number): Promise<Row> {
   }
 
   // PyTorch simulates slowly on this machine's build: compare on the first 500 test images.
-  if (withTorch) Object.assign(row, await compareTorch(name, manifest.dataset, m, cal, train.size, limitDataset(test, Math.min(test.size, 500)), iterations, { annSeconds, calSeconds }));
+  if (withTorch) Object.assign(row, await compareTorch(name, manifest.dataset, m, snn, train.size, limitDataset(test, Math.min(test.size, 500)), iterations, { annSeconds, calSeconds }));
   Object.assign(row, memory(name));
   return row;
 }
 
-async function compareTorch(name: string, dataset: string, m: Awaited<ReturnType<typeof prepareModel>>, cal: Awaited<ReturnType<typeof calibrate>>, calibN: number,
+async function compareTorch(name: string, dataset: string, m: PreparedModel, snn: Snn, calibN: number,
   test: ReturnType<typeof openDataset>, iterations: number, ours: { annSeconds: number; calSeconds: number }): Promise<Record<string, number>> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'spikeport-torch-'));
   const prepared = path.join(dir, 'prepared.onnx');
   fs.writeFileSync(prepared, encodeModel(m.graph));
   const Ts = [8, 16, 32].filter((T) => T <= steps);
-  const dhat = cal.delay.estimated;
+  const dhat = snn.meta.delay.estimated;
   const delays = Ts.map((T) => delayAt(T, dhat));
-  const thresholds = Object.fromEntries(m.plan.sites.map((s, i) => [s.node, Array.from(cal.thresholds.values[i])]));
+  const theta = snn.thresholds().values;
+  const thresholds = Object.fromEntries(m.plan.sites.map((s, i) => [s.node, Array.from(theta[i])]));
   const job = {
     model: prepared, data: dataset, normalize: m.normalize, threads, batch, calibSamples: calibN, iterations, stepSize: 1,
     thresholds, testSamples: test.size, T: Ts, delays,
   };
   fs.writeFileSync(path.join(dir, 'job.json'), JSON.stringify(job));
   // spikeport: the same windows, one simulation of T_max.
-  const snn = snnFromGraph(withMetadata({ model: m, tail: null, calibration: cal, snn: buildSnn(m, cal.thresholds), calibrationData: '' }), name);
   const run = await simulateWindows(snn, test, Ts.map((T, i) => ({ T, delay: delays[i] })), { batchSize: batch, threads });
   log(`${name}: spikeport simulation ${run.stats.seconds.toFixed(2)} s (T=${Math.max(...Ts)}); running PyTorch…`);
   const r = spawnSync(torchPython, [path.join(ROOT, 'tools', 'torch_compare.py'), path.join(dir, 'job.json')], { encoding: 'utf8', maxBuffer: 1 << 28 });
@@ -166,7 +166,7 @@ async function compareTorch(name: string, dataset: string, m: Awaited<ReturnType
   const t = JSON.parse(r.stdout) as { annSeconds: number; calibSeconds: number; simSeconds: number; top1: number[]; thresholds: Record<string, number[]> };
   let maxRel = 0;
   m.plan.sites.forEach((s, i) => {
-    const a = cal.thresholds.values[i];
+    const a = theta[i];
     const b = t.thresholds[s.node];
     a.forEach((v, k) => { maxRel = Math.max(maxRel, Math.abs(v - b[k]) / Math.max(1e-6, Math.abs(b[k]))); });
   });

@@ -7,9 +7,11 @@
  */
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { loadModel, prepareModel } from '../src/model.js';
-import { calibrate, type Method } from '../src/calibrate/methods.js';
-import { annReference } from '../src/pipeline.js';
+import { loadModel } from '../src/model/load.js';
+import { prepareModel } from '../src/model/prepare.js';
+import { calibrate } from '../src/calibrate/calibrate.js';
+import type { Method } from '../src/calibrate/methods.js';
+import { annReference } from '../src/evaluate/reference.js';
 import { openDataset } from '../src/data/sources.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -27,7 +29,7 @@ const test = openDataset(`${ds}:test`);
 const lines = ['| iterations | clipped ANN top-1 % | ANN top-1 % |', '|---|---|---|'];
 for (const iterations of its) {
   const cal = await calibrate(m, train, { method, iterations, batchSize: 100 });
-  const ref = await annReference(m, test, cal.thresholds, 500);
+  const ref = await annReference(m, test, cal.thresholds, { batchSize: 500 });
   lines.push(`| ${iterations} | ${(100 * ref.clipped.metric).toFixed(2)} | ${(100 * ref.ann.metric).toFixed(2)} |`);
   process.stderr.write(`${lines[lines.length - 1]}\n`);
 }

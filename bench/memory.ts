@@ -9,8 +9,9 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { loadModel, prepareModel } from '../src/model.js';
-import { calibrate } from '../src/calibrate/methods.js';
+import { loadModel } from '../src/model/load.js';
+import { prepareModel } from '../src/model/prepare.js';
+import { calibrate } from '../src/calibrate/calibrate.js';
 import { buildSnn } from '../src/snn/build.js';
 import { simulate } from '../src/runtime/simulate.js';
 import { openDataset, limitDataset } from '../src/data/sources.js';

@@ -10,13 +10,15 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { loadModel, prepareModel } from '../src/model.js';
-import { calibrate, siteChannels, siteRanks, thetaFeeds } from '../src/calibrate/methods.js';
+import { loadModel } from '../src/model/load.js';
+import { prepareModel } from '../src/model/prepare.js';
+import { calibrate } from '../src/calibrate/calibrate.js';
+import { thetaFeeds } from '../src/calibrate/instrument.js';
 import { instrument } from '../src/calibrate/instrument.js';
 import { buildSnn } from '../src/snn/build.js';
 import { simulate } from '../src/runtime/simulate.js';
-import { Session } from '../src/runtime/session.js';
-import { UserError } from '../src/errors.js';
+import { Session } from '../src/ort/session.js';
+import { SpikeportError } from '../src/errors.js';
 import type { Dataset } from '../src/data/dataset.js';
 
 function arg(name: string, fallback: string): string {
@@ -43,12 +45,11 @@ for (const f of files) {
     const cal = await calibrate(m, data, { method: 'maxnorm', iterations: 1, batchSize: n });
     const snn = buildSnn(m, cal.thresholds);
     const convertSeconds = (performance.now() - t0) / 1000;
-    const inst = instrument(m.graph, m.plan, siteChannels(m), {
-      mode: 'clip', granularity: cal.thresholds.granularity,
-      ranks: siteRanks(m),
+    const inst = instrument(m, {
+      mode: 'clip', granularity: cal.thresholds.granularity
     });
     const s = await Session.create(inst.graph);
-    const ref = (await s.run({ [m.inputName]: { dims: [n, ...m.inputShape], data: x }, ...thetaFeeds(m, inst, cal.thresholds) }, [inst.readout]))[inst.readout].data;
+    const ref = (await s.run({ [m.inputName]: { dims: [n, ...m.inputShape], data: x }, ...thetaFeeds(inst, cal.thresholds) }, [inst.readout]))[inst.readout].data;
     await s.release();
     const sum = new Float64Array(ref.length);
     const sim = await simulate(snn.graph, snn.spec, data, { steps: T, batchSize: n, normalize: null, checkpoints: [T] }, (b) => {
@@ -62,7 +63,7 @@ for (const f of files) {
     }
     row.push(String(m.plan.sites.length), convertSeconds.toFixed(1), 'converted', maxDiff.toExponential(2), (maxDiff / maxRef).toExponential(2), sim.seconds.toFixed(1));
   } catch (e) {
-    if (!(e instanceof UserError)) throw e;
+    if (!(e instanceof SpikeportError)) throw e;
     row.push('-', ((performance.now() - t0) / 1000).toFixed(1), `refused: ${e.message}`, '-', '-', '-');
   }
   rows.push(row);

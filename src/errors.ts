@@ -1,10 +1,43 @@
 /**
- * An error caused by the user's input (a file, an option, a data set), as opposed to a bug.
- * The CLI prints its message as one line, without a stack trace, and exits non-zero.
+ * Errors caused by what the caller gave (a file, an option, a data set), as opposed to bugs.
+ * Messages speak the library's language: an option is named by its field (`iterations`,
+ * `readoutNode`), never by a command-line flag; the CLI maps fields to flags.
  */
-export class UserError extends Error {
-  constructor(message: string) {
+
+/** What kind of input was at fault. */
+export type ErrorCode =
+  /** An option's value is out of range or inconsistent with another option. */
+  | 'invalid-option'
+  /** A file is not what it claims to be (not ONNX, not a spikeport SNN, malformed metadata or JSON). */
+  | 'invalid-file'
+  /** A valid model that spikeport cannot convert (an op that cannot carry spikes, no ReLU, …). */
+  | 'unsupported-model'
+  /** A data set is missing, empty, malformed or does not fit the model. */
+  | 'invalid-data'
+  /** A file cannot be read or written. */
+  | 'io'
+  /** ONNX Runtime refused to load or run a graph. */
+  | 'runtime';
+
+export class SpikeportError extends Error {
+  readonly code: ErrorCode;
+  /** The option field at fault (or the one that fixes the problem), e.g. "iterations"; absent when no option is involved. */
+  readonly field?: string;
+
+  constructor(code: ErrorCode, message: string, field?: string) {
     super(message);
-    this.name = 'UserError';
+    this.name = 'SpikeportError';
+    this.code = code;
+    if (field !== undefined) this.field = field;
   }
+}
+
+/** An option with a bad value: the message starts with the field's name. */
+export function optionError(field: string, detail: string): SpikeportError {
+  return new SpikeportError('invalid-option', `${field} ${detail}`, field);
+}
+
+/** Check that an option is an integer ≥ min. */
+export function checkInteger(field: string, value: number, min: number): void {
+  if (!Number.isInteger(value) || value < min) throw optionError(field, `must be an integer ≥ ${min} (got ${value})`);
 }

@@ -1,8 +1,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { floatTensor } from '../src/graph/ir.js';
-import { prepareModel } from '../src/model.js';
-import { calibrate, percentileFromHistogram, type Method } from '../src/calibrate/methods.js';
+import { prepareModel } from '../src/model/prepare.js';
+import { calibrate } from '../src/calibrate/calibrate.js';
+import { percentileFromHistogram, type Method } from '../src/calibrate/methods.js';
 import { buildGraph, memDataset, randn } from './helpers.js';
 
 // A tiny CNN with known weights, and a plain JS forward pass to check calibration against.

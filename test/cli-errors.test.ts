@@ -71,7 +71,7 @@ test('a data set whose samples do not fit the model input', () => {
 });
 
 test('--T 0 and an unknown method', () => {
-  expectUserError(['simulate', MNIST, '--data', 'mnist:test', '--T', '0', '--json', 'r.json'], /time steps must be .*integers ≥ 1/, 'r.json');
+  expectUserError(['simulate', MNIST, '--data', 'mnist:test', '--T', '0', '--json', 'r.json'], /--T must list integers ≥ 1 \(got 0\)/, 'r.json');
   expectUserError(['convert', MNIST, '--data', 'mnist:train', '--out', 'o.onnx', '--method', 'magic'], /--method.*magic.*cltb/, 'o.onnx');
 });
 

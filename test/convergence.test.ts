@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import type { PoolMode } from '../src/snn/build.js';
+import type { PoolMode } from '../src/snn/format.js';
 import { buildGraph, conv, gemm, maxpool, snnVsClipped, uniform } from './helpers.js';
 
 /** VGG-like: max pools after spiking layers (where per-step pooling is biased). */

@@ -8,8 +8,9 @@ import { zipSync } from 'fflate';
 import { npy } from './helpers.js';
 import { openDataset, parseIdx } from '../src/data/sources.js';
 import { makeBatch, sampleOrder } from '../src/data/dataset.js';
-import { TopKCounter, topK, windowAverages } from '../src/tasks/classification.js';
-import { delayAt } from '../src/pipeline.js';
+import { TopKCounter, topK } from '../src/tasks/classification.js';
+import { windowAverages } from '../src/evaluate/windows.js';
+import { delayAt } from '../src/evaluate/windows.js';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'spikeport-data-'));
 

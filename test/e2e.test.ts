@@ -5,7 +5,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import * as ort from 'onnxruntime-node';
-import { loadSnn } from '../src/pipeline.js';
+import { loadSnn } from '../src/snn/network.js';
 import { openDataset } from '../src/data/sources.js';
 import { makeBatch } from '../src/data/dataset.js';
 
@@ -46,7 +46,7 @@ test('convert writes an SNN file; simulate reads it and reports accuracy against
 test('the SNN file runs in plain ONNX Runtime with the documented inputs (zero states, fed back each step)', async () => {
   const snnFile = path.join(tmp, 'plain.snn.onnx');
   cli(['convert', MNIST, '--data', 'mnist:train', '--out', snnFile, '--iterations', '10', '-q']);
-  const snn = loadSnn(snnFile);
+  const snn = await loadSnn(snnFile, { ann: null });
   const session = await ort.InferenceSession.create(snnFile);
   const states = JSON.parse(snn.graph.metadata['spikeport.snn']).spec.states as { input: string; output: string; shape: number[] }[];
   assert.ok(snn.graph.metadata['spikeport.usage'].includes('zeros'));
@@ -95,7 +95,7 @@ test('--format loop: one plain ONNX Runtime call with (input, T, delay) gives th
   const session = await ort.InferenceSession.create(loopFile);
   assert.deepEqual([...session.inputNames].sort(), ['T', 'delay', 'input']);
   assert.equal(session.outputNames[0], 'logits', 'the ANN output name is kept');
-  const snn = loadSnn(loopFile);
+  const snn = await loadSnn(loopFile, { ann: null });
   assert.equal(snn.form, 'loop');
   const data = openDataset('mnist:test', 50);
   const batch = makeBatch(data, Array.from({ length: 50 }, (_, i) => i), snn.meta.normalize);

@@ -3,11 +3,11 @@ import assert from 'node:assert/strict';
 import type { Graph, Node } from '../src/graph/ir.js';
 import { floatTensor, numel } from '../src/graph/ir.js';
 import { fanout, macs } from '../src/graph/fanout.js';
-import { prepareModel } from '../src/model.js';
-import { calibrate } from '../src/calibrate/methods.js';
+import { prepareModel } from '../src/model/prepare.js';
+import { calibrate } from '../src/calibrate/calibrate.js';
 import { buildSnn } from '../src/snn/build.js';
 import { simulate } from '../src/runtime/simulate.js';
-import { Session, type Array32 } from '../src/runtime/session.js';
+import { Session, type Array32 } from '../src/ort/session.js';
 import { energyReport, PRESETS } from '../src/energy/energy.js';
 import { buildGraph, conv, gemm, memDataset, uniform } from './helpers.js';
 

@@ -4,11 +4,14 @@ import { floatTensor } from '../src/graph/ir.js';
 import { GraphBuilder, floatInput } from '../src/onnx/builder.js';
 import { rng } from '../src/data/dataset.js';
 import type { Dataset } from '../src/data/dataset.js';
-import { Session, type Array32 } from '../src/runtime/session.js';
-import { prepareModel } from '../src/model.js';
-import { calibrate, siteChannels, siteRanks, thetaFeeds, type Method } from '../src/calibrate/methods.js';
+import { Session, type Array32 } from '../src/ort/session.js';
+import { prepareModel } from '../src/model/prepare.js';
+import { calibrate } from '../src/calibrate/calibrate.js';
+import { thetaFeeds } from '../src/calibrate/instrument.js';
+import type { Method } from '../src/calibrate/methods.js';
 import { instrument } from '../src/calibrate/instrument.js';
-import { buildSnn, type PoolMode } from '../src/snn/build.js';
+import { buildSnn } from '../src/snn/build.js';
+import type { PoolMode } from '../src/snn/format.js';
 import { simulate } from '../src/runtime/simulate.js';
 
 export function randn(seed: number, n: number, scale = 1): Float32Array {
@@ -92,11 +95,10 @@ export async function snnVsClipped(graph: Graph, sampleShape: readonly number[],
   const m = await prepareModel({ path: 'zoo.onnx', sha256: '', graph }, { threads: 1 });
   const data = memDataset(x, sampleShape);
   const cal = await calibrate(m, data, { method: opts.method ?? 'maxnorm', iterations: 1, batchSize: n, threads: 1 });
-  const inst = instrument(m.graph, m.plan, siteChannels(m), {
+  const inst = instrument(m, {
     mode: 'clip', granularity: cal.thresholds.granularity,
-    ranks: siteRanks(m),
   });
-  const ref = (await runGraph(inst.graph, { [m.inputName]: { dims: [n, ...sampleShape], data: x }, ...thetaFeeds(m, inst, cal.thresholds) }, [inst.readout]))[inst.readout].data;
+  const ref = (await runGraph(inst.graph, { [m.inputName]: { dims: [n, ...sampleShape], data: x }, ...thetaFeeds(inst, cal.thresholds) }, [inst.readout]))[inst.readout].data;
   const snn = buildSnn(m, cal.thresholds, opts.maxpool ?? 'accumulated');
   let readouts: Float32Array = new Float32Array(0);
   await simulate(snn.graph, snn.spec, data, { steps: Math.max(...Ts), batchSize: n, normalize: null, threads: 1 }, (b) => { readouts = b.readouts as Float32Array; });

@@ -1,8 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { floatTensor } from '../src/graph/ir.js';
-import { prepareModel } from '../src/model.js';
-import { calibrate } from '../src/calibrate/methods.js';
+import { prepareModel } from '../src/model/prepare.js';
+import { calibrate } from '../src/calibrate/calibrate.js';
 import { buildSnn } from '../src/snn/build.js';
 import { simulate, type StepBatch } from '../src/runtime/simulate.js';
 import { buildGraph, memDataset, uniform } from './helpers.js';
@@ -23,7 +23,7 @@ async function runSteps(F: number, input: Float32Array, theta: number[], T: numb
   const m = await prepareModel({ path: 'if.onnx', sha256: '', graph }, { threads: 1 });
   const data = memDataset(input, [F]);
   const site = m.plan.sites[0].node;
-  const cal = await calibrate(m, data, { method: 'fixed', fixed: { [site]: theta }, iterations: 1, batchSize: 1, threads: 1 });
+  const cal = await calibrate(m, data, { method: 'fixed', thresholds: { [site]: theta }, iterations: 1, batchSize: 1, threads: 1 });
   const snn = buildSnn(m, cal.thresholds);
   let got: StepBatch | undefined;
   const stats = await simulate(snn.graph, snn.spec, data, { steps: T, batchSize: data.size, normalize: null, threads: 1, engine }, (b) => { got = b; });

@@ -1,15 +1,16 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { prepareModel } from '../src/model.js';
-import { calibrate } from '../src/calibrate/methods.js';
+import { prepareModel } from '../src/model/prepare.js';
+import { calibrate } from '../src/calibrate/calibrate.js';
 import { buildSnn } from '../src/snn/build.js';
-import { buildLoop, loopReadout, loopCounter, LOOP_DELAY_INPUT, LOOP_STEPS_INPUT } from '../src/snn/loop.js';
+import { buildLoop } from '../src/snn/loop.js';
+import { loopReadout, loopCounter, LOOP_DELAY_INPUT, LOOP_STEPS_INPUT } from '../src/snn/format.js';
 import { simulate, type StepBatch } from '../src/runtime/simulate.js';
-import { Session } from '../src/runtime/session.js';
+import { Session } from '../src/ort/session.js';
 import { memDataset, uniform } from './helpers.js';
 import { splitConstantPrefix } from '../src/snn/split.js';
 import { vgg } from './zoo.js';
-import { windowAverages } from '../src/tasks/classification.js';
+import { windowAverages } from '../src/evaluate/windows.js';
 
 test('the ONNX Loop form gives the same per-step readouts and spike counts as the one-step graph called per step', async () => {
   const n = 4;

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { prepareModel } from '../src/model.js';
-import { calibrate } from '../src/calibrate/methods.js';
+import { prepareModel } from '../src/model/prepare.js';
+import { calibrate } from '../src/calibrate/calibrate.js';
 import { buildSnn } from '../src/snn/build.js';
 import { siteErrors } from '../src/analysis/site-errors.js';
 import { buildGraph, conv, gemm, memDataset, runGraph, uniform } from './helpers.js';
@@ -19,7 +19,7 @@ test('site errors: ε_l equals a JS computation of ‖ReLU(x) − clip(x, 0, θ)
   // Layer-wise thresholds at 60 % of each site's max: a known, non-zero clip error.
   const max = await calibrate(m, data, { method: 'maxnorm', iterations: 1, batchSize: 20, threads: 1 });
   const fixed = Object.fromEntries(m.plan.sites.map((s, i) => [s.node, 0.6 * max.thresholds.values[i][0]]));
-  const th = (await calibrate(m, data, { method: 'fixed', fixed, iterations: 1, batchSize: 20, threads: 1 })).thresholds;
+  const th = (await calibrate(m, data, { method: 'fixed', thresholds: fixed, iterations: 1, batchSize: 20, threads: 1 })).thresholds;
   const snn = buildSnn(m, th);
   const r = await siteErrors(m, snn.graph, snn.spec, th, data, { T: 600, delay: 0, samples: 20, threads: 1 });
   const acts = await runGraph({ ...m.graph, outputs: m.plan.sites.map((s) => ({ name: s.input, dtype: 'float32' as const, shape: null })) }, { input: { dims: [20, 1, 6, 6], data: x } });

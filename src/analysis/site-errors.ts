@@ -1,19 +1,19 @@
 /**
- * Where the conversion error comes from (SPEC 4): per neuron site, the clip error ε_l that the
+ * Where the conversion error comes from (docs/algorithm.md §4): per neuron site, the clip error ε_l that the
  * thresholds cause in the ANN, and the measured error of the SNN's average output at that site
  * against the ANN and the clipped ANN, at one T. All errors are relative L2 norms over the
  * samples given: ‖a − b‖ / ‖b‖.
  */
-import type { PreparedModel } from '../model.js';
 import type { Dataset } from '../data/dataset.js';
 import { makeBatch } from '../data/dataset.js';
 import type { Graph } from '../graph/ir.js';
 import { numel } from '../graph/ir.js';
 import { floatInput } from '../onnx/builder.js';
-import { instrument } from '../calibrate/instrument.js';
-import { siteChannels, siteRanks, thetaFeeds, type Thresholds } from '../calibrate/methods.js';
-import type { SnnSpec } from '../snn/build.js';
-import { Session, type Array32, type RuntimeOptions } from '../runtime/session.js';
+import { Session, type Array32, type RuntimeOptions } from '../ort/session.js';
+import { siteChannels, type PreparedModel } from '../model/prepare.js';
+import { instrument, thetaFeeds } from '../calibrate/instrument.js';
+import { thetaPerElement, type Thresholds } from '../calibrate/thresholds.js';
+import type { SnnSpec } from '../snn/format.js';
 
 export interface SiteError {
   readonly site: string;
@@ -56,14 +56,13 @@ export async function siteErrors(m: PreparedModel, snnGraph: Graph, spec: SnnSpe
   const batch = makeBatch(data, Array.from({ length: n }, (_, i) => i), m.normalize);
   const input: Array32 = { dims: [n, ...m.inputShape], data: batch.x };
   const channels = siteChannels(m);
-  const ranks = siteRanks(m);
   const sites = m.plan.sites;
 
   // ANN: site inputs x (the clip error) and ReLU outputs; clipped ANN: its site outputs.
-  const relu = instrument(m.graph, m.plan, channels, { mode: 'relu', granularity: th.granularity, ranks });
-  const clip = instrument(m.graph, m.plan, channels, { mode: 'clip', granularity: th.granularity, ranks });
+  const relu = instrument(m, { mode: 'relu', granularity: th.granularity });
+  const clip = instrument(m, { mode: 'clip', granularity: th.granularity });
   const annOut = await runOnce(withOutputs(relu.graph, sites.flatMap((s) => [s.input, s.output])), { [m.inputName]: input }, opts);
-  const clipOut = await runOnce(withOutputs(clip.graph, sites.map((s) => s.output)), { [m.inputName]: input, ...thetaFeeds(m, clip, th) }, opts);
+  const clipOut = await runOnce(withOutputs(clip.graph, sites.map((s) => s.output)), { [m.inputName]: input, ...thetaFeeds(clip, th) }, opts);
 
   // SNN: average of each site's output (spikes · θ) over steps delay+1..T.
   const step = withOutputs(snnGraph, sites.map((s) => s.output));
@@ -89,14 +88,12 @@ export async function siteErrors(m: PreparedModel, snnGraph: Graph, spec: SnnSpe
   const result = sites.map((s, i): SiteError => {
     const x = annOut[s.input];
     const perSample = numel(m.shapes.get(s.input) as number[]);
-    const spatial = perSample / channels[i];
-    const theta = th.values[i];
+    const theta = thetaPerElement(th.values[i], perSample, channels[i]);
     const reluX = new Float32Array(x.length);
     const clipX = new Float32Array(x.length);
     for (let j = 0; j < x.length; j++) {
-      const c = theta.length === 1 ? 0 : Math.floor((j % perSample) / spatial);
       reluX[j] = Math.max(0, x[j]);
-      clipX[j] = Math.min(reluX[j], theta[c]);
+      clipX[j] = Math.min(reluX[j], theta[j % perSample]);
     }
     const avg = sums[i].map((v) => v / steps);
     return {

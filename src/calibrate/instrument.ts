@@ -1,14 +1,17 @@
 /**
  * The calibration graphs: the spiking part of the ANN with every neuron site replaced by
- * ReLU (the original), clip(x, 0, θ), or the in-graph LTB update (SPEC 3.1), plus per-site
- * statistics as extra outputs.
+ * ReLU (the original), clip(x, 0, θ), or the in-graph LTB update (docs/algorithm.md §3.1), plus
+ * per-site statistics as extra outputs.
  */
 import type { Graph, Node } from '../graph/ir.js';
-import type { Plan, Site } from '../graph/plan.js';
+import type { Site } from '../graph/plan.js';
+import { usedInitializers } from '../graph/topo.js';
 import { GraphBuilder, floatInput } from '../onnx/builder.js';
+import type { Array32 } from '../ort/session.js';
+import { siteChannels, siteRanks, type PreparedModel } from '../model/prepare.js';
+import { reducedAxes, thetaShape, type Granularity, type Thresholds } from './thresholds.js';
 
 export type SiteMode = 'relu' | 'clip' | 'ltb';
-export type Granularity = 'channel' | 'layer';
 export type Stat = 'chanMax' | 'chanMeanPos' | 'x';
 
 export interface InstrumentOptions {
@@ -17,35 +20,31 @@ export interface InstrumentOptions {
   /** LTB step size c. */
   readonly stepSize?: number;
   readonly stats?: readonly Stat[];
-  /** Rank of each site's input tensor (with batch axis). */
-  readonly ranks: readonly number[];
 }
 
 export interface Instrumented {
   readonly graph: Graph;
-  /** Per site: the θ graph input (clip and ltb modes). */
+  /** Per site: the θ graph input (clip and ltb modes) and its shape. */
   readonly thetaInputs: readonly string[];
+  readonly thetaDims: readonly (readonly number[])[];
   /** Per site: the updated θ output (ltb mode). */
   readonly thetaOutputs: readonly string[];
   readonly stats: Partial<Record<Stat, readonly string[]>>;
   readonly readout: string;
 }
 
-/** θ's shape for a site input of this rank: [1, C, 1, ...] channel-wise, all ones layer-wise. */
-export function thetaShape(rank: number, channels: number, g: Granularity): number[] {
-  const s = new Array(rank).fill(1);
-  if (g === 'channel') s[1] = channels;
-  return s;
+/** Feeds for the θ inputs of an instrumented graph. */
+export function thetaFeeds(inst: Instrumented, th: Thresholds): Record<string, Array32> {
+  return Object.fromEntries(inst.thetaInputs.map((name, i) => [name, { dims: inst.thetaDims[i], data: th.values[i] }]));
 }
 
-/** Every axis but the channel axis (1), or all axes for layer-wise. */
-export function reducedAxes(rank: number, g: Granularity): number[] {
-  return Array.from({ length: rank }, (_, i) => i).filter((i) => g === 'layer' || i !== 1);
-}
-
-export function instrument(g: Graph, plan: Plan, channels: readonly number[], opts: InstrumentOptions): Instrumented {
+export function instrument(m: PreparedModel, opts: InstrumentOptions): Instrumented {
+  const { graph: g, plan } = m;
+  const channels = siteChannels(m);
+  const ranks = siteRanks(m);
   const b = new GraphBuilder(g.opset, g);
   const thetaInputs: string[] = [];
+  const thetaDims: number[][] = [];
   const thetaOutputs: string[] = [];
   const stats: Partial<Record<Stat, string[]>> = {};
   for (const s of opts.stats ?? []) stats[s] = [];
@@ -59,7 +58,7 @@ export function instrument(g: Graph, plan: Plan, channels: readonly number[], op
       nodes.push(n);
       continue;
     }
-    const rank = opts.ranks[site.index];
+    const rank = ranks[site.index];
     const x = site.input;
     const chanAxes = reducedAxes(rank, 'channel');
     const start = b.nodes.length;
@@ -73,8 +72,10 @@ export function instrument(g: Graph, plan: Plan, channels: readonly number[], op
       b.nodes.push(n);
     } else {
       const theta = `theta_${site.index}`;
-      inputs.push(floatInput(theta, thetaShape(rank, channels[site.index], opts.granularity)));
+      const dims = thetaShape(rank, channels[site.index], opts.granularity);
+      inputs.push(floatInput(theta, dims));
       thetaInputs.push(theta);
+      thetaDims.push(dims);
       let clipAt = theta;
       if (opts.mode === 'ltb') {
         // θ ← θ + 2c · mean((x − θ)·1[x > θ]) over the reduced axes; (x−θ)·1[x>θ] = ReLU(x − θ).
@@ -90,13 +91,11 @@ export function instrument(g: Graph, plan: Plan, channels: readonly number[], op
     b.nodes.length = start;
   }
   const outputs = [plan.readout, ...thetaOutputs, ...Object.values(stats).flat()];
-  const used = new Set(nodes.flatMap((n) => n.inputs));
-  const initializers = new Map([...g.initializers, ...b.initializers].filter(([k]) => used.has(k)));
   return {
     graph: {
-      ...g, nodes, initializers, inputs,
+      ...g, nodes, initializers: usedInitializers(nodes, g.initializers, b.initializers), inputs,
       outputs: [...new Set(outputs)].map((name) => floatInput(name, null)),
     },
-    thetaInputs, thetaOutputs, stats, readout: plan.readout,
+    thetaInputs, thetaDims, thetaOutputs, stats, readout: plan.readout,
   };
 }

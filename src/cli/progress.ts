@@ -1,6 +1,6 @@
 /** Progress on stderr: a bar with rate and ETA on a terminal, a few plain lines otherwise. */
 import cliProgress from 'cli-progress';
-import type { Progress } from '../calibrate/methods.js';
+import type { Progress } from '../progress.js';
 
 export type ProgressFn = (p: Progress) => void;
 

@@ -7,7 +7,7 @@
  */
 import fs from 'node:fs';
 import { unzipSync, zipSync } from 'fflate';
-import { UserError } from '../errors.js';
+import { SpikeportError } from '../errors.js';
 import type { Dataset, DetectionBox } from './dataset.js';
 
 export interface NpyArray {
@@ -17,7 +17,7 @@ export interface NpyArray {
 
 export function parseNpy(buf: Uint8Array, where: string): NpyArray {
   const magic = String.fromCharCode(...buf.subarray(1, 6));
-  if (buf[0] !== 0x93 || magic !== 'NUMPY') throw new UserError(`${where} is not a .npy array`);
+  if (buf[0] !== 0x93 || magic !== 'NUMPY') throw new SpikeportError('invalid-data', `${where} is not a .npy array`);
   const major = buf[6];
   const view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
   const hlen = major === 1 ? view.getUint16(8, true) : view.getUint32(8, true);
@@ -26,8 +26,8 @@ export function parseNpy(buf: Uint8Array, where: string): NpyArray {
   const descr = /'descr':\s*'([^']+)'/.exec(header)?.[1];
   const fortran = /'fortran_order':\s*True/.test(header);
   const shapeText = /'shape':\s*\(([^)]*)\)/.exec(header)?.[1];
-  if (!descr || shapeText === undefined) throw new UserError(`${where}: cannot read the .npy header`);
-  if (fortran) throw new UserError(`${where}: Fortran-ordered arrays are not supported (save with np.ascontiguousarray)`);
+  if (!descr || shapeText === undefined) throw new SpikeportError('invalid-data', `${where}: cannot read the .npy header`);
+  if (fortran) throw new SpikeportError('invalid-data', `${where}: Fortran-ordered arrays are not supported (save with np.ascontiguousarray)`);
   const shape = shapeText.split(',').map((s) => s.trim()).filter(Boolean).map(Number);
   const n = shape.reduce((a, b) => a * b, 1);
   const body = buf.slice(hstart + hlen); // copy: aligned for typed arrays
@@ -35,42 +35,42 @@ export function parseNpy(buf: Uint8Array, where: string): NpyArray {
     '<f4': Float32Array, '<f8': Float64Array, '<i4': Int32Array, '|u1': Uint8Array, '<u1': Uint8Array,
     '<i8': BigInt64Array, '|i1': Int8Array, '<i2': Int16Array, '<u2': Uint16Array,
   }[descr];
-  if (!ctor) throw new UserError(`${where}: unsupported dtype ${descr} (use float32, float64, uint8 or int32/int64)`);
-  if (body.byteLength < n * ctor.BYTES_PER_ELEMENT) throw new UserError(`${where}: truncated array data`);
+  if (!ctor) throw new SpikeportError('invalid-data', `${where}: unsupported dtype ${descr} (use float32, float64, uint8 or int32/int64)`);
+  if (body.byteLength < n * ctor.BYTES_PER_ELEMENT) throw new SpikeportError('invalid-data', `${where}: truncated array data`);
   return { shape, data: new ctor(body.buffer, 0, n) };
 }
 
 export function readNpz(file: string, spec: string): Dataset {
-  if (!fs.existsSync(file)) throw new UserError(`--data ${spec}: no such file ${file}`);
+  if (!fs.existsSync(file)) throw new SpikeportError('io', `data set ${spec}: no such file ${file}`);
   let entries: Record<string, Uint8Array>;
   try {
     entries = unzipSync(fs.readFileSync(file));
   } catch (e) {
-    throw new UserError(`${file} is not a readable .npz archive (${(e as Error).message})`);
+    throw new SpikeportError('invalid-data', `${file} is not a readable .npz archive (${(e as Error).message})`);
   }
-  if (!entries['x.npy']) throw new UserError(`${file}: no array "x" in the archive (found: ${Object.keys(entries).join(', ') || 'nothing'})`);
+  if (!entries['x.npy']) throw new SpikeportError('invalid-data', `${file}: no array "x" in the archive (found: ${Object.keys(entries).join(', ') || 'nothing'})`);
   const x = parseNpy(entries['x.npy'], `${file}:x`);
-  if (x.shape.length < 2) throw new UserError(`${file}:x must have a sample axis and at least one more (shape ${x.shape.join('x')})`);
+  if (x.shape.length < 2) throw new SpikeportError('invalid-data', `${file}:x must have a sample axis and at least one more (shape ${x.shape.join('x')})`);
   const xs = x.data instanceof Float32Array || x.data instanceof Uint8Array ? x.data : Float32Array.from(x.data as ArrayLike<number>, Number);
   for (let i = 0; i < xs.length; i++) {
-    if (!Number.isFinite(xs[i])) throw new UserError(`${file}:x contains a non-finite value (${xs[i]}) at flat index ${i}`);
+    if (!Number.isFinite(xs[i])) throw new SpikeportError('invalid-data', `${file}:x contains a non-finite value (${xs[i]}) at flat index ${i}`);
   }
   let labels: Int32Array | null = null;
   if (entries['y.npy']) {
     const y = parseNpy(entries['y.npy'], `${file}:y`);
-    if (y.shape[0] !== x.shape[0]) throw new UserError(`${file}: x has ${x.shape[0]} samples but y has ${y.shape[0]}`);
+    if (y.shape[0] !== x.shape[0]) throw new SpikeportError('invalid-data', `${file}: x has ${x.shape[0]} samples but y has ${y.shape[0]}`);
     labels = Int32Array.from(y.data as ArrayLike<number>, Number);
   }
   let masks: Dataset['masks'];
   if (entries['masks.npy']) {
     const mk = parseNpy(entries['masks.npy'], `${file}:masks`);
-    if (mk.shape[0] !== x.shape[0] || !(mk.data instanceof Uint8Array)) throw new UserError(`${file}: masks must be uint8 with one mask per sample (shape ${mk.shape.join('x')})`);
+    if (mk.shape[0] !== x.shape[0] || !(mk.data instanceof Uint8Array)) throw new SpikeportError('invalid-data', `${file}: masks must be uint8 with one mask per sample (shape ${mk.shape.join('x')})`);
     masks = { shape: mk.shape.slice(1), data: mk.data };
   }
   let boxes: DetectionBox[] | undefined;
   if (entries['boxes.npy']) {
     const bx = parseNpy(entries['boxes.npy'], `${file}:boxes`);
-    if (bx.shape.length !== 2 || bx.shape[1] !== 6) throw new UserError(`${file}: boxes must be [M, 6] rows of (image, class, x, y, w, h) (shape ${bx.shape.join('x')})`);
+    if (bx.shape.length !== 2 || bx.shape[1] !== 6) throw new SpikeportError('invalid-data', `${file}: boxes must be [M, 6] rows of (image, class, x, y, w, h) (shape ${bx.shape.join('x')})`);
     const v = Float64Array.from(bx.data as ArrayLike<number>, Number);
     boxes = Array.from({ length: bx.shape[0] }, (_, i) => ({ image: v[6 * i], label: v[6 * i + 1], x: v[6 * i + 2], y: v[6 * i + 3], w: v[6 * i + 4], h: v[6 * i + 5] }));
   }

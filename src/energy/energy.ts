@@ -1,5 +1,5 @@
 /**
- * Operations and energy per frame (SPEC 6), from the layer costs stored in the SNN spec and the
+ * Operations and energy per frame (docs/algorithm.md §6), from the layer costs stored in the SNN spec and the
  * SOPs counted per step during simulation.
  *
  *   ANN:  E = MACs · e_MAC
@@ -8,7 +8,8 @@
  * and MACs_once are the layers on the analog input (direct coding: computed once per frame
  * here) and after the readout. FPS/W = frames per joule = 1 / E.
  */
-import type { LayerSpec } from '../snn/build.js';
+import type { LayerSpec, SnnSpec } from '../snn/format.js';
+import { optionError } from '../errors.js';
 
 export interface EnergyConstants {
   readonly name: string;
@@ -30,9 +31,11 @@ export const PRESETS: Readonly<Record<string, EnergyConstants>> = {
   },
 };
 
+/** A preset's constants (`paper`, `45nm`), optionally with the energy per SOP and per MAC (joules) replaced. */
 export function energyConstants(preset: string, override: { eSop?: number; eMac?: number } = {}): EnergyConstants {
-  const base = PRESETS[preset];
-  if (!base) throw new Error(`unknown energy preset "${preset}" (known: ${Object.keys(PRESETS).join(', ')})`);
+  const base = Object.hasOwn(PRESETS, preset) ? PRESETS[preset] : undefined;
+  if (!base) throw optionError('energy', `"${preset}" is not a preset (known: ${Object.keys(PRESETS).join(', ')})`);
+  for (const [field, v] of Object.entries(override)) if (v !== undefined && !(Number.isFinite(v) && v > 0)) throw optionError(field, `must be a finite number of joules > 0 (got ${v})`);
   if (override.eSop === undefined && override.eMac === undefined) return base;
   const eSop = override.eSop ?? base.eSop;
   const eMac = override.eMac ?? base.eMac;
@@ -125,4 +128,10 @@ export function energyReport(e: EnergyInput): EnergyReport {
     ann: { macs: annMacs, energy: annEnergy, fpsPerW: 1 / annEnergy, metric: e.annMetric },
     perT, sops90: reach(0.9), sops95: reach(0.95), layers: layerRows,
   };
+}
+
+/** Operations and energy of a simulated SNN against its ANN; null for files without layer costs. */
+export function energyOf(spec: SnnSpec, run: { samples: number; sopsPerStep: readonly Float64Array[] }, points: readonly { T: number; metric: number | null }[], annMetric: number | null, constants: EnergyConstants): EnergyReport | null {
+  if (!spec.layers) return null;
+  return energyReport({ layers: spec.layers, sopsPerStep: run.sopsPerStep, samples: run.samples, points, annMetric, constants });
 }

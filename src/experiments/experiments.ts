@@ -5,78 +5,90 @@
  */
 import path from 'node:path';
 import type { Dataset } from '../data/dataset.js';
-import type { LoadedModel } from '../model.js';
-import type { Method, Progress } from '../calibrate/methods.js';
-import type { Window } from '../tasks/classification.js';
-import { inferTask, type Task } from '../tasks/task.js';
-import type { EnergyConstants } from '../energy/energy.js';
-import {
-  annReference, checkSteps, convert, delayAt, energyOf, firingRates, simulateWindows, snnFromGraph, withMetadata,
-  type AnnScores, type ConvertOptions, type Engine, type LoadedSnn,
-} from '../pipeline.js';
+import type { LoadedModel } from '../model/load.js';
+import type { Method } from '../calibrate/methods.js';
+import type { Engine } from '../runtime/simulate.js';
+import type { Snn } from '../snn/network.js';
+import { inferTask, type Score, type Task } from '../tasks/task.js';
+import { energyOf, type EnergyConstants } from '../energy/energy.js';
+import { annReference } from '../evaluate/reference.js';
+import { checkSteps, delayAt, firingRates, simulateWindows, type Window, type WindowOptions } from '../evaluate/windows.js';
+import { convert, resolveConvertOptions, type ConvertOptions, type ResolvedConvertOptions } from '../api/convert.js';
 import type { Curve, CurvesRecord, DelayRecord, EnergyRecord, EnergyRow } from '../report/record.js';
+import { tagged } from '../progress.js';
+import { SpikeportError } from '../errors.js';
 
-export interface ExperimentOptions extends Omit<ConvertOptions, 'method' | 'onProgress'> {
-  readonly Ts: readonly number[];
+/** Conversion options for every setting (the method and iteration count are the experiment's), and what to simulate. */
+export interface ExperimentOptions extends Omit<ConvertOptions, 'method'> {
+  /** Numbers of time steps (default as in simulate: 8 … 256). */
+  readonly T?: readonly number[];
   /** The task to score (default: inferred from the test data). */
   readonly task?: Task;
   readonly engine?: Engine;
-  readonly onProgress?: (p: Progress) => void;
 }
 
-function tagged(opts: ExperimentOptions, tag: string): ((p: Progress) => void) | undefined {
-  const f = opts.onProgress;
-  return f ? (p) => f({ ...p, phase: `${tag}: ${p.phase}` }) : undefined;
+type Resolved = ResolvedConvertOptions & Pick<ExperimentOptions, 'task' | 'engine'> & { readonly T: readonly number[] };
+
+function resolve(opts: ExperimentOptions): Resolved {
+  return { ...opts, ...resolveConvertOptions(opts), T: checkSteps(opts.T ?? [8, 16, 32, 64, 128, 256]) };
 }
 
-async function convertSnn(model: LoadedModel, calib: Dataset, opts: ExperimentOptions, method: Method, tag: string, iterations = opts.iterations): Promise<{ snn: LoadedSnn; seconds: number; c: Awaited<ReturnType<typeof convert>> }> {
-  const c = await convert(model, calib, { ...opts, method, iterations, onProgress: tagged(opts, tag) });
-  return { snn: snnFromGraph(withMetadata(c, opts.readoutNode), path.basename(model.path)), seconds: c.calibration.seconds, c };
+async function convertWith(model: LoadedModel, calib: Dataset, opts: Resolved, method: Method, tag: string, iterations = opts.iterations): Promise<Snn> {
+  return convert(model, calib, { ...opts, method, iterations, onProgress: tagged(opts.onProgress, tag) });
 }
 
-function info(model: LoadedModel, test: Dataset, opts: ExperimentOptions): { task: Task; model: string; data: string; samples: number; created: string } {
+function windowOptions(opts: Resolved, tag: string): WindowOptions {
+  return { batchSize: opts.batchSize, task: opts.task, engine: opts.engine, threads: opts.threads, onProgress: tagged(opts.onProgress, tag) };
+}
+
+async function annScore(snn: Snn, test: Dataset, opts: Resolved): Promise<Score> {
+  return (await annReference(snn.source as NonNullable<Snn['source']>, test, snn.thresholds(), { batchSize: opts.batchSize, threads: opts.threads, task: opts.task })).ann;
+}
+
+function info(model: LoadedModel, test: Dataset, opts: Resolved): { task: Task; model: string; data: string; samples: number; created: string } {
   return { task: inferTask(test, opts.task), model: path.basename(model.path), data: test.name, samples: test.size, created: new Date().toISOString() };
 }
 
-function sortedTs(Ts: readonly number[]): number[] {
-  checkSteps(Ts);
-  return [...new Set(Ts)].sort((a, b) => a - b);
-}
-
 /** Fig. 3a: RobustNorm, LTB, CLTB without delay, CLTB with delayed evaluation. */
-export async function ablation(model: LoadedModel, calib: Dataset, test: Dataset, opts: ExperimentOptions): Promise<CurvesRecord> {
-  const Ts = sortedTs(opts.Ts);
+export async function ablation(model: LoadedModel, calib: Dataset, test: Dataset, options: ExperimentOptions = {}): Promise<CurvesRecord> {
+  const opts = resolve(options);
+  const Ts = opts.T;
   const curves: Curve[] = [];
-  let ann: AnnScores | null = null;
+  let ann: Score | null = null;
   for (const method of ['robustnorm', 'ltb', 'cltb'] as const) {
-    const { snn, seconds, c } = await convertSnn(model, calib, opts, method, method);
+    const snn = await convertWith(model, calib, opts, method, method);
+    const seconds = snn.meta.calibration.seconds;
     const dhat = snn.meta.delay.estimated;
     const windows: Window[] = [...Ts.map((T) => ({ T, delay: 0 })), ...(method === 'cltb' ? Ts.map((T) => ({ T, delay: delayAt(T, dhat) })) : [])];
-    const run = await simulateWindows(snn, test, windows, { ...opts, onProgress: tagged(opts, method) });
+    const run = await simulateWindows(snn, test, windows, windowOptions(opts, method));
     const label = { robustnorm: 'RobustNorm', ltb: 'LTB', cltb: 'CLTB' }[method];
     curves.push({ label, seconds, points: Ts.map((T, i) => ({ T, metric: run.scores[i].metric })) });
     if (method === 'cltb') {
       curves.push({ label: 'CLTB + delayed evaluation', seconds, delay: dhat, points: Ts.map((T, i) => ({ T, metric: run.scores[Ts.length + i].metric })) });
-      ann = (await annReference(c.model, test, c.calibration.thresholds, opts.batchSize, opts)).ann;
+      ann = await annScore(snn, test, opts);
     }
   }
   return {
     kind: 'ablation', ...info(model, test, opts), ann, curves,
-    notes: [`Thresholds from ${calib.name}, ${opts.iterations} iterations × batch ${opts.batchSize} for LTB and CLTB; RobustNorm at the ${opts.percentile ?? 99.9}th percentile. Delay at T: min(d̂, ⌊T/2⌋).`],
+    notes: [`Thresholds from ${calib.name}, ${opts.iterations} iterations × batch ${opts.batchSize} for LTB and CLTB; RobustNorm at the ${opts.percentile}th percentile. Delay at T: min(d̂, ⌊T/2⌋).`],
   };
 }
 
 /** Fig. 3b: CLTB with several iteration counts (with delayed evaluation). */
-export async function iterationSweep(model: LoadedModel, calib: Dataset, test: Dataset, iterations: readonly number[], opts: ExperimentOptions): Promise<CurvesRecord> {
-  const Ts = sortedTs(opts.Ts);
+export async function iterationSweep(model: LoadedModel, calib: Dataset, test: Dataset, iterations: readonly number[], options: ExperimentOptions = {}): Promise<CurvesRecord> {
+  const opts = resolve(options);
+  if (iterations.length === 0 || iterations.some((n) => !Number.isInteger(n) || n < 1)) {
+    throw new SpikeportError('invalid-option', `iteration counts must be integers ≥ 1 (got ${iterations.join(',')})`);
+  }
+  const Ts = opts.T;
   const curves: Curve[] = [];
-  let ann: AnnScores | null = null;
+  let ann: Score | null = null;
   for (const its of iterations) {
-    const { snn, seconds, c } = await convertSnn(model, calib, opts, 'cltb', `${its} iterations`, its);
+    const snn = await convertWith(model, calib, opts, 'cltb', `${its} iterations`, its);
     const dhat = snn.meta.delay.estimated;
-    const run = await simulateWindows(snn, test, Ts.map((T) => ({ T, delay: delayAt(T, dhat) })), { ...opts, onProgress: tagged(opts, `${its} iterations`) });
-    curves.push({ label: `${its} iterations (d̂ = ${dhat})`, seconds, delay: dhat, points: Ts.map((T, i) => ({ T, metric: run.scores[i].metric })) });
-    ann ??= (await annReference(c.model, test, c.calibration.thresholds, opts.batchSize, opts)).ann;
+    const run = await simulateWindows(snn, test, Ts.map((T) => ({ T, delay: delayAt(T, dhat) })), windowOptions(opts, `${its} iterations`));
+    curves.push({ label: `${its} iterations (d̂ = ${dhat})`, seconds: snn.meta.calibration.seconds, delay: dhat, points: Ts.map((T, i) => ({ T, metric: run.scores[i].metric })) });
+    ann ??= await annScore(snn, test, opts);
   }
   return {
     kind: 'iterations', ...info(model, test, opts), ann, curves,
@@ -93,36 +105,38 @@ export function delayGrid(T: number, dhat: number, points = 24): number[] {
 }
 
 /** Fig. 4: accuracy against the delay at several T, from one CLTB simulation. */
-export async function delaySweep(model: LoadedModel, calib: Dataset, test: Dataset, opts: ExperimentOptions): Promise<DelayRecord> {
-  const Ts = sortedTs(opts.Ts);
-  const { snn, c } = await convertSnn(model, calib, opts, 'cltb', 'cltb');
+export async function delaySweep(model: LoadedModel, calib: Dataset, test: Dataset, options: ExperimentOptions = {}): Promise<DelayRecord> {
+  const opts = resolve(options);
+  const Ts = opts.T;
+  const snn = await convertWith(model, calib, opts, 'cltb', 'cltb');
   const dhat = snn.meta.delay.estimated;
   const grids = Ts.map((T) => delayGrid(T, dhat));
   const windows: Window[] = Ts.flatMap((T, i) => grids[i].map((delay) => ({ T, delay })));
-  const run = await simulateWindows(snn, test, windows, { ...opts, onProgress: tagged(opts, 'cltb') });
+  const run = await simulateWindows(snn, test, windows, windowOptions(opts, 'cltb'));
   let k = 0;
   const sweeps = Ts.map((T, i) => {
     const points = grids[i].map((delay) => ({ delay, metric: run.scores[k++].metric }));
     const best = points.reduce((a, b) => (b.metric > a.metric ? b : a)).delay;
     return { T, rule: delayAt(T, dhat), best, points };
   });
-  const ann = (await annReference(c.model, test, c.calibration.thresholds, opts.batchSize, opts)).ann;
+  const ann = await annScore(snn, test, opts);
   return { kind: 'delay', ...info(model, test, opts), ann, estimated: dhat, sweeps };
 }
 
 /** Appendix F: SOPs90/SOPs95 and FPS/W, one row per model (CLTB, delayed evaluation). */
-export async function energyTable(models: readonly { model: LoadedModel; calib: Dataset; test: Dataset }[], constants: EnergyConstants, opts: ExperimentOptions): Promise<EnergyRecord> {
-  const Ts = sortedTs(opts.Ts);
+export async function energyTable(models: readonly { model: LoadedModel; calib: Dataset; test: Dataset }[], constants: EnergyConstants, options: ExperimentOptions = {}): Promise<EnergyRecord> {
+  const opts = resolve(options);
+  const Ts = opts.T;
   const rows: EnergyRow[] = [];
   for (const { model, calib, test } of models) {
     const name = path.basename(model.path);
-    const { snn, c } = await convertSnn(model, calib, opts, 'cltb', name);
+    const snn = await convertWith(model, calib, opts, 'cltb', name);
     const dhat = snn.meta.delay.estimated;
-    const run = await simulateWindows(snn, test, Ts.map((T) => ({ T, delay: delayAt(T, dhat) })), { ...opts, onProgress: tagged(opts, name) });
-    const ann = (await annReference(c.model, test, c.calibration.thresholds, opts.batchSize, opts)).ann;
+    const run = await simulateWindows(snn, test, Ts.map((T) => ({ T, delay: delayAt(T, dhat) })), windowOptions(opts, name));
+    const ann = await annScore(snn, test, opts);
     const Tmax = Ts[Ts.length - 1];
     const energy = energyOf(snn.meta.spec, { samples: test.size, sopsPerStep: run.stats.sopsPerStep }, Ts.map((T, i) => ({ T, metric: run.scores[i].metric })), ann.metric, constants);
-    if (!energy) throw new Error('energyTable: the SNN has no layer costs');
+    if (!energy) throw new Error('energyTable: a freshly converted SNN has no layer costs (a bug)');
     const rates = firingRates(snn.meta.spec, run.stats, Tmax);
     const neurons = snn.meta.spec.sites.reduce((a, s) => a + s.neurons, 0);
     const firingRate = rates.reduce((a, r, i) => a + r.rate * snn.meta.spec.sites[i].neurons, 0) / neurons;

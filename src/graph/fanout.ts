@@ -7,8 +7,6 @@
 import type { Graph, Node } from './ir.js';
 import { attrInt, numel } from './ir.js';
 
-export const WEIGHTED_OPS: ReadonlySet<string> = new Set(['Conv', 'ConvTranspose', 'Gemm', 'MatMul']);
-
 function ints(n: Node, name: string): readonly number[] | null {
   const a = n.attrs[name];
   return a && a.kind === 'ints' ? a.value : null;

@@ -4,7 +4,7 @@
  */
 import type { Graph, Node, Tensor } from './ir.js';
 import { attrFloat, attrInt, withGraph } from './ir.js';
-import { consumers, renameInputs } from './topo.js';
+import { consumers, renameInputs, usedInitializers } from './topo.js';
 
 const graphOutputs = (g: Graph): Set<string> => new Set(g.outputs.map((o) => o.name));
 
@@ -103,9 +103,7 @@ export function foldBatchNorm(g: Graph): Graph {
     nodes = nodes.filter((n) => n !== bn).map((n) => (n === layer ? folded : n));
   }
   // Drop initializers nothing uses any more.
-  const used = new Set(nodes.flatMap((n) => n.inputs));
-  for (const k of [...initializers.keys()]) if (!used.has(k)) initializers.delete(k);
-  return withGraph(g, { nodes, initializers });
+  return withGraph(g, { nodes, initializers: usedInitializers(nodes, initializers) });
 }
 
 /** Relu, or Clip whose lower bound is 0 (ReLU6, Clip(0, c)). Returns the cap, Infinity for none. */

@@ -5,8 +5,9 @@
  */
 import type { Graph, Node } from './ir.js';
 import { neuronCap } from './passes.js';
-import { ancestors, consumers } from './topo.js';
-import { UserError } from '../errors.js';
+import { ancestors, consumers, usedInitializers } from './topo.js';
+import { LINEAR_IF_ONE_VARYING_OPS, LINEAR_OPS, SHAPE_ONLY_OPS, STRUCTURAL_OPS, WEIGHTED_OPS } from './ops.js';
+import { SpikeportError, optionError } from '../errors.js';
 
 export interface Site {
   /** Position among the sites, front to back. */
@@ -29,22 +30,6 @@ export interface Plan {
   /** Tensors that change from step to step (downstream of a neuron). */
   readonly varying: ReadonlySet<string>;
 }
-
-const WEIGHTED = new Set(['Conv', 'ConvTranspose', 'Gemm', 'MatMul']);
-
-/** Ops that are linear in their time-varying inputs, so they pass spikes on unchanged. */
-const LINEAR = new Set([
-  'Conv', 'ConvTranspose', 'Gemm', 'MatMul', 'Add', 'Sub', 'Concat', 'Flatten', 'Reshape', 'Squeeze',
-  'Unsqueeze', 'Transpose', 'Identity', 'Dropout', 'Pad', 'AveragePool', 'GlobalAveragePool', 'Resize',
-  'Upsample', 'BatchNormalization', 'ReduceMean', 'ReduceSum', 'Slice', 'Split', 'Gather',
-  'Neg', 'Expand', 'Tile', 'DepthToSpace', 'SpaceToDepth',
-]);
-/** Ops that compute shapes and indices, not activations (named in no error). */
-const STRUCTURAL = new Set(['Constant', 'ConstantOfShape', 'Range', 'Cast', 'Equal', 'Where', 'Div', 'MaxPool']);
-/** Ops that read only the shape of their input. */
-const SHAPE_ONLY = new Set(['Shape', 'Size']);
-/** Linear only when at most one input varies (the other being a constant factor). */
-const LINEAR_IF_ONE_VARYING = new Set(['Mul', 'MatMul', 'Gemm', 'Conv', 'ConvTranspose']);
 
 function position(g: Graph, n: Node, positions?: ReadonlyMap<string, string>): string {
   return positions?.get(n.name) ?? `node ${g.nodes.indexOf(n) + 1} of ${g.nodes.length}`;
@@ -70,14 +55,14 @@ export function plan(g: Graph, opts: PlanOptions = {}): Plan {
   }
   if (sitesAll.length === 0) {
     const nonlinear = [...new Set(g.nodes.map((n) => n.opType))]
-      .filter((op) => !LINEAR.has(op) && !LINEAR_IF_ONE_VARYING.has(op) && !SHAPE_ONLY.has(op) && !STRUCTURAL.has(op));
-    throw new UserError(`the model has no ReLU (or Clip(0, c)) activation to turn into spiking neurons${nonlinear.length ? ` (its other ops: ${nonlinear.join(', ')})` : ''}`);
+      .filter((op) => !LINEAR_OPS.has(op) && !LINEAR_IF_ONE_VARYING_OPS.has(op) && !SHAPE_ONLY_OPS.has(op) && !STRUCTURAL_OPS.has(op));
+    throw new SpikeportError('unsupported-model', `the model has no ReLU (or Clip(0, c)) activation to turn into spiking neurons${nonlinear.length ? ` (its other ops: ${nonlinear.join(', ')})` : ''}`);
   }
 
   let readoutNode: Node | undefined;
   if (opts.readoutNode !== undefined) {
     readoutNode = g.nodes.find((n) => n.name === opts.readoutNode);
-    if (!readoutNode) throw new UserError(`--readout: no node named "${opts.readoutNode}" in the model`);
+    if (!readoutNode) throw optionError('readoutNode', `"${opts.readoutNode}" is not a node of the model`);
   } else {
     readoutNode = findReadout(g, sitesAll);
   }
@@ -94,7 +79,7 @@ export function plan(g: Graph, opts: PlanOptions = {}): Plan {
   const sites = sitesAll.filter((s) => spiking.some((n) => n.name === s.node))
     .filter((s) => s.node !== readoutNode?.name)
     .map((s, index) => ({ ...s, index }));
-  if (sites.length === 0) throw new UserError(`no ReLU lies before the readout "${readoutNode.name}", so there is nothing to convert`);
+  if (sites.length === 0) throw new SpikeportError('unsupported-model', `no ReLU lies before the readout "${readoutNode.name}", so there is nothing to convert`);
 
   const siteNodes = new Set(sites.map((s) => s.node));
   const varying = new Set<string>();
@@ -105,7 +90,7 @@ export function plan(g: Graph, opts: PlanOptions = {}): Plan {
     }
     if (!n.inputs.some((i) => i && varying.has(i))) continue;
     // A tensor's shape does not change from step to step, only its values.
-    if (SHAPE_ONLY.has(n.opType)) continue;
+    if (SHAPE_ONLY_OPS.has(n.opType)) continue;
     checkCarriesSpikes(g, n, varying, n === readoutNode, opts.positions);
     n.outputs.forEach((o) => varying.add(o));
   }
@@ -119,14 +104,14 @@ function checkCarriesSpikes(g: Graph, n: Node, varying: ReadonlySet<string>, isR
   let ok: boolean;
   if (n.domain && n.domain !== 'ai.onnx') ok = false;
   else if (n.opType === 'Div') ok = count === 1 && varIn[0];
-  else if (LINEAR_IF_ONE_VARYING.has(n.opType)) ok = count === 1;
-  else ok = LINEAR.has(n.opType);
+  else if (LINEAR_IF_ONE_VARYING_OPS.has(n.opType)) ok = count === 1;
+  else ok = LINEAR_OPS.has(n.opType);
   if (ok) return;
-  const why = LINEAR_IF_ONE_VARYING.has(n.opType) && count > 1
+  const why = LINEAR_IF_ONE_VARYING_OPS.has(n.opType) && count > 1
     ? 'it multiplies two time-varying signals, which spikes cannot do'
     : `${n.opType} is not linear, so spikes cannot pass through it`;
-  const hint = isReadout ? '' : '; end the spiking part before it with --readout <node> (everything after runs as ANN on the averaged readout)';
-  throw new UserError(`cannot convert node "${n.name}" (${n.domain ? n.domain + '.' : ''}${n.opType}, ${position(g, n, positions)}): ${why}${hint}`);
+  const hint = isReadout ? '' : '; to end the spiking part before it, set readoutNode to a node before it (everything after the readout runs as ANN on the averaged readout)';
+  throw new SpikeportError('unsupported-model', `cannot convert node "${n.name}" (${n.domain ? n.domain + '.' : ''}${n.opType}, ${position(g, n, positions)}): ${why}${hint}`, isReadout ? undefined : 'readoutNode');
 }
 
 /** The last weighted layer with no neuron after it. */
@@ -147,9 +132,9 @@ function findReadout(g: Graph, sites: readonly Site[]): Node {
   };
   for (let i = g.nodes.length - 1; i >= 0; i--) {
     const n = g.nodes[i];
-    if (WEIGHTED.has(n.opType) && !downstreamHasSite(n)) return n;
+    if (WEIGHTED_OPS.has(n.opType) && !downstreamHasSite(n)) return n;
   }
-  throw new UserError('the model has no weighted layer (Conv, Gemm, MatMul) after its last ReLU to serve as the non-spiking readout');
+  throw new SpikeportError('unsupported-model', 'the model has no weighted layer (Conv, Gemm, MatMul) after its last ReLU to serve as the non-spiking readout');
 }
 
 /**
@@ -167,15 +152,14 @@ export function tailGraph(g: Graph, p: Plan): Graph | null {
   for (const n of nodes) {
     const foreign = n.inputs.find((i) => i && !produced.has(i) && !g.initializers.has(i));
     if (foreign) {
-      throw new UserError(`node "${n.name}" (${n.opType}) after the readout "${p.readoutNode}" also reads "${foreign}" from before it; choose a later --readout node`);
+      throw new SpikeportError('unsupported-model', `node "${n.name}" (${n.opType}) after the readout "${p.readoutNode}" also reads "${foreign}" from before it; set readoutNode to a later node`, 'readoutNode');
     }
   }
-  const used = new Set(nodes.flatMap((n) => n.inputs));
   return {
     ...g,
     name: 'tail',
     nodes,
-    initializers: new Map([...g.initializers].filter(([k]) => used.has(k))),
+    initializers: usedInitializers(nodes, g.initializers),
     inputs: [{ name: p.readout, dtype: 'float32', shape: null }],
     outputs: g.outputs.filter((o) => produced.has(o.name)),
     metadata: {},

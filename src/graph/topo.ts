@@ -1,5 +1,5 @@
+/** Graph structure: who consumes a tensor, what a tensor depends on, which initializers are read. */
 import type { Graph, Node } from './ir.js';
-
 
 /** Tensor name -> nodes consuming it. */
 export function consumers(g: Graph): Map<string, Node[]> {
@@ -35,4 +35,22 @@ export function ancestors(g: Graph, targets: readonly string[]): Node[] {
     for (const i of n.inputs) if (i) stack.push(i);
   }
   return g.nodes.filter((n) => keep.has(n));
+}
+
+/**
+ * The initializers (from one or more maps, later ones winning) that `nodes` read. A node with a
+ * subgraph spikeport does not decode may read any of them, so then all are kept.
+ */
+export function usedInitializers<T>(nodes: readonly Node[], ...maps: ReadonlyMap<string, T>[]): Map<string, T> {
+  const all = new Map(maps.flatMap((m) => [...m]));
+  if (nodes.some((n) => Object.values(n.attrs).some((a) => a.kind === 'opaque'))) return all;
+  const used = new Set<string>();
+  const visit = (ns: readonly Node[]): void => {
+    for (const n of ns) {
+      for (const i of n.inputs) used.add(i);
+      for (const a of Object.values(n.attrs)) if (a.kind === 'graph') visit(a.value.nodes);
+    }
+  };
+  visit(nodes);
+  return new Map([...all].filter(([k]) => used.has(k)));
 }

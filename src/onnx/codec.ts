@@ -3,7 +3,7 @@
  */
 import pkg from 'onnx-proto';
 import type { Attr, DType, Dim, Graph, Node, Tensor, TensorData, ValueInfo } from '../graph/ir.js';
-import { UserError } from '../errors.js';
+import { SpikeportError } from '../errors.js';
 
 const { onnx } = pkg;
 type Long = { toNumber(): number; toString(): string };
@@ -35,14 +35,14 @@ function allocate(dtype: DType, n: number): TensorData {
 export function decodeTensor(t: pkg.onnx.ITensorProto, where: string): Tensor {
   const code = t.dataType ?? 0;
   const dtype = DTYPE_OF_CODE[code];
-  if (!dtype) throw new UserError(`unsupported tensor data type ${code} in ${where}`);
-  if (t.dataLocation === 1) throw new UserError(`tensor ${where} uses external data, which spikeport does not read; save the model with all tensors inside the file`);
+  if (!dtype) throw new SpikeportError('invalid-file', `unsupported tensor data type ${code} in ${where}`);
+  if (t.dataLocation === 1) throw new SpikeportError('invalid-file', `tensor ${where} uses external data, which spikeport does not read; save the model with all tensors inside the file`);
   const dims = (t.dims ?? []).map((d) => num(d as number | Long));
   const n = dims.reduce((a, b) => a * b, 1);
   const data = allocate(dtype, n);
   if (t.rawData && t.rawData.length > 0) {
     if (t.rawData.length !== n * data.BYTES_PER_ELEMENT) {
-      throw new UserError(`tensor ${where}: raw data has ${t.rawData.length} bytes, dims ${dims.join('x')} need ${n * data.BYTES_PER_ELEMENT}`);
+      throw new SpikeportError('invalid-file', `tensor ${where}: raw data has ${t.rawData.length} bytes, dims ${dims.join('x')} need ${n * data.BYTES_PER_ELEMENT}`);
     }
     // Copy: raw bytes inside the protobuf buffer need not be aligned for a typed-array view.
     new Uint8Array(data.buffer).set(t.rawData);
@@ -52,7 +52,7 @@ export function decodeTensor(t: pkg.onnx.ITensorProto, where: string): Tensor {
       dtype === 'float64' ? t.doubleData ?? [] :
       dtype === 'int64' ? (t.int64Data ?? []) as (number | Long)[] :
       t.int32Data ?? [];
-    if (src.length !== n) throw new UserError(`tensor ${where}: has ${src.length} values, dims ${dims.join('x')} need ${n}`);
+    if (src.length !== n) throw new SpikeportError('invalid-file', `tensor ${where}: has ${src.length} values, dims ${dims.join('x')} need ${n}`);
     for (let i = 0; i < n; i++) {
       if (data instanceof BigInt64Array) data[i] = BigInt(src[i].toString());
       else data[i] = num(src[i]);
@@ -119,13 +119,13 @@ export function decodeModel(bytes: Uint8Array, source: string): Graph {
   try {
     model = onnx.ModelProto.decode(bytes);
   } catch (e) {
-    throw new UserError(`${source} is not a valid ONNX model (${(e as Error).message})`);
+    throw new SpikeportError('invalid-file', `${source} is not a valid ONNX model (${(e as Error).message})`);
   }
   const g = model.graph;
-  if (!g || (g.node ?? []).length === 0) throw new UserError(`${source} is not a valid ONNX model (it has no graph nodes)`);
+  if (!g || (g.node ?? []).length === 0) throw new SpikeportError('invalid-file', `${source} is not a valid ONNX model (it has no graph nodes)`);
   const opsetEntry = (model.opsetImport ?? []).find((o) => !o.domain || o.domain === 'ai.onnx');
   const opset = num(opsetEntry?.version as number | Long | undefined);
-  if (!opset) throw new UserError(`${source} declares no default-domain opset`);
+  if (!opset) throw new SpikeportError('invalid-file', `${source} declares no default-domain opset`);
   const initializers = new Map<string, Tensor>();
   for (const t of g.initializer ?? []) initializers.set(t.name ?? '', decodeTensor(t, `initializer "${t.name}"`));
   const nodes: Node[] = (g.node ?? []).map((n, i) => {

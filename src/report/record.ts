@@ -4,8 +4,20 @@
  */
 import type { EnergyReport } from '../energy/energy.js';
 import type { SiteErrors } from '../analysis/site-errors.js';
-import type { AnnScores, SimulationResult } from '../pipeline.js';
-import type { Task } from '../tasks/task.js';
+import type { Score, Task } from '../tasks/task.js';
+
+/** The SNN's scores at one T. */
+export interface SimulationResult {
+  readonly T: number;
+  /** The delay d used at this T. */
+  readonly delay: number;
+  /** The task's main metric with the readout averaged over steps delay+1..T, and its second metric. */
+  readonly metric: number;
+  readonly secondary: number | null;
+  /** The same with the readout averaged over all T steps. */
+  readonly metricNoDelay: number;
+  readonly secondaryNoDelay: number | null;
+}
 
 export interface RunInfo {
   /** What was scored (absent in records made before tasks: classification). */
@@ -22,8 +34,8 @@ export interface SimulateRecord extends RunInfo {
   readonly iterations: number;
   readonly calibration: Readonly<Record<string, unknown>>;
   readonly maxpool: string;
-  readonly ann: AnnScores | null;
-  readonly clippedAnn: AnnScores | null;
+  readonly ann: Score | null;
+  readonly clippedAnn: Score | null;
   readonly delay: { readonly estimated: number; readonly latencies: readonly number[]; readonly rule: string };
   readonly results: readonly SimulationResult[];
   readonly firingRates: readonly { readonly site: string; readonly rate: number }[];
@@ -42,14 +54,14 @@ export interface Curve {
 
 export interface CurvesRecord extends RunInfo {
   readonly kind: 'ablation' | 'iterations';
-  readonly ann: AnnScores | null;
+  readonly ann: Score | null;
   readonly curves: readonly Curve[];
   readonly notes: readonly string[];
 }
 
 export interface DelayRecord extends RunInfo {
   readonly kind: 'delay';
-  readonly ann: AnnScores | null;
+  readonly ann: Score | null;
   readonly estimated: number;
   /** Per T: accuracy at each delay tried; `best` is the delay with the highest accuracy. */
   readonly sweeps: readonly {
@@ -60,7 +72,7 @@ export interface DelayRecord extends RunInfo {
 
 export interface EnergyRow {
   readonly model: string;
-  readonly ann: AnnScores | null;
+  readonly ann: Score | null;
   readonly energy: EnergyReport;
   readonly firingRate: number;
 }

@@ -7,12 +7,20 @@ import type { Dataset, Normalize } from '../data/dataset.js';
 import { makeBatch, sequentialBatches } from '../data/dataset.js';
 import type { Graph } from '../graph/ir.js';
 import { numel } from '../graph/ir.js';
-import { counterOutputs, type SnnSpec } from '../snn/build.js';
-import { Session, type Array32, type ArrayI64, type RuntimeOptions } from './session.js';
-import { buildLoop, LOOP_DELAY_INPUT, LOOP_STEPS_INPUT, loopCounter, loopReadout } from '../snn/loop.js';
-import type { Progress } from '../calibrate/methods.js';
+import { Session, type Array32, type ArrayI64, type RuntimeOptions } from '../ort/session.js';
+import type { OnProgress } from '../progress.js';
+import { LOOP_DELAY_INPUT, LOOP_STEPS_INPUT, counterOutputs, loopCounter, loopReadout, type SnnForm, type SnnSpec } from '../snn/format.js';
+import { buildLoop } from '../snn/loop.js';
 import { splitConstantPrefix } from '../snn/split.js';
 import { stepName, unrollSteps } from '../snn/unroll.js';
+
+/**
+ * How a step graph is driven: `steps` calls it from JS (several steps per call), `loop` wraps it
+ * in an ONNX Loop (one call per batch), `auto` times the first batch with each and keeps the
+ * faster. All give the same spikes.
+ */
+export const ENGINES = ['auto', 'steps', 'loop'] as const;
+export type Engine = (typeof ENGINES)[number];
 
 /** Steps per call of the per-step engine (bench/all.ts measures 1 against this). */
 export const DEFAULT_UNROLL = 8;
@@ -36,14 +44,14 @@ export interface SimulateOptions extends RuntimeOptions {
   readonly batchSize: number;
   readonly normalize: Normalize | null;
   /** 'step' (default): the graph computes one step; 'loop': it computes all steps (snn/loop.ts). */
-  readonly form?: 'step' | 'loop';
+  readonly form?: SnnForm;
   /**
    * How a step graph is driven: 'steps' calls it once per step from JS, with the input-only
    * prefix computed once; 'loop' wraps it in an ONNX Loop, one call per batch; 'auto' times the
    * first batch with each and keeps the faster (BENCHMARKS.md: per step wins on the conv-heavy
    * Fashion-MNIST models, the Loop on the small MNIST CNN). Default 'steps'.
    */
-  readonly engine?: 'loop' | 'steps' | 'auto';
+  readonly engine?: Engine;
   /**
    * Keep only the running sums of the readout at these steps (window ends and starts): memory
    * no longer grows with T. Absent: every step's readout is kept (StepBatch.readouts).
@@ -53,7 +61,7 @@ export interface SimulateOptions extends RuntimeOptions {
   readonly reuseBuffers?: boolean;
   /** Per-step engine: time steps per ONNX Runtime call (the step graph copied K times); default DEFAULT_UNROLL. */
   readonly unroll?: number;
-  readonly onProgress?: (p: Progress) => void;
+  readonly onProgress?: OnProgress;
 }
 
 export interface SimulationStats {

@@ -11,22 +11,11 @@
 import type { Graph, Tensor } from '../graph/ir.js';
 import { int64Tensor } from '../graph/ir.js';
 import { GraphBuilder, floatInput } from '../onnx/builder.js';
-import { counterOutputs, type Snn } from './build.js';
+import type { SnnGraph } from './build.js';
+import { LOOP_DELAY_INPUT, LOOP_STEPS_INPUT, counterOutputs, loopCounter, loopReadout } from './format.js';
 import { splitConstantPrefix } from './split.js';
 
-export const LOOP_STEPS_INPUT = 'T';
-export const LOOP_DELAY_INPUT = 'delay';
-
-export function loopReadout(readout: string): string {
-  return `${readout}.steps`;
-}
-
-/** The per-step values of a counter output (spikes.siteK, sops.layerK) over the loop. */
-export function loopCounter(counter: string): string {
-  return `${counter}.steps`;
-}
-
-export function buildLoop(snn: Snn, tail: Graph | null = null): Graph {
+export function buildLoop(snn: SnnGraph, tail: Graph | null = null): Graph {
   const { graph: step, spec } = snn;
   const counters = counterOutputs(spec);
   const b = new GraphBuilder(step.opset, step);

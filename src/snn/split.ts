@@ -4,21 +4,17 @@
  * step. This splits the one-step graph into a prefix computed once per batch and a step graph
  * that takes the prefix's results as inputs.
  */
-import type { Graph, Node, Tensor } from '../graph/ir.js';
+import type { Graph, Node } from '../graph/ir.js';
+import { usedInitializers } from '../graph/topo.js';
 import { floatInput } from '../onnx/builder.js';
 import { inferDtypes } from '../graph/dtypes.js';
-import type { SnnSpec } from './build.js';
+import type { SnnSpec } from './format.js';
 
 export interface SplitStep {
   /** Computes `constants` from the model input; null when nothing is constant. */
   readonly prefix: Graph | null;
   readonly step: Graph;
   readonly constants: readonly string[];
-}
-
-function usedInitializers(g: Graph, nodes: readonly Node[]): Map<string, Tensor> {
-  const used = new Set(nodes.flatMap((n) => n.inputs));
-  return new Map([...g.initializers].filter(([k]) => used.has(k)));
 }
 
 export function splitConstantPrefix(step: Graph, spec: SnnSpec): SplitStep {
@@ -48,12 +44,12 @@ export function splitConstantPrefix(step: Graph, spec: SnnSpec): SplitStep {
   ])];
   const needsInput = stepNodes.some((n) => n.inputs.includes(spec.input));
   const prefix: Graph = {
-    ...step, name: 'prefix', nodes: prefixNodes, initializers: usedInitializers(step, prefixNodes),
+    ...step, name: 'prefix', nodes: prefixNodes, initializers: usedInitializers(prefixNodes, step.initializers),
     inputs: step.inputs.filter((i) => i.name === spec.input),
     outputs: constants.map((c) => floatInput(c, null)),
   };
   const rest: Graph = {
-    ...step, name: 'step', nodes: stepNodes, initializers: usedInitializers(step, stepNodes),
+    ...step, name: 'step', nodes: stepNodes, initializers: usedInitializers(stepNodes, step.initializers),
     inputs: [
       ...(needsInput ? step.inputs.filter((i) => i.name === spec.input) : []),
       ...constants.map((c) => floatInput(c, null)),

@@ -6,7 +6,7 @@
  *   segmentation    mIoU, pixel accuracy  detection  mAP@[.50:.95], mAP@.50 (COCO)
  */
 import type { Dataset } from '../data/dataset.js';
-import { UserError } from '../errors.js';
+import { SpikeportError } from '../errors.js';
 import { TopKCounter } from './classification.js';
 import { ConfusionMatrix } from './segmentation.js';
 import { decode, meanAveragePrecision, type Detection } from './detection.js';
@@ -52,7 +52,7 @@ export function makeScorer(task: Task, windows: number, data: Dataset): Scorer {
 
 function topK(windows: number, data: Dataset): Scorer {
   const labels = data.labels;
-  if (!labels) throw new UserError(`data set ${data.name} has no labels; accuracy needs them`);
+  if (!labels) throw new SpikeportError('invalid-data', `data set ${data.name} has no labels; accuracy needs them`);
   const counter = new TopKCounter(windows);
   return {
     add(w, outputs, dims, indices) {
@@ -64,13 +64,13 @@ function topK(windows: number, data: Dataset): Scorer {
 
 function segmentation(windows: number, data: Dataset): Scorer {
   const masks = data.masks;
-  if (!masks) throw new UserError(`data set ${data.name} has no per-pixel labels (masks); segmentation needs them`);
+  if (!masks) throw new SpikeportError('invalid-data', `data set ${data.name} has no per-pixel labels (masks); segmentation needs them`);
   const plane = masks.shape.reduce((a, b) => a * b, 1);
   let cms: ConfusionMatrix[] | null = null;
   return {
     add(w, outputs, dims, indices) {
       const spatial = dims.slice(2).reduce((a, b) => a * b, 1);
-      if (spatial !== plane) throw new UserError(`segmentation: the model outputs ${dims.slice(2).join('x')} per class but the masks are ${masks.shape.join('x')}`);
+      if (spatial !== plane) throw new SpikeportError('invalid-data', `segmentation: the model outputs ${dims.slice(2).join('x')} per class but the masks are ${masks.shape.join('x')}`);
       cms ??= Array.from({ length: windows }, () => new ConfusionMatrix(dims[1]));
       const labels = new Uint8Array(indices.length * plane);
       indices.forEach((i, k) => labels.set(masks.data.subarray(i * plane, (i + 1) * plane), k * plane));
@@ -82,13 +82,13 @@ function segmentation(windows: number, data: Dataset): Scorer {
 
 function detection(windows: number, data: Dataset): Scorer {
   const boxes = data.boxes;
-  if (!boxes) throw new UserError(`data set ${data.name} has no boxes; detection needs them`);
+  if (!boxes) throw new SpikeportError('invalid-data', `data set ${data.name} has no boxes; detection needs them`);
   const found: Detection[][] = Array.from({ length: windows }, () => []);
   const seen = new Set<number>();
   let classes = 0;
   return {
     add(w, outputs, dims, indices) {
-      if (dims.length !== 4 || dims[1] < 5) throw new UserError(`detection: expected a head [n, classes + 4, h, w], got ${dims.join('x')}`);
+      if (dims.length !== 4 || dims[1] < 5) throw new SpikeportError('invalid-data', `detection: expected a head [n, classes + 4, h, w], got ${dims.join('x')}`);
       classes = dims[1] - 4;
       const stride = data.sampleShape[data.sampleShape.length - 1] / dims[3];
       found[w].push(...decode(outputs, dims[0], dims[2], dims[3], indices, { classes, stride }));

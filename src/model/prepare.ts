@@ -1,33 +1,17 @@
 /**
- * Loading an ONNX file and preparing it for conversion: decode, run the graph passes, plan
- * the spiking part, and read the shapes the later stages need.
+ * A loaded model made ready for conversion: the graph passes run, the spiking part planned,
+ * and the shapes the later stages need read off one ONNX Runtime pass.
  */
-import fs from 'node:fs';
-import crypto from 'node:crypto';
 import path from 'node:path';
-import type { Graph } from './graph/ir.js';
-import { numel } from './graph/ir.js';
-import { decodeModel } from './onnx/codec.js';
-import { prepare } from './graph/passes.js';
-import { nodePositions, plan as makePlan, type Plan } from './graph/plan.js';
-import { WEIGHTED_OPS } from './graph/fanout.js';
-import { probeShapes, type RuntimeOptions } from './runtime/session.js';
-import type { Dataset, Normalize } from './data/dataset.js';
-import { UserError } from './errors.js';
-
-export interface LoadedModel {
-  readonly path: string;
-  readonly sha256: string;
-  readonly graph: Graph;
-}
-
-export function loadModel(file: string): LoadedModel {
-  if (!fs.existsSync(file)) throw new UserError(`no such file: ${file}`);
-  if (fs.statSync(file).isDirectory()) throw new UserError(`${file} is a folder, not an ONNX file`);
-  const bytes = fs.readFileSync(file);
-  const graph = decodeModel(bytes, path.basename(file));
-  return { path: file, sha256: crypto.createHash('sha256').update(bytes).digest('hex'), graph };
-}
+import type { Graph } from '../graph/ir.js';
+import { numel } from '../graph/ir.js';
+import { prepare } from '../graph/passes.js';
+import { nodePositions, plan as makePlan, type Plan } from '../graph/plan.js';
+import { WEIGHTED_OPS } from '../graph/ops.js';
+import { probeShapes, type RuntimeOptions } from '../ort/session.js';
+import type { Dataset, Normalize } from '../data/dataset.js';
+import { SpikeportError } from '../errors.js';
+import type { LoadedModel } from './load.js';
 
 export interface PreparedModel {
   readonly source: { readonly path: string; readonly sha256: string };
@@ -50,12 +34,12 @@ export interface PrepareOptions extends RuntimeOptions {
 export async function prepareModel(m: LoadedModel, opts: PrepareOptions = {}): Promise<PreparedModel> {
   const floatInputs = m.graph.inputs.filter((i) => i.dtype === 'float32');
   if (floatInputs.length !== 1 || m.graph.inputs.length !== 1) {
-    throw new UserError(`${path.basename(m.path)} has ${m.graph.inputs.length} inputs (${m.graph.inputs.map((i) => i.name).join(', ')}); spikeport converts models with one float input`);
+    throw new SpikeportError('unsupported-model', `${path.basename(m.path)} has ${m.graph.inputs.length} inputs (${m.graph.inputs.map((i) => i.name).join(', ')}); spikeport converts models with one float input`);
   }
   const input = floatInputs[0];
-  if (!input.shape || input.shape.length < 2) throw new UserError(`input "${input.name}" has no known shape; export the model with a fixed input shape (batch may be dynamic)`);
+  if (!input.shape || input.shape.length < 2) throw new SpikeportError('unsupported-model', `input "${input.name}" has no known shape; export the model with a fixed input shape (batch may be dynamic)`);
   const inputShape = input.shape.slice(1).map((d, i) => {
-    if (typeof d !== 'number') throw new UserError(`input "${input.name}" has a symbolic dimension ${i + 1} (${d}); only the batch axis may be dynamic`);
+    if (typeof d !== 'number') throw new SpikeportError('unsupported-model', `input "${input.name}" has a symbolic dimension ${i + 1} (${d}); only the batch axis may be dynamic`);
     return d;
   });
   // Let the batch axis vary.
@@ -73,7 +57,8 @@ export async function prepareModel(m: LoadedModel, opts: PrepareOptions = {}): P
     // Batch 2 catches models exported with a fixed batch size.
     shapes = await probeShapes(graph, input.name, { dims: [2, ...inputShape], data: new Float32Array(2 * numel(inputShape)) }, names, opts);
   } catch (e) {
-    throw new UserError(`${(e as Error).message} (if the model was exported with a fixed batch size, export it again with a dynamic batch axis)`);
+    if (!(e instanceof SpikeportError) || e.code !== 'runtime') throw e;
+    throw new SpikeportError('runtime', `${e.message} (if the model was exported with a fixed batch size, export it again with a dynamic batch axis)`);
   }
   const perSample = new Map<string, number[]>();
   for (const [k, dims] of shapes) perSample.set(k, dims.slice(1));
@@ -84,14 +69,18 @@ export async function prepareModel(m: LoadedModel, opts: PrepareOptions = {}): P
   };
 }
 
+/** The metadata key of an ONNX model's input normalisation, JSON {"mean": [...], "std": [...]}. */
+export const NORMALIZE_KEY = 'spikeport.normalize';
+
 export function storedNormalize(g: Graph): Normalize | null {
-  const text = g.metadata['spikeport.normalize'];
+  const text = g.metadata[NORMALIZE_KEY];
   if (!text) return null;
   try {
     const v = JSON.parse(text) as Normalize;
-    if (Array.isArray(v.mean) && Array.isArray(v.std)) return v;
+    const numbers = (xs: unknown): boolean => Array.isArray(xs) && xs.length > 0 && xs.every((x) => typeof x === 'number' && Number.isFinite(x));
+    if (numbers(v.mean) && numbers(v.std) && v.std.every((s) => s > 0)) return v;
   } catch { /* fall through */ }
-  throw new UserError('the model metadata spikeport.normalize is not {"mean":[..],"std":[..]}');
+  throw new SpikeportError('invalid-file', `the model metadata ${NORMALIZE_KEY} is not {"mean":[..],"std":[..]} with std > 0`);
 }
 
 /** Check that a data set's samples fit the model input (same number of values). */
@@ -99,6 +88,16 @@ export function checkDataFits(d: Dataset, inputName: string, inputShape: readonl
   const want = numel(inputShape);
   const have = numel(d.sampleShape);
   if (want !== have) {
-    throw new UserError(`data set ${d.name} gives samples of shape ${d.sampleShape.join('x')} (${have} values) but the model input "${inputName}" expects ${inputShape.join('x')} (${want} values)`);
+    throw new SpikeportError('invalid-data', `data set ${d.name} gives samples of shape ${d.sampleShape.join('x')} (${have} values) but the model input "${inputName}" expects ${inputShape.join('x')} (${want} values)`);
   }
+}
+
+/** Channels of each site's input (axis 1 with the batch axis). */
+export function siteChannels(m: PreparedModel): number[] {
+  return m.plan.sites.map((s) => (m.shapes.get(s.input) as readonly number[])[0]);
+}
+
+/** Rank (with batch axis) of each site's input. */
+export function siteRanks(m: PreparedModel): number[] {
+  return m.plan.sites.map((s) => (m.shapes.get(s.input) as readonly number[]).length + 1);
 }

@@ -1,11 +1,12 @@
 /**
- * The only place that creates ONNX Runtime sessions.
+ * The ONNX Runtime adapter: the only place that creates sessions (threads, execution
+ * providers), runs them, and probes shapes. Calibration and simulation both sit above it.
  */
 import * as ort from 'onnxruntime-node';
 import os from 'node:os';
 import type { Graph } from '../graph/ir.js';
 import { encodeModel } from '../onnx/codec.js';
-import { UserError } from '../errors.js';
+import { SpikeportError, checkInteger } from '../errors.js';
 
 export interface RuntimeOptions {
   /** Intra-op threads; default: the number of cores. */
@@ -28,6 +29,7 @@ export class Session {
   private constructor(private readonly inner: ort.InferenceSession, readonly outputNames: readonly string[]) {}
 
   static async create(g: Graph, opts: RuntimeOptions = {}): Promise<Session> {
+    if (opts.threads !== undefined) checkInteger('threads', opts.threads, 1);
     const bytes = encodeModel(g);
     try {
       const s = await ort.InferenceSession.create(bytes, {
@@ -39,7 +41,7 @@ export class Session {
       });
       return new Session(s, s.outputNames);
     } catch (e) {
-      throw new UserError(`ONNX Runtime cannot load the model: ${firstLine((e as Error).message)}`);
+      throw new SpikeportError('runtime', `ONNX Runtime cannot load the model: ${firstLine((e as Error).message)}`);
     }
   }
 
@@ -61,7 +63,7 @@ export class Session {
         ? await this.inner.run(f, Object.fromEntries(names.map((n) => [n, into[n] ? new ort.Tensor('float32', into[n].data, into[n].dims as number[]) : null])))
         : await this.inner.run(f, names);
     } catch (e) {
-      throw new UserError(`ONNX Runtime failed to run the model: ${firstLine((e as Error).message)}`);
+      throw new SpikeportError('runtime', `ONNX Runtime failed to run the model: ${firstLine((e as Error).message)}`);
     }
     const out: Record<string, Array32> = {};
     for (const [k, v] of Object.entries(res)) {

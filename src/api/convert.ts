@@ -1,0 +1,104 @@
+/**
+ * Conversion: an ANN (ONNX) and calibration data in, a spiking network out (in memory; save it
+ * with `snn.save`). Thresholds are calibrated at the cost of ANN inference and the delay d̂ is
+ * estimated once, for every T (docs/algorithm.md §2, §3, §5).
+ */
+import path from 'node:path';
+import type { Dataset, Normalize } from '../data/dataset.js';
+import { openDataset } from '../data/sources.js';
+import { tailGraph } from '../graph/plan.js';
+import { loadModel, type LoadedModel } from '../model/load.js';
+import { checkDataFits, prepareModel } from '../model/prepare.js';
+import { CALIBRATION_DEFAULTS, calibrate, resolveCalibrateOptions, type CalibrateOptions, type ResolvedCalibrateOptions } from '../calibrate/calibrate.js';
+import type { Thresholds } from '../calibrate/thresholds.js';
+import { buildSnn } from '../snn/build.js';
+import { isSnnGraph, type PoolMode, type SnnMetadata } from '../snn/format.js';
+import { Snn } from '../snn/network.js';
+import { SpikeportError, optionError } from '../errors.js';
+
+export interface ConvertOptions extends CalibrateOptions {
+  /**
+   * Max pooling on time-varying input: `accumulated` (default) pools the accumulated current,
+   * which is exact; `per-step` pools each step's current, as the paper's code does (biased after
+   * spiking layers; for comparison).
+   */
+  readonly maxpool?: PoolMode;
+  /**
+   * End the spiking part at this node: its output is the readout, averaged over steps, and
+   * everything after it runs as ANN on that average. Default: the last weighted layer with no
+   * neuron after it.
+   */
+  readonly readoutNode?: string;
+  /** Input normalisation per channel; default: the model's `spikeport.normalize` metadata, else none. */
+  readonly normalize?: Normalize;
+}
+
+/** The defaults of every conversion option (the CLI shows these in --help). */
+export const CONVERT_DEFAULTS = { ...CALIBRATION_DEFAULTS, maxpool: 'accumulated' } as const;
+
+/** The options with defaults filled in, checked before any work starts. */
+export interface ResolvedConvertOptions extends ResolvedCalibrateOptions, Omit<ConvertOptions, keyof ResolvedCalibrateOptions> {
+  readonly maxpool: PoolMode;
+}
+
+export function resolveConvertOptions(options: ConvertOptions = {}): ResolvedConvertOptions {
+  const o = { ...options, ...resolveCalibrateOptions(options), maxpool: options.maxpool ?? CONVERT_DEFAULTS.maxpool };
+  if (o.maxpool !== 'accumulated' && o.maxpool !== 'per-step') throw optionError('maxpool', `"${String(o.maxpool)}" is not a pooling form (known: accumulated, per-step)`);
+  if (o.normalize) checkNormalize(o.normalize);
+  if (o.readoutNode !== undefined && (typeof o.readoutNode !== 'string' || o.readoutNode === '')) throw optionError('readoutNode', 'must be a node name');
+  return o;
+}
+
+function checkNormalize(n: Normalize): void {
+  const ok = (xs: readonly number[]): boolean => Array.isArray(xs) && xs.length > 0 && xs.every((x) => Number.isFinite(x));
+  if (!ok(n.mean) || !ok(n.std)) throw optionError('normalize', 'must have finite mean and std values, one or one per channel');
+  if (n.std.some((s) => s <= 0)) throw optionError('normalize', 'std values must be > 0');
+}
+
+/** Every θ finite and ≥ 0: a model with NaN weights or an absurd step size can give others. */
+function checkThresholds(th: Thresholds, sites: readonly { node: string }[]): void {
+  th.values.forEach((v, i) => {
+    const bad = v.find((x) => !(Number.isFinite(x) && x >= 0));
+    if (bad !== undefined) {
+      throw new SpikeportError('unsupported-model', `calibration gave the threshold ${bad} at neuron site "${sites[i].node}"; check the model for NaN or infinite weights (and the step size)`);
+    }
+  });
+}
+
+/**
+ * Convert an ANN: `model` is an ONNX file (or one loaded with `loadModel`), `data` the
+ * calibration data (a data set or its spec, e.g. "mnist:train"). The result keeps the prepared
+ * ANN as its source, for ANN references in `simulate`.
+ */
+export async function convert(model: string | LoadedModel, data: string | Dataset, options: ConvertOptions = {}): Promise<Snn> {
+  const t0 = performance.now();
+  const opts = resolveConvertOptions(options);
+  const loaded = typeof model === 'string' ? loadModel(model) : model;
+  const name = path.basename(loaded.path);
+  if (isSnnGraph(loaded.graph)) throw new SpikeportError('invalid-file', `${name} is already a spiking network; convert takes the ANN`);
+  const calib = typeof data === 'string' ? openDataset(data) : data;
+  const prepared = await prepareModel(loaded, opts);
+  checkDataFits(calib, prepared.inputName, prepared.inputShape);
+  const tail = tailGraph(prepared.graph, prepared.plan); // refuses a bad readout node before calibrating
+  const calibration = await calibrate(prepared, calib, opts);
+  checkThresholds(calibration.thresholds, prepared.plan.sites);
+  const step = buildSnn(prepared, calibration.thresholds, opts.maxpool);
+  const meta: SnnMetadata = {
+    spec: step.spec,
+    source: { file: name, sha256: loaded.sha256 },
+    normalize: prepared.normalize,
+    calibration: {
+      method: calibration.method, iterations: calibration.iterations, batchSize: calibration.batchSize,
+      samples: calibration.samples, data: calib.name, seconds: round(calibration.seconds, 3),
+    },
+    delay: { estimated: calibration.delay.estimated, latencies: calibration.delay.latencies.map((r) => round(r, 4)) },
+    ...(opts.readoutNode ? { readoutNode: opts.readoutNode } : {}),
+    convertSeconds: round((performance.now() - t0) / 1000, 3),
+  };
+  return new Snn({ form: 'step', graph: step.graph, meta, tail, source: prepared });
+}
+
+function round(v: number, digits: number): number {
+  const f = 10 ** digits;
+  return Number.isFinite(v) ? Math.round(v * f) / f : v;
+}

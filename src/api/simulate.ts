@@ -1,0 +1,137 @@
+/**
+ * Simulation: a spiking network and test data in, a record out — the task's metric at every T
+ * (with and without delayed evaluation), firing rates, operations and energy, and, when asked,
+ * the ANN and clipped-ANN references and the per-site errors. One simulation of the largest T
+ * gives every T and window (docs/algorithm.md §5).
+ */
+import path from 'node:path';
+import type { Dataset } from '../data/dataset.js';
+import { openDataset } from '../data/sources.js';
+import type { RuntimeOptions } from '../ort/session.js';
+import { definedOnly } from '../calibrate/calibrate.js';
+import type { Snn } from '../snn/network.js';
+import { ENGINES, type Engine } from '../runtime/simulate.js';
+import { TASKS, type Task } from '../tasks/task.js';
+import { PRESETS, energyConstants, energyOf, type EnergyConstants } from '../energy/energy.js';
+import { siteErrors as measureSiteErrors, type SiteErrors } from '../analysis/site-errors.js';
+import { annReference, type References } from '../evaluate/reference.js';
+import { checkSteps, delayAt, firingRates, simulateWindows, type Window } from '../evaluate/windows.js';
+import type { SimulateRecord, SimulationResult } from '../report/record.js';
+import type { OnProgress } from '../progress.js';
+import { checkInteger, optionError } from '../errors.js';
+
+export interface SimulateOptions extends RuntimeOptions {
+  /** Numbers of time steps to report (default 8, 16, 32, 64, 128, 256); one simulation of the largest. */
+  readonly T?: readonly number[];
+  /**
+   * Where the readout window starts: `auto` (default) uses d = min(d̂, ⌊T/2⌋) with the estimated
+   * delay d̂; `off` averages all steps; a number d averages steps d+1..T (at most T−1 discarded).
+   */
+  readonly delay?: 'auto' | 'off' | number;
+  /** Samples per batch (default 100). */
+  readonly batchSize?: number;
+  /** What the model does and how it is scored; default: from the data (masks → segmentation, boxes → detection, clips → video, else classification). */
+  readonly task?: Task;
+  /** How the step graph is driven (default `auto`: the faster of `steps` and `loop`, timed on the first batches). */
+  readonly engine?: Engine;
+  /** Also score the source ANN and the clipped ANN on the same samples (default false; needs `snn.source`). */
+  readonly references?: boolean;
+  /** Samples for the per-site error analysis (default 0: none; needs `snn.source` and a step-form network). */
+  readonly siteErrors?: number;
+  /** T of the per-site error analysis (default: the largest T). */
+  readonly siteErrorsT?: number;
+  /** Energy constants: a preset (`paper`, default; `45nm`) or your own. */
+  readonly energy?: string | EnergyConstants;
+  /** The model's name in the record (default: the source ANN's file name). */
+  readonly modelName?: string;
+  readonly onProgress?: OnProgress;
+}
+
+/** The defaults of every simulation option (the CLI shows these in --help). */
+export const SIMULATE_DEFAULTS = {
+  T: [8, 16, 32, 64, 128, 256], delay: 'auto', batchSize: 100, engine: 'auto', references: false, siteErrors: 0, energy: 'paper',
+} as const;
+
+interface Resolved extends SimulateOptions {
+  readonly T: readonly number[];
+  readonly delay: 'auto' | 'off' | number;
+  readonly batchSize: number;
+  readonly engine: Engine;
+  readonly references: boolean;
+  readonly siteErrors: number;
+  readonly energy: EnergyConstants;
+}
+
+/** The options with defaults filled in, checked before any work starts (T sorted, without repeats). */
+export function resolveSimulateOptions(options: SimulateOptions = {}): Resolved {
+  const o = { ...SIMULATE_DEFAULTS, ...definedOnly(options) };
+  const T = checkSteps(o.T);
+  if (o.delay !== 'auto' && o.delay !== 'off') checkInteger('delay', o.delay, 0);
+  checkInteger('batchSize', o.batchSize, 1);
+  checkInteger('siteErrors', o.siteErrors, 0);
+  if (o.threads !== undefined) checkInteger('threads', o.threads, 1);
+  if (o.siteErrorsT !== undefined) checkInteger('siteErrorsT', o.siteErrorsT, 1);
+  if (o.task !== undefined && !(TASKS as readonly string[]).includes(o.task)) throw optionError('task', `"${String(o.task)}" is not a task (known: ${TASKS.join(', ')})`);
+  if (!(ENGINES as readonly string[]).includes(o.engine)) throw optionError('engine', `"${String(o.engine)}" is not an engine (known: ${ENGINES.join(', ')})`);
+  const energy = typeof o.energy === 'string' ? energyConstants(o.energy) : o.energy;
+  return { ...o, T, energy };
+}
+
+/** The user's delay in steps; undefined for the window rule with d̂. */
+function userDelay(d: Resolved['delay']): number | undefined {
+  return d === 'auto' ? undefined : d === 'off' ? 0 : d;
+}
+
+/** Simulate `snn` on `data` (a data set or its spec, e.g. "mnist:test") for the largest T and score every T. */
+export async function simulate(snn: Snn, data: string | Dataset, options: SimulateOptions = {}): Promise<SimulateRecord> {
+  const o = resolveSimulateOptions(options);
+  if (o.references && !snn.source) throw optionError('references', 'needs the source ANN (convert keeps it; loadSnn finds it next to the file or takes it as the ann option)');
+  if (o.siteErrors > 0 && !snn.source) throw optionError('siteErrors', 'needs the source ANN (convert keeps it; loadSnn finds it next to the file or takes it as the ann option)');
+  if (o.siteErrors > 0 && snn.form !== 'step') throw optionError('siteErrors', 'needs a step-form network (a loop-form file hides the sites\' outputs)');
+  const test = typeof data === 'string' ? openDataset(data) : data;
+  const delay = userDelay(o.delay);
+  const dhat = snn.meta.delay.estimated;
+  const Tmax = o.T[o.T.length - 1];
+
+  // Each T twice: with the delay and over all steps.
+  const windows: Window[] = o.T.flatMap((T) => [{ T, delay: delayAt(T, dhat, delay) }, { T, delay: 0 }]);
+  const run = await simulateWindows(snn, test, windows, o);
+  const results: SimulationResult[] = o.T.map((T, i) => ({
+    T, delay: windows[2 * i].delay,
+    metric: run.scores[2 * i].metric, secondary: run.scores[2 * i].secondary,
+    metricNoDelay: run.scores[2 * i + 1].metric, secondaryNoDelay: run.scores[2 * i + 1].secondary,
+  }));
+
+  const { spec } = snn;
+  const th = snn.thresholds();
+  let refs: References | null = null;
+  let errors: SiteErrors | null = null;
+  if (snn.source && o.references) refs = await annReference(snn.source, test, th, { batchSize: o.batchSize, threads: o.threads, task: run.task });
+  if (snn.source && o.siteErrors > 0) {
+    const T = o.siteErrorsT ?? Tmax;
+    errors = await measureSiteErrors(snn.source, snn.graph, spec, th, test, { T, delay: delayAt(T, dhat, delay), samples: o.siteErrors, threads: o.threads });
+  }
+  const cal = snn.meta.calibration;
+  return {
+    kind: 'simulate',
+    task: run.task,
+    model: o.modelName ?? path.basename(snn.meta.source.file),
+    data: test.name,
+    samples: run.samples,
+    created: new Date().toISOString(),
+    method: cal.method,
+    iterations: cal.iterations,
+    calibration: { ...cal, ...(snn.meta.convertSeconds !== undefined ? { convertSeconds: snn.meta.convertSeconds } : {}) },
+    maxpool: spec.maxpool,
+    ann: refs ? refs.ann : null,
+    clippedAnn: refs ? refs.clipped : null,
+    delay: { estimated: dhat, latencies: snn.meta.delay.latencies, rule: delay === undefined ? 'min(estimated, floor(T/2))' : `fixed ${delay}` },
+    results,
+    firingRates: firingRates(spec, run.stats, Tmax),
+    energy: energyOf(spec, { samples: run.samples, sopsPerStep: run.stats.sopsPerStep }, results.map((r) => ({ T: r.T, metric: r.metric })), refs ? refs.ann.metric : null, o.energy),
+    siteErrors: errors,
+    simulationSeconds: run.stats.seconds,
+  };
+}
+
+export { PRESETS };

@@ -1,0 +1,174 @@
+/**
+ * The command line's options in one place: how strings become values, which flags each command
+ * takes (defaults read from the library), how parsed flags become library options, and which
+ * flag sets which library field (for error messages). Ranges are checked by the library.
+ */
+import fs from 'node:fs';
+import { Command, InvalidArgumentError, Option } from 'commander';
+import { SpikeportError } from '../errors.js';
+import { METHODS, type FixedThresholds } from '../calibrate/methods.js';
+import { CONVERT_DEFAULTS, type ConvertOptions } from '../api/convert.js';
+import { SIMULATE_DEFAULTS, type SimulateOptions } from '../api/simulate.js';
+import { ENGINES, type Engine } from '../runtime/simulate.js';
+import { TASKS, type Task } from '../tasks/task.js';
+import { PRESETS, energyConstants, type EnergyConstants } from '../energy/energy.js';
+import { trainSplitOf } from '../data/sources.js';
+import type { PoolMode } from '../snn/format.js';
+import { defaultThreads } from '../ort/session.js';
+
+/** Library option field → the flag that sets it. */
+export const FLAGS: Readonly<Record<string, string>> = {
+  method: '--method', iterations: '--iterations', batchSize: '--batch', stepSize: '--step-size', percentile: '--percentile',
+  seed: '--seed', thresholds: '--thresholds', maxpool: '--maxpool', readoutNode: '--readout', normalize: '--mean/--std',
+  threads: '--threads', T: '--T', delay: '--delay', task: '--task', engine: '--engine', siteErrors: '--site-errors',
+  siteErrorsT: '--site-errors-T', energy: '--energy', eSop: '--e-sop', eMac: '--e-mac', ann: '--ann', form: '--format',
+  limit: '--limit',
+};
+
+/** A library error in the CLI's words: the field it names becomes the flag that sets it. */
+export function messageOf(e: SpikeportError): string {
+  const flag = e.field === undefined ? undefined : FLAGS[e.field];
+  return flag ? e.message.replace(new RegExp(`(^|[^\\w-])${e.field}(?![\\w])`), `$1${flag}`) : e.message;
+}
+
+/** A number (ranges are the library's business). */
+export function num(v: string): number {
+  const n = Number(v);
+  if (v.trim() === '' || !Number.isFinite(n)) throw new InvalidArgumentError(`"${v}" is not a number`);
+  return n;
+}
+
+/** Comma-separated numbers, e.g. 8,16,32. */
+export function numbers(v: string): number[] {
+  return v.split(',').map((s) => num(s.trim()));
+}
+
+/** An integer ≥ min, for options only the CLI has. */
+export function int(min: number) {
+  return (v: string): number => {
+    const n = num(v);
+    if (!Number.isInteger(n) || n < min) throw new InvalidArgumentError(`must be an integer ≥ ${min}`);
+    return n;
+  };
+}
+
+function delayValue(v: string): number | 'auto' | 'off' {
+  return v === 'auto' || v === 'off' ? v : num(v);
+}
+
+export interface CalibFlags {
+  method: string; iterations: number; batch: number; stepSize: number; percentile: number; seed: number;
+  shuffle: boolean; thresholds?: string; maxpool: PoolMode; readout?: string;
+  mean?: number[]; std?: number[]; calibLimit?: number; threads: number; quiet?: boolean; engine: Engine;
+}
+
+const D = CONVERT_DEFAULTS;
+
+/** Calibration and conversion options (convert, simulate, demo, experiments). */
+export function calibrationOptions(cmd: Command): Command {
+  return cmd
+    .addOption(new Option('--method <name>', 'threshold calibration method: cltb (channel-wise LTB), ltb (layer-wise), maxnorm, cmaxnorm, robustnorm (percentile), fixed (--thresholds)').choices([...METHODS]).default(D.method))
+    .option('--iterations <n>', 'calibration batches (one LTB step each); few give low thresholds (best at small T), many give thresholds near the max (best at large T)', num, D.iterations)
+    .option('--batch <n>', 'samples per batch, for calibration and simulation', num, D.batchSize)
+    .option('--step-size <c>', 'LTB step size c in θ ← θ + 2c·mean((x−θ)⁺)', num, D.stepSize)
+    .option('--percentile <p>', 'RobustNorm percentile of positive activations', num, D.percentile)
+    .option('--seed <n>', 'seed for the calibration sample order', num, D.seed)
+    .option('--no-shuffle', 'take calibration samples in data set order')
+    .option('--thresholds <file>', 'JSON {"<site node>": θ or [θ per channel]} for --method fixed')
+    .addOption(new Option('--maxpool <mode>', 'max pooling in the SNN: on accumulated current (exact) or per step (the paper\'s code; biased)').choices(['accumulated', 'per-step']).default(D.maxpool))
+    .option('--readout <node>', 'end the spiking part at this node: its output is the readout, averaged over steps; everything after it runs as ANN on that average')
+    .option('--mean <values>', 'input normalisation mean, per channel (overrides the model metadata)', numbers)
+    .option('--std <values>', 'input normalisation std, per channel', numbers)
+    .option('--calib-limit <n>', 'use only the first N calibration samples', int(1))
+    .option('--threads <n>', 'ONNX Runtime threads', num, defaultThreads())
+    .addOption(new Option('--engine <engine>', 'simulation: steps (several steps per ONNX Runtime call), loop (one ONNX Loop call per batch), auto (time the first batches with each, keep the faster)').choices([...ENGINES]).default(SIMULATE_DEFAULTS.engine))
+    .option('-q, --quiet', 'no progress output');
+}
+
+function readThresholds(file: string | undefined): FixedThresholds | undefined {
+  if (!file) return undefined;
+  if (!fs.existsSync(file)) throw new SpikeportError('io', `--thresholds: no such file ${file}`);
+  try {
+    const v = JSON.parse(fs.readFileSync(file, 'utf8')) as unknown;
+    if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new Error('not an object');
+    return v as FixedThresholds;
+  } catch (e) {
+    throw new SpikeportError('invalid-file', `--thresholds ${file}: not a JSON object of site thresholds (${(e as Error).message})`);
+  }
+}
+
+/** The library's conversion options from the flags. */
+export function convertOptionsFrom(f: CalibFlags, onProgress: ConvertOptions['onProgress']): ConvertOptions {
+  if ((f.mean === undefined) !== (f.std === undefined)) throw new SpikeportError('invalid-option', '--mean and --std go together');
+  return {
+    method: f.method as ConvertOptions['method'], iterations: f.iterations, batchSize: f.batch, stepSize: f.stepSize,
+    percentile: f.percentile, seed: f.seed, shuffle: f.shuffle, thresholds: readThresholds(f.thresholds), maxpool: f.maxpool,
+    readoutNode: f.readout, normalize: f.mean && f.std ? { mean: f.mean, std: f.std } : undefined, threads: f.threads, onProgress,
+  };
+}
+
+export interface EnergyFlags { energy: string; eSop?: number; eMac?: number }
+
+export function energyOptions(cmd: Command): Command {
+  return cmd
+    .addOption(new Option('--energy <preset>', 'energy constants: paper (77 fJ/SOP, 12.5 pJ/MAC) or 45nm (0.9 pJ/AC, 4.6 pJ/MAC)').choices(Object.keys(PRESETS)).default(SIMULATE_DEFAULTS.energy))
+    .option('--e-sop <pJ>', 'energy per synaptic operation in pJ (overrides the preset)', num)
+    .option('--e-mac <pJ>', 'energy per multiply-accumulate in pJ (overrides the preset)', num);
+}
+
+export function energyFrom(f: EnergyFlags): EnergyConstants {
+  return energyConstants(f.energy, { eSop: f.eSop === undefined ? undefined : f.eSop * 1e-12, eMac: f.eMac === undefined ? undefined : f.eMac * 1e-12 });
+}
+
+export interface OutputFlags { json?: string; report?: string; markdown?: string }
+
+export function outputOptions(cmd: Command): Command {
+  return cmd
+    .option('--json <file>', 'write the results as JSON (spikeport report renders it)')
+    .option('--report <file>', 'write a self-contained HTML report with charts')
+    .option('--markdown <file>', 'write a Markdown summary');
+}
+
+export function taskOption(): Option {
+  return new Option('--task <task>', 'what the model does and how it is scored (default: from the data: masks → segmentation, boxes → detection, clips → video, else classification)').choices([...TASKS]);
+}
+
+export function stepsOption(defaults: readonly number[] = SIMULATE_DEFAULTS.T): Option {
+  return new Option('--T <list>', 'numbers of time steps to report, comma-separated (one simulation of the largest)').argParser(numbers).default([...defaults]);
+}
+
+export interface SimFlags extends CalibFlags, OutputFlags, EnergyFlags {
+  data: string; T: number[]; delay: number | 'auto' | 'off'; ann?: string; calib?: string; limit?: number; save?: string;
+  siteErrors: number; siteErrorsT?: number; task?: Task;
+}
+
+/** Options of simulate (and demo): what to simulate and report. */
+export function simulateOptions(cmd: Command): Command {
+  return cmd
+    .requiredOption('--data <spec>', 'test data: mnist:test, fashion-mnist:test[@DIR], npz:FILE, mnist-seg|mnist-det|mnist-video:test')
+    .addOption(stepsOption())
+    .option('--delay <d>', 'readout window start: auto = min(d̂, ⌊T/2⌋), off = 0, or a number of steps', delayValue, SIMULATE_DEFAULTS.delay)
+    .option('--limit <n>', 'use only the first N test samples', int(1))
+    .option('--ann <file>', 'the source ANN, for the ANN and clipped-ANN reference (found automatically next to the SNN)')
+    .option('--calib <spec>', 'calibration data when MODEL is an ANN (default: the train split of --data)')
+    .option('--save <file>', 'when MODEL is an ANN: also save the converted SNN here')
+    .addOption(taskOption())
+    .option('--site-errors <n>', 'samples for the per-site error analysis (clip error, SNN vs ANN per site; needs the ANN); 0 = off', num, 100)
+    .option('--site-errors-T <T>', 'T for the per-site error analysis (default: the largest --T)', num);
+}
+
+/** The library's simulation options from the flags; ANN references and site errors where the ANN is at hand. */
+export function simulateOptionsFrom(f: SimFlags, onProgress: SimulateOptions['onProgress'], hasSource = true, stepForm = true): SimulateOptions {
+  return {
+    T: f.T, delay: f.delay, batchSize: f.batch, task: f.task, engine: f.engine, threads: f.threads, onProgress,
+    references: hasSource, siteErrors: hasSource && stepForm ? f.siteErrors : 0, siteErrorsT: f.siteErrorsT, energy: energyFrom(f),
+  };
+}
+
+/** Calibration data for an ANN simulated on `spec`: what the user names, or its train split. */
+export function calibrationSpec(spec: string, given?: string): string {
+  if (given) return given;
+  const train = trainSplitOf(spec);
+  if (!train) throw new SpikeportError('invalid-option', `--calib DATA is needed to calibrate on something other than the test data ${spec}`);
+  return train;
+}

@@ -1,0 +1,32 @@
+/** spikeport report: a JSON record rendered again as HTML and Markdown. */
+import fs from 'node:fs';
+import { Command } from 'commander';
+import { SpikeportError } from '../errors.js';
+import { isRunRecord, RECORD_KINDS, type RunRecord } from '../report/record.js';
+import { writeOutputs } from './output.js';
+
+function readRecord(file: string): RunRecord {
+  if (!fs.existsSync(file)) throw new SpikeportError('io', `no such file: ${file}`);
+  let v: unknown;
+  try {
+    v = JSON.parse(fs.readFileSync(file, 'utf8'));
+  } catch (e) {
+    throw new SpikeportError('invalid-file', `${file} is not JSON (${(e as Error).message})`);
+  }
+  if (!isRunRecord(v)) throw new SpikeportError('invalid-file', `${file} is not a spikeport record (no "kind" among ${RECORD_KINDS.join(', ')}); make one with simulate --json or experiment --json`);
+  return v;
+}
+
+export function reportCommand(): Command {
+  return new Command('report')
+    .description('render a JSON record (from simulate --json or experiment --json) as an HTML report and/or Markdown')
+    .argument('<record>', 'the JSON file')
+    .option('--out <file>', 'HTML report to write (default: the record\'s name with .html)')
+    .option('--markdown <file>', 'also write a Markdown summary')
+    .action(async (file: string, f: { out?: string; markdown?: string }) => {
+      const record = readRecord(file);
+      const out = f.out ?? file.replace(/\.json$/i, '') + '.html';
+      await writeOutputs(record, { report: out, markdown: f.markdown });
+      process.stdout.write(`wrote ${out}${f.markdown ? ` and ${f.markdown}` : ''}\n`);
+    });
+}

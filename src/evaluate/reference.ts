@@ -1,0 +1,51 @@
+/** The ANN's and the clipped ANN's (every ReLU replaced by clip(x, 0, θ)) scores on a data set. */
+import type { Dataset } from '../data/dataset.js';
+import { makeBatch, sequentialBatches } from '../data/dataset.js';
+import { tailGraph } from '../graph/plan.js';
+import { Session, type RuntimeOptions } from '../ort/session.js';
+import type { PreparedModel } from '../model/prepare.js';
+import { instrument, thetaFeeds } from '../calibrate/instrument.js';
+import type { Thresholds } from '../calibrate/thresholds.js';
+import { inferTask, makeScorer, type Score, type Task } from '../tasks/task.js';
+import { TailRunner } from './tail.js';
+
+export interface ReferenceOptions extends RuntimeOptions {
+  /** Samples per ONNX Runtime call. */
+  readonly batchSize: number;
+  /** Default: inferred from the data. */
+  readonly task?: Task;
+}
+
+export interface References {
+  readonly ann: Score;
+  /** The ANN with its neuron sites clipped at θ: what the SNN converges to as T grows. */
+  readonly clipped: Score;
+}
+
+export async function annReference(m: PreparedModel, data: Dataset, th: Thresholds, opts: ReferenceOptions): Promise<References> {
+  const tail = await TailRunner.create(tailGraph(m.graph, m.plan), m.plan.readout, opts);
+  const task = inferTask(data, opts.task);
+  const res: Score[] = [];
+  try {
+    for (const mode of ['relu', 'clip'] as const) {
+      const inst = instrument(m, { mode, granularity: th.granularity });
+      const s = await Session.create(inst.graph, opts);
+      const scorer = makeScorer(task, 1, data);
+      try {
+        for (const idx of sequentialBatches(data.size, opts.batchSize)) {
+          const b = makeBatch(data, idx, m.normalize);
+          const feeds = { [m.inputName]: { dims: [b.n, ...m.inputShape], data: b.x }, ...(mode === 'clip' ? thetaFeeds(inst, th) : {}) };
+          const readout = (await s.run(feeds, [inst.readout]))[inst.readout];
+          const out = await tail.apply(readout.data, readout.dims);
+          scorer.add(0, out.data, out.dims, idx);
+        }
+      } finally {
+        await s.release();
+      }
+      res.push(scorer.scores()[0]);
+    }
+  } finally {
+    await tail.release();
+  }
+  return { ann: res[0], clipped: res[1] };
+}

@@ -1,0 +1,124 @@
+/**
+ * Delayed evaluation (docs/algorithm.md §5): the readout averaged over a window of steps
+ * [d+1, T], every window from one simulation of the longest T, scored by the task.
+ */
+import type { Dataset } from '../data/dataset.js';
+import type { RuntimeOptions } from '../ort/session.js';
+import { checkDataFits } from '../model/prepare.js';
+import type { Snn } from '../snn/network.js';
+import type { SnnSpec } from '../snn/format.js';
+import { simulate, type Engine, type SimulationStats, type StepBatch } from '../runtime/simulate.js';
+import { inferTask, makeScorer, type Score, type Task } from '../tasks/task.js';
+import type { OnProgress } from '../progress.js';
+import { checkInteger, optionError } from '../errors.js';
+import { TailRunner } from './tail.js';
+
+/** Steps [delay+1, T] of the readout. */
+export interface Window {
+  readonly T: number;
+  readonly delay: number;
+}
+
+/** Per-window averages of a batch's readouts, each [n, size], from running sums. */
+export function windowAverages(b: StepBatch, windows: readonly Window[]): Float32Array[] {
+  const { n, size, steps } = b;
+  const stride = n * size;
+  if (!b.readouts) {
+    const zero = new Float64Array(stride);
+    const at = (t: number): Float64Array => {
+      const v = t === 0 ? zero : b.sums.get(t);
+      if (!v) throw new Error(`no running sum kept at step ${t}`);
+      return v;
+    };
+    return windows.map((w) => {
+      if (w.T > steps || w.delay >= w.T || w.delay < 0) throw new Error(`window [${w.delay + 1}, ${w.T}] does not fit ${steps} steps`);
+      const hi = at(w.T);
+      const lo = at(w.delay);
+      const inv = 1 / (w.T - w.delay);
+      return Float32Array.from(hi, (v, j) => (v - lo[j]) * inv);
+    });
+  }
+  const readouts = b.readouts;
+  const cum = new Float64Array((steps + 1) * stride); // cum[t] = sum of steps 1..t
+  for (let t = 0; t < steps; t++) {
+    const src = t * stride;
+    const prev = t * stride;
+    const dst = (t + 1) * stride;
+    for (let j = 0; j < stride; j++) cum[dst + j] = cum[prev + j] + readouts[src + j];
+  }
+  return windows.map((w) => {
+    if (w.T > steps || w.delay >= w.T || w.delay < 0) throw new Error(`window [${w.delay + 1}, ${w.T}] does not fit ${steps} steps`);
+    const out = new Float32Array(stride);
+    const inv = 1 / (w.T - w.delay);
+    const hi = w.T * stride;
+    const lo = w.delay * stride;
+    for (let j = 0; j < stride; j++) out[j] = (cum[hi + j] - cum[lo + j]) * inv;
+    return out;
+  });
+}
+
+/** The delay used at T: min(d̂, ⌊T/2⌋) by default (never more than half the steps), or the caller's d (never ≥ T). */
+export function delayAt(T: number, estimated: number, user?: number): number {
+  if (user !== undefined) return Math.min(user, T - 1);
+  return Math.min(estimated, Math.floor(T / 2));
+}
+
+/** Check a list of time steps (the `T` option) and return it sorted, without repeats. */
+export function checkSteps(Ts: readonly number[]): number[] {
+  if (Ts.length === 0) throw optionError('T', 'must list at least one number of time steps');
+  for (const T of Ts) if (!Number.isInteger(T) || T < 1) throw optionError('T', `must list integers ≥ 1 (got ${Ts.join(',')})`);
+  return [...new Set(Ts)].sort((a, b) => a - b);
+}
+
+export interface WindowOptions extends RuntimeOptions {
+  /** Samples per batch. */
+  readonly batchSize: number;
+  /** Default: inferred from the data. */
+  readonly task?: Task;
+  readonly engine?: Engine;
+  readonly onProgress?: OnProgress;
+}
+
+export interface WindowedRun {
+  readonly task: Task;
+  readonly samples: number;
+  /** The task's scores per window, in the order given. */
+  readonly scores: readonly Score[];
+  readonly stats: SimulationStats;
+}
+
+/** One simulation of the longest window's T, scored at every window [d+1, T]. */
+export async function simulateWindows(snn: Snn, data: Dataset, windows: readonly Window[], opts: WindowOptions): Promise<WindowedRun> {
+  const { spec } = snn;
+  checkInteger('batchSize', opts.batchSize, 1);
+  checkDataFits(data, spec.input, spec.inputShape);
+  const Tmax = Math.max(...windows.map((w) => w.T));
+  const task = inferTask(data, opts.task);
+  const scorer = makeScorer(task, windows.length, data);
+  const tail = await TailRunner.create(snn.tail, spec.readout, opts);
+  let stats: SimulationStats;
+  try {
+    const checkpoints = [...new Set(windows.flatMap((w) => [w.T, w.delay]))].filter((t) => t > 0);
+    stats = await simulate(snn.graph, spec, data, {
+      threads: opts.threads, batchSize: opts.batchSize, onProgress: opts.onProgress, engine: opts.engine ?? 'auto',
+      steps: Tmax, normalize: snn.meta.normalize, form: snn.form, checkpoints,
+    }, async (b) => {
+      const averages = windowAverages(b, windows);
+      for (let w = 0; w < windows.length; w++) {
+        const out = await tail.apply(averages[w], [b.n, ...spec.readoutShape]);
+        scorer.add(w, out.data, out.dims, b.indices);
+      }
+    });
+  } finally {
+    await tail.release();
+  }
+  return { task, samples: data.size, scores: scorer.scores(), stats };
+}
+
+/** Spikes per neuron per step of each site, over all samples and T steps. */
+export function firingRates(spec: SnnSpec, stats: SimulationStats, T: number): { site: string; rate: number }[] {
+  return spec.sites.map((s, i) => ({
+    site: s.node,
+    rate: stats.spikesPerStep[i].reduce((a, b) => a + b, 0) / (s.neurons * stats.samples * T),
+  }));
+}

@@ -1,0 +1,262 @@
+/**
+ * The converted file's format (docs/algorithm.md §8): the metadata keys, the schema of what
+ * spikeport stores in them (with its version), the usage text, and encode / a validating decode.
+ * Nothing else reads or writes `spikeport.*` metadata of a spiking network.
+ */
+import { z } from 'zod';
+import type { Graph } from '../graph/ir.js';
+import { decodeModel, encodeModel } from '../onnx/codec.js';
+import type { Normalize } from '../data/dataset.js';
+import { NORMALIZE_KEY } from '../model/prepare.js';
+import { SpikeportError } from '../errors.js';
+
+/** The metadata keys of a converted file. */
+export const KEYS = {
+  /** JSON: SnnMetadata (below). */
+  snn: 'spikeport.snn',
+  /** "step" or "loop". */
+  form: 'spikeport.form',
+  /** Plain-text instructions for running the file without spikeport. */
+  usage: 'spikeport.usage',
+  /** The estimated delay d̂ as a decimal integer (also inside spikeport.snn). */
+  delay: 'spikeport.delay',
+  /** JSON {"mean": [...], "std": [...]}: the input normalisation (the same key as on the ANN). */
+  normalize: NORMALIZE_KEY,
+  /** Base64 ONNX model of the ops after the readout, run on the averaged readout (step form only). */
+  tail: 'spikeport.tail',
+} as const;
+
+/** The version of the step graph's interface and of SnnSpec; a decoder refuses any other. */
+export const SNN_FORMAT = 'spikeport-step/1';
+
+/** How the saved file computes time: one step per call, or all T steps in one call (ONNX Loop). */
+export type SnnForm = 'step' | 'loop';
+export const SNN_FORMS: readonly SnnForm[] = ['step', 'loop'];
+
+export type PoolMode = 'accumulated' | 'per-step';
+
+/** A state tensor of the step graph: fed as `input`, returned as `output` for the next step. */
+export interface StateSpec {
+  readonly input: string;
+  readonly output: string;
+  /** One sample's shape; the state tensor is [N, ...shape]. */
+  readonly shape: readonly number[];
+}
+
+export interface SiteSpec {
+  /** The ANN node (ReLU or Clip) this neuron site replaces. */
+  readonly node: string;
+  /** Output with this step's spike count over the batch (a scalar). */
+  readonly spikes: string;
+  /** Neurons per sample. */
+  readonly neurons: number;
+  /** θ per channel, or one value (layer-wise). */
+  readonly theta: readonly number[];
+}
+
+/**
+ * A weighted layer and what it costs per frame (docs/algorithm.md §6). Where its input comes
+ * from decides how it is counted: 'input' — from the analog input only (computed once per
+ * frame, MACs); 'spiking' — spikes (synaptic operations, counted per step by the `sops`
+ * output); 'dense' — time-varying but not through its data input (MACs at every step);
+ * 'tail' — after the readout, on the averaged readout (MACs once).
+ */
+export interface LayerSpec {
+  readonly node: string;
+  readonly opType: string;
+  readonly where: 'input' | 'spiking' | 'dense' | 'tail';
+  /** Multiply-accumulates per sample (one ANN pass). */
+  readonly macs: number;
+  /** Output with this step's synaptic operations over the batch (a scalar), for 'spiking'. */
+  readonly sops?: string;
+}
+
+/** The step graph's interface: what to feed, what comes out, and the thresholds. */
+export interface SnnSpec {
+  readonly format: typeof SNN_FORMAT;
+  readonly input: string;
+  readonly inputShape: readonly number[];
+  readonly readout: string;
+  readonly readoutShape: readonly number[];
+  readonly states: readonly StateSpec[];
+  readonly sites: readonly SiteSpec[];
+  readonly granularity: 'channel' | 'layer';
+  readonly maxpool: PoolMode;
+  /** Weighted layers in graph order (absent in files written before SOP counting). */
+  readonly layers?: readonly LayerSpec[];
+}
+
+/** Everything a later simulation needs, stored in the file's `spikeport.snn` metadata. */
+export interface SnnMetadata {
+  readonly spec: SnnSpec;
+  /** The ANN it was converted from: its file name (no folder) and hash. */
+  readonly source: { readonly file: string; readonly sha256: string };
+  readonly normalize: Normalize | null;
+  readonly calibration: {
+    /** The threshold method's name. */
+    readonly method: string; readonly iterations: number; readonly batchSize: number; readonly samples: number;
+    /** The calibration data set's name. */
+    readonly data: string;
+    /** Calibration time (thresholds and delay). */
+    readonly seconds: number;
+  };
+  /** d̂ and the per-site latencies it was added from (∞ for a site that never fires). */
+  readonly delay: { readonly estimated: number; readonly latencies: readonly number[] };
+  /** The node the user chose as the readout, if any. */
+  readonly readoutNode?: string;
+  /** The whole conversion's time (load, prepare, calibrate, build). */
+  readonly convertSeconds?: number;
+}
+
+/** The Loop form's extra inputs: the number of steps and the delay (int64 scalars). */
+export const LOOP_STEPS_INPUT = 'T';
+export const LOOP_DELAY_INPUT = 'delay';
+
+/** The Loop form's output with the readout of every step, [T, N, ...]. */
+export function loopReadout(readout: string): string {
+  return `${readout}.steps`;
+}
+
+/** The Loop form's output with a counter's (spikes.siteK, sops.layerK) value at every step, [T]. */
+export function loopCounter(counter: string): string {
+  return `${counter}.steps`;
+}
+
+/** The scalar per-step counters a step graph outputs: spikes per site, then SOPs per layer. */
+export function counterOutputs(spec: SnnSpec): string[] {
+  return [...spec.sites.map((s) => s.spikes), ...(spec.layers ?? []).flatMap((l) => (l.sops ? [l.sops] : []))];
+}
+
+const USAGE_STEP = 'One time step of a spiking network made by spikeport. Feed the analog input at every step and every '
+  + 'state.* input (zeros at the first step); feed each state.X.next output back as state.X. Average the readout '
+  + 'output over steps d+1..T (d: spikeport.delay). Spike counts per site are the spikes.* outputs, synaptic operations per layer the sops.* outputs (spikeport.snn lists both). If '
+  + 'spikeport.tail is present it is a base64 ONNX model: run it on the averaged readout to get the model outputs.';
+
+const USAGE_LOOP = 'A spiking network made by spikeport, all time steps in one call (ONNX Loop). Inputs: the analog '
+  + 'input, T and delay (int64 scalars; spikeport.delay holds the estimated delay, use min(it, T/2)). Outputs: the '
+  + "model's outputs computed from the readout averaged over steps delay+1..T, the readout of every step "
+  + '(*.steps) and spike counts per step (spikes.*.steps).';
+
+const name = z.string().min(1);
+const dims = z.array(z.number().int().positive());
+const count = z.number().int().nonnegative();
+// JSON has no ∞: a latency of a silent site is written as null.
+const latency = z.number().nonnegative().nullable().transform((v) => v ?? Infinity);
+
+const specSchema: z.ZodType<SnnSpec> = z.object({
+  format: z.literal(SNN_FORMAT),
+  input: name,
+  inputShape: dims,
+  readout: name,
+  readoutShape: dims,
+  states: z.array(z.object({ input: name, output: name, shape: dims })),
+  sites: z.array(z.object({
+    node: name, spikes: name, neurons: z.number().int().positive(),
+    theta: z.array(z.number().nonnegative()).min(1),
+  })).min(1),
+  granularity: z.enum(['channel', 'layer']),
+  maxpool: z.enum(['accumulated', 'per-step']),
+  layers: z.array(z.object({
+    node: name, opType: name, where: z.enum(['input', 'spiking', 'dense', 'tail']), macs: z.number().nonnegative(),
+    sops: name.optional(),
+  })).optional(),
+});
+
+const metadataSchema = z.object({
+  spec: specSchema,
+  source: z.object({
+    // A bare file name: it is looked up next to the SNN, never elsewhere.
+    file: z.string().min(1).refine((f) => !/[/\\]/.test(f) && f !== '.' && f !== '..', 'must be a file name without a folder'),
+    sha256: z.string().regex(/^[0-9a-f]{64}$/, 'must be a hex SHA-256'),
+  }),
+  normalize: z.object({ mean: z.array(z.number()).min(1), std: z.array(z.number().positive()).min(1) }).nullable(),
+  calibration: z.object({
+    method: name, iterations: count, batchSize: count, samples: count, data: z.string(), seconds: z.number().nonnegative(),
+  }),
+  delay: z.object({ estimated: count, latencies: z.array(latency) }),
+  readoutNode: name.optional(),
+  convertSeconds: z.number().nonnegative().optional(),
+});
+
+/** A spiking network's graph as stored in a file, with what its metadata says. */
+export interface DecodedSnn {
+  readonly form: SnnForm;
+  /** The graph (step or loop form) without change; its metadata is what was read. */
+  readonly graph: Graph;
+  readonly meta: SnnMetadata;
+  /** Ops after the readout (step form), run on the averaged readout; null when none. */
+  readonly tail: Graph | null;
+}
+
+export function isSnnGraph(g: Graph): boolean {
+  return KEYS.snn in g.metadata;
+}
+
+/** The file's graph: `graph` (the step graph, or its Loop form) with every key of the format set. */
+export function encodeSnn(graph: Graph, form: SnnForm, meta: SnnMetadata, tail: Graph | null): Graph {
+  const keys = new Set<string>(Object.values(KEYS));
+  const others = Object.fromEntries(Object.entries(graph.metadata).filter(([k]) => !keys.has(k)));
+  return {
+    ...graph,
+    metadata: {
+      ...others,
+      [KEYS.form]: form,
+      [KEYS.usage]: form === 'loop' ? USAGE_LOOP : USAGE_STEP,
+      [KEYS.snn]: JSON.stringify(meta),
+      [KEYS.delay]: String(meta.delay.estimated),
+      ...(meta.normalize ? { [KEYS.normalize]: JSON.stringify(meta.normalize) } : {}),
+      // The Loop form runs the tail inside the graph.
+      ...(tail && form === 'step' ? { [KEYS.tail]: Buffer.from(encodeModel(tail)).toString('base64') } : {}),
+    },
+  };
+}
+
+function invalid(where: string, what: string): SpikeportError {
+  return new SpikeportError('invalid-file', `${where}: ${what}`);
+}
+
+/**
+ * Read and check a converted file's metadata: a missing or mistyped field, or a spec that does
+ * not match the graph's inputs and outputs, is a one-line error naming it.
+ */
+export function decodeSnn(g: Graph, where: string): DecodedSnn {
+  const text = g.metadata[KEYS.snn];
+  if (text === undefined) throw invalid(where, `not a spiking network made by spikeport convert (no ${KEYS.snn} metadata)`);
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch (e) {
+    throw invalid(where, `metadata ${KEYS.snn} is not JSON (${(e as Error).message})`);
+  }
+  const format = (json as { spec?: { format?: unknown } } | null)?.spec?.format;
+  if (format !== SNN_FORMAT) throw invalid(where, `unknown SNN format ${JSON.stringify(format)} (this spikeport reads ${SNN_FORMAT})`);
+  const parsed = metadataSchema.safeParse(json);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    throw invalid(where, `metadata ${KEYS.snn}: field ${issue.path.join('.') || '(root)'}: ${issue.message}`);
+  }
+  const meta = parsed.data as SnnMetadata;
+  const form = g.metadata[KEYS.form] ?? 'step';
+  if (form !== 'step' && form !== 'loop') throw invalid(where, `metadata ${KEYS.form} is "${form}", expected step or loop`);
+  checkInterface(g, meta.spec, form, where);
+  const tailText = g.metadata[KEYS.tail];
+  const tail = tailText ? decodeModel(Buffer.from(tailText, 'base64'), `${where} (metadata ${KEYS.tail})`) : null;
+  return { form, graph: g, meta, tail };
+}
+
+/** The spec names the graph's inputs and outputs: check that they are there. */
+function checkInterface(g: Graph, spec: SnnSpec, form: SnnForm, where: string): void {
+  const inputs = new Set(g.inputs.map((i) => i.name));
+  const outputs = new Set(g.outputs.map((o) => o.name));
+  const wantIn = form === 'loop' ? [spec.input, LOOP_STEPS_INPUT, LOOP_DELAY_INPUT] : [spec.input, ...spec.states.map((s) => s.input)];
+  const wantOut = form === 'loop'
+    ? [loopReadout(spec.readout), ...counterOutputs(spec).map(loopCounter)]
+    : [spec.readout, ...spec.states.map((s) => s.output), ...counterOutputs(spec)];
+  const missingIn = wantIn.find((i) => !inputs.has(i));
+  if (missingIn) throw invalid(where, `the graph has no input "${missingIn}" that ${KEYS.snn} names`);
+  const missingOut = wantOut.find((o) => !outputs.has(o));
+  if (missingOut) throw invalid(where, `the graph has no output "${missingOut}" that ${KEYS.snn} names`);
+  for (const s of spec.sites) {
+    if (s.theta.length !== 1 && s.neurons % s.theta.length !== 0) throw invalid(where, `site "${s.node}" has ${s.theta.length} thresholds for ${s.neurons} neurons`);
+  }
+}
