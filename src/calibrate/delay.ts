@@ -1,5 +1,5 @@
 /**
- * The estimated delay d̂ (SPEC 5): per-site latency r = 1 / (2 · mean_k ρ_k) with
+ * The estimated delay d̂ (docs/algorithm.md §5): per-site latency r = 1 / (2 · mean_k ρ_k) with
  * ρ_k = E[x_k⁺] / θ_k, added along the graph (an op's arrival time is the earliest of its
  * inputs'), read at the readout's input.
  */

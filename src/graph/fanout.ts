@@ -1,5 +1,5 @@
 /**
- * What a weighted layer costs (SPEC 6): multiply-accumulates per sample for the ANN, and per
+ * What a weighted layer costs (docs/algorithm.md §6): multiply-accumulates per sample for the ANN, and per
  * input element its fan-out — how many multiply-accumulates that element takes part in — so
  * that a spike arriving there costs exactly that many synaptic operations (accumulates).
  * Borders, strides, dilations and groups are counted exactly: Σ fan-out = MACs.

@@ -96,7 +96,7 @@ function simulateSections(r: SimulateRecord): Section[] {
     out.push({
       title: 'Where the error comes from',
       text: [
-        `Per site, relative L2 errors on ${errs.samples} samples: clip error ε_l = ‖ReLU(x) − clip(x, 0, θ)‖/‖ReLU(x)‖ (what the thresholds cut off), and the SNN's average output over steps ${errs.delay + 1}..${errs.T} against the ANN and the clipped ANN at the same site (SPEC 4: the output error is bounded by the per-site clip errors, amplified by the layers after them).`,
+        `Per site, relative L2 errors on ${errs.samples} samples: clip error ε_l = ‖ReLU(x) − clip(x, 0, θ)‖/‖ReLU(x)‖ (what the thresholds cut off), and the SNN's average output over steps ${errs.delay + 1}..${errs.T} against the ANN and the clipped ANN at the same site (the output error is bounded by the per-site clip errors, amplified by the layers after them; docs/algorithm.md §4).`,
       ],
       chart: barChart({
         title: `Per-site error at T = ${errs.T}`,

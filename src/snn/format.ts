@@ -22,7 +22,7 @@ export const KEYS = {
   delay: 'spikeport.delay',
   /** JSON {"mean": [...], "std": [...]}: the input normalisation (the same key as on the ANN). */
   normalize: NORMALIZE_KEY,
-  /** Base64 ONNX model of the ops after the readout, run on the averaged readout (step form only). */
+  /** Base64 ONNX model of the ops after the readout, to run on the averaged readout. */
   tail: 'spikeport.tail',
 } as const;
 
@@ -184,7 +184,7 @@ export interface DecodedSnn {
   /** The graph (step or loop form) without change; its metadata is what was read. */
   readonly graph: Graph;
   readonly meta: SnnMetadata;
-  /** Ops after the readout (step form), run on the averaged readout; null when none. */
+  /** Ops after the readout, run on the averaged readout; null when none. */
   readonly tail: Graph | null;
 }
 
@@ -205,8 +205,8 @@ export function encodeSnn(graph: Graph, form: SnnForm, meta: SnnMetadata, tail: 
       [KEYS.snn]: JSON.stringify(meta),
       [KEYS.delay]: String(meta.delay.estimated),
       ...(meta.normalize ? { [KEYS.normalize]: JSON.stringify(meta.normalize) } : {}),
-      // The Loop form runs the tail inside the graph.
-      ...(tail && form === 'step' ? { [KEYS.tail]: Buffer.from(encodeModel(tail)).toString('base64') } : {}),
+      // Also in the Loop form (which runs it inside the graph too): simulate applies it to every window's average.
+      ...(tail ? { [KEYS.tail]: Buffer.from(encodeModel(tail)).toString('base64') } : {}),
     },
   };
 }

@@ -1,5 +1,5 @@
 /**
- * One interface over the tasks (SPEC 7): a scorer takes the model outputs of each readout window
+ * One interface over the tasks (docs/algorithm.md §7): a scorer takes the model outputs of each readout window
  * (after the tail), batch by batch, and gives each window's main metric and a second one.
  *
  *   classification  top-1, top-5          video  clip top-1, clip top-5

@@ -1,0 +1,195 @@
+/**
+ * The library's front door, used as a script would use it: convert in memory, simulate without a
+ * file, save and load, describe, a caller's own threshold method, defaults, errors in the
+ * library's words, and the SNN file's validating decode.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import {
+  CONVERT_DEFAULTS, KEYS, SIMULATE_DEFAULTS, SpikeportError, convert, loadModel, loadSnn, openDataset, simulate, snnFromGraph,
+  type CalibrationContext, type SimulateRecord, type ThresholdMethod,
+} from '../src/index.js';
+import { decodeModel, encodeModel } from '../src/onnx/codec.js';
+import { messageOf } from '../src/cli/options.js';
+
+const MNIST = path.join(process.cwd(), 'models', 'mnist-cnn.onnx');
+const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'spikeport-api-'));
+const train = openDataset('mnist:train', 2000);
+const test500 = openDataset('mnist:test', 300);
+
+/** Everything a simulation measured, without the clock and the file names. */
+function measured(r: SimulateRecord): unknown {
+  return { results: r.results, firingRates: r.firingRates, ann: r.ann, clippedAnn: r.clippedAnn, sops: r.energy?.perT.map((p) => p.sops), delay: r.delay };
+}
+
+test('convert → simulate in memory gives exactly what the saved and reloaded file gives', async () => {
+  const snn = await convert(MNIST, train, { iterations: 20, threads: 1 });
+  assert.ok(snn.source, 'convert keeps the prepared ANN for references');
+  // One engine for both: `auto` picks by timing, and the engines' float rounding differs slightly.
+  const opts = { T: [4, 16, 32], references: true, threads: 1, engine: 'steps' } as const;
+  const inMemory = await simulate(snn, test500, opts);
+  const file = path.join(tmp, 'cnn.snn.onnx');
+  snn.save(file);
+  fs.copyFileSync(MNIST, path.join(tmp, 'mnist-cnn.onnx')); // found next to the SNN by name and hash
+  const loaded = await loadSnn(file);
+  assert.ok(loaded.source, 'the source ANN is found next to the file');
+  const fromFile = await simulate(loaded, test500, opts);
+  assert.deepEqual(measured(fromFile), measured(inMemory));
+  assert.equal(inMemory.samples, 300);
+  assert.ok(inMemory.ann && inMemory.ann.metric > 0.95, `ANN top-1 ${inMemory.ann?.metric}`);
+  assert.ok(inMemory.results[2].metric > 0.9);
+  // Without the ANN: no references, and asking for them is an error naming the option.
+  const bare = await loadSnn(file, { ann: null });
+  assert.equal(bare.source, null);
+  await assert.rejects(simulate(bare, test500, { T: [4], references: true }), (e: unknown) => e instanceof SpikeportError && e.field === 'references');
+});
+
+test('defaults live in the library: convert and simulate with no options use them', async () => {
+  const snn = await convert(MNIST, openDataset('mnist:train', 500), { threads: 1 });
+  const cal = snn.meta.calibration;
+  assert.deepEqual([cal.method, cal.iterations, cal.batchSize], [CONVERT_DEFAULTS.method, CONVERT_DEFAULTS.iterations, CONVERT_DEFAULTS.batchSize]);
+  assert.equal(snn.spec.maxpool, CONVERT_DEFAULTS.maxpool);
+  assert.equal(cal.samples, CONVERT_DEFAULTS.iterations * CONVERT_DEFAULTS.batchSize);
+  const r = await simulate(snn, openDataset('mnist:test', 20), { threads: 1 });
+  assert.deepEqual(r.results.map((x) => x.T), [...SIMULATE_DEFAULTS.T]);
+  // The default window rule: d = min(d̂, ⌊T/2⌋).
+  for (const x of r.results) assert.equal(x.delay, Math.min(snn.meta.delay.estimated, Math.floor(x.T / 2)));
+  assert.equal(r.ann, null, 'references only when asked');
+  assert.equal(r.energy?.constants.name, SIMULATE_DEFAULTS.energy);
+});
+
+test('describe() reports the thresholds, latencies and costs the file carries', async () => {
+  const snn = await convert(MNIST, train, { iterations: 5, method: 'ltb', threads: 1 });
+  const d = snn.describe();
+  assert.equal(d.sites.length, snn.spec.sites.length);
+  d.sites.forEach((s, i) => {
+    const th = snn.spec.sites[i].theta;
+    assert.equal(s.thresholds, 1, 'layer-wise: one θ per site');
+    assert.equal(s.thetaMean, th[0]);
+    assert.equal(s.latency, snn.meta.delay.latencies[i]);
+  });
+  assert.equal(d.annMacs, (snn.spec.layers ?? []).reduce((a, l) => a + l.macs, 0));
+  assert.ok(d.annMacs > 1e5);
+  assert.equal(d.delay, snn.meta.delay.estimated);
+  assert.equal(d.hasSource, true);
+});
+
+test('a caller\'s ThresholdMethod sees every site\'s input: a JS channel max equals the built-in in-graph cmaxnorm', async () => {
+  let batchesSeen = 0;
+  const jsChannelMax: ThresholdMethod = {
+    name: 'js-channel-max',
+    async thresholds(ctx: CalibrationContext) {
+      const best = ctx.channels.map((c) => new Float32Array(c));
+      await ctx.forEachBatch((inputs) => {
+        batchesSeen++;
+        inputs.forEach(({ dims, data }, i) => {
+          const C = dims[1];
+          const spatial = data.length / (dims[0] * C);
+          for (let j = 0; j < data.length; j++) {
+            const c = Math.floor(j / spatial) % C;
+            if (data[j] > best[i][c]) best[i][c] = data[j];
+          }
+        });
+      });
+      return { granularity: 'channel', values: best };
+    },
+  };
+  const data = openDataset('mnist:train', 300);
+  const mine = await convert(MNIST, data, { method: jsChannelMax, iterations: 3, threads: 1 });
+  const builtIn = await convert(MNIST, data, { method: 'cmaxnorm', iterations: 3, threads: 1 });
+  assert.equal(batchesSeen, 3);
+  assert.equal(mine.meta.calibration.method, 'js-channel-max');
+  assert.deepEqual(mine.spec.sites.map((s) => s.theta), builtIn.spec.sites.map((s) => s.theta));
+  assert.ok(mine.spec.sites.every((s) => s.theta.some((t) => t > 0)));
+  // A method returning the wrong shape is refused, naming the method option.
+  const bad: ThresholdMethod = { name: 'bad', thresholds: async () => ({ granularity: 'channel', values: [new Float32Array(1)] }) };
+  await assert.rejects(convert(MNIST, data, { method: bad, iterations: 1, threads: 1 }), (e: unknown) => e instanceof SpikeportError && e.field === 'method');
+});
+
+test('library errors name the option field, never a flag, and the CLI turns the field into its flag', async () => {
+  const cases: [() => Promise<unknown>, string][] = [
+    [() => convert(MNIST, train, { iterations: 0 }), 'iterations'],
+    [() => convert(MNIST, train, { batchSize: 2.5 }), 'batchSize'],
+    [() => convert(MNIST, train, { stepSize: Number.NaN }), 'stepSize'],
+    [() => convert(MNIST, train, { readoutNode: 'nope', iterations: 1 }), 'readoutNode'],
+    [() => convert(MNIST, train, { method: 'fixed' }), 'thresholds'],
+    [() => convert(MNIST, train, { normalize: { mean: [0], std: [0] } }), 'normalize'],
+    [() => convert(MNIST, train, { iterations: 1, threads: 0 }), 'threads'],
+  ];
+  const snn = await convert(MNIST, train, { iterations: 1, threads: 1 });
+  cases.push([() => simulate(snn, test500, { T: [0] }), 'T'], [() => simulate(snn, test500, { delay: -1 }), 'delay'], [() => simulate(snn, test500, { energy: 'nuclear' }), 'energy']);
+  for (const [run, field] of cases) {
+    const e = await run().then(() => null, (x: unknown) => x);
+    assert.ok(e instanceof SpikeportError, `${field}: ${String(e)}`);
+    assert.equal(e.code, 'invalid-option', field);
+    assert.equal(e.field, field);
+    assert.doesNotMatch(e.message, /--/, `no flag in "${e.message}"`);
+    assert.match(e.message, new RegExp(`\\b${field}\\b`));
+  }
+  assert.equal(messageOf(new SpikeportError('invalid-option', 'T must list integers ≥ 1 (got 0)', 'T')), '--T must list integers ≥ 1 (got 0)');
+  assert.equal(messageOf(new SpikeportError('invalid-option', 'batchSize must be an integer ≥ 1 (got 0)', 'batchSize')), '--batch must be an integer ≥ 1 (got 0)');
+  assert.equal(messageOf(new SpikeportError('unsupported-model', 'cannot convert node "s": …; set readoutNode to a node before it', 'readoutNode')),
+    'cannot convert node "s": …; set --readout to a node before it');
+});
+
+test('a converted file with missing or mistyped metadata is a one-line error naming the field', async () => {
+  const snn = await convert(MNIST, train, { iterations: 2, threads: 1 });
+  const good = snn.toGraph();
+  assert.equal(snnFromGraph(good, 'good.onnx').meta.spec.sites.length, 3);
+  const meta = JSON.parse(good.metadata[KEYS.snn]);
+  const tampered = (change: (m: typeof meta) => void, graph = good): ReturnType<typeof decodeModel> => {
+    const m = structuredClone(meta);
+    change(m);
+    return { ...graph, metadata: { ...graph.metadata, [KEYS.snn]: JSON.stringify(m) } };
+  };
+  const expectInvalid = (g: ReturnType<typeof decodeModel>, pattern: RegExp): void => {
+    assert.throws(() => snnFromGraph(decodeModel(encodeModel(g), 'bad.onnx'), 'bad.onnx'), (e: unknown) => {
+      assert.ok(e instanceof SpikeportError, String(e));
+      assert.equal(e.code, 'invalid-file');
+      assert.equal(e.message.split('\n').length, 1);
+      assert.match(e.message, pattern);
+      return true;
+    });
+  };
+  expectInvalid(tampered((m) => { delete m.spec.sites[1].theta; }), /^bad\.onnx: .*field spec\.sites\.1\.theta/);
+  expectInvalid(tampered((m) => { m.spec.sites[0].theta[2] = null; }), /field spec\.sites\.0\.theta\.2/);
+  expectInvalid(tampered((m) => { m.spec.sites[0].theta[0] = -1; }), /field spec\.sites\.0\.theta\.0/);
+  expectInvalid(tampered((m) => { m.calibration.iterations = 'many'; }), /field calibration\.iterations/);
+  expectInvalid(tampered((m) => { m.source.file = '../../etc/passwd'; }), /field source\.file: must be a file name without a folder/);
+  expectInvalid(tampered((m) => { m.spec.format = 'spikeport-step/9'; }), /unknown SNN format "spikeport-step\/9"/);
+  expectInvalid(tampered((m) => { m.spec.readout = 'not_there'; }), /no output "not_there"/);
+  expectInvalid({ ...good, metadata: { ...good.metadata, [KEYS.snn]: '{not json' } }, /is not JSON/);
+  expectInvalid({ ...good, metadata: { ...good.metadata, [KEYS.form]: 'spiral' } }, /spikeport\.form is "spiral"/);
+  const { [KEYS.snn]: _gone, ...rest } = good.metadata;
+  expectInvalid({ ...good, metadata: rest }, /not a spiking network made by spikeport convert/);
+});
+
+test('forms: an in-memory network saves as a Loop; a loop-form file cannot become a step graph', async () => {
+  const snn = await convert(loadModel(MNIST), train, { iterations: 2, threads: 1 });
+  const loop = snnFromGraph(snn.toGraph('loop'), 'loop.onnx');
+  assert.equal(loop.form, 'loop');
+  assert.deepEqual(loop.meta.spec, snn.meta.spec);
+  assert.throws(() => loop.toGraph('step'), (e: unknown) => e instanceof SpikeportError && e.field === 'form');
+  // The in-memory step graph driven by an ONNX Loop equals the saved Loop file.
+  const a = await simulate(snn, openDataset('mnist:test', 100), { T: [8, 24], threads: 1, engine: 'loop' });
+  const b = await simulate(loop, openDataset('mnist:test', 100), { T: [8, 24], threads: 1 });
+  assert.deepEqual(b.results, a.results);
+  assert.deepEqual(b.firingRates, a.firingRates);
+});
+
+test('a network with ops after the readout (bilinear ×4 upsampling) scores the same from its Loop file', async () => {
+  const fcn = path.join(process.cwd(), 'models', 'mnist-fcn.onnx');
+  const snn = await convert(fcn, openDataset('mnist-seg:train', 500), { iterations: 100, batchSize: 20, threads: 1 });
+  assert.ok(snn.tail, 'the upsampling runs after the readout');
+  const loop = snnFromGraph(decodeModel(snn.toBytes('loop'), 'fcn.loop.onnx'), 'fcn.loop.onnx');
+  assert.ok(loop.tail, 'the loop file keeps the tail for scoring windows');
+  const data = openDataset('mnist-seg:test', 20);
+  const a = await simulate(snn, data, { T: [8, 16], threads: 1, engine: 'loop' });
+  const b = await simulate(loop, data, { T: [8, 16], threads: 1 });
+  assert.equal(a.task, 'segmentation');
+  assert.deepEqual(b.results, a.results);
+  assert.ok(a.results[1].metric > 0.3, `mIoU ${a.results[1].metric}`);
+});
