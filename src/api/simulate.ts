@@ -12,7 +12,7 @@ import { definedOnly } from '../calibrate/calibrate.js';
 import type { Snn } from '../snn/network.js';
 import { ENGINES, type Engine } from '../runtime/simulate.js';
 import { TASKS, type Task } from '../tasks/task.js';
-import { PRESETS, energyConstants, energyOf, type EnergyConstants } from '../energy/energy.js';
+import { energyConstants, energyOf, type EnergyConstants } from '../energy/energy.js';
 import { siteErrors as measureSiteErrors, type SiteErrors } from '../analysis/site-errors.js';
 import { annReference, type References } from '../evaluate/reference.js';
 import { checkSteps, delayAt, firingRates, simulateWindows, type Window } from '../evaluate/windows.js';
@@ -134,4 +134,3 @@ export async function simulate(snn: Snn, data: string | Dataset, options: Simula
   };
 }
 
-export { PRESETS };
