@@ -25,7 +25,8 @@ export class SpikeportError extends Error {
   readonly field?: string;
 
   constructor(code: ErrorCode, message: string, field?: string) {
-    super(message);
+    // One line: parts quoted from files (a JSON parser's excerpt, say) may hold line breaks.
+    super(message.replace(/\s*[\r\n]+\s*/g, ' '));
     this.name = 'SpikeportError';
     this.code = code;
     if (field !== undefined) this.field = field;

@@ -28,6 +28,9 @@ export {
   METHODS, BUILT_IN, type Method, type ThresholdMethod, type CalibrationContext, type SiteInput, type MethodOptions, type FixedThresholds,
 } from './calibrate/methods.js';
 export type { CalibrateOptions } from './calibrate/calibrate.js';
+/** For a ThresholdMethod that runs graphs of its own (CalibrationContext.run): the calibration graphs and ONNX Runtime's arrays. */
+export { instrument, thetaFeeds, type Instrumented, type InstrumentOptions, type SiteMode, type Stat } from './calibrate/instrument.js';
+export type { Array32, RuntimeOptions } from './ort/session.js';
 export type { Thresholds, Granularity } from './calibrate/thresholds.js';
 /** Models and data. */
 export { loadModel, type LoadedModel } from './model/load.js';

@@ -161,6 +161,18 @@ test('a converted file with missing or mistyped metadata is a one-line error nam
   expectInvalid(tampered((m) => { m.source.file = '../../etc/passwd'; }), /field source\.file: must be a file name without a folder/);
   expectInvalid(tampered((m) => { m.spec.format = 'spikeport-step/9'; }), /unknown SNN format "spikeport-step\/9"/);
   expectInvalid(tampered((m) => { m.spec.readout = 'not_there'; }), /no output "not_there"/);
+  // The parts must agree with each other and with the graph.
+  expectInvalid(tampered((m) => { m.spec.sites[0].theta = m.spec.sites[0].theta.slice(0, 7); }), /field spec\.sites\.0\.theta: 7 values, expected 16/);
+  expectInvalid(tampered((m) => { m.spec.granularity = 'layer'; }), /field spec\.sites\.0\.theta: 16 values, expected 1/);
+  expectInvalid(tampered((m) => { m.spec.sites[0].neurons = 16; }), /field spec\.sites\.0\.neurons: 16, but its state holds 3136/);
+  expectInvalid(tampered((m) => { m.spec.readoutShape = [11]; }), /field spec\.readoutShape: 11 is not the readout output's shape/);
+  expectInvalid(tampered((m) => { m.spec.sites[0].spikes = m.spec.readout; }), /names the output "logits" twice/);
+  expectInvalid(tampered((m) => { [m.spec.sites[0].spikes, m.spec.sites[1].spikes] = [m.spec.sites[1].spikes, m.spec.sites[0].spikes]; }), /field spec\.sites\.0\.spikes: expected "spikes\.site0"/);
+  expectInvalid(tampered((m) => { m.spec.layers[1].where = 'input'; }), /field spec\.layers\.1: a layer has a SOP counter exactly when/);
+  expectInvalid(tampered((m) => { m.delay.latencies.pop(); }), /field delay\.latencies: 2 values for 3 sites/);
+  expectInvalid({ ...good, metadata: { ...good.metadata, [KEYS.delay]: '99' } }, /spikeport\.delay is "99" but spikeport\.snn says \d+/);
+  expectInvalid({ ...good, metadata: { ...good.metadata, [KEYS.normalize]: '{"mean":[0.5],"std":[0.5]}' } }, /spikeport\.normalize does not match/);
+  expectInvalid({ ...good, metadata: { ...good.metadata, [KEYS.snn]: '{"spec":{"format":"spikeport-step/1"},\n"x":1' } }, /is not JSON/);
   expectInvalid({ ...good, metadata: { ...good.metadata, [KEYS.snn]: '{not json' } }, /is not JSON/);
   expectInvalid({ ...good, metadata: { ...good.metadata, [KEYS.form]: 'spiral' } }, /spikeport\.form is "spiral"/);
   const { [KEYS.snn]: _gone, ...rest } = good.metadata;
@@ -192,4 +204,51 @@ test('a network with ops after the readout (bilinear ×4 upsampling) scores the 
   assert.equal(a.task, 'segmentation');
   assert.deepEqual(b.results, a.results);
   assert.ok(a.results[1].metric > 0.3, `mIoU ${a.results[1].metric}`);
+});
+
+test('options the library refuses, each naming its field: thresholds, custom methods, energy, T, normalize, form', async () => {
+  const data = openDataset('mnist:train', 200);
+  const sites = ['/Relu', '/Relu_1', '/Relu_2'];
+  const refuses = async (run: () => Promise<unknown> | unknown, field: string, pattern: RegExp): Promise<void> => {
+    const e = await (async () => run())().then(() => null, (x: unknown) => x);
+    assert.ok(e instanceof SpikeportError, `${field}: ${String(e)}`);
+    assert.equal(e.field, field, e.message);
+    assert.match(e.message, pattern);
+    assert.equal(e.message.includes('\n'), false);
+  };
+  const fixed = (thresholds: unknown) => () => convert(MNIST, data, { method: 'fixed', thresholds: thresholds as Record<string, number>, threads: 1 });
+  await refuses(fixed({ [sites[0]]: null, [sites[1]]: 1, [sites[2]]: 1 }), 'thresholds', /for site "\/Relu": expected a number or an array/);
+  await refuses(fixed({ [sites[0]]: { a: 1 }, [sites[1]]: 1, [sites[2]]: 1 }), 'thresholds', /expected a number or an array/);
+  await refuses(fixed({ [sites[0]]: 1, [sites[1]]: 1, [sites[2]]: 1, '/Relu_9': 2 }), 'thresholds', /names "\/Relu_9", which is not a neuron site/);
+  await refuses(() => convert(MNIST, data, { method: 'cltb', thresholds: { [sites[0]]: 1 } }), 'thresholds', /only used by method "fixed"/);
+  const nan: ThresholdMethod = { name: 'nan', thresholds: async (ctx) => ({ granularity: 'layer', values: ctx.channels.map(() => Float32Array.of(Number.NaN)) }) };
+  await refuses(() => convert(MNIST, data, { method: nan, iterations: 1, threads: 1 }), 'method', /"nan" returned the threshold NaN at neuron site "\/Relu"/);
+  const impostor: ThresholdMethod = { name: 'cltb', thresholds: nan.thresholds };
+  await refuses(() => convert(MNIST, data, { method: impostor }), 'method', /"cltb" is the name of a built-in method/);
+  await refuses(() => convert(MNIST, data, { normalize: { mean: [0.1, 0.2, 0.3], std: [0.3, 0.3, 0.3] }, threads: 1 }), 'normalize', /3 mean and 3 std values for an input with 1 channel/);
+  const snn = await convert(MNIST, data, { iterations: 1, threads: 1 });
+  await refuses(() => simulate(snn, test500, { T: 8 as unknown as number[] }), 'T', /must be an array/);
+  await refuses(() => simulate(snn, test500, { delay: 'x' as unknown as number }), 'delay', /"auto", "off" or an integer/);
+  await refuses(() => simulate(snn, test500, { energy: { name: 'mine', eSop: -1, eMac: 1e-12, note: '' } }), 'energy', /finite and > 0/);
+  await refuses(() => snn.save(path.join(tmp, 'x.onnx'), { form: 'spiral' as 'step' }), 'form', /must be "step" or "loop"/);
+  assert.equal(fs.existsSync(path.join(tmp, 'x.onnx')), false);
+  // A method that looks at no data records no iterations; the recorded batch is the one used.
+  const small = openDataset('mnist:train', 50);
+  const f = await convert(MNIST, small, { method: 'fixed', thresholds: { [sites[0]]: 1, [sites[1]]: 1, [sites[2]]: 1 }, threads: 1 });
+  assert.deepEqual([f.meta.calibration.iterations, f.meta.calibration.samples, f.meta.calibration.batchSize], [0, 0, 50]);
+  const c = await convert(MNIST, small, { iterations: 3, threads: 1 });
+  assert.deepEqual([c.meta.calibration.batchSize, c.meta.calibration.samples], [50, 150]);
+});
+
+test('records read back from JSON are checked field by field; every record committed under docs/ parses', async () => {
+  const { parseRecord } = await import('../src/report/record.js');
+  const dirs = ['docs/experiments', 'docs/tasks', 'docs/results'];
+  const files = dirs.flatMap((d) => fs.readdirSync(d).filter((f) => f.endsWith('.json')).map((f) => path.join(d, f)));
+  assert.ok(files.length >= 10);
+  for (const f of files) parseRecord(JSON.parse(fs.readFileSync(f, 'utf8')), f);
+  assert.throws(() => parseRecord({ kind: 'simulate' }, 'r.json'), (e: unknown) => e instanceof SpikeportError && /r\.json: a simulate record with a bad field model/.test(e.message));
+  assert.throws(() => parseRecord({ kind: 'nope' }, 'r.json'), /not a spikeport record/);
+  const good = JSON.parse(fs.readFileSync('docs/experiments/fashion-vgg-delay.json', 'utf8'));
+  good.sweeps[0].points[2].metric = 'high';
+  assert.throws(() => parseRecord(good, 'd.json'), /field sweeps\.0\.points\.2\.metric/);
 });

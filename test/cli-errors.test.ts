@@ -110,3 +110,25 @@ test('--readout NODE ends the spiking part before a Sigmoid; the rest runs as AN
   assert.equal(res.ann.metric, 1);
   assert.ok(res.results[1].metricNoDelay >= 0.95, `T=512: ${res.results[1].metricNoDelay}`);
 });
+
+test('a record with a kind and nothing else, a JSON file with line breaks, a bad thresholds value: one line each', () => {
+  fs.writeFileSync(path.join(tmp, 'partial.json'), '{"kind":"simulate"}');
+  expectUserError(['report', 'partial.json', '--out', 'p.html'], /partial\.json: a simulate record with a bad field model/, 'p.html');
+  fs.writeFileSync(path.join(tmp, 'broken.json'), 'nope\nmore\n');
+  expectUserError(['report', 'broken.json', '--out', 'b.html'], /broken\.json is not JSON/, 'b.html');
+  fs.writeFileSync(path.join(tmp, 'th.json'), '{"/Relu": null, "/Relu_1": 1, "/Relu_2": 1}');
+  expectUserError(['convert', MNIST, '--data', 'mnist:train', '--out', 'o.onnx', '--method', 'fixed', '--thresholds', 'th.json', '-q'],
+    /--thresholds for site "\/Relu": expected a number or an array of numbers/, 'o.onnx');
+  fs.writeFileSync(path.join(tmp, 'th2.json'), 'nope\n');
+  expectUserError(['convert', MNIST, '--data', 'mnist:train', '--out', 'o.onnx', '--method', 'fixed', '--thresholds', 'th2.json', '-q'], /--thresholds th2\.json: not a JSON object/, 'o.onnx');
+});
+
+test('simulate refuses conversion flags for a converted file instead of ignoring them; energies are in pJ', () => {
+  const r = run(['convert', MNIST, '--data', 'mnist:train', '--out', 'done.snn.onnx', '--iterations', '2', '-q']);
+  assert.equal(r.code, 0, r.stderr);
+  expectUserError(['simulate', 'done.snn.onnx', '--data', 'mnist:test', '--iterations', '5', '--readout', 'x', '--json', 's.json'],
+    /--iterations, --readout: done\.snn\.onnx is already converted; these options apply when MODEL is an ANN/, 's.json');
+  expectUserError(['simulate', 'done.snn.onnx', '--data', 'mnist:test', '--e-sop', '-1', '--json', 's.json'], /--e-sop.*must be an energy in pJ > 0/, 's.json');
+  expectUserError(['simulate', 'done.snn.onnx', '--data', 'mnist:test', '--ann', 'nope.onnx', '--json', 's.json'], /--ann: no such file: nope\.onnx/, 's.json');
+  expectUserError(['convert', MNIST, '--data', 'mnist:train', '--out', 'o.onnx', '--engine', 'loop'], /unknown option '--engine'/, 'o.onnx');
+});

@@ -10,7 +10,6 @@ import { tailGraph } from '../graph/plan.js';
 import { loadModel, type LoadedModel } from '../model/load.js';
 import { checkDataFits, prepareModel } from '../model/prepare.js';
 import { CALIBRATION_DEFAULTS, calibrate, resolveCalibrateOptions, type CalibrateOptions, type ResolvedCalibrateOptions } from '../calibrate/calibrate.js';
-import type { Thresholds } from '../calibrate/thresholds.js';
 import { buildSnn } from '../snn/build.js';
 import { isSnnGraph, type PoolMode, type SnnMetadata } from '../snn/format.js';
 import { Snn } from '../snn/network.js';
@@ -52,17 +51,7 @@ export function resolveConvertOptions(options: ConvertOptions = {}): ResolvedCon
 function checkNormalize(n: Normalize): void {
   const ok = (xs: readonly number[]): boolean => Array.isArray(xs) && xs.length > 0 && xs.every((x) => Number.isFinite(x));
   if (!ok(n.mean) || !ok(n.std)) throw optionError('normalize', 'must have finite mean and std values, one or one per channel');
-  if (n.std.some((s) => s <= 0)) throw optionError('normalize', 'std values must be > 0');
-}
-
-/** Every θ finite and ≥ 0: a model with NaN weights or an absurd step size can give others. */
-function checkThresholds(th: Thresholds, sites: readonly { node: string }[]): void {
-  th.values.forEach((v, i) => {
-    const bad = v.find((x) => !(Number.isFinite(x) && x >= 0));
-    if (bad !== undefined) {
-      throw new SpikeportError('unsupported-model', `calibration gave the threshold ${bad} at neuron site "${sites[i].node}"; check the model for NaN or infinite weights (and the step size)`);
-    }
-  });
+  if (n.std.some((s) => s <= 0)) throw optionError('normalize', 'must have std values > 0');
 }
 
 /**
@@ -81,7 +70,6 @@ export async function convert(model: string | LoadedModel, data: string | Datase
   checkDataFits(calib, prepared.inputName, prepared.inputShape);
   const tail = tailGraph(prepared.graph, prepared.plan); // refuses a bad readout node before calibrating
   const calibration = await calibrate(prepared, calib, opts);
-  checkThresholds(calibration.thresholds, prepared.plan.sites);
   const step = buildSnn(prepared, calibration.thresholds, opts.maxpool);
   const meta: SnnMetadata = {
     spec: step.spec,

@@ -12,7 +12,7 @@ import { definedOnly } from '../calibrate/calibrate.js';
 import type { Snn } from '../snn/network.js';
 import { ENGINES, type Engine } from '../runtime/simulate.js';
 import { TASKS, type Task } from '../tasks/task.js';
-import { energyConstants, energyOf, type EnergyConstants } from '../energy/energy.js';
+import { checkEnergyConstants, energyConstants, energyOf, type EnergyConstants } from '../energy/energy.js';
 import { siteErrors as measureSiteErrors, type SiteErrors } from '../analysis/site-errors.js';
 import { annReference, type References } from '../evaluate/reference.js';
 import { checkSteps, delayAt, firingRates, simulateWindows, type Window } from '../evaluate/windows.js';
@@ -52,7 +52,7 @@ export const SIMULATE_DEFAULTS = {
   T: [8, 16, 32, 64, 128, 256], delay: 'auto', batchSize: 100, engine: 'auto', references: false, siteErrors: 0, energy: 'paper',
 } as const;
 
-interface Resolved extends SimulateOptions {
+export interface ResolvedSimulateOptions extends SimulateOptions {
   readonly T: readonly number[];
   readonly delay: 'auto' | 'off' | number;
   readonly batchSize: number;
@@ -63,22 +63,25 @@ interface Resolved extends SimulateOptions {
 }
 
 /** The options with defaults filled in, checked before any work starts (T sorted, without repeats). */
-export function resolveSimulateOptions(options: SimulateOptions = {}): Resolved {
+export function resolveSimulateOptions(options: SimulateOptions = {}): ResolvedSimulateOptions {
   const o = { ...SIMULATE_DEFAULTS, ...definedOnly(options) };
   const T = checkSteps(o.T);
-  if (o.delay !== 'auto' && o.delay !== 'off') checkInteger('delay', o.delay, 0);
+  if (o.delay !== 'auto' && o.delay !== 'off' && !(typeof o.delay === 'number' && Number.isInteger(o.delay) && o.delay >= 0)) {
+    throw optionError('delay', `must be "auto", "off" or an integer ≥ 0 (got ${String(o.delay)})`);
+  }
+  if (typeof o.references !== 'boolean') throw optionError('references', `must be true or false (got ${String(o.references)})`);
   checkInteger('batchSize', o.batchSize, 1);
   checkInteger('siteErrors', o.siteErrors, 0);
   if (o.threads !== undefined) checkInteger('threads', o.threads, 1);
   if (o.siteErrorsT !== undefined) checkInteger('siteErrorsT', o.siteErrorsT, 1);
   if (o.task !== undefined && !(TASKS as readonly string[]).includes(o.task)) throw optionError('task', `"${String(o.task)}" is not a task (known: ${TASKS.join(', ')})`);
   if (!(ENGINES as readonly string[]).includes(o.engine)) throw optionError('engine', `"${String(o.engine)}" is not an engine (known: ${ENGINES.join(', ')})`);
-  const energy = typeof o.energy === 'string' ? energyConstants(o.energy) : o.energy;
+  const energy = typeof o.energy === 'string' ? energyConstants(o.energy) : checkEnergyConstants(o.energy);
   return { ...o, T, energy };
 }
 
 /** The user's delay in steps; undefined for the window rule with d̂. */
-function userDelay(d: Resolved['delay']): number | undefined {
+function userDelay(d: ResolvedSimulateOptions['delay']): number | undefined {
   return d === 'auto' ? undefined : d === 'off' ? 0 : d;
 }
 

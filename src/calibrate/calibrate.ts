@@ -8,7 +8,7 @@ import { batchesOf, makeBatch, sampleOrder } from '../data/dataset.js';
 import { Session, type Array32, type RuntimeOptions } from '../ort/session.js';
 import { siteChannels, type PreparedModel } from '../model/prepare.js';
 import type { OnProgress } from '../progress.js';
-import { checkInteger, optionError } from '../errors.js';
+import { SpikeportError, checkInteger, optionError } from '../errors.js';
 import { instrument, thetaFeeds, type Instrumented } from './instrument.js';
 import { delayFromLatencies, siteLatency, type DelayEstimate } from './delay.js';
 import type { Thresholds } from './thresholds.js';
@@ -66,6 +66,7 @@ function methodOf(m: Method | ThresholdMethod): ThresholdMethod {
   if (typeof m !== 'object' || m === null || typeof m.thresholds !== 'function' || typeof m.name !== 'string' || m.name === '') {
     throw optionError('method', 'must be a method name or an object with a name and a thresholds(context) function');
   }
+  if (Object.hasOwn(BUILT_IN, m.name) && BUILT_IN[m.name as Method] !== m) throw optionError('method', `"${m.name}" is the name of a built-in method; give yours another name`);
   return m;
 }
 
@@ -79,7 +80,9 @@ export function resolveCalibrateOptions(opts: CalibrateOptions = {}): ResolvedCa
   if (o.threads !== undefined) checkInteger('threads', o.threads, 1);
   if (!(Number.isFinite(o.stepSize) && o.stepSize > 0)) throw optionError('stepSize', `must be a finite number > 0 (got ${o.stepSize})`);
   if (!(o.percentile > 0 && o.percentile <= 100)) throw optionError('percentile', `must be in (0, 100] (got ${o.percentile})`);
-  if (method.name === 'fixed' && !o.thresholds) throw optionError('thresholds', 'must be given for method "fixed" (per site node: θ or one θ per channel)');
+  if (typeof o.shuffle !== 'boolean') throw optionError('shuffle', `must be true or false (got ${String(o.shuffle)})`);
+  if (method === BUILT_IN.fixed && !o.thresholds) throw optionError('thresholds', 'must be given for method "fixed" (per site node: θ or one θ per channel)');
+  if (method !== BUILT_IN.fixed && o.thresholds) throw optionError('thresholds', `are only used by method "fixed" (the method is "${method.name}")`);
   return { ...o, method };
 }
 
@@ -106,21 +109,34 @@ export async function calibrate(m: PreparedModel, data: Dataset, options: Calibr
   const order = sampleOrder(data.size, opts.seed, opts.shuffle);
   const batches = [...batchesOf(order, Math.min(opts.batchSize, data.size), opts.iterations)];
   const thresholds = await opts.method.thresholds(context(m, data, batches, opts));
-  checkShape(m, thresholds, opts.method.name);
+  checkResult(m, thresholds, opts.method);
   const delay = await estimateDelay(m, data, batches[0], thresholds, opts);
+  const usesData = opts.method.usesData !== false;
   return {
-    method: opts.method.name, thresholds, delay, iterations: opts.iterations, batchSize: opts.batchSize,
-    samples: opts.method.usesData === false ? 0 : batches.reduce((a, b) => a + b.length, 0),
+    method: opts.method.name, thresholds, delay, iterations: usesData ? opts.iterations : 0, batchSize: batches[0].length,
+    samples: usesData ? batches.reduce((a, b) => a + b.length, 0) : 0,
     seconds: (performance.now() - t0) / 1000,
   };
 }
 
-/** A method's result must have one θ, or one per channel, for every site. */
-function checkShape(m: PreparedModel, th: Thresholds, method: string): void {
+/**
+ * A method's result must have one θ, or one per channel, for every site, each finite and ≥ 0.
+ * From a built-in method anything else comes from the model (NaN weights) or the step size.
+ */
+function checkResult(m: PreparedModel, th: Thresholds, method: ThresholdMethod): void {
   const channels = siteChannels(m);
   const ok = th && Array.isArray(th.values) && th.values.length === channels.length && (th.granularity === 'channel' || th.granularity === 'layer')
     && th.values.every((v, i) => v instanceof Float32Array && v.length === (th.granularity === 'channel' ? channels[i] : 1));
-  if (!ok) throw optionError('method', `"${method}" returned thresholds of the wrong shape (expected, per site, ${channels.join(', ')} values channel-wise or 1 layer-wise)`);
+  if (!ok) throw optionError('method', `"${method.name}" returned thresholds of the wrong shape (expected, per site, ${channels.join(', ')} values channel-wise or 1 layer-wise)`);
+  th.values.forEach((v, i) => {
+    const bad = v.find((x: number) => !(Number.isFinite(x) && x >= 0));
+    if (bad === undefined) return;
+    const site = m.plan.sites[i].node;
+    if (Object.values(BUILT_IN).includes(method)) {
+      throw new SpikeportError('unsupported-model', `calibration gave the threshold ${bad} at neuron site "${site}"; check the model for NaN or infinite weights (and the step size)`);
+    }
+    throw optionError('method', `"${method.name}" returned the threshold ${bad} at neuron site "${site}" (thresholds must be finite and ≥ 0)`);
+  });
 }
 
 function context(m: PreparedModel, data: Dataset, batches: readonly number[][], opts: ResolvedCalibrateOptions): CalibrationContext {

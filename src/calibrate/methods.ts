@@ -146,21 +146,25 @@ const fixed: ThresholdMethod = {
 
 /** Check fixed thresholds against the model's sites and shape them as Thresholds. */
 export function fixedThresholds(m: PreparedModel, given: FixedThresholds | undefined): Thresholds {
-  if (!given) throw optionError('thresholds', 'must be given for method "fixed" (per site node: θ or one θ per channel)');
+  if (!given || typeof given !== 'object' || Array.isArray(given)) throw optionError('thresholds', 'must be given for method "fixed" as an object: per site node, θ or one θ per channel');
   const channels = siteChannels(m);
+  const names = m.plan.sites.map((t) => t.node);
+  const unknown = Object.keys(given).filter((k) => !names.includes(k));
+  if (unknown.length) throw optionError('thresholds', `names ${unknown.map((k) => `"${k}"`).join(', ')}, which ${unknown.length > 1 ? 'are not neuron sites' : 'is not a neuron site'} (sites: ${names.join(', ')})`);
   const perChannel = Object.values(given).some((v) => Array.isArray(v) && v.length > 1);
   const values = m.plan.sites.map((s, i) => {
-    const v = given[s.node];
-    if (v === undefined) throw optionError('thresholds', `has no value for neuron site "${s.node}" (sites: ${m.plan.sites.map((t) => t.node).join(', ')})`);
-    const arr = typeof v === 'number' ? [v] : [...v];
-    if (arr.some((a) => typeof a !== 'number' || !Number.isFinite(a) || a < 0)) throw optionError('thresholds', `for site "${s.node}": a value is not a finite number ≥ 0`);
+    const v: unknown = given[s.node];
+    if (v === undefined) throw optionError('thresholds', `has no value for neuron site "${s.node}" (sites: ${names.join(', ')})`);
+    if (typeof v !== 'number' && !Array.isArray(v)) throw optionError('thresholds', `for site "${s.node}": expected a number or an array of numbers`);
+    const arr: unknown[] = typeof v === 'number' ? [v] : [...(v as unknown[])];
+    if (arr.length === 0 || arr.some((a) => typeof a !== 'number' || !Number.isFinite(a) || a < 0)) throw optionError('thresholds', `for site "${s.node}": a value is not a finite number ≥ 0`);
     if (perChannel) {
-      if (arr.length === 1) return new Float32Array(channels[i]).fill(arr[0]);
+      if (arr.length === 1) return new Float32Array(channels[i]).fill(arr[0] as number);
       if (arr.length !== channels[i]) throw optionError('thresholds', `for site "${s.node}": ${arr.length} values, expected 1 or ${channels[i]}`);
     } else if (arr.length !== 1) {
       throw optionError('thresholds', `for site "${s.node}": ${arr.length} values, expected 1`);
     }
-    return Float32Array.from(arr);
+    return Float32Array.from(arr as number[]);
   });
   return { granularity: perChannel ? 'channel' : 'layer', values };
 }

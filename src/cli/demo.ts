@@ -4,7 +4,8 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Command } from 'commander';
 import { SpikeportError } from '../errors.js';
-import { calibrationOptions, energyOptions, int, outputOptions, stepsOption, type SimFlags } from './options.js';
+import { SIMULATE_DEFAULTS } from '../api/simulate.js';
+import { calibrationOptions, energyOptions, engineOption, int, outputOptions, stepsOption, type SimFlags } from './options.js';
 import { runSimulate } from './simulate.js';
 
 const MODELS_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', '..', 'models');
@@ -22,9 +23,10 @@ export function demoCommand(): Command {
     .description('convert and simulate a bundled model on its bundled data set, and print accuracy against T')
     .option('--model <name>', 'bundled model: mnist-cnn (needs only npm), fashion-vgg, fashion-resnet, fashion-mobilenet (need dataset-fashion-mnist), mnist-fcn, mnist-deeplab (segmentation), mnist-centernet (detection), mnist-r3d (video)', 'mnist-cnn')
     .addOption(stepsOption([8, 16, 32, 64, 128]))
+    .addOption(engineOption())
     .option('--limit <n>', 'test samples', int(1), 2000))))
     .action(async (f: SimFlags & { model: string }) => {
       const { file, dataset } = bundledModel(f.model);
-      await runSimulate(file, { ...f, data: `${dataset}:test`, delay: 'auto', siteErrors: 100 }, true);
+      await runSimulate(file, { ...f, data: `${dataset}:test`, delay: SIMULATE_DEFAULTS.delay, siteErrors: 100 }, { header: true });
     });
 }

@@ -6,25 +6,26 @@ import { isSnnGraph } from '../snn/format.js';
 import { openDataset } from '../data/sources.js';
 import type { Dataset } from '../data/dataset.js';
 import type { Task } from '../tasks/task.js';
-import { resolveConvertOptions } from '../api/convert.js';
+import { CONVERT_DEFAULTS, resolveConvertOptions } from '../api/convert.js';
+import type { Engine } from '../runtime/simulate.js';
 import { ablation, delaySweep, energyTable, iterationSweep, type ExperimentOptions } from '../experiments/experiments.js';
 import type { RunRecord } from '../report/record.js';
 import { reportMarkdown } from '../report/markdown.js';
 import {
-  calibrationOptions, calibrationSpec, convertOptionsFrom, energyFrom, energyOptions, int, numbers, outputOptions, stepsOption, taskOption,
+  calibrationOptions, calibrationSpec, convertOptionsFrom, energyFrom, energyOptions, engineOption, int, numbers, outputOptions, stepsOption, taskOption,
   type CalibFlags, type EnergyFlags, type OutputFlags,
 } from './options.js';
 import { progressReporter } from './progress.js';
 import { writeOutputs } from './output.js';
 
-interface ExpFlags extends CalibFlags, OutputFlags { data: string; calib?: string; limit?: number; T: number[]; task?: Task }
+interface ExpFlags extends CalibFlags, OutputFlags { data: string; calib?: string; limit?: number; T: number[]; task?: Task; engine: Engine }
 
 type Run = (models: readonly LoadedModel[], calib: Dataset, test: Dataset, o: ExperimentOptions) => Promise<RunRecord>;
 
 async function runExperiment(files: readonly string[], f: ExpFlags, run: Run): Promise<void> {
   const prog = progressReporter(!f.quiet);
   try {
-    if (f.method !== 'cltb') process.stderr.write(`spikeport: note: experiments choose their own methods; --method ${f.method} is ignored\n`);
+    if (f.method !== CONVERT_DEFAULTS.method) process.stderr.write(`spikeport: note: experiments choose their own methods; --method ${f.method} is ignored\n`);
     const { method: _method, ...convertOptions } = convertOptionsFrom(f, prog.report);
     resolveConvertOptions(convertOptions); // bad options fail before any reading
     const models = files.map((file) => {
@@ -50,7 +51,8 @@ function experimentCommand(name: string, description: string, steps: readonly nu
     .option('--calib <spec>', 'calibration data (default: the train split of --data)')
     .option('--limit <n>', 'use only the first N test samples', int(1))
     .addOption(stepsOption(steps))
-    .addOption(taskOption())));
+    .addOption(taskOption())
+    .addOption(engineOption())));
 }
 
 export function experimentCommands(): Command {
@@ -62,7 +64,10 @@ export function experimentCommands(): Command {
   experiment.addCommand(experimentCommand('iterations', 'CLTB with several iteration counts against T', [8, 16, 32, 64, 128, 256])
     .argument('<model>', 'the ANN, an ONNX file')
     .option('--counts <list>', 'iteration counts to compare', numbers, [10, 50, 100, 200, 800])
-    .action(async (model: string, f: ExpFlags & { counts: number[] }) => runExperiment([model], f, async ([m], calib, test, o) => iterationSweep(m, calib, test, f.counts, o))));
+    .action(async (model: string, f: ExpFlags & { counts: number[] }, cmd: Command) => {
+      if (cmd.getOptionValueSource('iterations') === 'cli') throw new SpikeportError('invalid-option', '--iterations: experiment iterations takes its iteration counts from --counts');
+      await runExperiment([model], f, async ([m], calib, test, o) => iterationSweep(m, calib, test, f.counts, o));
+    }));
   experiment.addCommand(experimentCommand('delay', 'accuracy against the chosen delay at several T, with d̂ marked', [8, 16, 32, 64, 128])
     .argument('<model>', 'the ANN, an ONNX file')
     .action(async (model: string, f: ExpFlags) => runExperiment([model], f, async ([m], calib, test, o) => delaySweep(m, calib, test, o))));

@@ -22,7 +22,7 @@ export const FLAGS: Readonly<Record<string, string>> = {
   seed: '--seed', thresholds: '--thresholds', maxpool: '--maxpool', readoutNode: '--readout', normalize: '--mean/--std',
   threads: '--threads', T: '--T', delay: '--delay', task: '--task', engine: '--engine', siteErrors: '--site-errors',
   siteErrorsT: '--site-errors-T', energy: '--energy', eSop: '--e-sop', eMac: '--e-mac', ann: '--ann', form: '--format',
-  limit: '--limit',
+  limit: '--limit', counts: '--counts',
 };
 
 /** A library error in the CLI's words: the field it names becomes the flag that sets it. */
@@ -52,6 +52,13 @@ export function int(min: number) {
   };
 }
 
+/** An energy in pJ (the CLI's unit; the library takes joules). */
+function picojoules(v: string): number {
+  const n = num(v);
+  if (!(n > 0)) throw new InvalidArgumentError('must be an energy in pJ > 0');
+  return n;
+}
+
 function delayValue(v: string): number | 'auto' | 'off' {
   return v === 'auto' || v === 'off' ? v : num(v);
 }
@@ -59,7 +66,7 @@ function delayValue(v: string): number | 'auto' | 'off' {
 export interface CalibFlags {
   method: string; iterations: number; batch: number; stepSize: number; percentile: number; seed: number;
   shuffle: boolean; thresholds?: string; maxpool: PoolMode; readout?: string;
-  mean?: number[]; std?: number[]; calibLimit?: number; threads: number; quiet?: boolean; engine: Engine;
+  mean?: number[]; std?: number[]; calibLimit?: number; threads: number; quiet?: boolean;
 }
 
 const D = CONVERT_DEFAULTS;
@@ -81,8 +88,23 @@ export function calibrationOptions(cmd: Command): Command {
     .option('--std <values>', 'input normalisation std, per channel', numbers)
     .option('--calib-limit <n>', 'use only the first N calibration samples', int(1))
     .option('--threads <n>', 'ONNX Runtime threads', num, defaultThreads())
-    .addOption(new Option('--engine <engine>', 'simulation: steps (several steps per ONNX Runtime call), loop (one ONNX Loop call per batch), auto (time the first batches with each, keep the faster)').choices([...ENGINES]).default(SIMULATE_DEFAULTS.engine))
     .option('-q, --quiet', 'no progress output');
+}
+
+/** Flags that only matter when an ANN is converted (simulate refuses them for a converted file). */
+export const CONVERSION_ONLY: ReadonlySet<string> = new Set([
+  '--method', '--iterations', '--step-size', '--percentile', '--seed', '--no-shuffle', '--thresholds', '--maxpool', '--readout',
+  '--mean', '--std', '--calib-limit', '--calib', '--save',
+]);
+
+/** The flag of a commander option key (e.g. calibLimit → --calib-limit, shuffle → --no-shuffle). */
+export function flagOf(cmd: Command, key: string): string {
+  return cmd.options.find((o) => o.attributeName() === key)?.long ?? `--${key}`;
+}
+
+/** How the simulation is driven (simulate, demo, experiments). */
+export function engineOption(): Option {
+  return new Option('--engine <engine>', 'simulation: steps (several steps per ONNX Runtime call), loop (one ONNX Loop call per batch), auto (time the first batches with each, keep the faster)').choices([...ENGINES]).default(SIMULATE_DEFAULTS.engine);
 }
 
 function readThresholds(file: string | undefined): FixedThresholds | undefined {
@@ -112,8 +134,8 @@ export interface EnergyFlags { energy: string; eSop?: number; eMac?: number }
 export function energyOptions(cmd: Command): Command {
   return cmd
     .addOption(new Option('--energy <preset>', 'energy constants: paper (77 fJ/SOP, 12.5 pJ/MAC) or 45nm (0.9 pJ/AC, 4.6 pJ/MAC)').choices(Object.keys(PRESETS)).default(SIMULATE_DEFAULTS.energy))
-    .option('--e-sop <pJ>', 'energy per synaptic operation in pJ (overrides the preset)', num)
-    .option('--e-mac <pJ>', 'energy per multiply-accumulate in pJ (overrides the preset)', num);
+    .option('--e-sop <pJ>', 'energy per synaptic operation in pJ (overrides the preset)', picojoules)
+    .option('--e-mac <pJ>', 'energy per multiply-accumulate in pJ (overrides the preset)', picojoules);
 }
 
 export function energyFrom(f: EnergyFlags): EnergyConstants {
@@ -138,7 +160,7 @@ export function stepsOption(defaults: readonly number[] = SIMULATE_DEFAULTS.T): 
 }
 
 export interface SimFlags extends CalibFlags, OutputFlags, EnergyFlags {
-  data: string; T: number[]; delay: number | 'auto' | 'off'; ann?: string; calib?: string; limit?: number; save?: string;
+  engine: Engine; data: string; T: number[]; delay: number | 'auto' | 'off'; ann?: string; calib?: string; limit?: number; save?: string;
   siteErrors: number; siteErrorsT?: number; task?: Task;
 }
 
@@ -153,7 +175,8 @@ export function simulateOptions(cmd: Command): Command {
     .option('--calib <spec>', 'calibration data when MODEL is an ANN (default: the train split of --data)')
     .option('--save <file>', 'when MODEL is an ANN: also save the converted SNN here')
     .addOption(taskOption())
-    .option('--site-errors <n>', 'samples for the per-site error analysis (clip error, SNN vs ANN per site; needs the ANN); 0 = off', num, 100)
+    .addOption(engineOption())
+    .option('--site-errors <n>', 'samples for the per-site error analysis (clip error, SNN vs ANN per site; needs the ANN); 0 = off (the library\'s default; the CLI does it on 100)', num, 100)
     .option('--site-errors-T <T>', 'T for the per-site error analysis (default: the largest --T)', num);
 }
 

@@ -1,20 +1,19 @@
 /** spikeport report: a JSON record rendered again as HTML and Markdown. */
-import fs from 'node:fs';
 import { Command } from 'commander';
 import { SpikeportError } from '../errors.js';
-import { isRunRecord, RECORD_KINDS, type RunRecord } from '../report/record.js';
+import { parseRecord, type RunRecord } from '../report/record.js';
+import { readRegularFile } from '../model/load.js';
 import { writeOutputs } from './output.js';
 
 function readRecord(file: string): RunRecord {
-  if (!fs.existsSync(file)) throw new SpikeportError('io', `no such file: ${file}`);
   let v: unknown;
   try {
-    v = JSON.parse(fs.readFileSync(file, 'utf8'));
+    v = JSON.parse(readRegularFile(file).toString('utf8'));
   } catch (e) {
+    if (e instanceof SpikeportError) throw e;
     throw new SpikeportError('invalid-file', `${file} is not JSON (${(e as Error).message})`);
   }
-  if (!isRunRecord(v)) throw new SpikeportError('invalid-file', `${file} is not a spikeport record (no "kind" among ${RECORD_KINDS.join(', ')}); make one with simulate --json or experiment --json`);
-  return v;
+  return parseRecord(v, file);
 }
 
 export function reportCommand(): Command {

@@ -7,23 +7,34 @@ import { loadModel } from '../model/load.js';
 import { isSnnGraph } from '../snn/format.js';
 import { attachSource, snnFromGraph, type Snn } from '../snn/network.js';
 import { openDataset } from '../data/sources.js';
+import { SpikeportError } from '../errors.js';
 import {
-  calibrationOptions, calibrationSpec, convertOptionsFrom, energyOptions, outputOptions, simulateOptions, simulateOptionsFrom, type SimFlags,
+  CONVERSION_ONLY, calibrationOptions, calibrationSpec, convertOptionsFrom, energyOptions, flagOf, outputOptions, simulateOptions,
+  simulateOptionsFrom, type SimFlags,
 } from './options.js';
 import { progressReporter } from './progress.js';
 import { energySummary, resultsTable, writeOutputs } from './output.js';
 
-export async function runSimulate(modelFile: string, f: SimFlags, header = false): Promise<void> {
+export interface RunContext {
+  /** The flags set on the command line (not by default), for refusing those that would be ignored. */
+  readonly given?: readonly string[];
+  /** Print a line naming the model, data and calibration first (the demo). */
+  readonly header?: boolean;
+}
+
+export async function runSimulate(modelFile: string, f: SimFlags, ctx: RunContext = {}): Promise<void> {
+  const { given = [], header = false } = ctx;
   const prog = progressReporter(!f.quiet);
   try {
-    // Bad options fail before any reading or calibration.
-    resolveSimulateOptions(simulateOptionsFrom(f, undefined));
-    const convertOptions = resolveConvertOptions(convertOptionsFrom(f, prog.report));
+    resolveSimulateOptions(simulateOptionsFrom(f, undefined)); // bad options fail before any reading
     const loaded = loadModel(modelFile);
     let snn: Snn;
     if (isSnnGraph(loaded.graph)) {
+      const ignored = given.filter((flag) => CONVERSION_ONLY.has(flag));
+      if (ignored.length) throw new SpikeportError('invalid-option', `${ignored.join(', ')}: ${path.basename(modelFile)} is already converted; these options apply when MODEL is an ANN`);
       snn = await attachSource(snnFromGraph(loaded.graph, path.basename(modelFile)), modelFile, { ann: f.ann, threads: f.threads });
     } else {
+      const convertOptions = resolveConvertOptions(convertOptionsFrom(f, prog.report));
       const calib = openDataset(calibrationSpec(f.data, f.calib), f.calibLimit);
       snn = await convert(loaded, calib, convertOptions);
       if (f.save) snn.save(f.save);
@@ -43,9 +54,14 @@ export async function runSimulate(modelFile: string, f: SimFlags, header = false
   }
 }
 
+/** The flags the user set on the command line. */
+export function givenFlags(cmd: Command): string[] {
+  return Object.keys(cmd.opts()).filter((k) => cmd.getOptionValueSource(k) === 'cli').map((k) => flagOf(cmd, k));
+}
+
 export function simulateCommand(): Command {
   return calibrationOptions(outputOptions(energyOptions(simulateOptions(new Command('simulate')
     .description('simulate a spiking network for T steps and report accuracy against T, with and without delayed evaluation')
     .argument('<model>', 'an SNN from spikeport convert, or an ANN (converted on the fly with the calibration options)')))))
-    .action(async (model: string, f: SimFlags) => runSimulate(model, f));
+    .action(async (model: string, f: SimFlags, c: Command) => runSimulate(model, f, { given: givenFlags(c) }));
 }

@@ -35,11 +35,19 @@ export const PRESETS: Readonly<Record<string, EnergyConstants>> = {
 export function energyConstants(preset: string, override: { eSop?: number; eMac?: number } = {}): EnergyConstants {
   const base = Object.hasOwn(PRESETS, preset) ? PRESETS[preset] : undefined;
   if (!base) throw optionError('energy', `"${preset}" is not a preset (known: ${Object.keys(PRESETS).join(', ')})`);
-  for (const [field, v] of Object.entries(override)) if (v !== undefined && !(Number.isFinite(v) && v > 0)) throw optionError(field, `must be a finite number of joules > 0 (got ${v})`);
+  for (const [field, v] of Object.entries(override)) if (v !== undefined && !(Number.isFinite(v) && v > 0)) throw optionError(field, `must be a finite energy > 0 (got ${v} J)`);
   if (override.eSop === undefined && override.eMac === undefined) return base;
   const eSop = override.eSop ?? base.eSop;
   const eMac = override.eMac ?? base.eMac;
   return { name: `${base.name} (modified)`, eSop, eMac, note: `the ${base.name} preset with ${eSop} J per SOP and ${eMac} J per MAC` };
+}
+
+/** Constants given whole (not by preset): both energies finite and > 0. */
+export function checkEnergyConstants(c: EnergyConstants): EnergyConstants {
+  const ok = typeof c === 'object' && c !== null && typeof c.name === 'string' && c.name !== ''
+    && [c.eSop, c.eMac].every((v) => typeof v === 'number' && Number.isFinite(v) && v > 0);
+  if (!ok) throw optionError('energy', `must be a preset name (${Object.keys(PRESETS).join(', ')}) or { name, eSop, eMac, note } with energies in joules, finite and > 0`);
+  return { ...c, note: typeof c.note === 'string' ? c.note : '' };
 }
 
 export interface LayerEnergy {

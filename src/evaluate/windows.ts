@@ -65,6 +65,7 @@ export function delayAt(T: number, estimated: number, user?: number): number {
 
 /** Check a list of time steps (the `T` option) and return it sorted, without repeats. */
 export function checkSteps(Ts: readonly number[]): number[] {
+  if (!Array.isArray(Ts)) throw optionError('T', `must be an array of numbers of time steps (got ${JSON.stringify(Ts)})`);
   if (Ts.length === 0) throw optionError('T', 'must list at least one number of time steps');
   for (const T of Ts) if (!Number.isInteger(T) || T < 1) throw optionError('T', `must list integers ≥ 1 (got ${Ts.join(',')})`);
   return [...new Set(Ts)].sort((a, b) => a - b);

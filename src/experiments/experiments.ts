@@ -16,7 +16,7 @@ import { checkSteps, delayAt, firingRates, simulateWindows, type Window, type Wi
 import { convert, resolveConvertOptions, type ConvertOptions, type ResolvedConvertOptions } from '../api/convert.js';
 import type { Curve, CurvesRecord, DelayRecord, EnergyRecord, EnergyRow } from '../report/record.js';
 import { tagged } from '../progress.js';
-import { SpikeportError } from '../errors.js';
+import { optionError } from '../errors.js';
 
 /** Conversion options for every setting (the method and iteration count are the experiment's), and what to simulate. */
 export interface ExperimentOptions extends Omit<ConvertOptions, 'method'> {
@@ -75,15 +75,15 @@ export async function ablation(model: LoadedModel, calib: Dataset, test: Dataset
 }
 
 /** Fig. 3b: CLTB with several iteration counts (with delayed evaluation). */
-export async function iterationSweep(model: LoadedModel, calib: Dataset, test: Dataset, iterations: readonly number[], options: ExperimentOptions = {}): Promise<CurvesRecord> {
+export async function iterationSweep(model: LoadedModel, calib: Dataset, test: Dataset, counts: readonly number[], options: ExperimentOptions = {}): Promise<CurvesRecord> {
   const opts = resolve(options);
-  if (iterations.length === 0 || iterations.some((n) => !Number.isInteger(n) || n < 1)) {
-    throw new SpikeportError('invalid-option', `iteration counts must be integers ≥ 1 (got ${iterations.join(',')})`);
+  if (!Array.isArray(counts) || counts.length === 0 || counts.some((n) => !Number.isInteger(n) || n < 1)) {
+    throw optionError('counts', `must list iteration counts, integers ≥ 1 (got ${String(counts)})`);
   }
   const Ts = opts.T;
   const curves: Curve[] = [];
   let ann: Score | null = null;
-  for (const its of iterations) {
+  for (const its of counts) {
     const snn = await convertWith(model, calib, opts, 'cltb', `${its} iterations`, its);
     const dhat = snn.meta.delay.estimated;
     const run = await simulateWindows(snn, test, Ts.map((T) => ({ T, delay: delayAt(T, dhat) })), windowOptions(opts, `${its} iterations`));

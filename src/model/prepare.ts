@@ -60,12 +60,14 @@ export async function prepareModel(m: LoadedModel, opts: PrepareOptions = {}): P
     if (!(e instanceof SpikeportError) || e.code !== 'runtime') throw e;
     throw new SpikeportError('runtime', `${e.message} (if the model was exported with a fixed batch size, export it again with a dynamic batch axis)`);
   }
+  const normalize = opts.normalize ?? storedNormalize(m.graph);
+  if (normalize) checkNormalizeFits(normalize, inputShape, opts.normalize !== undefined);
   const perSample = new Map<string, number[]>();
   for (const [k, dims] of shapes) perSample.set(k, dims.slice(1));
   return {
     source: { path: m.path, sha256: m.sha256 },
     graph, plan, inputName: input.name, inputShape, shapes: perSample,
-    normalize: opts.normalize ?? storedNormalize(m.graph),
+    normalize,
   };
 }
 
@@ -81,6 +83,16 @@ export function storedNormalize(g: Graph): Normalize | null {
     if (numbers(v.mean) && numbers(v.std) && v.std.every((s) => s > 0)) return v;
   } catch { /* fall through */ }
   throw new SpikeportError('invalid-file', `the model metadata ${NORMALIZE_KEY} is not {"mean":[..],"std":[..]} with std > 0`);
+}
+
+/** Mean and std: one value, or one per input channel (axis 0 of a sample of rank ≥ 3, as makeBatch reads them). */
+function checkNormalizeFits(n: Normalize, inputShape: readonly number[], fromOptions: boolean): void {
+  const C = inputShape.length >= 3 ? inputShape[0] : 1;
+  const fits = (xs: readonly number[]): boolean => xs.length === 1 || xs.length === C;
+  if (fits(n.mean) && fits(n.std)) return;
+  const what = `has ${n.mean.length} mean and ${n.std.length} std values for an input with ${C} channel${C > 1 ? 's' : ''} (give 1 or ${C} of each)`;
+  if (fromOptions) throw new SpikeportError('invalid-option', `normalize ${what}`, 'normalize');
+  throw new SpikeportError('invalid-file', `the model metadata ${NORMALIZE_KEY} ${what}`);
 }
 
 /** Check that a data set's samples fit the model input (same number of values). */

@@ -4,7 +4,9 @@
  */
 import type { EnergyReport } from '../energy/energy.js';
 import type { SiteErrors } from '../analysis/site-errors.js';
-import type { Score, Task } from '../tasks/task.js';
+import { z } from 'zod';
+import { TASKS, type Score, type Task } from '../tasks/task.js';
+import { SpikeportError } from '../errors.js';
 
 /** The SNN's scores at one T. */
 export interface SimulationResult {
@@ -87,6 +89,51 @@ export type RunRecord = SimulateRecord | CurvesRecord | DelayRecord | EnergyReco
 
 export const RECORD_KINDS = ['simulate', 'ablation', 'iterations', 'delay', 'energy'] as const;
 
-export function isRunRecord(v: unknown): v is RunRecord {
-  return typeof v === 'object' && v !== null && RECORD_KINDS.includes((v as { kind?: string }).kind as (typeof RECORD_KINDS)[number]);
+// The schema of a record read back from JSON (spikeport report FILE). JSON has no ∞ or NaN: a
+// non-finite number was written as null, and reads back as NaN where the type says number.
+const num = z.number().nullable().transform((v) => v ?? Number.NaN);
+const str = z.string();
+const score = z.object({ metric: num, secondary: num.nullable() }).nullable();
+const info = { task: z.enum(TASKS).optional(), model: str, data: str, samples: num, created: str };
+const cost = z.object({ T: num, sops: num, macs: num, energy: num, fpsPerW: num, fpsPerWSopsOnly: num.nullable(), metric: num.nullable() });
+const energy = z.object({
+  constants: z.object({ name: str, eSop: num, eMac: num, note: str }),
+  ann: z.object({ macs: num, energy: num, fpsPerW: num, metric: num.nullable() }),
+  perT: z.array(cost), sops90: cost.nullable(), sops95: cost.nullable(),
+  layers: z.array(z.object({ node: str, opType: str, where: z.enum(['input', 'spiking', 'dense', 'tail']), macs: num, sops: num.nullable(), density: num.nullable() })),
+});
+const siteErrors = z.object({
+  T: num, delay: num, samples: num,
+  sites: z.array(z.object({ site: str, clipError: num, snnVsAnn: num, snnVsClipped: num })),
+});
+const recordSchema: z.ZodType<RunRecord> = z.discriminatedUnion('kind', [
+  z.object({
+    kind: z.literal('simulate'), ...info, method: str, iterations: num, calibration: z.record(z.string(), z.unknown()), maxpool: str,
+    ann: score, clippedAnn: score, delay: z.object({ estimated: num, latencies: z.array(num), rule: str }),
+    results: z.array(z.object({ T: num, delay: num, metric: num, secondary: num.nullable(), metricNoDelay: num, secondaryNoDelay: num.nullable() })),
+    firingRates: z.array(z.object({ site: str, rate: num })), energy: energy.nullable(), siteErrors: siteErrors.nullable(), simulationSeconds: num,
+  }),
+  z.object({
+    kind: z.enum(['ablation', 'iterations']), ...info, ann: score, notes: z.array(str),
+    curves: z.array(z.object({ label: str, points: z.array(z.object({ T: num, metric: num })), seconds: num.optional(), delay: num.optional() })),
+  }),
+  z.object({
+    kind: z.literal('delay'), ...info, ann: score, estimated: num,
+    sweeps: z.array(z.object({ T: num, rule: num, best: num, points: z.array(z.object({ delay: num, metric: num })) })),
+  }),
+  z.object({ kind: z.literal('energy'), ...info, notes: z.array(str), rows: z.array(z.object({ model: str, ann: score, energy, firingRate: num })) }),
+]);
+
+/** A record from JSON, every field checked; `where` names it in the one-line error. */
+export function parseRecord(json: unknown, where: string): RunRecord {
+  const kind = (json as { kind?: unknown } | null)?.kind;
+  if (!(RECORD_KINDS as readonly unknown[]).includes(kind)) {
+    throw new SpikeportError('invalid-file', `${where} is not a spikeport record (no "kind" among ${RECORD_KINDS.join(', ')}); make one with simulate --json or experiment --json`);
+  }
+  const parsed = recordSchema.safeParse(json);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    throw new SpikeportError('invalid-file', `${where}: a ${String(kind)} record with a bad field ${issue.path.join('.') || '(root)'}: ${issue.message}`);
+  }
+  return parsed.data;
 }

@@ -72,7 +72,7 @@ function simulateSections(r: SimulateRecord): Section[] {
     text: [
       `Model ${r.model}; data ${r.data}, ${r.samples} samples; thresholds ${r.method} (${r.iterations} iterations); max pooling ${r.maxpool}.`,
       `Estimated delay d̂ = ${r.delay.estimated}; delay at T: ${r.delay.rule}. Simulation ${num(r.simulationSeconds)} s.`,
-      ...(r.ann ? [`ANN ${m1} ${pct(r.ann.metric)} %; clipped ANN (ReLU → clip(x, 0, θ)) ${pct(r.clippedAnn?.metric)} %.`] : ['No ANN reference (the source ANN was not found; pass --ann).']),
+      ...(r.ann ? [`ANN ${m1} ${pct(r.ann.metric)} %; clipped ANN (ReLU → clip(x, 0, θ)) ${pct(r.clippedAnn?.metric)} %.`] : ['No ANN reference (the source ANN was not found next to the SNN; name it with --ann, or the ann option of loadSnn, and ask for references).']),
     ],
   }, {
     title: `${m1} against time steps`,

@@ -18,10 +18,10 @@ import { usedInitializers } from '../graph/topo.js';
 import { GraphBuilder, floatInput } from '../onnx/builder.js';
 import { siteChannels, type PreparedModel } from '../model/prepare.js';
 import { thetaPerElement, thetaShape, type Thresholds } from '../calibrate/thresholds.js';
-import { SNN_FORMAT, type LayerSpec, type PoolMode, type SiteSpec, type SnnSpec, type StateSpec } from './format.js';
+import { SNN_FORMAT, siteState, sopsOutput, spikesOutput, type LayerSpec, type PoolMode, type SiteSpec, type SnnSpec, type StateSpec } from './format.js';
 import { addIfNeuron } from './neuron.js';
 import { addAccumulatedMaxPool } from './maxpool.js';
-import { addEventCounter, addSiteCounters, planCounters, sopsOutput, spikesOutput } from './counters.js';
+import { addEventCounter, addSiteCounters, planCounters } from './counters.js';
 
 /** The one-step graph and its interface. */
 export interface SnnGraph {
@@ -40,8 +40,8 @@ export function buildSnn(m: PreparedModel, th: Thresholds, maxpool: PoolMode = '
   const counters = planCounters(m);
   const nodes: Node[] = [];
   const shapeOf = (t: string): readonly number[] => m.shapes.get(t) as readonly number[];
-  const state = (hint: string, shape: readonly number[]): StateSpec => {
-    const s = { input: `state.${hint}`, output: `state.${hint}.next`, shape };
+  const state = (input: string, shape: readonly number[]): StateSpec => {
+    const s = { input, output: `${input}.next`, shape };
     states.push(s);
     return s;
   };
@@ -61,7 +61,7 @@ export function buildSnn(m: PreparedModel, th: Thresholds, maxpool: PoolMode = '
     if (site) {
       const shape = shapeOf(site.input);
       const theta = th.values[site.index];
-      const u = state(`site${site.index}`, shape);
+      const u = state(siteState(site.index), shape);
       addIfNeuron(b, { current: site.input, spikes: site.output, state: u }, theta, thetaShape(shape.length + 1, channels[site.index], th.granularity), String(site.index));
       const invTheta = thetaPerElement(theta, numel(shape), channels[site.index]).map((t) => (t > 0 ? 1 / t : 0));
       const fed = (counters.fedBySite.get(site.node) ?? []).map((l) => ({ fanout: fanoutOf(l), output: sopsOutput(counters.layerIndex.get(l.name) as number) }));
@@ -70,7 +70,7 @@ export function buildSnn(m: PreparedModel, th: Thresholds, maxpool: PoolMode = '
       sites.push({ node: site.node, spikes, neurons: numel(shape), theta: Array.from(theta) });
     } else if (n.opType === 'MaxPool' && m.plan.varying.has(n.inputs[0]) && maxpool === 'accumulated') {
       const i = states.length;
-      addAccumulatedMaxPool(b, n, state(`pool${i}.acc`, shapeOf(n.inputs[0])), state(`pool${i}.max`, shapeOf(n.outputs[0])));
+      addAccumulatedMaxPool(b, n, state(`state.pool${i}.acc`, shapeOf(n.inputs[0])), state(`state.pool${i}.max`, shapeOf(n.outputs[0])));
     } else {
       b.nodes.push(n);
     }

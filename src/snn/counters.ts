@@ -18,14 +18,6 @@ export interface CounterPlan {
   readonly countedAtSite: ReadonlySet<string>;
 }
 
-export function sopsOutput(index: number): string {
-  return `sops.layer${index}`;
-}
-
-export function spikesOutput(siteIndex: number): string {
-  return `spikes.site${siteIndex}`;
-}
-
 export function planCounters(m: PreparedModel): CounterPlan {
   const g = m.graph;
   const spikingLayers = m.plan.spiking.filter((n) => WEIGHTED_OPS.has(n.opType) && m.plan.varying.has(n.inputs[0]));

@@ -122,6 +122,19 @@ export function loopCounter(counter: string): string {
   return `${counter}.steps`;
 }
 
+/** The step graph's names: site k's membrane state, its spike counter, and the j-th spike-fed layer's SOP counter. */
+export function siteState(k: number): string {
+  return `state.site${k}`;
+}
+
+export function spikesOutput(k: number): string {
+  return `spikes.site${k}`;
+}
+
+export function sopsOutput(j: number): string {
+  return `sops.layer${j}`;
+}
+
 /** The scalar per-step counters a step graph outputs: spikes per site, then SOPs per layer. */
 export function counterOutputs(spec: SnnSpec): string[] {
   return [...spec.sites.map((s) => s.spikes), ...(spec.layers ?? []).flatMap((l) => (l.sops ? [l.sops] : []))];
@@ -238,16 +251,18 @@ export function decodeSnn(g: Graph, where: string): DecodedSnn {
   const meta = parsed.data as SnnMetadata;
   const form = g.metadata[KEYS.form] ?? 'step';
   if (form !== 'step' && form !== 'loop') throw invalid(where, `metadata ${KEYS.form} is "${form}", expected step or loop`);
-  checkInterface(g, meta.spec, form, where);
+  checkInterface(g, meta, form, where);
   const tailText = g.metadata[KEYS.tail];
   const tail = tailText ? decodeModel(Buffer.from(tailText, 'base64'), `${where} (metadata ${KEYS.tail})`) : null;
   return { form, graph: g, meta, tail };
 }
 
-/** The spec names the graph's inputs and outputs: check that they are there. */
-function checkInterface(g: Graph, spec: SnnSpec, form: SnnForm, where: string): void {
-  const inputs = new Set(g.inputs.map((i) => i.name));
-  const outputs = new Set(g.outputs.map((o) => o.name));
+/** The spec names the graph's inputs and outputs, and its parts must agree: check both. */
+function checkInterface(g: Graph, meta: SnnMetadata, form: SnnForm, where: string): void {
+  const { spec } = meta;
+  const field = (path: string, what: string): SpikeportError => invalid(where, `metadata ${KEYS.snn}: field ${path}: ${what}`);
+  const inputs = new Map(g.inputs.map((i) => [i.name, i]));
+  const outputs = new Map(g.outputs.map((o) => [o.name, o]));
   const wantIn = form === 'loop' ? [spec.input, LOOP_STEPS_INPUT, LOOP_DELAY_INPUT] : [spec.input, ...spec.states.map((s) => s.input)];
   const wantOut = form === 'loop'
     ? [loopReadout(spec.readout), ...counterOutputs(spec).map(loopCounter)]
@@ -256,7 +271,51 @@ function checkInterface(g: Graph, spec: SnnSpec, form: SnnForm, where: string): 
   if (missingIn) throw invalid(where, `the graph has no input "${missingIn}" that ${KEYS.snn} names`);
   const missingOut = wantOut.find((o) => !outputs.has(o));
   if (missingOut) throw invalid(where, `the graph has no output "${missingOut}" that ${KEYS.snn} names`);
-  for (const s of spec.sites) {
-    if (s.theta.length !== 1 && s.neurons % s.theta.length !== 0) throw invalid(where, `site "${s.node}" has ${s.theta.length} thresholds for ${s.neurons} neurons`);
+  const dup = wantOut.find((o, i) => wantOut.indexOf(o) !== i);
+  if (dup) throw invalid(where, `metadata ${KEYS.snn} names the output "${dup}" twice`);
+
+  // Declared shapes (batch axis first) must be the spec's.
+  const sameShape = (declared: readonly (number | string)[] | null | undefined, shape: readonly number[]): boolean =>
+    !declared || (declared.length === shape.length + 1 && shape.every((d, i) => declared[i + 1] === d || typeof declared[i + 1] !== 'number'));
+  if (!sameShape(inputs.get(spec.input)?.shape, spec.inputShape)) throw field('spec.inputShape', `${spec.inputShape.join('x')} is not the graph input's shape`);
+  if (form === 'step') {
+    if (!sameShape(outputs.get(spec.readout)?.shape, spec.readoutShape)) throw field('spec.readoutShape', `${spec.readoutShape.join('x')} is not the readout output's shape`);
+    spec.states.forEach((st, i) => {
+      if (!sameShape(inputs.get(st.input)?.shape, st.shape)) throw field(`spec.states.${i}.shape`, `${st.shape.join('x')} is not the shape of input "${st.input}"`);
+    });
+  }
+
+  // Each site: its spike counter, its membrane state, and θ per channel of that state.
+  const states = new Map(spec.states.map((st) => [st.input, st]));
+  spec.sites.forEach((s, k) => {
+    if (s.spikes !== spikesOutput(k)) throw field(`spec.sites.${k}.spikes`, `expected "${spikesOutput(k)}"`);
+    const st = states.get(siteState(k));
+    if (!st) throw field('spec.states', `no state "${siteState(k)}" for site ${k}`);
+    const n = st.shape.reduce((a, b) => a * b, 1);
+    if (s.neurons !== n) throw field(`spec.sites.${k}.neurons`, `${s.neurons}, but its state holds ${n}`);
+    const want = spec.granularity === 'channel' ? st.shape[0] : 1;
+    if (s.theta.length !== want) throw field(`spec.sites.${k}.theta`, `${s.theta.length} values, expected ${want} (${spec.granularity}-wise, ${st.shape[0]} channels)`);
+  });
+  let counted = 0;
+  (spec.layers ?? []).forEach((l, j) => {
+    if ((l.where === 'spiking') !== (l.sops !== undefined)) throw field(`spec.layers.${j}`, 'a layer has a SOP counter exactly when it is fed by spikes');
+    if (l.sops !== undefined && l.sops !== sopsOutput(counted++)) throw field(`spec.layers.${j}.sops`, `expected "${sopsOutput(counted - 1)}"`);
+  });
+  if (meta.delay.latencies.length !== spec.sites.length) throw field('delay.latencies', `${meta.delay.latencies.length} values for ${spec.sites.length} sites`);
+
+  // The plain keys other runtimes read must say what spikeport.snn says.
+  const delayKey = g.metadata[KEYS.delay];
+  if (delayKey !== undefined && delayKey !== String(meta.delay.estimated)) throw invalid(where, `metadata ${KEYS.delay} is "${delayKey}" but ${KEYS.snn} says ${meta.delay.estimated}`);
+  const normKey = g.metadata[KEYS.normalize];
+  if ((normKey === undefined) !== (meta.normalize === null) || (normKey !== undefined && !sameJson(normKey, meta.normalize))) {
+    throw invalid(where, `metadata ${KEYS.normalize} does not match the normalisation in ${KEYS.snn}`);
+  }
+}
+
+function sameJson(text: string, value: unknown): boolean {
+  try {
+    return JSON.stringify(JSON.parse(text)) === JSON.stringify(value);
+  } catch {
+    return false;
   }
 }

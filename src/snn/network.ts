@@ -93,6 +93,7 @@ export class Snn {
 
   /** The graph as it would be saved: in `form`, with every metadata key of the file format. */
   toGraph(form: SnnForm = this.form): Graph {
+    if (form !== 'step' && form !== 'loop') throw optionError('form', `must be "step" or "loop" (got ${String(form)})`);
     if (form === this.form) return encodeSnn(this.graph, form, this.meta, this.tail);
     if (form === 'loop') return encodeSnn(buildLoop({ graph: this.graph, spec: this.spec }, this.tail), 'loop', this.meta, this.tail);
     throw optionError('form', '"step" is not available: this network was read from a loop-form file (convert the ANN again for a step-form file)');
@@ -155,7 +156,13 @@ export async function loadSnn(file: string, opts: LoadSnnOptions = {}): Promise<
 export async function attachSource(snn: Snn, snnFile: string, opts: LoadSnnOptions = {}): Promise<Snn> {
   const annFile = opts.ann === undefined ? findSourceAnn(snnFile, snn.meta) : opts.ann;
   if (annFile === null) return snn;
-  const loaded = loadModel(annFile);
+  let loaded: ReturnType<typeof loadModel>;
+  try {
+    loaded = loadModel(annFile);
+  } catch (e) {
+    if (e instanceof SpikeportError && opts.ann !== undefined) throw new SpikeportError(e.code, `ann: ${e.message}`, 'ann');
+    throw e;
+  }
   if (loaded.sha256 !== snn.meta.source.sha256) {
     throw optionError('ann', `${annFile} is not the model ${path.basename(snnFile)} was converted from (${snn.meta.source.file}, sha256 ${snn.meta.source.sha256.slice(0, 12)}…)`);
   }
