@@ -78,7 +78,7 @@ test('--T 0 and an unknown method', () => {
 test('a missing model file, an unknown data set and an empty npz', () => {
   expectUserError(['convert', 'nope.onnx', '--data', 'mnist:train', '--out', 'o.onnx'], /no such file: nope\.onnx/, 'o.onnx');
   expectUserError(['convert', MNIST, '--data', 'cifar:train', '--out', 'o.onnx', '-q'], /unknown data set "cifar"/, 'o.onnx');
-  expectUserError(['convert', MNIST, '--data', 'npz:missing.npz', '--out', 'o.onnx', '-q'], /no such file missing\.npz/, 'o.onnx');
+  expectUserError(['convert', MNIST, '--data', 'npz:missing.npz', '--out', 'o.onnx', '-q'], /data set npz:missing\.npz: no such file: missing\.npz/, 'o.onnx');
   expectUserError(['convert', MNIST, '--data', 'fashion-mnist:train@/nonexistent', '--out', 'o.onnx', '-q'],
     /fashion-mnist: no IDX files in \/nonexistent; install them with "apt-get install dataset-fashion-mnist"/, 'o.onnx');
 });

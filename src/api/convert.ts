@@ -77,13 +77,13 @@ export async function convert(model: string | LoadedModel, data: string | Datase
     normalize: prepared.normalize,
     calibration: {
       method: calibration.method, iterations: calibration.iterations, batchSize: calibration.batchSize,
-      samples: calibration.samples, data: calib.name, seconds: round(calibration.seconds, 3),
+      samples: calibration.samples, data: calib.name,
     },
     delay: { estimated: calibration.delay.estimated, latencies: calibration.delay.latencies.map((r) => round(r, 4)) },
     ...(opts.readoutNode ? { readoutNode: opts.readoutNode } : {}),
-    convertSeconds: round((performance.now() - t0) / 1000, 3),
   };
-  return new Snn({ form: 'step', graph: step.graph, meta, tail, source: prepared });
+  const timing = { calibrate: round(calibration.seconds, 3), convert: round((performance.now() - t0) / 1000, 3) };
+  return new Snn({ form: 'step', graph: step.graph, meta, tail, source: prepared, timing });
 }
 
 function round(v: number, digits: number): number {

@@ -7,7 +7,7 @@
 import path from 'node:path';
 import type { Dataset } from '../data/dataset.js';
 import { openDataset } from '../data/sources.js';
-import type { RuntimeOptions } from '../ort/session.js';
+import { checkThreads, type RuntimeOptions } from '../ort/session.js';
 import { definedOnly } from '../calibrate/calibrate.js';
 import type { Snn } from '../snn/network.js';
 import { ENGINES, type Engine } from '../runtime/simulate.js';
@@ -72,7 +72,7 @@ export function resolveSimulateOptions(options: SimulateOptions = {}): ResolvedS
   if (typeof o.references !== 'boolean') throw optionError('references', `must be true or false (got ${String(o.references)})`);
   checkInteger('batchSize', o.batchSize, 1);
   checkInteger('siteErrors', o.siteErrors, 0);
-  if (o.threads !== undefined) checkInteger('threads', o.threads, 1);
+  checkThreads(o.threads);
   if (o.siteErrorsT !== undefined) checkInteger('siteErrorsT', o.siteErrorsT, 1);
   if (o.task !== undefined && !(TASKS as readonly string[]).includes(o.task)) throw optionError('task', `"${String(o.task)}" is not a task (known: ${TASKS.join(', ')})`);
   if (!(ENGINES as readonly string[]).includes(o.engine)) throw optionError('engine', `"${String(o.engine)}" is not an engine (known: ${ENGINES.join(', ')})`);
@@ -124,7 +124,7 @@ export async function simulate(snn: Snn, data: string | Dataset, options: Simula
     created: new Date().toISOString(),
     method: cal.method,
     iterations: cal.iterations,
-    calibration: { ...cal, ...(snn.meta.convertSeconds !== undefined ? { convertSeconds: snn.meta.convertSeconds } : {}) },
+    calibration: { ...cal, ...(snn.timing ? { seconds: snn.timing.calibrate, convertSeconds: snn.timing.convert } : {}) },
     maxpool: spec.maxpool,
     ann: refs ? refs.ann : null,
     clippedAnn: refs ? refs.clipped : null,

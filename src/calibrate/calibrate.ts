@@ -4,8 +4,8 @@
  * thresholds.
  */
 import type { Dataset } from '../data/dataset.js';
-import { batchesOf, makeBatch, sampleOrder } from '../data/dataset.js';
-import { Session, type Array32, type RuntimeOptions } from '../ort/session.js';
+import { batchAt, makeBatch, sampleOrder } from '../data/dataset.js';
+import { Session, checkThreads, type Array32, type RuntimeOptions } from '../ort/session.js';
 import { siteChannels, type PreparedModel } from '../model/prepare.js';
 import type { OnProgress } from '../progress.js';
 import { SpikeportError, checkInteger, optionError } from '../errors.js';
@@ -76,8 +76,8 @@ export function resolveCalibrateOptions(opts: CalibrateOptions = {}): ResolvedCa
   const method = methodOf(o.method);
   checkInteger('iterations', o.iterations, 1);
   checkInteger('batchSize', o.batchSize, 1);
-  checkInteger('seed', o.seed, 0);
-  if (o.threads !== undefined) checkInteger('threads', o.threads, 1);
+  checkInteger('seed', o.seed, 0, 2 ** 32 - 1, 'a 32-bit seed');
+  checkThreads(o.threads);
   if (!(Number.isFinite(o.stepSize) && o.stepSize > 0)) throw optionError('stepSize', `must be a finite number > 0 (got ${o.stepSize})`);
   if (!(o.percentile > 0 && o.percentile <= 100)) throw optionError('percentile', `must be in (0, 100] (got ${o.percentile})`);
   if (typeof o.shuffle !== 'boolean') throw optionError('shuffle', `must be true or false (got ${String(o.shuffle)})`);
@@ -107,14 +107,15 @@ export async function calibrate(m: PreparedModel, data: Dataset, options: Calibr
   const opts = resolveCalibrateOptions(options);
   const t0 = performance.now();
   const order = sampleOrder(data.size, opts.seed, opts.shuffle);
-  const batches = [...batchesOf(order, Math.min(opts.batchSize, data.size), opts.iterations)];
-  const thresholds = await opts.method.thresholds(context(m, data, batches, opts));
+  const size = Math.min(opts.batchSize, data.size);
+  const batch = (b: number): number[] => batchAt(order, size, b);
+  const thresholds = await opts.method.thresholds(context(m, data, { count: opts.iterations, batch }, opts));
   checkResult(m, thresholds, opts.method);
-  const delay = await estimateDelay(m, data, batches[0], thresholds, opts);
+  const delay = await estimateDelay(m, data, batch(0), thresholds, opts);
   const usesData = opts.method.usesData !== false;
   return {
-    method: opts.method.name, thresholds, delay, iterations: usesData ? opts.iterations : 0, batchSize: batches[0].length,
-    samples: usesData ? batches.reduce((a, b) => a + b.length, 0) : 0,
+    method: opts.method.name, thresholds, delay, iterations: usesData ? opts.iterations : 0, batchSize: size,
+    samples: usesData ? opts.iterations * size : 0,
     seconds: (performance.now() - t0) / 1000,
   };
 }
@@ -139,14 +140,19 @@ function checkResult(m: PreparedModel, th: Thresholds, method: ThresholdMethod):
   });
 }
 
-function context(m: PreparedModel, data: Dataset, batches: readonly number[][], opts: ResolvedCalibrateOptions): CalibrationContext {
+interface Batches {
+  readonly count: number;
+  batch(b: number): number[];
+}
+
+function context(m: PreparedModel, data: Dataset, batches: Batches, opts: ResolvedCalibrateOptions): CalibrationContext {
   const run: CalibrationContext['run'] = async (inst, outputs, visit, feeds = () => ({}), phase = 'calibrate') => {
     const s = await Session.create(inst.graph, opts);
     try {
-      for (let it = 0; it < batches.length; it++) {
-        const b = makeBatch(data, batches[it], m.normalize);
+      for (let it = 0; it < batches.count; it++) {
+        const b = makeBatch(data, batches.batch(it), m.normalize);
         visit(await s.run({ ...inputFeed(m, b.x, b.n), ...feeds() }, outputs));
-        opts.onProgress?.({ phase, done: it + 1, total: batches.length });
+        opts.onProgress?.({ phase, done: it + 1, total: batches.count });
       }
     } finally {
       await s.release();
@@ -154,7 +160,7 @@ function context(m: PreparedModel, data: Dataset, batches: readonly number[][], 
   };
   let sitesInst: Instrumented | null = null;
   return {
-    model: m, channels: siteChannels(m), batches: batches.length,
+    model: m, channels: siteChannels(m), batches: batches.count,
     options: { stepSize: opts.stepSize, percentile: opts.percentile, thresholds: opts.thresholds },
     run,
     async forEachBatch(visit, phase) {

@@ -4,10 +4,10 @@ import { Command, Option } from 'commander';
 import { convert, resolveConvertOptions } from '../api/convert.js';
 import { loadModel } from '../model/load.js';
 import type { SnnForm } from '../snn/format.js';
-import { writeFileAtomic } from '../files.js';
-import { calibrationOptions, convertOptionsFrom, type CalibFlags } from './options.js';
+import { checkPaths } from '../files.js';
+import { calibrationOptions, convertOptionsFrom, inputPaths, type CalibFlags } from './options.js';
 import { progressReporter } from './progress.js';
-import { table } from './output.js';
+import { outputPaths, table, writeOutputs } from './output.js';
 import { openDataset } from '../data/sources.js';
 
 interface ConvertFlags extends CalibFlags { data: string; out: string; json?: string; format: SnnForm }
@@ -23,19 +23,21 @@ export function convertCommand(): Command {
     .action(async (model: string, f: ConvertFlags) => {
       const prog = progressReporter(!f.quiet);
       try {
-        const opts = resolveConvertOptions(convertOptionsFrom(f, prog.report)); // bad options fail before any reading
+        checkPaths(inputPaths(model, f), outputPaths(f)); // nothing is read or computed before the files are right
+        const opts = resolveConvertOptions(convertOptionsFrom(f, prog.report));
         const snn = await convert(loadModel(model), openDataset(f.data, f.calibLimit), opts);
-        snn.save(f.out, { form: f.format });
+        const bytes = snn.toBytes(f.format);
         prog.stop();
         const d = snn.describe();
-        const seconds = snn.meta.convertSeconds ?? 0;
+        const seconds = snn.timing?.convert ?? 0;
         const summary = {
           model: path.basename(model), out: f.out, form: f.format, method: d.calibration.method, iterations: d.calibration.iterations,
           batchSize: d.calibration.batchSize, samples: d.calibration.samples, sites: d.sites.length,
           delay: snn.meta.delay, seconds,
           thresholds: d.sites.map((s) => ({ site: s.node, mean: s.thetaMean, max: s.thetaMax })),
         };
-        if (f.json) writeFileAtomic(f.json, JSON.stringify(summary, null, 2) + '\n');
+        // Written last, together: the SNN and its summary, or neither.
+        writeOutputs([{ path: f.out, data: bytes }, ...(f.json ? [{ path: f.json, data: JSON.stringify(summary, null, 2) + '\n' }] : [])]);
         process.stdout.write(`${table(['site', 'neurons', 'θ mean', 'θ max', 'latency r'], d.sites.map((s) => [
           s.node, String(s.neurons), s.thetaMean.toFixed(4), s.thetaMax.toFixed(4), s.latency.toFixed(3)]))}\n\n`);
         process.stdout.write(`wrote ${f.out}: ${d.sites.length} neuron sites, ${d.calibration.method} (${d.calibration.iterations} iterations × ${d.calibration.batchSize}), estimated delay d̂ = ${d.delay}, ${seconds.toFixed(1)} s\n`);

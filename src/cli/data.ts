@@ -1,8 +1,8 @@
 /** spikeport data: any data set written as .npz. */
 import { Command } from 'commander';
-import { openDataset } from '../data/sources.js';
+import { dataFiles, openDataset } from '../data/sources.js';
 import { encodeDatasetNpz } from '../data/npz.js';
-import { writeFileAtomic } from '../files.js';
+import { checkPaths, writeFileAtomic } from '../files.js';
 import { int } from './options.js';
 
 export function dataCommand(): Command {
@@ -12,6 +12,7 @@ export function dataCommand(): Command {
     .requiredOption('--out <file>', 'the .npz file to write')
     .option('--limit <n>', 'only the first N samples', int(1))
     .action((spec: string, f: { out: string; limit?: number }) => {
+      checkPaths(dataFiles(spec).map((p) => ({ path: p, role: 'SPEC' })), [{ path: f.out, role: '--out' }]);
       const d = openDataset(spec, f.limit);
       writeFileAtomic(f.out, encodeDatasetNpz(d));
       process.stdout.write(`wrote ${f.out}: ${d.size} samples of ${d.sampleShape.join('x')}${d.masks ? ', masks' : ''}${d.boxes ? `, ${d.boxes.length} boxes` : ''}\n`);

@@ -3,7 +3,8 @@ import { Command } from 'commander';
 import { SpikeportError } from '../errors.js';
 import { loadModel, type LoadedModel } from '../model/load.js';
 import { isSnnGraph } from '../snn/format.js';
-import { openDataset } from '../data/sources.js';
+import { dataFiles, openDataset } from '../data/sources.js';
+import { checkPaths } from '../files.js';
 import type { Dataset } from '../data/dataset.js';
 import type { Task } from '../tasks/task.js';
 import { CONVERT_DEFAULTS, resolveConvertOptions } from '../api/convert.js';
@@ -12,11 +13,11 @@ import { ablation, delaySweep, energyTable, iterationSweep, type ExperimentOptio
 import type { RunRecord } from '../report/record.js';
 import { reportMarkdown } from '../report/markdown.js';
 import {
-  calibrationOptions, calibrationSpec, convertOptionsFrom, energyFrom, energyOptions, engineOption, int, numbers, outputOptions, stepsOption, taskOption,
+  calibrationOptions, calibrationSpec, convertOptionsFrom, energyFrom, energyOptions, engineOption, inputPaths, int, numbers, outputOptions, stepsOption, taskOption,
   type CalibFlags, type EnergyFlags, type OutputFlags,
 } from './options.js';
 import { progressReporter } from './progress.js';
-import { writeOutputs } from './output.js';
+import { outputPaths, recordFiles, writeOutputs } from './output.js';
 
 interface ExpFlags extends CalibFlags, OutputFlags { data: string; calib?: string; limit?: number; T: number[]; task?: Task; engine: Engine }
 
@@ -26,6 +27,7 @@ async function runExperiment(files: readonly string[], f: ExpFlags, run: Run): P
   const prog = progressReporter(!f.quiet);
   try {
     if (f.method !== CONVERT_DEFAULTS.method) process.stderr.write(`spikeport: note: experiments choose their own methods; --method ${f.method} is ignored\n`);
+    checkPaths([...inputPaths(files, f), ...dataFiles(calibrationSpec(f.data, f.calib)).map((p) => ({ path: p, role: 'the calibration data' }))], outputPaths(f));
     const { method: _method, ...convertOptions } = convertOptionsFrom(f, prog.report);
     resolveConvertOptions(convertOptions); // bad options fail before any reading
     const models = files.map((file) => {
@@ -37,7 +39,7 @@ async function runExperiment(files: readonly string[], f: ExpFlags, run: Run): P
     const test = openDataset(f.data, f.limit);
     const record = await run(models, calib, test, { ...convertOptions, T: f.T, task: f.task, engine: f.engine });
     prog.stop();
-    await writeOutputs(record, f);
+    writeOutputs(await recordFiles(record, f));
     process.stdout.write(reportMarkdown(record));
   } finally {
     prog.stop();

@@ -12,7 +12,8 @@ import { SIMULATE_DEFAULTS, type SimulateOptions } from '../api/simulate.js';
 import { ENGINES, type Engine } from '../runtime/simulate.js';
 import { TASKS, type Task } from '../tasks/task.js';
 import { PRESETS, energyConstants, type EnergyConstants } from '../energy/energy.js';
-import { trainSplitOf } from '../data/sources.js';
+import { dataFiles, trainSplitOf } from '../data/sources.js';
+import type { NamedPath } from '../files.js';
 import type { PoolMode } from '../snn/format.js';
 import { defaultThreads } from '../ort/session.js';
 
@@ -186,6 +187,17 @@ export function simulateOptionsFrom(f: SimFlags, onProgress: SimulateOptions['on
     T: f.T, delay: f.delay, batchSize: f.batch, task: f.task, engine: f.engine, threads: f.threads, onProgress,
     references: hasSource, siteErrors: hasSource && stepForm ? f.siteErrors : 0, siteErrorsT: f.siteErrorsT, energy: energyFrom(f),
   };
+}
+
+/** The files a command reads that the user named: MODEL, --ann, --thresholds, and the files in --data / --calib. */
+export function inputPaths(model: string | readonly string[], f: { data?: string; calib?: string; ann?: string; thresholds?: string }): NamedPath[] {
+  return [
+    ...(typeof model === 'string' ? [model] : model).map((p) => ({ path: p, role: 'MODEL' })),
+    ...(f.ann ? [{ path: f.ann, role: '--ann' }] : []),
+    ...(f.thresholds ? [{ path: f.thresholds, role: '--thresholds' }] : []),
+    ...(f.data ? dataFiles(f.data).map((p) => ({ path: p, role: '--data' })) : []),
+    ...(f.calib ? dataFiles(f.calib).map((p) => ({ path: p, role: '--calib' })) : []),
+  ];
 }
 
 /** Calibration data for an ANN simulated on `spec`: what the user names, or its train split. */

@@ -1,5 +1,5 @@
 /** What the CLI writes: plain-text tables on the terminal, and the record's files. */
-import { writeFileAtomic } from '../files.js';
+import { writeFilesAtomic, type NamedPath } from '../files.js';
 import { reportHtml } from '../report/html.js';
 import { reportMarkdown } from '../report/markdown.js';
 import { si } from '../report/sections.js';
@@ -18,11 +18,29 @@ export function table(header: readonly string[], rows: readonly (readonly string
   return [line(header), widths.map((w) => '-'.repeat(w)).join('  '), ...rows.map(line)].join('\n');
 }
 
-/** --json, --report (HTML), --markdown: each written whole or not at all. */
-export async function writeOutputs(r: RunRecord, f: OutputFlags): Promise<void> {
-  if (f.json) writeFileAtomic(f.json, JSON.stringify(r, null, 2) + '\n');
-  if (f.report) writeFileAtomic(f.report, await reportHtml(r));
-  if (f.markdown) writeFileAtomic(f.markdown, reportMarkdown(r));
+export interface OutputFile {
+  readonly path: string;
+  readonly data: Uint8Array | string;
+}
+
+/** The files of --json, --report (HTML) and --markdown for a record. */
+export async function recordFiles(r: RunRecord, f: OutputFlags): Promise<OutputFile[]> {
+  return [
+    ...(f.json ? [{ path: f.json, data: JSON.stringify(r, null, 2) + '\n' }] : []),
+    ...(f.report ? [{ path: f.report, data: await reportHtml(r) }] : []),
+    ...(f.markdown ? [{ path: f.markdown, data: reportMarkdown(r) }] : []),
+  ];
+}
+
+/** The output flags as named paths, for checkPaths. */
+export function outputPaths(f: OutputFlags & { out?: string; save?: string }): NamedPath[] {
+  const named: [string | undefined, string][] = [[f.out, '--out'], [f.save, '--save'], [f.json, '--json'], [f.report, '--report'], [f.markdown, '--markdown']];
+  return named.flatMap(([p, role]) => (p ? [{ path: p, role }] : []));
+}
+
+/** Write every output of a command in one step: all of them, or none. */
+export function writeOutputs(files: readonly OutputFile[]): void {
+  writeFilesAtomic(files);
 }
 
 /** The metric against T, with and without delay, and the ANN lines. */

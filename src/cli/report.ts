@@ -2,8 +2,8 @@
 import { Command } from 'commander';
 import { SpikeportError } from '../errors.js';
 import { parseRecord, type RunRecord } from '../report/record.js';
-import { readRegularFile } from '../model/load.js';
-import { writeOutputs } from './output.js';
+import { outputPaths, recordFiles, writeOutputs } from './output.js';
+import { checkPaths, readRegularFile } from '../files.js';
 
 function readRecord(file: string): RunRecord {
   let v: unknown;
@@ -23,9 +23,10 @@ export function reportCommand(): Command {
     .option('--out <file>', 'HTML report to write (default: the record\'s name with .html)')
     .option('--markdown <file>', 'also write a Markdown summary')
     .action(async (file: string, f: { out?: string; markdown?: string }) => {
-      const record = readRecord(file);
       const out = f.out ?? file.replace(/\.json$/i, '') + '.html';
-      await writeOutputs(record, { report: out, markdown: f.markdown });
+      checkPaths([{ path: file, role: 'RECORD' }], outputPaths({ report: out, markdown: f.markdown }));
+      const record = readRecord(file);
+      writeOutputs(await recordFiles(record, { report: out, markdown: f.markdown }));
       process.stdout.write(`wrote ${out}${f.markdown ? ` and ${f.markdown}` : ''}\n`);
     });
 }

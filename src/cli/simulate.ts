@@ -6,14 +6,15 @@ import { resolveSimulateOptions, simulate } from '../api/simulate.js';
 import { loadModel } from '../model/load.js';
 import { isSnnGraph } from '../snn/format.js';
 import { attachSource, snnFromGraph, type Snn } from '../snn/network.js';
-import { openDataset } from '../data/sources.js';
+import { dataFiles, openDataset } from '../data/sources.js';
+import { checkPaths } from '../files.js';
 import { SpikeportError } from '../errors.js';
 import {
-  CONVERSION_ONLY, calibrationOptions, calibrationSpec, convertOptionsFrom, energyOptions, flagOf, outputOptions, simulateOptions,
+  CONVERSION_ONLY, calibrationOptions, calibrationSpec, convertOptionsFrom, energyOptions, flagOf, inputPaths, outputOptions, simulateOptions,
   simulateOptionsFrom, type SimFlags,
 } from './options.js';
 import { progressReporter } from './progress.js';
-import { energySummary, resultsTable, writeOutputs } from './output.js';
+import { energySummary, outputPaths, recordFiles, resultsTable, writeOutputs } from './output.js';
 
 export interface RunContext {
   /** The flags set on the command line (not by default), for refusing those that would be ignored. */
@@ -26,25 +27,32 @@ export async function runSimulate(modelFile: string, f: SimFlags, ctx: RunContex
   const { given = [], header = false } = ctx;
   const prog = progressReporter(!f.quiet);
   try {
-    resolveSimulateOptions(simulateOptionsFrom(f, undefined)); // bad options fail before any reading
+    // Bad files and options fail before any reading or calibration.
+    const inputs = inputPaths(modelFile, f);
+    const outputs = outputPaths(f);
+    checkPaths(inputs, outputs);
+    resolveSimulateOptions(simulateOptionsFrom(f, undefined));
     const loaded = loadModel(modelFile);
     let snn: Snn;
     if (isSnnGraph(loaded.graph)) {
       const ignored = given.filter((flag) => CONVERSION_ONLY.has(flag));
       if (ignored.length) throw new SpikeportError('invalid-option', `${ignored.join(', ')}: ${path.basename(modelFile)} is already converted; these options apply when MODEL is an ANN`);
       snn = await attachSource(snnFromGraph(loaded.graph, path.basename(modelFile)), modelFile, { ann: f.ann, threads: f.threads });
+      // The ANN found next to the SNN is an input too.
+      if (snn.source) checkPaths([...inputs, { path: snn.source.source.path, role: 'the source ANN' }], outputs);
     } else {
       const convertOptions = resolveConvertOptions(convertOptionsFrom(f, prog.report));
-      const calib = openDataset(calibrationSpec(f.data, f.calib), f.calibLimit);
-      snn = await convert(loaded, calib, convertOptions);
-      if (f.save) snn.save(f.save);
+      const calibSpec = calibrationSpec(f.data, f.calib);
+      checkPaths([...inputs, ...dataFiles(calibSpec).map((p) => ({ path: p, role: 'the calibration data' }))], outputs);
+      snn = await convert(loaded, openDataset(calibSpec, f.calibLimit), convertOptions);
     }
     const data = openDataset(f.data, f.limit);
     const record = await simulate(snn, data, {
       ...simulateOptionsFrom(f, prog.report, snn.source !== null, snn.form === 'step'), modelName: path.basename(modelFile),
     });
     prog.stop();
-    await writeOutputs(record, f);
+    // Written last, together: --save, --json, --report, --markdown, or none of them.
+    writeOutputs([...(f.save && !isSnnGraph(loaded.graph) ? [{ path: f.save, data: snn.toBytes() }] : []), ...(await recordFiles(record, f))]);
     const cal = snn.meta.calibration;
     if (header) process.stdout.write(`${path.basename(modelFile)} on ${data.name} (${record.samples} samples), ${cal.method}, ${cal.iterations} iterations × batch ${cal.batchSize}\n\n`);
     process.stdout.write(resultsTable(record));

@@ -86,17 +86,15 @@ export function sampleOrder(n: number, seed: number, shuffle: boolean): number[]
   return order;
 }
 
-/** Consecutive batches over `order`, wrapping around, `count` batches of `size`. */
-export function* batchesOf(order: readonly number[], size: number, count: number): Generator<number[]> {
-  let pos = 0;
-  for (let b = 0; b < count; b++) {
-    const idx: number[] = [];
-    for (let k = 0; k < size; k++) {
-      idx.push(order[pos]);
-      pos = (pos + 1) % order.length;
-    }
-    yield idx;
-  }
+/**
+ * Batch b of consecutive batches of `size` over `order`, wrapping around: computed on demand, so
+ * a long calibration never holds its batch list.
+ */
+export function batchAt(order: readonly number[], size: number, b: number): number[] {
+  const idx: number[] = [];
+  const start = (b * size) % order.length;
+  for (let k = 0; k < size; k++) idx.push(order[(start + k) % order.length]);
+  return idx;
 }
 
 /** Indices 0..n-1 in order, in batches of `size` (the last one shorter). */

@@ -5,7 +5,7 @@
  * The .npy header parser is written here: it is a few lines and no maintained npm package
  * covers both zip and npy.
  */
-import fs from 'node:fs';
+import { readRegularFile } from '../files.js';
 import { unzipSync, zipSync } from 'fflate';
 import { SpikeportError } from '../errors.js';
 import type { Dataset, DetectionBox } from './dataset.js';
@@ -15,13 +15,19 @@ export interface NpyArray {
   readonly data: Float32Array | Float64Array | Int32Array | Uint8Array | BigInt64Array | Int8Array | Int16Array | Uint16Array;
 }
 
+const DTYPES = {
+  '<f4': Float32Array, '<f8': Float64Array, '<i4': Int32Array, '|u1': Uint8Array, '<u1': Uint8Array,
+  '<i8': BigInt64Array, '|i1': Int8Array, '<i2': Int16Array, '<u2': Uint16Array,
+} as const;
+
 export function parseNpy(buf: Uint8Array, where: string): NpyArray {
   const magic = String.fromCharCode(...buf.subarray(1, 6));
-  if (buf[0] !== 0x93 || magic !== 'NUMPY') throw new SpikeportError('invalid-data', `${where} is not a .npy array`);
+  if (buf.length < 12 || buf[0] !== 0x93 || magic !== 'NUMPY') throw new SpikeportError('invalid-data', `${where} is not a .npy array`);
   const major = buf[6];
   const view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
   const hlen = major === 1 ? view.getUint16(8, true) : view.getUint32(8, true);
   const hstart = major === 1 ? 10 : 12;
+  if (hstart + hlen > buf.length) throw new SpikeportError('invalid-data', `${where}: the .npy header is longer than the file`);
   const header = new TextDecoder().decode(buf.subarray(hstart, hstart + hlen));
   const descr = /'descr':\s*'([^']+)'/.exec(header)?.[1];
   const fortran = /'fortran_order':\s*True/.test(header);
@@ -29,22 +35,25 @@ export function parseNpy(buf: Uint8Array, where: string): NpyArray {
   if (!descr || shapeText === undefined) throw new SpikeportError('invalid-data', `${where}: cannot read the .npy header`);
   if (fortran) throw new SpikeportError('invalid-data', `${where}: Fortran-ordered arrays are not supported (save with np.ascontiguousarray)`);
   const shape = shapeText.split(',').map((s) => s.trim()).filter(Boolean).map(Number);
+  if (shape.some((d) => !Number.isSafeInteger(d) || d < 0)) throw new SpikeportError('invalid-data', `${where}: the .npy shape (${shapeText}) is not a list of sizes`);
   const n = shape.reduce((a, b) => a * b, 1);
   const body = buf.slice(hstart + hlen); // copy: aligned for typed arrays
-  const ctor = {
-    '<f4': Float32Array, '<f8': Float64Array, '<i4': Int32Array, '|u1': Uint8Array, '<u1': Uint8Array,
-    '<i8': BigInt64Array, '|i1': Int8Array, '<i2': Int16Array, '<u2': Uint16Array,
-  }[descr];
+  const ctor = Object.hasOwn(DTYPES, descr) ? DTYPES[descr as keyof typeof DTYPES] : undefined;
   if (!ctor) throw new SpikeportError('invalid-data', `${where}: unsupported dtype ${descr} (use float32, float64, uint8 or int32/int64)`);
   if (body.byteLength < n * ctor.BYTES_PER_ELEMENT) throw new SpikeportError('invalid-data', `${where}: truncated array data`);
   return { shape, data: new ctor(body.buffer, 0, n) };
 }
 
 export function readNpz(file: string, spec: string): Dataset {
-  if (!fs.existsSync(file)) throw new SpikeportError('io', `data set ${spec}: no such file ${file}`);
+  let bytes: Buffer;
+  try {
+    bytes = readRegularFile(file);
+  } catch (e) {
+    throw new SpikeportError('io', `data set ${spec}: ${(e as Error).message}`);
+  }
   let entries: Record<string, Uint8Array>;
   try {
-    entries = unzipSync(fs.readFileSync(file));
+    entries = unzipSync(bytes);
   } catch (e) {
     throw new SpikeportError('invalid-data', `${file} is not a readable .npz archive (${(e as Error).message})`);
   }

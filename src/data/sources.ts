@@ -60,6 +60,16 @@ export function trainSplitOf(spec: string): string | null {
   return `${m[1]}:train${m[2] ?? ''}`;
 }
 
+/** The files a data spec reads that the user named (an npz file; a Fashion-MNIST folder's IDX files). */
+export function dataFiles(spec: string): string[] {
+  const m = /^([a-z-]+):(.+)$/.exec(spec);
+  if (!m) return [];
+  if (m[1] === 'npz') return [m[2]];
+  const dir = m[1] === 'fashion-mnist' ? m[2].split('@')[1] : undefined;
+  if (!dir) return [];
+  return ['train', 't10k'].flatMap((p) => [`${p}-images-idx3-ubyte`, `${p}-labels-idx1-ubyte`]).flatMap((f) => [path.join(dir, f), path.join(dir, `${f}.gz`)]);
+}
+
 /** Open a data set from its spec. `limit` keeps the first N samples. */
 export function openDataset(spec: string, limit?: number): Dataset {
   if (limit !== undefined) checkInteger('limit', limit, 1);

@@ -63,11 +63,16 @@ export function delayAt(T: number, estimated: number, user?: number): number {
   return Math.min(estimated, Math.floor(T / 2));
 }
 
+/** The longest simulation spikeport runs (the paper's longest is 512 steps). */
+export const MAX_STEPS = 65536;
+
 /** Check a list of time steps (the `T` option) and return it sorted, without repeats. */
 export function checkSteps(Ts: readonly number[]): number[] {
   if (!Array.isArray(Ts)) throw optionError('T', `must be an array of numbers of time steps (got ${JSON.stringify(Ts)})`);
   if (Ts.length === 0) throw optionError('T', 'must list at least one number of time steps');
   for (const T of Ts) if (!Number.isInteger(T) || T < 1) throw optionError('T', `must list integers ≥ 1 (got ${Ts.join(',')})`);
+  const big = Ts.find((T) => T > MAX_STEPS);
+  if (big !== undefined) throw optionError('T', `must list at most ${MAX_STEPS} steps (got ${big}); the readout converges long before`);
   return [...new Set(Ts)].sort((a, b) => a - b);
 }
 

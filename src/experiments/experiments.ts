@@ -57,7 +57,7 @@ export async function ablation(model: LoadedModel, calib: Dataset, test: Dataset
   let ann: Score | null = null;
   for (const method of ['robustnorm', 'ltb', 'cltb'] as const) {
     const snn = await convertWith(model, calib, opts, method, method);
-    const seconds = snn.meta.calibration.seconds;
+    const seconds = snn.timing?.calibrate;
     const dhat = snn.meta.delay.estimated;
     const windows: Window[] = [...Ts.map((T) => ({ T, delay: 0 })), ...(method === 'cltb' ? Ts.map((T) => ({ T, delay: delayAt(T, dhat) })) : [])];
     const run = await simulateWindows(snn, test, windows, windowOptions(opts, method));
@@ -87,7 +87,7 @@ export async function iterationSweep(model: LoadedModel, calib: Dataset, test: D
     const snn = await convertWith(model, calib, opts, 'cltb', `${its} iterations`, its);
     const dhat = snn.meta.delay.estimated;
     const run = await simulateWindows(snn, test, Ts.map((T) => ({ T, delay: delayAt(T, dhat) })), windowOptions(opts, `${its} iterations`));
-    curves.push({ label: `${its} iterations (d̂ = ${dhat})`, seconds: snn.meta.calibration.seconds, delay: dhat, points: Ts.map((T, i) => ({ T, metric: run.scores[i].metric })) });
+    curves.push({ label: `${its} iterations (d̂ = ${dhat})`, seconds: snn.timing?.calibrate, delay: dhat, points: Ts.map((T, i) => ({ T, metric: run.scores[i].metric })) });
     ann ??= await annScore(snn, test, opts);
   }
   return {

@@ -6,6 +6,7 @@
  */
 import type { Graph, Node } from './ir.js';
 import { attrInt, numel } from './ir.js';
+import { SpikeportError } from '../errors.js';
 
 function ints(n: Node, name: string): readonly number[] | null {
   const a = n.attrs[name];
@@ -34,7 +35,7 @@ function convGeometry(g: Graph, n: Node, inShape: readonly number[], outShape: r
   const w = g.initializers.get(n.inputs[1]);
   const rank = inShape.length - 1;
   const kernel = ints(n, 'kernel_shape') ?? (w ? w.dims.slice(2) : null);
-  if (!kernel) throw new Error(`${n.opType} ${n.name}: kernel shape unknown (weights are not an initializer)`);
+  if (!kernel) throw new SpikeportError('unsupported-model', `${n.opType} node "${n.name}": its kernel shape is unknown (no kernel_shape attribute and the weights are not a constant)`);
   const strides = ints(n, 'strides') ?? new Array<number>(rank).fill(1);
   const dilations = ints(n, 'dilations') ?? new Array<number>(rank).fill(1);
   const inSpatial = inShape.slice(1);

@@ -23,7 +23,9 @@ export type Attr =
   | { readonly kind: 'tensor'; readonly value: Tensor }
   /** A subgraph written by spikeport (Loop bodies). */
   | { readonly kind: 'graph'; readonly value: Graph }
-  /** Subgraphs and other rare kinds are carried through untouched. */
+  /** A subgraph of the model's own (If, Loop, Scan): carried through untouched, never interpreted. */
+  | { readonly kind: 'subgraph'; readonly value: unknown }
+  /** Other rare kinds are carried through untouched. */
   | { readonly kind: 'opaque'; readonly value: unknown };
 
 export interface Node {

@@ -48,6 +48,11 @@ export interface PlanOptions {
 }
 
 export function plan(g: Graph, opts: PlanOptions = {}): Plan {
+  // A subgraph reads outer tensors that no edge shows: spikeport cannot follow it through time.
+  const flow = g.nodes.find((n) => Object.values(n.attrs).some((a) => a.kind === 'subgraph'));
+  if (flow) {
+    throw new SpikeportError('unsupported-model', `cannot convert node "${flow.name}" (${flow.opType}, ${position(g, flow, opts.positions)}): it holds a subgraph (control flow), which spikeport does not convert; export the model without it (e.g. without post-processing)`);
+  }
   const sitesAll: Site[] = [];
   for (const n of g.nodes) {
     const cap = neuronCap(g, n);

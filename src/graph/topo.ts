@@ -43,7 +43,7 @@ export function ancestors(g: Graph, targets: readonly string[]): Node[] {
  */
 export function usedInitializers<T>(nodes: readonly Node[], ...maps: ReadonlyMap<string, T>[]): Map<string, T> {
   const all = new Map(maps.flatMap((m) => [...m]));
-  if (nodes.some((n) => Object.values(n.attrs).some((a) => a.kind === 'opaque'))) return all;
+  if (nodes.some((n) => Object.values(n.attrs).some((a) => a.kind === 'opaque' || a.kind === 'subgraph'))) return all;
   const used = new Set<string>();
   const visit = (ns: readonly Node[]): void => {
     for (const n of ns) {

@@ -31,7 +31,16 @@ export interface PrepareOptions extends RuntimeOptions {
   readonly normalize?: Normalize;
 }
 
+/** The most values one input sample may have (a 3×1024×1024 image has 3·2²⁰; a 16-frame 3×224×224 clip 2.4·10⁶). */
+export const MAX_INPUT_VALUES = 2 ** 26;
+
+/** The oldest default-domain opset spikeport converts (the calibration graphs need broadcasting Min). */
+export const MIN_OPSET = 8;
+
 export async function prepareModel(m: LoadedModel, opts: PrepareOptions = {}): Promise<PreparedModel> {
+  if (m.graph.opset < MIN_OPSET) {
+    throw new SpikeportError('unsupported-model', `${path.basename(m.path)} uses opset ${m.graph.opset}; spikeport converts opset ${MIN_OPSET} and newer (export it again, e.g. torch.onnx.export(..., opset_version=13))`);
+  }
   const floatInputs = m.graph.inputs.filter((i) => i.dtype === 'float32');
   if (floatInputs.length !== 1 || m.graph.inputs.length !== 1) {
     throw new SpikeportError('unsupported-model', `${path.basename(m.path)} has ${m.graph.inputs.length} inputs (${m.graph.inputs.map((i) => i.name).join(', ')}); spikeport converts models with one float input`);
@@ -42,6 +51,10 @@ export async function prepareModel(m: LoadedModel, opts: PrepareOptions = {}): P
     if (typeof d !== 'number') throw new SpikeportError('unsupported-model', `input "${input.name}" has a symbolic dimension ${i + 1} (${d}); only the batch axis may be dynamic`);
     return d;
   });
+  const values = numel(inputShape);
+  if (values === 0 || values > MAX_INPUT_VALUES) {
+    throw new SpikeportError('unsupported-model', `input "${input.name}" has ${inputShape.join('x')} = ${values} values per sample; spikeport takes 1 to ${MAX_INPUT_VALUES}`);
+  }
   // Let the batch axis vary.
   const graph0: Graph = { ...m.graph, inputs: [{ ...input, shape: ['N', ...inputShape] }] };
   const graph = prepare(graph0);

@@ -13,6 +13,7 @@ import { LOOP_DELAY_INPUT, LOOP_STEPS_INPUT, counterOutputs, loopCounter, loopRe
 import { buildLoop } from '../snn/loop.js';
 import { splitConstantPrefix } from '../snn/split.js';
 import { stepName, unrollSteps } from '../snn/unroll.js';
+import { SpikeportError } from '../errors.js';
 
 /**
  * How a step graph is driven: `steps` calls it from JS (several steps per call), `loop` wraps it
@@ -21,6 +22,9 @@ import { stepName, unrollSteps } from '../snn/unroll.js';
  */
 export const ENGINES = ['auto', 'steps', 'loop'] as const;
 export type Engine = (typeof ENGINES)[number];
+
+/** Most memory a Loop call may return for one batch's readouts. */
+export const LOOP_READOUT_BYTES = 2 ** 30;
 
 /** Steps per call of the per-step engine (bench/all.ts measures 1 against this). */
 export const DEFAULT_UNROLL = 8;
@@ -86,6 +90,12 @@ export async function simulate(graph: Graph, spec: SnnSpec, data: Dataset, opts:
   const sums = counters.map(() => new Float64Array(T));
   const batches = sequentialBatches(data.size, opts.batchSize);
   const ctx: RunContext = { spec, data, opts, sink, sums, counters, nBatches: batches.length };
+  // A Loop call returns every step's readout of its batch at once.
+  const loopBytes = 4 * T * Math.min(opts.batchSize, data.size) * numel(spec.readoutShape);
+  const loopFits = loopBytes <= LOOP_READOUT_BYTES;
+  if (!loopFits && (opts.form === 'loop' || opts.engine === 'loop')) {
+    throw new SpikeportError('invalid-option', `T ${T} with batches of ${Math.min(opts.batchSize, data.size)}: the Loop ${opts.form === 'loop' ? 'form' : 'engine'} keeps every step's readout, ${(loopBytes / 2 ** 30).toFixed(1)} GiB per batch (the limit is ${LOOP_READOUT_BYTES / 2 ** 30} GiB); use fewer steps, a smaller batch${opts.form === 'loop' ? ' or a step-form file' : ' or engine steps'}`, 'T');
+  }
   const runners: BatchRunner[] = [];
   try {
     if (opts.form === 'loop') {
@@ -97,10 +107,11 @@ export async function simulate(graph: Graph, spec: SnnSpec, data: Dataset, opts:
     }
     let runner = runners[0];
     let bi = 0;
-    if (opts.engine === 'auto' && opts.form !== 'loop' && batches.length >= 3) {
-      // Both engines give the same spikes; which is faster depends on the model (per-call cost
-      // against ONNX Runtime's weaker optimisation of Loop bodies). Time one batch with each,
-      // keep the faster for the rest.
+    if (opts.engine === 'auto' && opts.form !== 'loop' && batches.length >= 3 && loopFits) {
+      // Both engines compute the same network; which is faster depends on the model (per-call
+      // cost against ONNX Runtime's weaker optimisation of Loop bodies). Time one batch with
+      // each, keep the faster for the rest. (Their kernels may round differently: on mnist-cnn
+      // one spike in 10⁷ differs, so a rerun can differ by that much.)
       runners.push(await loopRunner(buildLoop({ graph, spec }), ctx));
       const times = [];
       for (const r of runners) {

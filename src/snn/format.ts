@@ -97,15 +97,11 @@ export interface SnnMetadata {
     readonly method: string; readonly iterations: number; readonly batchSize: number; readonly samples: number;
     /** The calibration data set's name. */
     readonly data: string;
-    /** Calibration time (thresholds and delay). */
-    readonly seconds: number;
   };
   /** d̂ and the per-site latencies it was added from (∞ for a site that never fires). */
   readonly delay: { readonly estimated: number; readonly latencies: readonly number[] };
   /** The node the user chose as the readout, if any. */
   readonly readoutNode?: string;
-  /** The whole conversion's time (load, prepare, calibrate, build). */
-  readonly convertSeconds?: number;
 }
 
 /** The Loop form's extra inputs: the number of steps and the delay (int64 scalars). */
@@ -184,11 +180,10 @@ const metadataSchema = z.object({
   }),
   normalize: z.object({ mean: z.array(z.number()).min(1), std: z.array(z.number().positive()).min(1) }).nullable(),
   calibration: z.object({
-    method: name, iterations: count, batchSize: count, samples: count, data: z.string(), seconds: z.number().nonnegative(),
+    method: name, iterations: count, batchSize: count, samples: count, data: z.string(),
   }),
   delay: z.object({ estimated: count, latencies: z.array(latency) }),
   readoutNode: name.optional(),
-  convertSeconds: z.number().nonnegative().optional(),
 });
 
 /** A spiking network's graph as stored in a file, with what its metadata says. */

@@ -9,10 +9,10 @@ import path from 'node:path';
 import type { Graph } from '../graph/ir.js';
 import { decodeModel, encodeModel } from '../onnx/codec.js';
 import type { RuntimeOptions } from '../ort/session.js';
-import { loadModel, readRegularFile, sha256 } from '../model/load.js';
+import { loadModel, sha256 } from '../model/load.js';
 import { prepareModel, type PreparedModel } from '../model/prepare.js';
 import type { Thresholds } from '../calibrate/thresholds.js';
-import { writeFileAtomic } from '../files.js';
+import { readRegularFile, sameFile, writeFileAtomic } from '../files.js';
 import { SpikeportError, optionError } from '../errors.js';
 import { buildLoop } from './loop.js';
 import { decodeSnn, encodeSnn, type LayerSpec, type PoolMode, type SnnForm, type SnnMetadata, type SnnSpec } from './format.js';
@@ -23,6 +23,18 @@ export interface SnnParts {
   readonly meta: SnnMetadata;
   readonly tail: Graph | null;
   readonly source?: PreparedModel | null;
+  readonly timing?: Timing | null;
+}
+
+/**
+ * How long the conversion took, when it ran in this process. Kept out of the file, so that the
+ * same model, data and seed give the same bytes.
+ */
+export interface Timing {
+  /** Calibration (thresholds and d̂), seconds. */
+  readonly calibrate: number;
+  /** The whole conversion (prepare, calibrate, build), seconds. */
+  readonly convert: number;
 }
 
 export interface SaveOptions {
@@ -73,6 +85,8 @@ export class Snn {
   readonly tail: Graph | null;
   /** The source ANN, prepared as it was for conversion; null when unknown. */
   readonly source: PreparedModel | null;
+  /** Conversion times, for a network converted in this process; null for one read from a file. */
+  readonly timing: Timing | null;
 
   constructor(parts: SnnParts) {
     this.form = parts.form;
@@ -80,6 +94,7 @@ export class Snn {
     this.meta = parts.meta;
     this.tail = parts.tail;
     this.source = parts.source ?? null;
+    this.timing = parts.timing ?? null;
   }
 
   get spec(): SnnSpec {
@@ -104,14 +119,15 @@ export class Snn {
     return encodeModel(this.toGraph(form));
   }
 
-  /** Write the ONNX file (whole or not at all). */
+  /** Write the ONNX file (whole or not at all; never over the source ANN). */
   save(file: string, opts: SaveOptions = {}): void {
+    if (this.source && sameFile(file, this.source.source.path)) throw new SpikeportError('io', `${file} is the ANN this network was converted from; save it under another name`);
     writeFileAtomic(file, this.toBytes(opts.form ?? this.form));
   }
 
   /** The same network with another (or no) source ANN. */
   withSource(source: PreparedModel | null): Snn {
-    return new Snn({ form: this.form, graph: this.graph, meta: this.meta, tail: this.tail, source });
+    return new Snn({ form: this.form, graph: this.graph, meta: this.meta, tail: this.tail, source, timing: this.timing });
   }
 
   describe(): SnnDescription {

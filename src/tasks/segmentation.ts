@@ -4,6 +4,7 @@
  * occur (in labels or predictions) of TP / (TP + FP + FN) — as torchvision's and mmseg's
  * references compute it over a whole data set.
  */
+import { SpikeportError } from '../errors.js';
 
 export class ConfusionMatrix {
   readonly counts: Float64Array;
@@ -22,7 +23,7 @@ export class ConfusionMatrix {
       for (let p = 0; p < plane; p++) {
         const truth = labels[i * plane + p];
         if (truth === this.ignore) continue;
-        if (truth >= C) throw new Error(`segmentation: label ${truth} ≥ ${C} classes`);
+        if (truth >= C) throw new SpikeportError('invalid-data', `segmentation: a mask holds class ${truth}, but the model scores ${C} classes (0..${C - 1}; ${this.ignore} = ignore)`);
         let best = 0;
         let bestV = scores[base + p];
         for (let c = 1; c < C; c++) {

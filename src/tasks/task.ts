@@ -56,7 +56,11 @@ function topK(windows: number, data: Dataset): Scorer {
   const counter = new TopKCounter(windows);
   return {
     add(w, outputs, dims, indices) {
-      counter.add(w, outputs, dims[0], Int32Array.from(indices, (i) => labels[i]));
+      const classes = dims.slice(1).reduce((a, b) => a * b, 1);
+      const y = Int32Array.from(indices, (i) => labels[i]);
+      const bad = y.find((l) => l < 0 || l >= classes);
+      if (bad !== undefined) throw new SpikeportError('invalid-data', `data set ${data.name} has the label ${bad}, but the model scores ${classes} classes (0..${classes - 1})`);
+      counter.add(w, outputs, dims[0], y);
     },
     scores: () => counter.scores().map((s) => ({ metric: s.top1, secondary: s.top5 })),
   };
@@ -89,7 +93,11 @@ function detection(windows: number, data: Dataset): Scorer {
   return {
     add(w, outputs, dims, indices) {
       if (dims.length !== 4 || dims[1] < 5) throw new SpikeportError('invalid-data', `detection: expected a head [n, classes + 4, h, w], got ${dims.join('x')}`);
-      classes = dims[1] - 4;
+      if (classes !== dims[1] - 4) {
+        classes = dims[1] - 4;
+        const bad = boxes.find((b) => b.label < 0 || b.label >= classes);
+        if (bad !== undefined) throw new SpikeportError('invalid-data', `data set ${data.name} has a box of class ${bad.label}, but the model's head scores ${classes} classes (0..${classes - 1})`);
+      }
       const stride = data.sampleShape[data.sampleShape.length - 1] / dims[3];
       found[w].push(...decode(outputs, dims[0], dims[2], dims[3], indices, { classes, stride }));
       indices.forEach((i) => seen.add(i));
