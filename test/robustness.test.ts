@@ -106,6 +106,16 @@ test('2. external data is refused everywhere, subgraphs included, before anythin
     refused(['convert', 'ext.onnx', '--data', 'mnist:train', '--out', 'e.onnx', '-q'], /uses external data, which spikeport does not read/, [], ['e.onnx']);
     assert.throws(() => decodeModel(fs.readFileSync(path.join(tmp, 'ext.onnx')), 'ext.onnx'), (e: unknown) => e instanceof SpikeportError && e.code === 'invalid-file');
   }
+  // A converted file whose source ANN "next to it" is a link to a device, or names a path outside:
+  // never read (found nothing, or refused when decoding).
+  const dir = path.join(tmp, 'linked');
+  fs.mkdirSync(dir);
+  ok(['convert', 'a.onnx', '--data', 'mnist:train', '--out', 'linked/a.snn.onnx', '--iterations', '1', '-q']);
+  fs.symlinkSync('/dev/zero', path.join(dir, 'a.onnx'));
+  const out = ok(['simulate', 'linked/a.snn.onnx', '--data', 'mnist:test', '--limit', '10', '--T', '2', '-q']);
+  assert.doesNotMatch(out, /ANN top-1/, 'no ANN reference from /dev/zero');
+  fs.symlinkSync(canary, path.join(dir, 'thresholds.json'));
+  refused(['convert', 'a.onnx', '--data', 'mnist:train', '--out', 'x.onnx', '--method', 'fixed', '--thresholds', 'linked/thresholds.json', '-q'], /--thresholds: linked\/thresholds\.json is not a regular file/);
   // Nobody holds the canary open for reading (opening it for writing without blocking fails with ENXIO).
   assert.throws(() => fs.openSync(canary, fs.constants.O_WRONLY | fs.constants.O_NONBLOCK), /ENXIO/);
 });

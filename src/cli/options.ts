@@ -3,7 +3,6 @@
  * takes (defaults read from the library), how parsed flags become library options, and which
  * flag sets which library field (for error messages). Ranges are checked by the library.
  */
-import fs from 'node:fs';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { SpikeportError } from '../errors.js';
 import { METHODS, type FixedThresholds } from '../calibrate/methods.js';
@@ -13,7 +12,7 @@ import { ENGINES, type Engine } from '../runtime/simulate.js';
 import { TASKS, type Task } from '../tasks/task.js';
 import { PRESETS, energyConstants, type EnergyConstants } from '../energy/energy.js';
 import { dataFiles, trainSplitOf } from '../data/sources.js';
-import type { NamedPath } from '../files.js';
+import { readRegularFile, type NamedPath } from '../files.js';
 import type { PoolMode } from '../snn/format.js';
 import { defaultThreads } from '../ort/session.js';
 
@@ -110,9 +109,14 @@ export function engineOption(): Option {
 
 function readThresholds(file: string | undefined): FixedThresholds | undefined {
   if (!file) return undefined;
-  if (!fs.existsSync(file)) throw new SpikeportError('io', `--thresholds: no such file ${file}`);
+  let bytes: Buffer;
   try {
-    const v = JSON.parse(fs.readFileSync(file, 'utf8')) as unknown;
+    bytes = readRegularFile(file);
+  } catch (e) {
+    throw new SpikeportError('io', `--thresholds: ${(e as Error).message}`);
+  }
+  try {
+    const v = JSON.parse(bytes.toString('utf8')) as unknown;
     if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new Error('not an object');
     return v as FixedThresholds;
   } catch (e) {

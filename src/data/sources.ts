@@ -7,6 +7,7 @@ import path from 'node:path';
 import zlib from 'node:zlib';
 import { createRequire } from 'node:module';
 import { SpikeportError, checkInteger } from '../errors.js';
+import { readRegularFile } from '../files.js';
 import type { Dataset } from './dataset.js';
 import { readNpz } from './npz.js';
 import { SYNTH_KINDS, SYNTH_SIZES, synthesize, type SynthKind } from './synth.js';
@@ -31,8 +32,8 @@ function readIdxPair(dir: string, split: string, ext: string, name: string): Dat
   const prefix = split === 'train' ? 'train' : 't10k';
   const imgPath = path.join(dir, `${prefix}-images-idx3-ubyte${ext}`);
   const lblPath = path.join(dir, `${prefix}-labels-idx1-ubyte${ext}`);
-  const img = parseIdx(fs.readFileSync(imgPath), imgPath);
-  const lbl = parseIdx(fs.readFileSync(lblPath), lblPath);
+  const img = parseIdx(readRegularFile(imgPath), imgPath);
+  const lbl = parseIdx(readRegularFile(lblPath), lblPath);
   if (img.dims[0] !== lbl.dims[0]) throw new SpikeportError('invalid-data', `${name}: ${img.dims[0]} images but ${lbl.dims[0]} labels`);
   return {
     name, size: img.dims[0], sampleShape: [1, img.dims[1], img.dims[2]], x: img.data, scale: 1 / 255,
