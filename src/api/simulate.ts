@@ -32,7 +32,12 @@ export interface SimulateOptions extends RuntimeOptions {
   readonly batchSize?: number;
   /** What the model does and how it is scored; default: from the data (masks → segmentation, boxes → detection, clips → video, else classification). */
   readonly task?: Task;
-  /** How the step graph is driven (default `auto`: the faster of `steps` and `loop`, timed on the first batches). */
+  /**
+   * How the step graph is driven: `steps` (default) calls it from JS, several steps per call;
+   * `loop` runs an ONNX Loop per batch; `auto` times both on the first batches and keeps the
+   * faster. Their kernels round differently, so `auto` can differ from run to run by a spike
+   * (one image in 2000 on fashion-vgg at T = 8): the default is the reproducible one.
+   */
   readonly engine?: Engine;
   /** Also score the source ANN and the clipped ANN on the same samples (default false; needs `snn.source`). */
   readonly references?: boolean;
@@ -49,7 +54,7 @@ export interface SimulateOptions extends RuntimeOptions {
 
 /** The defaults of every simulation option (the CLI shows these in --help). */
 export const SIMULATE_DEFAULTS = {
-  T: [8, 16, 32, 64, 128, 256], delay: 'auto', batchSize: 100, engine: 'auto', references: false, siteErrors: 0, energy: 'paper',
+  T: [8, 16, 32, 64, 128, 256], delay: 'auto', batchSize: 100, engine: 'steps', references: false, siteErrors: 0, energy: 'paper',
 } as const;
 
 export interface ResolvedSimulateOptions extends SimulateOptions {

@@ -106,7 +106,7 @@ export async function simulateWindows(snn: Snn, data: Dataset, windows: readonly
   try {
     const checkpoints = [...new Set(windows.flatMap((w) => [w.T, w.delay]))].filter((t) => t > 0);
     stats = await simulate(snn.graph, spec, data, {
-      threads: opts.threads, batchSize: opts.batchSize, onProgress: opts.onProgress, engine: opts.engine ?? 'auto',
+      threads: opts.threads, batchSize: opts.batchSize, onProgress: opts.onProgress, engine: opts.engine ?? 'steps',
       steps: Tmax, normalize: snn.meta.normalize, form: snn.form, checkpoints,
     }, async (b) => {
       const averages = windowAverages(b, windows);
