@@ -64,17 +64,6 @@ export function checkPaths(inputs: readonly NamedPath[], outputs: readonly Named
   }
 }
 
-/** Whether a file is the same file as another (after links); false when either is missing. */
-export function sameFile(a: string, b: string): boolean {
-  try {
-    const x = fs.statSync(a);
-    const y = fs.statSync(b);
-    return x.dev === y.dev && x.ino === y.ino;
-  } catch {
-    return false;
-  }
-}
-
 function tempName(file: string, pid = process.pid): string {
   return path.join(path.dirname(path.resolve(file)), `.${path.basename(file)}.${pid}.tmp`);
 }
@@ -112,7 +101,7 @@ function isRunning(pid: number): boolean {
  */
 export function writeFilesAtomic(files: readonly { readonly path: string; readonly data: Uint8Array | string }[]): void {
   const staged: string[] = [];
-  const placed: string[] = [];
+  const placed: number[] = [];
   const existed = files.map((f) => fs.existsSync(f.path));
   try {
     for (const f of files) {
@@ -130,10 +119,10 @@ export function writeFilesAtomic(files: readonly { readonly path: string; readon
     files.forEach((f, i) => {
       try {
         fs.renameSync(staged[i], f.path);
-        placed.push(f.path);
+        placed.push(i);
       } catch (e) {
         // Take back the new files this call already put in place; replaced ones cannot come back.
-        for (const p of placed) if (!existed[files.findIndex((x) => x.path === p)]) fs.rmSync(p, { force: true });
+        for (const j of placed) if (!existed[j]) fs.rmSync(files[j].path, { force: true });
         throw new SpikeportError('io', `cannot write ${f.path}: ${(e as Error).message}`);
       }
     });

@@ -4,7 +4,7 @@
  * estimated once, for every T (docs/algorithm.md §2, §3, §5).
  */
 import path from 'node:path';
-import type { Dataset, Normalize } from '../data/dataset.js';
+import { isNormalize, type Dataset, type Normalize } from '../data/dataset.js';
 import { openDataset } from '../data/sources.js';
 import { tailGraph } from '../graph/plan.js';
 import { loadModel, type LoadedModel } from '../model/load.js';
@@ -43,15 +43,9 @@ export interface ResolvedConvertOptions extends ResolvedCalibrateOptions, Omit<C
 export function resolveConvertOptions(options: ConvertOptions = {}): ResolvedConvertOptions {
   const o = { ...options, ...resolveCalibrateOptions(options), maxpool: options.maxpool ?? CONVERT_DEFAULTS.maxpool };
   if (o.maxpool !== 'accumulated' && o.maxpool !== 'per-step') throw optionError('maxpool', `"${String(o.maxpool)}" is not a pooling form (known: accumulated, per-step)`);
-  if (o.normalize) checkNormalize(o.normalize);
+  if (o.normalize !== undefined && !isNormalize(o.normalize)) throw optionError('normalize', 'must be { mean, std }: finite values, one or one per channel, every std > 0');
   if (o.readoutNode !== undefined && (typeof o.readoutNode !== 'string' || o.readoutNode === '')) throw optionError('readoutNode', 'must be a node name');
   return o;
-}
-
-function checkNormalize(n: Normalize): void {
-  const ok = (xs: readonly number[]): boolean => Array.isArray(xs) && xs.length > 0 && xs.every((x) => Number.isFinite(x));
-  if (!ok(n.mean) || !ok(n.std)) throw optionError('normalize', 'must have finite mean and std values, one or one per channel');
-  if (n.std.some((s) => s <= 0)) throw optionError('normalize', 'must have std values > 0');
 }
 
 /**

@@ -33,8 +33,9 @@ export async function runSimulate(modelFile: string, f: SimFlags, ctx: RunContex
     checkPaths(inputs, outputs);
     resolveSimulateOptions(simulateOptionsFrom(f, undefined));
     const loaded = loadModel(modelFile);
+    const converted = isSnnGraph(loaded.graph);
     let snn: Snn;
-    if (isSnnGraph(loaded.graph)) {
+    if (converted) {
       const ignored = given.filter((flag) => CONVERSION_ONLY.has(flag));
       if (ignored.length) throw new SpikeportError('invalid-option', `${ignored.join(', ')}: ${path.basename(modelFile)} is already converted; these options apply when MODEL is an ANN`);
       snn = await attachSource(snnFromGraph(loaded.graph, path.basename(modelFile)), modelFile, { ann: f.ann, threads: f.threads });
@@ -52,7 +53,7 @@ export async function runSimulate(modelFile: string, f: SimFlags, ctx: RunContex
     });
     prog.stop();
     // Written last, together: --save, --json, --report, --markdown, or none of them.
-    writeOutputs([...(f.save && !isSnnGraph(loaded.graph) ? [{ path: f.save, data: snn.toBytes() }] : []), ...(await recordFiles(record, f))]);
+    writeOutputs([...(f.save && !converted ? [{ path: f.save, data: snn.toBytes() }] : []), ...(await recordFiles(record, f))]);
     const cal = snn.meta.calibration;
     if (header) process.stdout.write(`${path.basename(modelFile)} on ${data.name} (${record.samples} samples), ${cal.method}, ${cal.iterations} iterations × batch ${cal.batchSize}\n\n`);
     process.stdout.write(resultsTable(record));

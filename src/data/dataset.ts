@@ -34,6 +34,13 @@ export interface Normalize {
   readonly std: readonly number[];
 }
 
+/** Mean and std given as non-empty lists of finite numbers, every std > 0 (their count is checked against the model). */
+export function isNormalize(v: unknown): v is Normalize {
+  const numbers = (xs: unknown): xs is number[] => Array.isArray(xs) && xs.length > 0 && xs.every((x) => typeof x === 'number' && Number.isFinite(x));
+  const n = v as Normalize | null;
+  return typeof n === 'object' && n !== null && numbers(n.mean) && numbers(n.std) && n.std.every((s) => s > 0);
+}
+
 export interface Batch {
   readonly x: Float32Array;
   readonly y: Int32Array | null;

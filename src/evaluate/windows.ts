@@ -41,10 +41,9 @@ export function windowAverages(b: StepBatch, windows: readonly Window[]): Float3
   const readouts = b.readouts;
   const cum = new Float64Array((steps + 1) * stride); // cum[t] = sum of steps 1..t
   for (let t = 0; t < steps; t++) {
-    const src = t * stride;
-    const prev = t * stride;
+    const src = t * stride; // readout of step t+1; cum[t] starts at the same offset
     const dst = (t + 1) * stride;
-    for (let j = 0; j < stride; j++) cum[dst + j] = cum[prev + j] + readouts[src + j];
+    for (let j = 0; j < stride; j++) cum[dst + j] = cum[src + j] + readouts[src + j];
   }
   return windows.map((w) => {
     if (w.T > steps || w.delay >= w.T || w.delay < 0) throw new Error(`window [${w.delay + 1}, ${w.T}] does not fit ${steps} steps`);

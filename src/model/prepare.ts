@@ -9,7 +9,7 @@ import { prepare } from '../graph/passes.js';
 import { nodePositions, plan as makePlan, type Plan } from '../graph/plan.js';
 import { WEIGHTED_OPS } from '../graph/ops.js';
 import { probeShapes, type RuntimeOptions } from '../ort/session.js';
-import type { Dataset, Normalize } from '../data/dataset.js';
+import { isNormalize, type Dataset, type Normalize } from '../data/dataset.js';
 import { SpikeportError } from '../errors.js';
 import type { LoadedModel } from './load.js';
 
@@ -91,9 +91,8 @@ export function storedNormalize(g: Graph): Normalize | null {
   const text = g.metadata[NORMALIZE_KEY];
   if (!text) return null;
   try {
-    const v = JSON.parse(text) as Normalize;
-    const numbers = (xs: unknown): boolean => Array.isArray(xs) && xs.length > 0 && xs.every((x) => typeof x === 'number' && Number.isFinite(x));
-    if (numbers(v.mean) && numbers(v.std) && v.std.every((s) => s > 0)) return v;
+    const v: unknown = JSON.parse(text);
+    if (isNormalize(v)) return v;
   } catch { /* fall through */ }
   throw new SpikeportError('invalid-file', `the model metadata ${NORMALIZE_KEY} is not {"mean":[..],"std":[..]} with std > 0`);
 }

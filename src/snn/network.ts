@@ -12,7 +12,7 @@ import type { RuntimeOptions } from '../ort/session.js';
 import { loadModel, sha256 } from '../model/load.js';
 import { prepareModel, type PreparedModel } from '../model/prepare.js';
 import type { Thresholds } from '../calibrate/thresholds.js';
-import { readRegularFile, sameFile, writeFileAtomic } from '../files.js';
+import { checkPaths, readRegularFile, writeFileAtomic } from '../files.js';
 import { SpikeportError, optionError } from '../errors.js';
 import { buildLoop } from './loop.js';
 import { decodeSnn, encodeSnn, type LayerSpec, type PoolMode, type SnnForm, type SnnMetadata, type SnnSpec } from './format.js';
@@ -121,7 +121,7 @@ export class Snn {
 
   /** Write the ONNX file (whole or not at all; never over the source ANN). */
   save(file: string, opts: SaveOptions = {}): void {
-    if (this.source && sameFile(file, this.source.source.path)) throw new SpikeportError('io', `${file} is the ANN this network was converted from; save it under another name`);
+    if (this.source) checkPaths([{ path: this.source.source.path, role: 'the ANN this network was converted from' }], [{ path: file, role: 'save' }]);
     writeFileAtomic(file, this.toBytes(opts.form ?? this.form));
   }
 
