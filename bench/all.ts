@@ -84,7 +84,7 @@ async function benchModel(name: string, peak: number): Promise<Row> {
   const iterations = Math.ceil(train.size / batch);
 
   // ANN inference over the calibration samples (session creation included, as in calibration).
-  const inst = instrument(m, { mode: 'relu', granularity: 'channel' });
+  const inst = instrument(m, { mode: 'ann', granularity: 'channel' });
   const annPass = async (): Promise<number> => {
     const t0 = performance.now();
     const s = await Session.create(inst.graph, { threads });

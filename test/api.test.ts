@@ -228,7 +228,7 @@ test('options the library refuses, each naming its field: thresholds, custom met
   await refuses(() => convert(MNIST, data, { normalize: { mean: [0.1, 0.2, 0.3], std: [0.3, 0.3, 0.3] }, threads: 1 }), 'normalize', /3 mean and 3 std values for an input with 1 channel/);
   const snn = await convert(MNIST, data, { iterations: 1, threads: 1 });
   await refuses(() => simulate(snn, test500, { T: 8 as unknown as number[] }), 'T', /must be an array/);
-  await refuses(() => simulate(snn, test500, { delay: 'x' as unknown as number }), 'delay', /"auto", "off" or an integer/);
+  await refuses(() => simulate(snn, test500, { delay: 'x' as unknown as number }), 'delay', /"auto", "fit", "off" or an integer/);
   await refuses(() => simulate(snn, test500, { energy: { name: 'mine', eSop: -1, eMac: 1e-12, note: '' } }), 'energy', /finite and > 0/);
   await refuses(() => snn.save(path.join(tmp, 'x.onnx'), { form: 'spiral' as 'step' }), 'form', /must be "step" or "loop"/);
   assert.equal(fs.existsSync(path.join(tmp, 'x.onnx')), false);

@@ -18,7 +18,7 @@ export const LAYERS: readonly (readonly string[])[] = [
   ['snn'],
   ['runtime'],
   ['tasks'],
-  ['energy', 'analysis', 'evaluate'],
+  ['energy', 'analysis', 'evaluate', 'refine'],
   ['report'],
   ['api'],
   ['experiments'],

@@ -8,12 +8,12 @@ import type { Dataset } from '../data/dataset.js';
 import { makeBatch } from '../data/dataset.js';
 import type { Graph } from '../graph/ir.js';
 import { numel } from '../graph/ir.js';
-import { floatInput } from '../onnx/builder.js';
 import { Session, type Array32, type RuntimeOptions } from '../ort/session.js';
 import { siteChannels, type PreparedModel } from '../model/prepare.js';
 import { instrument, thetaFeeds } from '../calibrate/instrument.js';
 import { thetaPerElement, type Thresholds } from '../calibrate/thresholds.js';
 import type { SnnSpec } from '../snn/format.js';
+import { probeSteps, withOutputs } from '../runtime/probe.js';
 
 export interface SiteError {
   readonly site: string;
@@ -30,11 +30,6 @@ export interface SiteErrors {
   readonly delay: number;
   readonly samples: number;
   readonly sites: readonly SiteError[];
-}
-
-function withOutputs(g: Graph, names: readonly string[]): Graph {
-  const have = new Set(g.outputs.map((o) => o.name));
-  return { ...g, outputs: [...g.outputs, ...names.filter((n) => !have.has(n)).map((n) => floatInput(n, null))] };
 }
 
 function relErr(a: Float32Array, b: Float32Array): number {
@@ -59,31 +54,21 @@ export async function siteErrors(m: PreparedModel, snnGraph: Graph, spec: SnnSpe
   const sites = m.plan.sites;
 
   // ANN: site inputs x (the clip error) and ReLU outputs; clipped ANN: its site outputs.
-  const relu = instrument(m, { mode: 'relu', granularity: th.granularity });
+  const relu = instrument(m, { mode: 'ann', granularity: th.granularity });
   const clip = instrument(m, { mode: 'clip', granularity: th.granularity });
   const annOut = await runOnce(withOutputs(relu.graph, sites.flatMap((s) => [s.input, s.output])), { [m.inputName]: input }, opts);
   const clipOut = await runOnce(withOutputs(clip.graph, sites.map((s) => s.output)), { [m.inputName]: input, ...thetaFeeds(clip, th) }, opts);
 
   // SNN: average of each site's output (spikes · θ) over steps delay+1..T.
-  const step = withOutputs(snnGraph, sites.map((s) => s.output));
-  const session = await Session.create(step, opts);
   const sums = sites.map((s) => new Float32Array(n * numel(m.shapes.get(s.input) as number[])));
-  try {
-    const feeds: Record<string, Array32> = { [spec.input]: input };
-    for (const st of spec.states) feeds[st.input] = { dims: [n, ...st.shape], data: new Float32Array(n * numel(st.shape)) };
-    for (let t = 0; t < opts.T; t++) {
-      const out = await session.run(feeds);
-      for (const st of spec.states) feeds[st.input] = out[st.output];
-      if (t < opts.delay) continue;
-      sites.forEach((s, i) => {
-        const v = out[s.output].data;
-        const acc = sums[i];
-        for (let j = 0; j < acc.length; j++) acc[j] += v[j];
-      });
-    }
-  } finally {
-    await session.release();
-  }
+  await probeSteps(snnGraph, spec, input, opts.T, sites.map((s) => s.output), (t, out) => {
+    if (t <= opts.delay) return;
+    sites.forEach((s, i) => {
+      const v = out[s.output].data;
+      const acc = sums[i];
+      for (let j = 0; j < acc.length; j++) acc[j] += v[j];
+    });
+  }, opts);
   const steps = opts.T - opts.delay;
   const result = sites.map((s, i): SiteError => {
     const x = annOut[s.input];

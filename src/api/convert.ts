@@ -4,7 +4,7 @@
  * estimated once, for every T (docs/algorithm.md §2, §3, §5).
  */
 import path from 'node:path';
-import { isNormalize, type Dataset, type Normalize } from '../data/dataset.js';
+import { isNormalize, makeBatch, type Dataset, type Normalize } from '../data/dataset.js';
 import { openDataset } from '../data/sources.js';
 import { tailGraph } from '../graph/plan.js';
 import { loadModel, type LoadedModel } from '../model/load.js';
@@ -13,7 +13,9 @@ import { CALIBRATION_DEFAULTS, calibrate, resolveCalibrateOptions, type Calibrat
 import { buildSnn } from '../snn/build.js';
 import { isSnnGraph, type PoolMode, type SnnMetadata } from '../snn/format.js';
 import { Snn } from '../snn/network.js';
-import { SpikeportError, optionError } from '../errors.js';
+import { fitDelays, siteCorrections } from '../refine/refine.js';
+import { MAX_STEPS } from '../evaluate/windows.js';
+import { SpikeportError, checkInteger, optionError } from '../errors.js';
 
 export interface ConvertOptions extends CalibrateOptions {
   /**
@@ -30,6 +32,20 @@ export interface ConvertOptions extends CalibrateOptions {
   readonly readoutNode?: string;
   /** Input normalisation per channel; default: the model's `spikeport.normalize` metadata, else none. */
   readonly normalize?: Normalize;
+  /**
+   * Bias calibration for this T (default off): after the thresholds, each site gets a per-channel
+   * current that cancels the mean gap between the SNN's average output at T and the clipped ANN,
+   * site by site on the first calibration batch. Costs one T-step simulation per site.
+   */
+  readonly biasCalibration?: number;
+  /** Potential calibration for this T (default off): each neuron's initial membrane corrected likewise (after bias calibration if both). */
+  readonly potentialCalibration?: number;
+  /**
+   * Fit the delay for every T up to this (default off): from one simulation on the first
+   * calibration batch, the delay whose readout window is closest to the clipped ANN's readout;
+   * `simulate` uses it with `delay: 'fit'`. No labels needed.
+   */
+  readonly delayFit?: number;
 }
 
 /** The defaults of every conversion option (the CLI shows these in --help). */
@@ -45,6 +61,7 @@ export function resolveConvertOptions(options: ConvertOptions = {}): ResolvedCon
   if (o.maxpool !== 'accumulated' && o.maxpool !== 'per-step') throw optionError('maxpool', `"${String(o.maxpool)}" is not a pooling form (known: accumulated, per-step)`);
   if (o.normalize !== undefined && !isNormalize(o.normalize)) throw optionError('normalize', 'must be { mean, std }: finite values, one or one per channel, every std > 0');
   if (o.readoutNode !== undefined && (typeof o.readoutNode !== 'string' || o.readoutNode === '')) throw optionError('readoutNode', 'must be a node name');
+  for (const k of ['biasCalibration', 'potentialCalibration', 'delayFit'] as const) if (o[k] !== undefined) checkInteger(k, o[k], 1, MAX_STEPS);
   return o;
 }
 
@@ -64,7 +81,16 @@ export async function convert(model: string | LoadedModel, data: string | Datase
   checkDataFits(calib, prepared.inputName, prepared.inputShape);
   const tail = tailGraph(prepared.graph, prepared.plan); // refuses a bad readout node before calibrating
   const calibration = await calibrate(prepared, calib, opts);
-  const step = buildSnn(prepared, calibration.thresholds, opts.maxpool);
+  const th = calibration.thresholds;
+  const needsBatch = opts.biasCalibration || opts.potentialCalibration || opts.delayFit;
+  const batch = needsBatch ? makeBatch(calib, calibration.firstBatch, prepared.normalize) : null;
+  const t1 = performance.now();
+  const corrections = batch && (opts.biasCalibration || opts.potentialCalibration)
+    ? await siteCorrections(prepared, th, opts.maxpool, batch, { bias: opts.biasCalibration, potential: opts.potentialCalibration, threads: opts.threads, onProgress: opts.onProgress })
+    : {};
+  const step = buildSnn(prepared, th, opts.maxpool, corrections);
+  const fit = batch && opts.delayFit ? await fitDelays(step, prepared, th, batch, opts.delayFit, opts) : null;
+  const refineSeconds = (performance.now() - t1) / 1000;
   const meta: SnnMetadata = {
     spec: step.spec,
     source: { file: name, sha256: loaded.sha256 },
@@ -73,10 +99,22 @@ export async function convert(model: string | LoadedModel, data: string | Datase
       method: calibration.method, iterations: calibration.iterations, batchSize: calibration.batchSize,
       samples: calibration.samples, data: calib.name,
     },
-    delay: { estimated: calibration.delay.estimated, latencies: calibration.delay.latencies.map((r) => round(r, 4)) },
+    delay: {
+      estimated: calibration.delay.estimated, latencies: calibration.delay.latencies.map((r) => round(r, 4)),
+      ...(fit ? { fitted: fit.delays } : {}),
+    },
     ...(opts.readoutNode ? { readoutNode: opts.readoutNode } : {}),
+    ...(batch ? {
+      corrections: {
+        ...(opts.biasCalibration ? { biasT: opts.biasCalibration } : {}), ...(opts.potentialCalibration ? { potentialT: opts.potentialCalibration } : {}),
+        ...(fit ? { delayFitSamples: fit.samples } : {}), samples: batch.n,
+      },
+    } : {}),
   };
-  const timing = { calibrate: round(calibration.seconds, 3), convert: round((performance.now() - t0) / 1000, 3) };
+  const timing = {
+    calibrate: round(calibration.seconds, 3), convert: round((performance.now() - t0) / 1000, 3),
+    ...(batch ? { refine: round(refineSeconds, 3) } : {}),
+  };
   return new Snn({ form: 'step', graph: step.graph, meta, tail, source: prepared, timing });
 }
 

@@ -10,6 +10,7 @@ import { openDataset } from '../data/sources.js';
 import { checkThreads, type RuntimeOptions } from '../ort/session.js';
 import { definedOnly } from '../calibrate/calibrate.js';
 import type { Snn } from '../snn/network.js';
+import type { SnnMetadata } from '../snn/format.js';
 import { ENGINES, type Engine } from '../runtime/simulate.js';
 import { TASKS, type Task } from '../tasks/task.js';
 import { checkEnergyConstants, energyConstants, energyOf, type EnergyConstants } from '../energy/energy.js';
@@ -20,14 +21,17 @@ import type { SimulateRecord, SimulationResult } from '../report/record.js';
 import type { OnProgress } from '../progress.js';
 import { checkInteger, optionError } from '../errors.js';
 
+export type DelayRule = 'auto' | 'fit' | 'off' | number;
+
 export interface SimulateOptions extends RuntimeOptions {
   /** Numbers of time steps to report (default 8, 16, 32, 64, 128, 256); one simulation of the largest. */
   readonly T?: readonly number[];
   /**
    * Where the readout window starts: `auto` (default) uses d = min(d̂, ⌊T/2⌋) with the estimated
-   * delay d̂; `off` averages all steps; a number d averages steps d+1..T (at most T−1 discarded).
+   * delay d̂; `fit` the delay fitted per T at conversion (convert's `delayFit`); `off` averages
+   * all steps; a number d averages steps d+1..T (at most T−1 discarded).
    */
-  readonly delay?: 'auto' | 'off' | number;
+  readonly delay?: DelayRule;
   /** Samples per batch (default 100). */
   readonly batchSize?: number;
   /** What the model does and how it is scored; default: from the data (masks → segmentation, boxes → detection, clips → video, else classification). */
@@ -59,7 +63,7 @@ export const SIMULATE_DEFAULTS = {
 
 export interface ResolvedSimulateOptions extends SimulateOptions {
   readonly T: readonly number[];
-  readonly delay: 'auto' | 'off' | number;
+  readonly delay: DelayRule;
   readonly batchSize: number;
   readonly engine: Engine;
   readonly references: boolean;
@@ -71,8 +75,8 @@ export interface ResolvedSimulateOptions extends SimulateOptions {
 export function resolveSimulateOptions(options: SimulateOptions = {}): ResolvedSimulateOptions {
   const o = { ...SIMULATE_DEFAULTS, ...definedOnly(options) };
   const T = checkSteps(o.T);
-  if (o.delay !== 'auto' && o.delay !== 'off' && !(typeof o.delay === 'number' && Number.isInteger(o.delay) && o.delay >= 0)) {
-    throw optionError('delay', `must be "auto", "off" or an integer ≥ 0 (got ${String(o.delay)})`);
+  if (o.delay !== 'auto' && o.delay !== 'fit' && o.delay !== 'off' && !(typeof o.delay === 'number' && Number.isInteger(o.delay) && o.delay >= 0)) {
+    throw optionError('delay', `must be "auto", "fit", "off" or an integer ≥ 0 (got ${String(o.delay)})`);
   }
   if (typeof o.references !== 'boolean') throw optionError('references', `must be true or false (got ${String(o.references)})`);
   checkInteger('batchSize', o.batchSize, 1);
@@ -85,9 +89,23 @@ export function resolveSimulateOptions(options: SimulateOptions = {}): ResolvedS
   return { ...o, T, energy };
 }
 
-/** The user's delay in steps; undefined for the window rule with d̂. */
-function userDelay(d: ResolvedSimulateOptions['delay']): number | undefined {
-  return d === 'auto' ? undefined : d === 'off' ? 0 : d;
+/** The delay at T under a rule: d̂'s window rule, the fitted delay, none, or the user's (never ≥ T). */
+export function delayFor(rule: DelayRule, T: number, delay: SnnMetadata['delay']): number {
+  if (rule === 'auto') return delayAt(T, delay.estimated);
+  if (rule === 'off') return 0;
+  if (rule === 'fit') {
+    const fitted = delay.fitted;
+    if (!fitted) throw optionError('delay', '"fit" needs delays fitted at conversion (convert with delayFit, --delay-fit T)');
+    if (T > fitted.length) throw optionError('delay', `"fit": the network has fitted delays up to T = ${fitted.length}, not ${T} (convert with a larger delayFit)`);
+    return fitted[T - 1];
+  }
+  return delayAt(T, delay.estimated, rule);
+}
+
+function ruleText(rule: DelayRule): string {
+  if (rule === 'auto') return 'min(estimated, floor(T/2))';
+  if (rule === 'fit') return 'fitted (label-free)';
+  return `fixed ${rule === 'off' ? 0 : rule}`;
 }
 
 /** Simulate `snn` on `data` (a data set or its spec, e.g. "mnist:test") for the largest T and score every T. */
@@ -96,13 +114,11 @@ export async function simulate(snn: Snn, data: string | Dataset, options: Simula
   if (o.references && !snn.source) throw optionError('references', 'needs the source ANN (convert keeps it; loadSnn finds it next to the file or takes it as the ann option)');
   if (o.siteErrors > 0 && !snn.source) throw optionError('siteErrors', 'needs the source ANN (convert keeps it; loadSnn finds it next to the file or takes it as the ann option)');
   if (o.siteErrors > 0 && snn.form !== 'step') throw optionError('siteErrors', 'needs a step-form network (a loop-form file hides the sites\' outputs)');
-  const test = typeof data === 'string' ? openDataset(data) : data;
-  const delay = userDelay(o.delay);
   const dhat = snn.meta.delay.estimated;
   const Tmax = o.T[o.T.length - 1];
-
   // Each T twice: with the delay and over all steps.
-  const windows: Window[] = o.T.flatMap((T) => [{ T, delay: delayAt(T, dhat, delay) }, { T, delay: 0 }]);
+  const windows: Window[] = o.T.flatMap((T) => [{ T, delay: delayFor(o.delay, T, snn.meta.delay) }, { T, delay: 0 }]);
+  const test = typeof data === 'string' ? openDataset(data) : data;
   const run = await simulateWindows(snn, test, windows, o);
   const results: SimulationResult[] = o.T.map((T, i) => ({
     T, delay: windows[2 * i].delay,
@@ -117,7 +133,7 @@ export async function simulate(snn: Snn, data: string | Dataset, options: Simula
   if (snn.source && o.references) refs = await annReference(snn.source, test, th, { batchSize: o.batchSize, threads: o.threads, task: run.task });
   if (snn.source && o.siteErrors > 0) {
     const T = o.siteErrorsT ?? Tmax;
-    errors = await measureSiteErrors(snn.source, snn.graph, spec, th, test, { T, delay: delayAt(T, dhat, delay), samples: o.siteErrors, threads: o.threads });
+    errors = await measureSiteErrors(snn.source, snn.graph, spec, th, test, { T, delay: delayFor(o.delay, T, snn.meta.delay), samples: o.siteErrors, threads: o.threads });
   }
   const cal = snn.meta.calibration;
   return {
@@ -129,11 +145,14 @@ export async function simulate(snn: Snn, data: string | Dataset, options: Simula
     created: new Date().toISOString(),
     method: cal.method,
     iterations: cal.iterations,
-    calibration: { ...cal, ...(snn.timing ? { seconds: snn.timing.calibrate, convertSeconds: snn.timing.convert } : {}) },
+    calibration: {
+      ...cal, ...(snn.meta.corrections ? { corrections: snn.meta.corrections } : {}),
+      ...(snn.timing ? { seconds: snn.timing.calibrate, convertSeconds: snn.timing.convert, ...(snn.timing.refine !== undefined ? { refineSeconds: snn.timing.refine } : {}) } : {}),
+    },
     maxpool: spec.maxpool,
     ann: refs ? refs.ann : null,
     clippedAnn: refs ? refs.clipped : null,
-    delay: { estimated: dhat, latencies: snn.meta.delay.latencies, rule: delay === undefined ? 'min(estimated, floor(T/2))' : `fixed ${delay}` },
+    delay: { estimated: dhat, latencies: snn.meta.delay.latencies, rule: ruleText(o.delay) },
     results,
     firingRates: firingRates(spec, run.stats, Tmax),
     energy: energyOf(spec, { samples: run.samples, sopsPerStep: run.stats.sopsPerStep }, results.map((r) => ({ T: r.T, metric: r.metric })), refs ? refs.ann.metric : null, o.energy),

@@ -95,6 +95,8 @@ export interface Calibration {
   readonly batchSize: number;
   /** Samples seen (batches × batch size; 0 for fixed thresholds). */
   readonly samples: number;
+  /** The first calibration batch's sample indices: d̂ is estimated on it (and the corrections after conversion run on it). */
+  readonly firstBatch: readonly number[];
   readonly seconds: number;
 }
 
@@ -111,11 +113,12 @@ export async function calibrate(m: PreparedModel, data: Dataset, options: Calibr
   const batch = (b: number): number[] => batchAt(order, size, b);
   const thresholds = await opts.method.thresholds(context(m, data, { count: opts.iterations, batch }, opts));
   checkResult(m, thresholds, opts.method);
-  const delay = await estimateDelay(m, data, batch(0), thresholds, opts);
+  const firstBatch = batch(0);
+  const delay = await estimateDelay(m, data, firstBatch, thresholds, opts);
   const usesData = opts.method.usesData !== false;
   return {
     method: opts.method.name, thresholds, delay, iterations: usesData ? opts.iterations : 0, batchSize: size,
-    samples: usesData ? opts.iterations * size : 0,
+    samples: usesData ? opts.iterations * size : 0, firstBatch,
     seconds: (performance.now() - t0) / 1000,
   };
 }
@@ -164,7 +167,7 @@ function context(m: PreparedModel, data: Dataset, batches: Batches, opts: Resolv
     options: { stepSize: opts.stepSize, percentile: opts.percentile, thresholds: opts.thresholds },
     run,
     async forEachBatch(visit, phase) {
-      sitesInst ??= instrument(m, { mode: 'relu', granularity: 'layer', stats: ['x'] });
+      sitesInst ??= instrument(m, { mode: 'ann', granularity: 'layer', stats: ['x'] });
       const names = sitesInst.stats.x as readonly string[];
       await run(sitesInst, names, (out) => visit(names.map((n) => out[n])), undefined, phase);
     },

@@ -1,6 +1,6 @@
 /**
- * The calibration graphs: the spiking part of the ANN with every neuron site replaced by
- * ReLU (the original), clip(x, 0, θ), or the in-graph LTB update (docs/algorithm.md §3.1), plus
+ * The calibration graphs: the spiking part of the ANN with every neuron site computing the
+ * ANN's own activation (ReLU, Clip or QCFS: mode `ann`), clip(x, 0, θ), or the in-graph LTB update (docs/algorithm.md §3.1), plus
  * per-site statistics as extra outputs.
  */
 import type { Graph, Node } from '../graph/ir.js';
@@ -11,7 +11,7 @@ import type { Array32 } from '../ort/session.js';
 import { siteChannels, siteRanks, type PreparedModel } from '../model/prepare.js';
 import { reducedAxes, thetaShape, type Granularity, type Thresholds } from './thresholds.js';
 
-export type SiteMode = 'relu' | 'clip' | 'ltb';
+export type SiteMode = 'ann' | 'clip' | 'ltb';
 export type Stat = 'chanMax' | 'chanMeanPos' | 'x';
 
 export interface InstrumentOptions {
@@ -68,8 +68,8 @@ export function instrument(m: PreparedModel, opts: InstrumentOptions): Instrumen
     }
     if (opts.stats?.includes('x')) stats.x?.push(x);
 
-    if (opts.mode === 'relu') {
-      b.nodes.push(n);
+    if (opts.mode === 'ann') {
+      b.nodes.push(...site.ann);
     } else {
       const theta = `theta_${site.index}`;
       const dims = thetaShape(rank, channels[site.index], opts.granularity);

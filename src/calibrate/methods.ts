@@ -27,7 +27,7 @@ export interface CalibrationContext {
   /** The resolved calibration options (step size, percentile, fixed thresholds, …). */
   readonly options: MethodOptions;
   /**
-   * Run the ANN (ReLU sites) over every batch in order and hand each site's pre-activation
+   * Run the ANN (its own activations) over every batch in order and hand each site's pre-activation
    * input x to `visit` (one array per site, front to back).
    */
   forEachBatch(visit: (inputs: readonly SiteInput[]) => void, phase?: string): Promise<void>;
@@ -56,11 +56,12 @@ export interface ThresholdMethod {
 /** Thresholds for method "fixed": per site node name, one θ or one θ per channel. */
 export type FixedThresholds = Readonly<Record<string, number | readonly number[]>>;
 
-export const METHODS = ['cltb', 'ltb', 'maxnorm', 'cmaxnorm', 'robustnorm', 'fixed'] as const;
+export const METHODS = ['cltb', 'ltb', 'maxnorm', 'cmaxnorm', 'robustnorm', 'qcfs', 'fixed'] as const;
 /**
  * `cltb`: channel-wise local threshold balancing (the paper's method); `ltb`: layer-wise;
  * `maxnorm` / `cmaxnorm`: the maximum activation, layer- / channel-wise; `robustnorm`: a
- * percentile of the positive activations, layer-wise; `fixed`: thresholds given by the caller.
+ * percentile of the positive activations, layer-wise; `qcfs`: the clip level the ANN was trained
+ * with (λ of a QCFS activation, c of Clip(0, c)), no data; `fixed`: thresholds given by the caller.
  */
 export type Method = (typeof METHODS)[number];
 
@@ -82,7 +83,7 @@ function ltb(granularity: Granularity, name: string): ThresholdMethod {
 
 /** max over the calibration set of ReLU(x), per site and channel (a reduction in the graph). */
 async function channelMaxima(ctx: CalibrationContext, phase: string): Promise<Float32Array[]> {
-  const inst = instrument(ctx.model, { mode: 'relu', granularity: 'channel', stats: ['chanMax'] });
+  const inst = instrument(ctx.model, { mode: 'ann', granularity: 'channel', stats: ['chanMax'] });
   const names = inst.stats.chanMax as readonly string[];
   const best = ctx.channels.map((c) => new Float32Array(c)); // zeros: max of ReLU is ≥ 0
   await ctx.run(inst, names, (out) => names.forEach((name, i) => {
@@ -137,6 +138,16 @@ export function percentileFromHistogram(h: ArrayLike<number>, max: number, p: nu
   return max;
 }
 
+/** θ = the activation's own clip level: λ of QCFS (trained for conversion), c of Clip(0, c). */
+const qcfs: ThresholdMethod = {
+  name: 'qcfs', usesData: false,
+  async thresholds(ctx) {
+    const relu = ctx.model.plan.sites.find((s) => !Number.isFinite(s.cap));
+    if (relu) throw optionError('method', `"qcfs" keeps the clip levels of QCFS (or Clip(0, c)) activations, but site "${relu.node}" is a ReLU without one; use cltb`);
+    return { granularity: 'layer', values: ctx.model.plan.sites.map((s) => Float32Array.of(s.cap)) };
+  },
+};
+
 const fixed: ThresholdMethod = {
   name: 'fixed', usesData: false,
   async thresholds(ctx) {
@@ -176,5 +187,6 @@ export const BUILT_IN: Readonly<Record<Method, ThresholdMethod>> = {
   maxnorm: maxNorm('layer', 'maxnorm'),
   cmaxnorm: maxNorm('channel', 'cmaxnorm'),
   robustnorm: robustNorm,
+  qcfs,
   fixed,
 };

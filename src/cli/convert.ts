@@ -33,14 +33,19 @@ export function convertCommand(): Command {
         const summary = {
           model: path.basename(model), out: f.out, form: f.format, method: d.calibration.method, iterations: d.calibration.iterations,
           batchSize: d.calibration.batchSize, samples: d.calibration.samples, sites: d.sites.length,
-          delay: snn.meta.delay, seconds,
+          delay: snn.meta.delay, seconds, ...(snn.meta.corrections ? { corrections: snn.meta.corrections, refineSeconds: snn.timing?.refine } : {}),
           thresholds: d.sites.map((s) => ({ site: s.node, mean: s.thetaMean, max: s.thetaMax })),
         };
         // Written last, together: the SNN and its summary, or neither.
         writeOutputs([{ path: f.out, data: bytes }, ...(f.json ? [{ path: f.json, data: JSON.stringify(summary, null, 2) + '\n' }] : [])]);
         process.stdout.write(`${table(['site', 'neurons', 'θ mean', 'θ max', 'latency r'], d.sites.map((s) => [
           s.node, String(s.neurons), s.thetaMean.toFixed(4), s.thetaMax.toFixed(4), s.latency.toFixed(3)]))}\n\n`);
-        process.stdout.write(`wrote ${f.out}: ${d.sites.length} neuron sites, ${d.calibration.method} (${d.calibration.iterations} iterations × ${d.calibration.batchSize}), estimated delay d̂ = ${d.delay}, ${seconds.toFixed(1)} s\n`);
+        const c = snn.meta.corrections;
+        const extra = [
+          ...(c?.biasT ? [`bias calibration for T = ${c.biasT}`] : []), ...(c?.potentialT ? [`potential calibration for T = ${c.potentialT}`] : []),
+          ...(snn.meta.delay.fitted ? [`delays fitted for T ≤ ${snn.meta.delay.fitted.length} (simulate --delay fit)`] : []),
+        ];
+        process.stdout.write(`wrote ${f.out}: ${d.sites.length} neuron sites, ${d.calibration.method} (${d.calibration.iterations} iterations × ${d.calibration.batchSize}), estimated delay d̂ = ${d.delay}${extra.length ? `; ${extra.join('; ')} on ${c?.samples} samples` : ''}, ${seconds.toFixed(1)} s\n`);
       } finally {
         prog.stop();
       }

@@ -7,7 +7,7 @@ import { Command, InvalidArgumentError, Option } from 'commander';
 import { SpikeportError } from '../errors.js';
 import { METHODS, type FixedThresholds } from '../calibrate/methods.js';
 import { CONVERT_DEFAULTS, type ConvertOptions } from '../api/convert.js';
-import { SIMULATE_DEFAULTS, type SimulateOptions } from '../api/simulate.js';
+import { SIMULATE_DEFAULTS, type DelayRule, type SimulateOptions } from '../api/simulate.js';
 import { ENGINES, type Engine } from '../runtime/simulate.js';
 import { TASKS, type Task } from '../tasks/task.js';
 import { PRESETS, energyConstants, type EnergyConstants } from '../energy/energy.js';
@@ -22,7 +22,8 @@ export const FLAGS: Readonly<Record<string, string>> = {
   seed: '--seed', thresholds: '--thresholds', maxpool: '--maxpool', readoutNode: '--readout', normalize: '--mean/--std',
   threads: '--threads', T: '--T', delay: '--delay', task: '--task', engine: '--engine', siteErrors: '--site-errors',
   siteErrorsT: '--site-errors-T', energy: '--energy', eSop: '--e-sop', eMac: '--e-mac', ann: '--ann', form: '--format',
-  limit: '--limit', counts: '--counts',
+  limit: '--limit', counts: '--counts', biasCalibration: '--bias-calibration', potentialCalibration: '--potential-calibration',
+  delayFit: '--delay-fit',
 };
 
 /** A library error in the CLI's words: the field it names becomes the flag that sets it. */
@@ -59,14 +60,15 @@ function picojoules(v: string): number {
   return n;
 }
 
-function delayValue(v: string): number | 'auto' | 'off' {
-  return v === 'auto' || v === 'off' ? v : num(v);
+function delayValue(v: string): DelayRule {
+  return v === 'auto' || v === 'off' || v === 'fit' ? v : num(v);
 }
 
 export interface CalibFlags {
   method: string; iterations: number; batch: number; stepSize: number; percentile: number; seed: number;
   shuffle: boolean; thresholds?: string; maxpool: PoolMode; readout?: string;
   mean?: number[]; std?: number[]; calibLimit?: number; threads: number; quiet?: boolean;
+  biasCalibration?: number; potentialCalibration?: number; delayFit?: number;
 }
 
 const D = CONVERT_DEFAULTS;
@@ -74,7 +76,7 @@ const D = CONVERT_DEFAULTS;
 /** Calibration and conversion options (convert, simulate, demo, experiments). */
 export function calibrationOptions(cmd: Command): Command {
   return cmd
-    .addOption(new Option('--method <name>', 'threshold calibration method: cltb (channel-wise LTB), ltb (layer-wise), maxnorm, cmaxnorm, robustnorm (percentile), fixed (--thresholds)').choices([...METHODS]).default(D.method))
+    .addOption(new Option('--method <name>', 'threshold calibration method: cltb (channel-wise LTB), ltb (layer-wise), maxnorm, cmaxnorm, robustnorm (percentile), qcfs (keep a QCFS model\'s trained λ), fixed (--thresholds)').choices([...METHODS]).default(D.method))
     .option('--iterations <n>', 'calibration batches (one LTB step each); few give low thresholds (best at small T), many give thresholds near the max (best at large T)', num, D.iterations)
     .option('--batch <n>', 'samples per batch, for calibration and simulation', num, D.batchSize)
     .option('--step-size <c>', 'LTB step size c in θ ← θ + 2c·mean((x−θ)⁺)', num, D.stepSize)
@@ -87,6 +89,9 @@ export function calibrationOptions(cmd: Command): Command {
     .option('--mean <values>', 'input normalisation mean, per channel (overrides the model metadata)', numbers)
     .option('--std <values>', 'input normalisation std, per channel', numbers)
     .option('--calib-limit <n>', 'use only the first N calibration samples', int(1))
+    .option('--bias-calibration <T>', 'after the thresholds, correct each site\'s bias for this T (one T-step simulation per site on a calibration batch)', num)
+    .option('--potential-calibration <T>', 'likewise correct each neuron\'s initial membrane for this T', num)
+    .option('--delay-fit <T>', 'fit the delay for every T up to this, label-free, on a calibration batch (then simulate --delay fit)', num)
     .option('--threads <n>', 'ONNX Runtime threads', num, defaultThreads())
     .option('-q, --quiet', 'no progress output');
 }
@@ -94,7 +99,7 @@ export function calibrationOptions(cmd: Command): Command {
 /** Flags that only matter when an ANN is converted (simulate refuses them for a converted file). */
 export const CONVERSION_ONLY: ReadonlySet<string> = new Set([
   '--method', '--iterations', '--step-size', '--percentile', '--seed', '--no-shuffle', '--thresholds', '--maxpool', '--readout',
-  '--mean', '--std', '--calib-limit', '--calib', '--save',
+  '--mean', '--std', '--calib-limit', '--calib', '--save', '--bias-calibration', '--potential-calibration', '--delay-fit',
 ]);
 
 /** The flag of a commander option key (e.g. calibLimit → --calib-limit, shuffle → --no-shuffle). */
@@ -131,6 +136,7 @@ export function convertOptionsFrom(f: CalibFlags, onProgress: ConvertOptions['on
     method: f.method as ConvertOptions['method'], iterations: f.iterations, batchSize: f.batch, stepSize: f.stepSize,
     percentile: f.percentile, seed: f.seed, shuffle: f.shuffle, thresholds: readThresholds(f.thresholds), maxpool: f.maxpool,
     readoutNode: f.readout, normalize: f.mean && f.std ? { mean: f.mean, std: f.std } : undefined, threads: f.threads, onProgress,
+    biasCalibration: f.biasCalibration, potentialCalibration: f.potentialCalibration, delayFit: f.delayFit,
   };
 }
 
@@ -165,7 +171,7 @@ export function stepsOption(defaults: readonly number[] = SIMULATE_DEFAULTS.T): 
 }
 
 export interface SimFlags extends CalibFlags, OutputFlags, EnergyFlags {
-  engine: Engine; data: string; T: number[]; delay: number | 'auto' | 'off'; ann?: string; calib?: string; limit?: number; save?: string;
+  engine: Engine; data: string; T: number[]; delay: DelayRule; ann?: string; calib?: string; limit?: number; save?: string;
   siteErrors: number; siteErrorsT?: number; task?: Task;
 }
 
@@ -174,7 +180,7 @@ export function simulateOptions(cmd: Command): Command {
   return cmd
     .requiredOption('--data <spec>', 'test data: mnist:test, fashion-mnist:test[@DIR], npz:FILE, mnist-seg|mnist-det|mnist-video:test')
     .addOption(stepsOption())
-    .option('--delay <d>', 'readout window start: auto = min(d̂, ⌊T/2⌋), off = 0, or a number of steps', delayValue, SIMULATE_DEFAULTS.delay)
+    .option('--delay <d>', 'readout window start: auto = min(d̂, ⌊T/2⌋), fit = the label-free fit made by convert --delay-fit, off = 0, or a number of steps', delayValue, SIMULATE_DEFAULTS.delay)
     .option('--limit <n>', 'use only the first N test samples', int(1))
     .option('--ann <file>', 'the source ANN, for the ANN and clipped-ANN reference (found automatically next to the SNN)')
     .option('--calib <spec>', 'calibration data when MODEL is an ANN (default: the train split of --data)')

@@ -27,7 +27,7 @@ export async function annReference(m: PreparedModel, data: Dataset, th: Threshol
   const task = inferTask(data, opts.task);
   const res: Score[] = [];
   try {
-    for (const mode of ['relu', 'clip'] as const) {
+    for (const mode of ['ann', 'clip'] as const) {
       const inst = instrument(m, { mode, granularity: th.granularity });
       const s = await Session.create(inst.graph, opts);
       const scorer = makeScorer(task, 1, data);

@@ -21,6 +21,22 @@ export function constantsToInitializers(g: Graph): Graph {
   return withGraph(g, { nodes, initializers });
 }
 
+/**
+ * Cast of a constant to float becomes a float initializer (PyTorch writes Clip's bounds as
+ * Cast(Constant)), so later passes read one form.
+ */
+export function foldConstantCasts(g: Graph): Graph {
+  const initializers = new Map(g.initializers);
+  const outs = graphOutputs(g);
+  const nodes = g.nodes.filter((n) => {
+    const t = n.opType === 'Cast' && attrInt(n, 'to', 0) === 1 ? initializers.get(n.inputs[0]) : undefined;
+    if (!t || t.dtype === 'bool' || t.dtype === 'float16' || outs.has(n.outputs[0])) return true;
+    initializers.set(n.outputs[0], { dtype: 'float32', dims: [...t.dims], data: Float32Array.from(t.data as ArrayLike<number>, Number) });
+    return false;
+  });
+  return withGraph(g, { nodes, initializers: usedInitializers(nodes, initializers) });
+}
+
 /** Drop Identity and inference-time Dropout (a no-op in an exported eval model). */
 export function removeIdentityAndDropout(g: Graph): Graph {
   let nodes = [...g.nodes];
@@ -106,25 +122,35 @@ export function foldBatchNorm(g: Graph): Graph {
   return withGraph(g, { nodes, initializers: usedInitializers(nodes, initializers) });
 }
 
-/** Relu, or Clip whose lower bound is 0 (ReLU6, Clip(0, c)). Returns the cap, Infinity for none. */
-export function neuronCap(g: Graph, n: Node): number | null {
-  if (n.opType === 'Relu') return Infinity;
-  if (n.opType !== 'Clip') return null;
+/** A one-element initializer's value; undefined for anything else. */
+export function scalarOf(g: Graph, name: string | undefined): number | undefined {
+  if (!name) return undefined;
+  const t = g.initializers.get(name);
+  if (!t || t.data.length !== 1 || t.dtype === 'bool') return undefined;
+  return Number(t.data[0]);
+}
+
+/** Clip's bounds, from attributes (opset < 11) or inputs; NaN where a bound is not a constant. */
+export function clipBounds(g: Graph, n: Node): [number, number] {
   let lo = -Infinity;
   let hi = Infinity;
   if (g.opset < 11 || n.inputs.length === 1) {
     lo = attrFloat(n, 'min', lo);
     hi = attrFloat(n, 'max', hi);
   }
-  const read = (name: string | undefined): number | undefined => {
-    if (!name) return undefined;
-    const t = g.initializers.get(name);
-    return t && t.data.length === 1 ? Number(t.data[0]) : NaN;
-  };
+  const read = (name: string | undefined): number | undefined => (name ? scalarOf(g, name) ?? NaN : undefined);
   const a = read(n.inputs[1]);
   const b = read(n.inputs[2]);
   if (a !== undefined) lo = a;
   if (b !== undefined) hi = b;
+  return [lo, hi];
+}
+
+/** Relu, or Clip whose lower bound is 0 (ReLU6, Clip(0, c)). Returns the cap, Infinity for none. */
+export function neuronCap(g: Graph, n: Node): number | null {
+  if (n.opType === 'Relu') return Infinity;
+  if (n.opType !== 'Clip') return null;
+  const [lo, hi] = clipBounds(g, n);
   if (Number.isNaN(lo) || Number.isNaN(hi) || lo !== 0) return null;
   return hi;
 }
@@ -157,5 +183,5 @@ export function movePoolsBeforeNeurons(g: Graph): Graph {
 
 /** The standard preparation, in order. */
 export function prepare(g: Graph): Graph {
-  return movePoolsBeforeNeurons(foldBatchNorm(removeIdentityAndDropout(constantsToInitializers(g))));
+  return movePoolsBeforeNeurons(foldBatchNorm(removeIdentityAndDropout(foldConstantCasts(constantsToInitializers(g)))));
 }

@@ -5,6 +5,7 @@
  */
 import type { Graph, Node } from './ir.js';
 import { neuronCap } from './passes.js';
+import { findQcfs } from './qcfs.js';
 import { ancestors, consumers, usedInitializers } from './topo.js';
 import { LINEAR_IF_ONE_VARYING_OPS, LINEAR_OPS, SHAPE_ONLY_OPS, STRUCTURAL_OPS, WEIGHTED_OPS } from './ops.js';
 import { SpikeportError, optionError } from '../errors.js';
@@ -16,8 +17,14 @@ export interface Site {
   /** The pre-activation x (after BN folding, residual add, pre-neuron pool). */
   readonly input: string;
   readonly output: string;
-  /** Infinity for ReLU; c for Clip(0, c). The calibrated θ replaces it. */
+  /** Infinity for ReLU; c for Clip(0, c); λ for QCFS. The calibrated θ replaces it. */
   readonly cap: number;
+  /** The ANN's activation: `relu` (ReLU), `clip` (Clip(0, c)) or `qcfs` (a QCFS chain, graph/qcfs.ts). */
+  readonly activation: 'relu' | 'clip' | 'qcfs';
+  /** The neuron's membrane at t = 0, as a fraction of θ: ½, or QCFS's shift φ. */
+  readonly start: number;
+  /** The ANN nodes that compute the activation from `input` to `output` (one, or a QCFS chain). */
+  readonly ann: readonly Node[];
 }
 
 export interface Plan {
@@ -25,7 +32,11 @@ export interface Plan {
   /** The node whose output is the readout, and that tensor. */
   readonly readoutNode: string;
   readonly readout: string;
-  /** Nodes of the spiking part (the readout's ancestors), in graph order. */
+  /**
+   * Nodes of the spiking part (the readout's ancestors), in graph order. A site is one node
+   * here: its ANN node, or for a QCFS chain a node standing for the chain (input x, output h(x);
+   * the chain's own nodes are in the site's `ann`).
+   */
   readonly spiking: readonly Node[];
   /** Tensors that change from step to step (downstream of a neuron). */
   readonly varying: ReadonlySet<string>;
@@ -53,10 +64,19 @@ export function plan(g: Graph, opts: PlanOptions = {}): Plan {
   if (flow) {
     throw new SpikeportError('unsupported-model', `cannot convert node "${flow.name}" (${flow.opType}, ${position(g, flow, opts.positions)}): it holds a subgraph (control flow), which spikeport does not convert; export the model without it (e.g. without post-processing)`);
   }
+  // A QCFS chain is one site, named after its last node; its inner Clip(0, 1) is not a site of its own.
+  const chains = findQcfs(g);
+  const chainOf = new Map(chains.flatMap((c) => c.nodes.map((n) => [n, c] as const)));
   const sitesAll: Site[] = [];
   for (const n of g.nodes) {
+    const chain = chainOf.get(n);
+    if (chain) {
+      if (n !== chain.nodes[chain.nodes.length - 1]) continue;
+      sitesAll.push({ index: sitesAll.length, node: n.name, input: chain.input, output: chain.output, cap: chain.lambda, activation: 'qcfs', start: chain.shift, ann: chain.nodes });
+      continue;
+    }
     const cap = neuronCap(g, n);
-    if (cap !== null) sitesAll.push({ index: sitesAll.length, node: n.name, input: n.inputs[0], output: n.outputs[0], cap });
+    if (cap !== null) sitesAll.push({ index: sitesAll.length, node: n.name, input: n.inputs[0], output: n.outputs[0], cap, activation: n.opType === 'Relu' ? 'relu' : 'clip', start: 0.5, ann: [n] });
   }
   if (sitesAll.length === 0) {
     const nonlinear = [...new Set(g.nodes.map((n) => n.opType))]
@@ -80,7 +100,15 @@ export function plan(g: Graph, opts: PlanOptions = {}): Plan {
     readoutNode = next[0];
     readout = next[0].outputs[0];
   }
-  const spiking = ancestors(g, [readout]);
+  const chainSites = new Map(sitesAll.filter((s) => s.activation === 'qcfs').map((s) => [s.node, s]));
+  const before = ancestors(g, [readout]);
+  const whole = new Set(chains.filter((c) => before.includes(c.nodes[c.nodes.length - 1])));
+  const spiking = before.flatMap((n): Node[] => {
+    const chain = chainOf.get(n);
+    if (!chain || !whole.has(chain)) return [n];
+    const site = chainSites.get(n.name);
+    return site ? [{ name: site.node, opType: 'QCFS', domain: 'spikeport', inputs: [site.input], outputs: [site.output], attrs: {} }] : [];
+  });
   const sites = sitesAll.filter((s) => spiking.some((n) => n.name === s.node))
     .filter((s) => s.node !== readoutNode?.name)
     .map((s, index) => ({ ...s, index }));
@@ -150,7 +178,7 @@ function findReadout(g: Graph, sites: readonly Site[]): Node {
 export function tailGraph(g: Graph, p: Plan): Graph | null {
   const outs = g.outputs.map((o) => o.name);
   if (outs.length === 1 && outs[0] === p.readout) return null;
-  const spiking = new Set(p.spiking);
+  const spiking = new Set([...p.spiking, ...p.sites.flatMap((s) => s.ann)]);
   const nodes = ancestors(g, outs).filter((n) => !spiking.has(n));
   if (nodes.length === 0) return null;
   const produced = new Set([p.readout, ...nodes.flatMap((n) => n.outputs)]);

@@ -10,8 +10,8 @@
  * time-varying input pools accumulated current (maxpool.ts, unless the per-step form is asked
  * for), and the counters ride along (counters.ts). Everything else is the ANN's own node.
  */
-import type { Graph, Node } from '../graph/ir.js';
-import { numel } from '../graph/ir.js';
+import type { Graph, Node, Tensor } from '../graph/ir.js';
+import { floatTensor, numel } from '../graph/ir.js';
 import { WEIGHTED_OPS } from '../graph/ops.js';
 import { fanout, macs } from '../graph/fanout.js';
 import { usedInitializers } from '../graph/topo.js';
@@ -29,7 +29,15 @@ export interface SnnGraph {
   readonly spec: SnnSpec;
 }
 
-export function buildSnn(m: PreparedModel, th: Thresholds, maxpool: PoolMode = 'accumulated'): SnnGraph {
+/** Per-site corrections found after conversion (refine/), each null for a site left as it is. */
+export interface SiteCorrections {
+  /** A current added at every step, per channel (bias calibration). */
+  readonly bias?: readonly (Float32Array | null)[];
+  /** The initial membrane's offset from its start, per neuron of one sample (potential calibration). */
+  readonly potential?: readonly (Float32Array | null)[];
+}
+
+export function buildSnn(m: PreparedModel, th: Thresholds, maxpool: PoolMode = 'accumulated', corrections: SiteCorrections = {}): SnnGraph {
   const g = m.graph;
   const b = new GraphBuilder(Math.max(g.opset, 9), g);
   const states: StateSpec[] = [];
@@ -62,12 +70,21 @@ export function buildSnn(m: PreparedModel, th: Thresholds, maxpool: PoolMode = '
       const shape = shapeOf(site.input);
       const theta = th.values[site.index];
       const u = state(siteState(site.index), shape);
-      addIfNeuron(b, { current: site.input, spikes: site.output, state: u }, theta, thetaShape(shape.length + 1, channels[site.index], th.granularity), String(site.index));
+      const dims = thetaShape(shape.length + 1, channels[site.index], th.granularity);
+      const bias = corrections.bias?.[site.index] ?? null;
+      const potential = corrections.potential?.[site.index] ?? null;
+      addIfNeuron(b, { current: site.input, spikes: site.output, state: u }, theta, dims, String(site.index), {
+        fireLevel: fireLevel(theta, dims, shape, channels[site.index], site.start, potential),
+        bias: bias ? floatTensor(thetaShape(shape.length + 1, channels[site.index], 'channel'), bias) : undefined,
+      });
       const invTheta = thetaPerElement(theta, numel(shape), channels[site.index]).map((t) => (t > 0 ? 1 / t : 0));
       const fed = (counters.fedBySite.get(site.node) ?? []).map((l) => ({ fanout: fanoutOf(l), output: sopsOutput(counters.layerIndex.get(l.name) as number) }));
       const spikes = spikesOutput(site.index);
       addSiteCounters(b, site.output, invTheta, fed, spikes, `counts_${site.index}`);
-      sites.push({ node: site.node, spikes, neurons: numel(shape), theta: Array.from(theta) });
+      sites.push({
+        node: site.node, spikes, neurons: numel(shape), theta: Array.from(theta),
+        ...(site.start !== 0.5 ? { start: site.start } : {}), ...(bias ? { bias: Array.from(bias) } : {}), ...(potential ? { potential: true } : {}),
+      });
     } else if (n.opType === 'MaxPool' && m.plan.varying.has(n.inputs[0]) && maxpool === 'accumulated') {
       const i = states.length;
       addAccumulatedMaxPool(b, n, state(`state.pool${i}.acc`, shapeOf(n.inputs[0])), state(`state.pool${i}.max`, shapeOf(n.outputs[0])));
@@ -108,4 +125,16 @@ export function buildSnn(m: PreparedModel, th: Thresholds, maxpool: PoolMode = '
     states, sites, granularity: th.granularity, maxpool, layers,
   };
   return { graph, spec };
+}
+
+/**
+ * The firing level θ − m₀ with m₀ = start·θ (+ a per-neuron offset from potential calibration);
+ * undefined for the default θ/2. +∞ where θ = 0: such a neuron never fires.
+ */
+function fireLevel(theta: Float32Array, dims: readonly number[], shape: readonly number[], channels: number, start: number, potential: Float32Array | null): Tensor | undefined {
+  if (!potential && start === 0.5) return undefined;
+  const level = (t: number, offset: number): number => (t > 0 ? t * (1 - start) - offset : Infinity);
+  if (!potential) return floatTensor(dims, Array.from(theta, (t) => level(t, 0)));
+  const perNeuron = thetaPerElement(theta, numel(shape), channels);
+  return floatTensor([1, ...shape], Array.from(perNeuron, (t, k) => level(t, potential[k])));
 }

@@ -52,6 +52,12 @@ export interface SiteSpec {
   readonly neurons: number;
   /** θ per channel, or one value (layer-wise). */
   readonly theta: readonly number[];
+  /** The membrane at t = 0 as a fraction of θ (absent: ½; a QCFS activation's shift φ). */
+  readonly start?: number;
+  /** Bias calibration: the current added at every step, per channel (also in the graph). */
+  readonly bias?: readonly number[];
+  /** Potential calibration: the graph's firing level holds a per-neuron initial membrane. */
+  readonly potential?: boolean;
 }
 
 /**
@@ -98,10 +104,15 @@ export interface SnnMetadata {
     /** The calibration data set's name. */
     readonly data: string;
   };
-  /** d̂ and the per-site latencies it was added from (∞ for a site that never fires). */
-  readonly delay: { readonly estimated: number; readonly latencies: readonly number[] };
+  /**
+   * d̂ and the per-site latencies it was added from (∞ for a site that never fires); `fitted`:
+   * the label-free fitted delay for T = 1, 2, … (index T − 1), when convert was asked for it.
+   */
+  readonly delay: { readonly estimated: number; readonly latencies: readonly number[]; readonly fitted?: readonly number[] };
   /** The node the user chose as the readout, if any. */
   readonly readoutNode?: string;
+  /** Corrections after conversion: the T of bias / potential calibration, and the samples used. */
+  readonly corrections?: { readonly biasT?: number; readonly potentialT?: number; readonly delayFitSamples?: number; readonly samples: number };
 }
 
 /** The Loop form's extra inputs: the number of steps and the delay (int64 scalars). */
@@ -162,6 +173,9 @@ const specSchema: z.ZodType<SnnSpec> = z.object({
   sites: z.array(z.object({
     node: name, spikes: name, neurons: z.number().int().positive(),
     theta: z.array(z.number().nonnegative()).min(1),
+    start: z.number().min(0).max(1).optional(),
+    bias: z.array(z.number()).min(1).optional(),
+    potential: z.boolean().optional(),
   })).min(1),
   granularity: z.enum(['channel', 'layer']),
   maxpool: z.enum(['accumulated', 'per-step']),
@@ -182,8 +196,12 @@ const metadataSchema = z.object({
   calibration: z.object({
     method: name, iterations: count, batchSize: count, samples: count, data: z.string(),
   }),
-  delay: z.object({ estimated: count, latencies: z.array(latency) }),
+  delay: z.object({ estimated: count, latencies: z.array(latency), fitted: z.array(count).min(1).optional() }),
   readoutNode: name.optional(),
+  corrections: z.object({
+    biasT: z.number().int().positive().optional(), potentialT: z.number().int().positive().optional(),
+    delayFitSamples: z.number().int().positive().optional(), samples: z.number().int().positive(),
+  }).optional(),
 });
 
 /** A spiking network's graph as stored in a file, with what its metadata says. */
@@ -290,6 +308,7 @@ function checkInterface(g: Graph, meta: SnnMetadata, form: SnnForm, where: strin
     if (s.neurons !== n) throw field(`spec.sites.${k}.neurons`, `${s.neurons}, but its state holds ${n}`);
     const want = spec.granularity === 'channel' ? st.shape[0] : 1;
     if (s.theta.length !== want) throw field(`spec.sites.${k}.theta`, `${s.theta.length} values, expected ${want} (${spec.granularity}-wise, ${st.shape[0]} channels)`);
+    if (s.bias && s.bias.length !== st.shape[0]) throw field(`spec.sites.${k}.bias`, `${s.bias.length} values, expected ${st.shape[0]} (one per channel)`);
   });
   let counted = 0;
   (spec.layers ?? []).forEach((l, j) => {
@@ -297,6 +316,8 @@ function checkInterface(g: Graph, meta: SnnMetadata, form: SnnForm, where: strin
     if (l.sops !== undefined && l.sops !== sopsOutput(counted++)) throw field(`spec.layers.${j}.sops`, `expected "${sopsOutput(counted - 1)}"`);
   });
   if (meta.delay.latencies.length !== spec.sites.length) throw field('delay.latencies', `${meta.delay.latencies.length} values for ${spec.sites.length} sites`);
+  const late = meta.delay.fitted?.findIndex((d, i) => d > i);
+  if (late !== undefined && late >= 0) throw field(`delay.fitted.${late}`, `a delay of ${meta.delay.fitted?.[late]} steps at T = ${late + 1} (it must be < T)`);
 
   // The plain keys other runtimes read must say what spikeport.snn says.
   const delayKey = g.metadata[KEYS.delay];

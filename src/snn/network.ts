@@ -33,8 +33,10 @@ export interface SnnParts {
 export interface Timing {
   /** Calibration (thresholds and d̂), seconds. */
   readonly calibrate: number;
-  /** The whole conversion (prepare, calibrate, build), seconds. */
+  /** The whole conversion (prepare, calibrate, corrections, build), seconds. */
   readonly convert: number;
+  /** Bias / potential calibration and the delay fit, seconds (when asked for). */
+  readonly refine?: number;
 }
 
 export interface SaveOptions {

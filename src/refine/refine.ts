@@ -1,0 +1,141 @@
+/**
+ * Corrections after conversion (docs/algorithm.md §9), each run on one calibration batch with
+ * the SNN simulated and compared with the clipped ANN:
+ *
+ * - bias calibration: site by site, front to back, a per-channel current −(E[SNN output / T] −
+ *   E[clipped ANN output]) added at every step (the mean over samples and positions);
+ * - potential calibration: site by site, the initial membrane of every neuron raised by
+ *   T·(E[clipped ANN output] − E[SNN output / T]) (the mean over samples);
+ * - label-free delay fit: from one simulation of T_max steps, for every T ≤ T_max the delay d
+ *   whose window average of the readout is closest (L2) to the clipped ANN's readout.
+ *
+ * The first two are tuned for one T and cost one SNN simulation of T steps per site; the fit
+ * costs one simulation of T_max steps.
+ */
+import type { Batch } from '../data/dataset.js';
+import { numel } from '../graph/ir.js';
+import { Session, type Array32, type RuntimeOptions } from '../ort/session.js';
+import type { PreparedModel } from '../model/prepare.js';
+import { instrument, thetaFeeds } from '../calibrate/instrument.js';
+import type { Thresholds } from '../calibrate/thresholds.js';
+import { buildSnn, type SiteCorrections, type SnnGraph } from '../snn/build.js';
+import type { PoolMode } from '../snn/format.js';
+import { probeSteps, withOutputs } from '../runtime/probe.js';
+import type { OnProgress } from '../progress.js';
+
+export interface CorrectionOptions extends RuntimeOptions {
+  /** Correct each site's bias for this T. */
+  readonly bias?: number;
+  /** Correct each site's initial membrane for this T. */
+  readonly potential?: number;
+  readonly onProgress?: OnProgress;
+}
+
+/** The batch as the model's input feed. */
+function inputOf(m: PreparedModel, b: Batch): Array32 {
+  return { dims: [b.n, ...m.inputShape], data: b.x };
+}
+
+/** The clipped ANN on one batch: every site's output and the readout. */
+async function clippedAnn(m: PreparedModel, th: Thresholds, input: Array32, opts: RuntimeOptions): Promise<Record<string, Array32>> {
+  const inst = instrument(m, { mode: 'clip', granularity: th.granularity });
+  const s = await Session.create(withOutputs(inst.graph, m.plan.sites.map((site) => site.output)), opts);
+  try {
+    return await s.run({ [m.inputName]: input, ...thetaFeeds(inst, th) });
+  } finally {
+    await s.release();
+  }
+}
+
+/** Bias and/or potential calibration, site by site; each step sees the corrections before it. */
+export async function siteCorrections(m: PreparedModel, th: Thresholds, maxpool: PoolMode, batch: Batch, opts: CorrectionOptions): Promise<SiteCorrections> {
+  const input = inputOf(m, batch);
+  const ann = await clippedAnn(m, th, input, opts);
+  const sites = m.plan.sites;
+  const bias: (Float32Array | null)[] = sites.map(() => null);
+  const potential: (Float32Array | null)[] = sites.map(() => null);
+  const stages = [...(opts.bias ? [['bias', opts.bias] as const] : []), ...(opts.potential ? [['potential', opts.potential] as const] : [])];
+  let done = 0;
+  for (const site of sites) {
+    const shape = m.shapes.get(site.input) as readonly number[];
+    const per = numel(shape);
+    const C = shape[0];
+    const spatial = per / C;
+    const n = batch.n;
+    for (const [kind, T] of stages) {
+      // The SNN's average output at this site over T steps, with the corrections so far.
+      const step = buildSnn(m, th, maxpool, { bias, potential });
+      const sum = new Float64Array(n * per);
+      await probeSteps(step.graph, step.spec, input, T, [site.output], (_, out) => {
+        const v = out[site.output].data;
+        for (let j = 0; j < sum.length; j++) sum[j] += v[j];
+      }, opts);
+      const target = ann[site.output].data;
+      if (kind === 'bias') {
+        const delta = new Float64Array(C);
+        for (let j = 0; j < sum.length; j++) delta[Math.floor((j % per) / spatial)] += sum[j] / T - target[j];
+        const prev = bias[site.index];
+        bias[site.index] = Float32Array.from(delta, (d, c) => (prev ? prev[c] : 0) - d / (n * spatial));
+      } else {
+        const v0 = new Float64Array(per);
+        for (let j = 0; j < sum.length; j++) v0[j % per] += target[j] - sum[j] / T;
+        const prev = potential[site.index];
+        potential[site.index] = Float32Array.from(v0, (v, k) => (prev ? prev[k] : 0) + (T * v) / n);
+      }
+      opts.onProgress?.({ phase: `${kind} calibration`, done: ++done, total: sites.length * stages.length });
+    }
+  }
+  return { bias: opts.bias ? bias : undefined, potential: opts.potential ? potential : undefined };
+}
+
+/** Most float64 values the delay fit keeps (running sums of the readout at every step): 128 MiB. */
+const FIT_VALUES = 2 ** 24;
+
+export interface DelayFit {
+  /** The chosen delay for T = 1 … T_max (index T − 1). */
+  readonly delays: readonly number[];
+  /** Its relative error ‖window average − clipped ANN‖ / ‖clipped ANN‖, per T. */
+  readonly errors: readonly number[];
+  /** Samples the fit used. */
+  readonly samples: number;
+}
+
+/**
+ * For every T ≤ `steps`, the d < T minimising ‖mean of readouts d+1..T − clipped ANN readout‖
+ * (ties: the smaller d). Uses as many samples of the batch as fit in FIT_VALUES.
+ */
+export async function fitDelays(snn: SnnGraph, m: PreparedModel, th: Thresholds, batch: Batch, steps: number, opts: RuntimeOptions): Promise<DelayFit> {
+  const R = numel(snn.spec.readoutShape);
+  const n = Math.max(1, Math.min(batch.n, Math.floor(FIT_VALUES / (R * (steps + 1)))));
+  const per = numel(m.inputShape);
+  const input: Array32 = { dims: [n, ...m.inputShape], data: batch.x.subarray(0, n * per) };
+  const target = (await clippedAnn(m, th, input, opts))[m.plan.readout].data;
+  const size = n * R;
+  // cum[t·size + j] = sum of steps 1..t of readout value j.
+  const cum = new Float64Array((steps + 1) * size);
+  await probeSteps(snn.graph, snn.spec, input, steps, [snn.spec.readout], (t, out) => {
+    const r = out[snn.spec.readout].data;
+    const at = t * size;
+    for (let j = 0; j < size; j++) cum[at + j] = cum[at - size + j] + r[j];
+  }, opts);
+  let norm = 0;
+  for (let j = 0; j < size; j++) norm += target[j] ** 2;
+  const delays: number[] = [];
+  const errors: number[] = [];
+  for (let T = 1; T <= steps; T++) {
+    let best = 0;
+    let bestErr = Infinity;
+    for (let d = 0; d < T; d++) {
+      const inv = 1 / (T - d);
+      let err = 0;
+      for (let j = 0, hi = T * size, lo = d * size; j < size; j++) err += ((cum[hi + j] - cum[lo + j]) * inv - target[j]) ** 2;
+      if (err < bestErr) {
+        bestErr = err;
+        best = d;
+      }
+    }
+    delays.push(best);
+    errors.push(norm > 0 ? Math.sqrt(bestErr / norm) : Math.sqrt(bestErr));
+  }
+  return { delays, errors, samples: n };
+}
