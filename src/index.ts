@@ -44,4 +44,4 @@ export type { Engine } from './runtime/simulate.js';
 export type { SiteErrors, SiteError } from './analysis/site-errors.js';
 export { reportHtml } from './report/html.js';
 export { reportMarkdown } from './report/markdown.js';
-export { ablation, iterationSweep, delaySweep, energyTable, type ExperimentOptions } from './experiments/experiments.js';
+export { ablation, iterationSweep, delaySweep, energyTable, plugplay, type ExperimentOptions } from './experiments/experiments.js';

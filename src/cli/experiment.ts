@@ -1,4 +1,4 @@
-/** spikeport experiment ablation|iterations|delay|energy: the paper's experiments on the user's model. */
+/** spikeport experiment ablation|iterations|delay|energy|plugplay: the paper's experiments on the user's model. */
 import { Command } from 'commander';
 import { SpikeportError } from '../errors.js';
 import { loadModel, type LoadedModel } from '../model/load.js';
@@ -9,7 +9,7 @@ import type { Dataset } from '../data/dataset.js';
 import type { Task } from '../tasks/task.js';
 import { CONVERT_DEFAULTS, resolveConvertOptions } from '../api/convert.js';
 import type { Engine } from '../runtime/simulate.js';
-import { ablation, delaySweep, energyTable, iterationSweep, type ExperimentOptions } from '../experiments/experiments.js';
+import { ablation, delaySweep, energyTable, iterationSweep, plugplay, type ExperimentOptions } from '../experiments/experiments.js';
 import type { RunRecord } from '../report/record.js';
 import { reportMarkdown } from '../report/markdown.js';
 import {
@@ -59,7 +59,7 @@ function experimentCommand(name: string, description: string, steps: readonly nu
 
 export function experimentCommands(): Command {
   const experiment = new Command('experiment')
-    .description('the paper\'s experiments on your model: ablation (Fig. 3a), iterations (Fig. 3b), delay (Fig. 4), energy (Appendix F)');
+    .description('the paper\'s experiments on your model: ablation (Fig. 3a), iterations (Fig. 3b), delay (Fig. 4), energy (Appendix F), plugplay (Table 1)');
   experiment.addCommand(experimentCommand('ablation', 'RobustNorm, LTB, CLTB and CLTB with delayed evaluation against T', [8, 16, 32, 64, 128, 256])
     .argument('<model>', 'the ANN, an ONNX file')
     .action(async (model: string, f: ExpFlags) => runExperiment([model], f, async ([m], calib, test, o) => ablation(m, calib, test, o))));
@@ -77,5 +77,8 @@ export function experimentCommands(): Command {
     .argument('<models...>', 'ANN ONNX files'))
     .action(async (files: string[], f: ExpFlags & EnergyFlags) => runExperiment(files, f, async (models, calib, test, o) => energyTable(
       models.map((model) => ({ model, calib, test })), energyFrom(f), o))));
+  experiment.addCommand(experimentCommand('plugplay', 'QCFS (if the model has it), CLTB, delayed evaluation (d̂ rule and label-free fit), bias and potential calibration against T, with each row\'s conversion time', [1, 2, 4, 8, 16, 32, 64])
+    .argument('<model>', 'the ANN, an ONNX file')
+    .action(async (model: string, f: ExpFlags) => runExperiment([model], f, async ([m], calib, test, o) => plugplay(m, calib, test, o))));
   return experiment;
 }

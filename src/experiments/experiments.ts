@@ -14,6 +14,7 @@ import { energyOf, type EnergyConstants } from '../energy/energy.js';
 import { annReference } from '../evaluate/reference.js';
 import { checkSteps, delayAt, firingRates, simulateWindows, type Window, type WindowOptions } from '../evaluate/windows.js';
 import { convert, resolveConvertOptions, type ConvertOptions, type ResolvedConvertOptions } from '../api/convert.js';
+import { delayFor, type DelayRule } from '../api/simulate.js';
 import type { Curve, CurvesRecord, DelayRecord, EnergyRecord, EnergyRow } from '../report/record.js';
 import { tagged } from '../progress.js';
 import { optionError } from '../errors.js';
@@ -29,12 +30,12 @@ export interface ExperimentOptions extends Omit<ConvertOptions, 'method'> {
 
 type Resolved = ResolvedConvertOptions & Pick<ExperimentOptions, 'task' | 'engine'> & { readonly T: readonly number[] };
 
-function resolve(opts: ExperimentOptions): Resolved {
-  return { ...opts, ...resolveConvertOptions(opts), T: checkSteps(opts.T ?? [8, 16, 32, 64, 128, 256]) };
+function resolve(opts: ExperimentOptions, T: readonly number[] = [8, 16, 32, 64, 128, 256]): Resolved {
+  return { ...opts, ...resolveConvertOptions(opts), T: checkSteps(opts.T ?? T) };
 }
 
-async function convertWith(model: LoadedModel, calib: Dataset, opts: Resolved, method: Method, tag: string, iterations = opts.iterations): Promise<Snn> {
-  return convert(model, calib, { ...opts, method, iterations, onProgress: tagged(opts.onProgress, tag) });
+async function convertWith(model: LoadedModel, calib: Dataset, opts: Resolved, method: Method, tag: string, iterations = opts.iterations, extra: ConvertOptions = {}): Promise<Snn> {
+  return convert(model, calib, { ...opts, method, iterations, ...extra, onProgress: tagged(opts.onProgress, tag) });
 }
 
 function windowOptions(opts: Resolved, tag: string): WindowOptions {
@@ -147,5 +148,65 @@ export async function energyTable(models: readonly { model: LoadedModel; calib: 
     kind: 'energy', task: first ? inferTask(first.test, opts.task) : 'classification', model: models.map((m) => path.basename(m.model.path)).join(', '), data: first ? first.test.name : '', samples: first ? first.test.size : 0,
     created: new Date().toISOString(), rows,
     notes: [`CLTB, ${opts.iterations} iterations × batch ${opts.batchSize}, delay min(d̂, ⌊T/2⌋); T from ${Ts.join(', ')}.`],
+  };
+}
+
+/**
+ * The paper's Table 1 on one model: its threshold balancing and delayed evaluation plugged into
+ * a QCFS model (when the model has QCFS activations) and combined with calibrations after
+ * conversion. Each row's `seconds` is its conversion cost measured in this run: thresholds once
+ * for CLTB (the delay fit adds one simulation), bias / potential calibration once per T.
+ */
+export async function plugplay(model: LoadedModel, calib: Dataset, test: Dataset, options: ExperimentOptions = {}): Promise<CurvesRecord> {
+  const opts = resolve(options, [1, 2, 4, 8, 16, 32, 64]);
+  const Ts = opts.T;
+  const Tmax = Ts[Ts.length - 1];
+  const curves: Curve[] = [];
+  /** One simulation of an SNN, read with several delay rules. */
+  const rows = async (snn: Snn, tag: string, list: readonly { label: string; rule: DelayRule; seconds: number }[]): Promise<void> => {
+    const windows = list.flatMap(({ rule }) => Ts.map((T) => ({ T, delay: delayFor(rule, T, snn.meta.delay) })));
+    const run = await simulateWindows(snn, test, windows, windowOptions(opts, tag));
+    list.forEach(({ label, seconds }, r) => curves.push({ label, seconds, points: Ts.map((T, i) => ({ T, metric: run.scores[r * Ts.length + i].metric })) }));
+  };
+  const seconds = (snn: Snn, refine = false): number => (snn.timing?.calibrate ?? NaN) + (refine ? snn.timing?.refine ?? NaN : 0);
+
+  const cltb = await convertWith(model, calib, opts, 'cltb', 'cltb', opts.iterations, { delayFit: Tmax });
+  const source = cltb.source as NonNullable<Snn['source']>;
+  const qcfs = source.plan.sites.every((s) => s.activation === 'qcfs');
+  const prefix = qcfs ? 'QCFS + ' : '';
+  if (qcfs) {
+    const own = await convertWith(model, calib, opts, 'qcfs', 'qcfs');
+    await rows(own, 'qcfs', [
+      { label: 'QCFS', rule: 'off', seconds: seconds(own) },
+      { label: 'QCFS + DE', rule: 'auto', seconds: seconds(own) },
+    ]);
+  }
+  await rows(cltb, 'cltb', [
+    { label: `${prefix}CLTB`, rule: 'off', seconds: seconds(cltb) },
+    { label: `${prefix}CLTB + DE`, rule: 'auto', seconds: seconds(cltb) },
+    { label: `${prefix}CLTB + DE (fit)`, rule: 'fit', seconds: seconds(cltb, true) },
+  ]);
+  // Calibrations after conversion are tuned for one T: one conversion (on CLTB's thresholds) per T.
+  const thresholds = Object.fromEntries(cltb.spec.sites.map((s) => [s.node, s.theta]));
+  for (const kind of ['biasCalibration', 'potentialCalibration'] as const) {
+    const label = `${prefix}CLTB + ${kind === 'biasCalibration' ? 'bias' : 'potential'} calibration`;
+    const points: { T: number; metric: number }[] = [];
+    let total = seconds(cltb);
+    for (const T of Ts) {
+      const snn = await convertWith(model, calib, opts, 'fixed', `${label}, T=${T}`, opts.iterations, { thresholds, [kind]: T });
+      total += snn.timing?.refine ?? NaN;
+      const run = await simulateWindows(snn, test, [{ T, delay: 0 }], windowOptions(opts, `${label}, T=${T}`));
+      points.push({ T, metric: run.scores[0].metric });
+    }
+    curves.push({ label, seconds: total, points });
+  }
+  return {
+    kind: 'plugplay', ...info(model, test, opts), ann: await annScore(cltb, test, opts), curves,
+    notes: [
+      `Thresholds from ${calib.name}: CLTB ${opts.iterations} iterations × batch ${opts.batchSize}${qcfs ? '; QCFS: the trained λ of every activation' : ''}.`,
+      'DE: delayed evaluation at min(d̂, ⌊T/2⌋); DE (fit): the delay fitted per T without labels on one calibration batch. Rows without DE average all T steps.',
+      'Bias / potential calibration: one calibration batch, one conversion per T (its seconds add up over the T of the table), on the CLTB thresholds, no delay.',
+      'seconds: conversion cost of the row (threshold calibration, plus the fit or the per-T calibrations), measured in this run.',
+    ],
   };
 }

@@ -55,7 +55,7 @@ export interface Curve {
 }
 
 export interface CurvesRecord extends RunInfo {
-  readonly kind: 'ablation' | 'iterations';
+  readonly kind: 'ablation' | 'iterations' | 'plugplay';
   readonly ann: Score | null;
   readonly curves: readonly Curve[];
   readonly notes: readonly string[];
@@ -87,7 +87,7 @@ export interface EnergyRecord extends RunInfo {
 
 export type RunRecord = SimulateRecord | CurvesRecord | DelayRecord | EnergyRecord;
 
-export const RECORD_KINDS = ['simulate', 'ablation', 'iterations', 'delay', 'energy'] as const;
+export const RECORD_KINDS = ['simulate', 'ablation', 'iterations', 'plugplay', 'delay', 'energy'] as const;
 
 // The schema of a record read back from JSON (spikeport report FILE). JSON has no ∞ or NaN: a
 // non-finite number was written as null, and reads back as NaN where the type says number.
@@ -114,7 +114,7 @@ const recordSchema: z.ZodType<RunRecord> = z.discriminatedUnion('kind', [
     firingRates: z.array(z.object({ site: str, rate: num })), energy: energy.nullable(), siteErrors: siteErrors.nullable(), simulationSeconds: num,
   }),
   z.object({
-    kind: z.enum(['ablation', 'iterations']), ...info, ann: score, notes: z.array(str),
+    kind: z.enum(['ablation', 'iterations', 'plugplay']), ...info, ann: score, notes: z.array(str),
     curves: z.array(z.object({ label: str, points: z.array(z.object({ T: num, metric: num })), seconds: num.optional(), delay: num.optional() })),
   }),
   z.object({

@@ -46,14 +46,15 @@ export function sections(r: RunRecord): Section[] {
   switch (r.kind) {
     case 'simulate': return simulateSections(r);
     case 'ablation':
-    case 'iterations': return curvesSections(r);
+    case 'iterations':
+    case 'plugplay': return curvesSections(r);
     case 'delay': return delaySections(r);
     case 'energy': return energySections(r);
   }
 }
 
 export function title(r: RunRecord): string {
-  const what = { simulate: 'SNN simulation', ablation: 'Ablation: calibration methods', iterations: 'CLTB iterations', delay: 'Delayed evaluation sweep', energy: 'Operations and energy' }[r.kind];
+  const what = { simulate: 'SNN simulation', ablation: 'Ablation: calibration methods', iterations: 'CLTB iterations', plugplay: 'Plug-and-play', delay: 'Delayed evaluation sweep', energy: 'Operations and energy' }[r.kind];
   return `${what} — ${r.model} on ${r.data} (${r.samples} samples)`;
 }
 
@@ -152,7 +153,10 @@ function curvesSections(r: CurvesRecord): Section[] {
   const rows: Row[] = r.curves.flatMap((c) => c.points.map((p) => ({ T: p.T, accuracy: p.metric, series: c.label })));
   const Ts = [...new Set(r.curves.flatMap((c) => c.points.map((p) => p.T)))].sort((a, b) => a - b);
   return [{
-    title: r.kind === 'ablation' ? 'Calibration methods against T (the paper\'s Fig. 3a)' : 'CLTB iterations against T (the paper\'s Fig. 3b)',
+    title: {
+      ablation: 'Calibration methods against T (the paper\'s Fig. 3a)', iterations: 'CLTB iterations against T (the paper\'s Fig. 3b)',
+      plugplay: 'Plug-and-play with QCFS and calibrations after conversion (the paper\'s Table 1)',
+    }[r.kind],
     text: [...r.notes, ...(r.ann ? [`ANN ${m1} ${pct(r.ann.metric)} %.`] : [])],
     chart: lineChart({
       title: `${m1} against T`, rows, x: { field: 'T', title: 'time steps T', log2: true },
