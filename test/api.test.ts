@@ -229,6 +229,10 @@ test('options the library refuses, each naming its field: thresholds, custom met
   const snn = await convert(MNIST, data, { iterations: 1, threads: 1 });
   await refuses(() => simulate(snn, test500, { T: 8 as unknown as number[] }), 'T', /must be an array/);
   await refuses(() => simulate(snn, test500, { delay: 'x' as unknown as number }), 'delay', /"auto", "fit", "off" or an integer/);
+  await refuses(() => simulate(snn, test500, { delay: 'fit' }), 'delay', /needs delays fitted at conversion/);
+  await refuses(() => convert(MNIST, data, { delayFit: 5000 }), 'delayFit', /at most 4096 \(the fit compares every window/);
+  await refuses(() => convert(MNIST, data, { biasCalibration: 1.5 }), 'biasCalibration', /must be an integer ≥ 1/);
+  await refuses(() => convert(MNIST, data, { method: 'qcfs', threads: 1 }), 'method', /site "\/Relu" is a ReLU without one/);
   await refuses(() => simulate(snn, test500, { energy: { name: 'mine', eSop: -1, eMac: 1e-12, note: '' } }), 'energy', /finite and > 0/);
   await refuses(() => snn.save(path.join(tmp, 'x.onnx'), { form: 'spiral' as 'step' }), 'form', /must be "step" or "loop"/);
   assert.equal(fs.existsSync(path.join(tmp, 'x.onnx')), false);

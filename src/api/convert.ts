@@ -13,7 +13,7 @@ import { CALIBRATION_DEFAULTS, calibrate, resolveCalibrateOptions, type Calibrat
 import { buildSnn } from '../snn/build.js';
 import { isSnnGraph, type PoolMode, type SnnMetadata } from '../snn/format.js';
 import { Snn } from '../snn/network.js';
-import { fitDelays, siteCorrections } from '../refine/refine.js';
+import { MAX_FIT_STEPS, fitDelays, siteCorrections } from '../refine/refine.js';
 import { MAX_STEPS } from '../evaluate/windows.js';
 import { SpikeportError, checkInteger, optionError } from '../errors.js';
 
@@ -61,7 +61,8 @@ export function resolveConvertOptions(options: ConvertOptions = {}): ResolvedCon
   if (o.maxpool !== 'accumulated' && o.maxpool !== 'per-step') throw optionError('maxpool', `"${String(o.maxpool)}" is not a pooling form (known: accumulated, per-step)`);
   if (o.normalize !== undefined && !isNormalize(o.normalize)) throw optionError('normalize', 'must be { mean, std }: finite values, one or one per channel, every std > 0');
   if (o.readoutNode !== undefined && (typeof o.readoutNode !== 'string' || o.readoutNode === '')) throw optionError('readoutNode', 'must be a node name');
-  for (const k of ['biasCalibration', 'potentialCalibration', 'delayFit'] as const) if (o[k] !== undefined) checkInteger(k, o[k], 1, MAX_STEPS);
+  for (const k of ['biasCalibration', 'potentialCalibration'] as const) if (o[k] !== undefined) checkInteger(k, o[k], 1, MAX_STEPS);
+  if (o.delayFit !== undefined) checkInteger('delayFit', o.delayFit, 1, MAX_FIT_STEPS, 'the fit compares every window, T² of them');
   return o;
 }
 

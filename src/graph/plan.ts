@@ -5,7 +5,7 @@
  */
 import type { Graph, Node } from './ir.js';
 import { neuronCap } from './passes.js';
-import { findQcfs } from './qcfs.js';
+import { findQcfs, type QcfsChain } from './qcfs.js';
 import { ancestors, consumers, usedInitializers } from './topo.js';
 import { LINEAR_IF_ONE_VARYING_OPS, LINEAR_OPS, SHAPE_ONLY_OPS, STRUCTURAL_OPS, WEIGHTED_OPS } from './ops.js';
 import { SpikeportError, optionError } from '../errors.js';
@@ -100,14 +100,14 @@ export function plan(g: Graph, opts: PlanOptions = {}): Plan {
     readoutNode = next[0];
     readout = next[0].outputs[0];
   }
-  const chainSites = new Map(sitesAll.filter((s) => s.activation === 'qcfs').map((s) => [s.node, s]));
+  // A QCFS chain wholly before the readout becomes one node standing for it, at its last node's place.
   const before = ancestors(g, [readout]);
-  const whole = new Set(chains.filter((c) => before.includes(c.nodes[c.nodes.length - 1])));
+  const last = (c: QcfsChain): Node => c.nodes[c.nodes.length - 1];
+  const whole = new Set(chains.filter((c) => before.includes(last(c))));
   const spiking = before.flatMap((n): Node[] => {
     const chain = chainOf.get(n);
     if (!chain || !whole.has(chain)) return [n];
-    const site = chainSites.get(n.name);
-    return site ? [{ name: site.node, opType: 'QCFS', domain: 'spikeport', inputs: [site.input], outputs: [site.output], attrs: {} }] : [];
+    return n === last(chain) ? [{ name: n.name, opType: 'QCFS', domain: 'spikeport', inputs: [chain.input], outputs: [chain.output], attrs: {} }] : [];
   });
   const sites = sitesAll.filter((s) => spiking.some((n) => n.name === s.node))
     .filter((s) => s.node !== readoutNode?.name)

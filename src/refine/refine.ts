@@ -88,6 +88,9 @@ export async function siteCorrections(m: PreparedModel, th: Thresholds, maxpool:
   return { bias: opts.bias ? bias : undefined, potential: opts.potential ? potential : undefined };
 }
 
+/** The longest simulation the delay fit runs (it compares all T²/2 windows). */
+export const MAX_FIT_STEPS = 4096;
+
 /** Most float64 values the delay fit keeps (running sums of the readout at every step): 128 MiB. */
 const FIT_VALUES = 2 ** 24;
 
