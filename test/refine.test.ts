@@ -11,7 +11,7 @@ import { fitDelays, siteCorrections } from '../src/refine/refine.js';
 import { convert } from '../src/api/convert.js';
 import { delayFor, simulate as simulateApi } from '../src/api/simulate.js';
 import { SpikeportError } from '../src/errors.js';
-import { buildGraph, memDataset, randn, runGraph } from './helpers.js';
+import { buildGraph, conv, memDataset, randn, runGraph } from './helpers.js';
 
 // x (4) → Gemm → ReLU (site 0, 6 neurons) → Gemm → ReLU (site 1, 5) → Gemm (readout, 3).
 const W1 = randn(41, 6 * 4, 0.8);
@@ -113,31 +113,59 @@ for (const which of ['bias', 'potential'] as const) {
   });
 }
 
-test('the delay fit picks the d a brute-force search over windows picks', async () => {
-  const { m, data, cal, batch } = await setup();
-  const steps = 24;
+/** Brute force: every step's readout from the simulator, every window summed afresh; most samples agreeing with the clipped ANN's class (classifiers), then L2, then the smaller d. */
+async function bruteForceDelays(graph: ReturnType<typeof mlp>, shape: readonly number[], x: Float32Array, steps: number, classify: boolean): Promise<{ fit: readonly number[]; want: number[] }> {
+  const per = shape.reduce((a, b) => a * b, 1);
+  const n = x.length / per;
+  const m = await prepareModel({ path: 'net.onnx', sha256: '', graph }, { threads: 1 });
+  const data = memDataset(x, shape);
+  const cal = await calibrate(m, data, { method: 'cltb', iterations: 3, batchSize: 8, threads: 1 });
   const step = buildSnn(m, cal.thresholds);
-  const fit = await fitDelays(step, m, cal.thresholds, batch, steps, { threads: 1 });
-  // Brute force: every step's readout from the simulator, every window summed afresh.
+  const fit = await fitDelays(step, m, cal.thresholds, makeBatch(data, Array.from({ length: n }, (_, i) => i), null), steps, { threads: 1 });
+  assert.equal(fit.agreement !== null, classify);
   let readouts: Float32Array = new Float32Array(0);
-  await simulate(step.graph, step.spec, data, { steps, batchSize: N, normalize: null, threads: 1, engine: 'loop' }, (b) => { readouts = b.readouts as Float32Array; });
-  const inst = instrument(m, { mode: 'clip', granularity: 'layer' });
-  const target = (await runGraph(inst.graph, { input: { dims: [N, 4], data: X }, ...thetaFeeds(inst, cal.thresholds) }, [inst.readout]))[inst.readout].data;
-  const size = N * 3;
+  await simulate(step.graph, step.spec, data, { steps, batchSize: n, normalize: null, threads: 1, engine: 'loop' }, (b) => { readouts = b.readouts as Float32Array; });
+  const inst = instrument(m, { mode: 'clip', granularity: cal.thresholds.granularity });
+  const target = (await runGraph(inst.graph, { input: { dims: [n, ...shape], data: x }, ...thetaFeeds(inst, cal.thresholds) }, [inst.readout]))[inst.readout].data;
+  const size = target.length;
+  const R = size / n;
+  const cls = (v: ArrayLike<number>, i: number): number => {
+    const row = Array.from({ length: R }, (_, c) => v[i * R + c]);
+    return row.indexOf(Math.max(...row));
+  };
   const want: number[] = [];
   for (let T = 1; T <= steps; T++) {
-    const errs = Array.from({ length: T }, (_, d) => {
-      let e = 0;
+    const scored = Array.from({ length: T }, (_, d) => {
+      const w = new Float64Array(size);
+      let err = 0;
       for (let j = 0; j < size; j++) {
-        let sum = 0;
-        for (let t = d; t < T; t++) sum += readouts[t * size + j];
-        e += (sum / (T - d) - target[j]) ** 2;
+        for (let t = d; t < T; t++) w[j] += readouts[t * size + j];
+        w[j] /= T - d;
+        err += (w[j] - target[j]) ** 2;
       }
-      return e;
+      const agree = classify ? Array.from({ length: n }, (_, i) => cls(w, i) === cls(target, i)).filter(Boolean).length : 0;
+      return { d, agree, err };
     });
-    want.push(errs.indexOf(Math.min(...errs)));
+    scored.sort((a, b) => b.agree - a.agree || a.err - b.err || a.d - b.d);
+    want.push(scored[0].d);
   }
-  assert.deepEqual(fit.delays, want);
+  return { fit: fit.delays, want };
+}
+
+test('the delay fit picks the d a brute-force search over windows picks (classifier: agreement, then L2)', async () => {
+  const { fit, want } = await bruteForceDelays(mlp(), [4], X, 24, true);
+  assert.deepEqual(fit, want);
+  assert.ok(want.some((d) => d > 0), 'some T prefers a delay');
+});
+
+test('the delay fit picks the d a brute-force search picks (spatial readout: L2)', async () => {
+  const net = buildGraph([2, 5, 5], (b, x) => {
+    let h = x;
+    [[2, 4], [4, 4], [4, 4], [4, 4]].forEach(([cin, cout], k) => { h = b.op('Relu', [conv(b, h, cin, cout, 3, { seed: 51 + k })]); });
+    return conv(b, h, 4, 3, 3, { seed: 59 });
+  });
+  const { fit, want } = await bruteForceDelays(net, [2, 5, 5], randn(54, 12 * 50), 32, false);
+  assert.deepEqual(fit, want);
   assert.ok(want.some((d) => d > 0), 'some T prefers a delay');
 });
 
@@ -146,7 +174,7 @@ test('convert --delay-fit stores the delays; simulate delay "fit" uses them, and
   const snn = await convert({ path: 'mlp.onnx', sha256: '0'.repeat(64), graph: mlp() }, data, { method: 'cltb', iterations: 2, batchSize: 12, delayFit: 16, biasCalibration: 4, threads: 1 });
   const fitted = snn.meta.delay.fitted as readonly number[];
   assert.equal(fitted.length, 16);
-  assert.deepEqual(snn.meta.corrections, { biasT: 4, delayFitSamples: 12, samples: 12 });
+  assert.deepEqual(snn.meta.corrections, { biasT: 4, samples: 12, delayFitSamples: N });
   assert.ok(snn.spec.sites.every((s) => s.bias?.length === 6 || s.bias?.length === 5));
   // Saved and read back, the metadata is the same.
   const { snnFromGraph } = await import('../src/snn/network.js');

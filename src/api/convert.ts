@@ -9,7 +9,7 @@ import { openDataset } from '../data/sources.js';
 import { tailGraph } from '../graph/plan.js';
 import { loadModel, type LoadedModel } from '../model/load.js';
 import { checkDataFits, prepareModel } from '../model/prepare.js';
-import { CALIBRATION_DEFAULTS, calibrate, resolveCalibrateOptions, type CalibrateOptions, type ResolvedCalibrateOptions } from '../calibrate/calibrate.js';
+import { CALIBRATION_DEFAULTS, calibrate, calibrationSamples, resolveCalibrateOptions, type CalibrateOptions, type ResolvedCalibrateOptions } from '../calibrate/calibrate.js';
 import { buildSnn } from '../snn/build.js';
 import { isSnnGraph, type PoolMode, type SnnMetadata } from '../snn/format.js';
 import { Snn } from '../snn/network.js';
@@ -41,28 +41,35 @@ export interface ConvertOptions extends CalibrateOptions {
   /** Potential calibration for this T (default off): each neuron's initial membrane corrected likewise (after bias calibration if both). */
   readonly potentialCalibration?: number;
   /**
-   * Fit the delay for every T up to this (default off): from one simulation on the first
-   * calibration batch, the delay whose readout window is closest to the clipped ANN's readout;
-   * `simulate` uses it with `delay: 'fit'`. No labels needed.
+   * Fit the delay for every T up to this (default off): from one simulation of calibration
+   * samples, the delay whose readout window agrees best with the clipped ANN (docs/algorithm.md
+   * §9.3); `simulate` uses it with `delay: 'fit'`. No labels needed.
    */
   readonly delayFit?: number;
+  /** Calibration samples the delay fit simulates (default 500, the first of calibration's order). */
+  readonly delayFitSamples?: number;
 }
 
 /** The defaults of every conversion option (the CLI shows these in --help). */
-export const CONVERT_DEFAULTS = { ...CALIBRATION_DEFAULTS, maxpool: 'accumulated' } as const;
+export const CONVERT_DEFAULTS = { ...CALIBRATION_DEFAULTS, maxpool: 'accumulated', delayFitSamples: 500 } as const;
 
 /** The options with defaults filled in, checked before any work starts. */
 export interface ResolvedConvertOptions extends ResolvedCalibrateOptions, Omit<ConvertOptions, keyof ResolvedCalibrateOptions> {
   readonly maxpool: PoolMode;
+  readonly delayFitSamples: number;
 }
 
 export function resolveConvertOptions(options: ConvertOptions = {}): ResolvedConvertOptions {
-  const o = { ...options, ...resolveCalibrateOptions(options), maxpool: options.maxpool ?? CONVERT_DEFAULTS.maxpool };
+  const o = {
+    ...options, ...resolveCalibrateOptions(options), maxpool: options.maxpool ?? CONVERT_DEFAULTS.maxpool,
+    delayFitSamples: options.delayFitSamples ?? CONVERT_DEFAULTS.delayFitSamples,
+  };
   if (o.maxpool !== 'accumulated' && o.maxpool !== 'per-step') throw optionError('maxpool', `"${String(o.maxpool)}" is not a pooling form (known: accumulated, per-step)`);
   if (o.normalize !== undefined && !isNormalize(o.normalize)) throw optionError('normalize', 'must be { mean, std }: finite values, one or one per channel, every std > 0');
   if (o.readoutNode !== undefined && (typeof o.readoutNode !== 'string' || o.readoutNode === '')) throw optionError('readoutNode', 'must be a node name');
   for (const k of ['biasCalibration', 'potentialCalibration'] as const) if (o[k] !== undefined) checkInteger(k, o[k], 1, MAX_STEPS);
   if (o.delayFit !== undefined) checkInteger('delayFit', o.delayFit, 1, MAX_FIT_STEPS, 'the fit compares every window, T² of them');
+  checkInteger('delayFitSamples', o.delayFitSamples, 1);
   return o;
 }
 
@@ -83,14 +90,16 @@ export async function convert(model: string | LoadedModel, data: string | Datase
   const tail = tailGraph(prepared.graph, prepared.plan); // refuses a bad readout node before calibrating
   const calibration = await calibrate(prepared, calib, opts);
   const th = calibration.thresholds;
-  const needsBatch = opts.biasCalibration || opts.potentialCalibration || opts.delayFit;
-  const batch = needsBatch ? makeBatch(calib, calibration.firstBatch, prepared.normalize) : null;
   const t1 = performance.now();
-  const corrections = batch && (opts.biasCalibration || opts.potentialCalibration)
+  // Bias / potential calibration on the first calibration batch; the delay fit on its own sample.
+  const batch = opts.biasCalibration || opts.potentialCalibration ? makeBatch(calib, calibration.firstBatch, prepared.normalize) : null;
+  const corrections = batch
     ? await siteCorrections(prepared, th, opts.maxpool, batch, { bias: opts.biasCalibration, potential: opts.potentialCalibration, threads: opts.threads, onProgress: opts.onProgress })
     : {};
   const step = buildSnn(prepared, th, opts.maxpool, corrections);
-  const fit = batch && opts.delayFit ? await fitDelays(step, prepared, th, batch, opts.delayFit, opts) : null;
+  const fit = opts.delayFit
+    ? await fitDelays(step, prepared, th, makeBatch(calib, calibrationSamples(calib.size, opts, Math.min(opts.delayFitSamples, calib.size)), prepared.normalize), opts.delayFit, opts)
+    : null;
   const refineSeconds = (performance.now() - t1) / 1000;
   const meta: SnnMetadata = {
     spec: step.spec,
@@ -105,16 +114,16 @@ export async function convert(model: string | LoadedModel, data: string | Datase
       ...(fit ? { fitted: fit.delays } : {}),
     },
     ...(opts.readoutNode ? { readoutNode: opts.readoutNode } : {}),
-    ...(batch ? {
+    ...(batch || fit ? {
       corrections: {
         ...(opts.biasCalibration ? { biasT: opts.biasCalibration } : {}), ...(opts.potentialCalibration ? { potentialT: opts.potentialCalibration } : {}),
-        ...(fit ? { delayFitSamples: fit.samples } : {}), samples: batch.n,
+        ...(batch ? { samples: batch.n } : {}), ...(fit ? { delayFitSamples: fit.samples } : {}),
       },
     } : {}),
   };
   const timing = {
     calibrate: round(calibration.seconds, 3), convert: round((performance.now() - t0) / 1000, 3),
-    ...(batch ? { refine: round(refineSeconds, 3) } : {}),
+    ...(batch || fit ? { refine: round(refineSeconds, 3) } : {}),
   };
   return new Snn({ form: 'step', graph: step.graph, meta, tail, source: prepared, timing });
 }

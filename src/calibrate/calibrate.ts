@@ -104,6 +104,12 @@ function inputFeed(m: PreparedModel, x: Float32Array, n: number): Record<string,
   return { [m.inputName]: { dims: [n, ...m.inputShape], data: x } };
 }
 
+/** The first `count` samples of calibration's seeded order (wrapping around a small data set). */
+export function calibrationSamples(size: number, options: CalibrateOptions, count: number): number[] {
+  const opts = { ...CALIBRATION_DEFAULTS, ...definedOnly(options) };
+  return batchAt(sampleOrder(size, opts.seed, opts.shuffle), count, 0);
+}
+
 /** Calibrate thresholds on `data` and estimate the delay d̂. */
 export async function calibrate(m: PreparedModel, data: Dataset, options: CalibrateOptions = {}): Promise<Calibration> {
   const opts = resolveCalibrateOptions(options);

@@ -23,7 +23,7 @@ export const FLAGS: Readonly<Record<string, string>> = {
   threads: '--threads', T: '--T', delay: '--delay', task: '--task', engine: '--engine', siteErrors: '--site-errors',
   siteErrorsT: '--site-errors-T', energy: '--energy', eSop: '--e-sop', eMac: '--e-mac', ann: '--ann', form: '--format',
   limit: '--limit', counts: '--counts', biasCalibration: '--bias-calibration', potentialCalibration: '--potential-calibration',
-  delayFit: '--delay-fit',
+  delayFit: '--delay-fit', delayFitSamples: '--delay-fit-samples',
 };
 
 /** A library error in the CLI's words: the field it names becomes the flag that sets it. */
@@ -68,7 +68,7 @@ export interface CalibFlags {
   method: string; iterations: number; batch: number; stepSize: number; percentile: number; seed: number;
   shuffle: boolean; thresholds?: string; maxpool: PoolMode; readout?: string;
   mean?: number[]; std?: number[]; calibLimit?: number; threads: number; quiet?: boolean;
-  biasCalibration?: number; potentialCalibration?: number; delayFit?: number;
+  biasCalibration?: number; potentialCalibration?: number; delayFit?: number; delayFitSamples: number;
 }
 
 const D = CONVERT_DEFAULTS;
@@ -91,7 +91,8 @@ export function calibrationOptions(cmd: Command): Command {
     .option('--calib-limit <n>', 'use only the first N calibration samples', int(1))
     .option('--bias-calibration <T>', 'after the thresholds, correct each site\'s bias for this T (one T-step simulation per site on a calibration batch)', num)
     .option('--potential-calibration <T>', 'likewise correct each neuron\'s initial membrane for this T', num)
-    .option('--delay-fit <T>', 'fit the delay for every T up to this, label-free, on a calibration batch (then simulate --delay fit)', num)
+    .option('--delay-fit <T>', 'fit the delay for every T up to this, label-free, on calibration samples (then simulate --delay fit)', num)
+    .option('--delay-fit-samples <n>', 'calibration samples the delay fit simulates', num, D.delayFitSamples)
     .option('--threads <n>', 'ONNX Runtime threads', num, defaultThreads())
     .option('-q, --quiet', 'no progress output');
 }
@@ -99,7 +100,7 @@ export function calibrationOptions(cmd: Command): Command {
 /** Flags that only matter when an ANN is converted (simulate refuses them for a converted file). */
 export const CONVERSION_ONLY: ReadonlySet<string> = new Set([
   '--method', '--iterations', '--step-size', '--percentile', '--seed', '--no-shuffle', '--thresholds', '--maxpool', '--readout',
-  '--mean', '--std', '--calib-limit', '--calib', '--save', '--bias-calibration', '--potential-calibration', '--delay-fit',
+  '--mean', '--std', '--calib-limit', '--calib', '--save', '--bias-calibration', '--potential-calibration', '--delay-fit', '--delay-fit-samples',
 ]);
 
 /** The flag of a commander option key (e.g. calibLimit → --calib-limit, shuffle → --no-shuffle). */
@@ -136,7 +137,7 @@ export function convertOptionsFrom(f: CalibFlags, onProgress: ConvertOptions['on
     method: f.method as ConvertOptions['method'], iterations: f.iterations, batchSize: f.batch, stepSize: f.stepSize,
     percentile: f.percentile, seed: f.seed, shuffle: f.shuffle, thresholds: readThresholds(f.thresholds), maxpool: f.maxpool,
     readoutNode: f.readout, normalize: f.mean && f.std ? { mean: f.mean, std: f.std } : undefined, threads: f.threads, onProgress,
-    biasCalibration: f.biasCalibration, potentialCalibration: f.potentialCalibration, delayFit: f.delayFit,
+    biasCalibration: f.biasCalibration, potentialCalibration: f.potentialCalibration, delayFit: f.delayFit, delayFitSamples: f.delayFitSamples,
   };
 }
 

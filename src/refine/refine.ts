@@ -7,7 +7,8 @@
  * - potential calibration: site by site, the initial membrane of every neuron raised by
  *   T·(E[clipped ANN output] − E[SNN output / T]) (the mean over samples);
  * - label-free delay fit: from one simulation of T_max steps, for every T ≤ T_max the delay d
- *   whose window average of the readout is closest (L2) to the clipped ANN's readout.
+ *   whose window average of the readout agrees best with the clipped ANN's readout (the same
+ *   classes, then L2).
  *
  * The first two are tuned for one T and cost one SNN simulation of T steps per site; the fit
  * costs one simulation of T_max steps.
@@ -99,13 +100,18 @@ export interface DelayFit {
   readonly delays: readonly number[];
   /** Its relative error ‖window average − clipped ANN‖ / ‖clipped ANN‖, per T. */
   readonly errors: readonly number[];
+  /** Classification: the share of samples whose class agrees with the clipped ANN's, per T; null otherwise. */
+  readonly agreement: readonly number[] | null;
   /** Samples the fit used. */
   readonly samples: number;
 }
 
 /**
- * For every T ≤ `steps`, the d < T minimising ‖mean of readouts d+1..T − clipped ANN readout‖
- * (ties: the smaller d). Uses as many samples of the batch as fit in FIT_VALUES.
+ * For every T ≤ `steps`, the delay d < T whose window average of the readout (steps d+1..T)
+ * comes closest to the clipped ANN's readout on the samples of `batch`: for a classifier
+ * (a readout of one axis) the d whose predicted classes agree with the clipped ANN's on the most
+ * samples, then the smallest L2 distance; otherwise the smallest L2 distance; then the
+ * smallest d. Takes as many samples of the batch as fit in FIT_VALUES.
  */
 export async function fitDelays(snn: SnnGraph, m: PreparedModel, th: Thresholds, batch: Batch, steps: number, opts: RuntimeOptions): Promise<DelayFit> {
   const R = numel(snn.spec.readoutShape);
@@ -121,24 +127,35 @@ export async function fitDelays(snn: SnnGraph, m: PreparedModel, th: Thresholds,
     const at = t * size;
     for (let j = 0; j < size; j++) cum[at + j] = cum[at - size + j] + r[j];
   }, opts);
+  const classify = snn.spec.readoutShape.length === 1 && R > 1;
+  const argmax = (v: ArrayLike<number>, i: number): number => {
+    let best = 0;
+    for (let c = 1; c < R; c++) if (v[i * R + c] > v[i * R + best]) best = c;
+    return best;
+  };
+  const want = classify ? Int32Array.from({ length: n }, (_, i) => argmax(target, i)) : null;
   let norm = 0;
   for (let j = 0; j < size; j++) norm += target[j] ** 2;
   const delays: number[] = [];
   const errors: number[] = [];
+  const agreement: number[] = [];
+  const window = new Float64Array(size);
   for (let T = 1; T <= steps; T++) {
-    let best = 0;
-    let bestErr = Infinity;
+    let best = { d: 0, agree: -1, err: Infinity };
     for (let d = 0; d < T; d++) {
       const inv = 1 / (T - d);
       let err = 0;
-      for (let j = 0, hi = T * size, lo = d * size; j < size; j++) err += ((cum[hi + j] - cum[lo + j]) * inv - target[j]) ** 2;
-      if (err < bestErr) {
-        bestErr = err;
-        best = d;
+      for (let j = 0, hi = T * size, lo = d * size; j < size; j++) {
+        window[j] = (cum[hi + j] - cum[lo + j]) * inv;
+        err += (window[j] - target[j]) ** 2;
       }
+      let agree = 0;
+      if (want) for (let i = 0; i < n; i++) if (argmax(window, i) === want[i]) agree++;
+      if (agree > best.agree || (agree === best.agree && err < best.err)) best = { d, agree, err };
     }
-    delays.push(best);
-    errors.push(norm > 0 ? Math.sqrt(bestErr / norm) : Math.sqrt(bestErr));
+    delays.push(best.d);
+    errors.push(norm > 0 ? Math.sqrt(best.err / norm) : Math.sqrt(best.err));
+    agreement.push(best.agree / n);
   }
-  return { delays, errors, samples: n };
+  return { delays, errors, agreement: want ? agreement : null, samples: n };
 }

@@ -111,8 +111,8 @@ export interface SnnMetadata {
   readonly delay: { readonly estimated: number; readonly latencies: readonly number[]; readonly fitted?: readonly number[] };
   /** The node the user chose as the readout, if any. */
   readonly readoutNode?: string;
-  /** Corrections after conversion: the T of bias / potential calibration, and the samples used. */
-  readonly corrections?: { readonly biasT?: number; readonly potentialT?: number; readonly delayFitSamples?: number; readonly samples: number };
+  /** Corrections after conversion: the T of bias / potential calibration and the samples they used, and the delay fit's samples. */
+  readonly corrections?: { readonly biasT?: number; readonly potentialT?: number; readonly samples?: number; readonly delayFitSamples?: number };
 }
 
 /** The Loop form's extra inputs: the number of steps and the delay (int64 scalars). */
@@ -200,7 +200,7 @@ const metadataSchema = z.object({
   readoutNode: name.optional(),
   corrections: z.object({
     biasT: z.number().int().positive().optional(), potentialT: z.number().int().positive().optional(),
-    delayFitSamples: z.number().int().positive().optional(), samples: z.number().int().positive(),
+    samples: z.number().int().positive().optional(), delayFitSamples: z.number().int().positive().optional(),
   }).optional(),
 });
 
