@@ -4,6 +4,7 @@
 Usage (from the repository root):
     /usr/bin/python3 tools/train.py mnist-cnn   [--epochs N] [--seed S]
     /usr/bin/python3 tools/train.py fashion-vgg [--epochs N] [--seed S]
+    /usr/bin/python3 tools/train.py fashion-qcfs [--epochs N] [--seed S]
 
 Writes models/<name>.onnx and models/<name>.json (the manifest: sha256, data set,
 normalisation, ANN test accuracy, the command that made it). The normalisation is also
@@ -94,6 +95,48 @@ class FashionVGG(nn.Module):
         return self.classifier(self.features(x))
 
 
+class QCFS(nn.Module):
+    """Quantization-clip-floor-shift activation: lam * clip(floor(x * L / lam + 1/2) / L, 0, 1), one
+    learned lam per layer. Training passes the gradient straight through the floor; the exported
+    (eval) graph is the plain chain Div, Mul, Add, Floor, Div, Clip, Mul that spikeport recognises."""
+
+    def __init__(self, levels=4, init=4.0):
+        super().__init__()
+        self.levels = levels
+        self.lam = nn.Parameter(torch.tensor(init))
+
+    def forward(self, x):
+        y = x / self.lam * self.levels + 0.5
+        y = y + (torch.floor(y) - y).detach() if self.training else torch.floor(y)
+        return torch.clamp(y / self.levels, 0, 1) * self.lam
+
+
+class FashionQCFS(nn.Module):
+    """fashion-vgg's shape with QCFS activations (L = 4) and average pooling, as QCFS models are trained."""
+
+    def __init__(self, width=16, levels=4):
+        super().__init__()
+        c1, c2, c3 = width, 2 * width, 4 * width
+
+        def block(cin, cout):
+            return [nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), QCFS(levels)]
+
+        self.features = nn.Sequential(
+            *block(1, c1), *block(c1, c1), nn.AvgPool2d(2),
+            *block(c1, c2), *block(c2, c2), nn.AvgPool2d(2),
+            *block(c2, c3), *block(c3, c3), nn.AvgPool2d(2),
+        )
+        self.classifier = nn.Sequential(
+            nn.Flatten(),
+            nn.Linear(c3 * 3 * 3, 128), nn.BatchNorm1d(128), QCFS(levels), nn.Dropout(0.2),
+            nn.Linear(128, 128), QCFS(levels), nn.Dropout(0.2),
+            nn.Linear(128, 10),
+        )
+
+    def forward(self, x):
+        return self.classifier(self.features(x))
+
+
 class BasicBlock(nn.Module):
     def __init__(self, cin, cout, stride):
         super().__init__()
@@ -160,6 +203,7 @@ class FashionMobileNet(nn.Module):
 MODELS = {
     "mnist-cnn": dict(net=MnistCNN, data="mnist", epochs=3, lr=2e-3),
     "fashion-vgg": dict(net=FashionVGG, data="fashion-mnist", epochs=10, lr=3e-3),
+    "fashion-qcfs": dict(net=FashionQCFS, data="fashion-mnist", epochs=8, lr=3e-3),
     "fashion-resnet": dict(net=FashionResNet, data="fashion-mnist", epochs=10, lr=3e-3),
     "fashion-mobilenet": dict(net=FashionMobileNet, data="fashion-mnist", epochs=8, lr=3e-3),
 }
@@ -181,11 +225,12 @@ def main():
     ap.add_argument("--epochs", type=int)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--batch", type=int, default=128)
+    ap.add_argument("--threads", type=int, default=2, help="PyTorch threads (1 trains faster on a busy machine)")
     args = ap.parse_args()
     cfg = MODELS[args.name]
     epochs = args.epochs or cfg["epochs"]
     torch.manual_seed(args.seed)
-    torch.set_num_threads(2)
+    torch.set_num_threads(args.threads)
 
     xtr, ytr = load(cfg["data"], "train")
     xte, yte = load(cfg["data"], "test")
