@@ -119,3 +119,14 @@ test('method qcfs refuses a plain ReLU site', async () => {
   const m = await load(graph);
   await assert.rejects(calibrate(m, memDataset(randn(1, 12), [3]), { method: 'qcfs', threads: 1 }), /ReLU without one; use cltb/);
 });
+
+test('the bundled fashion-qcfs (a real PyTorch export) has every QCFS activation as a site, θ = its λ', async () => {
+  const { loadModel } = await import('../src/model/load.js');
+  const loaded = loadModel('models/fashion-qcfs.onnx');
+  const lambdas = [...loaded.graph.initializers].filter(([k]) => k.endsWith('.lam')).map(([, t]) => Number(t.data[0]));
+  assert.equal(lambdas.length, 8);
+  const m = await prepareModel(loaded, { threads: 1 });
+  assert.deepEqual(m.plan.sites.map((s) => s.activation), new Array(8).fill('qcfs'));
+  assert.deepEqual(m.plan.sites.map((s) => s.cap).sort(), lambdas.sort());
+  assert.ok(!m.plan.spiking.some((n) => n.opType === 'Floor' || n.opType === 'Clip'));
+});
