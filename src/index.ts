@@ -21,6 +21,7 @@ export type { Progress, OnProgress } from './progress.js';
 /** The converted file's format: metadata keys, the spec of the step graph, the Loop form's names. */
 export {
   KEYS, SNN_FORMAT, LOOP_STEPS_INPUT, LOOP_DELAY_INPUT, loopReadout, loopCounter,
+  SPIKE_FORMS, type SpikeForm, type UnitSpikes,
   type SnnMetadata, type SnnSpec, type SiteSpec, type StateSpec, type LayerSpec, type SnnForm, type PoolMode,
 } from './snn/format.js';
 /** Threshold methods: the built-in ones and the interface for your own. */

@@ -11,7 +11,8 @@ import { loadModel, type LoadedModel } from '../model/load.js';
 import { checkDataFits, prepareModel } from '../model/prepare.js';
 import { CALIBRATION_DEFAULTS, calibrate, resolveCalibrateOptions, type CalibrateOptions, type ResolvedCalibrateOptions } from '../calibrate/calibrate.js';
 import { buildSnn } from '../snn/build.js';
-import { isSnnGraph, type PoolMode, type SnnMetadata } from '../snn/format.js';
+import { SPIKE_FORMS, isSnnGraph, type PoolMode, type SnnMetadata, type SpikeForm } from '../snn/format.js';
+import { unitSpikeForm } from '../snn/unit.js';
 import { Snn } from '../snn/network.js';
 import { SpikeportError, optionError } from '../errors.js';
 
@@ -30,18 +31,26 @@ export interface ConvertOptions extends CalibrateOptions {
   readonly readoutNode?: string;
   /** Input normalisation per channel; default: the model's `spikeport.normalize` metadata, else none. */
   readonly normalize?: Normalize;
+  /**
+   * `amplitude` (default): a spike carries θ; `unit`: θ folded into the weights, every neuron
+   * has threshold 1 and emits 0/1 (the form hardware and NIR take; same readout to float
+   * precision). Refused with the reason where θ cannot be folded exactly.
+   */
+  readonly spikes?: SpikeForm;
 }
 
 /** The defaults of every conversion option (the CLI shows these in --help). */
-export const CONVERT_DEFAULTS = { ...CALIBRATION_DEFAULTS, maxpool: 'accumulated' } as const;
+export const CONVERT_DEFAULTS = { ...CALIBRATION_DEFAULTS, maxpool: 'accumulated', spikes: 'amplitude' } as const;
 
 /** The options with defaults filled in, checked before any work starts. */
 export interface ResolvedConvertOptions extends ResolvedCalibrateOptions, Omit<ConvertOptions, keyof ResolvedCalibrateOptions> {
   readonly maxpool: PoolMode;
+  readonly spikes: SpikeForm;
 }
 
 export function resolveConvertOptions(options: ConvertOptions = {}): ResolvedConvertOptions {
-  const o = { ...options, ...resolveCalibrateOptions(options), maxpool: options.maxpool ?? CONVERT_DEFAULTS.maxpool };
+  const o = { ...options, ...resolveCalibrateOptions(options), maxpool: options.maxpool ?? CONVERT_DEFAULTS.maxpool, spikes: options.spikes ?? CONVERT_DEFAULTS.spikes };
+  if (!SPIKE_FORMS.includes(o.spikes)) throw optionError('spikes', `"${String(o.spikes)}" is not a spike form (known: ${SPIKE_FORMS.join(', ')})`);
   if (o.maxpool !== 'accumulated' && o.maxpool !== 'per-step') throw optionError('maxpool', `"${String(o.maxpool)}" is not a pooling form (known: accumulated, per-step)`);
   if (o.normalize !== undefined && !isNormalize(o.normalize)) throw optionError('normalize', 'must be { mean, std }: finite values, one or one per channel, every std > 0');
   if (o.readoutNode !== undefined && (typeof o.readoutNode !== 'string' || o.readoutNode === '')) throw optionError('readoutNode', 'must be a node name');
@@ -64,7 +73,8 @@ export async function convert(model: string | LoadedModel, data: string | Datase
   checkDataFits(calib, prepared.inputName, prepared.inputShape);
   const tail = tailGraph(prepared.graph, prepared.plan); // refuses a bad readout node before calibrating
   const calibration = await calibrate(prepared, calib, opts);
-  const step = buildSnn(prepared, calibration.thresholds, opts.maxpool);
+  const unit = opts.spikes === 'unit' ? await unitSpikeForm(prepared, calibration.thresholds, opts) : null;
+  const step = unit ? buildSnn(unit.model, unit.thresholds, opts.maxpool) : buildSnn(prepared, calibration.thresholds, opts.maxpool);
   const meta: SnnMetadata = {
     spec: step.spec,
     source: { file: name, sha256: loaded.sha256 },
@@ -75,6 +85,7 @@ export async function convert(model: string | LoadedModel, data: string | Datase
     },
     delay: { estimated: calibration.delay.estimated, latencies: calibration.delay.latencies.map((r) => round(r, 4)) },
     ...(opts.readoutNode ? { readoutNode: opts.readoutNode } : {}),
+    ...(unit ? { unit: { theta: calibration.thresholds.values.map((v) => Array.from(v)), scaleNodes: unit.scaleNodes } } : {}),
   };
   const timing = { calibrate: round(calibration.seconds, 3), convert: round((performance.now() - t0) / 1000, 3) };
   return new Snn({ form: 'step', graph: step.graph, meta, tail, source: prepared, timing });

@@ -4,7 +4,7 @@
  * Nothing else reads or writes `spikeport.*` metadata of a spiking network.
  */
 import { z } from 'zod';
-import type { Graph } from '../graph/ir.js';
+import type { Graph, Node } from '../graph/ir.js';
 import { decodeModel, encodeModel } from '../onnx/codec.js';
 import type { Normalize } from '../data/dataset.js';
 import { NORMALIZE_KEY } from '../model/prepare.js';
@@ -102,6 +102,26 @@ export interface SnnMetadata {
   readonly delay: { readonly estimated: number; readonly latencies: readonly number[] };
   /** The node the user chose as the readout, if any. */
   readonly readoutNode?: string;
+  /**
+   * Present in the unit-spike form (docs/algorithm.md §9): θ is folded into the weights, every
+   * site's θ in the spec is 1 and its spikes are 0/1. `theta` is what was folded (per site, as
+   * the spec's θ would be), `scaleNodes` the Mul nodes added where branches of different θ meet.
+   * Absent (files written before it, or the θ-amplitude form): spikes carry θ.
+   */
+  readonly unit?: UnitSpikes;
+}
+
+export interface UnitSpikes {
+  readonly theta: readonly (readonly number[])[];
+  readonly scaleNodes: readonly string[];
+}
+
+/** How spikes are carried: θ per spike (the default) or 1 per spike with θ folded into the weights. */
+export type SpikeForm = 'amplitude' | 'unit';
+export const SPIKE_FORMS: readonly SpikeForm[] = ['amplitude', 'unit'];
+
+export function spikeForm(meta: SnnMetadata): SpikeForm {
+  return meta.unit ? 'unit' : 'amplitude';
 }
 
 /** The Loop form's extra inputs: the number of steps and the delay (int64 scalars). */
@@ -184,6 +204,10 @@ const metadataSchema = z.object({
   }),
   delay: z.object({ estimated: count, latencies: z.array(latency) }),
   readoutNode: name.optional(),
+  unit: z.object({
+    theta: z.array(z.array(z.number().nonnegative()).min(1)),
+    scaleNodes: z.array(name),
+  }).optional(),
 });
 
 /** A spiking network's graph as stored in a file, with what its metadata says. */
@@ -296,6 +320,17 @@ function checkInterface(g: Graph, meta: SnnMetadata, form: SnnForm, where: strin
     if ((l.where === 'spiking') !== (l.sops !== undefined)) throw field(`spec.layers.${j}`, 'a layer has a SOP counter exactly when it is fed by spikes');
     if (l.sops !== undefined && l.sops !== sopsOutput(counted++)) throw field(`spec.layers.${j}.sops`, `expected "${sopsOutput(counted - 1)}"`);
   });
+  if (meta.unit) {
+    const { theta, scaleNodes } = meta.unit;
+    if (theta.length !== spec.sites.length) throw field('unit.theta', `${theta.length} values for ${spec.sites.length} sites`);
+    theta.forEach((t, k) => {
+      if (t.length !== spec.sites[k].theta.length) throw field(`unit.theta.${k}`, `${t.length} values, expected ${spec.sites[k].theta.length} like spec.sites.${k}.theta`);
+      if (spec.sites[k].theta.some((v) => v !== 1)) throw field(`spec.sites.${k}.theta`, 'must be 1 in the unit-spike form');
+    });
+    const nodeNames = new Set(nodesOf(g).map((n) => n.name));
+    const missing = scaleNodes.find((n) => !nodeNames.has(n));
+    if (missing) throw field('unit.scaleNodes', `the graph has no node "${missing}"`);
+  }
   if (meta.delay.latencies.length !== spec.sites.length) throw field('delay.latencies', `${meta.delay.latencies.length} values for ${spec.sites.length} sites`);
 
   // The plain keys other runtimes read must say what spikeport.snn says.
@@ -305,6 +340,11 @@ function checkInterface(g: Graph, meta: SnnMetadata, form: SnnForm, where: strin
   if ((normKey === undefined) !== (meta.normalize === null) || (normKey !== undefined && !sameJson(normKey, meta.normalize))) {
     throw invalid(where, `metadata ${KEYS.normalize} does not match the normalisation in ${KEYS.snn}`);
   }
+}
+
+/** The nodes of a graph and of the Loop bodies it holds (a loop-form file keeps the step graph in its body). */
+function nodesOf(g: Graph): Node[] {
+  return g.nodes.flatMap((n) => [n, ...Object.values(n.attrs).flatMap((a) => (a.kind === 'graph' ? nodesOf(a.value) : []))]);
 }
 
 function sameJson(text: string, value: unknown): boolean {
