@@ -12,7 +12,7 @@ import { writeNir } from '../nir/hdf5.js';
 import { checkPaths } from '../files.js';
 import { optionError } from '../errors.js';
 
-export { TARGETS, resetOf, type Target, type NirGraph, type NirNode } from '../nir/graph.js';
+export { TARGETS, resetOf, checkTarget, type Target, type NirGraph, type NirNode } from '../nir/graph.js';
 export { readNir, nirBytes, NIR_VERSION } from '../nir/hdf5.js';
 export { simulateNir, type NirRun } from '../nir/simulate.js';
 
