@@ -54,18 +54,23 @@ export async function runSimulate(modelFile: string, f: SimFlags & { asTarget?: 
     const record = await simulate(snn, data, {
       ...simulateOptionsFrom(f, prog.report, snn.source !== null, snn.form === 'step'), modelName: path.basename(modelFile),
     });
+    // The same network as the NIR target computes it (start 0, v > θ, its reset), on the same samples and windows.
+    const onTarget = target ? await simulate(asTarget(snn, target), data, {
+      ...simulateOptionsFrom(f, prog.report, false, false), modelName: path.basename(modelFile), energy: undefined,
+    }) : null;
     prog.stop();
+    const files = await recordFiles(record, f);
+    if (target && onTarget && f.json) {
+      const withTarget = { ...record, asTarget: { target, reset: resetOf(target), results: onTarget.results } };
+      files.splice(0, 1, { path: f.json, data: JSON.stringify(withTarget, null, 2) + '\n' });
+    }
     // Written last, together: --save, --json, --report, --markdown, or none of them.
-    writeOutputs([...(f.save && !converted ? [{ path: f.save, data: snn.toBytes() }] : []), ...(await recordFiles(record, f))]);
+    writeOutputs([...(f.save && !converted ? [{ path: f.save, data: snn.toBytes() }] : []), ...files]);
     const cal = snn.meta.calibration;
     if (header) process.stdout.write(`${path.basename(modelFile)} on ${data.name} (${record.samples} samples), ${cal.method}, ${cal.iterations} iterations × batch ${cal.batchSize}\n\n`);
     process.stdout.write(resultsTable(record));
     if (record.energy) process.stdout.write(energySummary(record.energy));
-    if (target) {
-      // The same network as the NIR target computes it (start 0, v > θ, its reset), on the same samples and windows.
-      const onTarget = await simulate(asTarget(snn, target), data, {
-        ...simulateOptionsFrom(f, undefined, false, false), modelName: path.basename(modelFile), energy: undefined,
-      });
+    if (target && onTarget) {
       const [m1] = METRIC_NAMES[record.task ?? 'classification'];
       process.stdout.write(`\nas ${target} computes it (NIR IF: start 0, fires at v > threshold, ${resetOf(target) === 'subtract' ? 'subtracts the threshold' : 'resets to 0'}):\n`);
       process.stdout.write(`${table(['T', 'delay', `spikeport ${m1} %`, `${target} ${m1} %`, `${target} no delay %`], record.results.map((r, i) => [
