@@ -176,3 +176,29 @@ test('export nir, bad input: max pooling, not a spikeport SNN, θ-amplitude form
     fs.rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('simulate --as-target: the JSON holds the target\'s results next to spikeport\'s, equal to the library\'s asTarget run; an unknown profile is one line', async () => {
+  const dir = tmp();
+  try {
+    const snn = await convert(path.join(root, 'models/mnist-cnn.onnx'), openDataset('mnist:train', 200), { iterations: 2, batchSize: 100, threads: 1, spikes: 'unit' });
+    const file = path.join(dir, 'cnn.snn.onnx');
+    snn.save(file);
+    const json = path.join(dir, 'run.json');
+    const r = spawnSync(process.execPath, [cli, 'simulate', file, '--data', 'mnist:test', '--limit', '100', '--T', '4,16', '--as-target', 'norse', '--site-errors', '0', '--threads', '1', '--json', json, '-q'], { encoding: 'utf8' });
+    assert.equal(r.status, 0, r.stderr);
+    assert.match(r.stdout, /as norse computes it/);
+    const rec = JSON.parse(fs.readFileSync(json, 'utf8')) as { results: { T: number; metric: number }[]; asTarget: { target: string; reset: string; results: { T: number; metric: number }[] } };
+    assert.equal(rec.asTarget.target, 'norse');
+    assert.equal(rec.asTarget.reset, 'zero');
+    const { simulate } = await import('../src/api/simulate.js');
+    const lib = await simulate(asTarget(snn, 'norse'), openDataset('mnist:test', 100), { T: [4, 16], threads: 1, references: false });
+    assert.deepEqual(rec.asTarget.results.map((x) => x.metric), lib.results.map((x) => x.metric));
+    assert.deepEqual(rec.results.map((x) => x.T), [4, 16]);
+    const bad = spawnSync(process.execPath, [cli, 'simulate', file, '--data', 'mnist:test', '--as-target', 'loihi'], { encoding: 'utf8' });
+    assert.equal(bad.status, 1);
+    assert.equal(bad.stderr.trim().split('\n').length, 1, bad.stderr);
+    assert.match(bad.stderr, /loihi/);
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
