@@ -208,6 +208,7 @@ test('convert({ spikes: "unit" }): the file records the form and the folded θ; 
   const unit = await convert(model, data, { ...opts, spikes: 'unit' });
   const back = snnFromGraph(decodeModel(unit.toBytes(), 'u.onnx'), 'u.onnx');
   assert.equal(back.describe().spikes, 'unit');
+  assert.equal(snnFromGraph(decodeModel(unit.toBytes('loop'), 'l.onnx'), 'l.onnx').describe().spikes, 'unit', 'the loop form reads back too');
   assert.equal(amp.describe().spikes, 'amplitude');
   assert.deepEqual(back.thresholds().values.map((v) => Array.from(v)), amp.thresholds().values.map((v) => Array.from(v)));
   assert.ok(back.spec.sites.every((s) => s.theta.every((v) => v === 1)));

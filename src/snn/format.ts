@@ -4,7 +4,7 @@
  * Nothing else reads or writes `spikeport.*` metadata of a spiking network.
  */
 import { z } from 'zod';
-import type { Graph, Node } from '../graph/ir.js';
+import type { Graph } from '../graph/ir.js';
 import { decodeModel, encodeModel } from '../onnx/codec.js';
 import type { Normalize } from '../data/dataset.js';
 import { NORMALIZE_KEY } from '../model/prepare.js';
@@ -327,8 +327,9 @@ function checkInterface(g: Graph, meta: SnnMetadata, form: SnnForm, where: strin
       if (t.length !== spec.sites[k].theta.length) throw field(`unit.theta.${k}`, `${t.length} values, expected ${spec.sites[k].theta.length} like spec.sites.${k}.theta`);
       if (spec.sites[k].theta.some((v) => v !== 1)) throw field(`spec.sites.${k}.theta`, 'must be 1 in the unit-spike form');
     });
-    const nodeNames = new Set(nodesOf(g).map((n) => n.name));
-    const missing = scaleNodes.find((n) => !nodeNames.has(n));
+    // A loop-form file keeps its step graph inside the Loop, which is read back undecoded: only the step form is checked.
+    const nodeNames = new Set(g.nodes.map((n) => n.name));
+    const missing = form === 'step' ? scaleNodes.find((n) => !nodeNames.has(n)) : undefined;
     if (missing) throw field('unit.scaleNodes', `the graph has no node "${missing}"`);
   }
   if (meta.delay.latencies.length !== spec.sites.length) throw field('delay.latencies', `${meta.delay.latencies.length} values for ${spec.sites.length} sites`);
@@ -340,11 +341,6 @@ function checkInterface(g: Graph, meta: SnnMetadata, form: SnnForm, where: strin
   if ((normKey === undefined) !== (meta.normalize === null) || (normKey !== undefined && !sameJson(normKey, meta.normalize))) {
     throw invalid(where, `metadata ${KEYS.normalize} does not match the normalisation in ${KEYS.snn}`);
   }
-}
-
-/** The nodes of a graph and of the Loop bodies it holds (a loop-form file keeps the step graph in its body). */
-function nodesOf(g: Graph): Node[] {
-  return g.nodes.flatMap((n) => [n, ...Object.values(n.attrs).flatMap((a) => (a.kind === 'graph' ? nodesOf(a.value) : []))]);
 }
 
 function sameJson(text: string, value: unknown): boolean {
