@@ -90,6 +90,12 @@ test('NIR round trip, bundled fashion-mobilenet, every target', { skip: fashion 
   await roundTrip(t, 'fashion-mobilenet', snn, openDataset('fashion-mnist:test', 4), 2, 8);
 });
 
+const avgModel = path.join(root, 'models/fashion-vgg-avg.onnx');
+test('NIR round trip, bundled fashion-vgg-avg (average pooling, BN folded, dense layers), every target', { skip: !fashion ? 'dataset-fashion-mnist is not installed' : !fs.existsSync(avgModel) && 'models/fashion-vgg-avg.onnx is not built (tools/train.py fashion-vgg-avg)' }, async (t) => {
+  const snn = await convert(avgModel, openDataset('fashion-mnist:train', 128), { iterations: 2, batchSize: 64, threads: 1, spikes: 'unit' });
+  await roundTrip(t, 'fashion-vgg-avg', snn, openDataset('fashion-mnist:test', 4), 2, 8);
+});
+
 const python = '/usr/bin/python3';
 const h5py = fs.existsSync(python) && spawnSync(python, ['-c', 'import h5py'], { encoding: 'utf8' }).status === 0;
 test('NIR file read with h5py the way NIR\'s reader walks it', { skip: h5py ? false : 'python3-h5py is not installed' }, async () => {
