@@ -121,6 +121,13 @@ export function toNir(snn: DecodedSnn, target: Target, where: string): NirGraph 
   const resolveNode = (n: Node): Resolved => {
     switch (n.opType) {
       case 'Identity': case 'Dropout': return resolve(n.inputs[0]);
+      case 'Pad': {
+        // Exporters write average pooling as Pad (often of zero width) + AveragePool: a zero pad is nothing.
+        const p = init(n.inputs[1]);
+        const pads = p ? Array.from(p.data as ArrayLike<number | bigint>, Number) : attr(n, 'pads');
+        if (!pads || pads.some((v) => v !== 0)) refuse(n, 'NIR has no padding node (pad inside the convolution or pooling instead)');
+        return resolve(n.inputs[0]);
+      }
       case 'Conv': {
         const x = resolve(n.inputs[0]);
         const W = init(n.inputs[1]);
