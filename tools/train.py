@@ -162,7 +162,7 @@ class FashionMobileNet(nn.Module):
 MODELS = {
     "mnist-cnn": dict(net=MnistCNN, data="mnist", epochs=3, lr=2e-3),
     "fashion-vgg": dict(net=FashionVGG, data="fashion-mnist", epochs=10, lr=3e-3),
-    "fashion-vgg-avg": dict(net=lambda: FashionVGG(pool=nn.AvgPool2d), data="fashion-mnist", epochs=4, lr=3e-3),
+    "fashion-vgg-avg": dict(net=lambda: FashionVGG(pool=nn.AvgPool2d), data="fashion-mnist", epochs=1, lr=3e-3),
     "fashion-resnet": dict(net=FashionResNet, data="fashion-mnist", epochs=10, lr=3e-3),
     "fashion-mobilenet": dict(net=FashionMobileNet, data="fashion-mnist", epochs=8, lr=3e-3),
 }
