@@ -52,7 +52,8 @@ export async function runSimulate(modelFile: string, f: SimFlags & { asTarget?: 
     }
     const data = openDataset(f.data, f.limit);
     const record = await simulate(snn, data, {
-      ...simulateOptionsFrom(f, prog.report, snn.source !== null, snn.form === 'step'), modelName: path.basename(modelFile),
+      // The per-site analysis reads θ-amplitude spikes: a unit-spike file skips it (as a loop-form file does).
+      ...simulateOptionsFrom(f, prog.report, snn.source !== null, snn.form === 'step' && !snn.meta.unit), modelName: path.basename(modelFile),
     });
     // The same network as the NIR target computes it (start 0, v > θ, its reset), on the same samples and windows.
     const onTarget = target ? await simulate(asTarget(snn, target), data, {
