@@ -13,6 +13,11 @@ export * from './api/convert.js';
 export * from './api/simulate.js';
 /** The converted network in memory (Snn: save, describe, thresholds) and loadSnn. */
 export * from './snn/network.js';
+/** Deploying: NIR export for a neuromorphic target, and the network as that target computes it. */
+export {
+  TARGETS, NIR_VERSION, toNirGraph, exportNir, asTarget, readNir, simulateNir, resetOf,
+  type Target, type NirGraph, type NirNode, type NirRun,
+} from './api/nir.js';
 /** What a record holds: SimulateRecord (from simulate) and the experiments' records. */
 export * from './report/record.js';
 export { SpikeportError, type ErrorCode } from './errors.js';
@@ -21,6 +26,7 @@ export type { Progress, OnProgress } from './progress.js';
 /** The converted file's format: metadata keys, the spec of the step graph, the Loop form's names. */
 export {
   KEYS, SNN_FORMAT, LOOP_STEPS_INPUT, LOOP_DELAY_INPUT, loopReadout, loopCounter,
+  SPIKE_FORMS, type SpikeForm, type UnitSpikes,
   type SnnMetadata, type SnnSpec, type SiteSpec, type StateSpec, type LayerSpec, type SnnForm, type PoolMode,
 } from './snn/format.js';
 /** Threshold methods: the built-in ones and the interface for your own. */

@@ -16,7 +16,7 @@ export const LAYERS: readonly (readonly string[])[] = [
   ['model'],
   ['calibrate'],
   ['snn'],
-  ['runtime'],
+  ['runtime', 'nir'],
   ['tasks'],
   ['energy', 'analysis', 'evaluate', 'refine'],
   ['report'],

@@ -5,6 +5,7 @@ Usage (from the repository root):
     /usr/bin/python3 tools/train.py mnist-cnn   [--epochs N] [--seed S]
     /usr/bin/python3 tools/train.py fashion-vgg [--epochs N] [--seed S]
     /usr/bin/python3 tools/train.py fashion-qcfs [--epochs N] [--seed S]
+    /usr/bin/python3 tools/train.py fashion-vgg-avg   (average pooling: exports to NIR)
 
 Writes models/<name>.onnx and models/<name>.json (the manifest: sha256, data set,
 normalisation, ANN test accuracy, the command that made it). The normalisation is also
@@ -70,9 +71,10 @@ class MnistCNN(nn.Module):
 
 
 class FashionVGG(nn.Module):
-    """VGG-style: 6 conv (BN, ReLU), 3 max pools after spiking layers, 3 linear (BN1d on the first)."""
+    """VGG-style: 6 conv (BN, ReLU), 3 max pools after spiking layers, 3 linear (BN1d on the first).
+    With pool=nn.AvgPool2d (fashion-vgg-avg) every layer has a NIR form, for neuromorphic export."""
 
-    def __init__(self, width=16):
+    def __init__(self, width=16, pool=nn.MaxPool2d):
         super().__init__()
         c1, c2, c3 = width, 2 * width, 4 * width
 
@@ -80,9 +82,9 @@ class FashionVGG(nn.Module):
             return [nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU()]
 
         self.features = nn.Sequential(
-            *block(1, c1), *block(c1, c1), nn.MaxPool2d(2),
-            *block(c1, c2), *block(c2, c2), nn.MaxPool2d(2),
-            *block(c2, c3), *block(c3, c3), nn.MaxPool2d(2),
+            *block(1, c1), *block(c1, c1), pool(2),
+            *block(c1, c2), *block(c2, c2), pool(2),
+            *block(c2, c3), *block(c3, c3), pool(2),
         )
         self.classifier = nn.Sequential(
             nn.Flatten(),
@@ -204,6 +206,7 @@ MODELS = {
     "mnist-cnn": dict(net=MnistCNN, data="mnist", epochs=3, lr=2e-3),
     "fashion-vgg": dict(net=FashionVGG, data="fashion-mnist", epochs=10, lr=3e-3),
     "fashion-qcfs": dict(net=FashionQCFS, data="fashion-mnist", epochs=8, lr=3e-3),
+    "fashion-vgg-avg": dict(net=lambda: FashionVGG(pool=nn.AvgPool2d), data="fashion-mnist", epochs=1, lr=3e-3),
     "fashion-resnet": dict(net=FashionResNet, data="fashion-mnist", epochs=10, lr=3e-3),
     "fashion-mobilenet": dict(net=FashionMobileNet, data="fashion-mnist", epochs=8, lr=3e-3),
 }

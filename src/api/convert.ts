@@ -8,10 +8,13 @@ import { isNormalize, makeBatch, type Dataset, type Normalize } from '../data/da
 import { openDataset } from '../data/sources.js';
 import { tailGraph } from '../graph/plan.js';
 import { loadModel, type LoadedModel } from '../model/load.js';
-import { checkDataFits, prepareModel } from '../model/prepare.js';
+import { checkDataFits, prepareModel, type PreparedModel } from '../model/prepare.js';
 import { CALIBRATION_DEFAULTS, calibrate, calibrationSamples, resolveCalibrateOptions, type CalibrateOptions, type ResolvedCalibrateOptions } from '../calibrate/calibrate.js';
-import { buildSnn } from '../snn/build.js';
-import { isSnnGraph, type PoolMode, type SnnMetadata } from '../snn/format.js';
+import { buildSnn, type SiteCorrections } from '../snn/build.js';
+import { thetaPerElement, type Thresholds } from '../calibrate/thresholds.js';
+import { numel } from '../graph/ir.js';
+import { SPIKE_FORMS, isSnnGraph, type PoolMode, type SnnMetadata, type SpikeForm } from '../snn/format.js';
+import { unitSpikeForm } from '../snn/unit.js';
 import { Snn } from '../snn/network.js';
 import { MAX_FIT_STEPS, fitDelays, siteCorrections } from '../refine/refine.js';
 import { MAX_STEPS } from '../evaluate/windows.js';
@@ -43,27 +46,35 @@ export interface ConvertOptions extends CalibrateOptions {
   /**
    * Fit the delay for every T up to this (default off): from one simulation of calibration
    * samples, the delay whose readout window agrees best with the clipped ANN (docs/algorithm.md
-   * §9.3); `simulate` uses it with `delay: 'fit'`. No labels needed.
+   * §10.3); `simulate` uses it with `delay: 'fit'`. No labels needed.
    */
   readonly delayFit?: number;
   /** Calibration samples the delay fit simulates (default 500, the first of calibration's order). */
   readonly delayFitSamples?: number;
+  /**
+   * `amplitude` (default): a spike carries θ; `unit`: θ folded into the weights, every neuron
+   * has threshold 1 and emits 0/1 (the form hardware and NIR take; same readout to float
+   * precision). Refused with the reason where θ cannot be folded exactly.
+   */
+  readonly spikes?: SpikeForm;
 }
 
 /** The defaults of every conversion option (the CLI shows these in --help). */
-export const CONVERT_DEFAULTS = { ...CALIBRATION_DEFAULTS, maxpool: 'accumulated', delayFitSamples: 500 } as const;
+export const CONVERT_DEFAULTS = { ...CALIBRATION_DEFAULTS, maxpool: 'accumulated', spikes: 'amplitude', delayFitSamples: 500 } as const;
 
 /** The options with defaults filled in, checked before any work starts. */
 export interface ResolvedConvertOptions extends ResolvedCalibrateOptions, Omit<ConvertOptions, keyof ResolvedCalibrateOptions> {
   readonly maxpool: PoolMode;
   readonly delayFitSamples: number;
+  readonly spikes: SpikeForm;
 }
 
 export function resolveConvertOptions(options: ConvertOptions = {}): ResolvedConvertOptions {
   const o = {
     ...options, ...resolveCalibrateOptions(options), maxpool: options.maxpool ?? CONVERT_DEFAULTS.maxpool,
-    delayFitSamples: options.delayFitSamples ?? CONVERT_DEFAULTS.delayFitSamples,
+    delayFitSamples: options.delayFitSamples ?? CONVERT_DEFAULTS.delayFitSamples, spikes: options.spikes ?? CONVERT_DEFAULTS.spikes,
   };
+  if (!SPIKE_FORMS.includes(o.spikes)) throw optionError('spikes', `"${String(o.spikes)}" is not a spike form (known: ${SPIKE_FORMS.join(', ')})`);
   if (o.maxpool !== 'accumulated' && o.maxpool !== 'per-step') throw optionError('maxpool', `"${String(o.maxpool)}" is not a pooling form (known: accumulated, per-step)`);
   if (o.normalize !== undefined && !isNormalize(o.normalize)) throw optionError('normalize', 'must be { mean, std }: finite values, one or one per channel, every std > 0');
   if (o.readoutNode !== undefined && (typeof o.readoutNode !== 'string' || o.readoutNode === '')) throw optionError('readoutNode', 'must be a node name');
@@ -96,7 +107,8 @@ export async function convert(model: string | LoadedModel, data: string | Datase
   const corrections = batch
     ? await siteCorrections(prepared, th, opts.maxpool, batch, { bias: opts.biasCalibration, potential: opts.potentialCalibration, threads: opts.threads, onProgress: opts.onProgress })
     : {};
-  const step = buildSnn(prepared, th, opts.maxpool, corrections);
+  const unit = opts.spikes === 'unit' ? await unitSpikeForm(prepared, th, opts) : null;
+  const step = unit ? buildSnn(unit.model, unit.thresholds, opts.maxpool, correctionsInUnits(prepared, th, corrections)) : buildSnn(prepared, th, opts.maxpool, corrections);
   const fit = opts.delayFit
     ? await fitDelays(step, prepared, th, makeBatch(calib, calibrationSamples(calib.size, opts, Math.min(opts.delayFitSamples, calib.size)), prepared.normalize), opts.delayFit, opts)
     : null;
@@ -120,12 +132,29 @@ export async function convert(model: string | LoadedModel, data: string | Datase
         ...(batch ? { samples: batch.n } : {}), ...(fit ? { delayFitSamples: fit.samples } : {}),
       },
     } : {}),
+    ...(unit ? { unit: { theta: th.values.map((v) => Array.from(v)), scaleNodes: unit.scaleNodes } } : {}),
   };
   const timing = {
     calibrate: round(calibration.seconds, 3), convert: round((performance.now() - t0) / 1000, 3),
     ...(batch || fit ? { refine: round(refineSeconds, 3) } : {}),
   };
   return new Snn({ form: 'step', graph: step.graph, meta, tail, source: prepared, timing });
+}
+
+/**
+ * Corrections found on the θ-amplitude network, for its unit-spike form: a site's input is
+ * carried divided by θ there, so a bias current and a membrane offset are divided by θ too.
+ */
+function correctionsInUnits(m: PreparedModel, th: Thresholds, c: SiteCorrections): SiteCorrections {
+  const perElement = (k: number): Float32Array => {
+    const shape = m.shapes.get(m.plan.sites[k].input) as readonly number[];
+    return thetaPerElement(th.values[k], numel(shape), shape[0]);
+  };
+  const divide = (v: Float32Array, theta: ArrayLike<number>): Float32Array => v.map((x, i) => (theta[i] > 0 ? x / theta[i] : 0));
+  return {
+    bias: c.bias?.map((b, k) => (b ? divide(b, th.values[k].length === 1 ? new Float32Array(b.length).fill(th.values[k][0]) : th.values[k]) : null)),
+    potential: c.potential?.map((v, k) => (v ? divide(v, perElement(k)) : null)),
+  };
 }
 
 function round(v: number, digits: number): number {

@@ -113,6 +113,7 @@ export async function simulate(snn: Snn, data: string | Dataset, options: Simula
   const o = resolveSimulateOptions(options);
   if (o.references && !snn.source) throw optionError('references', 'needs the source ANN (convert keeps it; loadSnn finds it next to the file or takes it as the ann option)');
   if (o.siteErrors > 0 && !snn.source) throw optionError('siteErrors', 'needs the source ANN (convert keeps it; loadSnn finds it next to the file or takes it as the ann option)');
+  if (o.siteErrors > 0 && snn.meta.unit) throw optionError('siteErrors', 'needs the θ-amplitude form (this network is in the unit-spike form; its sites emit 0/1)');
   if (o.siteErrors > 0 && snn.form !== 'step') throw optionError('siteErrors', 'needs a step-form network (a loop-form file hides the sites\' outputs)');
   const dhat = snn.meta.delay.estimated;
   const Tmax = o.T[o.T.length - 1];

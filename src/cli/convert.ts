@@ -1,16 +1,16 @@
 /** spikeport convert: calibrate, build, save. */
 import path from 'node:path';
 import { Command, Option } from 'commander';
-import { convert, resolveConvertOptions } from '../api/convert.js';
+import { CONVERT_DEFAULTS, convert, resolveConvertOptions } from '../api/convert.js';
 import { loadModel } from '../model/load.js';
-import type { SnnForm } from '../snn/format.js';
+import { SPIKE_FORMS, type SnnForm, type SpikeForm } from '../snn/format.js';
 import { checkPaths } from '../files.js';
 import { calibrationOptions, convertOptionsFrom, inputPaths, type CalibFlags } from './options.js';
 import { progressReporter } from './progress.js';
 import { outputPaths, table, writeOutputs } from './output.js';
 import { openDataset } from '../data/sources.js';
 
-interface ConvertFlags extends CalibFlags { data: string; out: string; json?: string; format: SnnForm }
+interface ConvertFlags extends CalibFlags { data: string; out: string; json?: string; format: SnnForm; spikes: SpikeForm }
 
 export function convertCommand(): Command {
   return calibrationOptions(new Command('convert')
@@ -19,12 +19,13 @@ export function convertCommand(): Command {
     .requiredOption('--data <spec>', 'calibration data: mnist:train, fashion-mnist:train[@DIR], npz:FILE, mnist-seg|mnist-det|mnist-video:train')
     .requiredOption('--out <file>', 'where to write the spiking network (.onnx)')
     .addOption(new Option('--format <form>', 'step: one time step per call (you loop, feeding states back); loop: all T steps in one call (ONNX Loop; inputs T and delay, outputs as the ANN)').choices(['step', 'loop']).default('step'))
+    .addOption(new Option('--spikes <form>', 'amplitude: a spike carries its threshold θ; unit: θ folded into the weights, every neuron has threshold 1 and emits 0/1 (for hardware and NIR export; same readout)').choices([...SPIKE_FORMS]).default(CONVERT_DEFAULTS.spikes))
     .option('--json <file>', 'write a conversion summary as JSON'))
     .action(async (model: string, f: ConvertFlags) => {
       const prog = progressReporter(!f.quiet);
       try {
         checkPaths(inputPaths(model, f), outputPaths(f)); // nothing is read or computed before the files are right
-        const opts = resolveConvertOptions(convertOptionsFrom(f, prog.report));
+        const opts = resolveConvertOptions({ ...convertOptionsFrom(f, prog.report), spikes: f.spikes });
         const snn = await convert(loadModel(model), openDataset(f.data, f.calibLimit), opts);
         const bytes = snn.toBytes(f.format);
         prog.stop();
@@ -32,7 +33,7 @@ export function convertCommand(): Command {
         const seconds = snn.timing?.convert ?? 0;
         const summary = {
           model: path.basename(model), out: f.out, form: f.format, method: d.calibration.method, iterations: d.calibration.iterations,
-          batchSize: d.calibration.batchSize, samples: d.calibration.samples, sites: d.sites.length,
+          batchSize: d.calibration.batchSize, samples: d.calibration.samples, sites: d.sites.length, spikes: d.spikes, scaleNodes: d.scaleNodes,
           delay: snn.meta.delay, seconds, ...(snn.meta.corrections ? { corrections: snn.meta.corrections, refineSeconds: snn.timing?.refine } : {}),
           thresholds: d.sites.map((s) => ({ site: s.node, mean: s.thetaMean, max: s.thetaMax })),
         };
@@ -42,10 +43,12 @@ export function convertCommand(): Command {
           s.node, String(s.neurons), s.thetaMean.toFixed(4), s.thetaMax.toFixed(4), s.latency.toFixed(3)]))}\n\n`);
         const c = snn.meta.corrections;
         const extra = [
-          ...(c?.biasT ? [`bias calibration for T = ${c.biasT}`] : []), ...(c?.potentialT ? [`potential calibration for T = ${c.potentialT}`] : []),
-          ...(snn.meta.delay.fitted ? [`delays fitted for T ≤ ${snn.meta.delay.fitted.length} (simulate --delay fit)`] : []),
+          ...(c?.biasT ? [`bias calibration for T = ${c.biasT} on ${c.samples} samples`] : []),
+          ...(c?.potentialT ? [`potential calibration for T = ${c.potentialT} on ${c.samples} samples`] : []),
+          ...(snn.meta.delay.fitted ? [`delays fitted for T ≤ ${snn.meta.delay.fitted.length} on ${c?.delayFitSamples} samples (simulate --delay fit)`] : []),
+          ...(d.spikes === 'unit' ? [`unit spikes (θ folded into the weights${d.scaleNodes.length ? `, ${d.scaleNodes.length} scale node${d.scaleNodes.length > 1 ? 's' : ''} where branches meet: ${d.scaleNodes.join(', ')}` : ''})`] : []),
         ];
-        process.stdout.write(`wrote ${f.out}: ${d.sites.length} neuron sites, ${d.calibration.method} (${d.calibration.iterations} iterations × ${d.calibration.batchSize}), estimated delay d̂ = ${d.delay}${extra.length ? `; ${extra.join('; ')} on ${c?.samples} samples` : ''}, ${seconds.toFixed(1)} s\n`);
+        process.stdout.write(`wrote ${f.out}: ${d.sites.length} neuron sites, ${d.calibration.method} (${d.calibration.iterations} iterations × ${d.calibration.batchSize}), estimated delay d̂ = ${d.delay}, ${seconds.toFixed(1)} s${extra.length ? `; ${extra.join('; ')}` : ''}\n`);
       } finally {
         prog.stop();
       }

@@ -7,6 +7,7 @@ import { Command } from 'commander';
 import { SpikeportError } from '../errors.js';
 import { messageOf } from './options.js';
 import { convertCommand } from './convert.js';
+import { exportCommand } from './export.js';
 import { simulateCommand } from './simulate.js';
 import { demoCommand } from './demo.js';
 import { dataCommand } from './data.js';
@@ -18,7 +19,7 @@ export function buildProgram(): Command {
     .description('Convert pretrained ReLU networks (ONNX) into spiking neural networks without retraining (Bu et al., CVPR 2025).')
     .version('0.1.0')
     .configureOutput({ outputError: (str, write) => write(`spikeport: ${str.trim()} (see --help)\n`) });
-  for (const cmd of [convertCommand(), simulateCommand(), demoCommand(), dataCommand(), reportCommand(), experimentCommands()]) program.addCommand(cmd);
+  for (const cmd of [convertCommand(), simulateCommand(), demoCommand(), dataCommand(), reportCommand(), experimentCommands(), exportCommand()]) program.addCommand(cmd);
   // Subcommands report option errors the same way as the program.
   const all = (c: Command): Command[] => [c, ...c.commands.flatMap(all)];
   for (const c of all(program)) c.configureOutput({ outputError: (str, write) => write(`spikeport: ${str.trim()} (see --help)\n`) });

@@ -1,6 +1,7 @@
 /** spikeport simulate (and the demo): a converted file, or an ANN converted on the fly, simulated and scored. */
 import path from 'node:path';
-import { Command } from 'commander';
+import { Command, Option } from 'commander';
+import { TARGETS, asTarget, checkTarget, resetOf } from '../api/nir.js';
 import { convert, resolveConvertOptions } from '../api/convert.js';
 import { resolveSimulateOptions, simulate } from '../api/simulate.js';
 import { loadModel } from '../model/load.js';
@@ -14,7 +15,8 @@ import {
   simulateOptionsFrom, type SimFlags,
 } from './options.js';
 import { progressReporter } from './progress.js';
-import { energySummary, outputPaths, recordFiles, resultsTable, writeOutputs } from './output.js';
+import { energySummary, outputPaths, pct, recordFiles, resultsTable, table, writeOutputs } from './output.js';
+import { METRIC_NAMES } from '../tasks/task.js';
 
 export interface RunContext {
   /** The flags set on the command line (not by default), for refusing those that would be ignored. */
@@ -23,7 +25,7 @@ export interface RunContext {
   readonly header?: boolean;
 }
 
-export async function runSimulate(modelFile: string, f: SimFlags, ctx: RunContext = {}): Promise<void> {
+export async function runSimulate(modelFile: string, f: SimFlags & { asTarget?: string }, ctx: RunContext = {}): Promise<void> {
   const { given = [], header = false } = ctx;
   const prog = progressReporter(!f.quiet);
   try {
@@ -32,6 +34,7 @@ export async function runSimulate(modelFile: string, f: SimFlags, ctx: RunContex
     const outputs = outputPaths(f);
     checkPaths(inputs, outputs);
     resolveSimulateOptions(simulateOptionsFrom(f, undefined));
+    const target = f.asTarget === undefined ? null : checkTarget(f.asTarget, 'asTarget');
     const loaded = loadModel(modelFile);
     const converted = isSnnGraph(loaded.graph);
     let snn: Snn;
@@ -49,15 +52,31 @@ export async function runSimulate(modelFile: string, f: SimFlags, ctx: RunContex
     }
     const data = openDataset(f.data, f.limit);
     const record = await simulate(snn, data, {
-      ...simulateOptionsFrom(f, prog.report, snn.source !== null, snn.form === 'step'), modelName: path.basename(modelFile),
+      // The per-site analysis reads θ-amplitude spikes: a unit-spike file skips it (as a loop-form file does).
+      ...simulateOptionsFrom(f, prog.report, snn.source !== null, snn.form === 'step' && !snn.meta.unit), modelName: path.basename(modelFile),
     });
+    // The same network as the NIR target computes it (start 0, v > θ, its reset), on the same samples and windows.
+    const onTarget = target ? await simulate(asTarget(snn, target), data, {
+      ...simulateOptionsFrom(f, prog.report, false, false), modelName: path.basename(modelFile), energy: undefined,
+    }) : null;
     prog.stop();
+    const files = await recordFiles(record, f);
+    if (target && onTarget && f.json) {
+      const withTarget = { ...record, asTarget: { target, reset: resetOf(target), results: onTarget.results } };
+      files.splice(0, 1, { path: f.json, data: JSON.stringify(withTarget, null, 2) + '\n' });
+    }
     // Written last, together: --save, --json, --report, --markdown, or none of them.
-    writeOutputs([...(f.save && !converted ? [{ path: f.save, data: snn.toBytes() }] : []), ...(await recordFiles(record, f))]);
+    writeOutputs([...(f.save && !converted ? [{ path: f.save, data: snn.toBytes() }] : []), ...files]);
     const cal = snn.meta.calibration;
     if (header) process.stdout.write(`${path.basename(modelFile)} on ${data.name} (${record.samples} samples), ${cal.method}, ${cal.iterations} iterations × batch ${cal.batchSize}\n\n`);
     process.stdout.write(resultsTable(record));
     if (record.energy) process.stdout.write(energySummary(record.energy));
+    if (target && onTarget) {
+      const [m1] = METRIC_NAMES[record.task ?? 'classification'];
+      process.stdout.write(`\nas ${target} computes it (NIR IF: start 0, fires at v > threshold, ${resetOf(target) === 'subtract' ? 'subtracts the threshold' : 'resets to 0'}):\n`);
+      process.stdout.write(`${table(['T', 'delay', `spikeport ${m1} %`, `${target} ${m1} %`, `${target} no delay %`], record.results.map((r, i) => [
+        String(r.T), String(r.delay), pct(r.metric), pct(onTarget.results[i].metric), pct(onTarget.results[i].metricNoDelay)]))}\n`);
+    }
   } finally {
     prog.stop();
   }
@@ -72,5 +91,6 @@ export function simulateCommand(): Command {
   return calibrationOptions(outputOptions(energyOptions(simulateOptions(new Command('simulate')
     .description('simulate a spiking network for T steps and report accuracy against T, with and without delayed evaluation')
     .argument('<model>', 'an SNN from spikeport convert, or an ANN (converted on the fly with the calibration options)')))))
-    .action(async (model: string, f: SimFlags, c: Command) => runSimulate(model, f, { given: givenFlags(c) }));
+    .addOption(new Option('--as-target <profile>', 'also simulate the network as a NIR target computes it (no θ/2 start, v > threshold, its reset) and print both accuracies').choices([...TARGETS]))
+    .action(async (model: string, f: SimFlags & { asTarget?: string }, c: Command) => runSimulate(model, f, { given: givenFlags(c) }));
 }

@@ -1,5 +1,5 @@
 /**
- * QCFS activations (quantization-clip-floor-shift, docs/algorithm.md §9): the chain of ops a
+ * QCFS activations (quantization-clip-floor-shift, docs/algorithm.md §10.1): the chain of ops a
  * PyTorch export writes for h(x) = λ·clip(⌊x·L/λ + φ⌋ / L, 0, 1), recognised so the whole chain
  * becomes one neuron site with θ = λ and membrane start φ·θ.
  *

@@ -1,5 +1,5 @@
 /**
- * Corrections after conversion (docs/algorithm.md §9), each run on one calibration batch with
+ * Corrections after conversion (docs/algorithm.md §10), each run on one calibration batch with
  * the SNN simulated and compared with the clipped ANN:
  *
  * - bias calibration: site by site, front to back, a per-channel current −(E[SNN output / T] −

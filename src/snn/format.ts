@@ -113,6 +113,26 @@ export interface SnnMetadata {
   readonly readoutNode?: string;
   /** Corrections after conversion: the T of bias / potential calibration and the samples they used, and the delay fit's samples. */
   readonly corrections?: { readonly biasT?: number; readonly potentialT?: number; readonly samples?: number; readonly delayFitSamples?: number };
+  /**
+   * Present in the unit-spike form (docs/algorithm.md §9): θ is folded into the weights, every
+   * site's θ in the spec is 1 and its spikes are 0/1. `theta` is what was folded (per site, as
+   * the spec's θ would be), `scaleNodes` the Mul nodes added where branches of different θ meet.
+   * Absent (files written before it, or the θ-amplitude form): spikes carry θ.
+   */
+  readonly unit?: UnitSpikes;
+}
+
+export interface UnitSpikes {
+  readonly theta: readonly (readonly number[])[];
+  readonly scaleNodes: readonly string[];
+}
+
+/** How spikes are carried: θ per spike (the default) or 1 per spike with θ folded into the weights. */
+export type SpikeForm = 'amplitude' | 'unit';
+export const SPIKE_FORMS: readonly SpikeForm[] = ['amplitude', 'unit'];
+
+export function spikeForm(meta: SnnMetadata): SpikeForm {
+  return meta.unit ? 'unit' : 'amplitude';
 }
 
 /** The Loop form's extra inputs: the number of steps and the delay (int64 scalars). */
@@ -201,6 +221,10 @@ const metadataSchema = z.object({
   corrections: z.object({
     biasT: z.number().int().positive().optional(), potentialT: z.number().int().positive().optional(),
     samples: z.number().int().positive().optional(), delayFitSamples: z.number().int().positive().optional(),
+  }).optional(),
+  unit: z.object({
+    theta: z.array(z.array(z.number().nonnegative()).min(1)),
+    scaleNodes: z.array(name),
   }).optional(),
 });
 
@@ -315,6 +339,18 @@ function checkInterface(g: Graph, meta: SnnMetadata, form: SnnForm, where: strin
     if ((l.where === 'spiking') !== (l.sops !== undefined)) throw field(`spec.layers.${j}`, 'a layer has a SOP counter exactly when it is fed by spikes');
     if (l.sops !== undefined && l.sops !== sopsOutput(counted++)) throw field(`spec.layers.${j}.sops`, `expected "${sopsOutput(counted - 1)}"`);
   });
+  if (meta.unit) {
+    const { theta, scaleNodes } = meta.unit;
+    if (theta.length !== spec.sites.length) throw field('unit.theta', `${theta.length} values for ${spec.sites.length} sites`);
+    theta.forEach((t, k) => {
+      if (t.length !== spec.sites[k].theta.length) throw field(`unit.theta.${k}`, `${t.length} values, expected ${spec.sites[k].theta.length} like spec.sites.${k}.theta`);
+      if (spec.sites[k].theta.some((v) => v !== 1)) throw field(`spec.sites.${k}.theta`, 'must be 1 in the unit-spike form');
+    });
+    // A loop-form file keeps its step graph inside the Loop, which is read back undecoded: only the step form is checked.
+    const nodeNames = new Set(g.nodes.map((n) => n.name));
+    const missing = form === 'step' ? scaleNodes.find((n) => !nodeNames.has(n)) : undefined;
+    if (missing) throw field('unit.scaleNodes', `the graph has no node "${missing}"`);
+  }
   if (meta.delay.latencies.length !== spec.sites.length) throw field('delay.latencies', `${meta.delay.latencies.length} values for ${spec.sites.length} sites`);
   const late = meta.delay.fitted?.findIndex((d, i) => d > i);
   if (late !== undefined && late >= 0) throw field(`delay.fitted.${late}`, `a delay of ${meta.delay.fitted?.[late]} steps at T = ${late + 1} (it must be < T)`);

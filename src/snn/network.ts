@@ -15,7 +15,7 @@ import type { Thresholds } from '../calibrate/thresholds.js';
 import { checkPaths, readRegularFile, writeFileAtomic } from '../files.js';
 import { SpikeportError, optionError } from '../errors.js';
 import { buildLoop } from './loop.js';
-import { decodeSnn, encodeSnn, type LayerSpec, type PoolMode, type SnnForm, type SnnMetadata, type SnnSpec } from './format.js';
+import { decodeSnn, encodeSnn, spikeForm, type SpikeForm, type LayerSpec, type PoolMode, type SnnForm, type SnnMetadata, type SnnSpec } from './format.js';
 
 export interface SnnParts {
   readonly form: SnnForm;
@@ -68,6 +68,10 @@ export interface SnnDescription {
   readonly input: { readonly name: string; readonly shape: readonly number[] };
   readonly readout: { readonly name: string; readonly shape: readonly number[] };
   readonly maxpool: PoolMode;
+  /** 'unit': every neuron has threshold 1 and emits 0/1 (θ folded into the weights; sites list the folded θ). */
+  readonly spikes: SpikeForm;
+  /** Mul nodes the unit-spike form added where branches of different θ meet. */
+  readonly scaleNodes: readonly string[];
   readonly granularity: SnnSpec['granularity'];
   readonly calibration: SnnMetadata['calibration'];
   /** The estimated delay d̂. */
@@ -103,9 +107,10 @@ export class Snn {
     return this.meta.spec;
   }
 
-  /** The thresholds as the calibration made them (layer-wise: one per site). */
+  /** The thresholds as the calibration made them (layer-wise: one per site); in the unit-spike form, the θ folded into the weights. */
   thresholds(): Thresholds {
-    return { granularity: this.spec.granularity, values: this.spec.sites.map((s) => Float32Array.from(s.theta)) };
+    const theta = this.meta.unit?.theta ?? this.spec.sites.map((s) => s.theta);
+    return { granularity: this.spec.granularity, values: theta.map((t) => Float32Array.from(t)) };
   }
 
   /** The graph as it would be saved: in `form`, with every metadata key of the file format. */
@@ -135,7 +140,7 @@ export class Snn {
   describe(): SnnDescription {
     const { spec, delay } = this.meta;
     const sites = spec.sites.map((s, i): SiteDescription => {
-      const th = s.theta;
+      const th = this.meta.unit?.theta[i] ?? s.theta;
       return {
         node: s.node, neurons: s.neurons, thresholds: th.length,
         thetaMin: Math.min(...th), thetaMean: th.reduce((a, b) => a + b, 0) / th.length, thetaMax: Math.max(...th),
@@ -146,7 +151,7 @@ export class Snn {
     return {
       form: this.form, source: this.meta.source,
       input: { name: spec.input, shape: spec.inputShape }, readout: { name: spec.readout, shape: spec.readoutShape },
-      maxpool: spec.maxpool, granularity: spec.granularity, calibration: this.meta.calibration, delay: delay.estimated,
+      maxpool: spec.maxpool, spikes: spikeForm(this.meta), scaleNodes: this.meta.unit?.scaleNodes ?? [], granularity: spec.granularity, calibration: this.meta.calibration, delay: delay.estimated,
       sites, layers, annMacs: layers.reduce((a, l) => a + l.macs, 0), hasSource: this.source !== null,
     };
   }
