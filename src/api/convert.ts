@@ -6,6 +6,7 @@
 import path from 'node:path';
 import { isNormalize, type Dataset, type Normalize } from '../data/dataset.js';
 import { openDataset } from '../data/sources.js';
+import { PREPROCESS_PRESETS, formatPreprocess, parsePreprocess, type Preprocess } from '../data/preprocess.js';
 import { tailGraph } from '../graph/plan.js';
 import { loadModel, type LoadedModel } from '../model/load.js';
 import { checkDataFits, prepareModel } from '../model/prepare.js';
@@ -30,6 +31,11 @@ export interface ConvertOptions extends CalibrateOptions {
   readonly readoutNode?: string;
   /** Input normalisation per channel; default: the model's `spikeport.normalize` metadata, else none. */
   readonly normalize?: Normalize;
+  /**
+   * Image data: the preprocessing preset (`imagenet`, `resize:H,W`, `none`; default none given:
+   * images must have the model's input size). Stored in the converted file; `simulate` repeats it.
+   */
+  readonly preprocess?: string;
 }
 
 /** The defaults of every conversion option (the CLI shows these in --help). */
@@ -45,7 +51,24 @@ export function resolveConvertOptions(options: ConvertOptions = {}): ResolvedCon
   if (o.maxpool !== 'accumulated' && o.maxpool !== 'per-step') throw optionError('maxpool', `"${String(o.maxpool)}" is not a pooling form (known: accumulated, per-step)`);
   if (o.normalize !== undefined && !isNormalize(o.normalize)) throw optionError('normalize', 'must be { mean, std }: finite values, one or one per channel, every std > 0');
   if (o.readoutNode !== undefined && (typeof o.readoutNode !== 'string' || o.readoutNode === '')) throw optionError('readoutNode', 'must be a node name');
+  if (o.preprocess !== undefined) checkPreprocess(o.preprocess);
   return o;
+}
+
+/** A preprocessing preset, parsed; a one-line option error naming the presets otherwise. */
+export function checkPreprocess(text: unknown): Preprocess {
+  const p = typeof text === 'string' ? parsePreprocess(text) : null;
+  if (!p) throw optionError('preprocess', `"${String(text)}" is not a preprocessing (known: ${PREPROCESS_PRESETS})`);
+  return p;
+}
+
+/**
+ * The per-sample input shape a model declares (its first input without the batch axis), for
+ * opening image data before the model is prepared; undefined when it is not all numbers.
+ */
+export function declaredInputShape(m: LoadedModel): number[] | undefined {
+  const shape = m.graph.inputs[0]?.shape?.slice(1);
+  return shape && shape.length > 0 && shape.every((d) => typeof d === 'number') ? (shape as number[]) : undefined;
 }
 
 /**
@@ -59,8 +82,12 @@ export async function convert(model: string | LoadedModel, data: string | Datase
   const loaded = typeof model === 'string' ? loadModel(model) : model;
   const name = path.basename(loaded.path);
   if (isSnnGraph(loaded.graph)) throw new SpikeportError('invalid-file', `${name} is already a spiking network; convert takes the ANN`);
-  const calib = typeof data === 'string' ? openDataset(data) : data;
   const prepared = await prepareModel(loaded, opts);
+  const preprocess = opts.preprocess === undefined ? null : checkPreprocess(opts.preprocess);
+  const calib = typeof data === 'string' ? openDataset(data, undefined, { sampleShape: prepared.inputShape, preprocess }) : data;
+  if (preprocess && (calib.preprocess ?? 'none') !== formatPreprocess(preprocess)) {
+    throw optionError('preprocess', `is ${formatPreprocess(preprocess)} but the data set ${calib.name} was opened with ${calib.preprocess ?? 'none'}`);
+  }
   checkDataFits(calib, prepared.inputName, prepared.inputShape);
   const tail = tailGraph(prepared.graph, prepared.plan); // refuses a bad readout node before calibrating
   const calibration = await calibrate(prepared, calib, opts);
@@ -75,6 +102,7 @@ export async function convert(model: string | LoadedModel, data: string | Datase
     },
     delay: { estimated: calibration.delay.estimated, latencies: calibration.delay.latencies.map((r) => round(r, 4)) },
     ...(opts.readoutNode ? { readoutNode: opts.readoutNode } : {}),
+    ...(calib.preprocess ? { preprocess: calib.preprocess } : {}),
   };
   const timing = { calibrate: round(calibration.seconds, 3), convert: round((performance.now() - t0) / 1000, 3) };
   return new Snn({ form: 'step', graph: step.graph, meta, tail, source: prepared, timing });

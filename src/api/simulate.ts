@@ -19,6 +19,7 @@ import { checkSteps, delayAt, firingRates, simulateWindows, type Window } from '
 import type { SimulateRecord, SimulationResult } from '../report/record.js';
 import type { OnProgress } from '../progress.js';
 import { checkInteger, optionError } from '../errors.js';
+import { checkPreprocess } from './convert.js';
 
 export interface SimulateOptions extends RuntimeOptions {
   /** Numbers of time steps to report (default 8, 16, 32, 64, 128, 256); one simulation of the largest. */
@@ -47,6 +48,11 @@ export interface SimulateOptions extends RuntimeOptions {
   readonly siteErrorsT?: number;
   /** Energy constants: a preset (`paper`, default; `45nm`) or your own. */
   readonly energy?: string | EnergyConstants;
+  /**
+   * Image data given as a spec: the preprocessing preset (`imagenet`, `resize:H,W`, `none`);
+   * default: the one stored in the converted file, else none (images must have the input size).
+   */
+  readonly preprocess?: string;
   /** The model's name in the record (default: the source ANN's file name). */
   readonly modelName?: string;
   readonly onProgress?: OnProgress;
@@ -82,6 +88,7 @@ export function resolveSimulateOptions(options: SimulateOptions = {}): ResolvedS
   if (o.task !== undefined && !(TASKS as readonly string[]).includes(o.task)) throw optionError('task', `"${String(o.task)}" is not a task (known: ${TASKS.join(', ')})`);
   if (!(ENGINES as readonly string[]).includes(o.engine)) throw optionError('engine', `"${String(o.engine)}" is not an engine (known: ${ENGINES.join(', ')})`);
   const energy = typeof o.energy === 'string' ? energyConstants(o.energy) : checkEnergyConstants(o.energy);
+  if (o.preprocess !== undefined) checkPreprocess(o.preprocess);
   return { ...o, T, energy };
 }
 
@@ -90,13 +97,22 @@ function userDelay(d: ResolvedSimulateOptions['delay']): number | undefined {
   return d === 'auto' ? undefined : d === 'off' ? 0 : d;
 }
 
+/**
+ * Open test data for a spiking network: image sources decode to its input shape with the given
+ * preprocessing, else the one stored in the file.
+ */
+export function openSimulationData(snn: Snn, spec: string, limit?: number, preprocess?: string): Dataset {
+  const p = preprocess ?? snn.meta.preprocess;
+  return openDataset(spec, limit, { sampleShape: snn.spec.inputShape, preprocess: p === undefined ? null : checkPreprocess(p) });
+}
+
 /** Simulate `snn` on `data` (a data set or its spec, e.g. "mnist:test") for the largest T and score every T. */
 export async function simulate(snn: Snn, data: string | Dataset, options: SimulateOptions = {}): Promise<SimulateRecord> {
   const o = resolveSimulateOptions(options);
   if (o.references && !snn.source) throw optionError('references', 'needs the source ANN (convert keeps it; loadSnn finds it next to the file or takes it as the ann option)');
   if (o.siteErrors > 0 && !snn.source) throw optionError('siteErrors', 'needs the source ANN (convert keeps it; loadSnn finds it next to the file or takes it as the ann option)');
   if (o.siteErrors > 0 && snn.form !== 'step') throw optionError('siteErrors', 'needs a step-form network (a loop-form file hides the sites\' outputs)');
-  const test = typeof data === 'string' ? openDataset(data) : data;
+  const test = typeof data === 'string' ? openSimulationData(snn, data, undefined, o.preprocess) : data;
   const delay = userDelay(o.delay);
   const dhat = snn.meta.delay.estimated;
   const Tmax = o.T[o.T.length - 1];

@@ -1,7 +1,7 @@
 /** spikeport convert: calibrate, build, save. */
 import path from 'node:path';
 import { Command, Option } from 'commander';
-import { convert, resolveConvertOptions } from '../api/convert.js';
+import { checkPreprocess, convert, declaredInputShape, resolveConvertOptions } from '../api/convert.js';
 import { loadModel } from '../model/load.js';
 import type { SnnForm } from '../snn/format.js';
 import { checkPaths } from '../files.js';
@@ -16,7 +16,7 @@ export function convertCommand(): Command {
   return calibrationOptions(new Command('convert')
     .description('calibrate thresholds on training data and write the spiking network as an ONNX file')
     .argument('<model>', 'the ANN, an ONNX file')
-    .requiredOption('--data <spec>', 'calibration data: mnist:train, fashion-mnist:train[@DIR], npz:FILE, mnist-seg|mnist-det|mnist-video:train')
+    .requiredOption('--data <spec>', 'calibration data: mnist:train, fashion-mnist:train[@DIR], npz:FILE, imagefolder:DIR, mnist-seg|mnist-det|mnist-video:train')
     .requiredOption('--out <file>', 'where to write the spiking network (.onnx)')
     .addOption(new Option('--format <form>', 'step: one time step per call (you loop, feeding states back); loop: all T steps in one call (ONNX Loop; inputs T and delay, outputs as the ANN)').choices(['step', 'loop']).default('step'))
     .option('--json <file>', 'write a conversion summary as JSON'))
@@ -25,7 +25,9 @@ export function convertCommand(): Command {
       try {
         checkPaths(inputPaths(model, f), outputPaths(f)); // nothing is read or computed before the files are right
         const opts = resolveConvertOptions(convertOptionsFrom(f, prog.report));
-        const snn = await convert(loadModel(model), openDataset(f.data, f.calibLimit), opts);
+        const loaded = loadModel(model);
+        const calib = openDataset(f.data, f.calibLimit, { sampleShape: declaredInputShape(loaded), preprocess: opts.preprocess === undefined ? null : checkPreprocess(opts.preprocess) });
+        const snn = await convert(loaded, calib, opts);
         const bytes = snn.toBytes(f.format);
         prog.stop();
         const d = snn.describe();

@@ -7,7 +7,7 @@ import { dataFiles, openDataset } from '../data/sources.js';
 import { checkPaths } from '../files.js';
 import type { Dataset } from '../data/dataset.js';
 import type { Task } from '../tasks/task.js';
-import { CONVERT_DEFAULTS, resolveConvertOptions } from '../api/convert.js';
+import { CONVERT_DEFAULTS, checkPreprocess, declaredInputShape, resolveConvertOptions } from '../api/convert.js';
 import type { Engine } from '../runtime/simulate.js';
 import { ablation, delaySweep, energyTable, iterationSweep, type ExperimentOptions } from '../experiments/experiments.js';
 import type { RunRecord } from '../report/record.js';
@@ -35,8 +35,10 @@ async function runExperiment(files: readonly string[], f: ExpFlags, run: Run): P
       if (isSnnGraph(m.graph)) throw new SpikeportError('invalid-file', `${file} is already a spiking network; experiments take the ANN`);
       return m;
     });
-    const calib = openDataset(calibrationSpec(f.data, f.calib), f.calibLimit);
-    const test = openDataset(f.data, f.limit);
+    // Image data decodes to the (first) model's input shape.
+    const images = { sampleShape: declaredInputShape(models[0]), preprocess: convertOptions.preprocess === undefined ? null : checkPreprocess(convertOptions.preprocess) };
+    const calib = openDataset(calibrationSpec(f.data, f.calib), f.calibLimit, images);
+    const test = openDataset(f.data, f.limit, images);
     const record = await run(models, calib, test, { ...convertOptions, T: f.T, task: f.task, engine: f.engine });
     prog.stop();
     writeOutputs(await recordFiles(record, f));

@@ -12,6 +12,7 @@ import { ENGINES, type Engine } from '../runtime/simulate.js';
 import { TASKS, type Task } from '../tasks/task.js';
 import { PRESETS, energyConstants, type EnergyConstants } from '../energy/energy.js';
 import { dataFiles, trainSplitOf } from '../data/sources.js';
+import { PREPROCESS_PRESETS } from '../data/preprocess.js';
 import { readRegularFile, type NamedPath } from '../files.js';
 import type { PoolMode } from '../snn/format.js';
 import { defaultThreads } from '../ort/session.js';
@@ -22,7 +23,7 @@ export const FLAGS: Readonly<Record<string, string>> = {
   seed: '--seed', thresholds: '--thresholds', maxpool: '--maxpool', readoutNode: '--readout', normalize: '--mean/--std',
   threads: '--threads', T: '--T', delay: '--delay', task: '--task', engine: '--engine', siteErrors: '--site-errors',
   siteErrorsT: '--site-errors-T', energy: '--energy', eSop: '--e-sop', eMac: '--e-mac', ann: '--ann', form: '--format',
-  limit: '--limit', counts: '--counts',
+  limit: '--limit', counts: '--counts', preprocess: '--preprocess',
 };
 
 /** A library error in the CLI's words: the field it names becomes the flag that sets it. */
@@ -66,7 +67,7 @@ function delayValue(v: string): number | 'auto' | 'off' {
 export interface CalibFlags {
   method: string; iterations: number; batch: number; stepSize: number; percentile: number; seed: number;
   shuffle: boolean; thresholds?: string; maxpool: PoolMode; readout?: string;
-  mean?: number[]; std?: number[]; calibLimit?: number; threads: number; quiet?: boolean;
+  mean?: number[]; std?: number[]; calibLimit?: number; threads: number; quiet?: boolean; preprocess?: string;
 }
 
 const D = CONVERT_DEFAULTS;
@@ -87,6 +88,7 @@ export function calibrationOptions(cmd: Command): Command {
     .option('--mean <values>', 'input normalisation mean, per channel (overrides the model metadata)', numbers)
     .option('--std <values>', 'input normalisation std, per channel', numbers)
     .option('--calib-limit <n>', 'use only the first N calibration samples', int(1))
+    .option('--preprocess <preset>', `image data: ${PREPROCESS_PRESETS} (imagenet: short side to 256, centre crop 224, as torchvision; stored in the converted file, simulate repeats it); default: images must have the model's input size`)
     .option('--threads <n>', 'ONNX Runtime threads', num, defaultThreads())
     .option('-q, --quiet', 'no progress output');
 }
@@ -131,6 +133,7 @@ export function convertOptionsFrom(f: CalibFlags, onProgress: ConvertOptions['on
     method: f.method as ConvertOptions['method'], iterations: f.iterations, batchSize: f.batch, stepSize: f.stepSize,
     percentile: f.percentile, seed: f.seed, shuffle: f.shuffle, thresholds: readThresholds(f.thresholds), maxpool: f.maxpool,
     readoutNode: f.readout, normalize: f.mean && f.std ? { mean: f.mean, std: f.std } : undefined, threads: f.threads, onProgress,
+    preprocess: f.preprocess,
   };
 }
 
@@ -172,7 +175,7 @@ export interface SimFlags extends CalibFlags, OutputFlags, EnergyFlags {
 /** Options of simulate (and demo): what to simulate and report. */
 export function simulateOptions(cmd: Command): Command {
   return cmd
-    .requiredOption('--data <spec>', 'test data: mnist:test, fashion-mnist:test[@DIR], npz:FILE, mnist-seg|mnist-det|mnist-video:test')
+    .requiredOption('--data <spec>', 'test data: mnist:test, fashion-mnist:test[@DIR], npz:FILE, imagefolder:DIR, mnist-seg|mnist-det|mnist-video:test')
     .addOption(stepsOption())
     .option('--delay <d>', 'readout window start: auto = min(d̂, ⌊T/2⌋), off = 0, or a number of steps', delayValue, SIMULATE_DEFAULTS.delay)
     .option('--limit <n>', 'use only the first N test samples', int(1))
@@ -190,6 +193,7 @@ export function simulateOptionsFrom(f: SimFlags, onProgress: SimulateOptions['on
   return {
     T: f.T, delay: f.delay, batchSize: f.batch, task: f.task, engine: f.engine, threads: f.threads, onProgress,
     references: hasSource, siteErrors: hasSource && stepForm ? f.siteErrors : 0, siteErrorsT: f.siteErrorsT, energy: energyFrom(f),
+    preprocess: f.preprocess,
   };
 }
 

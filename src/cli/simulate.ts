@@ -1,8 +1,8 @@
 /** spikeport simulate (and the demo): a converted file, or an ANN converted on the fly, simulated and scored. */
 import path from 'node:path';
 import { Command } from 'commander';
-import { convert, resolveConvertOptions } from '../api/convert.js';
-import { resolveSimulateOptions, simulate } from '../api/simulate.js';
+import { checkPreprocess, convert, declaredInputShape, resolveConvertOptions } from '../api/convert.js';
+import { openSimulationData, resolveSimulateOptions, simulate } from '../api/simulate.js';
 import { loadModel } from '../model/load.js';
 import { isSnnGraph } from '../snn/format.js';
 import { attachSource, snnFromGraph, type Snn } from '../snn/network.js';
@@ -45,9 +45,10 @@ export async function runSimulate(modelFile: string, f: SimFlags, ctx: RunContex
       const convertOptions = resolveConvertOptions(convertOptionsFrom(f, prog.report));
       const calibSpec = calibrationSpec(f.data, f.calib);
       checkPaths([...inputs, ...dataFiles(calibSpec).map((p) => ({ path: p, role: 'the calibration data' }))], outputs);
-      snn = await convert(loaded, openDataset(calibSpec, f.calibLimit), convertOptions);
+      const preprocess = convertOptions.preprocess === undefined ? null : checkPreprocess(convertOptions.preprocess);
+      snn = await convert(loaded, openDataset(calibSpec, f.calibLimit, { sampleShape: declaredInputShape(loaded), preprocess }), convertOptions);
     }
-    const data = openDataset(f.data, f.limit);
+    const data = openSimulationData(snn, f.data, f.limit, f.preprocess);
     const record = await simulate(snn, data, {
       ...simulateOptionsFrom(f, prog.report, snn.source !== null, snn.form === 'step'), modelName: path.basename(modelFile),
     });

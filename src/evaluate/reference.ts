@@ -1,6 +1,6 @@
 /** The ANN's and the clipped ANN's (every ReLU replaced by clip(x, 0, θ)) scores on a data set. */
 import type { Dataset } from '../data/dataset.js';
-import { makeBatch, sequentialBatches } from '../data/dataset.js';
+import { prefetchBatches, sequentialBatches } from '../data/dataset.js';
 import { tailGraph } from '../graph/plan.js';
 import { Session, type RuntimeOptions } from '../ort/session.js';
 import type { PreparedModel } from '../model/prepare.js';
@@ -32,12 +32,12 @@ export async function annReference(m: PreparedModel, data: Dataset, th: Threshol
       const s = await Session.create(inst.graph, opts);
       const scorer = makeScorer(task, 1, data);
       try {
-        for (const idx of sequentialBatches(data.size, opts.batchSize)) {
-          const b = makeBatch(data, idx, m.normalize);
+        const batches = sequentialBatches(data.size, opts.batchSize);
+        for await (const b of prefetchBatches(data, batches.length, (i) => batches[i], m.normalize)) {
           const feeds = { [m.inputName]: { dims: [b.n, ...m.inputShape], data: b.x }, ...(mode === 'clip' ? thetaFeeds(inst, th) : {}) };
           const readout = (await s.run(feeds, [inst.readout]))[inst.readout];
           const out = await tail.apply(readout.data, readout.dims);
-          scorer.add(0, out.data, out.dims, idx);
+          scorer.add(0, out.data, out.dims, b);
         }
       } finally {
         await s.release();

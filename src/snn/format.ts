@@ -6,6 +6,7 @@
 import { z } from 'zod';
 import type { Graph } from '../graph/ir.js';
 import { decodeModel, encodeModel } from '../onnx/codec.js';
+import { PREPROCESS_PRESETS, parsePreprocess } from '../data/preprocess.js';
 import type { Normalize } from '../data/dataset.js';
 import { NORMALIZE_KEY } from '../model/prepare.js';
 import { SpikeportError } from '../errors.js';
@@ -102,6 +103,8 @@ export interface SnnMetadata {
   readonly delay: { readonly estimated: number; readonly latencies: readonly number[] };
   /** The node the user chose as the readout, if any. */
   readonly readoutNode?: string;
+  /** Image preprocessing preset (data/preprocess.ts) used at conversion, repeated by simulate; absent: none given. */
+  readonly preprocess?: string;
 }
 
 /** The Loop form's extra inputs: the number of steps and the delay (int64 scalars). */
@@ -184,6 +187,7 @@ const metadataSchema = z.object({
   }),
   delay: z.object({ estimated: count, latencies: z.array(latency) }),
   readoutNode: name.optional(),
+  preprocess: z.string().refine((p) => parsePreprocess(p) !== null, `must be a preprocessing preset (${PREPROCESS_PRESETS})`).optional(),
 });
 
 /** A spiking network's graph as stored in a file, with what its metadata says. */

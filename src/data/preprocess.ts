@@ -1,0 +1,100 @@
+/**
+ * Image preprocessing as PyTorch users write it (torchvision transforms), named by a preset:
+ *
+ *   imagenet    Resize(round(S·256/224)) on the short side, CenterCrop(S) (S = the model's square
+ *               input size: Resize(256), CenterCrop(224) for 224), bilinear
+ *   resize:H,W  Resize((H, W)), bilinear; H×W must be the model's input size
+ *   none        the image as it is; its size must be the model's input size
+ *
+ * then ToTensor's /255 (Dataset.scale) and the model's mean/std (as for every source). The
+ * resizes use a linear (triangle) kernel that widens when shrinking, as PIL's antialiased
+ * bilinear does. Offsets and sizes follow torchvision's rounding (int() for the long side,
+ * Python's round-half-to-even for the crop offsets).
+ */
+import { SpikeportError } from '../errors.js';
+
+export type Preprocess =
+  | { readonly kind: 'none' }
+  | { readonly kind: 'imagenet' }
+  | { readonly kind: 'resize'; readonly height: number; readonly width: number };
+
+export const PREPROCESS_PRESETS = 'imagenet, resize:H,W or none';
+
+/** Parse a preset name ("imagenet", "resize:224,224", "none"); null when it is not one. */
+export function parsePreprocess(text: string): Preprocess | null {
+  if (text === 'none' || text === 'imagenet') return { kind: text };
+  const m = /^resize:(\d{1,5}),(\d{1,5})$/.exec(text);
+  if (!m) return null;
+  const height = Number(m[1]);
+  const width = Number(m[2]);
+  if (height < 1 || width < 1) return null;
+  return { kind: 'resize', height, width };
+}
+
+/** The preset's name, as parsePreprocess reads it. */
+export function formatPreprocess(p: Preprocess): string {
+  return p.kind === 'resize' ? `resize:${p.height},${p.width}` : p.kind;
+}
+
+/** Python's round(): halves to the even neighbour (torchvision's centre-crop offsets use it). */
+export function roundHalfEven(x: number): number {
+  const r = Math.round(x);
+  return Math.abs(x % 1) === 0.5 && r % 2 !== 0 ? r - 1 : r;
+}
+
+/** Where an image of width × height goes: resized to rw × rh, then [left, top, W, H] cut out. */
+export interface Geometry {
+  readonly resize: { readonly width: number; readonly height: number } | null;
+  readonly crop: { readonly left: number; readonly top: number; readonly width: number; readonly height: number } | null;
+}
+
+/**
+ * The resize and crop that take a width × height image to the model's H × W under `p`
+ * (null preset: no option given). `where` names the image in messages.
+ */
+export function geometry(p: Preprocess | null, width: number, height: number, H: number, W: number, where: string): Geometry {
+  if (!p || p.kind === 'none') {
+    if (width === W && height === H) return { resize: null, crop: null };
+    throw new SpikeportError('invalid-data', `${where} is ${width}×${height} but the model takes ${W}×${H}: choose a preprocessing with --preprocess (${PREPROCESS_PRESETS})`);
+  }
+  if (p.kind === 'resize') {
+    if (p.height !== H || p.width !== W) throw new SpikeportError('invalid-option', `--preprocess resize:${p.height},${p.width} does not give the model's input size ${H}×${W} (use resize:${H},${W})`, 'preprocess');
+    return { resize: width === W && height === H ? null : { width: W, height: H }, crop: null };
+  }
+  if (H !== W) throw new SpikeportError('invalid-option', `--preprocess imagenet crops a square; the model takes ${H}×${W} (use resize:${H},${W})`, 'preprocess');
+  // torchvision Resize(s): the short side becomes s, the long side int(s · long / short).
+  const s = Math.round((H * 256) / 224);
+  const short = Math.min(width, height);
+  const long = Math.max(width, height);
+  const newLong = Math.floor((s * long) / short);
+  const rw = width <= height ? s : newLong;
+  const rh = width <= height ? newLong : s;
+  const left = roundHalfEven((rw - W) / 2);
+  const top = roundHalfEven((rh - H) / 2);
+  return {
+    resize: rw === width && rh === height ? null : { width: rw, height: rh },
+    crop: left === 0 && top === 0 && rw === W && rh === H ? null : { left, top, width: W, height: H },
+  };
+}
+
+/**
+ * Interleaved pixels (HWC, any of 1–4 channels: gray, gray+alpha, RGB, RGBA) to planes (CHW) of
+ * `C` channels (1 or 3), as PIL's convert() does: alpha dropped, gray copied to RGB, RGB to gray
+ * by ITU-R 601-2 luma (L = (19595 R + 38470 G + 7471 B + 2¹⁵) >> 16).
+ */
+export function toPlanes(px: Uint8Array, pixels: number, channels: number, C: number, out: Uint8Array, offset: number): void {
+  const color = channels >= 3;
+  if (C === 3) {
+    for (let p = 0; p < pixels; p++) {
+      const s = p * channels;
+      out[offset + p] = px[s];
+      out[offset + pixels + p] = px[color ? s + 1 : s];
+      out[offset + 2 * pixels + p] = px[color ? s + 2 : s];
+    }
+  } else {
+    for (let p = 0; p < pixels; p++) {
+      const s = p * channels;
+      out[offset + p] = color ? (19595 * px[s] + 38470 * px[s + 1] + 7471 * px[s + 2] + 0x8000) >> 16 : px[s];
+    }
+  }
+}
