@@ -15,7 +15,9 @@ import sharp from 'sharp';
 import { openDataset, openMemoryDataset } from '../src/data/sources.js';
 import { readBatch } from '../src/data/dataset.js';
 import { geometry, parsePreprocess, roundHalfEven } from '../src/data/preprocess.js';
-import { convert, simulate } from '../src/index.js';
+import { convert, loadSnn, simulate, snnFromGraph } from '../src/index.js';
+import { decodeModel, encodeModel } from '../src/onnx/codec.js';
+import { KEYS } from '../src/snn/format.js';
 
 const CLI = path.join(process.cwd(), 'dist', 'src', 'cli', 'main.js');
 const MNIST = path.join(process.cwd(), 'models', 'mnist-cnn.onnx');
@@ -227,4 +229,39 @@ test('bad image input: not an image, a truncated JPEG, an empty class folder: on
     }
   }
   assert.deepEqual(fs.readdirSync(tmp).filter((f) => f.includes('.tmp')), [], 'no temp file left');
+});
+
+test('the preprocessing is stored in the converted file and repeated by simulate; a bad stored preset is refused', async () => {
+  const dir = path.join(tmp, 'sized');
+  for (let i = 0; i < 12; i++) {
+    const cls = String(i % 2);
+    fs.mkdirSync(path.join(dir, cls), { recursive: true });
+    fs.writeFileSync(path.join(dir, cls, `${i}.png`), png(40, 30, 3, pattern(40 * 30 * 3, i)));
+  }
+  const snnFile = path.join(tmp, 'sized.snn.onnx');
+  // Without --preprocess the 40×30 images do not fit the 28×28 model: the presets are named.
+  const refused = cli(['convert', MNIST, '--data', `imagefolder:${dir}`, '--out', snnFile, '--iterations', '1', '--batch', '4', '-q']);
+  assert.equal(refused.code, 1);
+  assert.match(refused.stderr, /is 40×30 but the model takes 28×28: choose a preprocessing with --preprocess \(imagenet, resize:H,W or none\)/);
+  const badPreset = cli(['convert', MNIST, '--data', `imagefolder:${dir}`, '--out', snnFile, '--preprocess', 'bicubic', '-q']);
+  assert.match(badPreset.stderr, /--preprocess "bicubic" is not a preprocessing \(known: imagenet, resize:H,W or none\)/);
+  const made = cli(['convert', MNIST, '--data', `imagefolder:${dir}`, '--out', snnFile, '--iterations', '2', '--batch', '4', '--preprocess', 'resize:28,28', '-q']);
+  assert.equal(made.code, 0, made.stderr);
+  const snnMeta = JSON.parse(decodeModel(fs.readFileSync(snnFile), 'f').metadata[KEYS.snn]);
+  assert.equal(snnMeta.preprocess, 'resize:28,28');
+  // simulate repeats it: the same scores as with the option given again, and as the library on a data set opened with it.
+  const json = (name: string): string => path.join(tmp, name);
+  const a = cli(['simulate', snnFile, '--data', `imagefolder:${dir}`, '--T', '2,4', '--site-errors', '0', '--json', json('a.json'), '-q']);
+  assert.equal(a.code, 0, a.stderr);
+  const b = cli(['simulate', snnFile, '--data', `imagefolder:${dir}`, '--T', '2,4', '--site-errors', '0', '--preprocess', 'resize:28,28', '--json', json('b.json'), '-q']);
+  assert.equal(b.code, 0, b.stderr);
+  const ra = JSON.parse(fs.readFileSync(json('a.json'), 'utf8'));
+  assert.deepEqual(ra.results, JSON.parse(fs.readFileSync(json('b.json'), 'utf8')).results);
+  const snn = await loadSnn(snnFile, { ann: null });
+  const lib = await simulate(snn, openDataset(`imagefolder:${dir}`, undefined, { sampleShape: [1, 28, 28], preprocess: parsePreprocess('resize:28,28') }), { T: [2, 4], threads: 1 });
+  assert.deepEqual(lib.results, ra.results);
+  // A converted file whose stored preset is not one is refused, naming the field.
+  const g = decodeModel(fs.readFileSync(snnFile), 'f');
+  const bad = { ...g, metadata: { ...g.metadata, [KEYS.snn]: JSON.stringify({ ...snnMeta, preprocess: 'resize:0,28' }) } };
+  assert.throws(() => snnFromGraph(decodeModel(encodeModel(bad), 'bad.onnx'), 'bad.onnx'), /bad\.onnx: .*field preprocess: must be a preprocessing preset/);
 });

@@ -23,6 +23,8 @@ S = torchvision.models.segmentation
 
 MODELS = [
     ("resnet18", lambda: M.resnet18(weights=None), (1, 3, 64, 64), 13),
+    # ImageNet size, for the streamed image-folder benchmark (bench/imagenet-size.ts).
+    ("resnet18-224", lambda: M.resnet18(weights=None), (1, 3, 224, 224), 13),
     ("resnet18-opset11", lambda: M.resnet18(weights=None), (1, 3, 64, 64), 11),
     ("resnet18-opset17", lambda: M.resnet18(weights=None), (1, 3, 64, 64), 17),
     ("resnet34", lambda: M.resnet34(weights=None), (1, 3, 64, 64), 13),
