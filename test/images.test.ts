@@ -179,7 +179,7 @@ test('PNG folders written by spikeport data give the npz path\'s results exactly
   const out = path.join(tmp, 'mnist-png');
   const r = cli(['data', 'mnist:test', '--format', 'imagefolder', '--limit', '100', '--out', out, '-q']);
   assert.equal(r.code, 0, r.stderr);
-  assert.match(r.stdout, /wrote .*mnist-png: 100 PNG images of 1x28x28 in 10 class folders/);
+  assert.match(r.stdout, /wrote .*mnist-png: 100 samples of 1x28x28 as 100 files \(read it as imagefolder:.*mnist-png\)/);
   const mem = openMemoryDataset('mnist:test', 100);
   const folder = openDataset(`imagefolder:${out}`, undefined, { sampleShape: [1, 28, 28] });
   // Same samples: every PNG holds its sample's bytes, in the class of its label.
@@ -264,4 +264,88 @@ test('the preprocessing is stored in the converted file and repeated by simulate
   const g = decodeModel(fs.readFileSync(snnFile), 'f');
   const bad = { ...g, metadata: { ...g.metadata, [KEYS.snn]: JSON.stringify({ ...snnMeta, preprocess: 'resize:0,28' }) } };
   assert.throws(() => snnFromGraph(decodeModel(encodeModel(bad), 'bad.onnx'), 'bad.onnx'), /bad\.onnx: .*field preprocess: must be a preprocessing preset/);
+});
+
+test('voc, coco and videofolder layouts written by spikeport data give the in-memory results exactly (mnist-fcn, mnist-centernet, mnist-r3d)', async () => {
+  const cases = [
+    { model: 'mnist-fcn', spec: 'mnist-seg:test', layout: 'voc', n: 16, read: (o: string) => `voc:${o}:test` },
+    { model: 'mnist-centernet', spec: 'mnist-det:test', layout: 'coco', n: 16, read: (o: string) => `coco:${path.join(o, 'images')}@${path.join(o, 'annotations.json')}` },
+    { model: 'mnist-r3d', spec: 'mnist-video:test', layout: 'videofolder', n: 40, read: (o: string) => `videofolder:${o}` },
+  ] as const;
+  for (const c of cases) {
+    const out = path.join(tmp, `layout-${c.layout}`);
+    const r = cli(['data', c.spec, '--format', c.layout, '--limit', String(c.n), '--out', out, '-q']);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, new RegExp(`read it as ${c.layout}:`));
+    const model = path.join(process.cwd(), 'models', `${c.model}.onnx`);
+    const snn = await convert(model, c.spec.replace(':test', ':train'), { iterations: 2, batchSize: 8, threads: 1 });
+    const mem = openMemoryDataset(c.spec, c.n);
+    const disk = openDataset(c.read(out), undefined, { sampleShape: snn.spec.inputShape });
+    assert.equal(disk.size, mem.size);
+    if (c.layout !== 'videofolder') {
+      // Same samples in the same order: pixels (and masks) byte for byte.
+      const all = Array.from({ length: mem.size }, (_, i) => i);
+      const [a, b] = [await mem.read(all), await disk.read(all)];
+      assert.deepEqual(Array.from(b.x), Array.from(a.x), `${c.layout}: pixels`);
+      if (c.layout === 'voc') assert.deepEqual(Array.from(b.masks ?? []), Array.from(a.masks ?? [0]), 'voc: masks');
+      if (c.layout === 'coco') assert.deepEqual(disk.boxes, mem.boxes, 'coco: boxes');
+    }
+    const opts = { T: [2, 6], batchSize: 8, references: true, threads: 1 } as const;
+    const [ra, rb] = [await simulate(snn, mem, opts), await simulate(snn, disk, opts)];
+    assert.equal(rb.task, ra.task);
+    assert.deepEqual(rb.results, ra.results, `${c.layout}: SNN scores`);
+    assert.deepEqual([rb.ann, rb.clippedAnn], [ra.ann, ra.clippedAnn], `${c.layout}: ANN scores`);
+  }
+});
+
+test('voc masks and coco boxes follow the preprocessing: masks resized nearest and cropped with their image, boxes mapped back to the original pixels', async () => {
+  const dir = path.join(tmp, 'voc-resize');
+  for (const f of ['JPEGImages', 'SegmentationClass', 'ImageSets/Segmentation']) fs.mkdirSync(path.join(dir, f), { recursive: true });
+  // A 40×20 image whose left half is class 1 and right half class 2 (255 on the border column).
+  const W = 40;
+  const H = 20;
+  const mask = Uint8Array.from({ length: W * H }, (_, i) => (i % W < 19 ? 1 : i % W === 19 ? 255 : 2));
+  fs.writeFileSync(path.join(dir, 'JPEGImages', 'a.png'), png(W, H, 1, mask.map((v) => v * 50)));
+  fs.writeFileSync(path.join(dir, 'SegmentationClass', 'a.png'), png(W, H, 1, mask));
+  fs.writeFileSync(path.join(dir, 'ImageSets/Segmentation/val.txt'), 'a\n');
+  const d = openDataset(`voc:${dir}:val`, undefined, { sampleShape: [1, 10, 20], preprocess: parsePreprocess('resize:10,20') });
+  const { masks } = await d.read([0]);
+  // Nearest: output column x takes input column ⌊(x + 0.5) · 2⌋ = 2x + 1.
+  for (let y = 0; y < 10; y++) for (let x = 0; x < 20; x++) assert.equal(masks?.[y * 20 + x], mask[(2 * y + 1) * W + 2 * x + 1], `mask ${x},${y}`);
+  // A mask of another size than its image is refused.
+  fs.writeFileSync(path.join(dir, 'SegmentationClass', 'a.png'), png(W - 1, H, 1, mask.subarray(0, (W - 1) * H)));
+  await assert.rejects(d.read([0]), /SegmentationClass\/a\.png is 39×20 but its image .*a\.png is 40×20/);
+});
+
+test('bad layout input: a mask whose size differs from its image, a COCO annotation of an unknown category: one line, exit 1, no output left', async () => {
+  const voc = path.join(tmp, 'bad-voc');
+  for (const f of ['JPEGImages', 'SegmentationClass', 'ImageSets/Segmentation']) fs.mkdirSync(path.join(voc, f), { recursive: true });
+  fs.writeFileSync(path.join(voc, 'JPEGImages', 'a.png'), png(64, 64, 1, pattern(64 * 64, 1)));
+  fs.writeFileSync(path.join(voc, 'SegmentationClass', 'a.png'), png(64, 60, 1, new Uint8Array(64 * 60)));
+  fs.writeFileSync(path.join(voc, 'ImageSets/Segmentation/val.txt'), 'a\n');
+  const coco = path.join(tmp, 'bad-coco');
+  fs.mkdirSync(path.join(coco, 'images'), { recursive: true });
+  fs.writeFileSync(path.join(coco, 'images', 'a.png'), png(64, 64, 1, pattern(64 * 64, 2)));
+  fs.writeFileSync(path.join(coco, 'ann.json'), JSON.stringify({
+    images: [{ id: 7, file_name: 'a.png', width: 64, height: 64 }],
+    categories: [{ id: 1, name: 'zero' }, { id: 2, name: 'one' }],
+    annotations: [{ id: 1, image_id: 7, category_id: 2, bbox: [1, 2, 10, 12], iscrowd: 0 }, { id: 2, image_id: 7, category_id: 91, bbox: [1, 2, 10, 12], iscrowd: 0 }],
+  }));
+  const cases = [
+    { model: 'mnist-fcn', calib: 'mnist-seg:train', data: `voc:${voc}:val`, message: /SegmentationClass\/a\.png is 64×60 but its image .*a\.png is 64×64/ },
+    { model: 'mnist-centernet', calib: 'mnist-det:train', data: `coco:${coco}/images@${coco}/ann.json`, message: /ann\.json: annotations\[1\] has the category id 91, which is not in "categories"/ },
+  ];
+  for (const c of cases) {
+    const json = path.join(tmp, `bad-${c.model}.json`);
+    const save = path.join(tmp, `bad-${c.model}.snn.onnx`);
+    const r = cli(['simulate', path.join(process.cwd(), 'models', `${c.model}.onnx`), '--data', c.data, '--calib', c.calib, '--calib-limit', '16', '--iterations', '1', '--batch', '8', '--T', '2', '--json', json, '--save', save, '-q']);
+    assert.equal(r.code, 1, r.stderr);
+    const lines = r.stderr.trim().split('\n');
+    assert.equal(lines.length, 1, r.stderr);
+    assert.match(lines[0], c.message);
+    assert.equal(fs.existsSync(json) || fs.existsSync(save), false, 'nothing written');
+  }
+  // A COCO file naming an image outside its folder is refused before anything is read.
+  fs.writeFileSync(path.join(coco, 'escape.json'), JSON.stringify({ images: [{ id: 1, file_name: '../../etc/passwd' }], categories: [], annotations: [] }));
+  assert.throws(() => openDataset(`coco:${coco}/images@${coco}/escape.json`, undefined, { sampleShape: [1, 64, 64] }), /file_name "\.\.\/\.\.\/etc\/passwd" leaves the images folder/);
 });

@@ -1,11 +1,11 @@
 /** spikeport convert: calibrate, build, save. */
 import path from 'node:path';
 import { Command, Option } from 'commander';
-import { checkPreprocess, convert, declaredInputShape, resolveConvertOptions } from '../api/convert.js';
+import { convert, declaredInputShape, resolveConvertOptions } from '../api/convert.js';
 import { loadModel } from '../model/load.js';
 import type { SnnForm } from '../snn/format.js';
 import { checkPaths } from '../files.js';
-import { calibrationOptions, convertOptionsFrom, inputPaths, type CalibFlags } from './options.js';
+import { calibrationOptions, convertOptionsFrom, imageOptions, inputPaths, type CalibFlags } from './options.js';
 import { progressReporter } from './progress.js';
 import { outputPaths, table, writeOutputs } from './output.js';
 import { openDataset } from '../data/sources.js';
@@ -26,7 +26,7 @@ export function convertCommand(): Command {
         checkPaths(inputPaths(model, f), outputPaths(f)); // nothing is read or computed before the files are right
         const opts = resolveConvertOptions(convertOptionsFrom(f, prog.report));
         const loaded = loadModel(model);
-        const calib = openDataset(f.data, f.calibLimit, { sampleShape: declaredInputShape(loaded), preprocess: opts.preprocess === undefined ? null : checkPreprocess(opts.preprocess) });
+        const calib = openDataset(f.data, f.calibLimit, imageOptions(f, declaredInputShape(loaded)));
         const snn = await convert(loaded, calib, opts);
         const bytes = snn.toBytes(f.format);
         prog.stop();

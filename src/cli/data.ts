@@ -1,4 +1,5 @@
-/** spikeport data: any data set written as .npz, or as an image folder (PNG). */
+/** spikeport data: any data set written as .npz, or as PNGs in an on-disk layout. */
+import path from 'node:path';
 import { Command, Option } from 'commander';
 import { dataFiles, openMemoryDataset } from '../data/sources.js';
 import { encodeDatasetNpz } from '../data/npz.js';
@@ -9,9 +10,9 @@ import { progressReporter } from './progress.js';
 
 export function dataCommand(): Command {
   return new Command('data')
-    .description('write a data set (e.g. the generated mnist-seg, mnist-det, mnist-video, or fashion-mnist:test) as .npz: x (uint8), y, masks, boxes (image, class, x, y, w, h); or as an image folder of PNGs (OUT/<label>/<index>.png, lossless; read back with imagefolder:OUT)')
+    .description('write a data set (e.g. the generated mnist-seg, mnist-det, mnist-video, or fashion-mnist:test) as .npz: x (uint8), y, masks, boxes (image, class, x, y, w, h); or as PNGs (lossless) in an on-disk layout: imagefolder (OUT/<label>/<index>.png), videofolder (OUT/<label>/<index>/<frame>.png), voc (JPEGImages, SegmentationClass, ImageSets/Segmentation/<split>.txt), coco (images/, annotations.json)')
     .argument('<spec>', 'mnist-seg:train, mnist-det:test, mnist-video:train, mnist:test, fashion-mnist:test, …')
-    .requiredOption('--out <path>', 'the .npz file to write (--format npz) or the folder to create (--format imagefolder; must not exist)')
+    .requiredOption('--out <path>', 'the .npz file to write (--format npz) or the folder to create (a layout; must not exist)')
     .addOption(new Option('--format <layout>', 'npz, or an on-disk layout').choices(['npz', ...LAYOUTS]).default('npz'))
     .option('--limit <n>', 'only the first N samples', int(1))
     .option('-q, --quiet', 'no progress output')
@@ -25,9 +26,11 @@ export function dataCommand(): Command {
       }
       const prog = progressReporter(!f.quiet);
       try {
-        const { classes } = await writeLayout(d, f.format, f.out, prog.report);
+        const split = /:(train|test)\b/.exec(spec)?.[1] ?? 'val';
+        const { files } = await writeLayout(d, f.format, f.out, prog.report, split);
         prog.stop();
-        process.stdout.write(`wrote ${f.out}: ${d.size} PNG images of ${d.sampleShape.join('x')} in ${classes} class folders (read it as imagefolder:${f.out})\n`);
+        const readBack = f.format === 'voc' ? `voc:${f.out}:${split}` : f.format === 'coco' ? `coco:${path.join(f.out, 'images')}@${path.join(f.out, 'annotations.json')}` : `${f.format}:${f.out}`;
+        process.stdout.write(`wrote ${f.out}: ${d.size} samples of ${d.sampleShape.join('x')} as ${files} files (read it as ${readBack})\n`);
       } finally {
         prog.stop();
       }

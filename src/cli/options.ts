@@ -11,7 +11,8 @@ import { SIMULATE_DEFAULTS, type SimulateOptions } from '../api/simulate.js';
 import { ENGINES, type Engine } from '../runtime/simulate.js';
 import { TASKS, type Task } from '../tasks/task.js';
 import { PRESETS, energyConstants, type EnergyConstants } from '../energy/energy.js';
-import { dataFiles, trainSplitOf } from '../data/sources.js';
+import { dataFiles, trainSplitOf, type OpenOptions } from '../data/sources.js';
+import { checkPreprocess } from '../api/convert.js';
 import { PREPROCESS_PRESETS } from '../data/preprocess.js';
 import { readRegularFile, type NamedPath } from '../files.js';
 import type { PoolMode } from '../snn/format.js';
@@ -23,7 +24,7 @@ export const FLAGS: Readonly<Record<string, string>> = {
   seed: '--seed', thresholds: '--thresholds', maxpool: '--maxpool', readoutNode: '--readout', normalize: '--mean/--std',
   threads: '--threads', T: '--T', delay: '--delay', task: '--task', engine: '--engine', siteErrors: '--site-errors',
   siteErrorsT: '--site-errors-T', energy: '--energy', eSop: '--e-sop', eMac: '--e-mac', ann: '--ann', form: '--format',
-  limit: '--limit', counts: '--counts', preprocess: '--preprocess',
+  limit: '--limit', counts: '--counts', preprocess: '--preprocess', clipLength: '--clip-len',
 };
 
 /** A library error in the CLI's words: the field it names becomes the flag that sets it. */
@@ -67,7 +68,12 @@ function delayValue(v: string): number | 'auto' | 'off' {
 export interface CalibFlags {
   method: string; iterations: number; batch: number; stepSize: number; percentile: number; seed: number;
   shuffle: boolean; thresholds?: string; maxpool: PoolMode; readout?: string;
-  mean?: number[]; std?: number[]; calibLimit?: number; threads: number; quiet?: boolean; preprocess?: string;
+  mean?: number[]; std?: number[]; calibLimit?: number; threads: number; quiet?: boolean; preprocess?: string; clipLen?: number;
+}
+
+/** How image sources open for a model of this per-sample input shape. */
+export function imageOptions(f: CalibFlags, sampleShape: readonly number[] | undefined, preprocess = f.preprocess): OpenOptions {
+  return { sampleShape, preprocess: preprocess === undefined ? null : checkPreprocess(preprocess), clipLength: f.clipLen };
 }
 
 const D = CONVERT_DEFAULTS;
@@ -88,6 +94,7 @@ export function calibrationOptions(cmd: Command): Command {
     .option('--mean <values>', 'input normalisation mean, per channel (overrides the model metadata)', numbers)
     .option('--std <values>', 'input normalisation std, per channel', numbers)
     .option('--calib-limit <n>', 'use only the first N calibration samples', int(1))
+    .option('--clip-len <n>', 'videofolder: frames per clip, sampled evenly from each video (must be the model\'s; default: the model\'s)', int(1))
     .option('--preprocess <preset>', `image data: ${PREPROCESS_PRESETS} (imagenet: short side to 256, centre crop 224, as torchvision; stored in the converted file, simulate repeats it); default: images must have the model's input size`)
     .option('--threads <n>', 'ONNX Runtime threads', num, defaultThreads())
     .option('-q, --quiet', 'no progress output');

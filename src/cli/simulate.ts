@@ -1,8 +1,8 @@
 /** spikeport simulate (and the demo): a converted file, or an ANN converted on the fly, simulated and scored. */
 import path from 'node:path';
 import { Command } from 'commander';
-import { checkPreprocess, convert, declaredInputShape, resolveConvertOptions } from '../api/convert.js';
-import { openSimulationData, resolveSimulateOptions, simulate } from '../api/simulate.js';
+import { convert, declaredInputShape, resolveConvertOptions } from '../api/convert.js';
+import { resolveSimulateOptions, simulate } from '../api/simulate.js';
 import { loadModel } from '../model/load.js';
 import { isSnnGraph } from '../snn/format.js';
 import { attachSource, snnFromGraph, type Snn } from '../snn/network.js';
@@ -10,7 +10,7 @@ import { dataFiles, openDataset } from '../data/sources.js';
 import { checkPaths } from '../files.js';
 import { SpikeportError } from '../errors.js';
 import {
-  CONVERSION_ONLY, calibrationOptions, calibrationSpec, convertOptionsFrom, energyOptions, flagOf, inputPaths, outputOptions, simulateOptions,
+  CONVERSION_ONLY, calibrationOptions, calibrationSpec, convertOptionsFrom, energyOptions, flagOf, imageOptions, inputPaths, outputOptions, simulateOptions,
   simulateOptionsFrom, type SimFlags,
 } from './options.js';
 import { progressReporter } from './progress.js';
@@ -45,10 +45,9 @@ export async function runSimulate(modelFile: string, f: SimFlags, ctx: RunContex
       const convertOptions = resolveConvertOptions(convertOptionsFrom(f, prog.report));
       const calibSpec = calibrationSpec(f.data, f.calib);
       checkPaths([...inputs, ...dataFiles(calibSpec).map((p) => ({ path: p, role: 'the calibration data' }))], outputs);
-      const preprocess = convertOptions.preprocess === undefined ? null : checkPreprocess(convertOptions.preprocess);
-      snn = await convert(loaded, openDataset(calibSpec, f.calibLimit, { sampleShape: declaredInputShape(loaded), preprocess }), convertOptions);
+      snn = await convert(loaded, openDataset(calibSpec, f.calibLimit, imageOptions(f, declaredInputShape(loaded))), convertOptions);
     }
-    const data = openSimulationData(snn, f.data, f.limit, f.preprocess);
+    const data = openDataset(f.data, f.limit, imageOptions(f, snn.spec.inputShape, f.preprocess ?? snn.meta.preprocess));
     const record = await simulate(snn, data, {
       ...simulateOptionsFrom(f, prog.report, snn.source !== null, snn.form === 'step'), modelName: path.basename(modelFile),
     });

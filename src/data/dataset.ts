@@ -5,12 +5,16 @@
  * sets) sit behind the same interface. Batches are assembled with the model's normalisation.
  */
 
+import type { Placement } from './preprocess.js';
+
 /** Raw values of some samples, in the order asked for: × scale = model input before normalisation. */
 export interface Samples {
   /** n × prod(sampleShape) values. */
   readonly x: Float32Array | Uint8Array;
   /** Segmentation: n × prod(maskShape) per-pixel class ids; 255 = ignore. */
   readonly masks?: Uint8Array;
+  /** Images resized or cropped: where each sample came from (detections are mapped back with it). */
+  readonly placements?: readonly Placement[];
 }
 
 export interface Dataset {
@@ -102,6 +106,8 @@ export interface Batch {
   readonly indices: readonly number[];
   /** Segmentation: the batch's masks, n × prod(maskShape). */
   readonly masks?: Uint8Array;
+  /** Where each sample came from, when the source resized or cropped images. */
+  readonly placements?: readonly Placement[];
 }
 
 /** Scale and normalise raw samples per channel (axis 0 of a sample). */
@@ -127,7 +133,7 @@ export async function readBatch(d: Dataset, indices: readonly number[], norm: No
   const s = await d.read(indices);
   const x = normalizeSamples(s.x, indices.length, d.sampleShape, d.scale, norm);
   const y = d.labels ? Int32Array.from(indices, (i) => (d.labels as Int32Array)[i]) : null;
-  return { x, y, n: indices.length, indices: [...indices], ...(s.masks ? { masks: s.masks } : {}) };
+  return { x, y, n: indices.length, indices: [...indices], ...(s.masks ? { masks: s.masks } : {}), ...(s.placements ? { placements: s.placements } : {}) };
 }
 
 /**

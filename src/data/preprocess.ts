@@ -48,6 +48,40 @@ export interface Geometry {
   readonly crop: { readonly left: number; readonly top: number; readonly width: number; readonly height: number } | null;
 }
 
+/** Where a decoded sample came from: the original image's size and the resize and crop applied. */
+export interface Placement extends Geometry {
+  readonly width: number;
+  readonly height: number;
+}
+
+/** A point (x, y) of the model's input mapped back to the original image's pixel coordinates. */
+export function toOriginal(p: Placement, x: number, y: number): [number, number] {
+  const sx = p.resize ? p.resize.width / p.width : 1;
+  const sy = p.resize ? p.resize.height / p.height : 1;
+  return [(x + (p.crop?.left ?? 0)) / sx, (y + (p.crop?.top ?? 0)) / sy];
+}
+
+/**
+ * Per-pixel labels (a mask of the original image's size) put through the same resize (nearest
+ * neighbour, as torchvision resizes masks) and crop as the image: H × W labels.
+ */
+export function placeMask(mask: Uint8Array, p: Placement, H: number, W: number): Uint8Array {
+  if (!p.resize && !p.crop) return mask;
+  const rw = p.resize?.width ?? p.width;
+  const rh = p.resize?.height ?? p.height;
+  const left = p.crop?.left ?? 0;
+  const top = p.crop?.top ?? 0;
+  const out = new Uint8Array(H * W);
+  for (let y = 0; y < H; y++) {
+    const sy = Math.min(p.height - 1, Math.floor(((y + top + 0.5) * p.height) / rh));
+    for (let x = 0; x < W; x++) {
+      const sx = Math.min(p.width - 1, Math.floor(((x + left + 0.5) * p.width) / rw));
+      out[y * W + x] = mask[sy * p.width + sx];
+    }
+  }
+  return out;
+}
+
 /**
  * The resize and crop that take a width × height image to the model's H × W under `p`
  * (null preset: no option given). `where` names the image in messages.
@@ -78,18 +112,19 @@ export function geometry(p: Preprocess | null, width: number, height: number, H:
 }
 
 /**
- * Interleaved pixels (HWC, any of 1–4 channels: gray, gray+alpha, RGB, RGBA) to planes (CHW) of
+ * Interleaved pixels (HWC, any of 1–4 channels: gray, gray+alpha, RGB, RGBA) to planes (CHW, planes
+ * `channelStride` apart) of
  * `C` channels (1 or 3), as PIL's convert() does: alpha dropped, gray copied to RGB, RGB to gray
  * by ITU-R 601-2 luma (L = (19595 R + 38470 G + 7471 B + 2¹⁵) >> 16).
  */
-export function toPlanes(px: Uint8Array, pixels: number, channels: number, C: number, out: Uint8Array, offset: number): void {
+export function toPlanes(px: Uint8Array, pixels: number, channels: number, C: number, out: Uint8Array, offset: number, channelStride = pixels): void {
   const color = channels >= 3;
   if (C === 3) {
     for (let p = 0; p < pixels; p++) {
       const s = p * channels;
       out[offset + p] = px[s];
-      out[offset + pixels + p] = px[color ? s + 1 : s];
-      out[offset + 2 * pixels + p] = px[color ? s + 2 : s];
+      out[offset + channelStride + p] = px[color ? s + 1 : s];
+      out[offset + 2 * channelStride + p] = px[color ? s + 2 : s];
     }
   } else {
     for (let p = 0; p < pixels; p++) {

@@ -10,7 +10,7 @@ import { SpikeportError, checkInteger } from '../errors.js';
 import { readRegularFile } from '../files.js';
 import type { Dataset, MemoryDataset } from './dataset.js';
 import { checkIndices, memoryDataset } from './dataset.js';
-import { openImageFolder } from './images.js';
+import { openCoco, openImageFolder, openVideoFolder, openVoc } from './images.js';
 import type { Preprocess } from './preprocess.js';
 import { readNpz } from './npz.js';
 import { SYNTH_KINDS, SYNTH_SIZES, synthesize, type SynthKind } from './synth.js';
@@ -69,6 +69,7 @@ export function dataFiles(spec: string): string[] {
   const m = /^([a-z-]+):(.+)$/.exec(spec);
   if (!m) return [];
   if (m[1] === 'npz') return [m[2]];
+  if (m[1] === 'coco' && m[2].lastIndexOf('@') > 0) return [m[2].slice(m[2].lastIndexOf('@') + 1)];
   const dir = m[1] === 'fashion-mnist' ? m[2].split('@')[1] : undefined;
   if (!dir) return [];
   return ['train', 't10k'].flatMap((p) => [`${p}-images-idx3-ubyte`, `${p}-labels-idx1-ubyte`]).flatMap((f) => [path.join(dir, f), path.join(dir, `${f}.gz`)]);
@@ -80,13 +81,35 @@ export interface OpenOptions {
   readonly sampleShape?: readonly number[];
   /** Image sources: the preprocessing (absent or null: images must have the model's size). */
   readonly preprocess?: Preprocess | null;
+  /** videofolder: frames per clip, checked against the model's (its input's axis 1). */
+  readonly clipLength?: number;
 }
 
-const KNOWN = `mnist:train|test, fashion-mnist:train|test[@DIR], npz:FILE, imagefolder:DIR or a generated set (${SYNTH_KINDS.join(', ')}):train|test`;
+const KNOWN = `mnist:train|test, fashion-mnist:train|test[@DIR], npz:FILE, imagefolder:DIR, videofolder:DIR, voc:DIR[:split], coco:IMAGES@ANNOTATIONS.json or a generated set (${SYNTH_KINDS.join(', ')}):train|test`;
 
-/** Does the spec name a source whose samples are decoded from image files (for the model's input)? */
-export function isImageSpec(spec: string): boolean {
-  return /^imagefolder:/.test(spec);
+/** The sources decoded from image files (streamed, for the model's input shape). */
+export const IMAGE_SOURCES = ['imagefolder', 'videofolder', 'voc', 'coco'] as const;
+
+/** Open an image source (streamed). */
+function openImages(spec: string, kind: string, rest: string, options: OpenOptions): Dataset {
+  const opts = { sampleShape: options.sampleShape ?? [], preprocess: options.preprocess ?? null };
+  if (kind === 'imagefolder') return openImageFolder(spec, rest, opts);
+  if (kind === 'videofolder') {
+    const L = opts.sampleShape[1];
+    if (options.clipLength !== undefined && options.sampleShape?.length === 4 && options.clipLength !== L) {
+      throw new SpikeportError('invalid-option', `clipLength ${options.clipLength}: the model takes clips of ${L} frames`, 'clipLength');
+    }
+    return openVideoFolder(spec, rest, opts);
+  }
+  if (kind === 'voc') {
+    const m = /^(.*?)(?::([\w.-]+))?$/.exec(rest) as RegExpExecArray;
+    // A folder whose name has a colon: the part after the last one is a split only if that is not a folder.
+    const [dir, split] = m[2] !== undefined && !fs.existsSync(rest) ? [m[1], m[2]] : [rest, 'train'];
+    return openVoc(spec, dir, split, opts);
+  }
+  const at = rest.lastIndexOf('@');
+  if (at <= 0 || at === rest.length - 1) throw new SpikeportError('invalid-data', `data set "${spec}": expected coco:IMAGES_DIR@ANNOTATIONS.json`);
+  return openCoco(spec, rest.slice(0, at), rest.slice(at + 1), opts);
 }
 
 /**
@@ -96,8 +119,8 @@ export function isImageSpec(spec: string): boolean {
 export function openDataset(spec: string, limit?: number, options: OpenOptions = {}): Dataset {
   if (limit !== undefined) checkInteger('limit', limit, 1);
   const m = /^([a-z-]+):(.+)$/.exec(spec);
-  if (m?.[1] === 'imagefolder') {
-    const d = openImageFolder(spec, m[2], { sampleShape: options.sampleShape ?? [], preprocess: options.preprocess ?? null });
+  if (m && (IMAGE_SOURCES as readonly string[]).includes(m[1])) {
+    const d = openImages(spec, m[1], m[2], options);
     return limit !== undefined && limit < d.size ? limitDataset(d, limit) : d;
   }
   return openMemoryDataset(spec, limit);

@@ -43,6 +43,8 @@ export interface StepBatch {
   readonly indices: readonly number[];
   /** Segmentation: the batch's masks (Batch.masks). */
   readonly masks?: Uint8Array;
+  /** Where each sample came from, when the source resized or cropped images (Batch.placements). */
+  readonly placements?: Batch['placements'];
 }
 
 export interface SimulateOptions extends RuntimeOptions {
@@ -192,7 +194,7 @@ async function stepRunner(graph: Graph, ctx: RunContext): Promise<BatchRunner> {
         if (next) [current, next] = [next, current];
         opts.onProgress?.({ phase: 'simulate', done: bi * T + t, total: nBatches * T });
       }
-      await sink({ readouts: keep, sums: cums, steps: T, n, size, labels: batch.y, indices: batch.indices, ...(batch.masks ? { masks: batch.masks } : {}) });
+      await sink({ readouts: keep, sums: cums, steps: T, n, size, labels: batch.y, indices: batch.indices, ...(batch.masks ? { masks: batch.masks } : {}), ...(batch.placements ? { placements: batch.placements } : {}) });
     },
     async release() {
       await session.release();
@@ -217,7 +219,7 @@ async function loopRunner(graph: Graph, ctx: RunContext): Promise<BatchRunner> {
       }, [loopReadout(spec.readout), ...counters.map(loopCounter)]);
       counters.forEach((c, i) => out[loopCounter(c)].data.forEach((v, t) => { sums[i][t] += Math.round(v); }));
       opts.onProgress?.({ phase: 'simulate', done: (bi + 1) * T, total: nBatches * T });
-      await sink({ readouts: out[loopReadout(spec.readout)].data, sums: new Map(), steps: T, n: batch.n, size, labels: batch.y, indices: batch.indices, ...(batch.masks ? { masks: batch.masks } : {}) });
+      await sink({ readouts: out[loopReadout(spec.readout)].data, sums: new Map(), steps: T, n: batch.n, size, labels: batch.y, indices: batch.indices, ...(batch.masks ? { masks: batch.masks } : {}), ...(batch.placements ? { placements: batch.placements } : {}) });
     },
     release: () => session.release(),
   };

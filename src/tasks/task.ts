@@ -6,6 +6,7 @@
  *   segmentation    mIoU, pixel accuracy  detection  mAP@[.50:.95], mAP@.50 (COCO)
  */
 import type { Dataset } from '../data/dataset.js';
+import { toOriginal, type Placement } from '../data/preprocess.js';
 import { SpikeportError } from '../errors.js';
 import { TopKCounter } from './classification.js';
 import { ConfusionMatrix } from './segmentation.js';
@@ -30,6 +31,8 @@ export interface Score {
 export interface Targets {
   readonly indices: readonly number[];
   readonly masks?: Uint8Array;
+  /** Detection: where each sample came from (resize, crop), to map boxes back to the original image. */
+  readonly placements?: readonly Placement[];
 }
 
 export interface Scorer {
@@ -96,7 +99,7 @@ function detection(windows: number, data: Dataset): Scorer {
   const seen = new Set<number>();
   let classes = 0;
   return {
-    add(w, outputs, dims, { indices }) {
+    add(w, outputs, dims, { indices, placements }) {
       if (dims.length !== 4 || dims[1] < 5) throw new SpikeportError('invalid-data', `detection: expected a head [n, classes + 4, h, w], got ${dims.join('x')}`);
       if (classes !== dims[1] - 4) {
         classes = dims[1] - 4;
@@ -104,7 +107,17 @@ function detection(windows: number, data: Dataset): Scorer {
         if (bad !== undefined) throw new SpikeportError('invalid-data', `data set ${data.name} has a box of class ${bad.label}, but the model's head scores ${classes} classes (0..${classes - 1})`);
       }
       const stride = data.sampleShape[data.sampleShape.length - 1] / dims[3];
-      found[w].push(...decode(outputs, dims[0], dims[2], dims[3], indices, { classes, stride }));
+      const dets = decode(outputs, dims[0], dims[2], dims[3], indices, { classes, stride });
+      if (!placements) found[w].push(...dets);
+      else {
+        // Boxes in the model's input → the original image's pixels, where the ground truth is.
+        for (const d of dets) {
+          const p = placements[indices.indexOf(d.image)];
+          const [x0, y0] = toOriginal(p, d.x, d.y);
+          const [x1, y1] = toOriginal(p, d.x + d.w, d.y + d.h);
+          found[w].push({ ...d, x: x0, y: y0, w: x1 - x0, h: y1 - y0 });
+        }
+      }
       indices.forEach((i) => seen.add(i));
     },
     scores: () => {
