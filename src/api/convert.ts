@@ -7,7 +7,7 @@ import path from 'node:path';
 import { isNormalize, type Dataset, type Normalize } from '../data/dataset.js';
 import { openDataset } from '../data/sources.js';
 import { PREPROCESS_PRESETS, formatPreprocess, parsePreprocess, type Preprocess } from '../data/preprocess.js';
-import { tailGraph } from '../graph/plan.js';
+import { modelTail } from '../evaluate/tail.js';
 import { loadModel, type LoadedModel } from '../model/load.js';
 import { checkDataFits, prepareModel } from '../model/prepare.js';
 import { CALIBRATION_DEFAULTS, calibrate, resolveCalibrateOptions, type CalibrateOptions, type ResolvedCalibrateOptions } from '../calibrate/calibrate.js';
@@ -89,7 +89,7 @@ export async function convert(model: string | LoadedModel, data: string | Datase
     throw optionError('preprocess', `is ${formatPreprocess(preprocess)} but the data set ${calib.name} was opened with ${calib.preprocess ?? 'none'}`);
   }
   checkDataFits(calib, prepared.inputName, prepared.inputShape);
-  const tail = tailGraph(prepared.graph, prepared.plan); // refuses a bad readout node before calibrating
+  const tail = await modelTail(prepared, opts); // refuses a bad readout node before calibrating
   const calibration = await calibrate(prepared, calib, opts);
   const step = buildSnn(prepared, calibration.thresholds, opts.maxpool);
   const meta: SnnMetadata = {
