@@ -9,7 +9,8 @@
  * Prints: decoding alone (images/s); ANN images/s and the share of its time spent waiting for
  * decoded batches; the SNN at T (images/s, waiting share); the decoding work as a share of each
  * run (images × decode time per image ÷ run time: what decoding costs, overlapped or not); max
- * RSS of a child simulating the first N images (T = 1) for each N in --rss.
+ * RSS of a child running the ANN over the first N images, streamed, for each N in --rss (the
+ * SNN's data path is the same; its own state is per batch, bench/memory.ts).
  */
 import fs from 'node:fs';
 import os from 'node:os';
@@ -114,9 +115,9 @@ async function main(): Promise<void> {
     return;
   }
   if (mode === 'child') {
-    const [snnFile, dir, n] = process.argv.slice(3);
-    const r = await snnRun(snnFile, dir, Number(n), 1);
-    process.stdout.write(JSON.stringify(r));
+    const [model, dir, n] = process.argv.slice(3);
+    const r = await annRun(model, dir, Number(n));
+    process.stdout.write(JSON.stringify({ ...r, rss: process.resourceUsage().maxRSS / 1024 }));
     return;
   }
   if (mode !== 'run') throw new Error('usage: imagenet-size.js gen DIR N | run MODEL DIR [--images N] [--snn-images N] [--T T] [--rss 500,5000]');
@@ -142,10 +143,10 @@ async function main(): Promise<void> {
     process.stdout.write(`SNN at T = ${T}: ${s.perSecond.toFixed(2)} images/s over ${snnImages} images (${(s.perSecond * T).toFixed(1)} image-steps/s); decoding work ${(100 * (snnImages * decode) / s.seconds).toFixed(2)} % of the run time\n`);
     for (const count of rssCounts) {
       const here = path.dirname(fileURLToPath(import.meta.url));
-      const r = spawnSync(process.execPath, [path.join(here, 'imagenet-size.js'), 'child', snnFile, dir, String(count)], { encoding: 'utf8' });
+      const r = spawnSync(process.execPath, [path.join(here, 'imagenet-size.js'), 'child', model, dir, String(count)], { encoding: 'utf8' });
       if (r.status !== 0) throw new Error(r.stderr);
-      const c = JSON.parse(r.stdout) as { perSecond: number; rss: number };
-      process.stdout.write(`max RSS simulating ${count} images (T = 1, streamed): ${c.rss.toFixed(0)} MB (${c.perSecond.toFixed(1)} images/s)\n`);
+      const c = JSON.parse(r.stdout) as { perSecond: number; rss: number; waiting: number };
+      process.stdout.write(`max RSS of the ANN over ${count} images (streamed): ${c.rss.toFixed(0)} MB (${c.perSecond.toFixed(1)} images/s, waiting for data ${(100 * c.waiting).toFixed(1)} %)\n`);
     }
   } finally {
     fs.rmSync(snnFile, { force: true });
