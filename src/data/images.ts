@@ -22,7 +22,7 @@ import path from 'node:path';
 import { SpikeportError } from '../errors.js';
 import type { Dataset } from './dataset.js';
 import { checkIndices } from './dataset.js';
-import { formatPreprocess, geometry, placeMask, toPlanes, type Placement, type Preprocess } from './preprocess.js';
+import { cropPixels, formatPreprocess, geometry, placeMask, resizeBilinear, toPlanes, type Placement, type Preprocess } from './preprocess.js';
 import { decodeLabelPng } from './png.js';
 import type { DetectionBox } from './dataset.js';
 
@@ -78,11 +78,21 @@ export async function decodeImage(file: string, shape: readonly number[], prepro
     const meta = await img.metadata();
     if (!meta.width || !meta.height) throw new Error('no image size');
     const g = geometry(preprocess, meta.width, meta.height, H, W, file);
-    if (g.resize) img.resize(g.resize.width, g.resize.height, { fit: 'fill', kernel: 'linear' });
-    if (g.crop) img.extract(g.crop);
+    // Shrinking: sharp's linear kernel (widened, as PIL's) in its threads, within 2 levels of PIL.
+    // Enlarging: sharp's interpolation is off by tens of levels, so PIL's own arithmetic, here.
+    const enlarge = g.resize !== null && (g.resize.width > meta.width || g.resize.height > meta.height);
+    if (g.resize && !enlarge) img.resize(g.resize.width, g.resize.height, { fit: 'fill', kernel: 'linear' });
+    if (g.crop && !enlarge) img.extract(g.crop);
     const { data, info } = await img.raw({ depth: 'uchar' }).toBuffer({ resolveWithObject: true });
-    if (info.width !== W || info.height !== H) throw new Error(`decoded to ${info.width}×${info.height}, expected ${W}×${H}`);
-    toPlanes(data, W * H, info.channels, C, out, offset, channelStride);
+    let px: Uint8Array = data;
+    if (enlarge && g.resize) {
+      const { width: rw, height: rh } = g.resize;
+      px = resizeBilinear(data, info.width, info.height, info.channels, rw, rh);
+      if (g.crop) px = cropPixels(px, rw, info.channels, g.crop);
+    } else if (info.width !== W || info.height !== H) {
+      throw new Error(`decoded to ${info.width}×${info.height}, expected ${W}×${H}`);
+    }
+    toPlanes(px, W * H, info.channels, C, out, offset, channelStride);
     return { ...g, width: meta.width, height: meta.height };
   } catch (e) {
     if (e instanceof SpikeportError) throw e;

@@ -8,7 +8,8 @@
  *
  * then ToTensor's /255 (Dataset.scale) and the model's mean/std (as for every source). The
  * resizes use a linear (triangle) kernel that widens when shrinking, as PIL's antialiased
- * bilinear does. Offsets and sizes follow torchvision's rounding (int() for the long side,
+ * bilinear does: sharp's when shrinking (within 2 levels of PIL), PIL's own fixed-point
+ * arithmetic (resizeBilinear, exact) when enlarging. Offsets and sizes follow torchvision's rounding (int() for the long side,
  * Python's round-half-to-even for the crop offsets).
  */
 import { SpikeportError } from '../errors.js';
@@ -132,4 +133,95 @@ export function toPlanes(px: Uint8Array, pixels: number, channels: number, C: nu
       out[offset + p] = color ? (19595 * px[s] + 38470 * px[s + 1] + 7471 * px[s + 2] + 0x8000) >> 16 : px[s];
     }
   }
+}
+
+/** PIL's fixed-point precision for 8-bit resampling. */
+const PRECISION_BITS = 32 - 8 - 2;
+
+/** Per output pixel: first input index and fixed-point weights of PIL's bilinear (triangle) filter, widened when shrinking. */
+function coefficients(inSize: number, outSize: number): { start: Int32Array; count: Int32Array; weights: Int32Array; taps: number } {
+  const scale = inSize / outSize;
+  const filterScale = Math.max(scale, 1);
+  const support = filterScale; // the triangle's support (1) × filterScale
+  const taps = Math.ceil(support) * 2 + 1;
+  const start = new Int32Array(outSize);
+  const count = new Int32Array(outSize);
+  const weights = new Int32Array(outSize * taps);
+  const w = new Float64Array(taps);
+  for (let o = 0; o < outSize; o++) {
+    const center = (o + 0.5) * scale;
+    const lo = Math.max(0, Math.trunc(center - support + 0.5));
+    const hi = Math.min(inSize, Math.trunc(center + support + 0.5));
+    let sum = 0;
+    for (let k = 0; k < hi - lo; k++) {
+      const t = Math.abs((k + lo - center + 0.5) / filterScale);
+      w[k] = t < 1 ? 1 - t : 0;
+      sum += w[k];
+    }
+    for (let k = 0; k < hi - lo; k++) {
+      const v = sum !== 0 ? w[k] / sum : 0;
+      weights[o * taps + k] = Math.trunc(v < 0 ? -0.5 + v * (1 << PRECISION_BITS) : 0.5 + v * (1 << PRECISION_BITS));
+    }
+    start[o] = lo;
+    count[o] = hi - lo;
+  }
+  return { start, count, weights, taps };
+}
+
+function clip8(v: number): number {
+  const s = v >> PRECISION_BITS;
+  return s < 0 ? 0 : s > 255 ? 255 : s;
+}
+
+/**
+ * PIL's Image.resize(…, BILINEAR) on interleaved 8-bit pixels (what torchvision's Resize does to
+ * a PIL image): a horizontal pass, rounded to bytes, then a vertical one, in PIL's fixed point.
+ */
+export function resizeBilinear(px: Uint8Array, width: number, height: number, channels: number, outW: number, outH: number): Uint8Array {
+  let cur = px;
+  let w = width;
+  if (outW !== width) {
+    const c = coefficients(width, outW);
+    const next = new Uint8Array(outW * height * channels);
+    for (let y = 0; y < height; y++) {
+      const row = y * width * channels;
+      for (let o = 0; o < outW; o++) {
+        const base = o * c.taps;
+        const s0 = c.start[o];
+        for (let ch = 0; ch < channels; ch++) {
+          let ss = 1 << (PRECISION_BITS - 1);
+          for (let k = 0; k < c.count[o]; k++) ss += cur[row + (s0 + k) * channels + ch] * c.weights[base + k];
+          next[(y * outW + o) * channels + ch] = clip8(ss);
+        }
+      }
+    }
+    cur = next;
+    w = outW;
+  }
+  if (outH !== height) {
+    const c = coefficients(height, outH);
+    const next = new Uint8Array(w * outH * channels);
+    const stride = w * channels;
+    for (let o = 0; o < outH; o++) {
+      const base = o * c.taps;
+      const s0 = c.start[o];
+      for (let x = 0; x < stride; x++) {
+        let ss = 1 << (PRECISION_BITS - 1);
+        for (let k = 0; k < c.count[o]; k++) ss += cur[(s0 + k) * stride + x] * c.weights[base + k];
+        next[o * stride + x] = clip8(ss);
+      }
+    }
+    cur = next;
+  }
+  return cur;
+}
+
+/** A rectangle of interleaved pixels (width × channels per row). */
+export function cropPixels(px: Uint8Array, width: number, channels: number, c: { left: number; top: number; width: number; height: number }): Uint8Array {
+  const out = new Uint8Array(c.width * c.height * channels);
+  for (let y = 0; y < c.height; y++) {
+    const src = ((c.top + y) * width + c.left) * channels;
+    out.set(px.subarray(src, src + c.width * channels), y * c.width * channels);
+  }
+  return out;
 }
