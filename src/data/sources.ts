@@ -132,6 +132,7 @@ export function openMemoryDataset(spec: string, limit?: number): MemoryDataset {
   const m = /^([a-z-]+):(.+)$/.exec(spec);
   if (!m) throw new SpikeportError('invalid-data', `data set "${spec}": expected ${KNOWN}`);
   const [, kind, rest] = m;
+  if ((IMAGE_SOURCES as readonly string[]).includes(kind)) throw new SpikeportError('invalid-data', `data set "${spec}": ${kind} data is streamed for a model (convert, simulate); it is not read into memory whole`);
   let d: MemoryDataset;  if (kind === 'mnist' || kind === 'fashion-mnist') {
     const [split, dirOpt] = rest.split('@');
     if (split !== 'train' && split !== 'test') throw new SpikeportError('invalid-data', `data set "${spec}": the split must be train or test`);
