@@ -86,7 +86,7 @@ export async function convert(model: string | LoadedModel, data: string | Datase
   const preprocess = opts.preprocess === undefined ? null : checkPreprocess(opts.preprocess);
   const calib = typeof data === 'string' ? openDataset(data, undefined, { sampleShape: prepared.inputShape, preprocess }) : data;
   if (preprocess && (calib.preprocess ?? 'none') !== formatPreprocess(preprocess)) {
-    throw optionError('preprocess', `is ${formatPreprocess(preprocess)} but the data set ${calib.name} was opened with ${calib.preprocess ?? 'none'}`);
+    throw optionError('preprocess', `is ${formatPreprocess(preprocess)} but the data set ${calib.name} was opened with ${calib.preprocess ?? 'none'} (the preprocessing applies to image data: imagefolder, voc, coco, videofolder)`);
   }
   checkDataFits(calib, prepared.inputName, prepared.inputShape);
   const tail = await modelTail(prepared, opts); // refuses a bad readout node before calibrating
