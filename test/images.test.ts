@@ -14,7 +14,7 @@ import zlib from 'node:zlib';
 import sharp from 'sharp';
 import { openDataset, openMemoryDataset } from '../src/data/sources.js';
 import { readBatch } from '../src/data/dataset.js';
-import { geometry, parsePreprocess, roundHalfEven } from '../src/data/preprocess.js';
+import { geometry, parsePreprocess, roundHalfEven, toOriginal } from '../src/data/preprocess.js';
 import { convert, loadSnn, simulate, snnFromGraph } from '../src/index.js';
 import { decodeModel, encodeModel } from '../src/onnx/codec.js';
 import { KEYS } from '../src/snn/format.js';
@@ -119,6 +119,15 @@ test('imagenet preset geometry follows torchvision: int() on the long side, roun
   assert.deepEqual(geometry(p, 300, 200, 128, 128, 'x').resize, { width: 219, height: 146 });
   assert.deepEqual(geometry(parsePreprocess('resize:8,6'), 20, 10, 8, 6, 'x'), { resize: { width: 6, height: 8 }, crop: null });
   assert.throws(() => geometry(parsePreprocess('resize:8,8'), 20, 10, 8, 6, 'x'), /resize:8,8 does not give the model's input size 8×6/);
+  // A detection at the model's (0, 0) and (224, 224) maps back through the crop offset and the scale: x · 500/341, y · 375/256.
+  const placed = { ...geometry(p, 500, 375, 224, 224, 'x'), width: 500, height: 375 };
+  const close = (a: number, b: number): void => assert.ok(Math.abs(a - b) < 1e-9, `${a} vs ${b}`);
+  const [x0, y0] = toOriginal(placed, 0, 0);
+  close(x0, (58 * 500) / 341);
+  close(y0, (16 * 375) / 256);
+  const [x1, y1] = toOriginal(placed, 224, 224);
+  close(x1, (282 * 500) / 341);
+  close(y1, (240 * 375) / 256);
   assert.equal(parsePreprocess('resize:0,3'), null);
   assert.equal(parsePreprocess('bicubic'), null);
 });
