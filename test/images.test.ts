@@ -362,3 +362,25 @@ test('bad layout input: a mask whose size differs from its image, a COCO annotat
   fs.writeFileSync(path.join(coco, 'escape.json'), JSON.stringify({ images: [{ id: 1, file_name: '../../etc/passwd' }], categories: [], annotations: [] }));
   assert.throws(() => openDataset(`coco:${coco}/images@${coco}/escape.json`, undefined, { sampleShape: [1, 64, 64] }), /file_name "\.\.\/\.\.\/etc\/passwd" leaves the images folder/);
 });
+
+test('coco categories follow --classes by name (any order in the file); a category the model lacks is one line', async () => {
+  const dir = path.join(tmp, 'coco-classes');
+  fs.mkdirSync(path.join(dir, 'images'), { recursive: true });
+  fs.writeFileSync(path.join(dir, 'images', 'a.png'), png(8, 8, 1, pattern(64, 3)));
+  const ann = (cats: { id: number; name: string }[], boxCats: number[]): string => JSON.stringify({
+    images: [{ id: 1, file_name: 'a.png' }], categories: cats,
+    annotations: boxCats.map((c, k) => ({ id: k + 1, image_id: 1, category_id: c, bbox: [k, 0, 2, 2], iscrowd: 0 })),
+  });
+  fs.writeFileSync(path.join(dir, 'a.json'), ann([{ id: 5, name: 'cat' }, { id: 9, name: 'dog' }], [9, 5]));
+  const spec = `coco:${dir}/images@${dir}/a.json`;
+  // The file's order: cat 0, dog 1. The model's order dog, cat: dog 0, cat 1.
+  assert.deepEqual(openDataset(spec, undefined, { sampleShape: [1, 8, 8] }).boxes?.map((b) => b.label), [1, 0]);
+  const named = openDataset(spec, undefined, { sampleShape: [1, 8, 8], classNames: ['dog', 'cat'] });
+  assert.deepEqual(named.boxes?.map((b) => b.label), [0, 1]);
+  assert.deepEqual(named.classes, ['dog', 'cat']);
+  assert.throws(() => openDataset(spec, undefined, { sampleShape: [1, 8, 8], classNames: ['dog', 'bird'] }), /annotations\[1\] has the category "cat", which is not one of the model's classes \(--classes\)/);
+  fs.writeFileSync(path.join(dir, 'classes.txt'), 'dog\ndog\n');
+  const r = cli(['simulate', path.join(process.cwd(), 'models', 'mnist-centernet.onnx'), '--data', spec, '--calib', 'mnist-det:train', '--classes', path.join(dir, 'classes.txt'), '-q']);
+  assert.equal(r.code, 1);
+  assert.match(r.stderr.trim(), /^spikeport: error: --classes .*classes\.txt: "dog" is listed twice$/);
+});

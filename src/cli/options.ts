@@ -68,12 +68,28 @@ function delayValue(v: string): number | 'auto' | 'off' {
 export interface CalibFlags {
   method: string; iterations: number; batch: number; stepSize: number; percentile: number; seed: number;
   shuffle: boolean; thresholds?: string; maxpool: PoolMode; readout?: string;
-  mean?: number[]; std?: number[]; calibLimit?: number; threads: number; quiet?: boolean; preprocess?: string; clipLen?: number;
+  mean?: number[]; std?: number[]; calibLimit?: number; threads: number; quiet?: boolean; preprocess?: string; clipLen?: number; classes?: string;
+}
+
+/** The class names of a --classes file: one per line, in the model's class order. */
+function readClassNames(file: string | undefined): string[] | undefined {
+  if (file === undefined) return undefined;
+  let bytes: Buffer;
+  try {
+    bytes = readRegularFile(file);
+  } catch (e) {
+    throw new SpikeportError('io', `--classes: ${(e as Error).message}`);
+  }
+  const names = bytes.toString('utf8').split(/\r?\n/).map((l) => l.trim()).filter(Boolean);
+  if (names.length === 0) throw new SpikeportError('invalid-file', `--classes ${file}: no class names (one per line, in the model's order)`);
+  const dup = names.find((n, i) => names.indexOf(n) !== i);
+  if (dup !== undefined) throw new SpikeportError('invalid-file', `--classes ${file}: "${dup}" is listed twice`);
+  return names;
 }
 
 /** How image sources open for a model of this per-sample input shape. */
 export function imageOptions(f: CalibFlags, sampleShape: readonly number[] | undefined, preprocess = f.preprocess): OpenOptions {
-  return { sampleShape, preprocess: preprocess === undefined ? null : checkPreprocess(preprocess), clipLength: f.clipLen };
+  return { sampleShape, preprocess: preprocess === undefined ? null : checkPreprocess(preprocess), clipLength: f.clipLen, classNames: readClassNames(f.classes) };
 }
 
 const D = CONVERT_DEFAULTS;
@@ -94,6 +110,7 @@ export function calibrationOptions(cmd: Command): Command {
     .option('--mean <values>', 'input normalisation mean, per channel (overrides the model metadata)', numbers)
     .option('--std <values>', 'input normalisation std, per channel', numbers)
     .option('--calib-limit <n>', 'use only the first N calibration samples', int(1))
+    .option('--classes <file>', 'coco: the model\'s class names, one per line in its order; categories are matched by name (default: the annotation file\'s category order)')
     .option('--clip-len <n>', 'videofolder: frames per clip, sampled evenly from each video (must be the model\'s; default: the model\'s)', int(1))
     .option('--preprocess <preset>', `image data: ${PREPROCESS_PRESETS} (imagenet: short side to 256, centre crop 224, as torchvision; stored in the converted file, simulate repeats it); default: images must have the model's input size`)
     .option('--threads <n>', 'ONNX Runtime threads', num, defaultThreads())
@@ -205,11 +222,12 @@ export function simulateOptionsFrom(f: SimFlags, onProgress: SimulateOptions['on
 }
 
 /** The files a command reads that the user named: MODEL, --ann, --thresholds, and the files in --data / --calib. */
-export function inputPaths(model: string | readonly string[], f: { data?: string; calib?: string; ann?: string; thresholds?: string }): NamedPath[] {
+export function inputPaths(model: string | readonly string[], f: { data?: string; calib?: string; ann?: string; thresholds?: string; classes?: string }): NamedPath[] {
   return [
     ...(typeof model === 'string' ? [model] : model).map((p) => ({ path: p, role: 'MODEL' })),
     ...(f.ann ? [{ path: f.ann, role: '--ann' }] : []),
     ...(f.thresholds ? [{ path: f.thresholds, role: '--thresholds' }] : []),
+    ...(f.classes ? [{ path: f.classes, role: '--classes' }] : []),
     ...(f.data ? dataFiles(f.data).map((p) => ({ path: p, role: '--data' })) : []),
     ...(f.calib ? dataFiles(f.calib).map((p) => ({ path: p, role: '--calib' })) : []),
   ];

@@ -321,7 +321,7 @@ export function openVoc(spec: string, dir: string, split: string, opts: ImageOpt
 }
 
 /** COCO detection, streamed: the annotation file read whole (boxes, names), images per batch. */
-export function openCoco(spec: string, imagesDir: string, annotations: string, opts: ImageOptions): Dataset {
+export function openCoco(spec: string, imagesDir: string, annotations: string, opts: ImageOptions & { readonly classNames?: readonly string[] }): Dataset {
   checkImageShape(spec, opts.sampleShape);
   let json: unknown;
   try {
@@ -343,18 +343,26 @@ export function openCoco(spec: string, imagesDir: string, annotations: string, o
   const index = new Map(images.map((im, i) => [im.id, i]));
   if (index.size !== images.length) throw where('two images have the same id');
   const categories = new Map<number, number>();
-  const classes: string[] = [];
+  const names = new Map<number, string>();
+  const order = opts.classNames ? new Map(opts.classNames.map((n, i) => [n, i])) : null;
   (j.categories as { id?: unknown; name?: unknown }[]).forEach((c, k) => {
     if (!Number.isSafeInteger(c.id)) throw where(`categories[${k}] needs an integer "id"`);
-    categories.set(c.id as number, k);
-    classes.push(typeof c.name === 'string' ? c.name : String(c.id));
+    const name = typeof c.name === 'string' ? c.name : String(c.id);
+    names.set(c.id as number, name);
+    // With the model's class names: a category is the class of its name (absent: not the model's).
+    const label = order ? order.get(name) : k;
+    if (label !== undefined) categories.set(c.id as number, label);
   });
+  const classes = opts.classNames ? [...opts.classNames] : [...names.values()];
   const boxes: DetectionBox[] = [];
   (j.annotations as { image_id?: unknown; category_id?: unknown; bbox?: unknown; iscrowd?: unknown }[]).forEach((a, k) => {
     const image = index.get(a.image_id as number);
     if (image === undefined) throw where(`annotations[${k}] refers to the image id ${String(a.image_id)}, which is not in "images"`);
     const label = categories.get(a.category_id as number);
-    if (label === undefined) throw where(`annotations[${k}] has the category id ${String(a.category_id)}, which is not in "categories"`);
+    if (label === undefined) {
+      const name = names.get(a.category_id as number);
+      throw where(name === undefined ? `annotations[${k}] has the category id ${String(a.category_id)}, which is not in "categories"` : `annotations[${k}] has the category "${name}", which is not one of the model's classes (--classes)`);
+    }
     const b = a.bbox;
     if (!Array.isArray(b) || b.length !== 4 || !b.every((v) => typeof v === 'number' && Number.isFinite(v))) throw where(`annotations[${k}].bbox must be [x, y, w, h]`);
     if (a.iscrowd === 1) return;

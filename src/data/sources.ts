@@ -83,6 +83,8 @@ export interface OpenOptions {
   readonly preprocess?: Preprocess | null;
   /** videofolder: frames per clip, checked against the model's (its input's axis 1). */
   readonly clipLength?: number;
+  /** coco: the model's class names in its order; categories are matched by name (default: the file's category order). */
+  readonly classNames?: readonly string[];
 }
 
 const KNOWN = `mnist:train|test, fashion-mnist:train|test[@DIR], npz:FILE, imagefolder:DIR, videofolder:DIR, voc:DIR[:split], coco:IMAGES@ANNOTATIONS.json or a generated set (${SYNTH_KINDS.join(', ')}):train|test`;
@@ -109,7 +111,7 @@ function openImages(spec: string, kind: string, rest: string, options: OpenOptio
   }
   const at = rest.lastIndexOf('@');
   if (at <= 0 || at === rest.length - 1) throw new SpikeportError('invalid-data', `data set "${spec}": expected coco:IMAGES_DIR@ANNOTATIONS.json`);
-  return openCoco(spec, rest.slice(0, at), rest.slice(at + 1), opts);
+  return openCoco(spec, rest.slice(0, at), rest.slice(at + 1), { ...opts, classNames: options.classNames });
 }
 
 /**
