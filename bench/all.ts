@@ -24,7 +24,7 @@ import { instrument } from '../src/calibrate/instrument.js';
 import { DEFAULT_UNROLL, simulate } from '../src/runtime/simulate.js';
 import { Session, defaultThreads } from '../src/ort/session.js';
 import { openDataset, limitDataset } from '../src/data/sources.js';
-import { makeBatch, sequentialBatches } from '../src/data/dataset.js';
+import { readBatch, sequentialBatches } from '../src/data/dataset.js';
 import { encodeModel } from '../src/onnx/codec.js';
 import { GraphBuilder, floatInput } from '../src/onnx/builder.js';
 import { floatTensor } from '../src/graph/ir.js';
@@ -89,7 +89,7 @@ async function benchModel(name: string, peak: number): Promise<Row> {
     const t0 = performance.now();
     const s = await Session.create(inst.graph, { threads });
     for (const idx of sequentialBatches(train.size, batch)) {
-      const b = makeBatch(train, idx, m.normalize);
+      const b = await readBatch(train, idx, m.normalize);
       await s.run({ [m.inputName]: { dims: [b.n, ...m.inputShape], data: b.x } }, [inst.readout]);
     }
     await s.release();

@@ -19,7 +19,7 @@ import { buildSnn } from '../src/snn/build.js';
 import { simulate } from '../src/runtime/simulate.js';
 import { Session } from '../src/ort/session.js';
 import { SpikeportError } from '../src/errors.js';
-import type { Dataset } from '../src/data/dataset.js';
+import { memoryDataset, type Dataset } from '../src/data/dataset.js';
 
 function arg(name: string, fallback: string): string {
   const i = process.argv.indexOf(`--${name}`);
@@ -41,7 +41,7 @@ for (const f of files) {
     const m = await prepareModel(loaded);
     const per = m.inputShape.reduce((a, b) => a * b, 1);
     const x = Float32Array.from({ length: n * per }, (_, i) => ((i * 2654435761) % 1000) / 1000);
-    const data: Dataset = { name: 'random', size: n, sampleShape: m.inputShape, x, scale: 1, labels: null };
+    const data: Dataset = memoryDataset({ name: 'random', size: n, sampleShape: m.inputShape, x, scale: 1, labels: null });
     const cal = await calibrate(m, data, { method: 'maxnorm', iterations: 1, batchSize: n });
     const snn = buildSnn(m, cal.thresholds);
     const convertSeconds = (performance.now() - t0) / 1000;

@@ -41,8 +41,10 @@ export type { Thresholds, Granularity } from './calibrate/thresholds.js';
 /** Models and data. */
 export { loadModel, type LoadedModel } from './model/load.js';
 export type { PreparedModel } from './model/prepare.js';
-export { openDataset, limitDataset } from './data/sources.js';
-export type { Dataset, Normalize, DetectionBox } from './data/dataset.js';
+export { openDataset, openMemoryDataset, limitDataset, type OpenOptions } from './data/sources.js';
+export { memoryDataset, readBatch, type Dataset, type MemoryDataset, type Samples, type Batch, type Normalize, type DetectionBox } from './data/dataset.js';
+export { parsePreprocess, formatPreprocess, type Preprocess } from './data/preprocess.js';
+export { writeLayout, LAYOUTS, type Layout } from './data/layouts.js';
 /** Tasks, energy, reports, the paper's experiments. */
 export { TASKS, METRIC_NAMES, type Task, type Score } from './tasks/task.js';
 export { PRESETS, energyConstants, type EnergyConstants, type EnergyReport, type CostAtT, type LayerEnergy } from './energy/energy.js';

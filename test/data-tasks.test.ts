@@ -7,14 +7,14 @@ import zlib from 'node:zlib';
 import { zipSync } from 'fflate';
 import { npy } from './helpers.js';
 import { openDataset, parseIdx } from '../src/data/sources.js';
-import { makeBatch, sampleOrder } from '../src/data/dataset.js';
+import { readBatch, sampleOrder } from '../src/data/dataset.js';
 import { TopKCounter, topK } from '../src/tasks/classification.js';
 import { windowAverages } from '../src/evaluate/windows.js';
 import { delayAt } from '../src/evaluate/windows.js';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'spikeport-data-'));
 
-test('npz data: x and y used as given, normalised per channel in batches', () => {
+test('npz data: x and y used as given, normalised per channel in batches', async () => {
   const x = Float32Array.from({ length: 3 * 2 * 2 * 2 }, (_, i) => i);
   const y = BigInt64Array.of(2n, 0n, 1n);
   const file = path.join(tmp, 'd.npz');
@@ -23,7 +23,7 @@ test('npz data: x and y used as given, normalised per channel in batches', () =>
   assert.equal(d.size, 3);
   assert.deepEqual(d.sampleShape, [2, 2, 2]);
   assert.deepEqual(Array.from(d.labels!), [2, 0, 1]);
-  const b = makeBatch(d, [2, 0], { mean: [1, 2], std: [2, 4] });
+  const b = await readBatch(d, [2, 0], { mean: [1, 2], std: [2, 4] });
   // sample 2 starts at 16: channel 0 values 16..19 -> (v-1)/2, channel 1 values 20..23 -> (v-2)/4
   assert.deepEqual(Array.from(b.x.subarray(0, 8)), [7.5, 8, 8.5, 9, 4.5, 4.75, 5, 5.25]);
   assert.deepEqual(Array.from(b.y!), [1, 2]);

@@ -7,7 +7,7 @@ import path from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { loadSnn } from '../src/snn/network.js';
 import { openDataset } from '../src/data/sources.js';
-import { makeBatch } from '../src/data/dataset.js';
+import { readBatch } from '../src/data/dataset.js';
 
 const CLI = path.join(process.cwd(), 'dist', 'src', 'cli', 'main.js');
 const MNIST = path.join(process.cwd(), 'models', 'mnist-cnn.onnx');
@@ -51,7 +51,7 @@ test('the SNN file runs in plain ONNX Runtime with the documented inputs (zero s
   const states = JSON.parse(snn.graph.metadata['spikeport.snn']).spec.states as { input: string; output: string; shape: number[] }[];
   assert.ok(snn.graph.metadata['spikeport.usage'].includes('zeros'));
   const data = openDataset('mnist:test', 50);
-  const batch = makeBatch(data, Array.from({ length: 50 }, (_, i) => i), snn.meta.normalize);
+  const batch = await readBatch(data, Array.from({ length: 50 }, (_, i) => i), snn.meta.normalize);
   const feeds: Record<string, ort.Tensor> = { [snn.meta.spec.input]: new ort.Tensor('float32', batch.x, [50, 1, 28, 28]) };
   for (const s of states) feeds[s.input] = new ort.Tensor('float32', new Float32Array(50 * s.shape.reduce((a, b) => a * b, 1)), [50, ...s.shape]);
   const T = 48;
@@ -98,7 +98,7 @@ test('--format loop: one plain ONNX Runtime call with (input, T, delay) gives th
   const snn = await loadSnn(loopFile, { ann: null });
   assert.equal(snn.form, 'loop');
   const data = openDataset('mnist:test', 50);
-  const batch = makeBatch(data, Array.from({ length: 50 }, (_, i) => i), snn.meta.normalize);
+  const batch = await readBatch(data, Array.from({ length: 50 }, (_, i) => i), snn.meta.normalize);
   const T = 48;
   const out = await session.run({
     input: new ort.Tensor('float32', batch.x, [50, 1, 28, 28]),

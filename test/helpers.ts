@@ -2,7 +2,7 @@
 import type { Graph } from '../src/graph/ir.js';
 import { floatTensor } from '../src/graph/ir.js';
 import { GraphBuilder, floatInput } from '../src/onnx/builder.js';
-import { rng } from '../src/data/dataset.js';
+import { memoryDataset, rng } from '../src/data/dataset.js';
 import type { Dataset } from '../src/data/dataset.js';
 import { Session, type Array32 } from '../src/ort/session.js';
 import { prepareModel } from '../src/model/prepare.js';
@@ -65,7 +65,7 @@ export function maxpool(b: GraphBuilder, x: string, k = 2): string {
 
 export function memDataset(x: Float32Array, sampleShape: readonly number[], labels: Int32Array | null = null): Dataset {
   const per = sampleShape.reduce((a, c) => a * c, 1);
-  return { name: 'memory', size: x.length / per, sampleShape, x, scale: 1, labels };
+  return memoryDataset({ name: 'memory', size: x.length / per, sampleShape, x, scale: 1, labels });
 }
 
 export async function runGraph(g: Graph, feeds: Record<string, Array32>, outputs?: string[]): Promise<Record<string, Array32>> {

@@ -14,7 +14,7 @@ import { convert } from '../src/api/convert.js';
 import { TARGETS, asTarget, exportNir, readNir, resetOf, simulateNir } from '../src/api/nir.js';
 import type { Snn } from '../src/snn/network.js';
 import { Session, type Array32 } from '../src/ort/session.js';
-import { makeBatch, type Dataset } from '../src/data/dataset.js';
+import { readBatch, type Dataset } from '../src/data/dataset.js';
 import { openDataset } from '../src/data/sources.js';
 import { spikesOutput } from '../src/snn/format.js';
 import { memDataset, uniform } from './helpers.js';
@@ -48,7 +48,7 @@ async function ortSteps(snn: Snn, x: Array32, T: number): Promise<{ readouts: Fl
 async function roundTrip(t: { diagnostic: (s: string) => void }, name: string, snn: Snn, data: Dataset, n: number, T: number): Promise<void> {
   const dir = tmp();
   try {
-    const batch = makeBatch(data, Array.from({ length: n }, (_, i) => i), snn.meta.normalize);
+    const batch = await readBatch(data, Array.from({ length: n }, (_, i) => i), snn.meta.normalize);
     const x: Array32 = { dims: [n, ...snn.spec.inputShape], data: batch.x };
     for (const target of TARGETS) {
       const file = path.join(dir, `${target}.nir`);

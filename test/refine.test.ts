@@ -4,7 +4,7 @@ import { floatTensor } from '../src/graph/ir.js';
 import { prepareModel } from '../src/model/prepare.js';
 import { calibrate } from '../src/calibrate/calibrate.js';
 import { instrument, thetaFeeds } from '../src/calibrate/instrument.js';
-import { makeBatch } from '../src/data/dataset.js';
+import { readBatch } from '../src/data/dataset.js';
 import { buildSnn } from '../src/snn/build.js';
 import { simulate } from '../src/runtime/simulate.js';
 import { fitDelays, siteCorrections } from '../src/refine/refine.js';
@@ -76,7 +76,7 @@ async function setup() {
   const m = await prepareModel({ path: 'mlp.onnx', sha256: '', graph: mlp() }, { threads: 1 });
   const data = memDataset(X, [4]);
   const cal = await calibrate(m, data, { method: 'fixed', thresholds: { [m.plan.sites[0].node]: THETA[0], [m.plan.sites[1].node]: THETA[1] }, threads: 1 });
-  const batch = makeBatch(data, Array.from({ length: N }, (_, i) => i), null);
+  const batch = await readBatch(data, Array.from({ length: N }, (_, i) => i), null);
   return { m, data, cal, batch };
 }
 
@@ -121,7 +121,7 @@ async function bruteForceDelays(graph: ReturnType<typeof mlp>, shape: readonly n
   const data = memDataset(x, shape);
   const cal = await calibrate(m, data, { method: 'cltb', iterations: 3, batchSize: 8, threads: 1 });
   const step = buildSnn(m, cal.thresholds);
-  const fit = await fitDelays(step, m, cal.thresholds, makeBatch(data, Array.from({ length: n }, (_, i) => i), null), steps, { threads: 1 });
+  const fit = await fitDelays(step, m, cal.thresholds, await readBatch(data, Array.from({ length: n }, (_, i) => i), null), steps, { threads: 1 });
   assert.equal(fit.agreement !== null, classify);
   let readouts: Float32Array = new Float32Array(0);
   await simulate(step.graph, step.spec, data, { steps, batchSize: n, normalize: null, threads: 1, engine: 'loop' }, (b) => { readouts = b.readouts as Float32Array; });

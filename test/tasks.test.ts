@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { decode, iou, meanAveragePrecision, nms, type Detection } from '../src/tasks/detection.js';
 import { ConfusionMatrix } from '../src/tasks/segmentation.js';
-import { openDataset } from '../src/data/sources.js';
+import { openMemoryDataset } from '../src/data/sources.js';
 import { CANVAS, IGNORE } from '../src/data/synth.js';
 import type { DetectionBox } from '../src/data/dataset.js';
 
@@ -87,11 +87,11 @@ test('mIoU: confusion matrix over all pixels, ignore index skipped, classes that
 });
 
 test('synthetic data: seeded and reproducible; masks, boxes and clips are consistent with the digits', () => {
-  const a = openDataset('mnist-seg:test', 20);
-  const b = openDataset('mnist-seg:test', 50);
+  const a = openMemoryDataset('mnist-seg:test', 20);
+  const b = openMemoryDataset('mnist-seg:test', 50);
   assert.deepEqual(Array.from(a.x), Array.from(b.x.subarray(0, a.x.length)), 'the first N samples do not depend on N');
   assert.deepEqual(a.sampleShape, [1, CANVAS, CANVAS]);
-  const det = openDataset('mnist-det:test', 20);
+  const det = openMemoryDataset('mnist-det:test', 20);
   assert.deepEqual(Array.from(det.x), Array.from(a.x), 'detection and segmentation share canvases');
   const masks = a.masks?.data as Uint8Array;
   const boxes = det.boxes ?? [];
@@ -110,9 +110,9 @@ test('synthetic data: seeded and reproducible; masks, boxes and clips are consis
       assert.ok(mine.some((bx) => bx.label === m - 1 && x >= bx.x && x < bx.x + bx.w && y >= bx.y && y < bx.y + bx.h), `pixel ${x},${y} of image ${i}`);
     }
   }
-  const train = openDataset('mnist-seg:train', 5);
+  const train = openMemoryDataset('mnist-seg:train', 5);
   assert.notDeepEqual(Array.from(train.x.subarray(0, 4096)), Array.from(a.x.subarray(0, 4096)), 'train and test differ');
-  const v = openDataset('mnist-video:test', 10);
+  const v = openMemoryDataset('mnist-video:test', 10);
   assert.deepEqual(v.sampleShape, [1, 16, 32, 32]);
   // The digit moves: consecutive frames differ, and each frame has the same ink (it never leaves the canvas).
   const frame = (i: number, f: number): Uint8Array => v.x.subarray(i * 16384 + f * 1024, i * 16384 + (f + 1) * 1024) as Uint8Array;

@@ -18,7 +18,7 @@ import type { Thresholds } from '../src/calibrate/thresholds.js';
 import { buildSnn } from '../src/snn/build.js';
 import { unitSpikeForm } from '../src/snn/unit.js';
 import { Session, type Array32 } from '../src/ort/session.js';
-import { makeBatch, type Dataset } from '../src/data/dataset.js';
+import { readBatch, type Dataset } from '../src/data/dataset.js';
 import { openDataset } from '../src/data/sources.js';
 import { memDataset, uniform } from './helpers.js';
 import { thetaPerElement } from '../src/calibrate/thresholds.js';
@@ -80,7 +80,7 @@ async function runSteps(g: Graph, spec: ReturnType<typeof buildSnn>['spec'], x: 
  * to the threshold that membrane was.
  */
 async function compareForms(m: PreparedModel, th: Thresholds, data: Dataset, n: number, T: number): Promise<Comparison> {
-  const batch = makeBatch(data, Array.from({ length: n }, (_, i) => i), m.normalize);
+  const batch = await readBatch(data, Array.from({ length: n }, (_, i) => i), m.normalize);
   const x: Array32 = { dims: [n, ...m.inputShape], data: batch.x };
   const amp = buildSnn(m, th);
   const unit = await unitSpikeForm(m, th, { threads: 1 });

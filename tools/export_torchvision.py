@@ -23,6 +23,8 @@ S = torchvision.models.segmentation
 
 MODELS = [
     ("resnet18", lambda: M.resnet18(weights=None), (1, 3, 64, 64), 13),
+    # ImageNet size, for the streamed image-folder benchmark (bench/imagenet-size.ts).
+    ("resnet18-224", lambda: M.resnet18(weights=None), (1, 3, 224, 224), 13),
     ("resnet18-opset11", lambda: M.resnet18(weights=None), (1, 3, 64, 64), 11),
     ("resnet18-opset17", lambda: M.resnet18(weights=None), (1, 3, 64, 64), 17),
     ("resnet34", lambda: M.resnet34(weights=None), (1, 3, 64, 64), 13),
@@ -31,6 +33,9 @@ MODELS = [
     ("mobilenet_v2", lambda: M.mobilenet_v2(weights=None), (1, 3, 64, 64), 13),
     ("fcn_resnet50", lambda: S.fcn_resnet50(weights=None, weights_backbone=None, aux_loss=False), (1, 3, 64, 64), 13),
     ("deeplabv3_resnet50", lambda: S.deeplabv3_resnet50(weights=None, weights_backbone=None, aux_loss=False), (1, 3, 64, 64), 13),
+    # As users export them for segmentation (issue: the final Resize reads Shape(input)).
+    ("fcn_resnet50-128", lambda: S.fcn_resnet50(weights=None, weights_backbone=None, aux_loss=False), (1, 3, 128, 128), 13),
+    ("deeplabv3_resnet50-128", lambda: S.deeplabv3_resnet50(weights=None, weights_backbone=None, aux_loss=False), (1, 3, 128, 128), 13),
     ("mc3_18", lambda: V.mc3_18(weights=None), (1, 3, 8, 56, 56), 13),
     ("r3d_18", lambda: V.r3d_18(weights=None), (1, 3, 8, 56, 56), 13),
     # Expected refusals: nonlinearities inside the spiking part.

@@ -13,7 +13,7 @@ import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 import { convert } from '../src/api/convert.js';
 import { openDataset } from '../src/data/sources.js';
-import { makeBatch } from '../src/data/dataset.js';
+import { readBatch } from '../src/data/dataset.js';
 import { encodeModel } from '../src/onnx/codec.js';
 import { numel } from '../src/graph/ir.js';
 
@@ -53,7 +53,7 @@ export async function buildWeb(dir: string, opts: { calibLimit?: number; threads
   const withSpikes = { ...g, outputs: [...g.outputs, ...sites.map((s) => ({ name: s.output, dtype: 'float32' as const, shape: null }))] };
   const bytes = encodeModel(withSpikes);
   const test = openDataset('mnist:test', 10);
-  const batch = makeBatch(test, Array.from({ length: 10 }, (_, i) => i), null);
+  const batch = await readBatch(test, Array.from({ length: 10 }, (_, i) => i), null);
   const per = numel(test.sampleShape);
   const digits = Array.from({ length: 10 }, (_, i) => ({
     label: (test.labels as Int32Array)[i],

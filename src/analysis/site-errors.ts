@@ -5,7 +5,7 @@
  * samples given: ‖a − b‖ / ‖b‖.
  */
 import type { Dataset } from '../data/dataset.js';
-import { makeBatch } from '../data/dataset.js';
+import { readBatch } from '../data/dataset.js';
 import type { Graph } from '../graph/ir.js';
 import { numel } from '../graph/ir.js';
 import { Session, type Array32, type RuntimeOptions } from '../ort/session.js';
@@ -48,7 +48,7 @@ function relErr(a: Float32Array, b: Float32Array): number {
  */
 export async function siteErrors(m: PreparedModel, snnGraph: Graph, spec: SnnSpec, th: Thresholds, data: Dataset, opts: RuntimeOptions & { T: number; delay: number; samples: number }): Promise<SiteErrors> {
   const n = Math.min(opts.samples, data.size);
-  const batch = makeBatch(data, Array.from({ length: n }, (_, i) => i), m.normalize);
+  const batch = await readBatch(data, Array.from({ length: n }, (_, i) => i), m.normalize);
   const input: Array32 = { dims: [n, ...m.inputShape], data: batch.x };
   const channels = siteChannels(m);
   const sites = m.plan.sites;

@@ -4,9 +4,10 @@
  * estimated once, for every T (docs/algorithm.md §2, §3, §5).
  */
 import path from 'node:path';
-import { isNormalize, makeBatch, type Dataset, type Normalize } from '../data/dataset.js';
+import { isNormalize, readBatch, type Dataset, type Normalize } from '../data/dataset.js';
 import { openDataset } from '../data/sources.js';
-import { tailGraph } from '../graph/plan.js';
+import { PREPROCESS_PRESETS, formatPreprocess, parsePreprocess, type Preprocess } from '../data/preprocess.js';
+import { modelTail } from '../evaluate/tail.js';
 import { loadModel, type LoadedModel } from '../model/load.js';
 import { checkDataFits, prepareModel, type PreparedModel } from '../model/prepare.js';
 import { CALIBRATION_DEFAULTS, calibrate, calibrationSamples, resolveCalibrateOptions, type CalibrateOptions, type ResolvedCalibrateOptions } from '../calibrate/calibrate.js';
@@ -57,6 +58,11 @@ export interface ConvertOptions extends CalibrateOptions {
    * precision). Refused with the reason where θ cannot be folded exactly.
    */
   readonly spikes?: SpikeForm;
+  /**
+   * Image data: the preprocessing preset (`imagenet`, `resize:H,W`, `none`; default none given:
+   * images must have the model's input size). Stored in the converted file; `simulate` repeats it.
+   */
+  readonly preprocess?: string;
 }
 
 /** The defaults of every conversion option (the CLI shows these in --help). */
@@ -81,7 +87,24 @@ export function resolveConvertOptions(options: ConvertOptions = {}): ResolvedCon
   for (const k of ['biasCalibration', 'potentialCalibration'] as const) if (o[k] !== undefined) checkInteger(k, o[k], 1, MAX_STEPS);
   if (o.delayFit !== undefined) checkInteger('delayFit', o.delayFit, 1, MAX_FIT_STEPS, 'the fit compares every window, T² of them');
   checkInteger('delayFitSamples', o.delayFitSamples, 1);
+  if (o.preprocess !== undefined) checkPreprocess(o.preprocess);
   return o;
+}
+
+/** A preprocessing preset, parsed; a one-line option error naming the presets otherwise. */
+export function checkPreprocess(text: unknown): Preprocess {
+  const p = typeof text === 'string' ? parsePreprocess(text) : null;
+  if (!p) throw optionError('preprocess', `"${String(text)}" is not a preprocessing (known: ${PREPROCESS_PRESETS})`);
+  return p;
+}
+
+/**
+ * The per-sample input shape a model declares (its first input without the batch axis), for
+ * opening image data before the model is prepared; undefined when it is not all numbers.
+ */
+export function declaredInputShape(m: LoadedModel): number[] | undefined {
+  const shape = m.graph.inputs[0]?.shape?.slice(1);
+  return shape && shape.length > 0 && shape.every((d) => typeof d === 'number') ? (shape as number[]) : undefined;
 }
 
 /**
@@ -95,22 +118,26 @@ export async function convert(model: string | LoadedModel, data: string | Datase
   const loaded = typeof model === 'string' ? loadModel(model) : model;
   const name = path.basename(loaded.path);
   if (isSnnGraph(loaded.graph)) throw new SpikeportError('invalid-file', `${name} is already a spiking network; convert takes the ANN`);
-  const calib = typeof data === 'string' ? openDataset(data) : data;
   const prepared = await prepareModel(loaded, opts);
+  const preprocess = opts.preprocess === undefined ? null : checkPreprocess(opts.preprocess);
+  const calib = typeof data === 'string' ? openDataset(data, undefined, { sampleShape: prepared.inputShape, preprocess }) : data;
+  if (preprocess && (calib.preprocess ?? 'none') !== formatPreprocess(preprocess)) {
+    throw optionError('preprocess', `is ${formatPreprocess(preprocess)} but the data set ${calib.name} was opened with ${calib.preprocess ?? 'none'} (the preprocessing applies to image data: imagefolder, voc, coco, videofolder)`);
+  }
   checkDataFits(calib, prepared.inputName, prepared.inputShape);
-  const tail = tailGraph(prepared.graph, prepared.plan); // refuses a bad readout node before calibrating
+  const tail = await modelTail(prepared, opts); // refuses a bad readout node before calibrating
   const calibration = await calibrate(prepared, calib, opts);
   const th = calibration.thresholds;
   const t1 = performance.now();
   // Bias / potential calibration on the first calibration batch; the delay fit on its own sample.
-  const batch = opts.biasCalibration || opts.potentialCalibration ? makeBatch(calib, calibration.firstBatch, prepared.normalize) : null;
+  const batch = opts.biasCalibration || opts.potentialCalibration ? await readBatch(calib, calibration.firstBatch, prepared.normalize) : null;
   const corrections = batch
     ? await siteCorrections(prepared, th, opts.maxpool, batch, { bias: opts.biasCalibration, potential: opts.potentialCalibration, threads: opts.threads, onProgress: opts.onProgress })
     : {};
   const unit = opts.spikes === 'unit' ? await unitSpikeForm(prepared, th, opts) : null;
   const step = unit ? buildSnn(unit.model, unit.thresholds, opts.maxpool, correctionsInUnits(prepared, th, corrections)) : buildSnn(prepared, th, opts.maxpool, corrections);
   const fit = opts.delayFit
-    ? await fitDelays(step, prepared, th, makeBatch(calib, calibrationSamples(calib.size, opts, Math.min(opts.delayFitSamples, calib.size)), prepared.normalize), opts.delayFit, opts)
+    ? await fitDelays(step, prepared, th, await readBatch(calib, calibrationSamples(calib.size, opts, Math.min(opts.delayFitSamples, calib.size)), prepared.normalize), opts.delayFit, opts)
     : null;
   const refineSeconds = (performance.now() - t1) / 1000;
   const meta: SnnMetadata = {
@@ -133,6 +160,7 @@ export async function convert(model: string | LoadedModel, data: string | Datase
       },
     } : {}),
     ...(unit ? { unit: { theta: th.values.map((v) => Array.from(v)), scaleNodes: unit.scaleNodes } } : {}),
+    ...(calib.preprocess ? { preprocess: calib.preprocess } : {}),
   };
   const timing = {
     calibrate: round(calibration.seconds, 3), convert: round((performance.now() - t0) / 1000, 3),

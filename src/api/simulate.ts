@@ -20,6 +20,7 @@ import { checkSteps, delayAt, firingRates, simulateWindows, type Window } from '
 import type { SimulateRecord, SimulationResult } from '../report/record.js';
 import type { OnProgress } from '../progress.js';
 import { checkInteger, optionError } from '../errors.js';
+import { checkPreprocess } from './convert.js';
 
 export type DelayRule = 'auto' | 'fit' | 'off' | number;
 
@@ -51,6 +52,11 @@ export interface SimulateOptions extends RuntimeOptions {
   readonly siteErrorsT?: number;
   /** Energy constants: a preset (`paper`, default; `45nm`) or your own. */
   readonly energy?: string | EnergyConstants;
+  /**
+   * Image data given as a spec: the preprocessing preset (`imagenet`, `resize:H,W`, `none`);
+   * default: the one stored in the converted file, else none (images must have the input size).
+   */
+  readonly preprocess?: string;
   /** The model's name in the record (default: the source ANN's file name). */
   readonly modelName?: string;
   readonly onProgress?: OnProgress;
@@ -86,6 +92,7 @@ export function resolveSimulateOptions(options: SimulateOptions = {}): ResolvedS
   if (o.task !== undefined && !(TASKS as readonly string[]).includes(o.task)) throw optionError('task', `"${String(o.task)}" is not a task (known: ${TASKS.join(', ')})`);
   if (!(ENGINES as readonly string[]).includes(o.engine)) throw optionError('engine', `"${String(o.engine)}" is not an engine (known: ${ENGINES.join(', ')})`);
   const energy = typeof o.energy === 'string' ? energyConstants(o.energy) : checkEnergyConstants(o.energy);
+  if (o.preprocess !== undefined) checkPreprocess(o.preprocess);
   return { ...o, T, energy };
 }
 
@@ -108,6 +115,15 @@ function ruleText(rule: DelayRule): string {
   return `fixed ${rule === 'off' ? 0 : rule}`;
 }
 
+/**
+ * Open test data for a spiking network: image sources decode to its input shape with the given
+ * preprocessing, else the one stored in the file.
+ */
+export function openSimulationData(snn: Snn, spec: string, limit?: number, preprocess?: string): Dataset {
+  const p = preprocess ?? snn.meta.preprocess;
+  return openDataset(spec, limit, { sampleShape: snn.spec.inputShape, preprocess: p === undefined ? null : checkPreprocess(p) });
+}
+
 /** Simulate `snn` on `data` (a data set or its spec, e.g. "mnist:test") for the largest T and score every T. */
 export async function simulate(snn: Snn, data: string | Dataset, options: SimulateOptions = {}): Promise<SimulateRecord> {
   const o = resolveSimulateOptions(options);
@@ -119,7 +135,7 @@ export async function simulate(snn: Snn, data: string | Dataset, options: Simula
   const Tmax = o.T[o.T.length - 1];
   // Each T twice: with the delay and over all steps.
   const windows: Window[] = o.T.flatMap((T) => [{ T, delay: delayFor(o.delay, T, snn.meta.delay) }, { T, delay: 0 }]);
-  const test = typeof data === 'string' ? openDataset(data) : data;
+  const test = typeof data === 'string' ? openSimulationData(snn, data, undefined, o.preprocess) : data;
   const run = await simulateWindows(snn, test, windows, o);
   const results: SimulationResult[] = o.T.map((T, i) => ({
     T, delay: windows[2 * i].delay,

@@ -4,7 +4,7 @@
  * thresholds.
  */
 import type { Dataset } from '../data/dataset.js';
-import { batchAt, makeBatch, sampleOrder } from '../data/dataset.js';
+import { batchAt, prefetchBatches, readBatch, sampleOrder } from '../data/dataset.js';
 import { Session, checkThreads, type Array32, type RuntimeOptions } from '../ort/session.js';
 import { siteChannels, type PreparedModel } from '../model/prepare.js';
 import type { OnProgress } from '../progress.js';
@@ -158,10 +158,10 @@ function context(m: PreparedModel, data: Dataset, batches: Batches, opts: Resolv
   const run: CalibrationContext['run'] = async (inst, outputs, visit, feeds = () => ({}), phase = 'calibrate') => {
     const s = await Session.create(inst.graph, opts);
     try {
-      for (let it = 0; it < batches.count; it++) {
-        const b = makeBatch(data, batches.batch(it), m.normalize);
+      let it = 0;
+      for await (const b of prefetchBatches(data, batches.count, (i) => batches.batch(i), m.normalize)) {
         visit(await s.run({ ...inputFeed(m, b.x, b.n), ...feeds() }, outputs));
-        opts.onProgress?.({ phase, done: it + 1, total: batches.count });
+        opts.onProgress?.({ phase, done: ++it, total: batches.count });
       }
     } finally {
       await s.release();
@@ -184,7 +184,7 @@ function context(m: PreparedModel, data: Dataset, batches: Batches, opts: Resolv
 export async function estimateDelay(m: PreparedModel, data: Dataset, batch: number[], th: Thresholds, opts: RuntimeOptions): Promise<DelayEstimate> {
   const inst = instrument(m, { mode: 'clip', granularity: th.granularity, stats: ['chanMeanPos'] });
   const names = inst.stats.chanMeanPos as readonly string[];
-  const b = makeBatch(data, batch, m.normalize);
+  const b = await readBatch(data, batch, m.normalize);
   const s = await Session.create(inst.graph, opts);
   const out = await s.run({ ...inputFeed(m, b.x, b.n), ...thetaFeeds(inst, th) }, names).finally(() => s.release());
   const latencies = names.map((n, i) => siteLatency(out[n].data, th.values[i]));

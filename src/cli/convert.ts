@@ -1,11 +1,11 @@
 /** spikeport convert: calibrate, build, save. */
 import path from 'node:path';
 import { Command, Option } from 'commander';
-import { CONVERT_DEFAULTS, convert, resolveConvertOptions } from '../api/convert.js';
+import { CONVERT_DEFAULTS, convert, declaredInputShape, resolveConvertOptions } from '../api/convert.js';
 import { loadModel } from '../model/load.js';
 import { SPIKE_FORMS, type SnnForm, type SpikeForm } from '../snn/format.js';
 import { checkPaths } from '../files.js';
-import { calibrationOptions, convertOptionsFrom, inputPaths, type CalibFlags } from './options.js';
+import { calibrationOptions, convertOptionsFrom, imageOptions, inputPaths, type CalibFlags } from './options.js';
 import { progressReporter } from './progress.js';
 import { outputPaths, table, writeOutputs } from './output.js';
 import { openDataset } from '../data/sources.js';
@@ -16,7 +16,7 @@ export function convertCommand(): Command {
   return calibrationOptions(new Command('convert')
     .description('calibrate thresholds on training data and write the spiking network as an ONNX file')
     .argument('<model>', 'the ANN, an ONNX file')
-    .requiredOption('--data <spec>', 'calibration data: mnist:train, fashion-mnist:train[@DIR], npz:FILE, mnist-seg|mnist-det|mnist-video:train')
+    .requiredOption('--data <spec>', 'calibration data: mnist:train, fashion-mnist:train[@DIR], npz:FILE, imagefolder:DIR, mnist-seg|mnist-det|mnist-video:train')
     .requiredOption('--out <file>', 'where to write the spiking network (.onnx)')
     .addOption(new Option('--format <form>', 'step: one time step per call (you loop, feeding states back); loop: all T steps in one call (ONNX Loop; inputs T and delay, outputs as the ANN)').choices(['step', 'loop']).default('step'))
     .addOption(new Option('--spikes <form>', 'amplitude: a spike carries its threshold θ; unit: θ folded into the weights, every neuron has threshold 1 and emits 0/1 (for hardware and NIR export; same readout)').choices([...SPIKE_FORMS]).default(CONVERT_DEFAULTS.spikes))
@@ -26,7 +26,9 @@ export function convertCommand(): Command {
       try {
         checkPaths(inputPaths(model, f), outputPaths(f)); // nothing is read or computed before the files are right
         const opts = resolveConvertOptions({ ...convertOptionsFrom(f, prog.report), spikes: f.spikes });
-        const snn = await convert(loadModel(model), openDataset(f.data, f.calibLimit), opts);
+        const loaded = loadModel(model);
+        const calib = openDataset(f.data, f.calibLimit, imageOptions(f, declaredInputShape(loaded)));
+        const snn = await convert(loaded, calib, opts);
         const bytes = snn.toBytes(f.format);
         prog.stop();
         const d = snn.describe();

@@ -7,13 +7,13 @@ import { dataFiles, openDataset } from '../data/sources.js';
 import { checkPaths } from '../files.js';
 import type { Dataset } from '../data/dataset.js';
 import type { Task } from '../tasks/task.js';
-import { CONVERT_DEFAULTS, resolveConvertOptions } from '../api/convert.js';
+import { CONVERT_DEFAULTS, declaredInputShape, resolveConvertOptions } from '../api/convert.js';
 import type { Engine } from '../runtime/simulate.js';
 import { ablation, delaySweep, energyTable, iterationSweep, plugplay, type ExperimentOptions } from '../experiments/experiments.js';
 import type { RunRecord } from '../report/record.js';
 import { reportMarkdown } from '../report/markdown.js';
 import {
-  calibrationOptions, calibrationSpec, convertOptionsFrom, energyFrom, energyOptions, engineOption, inputPaths, int, numbers, outputOptions, stepsOption, taskOption,
+  calibrationOptions, calibrationSpec, convertOptionsFrom, imageOptions, energyFrom, energyOptions, engineOption, inputPaths, int, numbers, outputOptions, stepsOption, taskOption,
   type CalibFlags, type EnergyFlags, type OutputFlags,
 } from './options.js';
 import { progressReporter } from './progress.js';
@@ -35,8 +35,10 @@ async function runExperiment(files: readonly string[], f: ExpFlags, run: Run): P
       if (isSnnGraph(m.graph)) throw new SpikeportError('invalid-file', `${file} is already a spiking network; experiments take the ANN`);
       return m;
     });
-    const calib = openDataset(calibrationSpec(f.data, f.calib), f.calibLimit);
-    const test = openDataset(f.data, f.limit);
+    // Image data decodes to the (first) model's input shape.
+    const images = imageOptions(f, declaredInputShape(models[0]));
+    const calib = openDataset(calibrationSpec(f.data, f.calib), f.calibLimit, images);
+    const test = openDataset(f.data, f.limit, images);
     const record = await run(models, calib, test, { ...convertOptions, T: f.T, task: f.task, engine: f.engine });
     prog.stop();
     writeOutputs(await recordFiles(record, f));

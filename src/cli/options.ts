@@ -11,7 +11,9 @@ import { SIMULATE_DEFAULTS, type DelayRule, type SimulateOptions } from '../api/
 import { ENGINES, type Engine } from '../runtime/simulate.js';
 import { TASKS, type Task } from '../tasks/task.js';
 import { PRESETS, energyConstants, type EnergyConstants } from '../energy/energy.js';
-import { dataFiles, trainSplitOf } from '../data/sources.js';
+import { dataFiles, trainSplitOf, type OpenOptions } from '../data/sources.js';
+import { checkPreprocess } from '../api/convert.js';
+import { PREPROCESS_PRESETS } from '../data/preprocess.js';
 import { readRegularFile, type NamedPath } from '../files.js';
 import type { PoolMode } from '../snn/format.js';
 import { defaultThreads } from '../ort/session.js';
@@ -24,6 +26,7 @@ export const FLAGS: Readonly<Record<string, string>> = {
   siteErrorsT: '--site-errors-T', energy: '--energy', eSop: '--e-sop', eMac: '--e-mac', ann: '--ann', form: '--format',
   limit: '--limit', counts: '--counts', biasCalibration: '--bias-calibration', potentialCalibration: '--potential-calibration',
   delayFit: '--delay-fit', delayFitSamples: '--delay-fit-samples',
+  preprocess: '--preprocess', clipLength: '--clip-len',
 };
 
 /** A library error in the CLI's words: the field it names becomes the flag that sets it. */
@@ -67,8 +70,29 @@ function delayValue(v: string): DelayRule {
 export interface CalibFlags {
   method: string; iterations: number; batch: number; stepSize: number; percentile: number; seed: number;
   shuffle: boolean; thresholds?: string; maxpool: PoolMode; readout?: string;
-  mean?: number[]; std?: number[]; calibLimit?: number; threads: number; quiet?: boolean;
+  mean?: number[]; std?: number[]; calibLimit?: number; threads: number; quiet?: boolean; preprocess?: string; clipLen?: number; classes?: string;
   biasCalibration?: number; potentialCalibration?: number; delayFit?: number; delayFitSamples: number;
+}
+
+/** The class names of a --classes file: one per line, in the model's class order. */
+function readClassNames(file: string | undefined): string[] | undefined {
+  if (file === undefined) return undefined;
+  let bytes: Buffer;
+  try {
+    bytes = readRegularFile(file);
+  } catch (e) {
+    throw new SpikeportError('io', `--classes: ${(e as Error).message}`);
+  }
+  const names = bytes.toString('utf8').split(/\r?\n/).map((l) => l.trim()).filter(Boolean);
+  if (names.length === 0) throw new SpikeportError('invalid-file', `--classes ${file}: no class names (one per line, in the model's order)`);
+  const dup = names.find((n, i) => names.indexOf(n) !== i);
+  if (dup !== undefined) throw new SpikeportError('invalid-file', `--classes ${file}: "${dup}" is listed twice`);
+  return names;
+}
+
+/** How image sources open for a model of this per-sample input shape. */
+export function imageOptions(f: CalibFlags, sampleShape: readonly number[] | undefined, preprocess = f.preprocess): OpenOptions {
+  return { sampleShape, preprocess: preprocess === undefined ? null : checkPreprocess(preprocess), clipLength: f.clipLen, classNames: readClassNames(f.classes) };
 }
 
 const D = CONVERT_DEFAULTS;
@@ -93,6 +117,9 @@ export function calibrationOptions(cmd: Command): Command {
     .option('--potential-calibration <T>', 'likewise correct each neuron\'s initial membrane for this T', num)
     .option('--delay-fit <T>', 'fit the delay for every T up to this, label-free, on calibration samples (then simulate --delay fit)', num)
     .option('--delay-fit-samples <n>', 'calibration samples the delay fit simulates', num, D.delayFitSamples)
+    .option('--classes <file>', 'coco: the model\'s class names, one per line in its order; categories are matched by name (default: the annotation file\'s category order)')
+    .option('--clip-len <n>', 'videofolder: frames per clip, sampled evenly from each video (must be the model\'s; default: the model\'s)', int(1))
+    .option('--preprocess <preset>', `image data: ${PREPROCESS_PRESETS} (imagenet: short side to 256, centre crop 224, as torchvision; stored in the converted file, simulate repeats it); default: images must have the model's input size`)
     .option('--threads <n>', 'ONNX Runtime threads', num, defaultThreads())
     .option('-q, --quiet', 'no progress output');
 }
@@ -138,6 +165,7 @@ export function convertOptionsFrom(f: CalibFlags, onProgress: ConvertOptions['on
     percentile: f.percentile, seed: f.seed, shuffle: f.shuffle, thresholds: readThresholds(f.thresholds), maxpool: f.maxpool,
     readoutNode: f.readout, normalize: f.mean && f.std ? { mean: f.mean, std: f.std } : undefined, threads: f.threads, onProgress,
     biasCalibration: f.biasCalibration, potentialCalibration: f.potentialCalibration, delayFit: f.delayFit, delayFitSamples: f.delayFitSamples,
+    preprocess: f.preprocess,
   };
 }
 
@@ -179,7 +207,7 @@ export interface SimFlags extends CalibFlags, OutputFlags, EnergyFlags {
 /** Options of simulate (and demo): what to simulate and report. */
 export function simulateOptions(cmd: Command): Command {
   return cmd
-    .requiredOption('--data <spec>', 'test data: mnist:test, fashion-mnist:test[@DIR], npz:FILE, mnist-seg|mnist-det|mnist-video:test')
+    .requiredOption('--data <spec>', 'test data: mnist:test, fashion-mnist:test[@DIR], npz:FILE, imagefolder:DIR, mnist-seg|mnist-det|mnist-video:test')
     .addOption(stepsOption())
     .option('--delay <d>', 'readout window start: auto = min(d̂, ⌊T/2⌋), fit = the label-free fit made by convert --delay-fit, off = 0, or a number of steps', delayValue, SIMULATE_DEFAULTS.delay)
     .option('--limit <n>', 'use only the first N test samples', int(1))
@@ -197,15 +225,17 @@ export function simulateOptionsFrom(f: SimFlags, onProgress: SimulateOptions['on
   return {
     T: f.T, delay: f.delay, batchSize: f.batch, task: f.task, engine: f.engine, threads: f.threads, onProgress,
     references: hasSource, siteErrors: hasSource && stepForm ? f.siteErrors : 0, siteErrorsT: f.siteErrorsT, energy: energyFrom(f),
+    preprocess: f.preprocess,
   };
 }
 
 /** The files a command reads that the user named: MODEL, --ann, --thresholds, and the files in --data / --calib. */
-export function inputPaths(model: string | readonly string[], f: { data?: string; calib?: string; ann?: string; thresholds?: string }): NamedPath[] {
+export function inputPaths(model: string | readonly string[], f: { data?: string; calib?: string; ann?: string; thresholds?: string; classes?: string }): NamedPath[] {
   return [
     ...(typeof model === 'string' ? [model] : model).map((p) => ({ path: p, role: 'MODEL' })),
     ...(f.ann ? [{ path: f.ann, role: '--ann' }] : []),
     ...(f.thresholds ? [{ path: f.thresholds, role: '--thresholds' }] : []),
+    ...(f.classes ? [{ path: f.classes, role: '--classes' }] : []),
     ...(f.data ? dataFiles(f.data).map((p) => ({ path: p, role: '--data' })) : []),
     ...(f.calib ? dataFiles(f.calib).map((p) => ({ path: p, role: '--calib' })) : []),
   ];

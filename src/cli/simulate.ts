@@ -2,7 +2,7 @@
 import path from 'node:path';
 import { Command, Option } from 'commander';
 import { TARGETS, asTarget, checkTarget, resetOf } from '../api/nir.js';
-import { convert, resolveConvertOptions } from '../api/convert.js';
+import { convert, declaredInputShape, resolveConvertOptions } from '../api/convert.js';
 import { resolveSimulateOptions, simulate } from '../api/simulate.js';
 import { loadModel } from '../model/load.js';
 import { isSnnGraph } from '../snn/format.js';
@@ -11,7 +11,7 @@ import { dataFiles, openDataset } from '../data/sources.js';
 import { checkPaths } from '../files.js';
 import { SpikeportError } from '../errors.js';
 import {
-  CONVERSION_ONLY, calibrationOptions, calibrationSpec, convertOptionsFrom, energyOptions, flagOf, inputPaths, outputOptions, simulateOptions,
+  CONVERSION_ONLY, calibrationOptions, calibrationSpec, convertOptionsFrom, energyOptions, flagOf, imageOptions, inputPaths, outputOptions, simulateOptions,
   simulateOptionsFrom, type SimFlags,
 } from './options.js';
 import { progressReporter } from './progress.js';
@@ -48,9 +48,9 @@ export async function runSimulate(modelFile: string, f: SimFlags & { asTarget?: 
       const convertOptions = resolveConvertOptions(convertOptionsFrom(f, prog.report));
       const calibSpec = calibrationSpec(f.data, f.calib);
       checkPaths([...inputs, ...dataFiles(calibSpec).map((p) => ({ path: p, role: 'the calibration data' }))], outputs);
-      snn = await convert(loaded, openDataset(calibSpec, f.calibLimit), convertOptions);
+      snn = await convert(loaded, openDataset(calibSpec, f.calibLimit, imageOptions(f, declaredInputShape(loaded))), convertOptions);
     }
-    const data = openDataset(f.data, f.limit);
+    const data = openDataset(f.data, f.limit, imageOptions(f, snn.spec.inputShape, f.preprocess ?? snn.meta.preprocess));
     const record = await simulate(snn, data, {
       // The per-site analysis reads θ-amplitude spikes: a unit-spike file skips it (as a loop-form file does).
       ...simulateOptionsFrom(f, prog.report, snn.source !== null, snn.form === 'step' && !snn.meta.unit), modelName: path.basename(modelFile),

@@ -1,7 +1,21 @@
 /**
- * Data sets behind one interface: samples as float arrays in [0, 1] (or as given, for npz),
- * labels as integers, batches assembled on demand with the model's normalisation.
+ * Data sets behind one interface: a size, a sample shape and labels known up front; the samples
+ * themselves read by index on demand (async), so a source may stream them from disk and memory
+ * does not grow with the data set. In-memory sources (MNIST, Fashion-MNIST, npz, the generated
+ * sets) sit behind the same interface. Batches are assembled with the model's normalisation.
  */
+
+import type { Placement } from './preprocess.js';
+
+/** Raw values of some samples, in the order asked for: × scale = model input before normalisation. */
+export interface Samples {
+  /** n × prod(sampleShape) values. */
+  readonly x: Float32Array | Uint8Array;
+  /** Segmentation: n × prod(maskShape) per-pixel class ids; 255 = ignore. */
+  readonly masks?: Uint8Array;
+  /** Images resized or cropped: where each sample came from (detections are mapped back with it). */
+  readonly placements?: readonly Placement[];
+}
 
 export interface Dataset {
   /** The spec it was opened with, e.g. "mnist:test". */
@@ -9,15 +23,58 @@ export interface Dataset {
   readonly size: number;
   /** Shape of one sample, e.g. [1, 28, 28]. */
   readonly sampleShape: readonly number[];
-  /** Raw sample values, size × prod(sampleShape). */
-  readonly x: Float32Array | Uint8Array;
   /** Multiplier that maps raw values to model input before normalisation (1/255 for images). */
   readonly scale: number;
+  /** One integer label per sample (known without reading the samples), or null. */
   readonly labels: Int32Array | null;
-  /** Segmentation: per-pixel class ids of every sample ([size, ...shape]); 255 = ignore. */
-  readonly masks?: { readonly shape: readonly number[]; readonly data: Uint8Array };
+  /** Segmentation: the shape of one sample's mask; the masks come with the samples (read). */
+  readonly maskShape?: readonly number[];
   /** Detection: ground-truth boxes of all samples (COCO-style x, y, w, h in pixels). */
   readonly boxes?: readonly DetectionBox[];
+  /** Image sources: the preprocessing preset they decode with (data/preprocess.ts); absent: none given. */
+  readonly preprocess?: string;
+  /** Class names in label order, when the source has them (an image folder's sub-folders). */
+  readonly classes?: readonly string[];
+  /** The samples at these indices (each in [0, size)), read now. */
+  read(indices: readonly number[]): Promise<Samples>;
+}
+
+/** A data set held in memory whole: its arrays, readable directly. */
+export interface MemoryDataset extends Dataset {
+  /** Raw sample values, size × prod(sampleShape). */
+  readonly x: Float32Array | Uint8Array;
+  /** Segmentation: per-pixel class ids of every sample ([size, ...shape]); 255 = ignore. */
+  readonly masks?: { readonly shape: readonly number[]; readonly data: Uint8Array };
+}
+
+/** The arrays of an in-memory data set. */
+export type MemoryArrays = Omit<MemoryDataset, 'read' | 'maskShape'>;
+
+/** An in-memory data set behind the Dataset interface: read copies the samples asked for. */
+export function memoryDataset(a: MemoryArrays): MemoryDataset {
+  const per = a.sampleShape.reduce((p, q) => p * q, 1);
+  const plane = a.masks ? a.masks.shape.reduce((p, q) => p * q, 1) : 0;
+  // (A Buffer's constructor is not a typed array's: make plain ones.)
+  const gather = <T extends Float32Array | Uint8Array>(src: T, size: number, indices: readonly number[]): T => {
+    const out = (src instanceof Float32Array ? new Float32Array(indices.length * size) : new Uint8Array(indices.length * size)) as T;
+    indices.forEach((i, k) => out.set(src.subarray(i * size, (i + 1) * size), k * size));
+    return out;
+  };
+  return {
+    ...a,
+    ...(a.masks ? { maskShape: a.masks.shape } : {}),
+    read(indices) {
+      checkIndices(a.name, a.size, indices);
+      const masks = a.masks ? gather(a.masks.data, plane, indices) : undefined;
+      return Promise.resolve({ x: gather(a.x, per, indices), ...(masks ? { masks } : {}) });
+    },
+  };
+}
+
+/** Every index an integer in [0, size). */
+export function checkIndices(name: string, size: number, indices: readonly number[]): void {
+  const bad = indices.find((i) => !Number.isInteger(i) || i < 0 || i >= size);
+  if (bad !== undefined) throw new RangeError(`data set ${name}: sample index ${bad} is outside 0..${size - 1}`);
 }
 
 export interface DetectionBox {
@@ -45,28 +102,66 @@ export interface Batch {
   readonly x: Float32Array;
   readonly y: Int32Array | null;
   readonly n: number;
+  /** The batch's sample indices in the data set. */
+  readonly indices: readonly number[];
+  /** Segmentation: the batch's masks, n × prod(maskShape). */
+  readonly masks?: Uint8Array;
+  /** Where each sample came from, when the source resized or cropped images. */
+  readonly placements?: readonly Placement[];
 }
 
-/** Build a batch of the given sample indices, scaled and normalised per channel (axis 0 of a sample). */
-export function makeBatch(d: Dataset, indices: readonly number[], norm: Normalize | null): Batch {
-  const per = d.sampleShape.reduce((a, b) => a * b, 1);
-  const C = d.sampleShape.length >= 3 ? d.sampleShape[0] : 1;
+/** Scale and normalise raw samples per channel (axis 0 of a sample). */
+export function normalizeSamples(raw: Float32Array | Uint8Array, n: number, sampleShape: readonly number[], scale: number, norm: Normalize | null): Float32Array {
+  const per = sampleShape.reduce((a, b) => a * b, 1);
+  const C = sampleShape.length >= 3 ? sampleShape[0] : 1;
   const plane = per / C;
-  const x = new Float32Array(indices.length * per);
-  const y = d.labels ? new Int32Array(indices.length) : null;
-  for (let b = 0; b < indices.length; b++) {
-    const i = indices[b];
-    const src = i * per;
-    const dst = b * per;
+  const x = new Float32Array(n * per);
+  for (let b = 0; b < n; b++) {
+    const base = b * per;
     for (let c = 0; c < C; c++) {
       const mean = norm ? norm.mean[norm.mean.length === 1 ? 0 : c] : 0;
       const inv = norm ? 1 / norm.std[norm.std.length === 1 ? 0 : c] : 1;
-      const off = c * plane;
-      for (let k = 0; k < plane; k++) x[dst + off + k] = (d.x[src + off + k] * d.scale - mean) * inv;
+      const off = base + c * plane;
+      for (let k = 0; k < plane; k++) x[off + k] = (raw[off + k] * scale - mean) * inv;
     }
-    if (y && d.labels) y[b] = d.labels[i];
   }
-  return { x, y, n: indices.length };
+  return x;
+}
+
+/** Read a batch of the given sample indices, scaled and normalised per channel. */
+export async function readBatch(d: Dataset, indices: readonly number[], norm: Normalize | null): Promise<Batch> {
+  const s = await d.read(indices);
+  const x = normalizeSamples(s.x, indices.length, d.sampleShape, d.scale, norm);
+  const y = d.labels ? Int32Array.from(indices, (i) => (d.labels as Int32Array)[i]) : null;
+  return { x, y, n: indices.length, indices: [...indices], ...(s.masks ? { masks: s.masks } : {}), ...(s.placements ? { placements: s.placements } : {}) };
+}
+
+/**
+ * Batches 0..count-1 (the indices of batch b from `indicesOf`), each read while the one before
+ * is in use: the next `ahead` batches are always on their way (a streamed source decodes them in
+ * its worker threads meanwhile). Reading errors surface when their batch is reached.
+ */
+export async function* prefetchBatches(d: Dataset, count: number, indicesOf: (b: number) => readonly number[], norm: Normalize | null, ahead = 2): AsyncGenerator<Batch> {
+  const queue: Promise<Batch>[] = [];
+  let next = 0;
+  const fill = (): void => {
+    while (next < count && queue.length <= ahead) {
+      const p = readBatch(d, indicesOf(next++), norm);
+      p.catch(() => undefined); // handled when awaited; never an unhandled rejection meanwhile
+      queue.push(p);
+    }
+  };
+  try {
+    for (let b = 0; b < count; b++) {
+      fill();
+      const batch = await (queue.shift() as Promise<Batch>);
+      fill();
+      yield batch;
+    }
+  } finally {
+    // Stopped early (an error downstream): let reads already started settle before returning.
+    await Promise.allSettled(queue);
+  }
 }
 
 /** A small deterministic PRNG (mulberry32) for reproducible shuffles. */

@@ -8,7 +8,8 @@
 import { readRegularFile } from '../files.js';
 import { unzipSync, zipSync } from 'fflate';
 import { SpikeportError } from '../errors.js';
-import type { Dataset, DetectionBox } from './dataset.js';
+import type { DetectionBox, MemoryDataset } from './dataset.js';
+import { memoryDataset } from './dataset.js';
 
 export interface NpyArray {
   readonly shape: number[];
@@ -44,7 +45,7 @@ export function parseNpy(buf: Uint8Array, where: string): NpyArray {
   return { shape, data: new ctor(body.buffer, 0, n) };
 }
 
-export function readNpz(file: string, spec: string): Dataset {
+export function readNpz(file: string, spec: string): MemoryDataset {
   let bytes: Buffer;
   try {
     bytes = readRegularFile(file);
@@ -70,7 +71,7 @@ export function readNpz(file: string, spec: string): Dataset {
     if (y.shape[0] !== x.shape[0]) throw new SpikeportError('invalid-data', `${file}: x has ${x.shape[0]} samples but y has ${y.shape[0]}`);
     labels = Int32Array.from(y.data as ArrayLike<number>, Number);
   }
-  let masks: Dataset['masks'];
+  let masks: MemoryDataset['masks'];
   if (entries['masks.npy']) {
     const mk = parseNpy(entries['masks.npy'], `${file}:masks`);
     if (mk.shape[0] !== x.shape[0] || !(mk.data instanceof Uint8Array)) throw new SpikeportError('invalid-data', `${file}: masks must be uint8 with one mask per sample (shape ${mk.shape.join('x')})`);
@@ -84,7 +85,7 @@ export function readNpz(file: string, spec: string): Dataset {
     boxes = Array.from({ length: bx.shape[0] }, (_, i) => ({ image: v[6 * i], label: v[6 * i + 1], x: v[6 * i + 2], y: v[6 * i + 3], w: v[6 * i + 4], h: v[6 * i + 5] }));
   }
   // uint8 samples are images in 0–255 (what `spikeport data` writes); floats are used as given.
-  return { name: spec, size: x.shape[0], sampleShape: x.shape.slice(1), x: xs, scale: xs instanceof Uint8Array ? 1 / 255 : 1, labels, ...(masks ? { masks } : {}), ...(boxes ? { boxes } : {}) };
+  return memoryDataset({ name: spec, size: x.shape[0], sampleShape: x.shape.slice(1), x: xs, scale: xs instanceof Uint8Array ? 1 / 255 : 1, labels, ...(masks ? { masks } : {}), ...(boxes ? { boxes } : {}) });
 }
 
 /** A .npy file's bytes (format 1.0, little-endian). */
@@ -102,7 +103,7 @@ export function encodeNpy(shape: readonly number[], data: Float32Array | Int32Ar
 }
 
 /** A data set as .npz bytes: x (raw values, uint8 or float32), y, masks, boxes — what readNpz reads. */
-export function encodeDatasetNpz(d: Dataset): Uint8Array {
+export function encodeDatasetNpz(d: MemoryDataset): Uint8Array {
   const files: Record<string, Uint8Array> = { 'x.npy': encodeNpy([d.size, ...d.sampleShape], d.x) };
   if (d.labels) files['y.npy'] = encodeNpy([d.size], d.labels);
   if (d.masks) files['masks.npy'] = encodeNpy([d.size, ...d.masks.shape], d.masks.data);

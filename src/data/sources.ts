@@ -1,6 +1,6 @@
 /**
  * Opening data sets by spec: "mnist:train", "fashion-mnist:test", "fashion-mnist:test@DIR",
- * "npz:path/to/file.npz".
+ * "npz:path/to/file.npz", the generated sets, and image folders ("imagefolder:DIR", streamed).
  */
 import fs from 'node:fs';
 import path from 'node:path';
@@ -8,7 +8,10 @@ import zlib from 'node:zlib';
 import { createRequire } from 'node:module';
 import { SpikeportError, checkInteger } from '../errors.js';
 import { readRegularFile } from '../files.js';
-import type { Dataset } from './dataset.js';
+import type { Dataset, MemoryDataset } from './dataset.js';
+import { checkIndices, memoryDataset } from './dataset.js';
+import { openCoco, openImageFolder, openVideoFolder, openVoc } from './images.js';
+import type { Preprocess } from './preprocess.js';
 import { readNpz } from './npz.js';
 import { SYNTH_KINDS, SYNTH_SIZES, synthesize, type SynthKind } from './synth.js';
 
@@ -28,17 +31,17 @@ export function parseIdx(buf: Uint8Array, where: string): { dims: number[]; data
   return { dims, data: buf.subarray(off, off + n) };
 }
 
-function readIdxPair(dir: string, split: string, ext: string, name: string): Dataset {
+function readIdxPair(dir: string, split: string, ext: string, name: string): MemoryDataset {
   const prefix = split === 'train' ? 'train' : 't10k';
   const imgPath = path.join(dir, `${prefix}-images-idx3-ubyte${ext}`);
   const lblPath = path.join(dir, `${prefix}-labels-idx1-ubyte${ext}`);
   const img = parseIdx(readRegularFile(imgPath), imgPath);
   const lbl = parseIdx(readRegularFile(lblPath), lblPath);
   if (img.dims[0] !== lbl.dims[0]) throw new SpikeportError('invalid-data', `${name}: ${img.dims[0]} images but ${lbl.dims[0]} labels`);
-  return {
+  return memoryDataset({
     name, size: img.dims[0], sampleShape: [1, img.dims[1], img.dims[2]], x: img.data, scale: 1 / 255,
     labels: Int32Array.from(lbl.data),
-  };
+  });
 }
 
 function mnistDir(): string {
@@ -66,19 +69,73 @@ export function dataFiles(spec: string): string[] {
   const m = /^([a-z-]+):(.+)$/.exec(spec);
   if (!m) return [];
   if (m[1] === 'npz') return [m[2]];
+  if (m[1] === 'coco' && m[2].lastIndexOf('@') > 0) return [m[2].slice(m[2].lastIndexOf('@') + 1)];
   const dir = m[1] === 'fashion-mnist' ? m[2].split('@')[1] : undefined;
   if (!dir) return [];
   return ['train', 't10k'].flatMap((p) => [`${p}-images-idx3-ubyte`, `${p}-labels-idx1-ubyte`]).flatMap((f) => [path.join(dir, f), path.join(dir, `${f}.gz`)]);
 }
 
-/** Open a data set from its spec. `limit` keeps the first N samples. */
-export function openDataset(spec: string, limit?: number): Dataset {
+/** What opening a data set may need to know about the model that reads it. */
+export interface OpenOptions {
+  /** The model's input shape per sample ([C, H, W]); image sources decode to it. */
+  readonly sampleShape?: readonly number[];
+  /** Image sources: the preprocessing (absent or null: images must have the model's size). */
+  readonly preprocess?: Preprocess | null;
+  /** videofolder: frames per clip, checked against the model's (its input's axis 1). */
+  readonly clipLength?: number;
+  /** coco: the model's class names in its order; categories are matched by name (default: the file's category order). */
+  readonly classNames?: readonly string[];
+}
+
+const KNOWN = `mnist:train|test, fashion-mnist:train|test[@DIR], npz:FILE, imagefolder:DIR, videofolder:DIR, voc:DIR[:split], coco:IMAGES@ANNOTATIONS.json or a generated set (${SYNTH_KINDS.join(', ')}):train|test`;
+
+/** The sources decoded from image files (streamed, for the model's input shape). */
+export const IMAGE_SOURCES = ['imagefolder', 'videofolder', 'voc', 'coco'] as const;
+
+/** Open an image source (streamed). */
+function openImages(spec: string, kind: string, rest: string, options: OpenOptions): Dataset {
+  const opts = { sampleShape: options.sampleShape ?? [], preprocess: options.preprocess ?? null };
+  if (kind === 'imagefolder') return openImageFolder(spec, rest, opts);
+  if (kind === 'videofolder') {
+    const L = opts.sampleShape[1];
+    if (options.clipLength !== undefined && options.sampleShape?.length === 4 && options.clipLength !== L) {
+      throw new SpikeportError('invalid-option', `clipLength ${options.clipLength}: the model takes clips of ${L} frames`, 'clipLength');
+    }
+    return openVideoFolder(spec, rest, opts);
+  }
+  if (kind === 'voc') {
+    const m = /^(.*?)(?::([\w.-]+))?$/.exec(rest) as RegExpExecArray;
+    // A folder whose name has a colon: the part after the last one is a split only if that is not a folder.
+    const [dir, split] = m[2] !== undefined && !fs.existsSync(rest) ? [m[1], m[2]] : [rest, 'train'];
+    return openVoc(spec, dir, split, opts);
+  }
+  const at = rest.lastIndexOf('@');
+  if (at <= 0 || at === rest.length - 1) throw new SpikeportError('invalid-data', `data set "${spec}": expected coco:IMAGES_DIR@ANNOTATIONS.json`);
+  return openCoco(spec, rest.slice(0, at), rest.slice(at + 1), { ...opts, classNames: options.classNames });
+}
+
+/**
+ * Open a data set from its spec. `limit` keeps the first N samples. Image sources are streamed
+ * (read by index on demand); the others are read into memory.
+ */
+export function openDataset(spec: string, limit?: number, options: OpenOptions = {}): Dataset {
   if (limit !== undefined) checkInteger('limit', limit, 1);
   const m = /^([a-z-]+):(.+)$/.exec(spec);
-  if (!m) throw new SpikeportError('invalid-data', `data set "${spec}": expected mnist:train|test, fashion-mnist:train|test[@DIR], npz:FILE or a generated set (${SYNTH_KINDS.join(', ')}):train|test`);
+  if (m && (IMAGE_SOURCES as readonly string[]).includes(m[1])) {
+    const d = openImages(spec, m[1], m[2], options);
+    return limit !== undefined && limit < d.size ? limitDataset(d, limit) : d;
+  }
+  return openMemoryDataset(spec, limit);
+}
+
+/** Open a data set that is read into memory whole (every source but the image folders). */
+export function openMemoryDataset(spec: string, limit?: number): MemoryDataset {
+  if (limit !== undefined) checkInteger('limit', limit, 1);
+  const m = /^([a-z-]+):(.+)$/.exec(spec);
+  if (!m) throw new SpikeportError('invalid-data', `data set "${spec}": expected ${KNOWN}`);
   const [, kind, rest] = m;
-  let d: Dataset;
-  if (kind === 'mnist' || kind === 'fashion-mnist') {
+  if ((IMAGE_SOURCES as readonly string[]).includes(kind)) throw new SpikeportError('invalid-data', `data set "${spec}": ${kind} data is streamed for a model (convert, simulate); it is not read into memory whole`);
+  let d: MemoryDataset;  if (kind === 'mnist' || kind === 'fashion-mnist') {
     const [split, dirOpt] = rest.split('@');
     if (split !== 'train' && split !== 'test') throw new SpikeportError('invalid-data', `data set "${spec}": the split must be train or test`);
     if (kind === 'mnist') {
@@ -99,19 +156,36 @@ export function openDataset(spec: string, limit?: number): Dataset {
     const n = Math.min(limit ?? SYNTH_SIZES[rest], SYNTH_SIZES[rest]);
     d = synthesize(kind as SynthKind, rest, readIdxPair(mnistDir(), rest, '', `mnist:${rest}`), n, spec);
   } else {
-    throw new SpikeportError('invalid-data', `data set "${spec}": unknown data set "${kind}" (known: mnist, fashion-mnist, ${SYNTH_KINDS.join(', ')}, npz)`);
+    throw new SpikeportError('invalid-data', `data set "${spec}": unknown data set "${kind}" (known: ${KNOWN})`);
   }
   if (d.size === 0) throw new SpikeportError('invalid-data', `data set ${spec} is empty`);
-  if (limit !== undefined && limit < d.size) d = limitDataset(d, limit);
+  if (limit !== undefined && limit < d.size) d = limitMemory(d, limit);
   return d;
 }
 
+/** The first n samples of a data set (streamed sources stay streamed). */
 export function limitDataset(d: Dataset, n: number): Dataset {
+  checkInteger('limit', n, 1);
+  if (n >= d.size) return d;
+  return {
+    name: d.name, size: n, sampleShape: d.sampleShape, scale: d.scale, labels: d.labels ? d.labels.subarray(0, n) : null,
+    ...(d.maskShape ? { maskShape: d.maskShape } : {}),
+    ...(d.boxes ? { boxes: d.boxes.filter((b) => b.image < n) } : {}),
+    ...(d.classes ? { classes: d.classes } : {}),
+    ...(d.preprocess ? { preprocess: d.preprocess } : {}),
+    read(indices) {
+      checkIndices(`${d.name} (first ${n})`, n, indices);
+      return d.read(indices);
+    },
+  };
+}
+
+function limitMemory(d: MemoryDataset, n: number): MemoryDataset {
   const per = d.sampleShape.reduce((a, b) => a * b, 1);
   const plane = d.masks ? d.masks.shape.reduce((a, b) => a * b, 1) : 0;
-  return {
-    ...d, size: n, x: d.x.subarray(0, n * per), labels: d.labels ? d.labels.subarray(0, n) : null,
+  return memoryDataset({
+    name: d.name, sampleShape: d.sampleShape, scale: d.scale, size: n, x: d.x.subarray(0, n * per), labels: d.labels ? d.labels.subarray(0, n) : null,
     ...(d.masks ? { masks: { shape: d.masks.shape, data: d.masks.data.subarray(0, n * plane) } } : {}),
     ...(d.boxes ? { boxes: d.boxes.filter((b) => b.image < n) } : {}),
-  };
+  });
 }

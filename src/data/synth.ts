@@ -12,8 +12,8 @@
  * The train split draws digits from MNIST train, the test split from MNIST test. The same spec
  * and size always give the same samples (seed = split).
  */
-import type { Dataset, DetectionBox } from './dataset.js';
-import { rng } from './dataset.js';
+import type { DetectionBox, MemoryDataset } from './dataset.js';
+import { memoryDataset, rng } from './dataset.js';
 
 export const SYNTH_KINDS = ['mnist-seg', 'mnist-det', 'mnist-video'] as const;
 export type SynthKind = (typeof SYNTH_KINDS)[number];
@@ -25,7 +25,7 @@ export const CLIP = { frames: 16, size: 32, digit: 14 } as const;
 /** Default sample counts per split. */
 export const SYNTH_SIZES: Record<'train' | 'test', number> = { train: 12000, test: 1000 };
 
-function place(digits: Dataset, r: () => number, canvas: Uint8Array, mask: Uint8Array | null, boxes: DetectionBox[], image: number): void {
+function place(digits: MemoryDataset, r: () => number, canvas: Uint8Array, mask: Uint8Array | null, boxes: DetectionBox[], image: number): void {
   const count = 1 + Math.floor(r() * 4);
   const taken: [number, number][] = [];
   for (let k = 0; k < count; k++) {
@@ -67,7 +67,7 @@ function place(digits: Dataset, r: () => number, canvas: Uint8Array, mask: Uint8
 }
 
 /** Canvases with per-pixel masks and boxes. */
-function canvases(kind: 'mnist-seg' | 'mnist-det', digits: Dataset, n: number, seed: number, name: string): Dataset {
+function canvases(kind: 'mnist-seg' | 'mnist-det', digits: MemoryDataset, n: number, seed: number, name: string): MemoryDataset {
   const r = rng(seed);
   const x = new Uint8Array(n * CANVAS * CANVAS);
   const masks = new Uint8Array(n * CANVAS * CANVAS);
@@ -75,14 +75,14 @@ function canvases(kind: 'mnist-seg' | 'mnist-det', digits: Dataset, n: number, s
   for (let i = 0; i < n; i++) {
     place(digits, r, x.subarray(i * CANVAS * CANVAS, (i + 1) * CANVAS * CANVAS), masks.subarray(i * CANVAS * CANVAS, (i + 1) * CANVAS * CANVAS), boxes, i);
   }
-  return {
+  return memoryDataset({
     name, size: n, sampleShape: [1, CANVAS, CANVAS], x, scale: 1 / 255, labels: null,
     ...(kind === 'mnist-seg' ? { masks: { shape: [CANVAS, CANVAS], data: masks } } : { boxes }),
-  };
+  });
 }
 
 /** 2×2 mean of a 28×28 digit: 14×14. */
-function shrink(digits: Dataset, idx: number): Uint8Array {
+function shrink(digits: MemoryDataset, idx: number): Uint8Array {
   const out = new Uint8Array(CLIP.digit * CLIP.digit);
   const src = idx * 784;
   for (let y = 0; y < 14; y++) {
@@ -94,7 +94,7 @@ function shrink(digits: Dataset, idx: number): Uint8Array {
   return out;
 }
 
-function clips(digits: Dataset, n: number, seed: number, name: string): Dataset {
+function clips(digits: MemoryDataset, n: number, seed: number, name: string): MemoryDataset {
   const r = rng(seed);
   const { frames, size, digit } = CLIP;
   const per = frames * size * size;
@@ -125,11 +125,11 @@ function clips(digits: Dataset, n: number, seed: number, name: string): Dataset 
     }
   }
   // One channel, frames as depth: [1, 16, 32, 32] for 3-D convolutions.
-  return { name, size: n, sampleShape: [1, frames, size, size], x, scale: 1 / 255, labels };
+  return memoryDataset({ name, size: n, sampleShape: [1, frames, size, size], x, scale: 1 / 255, labels });
 }
 
 /** Generate `n` samples of a synthetic task from the digits of one MNIST split. */
-export function synthesize(kind: SynthKind, split: 'train' | 'test', digits: Dataset, n: number, name: string): Dataset {
+export function synthesize(kind: SynthKind, split: 'train' | 'test', digits: MemoryDataset, n: number, name: string): MemoryDataset {
   const seed = (split === 'train' ? 1 : 2) * 7919 + SYNTH_KINDS.indexOf(kind);
   if (kind === 'mnist-video') return clips(digits, n, seed, name);
   // Segmentation and detection share canvases: the same seed gives the same images.

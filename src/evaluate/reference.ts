@@ -1,13 +1,12 @@
 /** The ANN's and the clipped ANN's (every ReLU replaced by clip(x, 0, θ)) scores on a data set. */
 import type { Dataset } from '../data/dataset.js';
-import { makeBatch, sequentialBatches } from '../data/dataset.js';
-import { tailGraph } from '../graph/plan.js';
+import { prefetchBatches, sequentialBatches } from '../data/dataset.js';
 import { Session, type RuntimeOptions } from '../ort/session.js';
 import type { PreparedModel } from '../model/prepare.js';
 import { instrument, thetaFeeds } from '../calibrate/instrument.js';
 import type { Thresholds } from '../calibrate/thresholds.js';
 import { inferTask, makeScorer, type Score, type Task } from '../tasks/task.js';
-import { TailRunner } from './tail.js';
+import { TailRunner, modelTail } from './tail.js';
 
 export interface ReferenceOptions extends RuntimeOptions {
   /** Samples per ONNX Runtime call. */
@@ -23,7 +22,7 @@ export interface References {
 }
 
 export async function annReference(m: PreparedModel, data: Dataset, th: Thresholds, opts: ReferenceOptions): Promise<References> {
-  const tail = await TailRunner.create(tailGraph(m.graph, m.plan), m.plan.readout, opts);
+  const tail = await TailRunner.create(await modelTail(m, opts), m.plan.readout, opts);
   const task = inferTask(data, opts.task);
   const res: Score[] = [];
   try {
@@ -32,12 +31,12 @@ export async function annReference(m: PreparedModel, data: Dataset, th: Threshol
       const s = await Session.create(inst.graph, opts);
       const scorer = makeScorer(task, 1, data);
       try {
-        for (const idx of sequentialBatches(data.size, opts.batchSize)) {
-          const b = makeBatch(data, idx, m.normalize);
+        const batches = sequentialBatches(data.size, opts.batchSize);
+        for await (const b of prefetchBatches(data, batches.length, (i) => batches[i], m.normalize)) {
           const feeds = { [m.inputName]: { dims: [b.n, ...m.inputShape], data: b.x }, ...(mode === 'clip' ? thetaFeeds(inst, th) : {}) };
           const readout = (await s.run(feeds, [inst.readout]))[inst.readout];
           const out = await tail.apply(readout.data, readout.dims);
-          scorer.add(0, out.data, out.dims, idx);
+          scorer.add(0, out.data, out.dims, b);
         }
       } finally {
         await s.release();

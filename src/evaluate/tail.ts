@@ -1,6 +1,9 @@
 /** The ops after the readout, run as ANN on (averaged) readouts; the identity when there are none. */
 import type { Graph } from '../graph/ir.js';
-import { Session, type Array32, type RuntimeOptions } from '../ort/session.js';
+import { numel } from '../graph/ir.js';
+import { tailGraph, tailShapeInputs } from '../graph/plan.js';
+import type { PreparedModel } from '../model/prepare.js';
+import { Session, probeShapes, type Array32, type RuntimeOptions } from '../ort/session.js';
 import { SpikeportError } from '../errors.js';
 
 export class TailRunner {
@@ -23,4 +26,18 @@ export class TailRunner {
   async release(): Promise<void> {
     await this.session?.release();
   }
+}
+
+/**
+ * A prepared model's tail (graph/plan.ts tailGraph), with the per-sample shapes of the tensors
+ * from before the readout whose shapes it reads (probed once when not known yet).
+ */
+export async function modelTail(m: PreparedModel, opts: RuntimeOptions = {}): Promise<Graph | null> {
+  const known = new Map<string, readonly number[]>([...m.shapes, [m.inputName, m.inputShape]]);
+  const missing = tailShapeInputs(m.graph, m.plan).filter((t) => !known.has(t));
+  if (missing.length > 0) {
+    const probed = await probeShapes(m.graph, m.inputName, { dims: [2, ...m.inputShape], data: new Float32Array(2 * numel(m.inputShape)) }, missing, opts);
+    for (const [k, dims] of probed) known.set(k, dims.slice(1));
+  }
+  return tailGraph(m.graph, m.plan, (t) => known.get(t));
 }

@@ -111,7 +111,7 @@ export async function simulateWindows(snn: Snn, data: Dataset, windows: readonly
       const averages = windowAverages(b, windows);
       for (let w = 0; w < windows.length; w++) {
         const out = await tail.apply(averages[w], [b.n, ...spec.readoutShape]);
-        scorer.add(w, out.data, out.dims, b.indices);
+        scorer.add(w, out.data, out.dims, b);
       }
     });
   } finally {

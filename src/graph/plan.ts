@@ -4,6 +4,7 @@
  * whether every op on the way can carry spikes.
  */
 import type { Graph, Node } from './ir.js';
+import { attrInt, int64Tensor } from './ir.js';
 import { neuronCap } from './passes.js';
 import { findQcfs, type QcfsChain } from './qcfs.js';
 import { ancestors, consumers, usedInitializers } from './topo.js';
@@ -170,29 +171,126 @@ function findReadout(g: Graph, sites: readonly Site[]): Node {
   throw new SpikeportError('unsupported-model', 'the model has no weighted layer (Conv, Gemm, MatMul) after its last ReLU to serve as the non-spiking readout');
 }
 
+/** Per-sample shape (no batch axis) of a tensor from before the readout, when known. */
+export type ShapeOf = (tensor: string) => readonly number[] | undefined;
+
+/**
+ * The tensors whose shapes the tail reads from before the readout (inputs of Shape nodes that
+ * the tail needs); tailGraph needs their per-sample shapes.
+ */
+export function tailShapeInputs(g: Graph, p: Plan): string[] {
+  return staticPart(g, p).shapes.map((n) => n.inputs[0]);
+}
+
+/** Tail nodes and the static nodes (shapes, and what is computed from shapes and constants only) they pull in from before the readout. */
+function staticPart(g: Graph, p: Plan): { nodes: Node[]; shapes: Node[]; foreign: { node: Node; input: string } | null } {
+  const outs = g.outputs.map((o) => o.name);
+  const spiking = new Set([...p.spiking, ...p.sites.flatMap((s) => s.ann)]);
+  const tail = ancestors(g, outs).filter((n) => !spiking.has(n));
+  const prod = new Map<string, Node>();
+  for (const n of g.nodes) for (const o of n.outputs) if (o) prod.set(o, n);
+  const inTail = new Set(tail);
+  const produced = new Set([p.readout, ...tail.flatMap((n) => n.outputs)]);
+  const shapes: Node[] = [];
+  const pulled = new Set<Node>();
+  // A tensor is static when it is a constant, a shape (which does not change from step to step)
+  // or computed from those only; such a tensor from before the readout may be read by the tail.
+  const isStatic = (t: string, seen: Set<string>): boolean => {
+    if (!t || g.initializers.has(t) || produced.has(t)) return true;
+    if (seen.has(t)) return true;
+    seen.add(t);
+    const n = prod.get(t);
+    if (!n) return false;
+    if (n.opType === 'Shape' && (!n.domain || n.domain === 'ai.onnx')) return true;
+    if (n.opType === 'Size' || (n.domain && n.domain !== 'ai.onnx')) return false;
+    if (Object.values(n.attrs).some((a) => a.kind === 'subgraph' || a.kind === 'opaque')) return false;
+    return n.inputs.length > 0 ? n.inputs.every((i) => isStatic(i, seen)) : n.opType === 'Constant';
+  };
+  const pull = (t: string): void => {
+    if (!t || g.initializers.has(t) || produced.has(t)) return;
+    const n = prod.get(t) as Node;
+    if (pulled.has(n) || inTail.has(n)) return;
+    pulled.add(n);
+    if (n.opType === 'Shape') {
+      if (!produced.has(n.inputs[0])) shapes.push(n);
+      else pull(n.inputs[0]);
+      return;
+    }
+    n.inputs.forEach(pull);
+  };
+  let foreign: { node: Node; input: string } | null = null;
+  for (const n of tail) {
+    const readsFromBefore = n.opType === 'Shape' ? [] : n.inputs;
+    for (const i of readsFromBefore) {
+      if (!i || produced.has(i) || g.initializers.has(i)) continue;
+      if (isStatic(i, new Set())) pull(i);
+      else foreign ??= { node: n, input: i };
+    }
+    if (n.opType === 'Shape' && !produced.has(n.inputs[0])) shapes.push(n);
+  }
+  const keep = new Set([...tail, ...pulled]);
+  return { nodes: g.nodes.filter((n) => keep.has(n)), shapes: [...new Set(shapes)], foreign };
+}
+
 /**
  * What runs after the readout, as ANN on the averaged readout (softmax, upsampling, anything
  * after --readout NODE): a graph from the readout tensor to the model's outputs, or null when
- * the readout is the output.
+ * the readout is the output. The tail may read shapes of tensors from before the readout, and
+ * anything computed only from shapes and constants (a final Resize to Shape(input)): a shape
+ * does not change from step to step. Each such Shape(x) becomes [batch of the readout,
+ * …per-sample shape of x] (`shapeOf`), so the tail needs nothing but the readout.
  */
-export function tailGraph(g: Graph, p: Plan): Graph | null {
+export function tailGraph(g: Graph, p: Plan, shapeOf: ShapeOf = () => undefined): Graph | null {
   const outs = g.outputs.map((o) => o.name);
   if (outs.length === 1 && outs[0] === p.readout) return null;
-  const spiking = new Set([...p.spiking, ...p.sites.flatMap((s) => s.ann)]);
-  const nodes = ancestors(g, outs).filter((n) => !spiking.has(n));
-  if (nodes.length === 0) return null;
-  const produced = new Set([p.readout, ...nodes.flatMap((n) => n.outputs)]);
-  for (const n of nodes) {
-    const foreign = n.inputs.find((i) => i && !produced.has(i) && !g.initializers.has(i));
-    if (foreign) {
-      throw new SpikeportError('unsupported-model', `node "${n.name}" (${n.opType}) after the readout "${p.readoutNode}" also reads "${foreign}" from before it; set readoutNode to a later node`, 'readoutNode');
+  const { nodes: found, shapes, foreign } = staticPart(g, p);
+  if (found.length === 0) return null;
+  if (foreign) {
+    throw new SpikeportError('unsupported-model', `node "${foreign.node.name}" (${foreign.node.opType}) after the readout "${p.readoutNode}" also reads "${foreign.input}" from before it; set readoutNode to a later node`, 'readoutNode');
+  }
+  const initializers = new Map(usedInitializers(found, g.initializers));
+  const nodes: Node[] = [];
+  const batchOf = `${p.readout}__batch`;
+  const rewritten = new Set(shapes);
+  if (shapes.length > 0) {
+    initializers.set(`${batchOf}__0`, int64Tensor([1], [0]));
+    initializers.set(`${batchOf}__1`, int64Tensor([1], [1]));
+    nodes.push(
+      { name: `${batchOf}__shape`, opType: 'Shape', domain: '', inputs: [p.readout], outputs: [`${batchOf}__shape`], attrs: {} },
+      { name: batchOf, opType: 'Slice', domain: '', inputs: [`${batchOf}__shape`, `${batchOf}__0`, `${batchOf}__1`], outputs: [batchOf], attrs: {} },
+    );
+  }
+  for (const n of found) {
+    if (!rewritten.has(n)) {
+      nodes.push(n);
+      continue;
+    }
+    const x = n.inputs[0];
+    const dims = shapeOf(x);
+    if (!dims) throw new SpikeportError('unsupported-model', `node "${n.name}" (Shape) after the readout "${p.readoutNode}" reads the shape of "${x}", which is not known; set readoutNode to a later node`, 'readoutNode');
+    const rank = dims.length + 1;
+    const start = attrInt(n, 'start', 0);
+    const end = attrInt(n, 'end', rank);
+    const lo = Math.max(0, Math.min(rank, start < 0 ? start + rank : start));
+    const hi = Math.max(0, Math.min(rank, end < 0 ? end + rank : end));
+    const full = [-1, ...dims];
+    const part = full.slice(lo, Math.max(lo, hi));
+    const per = `${n.outputs[0]}__per_sample`;
+    if (part[0] === -1) {
+      // [batch, …]: the batch is the readout's (the same samples), the rest is fixed.
+      initializers.set(per, int64Tensor([part.length - 1], part.slice(1)));
+      nodes.push({ name: n.name, opType: 'Concat', domain: '', inputs: [batchOf, per], outputs: n.outputs, attrs: { axis: { kind: 'int', value: 0 } } });
+    } else {
+      initializers.set(per, int64Tensor([part.length], part));
+      nodes.push({ name: n.name, opType: 'Identity', domain: '', inputs: [per], outputs: n.outputs, attrs: {} });
     }
   }
+  const produced = new Set(nodes.flatMap((n) => n.outputs));
   return {
     ...g,
     name: 'tail',
     nodes,
-    initializers: usedInitializers(nodes, g.initializers),
+    initializers,
     inputs: [{ name: p.readout, dtype: 'float32', shape: null }],
     outputs: g.outputs.filter((o) => produced.has(o.name)),
     metadata: {},

@@ -3,8 +3,8 @@
  * sink (so accuracy at every T ≤ T_max and any delay window comes from one run); states live
  * per batch only.
  */
-import type { Dataset, Normalize } from '../data/dataset.js';
-import { makeBatch, sequentialBatches } from '../data/dataset.js';
+import type { Batch, Dataset, Normalize } from '../data/dataset.js';
+import { prefetchBatches, sequentialBatches } from '../data/dataset.js';
 import type { Graph } from '../graph/ir.js';
 import { numel } from '../graph/ir.js';
 import { Session, type Array32, type ArrayI64, type RuntimeOptions } from '../ort/session.js';
@@ -41,6 +41,10 @@ export interface StepBatch {
   readonly labels: Int32Array | null;
   /** The batch's sample indices in the data set. */
   readonly indices: readonly number[];
+  /** Segmentation: the batch's masks (Batch.masks). */
+  readonly masks?: Uint8Array;
+  /** Where each sample came from, when the source resized or cropped images (Batch.placements). */
+  readonly placements?: Batch['placements'];
 }
 
 export interface SimulateOptions extends RuntimeOptions {
@@ -79,7 +83,7 @@ export interface SimulationStats {
 
 /** One batch through all T steps; returns what the sink needs. */
 interface BatchRunner {
-  run(bi: number, indices: readonly number[]): Promise<void>;
+  run(bi: number, batch: Batch): Promise<void>;
   release(): Promise<void>;
 }
 
@@ -107,6 +111,8 @@ export async function simulate(graph: Graph, spec: SnnSpec, data: Dataset, opts:
     }
     let runner = runners[0];
     let bi = 0;
+    // Batches are read ahead (a streamed source decodes the next ones while this one runs).
+    const stream = prefetchBatches(data, batches.length, (b) => batches[b], opts.normalize);
     if (opts.engine === 'auto' && opts.form !== 'loop' && batches.length >= 3 && loopFits) {
       // Both engines compute the same network; which is faster depends on the model (per-call
       // cost against ONNX Runtime's weaker optimisation of Loop bodies). Time one batch with
@@ -115,14 +121,15 @@ export async function simulate(graph: Graph, spec: SnnSpec, data: Dataset, opts:
       runners.push(await loopRunner(buildLoop({ graph, spec }), ctx));
       const times = [];
       for (const r of runners) {
+        const batch = (await stream.next()).value as Batch;
         const t = performance.now();
-        await r.run(bi, batches[bi]);
+        await r.run(bi, batch);
         bi++;
         times.push(performance.now() - t);
       }
       runner = times[1] < times[0] ? runners[1] : runners[0];
     }
-    for (; bi < batches.length; bi++) await runner.run(bi, batches[bi]);
+    for await (const batch of stream) await runner.run(bi++, batch);
   } finally {
     for (const r of runners) await r.release();
   }
@@ -141,7 +148,7 @@ interface RunContext {
 
 /** The one-step graph called once per step from JS, with the input-only prefix computed once. */
 async function stepRunner(graph: Graph, ctx: RunContext): Promise<BatchRunner> {
-  const { spec, data, opts, sink, sums, counters, nBatches } = ctx;
+  const { spec, opts, sink, sums, counters, nBatches } = ctx;
   // The input is the same at every step: compute what depends only on it once per batch.
   const split = splitConstantPrefix(graph, spec);
   const session = await Session.create(split.step, opts);
@@ -154,8 +161,7 @@ async function stepRunner(graph: Graph, ctx: RunContext): Promise<BatchRunner> {
   const size = numel(spec.readoutShape);
   const checkpoints = new Set(opts.checkpoints ?? []);
   return {
-    async run(bi, indices) {
-      const batch = makeBatch(data, indices, opts.normalize);
+    async run(bi, batch) {
       const n = batch.n;
       const input: Array32 = { dims: [n, ...spec.inputShape], data: batch.x };
       const feeds: Record<string, Array32> = stepInputs.has(spec.input) ? { [spec.input]: input } : {};
@@ -188,7 +194,7 @@ async function stepRunner(graph: Graph, ctx: RunContext): Promise<BatchRunner> {
         if (next) [current, next] = [next, current];
         opts.onProgress?.({ phase: 'simulate', done: bi * T + t, total: nBatches * T });
       }
-      await sink({ readouts: keep, sums: cums, steps: T, n, size, labels: batch.y, indices });
+      await sink({ readouts: keep, sums: cums, steps: T, n, size, labels: batch.y, indices: batch.indices, ...(batch.masks ? { masks: batch.masks } : {}), ...(batch.placements ? { placements: batch.placements } : {}) });
     },
     async release() {
       await session.release();
@@ -200,21 +206,20 @@ async function stepRunner(graph: Graph, ctx: RunContext): Promise<BatchRunner> {
 
 /** A Loop-form graph: one call per batch returns every step's readout and counters. */
 async function loopRunner(graph: Graph, ctx: RunContext): Promise<BatchRunner> {
-  const { spec, data, opts, sink, sums, counters, nBatches } = ctx;
+  const { spec, opts, sink, sums, counters, nBatches } = ctx;
   const session = await Session.create(graph, opts);
   const T = opts.steps;
   const size = numel(spec.readoutShape);
   const scalar = (v: number): ArrayI64 => ({ dims: [], data: BigInt64Array.of(BigInt(v)) });
   return {
-    async run(bi, indices) {
-      const batch = makeBatch(data, indices, opts.normalize);
+    async run(bi, batch) {
       const out = await session.run({
         [spec.input]: { dims: [batch.n, ...spec.inputShape], data: batch.x },
         [LOOP_STEPS_INPUT]: scalar(T), [LOOP_DELAY_INPUT]: scalar(0),
       }, [loopReadout(spec.readout), ...counters.map(loopCounter)]);
       counters.forEach((c, i) => out[loopCounter(c)].data.forEach((v, t) => { sums[i][t] += Math.round(v); }));
       opts.onProgress?.({ phase: 'simulate', done: (bi + 1) * T, total: nBatches * T });
-      await sink({ readouts: out[loopReadout(spec.readout)].data, sums: new Map(), steps: T, n: batch.n, size, labels: batch.y, indices });
+      await sink({ readouts: out[loopReadout(spec.readout)].data, sums: new Map(), steps: T, n: batch.n, size, labels: batch.y, indices: batch.indices, ...(batch.masks ? { masks: batch.masks } : {}), ...(batch.placements ? { placements: batch.placements } : {}) });
     },
     release: () => session.release(),
   };

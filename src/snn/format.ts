@@ -6,6 +6,7 @@
 import { z } from 'zod';
 import type { Graph } from '../graph/ir.js';
 import { decodeModel, encodeModel } from '../onnx/codec.js';
+import { PREPROCESS_PRESETS, parsePreprocess } from '../data/preprocess.js';
 import type { Normalize } from '../data/dataset.js';
 import { NORMALIZE_KEY } from '../model/prepare.js';
 import { SpikeportError } from '../errors.js';
@@ -120,6 +121,8 @@ export interface SnnMetadata {
    * Absent (files written before it, or the θ-amplitude form): spikes carry θ.
    */
   readonly unit?: UnitSpikes;
+  /** Image preprocessing preset (data/preprocess.ts) used at conversion, repeated by simulate; absent: none given. */
+  readonly preprocess?: string;
 }
 
 export interface UnitSpikes {
@@ -226,6 +229,7 @@ const metadataSchema = z.object({
     theta: z.array(z.array(z.number().nonnegative()).min(1)),
     scaleNodes: z.array(name),
   }).optional(),
+  preprocess: z.string().refine((p) => parsePreprocess(p) !== null, `must be a preprocessing preset (${PREPROCESS_PRESETS})`).optional(),
 });
 
 /** A spiking network's graph as stored in a file, with what its metadata says. */

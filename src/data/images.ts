@@ -1,0 +1,383 @@
+/**
+ * Image files as a streamed data set: the file list is read when the set is opened, the pixels
+ * only when a batch asks for them. Decoding, resizing and cropping run in sharp's (libvips)
+ * worker threads, a few images at a time, so batches read ahead (prefetchBatches) are decoded
+ * while the network runs. Nothing but the file list and the labels stays in memory.
+ *
+ *   imagefolder:DIR   torchvision's ImageFolder: DIR/<class>/…/<image>, classes sorted by name
+ *                     give the label indices, files in sorted order (sub-folders included)
+ *   videofolder:DIR   DIR/<class>/<video>/<frame images>: one clip per video, its frames
+ *                     sampled evenly (frame ⌊i·n/L⌋ of n, i < L = the model's clip length)
+ *   voc:DIR[:split]   Pascal VOC segmentation: the ids of ImageSets/Segmentation/<split>.txt
+ *                     (default train, as torchvision), JPEGImages/<id>.jpg (or .png) and the
+ *                     SegmentationClass/<id>.png palette masks (index = class, 255 = ignore);
+ *                     masks follow the image's resize (nearest) and crop
+ *   coco:IMAGES@ANN   COCO detection: the images of the annotation file in id order (as
+ *                     torchvision's CocoDetection), categories in the file's order → class
+ *                     0, 1, …; crowd boxes left out; predictions are mapped back to the
+ *                     original image's pixels before scoring
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { SpikeportError } from '../errors.js';
+import type { Dataset } from './dataset.js';
+import { checkIndices } from './dataset.js';
+import { cropPixels, formatPreprocess, geometry, placeMask, resizeBilinear, toPlanes, type Placement, type Preprocess } from './preprocess.js';
+import { decodeLabelPng } from './png.js';
+import type { DetectionBox } from './dataset.js';
+
+/** The image files a folder source reads (lower-case extensions, as torchvision compares them). */
+export const IMAGE_EXTENSIONS = ['.jpg', '.jpeg', '.png', '.webp'] as const;
+
+/** How images become model input: the model's sample shape [C, H, W] and the preprocessing. */
+export interface ImageOptions {
+  /** [C, H, W] with C = 1 (gray) or 3 (RGB). */
+  readonly sampleShape: readonly number[];
+  /** null: no --preprocess given (images must have the model's size). */
+  readonly preprocess: Preprocess | null;
+}
+
+/** Images decoded at once per source (more only queue in libuv's pool ahead of ONNX Runtime). */
+export const DECODE_CONCURRENCY = 2;
+
+type Sharp = (typeof import('sharp'))['default'];
+let sharpModule: Promise<Sharp> | null = null;
+
+/** sharp, loaded on first use (the MNIST paths never load libvips), its cache off (memory stays flat). */
+async function loadSharp(): Promise<Sharp> {
+  sharpModule ??= import('sharp').then((m) => {
+    const sharp = m.default;
+    sharp.cache(false);
+    return sharp;
+  }, (e: unknown) => {
+    sharpModule = null;
+    throw new SpikeportError('invalid-data', `image data needs the npm package sharp, which did not load (${(e as Error).message.split('\n')[0]}); run npm ci in the spikeport folder`);
+  });
+  return sharpModule;
+}
+
+/** Check [C, H, W] with C 1 or 3. */
+export function checkImageShape(spec: string, shape: readonly number[] | undefined): [number, number, number] {
+  if (!shape) throw new SpikeportError('invalid-data', `data set ${spec}: image data is read for a model; open it with the model's input shape`);
+  if (shape.length !== 3 || (shape[0] !== 1 && shape[0] !== 3) || !(shape[1] > 0 && shape[2] > 0)) {
+    throw new SpikeportError('invalid-data', `data set ${spec}: images need a model input of shape [1 or 3, H, W] per sample (this model takes ${shape.join('x')})`);
+  }
+  return [shape[0], shape[1], shape[2]];
+}
+
+/**
+ * Decode one image file into `out` at `offset`: C planes of H × W bytes, `channelStride` apart
+ * (default H × W); returns where the pixels came from. `shape`: [C, H, W].
+ */
+export async function decodeImage(file: string, shape: readonly number[], preprocess: Preprocess | null, out: Uint8Array, offset: number, channelStride?: number): Promise<Placement> {
+  const sharp = await loadSharp();
+  const [C, H, W] = shape;
+  const bytes = await readFileChecked(file);
+  try {
+    const img = sharp(bytes, { failOn: 'error', limitInputPixels: 2 ** 28 });
+    const meta = await img.metadata();
+    if (!meta.width || !meta.height) throw new Error('no image size');
+    const g = geometry(preprocess, meta.width, meta.height, H, W, file);
+    // Shrinking: sharp's linear kernel (widened, as PIL's) in its threads, within 2 levels of PIL.
+    // Enlarging: sharp's interpolation is off by tens of levels, so PIL's own arithmetic, here.
+    const enlarge = g.resize !== null && (g.resize.width > meta.width || g.resize.height > meta.height);
+    if (g.resize && !enlarge) img.resize(g.resize.width, g.resize.height, { fit: 'fill', kernel: 'linear' });
+    if (g.crop && !enlarge) img.extract(g.crop);
+    const { data, info } = await img.raw({ depth: 'uchar' }).toBuffer({ resolveWithObject: true });
+    let px: Uint8Array = data;
+    if (enlarge && g.resize) {
+      const { width: rw, height: rh } = g.resize;
+      px = resizeBilinear(data, info.width, info.height, info.channels, rw, rh);
+      if (g.crop) px = cropPixels(px, rw, info.channels, g.crop);
+    } else if (info.width !== W || info.height !== H) {
+      throw new Error(`decoded to ${info.width}×${info.height}, expected ${W}×${H}`);
+    }
+    toPlanes(px, W * H, info.channels, C, out, offset, channelStride);
+    return { ...g, width: meta.width, height: meta.height };
+  } catch (e) {
+    if (e instanceof SpikeportError) throw e;
+    throw new SpikeportError('invalid-data', `${file} is not a readable image (${(e as Error).message.split('\n')[0].trim()})`);
+  }
+}
+
+async function readFileChecked(file: string): Promise<Buffer> {
+  let st: fs.Stats;
+  try {
+    st = await fs.promises.stat(file);
+  } catch {
+    throw new SpikeportError('io', `no such file: ${file} (was it removed while the data set was read?)`);
+  }
+  if (!st.isFile()) throw new SpikeportError('io', `${file} is not a regular file`);
+  return fs.promises.readFile(file);
+}
+
+/** Run `jobs` with at most `limit` at a time; the first failure rejects (after the running ones end). */
+export async function limited(jobs: readonly (() => Promise<void>)[], limit: number): Promise<void> {
+  let next = 0;
+  let failed: unknown = null;
+  const worker = async (): Promise<void> => {
+    while (next < jobs.length && failed === null) {
+      const job = jobs[next++];
+      try {
+        await job();
+      } catch (e) {
+        failed ??= e;
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, jobs.length) }, worker));
+  if (failed !== null) throw failed;
+}
+
+/** A streamed data set over a list of image files. */
+export function imageDataset(name: string, files: readonly string[], labels: Int32Array | null, opts: ImageOptions, extra: Partial<Pick<Dataset, 'classes'>> = {}): Dataset {
+  const per = opts.sampleShape.reduce((a, b) => a * b, 1);
+  return {
+    name, size: files.length, sampleShape: opts.sampleShape, scale: 1 / 255, labels, ...extra,
+    ...(opts.preprocess ? { preprocess: formatPreprocess(opts.preprocess) } : {}),
+    async read(indices) {
+      checkIndices(name, files.length, indices);
+      const x = new Uint8Array(indices.length * per);
+      await limited(indices.map((i, k) => async () => { await decodeImage(files[i], opts.sampleShape, opts.preprocess, x, k * per); }), DECODE_CONCURRENCY);
+      return { x };
+    },
+  };
+}
+
+function isImageName(name: string): boolean {
+  const lower = name.toLowerCase();
+  return IMAGE_EXTENSIONS.some((e) => lower.endsWith(e));
+}
+
+function sortedNames(names: string[]): string[] {
+  return names.sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+}
+
+function readDir(dir: string): fs.Dirent[] {
+  try {
+    return fs.readdirSync(dir, { withFileTypes: true });
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    throw new SpikeportError('io', code === 'ENOENT' ? `no such folder: ${dir}` : code === 'ENOTDIR' ? `${dir} is not a folder` : `cannot list ${dir} (${code ?? (e as Error).message})`);
+  }
+}
+
+/** Is this entry (following a symbolic link) a folder / a regular file? */
+function kindOf(dir: string, e: fs.Dirent): 'dir' | 'file' | 'other' {
+  if (e.isDirectory()) return 'dir';
+  if (e.isFile()) return 'file';
+  if (!e.isSymbolicLink()) return 'other';
+  try {
+    const st = fs.statSync(path.join(dir, e.name));
+    return st.isDirectory() ? 'dir' : st.isFile() ? 'file' : 'other';
+  } catch {
+    return 'other';
+  }
+}
+
+/** The image files under `dir` in torchvision's order: os.walk's folders sorted by path, files sorted by name. */
+export function imageFiles(dir: string): string[] {
+  const groups: { root: string; files: string[] }[] = [];
+  const seen = new Set<string>();
+  const walk = (root: string): void => {
+    const real = fs.realpathSync(root);
+    if (seen.has(real)) return; // a link back up the tree
+    seen.add(real);
+    const entries = readDir(root);
+    groups.push({ root, files: sortedNames(entries.filter((e) => kindOf(root, e) === 'file' && isImageName(e.name)).map((e) => e.name)) });
+    for (const e of entries) if (kindOf(root, e) === 'dir') walk(path.join(root, e.name));
+  };
+  walk(dir);
+  groups.sort((a, b) => (a.root < b.root ? -1 : a.root > b.root ? 1 : 0));
+  return groups.flatMap((g) => g.files.map((f) => path.join(g.root, f)));
+}
+
+/** torchvision's ImageFolder layout, streamed. */
+export function openImageFolder(spec: string, dir: string, opts: ImageOptions): Dataset {
+  checkImageShape(spec, opts.sampleShape);
+  const classes = sortedNames(readDir(dir).filter((e) => kindOf(dir, e) === 'dir').map((e) => e.name));
+  if (classes.length === 0) throw new SpikeportError('invalid-data', `${spec}: no class folders in ${dir} (expected ${dir}/<class>/<image>)`);
+  const files: string[] = [];
+  const labels: number[] = [];
+  classes.forEach((c, label) => {
+    const found = imageFiles(path.join(dir, c));
+    if (found.length === 0) throw new SpikeportError('invalid-data', `${spec}: the class folder ${path.join(dir, c)} has no image files (${IMAGE_EXTENSIONS.join(', ')})`);
+    for (const f of found) {
+      files.push(f);
+      labels.push(label);
+    }
+  });
+  return imageDataset(spec, files, Int32Array.from(labels), opts, { classes });
+}
+
+/** Image files directly in a folder, sorted by name. */
+async function framesOf(dir: string): Promise<string[]> {
+  let entries: fs.Dirent[];
+  try {
+    entries = await fs.promises.readdir(dir, { withFileTypes: true });
+  } catch {
+    throw new SpikeportError('io', `cannot list ${dir} (was it removed while the data set was read?)`);
+  }
+  return sortedNames(entries.filter((e) => kindOf(dir, e) === 'file' && isImageName(e.name)).map((e) => e.name)).map((f) => path.join(dir, f));
+}
+
+/** Frame i of the L taken evenly from n frames. */
+export function clipFrame(i: number, n: number, L: number): number {
+  return Math.floor((i * n) / L);
+}
+
+/** Video clips as frame folders, streamed: [C, L, H, W] per sample. */
+export function openVideoFolder(spec: string, dir: string, opts: ImageOptions): Dataset {
+  const shape = opts.sampleShape;
+  if (shape.length !== 4 || (shape[0] !== 1 && shape[0] !== 3)) {
+    throw new SpikeportError('invalid-data', `data set ${spec}: video clips need a model input of shape [1 or 3, frames, H, W] per sample (this model takes ${shape.join('x') || 'nothing known'})`);
+  }
+  const [C, L, H, W] = shape;
+  const classes = sortedNames(readDir(dir).filter((e) => kindOf(dir, e) === 'dir').map((e) => e.name));
+  if (classes.length === 0) throw new SpikeportError('invalid-data', `${spec}: no class folders in ${dir} (expected ${dir}/<class>/<video>/<frames>)`);
+  const videos: string[] = [];
+  const labels: number[] = [];
+  classes.forEach((c, label) => {
+    const cdir = path.join(dir, c);
+    const found = sortedNames(readDir(cdir).filter((e) => kindOf(cdir, e) === 'dir').map((e) => e.name));
+    if (found.length === 0) throw new SpikeportError('invalid-data', `${spec}: the class folder ${cdir} has no video folders`);
+    for (const v of found) {
+      videos.push(path.join(cdir, v));
+      labels.push(label);
+    }
+  });
+  const per = C * L * H * W;
+  return {
+    name: spec, size: videos.length, sampleShape: shape, scale: 1 / 255, labels: Int32Array.from(labels), classes,
+    ...(opts.preprocess ? { preprocess: formatPreprocess(opts.preprocess) } : {}),
+    async read(indices) {
+      checkIndices(spec, videos.length, indices);
+      const x = new Uint8Array(indices.length * per);
+      const jobs: (() => Promise<void>)[] = [];
+      for (let k = 0; k < indices.length; k++) {
+        const frames = await framesOf(videos[indices[k]]);
+        if (frames.length === 0) throw new SpikeportError('invalid-data', `${spec}: the video folder ${videos[indices[k]]} has no frame images (${IMAGE_EXTENSIONS.join(', ')})`);
+        for (let i = 0; i < L; i++) {
+          const file = frames[clipFrame(i, frames.length, L)];
+          jobs.push(async () => { await decodeImage(file, [C, H, W], opts.preprocess, x, k * per + i * H * W, L * H * W); });
+        }
+      }
+      await limited(jobs, DECODE_CONCURRENCY);
+      return { x };
+    },
+  };
+}
+
+function readText(file: string, what: string): string {
+  let st: fs.Stats;
+  try {
+    st = fs.statSync(file);
+  } catch {
+    throw new SpikeportError('io', `no such file: ${file} (${what})`);
+  }
+  if (!st.isFile()) throw new SpikeportError('io', `${file} is not a regular file`);
+  return fs.readFileSync(file, 'utf8');
+}
+
+/** The first file that exists of `dir/name` + each extension. */
+function withExtension(dir: string, name: string, exts: readonly string[]): string {
+  for (const e of exts) {
+    const f = path.join(dir, name + e);
+    if (fs.existsSync(f)) return f;
+  }
+  return path.join(dir, name + exts[0]);
+}
+
+/** Pascal VOC segmentation, streamed: images and masks read per batch. */
+export function openVoc(spec: string, dir: string, split: string, opts: ImageOptions): Dataset {
+  const [C, H, W] = checkImageShape(spec, opts.sampleShape);
+  if (!/^[\w.-]+$/.test(split)) throw new SpikeportError('invalid-data', `${spec}: the split "${split}" is not a file name`);
+  const list = path.join(dir, 'ImageSets', 'Segmentation', `${split}.txt`);
+  const ids = readText(list, `the ${split} split of ${spec}`).split(/\r?\n/).map((l) => l.trim()).filter(Boolean);
+  if (ids.length === 0) throw new SpikeportError('invalid-data', `${spec}: ${list} lists no images`);
+  const bad = ids.find((id) => !/^[\w.-]+$/.test(id) || id === '.' || id === '..');
+  if (bad !== undefined) throw new SpikeportError('invalid-data', `${spec}: ${list} lists "${bad}", which is not a file name`);
+  const per = C * H * W;
+  return {
+    name: spec, size: ids.length, sampleShape: opts.sampleShape, scale: 1 / 255, labels: null, maskShape: [H, W],
+    ...(opts.preprocess ? { preprocess: formatPreprocess(opts.preprocess) } : {}),
+    async read(indices) {
+      checkIndices(spec, ids.length, indices);
+      const x = new Uint8Array(indices.length * per);
+      const masks = new Uint8Array(indices.length * H * W);
+      await limited(indices.map((i, k) => async () => {
+        const image = withExtension(path.join(dir, 'JPEGImages'), ids[i], ['.jpg', '.jpeg', '.png']);
+        const maskFile = path.join(dir, 'SegmentationClass', `${ids[i]}.png`);
+        const placed = await decodeImage(image, opts.sampleShape, opts.preprocess, x, k * per);
+        const mask = decodeLabelPng(await readFileChecked(maskFile), maskFile);
+        if (mask.width !== placed.width || mask.height !== placed.height) {
+          throw new SpikeportError('invalid-data', `${maskFile} is ${mask.width}×${mask.height} but its image ${image} is ${placed.width}×${placed.height}`);
+        }
+        masks.set(placeMask(mask.data, placed, H, W), k * H * W);
+      }), DECODE_CONCURRENCY);
+      return { x, masks };
+    },
+  };
+}
+
+/** COCO detection, streamed: the annotation file read whole (boxes, names), images per batch. */
+export function openCoco(spec: string, imagesDir: string, annotations: string, opts: ImageOptions & { readonly classNames?: readonly string[] }): Dataset {
+  checkImageShape(spec, opts.sampleShape);
+  let json: unknown;
+  try {
+    json = JSON.parse(readText(annotations, `the annotations of ${spec}`));
+  } catch (e) {
+    if (e instanceof SpikeportError) throw e;
+    throw new SpikeportError('invalid-data', `${annotations} is not JSON (${(e as Error).message})`);
+  }
+  const j = json as { images?: unknown; annotations?: unknown; categories?: unknown };
+  const where = (what: string): SpikeportError => new SpikeportError('invalid-data', `${annotations}: ${what}`);
+  if (!Array.isArray(j.images) || !Array.isArray(j.annotations) || !Array.isArray(j.categories)) throw where('expected arrays "images", "annotations" and "categories" (COCO detection format)');
+  const images = (j.images as { id?: unknown; file_name?: unknown }[]).map((im, k) => {
+    if (!Number.isSafeInteger(im.id) || typeof im.file_name !== 'string') throw where(`images[${k}] needs an integer "id" and a "file_name"`);
+    const name = im.file_name;
+    if (path.isAbsolute(name) || name.split(/[\\/]/).includes('..')) throw where(`images[${k}].file_name "${name}" leaves the images folder`);
+    return { id: im.id as number, file: path.join(imagesDir, name) };
+  }).sort((a, b) => a.id - b.id);
+  if (images.length === 0) throw where('no images');
+  const index = new Map(images.map((im, i) => [im.id, i]));
+  if (index.size !== images.length) throw where('two images have the same id');
+  const categories = new Map<number, number>();
+  const names = new Map<number, string>();
+  const order = opts.classNames ? new Map(opts.classNames.map((n, i) => [n, i])) : null;
+  (j.categories as { id?: unknown; name?: unknown }[]).forEach((c, k) => {
+    if (!Number.isSafeInteger(c.id)) throw where(`categories[${k}] needs an integer "id"`);
+    const name = typeof c.name === 'string' ? c.name : String(c.id);
+    names.set(c.id as number, name);
+    // With the model's class names: a category is the class of its name (absent: not the model's).
+    const label = order ? order.get(name) : k;
+    if (label !== undefined) categories.set(c.id as number, label);
+  });
+  const classes = opts.classNames ? [...opts.classNames] : [...names.values()];
+  const boxes: DetectionBox[] = [];
+  (j.annotations as { image_id?: unknown; category_id?: unknown; bbox?: unknown; iscrowd?: unknown }[]).forEach((a, k) => {
+    const image = index.get(a.image_id as number);
+    if (image === undefined) throw where(`annotations[${k}] refers to the image id ${String(a.image_id)}, which is not in "images"`);
+    const label = categories.get(a.category_id as number);
+    if (label === undefined) {
+      const name = names.get(a.category_id as number);
+      throw where(name === undefined ? `annotations[${k}] has the category id ${String(a.category_id)}, which is not in "categories"` : `annotations[${k}] has the category "${name}", which is not one of the model's classes (--classes)`);
+    }
+    const b = a.bbox;
+    if (!Array.isArray(b) || b.length !== 4 || !b.every((v) => typeof v === 'number' && Number.isFinite(v))) throw where(`annotations[${k}].bbox must be [x, y, w, h]`);
+    if (a.iscrowd === 1) return;
+    boxes.push({ image, label, x: b[0], y: b[1], w: b[2], h: b[3] });
+  });
+  const per = opts.sampleShape.reduce((p, q) => p * q, 1);
+  return {
+    name: spec, size: images.length, sampleShape: opts.sampleShape, scale: 1 / 255, labels: null, boxes, classes,
+    ...(opts.preprocess ? { preprocess: formatPreprocess(opts.preprocess) } : {}),
+    async read(indices) {
+      checkIndices(spec, images.length, indices);
+      const x = new Uint8Array(indices.length * per);
+      const placements: Placement[] = new Array<Placement>(indices.length);
+      await limited(indices.map((i, k) => async () => { placements[k] = await decodeImage(images[i].file, opts.sampleShape, opts.preprocess, x, k * per); }), DECODE_CONCURRENCY);
+      return { x, placements };
+    },
+  };
+}
