@@ -75,13 +75,11 @@ export async function siteCorrections(m: PreparedModel, th: Thresholds, maxpool:
       if (kind === 'bias') {
         const delta = new Float64Array(C);
         for (let j = 0; j < sum.length; j++) delta[Math.floor((j % per) / spatial)] += sum[j] / T - target[j];
-        const prev = bias[site.index];
-        bias[site.index] = Float32Array.from(delta, (d, c) => (prev ? prev[c] : 0) - d / (n * spatial));
+        bias[site.index] = Float32Array.from(delta, (d) => -d / (n * spatial));
       } else {
         const v0 = new Float64Array(per);
         for (let j = 0; j < sum.length; j++) v0[j % per] += target[j] - sum[j] / T;
-        const prev = potential[site.index];
-        potential[site.index] = Float32Array.from(v0, (v, k) => (prev ? prev[k] : 0) + (T * v) / n);
+        potential[site.index] = Float32Array.from(v0, (v) => (T * v) / n);
       }
       opts.onProgress?.({ phase: `${kind} calibration`, done: ++done, total: sites.length * stages.length });
     }
