@@ -132,7 +132,7 @@ export async function convert(model: string | LoadedModel, data: string | Datase
   // Bias / potential calibration on the first calibration batch; the delay fit on its own sample.
   const batch = opts.biasCalibration || opts.potentialCalibration ? await readBatch(calib, calibration.firstBatch, prepared.normalize) : null;
   const corrections = batch
-    ? await siteCorrections(prepared, th, opts.maxpool, batch, { bias: opts.biasCalibration, potential: opts.potentialCalibration, threads: opts.threads, onProgress: opts.onProgress })
+    ? await siteCorrections(prepared, th, opts.maxpool, batch, { bias: opts.biasCalibration, potential: opts.potentialCalibration, threads: opts.threads, device: opts.device, onProgress: opts.onProgress })
     : {};
   const t2 = performance.now();
   const unit = opts.spikes === 'unit' ? await unitSpikeForm(prepared, th, opts) : null;

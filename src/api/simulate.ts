@@ -4,22 +4,26 @@
  * the ANN and clipped-ANN references and the per-site errors. One simulation of the largest T
  * gives every T and window (docs/algorithm.md §5).
  */
+import fs from 'node:fs';
 import path from 'node:path';
 import type { Dataset } from '../data/dataset.js';
 import { openDataset } from '../data/sources.js';
-import { checkThreads, type RuntimeOptions } from '../ort/session.js';
+import { checkRuntime, type RuntimeOptions } from '../ort/session.js';
 import { definedOnly } from '../calibrate/calibrate.js';
 import type { Snn } from '../snn/network.js';
 import type { SnnMetadata } from '../snn/format.js';
 import { ENGINES, type Engine } from '../runtime/simulate.js';
-import { TASKS, type Task } from '../tasks/task.js';
-import { checkEnergyConstants, energyConstants, energyOf, type EnergyConstants } from '../energy/energy.js';
-import { siteErrors as measureSiteErrors, type SiteErrors } from '../analysis/site-errors.js';
-import { annReference, type References } from '../evaluate/reference.js';
-import { checkSteps, delayAt, firingRates, simulateWindows, type Window } from '../evaluate/windows.js';
-import type { SimulateRecord, SimulationResult } from '../report/record.js';
+import { TASKS, inferTask, type Task } from '../tasks/task.js';
+import { checkEnergyConstants, energyConstants, type EnergyConstants } from '../energy/energy.js';
+import { siteErrors as measureSiteErrors } from '../analysis/site-errors.js';
+import { annReferenceStates } from '../evaluate/reference.js';
+import { checkSteps, delayAt, simulateWindows, type Window } from '../evaluate/windows.js';
+import type { Tally } from '../evaluate/tally.js';
+import type { SimulateRecord } from '../report/record.js';
 import type { OnProgress } from '../progress.js';
-import { checkInteger, optionError } from '../errors.js';
+import { writeFileAtomic } from '../files.js';
+import { SpikeportError, checkInteger, optionError } from '../errors.js';
+import { SHARD_FORMAT, checkShard, configHash, mergeShards, readShardFile, runConfig, shardJson, shardRange, type Shard, type ShardFile } from './shards.js';
 import { checkPreprocess } from './convert.js';
 
 export type DelayRule = 'auto' | 'fit' | 'off' | number;
@@ -59,12 +63,21 @@ export interface SimulateOptions extends RuntimeOptions {
   readonly preprocess?: string;
   /** The model's name in the record (default: the source ANN's file name). */
   readonly modelName?: string;
+  /** Simulate only shard K of N (simulateShard; default: the whole run). */
+  readonly shard?: Shard;
+  /**
+   * Keep progress in this file (a shard file, written atomically as batches finish); if it
+   * exists, continue from it: the batches it lists are not simulated again.
+   */
+  readonly checkpoint?: string;
+  /** At most one checkpoint write per this many seconds (default 10; the last batch is always written). */
+  readonly checkpointSeconds?: number;
   readonly onProgress?: OnProgress;
 }
 
 /** The defaults of every simulation option (the CLI shows these in --help). */
 export const SIMULATE_DEFAULTS = {
-  T: [8, 16, 32, 64, 128, 256], delay: 'auto', batchSize: 100, engine: 'steps', references: false, siteErrors: 0, energy: 'paper',
+  T: [8, 16, 32, 64, 128, 256], delay: 'auto', batchSize: 100, engine: 'steps', references: false, siteErrors: 0, energy: 'paper', checkpointSeconds: 10,
 } as const;
 
 export interface ResolvedSimulateOptions extends SimulateOptions {
@@ -75,6 +88,7 @@ export interface ResolvedSimulateOptions extends SimulateOptions {
   readonly references: boolean;
   readonly siteErrors: number;
   readonly energy: EnergyConstants;
+  readonly checkpointSeconds: number;
 }
 
 /** The options with defaults filled in, checked before any work starts (T sorted, without repeats). */
@@ -87,7 +101,9 @@ export function resolveSimulateOptions(options: SimulateOptions = {}): ResolvedS
   if (typeof o.references !== 'boolean') throw optionError('references', `must be true or false (got ${String(o.references)})`);
   checkInteger('batchSize', o.batchSize, 1);
   checkInteger('siteErrors', o.siteErrors, 0);
-  checkThreads(o.threads);
+  checkRuntime(o);
+  if (o.shard !== undefined) checkShard(o.shard);
+  if (!(typeof o.checkpointSeconds === 'number' && o.checkpointSeconds >= 0 && Number.isFinite(o.checkpointSeconds))) throw optionError('checkpointSeconds', `must be a number of seconds ≥ 0 (got ${String(o.checkpointSeconds)})`);
   if (o.siteErrorsT !== undefined) checkInteger('siteErrorsT', o.siteErrorsT, 1);
   if (o.task !== undefined && !(TASKS as readonly string[]).includes(o.task)) throw optionError('task', `"${String(o.task)}" is not a task (known: ${TASKS.join(', ')})`);
   if (!(ENGINES as readonly string[]).includes(o.engine)) throw optionError('engine', `"${String(o.engine)}" is not an engine (known: ${ENGINES.join(', ')})`);
@@ -124,57 +140,116 @@ export function openSimulationData(snn: Snn, spec: string, limit?: number, prepr
   return openDataset(spec, limit, { sampleShape: snn.spec.inputShape, preprocess: p === undefined ? null : checkPreprocess(p) });
 }
 
-/** Simulate `snn` on `data` (a data set or its spec, e.g. "mnist:test") for the largest T and score every T. */
+/**
+ * Simulate `snn` on `data` (a data set or its spec, e.g. "mnist:test") for the largest T and score
+ * every T: the record of one run (the merge of one shard, see simulateShard).
+ */
 export async function simulate(snn: Snn, data: string | Dataset, options: SimulateOptions = {}): Promise<SimulateRecord> {
+  if (options.shard && options.shard.count > 1) throw optionError('shard', 'simulate gives a whole run; simulate a part with simulateShard, then mergeShards');
+  const shard = await simulateShard(snn, data, { ...options, shard: { index: 0, count: 1 } });
+  return mergeShards([{ name: 'the run', shard }]);
+}
+
+/**
+ * Simulate shard K of N of a run (default: the whole run as shard 0 of 1): its contiguous range of
+ * batches, the references on the same samples, and (shard 0) the per-site errors. The result is
+ * the shard's sufficient statistics; `mergeShards` of all N gives the record of one run over all
+ * samples, exactly. With `checkpoint`, progress is kept in that file, and a run killed midway
+ * continues from it (same network, data and options, else an error).
+ */
+export async function simulateShard(snn: Snn, data: string | Dataset, options: SimulateOptions = {}): Promise<ShardFile> {
   const o = resolveSimulateOptions(options);
   if (o.references && !snn.source) throw optionError('references', 'needs the source ANN (convert keeps it; loadSnn finds it next to the file or takes it as the ann option)');
   if (o.siteErrors > 0 && !snn.source) throw optionError('siteErrors', 'needs the source ANN (convert keeps it; loadSnn finds it next to the file or takes it as the ann option)');
   if (o.siteErrors > 0 && snn.meta.unit) throw optionError('siteErrors', 'needs the θ-amplitude form (this network is in the unit-spike form; its sites emit 0/1)');
   if (o.siteErrors > 0 && snn.form !== 'step') throw optionError('siteErrors', 'needs a step-form network (a loop-form file hides the sites\' outputs)');
-  const dhat = snn.meta.delay.estimated;
+  const shard = o.shard ?? { index: 0, count: 1 };
+  checkShard(shard);
   const Tmax = o.T[o.T.length - 1];
   // Each T twice: with the delay and over all steps.
-  const windows: Window[] = o.T.flatMap((T) => [{ T, delay: delayFor(o.delay, T, snn.meta.delay) }, { T, delay: 0 }]);
+  const delays = o.T.map((T) => delayFor(o.delay, T, snn.meta.delay));
+  const windows: Window[] = o.T.flatMap((T, i) => [{ T, delay: delays[i] }, { T, delay: 0 }]);
   const test = typeof data === 'string' ? openSimulationData(snn, data, undefined, o.preprocess) : data;
-  const run = await simulateWindows(snn, test, windows, o);
-  const results: SimulationResult[] = o.T.map((T, i) => ({
-    T, delay: windows[2 * i].delay,
-    metric: run.scores[2 * i].metric, secondary: run.scores[2 * i].secondary,
-    metricNoDelay: run.scores[2 * i + 1].metric, secondaryNoDelay: run.scores[2 * i + 1].secondary,
-  }));
-
-  const { spec } = snn;
-  const th = snn.thresholds();
-  let refs: References | null = null;
-  let errors: SiteErrors | null = null;
-  if (snn.source && o.references) refs = await annReference(snn.source, test, th, { batchSize: o.batchSize, threads: o.threads, task: run.task });
-  if (snn.source && o.siteErrors > 0) {
-    const T = o.siteErrorsT ?? Tmax;
-    errors = await measureSiteErrors(snn.source, snn.graph, spec, th, test, { T, delay: delayFor(o.delay, T, snn.meta.delay), samples: o.siteErrors, threads: o.threads });
-  }
+  if (test.size === 0) throw new SpikeportError('invalid-data', `data set ${test.name} has no samples`);
+  const task = inferTask(test, o.task);
+  const run = runConfig(snn, test, {
+    T: o.T, delay: o.delay, delays, batchSize: o.batchSize, task, engine: o.engine, references: o.references,
+    siteErrors: o.siteErrors, siteErrorsT: o.siteErrorsT ?? null, energy: o.energy, preprocess: o.preprocess ?? snn.meta.preprocess ?? null,
+  }, o.batchSize, shard.count);
+  const range = shardRange(shard, run.batches);
+  const batches = Array.from({ length: range.end - range.first }, (_, k) => range.first + k);
   const cal = snn.meta.calibration;
-  return {
-    kind: 'simulate',
-    task: run.task,
-    model: o.modelName ?? path.basename(snn.meta.source.file),
-    data: test.name,
-    samples: run.samples,
-    created: new Date().toISOString(),
-    method: cal.method,
-    iterations: cal.iterations,
-    calibration: {
-      ...cal, ...(snn.meta.corrections ? { corrections: snn.meta.corrections } : {}),
-      ...(snn.timing ? { seconds: snn.timing.calibrate, convertSeconds: snn.timing.convert, ...(snn.timing.refine !== undefined ? { refineSeconds: snn.timing.refine } : {}) } : {}),
+  const base = {
+    format: SHARD_FORMAT, config: configHash(run), run, shard, range,
+    context: {
+      task, model: o.modelName ?? path.basename(snn.meta.source.file), data: test.name, method: cal.method, iterations: cal.iterations,
+      calibration: { ...cal, ...(snn.meta.corrections ? { corrections: snn.meta.corrections } : {}) },
+      maxpool: snn.spec.maxpool,
+      delay: { estimated: snn.meta.delay.estimated, latencies: snn.meta.delay.latencies, rule: ruleText(o.delay) },
+      T: o.T, delays, sites: snn.spec.sites.map((x) => ({ node: x.node, neurons: x.neurons })), layers: snn.spec.layers ?? null, energy: o.energy,
     },
-    maxpool: spec.maxpool,
-    ann: refs ? refs.ann : null,
-    clippedAnn: refs ? refs.clipped : null,
-    delay: { estimated: dhat, latencies: snn.meta.delay.latencies, rule: ruleText(o.delay) },
-    results,
-    firingRates: firingRates(spec, run.stats, Tmax),
-    energy: energyOf(spec, { samples: run.samples, sopsPerStep: run.stats.sopsPerStep }, results.map((r) => ({ T: r.T, metric: r.metric })), refs ? refs.ann.metric : null, o.energy),
-    siteErrors: errors,
-    simulationSeconds: run.stats.seconds,
+    timing: {
+      created: new Date().toISOString(),
+      ...(snn.timing ? { calibrate: snn.timing.calibrate, convert: snn.timing.convert, ...(snn.timing.refine !== undefined ? { refine: snn.timing.refine } : {}) } : {}),
+    },
+  } as const;
+  // What a killed run left: the same run, this shard.
+  let prior = o.checkpoint ? readCheckpoint(o.checkpoint, base.config, shard) : null;
+  const save = (s: ShardFile): void => {
+    if (o.checkpoint) writeFileAtomic(o.checkpoint, shardJson(s));
   };
+  const partial = (tally: Tally, rest: Partial<ShardFile> = {}): ShardFile => ({
+    ...base, complete: false, tally, references: prior?.references ?? null, siteErrors: prior?.siteErrors ?? null, ...rest,
+  });
+
+  let tally = prior?.tally;
+  if (!tally || tally.batches.length < batches.length) {
+    let last = performance.now();
+    const sim = await simulateWindows(snn, test, windows, {
+      ...o, task, batches, resume: tally,
+      afterBatch: (t) => {
+        const now = performance.now();
+        if (o.checkpoint && (now - last >= 1000 * o.checkpointSeconds || t.batches.length === batches.length)) {
+          save(partial(t));
+          last = now;
+        }
+      },
+    });
+    tally = sim.tally;
+  }
+  let references = prior?.references ?? null;
+  if (o.references && !references && snn.source) {
+    references = await annReferenceStates(snn.source, test, snn.thresholds(), { batchSize: o.batchSize, threads: o.threads, device: o.device, task, batches });
+    save(partial(tally, { references }));
+  }
+  let errors = prior?.siteErrors ?? null;
+  if (!errors && snn.source && o.siteErrors > 0 && shard.index === 0) {
+    const T = o.siteErrorsT ?? Tmax;
+    errors = await measureSiteErrors(snn.source, snn.graph, snn.spec, snn.thresholds(), test, {
+      T, delay: delayFor(o.delay, T, snn.meta.delay), samples: o.siteErrors, threads: o.threads, device: o.device,
+    });
+  }
+  prior = null;
+  const done: ShardFile = { ...base, complete: true, tally, references, siteErrors: errors };
+  save(done);
+  return done;
 }
 
+/** The checkpoint of this shard of this run, if the file exists; one from another run is an error. */
+function readCheckpoint(file: string, config: string, shard: Shard): ShardFile | null {
+  if (!fs.existsSync(file)) return null;
+  let s: ShardFile;
+  try {
+    s = readShardFile(file);
+  } catch (e) {
+    if (e instanceof SpikeportError) throw new SpikeportError(e.code, `checkpoint: ${e.message}`, 'checkpoint');
+    throw e;
+  }
+  if (s.config !== config) {
+    throw optionError('checkpoint', `${file} is the checkpoint of another run (other model, thresholds, data or options); delete it to start over, or name another file`);
+  }
+  if (s.shard.index !== shard.index || s.shard.count !== shard.count) {
+    throw optionError('checkpoint', `${file} is the checkpoint of shard ${s.shard.index} of ${s.shard.count}, not ${shard.index} of ${shard.count}`);
+  }
+  return s;
+}

@@ -5,7 +5,7 @@
  */
 import type { Dataset } from '../data/dataset.js';
 import { batchAt, prefetchBatches, readBatch, sampleOrder } from '../data/dataset.js';
-import { Session, checkThreads, type Array32, type RuntimeOptions } from '../ort/session.js';
+import { Session, checkRuntime, type Array32, type RuntimeOptions } from '../ort/session.js';
 import { siteChannels, type PreparedModel } from '../model/prepare.js';
 import type { OnProgress } from '../progress.js';
 import { SpikeportError, checkInteger, optionError } from '../errors.js';
@@ -77,7 +77,7 @@ export function resolveCalibrateOptions(opts: CalibrateOptions = {}): ResolvedCa
   checkInteger('iterations', o.iterations, 1);
   checkInteger('batchSize', o.batchSize, 1);
   checkInteger('seed', o.seed, 0, 2 ** 32 - 1, 'a 32-bit seed');
-  checkThreads(o.threads);
+  checkRuntime(o);
   if (!(Number.isFinite(o.stepSize) && o.stepSize > 0)) throw optionError('stepSize', `must be a finite number > 0 (got ${o.stepSize})`);
   if (!(o.percentile > 0 && o.percentile <= 100)) throw optionError('percentile', `must be in (0, 100] (got ${o.percentile})`);
   if (typeof o.shuffle !== 'boolean') throw optionError('shuffle', `must be true or false (got ${String(o.shuffle)})`);

@@ -26,7 +26,8 @@ export const FLAGS: Readonly<Record<string, string>> = {
   siteErrorsT: '--site-errors-T', energy: '--energy', eSop: '--e-sop', eMac: '--e-mac', ann: '--ann', form: '--format',
   limit: '--limit', counts: '--counts', biasCalibration: '--bias-calibration', potentialCalibration: '--potential-calibration',
   delayFit: '--delay-fit', delayFitSamples: '--delay-fit-samples',
-  preprocess: '--preprocess', clipLength: '--clip-len',
+  preprocess: '--preprocess', clipLength: '--clip-len', device: '--device', shard: '--shard', checkpoint: '--checkpoint',
+  checkpointSeconds: '--checkpoint-every', workers: '--workers',
 };
 
 /** A library error in the CLI's words: the field it names becomes the flag that sets it. */
@@ -70,7 +71,7 @@ function delayValue(v: string): DelayRule {
 export interface CalibFlags {
   method: string; iterations: number; batch: number; stepSize: number; percentile: number; seed: number;
   shuffle: boolean; thresholds?: string; maxpool: PoolMode; readout?: string;
-  mean?: number[]; std?: number[]; calibLimit?: number; threads: number; quiet?: boolean; preprocess?: string; clipLen?: number; classes?: string;
+  mean?: number[]; std?: number[]; calibLimit?: number; threads: number; device: string; quiet?: boolean; preprocess?: string; clipLen?: number; classes?: string;
   biasCalibration?: number; potentialCalibration?: number; delayFit?: number; delayFitSamples: number;
 }
 
@@ -121,6 +122,7 @@ export function calibrationOptions(cmd: Command): Command {
     .option('--clip-len <n>', 'videofolder: frames per clip, sampled evenly from each video (must be the model\'s; default: the model\'s)', int(1))
     .option('--preprocess <preset>', `image data: ${PREPROCESS_PRESETS} (imagenet: short side to 256, centre crop 224, as torchvision; stored in the converted file, simulate repeats it); default: images must have the model's input size`)
     .option('--threads <n>', 'ONNX Runtime threads', num, defaultThreads())
+    .option('--device <device>', 'where ONNX Runtime runs: cpu, or cuda / cuda:N (its CUDA provider; needs onnxruntime-node installed with ONNXRUNTIME_NODE_INSTALL=cuda12, CUDA 12 and cuDNN 9)', 'cpu')
     .option('-q, --quiet', 'no progress output');
 }
 
@@ -163,7 +165,7 @@ export function convertOptionsFrom(f: CalibFlags, onProgress: ConvertOptions['on
   return {
     method: f.method as ConvertOptions['method'], iterations: f.iterations, batchSize: f.batch, stepSize: f.stepSize,
     percentile: f.percentile, seed: f.seed, shuffle: f.shuffle, thresholds: readThresholds(f.thresholds), maxpool: f.maxpool,
-    readoutNode: f.readout, normalize: f.mean && f.std ? { mean: f.mean, std: f.std } : undefined, threads: f.threads, onProgress,
+    readoutNode: f.readout, normalize: f.mean && f.std ? { mean: f.mean, std: f.std } : undefined, threads: f.threads, device: f.device, onProgress,
     biasCalibration: f.biasCalibration, potentialCalibration: f.potentialCalibration, delayFit: f.delayFit, delayFitSamples: f.delayFitSamples,
     preprocess: f.preprocess,
   };
@@ -223,7 +225,7 @@ export function simulateOptions(cmd: Command): Command {
 /** The library's simulation options from the flags; ANN references and site errors where the ANN is at hand. */
 export function simulateOptionsFrom(f: SimFlags, onProgress: SimulateOptions['onProgress'], hasSource = true, stepForm = true): SimulateOptions {
   return {
-    T: f.T, delay: f.delay, batchSize: f.batch, task: f.task, engine: f.engine, threads: f.threads, onProgress,
+    T: f.T, delay: f.delay, batchSize: f.batch, task: f.task, engine: f.engine, threads: f.threads, device: f.device, onProgress,
     references: hasSource, siteErrors: hasSource && stepForm ? f.siteErrors : 0, siteErrorsT: f.siteErrorsT, energy: energyFrom(f),
     preprocess: f.preprocess,
   };

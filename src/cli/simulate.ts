@@ -1,20 +1,25 @@
 /** spikeport simulate (and the demo): a converted file, or an ANN converted on the fly, simulated and scored. */
+import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { Command, Option } from 'commander';
 import { TARGETS, asTarget, checkTarget, resetOf } from '../api/nir.js';
 import { convert, declaredInputShape, resolveConvertOptions } from '../api/convert.js';
-import { resolveSimulateOptions, simulate } from '../api/simulate.js';
+import { SIMULATE_DEFAULTS, resolveSimulateOptions, simulate, simulateShard, type SimulateOptions } from '../api/simulate.js';
+import { parseShard, shardJson } from '../api/shards.js';
 import { loadModel } from '../model/load.js';
 import { isSnnGraph } from '../snn/format.js';
 import { attachSource, snnFromGraph, type Snn } from '../snn/network.js';
 import { dataFiles, openDataset } from '../data/sources.js';
 import { checkPaths } from '../files.js';
 import { SpikeportError } from '../errors.js';
+import type { SimulateRecord } from '../report/record.js';
 import {
-  CONVERSION_ONLY, calibrationOptions, calibrationSpec, convertOptionsFrom, energyOptions, flagOf, imageOptions, inputPaths, outputOptions, simulateOptions,
+  CONVERSION_ONLY, calibrationOptions, int, num, calibrationSpec, convertOptionsFrom, energyOptions, flagOf, imageOptions, inputPaths, outputOptions, simulateOptions,
   simulateOptionsFrom, type SimFlags,
 } from './options.js';
-import { progressReporter } from './progress.js';
+import { progressReporter, type ProgressFn } from './progress.js';
+import { runWorkers, shardFromEnv } from './workers.js';
 import { energySummary, outputPaths, pct, recordFiles, resultsTable, table, writeOutputs } from './output.js';
 import { METRIC_NAMES } from '../tasks/task.js';
 
@@ -25,23 +30,30 @@ export interface RunContext {
   readonly header?: boolean;
 }
 
-export async function runSimulate(modelFile: string, f: SimFlags & { asTarget?: string }, ctx: RunContext = {}): Promise<void> {
+export interface ScaleFlags {
+  asTarget?: string; shard?: string; shardCount?: number; checkpoint?: string; checkpointEvery: number; workers: number;
+}
+
+export async function runSimulate(modelFile: string, f: SimFlags & Partial<ScaleFlags>, ctx: RunContext = {}): Promise<void> {
   const { given = [], header = false } = ctx;
   const prog = progressReporter(!f.quiet);
+  const workers = f.workers ?? 1;
   try {
     // Bad files and options fail before any reading or calibration.
     const inputs = inputPaths(modelFile, f);
-    const outputs = outputPaths(f);
+    const outputs = [...outputPaths(f), ...(f.checkpoint ? [{ path: f.checkpoint, role: '--checkpoint' }] : [])];
     checkPaths(inputs, outputs);
     resolveSimulateOptions(simulateOptionsFrom(f, undefined));
     const target = f.asTarget === undefined ? null : checkTarget(f.asTarget, 'asTarget');
+    const sharded = f.shard !== undefined ? { shard: parseShard(f.shard), from: '--shard' } : shardFromEnv(process.env, f.shardCount);
+    checkScale(f, sharded?.from ?? null, workers, target !== null);
     const loaded = loadModel(modelFile);
     const converted = isSnnGraph(loaded.graph);
     let snn: Snn;
     if (converted) {
       const ignored = given.filter((flag) => CONVERSION_ONLY.has(flag));
       if (ignored.length) throw new SpikeportError('invalid-option', `${ignored.join(', ')}: ${path.basename(modelFile)} is already converted; these options apply when MODEL is an ANN`);
-      snn = await attachSource(snnFromGraph(loaded.graph, path.basename(modelFile)), modelFile, { ann: f.ann, threads: f.threads });
+      snn = await attachSource(snnFromGraph(loaded.graph, path.basename(modelFile)), modelFile, { ann: f.ann, threads: f.threads, device: f.device });
       // The ANN found next to the SNN is an input too.
       if (snn.source) checkPaths([...inputs, { path: snn.source.source.path, role: 'the source ANN' }], outputs);
     } else {
@@ -51,10 +63,24 @@ export async function runSimulate(modelFile: string, f: SimFlags & { asTarget?: 
       snn = await convert(loaded, openDataset(calibSpec, f.calibLimit, imageOptions(f, declaredInputShape(loaded))), convertOptions);
     }
     const data = openDataset(f.data, f.limit, imageOptions(f, snn.spec.inputShape, f.preprocess ?? snn.meta.preprocess));
-    const record = await simulate(snn, data, {
+    const options = {
       // The per-site analysis reads θ-amplitude spikes: a unit-spike file skips it (as a loop-form file does).
       ...simulateOptionsFrom(f, prog.report, snn.source !== null, snn.form === 'step' && !snn.meta.unit), modelName: path.basename(modelFile),
-    });
+      checkpoint: f.checkpoint, checkpointSeconds: f.checkpointEvery,
+    };
+    if (sharded) {
+      // One shard of a run: its statistics go to --json; spikeport merge makes the results.
+      const shard = await simulateShard(snn, data, { ...options, shard: sharded.shard });
+      prog.stop();
+      writeOutputs([...(f.save && !converted ? [{ path: f.save, data: snn.toBytes() }] : []), { path: f.json as string, data: shardJson(shard) }]);
+      const { first, end } = shard.range;
+      process.stdout.write(`shard ${sharded.shard.index} of ${sharded.shard.count} (${sharded.from}): batches ${first}..${end - 1} of ${shard.run.batches}, ${shard.tally.samples} samples → ${f.json}\n`);
+      process.stdout.write(`merge all ${sharded.shard.count} shard files with: spikeport merge SHARD_FILES... --json all.json --report all.html\n`);
+      return;
+    }
+    const record = workers > 1
+      ? await simulateInWorkers(snn, modelFile, converted, f, options, workers, prog.report)
+      : await simulate(snn, data, options);
     // The same network as the NIR target computes it (start 0, v > θ, its reset), on the same samples and windows.
     const onTarget = target ? await simulate(asTarget(snn, target), data, {
       ...simulateOptionsFrom(f, prog.report, false, false), modelName: path.basename(modelFile), energy: undefined,
@@ -82,6 +108,41 @@ export async function runSimulate(modelFile: string, f: SimFlags & { asTarget?: 
   }
 }
 
+/** The combinations of shards, workers and outputs that make sense, checked before any work. */
+function checkScale(f: SimFlags & Partial<ScaleFlags>, shardFrom: string | null, workers: number, asTarget: boolean): void {
+  if (shardFrom) {
+    if (!f.json) throw new SpikeportError('invalid-option', `running as one shard (${shardFrom}): give --json FILE for the shard's statistics (then spikeport merge), or --shard 0/1 to run everything here`);
+    const extra = [f.report ? '--report' : null, f.markdown ? '--markdown' : null].filter(Boolean);
+    if (extra.length) throw new SpikeportError('invalid-option', `${extra.join(', ')}: a shard has no results of its own; spikeport merge writes them from all shard files`);
+    if (workers > 1) throw new SpikeportError('invalid-option', `--workers ${workers}: a shard (${shardFrom}) runs in one process; use --workers without shards, or more shards`);
+  }
+  if (asTarget && (shardFrom || workers > 1)) throw new SpikeportError('invalid-option', '--as-target runs in one process, without --shard or --workers');
+}
+
+/**
+ * --workers N: the run as N shards in N processes, merged. An ANN converted here is saved to a
+ * temporary file first, so the workers simulate exactly this conversion.
+ */
+async function simulateInWorkers(snn: Snn, modelFile: string, converted: boolean, f: SimFlags, options: SimulateOptions, workers: number, onProgress: ProgressFn): Promise<SimulateRecord> {
+  const tmp = converted ? null : fs.mkdtempSync(path.join(os.tmpdir(), 'spikeport-snn-'));
+  try {
+    let snnFile = modelFile;
+    if (tmp) {
+      snnFile = path.join(tmp, `${path.basename(modelFile, '.onnx')}.snn.onnx`);
+      writeOutputs([{ path: snnFile, data: snn.toBytes() }]);
+    }
+    // (The job goes to the workers as JSON: the progress callback stays here.)
+    const { onProgress: _, ...rest } = options;
+    const open = imageOptions(f, snn.spec.inputShape, f.preprocess);
+    return await runWorkers({
+      snn: snnFile, ann: converted ? (snn.source?.source.path ?? null) : modelFile, data: f.data, limit: f.limit,
+      open: { preprocess: f.preprocess, clipLength: open.clipLength, classNames: open.classNames }, options: rest,
+    }, workers, f.threads, onProgress, { model: path.basename(modelFile), timing: snn.timing ?? undefined });
+  } finally {
+    if (tmp) fs.rmSync(tmp, { recursive: true, force: true });
+  }
+}
+
 /** The flags the user set on the command line. */
 export function givenFlags(cmd: Command): string[] {
   return Object.keys(cmd.opts()).filter((k) => cmd.getOptionValueSource(k) === 'cli').map((k) => flagOf(cmd, k));
@@ -92,5 +153,10 @@ export function simulateCommand(): Command {
     .description('simulate a spiking network for T steps and report accuracy against T, with and without delayed evaluation')
     .argument('<model>', 'an SNN from spikeport convert, or an ANN (converted on the fly with the calibration options)')))))
     .addOption(new Option('--as-target <profile>', 'also simulate the network as a NIR target computes it (no θ/2 start, v > threshold, its reset) and print both accuracies').choices([...TARGETS]))
-    .action(async (model: string, f: SimFlags & { asTarget?: string }, c: Command) => runSimulate(model, f, { given: givenFlags(c) }));
+    .option('--shard <K/N>', 'simulate only shard K of N (K from 0; contiguous batches) and write its statistics to --json; spikeport merge gives the exact results of all. Default in a job array: from SLURM_ARRAY_TASK_ID/SLURM_ARRAY_TASK_COUNT, or JOB_COMPLETION_INDEX with --shard-count')
+    .option('--shard-count <n>', 'the number of shards when the index comes from JOB_COMPLETION_INDEX (a Kubernetes Indexed Job: its completions)', int(1))
+    .option('--checkpoint <file>', 'keep progress in this file; after a kill, the same command continues where it stopped (delete the file to start over)')
+    .option('--checkpoint-every <s>', 'seconds between checkpoint writes (the last batch is always written)', num, SIMULATE_DEFAULTS.checkpointSeconds)
+    .option('--workers <n>', 'simulate in N processes (N shards, threads split between them) and merge', int(1), 1)
+    .action(async (model: string, f: SimFlags & ScaleFlags, c: Command) => runSimulate(model, f, { given: givenFlags(c) }));
 }

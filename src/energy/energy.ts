@@ -139,7 +139,7 @@ export function energyReport(e: EnergyInput): EnergyReport {
 }
 
 /** Operations and energy of a simulated SNN against its ANN; null for files without layer costs. */
-export function energyOf(spec: SnnSpec, run: { samples: number; sopsPerStep: readonly Float64Array[] }, points: readonly { T: number; metric: number | null }[], annMetric: number | null, constants: EnergyConstants): EnergyReport | null {
+export function energyOf(spec: Pick<SnnSpec, 'layers'>, run: { samples: number; sopsPerStep: readonly Float64Array[] }, points: readonly { T: number; metric: number | null }[], annMetric: number | null, constants: EnergyConstants): EnergyReport | null {
   if (!spec.layers) return null;
   return energyReport({ layers: spec.layers, sopsPerStep: run.sopsPerStep, samples: run.samples, points, annMetric, constants });
 }

@@ -5,7 +5,7 @@ import { Session, type RuntimeOptions } from '../ort/session.js';
 import type { PreparedModel } from '../model/prepare.js';
 import { instrument, thetaFeeds } from '../calibrate/instrument.js';
 import type { Thresholds } from '../calibrate/thresholds.js';
-import { inferTask, makeScorer, type Score, type Task } from '../tasks/task.js';
+import { inferTask, makeScorer, scoresOf, type Score, type ScorerState, type Task } from '../tasks/task.js';
 import { TailRunner, modelTail } from './tail.js';
 
 export interface ReferenceOptions extends RuntimeOptions {
@@ -13,6 +13,8 @@ export interface ReferenceOptions extends RuntimeOptions {
   readonly batchSize: number;
   /** Default: inferred from the data. */
   readonly task?: Task;
+  /** Only these batches (ascending indices into the data's consecutive batches): a shard. Default: all. */
+  readonly batches?: readonly number[];
 }
 
 export interface References {
@@ -22,16 +24,23 @@ export interface References {
 }
 
 export async function annReference(m: PreparedModel, data: Dataset, th: Thresholds, opts: ReferenceOptions): Promise<References> {
+  const s = await annReferenceStates(m, data, th, opts);
+  return { ann: scoresOf(s.ann)[0], clipped: scoresOf(s.clipped)[0] };
+}
+
+/** The references as scorer states (sufficient statistics), to merge with other shards' (tasks/task.ts). */
+export async function annReferenceStates(m: PreparedModel, data: Dataset, th: Thresholds, opts: ReferenceOptions): Promise<{ ann: ScorerState; clipped: ScorerState }> {
   const tail = await TailRunner.create(await modelTail(m, opts), m.plan.readout, opts);
   const task = inferTask(data, opts.task);
-  const res: Score[] = [];
+  const res: ScorerState[] = [];
   try {
     for (const mode of ['ann', 'clip'] as const) {
       const inst = instrument(m, { mode, granularity: th.granularity });
       const s = await Session.create(inst.graph, opts);
       const scorer = makeScorer(task, 1, data);
       try {
-        const batches = sequentialBatches(data.size, opts.batchSize);
+        const all = sequentialBatches(data.size, opts.batchSize);
+        const batches = opts.batches ? opts.batches.map((i) => all[i]) : all;
         for await (const b of prefetchBatches(data, batches.length, (i) => batches[i], m.normalize)) {
           const feeds = { [m.inputName]: { dims: [b.n, ...m.inputShape], data: b.x }, ...(mode === 'clip' ? thetaFeeds(inst, th) : {}) };
           const readout = (await s.run(feeds, [inst.readout]))[inst.readout];
@@ -41,7 +50,7 @@ export async function annReference(m: PreparedModel, data: Dataset, th: Threshol
       } finally {
         await s.release();
       }
-      res.push(scorer.scores()[0]);
+      res.push(scorer.state());
     }
   } finally {
     await tail.release();

@@ -6,12 +6,12 @@ import type { Dataset } from '../data/dataset.js';
 import type { RuntimeOptions } from '../ort/session.js';
 import { checkDataFits } from '../model/prepare.js';
 import type { Snn } from '../snn/network.js';
-import type { SnnSpec } from '../snn/format.js';
 import { simulate, type Engine, type SimulationStats, type StepBatch } from '../runtime/simulate.js';
 import { inferTask, makeScorer, type Score, type Task } from '../tasks/task.js';
 import type { OnProgress } from '../progress.js';
 import { checkInteger, optionError } from '../errors.js';
 import { TailRunner } from './tail.js';
+import { continueTally, statsOf, tallyOf, type Tally } from './tally.js';
 
 /** Steps [delay+1, T] of the readout. */
 export interface Window {
@@ -81,15 +81,24 @@ export interface WindowOptions extends RuntimeOptions {
   /** Default: inferred from the data. */
   readonly task?: Task;
   readonly engine?: Engine;
+  /** Only these batches (ascending indices into the data's consecutive batches): a shard. Default: all. */
+  readonly batches?: readonly number[];
+  /** Continue a run: this tally's batches are not simulated again, its counts are added. */
+  readonly resume?: Tally;
+  /** Called after every batch with the tally so far (a checkpoint). */
+  readonly afterBatch?: (tally: Tally) => void | Promise<void>;
   readonly onProgress?: OnProgress;
 }
 
 export interface WindowedRun {
   readonly task: Task;
+  /** Samples scored (those of the batches run, and of the resumed tally). */
   readonly samples: number;
   /** The task's scores per window, in the order given. */
   readonly scores: readonly Score[];
   readonly stats: SimulationStats;
+  /** The same as sufficient statistics, to merge with other parts or to continue from. */
+  readonly tally: Tally;
 }
 
 /** One simulation of the longest window's T, scored at every window [d+1, T]. */
@@ -99,14 +108,29 @@ export async function simulateWindows(snn: Snn, data: Dataset, windows: readonly
   checkDataFits(data, spec.input, spec.inputShape);
   const Tmax = Math.max(...windows.map((w) => w.T));
   const task = inferTask(data, opts.task);
-  const scorer = makeScorer(task, windows.length, data);
+  const scorer = makeScorer(task, windows.length, data, opts.resume?.scores);
+  const nBatches = Math.ceil(data.size / opts.batchSize);
+  const wanted = opts.batches ?? Array.from({ length: nBatches }, (_, b) => b);
+  const done = new Set(opts.resume?.batches ?? []);
+  const stray = [...done].find((b) => !wanted.includes(b));
+  if (stray !== undefined) throw new Error(`the run to resume counted batch ${stray}, which is not among the batches asked for`);
+  const todo = wanted.filter((b) => !done.has(b));
+  const ran: number[] = [];
+  const tallyNow = (s: SimulationStats): Tally => {
+    const part = tallyOf(ran, s, scorer.state());
+    return opts.resume ? continueTally(opts.resume, part) : part;
+  };
   const tail = await TailRunner.create(snn.tail, spec.readout, opts);
   let stats: SimulationStats;
   try {
     const checkpoints = [...new Set(windows.flatMap((w) => [w.T, w.delay]))].filter((t) => t > 0);
     stats = await simulate(snn.graph, spec, data, {
-      threads: opts.threads, batchSize: opts.batchSize, onProgress: opts.onProgress, engine: opts.engine ?? 'steps',
-      steps: Tmax, normalize: snn.meta.normalize, form: snn.form, checkpoints,
+      threads: opts.threads, device: opts.device, batchSize: opts.batchSize, onProgress: opts.onProgress, engine: opts.engine ?? 'steps',
+      steps: Tmax, normalize: snn.meta.normalize, form: snn.form, checkpoints, batches: todo,
+      afterBatch: async (b, s) => {
+        ran.push(b);
+        await opts.afterBatch?.(tallyNow(s));
+      },
     }, async (b) => {
       const averages = windowAverages(b, windows);
       for (let w = 0; w < windows.length; w++) {
@@ -117,11 +141,12 @@ export async function simulateWindows(snn: Snn, data: Dataset, windows: readonly
   } finally {
     await tail.release();
   }
-  return { task, samples: data.size, scores: scorer.scores(), stats };
+  const tally = tallyNow(stats);
+  return { task, samples: tally.samples, scores: scorer.scores(), stats: statsOf(tally), tally };
 }
 
 /** Spikes per neuron per step of each site, over all samples and T steps. */
-export function firingRates(spec: SnnSpec, stats: SimulationStats, T: number): { site: string; rate: number }[] {
+export function firingRates(spec: { readonly sites: readonly { readonly node: string; readonly neurons: number }[] }, stats: SimulationStats, T: number): { site: string; rate: number }[] {
   return spec.sites.map((s, i) => ({
     site: s.node,
     rate: stats.spikesPerStep[i].reduce((a, b) => a + b, 0) / (s.neurons * stats.samples * T),

@@ -4,13 +4,64 @@
  */
 import * as ort from 'onnxruntime-node';
 import os from 'node:os';
+import fs from 'node:fs';
+import path from 'node:path';
+import { createRequire } from 'node:module';
 import type { Graph } from '../graph/ir.js';
 import { encodeModel } from '../onnx/codec.js';
-import { SpikeportError, checkInteger } from '../errors.js';
+import { SpikeportError, checkInteger, optionError } from '../errors.js';
 
 export interface RuntimeOptions {
   /** Intra-op threads; default: the number of cores. */
   readonly threads?: number;
+  /**
+   * Where sessions run: `cpu` (default), or `cuda` / `cuda:N` (ONNX Runtime's CUDA execution
+   * provider on GPU N, CPU for the ops it lacks): needs onnxruntime-node installed with its CUDA
+   * libraries (`ONNXRUNTIME_NODE_INSTALL=cuda12`), CUDA 12 and cuDNN 9.
+   */
+  readonly device?: string;
+}
+
+export type Device = { readonly kind: 'cpu' } | { readonly kind: 'cuda'; readonly id: number };
+
+/** A device name checked: cpu, cuda, cuda:N. */
+export function parseDevice(device: string | undefined): Device {
+  if (device === undefined || device === 'cpu') return { kind: 'cpu' };
+  const m = typeof device === 'string' ? /^cuda(?::(\d{1,3}))?$/.exec(device) : null;
+  if (!m) throw optionError('device', `"${String(device)}" is not a device (cpu, cuda or cuda:N)`);
+  return { kind: 'cuda', id: m[1] === undefined ? 0 : Number(m[1]) };
+}
+
+/** The files ONNX Runtime's CUDA provider loads beside onnxruntime-node's binding, per platform. */
+const CUDA_LIBRARIES: Readonly<Record<string, readonly string[]>> = {
+  'linux/x64': ['libonnxruntime_providers_shared.so', 'libonnxruntime_providers_cuda.so'],
+  'win32/x64': ['onnxruntime_providers_shared.dll', 'onnxruntime_providers_cuda.dll'],
+};
+
+/**
+ * Check that this onnxruntime-node can use CUDA before asking it to (when it cannot, it prints
+ * its own log lines and fails with "Failed to load shared library"): a one-line error naming
+ * what is missing and how to install it.
+ */
+export function checkCudaInstalled(bindingDir = onnxruntimeBindingDir()): void {
+  const platform = `${process.platform}/${process.arch}`;
+  const libs = CUDA_LIBRARIES[platform];
+  const install = 'reinstall it with them: ONNXRUNTIME_NODE_INSTALL=cuda12 npm rebuild onnxruntime-node (downloads ONNX Runtime\'s CUDA 12 build; the machine needs CUDA 12 and cuDNN 9)';
+  if (!libs) throw optionError('device', `cuda: onnxruntime-node has no CUDA build for ${platform} (Linux x64 and Windows x64 have one)`);
+  const missing = libs.filter((f) => !fs.existsSync(path.join(bindingDir, f)));
+  if (missing.length) throw optionError('device', `cuda: onnxruntime-node was installed without its CUDA libraries (${missing.join(', ')} not in ${bindingDir}); ${install}`);
+}
+
+/** Where onnxruntime-node's native binding and its provider libraries are. */
+function onnxruntimeBindingDir(): string {
+  const entry = createRequire(import.meta.url).resolve('onnxruntime-node');
+  let dir = path.dirname(entry);
+  while (path.basename(dir) !== 'onnxruntime-node' && path.dirname(dir) !== dir) dir = path.dirname(dir);
+  return path.join(dir, 'bin', 'napi-v6', process.platform, process.arch);
+}
+
+function executionProviders(d: Device): ort.InferenceSession.SessionOptions['executionProviders'] {
+  return d.kind === 'cuda' ? [{ name: 'cuda', deviceId: d.id }, 'cpu'] : ['cpu'];
 }
 
 export interface Array32 {
@@ -32,9 +83,12 @@ export class Session {
 
   static async create(g: Graph, opts: RuntimeOptions = {}): Promise<Session> {
     checkThreads(opts.threads);
+    const device = parseDevice(opts.device);
+    if (device.kind === 'cuda') checkCudaInstalled();
     const bytes = encodeModel(g);
     try {
       const s = await ort.InferenceSession.create(bytes, {
+        executionProviders: executionProviders(device),
         intraOpNumThreads: opts.threads ?? defaultThreads(),
         interOpNumThreads: 1,
         graphOptimizationLevel: 'all',
@@ -43,7 +97,8 @@ export class Session {
       });
       return new Session(s, s.outputNames);
     } catch (e) {
-      throw new SpikeportError('runtime', `ONNX Runtime cannot load the model: ${firstLine((e as Error).message)}`);
+      const where = device.kind === 'cuda' ? ` on cuda:${device.id}` : '';
+      throw new SpikeportError('runtime', `ONNX Runtime cannot load the model${where}: ${firstLine((e as Error).message)}`);
     }
   }
 
@@ -92,6 +147,12 @@ export function defaultThreads(): number {
 /** More intra-op threads than cores only slows ONNX Runtime down (measured: 1000 threads ran 400× slower). */
 export function checkThreads(threads: number | undefined): void {
   if (threads !== undefined) checkInteger('threads', threads, 1, defaultThreads(), 'the cores this process may use');
+}
+
+/** The runtime options checked before any work: threads and device (CUDA installed when asked for). */
+export function checkRuntime(opts: RuntimeOptions): void {
+  checkThreads(opts.threads);
+  if (parseDevice(opts.device).kind === 'cuda') checkCudaInstalled();
 }
 
 function firstLine(s: string): string {

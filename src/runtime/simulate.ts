@@ -69,6 +69,14 @@ export interface SimulateOptions extends RuntimeOptions {
   readonly reuseBuffers?: boolean;
   /** Per-step engine: time steps per ONNX Runtime call (the step graph copied K times); default DEFAULT_UNROLL. */
   readonly unroll?: number;
+  /**
+   * Run only these batches (indices into the data's consecutive batches of `batchSize`,
+   * ascending): a shard, or what a resumed run has left. Default: all. Each batch is simulated
+   * on its own, so a batch's spikes do not depend on which others run.
+   */
+  readonly batches?: readonly number[];
+  /** Called after each batch's sink: its index, and the counter sums of the batches run so far. */
+  readonly afterBatch?: (batch: number, sums: SimulationStats) => void | Promise<void>;
   readonly onProgress?: OnProgress;
 }
 
@@ -92,8 +100,14 @@ export async function simulate(graph: Graph, spec: SnnSpec, data: Dataset, opts:
   const T = opts.steps;
   const counters = counterOutputs(spec);
   const sums = counters.map(() => new Float64Array(T));
-  const batches = sequentialBatches(data.size, opts.batchSize);
+  const all = sequentialBatches(data.size, opts.batchSize);
+  const chosen = opts.batches ?? all.map((_, b) => b);
+  if (chosen.some((b, k) => !Number.isInteger(b) || b < 0 || b >= all.length || (k > 0 && b <= chosen[k - 1]))) {
+    throw new Error(`batches must be ascending indices in 0..${all.length - 1}`);
+  }
+  const batches = chosen.map((b) => all[b]);
   const ctx: RunContext = { spec, data, opts, sink, sums, counters, nBatches: batches.length };
+  const samples = (): number => batches.reduce((a, b) => a + b.length, 0);
   // A Loop call returns every step's readout of its batch at once.
   const loopBytes = 4 * T * Math.min(opts.batchSize, data.size) * numel(spec.readoutShape);
   const loopFits = loopBytes <= LOOP_READOUT_BYTES;
@@ -111,6 +125,11 @@ export async function simulate(graph: Graph, spec: SnnSpec, data: Dataset, opts:
     }
     let runner = runners[0];
     let bi = 0;
+    let ran = 0;
+    const done = async (): Promise<void> => {
+      ran += batches[bi - 1].length;
+      await opts.afterBatch?.(chosen[bi - 1], stats(spec, ran, sums, t0));
+    };
     // Batches are read ahead (a streamed source decodes the next ones while this one runs).
     const stream = prefetchBatches(data, batches.length, (b) => batches[b], opts.normalize);
     if (opts.engine === 'auto' && opts.form !== 'loop' && batches.length >= 3 && loopFits) {
@@ -126,14 +145,18 @@ export async function simulate(graph: Graph, spec: SnnSpec, data: Dataset, opts:
         await r.run(bi, batch);
         bi++;
         times.push(performance.now() - t);
+        await done();
       }
       runner = times[1] < times[0] ? runners[1] : runners[0];
     }
-    for await (const batch of stream) await runner.run(bi++, batch);
+    for await (const batch of stream) {
+      await runner.run(bi++, batch);
+      await done();
+    }
   } finally {
     for (const r of runners) await r.release();
   }
-  return stats(spec, data.size, sums, t0);
+  return stats(spec, samples(), sums, t0);
 }
 
 interface RunContext {

@@ -189,7 +189,7 @@ export async function attachSource(snn: Snn, snnFile: string, opts: LoadSnnOptio
   if (loaded.sha256 !== snn.meta.source.sha256) {
     throw optionError('ann', `${annFile} is not the model ${path.basename(snnFile)} was converted from (${snn.meta.source.file}, sha256 ${snn.meta.source.sha256.slice(0, 12)}…)`);
   }
-  const source = await prepareModel(loaded, { readoutNode: snn.meta.readoutNode, normalize: snn.meta.normalize ?? undefined, threads: opts.threads });
+  const source = await prepareModel(loaded, { readoutNode: snn.meta.readoutNode, normalize: snn.meta.normalize ?? undefined, threads: opts.threads, device: opts.device });
   return snn.withSource(source);
 }
 

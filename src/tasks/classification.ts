@@ -54,6 +54,21 @@ export class TopKCounter {
     this.seen[window] += n;
   }
 
+  /** The counts as plain JSON (a scorer state). */
+  state(): { kind: 'topk'; classes: number; top1: number[]; top5: number[]; seen: number[] } {
+    return { kind: 'topk', classes: this.classes, top1: Array.from(this.c1), top5: Array.from(this.c5), seen: Array.from(this.seen) };
+  }
+
+  /** A counter holding these counts. */
+  static fromState(s: { classes: number; top1: readonly number[]; top5: readonly number[]; seen: readonly number[] }): TopKCounter {
+    const c = new TopKCounter(s.top1.length);
+    c.c1.set(s.top1);
+    c.c5.set(s.top5);
+    c.seen.set(s.seen);
+    c.classes = s.classes;
+    return c;
+  }
+
   scores(): TopKScore[] {
     return Array.from(this.c1, (_, w) => ({
       top1: this.seen[w] ? this.c1[w] / this.seen[w] : 0,

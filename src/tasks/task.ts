@@ -5,7 +5,7 @@
  *   classification  top-1, top-5          video  clip top-1, clip top-5
  *   segmentation    mIoU, pixel accuracy  detection  mAP@[.50:.95], mAP@.50 (COCO)
  */
-import type { Dataset } from '../data/dataset.js';
+import type { Dataset, DetectionBox } from '../data/dataset.js';
 import { toOriginal, type Placement } from '../data/preprocess.js';
 import { SpikeportError } from '../errors.js';
 import { TopKCounter } from './classification.js';
@@ -39,7 +39,27 @@ export interface Scorer {
   /** outputs: one window's model outputs for a batch, [n, ...]; batch: its samples (and masks). */
   add(window: number, outputs: Float32Array, dims: readonly number[], batch: Targets): void;
   scores(): Score[];
+  /** What the scores are computed from, as plain JSON: states of disjoint sample sets merge exactly (mergeStates). */
+  state(): ScorerState;
 }
+
+/**
+ * A scorer's sufficient statistics, per window: hit counts (classification, video), confusion
+ * matrices (segmentation), or the detections with the ground truth of the images seen
+ * (detection). Integers and the detections' own numbers: merging adds or concatenates, so the
+ * scores of merged states are exactly those of one scorer that saw every batch in the same order.
+ */
+export type ScorerState =
+  | { readonly kind: 'topk'; readonly classes: number; readonly top1: readonly number[]; readonly top5: readonly number[]; readonly seen: readonly number[] }
+  | { readonly kind: 'confusion'; readonly classes: number; readonly counts: readonly (readonly number[])[] }
+  | {
+    readonly kind: 'detections'; readonly classes: number; readonly windows: number;
+    /** Per window, the detections in the order found: 7 numbers each (image, label, score, x, y, w, h). */
+    readonly found: readonly (readonly number[])[];
+    /** The images scored, ascending, and their ground-truth boxes (in the data set's order). */
+    readonly images: readonly number[];
+    readonly truth: readonly DetectionBox[];
+  };
 
 /** The task a data set is for, unless the user says: masks → segmentation, boxes → detection, clips → video. */
 export function inferTask(d: Dataset, given?: Task): Task {
@@ -50,19 +70,112 @@ export function inferTask(d: Dataset, given?: Task): Task {
   return 'classification';
 }
 
-export function makeScorer(task: Task, windows: number, data: Dataset): Scorer {
+/** A scorer for `windows` readout windows; `from`: continue from a state (a resumed run). */
+export function makeScorer(task: Task, windows: number, data: Dataset, from?: ScorerState): Scorer {
+  if (from && from.kind !== stateKind(task)) throw new Error(`a ${from.kind} state cannot continue a ${task} scorer`);
   switch (task) {
     case 'classification':
-    case 'video': return topK(windows, data);
-    case 'segmentation': return segmentation(windows, data);
-    case 'detection': return detection(windows, data);
+    case 'video': return topK(windows, data, from);
+    case 'segmentation': return segmentation(windows, data, from);
+    case 'detection': return detection(windows, data, from);
   }
 }
 
-function topK(windows: number, data: Dataset): Scorer {
+/** The kind of state a task's scorer keeps. */
+export function stateKind(task: Task): ScorerState['kind'] {
+  return task === 'segmentation' ? 'confusion' : task === 'detection' ? 'detections' : 'topk';
+}
+
+/** The scores per window of a state (a scorer's own, or merged ones). */
+export function scoresOf(s: ScorerState): Score[] {
+  switch (s.kind) {
+    case 'topk': return TopKCounter.fromState(s).scores().map((x) => ({ metric: x.top1, secondary: x.top5 }));
+    case 'confusion': return s.counts.map((c) => {
+      const cm = new ConfusionMatrix(s.classes);
+      cm.counts.set(c);
+      return { metric: cm.miou(), secondary: cm.pixelAccuracy() };
+    });
+    case 'detections': {
+      const seen = new Set(s.images);
+      const gts = s.truth.filter((b) => seen.has(b.image));
+      return s.found.map((flat) => {
+        const r = meanAveragePrecision(unflatten(flat), gts, s.classes);
+        return { metric: r.map, secondary: r.map50 };
+      });
+    }
+  }
+}
+
+/**
+ * States of disjoint parts of a data set, in sample order, as one: counts add, detections
+ * concatenate. A part that scored nothing (classes 0) adds nothing. Throws on states that
+ * cannot come from one run (other kinds, windows or classes).
+ */
+export function mergeStates(states: readonly ScorerState[]): ScorerState {
+  if (states.length === 0) throw new Error('no scorer states to merge');
+  const kind = states[0].kind;
+  if (states.some((s) => s.kind !== kind)) throw new Error(`scorer states of different kinds (${[...new Set(states.map((s) => s.kind))].join(', ')})`);
+  const sizes = states.map(windowsOf);
+  if (sizes.some((w) => w !== sizes[0])) throw new Error(`scorer states with different numbers of windows (${[...new Set(sizes)].join(', ')})`);
+  const used = states.filter((s) => s.classes > 0);
+  const classes = used.length ? used[0].classes : 0;
+  if (used.some((s) => s.classes !== classes)) throw new Error(`scorer states with different numbers of classes (${[...new Set(used.map((s) => s.classes))].join(', ')})`);
+  const add = (rows: readonly (readonly number[])[]): number[] => rows.reduce<number[]>((acc, r) => acc.map((v, i) => v + r[i]), rows[0].map(() => 0));
+  const W = sizes[0];
+  switch (kind) {
+    case 'topk': {
+      const ts = states as Extract<ScorerState, { kind: 'topk' }>[];
+      return { kind, classes, top1: add(ts.map((s) => s.top1)), top5: add(ts.map((s) => s.top5)), seen: add(ts.map((s) => s.seen)) };
+    }
+    case 'confusion': {
+      const cs = (used as Extract<ScorerState, { kind: 'confusion' }>[]);
+      return { kind, classes, counts: Array.from({ length: W }, (_, w) => (cs.length ? add(cs.map((s) => s.counts[w])) : [])) };
+    }
+    case 'detections': {
+      const ds = states as Extract<ScorerState, { kind: 'detections' }>[];
+      const images = ds.flatMap((s) => s.images);
+      if (new Set(images).size !== images.length) throw new Error('detection states share images: they are not disjoint parts of the data');
+      const order = images.map((im, k) => [im, k] as const).sort((a, b) => a[0] - b[0]);
+      const truth = ds.flatMap((s) => s.truth);
+      return {
+        kind, classes, windows: W,
+        found: Array.from({ length: W }, (_, w) => ds.flatMap((s) => s.found[w])),
+        images: order.map(([im]) => im),
+        truth: sortByImage(truth),
+      };
+    }
+  }
+}
+
+function windowsOf(s: ScorerState): number {
+  return s.kind === 'topk' ? s.top1.length : s.kind === 'confusion' ? s.counts.length : s.windows;
+}
+
+const DET_FIELDS = 7;
+
+function flatten(dets: readonly Detection[]): number[] {
+  const out: number[] = [];
+  for (const d of dets) out.push(d.image, d.label, d.score, d.x, d.y, d.w, d.h);
+  return out;
+}
+
+function unflatten(flat: readonly number[]): Detection[] {
+  const out: Detection[] = [];
+  for (let k = 0; k + DET_FIELDS <= flat.length; k += DET_FIELDS) {
+    out.push({ image: flat[k], label: flat[k + 1], score: flat[k + 2], x: flat[k + 3], y: flat[k + 4], w: flat[k + 5], h: flat[k + 6] });
+  }
+  return out;
+}
+
+/** Boxes grouped by image, ascending, each image's boxes in their given order (a stable sort). */
+function sortByImage(boxes: readonly DetectionBox[]): DetectionBox[] {
+  return boxes.map((b, k) => [b, k] as const).sort((a, b) => a[0].image - b[0].image || a[1] - b[1]).map(([b]) => b);
+}
+
+function topK(windows: number, data: Dataset, from?: ScorerState): Scorer {
   const labels = data.labels;
   if (!labels) throw new SpikeportError('invalid-data', `data set ${data.name} has no labels; accuracy needs them`);
-  const counter = new TopKCounter(windows);
+  const counter = from?.kind === 'topk' ? TopKCounter.fromState(from) : new TopKCounter(windows);
   return {
     add(w, outputs, dims, { indices }) {
       const classes = dims.slice(1).reduce((a, b) => a * b, 1);
@@ -72,32 +185,43 @@ function topK(windows: number, data: Dataset): Scorer {
       counter.add(w, outputs, dims[0], y);
     },
     scores: () => counter.scores().map((s) => ({ metric: s.top1, secondary: s.top5 })),
+    state: () => counter.state(),
   };
 }
 
-function segmentation(windows: number, data: Dataset): Scorer {
+function segmentation(windows: number, data: Dataset, from?: ScorerState): Scorer {
   const shape = data.maskShape;
   if (!shape) throw new SpikeportError('invalid-data', `data set ${data.name} has no per-pixel labels (masks); segmentation needs them`);
   const plane = shape.reduce((a, b) => a * b, 1);
   let cms: ConfusionMatrix[] | null = null;
+  if (from?.kind === 'confusion' && from.classes > 0) {
+    cms = from.counts.map((c) => {
+      const cm = new ConfusionMatrix(from.classes);
+      cm.counts.set(c);
+      return cm;
+    });
+  }
   return {
     add(w, outputs, dims, { indices, masks }) {
       const spatial = dims.slice(2).reduce((a, b) => a * b, 1);
       if (spatial !== plane) throw new SpikeportError('invalid-data', `segmentation: the model outputs ${dims.slice(2).join('x')} per class but the masks are ${shape.join('x')}`);
       if (!masks || masks.length !== indices.length * plane) throw new Error(`segmentation: the batch of ${indices.length} samples came without its masks`);
       cms ??= Array.from({ length: windows }, () => new ConfusionMatrix(dims[1]));
+      if (dims[1] !== cms[w].classes) throw new SpikeportError('invalid-data', `segmentation: the model scores ${dims[1]} classes here but ${cms[w].classes} before`);
       cms[w].add(outputs, masks, indices.length);
     },
     scores: () => (cms ?? []).map((cm) => ({ metric: cm.miou(), secondary: cm.pixelAccuracy() })),
+    state: () => ({ kind: 'confusion', classes: cms ? cms[0].classes : 0, counts: cms ? cms.map((cm) => Array.from(cm.counts)) : Array.from({ length: windows }, () => []) }),
   };
 }
 
-function detection(windows: number, data: Dataset): Scorer {
+function detection(windows: number, data: Dataset, from?: ScorerState): Scorer {
   const boxes = data.boxes;
   if (!boxes) throw new SpikeportError('invalid-data', `data set ${data.name} has no boxes; detection needs them`);
-  const found: Detection[][] = Array.from({ length: windows }, () => []);
-  const seen = new Set<number>();
-  let classes = 0;
+  const prior = from?.kind === 'detections' ? from : null;
+  const found: Detection[][] = Array.from({ length: windows }, (_, w) => (prior ? unflatten(prior.found[w]) : []));
+  const seen = new Set<number>(prior?.images ?? []);
+  let classes = prior?.classes ?? 0;
   return {
     add(w, outputs, dims, { indices, placements }) {
       if (dims.length !== 4 || dims[1] < 5) throw new SpikeportError('invalid-data', `detection: expected a head [n, classes + 4, h, w], got ${dims.join('x')}`);
@@ -120,12 +244,12 @@ function detection(windows: number, data: Dataset): Scorer {
       }
       indices.forEach((i) => seen.add(i));
     },
-    scores: () => {
-      const gts = boxes.filter((b) => seen.has(b.image));
-      return found.map((dets) => {
-        const r = meanAveragePrecision(dets, gts, classes);
-        return { metric: r.map, secondary: r.map50 };
-      });
+    state() {
+      const images = [...seen].sort((a, b) => a - b);
+      return { kind: 'detections', classes, windows, found: found.map(flatten), images, truth: sortByImage(boxes.filter((b) => seen.has(b.image))) };
+    },
+    scores() {
+      return scoresOf(this.state());
     },
   };
 }

@@ -1,0 +1,335 @@
+/**
+ * Splitting a simulation over machines and runs, and putting it back together exactly.
+ *
+ * A run's samples are cut into consecutive batches (the data's order, `batchSize` each); shard
+ * K of N takes a contiguous range of them. Each shard writes a shard file: its sufficient
+ * statistics (tasks/task.ts, evaluate/tally.ts) and a hash of what must be the same for every
+ * shard — the model, its thresholds, the data and the options. `mergeShards` checks that all N
+ * shards of one run are there and agree, adds their statistics and builds the record: exactly
+ * the record of one run over all batches, since batches are simulated independently and every
+ * statistic is an integer count or a list concatenated in batch order. A single run is the
+ * merge of one shard, so both go through the same code.
+ *
+ * The same file, written while a shard runs (`checkpoint`), lets a killed run continue: it
+ * lists the batches done; the same command reads it and simulates only the rest.
+ */
+import { createHash } from 'node:crypto';
+import { z } from 'zod';
+import type { Snn } from '../snn/network.js';
+import type { LayerSpec } from '../snn/format.js';
+import type { EnergyConstants } from '../energy/energy.js';
+import { energyOf } from '../energy/energy.js';
+import type { SiteErrors } from '../analysis/site-errors.js';
+import { firingRates } from '../evaluate/windows.js';
+import { mergeTallies, statsOf, type Tally } from '../evaluate/tally.js';
+import { TASKS, mergeStates, scoresOf, type ScorerState, type Task } from '../tasks/task.js';
+import type { SimulateRecord, SimulationResult } from '../report/record.js';
+import { SpikeportError, optionError } from '../errors.js';
+import { readRegularFile } from '../files.js';
+
+export const SHARD_FORMAT = 'spikeport-shard/1';
+
+/** Which part of a run: shard `index` (0-based) of `count`. */
+export interface Shard {
+  readonly index: number;
+  readonly count: number;
+}
+
+/** What every shard of one run must share; its hash is the shard file's `config`. */
+export interface RunConfig {
+  /** The source ANN's sha256, and the converted network's (its ONNX bytes: thresholds, options, corrections). */
+  readonly model: { readonly source: string; readonly snn: string };
+  /** sha256 of the thresholds (also inside the network; kept apart to say what differs). */
+  readonly thresholds: string;
+  readonly data: { readonly name: string; readonly size: number };
+  /** The simulation options that change results (threads and device do not). */
+  readonly options: Readonly<Record<string, unknown>>;
+  /** Batches of the data (size ÷ batchSize, rounded up), and into how many shards they are cut. */
+  readonly batches: number;
+  readonly shards: number;
+}
+
+/** What the record needs besides the statistics: known before simulating, the same for every shard. */
+export interface RecordContext {
+  readonly task: Task;
+  readonly model: string;
+  readonly data: string;
+  readonly method: string;
+  readonly iterations: number;
+  readonly calibration: Readonly<Record<string, unknown>>;
+  readonly maxpool: string;
+  readonly delay: { readonly estimated: number; readonly latencies: readonly number[]; readonly rule: string };
+  /** The T reported and the delay used at each. */
+  readonly T: readonly number[];
+  readonly delays: readonly number[];
+  readonly sites: readonly { readonly node: string; readonly neurons: number }[];
+  readonly layers: readonly LayerSpec[] | null;
+  readonly energy: EnergyConstants;
+}
+
+export interface ShardFile {
+  readonly format: typeof SHARD_FORMAT;
+  /** sha256 of `run`: every shard of a run has the same. */
+  readonly config: string;
+  readonly run: RunConfig;
+  readonly shard: Shard;
+  /** This shard's batches: first ≤ b < end. */
+  readonly range: { readonly first: number; readonly end: number };
+  /** false: a checkpoint of a shard still running (or killed). */
+  readonly complete: boolean;
+  readonly context: RecordContext;
+  /** Windows 2i (the delay) and 2i + 1 (all steps) for the i-th T. */
+  readonly tally: Tally;
+  /** Scorer states of the ANN and the clipped ANN on this shard's samples, when asked for (and done). */
+  readonly references: { readonly ann: ScorerState; readonly clipped: ScorerState } | null;
+  /** The per-site error analysis (on the data's first samples): shard 0 only. */
+  readonly siteErrors: SiteErrors | null;
+  /** Not part of the result's identity: when, and how long the conversion took (if in this process). */
+  readonly timing: { readonly created: string; readonly calibrate?: number; readonly convert?: number; readonly refine?: number };
+}
+
+/** Shard K of N: its contiguous range of the `batches` batches (sizes differ by at most one). */
+export function shardRange(shard: Shard, batches: number): { first: number; end: number } {
+  checkShard(shard, batches);
+  return { first: Math.floor((shard.index * batches) / shard.count), end: Math.floor(((shard.index + 1) * batches) / shard.count) };
+}
+
+/** What is wrong with a shard (index in range, no more shards than batches: each gets one), or null. */
+export function shardProblem(shard: Shard, batches?: number): string | null {
+  const { index, count } = shard;
+  if (!Number.isInteger(count) || count < 1) return `the count must be an integer ≥ 1 (got ${String(count)})`;
+  if (!Number.isInteger(index) || index < 0 || index >= count) return `the index must be in 0..${count - 1} (got ${String(index)})`;
+  if (batches !== undefined && count > batches) {
+    return `${count} shards for ${batches} batch${batches === 1 ? '' : 'es'}: every shard needs at least one (use at most ${batches} shards, or a smaller batch size)`;
+  }
+  return null;
+}
+
+export function checkShard(shard: Shard, batches?: number): void {
+  const problem = shardProblem(shard, batches);
+  if (problem) throw optionError('shard', `${String(shard.index)}/${String(shard.count)}: ${problem}`);
+}
+
+/** "K/N" → a shard. */
+export function parseShard(v: string): Shard {
+  const m = /^\s*(\d{1,9})\s*\/\s*(\d{1,9})\s*$/.exec(v);
+  if (!m) throw optionError('shard', `"${v}" is not K/N (shard K of N, K from 0)`);
+  const shard = { index: Number(m[1]), count: Number(m[2]) };
+  checkShard(shard);
+  return shard;
+}
+
+/** JSON with keys sorted: the same value always gives the same text (for hashing). */
+function canonical(v: unknown): string {
+  if (Array.isArray(v)) return `[${v.map(canonical).join(',')}]`;
+  if (v !== null && typeof v === 'object') {
+    return `{${Object.keys(v).sort().filter((k) => (v as Record<string, unknown>)[k] !== undefined).map((k) => `${JSON.stringify(k)}:${canonical((v as Record<string, unknown>)[k])}`).join(',')}}`;
+  }
+  return JSON.stringify(v) ?? 'null';
+}
+
+function sha256(data: string | Uint8Array): string {
+  return createHash('sha256').update(data).digest('hex');
+}
+
+export function configHash(run: RunConfig): string {
+  return sha256(canonical(run));
+}
+
+/** The identity of a run of `snn` on data of this name and size with these options, cut into `shards`. */
+export function runConfig(snn: Snn, data: { name: string; size: number }, options: Record<string, unknown>, batchSize: number, shards: number): RunConfig {
+  const th = snn.thresholds();
+  return {
+    model: { source: snn.meta.source.sha256, snn: sha256(snn.toBytes()) },
+    thresholds: sha256(canonical({ granularity: th.granularity, values: th.values.map((v) => Array.from(v)) })),
+    data: { name: data.name, size: data.size },
+    options,
+    batches: Math.ceil(data.size / batchSize),
+    shards,
+  };
+}
+
+/** The record of a run from its shards (one for a run that was not split), after checking that they fit together. */
+export function mergeShards(files: readonly { readonly name: string; readonly shard: ShardFile }[], overrides: { readonly model?: string; readonly timing?: Partial<ShardFile['timing']> } = {}): SimulateRecord {
+  if (files.length === 0) throw new SpikeportError('invalid-option', 'no shard files to merge');
+  checkSameRun(files);
+  const ordered = [...files].sort((a, b) => a.shard.shard.index - b.shard.shard.index);
+  const first = ordered[0].shard;
+  const ctx = first.context;
+  let tally: Tally;
+  let refs: { ann: ScorerState; clipped: ScorerState } | null = null;
+  try {
+    tally = mergeTallies(ordered.map((f) => f.shard.tally));
+    if (ordered.every((f) => f.shard.references)) {
+      const r = ordered.map((f) => f.shard.references as NonNullable<ShardFile['references']>);
+      refs = { ann: mergeStates(r.map((x) => x.ann)), clipped: mergeStates(r.map((x) => x.clipped)) };
+    }
+  } catch (e) {
+    throw new SpikeportError('invalid-file', `${ordered.map((f) => f.name).join(', ')}: the statistics do not fit together (${(e as Error).message})`);
+  }
+  const windows = 2 * ctx.T.length;
+  const scores = scoresOf(tally.scores);
+  if (scores.length !== windows) throw new SpikeportError('invalid-file', `${ordered[0].name}: ${scores.length} readout windows scored, the options ask for ${windows}`);
+  const results: SimulationResult[] = ctx.T.map((T, i) => ({
+    T, delay: ctx.delays[i],
+    metric: scores[2 * i].metric, secondary: scores[2 * i].secondary,
+    metricNoDelay: scores[2 * i + 1].metric, secondaryNoDelay: scores[2 * i + 1].secondary,
+  }));
+  const ann = refs ? scoresOf(refs.ann)[0] : null;
+  const clipped = refs ? scoresOf(refs.clipped)[0] : null;
+  const stats = statsOf(tally);
+  const timing = { ...first.timing, ...overrides.timing };
+  const Tmax = ctx.T[ctx.T.length - 1];
+  return {
+    kind: 'simulate',
+    task: ctx.task,
+    model: overrides.model ?? ctx.model,
+    data: ctx.data,
+    samples: tally.samples,
+    created: new Date().toISOString(),
+    method: ctx.method,
+    iterations: ctx.iterations,
+    calibration: {
+      ...ctx.calibration,
+      ...(timing.calibrate !== undefined ? { seconds: timing.calibrate } : {}),
+      ...(timing.convert !== undefined ? { convertSeconds: timing.convert } : {}),
+      ...(timing.refine !== undefined ? { refineSeconds: timing.refine } : {}),
+    },
+    maxpool: ctx.maxpool,
+    ann,
+    clippedAnn: clipped,
+    delay: ctx.delay,
+    results,
+    firingRates: firingRates(ctx, stats, Tmax),
+    energy: energyOf({ layers: ctx.layers ?? undefined }, stats, results.map((r) => ({ T: r.T, metric: r.metric })), ann ? ann.metric : null, ctx.energy),
+    siteErrors: first.siteErrors,
+    simulationSeconds: tally.seconds,
+  };
+}
+
+/** All shards of one run, each once, complete, each with the batches its index gives. */
+function checkSameRun(files: readonly { readonly name: string; readonly shard: ShardFile }[]): void {
+  const [a, ...rest] = files;
+  for (const f of files) {
+    const s = f.shard;
+    if (!s.complete) {
+      throw new SpikeportError('invalid-file', `${f.name} is the checkpoint of an unfinished shard (${s.tally.batches.length} of ${s.range.end - s.range.first} batches done); run its command again to finish it`);
+    }
+    if (configHash(s.run) !== s.config) throw new SpikeportError('invalid-file', `${f.name}: its configuration does not match its hash (the file was edited)`);
+  }
+  for (const b of rest) {
+    const what = difference(a.shard.run, b.shard.run);
+    if (what) throw new SpikeportError('invalid-file', `${a.name} and ${b.name} are not shards of one run: ${what}`);
+  }
+  const count = a.shard.shard.count;
+  const seen = new Map<number, string>();
+  for (const f of files) {
+    const { index } = f.shard.shard;
+    const other = seen.get(index);
+    if (other !== undefined) throw new SpikeportError('invalid-file', `shard ${index} of ${count} is given twice: ${other} and ${f.name}`);
+    seen.set(index, f.name);
+    const want = shardRange(f.shard.shard, f.shard.run.batches);
+    const got = f.shard.tally.batches;
+    const exact = f.shard.range.first === want.first && f.shard.range.end === want.end
+      && got.length === want.end - want.first && got.every((b, k) => b === want.first + k);
+    if (!exact) throw new SpikeportError('invalid-file', `${f.name}: shard ${index} of ${count} must count batches ${want.first}..${want.end - 1}, it counts ${got.length ? `${got[0]}..${got[got.length - 1]} (${got.length})` : 'none'}`);
+  }
+  const missing = Array.from({ length: count }, (_, k) => k).filter((k) => !seen.has(k));
+  if (missing.length) {
+    throw new SpikeportError('invalid-file', `shard${missing.length > 1 ? 's' : ''} ${missing.join(', ')} of ${count} ${missing.length > 1 ? 'are' : 'is'} missing (given: ${[...seen.keys()].sort((x, y) => x - y).join(', ')})`);
+  }
+}
+
+/** What differs between two runs' configurations, in words; null if nothing. */
+function difference(a: RunConfig, b: RunConfig): string | null {
+  if (a.model.source !== b.model.source) return `they simulate different models (sha256 ${a.model.source.slice(0, 12)}… and ${b.model.source.slice(0, 12)}…)`;
+  if (a.thresholds !== b.thresholds) return 'they simulate the same model with different thresholds';
+  if (a.model.snn !== b.model.snn) return 'they simulate different conversions of the same model (same thresholds, other conversion options or corrections)';
+  if (a.data.name !== b.data.name || a.data.size !== b.data.size) return `they read different data (${a.data.name}, ${a.data.size} samples; ${b.data.name}, ${b.data.size} samples)`;
+  const keys = [...new Set([...Object.keys(a.options), ...Object.keys(b.options)])].sort();
+  const k = keys.find((key) => canonical(a.options[key]) !== canonical(b.options[key]));
+  if (k !== undefined) return `they ran with different options: ${k} ${canonical(a.options[k])} and ${canonical(b.options[k])}`;
+  if (a.shards !== b.shards) return `one is cut into ${a.shards} shards, the other into ${b.shards}`;
+  if (a.batches !== b.batches) return `${a.batches} and ${b.batches} batches`;
+  return null;
+}
+
+// Reading a shard file back: every field checked (a shard file may come from anywhere).
+const count = z.number().int().nonnegative();
+const finite = z.number().finite();
+const counts = z.array(z.array(count));
+const box = z.object({ image: count, label: count, x: finite, y: finite, w: finite, h: finite }).passthrough();
+const state: z.ZodType<ScorerState> = z.discriminatedUnion('kind', [
+  z.object({ kind: z.literal('topk'), classes: count, top1: z.array(count), top5: z.array(count), seen: z.array(count) }),
+  z.object({ kind: z.literal('confusion'), classes: count, counts: z.array(z.array(count)) })
+    .refine((s) => s.counts.every((c) => c.length === 0 || c.length === s.classes * s.classes), 'each confusion matrix has classes² counts'),
+  z.object({ kind: z.literal('detections'), classes: count, windows: count, found: z.array(z.array(finite)), images: z.array(count), truth: z.array(box) })
+    .refine((s) => s.found.length === s.windows && s.found.every((f) => f.length % 7 === 0), 'detections come as 7 numbers each, one list per window'),
+]);
+const latency = z.number().nullable().transform((v) => v ?? Infinity);
+const layer = z.object({ node: z.string(), opType: z.string(), where: z.enum(['input', 'spiking', 'dense', 'tail']), macs: finite, sops: z.string().optional() });
+const siteErrors = z.object({
+  T: count, delay: count, samples: count,
+  sites: z.array(z.object({ site: z.string(), clipError: finite, snnVsAnn: finite, snnVsClipped: finite })),
+});
+const hex = z.string().regex(/^[0-9a-f]{64}$/);
+const shardSchema = z.object({
+  format: z.literal(SHARD_FORMAT),
+  config: hex,
+  run: z.object({
+    model: z.object({ source: z.string(), snn: hex }), thresholds: hex,
+    data: z.object({ name: z.string(), size: count }), options: z.record(z.string(), z.unknown()), batches: count, shards: count,
+  }),
+  shard: z.object({ index: count, count: count }),
+  range: z.object({ first: count, end: count }),
+  complete: z.boolean(),
+  context: z.object({
+    task: z.enum(TASKS), model: z.string(), data: z.string(), method: z.string(), iterations: count,
+    calibration: z.record(z.string(), z.unknown()), maxpool: z.string(),
+    delay: z.object({ estimated: count, latencies: z.array(latency), rule: z.string() }),
+    T: z.array(count), delays: z.array(count),
+    sites: z.array(z.object({ node: z.string(), neurons: count })), layers: z.array(layer).nullable(),
+    energy: z.object({ name: z.string(), eSop: finite, eMac: finite, note: z.string() }),
+  }),
+  tally: z.object({ batches: z.array(count), samples: count, spikesPerStep: counts, sopsPerStep: counts, scores: state, seconds: finite }),
+  references: z.object({ ann: state, clipped: state }).nullable(),
+  siteErrors: siteErrors.nullable(),
+  timing: z.object({ created: z.string(), calibrate: finite.optional(), convert: finite.optional(), refine: finite.optional() }),
+});
+
+/** A shard file's JSON checked field by field; `where` names it in the one-line error. */
+export function parseShardFile(json: unknown, where: string): ShardFile {
+  if ((json as { format?: unknown } | null)?.format !== SHARD_FORMAT) {
+    throw new SpikeportError('invalid-file', `${where} is not a spikeport shard file (no "format": "${SHARD_FORMAT}"); make one with simulate --shard K/N --json FILE`);
+  }
+  const parsed = shardSchema.safeParse(json);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    throw new SpikeportError('invalid-file', `${where}: a shard file with a bad field ${issue.path.join('.') || '(root)'}: ${issue.message}`);
+  }
+  const s = parsed.data as ShardFile;
+  try {
+    checkShard(s.shard, s.run.batches);
+  } catch (e) {
+    throw new SpikeportError('invalid-file', `${where}: ${(e as Error).message}`);
+  }
+  if (s.shard.count !== s.run.shards) throw new SpikeportError('invalid-file', `${where}: shard count ${s.shard.count} but the run is cut into ${s.run.shards}`);
+  return s;
+}
+
+/** Read a shard file (or a checkpoint). */
+export function readShardFile(file: string): ShardFile {
+  const text = readRegularFile(file).toString('utf8');
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch (e) {
+    throw new SpikeportError('invalid-file', `${file} is not JSON (${(e as Error).message})`);
+  }
+  return parseShardFile(json, file);
+}
+
+/** A shard file as JSON text (∞ latencies become null, as in records). */
+export function shardJson(s: ShardFile): string {
+  return JSON.stringify(s) + '\n';
+}

@@ -1,0 +1,133 @@
+/**
+ * Many processes on one machine (`--workers N`), and shards from a cluster's environment.
+ *
+ * N workers each simulate one shard of the run in their own process (cli/worker.ts), with
+ * threads/N ONNX Runtime threads each; the parent merges their shard files. ONNX Runtime's
+ * intra-op threads scale poorly on small networks, so separate processes can use the cores
+ * better (BENCHMARKS.md measures both).
+ */
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { mergeShards, shardProblem, readShardFile, type Shard, type ShardFile } from '../api/shards.js';
+import type { SimulateOptions } from '../api/simulate.js';
+import type { SimulateRecord } from '../report/record.js';
+import type { Progress } from '../progress.js';
+import { SpikeportError, optionError } from '../errors.js';
+
+/** What a worker process is asked to do: everything resolved, as JSON. */
+export interface WorkerJob {
+  /** The converted network's file. */
+  readonly snn: string;
+  /** The source ANN (for references and site errors); null: none. */
+  readonly ann: string | null;
+  readonly data: string;
+  readonly limit?: number;
+  readonly open: { readonly preprocess?: string; readonly clipLength?: number; readonly classNames?: readonly string[] };
+  readonly options: Omit<SimulateOptions, 'onProgress'>;
+  /** Where the worker writes its shard file. */
+  readonly out: string;
+}
+
+/** A worker's progress line on stdout. */
+export const PROGRESS_PREFIX = 'spikeport-progress ';
+
+const WORKER = path.join(path.dirname(fileURLToPath(import.meta.url)), 'worker.js');
+
+/**
+ * Run `count` workers on shards 0..count-1 of the job and merge their shard files into the
+ * run's record. Worker k's checkpoint (when asked for) is `<checkpoint>.<k>`.
+ */
+export async function runWorkers(job: Omit<WorkerJob, 'out'>, count: number, threads: number, onProgress: (p: Progress) => void, overrides: Parameters<typeof mergeShards>[1]): Promise<SimulateRecord> {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'spikeport-workers-'));
+  try {
+    const perWorker = Math.max(1, Math.floor(threads / count));
+    const progress = Array.from({ length: count }, () => ({ phase: '', done: 0, total: 0 }));
+    const report = (): void => {
+      const phase = progress.find((p) => p.phase === 'simulate') ? 'simulate' : progress[0].phase;
+      const ps = progress.filter((p) => p.phase === phase);
+      if (ps.length) onProgress({ phase: `${phase} (${count} workers)`, done: ps.reduce((a, p) => a + p.done, 0), total: ps.reduce((a, p) => a + p.total, 0) });
+    };
+    const runs = Array.from({ length: count }, async (_, k) => {
+      const shard: Shard = { index: k, count };
+      const out = path.join(dir, `shard-${k}.json`);
+      const checkpoint = job.options.checkpoint === undefined ? undefined : `${job.options.checkpoint}.${k}`;
+      const w: WorkerJob = { ...job, out, options: { ...job.options, shard, threads: perWorker, ...(checkpoint ? { checkpoint } : {}) } };
+      const jobFile = path.join(dir, `job-${k}.json`);
+      fs.writeFileSync(jobFile, JSON.stringify(w));
+      await runOne(jobFile, k, (p) => {
+        progress[k] = p;
+        report();
+      });
+      return { name: `worker ${k}`, shard: readShardFile(out) as ShardFile };
+    });
+    const settled = await Promise.allSettled(runs);
+    const failed = settled.find((s): s is PromiseRejectedResult => s.status === 'rejected');
+    if (failed) throw failed.reason;
+    return mergeShards(settled.map((s) => (s as PromiseFulfilledResult<{ name: string; shard: ShardFile }>).value), overrides);
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+function runOne(jobFile: string, k: number, onProgress: (p: { phase: string; done: number; total: number }) => void): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [WORKER, jobFile], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let err = '';
+    let buffered = '';
+    child.stdout.setEncoding('utf8').on('data', (chunk: string) => {
+      buffered += chunk;
+      const lines = buffered.split('\n');
+      buffered = lines.pop() ?? '';
+      for (const l of lines) {
+        if (!l.startsWith(PROGRESS_PREFIX)) continue;
+        try {
+          onProgress(JSON.parse(l.slice(PROGRESS_PREFIX.length)) as Progress);
+        } catch {
+          // a line cut short: the next one will do
+        }
+      }
+    });
+    child.stderr.setEncoding('utf8').on('data', (chunk: string) => { err += chunk; });
+    child.on('error', (e) => reject(new SpikeportError('runtime', `worker ${k} could not start: ${e.message}`)));
+    child.on('close', (code, signal) => {
+      if (code === 0) return resolve();
+      const line = err.trim().split('\n').filter(Boolean).pop() ?? '';
+      const why = line.replace(/^spikeport: (error: )?/, '');
+      reject(new SpikeportError(code === 1 ? 'invalid-data' : 'runtime', `worker ${k} of the run failed${signal ? ` (${signal})` : ''}: ${why || `exit code ${String(code)}`}`));
+    });
+  });
+}
+
+/**
+ * The shard a cluster job array gives this process, when no --shard is given: Slurm's
+ * SLURM_ARRAY_TASK_ID − SLURM_ARRAY_TASK_MIN of SLURM_ARRAY_TASK_COUNT, or Kubernetes'
+ * JOB_COMPLETION_INDEX of --shard-count (the Job's completions). Null outside a job array.
+ */
+export function shardFromEnv(env: NodeJS.ProcessEnv, shardCount?: number): { shard: Shard; from: string } | null {
+  const int = (name: string): number => {
+    const v = env[name] ?? '';
+    if (!/^\d{1,9}$/.test(v)) throw optionError('shard', `${name}=${JSON.stringify(v)} is not a non-negative integer`);
+    return Number(v);
+  };
+  let shard: Shard;
+  let from: string;
+  if (env.SLURM_ARRAY_TASK_ID !== undefined) {
+    const min = env.SLURM_ARRAY_TASK_MIN === undefined ? 0 : int('SLURM_ARRAY_TASK_MIN');
+    if (shardCount === undefined && env.SLURM_ARRAY_TASK_COUNT === undefined) throw optionError('shard', 'SLURM_ARRAY_TASK_ID is set without SLURM_ARRAY_TASK_COUNT: give --shard-count N or --shard K/N');
+    shard = { index: int('SLURM_ARRAY_TASK_ID') - min, count: shardCount ?? int('SLURM_ARRAY_TASK_COUNT') };
+    from = 'SLURM_ARRAY_TASK_ID';
+  } else if (env.JOB_COMPLETION_INDEX !== undefined) {
+    if (shardCount === undefined) throw optionError('shard', 'JOB_COMPLETION_INDEX is set (a Kubernetes Indexed Job): give --shard-count N (the Job\'s completions), or --shard K/N');
+    shard = { index: int('JOB_COMPLETION_INDEX'), count: shardCount };
+    from = 'JOB_COMPLETION_INDEX';
+  } else {
+    if (shardCount !== undefined) throw optionError('shard', '--shard-count needs JOB_COMPLETION_INDEX or SLURM_ARRAY_TASK_ID in the environment (or give --shard K/N)');
+    return null;
+  }
+  const problem = shardProblem(shard);
+  if (problem) throw new SpikeportError('invalid-option', `${from}: shard ${shard.index} of ${shard.count}: ${problem}${from.startsWith('SLURM') ? ` (the array must be contiguous, e.g. --array=0-${shard.count - 1})` : ''}`);
+  return { shard, from };
+}

@@ -1,0 +1,268 @@
+/**
+ * Shards, merge, resume and workers: a run cut into shards and merged, resumed after a kill, or
+ * spread over worker processes gives exactly the record of one uninterrupted run; the states
+ * behind it merge as a scorer that saw everything; bad shard sets are one-line errors.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { convert } from '../src/api/convert.js';
+import { simulate, simulateShard } from '../src/api/simulate.js';
+import { configHash, mergeShards, parseShardFile, shardJson, shardRange, type ShardFile } from '../src/api/shards.js';
+import { openMemoryDataset } from '../src/data/sources.js';
+import { makeScorer, mergeStates, scoresOf, type Task } from '../src/tasks/task.js';
+import { memoryDataset, type DetectionBox } from '../src/data/dataset.js';
+import { shardFromEnv } from '../src/cli/workers.js';
+import { checkCudaInstalled } from '../src/ort/session.js';
+import type { SimulateRecord } from '../src/report/record.js';
+import { randn } from './helpers.js';
+
+const CLI = path.join(process.cwd(), 'dist', 'src', 'cli', 'main.js');
+const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'spikeport-shards-'));
+const model = (name: string): string => path.join(process.cwd(), 'models', `${name}.onnx`);
+
+function cli(args: readonly string[], env: NodeJS.ProcessEnv = {}): { code: number | null; stdout: string; stderr: string } {
+  const clean = Object.fromEntries(Object.entries(process.env).filter(([k]) => !/^(SLURM_|JOB_COMPLETION_INDEX)/.test(k)));
+  const r = spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8', cwd: tmp, env: { ...clean, ...env } });
+  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+/** A record without what differs between two runs of the same work: when, and how long. */
+function comparable(r: SimulateRecord | Record<string, unknown>): Record<string, unknown> {
+  const { created: _c, simulationSeconds: _s, ...rest } = r as Record<string, unknown>;
+  return JSON.parse(JSON.stringify(rest)) as Record<string, unknown>;
+}
+
+test('scorer states of parts of a data set merge into the state of one scorer that saw every batch (classification, segmentation, detection)', () => {
+  const n = 12;
+  const windows = 2;
+  const cases: { task: Task; dims: number[]; data: ReturnType<typeof memoryDataset> }[] = [
+    { task: 'classification', dims: [n, 10], data: memoryDataset({ name: 'c', size: n, sampleShape: [1], x: new Float32Array(n), scale: 1, labels: Int32Array.from({ length: n }, (_, i) => (i * 7) % 10) }) },
+    {
+      task: 'segmentation', dims: [n, 3, 2, 2],
+      data: memoryDataset({ name: 's', size: n, sampleShape: [1], x: new Float32Array(n), scale: 1, labels: null, masks: { shape: [2, 2], data: Uint8Array.from({ length: n * 4 }, (_, i) => (i % 5 === 0 ? 255 : i % 3)) } }),
+    },
+    {
+      task: 'detection', dims: [n, 6, 4, 4],
+      data: {
+        ...memoryDataset({ name: 'd', size: n, sampleShape: [1, 16, 16], x: new Float32Array(n * 256), scale: 1, labels: null }),
+        // Boxes listed out of image order: the merged truth must still match one run's.
+        boxes: Array.from({ length: 2 * n }, (_, k): DetectionBox => ({ image: (k * 5) % n, label: k % 2, x: 2 + (k % 4), y: 3, w: 6, h: 5 })),
+      },
+    },
+  ];
+  for (const c of cases) {
+    const per = c.dims.slice(1).reduce((a, b) => a * b, 1);
+    const outputs = c.task === 'detection' ? detectionHeads(n, c.data.boxes ?? []) : randn(7, n * per, 2);
+    const whole = makeScorer(c.task, windows, c.data);
+    const parts = [makeScorer(c.task, windows, c.data), makeScorer(c.task, windows, c.data)];
+    // Batches of 4: batch 0 to part 0, batches 1 and 2 to part 1.
+    for (let b = 0; b < 3; b++) {
+      const indices = [0, 1, 2, 3].map((k) => 4 * b + k);
+      const masks = c.data.masks ? c.data.masks.data.subarray(16 * b, 16 * (b + 1)) : undefined;
+      for (let w = 0; w < windows; w++) {
+        const out = outputs.slice(4 * b * per, 4 * (b + 1) * per).map((v) => v + w);
+        const dims = [4, ...c.dims.slice(1)];
+        whole.add(w, out, dims, { indices, ...(masks ? { masks } : {}) });
+        parts[b === 0 ? 0 : 1].add(w, out, dims, { indices, ...(masks ? { masks } : {}) });
+      }
+    }
+    const merged = mergeStates(parts.map((p) => p.state()));
+    assert.deepEqual(merged, whole.state(), `${c.task}: merged state`);
+    assert.deepEqual(scoresOf(merged), whole.scores(), `${c.task}: scores of the merged state`);
+    assert.ok(whole.scores().some((x) => x.metric > 0.05 && x.metric < 0.95), `${c.task}: scores away from 0 and 1 (${JSON.stringify(whole.scores())})`);
+    // Not vacuous: each part alone scores differently from the whole, on some window.
+    assert.notDeepEqual(scoresOf(parts[1].state()), whole.scores(), `${c.task}: a part alone`);
+    // Continuing a scorer from a state (a resumed run) gives the same as never stopping.
+    const resumed = makeScorer(c.task, windows, c.data, parts[0].state());
+    for (let b = 1; b < 3; b++) {
+      const indices = [0, 1, 2, 3].map((k) => 4 * b + k);
+      const masks = c.data.masks ? c.data.masks.data.subarray(16 * b, 16 * (b + 1)) : undefined;
+      for (let w = 0; w < windows; w++) resumed.add(w, outputs.slice(4 * b * per, 4 * (b + 1) * per).map((v) => v + w), [4, ...c.dims.slice(1)], { indices, ...(masks ? { masks } : {}) });
+    }
+    assert.deepEqual(resumed.state(), whole.state(), `${c.task}: resumed`);
+  }
+  assert.throws(() => mergeStates([makeScorer('classification', 2, cases[0].data).state(), makeScorer('classification', 3, cases[0].data).state()]), /different numbers of windows/);
+});
+
+/**
+ * Heads [n, 2 + 4, 4, 4] (stride 4) with a peak near each image's first box, in its class, with
+ * its size and centre up to noise, and low noise elsewhere: some detections match, some do not.
+ */
+function detectionHeads(n: number, boxes: readonly DetectionBox[]): Float32Array {
+  const plane = 16;
+  const out = randn(11, n * 6 * plane, 0.5).map((v) => v - 4);
+  const noise = randn(12, n * 4, 0.3);
+  for (let i = 0; i < n; i++) {
+    const b = boxes.find((x) => x.image === i);
+    if (!b) continue;
+    const base = i * 6 * plane;
+    const cell = 1 * 4 + 1;
+    out[base + b.label * plane + cell] = 2 + noise[4 * i];
+    const at = (ch: number, v: number): void => { out[base + (2 + ch) * plane + cell] = v; };
+    at(0, b.w / 4 + noise[4 * i + 1]);
+    at(1, b.h / 4 + noise[4 * i + 2]);
+    at(2, (b.x + b.w / 2) / 4 - 1 + noise[4 * i + 3]);
+    at(3, (b.y + b.h / 2) / 4 - 1);
+  }
+  return out;
+}
+
+test('shard ranges: contiguous, covering every batch once, sizes within one; the environment of a Slurm array or an Indexed Job picks the shard', () => {
+  for (const [batches, count] of [[10, 3], [7, 7], [100, 8], [5, 1]]) {
+    const ranges = Array.from({ length: count }, (_, index) => shardRange({ index, count }, batches));
+    assert.equal(ranges[0].first, 0);
+    assert.equal(ranges[count - 1].end, batches);
+    ranges.forEach((r, k) => {
+      if (k > 0) assert.equal(r.first, ranges[k - 1].end);
+      assert.ok(r.end - r.first >= Math.floor(batches / count) && r.end - r.first <= Math.ceil(batches / count));
+    });
+  }
+  assert.throws(() => shardRange({ index: 3, count: 3 }, 10), /shard 3\/3: the index must be in 0\.\.2/);
+  assert.throws(() => shardRange({ index: 0, count: 8 }, 5), /8 shards for 5 batches/);
+  assert.deepEqual(shardFromEnv({ SLURM_ARRAY_TASK_ID: '5', SLURM_ARRAY_TASK_MIN: '4', SLURM_ARRAY_TASK_COUNT: '3' }), { shard: { index: 1, count: 3 }, from: 'SLURM_ARRAY_TASK_ID' });
+  assert.deepEqual(shardFromEnv({ JOB_COMPLETION_INDEX: '2' }, 4), { shard: { index: 2, count: 4 }, from: 'JOB_COMPLETION_INDEX' });
+  assert.equal(shardFromEnv({}), null);
+  assert.throws(() => shardFromEnv({ JOB_COMPLETION_INDEX: '2' }), /give --shard-count N/);
+  assert.throws(() => shardFromEnv({ JOB_COMPLETION_INDEX: '4' }, 4), /JOB_COMPLETION_INDEX: shard 4 of 4: the index must be in 0\.\.3/);
+  assert.throws(() => shardFromEnv({ SLURM_ARRAY_TASK_ID: 'x', SLURM_ARRAY_TASK_COUNT: '3' }), /SLURM_ARRAY_TASK_ID="x" is not a non-negative integer/);
+  assert.throws(() => shardFromEnv({}, 3), /--shard-count needs JOB_COMPLETION_INDEX/);
+});
+
+for (const c of [
+  { model: 'mnist-cnn', data: 'mnist', n: 90, batch: 20, iterations: 3, T: [3, 8] },
+  { model: 'mnist-fcn', data: 'mnist-seg', n: 45, batch: 10, iterations: 3, T: [3, 8] },
+  { model: 'mnist-centernet', data: 'mnist-det', n: 45, batch: 10, iterations: 20, T: [6, 16] },
+]) {
+  test(`${c.model}: 3 shards merged give the single run's record field by field; a checkpoint resumed after an interruption gives it too`, async () => {
+    const snn = await convert(model(c.model), `${c.data}:train`, { iterations: c.iterations, batchSize: 16, threads: 1 });
+    const data = openMemoryDataset(`${c.data}:test`, c.n);
+    const opts = { T: c.T, batchSize: c.batch, references: true, siteErrors: 8, threads: 1 } as const;
+    const single = await simulate(snn, data, opts);
+    assert.ok(single.results[1].metric > 0.02, `a metric to compare (${single.results[1].metric})`);
+    const shards = [];
+    for (let index = 0; index < 3; index++) {
+      const s = await simulateShard(snn, data, { ...opts, shard: { index, count: 3 } });
+      // Through JSON and back, as the files travel.
+      shards.push({ name: `s${index}`, shard: parseShardFile(JSON.parse(shardJson(s)), `s${index}`) });
+    }
+    assert.equal(shards.reduce((a, s) => a + s.shard.tally.samples, 0), c.n, 'the shards cover every sample once');
+    assert.ok(shards.every((s) => s.shard.tally.samples < c.n));
+    const merged = mergeShards([shards[2], shards[0], shards[1]]);
+    assert.deepEqual(comparable(merged), comparable(single));
+    assert.ok(single.ann !== null && single.siteErrors !== null && single.energy !== null, 'references, site errors and energy are part of what is compared');
+    // A shard alone is not the whole: its scores differ somewhere (the comparison can fail).
+    assert.notDeepEqual(scoresOf(shards[0].shard.tally.scores), scoresOf(mergeStates(shards.map((s) => s.shard.tally.scores))));
+
+    // Resume: stop after the first batch (an error in the middle of the run), then run again.
+    const checkpoint = path.join(tmp, `${c.model}.ckpt.json`);
+    let batchesSeen = 0;
+    await assert.rejects(simulate(snn, data, {
+      ...opts, checkpoint, checkpointSeconds: 0,
+      onProgress: (p) => {
+        if (p.phase === 'simulate' && p.done > 0 && p.done % c.T[1] === 0 && ++batchesSeen === 2) throw new Error('killed');
+      },
+    }), /killed/);
+    const partial = JSON.parse(fs.readFileSync(checkpoint, 'utf8')) as ShardFile;
+    assert.equal(partial.complete, false);
+    assert.deepEqual(partial.tally.batches, [0], 'the checkpoint lists the finished batch');
+    let simulated = 0;
+    const resumed = await simulate(snn, data, { ...opts, checkpoint, checkpointSeconds: 0, onProgress: (p) => { if (p.phase === 'simulate') simulated = Math.max(simulated, p.total); } });
+    assert.equal(simulated, c.T[1] * (Math.ceil(c.n / c.batch) - 1), 'only the batches not in the checkpoint are simulated again');
+    assert.deepEqual(comparable(resumed), comparable(single));
+    // A checkpoint of another run is refused.
+    await assert.rejects(simulate(snn, data, { ...opts, T: [3, 9], checkpoint }), /checkpoint .*is the checkpoint of another run/);
+    const notShard = path.join(tmp, 'record.json');
+    fs.writeFileSync(notShard, JSON.stringify({ kind: 'simulate' }));
+    await assert.rejects(simulate(snn, data, { ...opts, checkpoint: notShard }), /checkpoint: .*record\.json is not a spikeport shard file/);
+  });
+}
+
+test('CLI: shards from --shard and from a Kubernetes index merge to the single run; --workers 2 gives it too; a run killed with SIGKILL resumes to it', async () => {
+  const snnFile = path.join(tmp, 'cnn.snn.onnx');
+  assert.equal(cli(['convert', model('mnist-cnn'), '--data', 'mnist:train', '--calib-limit', '500', '--iterations', '5', '--out', snnFile, '-q']).code, 0);
+  const common = ['simulate', snnFile, '--ann', model('mnist-cnn'), '--data', 'mnist:test', '--limit', '300', '--batch', '50', '--T', '4,16', '--site-errors', '20', '--threads', '1', '-q'];
+  const single = cli([...common, '--json', 'single.json']);
+  assert.equal(single.code, 0, single.stderr);
+  const shardFiles = ['a.json', 'b.json', 'c.json'];
+  assert.equal(cli([...common, '--shard', '0/3', '--json', 'a.json']).code, 0);
+  assert.equal(cli([...common, '--json', 'b.json', '--shard-count', '3'], { JOB_COMPLETION_INDEX: '1' }).code, 0);
+  const r2 = cli([...common, '--json', 'c.json'], { SLURM_ARRAY_TASK_ID: '3', SLURM_ARRAY_TASK_MIN: '1', SLURM_ARRAY_TASK_COUNT: '3' });
+  assert.equal(r2.code, 0, r2.stderr);
+  assert.match(r2.stdout, /shard 2 of 3 \(SLURM_ARRAY_TASK_ID\): batches 4\.\.5 of 6, 100 samples/);
+  const m = cli(['merge', ...shardFiles, '--json', 'merged.json', '--report', 'merged.html']);
+  assert.equal(m.code, 0, m.stderr);
+  const read = (f: string): Record<string, unknown> => JSON.parse(fs.readFileSync(path.join(tmp, f), 'utf8')) as Record<string, unknown>;
+  assert.deepEqual(comparable(read('merged.json')), comparable(read('single.json')));
+  assert.ok(fs.statSync(path.join(tmp, 'merged.html')).size > 1000);
+
+  const w = cli([...common.filter((a) => a !== '-q'), '--threads', '2', '--workers', '2', '--json', 'workers.json']);
+  assert.equal(w.code, 0, w.stderr);
+  assert.deepEqual(comparable(read('workers.json')), comparable(read('single.json')));
+
+  // A real kill: SIGKILL once the checkpoint lists a finished batch, then the same command again.
+  const ck = path.join(tmp, 'kill.ckpt');
+  const args = [CLI, ...common, '--T', '4,64', '--json', 'killed.json', '--checkpoint', ck, '--checkpoint-every', '0'];
+  const child = spawn(process.execPath, args, { cwd: tmp, stdio: 'ignore' });
+  const exited = new Promise((resolve) => child.on('exit', resolve));
+  const started = Date.now();
+  while (!(fs.existsSync(ck) && (JSON.parse(fs.readFileSync(ck, 'utf8')) as ShardFile).tally.batches.length >= 1) && Date.now() - started < 120_000) await new Promise((r) => setTimeout(r, 50));
+  child.kill('SIGKILL');
+  await exited;
+  const at = JSON.parse(fs.readFileSync(ck, 'utf8')) as ShardFile;
+  assert.ok(!at.complete && at.tally.batches.length >= 1 && at.tally.batches.length < 6, `killed midway (${at.tally.batches.length} of 6 batches done)`);
+  assert.ok(!fs.existsSync(path.join(tmp, 'killed.json')), 'a killed run leaves no result behind');
+  const again = spawnSync(process.execPath, args, { cwd: tmp, encoding: 'utf8' });
+  assert.equal(again.status, 0, again.stderr);
+  const full = cli([...common, '--T', '4,64', '--json', 'full.json']);
+  assert.equal(full.code, 0, full.stderr);
+  assert.deepEqual(comparable(read('killed.json')), comparable(read('full.json')));
+});
+
+test('bad shard sets and options: one line, exit 1, nothing written', () => {
+  // (The shard files of the previous test.)
+  const snnFile = path.join(tmp, 'cnn.snn.onnx');
+  const common = ['simulate', snnFile, '--data', 'mnist:test', '--limit', '300', '--batch', '50', '--T', '4,16', '--threads', '1', '-q'];
+  const shard = (f: string): ShardFile => JSON.parse(fs.readFileSync(path.join(tmp, f), 'utf8')) as ShardFile;
+  const write = (f: string, s: unknown): string => {
+    fs.writeFileSync(path.join(tmp, f), JSON.stringify(s));
+    return f;
+  };
+  const b = shard('b.json');
+  const other = (run: ShardFile['run']): ShardFile => ({ ...b, run, config: configHash(run) });
+  const cases: [string[], RegExp][] = [
+    [[...common, '--shard', '3/3', '--json', 'x.json'], /--shard 3\/3: the index must be in 0\.\.2/],
+    [[...common, '--shard', '0/7', '--json', 'x.json'], /7 shards for 6 batches/],
+    [[...common, '--shard', 'one', '--json', 'x.json'], /"one" is not K\/N/],
+    [[...common, '--shard', '0/3'], /running as one shard \(--shard\): give --json FILE/],
+    [[...common, '--shard', '0/3', '--json', 'x.json', '--report', 'x.html'], /--report: a shard has no results of its own/],
+    [[...common, '--json', 'x.json', '--checkpoint', snnFile], /--checkpoint .* would overwrite MODEL/],
+    [[...common, '--json', 'x.json', '--device', 'cuda'], /--device cuda: onnxruntime-node was installed without its CUDA libraries \(.*libonnxruntime_providers_cuda\.so.*ONNXRUNTIME_NODE_INSTALL=cuda12/],
+    [[...common, '--json', 'x.json', '--device', 'tpu'], /--device "tpu" is not a device \(cpu, cuda or cuda:N\)/],
+    [['merge', 'a.json', 'b.json', '--json', 'x.json'], /shard 2 of 3 is missing \(given: 0, 1\)/],
+    [['merge', 'a.json', 'b.json', 'b.json', 'c.json', '--json', 'x.json'], /shard 1 of 3 is given twice: b\.json and b\.json/],
+    [['merge', 'a.json', write('m.json', other({ ...b.run, model: { ...b.run.model, source: 'f'.repeat(64) } })), 'c.json', '--json', 'x.json'], /a\.json and m\.json are not shards of one run: they simulate different models/],
+    [['merge', 'a.json', write('t.json', other({ ...b.run, thresholds: '0'.repeat(64) })), 'c.json', '--json', 'x.json'], /not shards of one run: they simulate the same model with different thresholds/],
+    [['merge', 'a.json', write('o.json', other({ ...b.run, options: { ...b.run.options, T: [4, 32] } })), 'c.json', '--json', 'x.json'], /not shards of one run: they ran with different options: T \[4,16\] and \[4,32\]/],
+    [['merge', 'a.json', write('e.json', { ...b, run: { ...b.run, options: { ...b.run.options, T: [4, 32] } } }), 'c.json', '--json', 'x.json'], /e\.json: its configuration does not match its hash/],
+    [['merge', 'a.json', write('p.json', { ...b, complete: false }), 'c.json', '--json', 'x.json'], /p\.json is the checkpoint of an unfinished shard/],
+    [['merge', 'a.json', write('n.json', { ...b, tally: { ...b.tally, samples: -1 } }), 'c.json', '--json', 'x.json'], /n\.json: a shard file with a bad field tally\.samples/],
+    [['merge', 'single.json', '--json', 'x.json'], /single\.json is not a spikeport shard file/],
+    [['merge', 'a.json', 'b.json', 'c.json', '--json', 'a.json'], /--json a\.json would overwrite shard file a\.json/],
+  ];
+  for (const [args, message] of cases) {
+    const r = cli(args);
+    assert.equal(r.code, 1, `${args.join(' ')}: ${r.stderr}`);
+    assert.match(r.stderr, message);
+    assert.equal(r.stderr.trim().split('\n').length, 1, r.stderr);
+    assert.ok(!fs.existsSync(path.join(tmp, 'x.json')) && !fs.existsSync(path.join(tmp, 'x.html')), `${args.join(' ')} left a file`);
+  }
+  // The CUDA check names the binding's folder: a folder with both libraries passes it.
+  const fake = fs.mkdtempSync(path.join(tmp, 'ort-'));
+  assert.throws(() => checkCudaInstalled(fake), /libonnxruntime_providers_shared\.so, libonnxruntime_providers_cuda\.so not in/);
+  for (const lib of ['libonnxruntime_providers_shared.so', 'libonnxruntime_providers_cuda.so']) fs.writeFileSync(path.join(fake, lib), '');
+  if (process.platform === 'linux' && process.arch === 'x64') checkCudaInstalled(fake);
+});
