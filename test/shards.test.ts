@@ -199,7 +199,26 @@ test('CLI: shards from --shard and from a Kubernetes index merge to the single r
   assert.deepEqual(comparable(read('merged.json')), comparable(read('single.json')));
   assert.ok(fs.statSync(path.join(tmp, 'merged.html')).size > 1000);
 
-  const w = cli([...common.filter((a) => a !== '-q'), '--threads', '2', '--workers', '2', '--json', 'workers.json']);
+  // The Slurm example as an array of 3 tasks numbered from 1, then its merge step.
+  const slurm = path.join(process.cwd(), 'examples', 'cluster');
+  const env = {
+    ...process.env, SPIKEPORT: `${process.execPath} ${CLI}`, MODEL: snnFile, DATA: 'mnist:test', T: '4,16', BATCH: '50', OUT: path.join(tmp, 'slurm'),
+    EXTRA: `--limit 300 --ann ${model('mnist-cnn')} --site-errors 20`, SLURM_ARRAY_TASK_MIN: '1', SLURM_ARRAY_TASK_COUNT: '3', SLURM_CPUS_PER_TASK: '1',
+  };
+  for (const id of ['1', '2', '3']) {
+    const r = spawnSync('bash', [path.join(slurm, 'slurm-array.sh')], { env: { ...env, SLURM_ARRAY_TASK_ID: id }, encoding: 'utf8' });
+    assert.equal(r.status, 0, r.stderr);
+  }
+  const sm = spawnSync('bash', [path.join(slurm, 'slurm-merge.sh')], { env, encoding: 'utf8' });
+  assert.equal(sm.status, 0, sm.stderr);
+  assert.deepEqual(comparable(read('slurm/results.json')), comparable(read('single.json')));
+  // The Kubernetes example: as many shards as completions, each pod its own index's files.
+  const job = fs.readFileSync(path.join(slurm, 'k8s-indexed-job.yaml'), 'utf8');
+  assert.equal(/completions: (\d+)/.exec(job)?.[1], /--shard-count (\d+)/.exec(job)?.[1]);
+  assert.match(job, /completionMode: Indexed/);
+  assert.match(job, /--json \S*shard-\$\{JOB_COMPLETION_INDEX\}\.json/);
+
+  const w = cli([...common.filter((a) => a !== '-q'), '--threads', String(Math.min(2, os.availableParallelism())), '--workers', '2', '--json', 'workers.json']);
   assert.equal(w.code, 0, w.stderr);
   assert.deepEqual(comparable(read('workers.json')), comparable(read('single.json')));
 
@@ -220,6 +239,24 @@ test('CLI: shards from --shard and from a Kubernetes index merge to the single r
   const full = cli([...common, '--T', '4,64', '--json', 'full.json']);
   assert.equal(full.code, 0, full.stderr);
   assert.deepEqual(comparable(read('killed.json')), comparable(read('full.json')));
+});
+
+test('shards of an npz file and of an image folder merge to their single run too', () => {
+  const snnFile = path.join(tmp, 'cnn.snn.onnx');
+  assert.equal(cli(['data', 'mnist:test', '--limit', '120', '--out', 'd.npz', '-q']).code, 0);
+  assert.equal(cli(['data', 'mnist:test', '--limit', '120', '--format', 'imagefolder', '--out', 'folder', '-q']).code, 0);
+  for (const [tag, spec] of [['npz', `npz:${path.join(tmp, 'd.npz')}`], ['folder', `imagefolder:${path.join(tmp, 'folder')}`]]) {
+    const common = ['simulate', snnFile, '--data', spec, '--batch', '25', '--T', '4,16', '--threads', '1', '-q'];
+    assert.equal(cli([...common, '--json', `${tag}-single.json`]).code, 0);
+    for (const k of [0, 1]) {
+      const r = cli([...common, '--shard', `${k}/2`, '--json', `${tag}-${k}.json`]);
+      assert.equal(r.code, 0, r.stderr);
+    }
+    assert.equal(cli(['merge', `${tag}-1.json`, `${tag}-0.json`, '--json', `${tag}-merged.json`]).code, 0);
+    const read = (f: string): Record<string, unknown> => JSON.parse(fs.readFileSync(path.join(tmp, f), 'utf8')) as Record<string, unknown>;
+    assert.deepEqual(comparable(read(`${tag}-merged.json`)), comparable(read(`${tag}-single.json`)), tag);
+    assert.equal(read(`${tag}-merged.json`).samples, 120);
+  }
 });
 
 test('bad shard sets and options: one line, exit 1, nothing written', () => {
