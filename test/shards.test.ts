@@ -239,6 +239,12 @@ test('CLI: shards from --shard and from a Kubernetes index merge to the single r
   const full = cli([...common, '--T', '4,64', '--json', 'full.json']);
   assert.equal(full.code, 0, full.stderr);
   assert.deepEqual(comparable(read('killed.json')), comparable(read('full.json')));
+  // A checkpoint of this run whose contents were edited (batches outside the shard) is refused.
+  const edited = path.join(tmp, 'edited.ckpt');
+  fs.writeFileSync(edited, JSON.stringify({ ...at, tally: { ...at.tally, batches: [0, 9] } }));
+  const e = spawnSync(process.execPath, [CLI, ...common, '--T', '4,64', '--json', 'x.json', '--checkpoint', edited], { cwd: tmp, encoding: 'utf8' });
+  assert.equal(e.status, 1, e.stderr);
+  assert.match(e.stderr, /checkpoint .*edited\.ckpt: its statistics do not fit the run/);
 });
 
 test('shards of an npz file and of an image folder merge to their single run too', () => {

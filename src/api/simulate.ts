@@ -13,7 +13,7 @@ import { definedOnly } from '../calibrate/calibrate.js';
 import type { Snn } from '../snn/network.js';
 import type { SnnMetadata } from '../snn/format.js';
 import { ENGINES, type Engine } from '../runtime/simulate.js';
-import { TASKS, inferTask, type Task } from '../tasks/task.js';
+import { TASKS, inferTask, stateKind, type Task } from '../tasks/task.js';
 import { checkEnergyConstants, energyConstants, type EnergyConstants } from '../energy/energy.js';
 import { siteErrors as measureSiteErrors } from '../analysis/site-errors.js';
 import { annReferenceStates } from '../evaluate/reference.js';
@@ -194,7 +194,7 @@ export async function simulateShard(snn: Snn, data: string | Dataset, options: S
     },
   } as const;
   // What a killed run left: the same run, this shard.
-  let prior = o.checkpoint ? readCheckpoint(o.checkpoint, base.config, shard) : null;
+  const prior = o.checkpoint ? readCheckpoint(o.checkpoint, base.config, shard, range, task, snn.spec.sites.length, Tmax) : null;
   const save = (s: ShardFile): void => {
     if (o.checkpoint) writeFileAtomic(o.checkpoint, shardJson(s));
   };
@@ -229,14 +229,13 @@ export async function simulateShard(snn: Snn, data: string | Dataset, options: S
       T, delay: delayFor(o.delay, T, snn.meta.delay), samples: o.siteErrors, threads: o.threads, device: o.device,
     });
   }
-  prior = null;
   const done: ShardFile = { ...base, complete: true, tally, references, siteErrors: errors };
   save(done);
   return done;
 }
 
 /** The checkpoint of this shard of this run, if the file exists; one from another run is an error. */
-function readCheckpoint(file: string, config: string, shard: Shard): ShardFile | null {
+function readCheckpoint(file: string, config: string, shard: Shard, range: { first: number; end: number }, task: Task, sites: number, steps: number): ShardFile | null {
   if (!fs.existsSync(file)) return null;
   let s: ShardFile;
   try {
@@ -251,5 +250,11 @@ function readCheckpoint(file: string, config: string, shard: Shard): ShardFile |
   if (s.shard.index !== shard.index || s.shard.count !== shard.count) {
     throw optionError('checkpoint', `${file} is the checkpoint of shard ${s.shard.index} of ${s.shard.count}, not ${shard.index} of ${shard.count}`);
   }
+  // Its contents fit this run (a file whose hash matches may still have been edited).
+  const b = s.tally.batches;
+  const fits = b.every((x, k) => x >= range.first && x < range.end && (k === 0 || x > b[k - 1]))
+    && s.tally.scores.kind === stateKind(task) && s.tally.spikesPerStep.length === sites && s.tally.spikesPerStep.every((r) => r.length === steps)
+    && s.tally.sopsPerStep.every((r) => r.length === steps);
+  if (!fits) throw new SpikeportError('invalid-file', `checkpoint ${file}: its statistics do not fit the run it names (batches, task or counters); delete it to start over`, 'checkpoint');
   return s;
 }
