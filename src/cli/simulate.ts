@@ -31,13 +31,13 @@ export interface RunContext {
 }
 
 export interface ScaleFlags {
-  asTarget?: string; shard?: string; shardCount?: number; checkpoint?: string; checkpointEvery: number; workers: number;
+  asTarget?: string; shard?: string; shardCount?: number; checkpoint?: string; checkpointEvery: number; workers: number | 'auto';
 }
 
 export async function runSimulate(modelFile: string, f: SimFlags & Partial<ScaleFlags>, ctx: RunContext = {}): Promise<void> {
   const { given = [], header = false } = ctx;
   const prog = progressReporter(!f.quiet);
-  const workers = f.workers ?? 1;
+  const asked = f.workers ?? 'auto';
   try {
     // Bad files and options fail before any reading or calibration.
     const inputs = inputPaths(modelFile, f);
@@ -46,7 +46,7 @@ export async function runSimulate(modelFile: string, f: SimFlags & Partial<Scale
     resolveSimulateOptions(simulateOptionsFrom(f, undefined));
     const target = f.asTarget === undefined ? null : checkTarget(f.asTarget, 'asTarget');
     const sharded = f.shard !== undefined ? { shard: parseShard(f.shard), from: '--shard' } : shardFromEnv(process.env, f.shardCount);
-    checkScale(f, sharded?.from ?? null, workers, target !== null);
+    checkScale(f, sharded?.from ?? null, asked === 'auto' ? 1 : asked, target !== null);
     const loaded = loadModel(modelFile);
     const converted = isSnnGraph(loaded.graph);
     let snn: Snn;
@@ -78,6 +78,7 @@ export async function runSimulate(modelFile: string, f: SimFlags & Partial<Scale
       process.stdout.write(`merge all ${sharded.shard.count} shard files with: spikeport merge SHARD_FILES... --json all.json --report all.html\n`);
       return;
     }
+    const workers = asked !== 'auto' ? asked : sharded || target ? 1 : autoWorkers(f.threads, Math.ceil(data.size / f.batch));
     const record = workers > 1
       ? await simulateInWorkers(snn, modelFile, converted, f, options, workers, prog.report)
       : await simulate(snn, data, options);
@@ -106,6 +107,16 @@ export async function runSimulate(modelFile: string, f: SimFlags & Partial<Scale
   } finally {
     prog.stop();
   }
+}
+
+/**
+ * `--workers auto`: one process per thread when every worker gets at least two batches, else
+ * one process. Separate single-thread processes beat one process with all threads on every
+ * bundled model measured (BENCHMARKS.md, bench/workers.ts): ONNX Runtime's intra-op threads
+ * scale poorly on these small layers, while batches are independent.
+ */
+export function autoWorkers(threads: number, batches: number): number {
+  return Math.max(1, Math.min(threads, Math.floor(batches / 2)));
 }
 
 /** The combinations of shards, workers and outputs that make sense, checked before any work. */
@@ -143,6 +154,10 @@ async function simulateInWorkers(snn: Snn, modelFile: string, converted: boolean
   }
 }
 
+function workersValue(v: string): number | 'auto' {
+  return v === 'auto' ? v : int(1)(v);
+}
+
 /** The flags the user set on the command line. */
 export function givenFlags(cmd: Command): string[] {
   return Object.keys(cmd.opts()).filter((k) => cmd.getOptionValueSource(k) === 'cli').map((k) => flagOf(cmd, k));
@@ -157,6 +172,6 @@ export function simulateCommand(): Command {
     .option('--shard-count <n>', 'the number of shards when the index comes from JOB_COMPLETION_INDEX (a Kubernetes Indexed Job: its completions)', int(1))
     .option('--checkpoint <file>', 'keep progress in this file; after a kill, the same command continues where it stopped (delete the file to start over)')
     .option('--checkpoint-every <s>', 'seconds between checkpoint writes (the last batch is always written)', num, SIMULATE_DEFAULTS.checkpointSeconds)
-    .option('--workers <n>', 'simulate in N processes (N shards, threads split between them) and merge', int(1), 1)
+    .option('--workers <n>', 'simulate in N processes (N shards, --threads split between them) and merge them: the same results. auto: one per thread when each gets at least 2 batches (faster than one process with all threads on every model measured)', workersValue, 'auto')
     .action(async (model: string, f: SimFlags & ScaleFlags, c: Command) => runSimulate(model, f, { given: givenFlags(c) }));
 }

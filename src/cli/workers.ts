@@ -94,9 +94,10 @@ function runOne(jobFile: string, k: number, onProgress: (p: { phase: string; don
     child.on('error', (e) => reject(new SpikeportError('runtime', `worker ${k} could not start: ${e.message}`)));
     child.on('close', (code, signal) => {
       if (code === 0) return resolve();
+      // A user error in a worker is the run's user error (one line); anything else is a bug, with its trace.
       const line = err.trim().split('\n').filter(Boolean).pop() ?? '';
-      const why = line.replace(/^spikeport: (error: )?/, '');
-      reject(new SpikeportError(code === 1 ? 'invalid-data' : 'runtime', `worker ${k} of the run failed${signal ? ` (${signal})` : ''}: ${why || `exit code ${String(code)}`}`));
+      if (code === 1 && line.startsWith('spikeport: error: ')) return reject(new SpikeportError('invalid-data', `worker ${k}: ${line.slice('spikeport: error: '.length)}`));
+      reject(new Error(`worker ${k} of the run failed (${signal ?? `exit code ${String(code)}`}):\n${err.trim()}`));
     });
   });
 }
