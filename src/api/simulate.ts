@@ -12,10 +12,11 @@ import { definedOnly } from '../calibrate/calibrate.js';
 import type { Snn } from '../snn/network.js';
 import type { SnnMetadata } from '../snn/format.js';
 import { ENGINES, type Engine } from '../runtime/simulate.js';
-import { TASKS, type Task } from '../tasks/task.js';
+import { TASKS, inferTask, type Task } from '../tasks/task.js';
 import { checkEnergyConstants, energyConstants, energyOf, type EnergyConstants } from '../energy/energy.js';
 import { siteErrors as measureSiteErrors, type SiteErrors } from '../analysis/site-errors.js';
-import { annReference, type References } from '../evaluate/reference.js';
+import { annOutputs, annReference, type References } from '../evaluate/reference.js';
+import { PictureCollector } from '../evaluate/pictures.js';
 import { checkSteps, delayAt, firingRates, simulateWindows, type Window } from '../evaluate/windows.js';
 import type { SimulateRecord, SimulationResult } from '../report/record.js';
 import type { OnProgress } from '../progress.js';
@@ -48,6 +49,14 @@ export interface SimulateOptions extends RuntimeOptions {
   readonly references?: boolean;
   /** Samples for the per-site error analysis (default 0: none; needs `snn.source` and a step-form network). */
   readonly siteErrors?: number;
+  /**
+   * Test images kept in the record for the report (default 0: none). Segmentation and detection:
+   * this many images (spread over the data), with the SNN's masks or boxes at the smallest, a
+   * middle and the largest T, the ground truth and (with `references`) the ANN's. Classification
+   * and video: up to 8 × this many misclassified images at the smallest T. Taken from the same
+   * simulation; the ANN runs once more on those images only.
+   */
+  readonly pictures?: number;
   /** T of the per-site error analysis (default: the largest T). */
   readonly siteErrorsT?: number;
   /** Energy constants: a preset (`paper`, default; `45nm`) or your own. */
@@ -62,9 +71,12 @@ export interface SimulateOptions extends RuntimeOptions {
   readonly onProgress?: OnProgress;
 }
 
+/** Most pictures a record holds (option `pictures`). */
+export const MAX_PICTURES = 16;
+
 /** The defaults of every simulation option (the CLI shows these in --help). */
 export const SIMULATE_DEFAULTS = {
-  T: [8, 16, 32, 64, 128, 256], delay: 'auto', batchSize: 100, engine: 'steps', references: false, siteErrors: 0, energy: 'paper',
+  T: [8, 16, 32, 64, 128, 256], delay: 'auto', batchSize: 100, engine: 'steps', references: false, siteErrors: 0, pictures: 0, energy: 'paper',
 } as const;
 
 export interface ResolvedSimulateOptions extends SimulateOptions {
@@ -74,6 +86,7 @@ export interface ResolvedSimulateOptions extends SimulateOptions {
   readonly engine: Engine;
   readonly references: boolean;
   readonly siteErrors: number;
+  readonly pictures: number;
   readonly energy: EnergyConstants;
 }
 
@@ -87,6 +100,7 @@ export function resolveSimulateOptions(options: SimulateOptions = {}): ResolvedS
   if (typeof o.references !== 'boolean') throw optionError('references', `must be true or false (got ${String(o.references)})`);
   checkInteger('batchSize', o.batchSize, 1);
   checkInteger('siteErrors', o.siteErrors, 0);
+  checkInteger('pictures', o.pictures, 0, MAX_PICTURES, 'the pictures are stored in the record');
   checkThreads(o.threads);
   if (o.siteErrorsT !== undefined) checkInteger('siteErrorsT', o.siteErrorsT, 1);
   if (o.task !== undefined && !(TASKS as readonly string[]).includes(o.task)) throw optionError('task', `"${String(o.task)}" is not a task (known: ${TASKS.join(', ')})`);
@@ -107,6 +121,12 @@ export function delayFor(rule: DelayRule, T: number, delay: SnnMetadata['delay']
     return fitted[T - 1];
   }
   return delayAt(T, delay.estimated, rule);
+}
+
+/** The windows pictured: the smallest, a middle and the largest T with the run's delay (classification: the smallest). */
+function pictureWindows(Ts: readonly number[], windows: readonly Window[], task: Task): { index: number; T: number; delay: number }[] {
+  const picked = task === 'classification' || task === 'video' ? [0] : [...new Set([0, Math.floor((Ts.length - 1) / 2), Ts.length - 1])];
+  return picked.map((i) => ({ index: 2 * i, ...windows[2 * i] }));
 }
 
 function ruleText(rule: DelayRule): string {
@@ -136,7 +156,9 @@ export async function simulate(snn: Snn, data: string | Dataset, options: Simula
   // Each T twice: with the delay and over all steps.
   const windows: Window[] = o.T.flatMap((T) => [{ T, delay: delayFor(o.delay, T, snn.meta.delay) }, { T, delay: 0 }]);
   const test = typeof data === 'string' ? openSimulationData(snn, data, undefined, o.preprocess) : data;
-  const run = await simulateWindows(snn, test, windows, o);
+  const task = inferTask(test, o.task);
+  const pictures = o.pictures > 0 ? new PictureCollector(test, { task, count: o.pictures, windows: pictureWindows(o.T, windows, task) }) : null;
+  const run = await simulateWindows(snn, test, windows, { ...o, ...(pictures ? { onOutputs: pictures.onOutputs } : {}) });
   const results: SimulationResult[] = o.T.map((T, i) => ({
     T, delay: windows[2 * i].delay,
     metric: run.scores[2 * i].metric, secondary: run.scores[2 * i].secondary,
@@ -152,6 +174,8 @@ export async function simulate(snn: Snn, data: string | Dataset, options: Simula
     const T = o.siteErrorsT ?? Tmax;
     errors = await measureSiteErrors(snn.source, snn.graph, spec, th, test, { T, delay: delayFor(o.delay, T, snn.meta.delay), samples: o.siteErrors, threads: o.threads });
   }
+  const source = o.references ? snn.source : null;
+  const shown = pictures ? await pictures.finish(source ? (idx) => annOutputs(source, test, idx, { threads: o.threads }) : undefined) : null;
   const cal = snn.meta.calibration;
   return {
     kind: 'simulate',
@@ -175,6 +199,7 @@ export async function simulate(snn: Snn, data: string | Dataset, options: Simula
     energy: energyOf(spec, { samples: run.samples, sopsPerStep: run.stats.sopsPerStep }, results.map((r) => ({ T: r.T, metric: r.metric })), refs ? refs.ann.metric : null, o.energy),
     siteErrors: errors,
     simulationSeconds: run.stats.seconds,
+    ...(shown ? { pictures: shown } : {}),
   };
 }
 

@@ -1,7 +1,7 @@
 /** The ANN's and the clipped ANN's (every ReLU replaced by clip(x, 0, θ)) scores on a data set. */
 import type { Dataset } from '../data/dataset.js';
-import { prefetchBatches, sequentialBatches } from '../data/dataset.js';
-import { Session, type RuntimeOptions } from '../ort/session.js';
+import { prefetchBatches, readBatch, sequentialBatches } from '../data/dataset.js';
+import { Session, type Array32, type RuntimeOptions } from '../ort/session.js';
 import type { PreparedModel } from '../model/prepare.js';
 import { instrument, thetaFeeds } from '../calibrate/instrument.js';
 import type { Thresholds } from '../calibrate/thresholds.js';
@@ -47,4 +47,19 @@ export async function annReference(m: PreparedModel, data: Dataset, th: Threshol
     await tail.release();
   }
   return { ann: res[0], clipped: res[1] };
+}
+
+/** The ANN's outputs (after its tail, as the scorer sees them) for a few samples, in one call: the report's pictures. */
+export async function annOutputs(m: PreparedModel, data: Dataset, indices: readonly number[], opts: RuntimeOptions): Promise<Array32> {
+  const tail = await TailRunner.create(await modelTail(m, opts), m.plan.readout, opts);
+  const inst = instrument(m, { mode: 'ann', granularity: 'layer' });
+  const s = await Session.create(inst.graph, opts);
+  try {
+    const b = await readBatch(data, indices, m.normalize);
+    const readout = (await s.run({ [m.inputName]: { dims: [b.n, ...m.inputShape], data: b.x } }, [inst.readout]))[inst.readout];
+    return await tail.apply(readout.data, readout.dims);
+  } finally {
+    await s.release();
+    await tail.release();
+  }
 }
