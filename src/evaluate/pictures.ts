@@ -218,10 +218,12 @@ export class PictureCollector {
     const indices = isGrid(task) ? this.grid : this.chosen.filter((i) => this.preds.has(i));
     const s = this.data.sampleShape;
     const [H, W] = [s[s.length - 2], s[s.length - 1]];
+    // Keys in the order of the record's schema: a record read back renders the same page.
     const base = {
-      task, width: W, height: H, windows: this.o.windows.map((w) => ({ T: w.T, delay: w.delay })),
+      task, width: W, height: H,
+      ...(this.maskSize ? { maskWidth: this.maskSize[1], maskHeight: this.maskSize[0] } : {}),
+      windows: this.o.windows.map((w) => ({ T: w.T, delay: w.delay })),
       ...(this.data.classes ? { classes: [...this.data.classes] } : {}),
-      ...(this.maskSize ? { maskHeight: this.maskSize[0], maskWidth: this.maskSize[1] } : {}),
       ...(task === 'detection' ? { minScore: PICTURE_MIN_SCORE } : {}),
       ...(isGrid(task) ? { misclassified: this.misclassified, checked: this.checked } : {}),
     };
