@@ -229,7 +229,8 @@ test('records: one without pictures (older) renders without them; a picture that
   const ok = parseRecord({ ...old, pictures }, 'ok');
   const page = await reportHtml(ok);
   assert.ok(page.includes('&lt;b&gt;bg&lt;/b&gt;') && !page.includes('<b>bg</b>'), 'class names escaped');
-  assert.match(page, /pixels right 50\.0 %/, 'the SNN mask agrees with half the truth');
+  // Truth 0 0 1 1, SNN 0 0 0 0: IoU 2/4 for class 0, 0 for class 1 → the image's mIoU 25 %.
+  assert.match(page, /mIoU 25\.0 %/, 'the SNN mask\'s mIoU on its image');
   const bad = (p: unknown): void => assert.throws(() => parseRecord({ ...old, pictures: p }, 'r.json'), /r\.json: a simulate record with a bad field pictures/);
   bad({ ...pictures, samples: [{ ...pictures.samples[0], image: 'javascript:alert(1)' }] });
   bad({ ...pictures, samples: [{ ...pictures.samples[0], image: 'data:image/png;base64,AAAA" onerror="x' }] });

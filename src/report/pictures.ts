@@ -52,19 +52,31 @@ function maskUri(p: Pictures, runs: string): string {
   return `data:image/png;base64,${Buffer.from(png).toString('base64')}`;
 }
 
-/** Share of the pixels (ignore left out) where two masks agree. */
-function pixelAgreement(p: Pictures, pred: string, truth: string): number | null {
+/** One image's mIoU: the mean IoU over the classes in its truth or prediction, ignored pixels left out (as the data set's, on one image). */
+function imageMiou(p: Pictures, pred: string, truth: string): number | null {
   const size = (p.maskWidth ?? p.width) * (p.maskHeight ?? p.height);
   const a = expandRuns(pred, size);
   const t = expandRuns(truth, size);
-  let same = 0;
-  let counted = 0;
+  const inter = new Float64Array(256);
+  const union = new Float64Array(256);
   for (let i = 0; i < size; i++) {
     if (t[i] === 255) continue;
-    counted++;
-    if (a[i] === t[i]) same++;
+    if (a[i] === t[i]) {
+      inter[t[i]]++;
+      union[t[i]]++;
+    } else {
+      union[t[i]]++;
+      union[a[i]]++;
+    }
   }
-  return counted ? same / counted : null;
+  let sum = 0;
+  let classes = 0;
+  for (let c = 0; c < 256; c++) {
+    if (union[c] === 0) continue;
+    sum += inter[c] / union[c];
+    classes++;
+  }
+  return classes ? sum / classes : null;
 }
 
 /** Width of a picture in the table: as large as fits the page's 1000 px, at most 168. */
@@ -102,8 +114,8 @@ function cell(inner: string, caption: string): string {
 function denseCell(p: Pictures, s: PictureSample, pred: PicturePrediction | null, what: string, size: number): string {
   if (!pred) return '<td class="none">–</td>';
   if (p.task === 'segmentation') {
-    const agree = pred !== s.truth && pred.mask && s.truth.mask ? pixelAgreement(p, pred.mask, s.truth.mask) : null;
-    return cell(imageTag(maskUri(p, pred.mask ?? ''), p, `${what} mask of sample ${s.index}`, size), agree === null ? '&nbsp;' : `pixels right ${(100 * agree).toFixed(1)} %`);
+    const miou = pred !== s.truth && pred.mask && s.truth.mask ? imageMiou(p, pred.mask, s.truth.mask) : null;
+    return cell(imageTag(maskUri(p, pred.mask ?? ''), p, `${what} mask of sample ${s.index}`, size), miou === null ? '&nbsp;' : `mIoU ${(100 * miou).toFixed(1)} %`);
   }
   const boxes = pred.boxes ?? [];
   return cell(boxesSvg(p, s.image, boxes, `${what} boxes of sample ${s.index}`, size), `${boxes.filter((b) => !b.crowd).length} box${boxes.length === 1 ? '' : 'es'}`);
@@ -178,7 +190,8 @@ export function picturesText(p: Pictures): string[] {
       `${p.task === 'video' ? '; each clip shown by its first frame' : ''}.${names}`,
     ];
   }
-  const what = p.task === 'segmentation' ? 'masks (each pixel coloured by its class; VOC colours, ignored pixels light grey)' : `boxes (score ≥ ${p.minScore ?? 0}, labelled with class and score; ground truth crowd regions dashed)`;
+  const crowds = p.samples.some((s) => s.truth.boxes?.some((b) => b.crowd));
+  const what = p.task === 'segmentation' ? 'masks (each pixel coloured by its class; VOC colours, ignored pixels light grey)' : `boxes (score ≥ ${p.minScore ?? 0}, labelled with class and score${crowds ? '; crowd regions of the ground truth dashed' : ''})`;
   return [
     `${p.samples.length} test images with the SNN's ${what} at ${p.windows.map((w) => `T = ${w.T}`).join(', ')}, next to the ground truth${p.samples.some((s) => s.ann) ? ' and the ANN' : ''}. Drawn in the model's input pixels.${names}`,
   ];
