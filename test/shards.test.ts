@@ -140,7 +140,7 @@ for (const c of [
   test(`${c.model}: 3 shards merged give the single run's record field by field; a checkpoint resumed after an interruption gives it too`, async () => {
     const snn = await convert(model(c.model), `${c.data}:train`, { iterations: c.iterations, batchSize: 16, threads: 1 });
     const data = openMemoryDataset(`${c.data}:test`, c.n);
-    const opts = { T: c.T, batchSize: c.batch, references: true, siteErrors: 8, threads: 1 } as const;
+    const opts = { T: c.T, batchSize: c.batch, references: true, siteErrors: 8, pictures: 2, threads: 1 } as const;
     const single = await simulate(snn, data, opts);
     assert.ok(single.results[1].metric > 0.02, `a metric to compare (${single.results[1].metric})`);
     const shards = [];
@@ -153,7 +153,7 @@ for (const c of [
     assert.ok(shards.every((s) => s.shard.tally.samples < c.n));
     const merged = mergeShards([shards[2], shards[0], shards[1]]);
     assert.deepEqual(comparable(merged), comparable(single));
-    assert.ok(single.ann !== null && single.siteErrors !== null && single.energy !== null, 'references, site errors and energy are part of what is compared');
+    assert.ok(single.ann !== null && single.siteErrors !== null && single.energy !== null && (single.pictures?.samples.length ?? 0) > 0, 'references, site errors, energy and pictures are part of what is compared');
     // A shard alone is not the whole: its scores differ somewhere (the comparison can fail).
     assert.notDeepEqual(scoresOf(shards[0].shard.tally.scores), scoresOf(mergeStates(shards.map((s) => s.shard.tally.scores))));
 

@@ -42,6 +42,32 @@ test('mAP: duplicates are false positives; a higher-scored false positive halves
   close(meanAveragePrecision([det(0, 0, 0.9, 50, 50, 10, 10), det(0, 0, 0.8, 0, 0, 10, 10)], g, 1, 1).map, 0);
 });
 
+test('mAP with COCO crowd regions (hand-worked, COCOeval\'s rules): detections in a crowd are left out, a crowd takes many, overlap = intersection / detection area, boxes to find win over crowds', () => {
+  const crowd = (image: number, label: number, x: number, y: number, w: number, h: number): DetectionBox => ({ ...gt(image, label, x, y, w, h), crowd: true });
+  const A = gt(0, 0, 0, 0, 10, 10);
+  const C = crowd(0, 0, 20, 0, 20, 20);
+  // Two detections inside the crowd score above the true one: left out, AP 1. (As false positives: precision 1/3 at recall 1.)
+  const inCrowd = [det(0, 0, 0.95, 22, 2, 5, 5), det(0, 0, 0.9, 30, 5, 5, 5), det(0, 0, 0.8, 0, 0, 10, 10)];
+  close(meanAveragePrecision(inCrowd, [A, C], 1).map, 1);
+  close(meanAveragePrecision(inCrowd, [A], 1).map, 1 / 3);
+  // Half of a 10×10 detection inside the crowd: overlap 50/100 = 0.5 (its IoU would be 50/450), left out at 0.50 only;
+  // at 0.55..0.95 it is a false positive ranked first: precision 1/2 at recall 1 → mAP (1 + 9·0.5)/10.
+  const half = [det(0, 0, 0.9, 35, 0, 10, 10), det(0, 0, 0.8, 0, 0, 10, 10)];
+  const r = meanAveragePrecision(half, [A, C], 1);
+  close(r.map50, 1);
+  close(r.map75, 0.5);
+  close(r.map, 0.55);
+  // A detection with IoU 80/120 = 2/3 with the box and overlap 1 with a crowd covering both: matched to the box
+  // while 2/3 ≥ threshold (0.50..0.65: AP 1), else left out in the crowd (0.70..0.95: no detection counts, AP 0).
+  const big = crowd(0, 0, 0, 0, 40, 40);
+  close(meanAveragePrecision([det(0, 0, 0.9, 2, 0, 10, 10)], [A, big], 1).map, 0.4);
+  // Crowds are not ground truth to find: a class with only a crowd is left out of the mean; recall counts boxes only.
+  const two = meanAveragePrecision([det(0, 0, 0.9, 0, 0, 10, 10)], [A, crowd(0, 1, 50, 50, 10, 10)], 2);
+  assert.equal(two.perClass[1], null);
+  close(two.map, 1);
+  close(meanAveragePrecision([det(0, 0, 0.9, 0, 0, 10, 10)], [A, crowd(1, 0, 0, 0, 10, 10)], 1).map, 1, 1e-9);
+});
+
 test('NMS keeps the best box per overlapping group and class; decode finds heat-map peaks and places boxes', () => {
   const kept = nms([det(0, 0, 0.5, 0, 0, 10, 10), det(0, 0, 0.9, 1, 0, 10, 10), det(0, 1, 0.4, 0, 0, 10, 10), det(0, 0, 0.3, 30, 30, 5, 5)], 0.5);
   assert.deepEqual(kept.map((d) => d.score), [0.9, 0.4, 0.3]);

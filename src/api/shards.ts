@@ -23,7 +23,8 @@ import type { SiteErrors } from '../analysis/site-errors.js';
 import { firingRates } from '../evaluate/windows.js';
 import { mergeTallies, statsOf, type Tally } from '../evaluate/tally.js';
 import { TASKS, mergeStates, scoresOf, type ScorerState, type Task } from '../tasks/task.js';
-import type { SimulateRecord, SimulationResult } from '../report/record.js';
+import { picturesSchema, predictionSchema, type Pictures, type SimulateRecord, type SimulationResult } from '../report/record.js';
+import { mergePictures, type PictureState } from '../evaluate/pictures.js';
 import { SpikeportError, optionError } from '../errors.js';
 import { readRegularFile } from '../files.js';
 
@@ -84,6 +85,10 @@ export interface ShardFile {
   readonly references: { readonly ann: ScorerState; readonly clipped: ScorerState } | null;
   /** The per-site error analysis (on the data's first samples): shard 0 only. */
   readonly siteErrors: SiteErrors | null;
+  /** The report's pictures among this shard's samples (when asked for; made once the simulation is done). */
+  readonly pictures: Pictures | null;
+  /** A checkpoint's: what the picture collector has gathered so far. */
+  readonly pictureState?: PictureState;
   /** Not part of the result's identity: when, and how long the conversion took (if in this process). */
   readonly timing: { readonly created: string; readonly calibrate?: number; readonly convert?: number; readonly refine?: number };
 }
@@ -167,6 +172,10 @@ export function mergeShards(files: readonly { readonly name: string; readonly sh
   } catch (e) {
     throw new SpikeportError('invalid-file', `${ordered.map((f) => f.name).join(', ')}: the statistics do not fit together (${(e as Error).message})`);
   }
+  const withPictures = ordered.filter((f) => f.shard.pictures);
+  if (withPictures.length && withPictures.length < ordered.length) throw new SpikeportError('invalid-file', `${ordered.find((f) => !f.shard.pictures)?.name ?? ''} has no pictures, other shards have`);
+  const count = Number(first.run.options.pictures ?? 0);
+  const pictures = withPictures.length ? mergePictures(ordered.map((f) => f.shard.pictures as Pictures), count) : null;
   const windows = 2 * ctx.T.length;
   const scores = scoresOf(tally.scores);
   if (scores.length !== windows) throw new SpikeportError('invalid-file', `${ordered[0].name}: ${scores.length} readout windows scored, the options ask for ${windows}`);
@@ -204,6 +213,7 @@ export function mergeShards(files: readonly { readonly name: string; readonly sh
     energy: energyOf({ layers: ctx.layers ?? undefined }, stats, results.map((r) => ({ T: r.T, metric: r.metric })), ann ? ann.metric : null, ctx.energy),
     siteErrors: first.siteErrors,
     simulationSeconds: tally.seconds,
+    ...(pictures ? { pictures } : {}),
   };
 }
 
@@ -294,6 +304,11 @@ const shardSchema = z.object({
   tally: z.object({ batches: z.array(count), samples: count, spikesPerStep: counts, sopsPerStep: counts, scores: state, seconds: finite }),
   references: z.object({ ann: state, clipped: state }).nullable(),
   siteErrors: siteErrors.nullable(),
+  pictures: picturesSchema.nullable(),
+  pictureState: z.object({
+    preds: z.array(z.tuple([count, z.array(predictionSchema)])), misclassified: count, checked: count, grid: z.array(count),
+    maskSize: z.tuple([count, count]).nullable(),
+  }).optional(),
   timing: z.object({ created: z.string(), calibrate: finite.optional(), convert: finite.optional(), refine: finite.optional() }),
 });
 

@@ -16,7 +16,8 @@ import { ENGINES, type Engine } from '../runtime/simulate.js';
 import { TASKS, inferTask, stateKind, type Task } from '../tasks/task.js';
 import { checkEnergyConstants, energyConstants, type EnergyConstants } from '../energy/energy.js';
 import { siteErrors as measureSiteErrors } from '../analysis/site-errors.js';
-import { annReferenceStates } from '../evaluate/reference.js';
+import { annOutputs, annReferenceStates } from '../evaluate/reference.js';
+import { PictureCollector } from '../evaluate/pictures.js';
 import { checkSteps, delayAt, simulateWindows, type Window } from '../evaluate/windows.js';
 import type { Tally } from '../evaluate/tally.js';
 import type { SimulateRecord } from '../report/record.js';
@@ -52,6 +53,14 @@ export interface SimulateOptions extends RuntimeOptions {
   readonly references?: boolean;
   /** Samples for the per-site error analysis (default 0: none; needs `snn.source` and a step-form network). */
   readonly siteErrors?: number;
+  /**
+   * Test images kept in the record for the report (default 0: none). Segmentation and detection:
+   * this many images (spread over the data), with the SNN's masks or boxes at the smallest, a
+   * middle and the largest T, the ground truth and (with `references`) the ANN's. Classification
+   * and video: up to 8 × this many misclassified images at the smallest T. Taken from the same
+   * simulation; the ANN runs once more on those images only.
+   */
+  readonly pictures?: number;
   /** T of the per-site error analysis (default: the largest T). */
   readonly siteErrorsT?: number;
   /** Energy constants: a preset (`paper`, default; `45nm`) or your own. */
@@ -75,9 +84,12 @@ export interface SimulateOptions extends RuntimeOptions {
   readonly onProgress?: OnProgress;
 }
 
+/** Most pictures a record holds (option `pictures`). */
+export const MAX_PICTURES = 16;
+
 /** The defaults of every simulation option (the CLI shows these in --help). */
 export const SIMULATE_DEFAULTS = {
-  T: [8, 16, 32, 64, 128, 256], delay: 'auto', batchSize: 100, engine: 'steps', references: false, siteErrors: 0, energy: 'paper', checkpointSeconds: 10,
+  T: [8, 16, 32, 64, 128, 256], delay: 'auto', batchSize: 100, engine: 'steps', references: false, siteErrors: 0, pictures: 0, energy: 'paper', checkpointSeconds: 10,
 } as const;
 
 export interface ResolvedSimulateOptions extends SimulateOptions {
@@ -87,6 +99,7 @@ export interface ResolvedSimulateOptions extends SimulateOptions {
   readonly engine: Engine;
   readonly references: boolean;
   readonly siteErrors: number;
+  readonly pictures: number;
   readonly energy: EnergyConstants;
   readonly checkpointSeconds: number;
 }
@@ -104,6 +117,7 @@ export function resolveSimulateOptions(options: SimulateOptions = {}): ResolvedS
   checkRuntime(o);
   if (o.shard !== undefined) checkShard(o.shard);
   if (!(typeof o.checkpointSeconds === 'number' && o.checkpointSeconds >= 0 && Number.isFinite(o.checkpointSeconds))) throw optionError('checkpointSeconds', `must be a number of seconds ≥ 0 (got ${String(o.checkpointSeconds)})`);
+  checkInteger('pictures', o.pictures, 0, MAX_PICTURES, 'the pictures are stored in the record');
   if (o.siteErrorsT !== undefined) checkInteger('siteErrorsT', o.siteErrorsT, 1);
   if (o.task !== undefined && !(TASKS as readonly string[]).includes(o.task)) throw optionError('task', `"${String(o.task)}" is not a task (known: ${TASKS.join(', ')})`);
   if (!(ENGINES as readonly string[]).includes(o.engine)) throw optionError('engine', `"${String(o.engine)}" is not an engine (known: ${ENGINES.join(', ')})`);
@@ -123,6 +137,12 @@ export function delayFor(rule: DelayRule, T: number, delay: SnnMetadata['delay']
     return fitted[T - 1];
   }
   return delayAt(T, delay.estimated, rule);
+}
+
+/** The windows pictured: the smallest, a middle and the largest T with the run's delay (classification: the smallest). */
+function pictureWindows(Ts: readonly number[], windows: readonly Window[], task: Task): { index: number; T: number; delay: number }[] {
+  const picked = task === 'classification' || task === 'video' ? [0] : [...new Set([0, Math.floor((Ts.length - 1) / 2), Ts.length - 1])];
+  return picked.map((i) => ({ index: 2 * i, ...windows[2 * i] }));
 }
 
 function ruleText(rule: DelayRule): string {
@@ -174,7 +194,7 @@ export async function simulateShard(snn: Snn, data: string | Dataset, options: S
   const task = inferTask(test, o.task);
   const run = runConfig(snn, test, {
     T: o.T, delay: o.delay, delays, batchSize: o.batchSize, task, engine: o.engine, references: o.references,
-    siteErrors: o.siteErrors, siteErrorsT: o.siteErrorsT ?? null, energy: o.energy, preprocess: o.preprocess ?? snn.meta.preprocess ?? null,
+    siteErrors: o.siteErrors, siteErrorsT: o.siteErrorsT ?? null, energy: o.energy, preprocess: o.preprocess ?? snn.meta.preprocess ?? null, pictures: o.pictures,
   }, o.batchSize, shard.count);
   const range = shardRange(shard, run.batches);
   const batches = Array.from({ length: range.end - range.first }, (_, k) => range.first + k);
@@ -198,15 +218,19 @@ export async function simulateShard(snn: Snn, data: string | Dataset, options: S
   const save = (s: ShardFile): void => {
     if (o.checkpoint) writeFileAtomic(o.checkpoint, shardJson(s));
   };
+  // The report's pictures: gathered as the batches pass (continuing a checkpoint's), made at the end.
+  const collector = o.pictures > 0 && !prior?.pictures
+    ? new PictureCollector(test, { task, count: o.pictures, windows: pictureWindows(o.T, windows, task) }, prior?.pictureState) : null;
   const partial = (tally: Tally, rest: Partial<ShardFile> = {}): ShardFile => ({
-    ...base, complete: false, tally, references: prior?.references ?? null, siteErrors: prior?.siteErrors ?? null, ...rest,
+    ...base, complete: false, tally, references: prior?.references ?? null, siteErrors: prior?.siteErrors ?? null, pictures: prior?.pictures ?? null,
+    ...(collector ? { pictureState: collector.state() } : {}), ...rest,
   });
 
   let tally = prior?.tally;
   if (!tally || tally.batches.length < batches.length) {
     let last = performance.now();
     const sim = await simulateWindows(snn, test, windows, {
-      ...o, task, batches, resume: tally,
+      ...o, task, batches, resume: tally, ...(collector ? { onOutputs: collector.onOutputs } : {}),
       afterBatch: (t) => {
         const now = performance.now();
         if (o.checkpoint && (now - last >= 1000 * o.checkpointSeconds || t.batches.length === batches.length)) {
@@ -216,6 +240,12 @@ export async function simulateShard(snn: Snn, data: string | Dataset, options: S
       },
     });
     tally = sim.tally;
+  }
+  let pictures = prior?.pictures ?? null;
+  if (collector) {
+    const source = o.references ? snn.source : null;
+    pictures = await collector.finish(source ? (idx) => annOutputs(source, test, idx, { threads: o.threads, device: o.device }) : undefined);
+    save(partial(tally, { pictures }));
   }
   let references = prior?.references ?? null;
   if (o.references && !references && snn.source) {
@@ -229,7 +259,7 @@ export async function simulateShard(snn: Snn, data: string | Dataset, options: S
       T, delay: delayFor(o.delay, T, snn.meta.delay), samples: o.siteErrors, threads: o.threads, device: o.device,
     });
   }
-  const done: ShardFile = { ...base, complete: true, tally, references, siteErrors: errors };
+  const done: ShardFile = { ...base, complete: true, tally, references, siteErrors: errors, pictures };
   save(done);
   return done;
 }

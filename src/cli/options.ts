@@ -7,7 +7,7 @@ import { Command, InvalidArgumentError, Option } from 'commander';
 import { SpikeportError } from '../errors.js';
 import { METHODS, type FixedThresholds } from '../calibrate/methods.js';
 import { CONVERT_DEFAULTS, type ConvertOptions } from '../api/convert.js';
-import { SIMULATE_DEFAULTS, type DelayRule, type SimulateOptions } from '../api/simulate.js';
+import { MAX_PICTURES, SIMULATE_DEFAULTS, type DelayRule, type SimulateOptions } from '../api/simulate.js';
 import { ENGINES, type Engine } from '../runtime/simulate.js';
 import { TASKS, type Task } from '../tasks/task.js';
 import { PRESETS, energyConstants, type EnergyConstants } from '../energy/energy.js';
@@ -27,7 +27,7 @@ export const FLAGS: Readonly<Record<string, string>> = {
   limit: '--limit', counts: '--counts', biasCalibration: '--bias-calibration', potentialCalibration: '--potential-calibration',
   delayFit: '--delay-fit', delayFitSamples: '--delay-fit-samples',
   preprocess: '--preprocess', clipLength: '--clip-len', device: '--device', shard: '--shard', checkpoint: '--checkpoint',
-  checkpointSeconds: '--checkpoint-every', workers: '--workers',
+  checkpointSeconds: '--checkpoint-every', workers: '--workers', pictures: '--pictures',
 };
 
 /** A library error in the CLI's words: the field it names becomes the flag that sets it. */
@@ -203,7 +203,7 @@ export function stepsOption(defaults: readonly number[] = SIMULATE_DEFAULTS.T): 
 
 export interface SimFlags extends CalibFlags, OutputFlags, EnergyFlags {
   engine: Engine; data: string; T: number[]; delay: DelayRule; ann?: string; calib?: string; limit?: number; save?: string;
-  siteErrors: number; siteErrorsT?: number; task?: Task;
+  siteErrors: number; siteErrorsT?: number; task?: Task; pictures: number;
 }
 
 /** Options of simulate (and demo): what to simulate and report. */
@@ -219,7 +219,8 @@ export function simulateOptions(cmd: Command): Command {
     .addOption(taskOption())
     .addOption(engineOption())
     .option('--site-errors <n>', 'samples for the per-site error analysis (clip error, SNN vs ANN per site; needs the ANN); 0 = off (the library\'s default; the CLI does it on 100)', num, 100)
-    .option('--site-errors-T <T>', 'T for the per-site error analysis (default: the largest --T)', num);
+    .option('--site-errors-T <T>', 'T for the per-site error analysis (default: the largest --T)', num)
+    .option('--pictures <n>', `test images in the HTML report and the JSON (0 = none; at most ${MAX_PICTURES}): segmentation and detection show N images with the SNN's masks/boxes at the smallest, a middle and the largest --T next to the ground truth and the ANN; classification and video up to 8·N misclassified images at the smallest --T`, num, 4);
 }
 
 /** The library's simulation options from the flags; ANN references and site errors where the ANN is at hand. */
@@ -227,7 +228,7 @@ export function simulateOptionsFrom(f: SimFlags, onProgress: SimulateOptions['on
   return {
     T: f.T, delay: f.delay, batchSize: f.batch, task: f.task, engine: f.engine, threads: f.threads, device: f.device, onProgress,
     references: hasSource, siteErrors: hasSource && stepForm ? f.siteErrors : 0, siteErrorsT: f.siteErrorsT, energy: energyFrom(f),
-    preprocess: f.preprocess,
+    preprocess: f.preprocess, pictures: f.report || f.json ? f.pictures : 0,
   };
 }
 

@@ -84,7 +84,7 @@ export async function runSimulate(modelFile: string, f: SimFlags & Partial<Scale
       : await simulate(snn, data, options);
     // The same network as the NIR target computes it (start 0, v > θ, its reset), on the same samples and windows.
     const onTarget = target ? await simulate(asTarget(snn, target), data, {
-      ...simulateOptionsFrom(f, prog.report, false, false), modelName: path.basename(modelFile), energy: undefined,
+      ...simulateOptionsFrom(f, prog.report, false, false), modelName: path.basename(modelFile), energy: undefined, pictures: 0,
     }) : null;
     prog.stop();
     const files = await recordFiles(record, f);

@@ -84,6 +84,11 @@ export interface DetectionBox {
   readonly y: number;
   readonly w: number;
   readonly h: number;
+  /**
+   * A crowd region (COCO's iscrowd = 1): not an object to find but an area to ignore. A
+   * detection matched to it counts neither as found nor as false; it is not ground truth to find.
+   */
+  readonly crowd?: true;
 }
 
 export interface Normalize {

@@ -14,7 +14,8 @@
  *                     masks follow the image's resize (nearest) and crop
  *   coco:IMAGES@ANN   COCO detection: the images of the annotation file in id order (as
  *                     torchvision's CocoDetection), categories in the file's order → class
- *                     0, 1, …; crowd boxes left out; predictions are mapped back to the
+ *                     0, 1, …; crowd boxes (iscrowd 1) kept as regions to ignore, as COCO
+ *                     scores them; predictions are mapped back to the
  *                     original image's pixels before scoring
  */
 import fs from 'node:fs';
@@ -365,8 +366,7 @@ export function openCoco(spec: string, imagesDir: string, annotations: string, o
     }
     const b = a.bbox;
     if (!Array.isArray(b) || b.length !== 4 || !b.every((v) => typeof v === 'number' && Number.isFinite(v))) throw where(`annotations[${k}].bbox must be [x, y, w, h]`);
-    if (a.iscrowd === 1) return;
-    boxes.push({ image, label, x: b[0], y: b[1], w: b[2], h: b[3] });
+    boxes.push({ image, label, x: b[0], y: b[1], w: b[2], h: b[3], ...(a.iscrowd === 1 ? { crowd: true as const } : {}) });
   });
   const per = opts.sampleShape.reduce((p, q) => p * q, 1);
   return {

@@ -118,7 +118,7 @@ export async function writeLayout(d: MemoryDataset, layout: Layout, out: string,
       put('annotations.json', JSON.stringify({
         images: Array.from({ length: d.size }, (_, i) => ({ id: i, file_name: `${padded(i, d.size)}.png`, width: W, height: H })),
         categories: Array.from({ length: labels }, (_, l) => ({ id: l + 1, name: String(l) })),
-        annotations: boxes.map((b, k) => ({ id: k + 1, image_id: b.image, category_id: b.label + 1, bbox: [b.x, b.y, b.w, b.h], area: b.w * b.h, iscrowd: 0 })),
+        annotations: boxes.map((b, k) => ({ id: k + 1, image_id: b.image, category_id: b.label + 1, bbox: [b.x, b.y, b.w, b.h], area: b.w * b.h, iscrowd: b.crowd ? 1 : 0 })),
       }));
     }
     fs.renameSync(tmp, out);

@@ -3,7 +3,7 @@
  * whose palette *indices* are the class ids (255 = ignore), which an image decoder would turn
  * into colours. This reads 8-bit gray (colour type 0) and 8-bit palette (type 3) PNGs,
  * non-interlaced, and returns the stored bytes. (Written here: the format is a zlib stream of
- * filtered rows, a few lines.)
+ * filtered rows, a few lines.) And the other way, small PNGs for the report's pictures.
  */
 import zlib from 'node:zlib';
 import { SpikeportError } from '../errors.js';
@@ -75,4 +75,65 @@ export function decodeLabelPng(buf: Uint8Array, where: string): { width: number;
     }
   }
   return { width, height, data: out };
+}
+
+let crcTable: Uint32Array | null = null;
+
+/** CRC-32 (ISO-HDLC, as PNG chunks use it). */
+export function crc32(bytes: Uint8Array): number {
+  if (!crcTable) {
+    crcTable = new Uint32Array(256);
+    for (let n = 0; n < 256; n++) {
+      let c = n;
+      for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
+      crcTable[n] = c >>> 0;
+    }
+  }
+  let c = 0xffffffff;
+  for (const b of bytes) c = crcTable[(c ^ b) & 0xff] ^ (c >>> 8);
+  return (c ^ 0xffffffff) >>> 0;
+}
+
+export interface PngImage {
+  readonly width: number;
+  readonly height: number;
+  /** 1 (gray, or palette indices when `palette` is given) or 3 (RGB) bytes per pixel, rows top to bottom. */
+  readonly channels: 1 | 3;
+  readonly data: Uint8Array;
+  /** Palette PNG: RGB triples (at most 256), the data being indices into it. */
+  readonly palette?: Uint8Array;
+}
+
+/**
+ * A small 8-bit PNG (gray, RGB or palette), non-interlaced, rows unfiltered and deflated: for
+ * the report's pictures, where a few kilobytes per image matter more than the last percent of
+ * compression. decodeLabelPng reads the gray and palette ones back.
+ */
+export function encodePng(img: PngImage): Uint8Array {
+  const { width, height, channels, data, palette } = img;
+  if (!Number.isInteger(width) || !Number.isInteger(height) || width < 1 || height < 1) throw new Error(`png: bad size ${width}×${height}`);
+  if (data.length !== width * height * channels) throw new Error(`png: ${data.length} bytes for ${width}×${height}×${channels}`);
+  if (palette && (channels !== 1 || palette.length % 3 !== 0 || palette.length === 0 || palette.length > 768)) throw new Error('png: a palette needs one index per pixel and 1..256 RGB entries');
+  const row = width * channels;
+  const raw = new Uint8Array(height * (row + 1));
+  for (let y = 0; y < height; y++) raw.set(data.subarray(y * row, (y + 1) * row), y * (row + 1) + 1); // filter byte 0: none
+  const chunk = (type: string, body: Uint8Array): Uint8Array => {
+    const out = new Uint8Array(12 + body.length);
+    const view = new DataView(out.buffer);
+    view.setUint32(0, body.length);
+    for (let i = 0; i < 4; i++) out[4 + i] = type.charCodeAt(i);
+    out.set(body, 8);
+    view.setUint32(8 + body.length, crc32(out.subarray(4, 8 + body.length)));
+    return out;
+  };
+  const ihdr = new Uint8Array(13);
+  const hv = new DataView(ihdr.buffer);
+  hv.setUint32(0, width);
+  hv.setUint32(4, height);
+  ihdr.set([8, palette ? 3 : channels === 3 ? 2 : 0, 0, 0, 0], 8);
+  const parts = [
+    Uint8Array.from(SIGNATURE), chunk('IHDR', ihdr), ...(palette ? [chunk('PLTE', palette)] : []),
+    chunk('IDAT', zlib.deflateSync(raw, { level: 9 })), chunk('IEND', new Uint8Array(0)),
+  ];
+  return Buffer.concat(parts);
 }

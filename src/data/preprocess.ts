@@ -62,6 +62,13 @@ export function toOriginal(p: Placement, x: number, y: number): [number, number]
   return [(x + (p.crop?.left ?? 0)) / sx, (y + (p.crop?.top ?? 0)) / sy];
 }
 
+/** The inverse of toOriginal: a point of the original image in the model's input coordinates. */
+export function toInput(p: Placement, x: number, y: number): [number, number] {
+  const sx = p.resize ? p.resize.width / p.width : 1;
+  const sy = p.resize ? p.resize.height / p.height : 1;
+  return [x * sx - (p.crop?.left ?? 0), y * sy - (p.crop?.top ?? 0)];
+}
+
 /**
  * Per-pixel labels (a mask of the original image's size) put through the same resize (nearest
  * neighbour, as torchvision resizes masks) and crop as the image: H × W labels.

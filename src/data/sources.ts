@@ -16,6 +16,8 @@ import { readNpz } from './npz.js';
 import { SYNTH_KINDS, SYNTH_SIZES, synthesize, type SynthKind } from './synth.js';
 
 const FASHION_DIR = '/usr/share/datasets/fashion-mnist';
+/** Fashion-MNIST's class names, in label order. */
+const FASHION_CLASSES = ['T-shirt/top', 'Trouser', 'Pullover', 'Dress', 'Coat', 'Sandal', 'Shirt', 'Sneaker', 'Bag', 'Ankle boot'];
 
 /** Parse an IDX file (optionally gzipped): dims and bytes. */
 export function parseIdx(buf: Uint8Array, where: string): { dims: number[]; data: Uint8Array } {
@@ -146,7 +148,7 @@ export function openMemoryDataset(spec: string, limit?: number): MemoryDataset {
       if (!fs.existsSync(path.join(dir, `t10k-labels-idx1-ubyte${ext}`))) {
         throw new SpikeportError('invalid-data', `fashion-mnist: no IDX files in ${dir}; install them with "apt-get install dataset-fashion-mnist" or name a folder as fashion-mnist:${split}@DIR`);
       }
-      d = readIdxPair(dir, split, ext, spec);
+      d = { ...readIdxPair(dir, split, ext, spec), classes: FASHION_CLASSES };
     }
   } else if (kind === 'npz') {
     d = readNpz(rest, spec);
@@ -187,5 +189,6 @@ function limitMemory(d: MemoryDataset, n: number): MemoryDataset {
     name: d.name, sampleShape: d.sampleShape, scale: d.scale, size: n, x: d.x.subarray(0, n * per), labels: d.labels ? d.labels.subarray(0, n) : null,
     ...(d.masks ? { masks: { shape: d.masks.shape, data: d.masks.data.subarray(0, n * plane) } } : {}),
     ...(d.boxes ? { boxes: d.boxes.filter((b) => b.image < n) } : {}),
+    ...(d.classes ? { classes: d.classes } : {}),
   });
 }

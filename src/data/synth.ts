@@ -19,6 +19,8 @@ export const SYNTH_KINDS = ['mnist-seg', 'mnist-det', 'mnist-video'] as const;
 export type SynthKind = (typeof SYNTH_KINDS)[number];
 
 export const IGNORE = 255;
+/** Class names of the digits. */
+const DIGITS = Array.from({ length: 10 }, (_, d) => String(d));
 export const CANVAS = 64;
 export const CLIP = { frames: 16, size: 32, digit: 14 } as const;
 
@@ -77,7 +79,7 @@ function canvases(kind: 'mnist-seg' | 'mnist-det', digits: MemoryDataset, n: num
   }
   return memoryDataset({
     name, size: n, sampleShape: [1, CANVAS, CANVAS], x, scale: 1 / 255, labels: null,
-    ...(kind === 'mnist-seg' ? { masks: { shape: [CANVAS, CANVAS], data: masks } } : { boxes }),
+    ...(kind === 'mnist-seg' ? { masks: { shape: [CANVAS, CANVAS], data: masks }, classes: ['background', ...DIGITS] } : { boxes, classes: DIGITS }),
   });
 }
 

@@ -1,7 +1,7 @@
 /** The ANN's and the clipped ANN's (every ReLU replaced by clip(x, 0, θ)) scores on a data set. */
 import type { Dataset } from '../data/dataset.js';
-import { prefetchBatches, sequentialBatches } from '../data/dataset.js';
-import { Session, type RuntimeOptions } from '../ort/session.js';
+import { prefetchBatches, readBatch, sequentialBatches } from '../data/dataset.js';
+import { Session, type Array32, type RuntimeOptions } from '../ort/session.js';
 import type { PreparedModel } from '../model/prepare.js';
 import { instrument, thetaFeeds } from '../calibrate/instrument.js';
 import type { Thresholds } from '../calibrate/thresholds.js';
@@ -56,4 +56,28 @@ export async function annReferenceStates(m: PreparedModel, data: Dataset, th: Th
     await tail.release();
   }
   return { ann: res[0], clipped: res[1] };
+}
+
+/** The ANN's outputs (after its tail, as the scorer sees them) for a few samples, in one call: the report's pictures. */
+export async function annOutputs(m: PreparedModel, data: Dataset, indices: readonly number[], opts: RuntimeOptions): Promise<Array32> {
+  const tail = await TailRunner.create(await modelTail(m, opts), m.plan.readout, opts);
+  const inst = instrument(m, { mode: 'ann', granularity: 'layer' });
+  const s = await Session.create(inst.graph, opts);
+  try {
+    // One sample per call: each sample's outputs do not depend on which others are asked for
+    // (a shard's pictures and the whole run's are the same).
+    const outs: Array32[] = [];
+    for (const i of indices) {
+      const b = await readBatch(data, [i], m.normalize);
+      const readout = (await s.run({ [m.inputName]: { dims: [1, ...m.inputShape], data: b.x } }, [inst.readout]))[inst.readout];
+      outs.push(await tail.apply(readout.data, readout.dims));
+    }
+    const per = outs.length ? outs[0].data.length : 0;
+    const data32 = new Float32Array(per * outs.length);
+    outs.forEach((o, k) => data32.set(o.data, k * per));
+    return { dims: [outs.length, ...(outs.length ? outs[0].dims.slice(1) : [])], data: data32 };
+  } finally {
+    await s.release();
+    await tail.release();
+  }
 }

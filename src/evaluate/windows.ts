@@ -3,7 +3,7 @@
  * [d+1, T], every window from one simulation of the longest T, scored by the task.
  */
 import type { Dataset } from '../data/dataset.js';
-import type { RuntimeOptions } from '../ort/session.js';
+import type { Array32, RuntimeOptions } from '../ort/session.js';
 import { checkDataFits } from '../model/prepare.js';
 import type { Snn } from '../snn/network.js';
 import { simulate, type Engine, type SimulationStats, type StepBatch } from '../runtime/simulate.js';
@@ -88,6 +88,8 @@ export interface WindowOptions extends RuntimeOptions {
   /** Called after every batch with the tally so far (a checkpoint). */
   readonly afterBatch?: (tally: Tally) => void | Promise<void>;
   readonly onProgress?: OnProgress;
+  /** Sees each window's model outputs (after the tail) of every batch, as the scorer does (the report's pictures). */
+  readonly onOutputs?: (window: number, outputs: Array32, batch: StepBatch) => void;
 }
 
 export interface WindowedRun {
@@ -136,6 +138,7 @@ export async function simulateWindows(snn: Snn, data: Dataset, windows: readonly
       for (let w = 0; w < windows.length; w++) {
         const out = await tail.apply(averages[w], [b.n, ...spec.readoutShape]);
         scorer.add(w, out.data, out.dims, b);
+        opts.onOutputs?.(w, out, b);
       }
     });
   } finally {

@@ -16,6 +16,7 @@ export function reportMarkdown(r: RunRecord): string {
   for (const s of sections(r)) {
     out.push(`## ${s.title}`, '');
     for (const p of s.text ?? []) out.push(p, '');
+    if (s.pictures) out.push('(The pictures are in the HTML report: `spikeport report RECORD.json`.)', '');
     if (s.table) out.push(tableMd(s.table), '');
   }
   return out.join('\n');

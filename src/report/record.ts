@@ -4,6 +4,7 @@
  */
 import type { EnergyReport } from '../energy/energy.js';
 import type { SiteErrors } from '../analysis/site-errors.js';
+import type { Pictures } from '../evaluate/pictures.js';
 import { z } from 'zod';
 import { TASKS, type Score, type Task } from '../tasks/task.js';
 import { SpikeportError } from '../errors.js';
@@ -44,7 +45,11 @@ export interface SimulateRecord extends RunInfo {
   readonly energy: EnergyReport | null;
   readonly siteErrors: SiteErrors | null;
   readonly simulationSeconds: number;
+  /** A few test images with the SNN's (and the ANN's) predictions (simulate's `pictures`; absent in older records). */
+  readonly pictures?: Pictures;
 }
+
+export type { Pictures, PictureSample, PicturePrediction, PictureBox } from '../evaluate/pictures.js';
 
 /** One curve of metric against T (a method, an iteration count, ...). */
 export interface Curve {
@@ -106,12 +111,24 @@ const siteErrors = z.object({
   T: num, delay: num, samples: num,
   sites: z.array(z.object({ site: str, clipError: num, snnVsAnn: num, snnVsClipped: num })),
 });
+const pictureBox = z.object({ label: num, x: num, y: num, w: num, h: num, score: num.optional(), crowd: z.boolean().optional() });
+export const predictionSchema = z.object({ label: num.optional(), mask: z.string().regex(/^\d{1,3}:\d+( \d{1,3}:\d+)*$/, 'runs "class:count …"').optional(), boxes: z.array(pictureBox).optional() });
+/** The record's pictures, checked (also read back from shard files). */
+export const picturesSchema = z.object({
+  task: z.enum(TASKS), width: z.number().int().positive(), height: z.number().int().positive(),
+  maskWidth: z.number().int().positive().optional(), maskHeight: z.number().int().positive().optional(),
+  windows: z.array(z.object({ T: num, delay: num })), classes: z.array(str).optional(), minScore: num.optional(),
+  misclassified: num.optional(), checked: num.optional(),
+  // Only PNG data URIs: the report puts them in an <img> as they are.
+  samples: z.array(z.object({ index: num, image: z.string().regex(/^data:image\/png;base64,[A-Za-z0-9+/]*={0,2}$/, 'a PNG data URI'), truth: predictionSchema, ann: predictionSchema.nullable(), snn: z.array(predictionSchema) })),
+});
 const recordSchema: z.ZodType<RunRecord> = z.discriminatedUnion('kind', [
   z.object({
     kind: z.literal('simulate'), ...info, method: str, iterations: num, calibration: z.record(z.string(), z.unknown()), maxpool: str,
     ann: score, clippedAnn: score, delay: z.object({ estimated: num, latencies: z.array(num), rule: str }),
     results: z.array(z.object({ T: num, delay: num, metric: num, secondary: num.nullable(), metricNoDelay: num, secondaryNoDelay: num.nullable() })),
     firingRates: z.array(z.object({ site: str, rate: num })), energy: energy.nullable(), siteErrors: siteErrors.nullable(), simulationSeconds: num,
+    pictures: picturesSchema.optional(),
   }),
   z.object({
     kind: z.enum(['ablation', 'iterations', 'plugplay']), ...info, ann: score, notes: z.array(str),

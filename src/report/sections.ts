@@ -4,7 +4,8 @@
  */
 import type { TopLevelSpec } from 'vega-lite';
 import type { EnergyReport } from '../energy/energy.js';
-import type { CurvesRecord, DelayRecord, EnergyRecord, RunRecord, SimulateRecord } from './record.js';
+import type { CurvesRecord, DelayRecord, EnergyRecord, Pictures, RunRecord, SimulateRecord } from './record.js';
+import { picturesText } from './pictures.js';
 import { barChart, lineChart, type Row } from './charts.js';
 import { METRIC_NAMES, type Task } from '../tasks/task.js';
 
@@ -23,6 +24,8 @@ export interface Section {
   readonly text?: readonly string[];
   readonly table?: Table;
   readonly chart?: TopLevelSpec;
+  /** Test images with predictions (the HTML draws them; Markdown gives the text only). */
+  readonly pictures?: Pictures;
 }
 
 export function pct(v: number | null | undefined, digits = 2): string {
@@ -75,7 +78,10 @@ function simulateSections(r: SimulateRecord): Section[] {
       `Estimated delay d̂ = ${r.delay.estimated}; delay at T: ${r.delay.rule}. Simulation ${num(r.simulationSeconds)} s.`,
       ...(r.ann ? [`ANN ${m1} ${pct(r.ann.metric)} %; clipped ANN (ReLU → clip(x, 0, θ)) ${pct(r.clippedAnn?.metric)} %.`] : ['No ANN reference (the source ANN was not found next to the SNN; name it with --ann, or the ann option of loadSnn, and ask for references).']),
     ],
-  }, {
+  }, ...(r.pictures && r.pictures.samples.length > 0 ? [{
+    title: r.pictures.task === 'classification' || r.pictures.task === 'video' ? `Misclassified at T = ${r.pictures.windows[0]?.T ?? '–'}` : 'Pictures',
+    text: picturesText(r.pictures), pictures: r.pictures,
+  }] : []), {
     title: `${m1} against time steps`,
     chart: lineChart({
       title: `${m1} against T`, rows,

@@ -10,6 +10,8 @@
  * and per class, detections sorted by score (at most `maxDets` per image) are matched greedily to
  * the unmatched ground truth of highest IoU ≥ threshold; precision is made monotone and read at
  * 101 recall points; AP is averaged over classes that have ground truth, then over thresholds.
+ * Crowd regions (DetectionBox.crowd) are COCO's ignore regions: detections matched to them are
+ * left out, and they are not ground truth to find.
  */
 import type { DetectionBox } from '../data/dataset.js';
 
@@ -100,23 +102,45 @@ export function decode(head: ArrayLike<number>, n: number, h: number, w: number,
 
 export const COCO_IOUS = Array.from({ length: 10 }, (_, i) => 0.5 + 0.05 * i);
 
-/** AP of one class at one IoU threshold (101-point interpolation); null if the class has no ground truth. */
+/** A detection's overlap with a crowd region: intersection over the detection's area (as COCO). */
+export function crowdOverlap(d: Box, crowd: Box): number {
+  const ix = Math.max(0, Math.min(d.x + d.w, crowd.x + crowd.w) - Math.max(d.x, crowd.x));
+  const iy = Math.max(0, Math.min(d.y + d.h, crowd.y + crowd.h) - Math.max(d.y, crowd.y));
+  const area = d.w * d.h;
+  return area > 0 ? (ix * iy) / area : 0;
+}
+
+/**
+ * AP of one class at one IoU threshold (101-point interpolation); null if the class has no
+ * ground truth to find (crowd regions do not count). A detection is matched to the unmatched
+ * ground truth of highest IoU ≥ t; failing that, to the crowd region it overlaps most (overlap
+ * = crowdOverlap ≥ t; a crowd takes any number of detections), and is then left out: neither
+ * found nor false.
+ */
 function averagePrecision(dets: readonly Detection[], gts: readonly DetectionBox[], t: number): number | null {
-  if (gts.length === 0) return null;
+  const real = gts.filter((g) => !g.crowd).length;
+  if (real === 0) return null;
+  // Per image: the boxes to find first, then the crowd regions (COCO sorts the ignored last).
   const byImage = new Map<number, { box: DetectionBox; used: boolean }[]>();
-  for (const g of gts) byImage.set(g.image, [...(byImage.get(g.image) ?? []), { box: g, used: false }]);
+  for (const g of [...gts.filter((b) => !b.crowd), ...gts.filter((b) => b.crowd)]) byImage.set(g.image, [...(byImage.get(g.image) ?? []), { box: g, used: false }]);
   const sorted = [...dets].sort((a, b) => b.score - a.score);
   const tp = new Float64Array(sorted.length);
+  const ignored = new Uint8Array(sorted.length);
   sorted.forEach((d, k) => {
     let best = -1;
     let bestIou = Math.min(t, 1 - 1e-10);
     const cands = byImage.get(d.image) ?? [];
-    cands.forEach((g, j) => {
-      if (g.used) return;
-      const v = iou(d, g.box);
+    for (let j = 0; j < cands.length; j++) {
+      const g = cands[j];
+      if (g.used && !g.box.crowd) continue;
+      // A box to find was matched: crowd regions come after and do not compete.
+      if (best >= 0 && !cands[best].box.crowd && g.box.crowd) break;
+      const v = g.box.crowd ? crowdOverlap(d, g.box) : iou(d, g.box);
       if (v >= bestIou) { bestIou = v; best = j; }
-    });
-    if (best >= 0) {
+    }
+    if (best < 0) return;
+    if (cands[best].box.crowd) ignored[k] = 1;
+    else {
       cands[best].used = true;
       tp[k] = 1;
     }
@@ -124,10 +148,13 @@ function averagePrecision(dets: readonly Detection[], gts: readonly DetectionBox
   const precision: number[] = [];
   const recall: number[] = [];
   let ctp = 0;
+  let counted = 0;
   sorted.forEach((_, k) => {
+    if (ignored[k]) return;
     ctp += tp[k];
-    precision.push(ctp / (k + 1));
-    recall.push(ctp / gts.length);
+    counted++;
+    precision.push(ctp / counted);
+    recall.push(ctp / real);
   });
   for (let k = precision.length - 2; k >= 0; k--) precision[k] = Math.max(precision[k], precision[k + 1]);
   let sum = 0;
