@@ -49,7 +49,7 @@ for (const name of models) {
   run(['convert', file, '--data', `${dataset}:train`, '--calib-limit', '5000', '--out', snn, '-q']);
   const common = ['simulate', snn, '--ann', file, '--data', `${dataset}:test`, '--limit', limit, '--T', T, '--site-errors', '0', '-q'];
   for (let k = 0; k < repeats; k++) {
-    const one = run([...common, '--threads', String(threads), '--json', 'one.json']);
+    const one = run([...common, '--threads', String(threads), '--workers', '1', '--json', 'one.json']);
     const many = run([...common, '--threads', String(threads), '--workers', String(threads), '--json', 'many.json']);
     const same = comparable('one.json') === comparable('many.json');
     process.stdout.write(`| ${name} | ${k + 1} | ${one.toFixed(1)} | ${many.toFixed(1)} | ${(many / one).toFixed(2)} | ${same ? 'yes' : 'NO'} |\n`);
