@@ -13,6 +13,15 @@ export interface RuntimeOptions {
   readonly threads?: number;
 }
 
+export interface SessionOptions extends RuntimeOptions {
+  /**
+   * Let the intra-op threads spin-wait for work between calls (ONNX Runtime's default, true).
+   * Engines that keep several sessions alive and call them in turn set it false: every
+   * session has its own threads, and idle ones spinning take the cores from the one running.
+   */
+  readonly spinning?: boolean;
+}
+
 export interface Array32 {
   readonly dims: readonly number[];
   readonly data: Float32Array;
@@ -30,7 +39,7 @@ const RUN_OPTIONS: ort.InferenceSession.RunOptions = { logSeverityLevel: 4 };
 export class Session {
   private constructor(private readonly inner: ort.InferenceSession, readonly outputNames: readonly string[]) {}
 
-  static async create(g: Graph, opts: RuntimeOptions = {}): Promise<Session> {
+  static async create(g: Graph, opts: SessionOptions = {}): Promise<Session> {
     checkThreads(opts.threads);
     const bytes = encodeModel(g);
     try {
@@ -40,6 +49,7 @@ export class Session {
         graphOptimizationLevel: 'all',
         executionMode: 'sequential',
         logSeverityLevel: 4, // fatal only: its errors reach the user as our one-line message, not as its coloured log
+        ...(opts.spinning === false ? { extra: { session: { intra_op: { allow_spinning: '0' } } } } : {}),
       });
       return new Session(s, s.outputNames);
     } catch (e) {
