@@ -34,8 +34,8 @@ const T = Number(arg('T', '32'));
 const batch = Number(arg('batch', '100'));
 const repeat = Number(arg('repeat', '3'));
 const threads = Number(arg('threads', String(defaultThreads())));
-const engines = arg('engines', 'steps,fused').split(',') as Engine[];
-const unroll = arg('unroll', '');
+// An engine, optionally with its steps per call: steps, fused, fused@1 …
+const engines = arg('engines', 'steps,fused').split(',');
 
 const bundled = !model.endsWith('.onnx');
 const file = bundled ? path.join(ROOT, 'models', `${model}.onnx`) : model;
@@ -75,9 +75,10 @@ const annPass = async (): Promise<number> => {
 await annPass();
 
 interface Result { seconds: number; readouts: Float32Array[]; spikes: readonly Float64Array[]; sops: readonly Float64Array[] }
-const run = async (engine: Engine): Promise<Result> => {
+const run = async (spec: string): Promise<Result> => {
+  const [engine, unroll] = spec.split('@');
   const readouts: Float32Array[] = [];
-  const stats = await simulate(snn.graph, snn.spec, test, { steps: T, batchSize: batch, normalize: norm, threads, engine, ...(unroll ? { unroll: Number(unroll) } : {}) }, (b) => { readouts.push(b.readouts as Float32Array); });
+  const stats = await simulate(snn.graph, snn.spec, test, { steps: T, batchSize: batch, normalize: norm, threads, engine: engine as Engine, ...(unroll ? { unroll: Number(unroll) } : {}) }, (b) => { readouts.push(b.readouts as Float32Array); });
   return { seconds: stats.seconds, readouts, spikes: stats.spikesPerStep, sops: stats.sopsPerStep };
 };
 
@@ -85,7 +86,7 @@ const plan = fusedPlan(snn.graph, snn.spec);
 if (!plan) process.stdout.write('note: the fused engine does not know this step graph (it runs as steps)\n');
 else process.stdout.write(`fused: ${plan.stages.stages.filter((s) => s.graph).length} ONNX Runtime stages, ${plan.stages.stages.reduce((a, s) => a + s.updates.length, 0)} state updates\n`);
 process.stdout.write(`${path.basename(file)}: ${test.size} images × ${T} steps, batch ${batch}, ${threads} threads; ratios are image-step ÷ ANN image, measured in the same round\n`);
-const first = new Map<Engine, Result>();
+const first = new Map<string, Result>();
 for (let r = 0; r < repeat; r++) {
   const annSec = await annPass();
   const cells: string[] = [`ANN ${(annSec * 1e3).toFixed(2)} ms/image`];

@@ -18,7 +18,7 @@ import type { Batch } from '../data/dataset.js';
 import { createKernels } from './kernels.js';
 
 /** Time steps per stage call of the fused engine (fewer when the arena would outgrow FUSED_ARENA_BYTES). */
-export const FUSED_BLOCK = 8;
+export const FUSED_BLOCK = 1;
 
 /** Most memory the fused engine's buffers of one block may take. */
 export const FUSED_ARENA_BYTES = 2 ** 29;
@@ -108,7 +108,7 @@ export async function fusedSessions(plan: FusedPlan, spec: SnnSpec, opts: FusedO
       // The arena: states and per-neuron constants once, the JS tensors for K steps.
       let fixed = 0;
       let perStep = 0;
-      for (const u of updates) fixed += numel(shapeOf(u)) * (n + 3);
+      for (const u of updates) fixed += numel(shapeOf(u)) * (n + 2 + (u.kind === 'neuron' ? u.sops.length : 0));
       for (const e of events) fixed += e.fanout.length;
       for (const [name, shape] of jsShapes) {
         if (constants.has(name)) fixed += n * numel(shape);

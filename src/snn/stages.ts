@@ -125,12 +125,13 @@ export function planStages(step: Graph, spec: SnnSpec): Stages | null {
   const counterNames = new Set([...spec.sites.map((s) => s.spikes), ...(spec.layers ?? []).flatMap((l) => (l.sops ? [l.sops] : []))]);
 
   /** Reshape → MatMul(W) → ReduceSum → Identity | Gather(j): the counter outputs and W's columns. */
-  const counter = (x: string): { outputs: Map<string, number>; w: Float32Array; cols: number; nodes: Node[] } | null => {
-    const rs = (readers.get(x) ?? []).filter((n) => n.opType === 'Reshape' && n.inputs[0] === x);
-    if (rs.length !== 1) return null;
-    return counterFrom(rs[0]);
+  const counter = (x: string): Counter | null => {
+    // The model itself may reshape the same tensor: the counter's Reshape is the one that parses as a counter.
+    const found = (readers.get(x) ?? []).filter((n) => n.opType === 'Reshape' && n.inputs[0] === x).map(counterFrom).filter((c) => c !== null);
+    return found.length === 1 ? found[0] : null;
   };
-  const counterFrom = (rs: Node): { outputs: Map<string, number>; w: Float32Array; cols: number; nodes: Node[] } | null => {
+  type Counter = { outputs: Map<string, number>; w: Float32Array; cols: number; nodes: Node[] };
+  const counterFrom = (rs: Node): Counter | null => {
     const mm = only(rs.outputs[0]);
     if (!mm || mm.opType !== 'MatMul' || mm.inputs[0] !== rs.outputs[0]) return null;
     const W = init(mm.inputs[1]);
@@ -236,6 +237,7 @@ export function planStages(step: Graph, spec: SnnSpec): Stages | null {
   const counted = new Set([...events.map((e) => e.output), ...[...updates.values()].flatMap((u) => (u.kind === 'neuron' ? [...(u.spikeCounter ? [u.spikeCounter] : []), ...u.sops.map((x) => x.output)] : []))]);
   if ([...counterNames].some((c) => !counted.has(c))) return null;
 
+  const types = inferDtypes(step);
   // Levels: a tensor written by a state update is one level above that update's inputs.
   const level = new Map<string, number>();
   const lv = (t: string): number => level.get(t) ?? 0;
@@ -254,12 +256,37 @@ export function planStages(step: Graph, spec: SnnSpec): Stages | null {
     if (taken.has(n)) continue;
     const L = Math.max(0, ...n.inputs.filter((i) => i !== '').map(lv));
     n.outputs.forEach((o) => level.set(o, L));
+    // Shape arithmetic is copied into every stage that reads it (below), not handed across.
+    if (n.outputs.some((o) => types.get(o) !== 'float32')) continue;
     (stageNodes[L] ??= []).push(n);
   }
+  const order = new Map(step.nodes.map((n, i) => [n, i]));
+  for (const ns of stageNodes) {
+    if (!ns) continue;
+    for (let grew = true; grew;) {
+      grew = false;
+      const have = new Set(ns.flatMap((n) => n.outputs));
+      for (const n of [...ns]) {
+        for (const i of n.inputs) {
+          const p = producer.get(i);
+          if (p && !have.has(i) && !taken.has(p) && !updates.has(p) && types.get(i) !== 'float32') {
+            ns.push(p);
+            p.outputs.forEach((o) => have.add(o));
+            grew = true;
+          }
+        }
+      }
+    }
+    ns.sort((a, b) => (order.get(a) as number) - (order.get(b) as number));
+  }
+  // Everything JS reads and the readout must come from a stage, an update or a graph input.
+  const available = new Set([...step.inputs.map((i) => i.name), ...stageNodes.flatMap((ns) => (ns ?? []).flatMap((n) => n.outputs)),
+    ...[...updates.values()].map((u) => (u.kind === 'neuron' ? u.spikes : u.output))]);
+  const read = [...[...updates.values()].map((u) => (u.kind === 'neuron' ? u.current : u.input)), ...events.map((e) => e.input), spec.readout];
+  if (read.some((t) => !available.has(t))) return null;
   const graphOutputs = new Set(step.outputs.map((o) => o.name).filter((o) => !counterNames.has(o) && !stateOut.has(o)));
   const count = Math.max(stageNodes.length, stageUpdates.length);
   const stages: Stage[] = [];
-  const types = inferDtypes(step);
   // What is read outside each stage: by updates, event counters, other stages, graph outputs.
   const readElsewhere = (t: string, stage: number): boolean => graphOutputs.has(t)
     || events.some((e) => e.input === t)
