@@ -11,7 +11,7 @@ import { checkThreads, type RuntimeOptions } from '../ort/session.js';
 import { definedOnly } from '../calibrate/calibrate.js';
 import type { Snn } from '../snn/network.js';
 import type { SnnMetadata } from '../snn/format.js';
-import { ENGINES, type Engine } from '../runtime/simulate.js';
+import { DEFAULT_ENGINE, ENGINES, type Engine } from '../runtime/simulate.js';
 import { TASKS, type Task } from '../tasks/task.js';
 import { checkEnergyConstants, energyConstants, energyOf, type EnergyConstants } from '../energy/energy.js';
 import { siteErrors as measureSiteErrors, type SiteErrors } from '../analysis/site-errors.js';
@@ -64,7 +64,7 @@ export interface SimulateOptions extends RuntimeOptions {
 
 /** The defaults of every simulation option (the CLI shows these in --help). */
 export const SIMULATE_DEFAULTS = {
-  T: [8, 16, 32, 64, 128, 256], delay: 'auto', batchSize: 100, engine: 'steps', references: false, siteErrors: 0, energy: 'paper',
+  T: [8, 16, 32, 64, 128, 256], delay: 'auto', batchSize: 100, engine: DEFAULT_ENGINE, references: false, siteErrors: 0, energy: 'paper',
 } as const;
 
 export interface ResolvedSimulateOptions extends SimulateOptions {

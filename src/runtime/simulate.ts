@@ -26,6 +26,13 @@ import { fusedPlan, fusedSessions } from './fused.js';
 export const ENGINES = ['auto', 'steps', 'loop', 'fused'] as const;
 export type Engine = (typeof ENGINES)[number];
 
+/**
+ * The default engine: `fused` (the same spikes and readouts as `steps`, bit for bit, with exact
+ * counts; BENCHMARKS.md: faster on every bundled and ImageNet-size model measured). A step
+ * graph the fused engine does not know runs as `steps`.
+ */
+export const DEFAULT_ENGINE: Engine = 'fused';
+
 /** Most memory a Loop call may return for one batch's readouts. */
 export const LOOP_READOUT_BYTES = 2 ** 30;
 
@@ -60,7 +67,8 @@ export interface SimulateOptions extends RuntimeOptions {
    * How a step graph is driven: 'steps' calls it once per step from JS, with the input-only
    * prefix computed once; 'loop' wraps it in an ONNX Loop, one call per batch; 'auto' times the
    * first batch with each and keeps the faster (BENCHMARKS.md: per step wins on the conv-heavy
-   * Fashion-MNIST models, the Loop on the small MNIST CNN). Default 'steps'.
+   * Fashion-MNIST models, the Loop on the small MNIST CNN); 'fused' runs the layers in ONNX
+   * Runtime and the neurons in one WebAssembly pass (runtime/fused.ts). Default DEFAULT_ENGINE.
    */
   readonly engine?: Engine;
   /**
@@ -70,7 +78,7 @@ export interface SimulateOptions extends RuntimeOptions {
   readonly checkpoints?: readonly number[];
   /** Write the next states into preallocated buffers (default true). */
   readonly reuseBuffers?: boolean;
-  /** Per-step engine: time steps per ONNX Runtime call (the step graph copied K times); default DEFAULT_UNROLL. */
+  /** Time steps per ONNX Runtime call: per-step engine (the step graph copied K times; default DEFAULT_UNROLL), fused engine (a batch of K × n per stage; default FUSED_BLOCK). */
   readonly unroll?: number;
   readonly onProgress?: OnProgress;
 }
@@ -109,7 +117,7 @@ export async function simulate(graph: Graph, spec: SnnSpec, data: Dataset, opts:
       runners.push(await loopRunner(graph, ctx));
     } else if (opts.engine === 'loop') {
       runners.push(await loopRunner(buildLoop({ graph, spec }), ctx));
-    } else if (opts.engine === 'fused') {
+    } else if ((opts.engine ?? DEFAULT_ENGINE) === 'fused') {
       runners.push(await fusedRunner(graph, ctx) ?? await stepRunner(graph, ctx));
     } else {
       runners.push(await stepRunner(graph, ctx));
