@@ -5,7 +5,11 @@
  *
  *   node dist/bench/profile-step.js fashion-vgg [--batch 100] [--calls 4] [--unroll 8]
  *   node dist/bench/profile-step.js out/torchvision/resnet18-224.onnx --batch 16 --calls 2
+ *   node dist/bench/profile-step.js fashion-vgg --engine fused   # the default engine: stages + WebAssembly
  *
+ * With `--engine fused`: the kernel times of every stage session, summed per op type, and the
+ * time outside ONNX Runtime (the WebAssembly neuron passes, counters, call overhead) as
+ * "(outside ONNX Runtime)"; the first `--calls` steps are warm-up and not counted.
  * A bundled model is converted with MaxNorm on one training batch, an ONNX path with MaxNorm on
  * random inputs (the thresholds change spike counts, not the dense kernels' work).
  */
@@ -26,6 +30,7 @@ import { defaultThreads } from '../src/ort/session.js';
 import { memoryDataset, readBatch, type Dataset } from '../src/data/dataset.js';
 import { limitDataset, openDataset } from '../src/data/sources.js';
 import type { Graph } from '../src/graph/ir.js';
+import { fusedPlan, fusedSessions } from '../src/runtime/fused.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 const argv = process.argv.slice(2);
@@ -38,6 +43,7 @@ const batch = Number(arg('batch', '100'));
 const calls = Number(arg('calls', '4'));
 const K = Number(arg('unroll', '8'));
 const threads = Number(arg('threads', String(defaultThreads())));
+const engine = arg('engine', 'steps');
 
 const bundled = !model.endsWith('.onnx');
 const file = bundled ? path.join(ROOT, 'models', `${model}.onnx`) : model;
@@ -88,6 +94,38 @@ async function profile(g: Graph, feeds: () => Record<string, ort.Tensor>, output
   return { perCall, wall, kernel };
 }
 
+/** The fused engine: `calls` warm-up steps, then `calls` profiled steps; kernel µs per step by op type. */
+async function profileFused(): Promise<Profiled> {
+  const plan = fusedPlan(snn.graph, snn.spec);
+  if (!plan) throw new Error('the fused engine does not know this step graph');
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'spikeport-prof-'));
+  const eng = await fusedSessions(plan, snn.spec, { threads, block: 1, profile: path.join(dir, 'p') });
+  let t0 = 0;
+  await eng.run(b, 2 * calls, (t) => { if (t === calls) t0 = performance.now(); });
+  const wall = (performance.now() - t0) / calls;
+  await eng.release();
+  const perCall = new Map<string, number>();
+  let kernel = 0;
+  let runs = 0;
+  for (const f of fs.readdirSync(dir).filter((x) => x.endsWith('.json'))) {
+    const events = JSON.parse(fs.readFileSync(path.join(dir, f), 'utf8')) as { cat: string; name: string; ts: number; dur: number; args?: { op_name?: string } }[];
+    const model = events.filter((e) => e.cat === 'Session' && e.name === 'model_run');
+    // The stage's runs in the profiled steps: the last `calls` of its 2·calls runs.
+    const from = model[model.length - calls]?.ts ?? 0;
+    for (const r of model.slice(-calls)) runs += r.dur / calls;
+    for (const e of events) {
+      if (e.cat !== 'Node' || !e.name.endsWith('_kernel_time') || e.ts < from) continue;
+      const op = e.args?.op_name ?? '?';
+      perCall.set(op, (perCall.get(op) ?? 0) + e.dur / calls);
+      kernel += e.dur / calls;
+    }
+  }
+  fs.rmSync(dir, { recursive: true, force: true });
+  // Outside ONNX Runtime's runs: the WebAssembly state updates, counters and call overhead.
+  perCall.set('(outside ONNX Runtime)', Math.max(0, wall * 1000 - runs));
+  return { perCall, wall, kernel: kernel + Math.max(0, wall * 1000 - runs) };
+}
+
 const split = splitConstantPrefix(snn.graph, snn.spec);
 const step = K > 1 ? unrollSteps(split.step, snn.spec, K) : split.step;
 const constants: Record<string, ort.Tensor> = {};
@@ -100,16 +138,19 @@ if (split.prefix) {
 const stepInputs = new Set(step.inputs.map((i) => i.name));
 const states = Object.fromEntries(snn.spec.states.map((s) => [s.input, new ort.Tensor('float32', new Float32Array(b.n * s.shape.reduce((a, c) => a * c, 1)), [b.n, ...s.shape])]));
 const stepFeeds = (): Record<string, ort.Tensor> => ({ ...(stepInputs.has(snn.spec.input) ? { [snn.spec.input]: input } : {}), ...constants, ...states });
-const sim = await profile(step, stepFeeds, step.outputs.map((o) => o.name));
+const Kd = engine === 'fused' ? 1 : K;
+const sim = engine === 'fused' ? await profileFused() : await profile(step, stepFeeds, step.outputs.map((o) => o.name));
 const inst = instrument(m, { mode: 'ann', granularity: 'channel' });
 const ann = await profile(inst.graph, () => ({ [m.inputName]: input }), [inst.readout]);
 
 const us = (v: number): string => (v / 1000).toFixed(2);
-process.stdout.write(`${path.basename(file)}: batch ${b.n}, ${threads} threads, ${K} step(s) per call, ${calls} calls (+1 warm-up)\n`);
-process.stdout.write(`per step: wall ${(sim.wall / K).toFixed(2)} ms, kernels ${us(sim.kernel / K)} ms; ANN pass: wall ${ann.wall.toFixed(2)} ms, kernels ${us(ann.kernel)} ms; step ÷ ANN (wall) ${(sim.wall / K / ann.wall).toFixed(2)}\n\n`);
+process.stdout.write(engine === 'fused'
+  ? `${path.basename(file)}: engine fused, batch ${b.n}, ${threads} threads, ${calls} steps profiled after ${calls} warm-up steps\n`
+  : `${path.basename(file)}: engine steps, batch ${b.n}, ${threads} threads, ${K} step(s) per call, ${calls} calls (+1 warm-up)\n`);
+process.stdout.write(`per step: wall ${(sim.wall / Kd).toFixed(2)} ms, kernels ${us(sim.kernel / Kd)} ms; ANN pass: wall ${ann.wall.toFixed(2)} ms, kernels ${us(ann.kernel)} ms; step ÷ ANN (wall) ${(sim.wall / Kd / ann.wall).toFixed(2)}\n\n`);
 process.stdout.write('| op | SNN step ms | share | ANN pass ms |\n|---|---|---|---|\n');
 const ops = [...new Set([...sim.perCall.keys(), ...ann.perCall.keys()])].sort((a, c) => (sim.perCall.get(c) ?? 0) - (sim.perCall.get(a) ?? 0));
 for (const op of ops) {
-  const v = (sim.perCall.get(op) ?? 0) / K;
-  process.stdout.write(`| ${op} | ${us(v)} | ${(100 * v / (sim.kernel / K)).toFixed(1)} % | ${us(ann.perCall.get(op) ?? 0)} |\n`);
+  const v = (sim.perCall.get(op) ?? 0) / Kd;
+  process.stdout.write(`| ${op} | ${us(v)} | ${(100 * v / (sim.kernel / Kd)).toFixed(1)} % | ${us(ann.perCall.get(op) ?? 0)} |\n`);
 }

@@ -20,6 +20,8 @@ export interface SessionOptions extends RuntimeOptions {
    * session has its own threads, and idle ones spinning take the cores from the one running.
    */
   readonly spinning?: boolean;
+  /** Write ONNX Runtime's profile (JSON, kernel times) to files starting with this path (bench/profile-step.ts). */
+  readonly profile?: string;
 }
 
 export interface Array32 {
@@ -37,7 +39,7 @@ export type Feeds = Record<string, Array32 | ArrayI64>;
 const RUN_OPTIONS: ort.InferenceSession.RunOptions = { logSeverityLevel: 4 };
 
 export class Session {
-  private constructor(private readonly inner: ort.InferenceSession, readonly outputNames: readonly string[]) {}
+  private constructor(private readonly inner: ort.InferenceSession, readonly outputNames: readonly string[], private readonly profiling = false) {}
 
   static async create(g: Graph, opts: SessionOptions = {}): Promise<Session> {
     checkThreads(opts.threads);
@@ -49,9 +51,10 @@ export class Session {
         graphOptimizationLevel: 'all',
         executionMode: 'sequential',
         logSeverityLevel: 4, // fatal only: its errors reach the user as our one-line message, not as its coloured log
+        ...(opts.profile ? { enableProfiling: true, profileFilePrefix: opts.profile } : {}),
         ...(opts.spinning === false ? { extra: { session: { intra_op: { allow_spinning: '0' } } } } : {}),
       });
-      return new Session(s, s.outputNames);
+      return new Session(s, s.outputNames, opts.profile !== undefined);
     } catch (e) {
       throw new SpikeportError('runtime', `ONNX Runtime cannot load the model: ${firstLine((e as Error).message)}`);
     }
@@ -91,6 +94,7 @@ export class Session {
   }
 
   async release(): Promise<void> {
+    if (this.profiling) this.inner.endProfiling();
     await this.inner.release();
   }
 }

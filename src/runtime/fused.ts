@@ -28,6 +28,8 @@ export interface FusedOptions extends RuntimeOptions {
   readonly block?: number;
   /** 'wasm' (default; plain JS where WebAssembly SIMD is missing) or 'js'. */
   readonly kernels?: 'wasm' | 'js';
+  /** ONNX Runtime profiles of the stages, to files starting with this path (bench/profile-step.ts). */
+  readonly profile?: string;
 }
 
 
@@ -66,7 +68,7 @@ export async function fusedSessions(plan: FusedPlan, spec: SnnSpec, opts: FusedO
     // Many sessions called in turn: idle ones must not spin on the cores the running one needs.
     const so = { threads: opts.threads, spinning: false };
     prefix = plan.prefix ? await Session.create(plan.prefix, so) : null;
-    for (const s of stages) sessions.push(s.graph ? await Session.create(s.graph, so) : null);
+    for (const [i, s] of stages.entries()) sessions.push(s.graph ? await Session.create(s.graph, { ...so, ...(opts.profile ? { profile: `${opts.profile}stage${i}` } : {}) }) : null);
   } catch (e) {
     await prefix?.release();
     for (const s of sessions) await s?.release();
