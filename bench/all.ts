@@ -217,7 +217,7 @@ async function benchImagenet(name: string): Promise<Row> {
   const calN = quick ? 32 : 64;
   const train = random(calN, 1);
   const test = random(bs, 7);
-  const T = quick ? 8 : 16;
+  const T = quick ? 16 : 32;
   const inst = instrument(m, { mode: 'ann', granularity: 'channel' });
   const annPass = async (): Promise<number> => {
     const t0 = performance.now();

@@ -1,6 +1,8 @@
 /**
  * The simulation engines against each other on one model (issue 14): time per image-step of
- * `steps` (the default) and `fused`, each ÷ one ANN pass per image, in one run, and whether
+ * `steps` and `fused` (the default), each ÷ one ANN pass per image, in one run — wall time, and
+ * the process's CPU time (threads spinning count as work; less sensitive to other jobs on a
+ * shared machine) — and whether
  * they agree (readouts bit for bit, spike and SOP counts per step).
  *
  *   node dist/bench/engines.js fashion-vgg [--images 200] [--T 32] [--batch 100] [--repeat 3]
@@ -64,22 +66,28 @@ const norm = bundled ? m.normalize : null;
 // One ANN pass over the test images, batch as the simulation.
 const inst = instrument(m, { mode: 'ann', granularity: 'channel' });
 const ann = await Session.create(inst.graph, { threads });
+let annCpu = 0;
 const annPass = async (): Promise<number> => {
   const t0 = performance.now();
+  const c0 = process.cpuUsage();
   for (const idx of sequentialBatches(test.size, batch)) {
     const b = await readBatch(test, idx, norm);
     await ann.run({ [m.inputName]: { dims: [b.n, ...m.inputShape], data: b.x } }, [inst.readout]);
   }
+  const c = process.cpuUsage(c0);
+  annCpu = (c.user + c.system) / 1e6 / test.size;
   return (performance.now() - t0) / 1000 / test.size;
 };
 await annPass();
 
-interface Result { seconds: number; readouts: Float32Array[]; spikes: readonly Float64Array[]; sops: readonly Float64Array[] }
+interface Result { seconds: number; cpu: number; readouts: Float32Array[]; spikes: readonly Float64Array[]; sops: readonly Float64Array[] }
 const run = async (spec: string): Promise<Result> => {
   const [engine, unroll] = spec.split('@');
   const readouts: Float32Array[] = [];
+  const c0 = process.cpuUsage();
   const stats = await simulate(snn.graph, snn.spec, test, { steps: T, batchSize: batch, normalize: norm, threads, engine: engine as Engine, ...(unroll ? { unroll: Number(unroll) } : {}) }, (b) => { readouts.push(b.readouts as Float32Array); });
-  return { seconds: stats.seconds, readouts, spikes: stats.spikesPerStep, sops: stats.sopsPerStep };
+  const c = process.cpuUsage(c0);
+  return { seconds: stats.seconds, cpu: (c.user + c.system) / 1e6, readouts, spikes: stats.spikesPerStep, sops: stats.sopsPerStep };
 };
 
 const plan = fusedPlan(snn.graph, snn.spec);
@@ -90,12 +98,14 @@ const first = new Map<string, Result>();
 for (let r = 0; r < repeat; r++) {
   const annSec = await annPass();
   const cells: string[] = [`ANN ${(annSec * 1e3).toFixed(2)} ms/image`];
+  const cpuCells: string[] = [];
   for (const e of engines) {
     const res = await run(e);
     if (!first.has(e)) first.set(e, res);
     cells.push(`${e} ${(res.seconds / (test.size * T) / annSec).toFixed(2)}`);
+    cpuCells.push(`${e} ${(res.cpu / (test.size * T) / annCpu).toFixed(2)}`);
   }
-  process.stdout.write(`round ${r + 1}: ${cells.join(', ')}\n`);
+  process.stdout.write(`round ${r + 1}: wall ${cells.join(', ')}; CPU time ${cpuCells.join(', ')}\n`);
 }
 await ann.release();
 

@@ -103,17 +103,18 @@ test('fused kernels: WebAssembly SIMD and plain JS give the same bits (edge case
   const wasm = createKernels('wasm');
   const js = createKernels('js');
   assert.equal(wasm.kind, 'wasm', 'Node has WebAssembly SIMD: the fast kernels must load');
-  for (const per of [1, 3, 4, 7, 33]) {
+  // [neurons per sample, values of level and θ]: per neuron, or per channel.
+  for (const [per, C] of [[1, 1], [3, 3], [4, 4], [7, 7], [33, 33], [15, 3], [40, 5], [18, 2]]) {
     const n = 3;
-    const level = uniform(per, per, 0.1, 1).map((v, i) => (i % 5 === 4 ? Infinity : v));
+    const level = uniform(per, C, 0.1, 1).map((v, i) => (i % 5 === 4 ? Infinity : v));
     const theta = level.map((v) => (v === Infinity ? 0 : 2 * v));
     const fan = Int32Array.from({ length: per }, (_, i) => 1 + (i % 9));
     const run = (k: typeof js) => {
       k.reserve(20 * n * per + 10 * per);
       const u = k.f32(n * per).fill(0);
-      const lv = k.f32(per);
+      const lv = k.f32(C);
       lv.set(level);
-      const th = k.f32(per);
+      const th = k.f32(C);
       th.set(theta);
       const f = k.i32(per);
       f.set(fan);
@@ -139,7 +140,7 @@ test('fused kernels: WebAssembly SIMD and plain JS give the same bits (edge case
     const a = run(wasm);
     const b = run(js);
     assert.equal(a.length, b.length);
-    a.forEach((v, i) => assert.ok(Object.is(v, b[i]), `per ${per}, value ${i}: wasm ${v}, js ${b[i]}`));
+    a.forEach((v, i) => assert.ok(Object.is(v, b[i]), `per ${per} (${C} levels), value ${i}: wasm ${v}, js ${b[i]}`));
     assert.ok(a[0] > 0, 'neurons fire (the tie at the firing level counts as firing)');
   }
 });

@@ -129,10 +129,12 @@ export async function fusedSessions(plan: FusedPlan, spec: SnnSpec, opts: FusedO
         const per = numel(shapeOf(u));
         const state = kern.f32(n * per).fill(0);
         if (u.kind !== 'neuron') return { state, level: null, theta: null, fans: [] as Int32Array[] };
-        const level = kern.f32(per);
-        level.set(u.level);
-        const theta = kern.f32(per);
-        theta.set(u.theta);
+        // One value per channel where level and θ are (the kernel then reads two fewer arrays).
+        const [lv, th] = perChannel(u.level, u.theta, shapeOf(u)[0] ?? 1);
+        const level = kern.f32(lv.length);
+        level.set(lv);
+        const theta = kern.f32(th.length);
+        theta.set(th);
         const fans = u.sops.map((x) => {
           const f = kern.i32(per);
           f.set(int32(x.fanout));
@@ -217,4 +219,21 @@ export async function fusedSessions(plan: FusedPlan, spec: SnnSpec, opts: FusedO
       for (const s of sessions) await s?.release();
     },
   };
+}
+
+/** Level and θ per channel when they are constant within each channel (channel-major), else as given. */
+function perChannel(level: Float32Array, theta: Float32Array, channels: number): [Float32Array, Float32Array] {
+  const per = level.length;
+  if (channels <= 0 || per % channels !== 0 || channels === per) return [level, theta];
+  const S = per / channels;
+  const lv = new Float32Array(channels);
+  const th = new Float32Array(channels);
+  for (let c = 0; c < channels; c++) {
+    lv[c] = level[c * S];
+    th[c] = theta[c * S];
+    for (let s = 1; s < S; s++) {
+      if (!Object.is(level[c * S + s], lv[c]) || !Object.is(theta[c * S + s], th[c])) return [level, theta];
+    }
+  }
+  return [lv, th];
 }

@@ -24,7 +24,8 @@ export interface Kernels extends Arena {
   readonly kind: 'wasm' | 'js';
   /**
    * u1 = u + cur; fire where u1 ≥ level: out = θ, u = u1 − θ; else out = 0, u = u1. u, cur and
-   * out hold n samples; level, θ and the fan-out one sample's neurons.
+   * out hold n samples; the fan-out one sample's neurons; level and θ one sample's neurons, or
+   * one value per channel (fewer values than neurons: channels of equal size, channel-major).
    */
   neuron(u: Float32Array, cur: Float32Array, out: Float32Array, level: Float32Array, theta: Float32Array, fan: Int32Array | null, n: number): NeuronCounts;
   /** Σ fan over the non-zero values of x (n samples of fan.length values). */
@@ -39,6 +40,7 @@ interface WasmExports {
   readonly memory: WebAssembly.Memory;
   readonly sops: WebAssembly.Global;
   neuron(u: number, cur: number, out: number, level: number, theta: number, fan: number, len: number, n: number): number;
+  neuronChannels(u: number, cur: number, out: number, level: number, theta: number, fan: number, len: number, c: number, n: number): number;
   events(x: number, fan: number, len: number, n: number): bigint;
   accumulate(state: number, x: number, out: number, len: number): void;
   difference(state: number, x: number, out: number, len: number): void;
@@ -88,7 +90,10 @@ function wasmKernels(x: WasmExports): Kernels {
     f32: (len) => new Float32Array(x.memory.buffer, take(4 * len), len),
     i32: (len) => new Int32Array(x.memory.buffer, take(4 * len), len),
     neuron(u, cur, out, level, theta, fan, n) {
-      const fired = x.neuron(ptr(u), ptr(cur), ptr(out), ptr(level), ptr(theta), fan ? ptr(fan) : 0, level.length, n);
+      const per = u.length / n;
+      const fired = level.length === per
+        ? x.neuron(ptr(u), ptr(cur), ptr(out), ptr(level), ptr(theta), fan ? ptr(fan) : 0, per, n)
+        : x.neuronChannels(ptr(u), ptr(cur), ptr(out), ptr(level), ptr(theta), fan ? ptr(fan) : 0, per / level.length, level.length, n);
       return { fired, sops: fan ? Number(x.sops.value as bigint) : 0 };
     },
     events: (v, fan, n) => Number(x.events(ptr(v), ptr(fan), fan.length, n)),
@@ -106,13 +111,15 @@ function jsKernels(): Kernels {
     neuron(u, cur, out, level, theta, fan, n) {
       let fired = 0;
       let sops = 0;
-      const per = level.length;
+      const per = u.length / n;
+      const spread = per / level.length; // neurons per value of level and θ
       for (let i = 0, e = 0; i < n; i++) {
         for (let p = 0; p < per; p++, e++) {
           const u1 = Math.fround(u[e] + cur[e]);
-          if (u1 >= level[p]) {
-            out[e] = theta[p];
-            u[e] = u1 - theta[p];
+          const c = spread === 1 ? p : Math.floor(p / spread);
+          if (u1 >= level[c]) {
+            out[e] = theta[c];
+            u[e] = u1 - theta[c];
             fired++;
             if (fan) sops += fan[p];
           } else {
