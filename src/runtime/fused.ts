@@ -1,10 +1,11 @@
 /**
  * The layer-by-layer engine (`--engine fused`): the step graph cut at its state updates
- * (snn/stages.ts). Each stage of stateless ops (the convolutions, pools, adds) runs in ONNX
- * Runtime on K time steps at once — a batch of K × n samples, step-major — and each state
- * update scans those K steps in one pass in JS: the neuron integrates, compares, emits, resets
- * and counts its spikes and SOPs in the same pass, writing the spikes straight into the next
- * stage's input. The arithmetic is the step graph's (the same nodes, the same float32 adds,
+ * (snn/stages.ts). Each stage of stateless ops (the convolutions, pools, adds) runs as an ONNX
+ * Runtime session, on K time steps at once (a batch of K × n samples, step-major; K = 1 by
+ * default, the fastest measured), and each state update scans those steps in one WebAssembly
+ * SIMD pass (kernels.ts): the neuron integrates, compares, emits, resets and counts its spikes
+ * and SOPs in the same pass, writing the spikes straight into the next stage's input, which
+ * lives in the kernels' memory. The arithmetic is the step graph's (the same nodes, the same float32 adds,
  * compares and subtractions, in the same order per neuron), so the spikes are the same; the
  * counts are exact integers (the step graph sums them in float32).
  */
@@ -32,7 +33,6 @@ export interface FusedOptions extends RuntimeOptions {
   readonly profile?: string;
 }
 
-
 export interface FusedPlan {
   readonly prefix: Graph | null;
   readonly stages: Stages;
@@ -58,7 +58,6 @@ export interface FusedSessions {
   run(batch: Batch, steps: number, onBlock: (t0: number, K: number, block: FusedBlock) => void | Promise<void>): Promise<void>;
   release(): Promise<void>;
 }
-
 
 export async function fusedSessions(plan: FusedPlan, spec: SnnSpec, opts: FusedOptions): Promise<FusedSessions> {
   const { stages, events, stateShapes } = plan.stages;

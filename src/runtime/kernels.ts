@@ -5,6 +5,7 @@
  * give the same bits (test/fused.test.ts).
  */
 import { KERNELS_WASM } from './kernels.wasm.js';
+import { SpikeportError } from '../errors.js';
 
 export interface NeuronCounts {
   readonly fired: number;
@@ -84,7 +85,13 @@ function wasmKernels(x: WasmExports): Kernels {
       // Room for the values and each view's 16-byte alignment.
       const need = 4 * floats + 16 * 4096;
       const have = x.memory.buffer.byteLength;
-      if (need > have) x.memory.grow(Math.ceil((need - have) / PAGE));
+      if (need > have) {
+        try {
+          x.memory.grow(Math.ceil((need - have) / PAGE));
+        } catch {
+          throw new SpikeportError('runtime', `the fused engine needs ${(need / 2 ** 30).toFixed(1)} GiB of WebAssembly memory for one batch (at most 4 GiB); use a smaller batch or --engine steps`, 'batchSize');
+        }
+      }
       next = 0;
     },
     f32: (len) => new Float32Array(x.memory.buffer, take(4 * len), len),
