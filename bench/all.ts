@@ -2,10 +2,13 @@
  * All benchmarks in one run, as ratios (issue "Fast"; BENCHMARKS.md):
  *
  *   node dist/bench/all.js [--quick] [--models a,b] [--threads K] [--no-torch] [--json FILE]
+ *   node dist/bench/all.js --imagenet [--quick]   # torchvision nets at 224×224, random weights:
+ *       /usr/bin/python3 tools/export_torchvision.py out/torchvision resnet18-224 resnet34-224 mobilenet_v2-224
  *
  * Per bundled model, on the same samples and thread count:
  *   - CLTB calibration (N samples, in order) ÷ ANN inference on those N samples;
- *   - SNN time per image-step ÷ ANN time per image;
+ *   - SNN time per image-step ÷ ANN time per image, with the `steps` engine (before issue 14)
+ *     and the default `fused` engine (after), in the same run;
  *   - simulation throughput in dense-equivalent GFLOP/s (2 × MACs of the layers run every step)
  *     ÷ the machine's peak, measured here by a large MatMul through ONNX Runtime;
  *   - the same calibration and simulation written plainly in PyTorch (tools/torch_compare.py):
@@ -31,6 +34,7 @@ import { floatTensor } from '../src/graph/ir.js';
 import { delayAt, simulateWindows } from '../src/evaluate/windows.js';
 import { convert } from '../src/api/convert.js';
 import type { Snn } from '../src/snn/network.js';
+import { memoryDataset, type Dataset } from '../src/data/dataset.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 const argv = process.argv.slice(2);
@@ -104,9 +108,10 @@ async function benchModel(name: string, peak: number): Promise<Row> {
   const calSeconds = snn.timing?.calibrate ?? Number.NaN;
   log(`${name}: CLTB ${calSeconds.toFixed(2)} s`);
 
-  // What users get by default: engine auto (first batch timed with each engine, the faster kept).
-  const sim = await simulate(snn.graph, snn.spec, test, { steps, batchSize: batch, normalize: m.normalize, threads, engine: 'auto', checkpoints: [steps] }, () => {});
-  log(`${name}: SNN ${sim.seconds.toFixed(2)} s for ${test.size} × ${steps}`);
+  // Before (steps, the default until issue 14) and after (fused, the default since).
+  const before = await simulate(snn.graph, snn.spec, test, { steps, batchSize: batch, normalize: m.normalize, threads, engine: 'steps', checkpoints: [steps] }, () => {});
+  const sim = await simulate(snn.graph, snn.spec, test, { steps, batchSize: batch, normalize: m.normalize, threads, engine: 'fused', checkpoints: [steps] }, () => {});
+  log(`${name}: SNN ${before.seconds.toFixed(2)} s (steps), ${sim.seconds.toFixed(2)} s (fused) for ${test.size} × ${steps}`);
   const annPerImage = annSeconds / train.size;
   const perImageStep = sim.seconds / (test.size * steps);
   const layers = snn.spec.layers ?? [];
@@ -117,7 +122,8 @@ async function benchModel(name: string, peak: number): Promise<Row> {
   const row: Row = {
     model: name,
     'calib ÷ ANN': calSeconds / annSeconds,
-    'SNN image-step ÷ ANN image': perImageStep / annPerImage,
+    'SNN image-step ÷ ANN image, steps': before.seconds / (test.size * steps) / annPerImage,
+    'SNN image-step ÷ ANN image, fused': perImageStep / annPerImage,
     'SNN GFLOP/s': gflops,
     'SNN ÷ peak': gflops / peak,
     'ANN GFLOP/s': annGflops,
@@ -192,17 +198,75 @@ function memory(name: string): Record<string, number> {
   return res;
 }
 
+/**
+ * ImageNet-size nets (random weights, tools/export_torchvision.py): ANN per image, CLTB
+ * calibration and the simulation with both engines on the same random images, batch 16 — as a
+ * user would run them.
+ */
+async function benchImagenet(name: string): Promise<Row> {
+  const file = path.join(ROOT, 'out', 'torchvision', `${name}.onnx`);
+  if (!fs.existsSync(file)) throw new Error(`${file} is missing: /usr/bin/python3 tools/export_torchvision.py out/torchvision ${name}`);
+  const loaded = loadModel(file);
+  const m = await prepareModel(loaded, { threads });
+  const bs = 16;
+  const per = m.inputShape.reduce((a, b) => a * b, 1);
+  const random = (size: number, seed: number): Dataset => memoryDataset({
+    name: 'random', size, sampleShape: m.inputShape, scale: 1, labels: null,
+    x: Float32Array.from({ length: size * per }, (_, i) => (((i + seed) * 2654435761) % 1000) / 1000),
+  });
+  const calN = quick ? 32 : 64;
+  const train = random(calN, 1);
+  const test = random(bs, 7);
+  const T = quick ? 16 : 32;
+  const inst = instrument(m, { mode: 'ann', granularity: 'channel' });
+  const annPass = async (): Promise<number> => {
+    const t0 = performance.now();
+    const s = await Session.create(inst.graph, { threads });
+    for (const idx of sequentialBatches(train.size, bs)) {
+      const b = await readBatch(train, idx, null);
+      await s.run({ [m.inputName]: { dims: [b.n, ...m.inputShape], data: b.x } }, [inst.readout]);
+    }
+    await s.release();
+    return (performance.now() - t0) / 1000;
+  };
+  await annPass();
+  const annSeconds = await annPass();
+  const snn = await convert(loaded, train, { method: 'cltb', iterations: calN / bs, batchSize: bs, threads, shuffle: false });
+  const calSeconds = snn.timing?.calibrate ?? Number.NaN;
+  const sim = async (engine: 'steps' | 'fused'): Promise<number> => (await simulate(snn.graph, snn.spec, test, { steps: T, batchSize: bs, normalize: null, threads, engine, checkpoints: [T] }, () => {})).seconds;
+  const stepsSec = await sim('steps');
+  const fusedSec = await sim('fused');
+  const annPerImage = annSeconds / train.size;
+  const layers = snn.spec.layers ?? [];
+  const perStepMacs = layers.filter((l) => l.where === 'spiking' || l.where === 'dense').reduce((a, l) => a + l.macs, 0);
+  const gflops = (2 * perStepMacs) / (fusedSec / (test.size * T)) / 1e9;
+  log(`${name}: ANN ${(1000 * annPerImage).toFixed(1)} ms/image; CLTB ${calSeconds.toFixed(1)} s; SNN ${stepsSec.toFixed(1)} s (steps), ${fusedSec.toFixed(1)} s (fused) for ${test.size} × ${T}`);
+  return {
+    model: `${name} (batch ${bs}, T ${T})`,
+    'calib ÷ ANN': calSeconds / annSeconds,
+    'SNN image-step ÷ ANN image, steps': stepsSec / (test.size * T) / annPerImage,
+    'SNN image-step ÷ ANN image, fused': fusedSec / (test.size * T) / annPerImage,
+    'SNN GFLOP/s': gflops,
+    'SNN ÷ peak': gflops / peak,
+    'ANN GFLOP/s': (2 * layers.reduce((a, l) => a + l.macs, 0)) / annPerImage / 1e9,
+  };
+}
+
 if (!withTorch && !flag('no-torch')) process.stderr.write('note: no PyTorch comparison (apt-get install python3-torch python3-onnx)\n');
 const peak = await measurePeak();
 log(`peak (MatMul 1536³ through ONNX Runtime, ${threads} threads): ${peak.toFixed(1)} GFLOP/s`);
 const rows: Row[] = [];
-for (const name of models) rows.push(await benchModel(name, peak));
+const imagenet = flag('imagenet');
+if (imagenet) for (const name of arg('models', 'resnet18-224,resnet34-224,mobilenet_v2-224').split(',')) rows.push(await benchImagenet(name));
+else for (const name of models) rows.push(await benchModel(name, peak));
 
 const keys = [...new Set(rows.flatMap((r) => Object.keys(r)))];
 const fmt = (v: string | number | null | undefined): string => (typeof v === 'number' ? (Math.abs(v) >= 100 ? v.toFixed(0) : v.toFixed(3)) : String(v ?? '–'));
 const header = `| ${keys.join(' | ')} |\n|${keys.map(() => '---').join('|')}|`;
 process.stdout.write(`machine: ${os.cpus().length} × ${os.cpus()[0]?.model ?? 'cpu'}, Node ${process.version}, ${threads} threads; peak ${peak.toFixed(1)} GFLOP/s (ORT MatMul)\n`);
-process.stdout.write(`calibration ${calibSamples} samples (batch ${batch}, in order); simulation ${testSamples} test images × ${steps} steps${quick ? ' (quick)' : ''}\n\n`);
+process.stdout.write(imagenet
+  ? `ImageNet-size, random weights and inputs: calibration ${quick ? 32 : 64} images (batch 16); simulation 16 images${quick ? ' (quick)' : ''}\n\n`
+  : `calibration ${calibSamples} samples (batch ${batch}, in order); simulation ${testSamples} test images × ${steps} steps${quick ? ' (quick)' : ''}\n\n`);
 process.stdout.write(`${header}\n${rows.map((r) => `| ${keys.map((k) => fmt(r[k])).join(' | ')} |`).join('\n')}\n`);
 const jsonOut = arg('json', '');
 if (jsonOut) fs.writeFileSync(jsonOut, JSON.stringify({ peak, threads, calibSamples, testSamples, steps, rows }, null, 2));

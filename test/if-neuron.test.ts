@@ -18,7 +18,7 @@ function identityNet(F: number) {
   });
 }
 
-async function runSteps(F: number, input: Float32Array, theta: number[], T: number, engine: 'loop' | 'steps') {
+async function runSteps(F: number, input: Float32Array, theta: number[], T: number, engine: 'loop' | 'steps' | 'fused') {
   const graph = identityNet(F);
   const m = await prepareModel({ path: 'if.onnx', sha256: '', graph }, { threads: 1 });
   const data = memDataset(input, [F]);
@@ -30,7 +30,7 @@ async function runSteps(F: number, input: Float32Array, theta: number[], T: numb
   return { readouts: (got as StepBatch).readouts as Float32Array, spikes: stats.spikesPerStep[0] };
 }
 
-for (const engine of ['loop', 'steps'] as const) test(`IF neuron (${engine} engine): hand-worked spike trains (θ/2 start, fire at m ≥ θ, spikes carry θ, reset by subtraction)`, async () => {
+for (const engine of ['loop', 'steps', 'fused'] as const) test(`IF neuron (${engine} engine): hand-worked spike trains (θ/2 start, fire at m ≥ θ, spikes carry θ, reset by subtraction)`, async () => {
   const T = 10;
   const { readouts, spikes } = await runSteps(4, Float32Array.of(0.25, 0.75, 1.5, -0.5), [1, 0.5, 0, 1], T, engine);
   const channel = (c: number) => Array.from({ length: T }, (_, t) => readouts[t * 4 + c]);
@@ -45,7 +45,7 @@ for (const engine of ['loop', 'steps'] as const) test(`IF neuron (${engine} engi
   assert.deepEqual(Array.from(spikes), [1, 2, 1, 1, 1, 2, 1, 1, 1, 2]);
 });
 
-for (const engine of ['loop', 'steps'] as const) test(`IF neuron (${engine} engine): matches a plain JS reference of the dynamics on random currents and thresholds`, async () => {
+for (const engine of ['loop', 'steps', 'fused'] as const) test(`IF neuron (${engine} engine): matches a plain JS reference of the dynamics on random currents and thresholds`, async () => {
   const F = 64;
   const T = 40;
   const z = uniform(7, F, -0.5, 1.5);

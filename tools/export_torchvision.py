@@ -23,8 +23,11 @@ S = torchvision.models.segmentation
 
 MODELS = [
     ("resnet18", lambda: M.resnet18(weights=None), (1, 3, 64, 64), 13),
-    # ImageNet size, for the streamed image-folder benchmark (bench/imagenet-size.ts).
+    # ImageNet size, for the streamed image-folder benchmark (bench/imagenet-size.ts) and
+    # the simulation-cost benchmark (bench/all.ts --imagenet).
     ("resnet18-224", lambda: M.resnet18(weights=None), (1, 3, 224, 224), 13),
+    ("resnet34-224", lambda: M.resnet34(weights=None), (1, 3, 224, 224), 13),
+    ("mobilenet_v2-224", lambda: M.mobilenet_v2(weights=None), (1, 3, 224, 224), 13),
     ("resnet18-opset11", lambda: M.resnet18(weights=None), (1, 3, 64, 64), 11),
     ("resnet18-opset17", lambda: M.resnet18(weights=None), (1, 3, 64, 64), 17),
     ("resnet34", lambda: M.resnet34(weights=None), (1, 3, 64, 64), 13),

@@ -12,7 +12,7 @@ import { checkRuntime, type RuntimeOptions } from '../ort/session.js';
 import { definedOnly } from '../calibrate/calibrate.js';
 import type { Snn } from '../snn/network.js';
 import type { SnnMetadata } from '../snn/format.js';
-import { ENGINES, type Engine } from '../runtime/simulate.js';
+import { DEFAULT_ENGINE, ENGINES, type Engine } from '../runtime/simulate.js';
 import { TASKS, inferTask, stateKind, type Task } from '../tasks/task.js';
 import { checkEnergyConstants, energyConstants, type EnergyConstants } from '../energy/energy.js';
 import { siteErrors as measureSiteErrors } from '../analysis/site-errors.js';
@@ -89,7 +89,7 @@ export const MAX_PICTURES = 16;
 
 /** The defaults of every simulation option (the CLI shows these in --help). */
 export const SIMULATE_DEFAULTS = {
-  T: [8, 16, 32, 64, 128, 256], delay: 'auto', batchSize: 100, engine: 'steps', references: false, siteErrors: 0, pictures: 0, energy: 'paper', checkpointSeconds: 10,
+  T: [8, 16, 32, 64, 128, 256], delay: 'auto', batchSize: 100, engine: DEFAULT_ENGINE, references: false, siteErrors: 0, pictures: 0, energy: 'paper', checkpointSeconds: 10,
 } as const;
 
 export interface ResolvedSimulateOptions extends SimulateOptions {

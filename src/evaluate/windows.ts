@@ -6,7 +6,7 @@ import type { Dataset } from '../data/dataset.js';
 import type { Array32, RuntimeOptions } from '../ort/session.js';
 import { checkDataFits } from '../model/prepare.js';
 import type { Snn } from '../snn/network.js';
-import { simulate, type Engine, type SimulationStats, type StepBatch } from '../runtime/simulate.js';
+import { DEFAULT_ENGINE, simulate, type Engine, type SimulationStats, type StepBatch } from '../runtime/simulate.js';
 import { inferTask, makeScorer, type Score, type Task } from '../tasks/task.js';
 import type { OnProgress } from '../progress.js';
 import { checkInteger, optionError } from '../errors.js';
@@ -127,7 +127,7 @@ export async function simulateWindows(snn: Snn, data: Dataset, windows: readonly
   try {
     const checkpoints = [...new Set(windows.flatMap((w) => [w.T, w.delay]))].filter((t) => t > 0);
     stats = await simulate(snn.graph, spec, data, {
-      threads: opts.threads, device: opts.device, batchSize: opts.batchSize, onProgress: opts.onProgress, engine: opts.engine ?? 'steps',
+      threads: opts.threads, device: opts.device, batchSize: opts.batchSize, onProgress: opts.onProgress, engine: opts.engine ?? DEFAULT_ENGINE,
       steps: Tmax, normalize: snn.meta.normalize, form: snn.form, checkpoints, batches: todo,
       afterBatch: async (b, s) => {
         ran.push(b);

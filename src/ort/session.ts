@@ -64,6 +64,17 @@ function executionProviders(d: Device): ort.InferenceSession.SessionOptions['exe
   return d.kind === 'cuda' ? [{ name: 'cuda', deviceId: d.id }, 'cpu'] : ['cpu'];
 }
 
+export interface SessionOptions extends RuntimeOptions {
+  /**
+   * Let the intra-op threads spin-wait for work between calls (ONNX Runtime's default, true).
+   * Engines that keep several sessions alive and call them in turn set it false: every
+   * session has its own threads, and idle ones spinning take the cores from the one running.
+   */
+  readonly spinning?: boolean;
+  /** Write ONNX Runtime's profile (JSON, kernel times) to files starting with this path (bench/profile-step.ts). */
+  readonly profile?: string;
+}
+
 export interface Array32 {
   readonly dims: readonly number[];
   readonly data: Float32Array;
@@ -79,9 +90,9 @@ export type Feeds = Record<string, Array32 | ArrayI64>;
 const RUN_OPTIONS: ort.InferenceSession.RunOptions = { logSeverityLevel: 4 };
 
 export class Session {
-  private constructor(private readonly inner: ort.InferenceSession, readonly outputNames: readonly string[]) {}
+  private constructor(private readonly inner: ort.InferenceSession, readonly outputNames: readonly string[], private readonly profiling = false) {}
 
-  static async create(g: Graph, opts: RuntimeOptions = {}): Promise<Session> {
+  static async create(g: Graph, opts: SessionOptions = {}): Promise<Session> {
     checkThreads(opts.threads);
     const device = parseDevice(opts.device);
     if (device.kind === 'cuda') checkCudaInstalled();
@@ -94,8 +105,10 @@ export class Session {
         graphOptimizationLevel: 'all',
         executionMode: 'sequential',
         logSeverityLevel: 4, // fatal only: its errors reach the user as our one-line message, not as its coloured log
+        ...(opts.profile ? { enableProfiling: true, profileFilePrefix: opts.profile } : {}),
+        ...(opts.spinning === false ? { extra: { session: { intra_op: { allow_spinning: '0' } } } } : {}),
       });
-      return new Session(s, s.outputNames);
+      return new Session(s, s.outputNames, opts.profile !== undefined);
     } catch (e) {
       const where = device.kind === 'cuda' ? ` on cuda:${device.id}` : '';
       throw new SpikeportError('runtime', `ONNX Runtime cannot load the model${where}: ${firstLine((e as Error).message)}`);
@@ -136,6 +149,7 @@ export class Session {
   }
 
   async release(): Promise<void> {
+    if (this.profiling) this.inner.endProfiling();
     await this.inner.release();
   }
 }

@@ -14,14 +14,23 @@ import { buildLoop } from '../snn/loop.js';
 import { splitConstantPrefix } from '../snn/split.js';
 import { stepName, unrollSteps } from '../snn/unroll.js';
 import { SpikeportError } from '../errors.js';
+import { fusedPlan, fusedSessions } from './fused.js';
 
 /**
  * How a step graph is driven: `steps` calls it from JS (several steps per call), `loop` wraps it
  * in an ONNX Loop (one call per batch), `auto` times the first batch with each and keeps the
- * faster. All give the same spikes.
+ * faster; `fused` runs the layers in ONNX Runtime on several steps at once and the neurons in
+ * one JS pass each (runtime/fused.ts; the same spikes as `steps`, exact counts). All give the
+ * same spikes.
  */
-export const ENGINES = ['auto', 'steps', 'loop'] as const;
+export const ENGINES = ['auto', 'steps', 'loop', 'fused'] as const;
 export type Engine = (typeof ENGINES)[number];
+
+/**
+ * The default engine. `fused` gives the same spikes and readouts bit for bit (exact counts) but
+ * is not faster on every model on this machine (BENCHMARKS.md, issue 14): opt-in for now.
+ */
+export const DEFAULT_ENGINE: Engine = 'steps';
 
 /** Most memory a Loop call may return for one batch's readouts. */
 export const LOOP_READOUT_BYTES = 2 ** 30;
@@ -57,7 +66,8 @@ export interface SimulateOptions extends RuntimeOptions {
    * How a step graph is driven: 'steps' calls it once per step from JS, with the input-only
    * prefix computed once; 'loop' wraps it in an ONNX Loop, one call per batch; 'auto' times the
    * first batch with each and keeps the faster (BENCHMARKS.md: per step wins on the conv-heavy
-   * Fashion-MNIST models, the Loop on the small MNIST CNN). Default 'steps'.
+   * Fashion-MNIST models, the Loop on the small MNIST CNN); 'fused' runs the layers in ONNX
+   * Runtime and the neurons in one WebAssembly pass (runtime/fused.ts). Default DEFAULT_ENGINE.
    */
   readonly engine?: Engine;
   /**
@@ -67,7 +77,7 @@ export interface SimulateOptions extends RuntimeOptions {
   readonly checkpoints?: readonly number[];
   /** Write the next states into preallocated buffers (default true). */
   readonly reuseBuffers?: boolean;
-  /** Per-step engine: time steps per ONNX Runtime call (the step graph copied K times); default DEFAULT_UNROLL. */
+  /** Time steps per ONNX Runtime call: per-step engine (the step graph copied K times; default DEFAULT_UNROLL), fused engine (a batch of K × n per stage; default FUSED_BLOCK). */
   readonly unroll?: number;
   /**
    * Run only these batches (indices into the data's consecutive batches of `batchSize`,
@@ -120,6 +130,8 @@ export async function simulate(graph: Graph, spec: SnnSpec, data: Dataset, opts:
       runners.push(await loopRunner(graph, ctx));
     } else if (opts.engine === 'loop') {
       runners.push(await loopRunner(buildLoop({ graph, spec }), ctx));
+    } else if ((opts.engine ?? DEFAULT_ENGINE) === 'fused') {
+      runners.push(await fusedRunner(graph, ctx) ?? await stepRunner(graph, ctx));
     } else {
       runners.push(await stepRunner(graph, ctx));
     }
@@ -224,6 +236,43 @@ async function stepRunner(graph: Graph, ctx: RunContext): Promise<BatchRunner> {
       await unrolled?.release();
       await prefix?.release();
     },
+  };
+}
+
+/**
+ * The layer-by-layer engine (runtime/fused.ts): K steps per stage call, the neurons in JS; null
+ * when the step graph holds state ops it does not know (the caller uses the step engine).
+ */
+async function fusedRunner(graph: Graph, ctx: RunContext): Promise<BatchRunner | null> {
+  const { spec, opts, sink, sums, counters, nBatches } = ctx;
+  const plan = fusedPlan(graph, spec);
+  if (!plan) return null;
+  const engine = await fusedSessions(plan, spec, { ...opts, block: opts.unroll });
+  const T = opts.steps;
+  const size = numel(spec.readoutShape);
+  const checkpoints = new Set(opts.checkpoints ?? []);
+  return {
+    async run(bi, batch) {
+      const n = batch.n;
+      const keep = opts.checkpoints ? null : new Float32Array(T * n * size);
+      const cums = new Map<number, Float64Array>();
+      const running = new Float64Array(opts.checkpoints ? n * size : 0);
+      await engine.run(batch, T, (t0, K, block) => {
+        for (let k = 0; k < K; k++) {
+          const t = t0 + k;
+          const r = block.readouts.subarray(k * n * size, (k + 1) * n * size);
+          if (keep) keep.set(r, t * n * size);
+          else {
+            for (let j = 0; j < running.length; j++) running[j] += r[j];
+            if (checkpoints.has(t + 1)) cums.set(t + 1, Float64Array.from(running));
+          }
+          counters.forEach((_, i) => { sums[i][t] += block.counts[i][k]; });
+        }
+        opts.onProgress?.({ phase: 'simulate', done: bi * T + t0 + K, total: nBatches * T });
+      });
+      await sink({ readouts: keep, sums: cums, steps: T, n, size, labels: batch.y, indices: batch.indices, ...(batch.masks ? { masks: batch.masks } : {}), ...(batch.placements ? { placements: batch.placements } : {}) });
+    },
+    release: () => engine.release(),
   };
 }
 

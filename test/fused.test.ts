@@ -1,0 +1,152 @@
+/**
+ * The fused engine (runtime/fused.ts) against the step engine, step by step: the same readout
+ * bits at every step, the same spike counts, the same SOP counts (up to the step graph's own
+ * float32 summation of large counts), on every bundled model and the generated zoo; and its
+ * WebAssembly kernels against their plain-JS twins, bit for bit.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { prepareModel, type PreparedModel } from '../src/model/prepare.js';
+import { loadModel } from '../src/model/load.js';
+import { calibrate } from '../src/calibrate/calibrate.js';
+import { buildSnn, type SnnGraph } from '../src/snn/build.js';
+import { unitSpikeForm } from '../src/snn/unit.js';
+import { simulate, type SimulationStats } from '../src/runtime/simulate.js';
+import { fusedPlan } from '../src/runtime/fused.js';
+import { createKernels } from '../src/runtime/kernels.js';
+import { KERNELS_WASM } from '../src/runtime/kernels.wasm.js';
+import type { Dataset } from '../src/data/dataset.js';
+import { openDataset } from '../src/data/sources.js';
+import { memDataset, uniform } from './helpers.js';
+import { ZOO } from './zoo.js';
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+
+interface Run { readonly readouts: Float32Array[]; readonly stats: SimulationStats }
+
+async function run(snn: SnnGraph, data: Dataset, T: number, engine: 'steps' | 'fused', normalize: PreparedModel['normalize']): Promise<Run> {
+  const readouts: Float32Array[] = [];
+  const stats = await simulate(snn.graph, snn.spec, data, { steps: T, batchSize: 3, normalize, threads: 1, engine }, (b) => { readouts.push(Float32Array.from(b.readouts as Float32Array)); });
+  return { readouts, stats };
+}
+
+/** Fused against steps: readouts bit for bit at every step, counts per step; returns the spikes seen. */
+async function compare(snn: SnnGraph, data: Dataset, T: number, normalize: PreparedModel['normalize'], what: string): Promise<number> {
+  assert.ok(fusedPlan(snn.graph, snn.spec), `${what}: the fused engine must know this step graph (else it would silently run as steps)`);
+  const a = await run(snn, data, T, 'steps', normalize);
+  const b = await run(snn, data, T, 'fused', normalize);
+  assert.equal(b.readouts.length, a.readouts.length);
+  a.readouts.forEach((r, i) => {
+    const j = r.findIndex((v, k) => !Object.is(v, b.readouts[i][k]));
+    assert.equal(j, -1, `${what}: batch ${i}, readout value ${j} (step ${Math.floor(j / (r.length / T))}): ${r[j]} vs ${b.readouts[i][j]}`);
+  });
+  a.stats.spikesPerStep.forEach((s, i) => assert.deepEqual(Array.from(b.stats.spikesPerStep[i]), Array.from(s), `${what}: spikes of site ${i}`));
+  a.stats.sopsPerStep.forEach((s, i) => s.forEach((v, t) => {
+    const got = b.stats.sopsPerStep[i][t];
+    assert.ok(Number.isInteger(got), `${what}: SOPs are whole numbers`);
+    // The step graph sums θ-scaled counts in float32: exact below 2^24, within its rounding above.
+    assert.ok(Math.abs(got - v) <= Math.max(0, v * 2 ** -21), `${what}: SOPs of layer ${i} at step ${t}: ${v} vs ${got}`);
+  }));
+  return a.stats.spikesPerStep.reduce((acc, s) => acc + s.reduce((x, y) => x + y, 0), 0);
+}
+
+const bundled = fs.readdirSync(path.join(root, 'models')).filter((f) => f.endsWith('.onnx')).sort();
+
+for (const f of bundled) {
+  test(`fused engine = steps engine, step by step: bundled ${f}`, async () => {
+    const manifest = JSON.parse(fs.readFileSync(path.join(root, 'models', f.replace(/\.onnx$/, '.json')), 'utf8')) as { dataset: string };
+    const m = await prepareModel(loadModel(path.join(root, 'models', f)), { threads: 1 });
+    const train = openDataset(`${manifest.dataset}:train`, 6);
+    const test = openDataset(`${manifest.dataset}:test`, 5);
+    const cal = await calibrate(m, train, { method: 'maxnorm', iterations: 1, batchSize: 6, threads: 1, shuffle: false });
+    const spikes = await compare(buildSnn(m, cal.thresholds), test, 6, m.normalize, f);
+    assert.ok(spikes > 0, `${f}: the network must spike`);
+  });
+}
+
+for (const [name, { graph, shape }] of Object.entries(ZOO)) {
+  test(`fused engine = steps engine, step by step: zoo ${name} (both max-pool forms, unit spikes)`, async () => {
+    const per = shape.reduce((a, b) => a * b, 1);
+    const m = await prepareModel({ path: `${name}.onnx`, sha256: '', graph: graph() }, { threads: 1 });
+    const data = memDataset(uniform(31, 5 * per), shape);
+    const cal = await calibrate(m, data, { method: 'cltb', iterations: 2, batchSize: 5, threads: 1 });
+    let spikes = 0;
+    for (const pool of ['accumulated', 'per-step'] as const) spikes += await compare(buildSnn(m, cal.thresholds, pool), data, 12, null, `${name} ${pool}`);
+    assert.ok(spikes > 0, `${name}: the network must spike`);
+    let unit: Awaited<ReturnType<typeof unitSpikeForm>> | null = null;
+    try {
+      unit = await unitSpikeForm(m, cal.thresholds, { threads: 1 });
+    } catch {
+      return; // no exact folding for this architecture (unit-spikes.test.ts covers which)
+    }
+    await compare(buildSnn(unit.model, unit.thresholds), data, 12, null, `${name} unit`);
+  });
+}
+
+test('fused engine: bias currents (bias calibration) and a per-neuron firing level (potential calibration) give the steps engine\'s spikes', async () => {
+  const { graph, shape } = ZOO.vgg;
+  const per = shape.reduce((a, b) => a * b, 1);
+  const m = await prepareModel({ path: 'v.onnx', sha256: '', graph: graph() }, { threads: 1 });
+  const data = memDataset(uniform(32, 4 * per), shape);
+  const cal = await calibrate(m, data, { method: 'maxnorm', iterations: 1, batchSize: 4, threads: 1 });
+  const sites = m.plan.sites;
+  const bias = sites.map((s, i) => (i % 2 === 0 ? uniform(40 + i, (m.shapes.get(s.input) as number[])[0], -0.05, 0.05) : null));
+  const potential = sites.map((s, i) => (i === 1 ? uniform(50, (m.shapes.get(s.input) as number[]).reduce((a, b) => a * b, 1), -0.2, 0.2) : null));
+  const spikes = await compare(buildSnn(m, cal.thresholds, 'accumulated', { bias, potential }), data, 10, null, 'vgg corrected');
+  assert.ok(spikes > 0);
+});
+
+test('fused kernels: WebAssembly SIMD and plain JS give the same bits (edge cases: ties, θ = 0, lengths not a multiple of 4)', () => {
+  const wasm = createKernels('wasm');
+  const js = createKernels('js');
+  assert.equal(wasm.kind, 'wasm', 'Node has WebAssembly SIMD: the fast kernels must load');
+  // [neurons per sample, values of level and θ]: per neuron, or per channel.
+  for (const [per, C] of [[1, 1], [3, 3], [4, 4], [7, 7], [33, 33], [15, 3], [40, 5], [18, 2]]) {
+    const n = 3;
+    const level = uniform(per, C, 0.1, 1).map((v, i) => (i % 5 === 4 ? Infinity : v));
+    const theta = level.map((v) => (v === Infinity ? 0 : 2 * v));
+    const fan = Int32Array.from({ length: per }, (_, i) => 1 + (i % 9));
+    const run = (k: typeof js) => {
+      k.reserve(20 * n * per + 10 * per);
+      const u = k.f32(n * per).fill(0);
+      const lv = k.f32(C);
+      lv.set(level);
+      const th = k.f32(C);
+      th.set(theta);
+      const f = k.i32(per);
+      f.set(fan);
+      const cur = k.f32(n * per);
+      const out = k.f32(n * per);
+      const acc = k.f32(n * per).fill(0);
+      const accOut = k.f32(n * per);
+      const prev = k.f32(n * per).fill(0);
+      const diff = k.f32(n * per);
+      const trace: number[] = [];
+      for (let t = 0; t < 6; t++) {
+        cur.set(uniform(100 * per + t, n * per, -0.5, 1.5));
+        // A tie: the membrane lands exactly on the firing level.
+        if (t === 0) cur[0] = level[0];
+        const c = k.neuron(u, cur, out, lv, th, t % 2 ? f : null, n);
+        trace.push(c.fired, c.sops, k.events(out, f, n), ...out, ...u);
+        k.accumulate(acc, cur, accOut);
+        k.difference(prev, accOut, diff);
+        trace.push(...accOut, ...diff, ...acc);
+      }
+      return trace;
+    };
+    const a = run(wasm);
+    const b = run(js);
+    assert.equal(a.length, b.length);
+    a.forEach((v, i) => assert.ok(Object.is(v, b[i]), `per ${per} (${C} levels), value ${i}: wasm ${v}, js ${b[i]}`));
+    assert.ok(a[0] > 0, 'neurons fire (the tie at the firing level counts as firing)');
+  }
+});
+
+test('fused kernels: src/runtime/kernels.wasm.ts is src/runtime/kernels.wat assembled (npm run wasm)', async () => {
+  const tool = path.join(root, 'tools', 'wasm.mjs');
+  const mod = (await import(tool)) as { assemble(): Promise<string> };
+  assert.equal(await mod.assemble(), KERNELS_WASM, 'kernels.wat changed: run npm run wasm');
+});
