@@ -4,8 +4,7 @@
  * prints. Library errors arrive naming option fields; here they name flags.
  */
 import { Command } from 'commander';
-import { SpikeportError } from '../errors.js';
-import { messageOf } from './options.js';
+import { reportError } from './output.js';
 import { convertCommand } from './convert.js';
 import { exportCommand } from './export.js';
 import { simulateCommand } from './simulate.js';
@@ -36,13 +35,7 @@ async function main(): Promise<void> {
   try {
     await buildProgram().parseAsync(process.argv);
   } catch (e) {
-    if (e instanceof SpikeportError) {
-      process.stderr.write(`spikeport: error: ${messageOf(e)}\n`);
-      process.exitCode = 1;
-    } else {
-      process.stderr.write(`spikeport: internal error (please report): ${(e as Error).stack ?? String(e)}\n`);
-      process.exitCode = 2;
-    }
+    reportError(e);
   }
 }
 

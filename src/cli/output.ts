@@ -6,7 +6,19 @@ import { si } from '../report/sections.js';
 import type { RunRecord, SimulateRecord } from '../report/record.js';
 import type { EnergyReport } from '../energy/energy.js';
 import { METRIC_NAMES } from '../tasks/task.js';
-import type { OutputFlags } from './options.js';
+import { messageOf, type OutputFlags } from './options.js';
+import { SpikeportError } from '../errors.js';
+
+/** A command's failure on stderr: a user error as one line (exit 1), anything else as a bug with its trace (exit 2). */
+export function reportError(e: unknown): void {
+  if (e instanceof SpikeportError) {
+    process.stderr.write(`spikeport: error: ${messageOf(e)}\n`);
+    process.exitCode = 1;
+  } else {
+    process.stderr.write(`spikeport: internal error (please report): ${(e as Error).stack ?? String(e)}\n`);
+    process.exitCode = 2;
+  }
+}
 
 export function pct(v: number | null | undefined): string {
   return v === null || v === undefined ? '-' : (100 * v).toFixed(2);

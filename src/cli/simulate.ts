@@ -79,6 +79,11 @@ export async function runSimulate(modelFile: string, f: SimFlags & Partial<Scale
       return;
     }
     const workers = asked !== 'auto' ? asked : sharded || target ? 1 : autoWorkers(f.threads, Math.ceil(data.size / f.batch));
+    // Each worker keeps its own checkpoint beside the one named: outputs too.
+    if (workers > 1 && f.checkpoint) {
+      const mine = Array.from({ length: workers }, (_, k) => ({ path: `${f.checkpoint as string}.${k}`, role: `worker ${k}'s checkpoint` }));
+      checkPaths([...inputs, ...(snn.source ? [{ path: snn.source.source.path, role: 'the source ANN' }] : [])], [...outputs, ...mine]);
+    }
     const record = workers > 1
       ? await simulateInWorkers(snn, modelFile, converted, f, options, workers, prog.report)
       : await simulate(snn, data, options);

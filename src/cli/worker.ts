@@ -10,8 +10,7 @@ import { checkPreprocess } from '../api/convert.js';
 import { simulateShard } from '../api/simulate.js';
 import { shardJson } from '../api/shards.js';
 import { writeFileAtomic } from '../files.js';
-import { SpikeportError } from '../errors.js';
-import { messageOf } from './options.js';
+import { reportError } from './output.js';
 import { PROGRESS_PREFIX, type WorkerJob } from './workers.js';
 
 async function main(): Promise<void> {
@@ -39,11 +38,5 @@ async function main(): Promise<void> {
 try {
   await main();
 } catch (e) {
-  if (e instanceof SpikeportError) {
-    process.stderr.write(`spikeport: error: ${messageOf(e)}\n`);
-    process.exitCode = 1;
-  } else {
-    process.stderr.write(`spikeport: internal error (please report): ${(e as Error).stack ?? String(e)}\n`);
-    process.exitCode = 2;
-  }
+  reportError(e);
 }
