@@ -7,6 +7,7 @@ import { energySummary, outputPaths, recordFiles, resultsTable, writeOutputs } f
 
 export function mergeCommand(): Command {
   return outputOptions(new Command('merge')
+    .summary('merge the shard files of one run (simulate --shard K/N) into its results, exactly')
     .description('merge the shard files of one run (simulate --shard K/N --json FILE, one per shard) into its results: the same as one run over all samples. Checks that every shard is there once and that all simulated the same model, thresholds, data and options')
     .argument('<shards...>', 'the shard files, in any order'))
     .action(async (files: string[], f: OutputFlags) => {
