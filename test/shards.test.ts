@@ -244,7 +244,7 @@ test('CLI: shards from --shard and from a Kubernetes index merge to the single r
   fs.writeFileSync(edited, JSON.stringify({ ...at, tally: { ...at.tally, batches: [0, 9] } }));
   const e = spawnSync(process.execPath, [CLI, ...common, '--T', '4,64', '--json', 'x.json', '--checkpoint', edited], { cwd: tmp, encoding: 'utf8' });
   assert.equal(e.status, 1, e.stderr);
-  assert.match(e.stderr, /checkpoint .*edited\.ckpt: its statistics do not fit the run/);
+  assert.match(e.stderr, /--checkpoint: .*edited\.ckpt: its batches are not ascending within 0\.\.5/);
 });
 
 test('shards of an npz file and of an image folder merge to their single run too', () => {
@@ -265,6 +265,66 @@ test('shards of an npz file and of an image folder merge to their single run too
   }
 });
 
+test('in a job array: --shard 0/1 is a whole run with its report, the demo ignores the array; a worker killed or a parent stopped ends the run in one line and leaves no temporary files', async () => {
+  const snnFile = path.join(tmp, 'cnn.snn.onnx');
+  const base = ['simulate', snnFile, '--data', 'mnist:test', '--limit', '300', '--batch', '50', '--T', '4,16', '--threads', '1', '-q'];
+  const slurm = { SLURM_ARRAY_TASK_ID: '2', SLURM_ARRAY_TASK_COUNT: '3' };
+  const whole = cli([...base, '--shard', '0/1', '--json', 'whole.json', '--report', 'whole.html'], slurm);
+  assert.equal(whole.code, 0, whole.stderr);
+  const plain = cli([...base, '--json', 'plain.json']);
+  assert.equal(plain.code, 0, plain.stderr);
+  const read = (f: string): Record<string, unknown> => JSON.parse(fs.readFileSync(path.join(tmp, f), 'utf8')) as Record<string, unknown>;
+  assert.deepEqual(comparable(read('whole.json')), comparable(read('plain.json')));
+  const demo = cli(['demo', '--limit', '100', '--T', '4', '--iterations', '2', '--calib-limit', '200', '-q'], { JOB_COMPLETION_INDEX: '0' });
+  assert.equal(demo.code, 0, demo.stderr);
+
+  // Workers of a longer run: kill one, or stop the parent.
+  if (os.availableParallelism() < 2) return;
+  const temps = (): string[] => fs.readdirSync(os.tmpdir()).filter((d) => d.startsWith('spikeport-workers-') || d.startsWith('spikeport-snn-'));
+  const before = new Set(temps());
+  const long = [CLI, 'simulate', model('mnist-cnn'), '--data', 'mnist:test', '--limit', '4000', '--batch', '50', '--T', '4,64', '--calib-limit', '300', '--iterations', '3', '--threads', '2', '--workers', '2', '-q'];
+  const pids = (parent: number): number[] => {
+    const r = spawnSync('pgrep', ['-P', String(parent)], { encoding: 'utf8' });
+    return r.stdout.split('\n').filter(Boolean).map(Number);
+  };
+  for (const how of ['kill a worker', 'stop the parent'] as const) {
+    const child = spawn(process.execPath, [...long, '--json', `w-${how.length}.json`], { cwd: tmp, stdio: ['ignore', 'ignore', 'pipe'] });
+    let stderr = '';
+    child.stderr.setEncoding('utf8').on('data', (d: string) => { stderr += d; });
+    const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+    const started = Date.now();
+    let workers: number[] = [];
+    while (workers.length < 2 && Date.now() - started < 120_000) {
+      await new Promise((r) => setTimeout(r, 200));
+      workers = pids(child.pid as number);
+    }
+    assert.equal(workers.length, 2, `two workers started (${how})`);
+    await new Promise((r) => setTimeout(r, 1500));
+    if (how === 'kill a worker') process.kill(workers[0], 'SIGKILL');
+    else process.kill(child.pid as number, 'SIGTERM');
+    const code = await exited;
+    if (how === 'kill a worker') {
+      assert.equal(code, 1, stderr);
+      assert.match(stderr, /^spikeport: error: worker [01] was stopped by SIGKILL \(out of memory\?/);
+      assert.equal(stderr.trim().split('\n').length, 1, stderr);
+    } else {
+      assert.equal(code, 143, stderr);
+    }
+    await new Promise((r) => setTimeout(r, 500));
+    // (A killed worker whose parent is gone may stay a zombie until init reaps it: not running.)
+    const running = (pid: number): boolean => {
+      try {
+        return !/^\d+ \(.*\) Z /.test(fs.readFileSync(`/proc/${pid}/stat`, 'utf8'));
+      } catch {
+        return false;
+      }
+    };
+    for (const w of workers) assert.ok(!running(w), `worker ${w} still runs after: ${how}`);
+    assert.deepEqual(temps().filter((d) => !before.has(d)), [], `temporary folders left after: ${how}`);
+    assert.ok(!fs.existsSync(path.join(tmp, `w-${how.length}.json`)));
+  }
+});
+
 test('bad shard sets and options: one line, exit 1, nothing written', () => {
   // (The shard files of the previous test.)
   const snnFile = path.join(tmp, 'cnn.snn.onnx');
@@ -275,10 +335,13 @@ test('bad shard sets and options: one line, exit 1, nothing written', () => {
     return f;
   };
   const b = shard('b.json');
-  const other = (run: ShardFile['run']): ShardFile => ({ ...b, run, config: configHash(run) });
+  const other = (run: ShardFile['run']): ShardFile => ({ ...b, run, config: configHash(run, b.context) });
   const cases: [string[], RegExp][] = [
     [[...common, '--shard', '3/3', '--json', 'x.json'], /--shard 3\/3: the index must be in 0\.\.2/],
     [[...common, '--shard', '0/7', '--json', 'x.json'], /7 shards for 6 batches/],
+    [[...common, '--workers', '2', '--limit', '50', '--json', 'x.json'], /--workers 2: the run has one batch of 50; every worker needs at least one/],
+    [[...common, '--json', 'x.json', '--checkpoint-every', '5'], /--checkpoint-every: give --checkpoint FILE too/],
+    [['report', 'a.json', '--out', 'x.html'], /a\.json is a shard file: merge the shards of its run/],
     [[...common, '--shard', 'one', '--json', 'x.json'], /"one" is not K\/N/],
     [[...common, '--shard', '0/3'], /running as one shard \(--shard\): give --json FILE/],
     [[...common, '--shard', '0/3', '--json', 'x.json', '--report', 'x.html'], /--report: a shard has no results of its own/],
@@ -289,8 +352,13 @@ test('bad shard sets and options: one line, exit 1, nothing written', () => {
     [['merge', 'a.json', 'b.json', 'b.json', 'c.json', '--json', 'x.json'], /shard 1 of 3 is given twice: b\.json and b\.json/],
     [['merge', 'a.json', write('m.json', other({ ...b.run, model: { ...b.run.model, source: 'f'.repeat(64) } })), 'c.json', '--json', 'x.json'], /a\.json and m\.json are not shards of one run: they simulate different models/],
     [['merge', 'a.json', write('t.json', other({ ...b.run, thresholds: '0'.repeat(64) })), 'c.json', '--json', 'x.json'], /not shards of one run: they simulate the same model with different thresholds/],
-    [['merge', 'a.json', write('o.json', other({ ...b.run, options: { ...b.run.options, T: [4, 32] } })), 'c.json', '--json', 'x.json'], /not shards of one run: they ran with different options: T \[4,16\] and \[4,32\]/],
-    [['merge', 'a.json', write('e.json', { ...b, run: { ...b.run, options: { ...b.run.options, T: [4, 32] } } }), 'c.json', '--json', 'x.json'], /e\.json: its configuration does not match its hash/],
+    [['merge', 'a.json', write('o.json', other({ ...b.run, options: { ...b.run.options, engine: 'loop' } })), 'c.json', '--json', 'x.json'], /not shards of one run: they ran with different options: engine "steps" and "loop"/],
+    [['merge', 'a.json', write('f.json', other({ ...b.run, data: { ...b.run.data, fingerprint: '1'.repeat(64) } })), 'c.json', '--json', 'x.json'], /not shards of one run: they read different data under the same name mnist:test/],
+    [['merge', 'a.json', write('i.json', { ...b, tally: { ...b.tally, scores: { ...b.tally.scores, top1: [b.tally.samples + 50, 0, 0, 0] } } }), 'c.json', '--json', 'x.json'], /i\.json: its statistics do not fit its batches: window 0: top-1 150, top-5 \d+ of 100 is impossible/],
+    [['merge', 'a.json', write('s.json', { ...b, tally: { ...b.tally, samples: 99999 } }), 'c.json', '--json', 'x.json'], /s\.json: 99999 samples counted, its batches hold 100/],
+    [['merge', 'a.json', write('k.json', { ...b, context: { ...b.context, T: [4, 8] } }), 'c.json', '--json', 'x.json'], /k\.json: its record context \(T, delays, task\) does not match its options/],
+    [['merge', 'a.json', write('h.json', { ...b, context: { ...b.context, model: 'other.onnx' } }), 'c.json', '--json', 'x.json'], /h\.json: its configuration does not match its hash/],
+    [['merge', 'a.json', write('e.json', { ...b, run: { ...b.run, options: { ...b.run.options, engine: 'loop' } } }), 'c.json', '--json', 'x.json'], /e\.json: its configuration does not match its hash/],
     [['merge', 'a.json', write('p.json', { ...b, complete: false }), 'c.json', '--json', 'x.json'], /p\.json is the checkpoint of an unfinished shard/],
     [['merge', 'a.json', write('n.json', { ...b, tally: { ...b.tally, samples: -1 } }), 'c.json', '--json', 'x.json'], /n\.json: a shard file with a bad field tally\.samples/],
     [['merge', 'single.json', '--json', 'x.json'], /single\.json is not a spikeport shard file/],

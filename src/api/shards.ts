@@ -14,15 +14,17 @@
  * lists the batches done; the same command reads it and simulates only the rest.
  */
 import { createHash } from 'node:crypto';
+import fs from 'node:fs';
 import { z } from 'zod';
 import type { Snn } from '../snn/network.js';
+import type { Dataset } from '../data/dataset.js';
 import type { LayerSpec } from '../snn/format.js';
 import type { EnergyConstants } from '../energy/energy.js';
 import { energyOf } from '../energy/energy.js';
 import type { SiteErrors } from '../analysis/site-errors.js';
 import { firingRates } from '../evaluate/windows.js';
 import { mergeTallies, statsOf, type Tally } from '../evaluate/tally.js';
-import { TASKS, mergeStates, scoresOf, type ScorerState, type Task } from '../tasks/task.js';
+import { TASKS, mergeStates, scoresOf, stateProblem, type ScorerState, type Task } from '../tasks/task.js';
 import { picturesSchema, predictionSchema, type Pictures, type SimulateRecord, type SimulationResult } from '../report/record.js';
 import { mergePictures, type PictureState } from '../evaluate/pictures.js';
 import { SpikeportError, optionError } from '../errors.js';
@@ -42,7 +44,8 @@ export interface RunConfig {
   readonly model: { readonly source: string; readonly snn: string };
   /** sha256 of the thresholds (also inside the network; kept apart to say what differs). */
   readonly thresholds: string;
-  readonly data: { readonly name: string; readonly size: number };
+  /** The data's spec and size, and a hash of its sample shape, labels and boxes (known without reading the samples). */
+  readonly data: { readonly name: string; readonly size: number; readonly fingerprint: string };
   /** The simulation options that change results (threads and device do not). */
   readonly options: Readonly<Record<string, unknown>>;
   /** Batches of the data (size ÷ batchSize, rounded up), and into how many shards they are cut. */
@@ -103,9 +106,10 @@ export function shardRange(shard: Shard, batches: number): { first: number; end:
 export function shardProblem(shard: Shard, batches?: number): string | null {
   const { index, count } = shard;
   if (!Number.isInteger(count) || count < 1) return `the count must be an integer ≥ 1 (got ${String(count)})`;
+  if (count > MAX_SHARDS) return `at most ${MAX_SHARDS} shards (got ${count})`;
   if (!Number.isInteger(index) || index < 0 || index >= count) return `the index must be in 0..${count - 1} (got ${String(index)})`;
   if (batches !== undefined && count > batches) {
-    return `${count} shards for ${batches} batch${batches === 1 ? '' : 'es'}: every shard needs at least one (use at most ${batches} shards, or a smaller batch size)`;
+    return `${count} shards for ${batches} batch${batches === 1 ? '' : 'es'}: every shard needs at least one (use at most ${batches === 1 ? 'one shard' : `${batches} shards`}, or a smaller batch size)`;
   }
   return null;
 }
@@ -137,21 +141,77 @@ function sha256(data: string | Uint8Array): string {
   return createHash('sha256').update(data).digest('hex');
 }
 
-export function configHash(run: RunConfig): string {
-  return sha256(canonical(run));
+/** The hash every shard of a run shares: of its configuration and of what its record says besides the statistics. */
+export function configHash(run: RunConfig, context: RecordContext): string {
+  return sha256(canonical({ run, context }));
+}
+
+/** Most shards a run may be cut into. */
+export const MAX_SHARDS = 65536;
+/** Largest shard file read (a JavaScript string's limit). */
+const MAX_SHARD_BYTES = 0x1fffffe8;
+
+/** The sample indices of these batches of `batchSize` over `size` samples. */
+function samplesOf(batches: readonly number[], batchSize: number, size: number): number[] {
+  return batches.flatMap((b) => Array.from({ length: Math.max(0, Math.min(batchSize, size - b * batchSize)) }, (_, k) => b * batchSize + k));
+}
+
+/**
+ * What in a shard file contradicts itself, or null: the batches against the data and the
+ * shard, the statistics against those batches' samples, the record's context against the
+ * options. (A file's hash can be recomputed by whoever edits it: its contents are checked.)
+ */
+function contentProblem(s: ShardFile): string | null {
+  const { run, context: ctx, tally } = s;
+  const batchSize = run.options.batchSize;
+  if (typeof batchSize !== 'number' || !Number.isInteger(batchSize) || batchSize < 1) return 'options.batchSize is not a batch size';
+  if (run.data.size < 1 || run.data.size > 2 ** 31) return `a data set of ${run.data.size} samples`;
+  if (run.batches !== Math.ceil(run.data.size / batchSize)) return `${run.batches} batches of ${batchSize} for ${run.data.size} samples`;
+  if (run.shards > MAX_SHARDS) return `${run.shards} shards (at most ${MAX_SHARDS})`;
+  const want = shardRange(s.shard, run.batches);
+  if (s.range.first !== want.first || s.range.end !== want.end) return `shard ${s.shard.index} of ${s.shard.count} must count batches ${want.first}..${want.end - 1}, it says ${s.range.first}..${s.range.end - 1}`;
+  const b = tally.batches;
+  if (b.some((x, k) => x < want.first || x >= want.end || (k > 0 && x <= b[k - 1]))) return `its batches are not ascending within ${want.first}..${want.end - 1}`;
+  if (s.complete && b.length !== want.end - want.first) return `shard ${s.shard.index} of ${s.shard.count} must count batches ${want.first}..${want.end - 1}, it counts ${b.length ? `${b[0]}..${b[b.length - 1]} (${b.length})` : 'none'}`;
+  const samples = samplesOf(b, batchSize, run.data.size);
+  if (tally.samples !== samples.length) return `${tally.samples} samples counted, its batches hold ${samples.length}`;
+  const same = (x: unknown, y: unknown): boolean => canonical(x) === canonical(y);
+  if (!same(ctx.T, run.options.T) || !same(ctx.delays, run.options.delays) || ctx.task !== run.options.task) return 'its record context (T, delays, task) does not match its options';
+  const Tmax = ctx.T.length ? ctx.T[ctx.T.length - 1] : 0;
+  if (ctx.delays.length !== ctx.T.length || ctx.T.some((T, i) => T < 1 || ctx.delays[i] >= T || (i > 0 && T <= ctx.T[i - 1]))) return 'its T and delays are not ascending windows';
+  if (tally.spikesPerStep.length !== ctx.sites.length || [...tally.spikesPerStep, ...tally.sopsPerStep].some((r) => r.length !== Tmax)) return `its spike and SOP counts are not ${ctx.sites.length} sites × ${Tmax} steps`;
+  if (ctx.layers && tally.sopsPerStep.length !== ctx.layers.filter((l) => l.sops !== undefined).length) return 'its SOP counts do not match its layers';
+  const problems = [
+    stateProblem(tally.scores, 2 * ctx.T.length, samples),
+    s.references ? stateProblem(s.references.ann, 1, samples) : null,
+    s.references ? stateProblem(s.references.clipped, 1, samples) : null,
+  ].filter(Boolean);
+  return problems.length ? `its statistics do not fit its batches: ${problems[0]}` : null;
 }
 
 /** The identity of a run of `snn` on data of this name and size with these options, cut into `shards`. */
-export function runConfig(snn: Snn, data: { name: string; size: number }, options: Record<string, unknown>, batchSize: number, shards: number): RunConfig {
+export function runConfig(snn: Snn, data: Dataset, options: Record<string, unknown>, batchSize: number, shards: number): RunConfig {
   const th = snn.thresholds();
   return {
     model: { source: snn.meta.source.sha256, snn: sha256(snn.toBytes()) },
     thresholds: sha256(canonical({ granularity: th.granularity, values: th.values.map((v) => Array.from(v)) })),
-    data: { name: data.name, size: data.size },
+    data: { name: data.name, size: data.size, fingerprint: dataFingerprint(data) },
     options,
     batches: Math.ceil(data.size / batchSize),
     shards,
   };
+}
+
+/**
+ * What can be known of a data set without reading its samples: its shape, labels and boxes.
+ * Two folders of the same name and size with other labels differ here; images that differ
+ * only in their pixels do not (reading them all would cost what a shard is meant to save).
+ */
+export function dataFingerprint(d: Dataset): string {
+  const h = createHash('sha256').update(canonical({ sampleShape: d.sampleShape, maskShape: d.maskShape ?? null, scale: d.scale }));
+  if (d.labels) h.update(new Uint8Array(d.labels.buffer, d.labels.byteOffset, d.labels.byteLength));
+  if (d.boxes) h.update(canonical(d.boxes));
+  return h.digest('hex');
 }
 
 /** The record of a run from its shards (one for a run that was not split), after checking that they fit together. */
@@ -225,10 +285,10 @@ function checkSameRun(files: readonly { readonly name: string; readonly shard: S
     if (!s.complete) {
       throw new SpikeportError('invalid-file', `${f.name} is the checkpoint of an unfinished shard (${s.tally.batches.length} of ${s.range.end - s.range.first} batches done); run its command again to finish it`);
     }
-    if (configHash(s.run) !== s.config) throw new SpikeportError('invalid-file', `${f.name}: its configuration does not match its hash (the file was edited)`);
+    if (configHash(s.run, s.context) !== s.config) throw new SpikeportError('invalid-file', `${f.name}: its configuration does not match its hash (the file was edited)`);
   }
   for (const b of rest) {
-    const what = difference(a.shard.run, b.shard.run);
+    const what = difference(a.shard, b.shard);
     if (what) throw new SpikeportError('invalid-file', `${a.name} and ${b.name} are not shards of one run: ${what}`);
   }
   const count = a.shard.shard.count;
@@ -238,11 +298,6 @@ function checkSameRun(files: readonly { readonly name: string; readonly shard: S
     const other = seen.get(index);
     if (other !== undefined) throw new SpikeportError('invalid-file', `shard ${index} of ${count} is given twice: ${other} and ${f.name}`);
     seen.set(index, f.name);
-    const want = shardRange(f.shard.shard, f.shard.run.batches);
-    const got = f.shard.tally.batches;
-    const exact = f.shard.range.first === want.first && f.shard.range.end === want.end
-      && got.length === want.end - want.first && got.every((b, k) => b === want.first + k);
-    if (!exact) throw new SpikeportError('invalid-file', `${f.name}: shard ${index} of ${count} must count batches ${want.first}..${want.end - 1}, it counts ${got.length ? `${got[0]}..${got[got.length - 1]} (${got.length})` : 'none'}`);
   }
   const missing = Array.from({ length: count }, (_, k) => k).filter((k) => !seen.has(k));
   if (missing.length) {
@@ -250,17 +305,21 @@ function checkSameRun(files: readonly { readonly name: string; readonly shard: S
   }
 }
 
-/** What differs between two runs' configurations, in words; null if nothing. */
-function difference(a: RunConfig, b: RunConfig): string | null {
+/** What differs between two shards' runs, in words; null if nothing. */
+function difference(sa: ShardFile, sb: ShardFile): string | null {
+  const [a, b] = [sa.run, sb.run];
   if (a.model.source !== b.model.source) return `they simulate different models (sha256 ${a.model.source.slice(0, 12)}… and ${b.model.source.slice(0, 12)}…)`;
   if (a.thresholds !== b.thresholds) return 'they simulate the same model with different thresholds';
   if (a.model.snn !== b.model.snn) return 'they simulate different conversions of the same model (same thresholds, other conversion options or corrections)';
   if (a.data.name !== b.data.name || a.data.size !== b.data.size) return `they read different data (${a.data.name}, ${a.data.size} samples; ${b.data.name}, ${b.data.size} samples)`;
+  if (a.data.fingerprint !== b.data.fingerprint) return `they read different data under the same name ${a.data.name} (other labels, boxes or sample shape)`;
   const keys = [...new Set([...Object.keys(a.options), ...Object.keys(b.options)])].sort();
   const k = keys.find((key) => canonical(a.options[key]) !== canonical(b.options[key]));
   if (k !== undefined) return `they ran with different options: ${k} ${canonical(a.options[k])} and ${canonical(b.options[k])}`;
   if (a.shards !== b.shards) return `one is cut into ${a.shards} shards, the other into ${b.shards}`;
   if (a.batches !== b.batches) return `${a.batches} and ${b.batches} batches`;
+  const field = Object.keys(sa.context).sort().find((key) => canonical((sa.context as unknown as Record<string, unknown>)[key]) !== canonical((sb.context as unknown as Record<string, unknown>)[key]));
+  if (field !== undefined) return `their records would differ in ${field}`;
   return null;
 }
 
@@ -288,7 +347,7 @@ const shardSchema = z.object({
   config: hex,
   run: z.object({
     model: z.object({ source: z.string(), snn: hex }), thresholds: hex,
-    data: z.object({ name: z.string(), size: count }), options: z.record(z.string(), z.unknown()), batches: count, shards: count,
+    data: z.object({ name: z.string(), size: count, fingerprint: hex }), options: z.record(z.string(), z.unknown()), batches: count, shards: count,
   }),
   shard: z.object({ index: count, count: count }),
   range: z.object({ first: count, end: count }),
@@ -323,17 +382,23 @@ export function parseShardFile(json: unknown, where: string): ShardFile {
     throw new SpikeportError('invalid-file', `${where}: a shard file with a bad field ${issue.path.join('.') || '(root)'}: ${issue.message}`);
   }
   const s = parsed.data as ShardFile;
-  try {
-    checkShard(s.shard, s.run.batches);
-  } catch (e) {
-    throw new SpikeportError('invalid-file', `${where}: ${(e as Error).message}`);
-  }
+  const bad = shardProblem(s.shard, s.run.batches);
+  if (bad) throw new SpikeportError('invalid-file', `${where}: shard ${s.shard.index} of ${s.shard.count}: ${bad}`);
   if (s.shard.count !== s.run.shards) throw new SpikeportError('invalid-file', `${where}: shard count ${s.shard.count} but the run is cut into ${s.run.shards}`);
+  const problem = contentProblem(s);
+  if (problem) throw new SpikeportError('invalid-file', `${where}: ${problem}`);
   return s;
 }
 
 /** Read a shard file (or a checkpoint). */
 export function readShardFile(file: string): ShardFile {
+  let size = 0;
+  try {
+    size = fs.statSync(file).size;
+  } catch {
+    // readRegularFile says what is wrong
+  }
+  if (size > MAX_SHARD_BYTES) throw new SpikeportError('invalid-file', `${file}: ${(size / 2 ** 20).toFixed(0)} MiB is more than a shard file can be (${(MAX_SHARD_BYTES / 2 ** 20).toFixed(0)} MiB); cut the run into more shards`);
   const text = readRegularFile(file).toString('utf8');
   let json: unknown;
   try {

@@ -27,6 +27,6 @@ export function demoCommand(): Command {
     .option('--limit <n>', 'test samples', int(1), 2000))))
     .action(async (f: SimFlags & { model: string }) => {
       const { file, dataset } = bundledModel(f.model);
-      await runSimulate(file, { ...f, data: `${dataset}:test`, delay: SIMULATE_DEFAULTS.delay, siteErrors: 100, pictures: 4 }, { header: true });
+      await runSimulate(file, { ...f, data: `${dataset}:test`, delay: SIMULATE_DEFAULTS.delay, siteErrors: 100, pictures: 4 }, { header: true, jobArray: false });
     });
 }

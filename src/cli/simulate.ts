@@ -6,13 +6,14 @@ import { Command, Option } from 'commander';
 import { TARGETS, asTarget, checkTarget, resetOf } from '../api/nir.js';
 import { convert, declaredInputShape, resolveConvertOptions } from '../api/convert.js';
 import { SIMULATE_DEFAULTS, resolveSimulateOptions, simulate, simulateShard, type SimulateOptions } from '../api/simulate.js';
-import { parseShard, shardJson } from '../api/shards.js';
+import { parseShard, readShardFile, shardJson } from '../api/shards.js';
 import { loadModel } from '../model/load.js';
 import { isSnnGraph } from '../snn/format.js';
 import { attachSource, snnFromGraph, type Snn } from '../snn/network.js';
 import { dataFiles, openDataset } from '../data/sources.js';
 import { checkPaths } from '../files.js';
 import { SpikeportError } from '../errors.js';
+import { defaultThreads } from '../ort/session.js';
 import type { SimulateRecord } from '../report/record.js';
 import {
   CONVERSION_ONLY, calibrationOptions, int, num, calibrationSpec, convertOptionsFrom, energyOptions, flagOf, imageOptions, inputPaths, outputOptions, simulateOptions,
@@ -24,6 +25,8 @@ import { energySummary, outputPaths, pct, recordFiles, resultsTable, table, writ
 import { METRIC_NAMES } from '../tasks/task.js';
 
 export interface RunContext {
+  /** false: do not take a shard from a job array's environment (the demo). */
+  readonly jobArray?: boolean;
   /** The flags set on the command line (not by default), for refusing those that would be ignored. */
   readonly given?: readonly string[];
   /** Print a line naming the model, data and calibration first (the demo). */
@@ -45,8 +48,10 @@ export async function runSimulate(modelFile: string, f: SimFlags & Partial<Scale
     checkPaths(inputs, outputs);
     resolveSimulateOptions(simulateOptionsFrom(f, undefined));
     const target = f.asTarget === undefined ? null : checkTarget(f.asTarget, 'asTarget');
-    const sharded = f.shard !== undefined ? { shard: parseShard(f.shard), from: '--shard' } : shardFromEnv(process.env, f.shardCount);
-    checkScale(f, sharded?.from ?? null, asked === 'auto' ? 1 : asked, target !== null);
+    // Shard K of N (N > 1) writes a shard file; a shard of 1 is the whole run, written as usual.
+    const picked = f.shard !== undefined ? { shard: parseShard(f.shard), from: '--shard' } : ctx.jobArray === false ? null : shardFromEnv(process.env, f.shardCount);
+    const sharded = picked && picked.shard.count > 1 ? picked : null;
+    checkScale(f, sharded?.from ?? null, asked === 'auto' ? 1 : asked, target !== null, given);
     const loaded = loadModel(modelFile);
     const converted = isSnnGraph(loaded.graph);
     let snn: Snn;
@@ -75,10 +80,12 @@ export async function runSimulate(modelFile: string, f: SimFlags & Partial<Scale
       writeOutputs([...(f.save && !converted ? [{ path: f.save, data: snn.toBytes() }] : []), { path: f.json as string, data: shardJson(shard) }]);
       const { first, end } = shard.range;
       process.stdout.write(`shard ${sharded.shard.index} of ${sharded.shard.count} (${sharded.from}): batches ${first}..${end - 1} of ${shard.run.batches}, ${shard.tally.samples} samples → ${f.json}\n`);
-      process.stdout.write(`merge all ${sharded.shard.count} shard files with: spikeport merge SHARD_FILES... --json all.json --report all.html\n`);
+      process.stdout.write(`when all ${sharded.shard.count} shards are done: spikeport merge SHARD_FILES... --json all.json --report all.html\n`);
       return;
     }
-    const workers = asked !== 'auto' ? asked : sharded || target ? 1 : autoWorkers(f.threads, Math.ceil(data.size / f.batch));
+    const batches = Math.ceil(data.size / f.batch);
+    const workers = asked !== 'auto' ? asked : target ? 1 : autoWorkers(f.threads, batches, f.checkpoint);
+    if (workers > batches) throw new SpikeportError('invalid-option', `--workers ${workers}: the run has ${batches === 1 ? 'one batch' : `${batches} batches`} of ${f.batch}; every worker needs at least one (use at most ${batches}, or a smaller --batch)`);
     // Each worker keeps its own checkpoint beside the one named: outputs too.
     if (workers > 1 && f.checkpoint) {
       const mine = Array.from({ length: workers }, (_, k) => ({ path: `${f.checkpoint as string}.${k}`, role: `worker ${k}'s checkpoint` }));
@@ -118,16 +125,26 @@ export async function runSimulate(modelFile: string, f: SimFlags & Partial<Scale
  * `--workers auto`: one process per thread when every worker gets at least two batches, else
  * one process. Separate single-thread processes beat one process with all threads on every
  * bundled model measured (BENCHMARKS.md, bench/workers.ts): ONNX Runtime's intra-op threads
- * scale poorly on these small layers, while batches are independent.
+ * scale poorly on these small layers, while batches are independent. A run resumed from
+ * worker checkpoints keeps the number of workers it had (whatever the threads now).
  */
-export function autoWorkers(threads: number, batches: number): number {
+export function autoWorkers(threads: number, batches: number, checkpoint?: string): number {
+  if (checkpoint && fs.existsSync(`${checkpoint}.0`)) {
+    try {
+      return readShardFile(`${checkpoint}.0`).shard.count;
+    } catch {
+      // not a worker checkpoint: the worker reading it says what is wrong
+    }
+  }
   return Math.max(1, Math.min(threads, Math.floor(batches / 2)));
 }
 
 /** The combinations of shards, workers and outputs that make sense, checked before any work. */
-function checkScale(f: SimFlags & Partial<ScaleFlags>, shardFrom: string | null, workers: number, asTarget: boolean): void {
+function checkScale(f: SimFlags & Partial<ScaleFlags>, shardFrom: string | null, workers: number, asTarget: boolean, given: readonly string[]): void {
+  if (given.includes('--checkpoint-every') && !f.checkpoint) throw new SpikeportError('invalid-option', '--checkpoint-every: give --checkpoint FILE too');
+  if (workers > defaultThreads()) throw new SpikeportError('invalid-option', `--workers ${workers}: more processes than the ${defaultThreads()} cores here only slow the run down`);
   if (shardFrom) {
-    if (!f.json) throw new SpikeportError('invalid-option', `running as one shard (${shardFrom}): give --json FILE for the shard's statistics (then spikeport merge), or --shard 0/1 to run everything here`);
+    if (!f.json) throw new SpikeportError('invalid-option', `running as one shard (${shardFrom}): give --json FILE for the shard's statistics (then spikeport merge), or --shard 0/1 to run everything in this process`);
     const extra = [f.report ? '--report' : null, f.markdown ? '--markdown' : null].filter(Boolean);
     if (extra.length) throw new SpikeportError('invalid-option', `${extra.join(', ')}: a shard has no results of its own; spikeport merge writes them from all shard files`);
     if (workers > 1) throw new SpikeportError('invalid-option', `--workers ${workers}: a shard (${shardFrom}) runs in one process; use --workers without shards, or more shards`);
@@ -153,7 +170,9 @@ async function simulateInWorkers(snn: Snn, modelFile: string, converted: boolean
     return await runWorkers({
       snn: snnFile, ann: converted ? (snn.source?.source.path ?? null) : modelFile, data: f.data, limit: f.limit,
       open: { preprocess: f.preprocess, clipLength: open.clipLength, classNames: open.classNames }, options: rest,
-    }, workers, f.threads, onProgress, { model: path.basename(modelFile), timing: snn.timing ?? undefined });
+    }, workers, f.threads, onProgress, { model: path.basename(modelFile), timing: snn.timing ?? undefined }, () => {
+      if (tmp) fs.rmSync(tmp, { recursive: true, force: true });
+    });
   } finally {
     if (tmp) fs.rmSync(tmp, { recursive: true, force: true });
   }

@@ -6,7 +6,7 @@
  * intra-op threads scale poorly on small networks, so separate processes can use the cores
  * better (BENCHMARKS.md measures both).
  */
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -15,7 +15,7 @@ import { mergeShards, shardProblem, readShardFile, type Shard, type ShardFile } 
 import type { SimulateOptions } from '../api/simulate.js';
 import type { SimulateRecord } from '../report/record.js';
 import type { Progress } from '../progress.js';
-import { SpikeportError, optionError } from '../errors.js';
+import { SpikeportError } from '../errors.js';
 
 /** What a worker process is asked to do: everything resolved, as JSON. */
 export interface WorkerJob {
@@ -40,8 +40,23 @@ const WORKER = path.join(path.dirname(fileURLToPath(import.meta.url)), 'worker.j
  * Run `count` workers on shards 0..count-1 of the job and merge their shard files into the
  * run's record. Worker k's checkpoint (when asked for) is `<checkpoint>.<k>`.
  */
-export async function runWorkers(job: Omit<WorkerJob, 'out'>, count: number, threads: number, onProgress: (p: Progress) => void, overrides: Parameters<typeof mergeShards>[1]): Promise<SimulateRecord> {
+export async function runWorkers(job: Omit<WorkerJob, 'out'>, count: number, threads: number, onProgress: (p: Progress) => void, overrides: Parameters<typeof mergeShards>[1], onInterrupt?: () => void): Promise<SimulateRecord> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'spikeport-workers-'));
+  const children = new Set<ChildProcess>();
+  // SIGKILL: a worker inside an ONNX Runtime call would see a gentler signal only when the call
+  // ends; all it writes is atomic (its shard file in our folder, its checkpoint), so nothing is lost.
+  const stopAll = (): void => {
+    for (const c of children) c.kill('SIGKILL');
+  };
+  // Interrupted (Ctrl-C, a job's time limit): end the workers and leave no temporary files.
+  const onSignal = (signal: NodeJS.Signals): void => {
+    stopAll();
+    fs.rmSync(dir, { recursive: true, force: true });
+    onInterrupt?.();
+    process.exit(signal === 'SIGINT' ? 130 : 143);
+  };
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
   try {
     const perWorker = Math.max(1, Math.floor(threads / count));
     const progress = Array.from({ length: count }, () => ({ phase: '', done: 0, total: 0 }));
@@ -57,10 +72,15 @@ export async function runWorkers(job: Omit<WorkerJob, 'out'>, count: number, thr
       const w: WorkerJob = { ...job, out, options: { ...job.options, shard, threads: perWorker, ...(checkpoint ? { checkpoint } : {}) } };
       const jobFile = path.join(dir, `job-${k}.json`);
       fs.writeFileSync(jobFile, JSON.stringify(w));
-      await runOne(jobFile, k, (p) => {
-        progress[k] = p;
-        report();
-      });
+      try {
+        await runOne(jobFile, k, children, (p) => {
+          progress[k] = p;
+          report();
+        });
+      } catch (e) {
+        stopAll(); // one worker failed: the run cannot finish, so stop the others now
+        throw e;
+      }
       return { name: `worker ${k}`, shard: readShardFile(out) as ShardFile };
     });
     const settled = await Promise.allSettled(runs);
@@ -68,13 +88,16 @@ export async function runWorkers(job: Omit<WorkerJob, 'out'>, count: number, thr
     if (failed) throw failed.reason;
     return mergeShards(settled.map((s) => (s as PromiseFulfilledResult<{ name: string; shard: ShardFile }>).value), overrides);
   } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
     fs.rmSync(dir, { recursive: true, force: true });
   }
 }
 
-function runOne(jobFile: string, k: number, onProgress: (p: { phase: string; done: number; total: number }) => void): Promise<void> {
+function runOne(jobFile: string, k: number, children: Set<ChildProcess>, onProgress: (p: { phase: string; done: number; total: number }) => void): Promise<void> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [WORKER, jobFile], { stdio: ['ignore', 'pipe', 'pipe'] });
+    children.add(child);
     let err = '';
     let buffered = '';
     child.stdout.setEncoding('utf8').on('data', (chunk: string) => {
@@ -93,7 +116,9 @@ function runOne(jobFile: string, k: number, onProgress: (p: { phase: string; don
     child.stderr.setEncoding('utf8').on('data', (chunk: string) => { err += chunk; });
     child.on('error', (e) => reject(new SpikeportError('runtime', `worker ${k} could not start: ${e.message}`)));
     child.on('close', (code, signal) => {
+      children.delete(child);
       if (code === 0) return resolve();
+      if (signal) return reject(new SpikeportError('runtime', `worker ${k} was stopped by ${signal}${signal === 'SIGKILL' ? ' (out of memory? fewer --workers or a smaller --batch need less)' : ''}`));
       // A user error in a worker is the run's user error (one line); anything else is a bug, with its trace.
       const line = err.trim().split('\n').filter(Boolean).pop() ?? '';
       if (code === 1 && line.startsWith('spikeport: error: ')) return reject(new SpikeportError('invalid-data', `worker ${k}: ${line.slice('spikeport: error: '.length)}`));
@@ -108,27 +133,30 @@ function runOne(jobFile: string, k: number, onProgress: (p: { phase: string; don
  * JOB_COMPLETION_INDEX of --shard-count (the Job's completions). Null outside a job array.
  */
 export function shardFromEnv(env: NodeJS.ProcessEnv, shardCount?: number): { shard: Shard; from: string } | null {
+  const fail = (m: string): SpikeportError => new SpikeportError('invalid-option', m);
   const int = (name: string): number => {
     const v = env[name] ?? '';
-    if (!/^\d{1,9}$/.test(v)) throw optionError('shard', `${name}=${JSON.stringify(v)} is not a non-negative integer`);
+    if (!/^\d{1,9}$/.test(v)) throw fail(`${name}=${JSON.stringify(v)} is not a non-negative integer`);
     return Number(v);
   };
   let shard: Shard;
   let from: string;
   if (env.SLURM_ARRAY_TASK_ID !== undefined) {
     const min = env.SLURM_ARRAY_TASK_MIN === undefined ? 0 : int('SLURM_ARRAY_TASK_MIN');
-    if (shardCount === undefined && env.SLURM_ARRAY_TASK_COUNT === undefined) throw optionError('shard', 'SLURM_ARRAY_TASK_ID is set without SLURM_ARRAY_TASK_COUNT: give --shard-count N or --shard K/N');
-    shard = { index: int('SLURM_ARRAY_TASK_ID') - min, count: shardCount ?? int('SLURM_ARRAY_TASK_COUNT') };
+    if (shardCount === undefined && env.SLURM_ARRAY_TASK_COUNT === undefined) throw fail('SLURM_ARRAY_TASK_ID is set without SLURM_ARRAY_TASK_COUNT: give --shard-count N or --shard K/N');
+    const slurmCount = env.SLURM_ARRAY_TASK_COUNT === undefined ? undefined : int('SLURM_ARRAY_TASK_COUNT');
+    if (shardCount !== undefined && slurmCount !== undefined && shardCount !== slurmCount) throw fail(`--shard-count ${shardCount} but SLURM_ARRAY_TASK_COUNT=${slurmCount}: give one of them`);
+    shard = { index: int('SLURM_ARRAY_TASK_ID') - min, count: shardCount ?? (slurmCount as number) };
     from = 'SLURM_ARRAY_TASK_ID';
   } else if (env.JOB_COMPLETION_INDEX !== undefined) {
-    if (shardCount === undefined) throw optionError('shard', 'JOB_COMPLETION_INDEX is set (a Kubernetes Indexed Job): give --shard-count N (the Job\'s completions), or --shard K/N');
+    if (shardCount === undefined) throw fail('JOB_COMPLETION_INDEX is set (a Kubernetes Indexed Job): give --shard-count N (the Job\'s completions), or --shard K/N');
     shard = { index: int('JOB_COMPLETION_INDEX'), count: shardCount };
     from = 'JOB_COMPLETION_INDEX';
   } else {
-    if (shardCount !== undefined) throw optionError('shard', '--shard-count needs JOB_COMPLETION_INDEX or SLURM_ARRAY_TASK_ID in the environment (or give --shard K/N)');
+    if (shardCount !== undefined) throw fail('--shard-count needs JOB_COMPLETION_INDEX or SLURM_ARRAY_TASK_ID in the environment (or give --shard K/N)');
     return null;
   }
   const problem = shardProblem(shard);
-  if (problem) throw new SpikeportError('invalid-option', `${from}: shard ${shard.index} of ${shard.count}: ${problem}${from.startsWith('SLURM') ? ` (the array must be contiguous, e.g. --array=0-${shard.count - 1})` : ''}`);
+  if (problem) throw fail(`${from}: shard ${shard.index} of ${shard.count}: ${problem}${from.startsWith('SLURM') && shard.count > 0 ? ` (the array must be contiguous, e.g. --array=0-${shard.count - 1})` : ''}`);
   return { shard, from };
 }

@@ -43,13 +43,13 @@ const CUDA_LIBRARIES: Readonly<Record<string, readonly string[]>> = {
  * its own log lines and fails with "Failed to load shared library"): a one-line error naming
  * what is missing and how to install it.
  */
-export function checkCudaInstalled(bindingDir = onnxruntimeBindingDir()): void {
+export function checkCudaInstalled(bindingDir = onnxruntimeBindingDir(), device = 'cuda'): void {
   const platform = `${process.platform}/${process.arch}`;
   const libs = CUDA_LIBRARIES[platform];
   const install = 'reinstall it with them: ONNXRUNTIME_NODE_INSTALL=cuda12 npm rebuild onnxruntime-node (downloads ONNX Runtime\'s CUDA 12 build; the machine needs CUDA 12 and cuDNN 9)';
-  if (!libs) throw optionError('device', `cuda: onnxruntime-node has no CUDA build for ${platform} (Linux x64 and Windows x64 have one)`);
+  if (!libs) throw optionError('device', `${device}: onnxruntime-node has no CUDA build for ${platform} (Linux x64 and Windows x64 have one)`);
   const missing = libs.filter((f) => !fs.existsSync(path.join(bindingDir, f)));
-  if (missing.length) throw optionError('device', `cuda: onnxruntime-node was installed without its CUDA libraries (${missing.join(', ')} not in ${bindingDir}); ${install}`);
+  if (missing.length) throw optionError('device', `${device}: onnxruntime-node was installed without its CUDA libraries (${missing.join(', ')} not in ${bindingDir}); ${install}`);
 }
 
 /** Where onnxruntime-node's native binding and its provider libraries are. */
@@ -95,7 +95,7 @@ export class Session {
   static async create(g: Graph, opts: SessionOptions = {}): Promise<Session> {
     checkThreads(opts.threads);
     const device = parseDevice(opts.device);
-    if (device.kind === 'cuda') checkCudaInstalled();
+    if (device.kind === 'cuda') checkCudaInstalled(undefined, opts.device);
     const bytes = encodeModel(g);
     try {
       const s = await ort.InferenceSession.create(bytes, {
@@ -166,7 +166,7 @@ export function checkThreads(threads: number | undefined): void {
 /** The runtime options checked before any work: threads and device (CUDA installed when asked for). */
 export function checkRuntime(opts: RuntimeOptions): void {
   checkThreads(opts.threads);
-  if (parseDevice(opts.device).kind === 'cuda') checkCudaInstalled();
+  if (parseDevice(opts.device).kind === 'cuda') checkCudaInstalled(undefined, opts.device);
 }
 
 function firstLine(s: string): string {

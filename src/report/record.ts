@@ -144,6 +144,9 @@ const recordSchema: z.ZodType<RunRecord> = z.discriminatedUnion('kind', [
 /** A record from JSON, every field checked; `where` names it in the one-line error. */
 export function parseRecord(json: unknown, where: string): RunRecord {
   const kind = (json as { kind?: unknown } | null)?.kind;
+  if (typeof (json as { format?: unknown } | null)?.format === 'string' && String((json as { format: string }).format).startsWith('spikeport-shard/')) {
+    throw new SpikeportError('invalid-file', `${where} is a shard file: merge the shards of its run into a record with spikeport merge SHARD_FILES... --json FILE --report FILE`);
+  }
   if (!(RECORD_KINDS as readonly unknown[]).includes(kind)) {
     throw new SpikeportError('invalid-file', `${where} is not a spikeport record (no "kind" among ${RECORD_KINDS.join(', ')}); make one with simulate --json or experiment --json`);
   }

@@ -147,6 +147,42 @@ export function mergeStates(states: readonly ScorerState[]): ScorerState {
   }
 }
 
+/**
+ * What is wrong with a state said to score exactly these samples (ascending indices) over
+ * `windows` readout windows, or null: a state read from a file is checked before it is trusted.
+ */
+export function stateProblem(s: ScorerState, windows: number, samples: readonly number[]): string | null {
+  if (windowsOf(s) !== windows) return `${windowsOf(s)} readout windows, expected ${windows}`;
+  const n = samples.length;
+  switch (s.kind) {
+    case 'topk':
+      if (s.top5.length !== windows || s.seen.length !== windows) return 'top-1, top-5 and seen counts of different lengths';
+      for (let w = 0; w < windows; w++) {
+        if (s.seen[w] !== n) return `window ${w} scored ${s.seen[w]} samples, the batches hold ${n}`;
+        if (!(s.top1[w] <= s.top5[w] && s.top5[w] <= s.seen[w])) return `window ${w}: top-1 ${s.top1[w]}, top-5 ${s.top5[w]} of ${s.seen[w]} is impossible`;
+      }
+      return null;
+    case 'confusion': {
+      if (n > 0 && s.classes < 1) return 'no classes, but samples were scored';
+      if (s.counts.some((c) => c.length !== s.classes * s.classes)) return `confusion matrices must hold ${s.classes}² counts`;
+      const totals = s.counts.map((c) => c.reduce((a, b) => a + b, 0));
+      if (totals.some((t) => t !== totals[0])) return 'the windows scored different numbers of pixels';
+      return null;
+    }
+    case 'detections': {
+      if (s.images.length !== n || s.images.some((im, k) => im !== samples[k])) return 'the images scored are not the samples of its batches';
+      const seen = new Set(s.images);
+      for (const flat of s.found) {
+        for (let k = 0; k < flat.length; k += 7) {
+          if (!seen.has(flat[k]) || !Number.isInteger(flat[k + 1]) || flat[k + 1] < 0 || flat[k + 1] >= s.classes) return `a detection of image ${flat[k]}, class ${flat[k + 1]}, is not among its images and ${s.classes} classes`;
+        }
+      }
+      if (s.truth.some((b) => !seen.has(b.image))) return 'a ground-truth box of an image it did not score';
+      return null;
+    }
+  }
+}
+
 function windowsOf(s: ScorerState): number {
   return s.kind === 'topk' ? s.top1.length : s.kind === 'confusion' ? s.counts.length : s.windows;
 }
