@@ -20,7 +20,6 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { spawnSync } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
 import { loadModel } from '../src/model/load.js';
 import { prepareModel, type PreparedModel } from '../src/model/prepare.js';
 import { instrument } from '../src/calibrate/instrument.js';
@@ -35,14 +34,9 @@ import { delayAt, simulateWindows } from '../src/evaluate/windows.js';
 import { convert } from '../src/api/convert.js';
 import type { Snn } from '../src/snn/network.js';
 import { memoryDataset, type Dataset } from '../src/data/dataset.js';
+import { ROOT, argv, arg } from './args.js';
 
-const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
-const argv = process.argv.slice(2);
 const flag = (name: string): boolean => argv.includes(`--${name}`);
-const arg = (name: string, fallback: string): string => {
-  const i = argv.indexOf(`--${name}`);
-  return i >= 0 ? argv[i + 1] : fallback;
-};
 const quick = flag('quick');
 const threads = Number(arg('threads', String(defaultThreads())));
 const models = arg('models', quick ? 'mnist-cnn,fashion-vgg' : 'mnist-cnn,fashion-vgg,fashion-resnet,fashion-mobilenet').split(',');

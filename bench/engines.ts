@@ -13,7 +13,6 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { loadModel } from '../src/model/load.js';
 import { prepareModel } from '../src/model/prepare.js';
 import { instrument } from '../src/calibrate/instrument.js';
@@ -23,13 +22,8 @@ import { memoryDataset, readBatch, sequentialBatches, type Dataset } from '../sr
 import { limitDataset, openDataset } from '../src/data/sources.js';
 import { convert } from '../src/api/convert.js';
 import { fusedPlan } from '../src/runtime/fused.js';
+import { ROOT, argv, arg } from './args.js';
 
-const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
-const argv = process.argv.slice(2);
-const arg = (name: string, fallback: string): string => {
-  const i = argv.indexOf(`--${name}`);
-  return i >= 0 ? argv[i + 1] : fallback;
-};
 const model = argv[0] ?? 'fashion-vgg';
 const images = Number(arg('images', '200'));
 const T = Number(arg('T', '32'));

@@ -5,15 +5,12 @@
  *   node dist/bench/kernels.js [--n 100] [--channels 16] [--size 784]
  */
 import { createKernels } from '../src/runtime/kernels.js';
+import { arg } from './args.js';
 
-const argv = process.argv.slice(2);
-const arg = (name: string, fallback: string): number => {
-  const i = argv.indexOf(`--${name}`);
-  return Number(i >= 0 ? argv[i + 1] : fallback);
-};
-const n = arg('n', '100');
-const C = arg('channels', '16');
-const S = arg('size', '784');
+const num = (name: string, fallback: string): number => Number(arg(name, fallback));
+const n = num('n', '100');
+const C = num('channels', '16');
+const S = num('size', '784');
 const per = C * S;
 for (const kind of ['wasm', 'js'] as const) {
   for (const layout of ['per channel', 'per neuron'] as const) {

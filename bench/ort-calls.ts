@@ -14,14 +14,11 @@ import { GraphBuilder, floatInput } from '../src/onnx/builder.js';
 import { encodeModel } from '../src/onnx/codec.js';
 import { int64Tensor, type Graph } from '../src/graph/ir.js';
 import { defaultThreads } from '../src/ort/session.js';
+import { arg } from './args.js';
 
-const argv = process.argv.slice(2);
-const arg = (name: string, fallback: string): number => {
-  const i = argv.indexOf(`--${name}`);
-  return Number(i >= 0 ? argv[i + 1] : fallback);
-};
-const len = arg('floats', String(4 << 20));
-const threads = arg('threads', String(defaultThreads()));
+const num = (name: string, fallback: string): number => Number(arg(name, fallback));
+const len = num('floats', String(4 << 20));
+const threads = num('threads', String(defaultThreads()));
 const calls = 10;
 
 function graph(body: (b: GraphBuilder) => string, inputLen: number): Graph {

@@ -16,7 +16,6 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import * as ort from 'onnxruntime-node';
 import { loadModel } from '../src/model/load.js';
 import { prepareModel } from '../src/model/prepare.js';
@@ -31,13 +30,8 @@ import { memoryDataset, readBatch, type Dataset } from '../src/data/dataset.js';
 import { limitDataset, openDataset } from '../src/data/sources.js';
 import type { Graph } from '../src/graph/ir.js';
 import { fusedPlan, fusedSessions } from '../src/runtime/fused.js';
+import { ROOT, argv, arg } from './args.js';
 
-const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
-const argv = process.argv.slice(2);
-const arg = (name: string, fallback: string): string => {
-  const i = argv.indexOf(`--${name}`);
-  return i >= 0 ? argv[i + 1] : fallback;
-};
 const model = argv[0] ?? 'fashion-vgg';
 const batch = Number(arg('batch', '100'));
 const calls = Number(arg('calls', '4'));
