@@ -250,7 +250,7 @@ export async function simulateShard(snn: Snn, data: string | Dataset, options: S
   let references = prior?.references ?? null;
   if (o.references && !references && snn.source) {
     references = await annReferenceStates(snn.source, test, snn.thresholds(), { batchSize: o.batchSize, threads: o.threads, device: o.device, task, batches });
-    save(partial(tally, { references }));
+    save(partial(tally, { references, pictures }));
   }
   let errors = prior?.siteErrors ?? null;
   if (!errors && snn.source && o.siteErrors > 0 && shard.index === 0) {
