@@ -117,7 +117,6 @@ export async function simulate(graph: Graph, spec: SnnSpec, data: Dataset, opts:
   }
   const batches = chosen.map((b) => all[b]);
   const ctx: RunContext = { spec, data, opts, sink, sums, counters, nBatches: batches.length };
-  const samples = (): number => batches.reduce((a, b) => a + b.length, 0);
   // A Loop call returns every step's readout of its batch at once.
   const loopBytes = 4 * T * Math.min(opts.batchSize, data.size) * numel(spec.readoutShape);
   const loopFits = loopBytes <= LOOP_READOUT_BYTES;
@@ -125,6 +124,7 @@ export async function simulate(graph: Graph, spec: SnnSpec, data: Dataset, opts:
     throw new SpikeportError('invalid-option', `T ${T} with batches of ${Math.min(opts.batchSize, data.size)}: the Loop ${opts.form === 'loop' ? 'form' : 'engine'} keeps every step's readout, ${(loopBytes / 2 ** 30).toFixed(1)} GiB per batch (the limit is ${LOOP_READOUT_BYTES / 2 ** 30} GiB); use fewer steps, a smaller batch${opts.form === 'loop' ? ' or a step-form file' : ' or engine steps'}`, 'T');
   }
   const runners: BatchRunner[] = [];
+  let ran = 0; // samples simulated
   try {
     if (opts.form === 'loop') {
       runners.push(await loopRunner(graph, ctx));
@@ -137,7 +137,6 @@ export async function simulate(graph: Graph, spec: SnnSpec, data: Dataset, opts:
     }
     let runner = runners[0];
     let bi = 0;
-    let ran = 0;
     const done = async (): Promise<void> => {
       ran += batches[bi - 1].length;
       await opts.afterBatch?.(chosen[bi - 1], stats(spec, ran, sums, t0));
@@ -168,7 +167,7 @@ export async function simulate(graph: Graph, spec: SnnSpec, data: Dataset, opts:
   } finally {
     for (const r of runners) await r.release();
   }
-  return stats(spec, samples(), sums, t0);
+  return stats(spec, ran, sums, t0);
 }
 
 interface RunContext {

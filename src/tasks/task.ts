@@ -135,12 +135,11 @@ export function mergeStates(states: readonly ScorerState[]): ScorerState {
       const ds = states as Extract<ScorerState, { kind: 'detections' }>[];
       const images = ds.flatMap((s) => s.images);
       if (new Set(images).size !== images.length) throw new Error('detection states share images: they are not disjoint parts of the data');
-      const order = images.map((im, k) => [im, k] as const).sort((a, b) => a[0] - b[0]);
       const truth = ds.flatMap((s) => s.truth);
       return {
         kind, classes, windows: W,
         found: Array.from({ length: W }, (_, w) => ds.flatMap((s) => s.found[w])),
-        images: order.map(([im]) => im),
+        images: [...images].sort((a, b) => a - b),
         truth: sortByImage(truth),
       };
     }
