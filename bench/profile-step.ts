@@ -6,6 +6,7 @@
  *   node dist/bench/profile-step.js fashion-vgg [--batch 100] [--calls 4] [--unroll 8]
  *   node dist/bench/profile-step.js out/torchvision/resnet18-224.onnx --batch 16 --calls 2
  *   node dist/bench/profile-step.js fashion-vgg --engine fused   # the default engine: stages + WebAssembly
+ *   node dist/bench/profile-step.js fashion-vgg --calibration     # one CLTB update (the in-graph θ update) instead of a step
  *
  * With `--engine fused`: the kernel times of every stage session, summed per op type, and the
  * time outside ONNX Runtime (the WebAssembly neuron passes, counters, call overhead) as
@@ -19,7 +20,7 @@ import path from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { loadModel } from '../src/model/load.js';
 import { prepareModel } from '../src/model/prepare.js';
-import { instrument } from '../src/calibrate/instrument.js';
+import { instrument, thetaFeeds } from '../src/calibrate/instrument.js';
 import { calibrate } from '../src/calibrate/calibrate.js';
 import { buildSnn } from '../src/snn/build.js';
 import { splitConstantPrefix } from '../src/snn/split.js';
@@ -38,6 +39,7 @@ const calls = Number(arg('calls', '4'));
 const K = Number(arg('unroll', '8'));
 const threads = Number(arg('threads', String(defaultThreads())));
 const engine = arg('engine', 'steps');
+const calibration = argv.includes('--calibration');
 
 const bundled = !model.endsWith('.onnx');
 const file = bundled ? path.join(ROOT, 'models', `${model}.onnx`) : model;
@@ -51,7 +53,7 @@ if (bundled) {
   const x = Float32Array.from({ length: batch * per }, (_, i) => ((i * 2654435761) % 1000) / 1000);
   data = memoryDataset({ name: 'random', size: batch, sampleShape: m.inputShape, x, scale: 1, labels: null });
 }
-const cal = await calibrate(m, data, { method: 'maxnorm', iterations: 1, batchSize: batch, threads });
+const cal = await calibrate(m, data, { method: calibration ? 'cmaxnorm' : 'maxnorm', iterations: 1, batchSize: batch, threads });
 const snn = buildSnn(m, cal.thresholds);
 const b = await readBatch(data, Array.from({ length: data.size }, (_, i) => i), bundled ? m.normalize : null);
 const input = new ort.Tensor('float32', b.x, [b.n, ...m.inputShape]);
@@ -133,17 +135,26 @@ if (split.prefix) {
 const stepInputs = new Set(step.inputs.map((i) => i.name));
 const states = Object.fromEntries(snn.spec.states.map((s) => [s.input, new ort.Tensor('float32', new Float32Array(b.n * s.shape.reduce((a, c) => a * c, 1)), [b.n, ...s.shape])]));
 const stepFeeds = (): Record<string, ort.Tensor> => ({ ...(stepInputs.has(snn.spec.input) ? { [snn.spec.input]: input } : {}), ...constants, ...states });
-const Kd = engine === 'fused' ? 1 : K;
-const sim = engine === 'fused' ? await profileFused() : await profile(step, stepFeeds, step.outputs.map((o) => o.name));
+/** One CLTB calibration update (calibrate/instrument.ts, mode ltb): the graph `calibrate` runs per batch. */
+async function profileCalibration(): Promise<Profiled> {
+  const ltb = instrument(m, { mode: 'ltb', granularity: 'channel', stepSize: 1 });
+  const theta = Object.fromEntries(Object.entries(thetaFeeds(ltb, cal.thresholds)).map(([k, v]) => [k, new ort.Tensor('float32', v.data, v.dims as number[])]));
+  return profile(ltb.graph, () => ({ [m.inputName]: input, ...theta }), ltb.thetaOutputs as string[]);
+}
+
+const Kd = engine === 'fused' || calibration ? 1 : K;
+const sim = calibration ? await profileCalibration() : engine === 'fused' ? await profileFused() : await profile(step, stepFeeds, step.outputs.map((o) => o.name));
 const inst = instrument(m, { mode: 'ann', granularity: 'channel' });
 const ann = await profile(inst.graph, () => ({ [m.inputName]: input }), [inst.readout]);
 
 const us = (v: number): string => (v / 1000).toFixed(2);
-process.stdout.write(engine === 'fused'
+process.stdout.write(calibration
+  ? `${path.basename(file)}: one CLTB calibration update, batch ${b.n}, ${threads} threads, ${calls} calls (+1 warm-up)\n`
+  : engine === 'fused'
   ? `${path.basename(file)}: engine fused, batch ${b.n}, ${threads} threads, ${calls} steps profiled after ${calls} warm-up steps\n`
   : `${path.basename(file)}: engine steps, batch ${b.n}, ${threads} threads, ${K} step(s) per call, ${calls} calls (+1 warm-up)\n`);
-process.stdout.write(`per step: wall ${(sim.wall / Kd).toFixed(2)} ms, kernels ${us(sim.kernel / Kd)} ms; ANN pass: wall ${ann.wall.toFixed(2)} ms, kernels ${us(ann.kernel)} ms; step ÷ ANN (wall) ${(sim.wall / Kd / ann.wall).toFixed(2)}\n\n`);
-process.stdout.write('| op | SNN step ms | share | ANN pass ms |\n|---|---|---|---|\n');
+process.stdout.write(`per ${calibration ? 'update' : 'step'}: wall ${(sim.wall / Kd).toFixed(2)} ms, kernels ${us(sim.kernel / Kd)} ms; ANN pass: wall ${ann.wall.toFixed(2)} ms, kernels ${us(ann.kernel)} ms; ${calibration ? 'update' : 'step'} ÷ ANN (wall) ${(sim.wall / Kd / ann.wall).toFixed(2)}\n\n`);
+process.stdout.write(`| op | ${calibration ? 'CLTB update' : 'SNN step'} ms | share | ANN pass ms |\n|---|---|---|---|\n`);
 const ops = [...new Set([...sim.perCall.keys(), ...ann.perCall.keys()])].sort((a, c) => (sim.perCall.get(c) ?? 0) - (sim.perCall.get(a) ?? 0));
 for (const op of ops) {
   const v = (sim.perCall.get(op) ?? 0) / Kd;

@@ -61,7 +61,7 @@ test('direct coding: the input-only prefix (first conv) is split off and compute
   assert.equal(split.step.inputs.some((i) => i.name === 'input'), false, 'the step no longer needs the raw input');
 });
 
-test('engine auto (one batch timed with each engine, then the faster) gives the same readouts, spike and SOP counts as per step', async () => {
+test('engine auto (steps and fused timed on the first batches, then the faster) gives exactly the step engine\'s readouts, spike and SOP counts', async () => {
   const n = 3;
   const x = uniform(23, 5 * n * 256);
   const m = await prepareModel({ path: 'v.onnx', sha256: '', graph: vgg() }, { threads: 1 });
@@ -71,15 +71,22 @@ test('engine auto (one batch timed with each engine, then the faster) gives the 
   const run = async (engine: 'steps' | 'auto') => {
     const sums: number[][] = [];
     const stats = await simulate(snn.graph, snn.spec, data, { steps: 12, batchSize: n, normalize: null, threads: 1, engine, checkpoints: [5, 12] }, (b) => {
-      // The Loop hands back every step's readout instead of running sums: compare window averages.
       sums.push(windowAverages(b, [{ T: 12, delay: 5 }, { T: 5, delay: 0 }]).flatMap((w) => Array.from(w)));
     });
     return { sums, stats };
   };
   const a = await run('steps');
   const b = await run('auto');
+  assert.deepEqual(a.stats.engines, { steps: 5 });
+  // Two rounds of one batch each (5 batches ≥ 4), then the faster runs the fifth.
+  const { steps = 0, fused = 0 } = b.stats.engines;
+  assert.equal(steps + fused, 5, 'every batch is run once');
+  assert.ok(Math.min(steps, fused) === 2 && Math.max(steps, fused) === 3, `both engines timed on two batches: ${JSON.stringify(b.stats.engines)}`);
   assert.equal(b.sums.length, 5, 'every batch reaches the sink once');
-  a.sums.forEach((v, i) => v.forEach((x, j) => assert.ok(Math.abs(x - b.sums[i][j]) < 1e-4, `batch ${i} value ${j}: ${x} vs ${b.sums[i][j]}`)));
+  assert.deepEqual(b.sums, a.sums, 'the same readouts, bit for bit');
   a.stats.spikesPerStep.forEach((v, i) => assert.deepEqual(Array.from(b.stats.spikesPerStep[i]), Array.from(v)));
   a.stats.sopsPerStep.forEach((v, i) => assert.deepEqual(Array.from(b.stats.sopsPerStep[i]), Array.from(v)));
+  // One batch: nothing to choose between, the step engine runs it.
+  const one = await simulate(snn.graph, snn.spec, data, { steps: 4, batchSize: 5 * n, normalize: null, threads: 1, engine: 'auto', checkpoints: [4] }, () => {});
+  assert.deepEqual(one.engines, { steps: 1 });
 });

@@ -30,10 +30,14 @@ function cli(args: readonly string[], env: NodeJS.ProcessEnv = {}): { code: numb
   return { code: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
-/** A record without what differs between two runs of the same work: when, and how long. */
+/**
+ * A record without what differs between two runs of the same work: when, how long, and which
+ * engine `auto` chose for which batch (kept: how many batches ran in all).
+ */
 function comparable(r: SimulateRecord | Record<string, unknown>): Record<string, unknown> {
-  const { created: _c, simulationSeconds: _s, ...rest } = r as Record<string, unknown>;
-  return JSON.parse(JSON.stringify(rest)) as Record<string, unknown>;
+  const { created: _c, simulationSeconds: _s, engines, ...rest } = r as Record<string, unknown>;
+  const batches = Object.values((engines ?? {}) as Record<string, number>).reduce((a, k) => a + k, 0);
+  return JSON.parse(JSON.stringify({ ...rest, batches })) as Record<string, unknown>;
 }
 
 test('scorer states of parts of a data set merge into the state of one scorer that saw every batch (classification, segmentation, detection)', () => {
@@ -352,7 +356,8 @@ test('bad shard sets and options: one line, exit 1, nothing written', () => {
     [['merge', 'a.json', 'b.json', 'b.json', 'c.json', '--json', 'x.json'], /shard 1 of 3 is given twice: b\.json and b\.json/],
     [['merge', 'a.json', write('m.json', other({ ...b.run, model: { ...b.run.model, source: 'f'.repeat(64) } })), 'c.json', '--json', 'x.json'], /a\.json and m\.json are not shards of one run: they simulate different models/],
     [['merge', 'a.json', write('t.json', other({ ...b.run, thresholds: '0'.repeat(64) })), 'c.json', '--json', 'x.json'], /not shards of one run: they simulate the same model with different thresholds/],
-    [['merge', 'a.json', write('o.json', other({ ...b.run, options: { ...b.run.options, engine: 'loop' } })), 'c.json', '--json', 'x.json'], /not shards of one run: they ran with different options: engine "steps" and "loop"/],
+    [['merge', 'a.json', write('o.json', other({ ...b.run, options: { ...b.run.options, engine: 'loop' } })), 'c.json', '--json', 'x.json'], /not shards of one run: they ran with different options: engine "auto" and "loop"/],
+    [['merge', 'a.json', write('g.json', { ...b, tally: { ...b.tally, engines: { steps: 1, fused: 4 } } }), 'c.json', '--json', 'x.json'], /g\.json: its engines ran 5 batches, it counts 2/],
     [['merge', 'a.json', write('f.json', other({ ...b.run, data: { ...b.run.data, fingerprint: '1'.repeat(64) } })), 'c.json', '--json', 'x.json'], /not shards of one run: they read different data under the same name mnist:test/],
     [['merge', 'a.json', write('i.json', { ...b, tally: { ...b.tally, scores: { ...b.tally.scores, top1: [b.tally.samples + 50, 0, 0, 0] } } }), 'c.json', '--json', 'x.json'], /i\.json: its statistics do not fit its batches: window 0: top-1 150, top-5 \d+ of 100 is impossible/],
     [['merge', 'a.json', write('s.json', { ...b, tally: { ...b.tally, samples: 99999 } }), 'c.json', '--json', 'x.json'], /s\.json: 99999 samples counted, its batches hold 100/],

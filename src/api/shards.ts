@@ -175,6 +175,8 @@ function contentProblem(s: ShardFile): string | null {
   if (s.complete && b.length !== want.end - want.first) return `shard ${s.shard.index} of ${s.shard.count} must count batches ${want.first}..${want.end - 1}, it counts ${b.length ? `${b[0]}..${b[b.length - 1]} (${b.length})` : 'none'}`;
   const samples = samplesOf(b, batchSize, run.data.size);
   if (tally.samples !== samples.length) return `${tally.samples} samples counted, its batches hold ${samples.length}`;
+  const byEngine = Object.values(tally.engines ?? {}).reduce((a, k) => a + k, 0);
+  if (tally.engines && byEngine !== b.length) return `its engines ran ${byEngine} batches, it counts ${b.length}`;
   const same = (x: unknown, y: unknown): boolean => canonical(x) === canonical(y);
   if (!same(ctx.T, run.options.T) || !same(ctx.delays, run.options.delays) || ctx.task !== run.options.task) return 'its record context (T, delays, task) does not match its options';
   const Tmax = ctx.T.length ? ctx.T[ctx.T.length - 1] : 0;
@@ -273,6 +275,7 @@ export function mergeShards(files: readonly { readonly name: string; readonly sh
     energy: energyOf({ layers: ctx.layers ?? undefined }, stats, results.map((r) => ({ T: r.T, metric: r.metric })), ann ? ann.metric : null, ctx.energy),
     siteErrors: first.siteErrors,
     simulationSeconds: tally.seconds,
+    ...(tally.engines ? { engines: tally.engines } : {}),
     ...(pictures ? { pictures } : {}),
   };
 }
@@ -360,7 +363,8 @@ const shardSchema = z.object({
     sites: z.array(z.object({ node: z.string(), neurons: count })), layers: z.array(layer).nullable(),
     energy: z.object({ name: z.string(), eSop: finite, eMac: finite, note: z.string() }),
   }),
-  tally: z.object({ batches: z.array(count), samples: count, spikesPerStep: counts, sopsPerStep: counts, scores: state, seconds: finite }),
+  tally: z.object({ batches: z.array(count), samples: count, spikesPerStep: counts, sopsPerStep: counts, scores: state, seconds: finite,
+    engines: z.object({ steps: count, fused: count, loop: count }).partial().strict().optional() }),
   references: z.object({ ann: state, clipped: state }).nullable(),
   siteErrors: siteErrors.nullable(),
   pictures: picturesSchema.nullable(),

@@ -139,7 +139,7 @@ export function flagOf(cmd: Command, key: string): string {
 
 /** How the simulation is driven (simulate, demo, experiments). */
 export function engineOption(): Option {
-  return new Option('--engine <engine>', 'simulation: steps (the whole step graph in ONNX Runtime, several steps per call; reproducible), fused (layers in ONNX Runtime, neurons in one WebAssembly SIMD pass; the same spikes as steps, faster on some models), loop (one ONNX Loop call per batch), auto (time the first batches with each, keep the faster; results may differ between runs by a spike)').choices([...ENGINES]).default(SIMULATE_DEFAULTS.engine);
+  return new Option('--engine <engine>', 'simulation: auto (time steps and fused on the first batches, keep the faster: the results are the same either way), steps (the whole step graph in ONNX Runtime, several steps per call), fused (layers in ONNX Runtime, each neuron update one WebAssembly SIMD pass), loop (one ONNX Loop call per batch; rounds differently, about one spike in 10⁷)').choices([...ENGINES]).default(SIMULATE_DEFAULTS.engine);
 }
 
 function readThresholds(file: string | undefined): FixedThresholds | undefined {

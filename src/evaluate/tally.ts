@@ -5,7 +5,7 @@
  * shards (one per machine) and resumed runs (a checkpoint plus the rest) rely on.
  */
 import { mergeStates, type ScorerState } from '../tasks/task.js';
-import type { SimulationStats } from '../runtime/simulate.js';
+import type { RunEngine, SimulationStats } from '../runtime/simulate.js';
 
 export interface Tally {
   /** The batches counted (indices into the data's consecutive batches), ascending. */
@@ -18,6 +18,8 @@ export interface Tally {
   readonly scores: ScorerState;
   /** Simulation seconds spent on these batches (summed over parts). */
   readonly seconds: number;
+  /** Batches run by each engine (absent in shard files written before it was counted). */
+  readonly engines?: Readonly<Partial<Record<RunEngine, number>>>;
 }
 
 /** A tally of the counter sums a simulation reported (copied: the simulation keeps adding to its arrays). */
@@ -25,7 +27,7 @@ export function tallyOf(batches: readonly number[], stats: SimulationStats, scor
   return {
     batches: [...batches], samples: stats.samples,
     spikesPerStep: stats.spikesPerStep.map((a) => Array.from(a)), sopsPerStep: stats.sopsPerStep.map((a) => Array.from(a)),
-    scores, seconds: stats.seconds,
+    scores, seconds: stats.seconds, engines: { ...stats.engines },
   };
 }
 
@@ -60,13 +62,20 @@ function mergeCounts(parts: readonly Tally[]): Omit<Tally, 'scores'> {
     spikesPerStep: addRows(parts.map((p) => p.spikesPerStep)),
     sopsPerStep: addRows(parts.map((p) => p.sopsPerStep)),
     seconds: parts.reduce((a, p) => a + p.seconds, 0),
+    engines: addEngines(parts.map((p) => p.engines ?? {})),
   };
+}
+
+function addEngines(parts: readonly Readonly<Partial<Record<RunEngine, number>>>[]): Partial<Record<RunEngine, number>> {
+  const sum: Partial<Record<RunEngine, number>> = {};
+  for (const p of parts) for (const [e, k] of Object.entries(p) as [RunEngine, number][]) sum[e] = (sum[e] ?? 0) + k;
+  return sum;
 }
 
 /** The tally's counters as the simulation's stats (for firing rates and energy). */
 export function statsOf(t: Tally): SimulationStats {
   return {
-    samples: t.samples, seconds: t.seconds,
+    samples: t.samples, seconds: t.seconds, engines: { ...t.engines },
     spikesPerStep: t.spikesPerStep.map((a) => Float64Array.from(a)), sopsPerStep: t.sopsPerStep.map((a) => Float64Array.from(a)),
   };
 }

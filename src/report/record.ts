@@ -45,6 +45,8 @@ export interface SimulateRecord extends RunInfo {
   readonly energy: EnergyReport | null;
   readonly siteErrors: SiteErrors | null;
   readonly simulationSeconds: number;
+  /** Batches simulated by each engine (absent in older records); `auto` runs its first batches with both. */
+  readonly engines?: Readonly<Partial<Record<'steps' | 'fused' | 'loop', number>>>;
   /** A few test images with the SNN's (and the ANN's) predictions (simulate's `pictures`; absent in older records). */
   readonly pictures?: Pictures;
 }
@@ -128,6 +130,7 @@ const recordSchema: z.ZodType<RunRecord> = z.discriminatedUnion('kind', [
     ann: score, clippedAnn: score, delay: z.object({ estimated: num, latencies: z.array(num), rule: str }),
     results: z.array(z.object({ T: num, delay: num, metric: num, secondary: num.nullable(), metricNoDelay: num, secondaryNoDelay: num.nullable() })),
     firingRates: z.array(z.object({ site: str, rate: num })), energy: energy.nullable(), siteErrors: siteErrors.nullable(), simulationSeconds: num,
+    engines: z.object({ steps: num, fused: num, loop: num }).partial().strict().optional(),
     pictures: picturesSchema.optional(),
   }),
   z.object({

@@ -75,7 +75,7 @@ function simulateSections(r: SimulateRecord): Section[] {
     title: 'Run',
     text: [
       `Model ${r.model}; data ${r.data}, ${r.samples} samples; thresholds ${r.method} (${r.iterations} iterations); max pooling ${r.maxpool}.`,
-      `Estimated delay d̂ = ${r.delay.estimated}; delay at T: ${r.delay.rule}. Simulation ${num(r.simulationSeconds)} s.`,
+      `Estimated delay d̂ = ${r.delay.estimated}; delay at T: ${r.delay.rule}. Simulation ${num(r.simulationSeconds)} s${engineNote(r.engines)}.`,
       ...(r.ann ? [`ANN ${m1} ${pct(r.ann.metric)} %; clipped ANN (ReLU → clip(x, 0, θ)) ${pct(r.clippedAnn?.metric)} %.`] : ['No ANN reference (the source ANN was not found next to the SNN; name it with --ann, or the ann option of loadSnn, and ask for references).']),
     ],
   }, ...(r.pictures && r.pictures.samples.length > 0 ? [{
@@ -218,4 +218,13 @@ function energySections(r: EnergyRecord): Section[] {
       }),
     },
   }];
+}
+
+/** Which engine ran the batches, e.g. " (engine fused; auto timed 2 batches with steps)". */
+function engineNote(engines: SimulateRecord['engines']): string {
+  if (!engines) return '';
+  const ran = Object.entries(engines).filter(([, k]) => (k ?? 0) > 0).sort((a, b) => (b[1] ?? 0) - (a[1] ?? 0));
+  if (ran.length === 0) return '';
+  const [[main], ...rest] = ran;
+  return ` (engine ${main}${rest.length ? `; ${rest.map(([e, k]) => `${k} batch${k === 1 ? '' : 'es'} with ${e}`).join(', ')} while auto timed both` : ''})`;
 }

@@ -17,20 +17,24 @@ import { SpikeportError } from '../errors.js';
 import { fusedPlan, fusedSessions } from './fused.js';
 
 /**
- * How a step graph is driven: `steps` calls it from JS (several steps per call), `loop` wraps it
- * in an ONNX Loop (one call per batch), `auto` times the first batch with each and keeps the
- * faster; `fused` runs the layers in ONNX Runtime on several steps at once and the neurons in
- * one JS pass each (runtime/fused.ts; the same spikes as `steps`, exact counts). All give the
- * same spikes.
+ * How a step graph is driven: `steps` calls it from JS (several steps per call), `fused` runs
+ * the layers in ONNX Runtime and every neuron update in one WebAssembly pass (runtime/fused.ts),
+ * `loop` wraps it in an ONNX Loop (one call per batch). `steps` and `fused` give the same spikes
+ * and readouts bit for bit, so `auto` times both on the first batches and keeps the faster
+ * without changing any result; `loop`'s kernels round differently (one spike in 10⁷) and it is
+ * only run when asked for.
  */
 export const ENGINES = ['auto', 'steps', 'loop', 'fused'] as const;
 export type Engine = (typeof ENGINES)[number];
+/** An engine that runs batches (what `auto` resolves to). */
+export type RunEngine = Exclude<Engine, 'auto'>;
 
 /**
- * The default engine. `fused` gives the same spikes and readouts bit for bit (exact counts) but
- * is not faster on every model on this machine (BENCHMARKS.md, issue 14): opt-in for now.
+ * The default engine: `auto`, choosing between `steps` and `fused` by measurement, because which
+ * is faster depends on the model and the machine's load (BENCHMARKS.md, issue 14) while the
+ * results do not.
  */
-export const DEFAULT_ENGINE: Engine = 'steps';
+export const DEFAULT_ENGINE: Engine = 'auto';
 
 /** Most memory a Loop call may return for one batch's readouts. */
 export const LOOP_READOUT_BYTES = 2 ** 30;
@@ -62,13 +66,7 @@ export interface SimulateOptions extends RuntimeOptions {
   readonly normalize: Normalize | null;
   /** 'step' (default): the graph computes one step; 'loop': it computes all steps (snn/loop.ts). */
   readonly form?: SnnForm;
-  /**
-   * How a step graph is driven: 'steps' calls it once per step from JS, with the input-only
-   * prefix computed once; 'loop' wraps it in an ONNX Loop, one call per batch; 'auto' times the
-   * first batch with each and keeps the faster (BENCHMARKS.md: per step wins on the conv-heavy
-   * Fashion-MNIST models, the Loop on the small MNIST CNN); 'fused' runs the layers in ONNX
-   * Runtime and the neurons in one WebAssembly pass (runtime/fused.ts). Default DEFAULT_ENGINE.
-   */
+  /** How the step graph is driven (ENGINES; default DEFAULT_ENGINE). */
   readonly engine?: Engine;
   /**
    * Keep only the running sums of the readout at these steps (window ends and starts): memory
@@ -97,10 +95,13 @@ export interface SimulationStats {
   /** Per spiking weighted layer (spec.layers with a `sops` output), per step: SOPs summed over all samples. */
   readonly sopsPerStep: readonly Float64Array[];
   readonly seconds: number;
+  /** Batches run by each engine (`auto` runs its first batches with both). */
+  readonly engines: Readonly<Partial<Record<RunEngine, number>>>;
 }
 
 /** One batch through all T steps; returns what the sink needs. */
 interface BatchRunner {
+  readonly engine: RunEngine;
   run(bi: number, batch: Batch): Promise<void>;
   release(): Promise<void>;
 }
@@ -117,57 +118,59 @@ export async function simulate(graph: Graph, spec: SnnSpec, data: Dataset, opts:
   }
   const batches = chosen.map((b) => all[b]);
   const ctx: RunContext = { spec, data, opts, sink, sums, counters, nBatches: batches.length };
+  const engine = opts.form === 'loop' ? 'loop' : opts.engine ?? DEFAULT_ENGINE;
   // A Loop call returns every step's readout of its batch at once.
   const loopBytes = 4 * T * Math.min(opts.batchSize, data.size) * numel(spec.readoutShape);
-  const loopFits = loopBytes <= LOOP_READOUT_BYTES;
-  if (!loopFits && (opts.form === 'loop' || opts.engine === 'loop')) {
+  if (loopBytes > LOOP_READOUT_BYTES && engine === 'loop') {
     throw new SpikeportError('invalid-option', `T ${T} with batches of ${Math.min(opts.batchSize, data.size)}: the Loop ${opts.form === 'loop' ? 'form' : 'engine'} keeps every step's readout, ${(loopBytes / 2 ** 30).toFixed(1)} GiB per batch (the limit is ${LOOP_READOUT_BYTES / 2 ** 30} GiB); use fewer steps, a smaller batch${opts.form === 'loop' ? ' or a step-form file' : ' or engine steps'}`, 'T');
   }
   const runners: BatchRunner[] = [];
+  const used: Partial<Record<RunEngine, number>> = {};
   let ran = 0; // samples simulated
+  const result = (): SimulationStats => stats(spec, ran, sums, t0, used);
   try {
-    if (opts.form === 'loop') {
-      runners.push(await loopRunner(graph, ctx));
-    } else if (opts.engine === 'loop') {
-      runners.push(await loopRunner(buildLoop({ graph, spec }), ctx));
-    } else if ((opts.engine ?? DEFAULT_ENGINE) === 'fused') {
+    if (engine === 'loop') {
+      runners.push(await loopRunner(opts.form === 'loop' ? graph : buildLoop({ graph, spec }), ctx));
+    } else if (engine === 'fused') {
       runners.push(await fusedRunner(graph, ctx) ?? await stepRunner(graph, ctx));
     } else {
       runners.push(await stepRunner(graph, ctx));
+      // With one batch there is nothing to choose for.
+      const fused = engine === 'auto' && batches.length >= 2 ? await fusedRunner(graph, ctx) : null;
+      if (fused) runners.push(fused);
     }
-    let runner = runners[0];
     let bi = 0;
-    const done = async (): Promise<void> => {
-      ran += batches[bi - 1].length;
-      await opts.afterBatch?.(chosen[bi - 1], stats(spec, ran, sums, t0));
+    const runBatch = async (runner: BatchRunner, batch: Batch): Promise<void> => {
+      await runner.run(bi, batch);
+      used[runner.engine] = (used[runner.engine] ?? 0) + 1;
+      ran += batch.n;
+      bi++;
+      await opts.afterBatch?.(chosen[bi - 1], result());
     };
     // Batches are read ahead (a streamed source decodes the next ones while this one runs).
     const stream = prefetchBatches(data, batches.length, (b) => batches[b], opts.normalize);
-    if (opts.engine === 'auto' && opts.form !== 'loop' && batches.length >= 3 && loopFits) {
-      // Both engines compute the same network; which is faster depends on the model (per-call
-      // cost against ONNX Runtime's weaker optimisation of Loop bodies). Time one batch with
-      // each, keep the faster for the rest. (Their kernels may round differently: on mnist-cnn
-      // one spike in 10⁷ differs, so a rerun can differ by that much.)
-      runners.push(await loopRunner(buildLoop({ graph, spec }), ctx));
-      const times = [];
-      for (const r of runners) {
-        const batch = (await stream.next()).value as Batch;
-        const t = performance.now();
-        await r.run(bi, batch);
-        bi++;
-        times.push(performance.now() - t);
-        await done();
+    if (runners.length > 1) {
+      // auto: the same results either way; time a batch with each (a second round, when there
+      // are batches to spare, once both have warmed up) and keep the faster per sample.
+      const rounds = batches.length >= 4 ? 2 : 1;
+      const perSample = runners.map(() => Infinity);
+      for (let round = 0; round < rounds; round++) {
+        for (const [k, r] of runners.entries()) {
+          const batch = (await stream.next()).value as Batch;
+          const t = performance.now();
+          await runBatch(r, batch);
+          perSample[k] = (performance.now() - t) / batch.n;
+        }
       }
-      runner = times[1] < times[0] ? runners[1] : runners[0];
+      const keep = perSample.indexOf(Math.min(...perSample));
+      const [loser] = runners.splice(1 - keep, 1);
+      await loser.release();
     }
-    for await (const batch of stream) {
-      await runner.run(bi++, batch);
-      await done();
-    }
+    for await (const batch of stream) await runBatch(runners[0], batch);
   } finally {
     for (const r of runners) await r.release();
   }
-  return stats(spec, ran, sums, t0);
+  return result();
 }
 
 interface RunContext {
@@ -178,6 +181,38 @@ interface RunContext {
   readonly sums: Float64Array[];
   readonly counters: readonly string[];
   readonly nBatches: number;
+}
+
+/**
+ * A batch's readouts as its sink receives them, filled step by step: every step's readout, or
+ * (with `checkpoints`) running sums kept at those steps only.
+ */
+function readoutCollector(opts: SimulateOptions, spec: SnnSpec, batch: Batch): { add(t: number, r: Float32Array): void; done(): StepBatch } {
+  const T = opts.steps;
+  const n = batch.n;
+  const size = numel(spec.readoutShape);
+  const checkpoints = new Set(opts.checkpoints ?? []);
+  const keep = opts.checkpoints ? null : new Float32Array(T * n * size);
+  const cums = new Map<number, Float64Array>();
+  const running = new Float64Array(opts.checkpoints ? n * size : 0);
+  return {
+    add(t, r) {
+      if (keep) {
+        keep.set(r, t * n * size);
+        return;
+      }
+      for (let j = 0; j < running.length; j++) running[j] += r[j];
+      if (checkpoints.has(t + 1)) cums.set(t + 1, Float64Array.from(running));
+    },
+    done: () => stepBatch(batch, keep, cums, T, size),
+  };
+}
+
+function stepBatch(batch: Batch, readouts: Float32Array | null, sums: ReadonlyMap<number, Float64Array>, steps: number, size: number): StepBatch {
+  return {
+    readouts, sums, steps, n: batch.n, size, labels: batch.y, indices: batch.indices,
+    ...(batch.masks ? { masks: batch.masks } : {}), ...(batch.placements ? { placements: batch.placements } : {}),
+  };
 }
 
 /** The one-step graph called once per step from JS, with the input-only prefix computed once. */
@@ -192,9 +227,8 @@ async function stepRunner(graph: Graph, ctx: RunContext): Promise<BatchRunner> {
   const unrolled = unrollK > 1 ? await Session.create(unrollSteps(split.step, spec, unrollK), opts) : null;
   const stepInputs = new Set(split.step.inputs.map((i) => i.name));
   const T = opts.steps;
-  const size = numel(spec.readoutShape);
-  const checkpoints = new Set(opts.checkpoints ?? []);
   return {
+    engine: 'steps',
     async run(bi, batch) {
       const n = batch.n;
       const input: Array32 = { dims: [n, ...spec.inputShape], data: batch.x };
@@ -206,21 +240,14 @@ async function stepRunner(graph: Graph, ctx: RunContext): Promise<BatchRunner> {
       let current = zero();
       let next = opts.reuseBuffers === false ? null : zero();
       Object.assign(feeds, current);
-      const keep = opts.checkpoints ? null : new Float32Array(T * n * size);
-      const cums = new Map<number, Float64Array>();
-      const running = new Float64Array(opts.checkpoints ? n * size : 0);
+      const readouts = readoutCollector(opts, spec, batch);
       for (let t = 0; t < T;) {
         const K = unrolled && t + unrollK <= T ? unrollK : 1;
         const into = next ? Object.fromEntries(spec.states.map((s) => [s.output, (next as Record<string, Array32>)[s.input]])) : undefined;
         const out = await (K > 1 ? (unrolled as Session) : session).run(feeds, undefined, into);
         for (let k = 0; k < K; k++, t++) {
           const name = (x: string): string => (K > 1 ? stepName(x, k) : x);
-          const r = out[name(spec.readout)].data;
-          if (keep) keep.set(r, t * n * size);
-          else {
-            for (let j = 0; j < running.length; j++) running[j] += r[j];
-            if (checkpoints.has(t + 1)) cums.set(t + 1, Float64Array.from(running));
-          }
+          readouts.add(t, out[name(spec.readout)].data);
           // Counts are integers; the graph sums them in float32 through θ-scaled weights.
           counters.forEach((c, i) => { sums[i][t] += Math.round(out[name(c)].data[0]); });
         }
@@ -228,7 +255,7 @@ async function stepRunner(graph: Graph, ctx: RunContext): Promise<BatchRunner> {
         if (next) [current, next] = [next, current];
         opts.onProgress?.({ phase: 'simulate', done: bi * T + t, total: nBatches * T });
       }
-      await sink({ readouts: keep, sums: cums, steps: T, n, size, labels: batch.y, indices: batch.indices, ...(batch.masks ? { masks: batch.masks } : {}), ...(batch.placements ? { placements: batch.placements } : {}) });
+      await sink(readouts.done());
     },
     async release() {
       await session.release();
@@ -246,30 +273,23 @@ async function fusedRunner(graph: Graph, ctx: RunContext): Promise<BatchRunner |
   const { spec, opts, sink, sums, counters, nBatches } = ctx;
   const plan = fusedPlan(graph, spec);
   if (!plan) return null;
-  const engine = await fusedSessions(plan, spec, { ...opts, block: opts.unroll });
+  // `unroll` is this engine's block only when it was asked for by name (under auto it is the step engine's).
+  const engine = await fusedSessions(plan, spec, { ...opts, block: opts.engine === 'fused' ? opts.unroll : undefined });
   const T = opts.steps;
   const size = numel(spec.readoutShape);
-  const checkpoints = new Set(opts.checkpoints ?? []);
   return {
+    engine: 'fused',
     async run(bi, batch) {
       const n = batch.n;
-      const keep = opts.checkpoints ? null : new Float32Array(T * n * size);
-      const cums = new Map<number, Float64Array>();
-      const running = new Float64Array(opts.checkpoints ? n * size : 0);
+      const readouts = readoutCollector(opts, spec, batch);
       await engine.run(batch, T, (t0, K, block) => {
         for (let k = 0; k < K; k++) {
-          const t = t0 + k;
-          const r = block.readouts.subarray(k * n * size, (k + 1) * n * size);
-          if (keep) keep.set(r, t * n * size);
-          else {
-            for (let j = 0; j < running.length; j++) running[j] += r[j];
-            if (checkpoints.has(t + 1)) cums.set(t + 1, Float64Array.from(running));
-          }
-          counters.forEach((_, i) => { sums[i][t] += block.counts[i][k]; });
+          readouts.add(t0 + k, block.readouts.subarray(k * n * size, (k + 1) * n * size));
+          counters.forEach((_, i) => { sums[i][t0 + k] += block.counts[i][k]; });
         }
         opts.onProgress?.({ phase: 'simulate', done: bi * T + t0 + K, total: nBatches * T });
       });
-      await sink({ readouts: keep, sums: cums, steps: T, n, size, labels: batch.y, indices: batch.indices, ...(batch.masks ? { masks: batch.masks } : {}), ...(batch.placements ? { placements: batch.placements } : {}) });
+      await sink(readouts.done());
     },
     release: () => engine.release(),
   };
@@ -283,6 +303,7 @@ async function loopRunner(graph: Graph, ctx: RunContext): Promise<BatchRunner> {
   const size = numel(spec.readoutShape);
   const scalar = (v: number): ArrayI64 => ({ dims: [], data: BigInt64Array.of(BigInt(v)) });
   return {
+    engine: 'loop',
     async run(bi, batch) {
       const out = await session.run({
         [spec.input]: { dims: [batch.n, ...spec.inputShape], data: batch.x },
@@ -290,13 +311,13 @@ async function loopRunner(graph: Graph, ctx: RunContext): Promise<BatchRunner> {
       }, [loopReadout(spec.readout), ...counters.map(loopCounter)]);
       counters.forEach((c, i) => out[loopCounter(c)].data.forEach((v, t) => { sums[i][t] += Math.round(v); }));
       opts.onProgress?.({ phase: 'simulate', done: (bi + 1) * T, total: nBatches * T });
-      await sink({ readouts: out[loopReadout(spec.readout)].data, sums: new Map(), steps: T, n: batch.n, size, labels: batch.y, indices: batch.indices, ...(batch.masks ? { masks: batch.masks } : {}), ...(batch.placements ? { placements: batch.placements } : {}) });
+      await sink(stepBatch(batch, out[loopReadout(spec.readout)].data, new Map(), T, size));
     },
     release: () => session.release(),
   };
 }
 
-function stats(spec: SnnSpec, samples: number, sums: Float64Array[], t0: number): SimulationStats {
+function stats(spec: SnnSpec, samples: number, sums: Float64Array[], t0: number, engines: Partial<Record<RunEngine, number>>): SimulationStats {
   const k = spec.sites.length;
-  return { samples, spikesPerStep: sums.slice(0, k), sopsPerStep: sums.slice(k), seconds: (performance.now() - t0) / 1000 };
+  return { samples, spikesPerStep: sums.slice(0, k), sopsPerStep: sums.slice(k), seconds: (performance.now() - t0) / 1000, engines: { ...engines } };
 }
