@@ -1,12 +1,13 @@
 /**
  * The simulation engines against each other on one model (issue 14): time per image-step of
- * `steps` and `fused` (the default), each ÷ one ANN pass per image, in one run — wall time, and
+ * `steps`, `fused` and `auto` (the default: times both on the first batches, keeps the faster), each ÷ one ANN pass per image, in one run — wall time, and
  * the process's CPU time (threads spinning count as work; less sensitive to other jobs on a
  * shared machine) — and whether
  * they agree (readouts bit for bit, spike and SOP counts per step).
  *
  *   node dist/bench/engines.js fashion-vgg [--images 200] [--T 32] [--batch 100] [--repeat 3]
  *   node dist/bench/engines.js out/torchvision/resnet18-224.onnx --images 16 --batch 16 --T 16
+ *   node dist/bench/engines.js fashion-vgg --engines steps,fused,auto   # what auto chose, in brackets
  *
  * A bundled model is converted with CLTB on 1000 training images; an ONNX path (random
  * weights, tools/export_torchvision.py) with MaxNorm on random inputs, simulated on random inputs.
@@ -74,14 +75,16 @@ const annPass = async (): Promise<number> => {
 };
 await annPass();
 
-interface Result { seconds: number; cpu: number; readouts: Float32Array[]; spikes: readonly Float64Array[]; sops: readonly Float64Array[] }
+interface Result { seconds: number; cpu: number; readouts: Float32Array[]; spikes: readonly Float64Array[]; sops: readonly Float64Array[]; engines: string }
 const run = async (spec: string): Promise<Result> => {
   const [engine, unroll] = spec.split('@');
   const readouts: Float32Array[] = [];
   const c0 = process.cpuUsage();
   const stats = await simulate(snn.graph, snn.spec, test, { steps: T, batchSize: batch, normalize: norm, threads, engine: engine as Engine, ...(unroll ? { unroll: Number(unroll) } : {}) }, (b) => { readouts.push(b.readouts as Float32Array); });
   const c = process.cpuUsage(c0);
-  return { seconds: stats.seconds, cpu: (c.user + c.system) / 1e6, readouts, spikes: stats.spikesPerStep, sops: stats.sopsPerStep };
+  // Which engine ran how many batches (what `auto` chose).
+  const ran = Object.entries(stats.engines).map(([k, v]) => `${k} ${v}`).join(' + ');
+  return { seconds: stats.seconds, cpu: (c.user + c.system) / 1e6, readouts, spikes: stats.spikesPerStep, sops: stats.sopsPerStep, engines: ran };
 };
 
 const plan = fusedPlan(snn.graph, snn.spec);
@@ -96,7 +99,7 @@ for (let r = 0; r < repeat; r++) {
   for (const e of engines) {
     const res = await run(e);
     if (!first.has(e)) first.set(e, res);
-    cells.push(`${e} ${(res.seconds / (test.size * T) / annSec).toFixed(2)}`);
+    cells.push(`${e} ${(res.seconds / (test.size * T) / annSec).toFixed(2)}${e.startsWith('auto') ? ` (${res.engines} batches)` : ''}`);
     cpuCells.push(`${e} ${(res.cpu / (test.size * T) / annCpu).toFixed(2)}`);
   }
   process.stdout.write(`round ${r + 1}: wall ${cells.join(', ')}; CPU time ${cpuCells.join(', ')}\n`);

@@ -78,14 +78,18 @@ test('engine auto (steps and fused timed on the first batches, then the faster) 
   const a = await run('steps');
   const b = await run('auto');
   assert.deepEqual(a.stats.engines, { steps: 5 });
-  // Two rounds of one batch each (5 batches ≥ 4), then the faster runs the fifth.
+  // One batch timed with each (5 batches < AUTO_SECOND_ROUND), then the faster runs the other three.
   const { steps = 0, fused = 0 } = b.stats.engines;
   assert.equal(steps + fused, 5, 'every batch is run once');
-  assert.ok(Math.min(steps, fused) === 2 && Math.max(steps, fused) === 3, `both engines timed on two batches: ${JSON.stringify(b.stats.engines)}`);
+  assert.ok(Math.min(steps, fused) === 1 && Math.max(steps, fused) === 4, `both engines timed on one batch: ${JSON.stringify(b.stats.engines)}`);
   assert.equal(b.sums.length, 5, 'every batch reaches the sink once');
   assert.deepEqual(b.sums, a.sums, 'the same readouts, bit for bit');
   a.stats.spikesPerStep.forEach((v, i) => assert.deepEqual(Array.from(b.stats.spikesPerStep[i]), Array.from(v)));
   a.stats.sopsPerStep.forEach((v, i) => assert.deepEqual(Array.from(b.stats.sopsPerStep[i]), Array.from(v)));
+  // 8 batches (≥ AUTO_SECOND_ROUND): each engine timed twice, the faster runs the last four.
+  const eight = await simulate(snn.graph, snn.spec, data, { steps: 4, batchSize: 2, normalize: null, threads: 1, engine: 'auto', checkpoints: [4] }, () => {});
+  const counts = [eight.engines.steps ?? 0, eight.engines.fused ?? 0].sort();
+  assert.deepEqual(counts, [2, 6], JSON.stringify(eight.engines));
   // One batch: nothing to choose between, the step engine runs it.
   const one = await simulate(snn.graph, snn.spec, data, { steps: 4, batchSize: 5 * n, normalize: null, threads: 1, engine: 'auto', checkpoints: [4] }, () => {});
   assert.deepEqual(one.engines, { steps: 1 });

@@ -77,15 +77,19 @@ export function instrument(m: PreparedModel, opts: InstrumentOptions): Instrumen
       thetaInputs.push(theta);
       thetaDims.push(dims);
       let clipAt = theta;
+      const relu = b.op('Relu', [x]);
       if (opts.mode === 'ltb') {
-        // θ ← θ + 2c · mean((x − θ)·1[x > θ]) over the reduced axes; (x−θ)·1[x>θ] = ReLU(x − θ).
-        const excess = b.op('Relu', [b.op('Sub', [x, theta])]);
+        // θ ← θ + 2c · mean((x − θ)·1[x > θ]) over the reduced axes; (x−θ)·1[x>θ] = ReLU(x − θ),
+        // computed as ReLU(ReLU(x) − θ): the same bits while θ ≥ 0 (it starts at 0 and only
+        // grows), and x then feeds one ReLU only, which ONNX Runtime fuses into the convolution
+        // that makes x (one memory pass less per site and batch).
+        const excess = b.op('Relu', [b.op('Sub', [relu, theta])]);
         const mean = b.reduce('ReduceMean', excess, reducedAxes(rank, opts.granularity), true);
         const step = b.op('Mul', [mean, b.scalar(2 * (opts.stepSize ?? 1), 'two_c')]);
         clipAt = b.add('Add', [theta, step], {}, [`theta_${site.index}_new`])[0];
         thetaOutputs.push(clipAt);
       }
-      b.add('Min', [b.op('Relu', [x]), clipAt], {}, [site.output]);
+      b.add('Min', [relu, clipAt], {}, [site.output]);
     }
     nodes.push(...b.nodes.slice(start));
     b.nodes.length = start;

@@ -36,6 +36,9 @@ export type RunEngine = Exclude<Engine, 'auto'>;
  */
 export const DEFAULT_ENGINE: Engine = 'auto';
 
+/** From this many batches on, `auto` times each engine twice (the second time counts). */
+export const AUTO_SECOND_ROUND = 8;
+
 /** Most memory a Loop call may return for one batch's readouts. */
 export const LOOP_READOUT_BYTES = 2 ** 30;
 
@@ -150,9 +153,9 @@ export async function simulate(graph: Graph, spec: SnnSpec, data: Dataset, opts:
     // Batches are read ahead (a streamed source decodes the next ones while this one runs).
     const stream = prefetchBatches(data, batches.length, (b) => batches[b], opts.normalize);
     if (runners.length > 1) {
-      // auto: the same results either way; time a batch with each (a second round, when there
-      // are batches to spare, once both have warmed up) and keep the faster per sample.
-      const rounds = batches.length >= 4 ? 2 : 1;
+      // auto: the same results either way; time a batch with each and keep the faster per
+      // sample. With batches to spare, a second round times both again once they are warm.
+      const rounds = batches.length >= AUTO_SECOND_ROUND ? 2 : 1;
       const perSample = runners.map(() => Infinity);
       for (let round = 0; round < rounds; round++) {
         for (const [k, r] of runners.entries()) {
