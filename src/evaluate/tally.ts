@@ -62,7 +62,8 @@ function mergeCounts(parts: readonly Tally[]): Omit<Tally, 'scores'> {
     spikesPerStep: addRows(parts.map((p) => p.spikesPerStep)),
     sopsPerStep: addRows(parts.map((p) => p.sopsPerStep)),
     seconds: parts.reduce((a, p) => a + p.seconds, 0),
-    engines: addEngines(parts.map((p) => p.engines ?? {})),
+    // Unknown for the whole when a part does not say (a checkpoint written before engines were counted).
+    ...(parts.every((p) => p.engines) ? { engines: addEngines(parts.map((p) => p.engines ?? {})) } : {}),
   };
 }
 
@@ -75,7 +76,7 @@ function addEngines(parts: readonly Readonly<Partial<Record<RunEngine, number>>>
 /** The tally's counters as the simulation's stats (for firing rates and energy). */
 export function statsOf(t: Tally): SimulationStats {
   return {
-    samples: t.samples, seconds: t.seconds, engines: { ...t.engines },
+    samples: t.samples, seconds: t.seconds, engines: { ...(t.engines ?? {}) },
     spikesPerStep: t.spikesPerStep.map((a) => Float64Array.from(a)), sopsPerStep: t.sopsPerStep.map((a) => Float64Array.from(a)),
   };
 }
