@@ -11,7 +11,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { convert } from '../src/api/convert.js';
 import { simulate, simulateShard } from '../src/api/simulate.js';
-import { configHash, mergeShards, parseShardFile, shardJson, shardRange, type ShardFile } from '../src/api/shards.js';
+import { configHash, mergeShards, parseShard, parseShardFile, shardJson, shardRange, type ShardFile } from '../src/api/shards.js';
 import { openMemoryDataset } from '../src/data/sources.js';
 import { makeScorer, mergeStates, scoresOf, type Task } from '../src/tasks/task.js';
 import { memoryDataset, type DetectionBox } from '../src/data/dataset.js';
@@ -123,6 +123,8 @@ test('shard ranges: contiguous, covering every batch once, sizes within one; the
   }
   assert.throws(() => shardRange({ index: 3, count: 3 }, 10), /shard 3\/3: the index must be in 0\.\.2/);
   assert.throws(() => shardRange({ index: 0, count: 8 }, 5), /8 shards for 5 batches/);
+  assert.deepEqual(parseShard('2/3'), { index: 2, count: 3 });
+  for (const v of [' 2/3', '2 / 3', '2/3 ', '+2/3', '2/3.0', '2/1e1', '0x2/3', '2/', '/3']) assert.throws(() => parseShard(v), /is not K\/N/, JSON.stringify(v));
   assert.deepEqual(shardFromEnv({ SLURM_ARRAY_TASK_ID: '5', SLURM_ARRAY_TASK_MIN: '4', SLURM_ARRAY_TASK_COUNT: '3' }), { shard: { index: 1, count: 3 }, from: 'SLURM_ARRAY_TASK_ID' });
   assert.deepEqual(shardFromEnv({ JOB_COMPLETION_INDEX: '2' }, 4), { shard: { index: 2, count: 4 }, from: 'JOB_COMPLETION_INDEX' });
   assert.equal(shardFromEnv({}), null);
