@@ -19,9 +19,10 @@ import { shardFromEnv } from '../src/cli/workers.js';
 import { checkCudaInstalled } from '../src/ort/session.js';
 import type { SimulateRecord } from '../src/report/record.js';
 import { randn } from './helpers.js';
+import { tempDir } from './temp.js';
 
 const CLI = path.join(process.cwd(), 'dist', 'src', 'cli', 'main.js');
-const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'spikeport-shards-'));
+const tmp = tempDir('spikeport-shards-');
 const model = (name: string): string => path.join(process.cwd(), 'models', `${name}.onnx`);
 
 function cli(args: readonly string[], env: NodeJS.ProcessEnv = {}): { code: number | null; stdout: string; stderr: string } {
