@@ -7,6 +7,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { tempDir } from './temp.js';
@@ -30,6 +31,7 @@ test('tempDir: a test\'s folder goes when the test ends (also when it fails), th
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { tempDir } from ${JSON.stringify(temp)};
 const shared = tempDir('shared-');
@@ -54,5 +56,16 @@ test('fails with a folder', (t) => {
   const r = spawnSync(process.execPath, ['--test', '--test-reporter=tap', path.join(outer, 'child.test.mjs')], { encoding: 'utf8', env: { ...env, TMPDIR: system } });
   assert.match(r.stdout, /^# pass 2$/m, r.stdout);
   assert.match(r.stdout, /^# fail 1$/m, r.stdout);
+  assert.deepEqual(fs.readdirSync(system), [], 'left in the temporary folder');
+});
+
+test('a spikeport run leaves nothing in the temporary folder (ONNX Runtime\'s telemetry files .ses and mat-debug-PID.log included), with workers too', (t) => {
+  const system = tempDir('spikeport-run-tmp-', t);
+  const workers = os.availableParallelism() >= 2 ? ['--workers', '2', '--threads', '2'] : [];
+  const r = spawnSync(process.execPath, [path.join(process.cwd(), 'dist', 'src', 'cli', 'main.js'), 'simulate', path.join(process.cwd(), 'models', 'mnist-cnn.onnx'),
+    '--data', 'mnist:test', '--limit', '100', '--batch', '25', '--T', '4', '--iterations', '1', '--calib-limit', '50', '--site-errors', '0', ...workers, '-q'],
+  { encoding: 'utf8', env: { ...process.env, TMPDIR: system } });
+  assert.equal(r.status, 0, r.stderr);
+  assert.match(r.stdout, /top-1/);
   assert.deepEqual(fs.readdirSync(system), [], 'left in the temporary folder');
 });
