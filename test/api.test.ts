@@ -6,7 +6,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import {
   CONVERT_DEFAULTS, KEYS, SIMULATE_DEFAULTS, SpikeportError, convert, loadModel, loadSnn, openDataset, simulate, snnFromGraph,
@@ -14,9 +13,10 @@ import {
 } from '../src/index.js';
 import { decodeModel, encodeModel } from '../src/onnx/codec.js';
 import { messageOf } from '../src/cli/options.js';
+import { tempDir } from './temp.js';
 
 const MNIST = path.join(process.cwd(), 'models', 'mnist-cnn.onnx');
-const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'spikeport-api-'));
+const tmp = tempDir('spikeport-api-');
 const train = openDataset('mnist:train', 2000);
 const test500 = openDataset('mnist:test', 300);
 

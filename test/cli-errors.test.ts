@@ -2,16 +2,16 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { encodeModel } from '../src/onnx/codec.js';
 import { zipSync } from 'fflate';
 import { floatTensor } from '../src/graph/ir.js';
 import { buildGraph, conv, gemm, npy, randn, runGraph, uniform } from './helpers.js';
+import { tempDir } from './temp.js';
 
 const CLI = path.join(process.cwd(), 'dist', 'src', 'cli', 'main.js');
 const MNIST = path.join(process.cwd(), 'models', 'mnist-cnn.onnx');
-const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'spikeport-cli-'));
+const tmp = tempDir('spikeport-cli-');
 
 function run(args: string[]) {
   const r = spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8', cwd: tmp });

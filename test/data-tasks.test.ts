@@ -1,7 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import zlib from 'node:zlib';
 import { zipSync } from 'fflate';
@@ -11,8 +10,9 @@ import { readBatch, sampleOrder } from '../src/data/dataset.js';
 import { TopKCounter, topK } from '../src/tasks/classification.js';
 import { windowAverages } from '../src/evaluate/windows.js';
 import { delayAt } from '../src/evaluate/windows.js';
+import { tempDir } from './temp.js';
 
-const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'spikeport-data-'));
+const tmp = tempDir('spikeport-data-');
 
 test('npz data: x and y used as given, normalised per channel in batches', async () => {
   const x = Float32Array.from({ length: 3 * 2 * 2 * 2 }, (_, i) => i);

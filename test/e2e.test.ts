@@ -2,16 +2,16 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { loadSnn } from '../src/snn/network.js';
 import { openDataset } from '../src/data/sources.js';
 import { readBatch } from '../src/data/dataset.js';
+import { tempDir } from './temp.js';
 
 const CLI = path.join(process.cwd(), 'dist', 'src', 'cli', 'main.js');
 const MNIST = path.join(process.cwd(), 'models', 'mnist-cnn.onnx');
-const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'spikeport-e2e-'));
+const tmp = tempDir('spikeport-e2e-');
 
 function cli(args: string[]) {
   const r = spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8', cwd: tmp });

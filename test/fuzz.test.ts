@@ -10,7 +10,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { spawnSync } from 'node:child_process';
 import pkg from 'onnx-proto';
@@ -20,11 +19,12 @@ import { decodeModel, encodeModel } from '../src/onnx/codec.js';
 import { loadModel } from '../src/model/load.js';
 import { rng } from '../src/data/dataset.js';
 import { buildGraph, conv, gemm, maxpool, npy, uniform } from './helpers.js';
+import { tempDir } from './temp.js';
 
 const { onnx } = pkg;
 const CASES = Number(process.env.SPIKEPORT_FUZZ_CASES ?? 400);
 const SEED = Number(process.env.SPIKEPORT_FUZZ_SEED ?? 1);
-const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'spikeport-fuzz-'));
+const tmp = tempDir('spikeport-fuzz-');
 const CANARY = 'canary.bin';
 
 // Every file the library opens through node:fs must lie in the test folder (or be Node's own).

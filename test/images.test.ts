@@ -8,7 +8,6 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import zlib from 'node:zlib';
 import sharp from 'sharp';
@@ -18,10 +17,11 @@ import { geometry, parsePreprocess, roundHalfEven, toOriginal } from '../src/dat
 import { convert, loadSnn, simulate, snnFromGraph } from '../src/index.js';
 import { decodeModel, encodeModel } from '../src/onnx/codec.js';
 import { KEYS } from '../src/snn/format.js';
+import { tempDir } from './temp.js';
 
 const CLI = path.join(process.cwd(), 'dist', 'src', 'cli', 'main.js');
 const MNIST = path.join(process.cwd(), 'models', 'mnist-cnn.onnx');
-const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'spikeport-images-'));
+const tmp = tempDir('spikeport-images-');
 const PYTHON = '/usr/bin/python3';
 const hasPil = spawnSync(PYTHON, ['-c', 'import PIL, numpy'], { encoding: 'utf8' }).status === 0;
 

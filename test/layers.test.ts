@@ -1,9 +1,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { LAYERS, crossImports, violations } from './layers.js';
+import { tempDir } from './temp.js';
 
 const SRC = path.join(process.cwd(), 'src');
 
@@ -20,8 +20,8 @@ test('every src/ folder and top-level file has a layer', () => {
   assert.deepEqual(units.filter((u) => !listed.has(u)), []);
 });
 
-test('the check fails on an upward import, a sideways one, and a dynamic one', () => {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'spikeport-layers-'));
+test('the check fails on an upward import, a sideways one, and a dynamic one', (t) => {
+  const dir = tempDir('spikeport-layers-', t);
   for (const d of ['graph', 'snn', 'data']) fs.mkdirSync(path.join(dir, d));
   fs.writeFileSync(path.join(dir, 'graph', 'a.ts'), "import { b } from '../snn/b.js';\nexport const a = b;\n");
   fs.writeFileSync(path.join(dir, 'snn', 'b.ts'), "export const b = 1;\nexport async function c() { return import('../graph/a.js'); }\n");

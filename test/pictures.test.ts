@@ -7,7 +7,6 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import * as ort from 'onnxruntime-node';
 import sharp from 'sharp';
@@ -25,10 +24,11 @@ import { toInput, toOriginal, type Placement } from '../src/data/preprocess.js';
 import { parseRecord, type SimulateRecord } from '../src/report/record.js';
 import { reportHtml } from '../src/report/html.js';
 import { reportMarkdown } from '../src/report/markdown.js';
+import { tempDir } from './temp.js';
 
 const CLI = path.join(process.cwd(), 'dist', 'src', 'cli', 'main.js');
 const MODELS = path.join(process.cwd(), 'models');
-const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'spikeport-pictures-'));
+const tmp = tempDir('spikeport-pictures-');
 
 function pngBytes(uri: string): Buffer {
   assert.match(uri, /^data:image\/png;base64,/);

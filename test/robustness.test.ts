@@ -7,7 +7,6 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import pkg from 'onnx-proto';
 import { zipSync } from 'fflate';
@@ -16,11 +15,12 @@ import { floatTensor } from '../src/graph/ir.js';
 import { SpikeportError, convert, openDataset, simulate, type ThresholdMethod } from '../src/index.js';
 import { writeFilesAtomic } from '../src/files.js';
 import { buildGraph, conv, gemm, npy, randn, uniform } from './helpers.js';
+import { tempDir } from './temp.js';
 
 const { onnx } = pkg;
 const CLI = path.join(process.cwd(), 'dist', 'src', 'cli', 'main.js');
 const MNIST = path.join(process.cwd(), 'models', 'mnist-cnn.onnx');
-const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'spikeport-robust-'));
+const tmp = tempDir('spikeport-robust-');
 const train = openDataset('mnist:train', 300);
 
 function run(args: string[]): { code: number | null; stderr: string; stdout: string } {

@@ -11,7 +11,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { convert } from '../src/api/convert.js';
 import { simulate, simulateShard } from '../src/api/simulate.js';
-import { configHash, mergeShards, parseShardFile, shardJson, shardRange, type ShardFile } from '../src/api/shards.js';
+import { configHash, mergeShards, parseShard, parseShardFile, shardJson, shardRange, type ShardFile } from '../src/api/shards.js';
 import { openMemoryDataset } from '../src/data/sources.js';
 import { makeScorer, mergeStates, scoresOf, type Task } from '../src/tasks/task.js';
 import { memoryDataset, type DetectionBox } from '../src/data/dataset.js';
@@ -19,9 +19,10 @@ import { shardFromEnv } from '../src/cli/workers.js';
 import { checkCudaInstalled } from '../src/ort/session.js';
 import type { SimulateRecord } from '../src/report/record.js';
 import { randn } from './helpers.js';
+import { tempDir } from './temp.js';
 
 const CLI = path.join(process.cwd(), 'dist', 'src', 'cli', 'main.js');
-const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'spikeport-shards-'));
+const tmp = tempDir('spikeport-shards-');
 const model = (name: string): string => path.join(process.cwd(), 'models', `${name}.onnx`);
 
 function cli(args: readonly string[], env: NodeJS.ProcessEnv = {}): { code: number | null; stdout: string; stderr: string } {
@@ -127,11 +128,30 @@ test('shard ranges: contiguous, covering every batch once, sizes within one; the
   }
   assert.throws(() => shardRange({ index: 3, count: 3 }, 10), /shard 3\/3: the index must be in 0\.\.2/);
   assert.throws(() => shardRange({ index: 0, count: 8 }, 5), /8 shards for 5 batches/);
-  assert.deepEqual(shardFromEnv({ SLURM_ARRAY_TASK_ID: '5', SLURM_ARRAY_TASK_MIN: '4', SLURM_ARRAY_TASK_COUNT: '3' }), { shard: { index: 1, count: 3 }, from: 'SLURM_ARRAY_TASK_ID' });
-  assert.deepEqual(shardFromEnv({ JOB_COMPLETION_INDEX: '2' }, 4), { shard: { index: 2, count: 4 }, from: 'JOB_COMPLETION_INDEX' });
+  assert.deepEqual(parseShard('2/3'), { index: 2, count: 3 });
+  for (const v of [' 2/3', '2 / 3', '2/3 ', '+2/3', '2/3.0', '2/1e1', '0x2/3', '2/', '/3']) assert.throws(() => parseShard(v), /is not K\/N/, JSON.stringify(v));
+  assert.deepEqual(shardFromEnv({ SLURM_ARRAY_TASK_ID: '5', SLURM_ARRAY_TASK_MIN: '4', SLURM_ARRAY_TASK_COUNT: '3' }), {
+    shard: { index: 1, count: 3 }, from: 'SLURM_ARRAY_TASK_ID', source: 'the Slurm array\'s shard 1 of 3 (SLURM_ARRAY_TASK_ID=5, SLURM_ARRAY_TASK_MIN=4, SLURM_ARRAY_TASK_COUNT=3)',
+  });
+  assert.deepEqual(shardFromEnv({ SLURM_ARRAY_TASK_ID: '2' }, 3), { shard: { index: 2, count: 3 }, from: 'SLURM_ARRAY_TASK_ID', source: 'the Slurm array\'s shard 2 of 3 (SLURM_ARRAY_TASK_ID=2, --shard-count 3)' });
+  assert.deepEqual(shardFromEnv({ JOB_COMPLETION_INDEX: '2' }, 4), { shard: { index: 2, count: 4 }, from: 'JOB_COMPLETION_INDEX', source: 'the Indexed Job\'s shard 2 of 4 (JOB_COMPLETION_INDEX=2, --shard-count 4)' });
   assert.equal(shardFromEnv({}), null);
   assert.throws(() => shardFromEnv({ JOB_COMPLETION_INDEX: '2' }), /give --shard-count N/);
-  assert.throws(() => shardFromEnv({ JOB_COMPLETION_INDEX: '4' }, 4), /JOB_COMPLETION_INDEX: shard 4 of 4: the index must be in 0\.\.3/);
+  // A bad shard from the environment names the variables (and --shard-count when it gave the count), never --shard.
+  const envError = (env: NodeJS.ProcessEnv, count: number | undefined, message: RegExp): void => {
+    assert.throws(() => shardFromEnv(env, count), (e: Error) => {
+      assert.match(e.message, message);
+      assert.doesNotMatch(e.message, /--shard(?!-count)/);
+      return true;
+    });
+  };
+  envError({ JOB_COMPLETION_INDEX: '4' }, 4, /^the Indexed Job's shard 4 of 4 \(JOB_COMPLETION_INDEX=4, --shard-count 4\): the index must be in 0\.\.3 \(got 4\)$/);
+  envError({ JOB_COMPLETION_INDEX: '0' }, 70000, /^the Indexed Job's shard 0 of 70000 \(JOB_COMPLETION_INDEX=0, --shard-count 70000\): at most 65536 shards \(got 70000\)$/);
+  envError({ SLURM_ARRAY_TASK_ID: '5', SLURM_ARRAY_TASK_COUNT: '70000' }, undefined, /^the Slurm array's shard 5 of 70000 \(SLURM_ARRAY_TASK_ID=5, SLURM_ARRAY_TASK_COUNT=70000\): at most 65536 shards \(got 70000\)$/);
+  envError({ SLURM_ARRAY_TASK_ID: '3', SLURM_ARRAY_TASK_COUNT: '0' }, undefined, /\(SLURM_ARRAY_TASK_ID=3, SLURM_ARRAY_TASK_COUNT=0\): the count must be an integer ≥ 1 \(got 0\)$/);
+  // An index outside the array: the array is not numbered as its count says (the hint starts at its minimum).
+  envError({ SLURM_ARRAY_TASK_ID: '4', SLURM_ARRAY_TASK_MIN: '1', SLURM_ARRAY_TASK_COUNT: '3' }, undefined,
+    /^the Slurm array's shard 3 of 3 \(SLURM_ARRAY_TASK_ID=4, SLURM_ARRAY_TASK_MIN=1, SLURM_ARRAY_TASK_COUNT=3\): the index must be in 0\.\.2 \(got 3\) \(the array must be contiguous, e\.g\. --array=1-3\)$/);
   assert.throws(() => shardFromEnv({ SLURM_ARRAY_TASK_ID: 'x', SLURM_ARRAY_TASK_COUNT: '3' }), /SLURM_ARRAY_TASK_ID="x" is not a non-negative integer/);
   assert.throws(() => shardFromEnv({}, 3), /--shard-count needs JOB_COMPLETION_INDEX/);
 });
@@ -369,11 +389,20 @@ test('bad shard sets and options: one line, exit 1, nothing written', () => {
     [['merge', 'single.json', '--json', 'x.json'], /single\.json is not a spikeport shard file/],
     [['merge', 'a.json', 'b.json', 'c.json', '--json', 'a.json'], /--json a\.json would overwrite shard file a\.json/],
   ];
-  for (const [args, message] of cases) {
-    const r = cli(args);
+  // A shard from a job array's environment: its errors name the variables (or --shard-count), never --shard.
+  const slurm = (id: string, count: string, min?: string): NodeJS.ProcessEnv => ({ SLURM_ARRAY_TASK_ID: id, SLURM_ARRAY_TASK_COUNT: count, ...(min ? { SLURM_ARRAY_TASK_MIN: min } : {}) });
+  const fromEnv: [string[], RegExp, NodeJS.ProcessEnv][] = [
+    [[...common, '--json', 'x.json'], /^spikeport: error: the Slurm array's shard 5 of 70000 \(SLURM_ARRAY_TASK_ID=5, SLURM_ARRAY_TASK_COUNT=70000\): at most 65536 shards \(got 70000\)/, slurm('5', '70000')],
+    [[...common, '--json', 'x.json'], /^spikeport: error: the Slurm array's shard 2 of 7 \(SLURM_ARRAY_TASK_ID=3, SLURM_ARRAY_TASK_MIN=1, SLURM_ARRAY_TASK_COUNT=7\): 7 shards for 6 batches: every shard needs at least one/, slurm('3', '7', '1')],
+    [[...common, '--json', 'x.json', '--shard-count', '7'], /^spikeport: error: the Indexed Job's shard 6 of 7 \(JOB_COMPLETION_INDEX=6, --shard-count 7\): 7 shards for 6 batches/, { JOB_COMPLETION_INDEX: '6' }],
+    [[...common, '--json', 'x.json', '--as-target', 'sinabs'], /^spikeport: error: --as-target runs the whole run in one process, not one shard \(SLURM_ARRAY_TASK_ID\)/, slurm('1', '3')],
+  ];
+  for (const [args, message, env] of [...cases.map(([a, m]): [string[], RegExp, NodeJS.ProcessEnv] => [a, m, {}]), ...fromEnv]) {
+    const r = cli(args, env);
     assert.equal(r.code, 1, `${args.join(' ')}: ${r.stderr}`);
     assert.match(r.stderr, message);
     assert.equal(r.stderr.trim().split('\n').length, 1, r.stderr);
+    if (Object.keys(env).length) assert.doesNotMatch(r.stderr, /--shard(?!-count)/, 'a shard from the environment is not --shard');
     assert.ok(!fs.existsSync(path.join(tmp, 'x.json')) && !fs.existsSync(path.join(tmp, 'x.html')), `${args.join(' ')} left a file`);
   }
   // The CUDA check names the binding's folder: a folder with both libraries passes it.

@@ -2,11 +2,11 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
+import { tempDir } from './temp.js';
 
 const CLI = path.join(process.cwd(), 'dist', 'src', 'cli', 'main.js');
-const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'spikeport-tasks-'));
+const tmp = tempDir('spikeport-tasks-');
 
 /** The bundled task models: the SNN's task metric approaches the clipped ANN's as T grows. */
 const CASES = [

@@ -6,7 +6,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
-import os from 'node:os';
 import { spawnSync } from 'node:child_process';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -28,6 +27,7 @@ import { convert, resolveConvertOptions } from '../src/api/convert.js';
 import { simulate } from '../src/api/simulate.js';
 import { snnFromGraph } from '../src/snn/network.js';
 import { decodeModel } from '../src/onnx/codec.js';
+import { tempDir } from './temp.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 
@@ -228,16 +228,12 @@ test('convert({ spikes: "unit" }): the file records the form and the folded θ; 
   assert.throws(() => resolveConvertOptions({ spikes: 'binary' as never }), /spikes/);
 });
 
-test('simulate (CLI) on a unit-spike file with its ANN beside it: the per-site analysis is skipped, not an error', async () => {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'spikeport-unit-'));
-  try {
-    fs.copyFileSync(path.join(root, 'models/mnist-cnn.onnx'), path.join(dir, 'mnist-cnn.onnx'));
-    const snn = await convert(path.join(dir, 'mnist-cnn.onnx'), openDataset('mnist:train', 100), { iterations: 1, batchSize: 100, threads: 1, spikes: 'unit' });
-    snn.save(path.join(dir, 'cnn.snn.onnx'));
-    const r = spawnSync(process.execPath, [path.join(root, 'dist/src/cli/main.js'), 'simulate', path.join(dir, 'cnn.snn.onnx'), '--data', 'mnist:test', '--limit', '50', '--T', '8', '--threads', '1', '-q'], { encoding: 'utf8' });
-    assert.equal(r.status, 0, r.stderr);
-    assert.match(r.stdout, /ANN top-1/);
-  } finally {
-    fs.rmSync(dir, { recursive: true, force: true });
-  }
+test('simulate (CLI) on a unit-spike file with its ANN beside it: the per-site analysis is skipped, not an error', async (t) => {
+  const dir = tempDir('spikeport-unit-', t);
+  fs.copyFileSync(path.join(root, 'models/mnist-cnn.onnx'), path.join(dir, 'mnist-cnn.onnx'));
+  const snn = await convert(path.join(dir, 'mnist-cnn.onnx'), openDataset('mnist:train', 100), { iterations: 1, batchSize: 100, threads: 1, spikes: 'unit' });
+  snn.save(path.join(dir, 'cnn.snn.onnx'));
+  const r = spawnSync(process.execPath, [path.join(root, 'dist/src/cli/main.js'), 'simulate', path.join(dir, 'cnn.snn.onnx'), '--data', 'mnist:test', '--limit', '50', '--T', '8', '--threads', '1', '-q'], { encoding: 'utf8' });
+  assert.equal(r.status, 0, r.stderr);
+  assert.match(r.stdout, /ANN top-1/);
 });

@@ -6,12 +6,12 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { chromium } from 'playwright-core';
 import { buildWeb, serve } from '../web/build.js';
 import { decodeModel } from '../src/onnx/codec.js';
 import { Session, type Array32 } from '../src/ort/session.js';
+import { tempDir } from './temp.js';
 
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 const SHOTS = path.join(process.cwd(), 'test-output');
@@ -19,7 +19,7 @@ const SHOTS = path.join(process.cwd(), 'test-output');
 interface PageResult { T: number; delay: number; input: number[]; counts: number[][]; prediction: number; annPrediction: number }
 
 test('browser demo: loads offline, classifies a drawn test digit, spike counts equal onnxruntime-node\'s', { skip: !fs.existsSync(CHROMIUM) && `no Chromium at ${CHROMIUM} (apt-get install chromium)` }, async (t) => {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'spikeport-web-'));
+  const dir = tempDir('spikeport-web-', t);
   const build = await buildWeb(dir, { calibLimit: 500, threads: 1 });
   const server = await serve(dir);
   const address = server.address();
@@ -88,6 +88,5 @@ test('browser demo: loads offline, classifies a drawn test digit, spike counts e
   } finally {
     await browser.close();
     server.close();
-    fs.rmSync(dir, { recursive: true, force: true });
   }
 });

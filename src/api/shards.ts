@@ -119,9 +119,9 @@ export function checkShard(shard: Shard, batches?: number): void {
   if (problem) throw optionError('shard', `${String(shard.index)}/${String(shard.count)}: ${problem}`);
 }
 
-/** "K/N" → a shard. */
+/** "K/N" → a shard (decimal digits only, as every integer the command line reads). */
 export function parseShard(v: string): Shard {
-  const m = /^\s*(\d{1,9})\s*\/\s*(\d{1,9})\s*$/.exec(v);
+  const m = /^(\d{1,9})\/(\d{1,9})$/.exec(v);
   if (!m) throw optionError('shard', `"${v}" is not K/N (shard K of N, K from 0)`);
   const shard = { index: Number(m[1]), count: Number(m[2]) };
   checkShard(shard);

@@ -13,7 +13,7 @@ import { ablation, delaySweep, energyTable, iterationSweep, plugplay, type Exper
 import type { RunRecord } from '../report/record.js';
 import { reportMarkdown } from '../report/markdown.js';
 import {
-  calibrationOptions, calibrationSpec, convertOptionsFrom, imageOptions, energyFrom, energyOptions, engineOption, inputPaths, int, numbers, outputOptions, stepsOption, taskOption,
+  calibrationOptions, calibrationSpec, convertOptionsFrom, imageOptions, energyFrom, energyOptions, engineOption, inputPaths, int, integers, outputOptions, stepsOption, taskOption,
   type CalibFlags, type EnergyFlags, type OutputFlags,
 } from './options.js';
 import { progressReporter } from './progress.js';
@@ -67,7 +67,7 @@ export function experimentCommands(): Command {
     .action(async (model: string, f: ExpFlags) => runExperiment([model], f, async ([m], calib, test, o) => ablation(m, calib, test, o))));
   experiment.addCommand(experimentCommand('iterations', 'CLTB with several iteration counts against T', [8, 16, 32, 64, 128, 256])
     .argument('<model>', 'the ANN, an ONNX file')
-    .option('--counts <list>', 'iteration counts to compare', numbers, [10, 50, 100, 200, 800])
+    .option('--counts <list>', 'iteration counts to compare', integers, [10, 50, 100, 200, 800])
     .action(async (model: string, f: ExpFlags & { counts: number[] }, cmd: Command) => {
       if (cmd.getOptionValueSource('iterations') === 'cli') throw new SpikeportError('invalid-option', '--iterations: experiment iterations takes its iteration counts from --counts');
       await runExperiment([model], f, async ([m], calib, test, o) => iterationSweep(m, calib, test, f.counts, o));

@@ -36,23 +36,41 @@ export function messageOf(e: SpikeportError): string {
   return flag ? e.message.replace(new RegExp(`(^|[^\\w-])${e.field}(?![\\w])`), `$1${flag}`) : e.message;
 }
 
-/** A number (ranges are the library's business). */
+/**
+ * A number in decimal notation (digits, a point, an exponent): not hex, binary or octal, no
+ * spaces, nothing Number() would read differently. Ranges are the library's business.
+ */
 export function num(v: string): number {
   const n = Number(v);
-  if (v.trim() === '' || !Number.isFinite(n)) throw new InvalidArgumentError(`"${v}" is not a number`);
+  if (!/^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$/.test(v) || !Number.isFinite(n)) throw new InvalidArgumentError(`"${v}" is not a number in decimal notation`);
   return n;
 }
 
-/** Comma-separated numbers, e.g. 8,16,32. */
+/** Comma-separated numbers, e.g. 0.5,0.25. */
 export function numbers(v: string): number[] {
-  return v.split(',').map((s) => num(s.trim()));
+  return v.split(',').map(num);
+}
+
+/**
+ * An integer in plain decimal digits (a minus sign at most): 1e1, 0x2, 2.0, +2 and " 2" are
+ * refused rather than read as 10, 2, 2, 2 and 2. Ranges are the library's business.
+ */
+export function integer(v: string): number {
+  const n = Number(v);
+  if (!/^-?\d+$/.test(v) || !Number.isSafeInteger(n)) throw new InvalidArgumentError(`"${v}" is not an integer in decimal digits`);
+  return n;
+}
+
+/** Comma-separated integers, e.g. 8,16,32. */
+export function integers(v: string): number[] {
+  return v.split(',').map(integer);
 }
 
 /** An integer ≥ min, for options only the CLI has. */
 export function int(min: number) {
   return (v: string): number => {
-    const n = num(v);
-    if (!Number.isInteger(n) || n < min) throw new InvalidArgumentError(`must be an integer ≥ ${min}`);
+    const n = integer(v);
+    if (n < min) throw new InvalidArgumentError(`must be an integer ≥ ${min}`);
     return n;
   };
 }
@@ -65,7 +83,7 @@ function picojoules(v: string): number {
 }
 
 function delayValue(v: string): DelayRule {
-  return v === 'auto' || v === 'off' || v === 'fit' ? v : num(v);
+  return v === 'auto' || v === 'off' || v === 'fit' ? v : integer(v);
 }
 
 export interface CalibFlags {
@@ -102,11 +120,11 @@ const D = CONVERT_DEFAULTS;
 export function calibrationOptions(cmd: Command): Command {
   return cmd
     .addOption(new Option('--method <name>', 'threshold calibration method: cltb (channel-wise LTB), ltb (layer-wise), maxnorm, cmaxnorm, robustnorm (percentile), qcfs (keep a QCFS model\'s trained λ), fixed (--thresholds)').choices([...METHODS]).default(D.method))
-    .option('--iterations <n>', 'calibration batches (one LTB step each); few give low thresholds (best at small T), many give thresholds near the max (best at large T)', num, D.iterations)
-    .option('--batch <n>', 'samples per batch, for calibration and simulation', num, D.batchSize)
+    .option('--iterations <n>', 'calibration batches (one LTB step each); few give low thresholds (best at small T), many give thresholds near the max (best at large T)', integer, D.iterations)
+    .option('--batch <n>', 'samples per batch, for calibration and simulation', integer, D.batchSize)
     .option('--step-size <c>', 'LTB step size c in θ ← θ + 2c·mean((x−θ)⁺)', num, D.stepSize)
     .option('--percentile <p>', 'RobustNorm percentile of positive activations', num, D.percentile)
-    .option('--seed <n>', 'seed for the calibration sample order', num, D.seed)
+    .option('--seed <n>', 'seed for the calibration sample order', integer, D.seed)
     .option('--no-shuffle', 'take calibration samples in data set order')
     .option('--thresholds <file>', 'JSON {"<site node>": θ or [θ per channel]} for --method fixed')
     .addOption(new Option('--maxpool <mode>', 'max pooling in the SNN: on accumulated current (exact) or per step (the paper\'s code; biased)').choices(['accumulated', 'per-step']).default(D.maxpool))
@@ -114,14 +132,14 @@ export function calibrationOptions(cmd: Command): Command {
     .option('--mean <values>', 'input normalisation mean, per channel (overrides the model metadata)', numbers)
     .option('--std <values>', 'input normalisation std, per channel', numbers)
     .option('--calib-limit <n>', 'use only the first N calibration samples', int(1))
-    .option('--bias-calibration <T>', 'after the thresholds, correct each site\'s bias for this T (one T-step simulation per site on a calibration batch)', num)
-    .option('--potential-calibration <T>', 'likewise correct each neuron\'s initial membrane for this T', num)
-    .option('--delay-fit <T>', 'fit the delay for every T up to this, label-free, on calibration samples (then simulate --delay fit)', num)
-    .option('--delay-fit-samples <n>', 'calibration samples the delay fit simulates', num, D.delayFitSamples)
+    .option('--bias-calibration <T>', 'after the thresholds, correct each site\'s bias for this T (one T-step simulation per site on a calibration batch)', integer)
+    .option('--potential-calibration <T>', 'likewise correct each neuron\'s initial membrane for this T', integer)
+    .option('--delay-fit <T>', 'fit the delay for every T up to this, label-free, on calibration samples (then simulate --delay fit)', integer)
+    .option('--delay-fit-samples <n>', 'calibration samples the delay fit simulates', integer, D.delayFitSamples)
     .option('--classes <file>', 'coco: the model\'s class names, one per line in its order; categories are matched by name (default: the annotation file\'s category order)')
     .option('--clip-len <n>', 'videofolder: frames per clip, sampled evenly from each video (must be the model\'s; default: the model\'s)', int(1))
     .option('--preprocess <preset>', `image data: ${PREPROCESS_PRESETS} (imagenet: short side to 256, centre crop 224, as torchvision; stored in the converted file, simulate repeats it); default: images must have the model's input size`)
-    .option('--threads <n>', 'ONNX Runtime threads', num, defaultThreads())
+    .option('--threads <n>', 'ONNX Runtime threads', integer, defaultThreads())
     .option('--device <device>', 'where ONNX Runtime runs: cpu, or cuda / cuda:N (its CUDA provider; needs onnxruntime-node installed with ONNXRUNTIME_NODE_INSTALL=cuda12, CUDA 12 and cuDNN 9)', 'cpu')
     .option('-q, --quiet', 'no progress output');
 }
@@ -198,7 +216,7 @@ export function taskOption(): Option {
 }
 
 export function stepsOption(defaults: readonly number[] = SIMULATE_DEFAULTS.T): Option {
-  return new Option('--T <list>', 'numbers of time steps to report, comma-separated (one simulation of the largest)').argParser(numbers).default([...defaults]);
+  return new Option('--T <list>', 'numbers of time steps to report, comma-separated (one simulation of the largest)').argParser(integers).default([...defaults]);
 }
 
 export interface SimFlags extends CalibFlags, OutputFlags, EnergyFlags {
@@ -218,9 +236,9 @@ export function simulateOptions(cmd: Command): Command {
     .option('--save <file>', 'when MODEL is an ANN: also save the converted SNN here')
     .addOption(taskOption())
     .addOption(engineOption())
-    .option('--site-errors <n>', 'samples for the per-site error analysis (clip error, SNN vs ANN per site; needs the ANN); 0 = off (the library\'s default; the CLI does it on 100)', num, 100)
-    .option('--site-errors-T <T>', 'T for the per-site error analysis (default: the largest --T)', num)
-    .option('--pictures <n>', `test images in the HTML report and the JSON (0 = none; at most ${MAX_PICTURES}): segmentation and detection show N images with the SNN's masks/boxes at the smallest, a middle and the largest --T next to the ground truth and the ANN; classification and video up to 8·N misclassified images at the smallest --T`, num, 4);
+    .option('--site-errors <n>', 'samples for the per-site error analysis (clip error, SNN vs ANN per site; needs the ANN); 0 = off (the library\'s default; the CLI does it on 100)', integer, 100)
+    .option('--site-errors-T <T>', 'T for the per-site error analysis (default: the largest --T)', integer)
+    .option('--pictures <n>', `test images in the HTML report and the JSON (0 = none; at most ${MAX_PICTURES}): segmentation and detection show N images with the SNN's masks/boxes at the smallest, a middle and the largest --T next to the ground truth and the ANN; classification and video up to 8·N misclassified images at the smallest --T`, integer, 4);
 }
 
 /** The library's simulation options from the flags; ANN references and site errors where the ANN is at hand. */

@@ -6,7 +6,7 @@ import { Command, Option } from 'commander';
 import { TARGETS, asTarget, checkTarget, resetOf } from '../api/nir.js';
 import { convert, declaredInputShape, resolveConvertOptions } from '../api/convert.js';
 import { SIMULATE_DEFAULTS, resolveSimulateOptions, simulate, simulateShard, type SimulateOptions } from '../api/simulate.js';
-import { parseShard, readShardFile, shardJson } from '../api/shards.js';
+import { parseShard, readShardFile, shardJson, shardProblem, type Shard } from '../api/shards.js';
 import { loadModel } from '../model/load.js';
 import { isSnnGraph } from '../snn/format.js';
 import { attachSource, snnFromGraph, type Snn } from '../snn/network.js';
@@ -20,7 +20,7 @@ import {
   simulateOptionsFrom, type SimFlags,
 } from './options.js';
 import { progressReporter, type ProgressFn } from './progress.js';
-import { runWorkers, shardFromEnv } from './workers.js';
+import { runWorkers, shardFromEnv, type PickedShard } from './workers.js';
 import { energySummary, outputPaths, pct, recordFiles, resultsTable, table, writeOutputs } from './output.js';
 import { METRIC_NAMES } from '../tasks/task.js';
 
@@ -49,7 +49,7 @@ export async function runSimulate(modelFile: string, f: SimFlags & Partial<Scale
     resolveSimulateOptions(simulateOptionsFrom(f, undefined));
     const target = f.asTarget === undefined ? null : checkTarget(f.asTarget, 'asTarget');
     // Shard K of N (N > 1) writes a shard file; a shard of 1 is the whole run, written as usual.
-    const picked = f.shard !== undefined ? { shard: parseShard(f.shard), from: '--shard' } : ctx.jobArray === false ? null : shardFromEnv(process.env, f.shardCount);
+    const picked = f.shard !== undefined ? fromFlag(parseShard(f.shard)) : ctx.jobArray === false ? null : shardFromEnv(process.env, f.shardCount);
     const sharded = picked && picked.shard.count > 1 ? picked : null;
     checkScale(f, sharded?.from ?? null, asked === 'auto' ? 1 : asked, target !== null, given);
     const loaded = loadModel(modelFile);
@@ -73,7 +73,11 @@ export async function runSimulate(modelFile: string, f: SimFlags & Partial<Scale
       ...simulateOptionsFrom(f, prog.report, snn.source !== null, snn.form === 'step' && !snn.meta.unit), modelName: path.basename(modelFile),
       checkpoint: f.checkpoint, checkpointSeconds: f.checkpointEvery,
     };
+    const batches = Math.ceil(data.size / f.batch);
     if (sharded) {
+      // Every shard needs a batch; said here, where the shard's origin is known (the library would say --shard).
+      const problem = data.size > 0 ? shardProblem(sharded.shard, batches) : null;
+      if (problem) throw new SpikeportError('invalid-option', `${sharded.source}: ${problem}`);
       // One shard of a run: its statistics go to --json; spikeport merge makes the results.
       const shard = await simulateShard(snn, data, { ...options, shard: sharded.shard });
       prog.stop();
@@ -83,7 +87,6 @@ export async function runSimulate(modelFile: string, f: SimFlags & Partial<Scale
       process.stdout.write(`when all ${sharded.shard.count} shards are done: spikeport merge SHARD_FILES... --json all.json --report all.html\n`);
       return;
     }
-    const batches = Math.ceil(data.size / f.batch);
     const workers = asked !== 'auto' ? asked : target ? 1 : autoWorkers(f.threads, batches, f.checkpoint);
     if (workers > batches) throw new SpikeportError('invalid-option', `--workers ${workers}: the run has ${batches === 1 ? 'one batch' : `${batches} batches`} of ${f.batch}; every worker needs at least one (use at most ${batches}, or a smaller --batch)`);
     // Each worker keeps its own checkpoint beside the one named: outputs too.
@@ -149,7 +152,8 @@ function checkScale(f: SimFlags & Partial<ScaleFlags>, shardFrom: string | null,
     if (extra.length) throw new SpikeportError('invalid-option', `${extra.join(', ')}: a shard has no results of its own; spikeport merge writes them from all shard files`);
     if (workers > 1) throw new SpikeportError('invalid-option', `--workers ${workers}: a shard (${shardFrom}) runs in one process; use --workers without shards, or more shards`);
   }
-  if (asTarget && (shardFrom || workers > 1)) throw new SpikeportError('invalid-option', '--as-target runs in one process, without --shard or --workers');
+  if (asTarget && shardFrom) throw new SpikeportError('invalid-option', `--as-target runs the whole run in one process, not one shard (${shardFrom})`);
+  if (asTarget && workers > 1) throw new SpikeportError('invalid-option', '--as-target runs in one process, without --workers');
 }
 
 /**
@@ -176,6 +180,11 @@ async function simulateInWorkers(snn: Snn, modelFile: string, converted: boolean
   } finally {
     if (tmp) fs.rmSync(tmp, { recursive: true, force: true });
   }
+}
+
+/** The shard --shard names. */
+function fromFlag(shard: Shard): PickedShard {
+  return { shard, from: '--shard', source: `--shard ${shard.index}/${shard.count}` };
 }
 
 function workersValue(v: string): number | 'auto' {

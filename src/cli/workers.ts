@@ -11,7 +11,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { mergeShards, shardProblem, readShardFile, type Shard, type ShardFile } from '../api/shards.js';
+import { MAX_SHARDS, mergeShards, shardProblem, readShardFile, type Shard, type ShardFile } from '../api/shards.js';
 import type { SimulateOptions } from '../api/simulate.js';
 import type { SimulateRecord } from '../report/record.js';
 import type { Progress } from '../progress.js';
@@ -127,12 +127,20 @@ function runOne(jobFile: string, k: number, children: Set<ChildProcess>, onProgr
   });
 }
 
+/** A shard and where it came from: `from` in short (--shard or the variable with the index), `source` with its values, for messages. */
+export interface PickedShard {
+  readonly shard: Shard;
+  readonly from: string;
+  readonly source: string;
+}
+
 /**
  * The shard a cluster job array gives this process, when no --shard is given: Slurm's
  * SLURM_ARRAY_TASK_ID − SLURM_ARRAY_TASK_MIN of SLURM_ARRAY_TASK_COUNT, or Kubernetes'
  * JOB_COMPLETION_INDEX of --shard-count (the Job's completions). Null outside a job array.
+ * Its errors name the variables (and --shard-count when it gave the count), not --shard.
  */
-export function shardFromEnv(env: NodeJS.ProcessEnv, shardCount?: number): { shard: Shard; from: string } | null {
+export function shardFromEnv(env: NodeJS.ProcessEnv, shardCount?: number): PickedShard | null {
   const fail = (m: string): SpikeportError => new SpikeportError('invalid-option', m);
   const int = (name: string): number => {
     const v = env[name] ?? '';
@@ -141,22 +149,33 @@ export function shardFromEnv(env: NodeJS.ProcessEnv, shardCount?: number): { sha
   };
   let shard: Shard;
   let from: string;
+  let source: string;
+  let min = 0;
   if (env.SLURM_ARRAY_TASK_ID !== undefined) {
-    const min = env.SLURM_ARRAY_TASK_MIN === undefined ? 0 : int('SLURM_ARRAY_TASK_MIN');
+    const id = int('SLURM_ARRAY_TASK_ID');
+    if (env.SLURM_ARRAY_TASK_MIN !== undefined) min = int('SLURM_ARRAY_TASK_MIN');
     if (shardCount === undefined && env.SLURM_ARRAY_TASK_COUNT === undefined) throw fail('SLURM_ARRAY_TASK_ID is set without SLURM_ARRAY_TASK_COUNT: give --shard-count N or --shard K/N');
     const slurmCount = env.SLURM_ARRAY_TASK_COUNT === undefined ? undefined : int('SLURM_ARRAY_TASK_COUNT');
     if (shardCount !== undefined && slurmCount !== undefined && shardCount !== slurmCount) throw fail(`--shard-count ${shardCount} but SLURM_ARRAY_TASK_COUNT=${slurmCount}: give one of them`);
-    shard = { index: int('SLURM_ARRAY_TASK_ID') - min, count: shardCount ?? (slurmCount as number) };
+    shard = { index: id - min, count: shardCount ?? (slurmCount as number) };
     from = 'SLURM_ARRAY_TASK_ID';
+    const vars = [`SLURM_ARRAY_TASK_ID=${id}`, ...(env.SLURM_ARRAY_TASK_MIN !== undefined ? [`SLURM_ARRAY_TASK_MIN=${min}`] : []),
+      slurmCount !== undefined ? `SLURM_ARRAY_TASK_COUNT=${slurmCount}` : `--shard-count ${shard.count}`];
+    source = `the Slurm array's shard ${shard.index} of ${shard.count} (${vars.join(', ')})`;
   } else if (env.JOB_COMPLETION_INDEX !== undefined) {
     if (shardCount === undefined) throw fail('JOB_COMPLETION_INDEX is set (a Kubernetes Indexed Job): give --shard-count N (the Job\'s completions), or --shard K/N');
     shard = { index: int('JOB_COMPLETION_INDEX'), count: shardCount };
     from = 'JOB_COMPLETION_INDEX';
+    source = `the Indexed Job's shard ${shard.index} of ${shard.count} (JOB_COMPLETION_INDEX=${shard.index}, --shard-count ${shard.count})`;
   } else {
     if (shardCount !== undefined) throw fail('--shard-count needs JOB_COMPLETION_INDEX or SLURM_ARRAY_TASK_ID in the environment (or give --shard K/N)');
     return null;
   }
   const problem = shardProblem(shard);
-  if (problem) throw fail(`${from}: shard ${shard.index} of ${shard.count}: ${problem}${from.startsWith('SLURM') && shard.count > 0 ? ` (the array must be contiguous, e.g. --array=0-${shard.count - 1})` : ''}`);
-  return { shard, from };
+  if (problem) {
+    // An index outside a valid count: the array's tasks are not numbered min..min+count−1.
+    const numbering = from === 'SLURM_ARRAY_TASK_ID' && shard.count >= 1 && shard.count <= MAX_SHARDS ? ` (the array must be contiguous, e.g. --array=${min}-${min + shard.count - 1})` : '';
+    throw fail(`${source}: ${problem}${numbering}`);
+  }
+  return { shard, from, source };
 }

@@ -11,6 +11,12 @@ import type { Graph } from '../graph/ir.js';
 import { encodeModel } from '../onnx/codec.js';
 import { SpikeportError, checkInteger, optionError } from '../errors.js';
 
+// onnxruntime-node 1.30 on Linux and macOS starts Microsoft's telemetry (1DS, with its event
+// uploader) at the first session of a process, and leaves a .ses file and an empty
+// mat-debug-<pid>.log in the temporary folder, one per process, for good. ONNX Runtime reads this
+// variable when that first session is made; a value the user set is kept.
+process.env.ORT_DISABLE_TELEMETRY ??= '1';
+
 export interface RuntimeOptions {
   /** Intra-op threads; default: the number of cores. */
   readonly threads?: number;
