@@ -7,8 +7,9 @@
  *
  * Per bundled model, on the same samples and thread count:
  *   - CLTB calibration (N samples, in order) ÷ ANN inference on those N samples;
- *   - SNN time per image-step ÷ ANN time per image, with the `steps` engine (before issue 14)
- *     and the default `fused` engine (after), in the same run;
+ *   - SNN time per image-step ÷ ANN time per image with each engine in the same run: `steps`,
+ *     `fused` and `auto` (the default: both timed on the first batches, the faster runs the
+ *     rest; on two batches it is one of each), with how many batches auto ran with `fused`;
  *   - simulation throughput in dense-equivalent GFLOP/s (2 × MACs of the layers run every step)
  *     ÷ the machine's peak, measured here by a large MatMul through ONNX Runtime;
  *   - the same calibration and simulation written plainly in PyTorch (tools/torch_compare.py):
@@ -105,7 +106,9 @@ async function benchModel(name: string, peak: number): Promise<Row> {
   // Before (steps, the default until issue 14) and after (fused, the default since).
   const before = await simulate(snn.graph, snn.spec, test, { steps, batchSize: batch, normalize: m.normalize, threads, engine: 'steps', checkpoints: [steps] }, () => {});
   const sim = await simulate(snn.graph, snn.spec, test, { steps, batchSize: batch, normalize: m.normalize, threads, engine: 'fused', checkpoints: [steps] }, () => {});
-  log(`${name}: SNN ${before.seconds.toFixed(2)} s (steps), ${sim.seconds.toFixed(2)} s (fused) for ${test.size} × ${steps}`);
+  // auto (the default since): both timed on the first batches, the faster runs the rest.
+  const auto = await simulate(snn.graph, snn.spec, test, { steps, batchSize: batch, normalize: m.normalize, threads, engine: 'auto', checkpoints: [steps] }, () => {});
+  log(`${name}: SNN ${before.seconds.toFixed(2)} s (steps), ${sim.seconds.toFixed(2)} s (fused), ${auto.seconds.toFixed(2)} s (auto: ${JSON.stringify(auto.engines)} batches) for ${test.size} × ${steps}`);
   const annPerImage = annSeconds / train.size;
   const perImageStep = sim.seconds / (test.size * steps);
   const layers = snn.spec.layers ?? [];
@@ -118,6 +121,8 @@ async function benchModel(name: string, peak: number): Promise<Row> {
     'calib ÷ ANN': calSeconds / annSeconds,
     'SNN image-step ÷ ANN image, steps': before.seconds / (test.size * steps) / annPerImage,
     'SNN image-step ÷ ANN image, fused': perImageStep / annPerImage,
+    'SNN image-step ÷ ANN image, auto': auto.seconds / (test.size * steps) / annPerImage,
+    'auto: batches run by fused': auto.engines.fused ?? 0,
     'SNN GFLOP/s': gflops,
     'SNN ÷ peak': gflops / peak,
     'ANN GFLOP/s': annGflops,
@@ -210,7 +215,8 @@ async function benchImagenet(name: string): Promise<Row> {
   });
   const calN = quick ? 32 : 64;
   const train = random(calN, 1);
-  const test = random(bs, 7);
+  // Quick: one batch (auto has nothing to choose); full: four, so that auto's choice shows.
+  const test = random(quick ? bs : 4 * bs, 7);
   const T = quick ? 16 : 32;
   const inst = instrument(m, { mode: 'ann', granularity: 'channel' });
   const annPass = async (): Promise<number> => {
@@ -227,19 +233,26 @@ async function benchImagenet(name: string): Promise<Row> {
   const annSeconds = await annPass();
   const snn = await convert(loaded, train, { method: 'cltb', iterations: calN / bs, batchSize: bs, threads, shuffle: false });
   const calSeconds = snn.timing?.calibrate ?? Number.NaN;
-  const sim = async (engine: 'steps' | 'fused'): Promise<number> => (await simulate(snn.graph, snn.spec, test, { steps: T, batchSize: bs, normalize: null, threads, engine, checkpoints: [T] }, () => {})).seconds;
+  let autoFused = 0;
+  const sim = async (engine: 'steps' | 'fused' | 'auto'): Promise<number> => {
+    const r = await simulate(snn.graph, snn.spec, test, { steps: T, batchSize: bs, normalize: null, threads, engine, checkpoints: [T] }, () => {});
+    if (engine === 'auto') autoFused = r.engines.fused ?? 0;
+    return r.seconds;
+  };
   const stepsSec = await sim('steps');
   const fusedSec = await sim('fused');
+  const autoSec = quick ? Number.NaN : await sim('auto');
   const annPerImage = annSeconds / train.size;
   const layers = snn.spec.layers ?? [];
   const perStepMacs = layers.filter((l) => l.where === 'spiking' || l.where === 'dense').reduce((a, l) => a + l.macs, 0);
   const gflops = (2 * perStepMacs) / (fusedSec / (test.size * T)) / 1e9;
-  log(`${name}: ANN ${(1000 * annPerImage).toFixed(1)} ms/image; CLTB ${calSeconds.toFixed(1)} s; SNN ${stepsSec.toFixed(1)} s (steps), ${fusedSec.toFixed(1)} s (fused) for ${test.size} × ${T}`);
+  log(`${name}: ANN ${(1000 * annPerImage).toFixed(1)} ms/image; CLTB ${calSeconds.toFixed(1)} s; SNN ${stepsSec.toFixed(1)} s (steps), ${fusedSec.toFixed(1)} s (fused)${quick ? '' : `, ${autoSec.toFixed(1)} s (auto, ${autoFused} of ${test.size / bs} batches fused)`} for ${test.size} × ${T}`);
   return {
     model: `${name} (batch ${bs}, T ${T})`,
     'calib ÷ ANN': calSeconds / annSeconds,
     'SNN image-step ÷ ANN image, steps': stepsSec / (test.size * T) / annPerImage,
     'SNN image-step ÷ ANN image, fused': fusedSec / (test.size * T) / annPerImage,
+    ...(quick ? {} : { 'SNN image-step ÷ ANN image, auto': autoSec / (test.size * T) / annPerImage, 'auto: batches run by fused': autoFused }),
     'SNN GFLOP/s': gflops,
     'SNN ÷ peak': gflops / peak,
     'ANN GFLOP/s': (2 * layers.reduce((a, l) => a + l.macs, 0)) / annPerImage / 1e9,
@@ -259,7 +272,7 @@ const fmt = (v: string | number | null | undefined): string => (typeof v === 'nu
 const header = `| ${keys.join(' | ')} |\n|${keys.map(() => '---').join('|')}|`;
 process.stdout.write(`machine: ${os.cpus().length} × ${os.cpus()[0]?.model ?? 'cpu'}, Node ${process.version}, ${threads} threads; peak ${peak.toFixed(1)} GFLOP/s (ORT MatMul)\n`);
 process.stdout.write(imagenet
-  ? `ImageNet-size, random weights and inputs: calibration ${quick ? 32 : 64} images (batch 16); simulation 16 images${quick ? ' (quick)' : ''}\n\n`
+  ? `ImageNet-size, random weights and inputs: calibration ${quick ? 32 : 64} images (batch 16); simulation ${quick ? '16 images (quick)' : '64 images'}\n\n`
   : `calibration ${calibSamples} samples (batch ${batch}, in order); simulation ${testSamples} test images × ${steps} steps${quick ? ' (quick)' : ''}\n\n`);
 process.stdout.write(`${header}\n${rows.map((r) => `| ${keys.map((k) => fmt(r[k])).join(' | ')} |`).join('\n')}\n`);
 const jsonOut = arg('json', '');

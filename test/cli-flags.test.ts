@@ -71,13 +71,19 @@ test('every numeric flag is an integer flag or a decimal flag, and reads only pl
     const list = LISTS.has(flag);
     const one = (v: string): string => (list ? `4,${v}` : v);
     const value = (n: number): unknown => (list ? [4, n] : n);
+    // In a list, spaces around the commas are fine ("8, 16"); a space inside an item is not.
+    const bad = (forms: readonly string[]): string[] => forms.filter((f) => !list || f.trim() === f || f.trim() === '');
+    if (list) {
+      assert.deepEqual(parse(one(' 2 ')), value(2), `${what}: spaces around a comma`);
+      rejects(parse, one('1 0'), what);
+    }
     if (INTEGER.has(flag)) {
-      for (const bad of NOT_INTEGER) rejects(parse, one(bad), what);
+      for (const b of bad(NOT_INTEGER)) rejects(parse, one(b), what);
       assert.deepEqual(parse(one('2')), value(2), what);
       assert.deepEqual(parse(one('16')), value(16), what);
       if (flag === '--delay' || flag === '--seed') assert.deepEqual(parse('0'), 0, what);
     } else {
-      for (const bad of NOT_DECIMAL) rejects(parse, one(bad), what);
+      for (const b of bad(NOT_DECIMAL)) rejects(parse, one(b), what);
       assert.deepEqual(parse(one('0.5')), value(0.5), what);
       assert.deepEqual(parse(one('2')), value(2), what);
       assert.deepEqual(parse(one('7.7e-2')), value(0.077), what);

@@ -46,9 +46,9 @@ export function num(v: string): number {
   return n;
 }
 
-/** Comma-separated numbers, e.g. 0.5,0.25. */
+/** Comma-separated numbers, e.g. 0.5,0.25 (spaces around the commas are fine). */
 export function numbers(v: string): number[] {
-  return v.split(',').map(num);
+  return v.split(',').map((s) => num(s.trim()));
 }
 
 /**
@@ -61,9 +61,9 @@ export function integer(v: string): number {
   return n;
 }
 
-/** Comma-separated integers, e.g. 8,16,32. */
+/** Comma-separated integers, e.g. 8,16,32 (spaces around the commas are fine: "8, 16"). */
 export function integers(v: string): number[] {
-  return v.split(',').map(integer);
+  return v.split(',').map((s) => integer(s.trim()));
 }
 
 /** An integer ≥ min, for options only the CLI has. */
