@@ -15,10 +15,10 @@ import { calibrate } from '../src/calibrate/calibrate.js';
 import { buildSnn, type SnnGraph } from '../src/snn/build.js';
 import { unitSpikeForm } from '../src/snn/unit.js';
 import { simulate, type SimulationStats } from '../src/runtime/simulate.js';
-import { fusedPlan } from '../src/runtime/fused.js';
+import { fusedPlan, fusedSessions } from '../src/runtime/fused.js';
 import { createKernels } from '../src/runtime/kernels.js';
 import { KERNELS_WASM } from '../src/runtime/kernels.wasm.js';
-import type { Dataset } from '../src/data/dataset.js';
+import { readBatch, type Dataset } from '../src/data/dataset.js';
 import { openDataset } from '../src/data/sources.js';
 import { memDataset, uniform } from './helpers.js';
 import { ZOO } from './zoo.js';
@@ -149,4 +149,30 @@ test('fused kernels: src/runtime/kernels.wasm.ts is src/runtime/kernels.wat asse
   const tool = path.join(root, 'tools', 'wasm.mjs');
   const mod = (await import(tool)) as { assemble(): Promise<string> };
   assert.equal(await mod.assemble(), KERNELS_WASM, 'kernels.wat changed: run npm run wasm');
+});
+
+test('fused engine: fits(n) says whether a batch of n fits WebAssembly\'s 4 GiB (auto leaves larger batches to steps)', async () => {
+  // The arena takes 4 bytes per value plus 64 KiB for alignment, and a wasm32 memory ends at 2^32 bytes.
+  const wasm = createKernels('wasm');
+  assert.equal(wasm.fits(2 ** 30 - 16384), true);
+  assert.equal(wasm.fits(2 ** 30 - 16383), false);
+  assert.equal(createKernels('js').fits(2 ** 40), true, 'plain JS arrays have no such limit');
+  const m = await prepareModel(loadModel(path.join(root, 'models', 'mnist-cnn.onnx')), { threads: 1 });
+  const train = openDataset('mnist:train', 6);
+  const cal = await calibrate(m, train, { method: 'maxnorm', iterations: 1, batchSize: 6, threads: 1 });
+  const snn = buildSnn(m, cal.thresholds);
+  const plan = fusedPlan(snn.graph, snn.spec);
+  assert.ok(plan);
+  const eng = await fusedSessions(plan, snn.spec, { threads: 1 });
+  try {
+    // mnist-cnn keeps tens of thousands of values per sample: 100 fit, a million (≥ 10 GB) do not.
+    assert.equal(eng.fits(100), true);
+    assert.equal(eng.fits(1_000_000), false);
+    // What fits also runs: a batch of 6 through 2 steps.
+    let steps = 0;
+    await eng.run(await readBatch(train, [0, 1, 2, 3, 4, 5], m.normalize), 2, (_t, K) => { steps += K; });
+    assert.equal(steps, 2);
+  } finally {
+    await eng.release();
+  }
 });

@@ -86,10 +86,10 @@ test('engine auto (steps and fused timed on the first batches, then the faster) 
   assert.deepEqual(b.sums, a.sums, 'the same readouts, bit for bit');
   a.stats.spikesPerStep.forEach((v, i) => assert.deepEqual(Array.from(b.stats.spikesPerStep[i]), Array.from(v)));
   a.stats.sopsPerStep.forEach((v, i) => assert.deepEqual(Array.from(b.stats.sopsPerStep[i]), Array.from(v)));
-  // 8 batches (≥ AUTO_SECOND_ROUND): each engine timed twice, the faster runs the last four.
-  const eight = await simulate(snn.graph, snn.spec, data, { steps: 4, batchSize: 2, normalize: null, threads: 1, engine: 'auto', checkpoints: [4] }, () => {});
-  const counts = [eight.engines.steps ?? 0, eight.engines.fused ?? 0].sort();
-  assert.deepEqual(counts, [2, 6], JSON.stringify(eight.engines));
+  // 20 batches (≥ AUTO_SECOND_ROUND): each engine timed twice, the faster runs the last 16.
+  const twenty = await simulate(snn.graph, snn.spec, memDataset(uniform(24, 20 * 256), [1, 16, 16]), { steps: 4, batchSize: 1, normalize: null, threads: 1, engine: 'auto', checkpoints: [4] }, () => {});
+  const counts = [twenty.engines.steps ?? 0, twenty.engines.fused ?? 0].sort((p, q) => p - q);
+  assert.deepEqual(counts, [2, 18], JSON.stringify(twenty.engines));
   // One batch: nothing to choose between, the step engine runs it.
   const one = await simulate(snn.graph, snn.spec, data, { steps: 4, batchSize: 5 * n, normalize: null, threads: 1, engine: 'auto', checkpoints: [4] }, () => {});
   assert.deepEqual(one.engines, { steps: 1 });

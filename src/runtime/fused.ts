@@ -56,6 +56,8 @@ export interface FusedBlock {
 export interface FusedSessions {
   /** Run one batch through `steps` steps, K at a time; `onBlock(t0, K, block)` gets every block. */
   run(batch: Batch, steps: number, onBlock: (t0: number, K: number, block: FusedBlock) => void | Promise<void>): Promise<void>;
+  /** Whether a batch of n samples fits the kernels' memory (else `run` throws). */
+  fits(n: number): boolean;
   release(): Promise<void>;
 }
 
@@ -99,24 +101,34 @@ export async function fusedSessions(plan: FusedPlan, spec: SnnSpec, opts: FusedO
   const stageInputs = stages.map((s) => s.graph?.inputs.map((i) => i.name) ?? []);
   const stageOutputs = stages.map((s) => s.graph?.outputs.map((o) => o.name) ?? []);
 
+  // Per-batch constants: the model input and the prefix's results.
+  const constantNames = new Set([spec.input, ...(plan.prefix?.outputs.map((o) => o.name) ?? [])]);
+  /** The arena for n samples: states and per-neuron constants once (fixed), the JS tensors per step. */
+  const arena = (n: number): { fixed: number; perStep: number; extra: number } => {
+    let fixed = 0;
+    let perStep = 0;
+    for (const u of updates) fixed += numel(shapeOf(u)) * (n + 2 + (u.kind === 'neuron' ? u.sops.length : 0));
+    for (const e of events) fixed += e.fanout.length;
+    for (const [name, shape] of jsShapes) {
+      if (constantNames.has(name)) fixed += n * numel(shape);
+      else perStep += n * numel(shape);
+    }
+    return { fixed, perStep, extra: 4 * (2 * updates.length + jsShapes.size + events.length) };
+  };
+
   return {
+    fits(n) {
+      const { fixed, perStep, extra } = arena(n);
+      return kern.fits(fixed + perStep + extra);
+    },
     async run(batch, T, onBlock) {
       const n = batch.n;
       const input: Array32 = { dims: [n, ...spec.inputShape], data: batch.x };
-      // Per-batch constants: the model input and the prefix's results, [n, ...].
       const constants = new Map<string, Array32>([[spec.input, input]]);
       if (prefix) for (const [k, v] of Object.entries(await prefix.run({ [spec.input]: input }))) constants.set(k, v);
-      // The arena: states and per-neuron constants once, the JS tensors for K steps.
-      let fixed = 0;
-      let perStep = 0;
-      for (const u of updates) fixed += numel(shapeOf(u)) * (n + 2 + (u.kind === 'neuron' ? u.sops.length : 0));
-      for (const e of events) fixed += e.fanout.length;
-      for (const [name, shape] of jsShapes) {
-        if (constants.has(name)) fixed += n * numel(shape);
-        else perStep += n * numel(shape);
-      }
+      const { fixed, perStep, extra } = arena(n);
       const K = Math.max(1, Math.min(blockSize, T, Math.floor((FUSED_ARENA_BYTES / 4 - fixed) / Math.max(1, perStep))));
-      kern.reserve(fixed + K * perStep + 4 * (2 * updates.length + jsShapes.size + events.length));
+      kern.reserve(fixed + K * perStep + extra);
       const views = new Map<string, Float32Array>();
       for (const [name, shape] of jsShapes) {
         const c = constants.get(name);

@@ -17,6 +17,8 @@ export interface NeuronCounts {
 export interface Arena {
   /** Make room for `floats` 4-byte values in all; forgets every earlier view. */
   reserve(floats: number): void;
+  /** Whether `reserve(floats)` can succeed at all (WebAssembly memory ends at 4 GiB). */
+  fits(floats: number): boolean;
   f32(len: number): Float32Array;
   i32(len: number): Int32Array;
 }
@@ -69,6 +71,13 @@ export function createKernels(kind: 'wasm' | 'js' = 'wasm'): Kernels {
 }
 
 const PAGE = 65536;
+/** WebAssembly's 32-bit memories end at 65 536 pages. */
+const MAX_WASM_BYTES = 65536 * PAGE;
+
+/** Bytes of arena for `floats` values: room for the values and each view's 16-byte alignment. */
+function wasmBytes(floats: number): number {
+  return 4 * floats + 16 * 4096;
+}
 
 function wasmKernels(x: WasmExports): Kernels {
   let next = 0;
@@ -81,9 +90,9 @@ function wasmKernels(x: WasmExports): Kernels {
   const ptr = (a: Float32Array | Int32Array): number => a.byteOffset;
   return {
     kind: 'wasm',
+    fits: (floats) => wasmBytes(floats) <= MAX_WASM_BYTES,
     reserve(floats) {
-      // Room for the values and each view's 16-byte alignment.
-      const need = 4 * floats + 16 * 4096;
+      const need = wasmBytes(floats);
       const have = x.memory.buffer.byteLength;
       if (need > have) {
         try {
@@ -113,6 +122,7 @@ function jsKernels(): Kernels {
   return {
     kind: 'js',
     reserve() {},
+    fits: () => true,
     f32: (len) => new Float32Array(len),
     i32: (len) => new Int32Array(len),
     neuron(u, cur, out, level, theta, fan, n) {

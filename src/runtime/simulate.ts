@@ -36,8 +36,11 @@ export type RunEngine = Exclude<Engine, 'auto'>;
  */
 export const DEFAULT_ENGINE: Engine = 'auto';
 
-/** From this many batches on, `auto` times each engine twice (the second time counts). */
-export const AUTO_SECOND_ROUND = 8;
+/**
+ * From this many batches on, `auto` times each engine twice (the second time counts): then the
+ * loser's second batch costs at most 1/20 of the run.
+ */
+export const AUTO_SECOND_ROUND = 20;
 
 /** Most memory a Loop call may return for one batch's readouts. */
 export const LOOP_READOUT_BYTES = 2 ** 30;
@@ -143,12 +146,16 @@ export async function simulate(graph: Graph, spec: SnnSpec, data: Dataset, opts:
       if (fused) runners.push(fused);
     }
     let bi = 0;
-    const runBatch = async (runner: BatchRunner, batch: Batch): Promise<void> => {
+    /** Run a batch; its simulation time (without what afterBatch does, e.g. writing a checkpoint). */
+    const runBatch = async (runner: BatchRunner, batch: Batch): Promise<number> => {
+      const t = performance.now();
       await runner.run(bi, batch);
+      const ms = performance.now() - t;
       used[runner.engine] = (used[runner.engine] ?? 0) + 1;
       ran += batch.n;
       bi++;
       await opts.afterBatch?.(chosen[bi - 1], result());
+      return ms;
     };
     // Batches are read ahead (a streamed source decodes the next ones while this one runs).
     const stream = prefetchBatches(data, batches.length, (b) => batches[b], opts.normalize);
@@ -160,9 +167,7 @@ export async function simulate(graph: Graph, spec: SnnSpec, data: Dataset, opts:
       for (let round = 0; round < rounds; round++) {
         for (const [k, r] of runners.entries()) {
           const batch = (await stream.next()).value as Batch;
-          const t = performance.now();
-          await runBatch(r, batch);
-          perSample[k] = (performance.now() - t) / batch.n;
+          perSample[k] = await runBatch(r, batch) / batch.n;
         }
       }
       const keep = perSample.indexOf(Math.min(...perSample));
@@ -277,7 +282,14 @@ async function fusedRunner(graph: Graph, ctx: RunContext): Promise<BatchRunner |
   const plan = fusedPlan(graph, spec);
   if (!plan) return null;
   // `unroll` is this engine's block only when it was asked for by name (under auto it is the step engine's).
-  const engine = await fusedSessions(plan, spec, { ...opts, block: opts.engine === 'fused' ? opts.unroll : undefined });
+  const asked = opts.engine === 'fused';
+  const engine = await fusedSessions(plan, spec, { ...opts, block: asked ? opts.unroll : undefined });
+  // Under auto, a batch too large for the kernels' memory leaves the choice to steps (asked for
+  // by name, the first batch says so instead).
+  if (!asked && !engine.fits(Math.min(opts.batchSize, ctx.data.size))) {
+    await engine.release();
+    return null;
+  }
   const T = opts.steps;
   const size = numel(spec.readoutShape);
   return {
