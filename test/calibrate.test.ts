@@ -1,6 +1,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { floatTensor } from '../src/graph/ir.js';
+import { floatTensor, type Graph } from '../src/graph/ir.js';
+import { GraphBuilder, floatInput } from '../src/onnx/builder.js';
+import { Session } from '../src/ort/session.js';
+import { instrument } from '../src/calibrate/instrument.js';
 import { prepareModel } from '../src/model/prepare.js';
 import { calibrate } from '../src/calibrate/calibrate.js';
 import { percentileFromHistogram, type Method } from '../src/calibrate/methods.js';
@@ -137,4 +140,47 @@ test('RobustNorm: the percentile of positive activations matches a sort-based JS
   // The histogram percentile itself, on a known histogram: values uniform in bins 0..9 of 10 over (0, 10].
   assert.equal(percentileFromHistogram([1, 1, 1, 1, 1, 1, 1, 1, 1, 1], 10, 50), 5);
   assert.equal(percentileFromHistogram([0, 0, 4, 0], 8, 25), 4.5);
+});
+
+test('LTB in the graph: the excess taken from ReLU(x) is mean((x − θ)⁺) bit for bit while θ ≥ 0 (ONNX Runtime\'s own kernels), and x feeds one ReLU only', async () => {
+  const C = 4;
+  const n = 3;
+  const hw = 7;
+  // Two graphs on the same x and θ: the textbook form and the one the calibration graph uses.
+  const excess = (fromRelu: boolean): Graph => {
+    const b = new GraphBuilder(13);
+    const src = fromRelu ? b.op('Relu', ['input']) : 'input';
+    const out = b.reduce('ReduceMean', b.op('Relu', [b.op('Sub', [src, 'theta'])]), [0, 2, 3], true);
+    return {
+      name: 'excess', nodes: b.nodes, initializers: b.initializers, opset: 13, irVersion: 8, metadata: {},
+      inputs: [floatInput('input', [n, C, hw, hw]), floatInput('theta', [1, C, 1, 1])], outputs: [floatInput(out, null)],
+    };
+  };
+  const [plain, viaRelu] = await Promise.all([excess(false), excess(true)].map((g) => Session.create(g, { threads: 1 })));
+  try {
+    const x = randn(21, n * C * hw * hw, 2); // about half negative
+    const out = async (s: Session, theta: number[]): Promise<Float32Array> => Object.values(await s.run({
+      input: { dims: [n, C, hw, hw], data: x }, theta: { dims: [1, C, 1, 1], data: Float32Array.from(theta) },
+    }))[0].data;
+    for (const theta of [[0, 0, 0, 0], [0, 0.001, 0.7, 3], [1e-30, 0.5, 1.9999, 10]]) {
+      const a = await out(plain, theta);
+      const c = await out(viaRelu, theta);
+      assert.ok(Array.from(a).every((v, k) => Object.is(v, c[k])), `θ = ${theta}: ${Array.from(a)} vs ${Array.from(c)}`);
+      assert.ok(a.some((v) => v > 0), 'some x exceed θ');
+    }
+    // The identity needs θ ≥ 0 (LTB's θ starts at 0 and only grows): below 0 the forms differ.
+    const a = await out(plain, [-1, 0, 0, 0]);
+    const c = await out(viaRelu, [-1, 0, 0, 0]);
+    assert.notEqual(a[0], c[0]);
+  } finally {
+    await plain.release();
+    await viaRelu.release();
+  }
+  // In the calibration graph every site's x is read by one node, a ReLU (ONNX Runtime fuses it into the convolution).
+  const m = await prepareModel({ path: 't.onnx', sha256: '', graph: net() }, { threads: 1 });
+  const inst = instrument(m, { mode: 'ltb', granularity: 'channel', stepSize: 1 });
+  for (const site of m.plan.sites) {
+    const readers = inst.graph.nodes.filter((node) => node.inputs.includes(site.input));
+    assert.deepEqual(readers.map((r) => r.opType), ['Relu'], `site ${site.node}`);
+  }
 });

@@ -105,11 +105,21 @@ export interface SimulationStats {
   readonly engines: Readonly<Partial<Record<RunEngine, number>>>;
 }
 
-/** One batch through all T steps; returns what the sink needs. */
+/**
+ * One batch through all T steps; hands the sink what it needs and returns how long the steps
+ * after its first ONNX Runtime call took (a call's first run pays for warm-up: what `auto`
+ * compares leaves it out).
+ */
 interface BatchRunner {
   readonly engine: RunEngine;
-  run(bi: number, batch: Batch): Promise<void>;
+  run(bi: number, batch: Batch): Promise<WarmTime>;
   release(): Promise<void>;
+}
+
+/** Milliseconds spent on `steps` time steps, after the batch's first call. */
+interface WarmTime {
+  readonly ms: number;
+  readonly steps: number;
 }
 
 export async function simulate(graph: Graph, spec: SnnSpec, data: Dataset, opts: SimulateOptions, sink: (b: StepBatch) => void | Promise<void>): Promise<SimulationStats> {
@@ -146,31 +156,27 @@ export async function simulate(graph: Graph, spec: SnnSpec, data: Dataset, opts:
       if (fused) runners.push(fused);
     }
     let bi = 0;
-    /** Run a batch; its simulation time (without what afterBatch does, e.g. writing a checkpoint). */
+    /** Run a batch; returns its time per sample-step after the first call. */
     const runBatch = async (runner: BatchRunner, batch: Batch): Promise<number> => {
-      const t = performance.now();
-      await runner.run(bi, batch);
-      const ms = performance.now() - t;
+      const warm = await runner.run(bi, batch);
       used[runner.engine] = (used[runner.engine] ?? 0) + 1;
       ran += batch.n;
       bi++;
       await opts.afterBatch?.(chosen[bi - 1], result());
-      return ms;
+      return warm.steps > 0 ? warm.ms / (warm.steps * batch.n) : Infinity;
     };
     // Batches are read ahead (a streamed source decodes the next ones while this one runs).
     const stream = prefetchBatches(data, batches.length, (b) => batches[b], opts.normalize);
     if (runners.length > 1) {
-      // auto: the same results either way; time a batch with each and keep the faster per
-      // sample. With batches to spare, a second round times both again once they are warm.
+      // auto: the same results either way; time a batch with each (without its first call)
+      // and keep the faster per sample-step. With batches to spare, a second round times both
+      // again and counts.
       const rounds = batches.length >= AUTO_SECOND_ROUND ? 2 : 1;
-      const perSample = runners.map(() => Infinity);
+      const perStep = runners.map(() => Infinity);
       for (let round = 0; round < rounds; round++) {
-        for (const [k, r] of runners.entries()) {
-          const batch = (await stream.next()).value as Batch;
-          perSample[k] = await runBatch(r, batch) / batch.n;
-        }
+        for (const [k, r] of runners.entries()) perStep[k] = await runBatch(r, (await stream.next()).value as Batch);
       }
-      const keep = perSample.indexOf(Math.min(...perSample));
+      const keep = perStep.indexOf(Math.min(...perStep));
       const [loser] = runners.splice(1 - keep, 1);
       await loser.release();
     }
@@ -249,7 +255,10 @@ async function stepRunner(graph: Graph, ctx: RunContext): Promise<BatchRunner> {
       let next = opts.reuseBuffers === false ? null : zero();
       Object.assign(feeds, current);
       const readouts = readoutCollector(opts, spec, batch);
+      // The clock and the step when the first call is done (with one call in all: the whole batch).
+      let [warmFrom, warmStep] = [performance.now(), 0];
       for (let t = 0; t < T;) {
+        if (t > 0 && warmStep === 0) [warmFrom, warmStep] = [performance.now(), t];
         const K = unrolled && t + unrollK <= T ? unrollK : 1;
         const into = next ? Object.fromEntries(spec.states.map((s) => [s.output, (next as Record<string, Array32>)[s.input]])) : undefined;
         const out = await (K > 1 ? (unrolled as Session) : session).run(feeds, undefined, into);
@@ -263,7 +272,9 @@ async function stepRunner(graph: Graph, ctx: RunContext): Promise<BatchRunner> {
         if (next) [current, next] = [next, current];
         opts.onProgress?.({ phase: 'simulate', done: bi * T + t, total: nBatches * T });
       }
+      const warm = { ms: performance.now() - warmFrom, steps: T - warmStep };
       await sink(readouts.done());
+      return warm;
     },
     async release() {
       await session.release();
@@ -297,14 +308,18 @@ async function fusedRunner(graph: Graph, ctx: RunContext): Promise<BatchRunner |
     async run(bi, batch) {
       const n = batch.n;
       const readouts = readoutCollector(opts, spec, batch);
+      let [warmFrom, warmStep] = [performance.now(), 0];
       await engine.run(batch, T, (t0, K, block) => {
+        if (t0 === 0 && K < T) [warmFrom, warmStep] = [performance.now(), K];
         for (let k = 0; k < K; k++) {
           readouts.add(t0 + k, block.readouts.subarray(k * n * size, (k + 1) * n * size));
           counters.forEach((_, i) => { sums[i][t0 + k] += block.counts[i][k]; });
         }
         opts.onProgress?.({ phase: 'simulate', done: bi * T + t0 + K, total: nBatches * T });
       });
+      const warm = { ms: performance.now() - warmFrom, steps: T - warmStep };
       await sink(readouts.done());
+      return warm;
     },
     release: () => engine.release(),
   };
@@ -320,13 +335,16 @@ async function loopRunner(graph: Graph, ctx: RunContext): Promise<BatchRunner> {
   return {
     engine: 'loop',
     async run(bi, batch) {
+      const t = performance.now();
       const out = await session.run({
         [spec.input]: { dims: [batch.n, ...spec.inputShape], data: batch.x },
         [LOOP_STEPS_INPUT]: scalar(T), [LOOP_DELAY_INPUT]: scalar(0),
       }, [loopReadout(spec.readout), ...counters.map(loopCounter)]);
       counters.forEach((c, i) => out[loopCounter(c)].data.forEach((v, t) => { sums[i][t] += Math.round(v); }));
       opts.onProgress?.({ phase: 'simulate', done: (bi + 1) * T, total: nBatches * T });
+      const warm = { ms: performance.now() - t, steps: T }; // one call: no warm part to tell apart
       await sink(stepBatch(batch, out[loopReadout(spec.readout)].data, new Map(), T, size));
+      return warm;
     },
     release: () => session.release(),
   };
