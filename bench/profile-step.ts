@@ -25,6 +25,7 @@ import { calibrate } from '../src/calibrate/calibrate.js';
 import { buildSnn } from '../src/snn/build.js';
 import { splitConstantPrefix } from '../src/snn/split.js';
 import { unrollSteps } from '../src/snn/unroll.js';
+import { exactCounters } from '../src/snn/exact-counts.js';
 import { encodeModel } from '../src/onnx/codec.js';
 import { defaultThreads } from '../src/ort/session.js';
 import { memoryDataset, readBatch, type Dataset } from '../src/data/dataset.js';
@@ -124,7 +125,9 @@ async function profileFused(): Promise<Profiled> {
 }
 
 const split = splitConstantPrefix(snn.graph, snn.spec);
-const step = K > 1 ? unrollSteps(split.step, snn.spec, K) : split.step;
+// What the step engine runs: counters rewritten to exact whole numbers (--no-exact: as saved).
+const one = argv.includes('--no-exact') ? split.step : exactCounters(split.step, snn.spec);
+const step = K > 1 ? unrollSteps(one, snn.spec, K) : one;
 const constants: Record<string, ort.Tensor> = {};
 if (split.prefix) {
   const ps = await ort.InferenceSession.create(encodeModel(split.prefix), { intraOpNumThreads: threads, graphOptimizationLevel: 'all', logSeverityLevel: 4 });

@@ -1,8 +1,7 @@
 /**
  * The fused engine (runtime/fused.ts) against the step engine, step by step: the same readout
- * bits at every step, the same spike counts, the same SOP counts (up to the step graph's own
- * float32 summation of large counts), on every bundled model and the generated zoo; and its
- * WebAssembly kernels against their plain-JS twins, bit for bit.
+ * bits at every step, the same spike and SOP counts, on every bundled model and the generated
+ * zoo; and its WebAssembly kernels against their plain-JS twins, bit for bit.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -17,6 +16,9 @@ import { unitSpikeForm } from '../src/snn/unit.js';
 import { simulate, type SimulationStats } from '../src/runtime/simulate.js';
 import { fusedPlan, fusedSessions } from '../src/runtime/fused.js';
 import { createKernels } from '../src/runtime/kernels.js';
+import { exactCounters } from '../src/snn/exact-counts.js';
+import { splitConstantPrefix } from '../src/snn/split.js';
+import { counterOutputs } from '../src/snn/format.js';
 import { KERNELS_WASM } from '../src/runtime/kernels.wasm.js';
 import { readBatch, type Dataset } from '../src/data/dataset.js';
 import { openDataset } from '../src/data/sources.js';
@@ -44,12 +46,8 @@ async function compare(snn: SnnGraph, data: Dataset, T: number, normalize: Prepa
     assert.equal(j, -1, `${what}: batch ${i}, readout value ${j} (step ${Math.floor(j / (r.length / T))}): ${r[j]} vs ${b.readouts[i][j]}`);
   });
   a.stats.spikesPerStep.forEach((s, i) => assert.deepEqual(Array.from(b.stats.spikesPerStep[i]), Array.from(s), `${what}: spikes of site ${i}`));
-  a.stats.sopsPerStep.forEach((s, i) => s.forEach((v, t) => {
-    const got = b.stats.sopsPerStep[i][t];
-    assert.ok(Number.isInteger(got), `${what}: SOPs are whole numbers`);
-    // The step graph sums θ-scaled counts in float32: exact below 2^24, within its rounding above.
-    assert.ok(Math.abs(got - v) <= Math.max(0, v * 2 ** -21), `${what}: SOPs of layer ${i} at step ${t}: ${v} vs ${got}`);
-  }));
+  // Both count in whole numbers: the step engine's counters are rewritten to read 0/1 spikes and sum in float64 (snn/exact-counts.ts).
+  a.stats.sopsPerStep.forEach((s, i) => assert.deepEqual(Array.from(b.stats.sopsPerStep[i]), Array.from(s), `${what}: SOPs of layer ${i}`));
   return a.stats.spikesPerStep.reduce((acc, s) => acc + s.reduce((x, y) => x + y, 0), 0);
 }
 
@@ -175,4 +173,23 @@ test('fused engine: fits(n) says whether a batch of n fits WebAssembly\'s 4 GiB 
   } finally {
     await eng.release();
   }
+});
+
+test('step engine: exact counts where a batch\'s float32 sum would round (mnist-fcn, batch 100: totals past 2^24), equal to the fused engine\'s integers', async () => {
+  const m = await prepareModel(loadModel(path.join(root, 'models', 'mnist-fcn.onnx')), { threads: 1 });
+  const cal = await calibrate(m, openDataset('mnist-seg:train', 100), { method: 'maxnorm', iterations: 1, batchSize: 100, threads: 1 });
+  const snn = buildSnn(m, cal.thresholds);
+  const data = openDataset('mnist-seg:test', 100);
+  const counts = async (engine: 'steps' | 'fused'): Promise<number[][]> => {
+    const s = await simulate(snn.graph, snn.spec, data, { steps: 4, batchSize: 100, normalize: m.normalize, threads: 1, engine, checkpoints: [4] }, () => {});
+    return [...s.spikesPerStep, ...s.sopsPerStep].map((a) => Array.from(a));
+  };
+  const a = await counts('steps');
+  const b = await counts('fused');
+  assert.ok(a.flat().some((v) => v > 2 ** 24), 'some step\'s total passes 2^24 (where float32 sums round)');
+  assert.deepEqual(a, b);
+  // And the rewrite reaches every counter of this graph: each one now sums in float64.
+  const rewritten = exactCounters(splitConstantPrefix(snn.graph, snn.spec).step, snn.spec);
+  const counters = new Set(counterOutputs(snn.spec));
+  assert.ok(rewritten.outputs.filter((o) => counters.has(o.name)).every((o) => o.dtype === 'float64'));
 });

@@ -7,7 +7,7 @@
  * and SOPs in the same pass, writing the spikes straight into the next stage's input, which
  * lives in the kernels' memory. The arithmetic is the step graph's (the same nodes, the same float32 adds,
  * compares and subtractions, in the same order per neuron), so the spikes are the same; the
- * counts are exact integers (the step graph sums them in float32).
+ * counts are exact integers, like the step engine's (snn/exact-counts.ts).
  */
 import type { Graph } from '../graph/ir.js';
 import { numel } from '../graph/ir.js';

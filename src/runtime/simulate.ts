@@ -13,6 +13,7 @@ import { LOOP_DELAY_INPUT, LOOP_STEPS_INPUT, counterOutputs, loopCounter, loopRe
 import { buildLoop } from '../snn/loop.js';
 import { splitConstantPrefix } from '../snn/split.js';
 import { stepName, unrollSteps } from '../snn/unroll.js';
+import { exactCounters } from '../snn/exact-counts.js';
 import { SpikeportError } from '../errors.js';
 import { fusedPlan, fusedSessions } from './fused.js';
 
@@ -234,12 +235,14 @@ async function stepRunner(graph: Graph, ctx: RunContext): Promise<BatchRunner> {
   const { spec, opts, sink, sums, counters, nBatches } = ctx;
   // The input is the same at every step: compute what depends only on it once per batch.
   const split = splitConstantPrefix(graph, spec);
-  const session = await Session.create(split.step, opts);
+  // Counters in whole numbers, summed in float64: the fused engine's exact counts (snn/exact-counts.ts).
+  const step = exactCounters(split.step, spec);
+  const session = await Session.create(step, opts);
   const prefix = split.prefix ? await Session.create(split.prefix, opts) : null;
   // K steps per call where they fit (the last T mod K steps run one by one).
   const unrollK = Math.max(1, Math.min(opts.unroll ?? DEFAULT_UNROLL, opts.steps));
-  const unrolled = unrollK > 1 ? await Session.create(unrollSteps(split.step, spec, unrollK), opts) : null;
-  const stepInputs = new Set(split.step.inputs.map((i) => i.name));
+  const unrolled = unrollK > 1 ? await Session.create(unrollSteps(step, spec, unrollK), opts) : null;
+  const stepInputs = new Set(step.inputs.map((i) => i.name));
   const T = opts.steps;
   return {
     engine: 'steps',
@@ -265,7 +268,7 @@ async function stepRunner(graph: Graph, ctx: RunContext): Promise<BatchRunner> {
         for (let k = 0; k < K; k++, t++) {
           const name = (x: string): string => (K > 1 ? stepName(x, k) : x);
           readouts.add(t, out[name(spec.readout)].data);
-          // Counts are integers; the graph sums them in float32 through θ-scaled weights.
+          // Whole numbers: float64 sums of exact rows (exact-counts.ts; rounded where a counter kept another shape).
           counters.forEach((c, i) => { sums[i][t] += Math.round(out[name(c)].data[0]); });
         }
         for (const s of spec.states) feeds[s.input] = out[s.output];
