@@ -304,7 +304,10 @@ test('in a job array: --shard 0/1 is a whole run with its report, the demo ignor
 
   // Workers of a longer run: kill one, or stop the parent.
   if (os.availableParallelism() < 2) return;
-  const temps = (): string[] => fs.readdirSync(os.tmpdir()).filter((d) => d.startsWith('spikeport-workers-') || d.startsWith('spikeport-snn-'));
+  // The runs get a temporary folder of their own, so other processes' files cannot be mistaken for theirs.
+  const privateTmp = path.join(tmp, 'tmpdir');
+  fs.mkdirSync(privateTmp, { recursive: true });
+  const temps = (): string[] => fs.readdirSync(privateTmp).filter((d) => d.startsWith('spikeport-workers-') || d.startsWith('spikeport-snn-'));
   const before = new Set(temps());
   const long = [CLI, 'simulate', model('mnist-cnn'), '--data', 'mnist:test', '--limit', '4000', '--batch', '50', '--T', '4,64', '--calib-limit', '300', '--iterations', '3', '--threads', '2', '--workers', '2', '-q'];
   const pids = (parent: number): number[] => {
@@ -312,7 +315,7 @@ test('in a job array: --shard 0/1 is a whole run with its report, the demo ignor
     return r.stdout.split('\n').filter(Boolean).map(Number);
   };
   for (const how of ['kill a worker', 'stop the parent'] as const) {
-    const child = spawn(process.execPath, [...long, '--json', `w-${how.length}.json`], { cwd: tmp, stdio: ['ignore', 'ignore', 'pipe'] });
+    const child = spawn(process.execPath, [...long, '--json', `w-${how.length}.json`], { cwd: tmp, stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, TMPDIR: privateTmp } });
     let stderr = '';
     child.stderr.setEncoding('utf8').on('data', (d: string) => { stderr += d; });
     const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
