@@ -5,8 +5,9 @@
  *
  *   node dist/bench/profile-step.js fashion-vgg [--batch 100] [--calls 4] [--unroll 8]
  *   node dist/bench/profile-step.js out/torchvision/resnet18-224.onnx --batch 16 --calls 2
- *   node dist/bench/profile-step.js fashion-vgg --engine fused   # the default engine: stages + WebAssembly
+ *   node dist/bench/profile-step.js fashion-vgg --engine fused   # the fused engine: stages + WebAssembly
  *   node dist/bench/profile-step.js fashion-vgg --calibration     # one CLTB update (the in-graph θ update) instead of a step
+ *   node dist/bench/profile-step.js fashion-vgg --no-exact        # the step graph's counters as saved (not rewritten to exact counts)
  *
  * With `--engine fused`: the kernel times of every stage session, summed per op type, and the
  * time outside ONNX Runtime (the WebAssembly neuron passes, counters, call overhead) as
