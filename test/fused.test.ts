@@ -22,7 +22,7 @@ import { counterOutputs } from '../src/snn/format.js';
 import { KERNELS_WASM } from '../src/runtime/kernels.wasm.js';
 import { readBatch, type Dataset } from '../src/data/dataset.js';
 import { openDataset } from '../src/data/sources.js';
-import { memDataset, uniform } from './helpers.js';
+import { buildGraph, conv, gemm, maxpool, memDataset, uniform } from './helpers.js';
 import { ZOO } from './zoo.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
@@ -188,8 +188,33 @@ test('step engine: exact counts where a batch\'s float32 sum would round (mnist-
   const b = await counts('fused');
   assert.ok(a.flat().some((v) => v > 2 ** 24), 'some step\'s total passes 2^24 (where float32 sums round)');
   assert.deepEqual(a, b);
-  // And the rewrite reaches every counter of this graph: each one now sums in float64.
+  // And the rewrite reaches every counter of this graph: each one is now a float64 count handed out as float32 [high, low].
   const rewritten = exactCounters(splitConstantPrefix(snn.graph, snn.spec).step, snn.spec);
-  const counters = new Set(counterOutputs(snn.spec));
-  assert.ok(rewritten.outputs.filter((o) => counters.has(o.name)).every((o) => o.dtype === 'float64'));
+  const made = new Map(rewritten.nodes.flatMap((n) => n.outputs.map((o) => [o, n.opType] as const)));
+  assert.ok(counterOutputs(snn.spec).every((c) => made.get(c) === 'Concat'));
+});
+
+test('step engine: exact counts for layers after a max pool (event counters), per channel in float32, and in float64 where one channel\'s row passes 2^24', async () => {
+  // conv(3→16) at 256² → pool → [16, 128, 128]: conv(16→33) reads 16 384 events per channel × fan-out ≤ 297
+  // (< 2^24 per channel, > 2^24 per sample), conv(16→129) × fan-out ≤ 1161 (> 2^24 even per channel).
+  const graph = buildGraph([3, 256, 256], (b, x) => {
+    const p = maxpool(b, b.op('Relu', [conv(b, x, 3, 16, 3, { seed: 71 })]));
+    const a = b.op('GlobalAveragePool', [b.op('Relu', [conv(b, p, 16, 33, 3, { seed: 72 })])]);
+    const c = b.op('GlobalAveragePool', [b.op('Relu', [conv(b, p, 16, 129, 3, { seed: 73 })])]);
+    return gemm(b, b.op('Flatten', [b.op('Concat', [a, c], { axis: 1 })], { axis: 1 }), 162, 4, 74);
+  });
+  const m = await prepareModel({ path: 'wide.onnx', sha256: '', graph }, { threads: 2 });
+  const data = memDataset(uniform(75, 2 * 3 * 256 * 256), [3, 256, 256]);
+  const cal = await calibrate(m, data, { method: 'maxnorm', iterations: 1, batchSize: 2, threads: 2 });
+  const snn = buildSnn(m, cal.thresholds);
+  const rewritten = exactCounters(splitConstantPrefix(snn.graph, snn.spec).step, snn.spec);
+  const doubleWeights = rewritten.nodes.filter((n) => n.opType === 'MatMul' && rewritten.initializers.get(n.inputs[1])?.dtype === 'float64');
+  assert.equal(doubleWeights.length, 1, 'the 129-channel layer is counted in float64, the others in float32 rows');
+  const counts = async (engine: 'steps' | 'fused'): Promise<number[][]> => {
+    const s = await simulate(snn.graph, snn.spec, data, { steps: 3, batchSize: 2, normalize: null, threads: 2, engine, checkpoints: [3] }, () => {});
+    return s.sopsPerStep.map((a) => Array.from(a));
+  };
+  const a = await counts('steps');
+  assert.ok(a.flat().some((v) => v / 2 > 2 ** 24), 'one sample\'s SOPs in a step pass 2^24');
+  assert.deepEqual(a, await counts('fused'));
 });

@@ -124,13 +124,15 @@ export const picturesSchema = z.object({
   // Only PNG data URIs: the report puts them in an <img> as they are.
   samples: z.array(z.object({ index: num, image: z.string().regex(/^data:image\/png;base64,[A-Za-z0-9+/]*={0,2}$/, 'a PNG data URI'), truth: predictionSchema, ann: predictionSchema.nullable(), snn: z.array(predictionSchema) })),
 });
+/** A number of batches. */
+const batches = z.number().int().nonnegative();
 const recordSchema: z.ZodType<RunRecord> = z.discriminatedUnion('kind', [
   z.object({
     kind: z.literal('simulate'), ...info, method: str, iterations: num, calibration: z.record(z.string(), z.unknown()), maxpool: str,
     ann: score, clippedAnn: score, delay: z.object({ estimated: num, latencies: z.array(num), rule: str }),
     results: z.array(z.object({ T: num, delay: num, metric: num, secondary: num.nullable(), metricNoDelay: num, secondaryNoDelay: num.nullable() })),
     firingRates: z.array(z.object({ site: str, rate: num })), energy: energy.nullable(), siteErrors: siteErrors.nullable(), simulationSeconds: num,
-    engines: z.object({ steps: num, fused: num, loop: num }).partial().strict().optional(),
+    engines: z.object({ steps: batches, fused: batches, loop: batches }).partial().strict().optional(),
     pictures: picturesSchema.optional(),
   }),
   z.object({

@@ -220,11 +220,10 @@ function energySections(r: EnergyRecord): Section[] {
   }];
 }
 
-/** Which engine ran the batches, e.g. " (engine fused; auto timed 2 batches with steps)". */
+/** Which engines ran the batches, e.g. " (engine steps: 98 batches, fused: 2)"; `auto` (or several workers) may use both. */
 function engineNote(engines: SimulateRecord['engines']): string {
   if (!engines) return '';
-  const ran = Object.entries(engines).filter(([, k]) => (k ?? 0) > 0).sort((a, b) => (b[1] ?? 0) - (a[1] ?? 0));
+  const ran = Object.entries(engines).filter(([, k]) => (k ?? 0) > 0);
   if (ran.length === 0) return '';
-  const [[main], ...rest] = ran;
-  return ` (engine ${main}${rest.length ? `; ${rest.map(([e, k]) => `${k} batch${k === 1 ? '' : 'es'} with ${e}`).join(', ')} while auto timed both` : ''})`;
+  return ` (engine ${ran.map(([e, k]) => `${e}: ${k} batch${k === 1 ? '' : 'es'}`).join(', ')})`;
 }

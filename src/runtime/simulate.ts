@@ -117,10 +117,11 @@ interface BatchRunner {
   release(): Promise<void>;
 }
 
-/** Milliseconds spent on `steps` time steps, after the batch's first call. */
+/** Milliseconds spent on `steps` time steps after the batch's first call (steps 0: one call in all), and on the whole batch. */
 interface WarmTime {
   readonly ms: number;
   readonly steps: number;
+  readonly wholeMs: number;
 }
 
 export async function simulate(graph: Graph, spec: SnnSpec, data: Dataset, opts: SimulateOptions, sink: (b: StepBatch) => void | Promise<void>): Promise<SimulationStats> {
@@ -152,19 +153,20 @@ export async function simulate(graph: Graph, spec: SnnSpec, data: Dataset, opts:
       runners.push(await fusedRunner(graph, ctx) ?? await stepRunner(graph, ctx));
     } else {
       runners.push(await stepRunner(graph, ctx));
-      // With one batch there is nothing to choose for.
-      const fused = engine === 'auto' && batches.length >= 2 ? await fusedRunner(graph, ctx) : null;
+      // With one batch there is nothing to choose for. The fused engine is only a faster way to
+      // the same results here: if it cannot be set up (memory, an unusual graph), steps runs alone.
+      const fused = engine === 'auto' && batches.length >= 2 ? await fusedRunner(graph, ctx).catch(() => null) : null;
       if (fused) runners.push(fused);
     }
     let bi = 0;
-    /** Run a batch; returns its time per sample-step after the first call. */
-    const runBatch = async (runner: BatchRunner, batch: Batch): Promise<number> => {
-      const warm = await runner.run(bi, batch);
+    /** Run a batch; returns its times per sample-step, after the first call (NaN if one call did it all) and in all. */
+    const runBatch = async (runner: BatchRunner, batch: Batch): Promise<{ warm: number; whole: number }> => {
+      const t = await runner.run(bi, batch);
       used[runner.engine] = (used[runner.engine] ?? 0) + 1;
       ran += batch.n;
       bi++;
       await opts.afterBatch?.(chosen[bi - 1], result());
-      return warm.steps > 0 ? warm.ms / (warm.steps * batch.n) : Infinity;
+      return { warm: t.steps > 0 ? t.ms / (t.steps * batch.n) : Number.NaN, whole: t.wholeMs / (opts.steps * batch.n) };
     };
     // Batches are read ahead (a streamed source decodes the next ones while this one runs).
     const stream = prefetchBatches(data, batches.length, (b) => batches[b], opts.normalize);
@@ -172,11 +174,13 @@ export async function simulate(graph: Graph, spec: SnnSpec, data: Dataset, opts:
       // auto: the same results either way; time a batch with each (without its first call)
       // and keep the faster per sample-step. With batches to spare, a second round times both
       // again and counts.
+      // (When one engine does a batch in a single call, e.g. T ≤ 8 steps per call, both are compared on whole batches.)
       const rounds = batches.length >= AUTO_SECOND_ROUND ? 2 : 1;
-      const perStep = runners.map(() => Infinity);
+      const times = runners.map(() => ({ warm: Infinity, whole: Infinity }));
       for (let round = 0; round < rounds; round++) {
-        for (const [k, r] of runners.entries()) perStep[k] = await runBatch(r, (await stream.next()).value as Batch);
+        for (const [k, r] of runners.entries()) times[k] = await runBatch(r, (await stream.next()).value as Batch);
       }
+      const perStep = times.some((x) => Number.isNaN(x.warm)) ? times.map((x) => x.whole) : times.map((x) => x.warm);
       const keep = perStep.indexOf(Math.min(...perStep));
       const [loser] = runners.splice(1 - keep, 1);
       await loser.release();
@@ -237,11 +241,26 @@ async function stepRunner(graph: Graph, ctx: RunContext): Promise<BatchRunner> {
   const split = splitConstantPrefix(graph, spec);
   // Counters in whole numbers, summed in float64: the fused engine's exact counts (snn/exact-counts.ts).
   const step = exactCounters(split.step, spec);
-  const session = await Session.create(step, opts);
-  const prefix = split.prefix ? await Session.create(split.prefix, opts) : null;
   // K steps per call where they fit (the last T mod K steps run one by one).
   const unrollK = Math.max(1, Math.min(opts.unroll ?? DEFAULT_UNROLL, opts.steps));
-  const unrolled = unrollK > 1 ? await Session.create(unrollSteps(step, spec, unrollK), opts) : null;
+  const made: Session[] = [];
+  const create = async (g: Graph): Promise<Session> => {
+    const s = await Session.create(g, opts);
+    made.push(s);
+    return s;
+  };
+  let session: Session;
+  let prefix: Session | null;
+  let unrolled: Session | null;
+  try {
+    session = await create(step);
+    prefix = split.prefix ? await create(split.prefix) : null;
+    unrolled = unrollK > 1 ? await create(unrollSteps(step, spec, unrollK)) : null;
+  } catch (e) {
+    // (The sessions made before the one that failed are released, not left to the process's end.)
+    for (const s of made) await s.release();
+    throw e;
+  }
   const stepInputs = new Set(step.inputs.map((i) => i.name));
   const T = opts.steps;
   return {
@@ -258,8 +277,9 @@ async function stepRunner(graph: Graph, ctx: RunContext): Promise<BatchRunner> {
       let next = opts.reuseBuffers === false ? null : zero();
       Object.assign(feeds, current);
       const readouts = readoutCollector(opts, spec, batch);
-      // The clock and the step when the first call is done (with one call in all: the whole batch).
-      let [warmFrom, warmStep] = [performance.now(), 0];
+      // The clock and the step when the first call is done.
+      const start = performance.now();
+      let [warmFrom, warmStep] = [start, 0];
       for (let t = 0; t < T;) {
         if (t > 0 && warmStep === 0) [warmFrom, warmStep] = [performance.now(), t];
         const K = unrolled && t + unrollK <= T ? unrollK : 1;
@@ -268,14 +288,15 @@ async function stepRunner(graph: Graph, ctx: RunContext): Promise<BatchRunner> {
         for (let k = 0; k < K; k++, t++) {
           const name = (x: string): string => (K > 1 ? stepName(x, k) : x);
           readouts.add(t, out[name(spec.readout)].data);
-          // Whole numbers: float64 sums of exact rows (exact-counts.ts; rounded where a counter kept another shape).
-          counters.forEach((c, i) => { sums[i][t] += Math.round(out[name(c)].data[0]); });
+          // Whole numbers: a float64 count as float32 [high, low] (exact-counts.ts), or one float32 where a counter kept another shape.
+          counters.forEach((c, i) => { sums[i][t] += Math.round(out[name(c)].data.reduce((a, v) => a + v, 0)); });
         }
         for (const s of spec.states) feeds[s.input] = out[s.output];
         if (next) [current, next] = [next, current];
         opts.onProgress?.({ phase: 'simulate', done: bi * T + t, total: nBatches * T });
       }
-      const warm = { ms: performance.now() - warmFrom, steps: T - warmStep };
+      const end = performance.now();
+      const warm = { ms: end - warmFrom, steps: warmStep > 0 ? T - warmStep : 0, wholeMs: end - start };
       await sink(readouts.done());
       return warm;
     },
@@ -311,7 +332,8 @@ async function fusedRunner(graph: Graph, ctx: RunContext): Promise<BatchRunner |
     async run(bi, batch) {
       const n = batch.n;
       const readouts = readoutCollector(opts, spec, batch);
-      let [warmFrom, warmStep] = [performance.now(), 0];
+      const start = performance.now();
+      let [warmFrom, warmStep] = [start, 0];
       await engine.run(batch, T, (t0, K, block) => {
         if (t0 === 0 && K < T) [warmFrom, warmStep] = [performance.now(), K];
         for (let k = 0; k < K; k++) {
@@ -320,7 +342,8 @@ async function fusedRunner(graph: Graph, ctx: RunContext): Promise<BatchRunner |
         }
         opts.onProgress?.({ phase: 'simulate', done: bi * T + t0 + K, total: nBatches * T });
       });
-      const warm = { ms: performance.now() - warmFrom, steps: T - warmStep };
+      const end = performance.now();
+      const warm = { ms: end - warmFrom, steps: warmStep > 0 ? T - warmStep : 0, wholeMs: end - start };
       await sink(readouts.done());
       return warm;
     },
@@ -345,7 +368,8 @@ async function loopRunner(graph: Graph, ctx: RunContext): Promise<BatchRunner> {
       }, [loopReadout(spec.readout), ...counters.map(loopCounter)]);
       counters.forEach((c, i) => out[loopCounter(c)].data.forEach((v, t) => { sums[i][t] += Math.round(v); }));
       opts.onProgress?.({ phase: 'simulate', done: (bi + 1) * T, total: nBatches * T });
-      const warm = { ms: performance.now() - t, steps: T }; // one call: no warm part to tell apart
+      const ms = performance.now() - t;
+      const warm = { ms, steps: 0, wholeMs: ms }; // one call: no warm part to tell apart
       await sink(stepBatch(batch, out[loopReadout(spec.readout)].data, new Map(), T, size));
       return warm;
     },

@@ -4,14 +4,14 @@
  * through columns 1/θ and fan-out/θ and sum the batch in float32, which rounds: θ·(f/θ) is not
  * always f, and a batch's total passes 2^24 on larger layers. Rewritten, each counter reads the
  * neuron's own 0/1 spikes (the Cast before the multiplication by θ) through whole-number columns
- * (1 and the fan-outs), one row per sample and channel where the fan-outs repeat per channel,
- * and sums the rows in float64. Every product and partial sum is then a whole number below 2^24
- * (so float32 holds it exactly) as long as one row's total stays below 2^24 — true unless a
- * single channel of one sample causes 16.7 M synaptic operations in one step — and the counts
- * equal the fused engine's, which counts in integers.
+ * (1 and the fan-outs), in rows as short as the fan-outs' period allows (a channel of a
+ * convolution's input; one value where the fan-out is constant), and sums the rows in float64.
+ * Every product and partial sum of a row is a whole number below 2^24, which float32 holds
+ * exactly; where even one period's row could pass 2^24 the MatMul itself runs in float64. The
+ * counts then equal the fused engine's, which counts in integers.
  */
-import type { Graph, Node, Tensor, ValueInfo } from '../graph/ir.js';
-import { floatTensor, int64Tensor, numel } from '../graph/ir.js';
+import type { Graph, Node, Tensor } from '../graph/ir.js';
+import { floatTensor, int64Tensor } from '../graph/ir.js';
 import { counterOutputs, type SnnSpec } from './format.js';
 
 /** The step graph with exact counters (unchanged where a counter does not have the shape counters.ts builds). */
@@ -23,10 +23,8 @@ export function exactCounters(g: Graph, spec: SnnSpec): Graph {
     for (const o of n.outputs) producer.set(o, n);
     for (const i of n.inputs) readers.set(i, [...(readers.get(i) ?? []), n]);
   }
-  const stateShape = new Map(spec.states.map((s) => [s.output, s.shape]));
   const replaced = new Map<Node, Node[]>();
   const initializers = new Map(g.initializers);
-  const doubles = new Set<string>();
   const floatsOf = (name: string): Float32Array | null => {
     const t = g.initializers.get(name);
     return t && t.dtype === 'float32' ? (t.data as Float32Array) : null;
@@ -44,62 +42,122 @@ export function exactCounters(g: Graph, spec: SnnSpec): Graph {
     const [K, cols] = W.dims;
     const plan = spikeSource(rs.inputs[0], w, K, cols);
     if (!plan) continue;
-    // Rows of one channel of one sample where every column repeats per channel (convolutions), else one row per sample.
-    const shape = plan.shape;
-    const L = shape && shape.length >= 2 && numel(shape) === K && repeats(plan.w, K, cols, K / shape[0]) ? K / shape[0] : K;
+    const { L, exactInFloat32 } = rowLength(plan.w, plan.dead, K, cols);
     const hint = `${mm.name || mm.outputs[0]}_exact`;
     const weights = `${hint}_w`;
     const rowsShape = `${hint}_rows`;
-    initializers.set(weights, floatTensor([L, cols], plan.w.subarray(0, L * cols)));
-    initializers.set(rowsShape, int64Tensor([2], [-1, L]) as Tensor);
     const rows = `${hint}_r`;
     const dots = `${hint}_d`;
     const wide = `${hint}_f64`;
+    const toDouble = (input: string, output: string, name: string): Node => ({ name, opType: 'Cast', domain: '', inputs: [input], outputs: [output], attrs: { to: { kind: 'int', value: 11 } } });
+    initializers.set(rowsShape, int64Tensor([2], [-1, L]) as Tensor);
     replaced.set(rs, [{ ...rs, inputs: [plan.source, rowsShape], outputs: [rows] }]);
-    replaced.set(mm, [
-      { ...mm, inputs: [rows, weights], outputs: [dots] },
-      { name: `${hint}_cast`, opType: 'Cast', domain: '', inputs: [dots], outputs: [wide], attrs: { to: { kind: 'int', value: 11 } } },
-    ]);
+    if (exactInFloat32) {
+      // Row sums below 2^24: the float32 MatMul is exact; only the sum over rows needs float64.
+      initializers.set(weights, floatTensor([L, cols], plan.w.subarray(0, L * cols)));
+      replaced.set(mm, [{ ...mm, inputs: [rows, weights], outputs: [dots] }, toDouble(dots, wide, `${hint}_cast`)]);
+    } else {
+      // Even one period's row passes 2^24 (a large channel with large fan-outs): the MatMul in float64.
+      initializers.set(weights, { dtype: 'float64', dims: [L, cols], data: Float64Array.from(plan.w.subarray(0, L * cols)) });
+      replaced.set(mm, [toDouble(rows, dots, `${hint}_cast`), { ...mm, inputs: [dots, weights], outputs: [wide] }]);
+    }
     replaced.set(sum, [{ ...sum, inputs: [wide, ...sum.inputs.slice(1)] }]);
-    outs.forEach((r) => doubles.add(r.outputs[0]));
+    // Each count leaves as float32 [high, low] with high + low = the float64 count (exact below 2^47):
+    // the sessions hand back float32, and a count past 2^24 would round in one float32.
+    initializers.set(`${hint}_one`, int64Tensor([1], [1]) as Tensor);
+    for (const r of outs) {
+      const o = r.outputs[0];
+      const cast = (input: string, to: number, suffix: string): Node => ({ name: `${o}_${suffix}`, opType: 'Cast', domain: '', inputs: [input], outputs: [`${o}_${suffix}`], attrs: { to: { kind: 'int', value: to } } });
+      const node = (opType: string, inputs: string[], suffix: string, attrs: Node['attrs'] = {}): Node => ({ name: `${o}_${suffix}`, opType, domain: '', inputs, outputs: [`${o}_${suffix}`], attrs });
+      replaced.set(r, [
+        { ...r, outputs: [`${o}_f64`] },
+        cast(`${o}_f64`, 1, 'hi'),
+        cast(`${o}_hi`, 11, 'hi64'),
+        node('Sub', [`${o}_f64`, `${o}_hi64`], 'rest'),
+        cast(`${o}_rest`, 1, 'lo'),
+        node('Reshape', [`${o}_hi`, `${hint}_one`], 'hi1'),
+        node('Reshape', [`${o}_lo`, `${hint}_one`], 'lo1'),
+        { name: `${o}_pair`, opType: 'Concat', domain: '', inputs: [`${o}_hi1`, `${o}_lo1`], outputs: [o], attrs: { axis: { kind: 'int', value: 0 } } },
+      ]);
+    }
   }
   if (replaced.size === 0) return g;
   const nodes = g.nodes.flatMap((n) => replaced.get(n) ?? [n]);
-  const retype = (v: ValueInfo): ValueInfo => (doubles.has(v.name) ? { ...v, dtype: 'float64' } : v);
-  return { ...g, nodes, initializers, outputs: g.outputs.map(retype) };
+  return { ...g, nodes, initializers };
 
   /**
    * Where a counter's input comes from: a neuron's θ-valued spikes (Mul of its 0/1 Cast by θ:
    * read the Cast, columns divided back to 1 and the fan-outs), or 0/1 values already (events,
    * or the unit-spike form). Null when the columns would not be whole numbers below 2^24.
    */
-  function spikeSource(x: string, w: Float32Array, K: number, cols: number): { source: string; w: Float32Array; shape: readonly number[] | null } | null {
+  function spikeSource(x: string, w: Float32Array, K: number, cols: number): { source: string; w: Float32Array; dead: Uint8Array | null } | null {
     const mul = producer.get(x);
-    const sub = (readers.get(x) ?? []).find((r) => r.opType === 'Sub' && r.inputs[1] === x && stateShape.has(r.outputs[0]));
-    const shape = sub ? stateShape.get(sub.outputs[0]) ?? null : null;
     let source = x;
     let out = w;
+    let dead: Uint8Array | null = null;
     if (mul && mul.opType === 'Mul') {
       const castAt = mul.inputs.findIndex((i) => producer.get(i)?.opType === 'Cast');
       if (castAt < 0 || !floatsOf(mul.inputs[1 - castAt])) return null;
       source = mul.inputs[castAt];
       // Column 0 is 1/θ (0 where θ = 0: such a neuron never fires); column j is fan-out/θ.
       out = new Float32Array(K * cols);
+      dead = new Uint8Array(K);
       for (let e = 0; e < K; e++) {
         const inv = w[e * cols];
+        dead[e] = inv > 0 ? 0 : 1;
         for (let j = 0; j < cols; j++) out[e * cols + j] = inv > 0 ? (j === 0 ? 1 : Math.round(w[e * cols + j] / inv)) : 0;
       }
     } else if (!mul || (mul.opType !== 'Cast' && mul.opType !== 'Sign')) {
       return null;
     }
     if (out.some((v) => !Number.isInteger(v) || v < 0 || v >= 2 ** 24)) return null;
-    return { source, w: out, shape };
+    return { source, w: out, dead };
   }
 }
 
-/** Whether every column of w (K rows) repeats with period L. */
-function repeats(w: Float32Array, K: number, cols: number, L: number): boolean {
-  if (!Number.isInteger(L) || L < 1 || K % L !== 0) return false;
-  for (let e = L; e < K; e++) for (let j = 0; j < cols; j++) if (w[e * cols + j] !== w[(e % L) * cols + j]) return false;
+/**
+ * Values per row (and whether float32 sums them exactly): the columns' shortest period P (a divisor of K; a neuron that never fires, θ = 0,
+ * matches anything and takes its period's values), then the longest multiple of P dividing K whose
+ * row sums stay below 2^24 — long rows for a fast MatMul, short enough to be exact. Convolutions
+ * repeat per channel (P ≤ H·W), constant fan-outs with P = 1; K (a whole sample) if nothing repeats.
+ * Fills the dead neurons' columns with the period's values (their spikes are always 0).
+ */
+function rowLength(w: Float32Array, dead: Uint8Array | null, K: number, cols: number): { L: number; exactInFloat32: boolean } {
+  const divisors: number[] = [];
+  for (let d = 1; d * d <= K; d++) if (K % d === 0) divisors.push(d, K / d);
+  divisors.sort((a, b) => a - b);
+  const P = divisors.find((d) => repeats(w, dead, K, cols, d)) ?? K;
+  if (P < K && dead) {
+    for (let e = 0; e < K; e++) if (dead[e]) for (let j = 0; j < cols; j++) w[e * cols + j] = firstLive(w, dead, P, e % P, cols, j, K);
+  }
+  let rowSum = 0;
+  for (let j = 0; j < cols; j++) {
+    let sum = 0;
+    for (let e = 0; e < P; e++) sum += w[e * cols + j];
+    rowSum = Math.max(rowSum, sum);
+  }
+  const fits = divisors.filter((d) => d % P === 0 && (d / P) * rowSum < 2 ** 24);
+  return fits.length ? { L: fits[fits.length - 1], exactInFloat32: true } : { L: P, exactInFloat32: false };
+}
+
+/** The value of column j at offset r of the period P from a neuron that can fire (0 if none can). */
+function firstLive(w: Float32Array, dead: Uint8Array, P: number, r: number, cols: number, j: number, K: number): number {
+  for (let e = r; e < K; e += P) if (!dead[e]) return w[e * cols + j];
+  return 0;
+}
+
+/** Whether every column of w (K rows) repeats with period L, dead rows matching anything. */
+function repeats(w: Float32Array, dead: Uint8Array | null, K: number, cols: number, L: number): boolean {
+  for (let r = 0; r < L; r++) {
+    let ref = -1;
+    for (let e = r; e < K; e += L) {
+      if (dead?.[e]) continue;
+      if (ref < 0) {
+        ref = e;
+        continue;
+      }
+      for (let j = 0; j < cols; j++) if (w[e * cols + j] !== w[ref * cols + j]) return false;
+    }
+  }
   return true;
 }
