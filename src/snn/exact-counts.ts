@@ -61,25 +61,29 @@ export function exactCounters(g: Graph, spec: SnnSpec): Graph {
       initializers.set(weights, { dtype: 'float64', dims: [L, cols], data: Float64Array.from(plan.w.subarray(0, L * cols)) });
       replaced.set(mm, [toDouble(rows, dots, `${hint}_cast`), { ...mm, inputs: [dots, weights], outputs: [wide] }]);
     }
-    replaced.set(sum, [{ ...sum, inputs: [wide, ...sum.inputs.slice(1)] }]);
-    // Each count leaves as float32 [high, low] with high + low = the float64 count (exact below 2^47):
-    // the sessions hand back float32, and a count past 2^24 would round in one float32.
-    initializers.set(`${hint}_one`, int64Tensor([1], [1]) as Tensor);
-    for (const r of outs) {
-      const o = r.outputs[0];
-      const cast = (input: string, to: number, suffix: string): Node => ({ name: `${o}_${suffix}`, opType: 'Cast', domain: '', inputs: [input], outputs: [`${o}_${suffix}`], attrs: { to: { kind: 'int', value: to } } });
-      const node = (opType: string, inputs: string[], suffix: string, attrs: Node['attrs'] = {}): Node => ({ name: `${o}_${suffix}`, opType, domain: '', inputs, outputs: [`${o}_${suffix}`], attrs });
-      replaced.set(r, [
-        { ...r, outputs: [`${o}_f64`] },
-        cast(`${o}_f64`, 1, 'hi'),
-        cast(`${o}_hi`, 11, 'hi64'),
-        node('Sub', [`${o}_f64`, `${o}_hi64`], 'rest'),
-        cast(`${o}_rest`, 1, 'lo'),
-        node('Reshape', [`${o}_hi`, `${hint}_one`], 'hi1'),
-        node('Reshape', [`${o}_lo`, `${hint}_one`], 'lo1'),
-        { name: `${o}_pair`, opType: 'Concat', domain: '', inputs: [`${o}_hi1`, `${o}_lo1`], outputs: [o], attrs: { axis: { kind: 'int', value: 0 } } },
-      ]);
-    }
+    // The counts (float64) leave the graph as float32 (high, low) with high + low = the count,
+    // exact below 2^47: sessions hand back float32, and one float32 rounds past 2^24. The split
+    // is made once for all of a counter's columns; each output gathers its two values.
+    const total = `${hint}_total`;
+    replaced.set(sum, [{ ...sum, inputs: [wide, ...sum.inputs.slice(1)], outputs: [total] }]);
+    const node = (opType: string, inputs: string[], output: string, attrs: Node['attrs'] = {}): Node => ({ name: output, opType, domain: '', inputs, outputs: [output], attrs });
+    const to = (type: number): Node['attrs'] => ({ to: { kind: 'int', value: type } });
+    initializers.set(`${hint}_flat_shape`, int64Tensor([1], [-1]) as Tensor);
+    const split = [
+      node('Reshape', [total, `${hint}_flat_shape`], `${hint}_flat`),
+      node('Cast', [`${hint}_flat`], `${hint}_hi`, to(1)),
+      node('Cast', [`${hint}_hi`], `${hint}_hi64`, to(11)),
+      node('Sub', [`${hint}_flat`, `${hint}_hi64`], `${hint}_rest`),
+      node('Cast', [`${hint}_rest`], `${hint}_lo`, to(1)),
+      node('Concat', [`${hint}_hi`, `${hint}_lo`], `${hint}_pair`, { axis: { kind: 'int', value: 0 } }),
+    ];
+    outs.forEach((r, k) => {
+      const index = r.opType === 'Gather' ? g.initializers.get(r.inputs[1]) : undefined;
+      const j = index ? Number((index.data as ArrayLike<number | bigint>)[0]) : 0;
+      const at = `${hint}_at${k}`;
+      initializers.set(at, int64Tensor([2], [j, j + cols]) as Tensor);
+      replaced.set(r, [...(k === 0 ? split : []), node('Gather', [`${hint}_pair`, at], r.outputs[0], { axis: { kind: 'int', value: 0 } })]);
+    });
   }
   if (replaced.size === 0) return g;
   const nodes = g.nodes.flatMap((n) => replaced.get(n) ?? [n]);
