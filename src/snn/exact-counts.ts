@@ -120,11 +120,12 @@ export function exactCounters(g: Graph, spec: SnnSpec): Graph {
 }
 
 /**
- * Values per row (and whether float32 sums them exactly): the columns' shortest period P (a divisor of K; a neuron that never fires, θ = 0,
- * matches anything and takes its period's values), then the longest multiple of P dividing K whose
- * row sums stay below 2^24 — long rows for a fast MatMul, short enough to be exact. Convolutions
- * repeat per channel (P ≤ H·W), constant fan-outs with P = 1; K (a whole sample) if nothing repeats.
- * Fills the dead neurons' columns with the period's values (their spikes are always 0).
+ * Values per row, and whether float32 sums such a row exactly. First the columns' shortest
+ * period P, a divisor of K (a neuron that never fires, θ = 0, matches anything and takes its
+ * period's values: its spikes are always 0). Then the longest multiple of P dividing K whose row
+ * sums stay below 2^24: long rows for a fast MatMul, short enough to be exact. Convolutions
+ * repeat per channel (P ≤ H·W), constant fan-outs with P = 1; K (a whole sample) if nothing
+ * repeats.
  */
 function rowLength(w: Float32Array, dead: Uint8Array | null, K: number, cols: number): { L: number; exactInFloat32: boolean } {
   const divisors: number[] = [];
