@@ -124,6 +124,21 @@ interface WarmTime {
   readonly wholeMs: number;
 }
 
+/** A batch's clock from now: `firstCallDone(t)` once its first call has computed t steps (later calls are ignored). */
+function batchClock(): { firstCallDone(step: number): void; time(T: number): WarmTime } {
+  const start = performance.now();
+  let [warmFrom, warmStep] = [start, 0];
+  return {
+    firstCallDone(step) {
+      if (warmStep === 0) [warmFrom, warmStep] = [performance.now(), step];
+    },
+    time(T) {
+      const end = performance.now();
+      return { ms: end - warmFrom, steps: warmStep > 0 ? T - warmStep : 0, wholeMs: end - start };
+    },
+  };
+}
+
 export async function simulate(graph: Graph, spec: SnnSpec, data: Dataset, opts: SimulateOptions, sink: (b: StepBatch) => void | Promise<void>): Promise<SimulationStats> {
   const t0 = performance.now();
   const T = opts.steps;
@@ -278,10 +293,9 @@ async function stepRunner(graph: Graph, ctx: RunContext): Promise<BatchRunner> {
       Object.assign(feeds, current);
       const readouts = readoutCollector(opts, spec, batch);
       // The clock and the step when the first call is done.
-      const start = performance.now();
-      let [warmFrom, warmStep] = [start, 0];
+      const clock = batchClock();
       for (let t = 0; t < T;) {
-        if (t > 0 && warmStep === 0) [warmFrom, warmStep] = [performance.now(), t];
+        if (t > 0) clock.firstCallDone(t);
         const K = unrolled && t + unrollK <= T ? unrollK : 1;
         const into = next ? Object.fromEntries(spec.states.map((s) => [s.output, (next as Record<string, Array32>)[s.input]])) : undefined;
         const out = await (K > 1 ? (unrolled as Session) : session).run(feeds, undefined, into);
@@ -295,10 +309,9 @@ async function stepRunner(graph: Graph, ctx: RunContext): Promise<BatchRunner> {
         if (next) [current, next] = [next, current];
         opts.onProgress?.({ phase: 'simulate', done: bi * T + t, total: nBatches * T });
       }
-      const end = performance.now();
-      const warm = { ms: end - warmFrom, steps: warmStep > 0 ? T - warmStep : 0, wholeMs: end - start };
+      const time = clock.time(T);
       await sink(readouts.done());
-      return warm;
+      return time;
     },
     async release() {
       await session.release();
@@ -332,20 +345,18 @@ async function fusedRunner(graph: Graph, ctx: RunContext): Promise<BatchRunner |
     async run(bi, batch) {
       const n = batch.n;
       const readouts = readoutCollector(opts, spec, batch);
-      const start = performance.now();
-      let [warmFrom, warmStep] = [start, 0];
+      const clock = batchClock();
       await engine.run(batch, T, (t0, K, block) => {
-        if (t0 === 0 && K < T) [warmFrom, warmStep] = [performance.now(), K];
+        if (t0 === 0 && K < T) clock.firstCallDone(K);
         for (let k = 0; k < K; k++) {
           readouts.add(t0 + k, block.readouts.subarray(k * n * size, (k + 1) * n * size));
           counters.forEach((_, i) => { sums[i][t0 + k] += block.counts[i][k]; });
         }
         opts.onProgress?.({ phase: 'simulate', done: bi * T + t0 + K, total: nBatches * T });
       });
-      const end = performance.now();
-      const warm = { ms: end - warmFrom, steps: warmStep > 0 ? T - warmStep : 0, wholeMs: end - start };
+      const time = clock.time(T);
       await sink(readouts.done());
-      return warm;
+      return time;
     },
     release: () => engine.release(),
   };
@@ -361,17 +372,16 @@ async function loopRunner(graph: Graph, ctx: RunContext): Promise<BatchRunner> {
   return {
     engine: 'loop',
     async run(bi, batch) {
-      const t = performance.now();
+      const clock = batchClock();
       const out = await session.run({
         [spec.input]: { dims: [batch.n, ...spec.inputShape], data: batch.x },
         [LOOP_STEPS_INPUT]: scalar(T), [LOOP_DELAY_INPUT]: scalar(0),
       }, [loopReadout(spec.readout), ...counters.map(loopCounter)]);
       counters.forEach((c, i) => out[loopCounter(c)].data.forEach((v, t) => { sums[i][t] += Math.round(v); }));
       opts.onProgress?.({ phase: 'simulate', done: (bi + 1) * T, total: nBatches * T });
-      const ms = performance.now() - t;
-      const warm = { ms, steps: 0, wholeMs: ms }; // one call: no warm part to tell apart
+      const time = clock.time(T); // one call: no warm part to tell apart
       await sink(stepBatch(batch, out[loopReadout(spec.readout)].data, new Map(), T, size));
-      return warm;
+      return time;
     },
     release: () => session.release(),
   };

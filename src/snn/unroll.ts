@@ -8,7 +8,7 @@
  *   outputs: `<readout>@k` and every counter `<name>@k` for k = 0..K−1, and the states after the
  *            last copy under their usual `state.*.next` names.
  */
-import type { Graph, Node, ValueInfo } from '../graph/ir.js';
+import type { Graph, Node } from '../graph/ir.js';
 import { floatInput } from '../onnx/builder.js';
 import type { SnnSpec } from './format.js';
 import { counterOutputs } from './format.js';
@@ -32,15 +32,12 @@ export function unrollSteps(step: Graph, spec: SnnSpec, K: number): Graph {
     }
   }
   const perStep = [spec.readout, ...counterOutputs(spec)];
-  // Each output keeps the step graph's type (exact counters are float64: exact-counts.ts).
-  const typed = new Map(step.outputs.map((o) => [o.name, o.dtype]));
-  const output = (t: string, name: string): ValueInfo => ({ ...floatInput(name, null), dtype: typed.get(t) ?? 'float32' });
   return {
     ...step,
     name: `${step.name}_x${K}`,
     nodes,
     outputs: [
-      ...Array.from({ length: K }, (_, k) => perStep.map((t) => output(t, stepName(t, k)))).flat(),
+      ...Array.from({ length: K }, (_, k) => perStep.map((t) => floatInput(stepName(t, k), null))).flat(),
       ...spec.states.map((s) => floatInput(s.output, null)),
     ],
   };
