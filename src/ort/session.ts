@@ -79,6 +79,14 @@ export interface SessionOptions extends RuntimeOptions {
   readonly spinning?: boolean;
   /** Write ONNX Runtime's profile (JSON, kernel times) to files starting with this path (bench/profile-step.ts). */
   readonly profile?: string;
+  /**
+   * ONNX Runtime's memory pattern (default true, its default): every run takes all its
+   * intermediate tensors from one block, allocated at the start of the run and released at its
+   * end. Faster for an ANN pass or a calibration update; the step engine's graph of 8 steps turns
+   * it off, because there the block is large (about 1 GB for resnet18 at 224, batch 16) and each
+   * call touched it as new memory (BENCHMARKS.md, issue 14, third round).
+   */
+  readonly memoryPattern?: boolean;
 }
 
 export interface Array32 {
@@ -110,12 +118,7 @@ export class Session {
         interOpNumThreads: 1,
         graphOptimizationLevel: 'all',
         executionMode: 'sequential',
-        // No memory pattern: with it, every run allocates one block holding all the run's
-        // intermediate tensors and releases it at the end. For the step engine's 8 unrolled steps
-        // that block is large (about 1 GB for resnet18 at 224, batch 16), and each call touched it
-        // as new memory: 29 % fewer page faults, 36 % less peak memory and 10–13 % faster steps
-        // without it, the same results (BENCHMARKS.md, issue 14, third round).
-        enableMemPattern: false,
+        enableMemPattern: opts.memoryPattern ?? true,
         logSeverityLevel: 4, // fatal only: its errors reach the user as our one-line message, not as its coloured log
         ...(opts.profile ? { enableProfiling: true, profileFilePrefix: opts.profile } : {}),
         ...(opts.spinning === false ? { extra: { session: { intra_op: { allow_spinning: '0' } } } } : {}),

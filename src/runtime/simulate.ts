@@ -31,6 +31,14 @@ export type Engine = (typeof ENGINES)[number];
 export type RunEngine = Exclude<Engine, 'auto'>;
 
 /**
+ * The engines whose results equal `engine`'s bit for bit, as one name: what a run's
+ * configuration records, so that shards run with `steps`, `fused` and `auto` merge.
+ */
+export function sameResultsAs(engine: Engine): string {
+  return engine === 'loop' ? 'loop' : 'auto, fused, steps';
+}
+
+/**
  * The default engine: `auto`, choosing between `steps` and `fused` by measurement, because which
  * is faster depends on the model and the machine's load (BENCHMARKS.md, issue 14) while the
  * results do not.
@@ -259,8 +267,8 @@ async function stepRunner(graph: Graph, ctx: RunContext): Promise<BatchRunner> {
   // K steps per call where they fit (the last T mod K steps run one by one).
   const unrollK = Math.max(1, Math.min(opts.unroll ?? DEFAULT_UNROLL, opts.steps));
   const made: Session[] = [];
-  const create = async (g: Graph): Promise<Session> => {
-    const s = await Session.create(g, opts);
+  const create = async (g: Graph, memoryPattern = true): Promise<Session> => {
+    const s = await Session.create(g, { ...opts, memoryPattern });
     made.push(s);
     return s;
   };
@@ -270,7 +278,8 @@ async function stepRunner(graph: Graph, ctx: RunContext): Promise<BatchRunner> {
   try {
     session = await create(step);
     prefix = split.prefix ? await create(split.prefix) : null;
-    unrolled = unrollK > 1 ? await create(unrollSteps(step, spec, unrollK)) : null;
+    // Without ONNX Runtime's memory pattern: a block for all of K steps' tensors, new at every call, costs more than it saves.
+    unrolled = unrollK > 1 ? await create(unrollSteps(step, spec, unrollK), false) : null;
   } catch (e) {
     // (The sessions made before the one that failed are released, not left to the process's end.)
     for (const s of made) await s.release();
