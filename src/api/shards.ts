@@ -177,10 +177,12 @@ function contentProblem(s: ShardFile): string | null {
   if (tally.samples !== samples.length) return `${tally.samples} samples counted, its batches hold ${samples.length}`;
   const byEngine = Object.values(tally.engines ?? {}).reduce((a, k) => a + k, 0);
   if (tally.engines && byEngine !== b.length) return `its engines ran ${byEngine} batches, it counts ${b.length}`;
-  const asked = run.options.engine;
-  const allowed = asked === 'loop' ? ['loop'] : asked === 'steps' ? ['steps', 'loop'] : ['steps', 'fused', 'loop'];
+  // `engines` names the engines with the same results (a shard of an older version: `engine`);
+  // a loop-form file runs with loop whatever was asked.
+  const asked = String(run.options.engines ?? run.options.engine);
+  const allowed = asked === 'loop' ? ['loop'] : ['steps', 'fused', 'loop'];
   const odd = Object.entries(tally.engines ?? {}).find(([e, k]) => k > 0 && !allowed.includes(e));
-  if (odd) return `engine ${String(asked)} does not run batches with ${odd[0]}`;
+  if (odd) return `engine ${asked} does not run batches with ${odd[0]}`;
   const same = (x: unknown, y: unknown): boolean => canonical(x) === canonical(y);
   if (!same(ctx.T, run.options.T) || !same(ctx.delays, run.options.delays) || ctx.task !== run.options.task) return 'its record context (T, delays, task) does not match its options';
   const Tmax = ctx.T.length ? ctx.T[ctx.T.length - 1] : 0;

@@ -12,7 +12,7 @@ import { checkRuntime, type RuntimeOptions } from '../ort/session.js';
 import { definedOnly } from '../calibrate/calibrate.js';
 import type { Snn } from '../snn/network.js';
 import type { SnnMetadata } from '../snn/format.js';
-import { DEFAULT_ENGINE, ENGINES, type Engine } from '../runtime/simulate.js';
+import { DEFAULT_ENGINE, ENGINES, sameResultsAs, type Engine } from '../runtime/simulate.js';
 import { TASKS, inferTask, type Task } from '../tasks/task.js';
 import { checkEnergyConstants, energyConstants, type EnergyConstants } from '../energy/energy.js';
 import { siteErrors as measureSiteErrors } from '../analysis/site-errors.js';
@@ -193,7 +193,7 @@ export async function simulateShard(snn: Snn, data: string | Dataset, options: S
   if (test.size === 0) throw new SpikeportError('invalid-data', `data set ${test.name} has no samples`);
   const task = inferTask(test, o.task);
   const run = runConfig(snn, test, {
-    T: o.T, delay: o.delay, delays, batchSize: o.batchSize, task, engine: o.engine, references: o.references,
+    T: o.T, delay: o.delay, delays, batchSize: o.batchSize, task, engines: sameResultsAs(o.engine), references: o.references,
     siteErrors: o.siteErrors, siteErrorsT: o.siteErrorsT ?? null, energy: o.energy, preprocess: o.preprocess ?? snn.meta.preprocess ?? null, pictures: o.pictures,
   }, o.batchSize, shard.count);
   const range = shardRange(shard, run.batches);
