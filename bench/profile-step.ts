@@ -8,6 +8,9 @@
  *   node dist/bench/profile-step.js fashion-vgg --engine fused   # the fused engine: stages + WebAssembly
  *   node dist/bench/profile-step.js fashion-vgg --calibration     # one CLTB update (the in-graph θ update) instead of a step
  *   node dist/bench/profile-step.js fashion-vgg --no-exact        # the step graph's counters as saved (not rewritten to exact counts)
+ *   node dist/bench/profile-step.js out/torchvision/resnet18-224.onnx --batch 16 --memory-pattern on --nodes Sub
+ *       # the step graph with ONNX Runtime's memory pattern (the engine turns it off for K > 1 steps
+ *       # per call); --nodes OP lists that op's slowest nodes
  *
  * With `--engine fused`: the kernel times of every stage session, summed per op type, and the
  * time outside ONNX Runtime (the WebAssembly neuron passes, counters, call overhead) as
@@ -42,6 +45,9 @@ const K = Number(arg('unroll', '8'));
 const threads = Number(arg('threads', String(defaultThreads())));
 const engine = arg('engine', 'steps');
 const calibration = argv.includes('--calibration');
+// As the step engine runs it: no memory pattern for several steps per call (runtime/simulate.ts).
+const stepPattern = arg('memory-pattern', K > 1 ? 'off' : 'on') === 'on';
+const nodesOf = arg('nodes', '');
 
 const bundled = !model.endsWith('.onnx');
 const file = bundled ? path.join(ROOT, 'models', `${model}.onnx`) : model;
@@ -63,11 +69,11 @@ const input = new ort.Tensor('float32', b.x, [b.n, ...m.inputShape]);
 interface Profiled { perCall: Map<string, number>; wall: number; kernel: number }
 
 /** Run `g` `calls` times after one warm-up call with ONNX Runtime profiling on; kernel µs per call by op type. */
-async function profile(g: Graph, feeds: () => Record<string, ort.Tensor>, outputs: string[]): Promise<Profiled> {
+async function profile(g: Graph, feeds: () => Record<string, ort.Tensor>, outputs: string[], memoryPattern = true): Promise<Profiled> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'spikeport-prof-'));
   const s = await ort.InferenceSession.create(encodeModel(g), {
     intraOpNumThreads: threads, interOpNumThreads: 1, graphOptimizationLevel: 'all', executionMode: 'sequential',
-    enableProfiling: true, profileFilePrefix: path.join(dir, 'p'), logSeverityLevel: 4,
+    enableMemPattern: memoryPattern, enableProfiling: true, profileFilePrefix: path.join(dir, 'p'), logSeverityLevel: 4,
   });
   await s.run(feeds(), outputs);
   const t0 = performance.now();
@@ -82,13 +88,17 @@ async function profile(g: Graph, feeds: () => Record<string, ort.Tensor>, output
   const after = first ? first.ts + first.dur : 0;
   fs.rmSync(dir, { recursive: true, force: true });
   const perCall = new Map<string, number>();
+  const perNode = new Map<string, number>();
   let kernel = 0;
   for (const e of events) {
     if (e.cat !== 'Node' || !e.name.endsWith('_kernel_time') || e.ts < after) continue;
     const op = e.args?.op_name ?? '?';
     perCall.set(op, (perCall.get(op) ?? 0) + e.dur / calls);
+    const node = e.name.replace(/_kernel_time$/, '');
+    if (op === nodesOf) perNode.set(node, (perNode.get(node) ?? 0) + e.dur / calls);
     kernel += e.dur / calls;
   }
+  for (const [name, us] of [...perNode].sort((x, y) => y[1] - x[1]).slice(0, 10)) process.stdout.write(`  ${name}: ${(us / 1000).toFixed(2)} ms per call\n`);
   return { perCall, wall, kernel };
 }
 
@@ -147,7 +157,7 @@ async function profileCalibration(): Promise<Profiled> {
 }
 
 const Kd = engine === 'fused' || calibration ? 1 : K;
-const sim = calibration ? await profileCalibration() : engine === 'fused' ? await profileFused() : await profile(step, stepFeeds, step.outputs.map((o) => o.name));
+const sim = calibration ? await profileCalibration() : engine === 'fused' ? await profileFused() : await profile(step, stepFeeds, step.outputs.map((o) => o.name), stepPattern);
 const inst = instrument(m, { mode: 'ann', granularity: 'channel' });
 const ann = await profile(inst.graph, () => ({ [m.inputName]: input }), [inst.readout]);
 
