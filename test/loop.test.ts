@@ -5,7 +5,7 @@ import { calibrate } from '../src/calibrate/calibrate.js';
 import { buildSnn } from '../src/snn/build.js';
 import { buildLoop } from '../src/snn/loop.js';
 import { loopReadout, loopCounter, LOOP_DELAY_INPUT, LOOP_STEPS_INPUT } from '../src/snn/format.js';
-import { simulate, type StepBatch } from '../src/runtime/simulate.js';
+import { DEFAULT_UNROLL, UNROLL_STATE_BYTES, defaultUnroll, simulate, type StepBatch } from '../src/runtime/simulate.js';
 import { Session } from '../src/ort/session.js';
 import { memDataset, uniform } from './helpers.js';
 import { splitConstantPrefix } from '../src/snn/split.js';
@@ -93,4 +93,35 @@ test('engine auto (steps and fused timed on the first batches, then the faster) 
   // One batch: nothing to choose between, the step engine runs it.
   const one = await simulate(snn.graph, snn.spec, data, { steps: 4, batchSize: 5 * n, normalize: null, threads: 1, engine: 'auto', checkpoints: [4] }, () => {});
   assert.deepEqual(one.engines, { steps: 1 });
+});
+
+test('steps per call: 1, 3, 4 and 8 steps per ONNX Runtime call give the same readouts, spike and SOP counts; the default halves 8 only for large states', async () => {
+  const n = 3;
+  const x = uniform(25, 2 * n * 256);
+  const m = await prepareModel({ path: 'v.onnx', sha256: '', graph: vgg() }, { threads: 1 });
+  const data = memDataset(x, [1, 16, 16]);
+  const cal = await calibrate(m, data, { method: 'cltb', iterations: 2, batchSize: n, threads: 1 });
+  const snn = buildSnn(m, cal.thresholds);
+  // T = 13: with K > 1 the last T mod K steps run on the one-step session.
+  const run = async (unroll: number) => {
+    const sums: number[][] = [];
+    const stats = await simulate(snn.graph, snn.spec, data, { steps: 13, batchSize: n, normalize: null, threads: 1, engine: 'steps', unroll, checkpoints: [6, 13] }, (b) => {
+      sums.push(windowAverages(b, [{ T: 13, delay: 6 }, { T: 6, delay: 0 }]).flatMap((w) => Array.from(w)));
+    });
+    return { sums, stats };
+  };
+  const one = await run(1);
+  assert.ok(one.stats.spikesPerStep.some((v) => v.some((c) => c > 0)), 'neurons fire (the comparison can fail)');
+  for (const K of [3, 4, 8]) {
+    const r = await run(K);
+    assert.deepEqual(r.sums, one.sums, `${K} steps per call: the same readouts, bit for bit`);
+    one.stats.spikesPerStep.forEach((v, i) => assert.deepEqual(Array.from(r.stats.spikesPerStep[i]), Array.from(v), `${K}: spikes of site ${i}`));
+    one.stats.sopsPerStep.forEach((v, i) => assert.deepEqual(Array.from(r.stats.sopsPerStep[i]), Array.from(v), `${K}: SOPs of layer ${i}`));
+  }
+  // The default: 8 steps unless 8 steps' states of a batch pass UNROLL_STATE_BYTES.
+  const perSample = snn.spec.states.reduce((a, s) => a + s.shape.reduce((p, q) => p * q, 1), 0);
+  const fits = Math.floor(UNROLL_STATE_BYTES / (8 * 4 * perSample));
+  assert.equal(defaultUnroll(snn.spec, fits), DEFAULT_UNROLL);
+  assert.equal(defaultUnroll(snn.spec, fits + 1), DEFAULT_UNROLL / 2);
+  assert.equal(defaultUnroll(snn.spec, 1000 * fits), DEFAULT_UNROLL / 2, 'never fewer than 4: 2 per call ran slower');
 });

@@ -57,6 +57,22 @@ export const LOOP_READOUT_BYTES = 2 ** 30;
 /** Steps per call of the per-step engine (bench/all.ts measures 1 against this). */
 export const DEFAULT_UNROLL = 8;
 
+/** State memory of one call's steps (bytes) above which the per-step engine takes half as many steps per call. */
+export const UNROLL_STATE_BYTES = 256 * 2 ** 20;
+
+/**
+ * Steps per call of the per-step engine when not asked for: DEFAULT_UNROLL, or half as many when
+ * that many steps' states (membranes, pooling accumulators) of a batch would pass
+ * UNROLL_STATE_BYTES. ONNX Runtime runs the unrolled steps layer by layer, so each layer's tensors
+ * of all the call's steps are alive together. At 224, batch 16 (104–373 MB of states per step),
+ * 4 steps per call ran as fast as 8 or faster, with 20–26 % less peak memory; on the bundled nets
+ * (5–21 MB) 8 stay (BENCHMARKS.md, issue 14, third round).
+ */
+export function defaultUnroll(spec: SnnSpec, batchSize: number): number {
+  const bytes = 4 * batchSize * spec.states.reduce((a, s) => a + numel(s.shape), 0);
+  return DEFAULT_UNROLL * bytes > UNROLL_STATE_BYTES ? DEFAULT_UNROLL / 2 : DEFAULT_UNROLL;
+}
+
 export interface StepBatch {
   /** Readouts of every step: [T, n, ...readoutShape] flattened; null when only checkpoints are kept. */
   readonly readouts: Float32Array | null;
@@ -90,7 +106,7 @@ export interface SimulateOptions extends RuntimeOptions {
   readonly checkpoints?: readonly number[];
   /** Write the next states into preallocated buffers (default true). */
   readonly reuseBuffers?: boolean;
-  /** Time steps per ONNX Runtime call: per-step engine (the step graph copied K times; default DEFAULT_UNROLL), fused engine (a batch of K × n per stage; default FUSED_BLOCK). */
+  /** Time steps per ONNX Runtime call: per-step engine (the step graph copied K times; default `defaultUnroll`), fused engine (a batch of K × n per stage; default FUSED_BLOCK). */
   readonly unroll?: number;
   /**
    * Run only these batches (indices into the data's consecutive batches of `batchSize`,
@@ -265,7 +281,7 @@ async function stepRunner(graph: Graph, ctx: RunContext): Promise<BatchRunner> {
   // Counters in whole numbers, summed in float64: the fused engine's exact counts (snn/exact-counts.ts).
   const step = exactCounters(split.step, spec);
   // K steps per call where they fit (the last T mod K steps run one by one).
-  const unrollK = Math.max(1, Math.min(opts.unroll ?? DEFAULT_UNROLL, opts.steps));
+  const unrollK = Math.max(1, Math.min(opts.unroll ?? defaultUnroll(spec, Math.min(opts.batchSize, ctx.data.size)), opts.steps));
   const made: Session[] = [];
   const create = async (g: Graph, memoryPattern = true): Promise<Session> => {
     const s = await Session.create(g, { ...opts, memoryPattern });
