@@ -61,13 +61,17 @@ test('direct coding: the input-only prefix (first conv) is split off and compute
   assert.equal(split.step.inputs.some((i) => i.name === 'input'), false, 'the step no longer needs the raw input');
 });
 
+/** The test VGG on `batches` batches of n random 16×16 images (seeded), converted with CLTB on two of them. */
+async function vggOnBatches(seed: number, batches: number, n: number) {
+  const m = await prepareModel({ path: 'v.onnx', sha256: '', graph: vgg() }, { threads: 1 });
+  const data = memDataset(uniform(seed, batches * n * 256), [1, 16, 16]);
+  const cal = await calibrate(m, data, { method: 'cltb', iterations: 2, batchSize: n, threads: 1 });
+  return { data, snn: buildSnn(m, cal.thresholds) };
+}
+
 test('engine auto (steps and fused timed on the first batches, then the faster) gives exactly the step engine\'s readouts, spike and SOP counts', async () => {
   const n = 3;
-  const x = uniform(23, 5 * n * 256);
-  const m = await prepareModel({ path: 'v.onnx', sha256: '', graph: vgg() }, { threads: 1 });
-  const data = memDataset(x, [1, 16, 16]);
-  const cal = await calibrate(m, data, { method: 'cltb', iterations: 2, batchSize: n, threads: 1 });
-  const snn = buildSnn(m, cal.thresholds);
+  const { data, snn } = await vggOnBatches(23, 5, n);
   const run = async (engine: 'steps' | 'auto') => {
     const sums: number[][] = [];
     const stats = await simulate(snn.graph, snn.spec, data, { steps: 12, batchSize: n, normalize: null, threads: 1, engine, checkpoints: [5, 12] }, (b) => {
@@ -97,11 +101,7 @@ test('engine auto (steps and fused timed on the first batches, then the faster) 
 
 test('steps per call: 1, 3, 4 and 8 steps per ONNX Runtime call give the same readouts, spike and SOP counts; the default halves 8 only for large states', async () => {
   const n = 3;
-  const x = uniform(25, 2 * n * 256);
-  const m = await prepareModel({ path: 'v.onnx', sha256: '', graph: vgg() }, { threads: 1 });
-  const data = memDataset(x, [1, 16, 16]);
-  const cal = await calibrate(m, data, { method: 'cltb', iterations: 2, batchSize: n, threads: 1 });
-  const snn = buildSnn(m, cal.thresholds);
+  const { data, snn } = await vggOnBatches(25, 2, n);
   // T = 13: with K > 1 the last T mod K steps run on the one-step session.
   const run = async (unroll: number) => {
     const sums: number[][] = [];
