@@ -29,7 +29,9 @@ const train = limitDataset(openDataset(`${manifest.dataset}:train`), images);
 const batches = sequentialBatches(train.size, batch);
 const ms = (t0: number): number => performance.now() - t0;
 
-process.stdout.write(`${name}: ${train.size} training images, batch ${batch}, ${threads} threads (ms)\n\n| round | ANN: create | ANN: batches (reading) | LTB: create | LTB: updates | d̂ | calibrate() | calibrate() ÷ ANN |\n|---|---|---|---|---|---|---|---|\n`);
+process.stdout.write(
+  `${name}: ${train.size} training images, batch ${batch}, ${threads} threads (ms)\n\n| round | ANN: create | ANN: batches (reading) | LTB: create | LTB: updates | d̂ | calibrate() | calibrate() ÷ ANN |\n|---|---|---|---|---|---|---|---|\n`,
+);
 for (let round = 1; round <= 2; round++) {
   let t0 = performance.now();
   const inst = instrument(m, { mode: 'ann', granularity: 'channel' });
@@ -53,7 +55,10 @@ for (let round = 1; round <= 2; round++) {
   let th: Thresholds = { granularity: 'channel', values: siteChannels(m).map((c) => new Float32Array(c)) };
   t0 = performance.now();
   for await (const b of prefetchBatches(train, batches.length, (i) => batches[i], m.normalize)) {
-    const out = await ls.run({ [m.inputName]: { dims: [b.n, ...m.inputShape], data: b.x }, ...thetaFeeds(ltb, th) }, ltb.thetaOutputs);
+    const out = await ls.run(
+      { [m.inputName]: { dims: [b.n, ...m.inputShape], data: b.x }, ...thetaFeeds(ltb, th) },
+      ltb.thetaOutputs,
+    );
     th = { granularity: 'channel', values: ltb.thetaOutputs.map((o) => Float32Array.from(out[o].data)) };
   }
   const ltbRun = ms(t0);
@@ -66,5 +71,7 @@ for (let round = 1; round <= 2; round++) {
   await calibrate(m, train, { iterations: batches.length, batchSize: batch, shuffle: false, threads });
   const whole = ms(t0);
   const f = (v: number): string => v.toFixed(0);
-  process.stdout.write(`| ${round} | ${f(annCreate)} | ${f(annRun)} (${f(reading)}) | ${f(ltbCreate)} | ${f(ltbRun)} | ${f(delay)} | ${f(whole)} | ${(whole / (annCreate + annRun)).toFixed(2)} |\n`);
+  process.stdout.write(
+    `| ${round} | ${f(annCreate)} | ${f(annRun)} (${f(reading)}) | ${f(ltbCreate)} | ${f(ltbRun)} | ${f(delay)} | ${f(whole)} | ${(whole / (annCreate + annRun)).toFixed(2)} |\n`,
+  );
 }

@@ -26,7 +26,16 @@ const Ts = (take('--T') ?? '1,2,4,8,16,32,64').split(',').map(Number);
 const jsonOut = take('--json');
 if (args.length === 0) throw new Error('usage: delay-fit.js [--limit N] [--T list] [--json FILE] MODEL.onnx ...');
 
-interface Row { T: number; off: number; auto: number; dAuto: number; fit: number; dFit: number; best: number; dBest: number }
+interface Row {
+  T: number;
+  off: number;
+  auto: number;
+  dAuto: number;
+  fit: number;
+  dFit: number;
+  best: number;
+  dBest: number;
+}
 const results: { model: string; dhat: number; fitSeconds: number; calibrateSeconds: number; rows: Row[] }[] = [];
 const pts = (v: number): string => (100 * v).toFixed(2);
 
@@ -49,21 +58,42 @@ for (const file of args) {
     const dBest = metrics.indexOf(Math.max(...metrics));
     const dAuto = delayAt(T, dhat);
     const dFit = fitted[T - 1];
-    rows.push({ T, off: metrics[0], auto: metrics[dAuto], dAuto, fit: metrics[dFit], dFit, best: metrics[dBest], dBest });
+    rows.push({
+      T,
+      off: metrics[0],
+      auto: metrics[dAuto],
+      dAuto,
+      fit: metrics[dFit],
+      dFit,
+      best: metrics[dBest],
+      dBest,
+    });
   }
   const name = path.basename(file, '.onnx');
-  results.push({ model: name, dhat, fitSeconds: snn.timing?.refine ?? NaN, calibrateSeconds: snn.timing?.calibrate ?? NaN, rows });
+  results.push({
+    model: name,
+    dhat,
+    fitSeconds: snn.timing?.refine ?? NaN,
+    calibrateSeconds: snn.timing?.calibrate ?? NaN,
+    rows,
+  });
   const worstAuto = Math.max(...rows.map((r) => 100 * (r.auto - r.fit)));
   const worstBest = Math.max(...rows.map((r) => 100 * (r.best - r.fit)));
-  process.stdout.write([
-    `### ${name} (${test.size} test images, d̂ = ${dhat}; calibration ${snn.timing?.calibrate.toFixed(1)} s, fit ${snn.timing?.refine?.toFixed(1)} s)`,
-    '',
-    '| T | off | auto (d) | fit (d) | best (d) |',
-    '|---|---|---|---|---|',
-    ...rows.map((r) => `| ${r.T} | ${pts(r.off)} | ${pts(r.auto)} (${r.dAuto}) | ${pts(r.fit)} (${r.dFit}) | ${pts(r.best)} (${r.dBest}) |`),
-    '',
-    `fit below auto by at most ${worstAuto.toFixed(2)} points, below the best delay by at most ${worstBest.toFixed(2)} points.`,
-    '', '',
-  ].join('\n'));
+  process.stdout.write(
+    [
+      `### ${name} (${test.size} test images, d̂ = ${dhat}; calibration ${snn.timing?.calibrate.toFixed(1)} s, fit ${snn.timing?.refine?.toFixed(1)} s)`,
+      '',
+      '| T | off | auto (d) | fit (d) | best (d) |',
+      '|---|---|---|---|---|',
+      ...rows.map(
+        (r) =>
+          `| ${r.T} | ${pts(r.off)} | ${pts(r.auto)} (${r.dAuto}) | ${pts(r.fit)} (${r.dFit}) | ${pts(r.best)} (${r.dBest}) |`,
+      ),
+      '',
+      `fit below auto by at most ${worstAuto.toFixed(2)} points, below the best delay by at most ${worstBest.toFixed(2)} points.`,
+      '',
+      '',
+    ].join('\n'),
+  );
 }
 if (jsonOut) fs.writeFileSync(jsonOut, `${JSON.stringify({ limit, T: Ts, results }, null, 2)}\n`);

@@ -46,16 +46,25 @@ if (bundled) {
   test = limitDataset(openDataset(`${manifest.dataset}:test`), images);
 } else {
   const per = m.inputShape.reduce((a, b) => a * b, 1);
-  const random = (size: number, seed: number): Dataset => memoryDataset({
-    name: 'random', size, sampleShape: m.inputShape, scale: 1, labels: null,
-    x: Float32Array.from({ length: size * per }, (_, i) => (((i + seed) * 2654435761) % 1000) / 1000),
-  });
+  const random = (size: number, seed: number): Dataset =>
+    memoryDataset({
+      name: 'random',
+      size,
+      sampleShape: m.inputShape,
+      scale: 1,
+      labels: null,
+      x: Float32Array.from({ length: size * per }, (_, i) => (((i + seed) * 2654435761) % 1000) / 1000),
+    });
   train = random(Math.min(batch, 16), 1);
   test = random(images, 7);
 }
-const snn = await convert(loaded, train, bundled
-  ? { method: 'cltb', iterations: Math.ceil(train.size / 100), batchSize: 100, threads, shuffle: false }
-  : { method: 'maxnorm', iterations: 1, batchSize: train.size, threads });
+const snn = await convert(
+  loaded,
+  train,
+  bundled
+    ? { method: 'cltb', iterations: Math.ceil(train.size / 100), batchSize: 100, threads, shuffle: false }
+    : { method: 'maxnorm', iterations: 1, batchSize: train.size, threads },
+);
 const norm = bundled ? m.normalize : null;
 
 // One ANN pass over the test images, batch as the simulation.
@@ -75,22 +84,58 @@ const annPass = async (): Promise<number> => {
 };
 await annPass();
 
-interface Result { seconds: number; cpu: number; readouts: Float32Array[]; spikes: readonly Float64Array[]; sops: readonly Float64Array[]; engines: string }
+interface Result {
+  seconds: number;
+  cpu: number;
+  readouts: Float32Array[];
+  spikes: readonly Float64Array[];
+  sops: readonly Float64Array[];
+  engines: string;
+}
 const run = async (spec: string): Promise<Result> => {
   const [engine, unroll] = spec.split('@');
   const readouts: Float32Array[] = [];
   const c0 = process.cpuUsage();
-  const stats = await simulate(snn.graph, snn.spec, test, { steps: T, batchSize: batch, normalize: norm, threads, engine: engine as Engine, ...(unroll ? { unroll: Number(unroll) } : {}) }, (b) => { readouts.push(b.readouts as Float32Array); });
+  const stats = await simulate(
+    snn.graph,
+    snn.spec,
+    test,
+    {
+      steps: T,
+      batchSize: batch,
+      normalize: norm,
+      threads,
+      engine: engine as Engine,
+      ...(unroll ? { unroll: Number(unroll) } : {}),
+    },
+    (b) => {
+      readouts.push(b.readouts as Float32Array);
+    },
+  );
   const c = process.cpuUsage(c0);
   // Which engine ran how many batches (what `auto` chose).
-  const ran = Object.entries(stats.engines).map(([k, v]) => `${k} ${v}`).join(' + ');
-  return { seconds: stats.seconds, cpu: (c.user + c.system) / 1e6, readouts, spikes: stats.spikesPerStep, sops: stats.sopsPerStep, engines: ran };
+  const ran = Object.entries(stats.engines)
+    .map(([k, v]) => `${k} ${v}`)
+    .join(' + ');
+  return {
+    seconds: stats.seconds,
+    cpu: (c.user + c.system) / 1e6,
+    readouts,
+    spikes: stats.spikesPerStep,
+    sops: stats.sopsPerStep,
+    engines: ran,
+  };
 };
 
 const plan = fusedPlan(snn.graph, snn.spec);
 if (!plan) process.stdout.write('note: the fused engine does not know this step graph (it runs as steps)\n');
-else process.stdout.write(`fused: ${plan.stages.stages.filter((s) => s.graph).length} ONNX Runtime stages, ${plan.stages.stages.reduce((a, s) => a + s.updates.length, 0)} state updates\n`);
-process.stdout.write(`${path.basename(file)}: ${test.size} images × ${T} steps, batch ${batch}, ${threads} threads; ratios are image-step ÷ ANN image, measured in the same round\n`);
+else
+  process.stdout.write(
+    `fused: ${plan.stages.stages.filter((s) => s.graph).length} ONNX Runtime stages, ${plan.stages.stages.reduce((a, s) => a + s.updates.length, 0)} state updates\n`,
+  );
+process.stdout.write(
+  `${path.basename(file)}: ${test.size} images × ${T} steps, batch ${batch}, ${threads} threads; ratios are image-step ÷ ANN image, measured in the same round\n`,
+);
 const first = new Map<string, Result>();
 for (let r = 0; r < repeat; r++) {
   const annSec = await annPass();
@@ -99,7 +144,9 @@ for (let r = 0; r < repeat; r++) {
   for (const e of engines) {
     const res = await run(e);
     if (!first.has(e)) first.set(e, res);
-    cells.push(`${e} ${(res.seconds / (test.size * T) / annSec).toFixed(2)}${e.startsWith('auto') ? ` (${res.engines} batches)` : ''}`);
+    cells.push(
+      `${e} ${(res.seconds / (test.size * T) / annSec).toFixed(2)}${e.startsWith('auto') ? ` (${res.engines} batches)` : ''}`,
+    );
     cpuCells.push(`${e} ${(res.cpu / (test.size * T) / annCpu).toFixed(2)}`);
   }
   process.stdout.write(`round ${r + 1}: wall ${cells.join(', ')}; CPU time ${cpuCells.join(', ')}\n`);
@@ -112,13 +159,28 @@ for (const e of engines.slice(1)) {
   const o = first.get(e) as Result;
   let diff = 0;
   let worst = 0;
-  base.readouts.forEach((a, i) => a.forEach((v, j) => { if (v !== o.readouts[i][j]) { diff++; worst = Math.max(worst, Math.abs(v - o.readouts[i][j])); } }));
+  base.readouts.forEach((a, i) =>
+    a.forEach((v, j) => {
+      if (v !== o.readouts[i][j]) {
+        diff++;
+        worst = Math.max(worst, Math.abs(v - o.readouts[i][j]));
+      }
+    }),
+  );
   const cmp = (a: readonly Float64Array[], b: readonly Float64Array[]): string => {
     let same = 0;
     let total = 0;
     let rel = 0;
-    a.forEach((x, i) => x.forEach((v, t) => { total++; if (v === b[i][t]) same++; else rel = Math.max(rel, Math.abs(v - b[i][t]) / Math.max(1, Math.abs(v))); }));
+    a.forEach((x, i) =>
+      x.forEach((v, t) => {
+        total++;
+        if (v === b[i][t]) same++;
+        else rel = Math.max(rel, Math.abs(v - b[i][t]) / Math.max(1, Math.abs(v)));
+      }),
+    );
     return `${same}/${total} equal (max rel. diff ${rel.toExponential(1)})`;
   };
-  process.stdout.write(`${e} vs ${engines[0]}: readout values differing ${diff} (max ${worst}); spike counts ${cmp(base.spikes, o.spikes)}; SOP counts ${cmp(base.sops, o.sops)}\n`);
+  process.stdout.write(
+    `${e} vs ${engines[0]}: readout values differing ${diff} (max ${worst}); spike counts ${cmp(base.spikes, o.spikes)}; SOP counts ${cmp(base.sops, o.sops)}\n`,
+  );
 }

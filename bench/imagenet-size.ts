@@ -61,7 +61,9 @@ async function generate(dir: string, n: number): Promise<void> {
         px[k + 2] = (((x ^ y) & 15) * 8 + (inside ? 100 : 0)) & 255;
       }
     }
-    await sharp(px, { raw: { width: W, height: H, channels: 3 } }).jpeg({ quality: 90 }).toFile(file);
+    await sharp(px, { raw: { width: W, height: H, channels: 3 } })
+      .jpeg({ quality: 90 })
+      .toFile(file);
   }
 }
 
@@ -77,7 +79,11 @@ async function decodeAlone(dir: string, n: number): Promise<number> {
   return (performance.now() - t) / 1000 / d.size;
 }
 
-async function annRun(model: string, dir: string, n: number): Promise<{ perSecond: number; waiting: number; seconds: number }> {
+async function annRun(
+  model: string,
+  dir: string,
+  n: number,
+): Promise<{ perSecond: number; waiting: number; seconds: number }> {
   const m = await prepareModel(loadModel(model), { threads });
   const inst = instrument(m, { mode: 'ann', granularity: 'layer' });
   const s = await Session.create(inst.graph, { threads });
@@ -98,10 +104,21 @@ async function annRun(model: string, dir: string, n: number): Promise<{ perSecon
   return { perSecond: d.size / seconds, waiting: waiting / 1000 / seconds, seconds };
 }
 
-async function snnRun(snnFile: string, dir: string, n: number, T: number): Promise<{ perSecond: number; seconds: number; rss: number }> {
+async function snnRun(
+  snnFile: string,
+  dir: string,
+  n: number,
+  T: number,
+): Promise<{ perSecond: number; seconds: number; rss: number }> {
   const snn = await loadSnn(snnFile, { ann: null });
   const t0 = performance.now();
-  const stats = await simulateSnn(snn.graph, snn.spec, open(dir, n), { steps: T, batchSize: BATCH, normalize: snn.meta.normalize, threads, checkpoints: [T] }, () => undefined);
+  const stats = await simulateSnn(
+    snn.graph,
+    snn.spec,
+    open(dir, n),
+    { steps: T, batchSize: BATCH, normalize: snn.meta.normalize, threads, checkpoints: [T] },
+    () => undefined,
+  );
   const seconds = (performance.now() - t0) / 1000;
   return { perSecond: stats.samples / seconds, seconds, rss: process.resourceUsage().maxRSS / 1024 };
 }
@@ -120,19 +137,28 @@ async function main(): Promise<void> {
     process.stdout.write(JSON.stringify({ ...r, rss: process.resourceUsage().maxRSS / 1024 }));
     return;
   }
-  if (mode !== 'run') throw new Error('usage: imagenet-size.js gen DIR N | run MODEL DIR [--images N] [--snn-images N] [--T T] [--rss 500,5000]');
+  if (mode !== 'run')
+    throw new Error(
+      'usage: imagenet-size.js gen DIR N | run MODEL DIR [--images N] [--snn-images N] [--T T] [--rss 500,5000]',
+    );
   const [model, dir] = process.argv.slice(3);
   const n = Number(arg('images', '500'));
   const snnImages = Number(arg('snn-images', '32'));
   const T = Number(arg('T', '32'));
   const rssCounts = arg('rss', '500,5000').split(',').filter(Boolean).map(Number);
-  process.stdout.write(`resnet18 (random weights), ${threads} ONNX Runtime threads, batch ${BATCH}, --preprocess imagenet, ${os.cpus().length} cores\n`);
+  process.stdout.write(
+    `resnet18 (random weights), ${threads} ONNX Runtime threads, batch ${BATCH}, --preprocess imagenet, ${os.cpus().length} cores\n`,
+  );
 
   const decode = await decodeAlone(dir, n);
-  process.stdout.write(`decode + resize + crop alone: ${(1 / decode).toFixed(1)} images/s (${(decode * 1000).toFixed(1)} ms per image, ${n} images)\n`);
+  process.stdout.write(
+    `decode + resize + crop alone: ${(1 / decode).toFixed(1)} images/s (${(decode * 1000).toFixed(1)} ms per image, ${n} images)\n`,
+  );
 
   const ann = await annRun(model, dir, n);
-  process.stdout.write(`ANN: ${ann.perSecond.toFixed(1)} images/s over ${n} images; waiting for decoded batches ${(100 * ann.waiting).toFixed(1)} % of the run; decoding work ${(100 * (n * decode) / ann.seconds).toFixed(1)} % of the run time\n`);
+  process.stdout.write(
+    `ANN: ${ann.perSecond.toFixed(1)} images/s over ${n} images; waiting for decoded batches ${(100 * ann.waiting).toFixed(1)} % of the run; decoding work ${((100 * (n * decode)) / ann.seconds).toFixed(1)} % of the run time\n`,
+  );
 
   // Conversion: MaxNorm on 2 batches of 8 (16 images read of the list, seeded), then T steps.
   const snnFile = path.join(os.tmpdir(), `spikeport-bench-resnet18-${process.pid}.snn.onnx`);
@@ -140,13 +166,19 @@ async function main(): Promise<void> {
   fs.writeFileSync(snnFile, snn.toBytes());
   try {
     const s = await snnRun(snnFile, dir, snnImages, T);
-    process.stdout.write(`SNN at T = ${T}: ${s.perSecond.toFixed(2)} images/s over ${snnImages} images (${(s.perSecond * T).toFixed(1)} image-steps/s); decoding work ${(100 * (snnImages * decode) / s.seconds).toFixed(2)} % of the run time\n`);
+    process.stdout.write(
+      `SNN at T = ${T}: ${s.perSecond.toFixed(2)} images/s over ${snnImages} images (${(s.perSecond * T).toFixed(1)} image-steps/s); decoding work ${((100 * (snnImages * decode)) / s.seconds).toFixed(2)} % of the run time\n`,
+    );
     for (const count of rssCounts) {
       const here = path.dirname(fileURLToPath(import.meta.url));
-      const r = spawnSync(process.execPath, [path.join(here, 'imagenet-size.js'), 'child', model, dir, String(count)], { encoding: 'utf8' });
+      const r = spawnSync(process.execPath, [path.join(here, 'imagenet-size.js'), 'child', model, dir, String(count)], {
+        encoding: 'utf8',
+      });
       if (r.status !== 0) throw new Error(r.stderr);
       const c = JSON.parse(r.stdout) as { perSecond: number; rss: number; waiting: number };
-      process.stdout.write(`max RSS of the ANN over ${count} images (streamed): ${c.rss.toFixed(0)} MB (${c.perSecond.toFixed(1)} images/s, waiting for data ${(100 * c.waiting).toFixed(1)} %)\n`);
+      process.stdout.write(
+        `max RSS of the ANN over ${count} images (streamed): ${c.rss.toFixed(0)} MB (${c.perSecond.toFixed(1)} images/s, waiting for data ${(100 * c.waiting).toFixed(1)} %)\n`,
+      );
     }
   } finally {
     fs.rmSync(snnFile, { force: true });

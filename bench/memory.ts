@@ -21,7 +21,18 @@ const [name, T, samples, threads] = process.argv.slice(2);
 const file = path.join(ROOT, 'models', `${name}.onnx`);
 const dataset = (JSON.parse(fs.readFileSync(file.replace(/\.onnx$/, '.json'), 'utf8')) as { dataset: string }).dataset;
 const m = await prepareModel(loadModel(file), { threads: Number(threads) });
-const cal = await calibrate(m, openDataset(`${dataset}:train`), { method: 'cltb', iterations: 10, batchSize: 100, threads: Number(threads) });
+const cal = await calibrate(m, openDataset(`${dataset}:train`), {
+  method: 'cltb',
+  iterations: 10,
+  batchSize: 100,
+  threads: Number(threads),
+});
 const snn = buildSnn(m, cal.thresholds);
-await simulate(snn.graph, snn.spec, limitDataset(openDataset(`${dataset}:test`), Number(samples)), { steps: Number(T), batchSize: 100, normalize: m.normalize, threads: Number(threads), checkpoints: [Number(T)] }, () => {});
+await simulate(
+  snn.graph,
+  snn.spec,
+  limitDataset(openDataset(`${dataset}:test`), Number(samples)),
+  { steps: Number(T), batchSize: 100, normalize: m.normalize, threads: Number(threads), checkpoints: [Number(T)] },
+  () => {},
+);
 process.stdout.write(`${(process.resourceUsage().maxRSS / 1024).toFixed(0)}\n`);

@@ -23,8 +23,13 @@ const cols = [`${runs[0].method.toUpperCase()}+delay`, ...runs.map((r) => r.meth
 const lines = [
   `| T | ${cols.join(' | ')} |`,
   `|---|${cols.map(() => '---').join('|')}|`,
-  ...Ts.map((T, i) => `| ${T} | ${f(runs[0].results[i].metric)} (d=${runs[0].results[i].delay}) | ${runs.map((r) => f(r.results[i].metricNoDelay)).join(' | ')} |`),
+  ...Ts.map(
+    (T, i) =>
+      `| ${T} | ${f(runs[0].results[i].metric)} (d=${runs[0].results[i].delay}) | ${runs.map((r) => f(r.results[i].metricNoDelay)).join(' | ')} |`,
+  ),
   `| ANN | ${f(runs[0].ann.metric)} | ${runs.map((r) => f(r.ann.metric)).join(' | ')} |`,
   `| clipped ANN | ${f(runs[0].clippedAnn.metric)} | ${runs.map((r) => f(r.clippedAnn.metric)).join(' | ')} |`,
 ];
-process.stdout.write(`${lines.join('\n')}\n\n${runs[0].samples} test samples; estimated delay d̂ = ${runs[0].delay.estimated} (${runs[0].method}).\n`);
+process.stdout.write(
+  `${lines.join('\n')}\n\n${runs[0].samples} test samples; estimated delay d̂ = ${runs[0].delay.estimated} (${runs[0].method}).\n`,
+);

@@ -24,19 +24,31 @@ const calls = 10;
 function graph(body: (b: GraphBuilder) => string, inputLen: number): Graph {
   const b = new GraphBuilder(13);
   const out = body(b);
-  return { name: 'g', nodes: b.nodes, initializers: b.initializers, inputs: [floatInput('x', [1, inputLen])], outputs: [floatInput(out, null)], opset: 13, irVersion: 8, metadata: {} };
+  return {
+    name: 'g',
+    nodes: b.nodes,
+    initializers: b.initializers,
+    inputs: [floatInput('x', [1, inputLen])],
+    outputs: [floatInput(out, null)],
+    opset: 13,
+    irVersion: 8,
+    metadata: {},
+  };
 }
 
 async function measure(name: string, g: Graph, inputLen: number, prealloc: boolean): Promise<void> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'spikeport-calls-'));
   const s = await ort.InferenceSession.create(encodeModel(g), {
-    intraOpNumThreads: threads, enableProfiling: true, profileFilePrefix: path.join(dir, 'p'),
+    intraOpNumThreads: threads,
+    enableProfiling: true,
+    profileFilePrefix: path.join(dir, 'p'),
     extra: { session: { intra_op: { allow_spinning: '0' } } },
   });
   const out = g.outputs[0].name;
   const x = new ort.Tensor('float32', new Float32Array(inputLen).fill(0.5), [1, inputLen]);
   const buffer = new Float32Array(len);
-  const run = (): Promise<unknown> => (prealloc ? s.run({ x }, { [out]: new ort.Tensor('float32', buffer, [1, len]) }) : s.run({ x }, [out]));
+  const run = (): Promise<unknown> =>
+    prealloc ? s.run({ x }, { [out]: new ort.Tensor('float32', buffer, [1, len]) }) : s.run({ x }, [out]);
   for (let i = 0; i < 3; i++) await run();
   const t0 = performance.now();
   for (let i = 0; i < calls; i++) await run();
@@ -48,11 +60,20 @@ async function measure(name: string, g: Graph, inputLen: number, prealloc: boole
   fs.rmSync(dir, { recursive: true, force: true });
   const runs = events.filter((e) => e.cat === 'Session' && e.name === 'model_run').slice(-calls);
   const inside = runs.reduce((a, e) => a + e.dur, 0) / runs.length / 1000;
-  process.stdout.write(`| ${name} | ${wall.toFixed(2)} | ${inside.toFixed(2)} | ${(((wall - inside) * 1e6) / len).toFixed(2)} |\n`);
+  process.stdout.write(
+    `| ${name} | ${wall.toFixed(2)} | ${inside.toFixed(2)} | ${(((wall - inside) * 1e6) / len).toFixed(2)} |\n`,
+  );
 }
 
-process.stdout.write(`${len} floats, ${threads} threads, ${calls} calls after 3\n\n| case | wall ms per call | ONNX Runtime model_run ms | outside, ns per float |\n|---|---|---|---|\n`);
-await measure('big input, scalar output (ReduceMax)', graph((b) => b.op('ReduceMax', ['x'], { keepdims: 0 }), len), len, false);
+process.stdout.write(
+  `${len} floats, ${threads} threads, ${calls} calls after 3\n\n| case | wall ms per call | ONNX Runtime model_run ms | outside, ns per float |\n|---|---|---|---|\n`,
+);
+await measure(
+  'big input, scalar output (ReduceMax)',
+  graph((b) => b.op('ReduceMax', ['x'], { keepdims: 0 }), len),
+  len,
+  false,
+);
 const expand = graph((b) => b.op('Expand', ['x', b.constant('shape', int64Tensor([2], [1, len]))]), 1);
 await measure('scalar input, big output (Expand)', expand, 1, false);
 await measure('scalar input, big output into a preallocated buffer', expand, 1, true);

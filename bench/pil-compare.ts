@@ -38,7 +38,9 @@ function diff(a: Uint8Array, b: Uint8Array): { max: number; mean: number; share0
   return { max, mean: sum / a.length, share0: zero / a.length };
 }
 
-process.stdout.write('| file | size | decode: max / mean diff | imagenet: max / mean diff | equal values |\n|---|---|---|---|---|\n');
+process.stdout.write(
+  '| file | size | decode: max / mean diff | imagenet: max / mean diff | equal values |\n|---|---|---|---|---|\n',
+);
 for (const file of process.argv.slice(2)) {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'spikeport-pil-'));
   fs.mkdirSync(path.join(dir, 'c'));
@@ -50,10 +52,15 @@ for (const file of process.argv.slice(2)) {
   const out = new Uint8Array(r.stdout);
   const pilDecoded = out.subarray(0, out.length - 3 * 224 * 224);
   const pilCrop = out.subarray(out.length - 3 * 224 * 224);
-  const d = openDataset(`imagefolder:${dir}`, undefined, { sampleShape: [3, 224, 224], preprocess: parsePreprocess('imagenet') });
+  const d = openDataset(`imagefolder:${dir}`, undefined, {
+    sampleShape: [3, 224, 224],
+    preprocess: parsePreprocess('imagenet'),
+  });
   const mine = (await d.read([0])).x as Uint8Array;
   const a = diff(new Uint8Array(decoded), pilDecoded);
   const b = diff(mine, pilCrop);
-  process.stdout.write(`| ${path.basename(file)} | ${meta.width}×${meta.height} | ${a.max} / ${a.mean.toFixed(3)} | ${b.max} / ${b.mean.toFixed(3)} | ${(100 * b.share0).toFixed(1)} % |\n`);
+  process.stdout.write(
+    `| ${path.basename(file)} | ${meta.width}×${meta.height} | ${a.max} / ${a.mean.toFixed(3)} | ${b.max} / ${b.mean.toFixed(3)} | ${(100 * b.share0).toFixed(1)} % |\n`,
+  );
   fs.rmSync(dir, { recursive: true, force: true });
 }

@@ -61,19 +61,43 @@ if (bundled) {
   const x = Float32Array.from({ length: batch * per }, (_, i) => ((i * 2654435761) % 1000) / 1000);
   data = memoryDataset({ name: 'random', size: batch, sampleShape: m.inputShape, x, scale: 1, labels: null });
 }
-const cal = await calibrate(m, data, { method: calibration ? 'cmaxnorm' : 'maxnorm', iterations: 1, batchSize: batch, threads });
+const cal = await calibrate(m, data, {
+  method: calibration ? 'cmaxnorm' : 'maxnorm',
+  iterations: 1,
+  batchSize: batch,
+  threads,
+});
 const snn = buildSnn(m, cal.thresholds);
-const b = await readBatch(data, Array.from({ length: data.size }, (_, i) => i), bundled ? m.normalize : null);
+const b = await readBatch(
+  data,
+  Array.from({ length: data.size }, (_, i) => i),
+  bundled ? m.normalize : null,
+);
 const input = new ort.Tensor('float32', b.x, [b.n, ...m.inputShape]);
 
-interface Profiled { perCall: Map<string, number>; wall: number; kernel: number }
+interface Profiled {
+  perCall: Map<string, number>;
+  wall: number;
+  kernel: number;
+}
 
 /** Run `g` `calls` times after one warm-up call with ONNX Runtime profiling on; kernel µs per call by op type. */
-async function profile(g: Graph, feeds: () => Record<string, ort.Tensor>, outputs: string[], memoryPattern = true): Promise<Profiled> {
+async function profile(
+  g: Graph,
+  feeds: () => Record<string, ort.Tensor>,
+  outputs: string[],
+  memoryPattern = true,
+): Promise<Profiled> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'spikeport-prof-'));
   const s = await ort.InferenceSession.create(encodeModel(g), {
-    intraOpNumThreads: threads, interOpNumThreads: 1, graphOptimizationLevel: 'all', executionMode: 'sequential',
-    enableMemPattern: memoryPattern, enableProfiling: true, profileFilePrefix: path.join(dir, 'p'), logSeverityLevel: 4,
+    intraOpNumThreads: threads,
+    interOpNumThreads: 1,
+    graphOptimizationLevel: 'all',
+    executionMode: 'sequential',
+    enableMemPattern: memoryPattern,
+    enableProfiling: true,
+    profileFilePrefix: path.join(dir, 'p'),
+    logSeverityLevel: 4,
   });
   await s.run(feeds(), outputs);
   const t0 = performance.now();
@@ -82,7 +106,13 @@ async function profile(g: Graph, feeds: () => Record<string, ort.Tensor>, output
   s.endProfiling();
   await s.release();
   const f = fs.readdirSync(dir).find((x) => x.endsWith('.json')) as string;
-  const events = JSON.parse(fs.readFileSync(path.join(dir, f), 'utf8')) as { cat: string; name: string; ts: number; dur: number; args?: { op_name?: string } }[];
+  const events = JSON.parse(fs.readFileSync(path.join(dir, f), 'utf8')) as {
+    cat: string;
+    name: string;
+    ts: number;
+    dur: number;
+    args?: { op_name?: string };
+  }[];
   // Skip the warm-up call: only kernels after the end of the first run count.
   const first = events.find((e) => e.cat === 'Session' && e.name === 'model_run');
   const after = first ? first.ts + first.dur : 0;
@@ -98,7 +128,8 @@ async function profile(g: Graph, feeds: () => Record<string, ort.Tensor>, output
     if (op === nodesOf) perNode.set(node, (perNode.get(node) ?? 0) + e.dur / calls);
     kernel += e.dur / calls;
   }
-  for (const [name, us] of [...perNode].sort((x, y) => y[1] - x[1]).slice(0, 10)) process.stdout.write(`  ${name}: ${(us / 1000).toFixed(2)} ms per call\n`);
+  for (const [name, us] of [...perNode].sort((x, y) => y[1] - x[1]).slice(0, 10))
+    process.stdout.write(`  ${name}: ${(us / 1000).toFixed(2)} ms per call\n`);
   return { perCall, wall, kernel };
 }
 
@@ -110,14 +141,22 @@ async function profileFused(): Promise<Profiled> {
   const eng = await fusedSessions(plan, snn.spec, { threads, block: 1, profile: path.join(dir, 'p') });
   let t0 = 0;
   // onBlock(t) is called after step t: the clock starts when the warm-up steps are done.
-  await eng.run(b, 2 * calls, (t) => { if (t === calls - 1) t0 = performance.now(); });
+  await eng.run(b, 2 * calls, (t) => {
+    if (t === calls - 1) t0 = performance.now();
+  });
   const wall = (performance.now() - t0) / calls;
   await eng.release();
   const perCall = new Map<string, number>();
   let kernel = 0;
   let runs = 0;
   for (const f of fs.readdirSync(dir).filter((x) => x.endsWith('.json'))) {
-    const events = JSON.parse(fs.readFileSync(path.join(dir, f), 'utf8')) as { cat: string; name: string; ts: number; dur: number; args?: { op_name?: string } }[];
+    const events = JSON.parse(fs.readFileSync(path.join(dir, f), 'utf8')) as {
+      cat: string;
+      name: string;
+      ts: number;
+      dur: number;
+      args?: { op_name?: string };
+    }[];
     const model = events.filter((e) => e.cat === 'Session' && e.name === 'model_run');
     // The stage's runs in the profiled steps: the last `calls` of its 2·calls runs.
     const from = model[model.length - calls]?.ts ?? 0;
@@ -141,36 +180,73 @@ const one = argv.includes('--no-exact') ? split.step : exactCounters(split.step,
 const step = K > 1 ? unrollSteps(one, snn.spec, K) : one;
 const constants: Record<string, ort.Tensor> = {};
 if (split.prefix) {
-  const ps = await ort.InferenceSession.create(encodeModel(split.prefix), { intraOpNumThreads: threads, graphOptimizationLevel: 'all', logSeverityLevel: 4 });
+  const ps = await ort.InferenceSession.create(encodeModel(split.prefix), {
+    intraOpNumThreads: threads,
+    graphOptimizationLevel: 'all',
+    logSeverityLevel: 4,
+  });
   const r = await ps.run({ [snn.spec.input]: input });
   for (const [k, v] of Object.entries(r)) constants[k] = v as ort.Tensor;
   await ps.release();
 }
 const stepInputs = new Set(step.inputs.map((i) => i.name));
-const states = Object.fromEntries(snn.spec.states.map((s) => [s.input, new ort.Tensor('float32', new Float32Array(b.n * s.shape.reduce((a, c) => a * c, 1)), [b.n, ...s.shape])]));
-const stepFeeds = (): Record<string, ort.Tensor> => ({ ...(stepInputs.has(snn.spec.input) ? { [snn.spec.input]: input } : {}), ...constants, ...states });
+const states = Object.fromEntries(
+  snn.spec.states.map((s) => [
+    s.input,
+    new ort.Tensor('float32', new Float32Array(b.n * s.shape.reduce((a, c) => a * c, 1)), [b.n, ...s.shape]),
+  ]),
+);
+const stepFeeds = (): Record<string, ort.Tensor> => ({
+  ...(stepInputs.has(snn.spec.input) ? { [snn.spec.input]: input } : {}),
+  ...constants,
+  ...states,
+});
 /** One CLTB calibration update (calibrate/instrument.ts, mode ltb): the graph `calibrate` runs per batch. */
 async function profileCalibration(): Promise<Profiled> {
   const ltb = instrument(m, { mode: 'ltb', granularity: 'channel', stepSize: 1 });
-  const theta = Object.fromEntries(Object.entries(thetaFeeds(ltb, cal.thresholds)).map(([k, v]) => [k, new ort.Tensor('float32', v.data, v.dims as number[])]));
+  const theta = Object.fromEntries(
+    Object.entries(thetaFeeds(ltb, cal.thresholds)).map(([k, v]) => [
+      k,
+      new ort.Tensor('float32', v.data, v.dims as number[]),
+    ]),
+  );
   return profile(ltb.graph, () => ({ [m.inputName]: input, ...theta }), ltb.thetaOutputs as string[]);
 }
 
 const Kd = engine === 'fused' || calibration ? 1 : K;
-const sim = calibration ? await profileCalibration() : engine === 'fused' ? await profileFused() : await profile(step, stepFeeds, step.outputs.map((o) => o.name), stepPattern);
+const sim = calibration
+  ? await profileCalibration()
+  : engine === 'fused'
+    ? await profileFused()
+    : await profile(
+        step,
+        stepFeeds,
+        step.outputs.map((o) => o.name),
+        stepPattern,
+      );
 const inst = instrument(m, { mode: 'ann', granularity: 'channel' });
 const ann = await profile(inst.graph, () => ({ [m.inputName]: input }), [inst.readout]);
 
 const us = (v: number): string => (v / 1000).toFixed(2);
-process.stdout.write(calibration
-  ? `${path.basename(file)}: one CLTB calibration update, batch ${b.n}, ${threads} threads, ${calls} calls (+1 warm-up)\n`
-  : engine === 'fused'
-  ? `${path.basename(file)}: engine fused, batch ${b.n}, ${threads} threads, ${calls} steps profiled after ${calls} warm-up steps\n`
-  : `${path.basename(file)}: engine steps, batch ${b.n}, ${threads} threads, ${K} step(s) per call, ${calls} calls (+1 warm-up)\n`);
-process.stdout.write(`per ${calibration ? 'update' : 'step'}: wall ${(sim.wall / Kd).toFixed(2)} ms, kernels ${us(sim.kernel / Kd)} ms; ANN pass: wall ${ann.wall.toFixed(2)} ms, kernels ${us(ann.kernel)} ms; ${calibration ? 'update' : 'step'} ÷ ANN (wall) ${(sim.wall / Kd / ann.wall).toFixed(2)}\n\n`);
-process.stdout.write(`| op | ${calibration ? 'CLTB update' : 'SNN step'} ms | share | ANN pass ms |\n|---|---|---|---|\n`);
-const ops = [...new Set([...sim.perCall.keys(), ...ann.perCall.keys()])].sort((a, c) => (sim.perCall.get(c) ?? 0) - (sim.perCall.get(a) ?? 0));
+process.stdout.write(
+  calibration
+    ? `${path.basename(file)}: one CLTB calibration update, batch ${b.n}, ${threads} threads, ${calls} calls (+1 warm-up)\n`
+    : engine === 'fused'
+      ? `${path.basename(file)}: engine fused, batch ${b.n}, ${threads} threads, ${calls} steps profiled after ${calls} warm-up steps\n`
+      : `${path.basename(file)}: engine steps, batch ${b.n}, ${threads} threads, ${K} step(s) per call, ${calls} calls (+1 warm-up)\n`,
+);
+process.stdout.write(
+  `per ${calibration ? 'update' : 'step'}: wall ${(sim.wall / Kd).toFixed(2)} ms, kernels ${us(sim.kernel / Kd)} ms; ANN pass: wall ${ann.wall.toFixed(2)} ms, kernels ${us(ann.kernel)} ms; ${calibration ? 'update' : 'step'} ÷ ANN (wall) ${(sim.wall / Kd / ann.wall).toFixed(2)}\n\n`,
+);
+process.stdout.write(
+  `| op | ${calibration ? 'CLTB update' : 'SNN step'} ms | share | ANN pass ms |\n|---|---|---|---|\n`,
+);
+const ops = [...new Set([...sim.perCall.keys(), ...ann.perCall.keys()])].sort(
+  (a, c) => (sim.perCall.get(c) ?? 0) - (sim.perCall.get(a) ?? 0),
+);
 for (const op of ops) {
   const v = (sim.perCall.get(op) ?? 0) / Kd;
-  process.stdout.write(`| ${op} | ${us(v)} | ${(100 * v / (sim.kernel / Kd)).toFixed(1)} % | ${us(ann.perCall.get(op) ?? 0)} |\n`);
+  process.stdout.write(
+    `| ${op} | ${us(v)} | ${((100 * v) / (sim.kernel / Kd)).toFixed(1)} % | ${us(ann.perCall.get(op) ?? 0)} |\n`,
+  );
 }

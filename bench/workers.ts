@@ -31,23 +31,52 @@ function run(args: string[]): number {
 }
 
 function comparable(file: string): string {
-  const { created: _c, simulationSeconds: _s, ...rest } = JSON.parse(fs.readFileSync(path.join(tmp, file), 'utf8')) as Record<string, unknown>;
+  const {
+    created: _c,
+    simulationSeconds: _s,
+    ...rest
+  } = JSON.parse(fs.readFileSync(path.join(tmp, file), 'utf8')) as Record<string, unknown>;
   return JSON.stringify(rest);
 }
 
-process.stdout.write(`${threads} cores; ${limit} test images, T = ${T}, batch 100, ANN references on, no site errors; wall seconds of the whole command\n\n`);
-process.stdout.write('| model | repeat | 1 process × ' + threads + ' threads (s) | ' + threads + ' workers × 1 thread (s) | workers ÷ one process | identical records |\n|---|---|---|---|---|---|\n');
+process.stdout.write(
+  `${threads} cores; ${limit} test images, T = ${T}, batch 100, ANN references on, no site errors; wall seconds of the whole command\n\n`,
+);
+process.stdout.write(
+  '| model | repeat | 1 process × ' +
+    threads +
+    ' threads (s) | ' +
+    threads +
+    ' workers × 1 thread (s) | workers ÷ one process | identical records |\n|---|---|---|---|---|---|\n',
+);
 for (const name of models) {
   const file = path.join(ROOT, 'models', `${name}.onnx`);
-  const dataset = (JSON.parse(fs.readFileSync(file.replace(/\.onnx$/, '.json'), 'utf8')) as { dataset: string }).dataset;
+  const dataset = (JSON.parse(fs.readFileSync(file.replace(/\.onnx$/, '.json'), 'utf8')) as { dataset: string })
+    .dataset;
   const snn = path.join(tmp, `${name}.snn.onnx`);
   run(['convert', file, '--data', `${dataset}:train`, '--calib-limit', '5000', '--out', snn, '-q']);
-  const common = ['simulate', snn, '--ann', file, '--data', `${dataset}:test`, '--limit', limit, '--T', T, '--site-errors', '0', '-q'];
+  const common = [
+    'simulate',
+    snn,
+    '--ann',
+    file,
+    '--data',
+    `${dataset}:test`,
+    '--limit',
+    limit,
+    '--T',
+    T,
+    '--site-errors',
+    '0',
+    '-q',
+  ];
   for (let k = 0; k < repeats; k++) {
     const one = run([...common, '--threads', String(threads), '--workers', '1', '--json', 'one.json']);
     const many = run([...common, '--threads', String(threads), '--workers', String(threads), '--json', 'many.json']);
     const same = comparable('one.json') === comparable('many.json');
-    process.stdout.write(`| ${name} | ${k + 1} | ${one.toFixed(1)} | ${many.toFixed(1)} | ${(many / one).toFixed(2)} | ${same ? 'yes' : 'NO'} |\n`);
+    process.stdout.write(
+      `| ${name} | ${k + 1} | ${one.toFixed(1)} | ${many.toFixed(1)} | ${(many / one).toFixed(2)} | ${same ? 'yes' : 'NO'} |\n`,
+    );
   }
 }
 fs.rmSync(tmp, { recursive: true, force: true });

@@ -13,13 +13,18 @@ const samples = Number(process.argv[2] ?? 1000);
 const snn = await convert('models/mnist-cnn.onnx', 'mnist:train', { iterations: 50 });
 const d = snn.describe();
 console.log(`${d.sites.length} neuron sites, estimated delay d̂ = ${d.delay}`);
-for (const s of d.sites) console.log(`  ${s.node}: ${s.neurons} neurons, θ mean ${s.thetaMean.toFixed(3)}, latency ${s.latency.toFixed(2)} steps`);
+for (const s of d.sites)
+  console.log(
+    `  ${s.node}: ${s.neurons} neurons, θ mean ${s.thetaMean.toFixed(3)}, latency ${s.latency.toFixed(2)} steps`,
+  );
 
 // Simulate the largest T once; every smaller T comes from the same run. Ask for the ANN references.
 const run = await simulate(snn, openDataset('mnist:test', samples), { T: [4, 8, 16, 32], references: true });
 console.log(`ANN top-1 ${(100 * (run.ann?.metric ?? 0)).toFixed(2)} %`);
 for (const r of run.results) {
-  console.log(`T=${r.T}: top-1 ${(100 * r.metric).toFixed(2)} % with delay ${r.delay}, ${(100 * r.metricNoDelay).toFixed(2)} % without`);
+  console.log(
+    `T=${r.T}: top-1 ${(100 * r.metric).toFixed(2)} % with delay ${r.delay}, ${(100 * r.metricNoDelay).toFixed(2)} % without`,
+  );
 }
 
 // The same network as a file any ONNX Runtime can run (one time step per call).

@@ -13,24 +13,32 @@ function meanPlusStd(k: number): ThresholdMethod {
     name: `mean+${k}std`,
     async thresholds(ctx: CalibrationContext) {
       // Running sums per site and channel of x, x² and the count, over positive x only.
-      const sums = ctx.channels.map((c) => ({ n: new Float64Array(c), s: new Float64Array(c), s2: new Float64Array(c) }));
-      await ctx.forEachBatch((inputs) => inputs.forEach(({ dims, data }, i) => {
-        const C = dims[1];
-        const perChannel = data.length / (dims[0] * C);
-        for (let j = 0; j < data.length; j++) {
-          const x = data[j];
-          if (x <= 0) continue;
-          const c = Math.floor(j / perChannel) % C;
-          sums[i].n[c]++;
-          sums[i].s[c] += x;
-          sums[i].s2[c] += x * x;
-        }
+      const sums = ctx.channels.map((c) => ({
+        n: new Float64Array(c),
+        s: new Float64Array(c),
+        s2: new Float64Array(c),
       }));
-      const values = sums.map(({ n, s, s2 }) => Float32Array.from(n, (count, c) => {
-        if (count === 0) return 0; // never positive: this channel never fires
-        const mean = s[c] / count;
-        return mean + k * Math.sqrt(Math.max(0, s2[c] / count - mean * mean));
-      }));
+      await ctx.forEachBatch((inputs) =>
+        inputs.forEach(({ dims, data }, i) => {
+          const C = dims[1];
+          const perChannel = data.length / (dims[0] * C);
+          for (let j = 0; j < data.length; j++) {
+            const x = data[j];
+            if (x <= 0) continue;
+            const c = Math.floor(j / perChannel) % C;
+            sums[i].n[c]++;
+            sums[i].s[c] += x;
+            sums[i].s2[c] += x * x;
+          }
+        }),
+      );
+      const values = sums.map(({ n, s, s2 }) =>
+        Float32Array.from(n, (count, c) => {
+          if (count === 0) return 0; // never positive: this channel never fires
+          const mean = s[c] / count;
+          return mean + k * Math.sqrt(Math.max(0, s2[c] / count - mean * mean));
+        }),
+      );
       return { granularity: 'channel', values };
     },
   };

@@ -40,6 +40,8 @@ export function optionError(field: string, detail: string): SpikeportError {
 
 /** Check that an option is an integer ≥ min (and ≤ max, when given; the error names the limit). */
 export function checkInteger(field: string, value: number, min: number, max?: number, why?: string): void {
-  if (typeof value !== 'number' || !Number.isInteger(value) || value < min) throw optionError(field, `must be an integer ≥ ${min} (got ${String(value)})`);
-  if (max !== undefined && value > max) throw optionError(field, `must be at most ${max}${why ? ` (${why})` : ''} (got ${value})`);
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < min)
+    throw optionError(field, `must be an integer ≥ ${min} (got ${String(value)})`);
+  if (max !== undefined && value > max)
+    throw optionError(field, `must be at most ${max}${why ? ` (${why})` : ''} (got ${value})`);
 }

@@ -53,11 +53,14 @@ export function checkPaths(inputs: readonly NamedPath[], outputs: readonly Named
   for (const o of outputs) {
     const dir = path.dirname(path.resolve(o.path));
     if (!fs.existsSync(dir)) throw new SpikeportError('io', `${o.role} ${o.path}: folder ${dir} does not exist`);
-    if (fs.existsSync(o.path) && fs.statSync(o.path).isDirectory()) throw new SpikeportError('io', `${o.role} ${o.path} is a folder`);
+    if (fs.existsSync(o.path) && fs.statSync(o.path).isDirectory())
+      throw new SpikeportError('io', `${o.role} ${o.path} is a folder`);
     const id = identity(o.path);
     const other = seen.get(id);
     if (other) {
-      const what = inputs.includes(other) ? `would overwrite ${other.role} ${other.path}` : `is also ${other.role} ${other.path}`;
+      const what = inputs.includes(other)
+        ? `would overwrite ${other.role} ${other.path}`
+        : `is also ${other.role} ${other.path}`;
       throw new SpikeportError('io', `${o.role} ${o.path} ${what}; choose another file`);
     }
     seen.set(id, o);
@@ -99,7 +102,9 @@ function isRunning(pid: number): boolean {
  * Write several files as one step: each is written to a temp file beside it first, and only
  * when all are written are they renamed into place. If writing any fails, none appears.
  */
-export function writeFilesAtomic(files: readonly { readonly path: string; readonly data: Uint8Array | string }[]): void {
+export function writeFilesAtomic(
+  files: readonly { readonly path: string; readonly data: Uint8Array | string }[],
+): void {
   const staged: string[] = [];
   const placed: number[] = [];
   const existed = files.map((f) => fs.existsSync(f.path));

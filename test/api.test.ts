@@ -8,8 +8,19 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import {
-  CONVERT_DEFAULTS, KEYS, SIMULATE_DEFAULTS, SpikeportError, convert, loadModel, loadSnn, openDataset, simulate, snnFromGraph,
-  type CalibrationContext, type SimulateRecord, type ThresholdMethod,
+  CONVERT_DEFAULTS,
+  KEYS,
+  SIMULATE_DEFAULTS,
+  SpikeportError,
+  convert,
+  loadModel,
+  loadSnn,
+  openDataset,
+  simulate,
+  snnFromGraph,
+  type CalibrationContext,
+  type SimulateRecord,
+  type ThresholdMethod,
 } from '../src/index.js';
 import { decodeModel, encodeModel } from '../src/onnx/codec.js';
 import { messageOf } from '../src/cli/options.js';
@@ -22,7 +33,14 @@ const test500 = openDataset('mnist:test', 300);
 
 /** Everything a simulation measured, without the clock and the file names. */
 function measured(r: SimulateRecord): unknown {
-  return { results: r.results, firingRates: r.firingRates, ann: r.ann, clippedAnn: r.clippedAnn, sops: r.energy?.perT.map((p) => p.sops), delay: r.delay };
+  return {
+    results: r.results,
+    firingRates: r.firingRates,
+    ann: r.ann,
+    clippedAnn: r.clippedAnn,
+    sops: r.energy?.perT.map((p) => p.sops),
+    delay: r.delay,
+  };
 }
 
 test('convert → simulate in memory gives exactly what the saved and reloaded file gives', async () => {
@@ -44,17 +62,26 @@ test('convert → simulate in memory gives exactly what the saved and reloaded f
   // Without the ANN: no references, and asking for them is an error naming the option.
   const bare = await loadSnn(file, { ann: null });
   assert.equal(bare.source, null);
-  await assert.rejects(simulate(bare, test500, { T: [4], references: true }), (e: unknown) => e instanceof SpikeportError && e.field === 'references');
+  await assert.rejects(
+    simulate(bare, test500, { T: [4], references: true }),
+    (e: unknown) => e instanceof SpikeportError && e.field === 'references',
+  );
 });
 
 test('defaults live in the library: convert and simulate with no options use them', async () => {
   const snn = await convert(MNIST, openDataset('mnist:train', 500), { threads: 1 });
   const cal = snn.meta.calibration;
-  assert.deepEqual([cal.method, cal.iterations, cal.batchSize], [CONVERT_DEFAULTS.method, CONVERT_DEFAULTS.iterations, CONVERT_DEFAULTS.batchSize]);
+  assert.deepEqual(
+    [cal.method, cal.iterations, cal.batchSize],
+    [CONVERT_DEFAULTS.method, CONVERT_DEFAULTS.iterations, CONVERT_DEFAULTS.batchSize],
+  );
   assert.equal(snn.spec.maxpool, CONVERT_DEFAULTS.maxpool);
   assert.equal(cal.samples, CONVERT_DEFAULTS.iterations * CONVERT_DEFAULTS.batchSize);
   const r = await simulate(snn, openDataset('mnist:test', 20), { threads: 1 });
-  assert.deepEqual(r.results.map((x) => x.T), [...SIMULATE_DEFAULTS.T]);
+  assert.deepEqual(
+    r.results.map((x) => x.T),
+    [...SIMULATE_DEFAULTS.T],
+  );
   // The default window rule: d = min(d̂, ⌊T/2⌋).
   for (const x of r.results) assert.equal(x.delay, Math.min(snn.meta.delay.estimated, Math.floor(x.T / 2)));
   assert.equal(r.ann, null, 'references only when asked');
@@ -71,13 +98,16 @@ test('describe() reports the thresholds, latencies and costs the file carries', 
     assert.equal(s.thetaMean, th[0]);
     assert.equal(s.latency, snn.meta.delay.latencies[i]);
   });
-  assert.equal(d.annMacs, (snn.spec.layers ?? []).reduce((a, l) => a + l.macs, 0));
+  assert.equal(
+    d.annMacs,
+    (snn.spec.layers ?? []).reduce((a, l) => a + l.macs, 0),
+  );
   assert.ok(d.annMacs > 1e5);
   assert.equal(d.delay, snn.meta.delay.estimated);
   assert.equal(d.hasSource, true);
 });
 
-test('a caller\'s ThresholdMethod sees every site\'s input: a JS channel max equals the built-in in-graph cmaxnorm', async () => {
+test("a caller's ThresholdMethod sees every site's input: a JS channel max equals the built-in in-graph cmaxnorm", async () => {
   let batchesSeen = 0;
   const jsChannelMax: ThresholdMethod = {
     name: 'js-channel-max',
@@ -102,11 +132,20 @@ test('a caller\'s ThresholdMethod sees every site\'s input: a JS channel max equ
   const builtIn = await convert(MNIST, data, { method: 'cmaxnorm', iterations: 3, threads: 1 });
   assert.equal(batchesSeen, 3);
   assert.equal(mine.meta.calibration.method, 'js-channel-max');
-  assert.deepEqual(mine.spec.sites.map((s) => s.theta), builtIn.spec.sites.map((s) => s.theta));
+  assert.deepEqual(
+    mine.spec.sites.map((s) => s.theta),
+    builtIn.spec.sites.map((s) => s.theta),
+  );
   assert.ok(mine.spec.sites.every((s) => s.theta.some((t) => t > 0)));
   // A method returning the wrong shape is refused, naming the method option.
-  const bad: ThresholdMethod = { name: 'bad', thresholds: async () => ({ granularity: 'channel', values: [new Float32Array(1)] }) };
-  await assert.rejects(convert(MNIST, data, { method: bad, iterations: 1, threads: 1 }), (e: unknown) => e instanceof SpikeportError && e.field === 'method');
+  const bad: ThresholdMethod = {
+    name: 'bad',
+    thresholds: async () => ({ granularity: 'channel', values: [new Float32Array(1)] }),
+  };
+  await assert.rejects(
+    convert(MNIST, data, { method: bad, iterations: 1, threads: 1 }),
+    (e: unknown) => e instanceof SpikeportError && e.field === 'method',
+  );
 });
 
 test('library errors name the option field, never a flag, and the CLI turns the field into its flag', async () => {
@@ -120,19 +159,40 @@ test('library errors name the option field, never a flag, and the CLI turns the 
     [() => convert(MNIST, train, { iterations: 1, threads: 0 }), 'threads'],
   ];
   const snn = await convert(MNIST, train, { iterations: 1, threads: 1 });
-  cases.push([() => simulate(snn, test500, { T: [0] }), 'T'], [() => simulate(snn, test500, { delay: -1 }), 'delay'], [() => simulate(snn, test500, { energy: 'nuclear' }), 'energy']);
+  cases.push(
+    [() => simulate(snn, test500, { T: [0] }), 'T'],
+    [() => simulate(snn, test500, { delay: -1 }), 'delay'],
+    [() => simulate(snn, test500, { energy: 'nuclear' }), 'energy'],
+  );
   for (const [run, field] of cases) {
-    const e = await run().then(() => null, (x: unknown) => x);
+    const e = await run().then(
+      () => null,
+      (x: unknown) => x,
+    );
     assert.ok(e instanceof SpikeportError, `${field}: ${String(e)}`);
     assert.equal(e.code, 'invalid-option', field);
     assert.equal(e.field, field);
     assert.doesNotMatch(e.message, /--/, `no flag in "${e.message}"`);
     assert.match(e.message, new RegExp(`\\b${field}\\b`));
   }
-  assert.equal(messageOf(new SpikeportError('invalid-option', 'T must list integers ≥ 1 (got 0)', 'T')), '--T must list integers ≥ 1 (got 0)');
-  assert.equal(messageOf(new SpikeportError('invalid-option', 'batchSize must be an integer ≥ 1 (got 0)', 'batchSize')), '--batch must be an integer ≥ 1 (got 0)');
-  assert.equal(messageOf(new SpikeportError('unsupported-model', 'cannot convert node "s": …; set readoutNode to a node before it', 'readoutNode')),
-    'cannot convert node "s": …; set --readout to a node before it');
+  assert.equal(
+    messageOf(new SpikeportError('invalid-option', 'T must list integers ≥ 1 (got 0)', 'T')),
+    '--T must list integers ≥ 1 (got 0)',
+  );
+  assert.equal(
+    messageOf(new SpikeportError('invalid-option', 'batchSize must be an integer ≥ 1 (got 0)', 'batchSize')),
+    '--batch must be an integer ≥ 1 (got 0)',
+  );
+  assert.equal(
+    messageOf(
+      new SpikeportError(
+        'unsupported-model',
+        'cannot convert node "s": …; set readoutNode to a node before it',
+        'readoutNode',
+      ),
+    ),
+    'cannot convert node "s": …; set --readout to a node before it',
+  );
 });
 
 test('a converted file with missing or mistyped metadata is a one-line error naming the field', async () => {
@@ -146,33 +206,120 @@ test('a converted file with missing or mistyped metadata is a one-line error nam
     return { ...graph, metadata: { ...graph.metadata, [KEYS.snn]: JSON.stringify(m) } };
   };
   const expectInvalid = (g: ReturnType<typeof decodeModel>, pattern: RegExp): void => {
-    assert.throws(() => snnFromGraph(decodeModel(encodeModel(g), 'bad.onnx'), 'bad.onnx'), (e: unknown) => {
-      assert.ok(e instanceof SpikeportError, String(e));
-      assert.equal(e.code, 'invalid-file');
-      assert.equal(e.message.split('\n').length, 1);
-      assert.match(e.message, pattern);
-      return true;
-    });
+    assert.throws(
+      () => snnFromGraph(decodeModel(encodeModel(g), 'bad.onnx'), 'bad.onnx'),
+      (e: unknown) => {
+        assert.ok(e instanceof SpikeportError, String(e));
+        assert.equal(e.code, 'invalid-file');
+        assert.equal(e.message.split('\n').length, 1);
+        assert.match(e.message, pattern);
+        return true;
+      },
+    );
   };
-  expectInvalid(tampered((m) => { delete m.spec.sites[1].theta; }), /^bad\.onnx: .*field spec\.sites\.1\.theta/);
-  expectInvalid(tampered((m) => { m.spec.sites[0].theta[2] = null; }), /field spec\.sites\.0\.theta\.2/);
-  expectInvalid(tampered((m) => { m.spec.sites[0].theta[0] = -1; }), /field spec\.sites\.0\.theta\.0/);
-  expectInvalid(tampered((m) => { m.calibration.iterations = 'many'; }), /field calibration\.iterations/);
-  expectInvalid(tampered((m) => { m.source.file = '../../etc/passwd'; }), /field source\.file: must be a file name without a folder/);
-  expectInvalid(tampered((m) => { m.spec.format = 'spikeport-step/9'; }), /unknown SNN format "spikeport-step\/9"/);
-  expectInvalid(tampered((m) => { m.spec.readout = 'not_there'; }), /no output "not_there"/);
+  expectInvalid(
+    tampered((m) => {
+      delete m.spec.sites[1].theta;
+    }),
+    /^bad\.onnx: .*field spec\.sites\.1\.theta/,
+  );
+  expectInvalid(
+    tampered((m) => {
+      m.spec.sites[0].theta[2] = null;
+    }),
+    /field spec\.sites\.0\.theta\.2/,
+  );
+  expectInvalid(
+    tampered((m) => {
+      m.spec.sites[0].theta[0] = -1;
+    }),
+    /field spec\.sites\.0\.theta\.0/,
+  );
+  expectInvalid(
+    tampered((m) => {
+      m.calibration.iterations = 'many';
+    }),
+    /field calibration\.iterations/,
+  );
+  expectInvalid(
+    tampered((m) => {
+      m.source.file = '../../etc/passwd';
+    }),
+    /field source\.file: must be a file name without a folder/,
+  );
+  expectInvalid(
+    tampered((m) => {
+      m.spec.format = 'spikeport-step/9';
+    }),
+    /unknown SNN format "spikeport-step\/9"/,
+  );
+  expectInvalid(
+    tampered((m) => {
+      m.spec.readout = 'not_there';
+    }),
+    /no output "not_there"/,
+  );
   // The parts must agree with each other and with the graph.
-  expectInvalid(tampered((m) => { m.spec.sites[0].theta = m.spec.sites[0].theta.slice(0, 7); }), /field spec\.sites\.0\.theta: 7 values, expected 16/);
-  expectInvalid(tampered((m) => { m.spec.granularity = 'layer'; }), /field spec\.sites\.0\.theta: 16 values, expected 1/);
-  expectInvalid(tampered((m) => { m.spec.sites[0].neurons = 16; }), /field spec\.sites\.0\.neurons: 16, but its state holds 3136/);
-  expectInvalid(tampered((m) => { m.spec.readoutShape = [11]; }), /field spec\.readoutShape: 11 is not the readout output's shape/);
-  expectInvalid(tampered((m) => { m.spec.sites[0].spikes = m.spec.readout; }), /names the output "logits" twice/);
-  expectInvalid(tampered((m) => { [m.spec.sites[0].spikes, m.spec.sites[1].spikes] = [m.spec.sites[1].spikes, m.spec.sites[0].spikes]; }), /field spec\.sites\.0\.spikes: expected "spikes\.site0"/);
-  expectInvalid(tampered((m) => { m.spec.layers[1].where = 'input'; }), /field spec\.layers\.1: a layer has a SOP counter exactly when/);
-  expectInvalid(tampered((m) => { m.delay.latencies.pop(); }), /field delay\.latencies: 2 values for 3 sites/);
-  expectInvalid({ ...good, metadata: { ...good.metadata, [KEYS.delay]: '99' } }, /spikeport\.delay is "99" but spikeport\.snn says \d+/);
-  expectInvalid({ ...good, metadata: { ...good.metadata, [KEYS.normalize]: '{"mean":[0.5],"std":[0.5]}' } }, /spikeport\.normalize does not match/);
-  expectInvalid({ ...good, metadata: { ...good.metadata, [KEYS.snn]: '{"spec":{"format":"spikeport-step/1"},\n"x":1' } }, /is not JSON/);
+  expectInvalid(
+    tampered((m) => {
+      m.spec.sites[0].theta = m.spec.sites[0].theta.slice(0, 7);
+    }),
+    /field spec\.sites\.0\.theta: 7 values, expected 16/,
+  );
+  expectInvalid(
+    tampered((m) => {
+      m.spec.granularity = 'layer';
+    }),
+    /field spec\.sites\.0\.theta: 16 values, expected 1/,
+  );
+  expectInvalid(
+    tampered((m) => {
+      m.spec.sites[0].neurons = 16;
+    }),
+    /field spec\.sites\.0\.neurons: 16, but its state holds 3136/,
+  );
+  expectInvalid(
+    tampered((m) => {
+      m.spec.readoutShape = [11];
+    }),
+    /field spec\.readoutShape: 11 is not the readout output's shape/,
+  );
+  expectInvalid(
+    tampered((m) => {
+      m.spec.sites[0].spikes = m.spec.readout;
+    }),
+    /names the output "logits" twice/,
+  );
+  expectInvalid(
+    tampered((m) => {
+      [m.spec.sites[0].spikes, m.spec.sites[1].spikes] = [m.spec.sites[1].spikes, m.spec.sites[0].spikes];
+    }),
+    /field spec\.sites\.0\.spikes: expected "spikes\.site0"/,
+  );
+  expectInvalid(
+    tampered((m) => {
+      m.spec.layers[1].where = 'input';
+    }),
+    /field spec\.layers\.1: a layer has a SOP counter exactly when/,
+  );
+  expectInvalid(
+    tampered((m) => {
+      m.delay.latencies.pop();
+    }),
+    /field delay\.latencies: 2 values for 3 sites/,
+  );
+  expectInvalid(
+    { ...good, metadata: { ...good.metadata, [KEYS.delay]: '99' } },
+    /spikeport\.delay is "99" but spikeport\.snn says \d+/,
+  );
+  expectInvalid(
+    { ...good, metadata: { ...good.metadata, [KEYS.normalize]: '{"mean":[0.5],"std":[0.5]}' } },
+    /spikeport\.normalize does not match/,
+  );
+  expectInvalid(
+    { ...good, metadata: { ...good.metadata, [KEYS.snn]: '{"spec":{"format":"spikeport-step/1"},\n"x":1' } },
+    /is not JSON/,
+  );
   expectInvalid({ ...good, metadata: { ...good.metadata, [KEYS.snn]: '{not json' } }, /is not JSON/);
   expectInvalid({ ...good, metadata: { ...good.metadata, [KEYS.form]: 'spiral' } }, /spikeport\.form is "spiral"/);
   const { [KEYS.snn]: _gone, ...rest } = good.metadata;
@@ -184,7 +331,10 @@ test('forms: an in-memory network saves as a Loop; a loop-form file cannot becom
   const loop = snnFromGraph(snn.toGraph('loop'), 'loop.onnx');
   assert.equal(loop.form, 'loop');
   assert.deepEqual(loop.meta.spec, snn.meta.spec);
-  assert.throws(() => loop.toGraph('step'), (e: unknown) => e instanceof SpikeportError && e.field === 'form');
+  assert.throws(
+    () => loop.toGraph('step'),
+    (e: unknown) => e instanceof SpikeportError && e.field === 'form',
+  );
   // The in-memory step graph driven by an ONNX Loop equals the saved Loop file.
   const a = await simulate(snn, openDataset('mnist:test', 100), { T: [8, 24], threads: 1, engine: 'loop' });
   const b = await simulate(loop, openDataset('mnist:test', 100), { T: [8, 24], threads: 1 });
@@ -210,36 +360,94 @@ test('options the library refuses, each naming its field: thresholds, custom met
   const data = openDataset('mnist:train', 200);
   const sites = ['/Relu', '/Relu_1', '/Relu_2'];
   const refuses = async (run: () => Promise<unknown> | unknown, field: string, pattern: RegExp): Promise<void> => {
-    const e = await (async () => run())().then(() => null, (x: unknown) => x);
+    const e = await (async () => run())().then(
+      () => null,
+      (x: unknown) => x,
+    );
     assert.ok(e instanceof SpikeportError, `${field}: ${String(e)}`);
     assert.equal(e.field, field, e.message);
     assert.match(e.message, pattern);
     assert.equal(e.message.includes('\n'), false);
   };
-  const fixed = (thresholds: unknown) => () => convert(MNIST, data, { method: 'fixed', thresholds: thresholds as Record<string, number>, threads: 1 });
-  await refuses(fixed({ [sites[0]]: null, [sites[1]]: 1, [sites[2]]: 1 }), 'thresholds', /for site "\/Relu": expected a number or an array/);
-  await refuses(fixed({ [sites[0]]: { a: 1 }, [sites[1]]: 1, [sites[2]]: 1 }), 'thresholds', /expected a number or an array/);
-  await refuses(fixed({ [sites[0]]: 1, [sites[1]]: 1, [sites[2]]: 1, '/Relu_9': 2 }), 'thresholds', /names "\/Relu_9", which is not a neuron site/);
-  await refuses(() => convert(MNIST, data, { method: 'cltb', thresholds: { [sites[0]]: 1 } }), 'thresholds', /only used by method "fixed"/);
-  const nan: ThresholdMethod = { name: 'nan', thresholds: async (ctx) => ({ granularity: 'layer', values: ctx.channels.map(() => Float32Array.of(Number.NaN)) }) };
-  await refuses(() => convert(MNIST, data, { method: nan, iterations: 1, threads: 1 }), 'method', /"nan" returned the threshold NaN at neuron site "\/Relu"/);
+  const fixed = (thresholds: unknown) => () =>
+    convert(MNIST, data, { method: 'fixed', thresholds: thresholds as Record<string, number>, threads: 1 });
+  await refuses(
+    fixed({ [sites[0]]: null, [sites[1]]: 1, [sites[2]]: 1 }),
+    'thresholds',
+    /for site "\/Relu": expected a number or an array/,
+  );
+  await refuses(
+    fixed({ [sites[0]]: { a: 1 }, [sites[1]]: 1, [sites[2]]: 1 }),
+    'thresholds',
+    /expected a number or an array/,
+  );
+  await refuses(
+    fixed({ [sites[0]]: 1, [sites[1]]: 1, [sites[2]]: 1, '/Relu_9': 2 }),
+    'thresholds',
+    /names "\/Relu_9", which is not a neuron site/,
+  );
+  await refuses(
+    () => convert(MNIST, data, { method: 'cltb', thresholds: { [sites[0]]: 1 } }),
+    'thresholds',
+    /only used by method "fixed"/,
+  );
+  const nan: ThresholdMethod = {
+    name: 'nan',
+    thresholds: async (ctx) => ({ granularity: 'layer', values: ctx.channels.map(() => Float32Array.of(Number.NaN)) }),
+  };
+  await refuses(
+    () => convert(MNIST, data, { method: nan, iterations: 1, threads: 1 }),
+    'method',
+    /"nan" returned the threshold NaN at neuron site "\/Relu"/,
+  );
   const impostor: ThresholdMethod = { name: 'cltb', thresholds: nan.thresholds };
   await refuses(() => convert(MNIST, data, { method: impostor }), 'method', /"cltb" is the name of a built-in method/);
-  await refuses(() => convert(MNIST, data, { normalize: { mean: [0.1, 0.2, 0.3], std: [0.3, 0.3, 0.3] }, threads: 1 }), 'normalize', /3 mean and 3 std values for an input with 1 channel/);
+  await refuses(
+    () => convert(MNIST, data, { normalize: { mean: [0.1, 0.2, 0.3], std: [0.3, 0.3, 0.3] }, threads: 1 }),
+    'normalize',
+    /3 mean and 3 std values for an input with 1 channel/,
+  );
   const snn = await convert(MNIST, data, { iterations: 1, threads: 1 });
   await refuses(() => simulate(snn, test500, { T: 8 as unknown as number[] }), 'T', /must be an array/);
-  await refuses(() => simulate(snn, test500, { delay: 'x' as unknown as number }), 'delay', /"auto", "fit", "off" or an integer/);
+  await refuses(
+    () => simulate(snn, test500, { delay: 'x' as unknown as number }),
+    'delay',
+    /"auto", "fit", "off" or an integer/,
+  );
   await refuses(() => simulate(snn, test500, { delay: 'fit' }), 'delay', /needs delays fitted at conversion/);
-  await refuses(() => convert(MNIST, data, { delayFit: 5000 }), 'delayFit', /at most 4096 \(the fit compares every window/);
+  await refuses(
+    () => convert(MNIST, data, { delayFit: 5000 }),
+    'delayFit',
+    /at most 4096 \(the fit compares every window/,
+  );
   await refuses(() => convert(MNIST, data, { biasCalibration: 1.5 }), 'biasCalibration', /must be an integer ≥ 1/);
-  await refuses(() => convert(MNIST, data, { method: 'qcfs', threads: 1 }), 'method', /site "\/Relu" is a ReLU without one/);
-  await refuses(() => simulate(snn, test500, { energy: { name: 'mine', eSop: -1, eMac: 1e-12, note: '' } }), 'energy', /finite and > 0/);
-  await refuses(() => snn.save(path.join(tmp, 'x.onnx'), { form: 'spiral' as 'step' }), 'form', /must be "step" or "loop"/);
+  await refuses(
+    () => convert(MNIST, data, { method: 'qcfs', threads: 1 }),
+    'method',
+    /site "\/Relu" is a ReLU without one/,
+  );
+  await refuses(
+    () => simulate(snn, test500, { energy: { name: 'mine', eSop: -1, eMac: 1e-12, note: '' } }),
+    'energy',
+    /finite and > 0/,
+  );
+  await refuses(
+    () => snn.save(path.join(tmp, 'x.onnx'), { form: 'spiral' as 'step' }),
+    'form',
+    /must be "step" or "loop"/,
+  );
   assert.equal(fs.existsSync(path.join(tmp, 'x.onnx')), false);
   // A method that looks at no data records no iterations; the recorded batch is the one used.
   const small = openDataset('mnist:train', 50);
-  const f = await convert(MNIST, small, { method: 'fixed', thresholds: { [sites[0]]: 1, [sites[1]]: 1, [sites[2]]: 1 }, threads: 1 });
-  assert.deepEqual([f.meta.calibration.iterations, f.meta.calibration.samples, f.meta.calibration.batchSize], [0, 0, 50]);
+  const f = await convert(MNIST, small, {
+    method: 'fixed',
+    thresholds: { [sites[0]]: 1, [sites[1]]: 1, [sites[2]]: 1 },
+    threads: 1,
+  });
+  assert.deepEqual(
+    [f.meta.calibration.iterations, f.meta.calibration.samples, f.meta.calibration.batchSize],
+    [0, 0, 50],
+  );
   const c = await convert(MNIST, small, { iterations: 3, threads: 1 });
   assert.deepEqual([c.meta.calibration.batchSize, c.meta.calibration.samples], [50, 150]);
 });
@@ -247,10 +455,18 @@ test('options the library refuses, each naming its field: thresholds, custom met
 test('records read back from JSON are checked field by field; every record committed under docs/ parses', async () => {
   const { parseRecord } = await import('../src/report/record.js');
   const dirs = ['docs/experiments', 'docs/tasks', 'docs/results'];
-  const files = dirs.flatMap((d) => fs.readdirSync(d).filter((f) => f.endsWith('.json')).map((f) => path.join(d, f)));
+  const files = dirs.flatMap((d) =>
+    fs
+      .readdirSync(d)
+      .filter((f) => f.endsWith('.json'))
+      .map((f) => path.join(d, f)),
+  );
   assert.ok(files.length >= 10);
   for (const f of files) parseRecord(JSON.parse(fs.readFileSync(f, 'utf8')), f);
-  assert.throws(() => parseRecord({ kind: 'simulate' }, 'r.json'), (e: unknown) => e instanceof SpikeportError && /r\.json: a simulate record with a bad field model/.test(e.message));
+  assert.throws(
+    () => parseRecord({ kind: 'simulate' }, 'r.json'),
+    (e: unknown) => e instanceof SpikeportError && /r\.json: a simulate record with a bad field model/.test(e.message),
+  );
   assert.throws(() => parseRecord({ kind: 'nope' }, 'r.json'), /not a spikeport record/);
   const good = JSON.parse(fs.readFileSync('docs/experiments/fashion-vgg-delay.json', 'utf8'));
   good.sweeps[0].points[2].metric = 'high';

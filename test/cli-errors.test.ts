@@ -27,18 +27,30 @@ function expectUserError(args: string[], pattern: RegExp, out?: string): void {
   assert.match(lines[0], pattern);
   assert.doesNotMatch(r.stderr, /\n\s+at /, 'no stack trace');
   if (out) assert.equal(fs.existsSync(path.join(tmp, out)), false, 'no output file left');
-  assert.equal(fs.readdirSync(tmp).some((f) => f.endsWith('.tmp')), false, 'no temporary file left');
+  assert.equal(
+    fs.readdirSync(tmp).some((f) => f.endsWith('.tmp')),
+    false,
+    'no temporary file left',
+  );
 }
 
 test('a file that is not ONNX', () => {
   fs.writeFileSync(path.join(tmp, 'notes.onnx'), 'this is a text file, not a protobuf\n'.repeat(20));
-  expectUserError(['convert', 'notes.onnx', '--data', 'mnist:train', '--out', 'o.onnx', '-q'], /notes\.onnx is not a valid ONNX model/, 'o.onnx');
+  expectUserError(
+    ['convert', 'notes.onnx', '--data', 'mnist:train', '--out', 'o.onnx', '-q'],
+    /notes\.onnx is not a valid ONNX model/,
+    'o.onnx',
+  );
 });
 
 test('a truncated ONNX file', () => {
   const bytes = fs.readFileSync(MNIST);
   fs.writeFileSync(path.join(tmp, 'cut.onnx'), bytes.subarray(0, Math.floor(bytes.length / 2)));
-  expectUserError(['convert', 'cut.onnx', '--data', 'mnist:train', '--out', 'o.onnx', '-q'], /cut\.onnx is not a valid ONNX model/, 'o.onnx');
+  expectUserError(
+    ['convert', 'cut.onnx', '--data', 'mnist:train', '--out', 'o.onnx', '-q'],
+    /cut\.onnx is not a valid ONNX model/,
+    'o.onnx',
+  );
 });
 
 test('a Sigmoid inside the spiking part is refused, naming node, op and position', () => {
@@ -49,44 +61,88 @@ test('a Sigmoid inside the spiking part is refused, naming node, op and position
     return gemm(b, b.op('Flatten', [r], { axis: 1 }), 4 * 784, 10);
   });
   fs.writeFileSync(path.join(tmp, 'sig.onnx'), encodeModel(g));
-  expectUserError(['convert', 'sig.onnx', '--data', 'mnist:train', '--out', 'o.onnx', '-q'],
-    /cannot convert node "gate_\d+" \(Sigmoid, node 4 of 7\): .*--readout/, 'o.onnx');
+  expectUserError(
+    ['convert', 'sig.onnx', '--data', 'mnist:train', '--out', 'o.onnx', '-q'],
+    /cannot convert node "gate_\d+" \(Sigmoid, node 4 of 7\): .*--readout/,
+    'o.onnx',
+  );
 });
 
 test('a GELU (as an op) inside the spiking part is refused', () => {
-  const g = buildGraph([1, 28, 28], (b, x) => {
-    const h = b.op('Relu', [conv(b, x, 1, 4, 3)]);
-    const s = b.op('Gelu', [conv(b, h, 4, 4, 3)]);
-    return gemm(b, b.op('Flatten', [b.op('Relu', [s])], { axis: 1 }), 4 * 784, 10);
-  }, 20);
+  const g = buildGraph(
+    [1, 28, 28],
+    (b, x) => {
+      const h = b.op('Relu', [conv(b, x, 1, 4, 3)]);
+      const s = b.op('Gelu', [conv(b, h, 4, 4, 3)]);
+      return gemm(b, b.op('Flatten', [b.op('Relu', [s])], { axis: 1 }), 4 * 784, 10);
+    },
+    20,
+  );
   fs.writeFileSync(path.join(tmp, 'gelu.onnx'), encodeModel(g));
-  expectUserError(['convert', 'gelu.onnx', '--data', 'mnist:train', '--out', 'o.onnx', '-q'], /cannot convert node .*\(Gelu, node \d+ of \d+\)/, 'o.onnx');
+  expectUserError(
+    ['convert', 'gelu.onnx', '--data', 'mnist:train', '--out', 'o.onnx', '-q'],
+    /cannot convert node .*\(Gelu, node \d+ of \d+\)/,
+    'o.onnx',
+  );
 });
 
 test('a data set whose samples do not fit the model input', () => {
-  const g = buildGraph([3, 8, 8], (b, x) => gemm(b, b.op('Flatten', [b.op('Relu', [conv(b, x, 3, 2, 3)])], { axis: 1 }), 128, 10));
+  const g = buildGraph([3, 8, 8], (b, x) =>
+    gemm(b, b.op('Flatten', [b.op('Relu', [conv(b, x, 3, 2, 3)])], { axis: 1 }), 128, 10),
+  );
   fs.writeFileSync(path.join(tmp, 'rgb.onnx'), encodeModel(g));
-  expectUserError(['convert', 'rgb.onnx', '--data', 'mnist:train', '--out', 'o.onnx', '-q'],
-    /samples of shape 1x28x28 \(784 values\) but the model input "input" expects 3x8x8 \(192 values\)/, 'o.onnx');
+  expectUserError(
+    ['convert', 'rgb.onnx', '--data', 'mnist:train', '--out', 'o.onnx', '-q'],
+    /samples of shape 1x28x28 \(784 values\) but the model input "input" expects 3x8x8 \(192 values\)/,
+    'o.onnx',
+  );
 });
 
 test('--T 0 and an unknown method', () => {
-  expectUserError(['simulate', MNIST, '--data', 'mnist:test', '--T', '0', '--json', 'r.json'], /--T must list integers ≥ 1 \(got 0\)/, 'r.json');
-  expectUserError(['convert', MNIST, '--data', 'mnist:train', '--out', 'o.onnx', '--method', 'magic'], /--method.*magic.*cltb/, 'o.onnx');
+  expectUserError(
+    ['simulate', MNIST, '--data', 'mnist:test', '--T', '0', '--json', 'r.json'],
+    /--T must list integers ≥ 1 \(got 0\)/,
+    'r.json',
+  );
+  expectUserError(
+    ['convert', MNIST, '--data', 'mnist:train', '--out', 'o.onnx', '--method', 'magic'],
+    /--method.*magic.*cltb/,
+    'o.onnx',
+  );
 });
 
 test('a missing model file, an unknown data set and an empty npz', () => {
-  expectUserError(['convert', 'nope.onnx', '--data', 'mnist:train', '--out', 'o.onnx'], /no such file: nope\.onnx/, 'o.onnx');
-  expectUserError(['convert', MNIST, '--data', 'cifar:train', '--out', 'o.onnx', '-q'], /unknown data set "cifar"/, 'o.onnx');
-  expectUserError(['convert', MNIST, '--data', 'npz:missing.npz', '--out', 'o.onnx', '-q'], /data set npz:missing\.npz: no such file: missing\.npz/, 'o.onnx');
-  expectUserError(['convert', MNIST, '--data', 'fashion-mnist:train@/nonexistent', '--out', 'o.onnx', '-q'],
-    /fashion-mnist: no IDX files in \/nonexistent; install them with "apt-get install dataset-fashion-mnist"/, 'o.onnx');
+  expectUserError(
+    ['convert', 'nope.onnx', '--data', 'mnist:train', '--out', 'o.onnx'],
+    /no such file: nope\.onnx/,
+    'o.onnx',
+  );
+  expectUserError(
+    ['convert', MNIST, '--data', 'cifar:train', '--out', 'o.onnx', '-q'],
+    /unknown data set "cifar"/,
+    'o.onnx',
+  );
+  expectUserError(
+    ['convert', MNIST, '--data', 'npz:missing.npz', '--out', 'o.onnx', '-q'],
+    /data set npz:missing\.npz: no such file: missing\.npz/,
+    'o.onnx',
+  );
+  expectUserError(
+    ['convert', MNIST, '--data', 'fashion-mnist:train@/nonexistent', '--out', 'o.onnx', '-q'],
+    /fashion-mnist: no IDX files in \/nonexistent; install them with "apt-get install dataset-fashion-mnist"/,
+    'o.onnx',
+  );
 });
 
 test('--readout NODE ends the spiking part before a Sigmoid; the rest runs as ANN on the averaged readout', async () => {
   const g = buildGraph([1, 8, 8], (b, x) => {
     const h = b.op('Relu', [conv(b, x, 1, 4, 3, { seed: 1 })]);
-    const feat = b.op('Gemm', [b.op('Flatten', [h], { axis: 1 }), b.constant('W', floatTensor([16, 256], randn(2, 16 * 256, 0.1)))], { transB: 1 }, 'feat');
+    const feat = b.op(
+      'Gemm',
+      [b.op('Flatten', [h], { axis: 1 }), b.constant('W', floatTensor([16, 256], randn(2, 16 * 256, 0.1)))],
+      { transB: 1 },
+      'feat',
+    );
     const gate = b.op('Sigmoid', [feat], {}, 'gate');
     return gemm(b, gate, 16, 4, 3);
   });
@@ -99,12 +155,33 @@ test('--readout NODE ends the spiking part before a Sigmoid; the rest runs as AN
     const row = Array.from(out.subarray(i * 4, i * 4 + 4));
     return BigInt(row.indexOf(Math.max(...row)));
   });
-  fs.writeFileSync(path.join(tmp, 'gated.npz'), zipSync({ 'x.npy': npy([n, 1, 8, 8], '<f4', x), 'y.npy': npy([n], '<i8', y) }));
-  expectUserError(['simulate', 'gated.onnx', '--data', 'npz:gated.npz', '--calib', 'npz:gated.npz', '-q', '--json', 'g.json'],
-    /cannot convert node "gate_\d+" \(Sigmoid, node 5 of 6\).*--readout/, 'g.json');
+  fs.writeFileSync(
+    path.join(tmp, 'gated.npz'),
+    zipSync({ 'x.npy': npy([n, 1, 8, 8], '<f4', x), 'y.npy': npy([n], '<i8', y) }),
+  );
+  expectUserError(
+    ['simulate', 'gated.onnx', '--data', 'npz:gated.npz', '--calib', 'npz:gated.npz', '-q', '--json', 'g.json'],
+    /cannot convert node "gate_\d+" \(Sigmoid, node 5 of 6\).*--readout/,
+    'g.json',
+  );
   const feat = g.nodes.find((nd) => nd.opType === 'Gemm')!.name;
-  const r = run(['simulate', 'gated.onnx', '--data', 'npz:gated.npz', '--calib', 'npz:gated.npz', '--readout', feat,
-    '--method', 'maxnorm', '--T', '32,512', '--json', 'g.json', '-q']);
+  const r = run([
+    'simulate',
+    'gated.onnx',
+    '--data',
+    'npz:gated.npz',
+    '--calib',
+    'npz:gated.npz',
+    '--readout',
+    feat,
+    '--method',
+    'maxnorm',
+    '--T',
+    '32,512',
+    '--json',
+    'g.json',
+    '-q',
+  ]);
   assert.equal(r.code, 0, r.stderr);
   const res = JSON.parse(fs.readFileSync(path.join(tmp, 'g.json'), 'utf8'));
   assert.equal(res.ann.metric, 1);
@@ -113,22 +190,72 @@ test('--readout NODE ends the spiking part before a Sigmoid; the rest runs as AN
 
 test('a record with a kind and nothing else, a JSON file with line breaks, a bad thresholds value: one line each', () => {
   fs.writeFileSync(path.join(tmp, 'partial.json'), '{"kind":"simulate"}');
-  expectUserError(['report', 'partial.json', '--out', 'p.html'], /partial\.json: a simulate record with a bad field model/, 'p.html');
+  expectUserError(
+    ['report', 'partial.json', '--out', 'p.html'],
+    /partial\.json: a simulate record with a bad field model/,
+    'p.html',
+  );
   fs.writeFileSync(path.join(tmp, 'broken.json'), 'nope\nmore\n');
   expectUserError(['report', 'broken.json', '--out', 'b.html'], /broken\.json is not JSON/, 'b.html');
   fs.writeFileSync(path.join(tmp, 'th.json'), '{"/Relu": null, "/Relu_1": 1, "/Relu_2": 1}');
-  expectUserError(['convert', MNIST, '--data', 'mnist:train', '--out', 'o.onnx', '--method', 'fixed', '--thresholds', 'th.json', '-q'],
-    /--thresholds for site "\/Relu": expected a number or an array of numbers/, 'o.onnx');
+  expectUserError(
+    [
+      'convert',
+      MNIST,
+      '--data',
+      'mnist:train',
+      '--out',
+      'o.onnx',
+      '--method',
+      'fixed',
+      '--thresholds',
+      'th.json',
+      '-q',
+    ],
+    /--thresholds for site "\/Relu": expected a number or an array of numbers/,
+    'o.onnx',
+  );
   fs.writeFileSync(path.join(tmp, 'th2.json'), 'nope\n');
-  expectUserError(['convert', MNIST, '--data', 'mnist:train', '--out', 'o.onnx', '--method', 'fixed', '--thresholds', 'th2.json', '-q'], /--thresholds th2\.json: not a JSON object/, 'o.onnx');
+  expectUserError(
+    [
+      'convert',
+      MNIST,
+      '--data',
+      'mnist:train',
+      '--out',
+      'o.onnx',
+      '--method',
+      'fixed',
+      '--thresholds',
+      'th2.json',
+      '-q',
+    ],
+    /--thresholds th2\.json: not a JSON object/,
+    'o.onnx',
+  );
 });
 
 test('simulate refuses conversion flags for a converted file instead of ignoring them; energies are in pJ', () => {
   const r = run(['convert', MNIST, '--data', 'mnist:train', '--out', 'done.snn.onnx', '--iterations', '2', '-q']);
   assert.equal(r.code, 0, r.stderr);
-  expectUserError(['simulate', 'done.snn.onnx', '--data', 'mnist:test', '--iterations', '5', '--readout', 'x', '--json', 's.json'],
-    /--iterations, --readout: done\.snn\.onnx is already converted; these options apply when MODEL is an ANN/, 's.json');
-  expectUserError(['simulate', 'done.snn.onnx', '--data', 'mnist:test', '--e-sop', '-1', '--json', 's.json'], /--e-sop.*must be an energy in pJ > 0/, 's.json');
-  expectUserError(['simulate', 'done.snn.onnx', '--data', 'mnist:test', '--ann', 'nope.onnx', '--json', 's.json'], /--ann: no such file: nope\.onnx/, 's.json');
-  expectUserError(['convert', MNIST, '--data', 'mnist:train', '--out', 'o.onnx', '--engine', 'loop'], /unknown option '--engine'/, 'o.onnx');
+  expectUserError(
+    ['simulate', 'done.snn.onnx', '--data', 'mnist:test', '--iterations', '5', '--readout', 'x', '--json', 's.json'],
+    /--iterations, --readout: done\.snn\.onnx is already converted; these options apply when MODEL is an ANN/,
+    's.json',
+  );
+  expectUserError(
+    ['simulate', 'done.snn.onnx', '--data', 'mnist:test', '--e-sop', '-1', '--json', 's.json'],
+    /--e-sop.*must be an energy in pJ > 0/,
+    's.json',
+  );
+  expectUserError(
+    ['simulate', 'done.snn.onnx', '--data', 'mnist:test', '--ann', 'nope.onnx', '--json', 's.json'],
+    /--ann: no such file: nope\.onnx/,
+    's.json',
+  );
+  expectUserError(
+    ['convert', MNIST, '--data', 'mnist:train', '--out', 'o.onnx', '--engine', 'loop'],
+    /unknown option '--engine'/,
+    'o.onnx',
+  );
 });

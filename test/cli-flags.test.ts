@@ -23,8 +23,25 @@ const MNIST = path.join(process.cwd(), 'models', 'mnist-cnn.onnx');
 
 /** Flags whose values are whole numbers (lists of them for --T and --counts; --delay and --workers also take words). */
 const INTEGER = new Set([
-  '--iterations', '--batch', '--seed', '--calib-limit', '--bias-calibration', '--potential-calibration', '--delay-fit', '--delay-fit-samples',
-  '--clip-len', '--threads', '--T', '--delay', '--limit', '--site-errors', '--site-errors-T', '--pictures', '--shard-count', '--workers', '--counts',
+  '--iterations',
+  '--batch',
+  '--seed',
+  '--calib-limit',
+  '--bias-calibration',
+  '--potential-calibration',
+  '--delay-fit',
+  '--delay-fit-samples',
+  '--clip-len',
+  '--threads',
+  '--T',
+  '--delay',
+  '--limit',
+  '--site-errors',
+  '--site-errors-T',
+  '--pictures',
+  '--shard-count',
+  '--workers',
+  '--counts',
 ]);
 /** Flags whose values are real numbers (lists of them for --mean and --std). */
 const DECIMAL = new Set(['--step-size', '--percentile', '--mean', '--std', '--e-sop', '--e-mac', '--checkpoint-every']);
@@ -37,18 +54,37 @@ const NOT_INTEGER = [...NOT_DECIMAL, '1e1', '2.0', '2.', '+2', '1E1', '2.5', '90
 
 function commands(): Command[] {
   const all = (c: Command): Command[] => [c, ...c.commands.flatMap(all)];
-  return [convertCommand(), simulateCommand(), mergeCommand(), demoCommand(), dataCommand(), reportCommand(), experimentCommands(), exportCommand()].flatMap(all);
+  return [
+    convertCommand(),
+    simulateCommand(),
+    mergeCommand(),
+    demoCommand(),
+    dataCommand(),
+    reportCommand(),
+    experimentCommands(),
+    exportCommand(),
+  ].flatMap(all);
 }
 
 /** The options whose values go through a parser of our own (choices have commander's). */
 function parsed(): { command: string; option: Option; parse: (v: string) => unknown }[] {
-  return commands().flatMap((c) => c.options
-    .filter((o) => o.parseArg !== undefined && o.argChoices === undefined)
-    .map((o) => ({ command: c.name(), option: o, parse: (v: string): unknown => (o.parseArg as (v: string, p: unknown) => unknown)(v, o.defaultValue) })));
+  return commands().flatMap((c) =>
+    c.options
+      .filter((o) => o.parseArg !== undefined && o.argChoices === undefined)
+      .map((o) => ({
+        command: c.name(),
+        option: o,
+        parse: (v: string): unknown => (o.parseArg as (v: string, p: unknown) => unknown)(v, o.defaultValue),
+      })),
+  );
 }
 
 function rejects(parse: (v: string) => unknown, v: string, what: string): void {
-  assert.throws(() => parse(v), (e: unknown) => e instanceof InvalidArgumentError, `${what} ${JSON.stringify(v)} is accepted (as ${JSON.stringify(tryParse(parse, v))})`);
+  assert.throws(
+    () => parse(v),
+    (e: unknown) => e instanceof InvalidArgumentError,
+    `${what} ${JSON.stringify(v)} is accepted (as ${JSON.stringify(tryParse(parse, v))})`,
+  );
 }
 
 function tryParse(parse: (v: string) => unknown, v: string): unknown {
@@ -67,7 +103,10 @@ test('every numeric flag is an integer flag or a decimal flag, and reads only pl
   for (const { command, option, parse } of options) {
     const flag = option.long as string;
     const what = `${command} ${flag}`;
-    assert.ok(INTEGER.has(flag) || DECIMAL.has(flag), `${what} has a parser: add it to INTEGER or DECIMAL in this test`);
+    assert.ok(
+      INTEGER.has(flag) || DECIMAL.has(flag),
+      `${what} has a parser: add it to INTEGER or DECIMAL in this test`,
+    );
     const list = LISTS.has(flag);
     const one = (v: string): string => (list ? `4,${v}` : v);
     const value = (n: number): unknown => (list ? [4, n] : n);
@@ -90,19 +129,32 @@ test('every numeric flag is an integer flag or a decimal flag, and reads only pl
     }
   }
   // The words some integer flags also take.
-  const byFlag = (f: string): ((v: string) => unknown) => (options.find((o) => o.option.long === f) as { parse: (v: string) => unknown }).parse;
+  const byFlag = (f: string): ((v: string) => unknown) =>
+    (options.find((o) => o.option.long === f) as { parse: (v: string) => unknown }).parse;
   assert.equal(byFlag('--workers')('auto'), 'auto');
   for (const w of ['auto', 'off', 'fit']) assert.equal(byFlag('--delay')(w), w);
 });
 
 test('a flag with a number in another notation is one line naming the flag and the value, exit 1', () => {
-  for (const [flag, value] of [['--workers', '1e1'], ['--workers', '0x2'], ['--batch', '2.0'], ['--limit', ' 2'], ['--T', '4,1e1'], ['--threads', '+1']]) {
+  for (const [flag, value] of [
+    ['--workers', '1e1'],
+    ['--workers', '0x2'],
+    ['--batch', '2.0'],
+    ['--limit', ' 2'],
+    ['--T', '4,1e1'],
+    ['--threads', '+1'],
+  ]) {
     // (Small enough to finish quickly should the value be taken.)
     const small = ['--limit', '2', '--T', '1', '--site-errors', '0', '--iterations', '1', '--calib-limit', '16', '-q'];
-    const r = spawnSync(process.execPath, [CLI, 'simulate', MNIST, '--data', 'mnist:test', ...small, flag, value], { encoding: 'utf8' });
+    const r = spawnSync(process.execPath, [CLI, 'simulate', MNIST, '--data', 'mnist:test', ...small, flag, value], {
+      encoding: 'utf8',
+    });
     assert.equal(r.status, 1, `${flag} ${value}: ${r.stderr}`);
     const lines = r.stderr.trim().split('\n');
     assert.equal(lines.length, 1, r.stderr);
-    assert.ok(lines[0].startsWith('spikeport: ') && lines[0].includes(flag) && lines[0].includes(`'${value}'`), `${flag} ${value}: ${lines[0]}`);
+    assert.ok(
+      lines[0].startsWith('spikeport: ') && lines[0].includes(flag) && lines[0].includes(`'${value}'`),
+      `${flag} ${value}: ${lines[0]}`,
+    );
   }
 });

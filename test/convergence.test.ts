@@ -25,10 +25,12 @@ test('MaxNorm SNN readout converges to the clipped ANN as T grows (accumulated m
   assert.ok(e1024 < 0.01, `error at T=1024 is small (${e1024})`);
 });
 
-test('per-step max pooling (the paper\'s code) does not converge after spiking layers', async (t) => {
+test("per-step max pooling (the paper's code) does not converge after spiking layers", async (t) => {
   const [acc] = await errors('accumulated', [1024]);
   const [p32, p1024] = await errors('per-step', [32, 1024]);
-  t.diagnostic(`per-step relative error T=32 ${p32.toFixed(5)}, T=1024 ${p1024.toFixed(5)}; accumulated T=1024 ${acc.toFixed(5)}`);
+  t.diagnostic(
+    `per-step relative error T=32 ${p32.toFixed(5)}, T=1024 ${p1024.toFixed(5)}; accumulated T=1024 ${acc.toFixed(5)}`,
+  );
   assert.ok(p1024 > 5 * acc, `per-step error at T=1024 (${p1024}) stays far above the accumulated form's (${acc})`);
   assert.ok(p1024 > p32 / 4, `per-step error does not fall 4× (${p32} -> ${p1024})`);
 });

@@ -47,7 +47,10 @@ test('seeded shuffles are reproducible permutations', () => {
   const a = sampleOrder(1000, 5, true);
   assert.deepEqual(a, sampleOrder(1000, 5, true));
   assert.notDeepEqual(a, sampleOrder(1000, 6, true));
-  assert.deepEqual([...a].sort((p, q) => p - q), sampleOrder(1000, 0, false));
+  assert.deepEqual(
+    [...a].sort((p, q) => p - q),
+    sampleOrder(1000, 0, false),
+  );
 });
 
 test('top-k and windowed accuracy match a direct computation', () => {
@@ -60,8 +63,15 @@ test('top-k and windowed accuracy match a direct computation', () => {
     [4, 0, 0, 0, 0, 2],
   ];
   const readouts = Float32Array.from(steps.flat());
-  const windows = [{ T: 4, delay: 0 }, { T: 4, delay: 2 }, { T: 2, delay: 0 }];
-  const avgs = windowAverages({ readouts, sums: new Map(), steps: 4, n: 2, size: 3, labels: null, indices: [0, 1] }, windows);
+  const windows = [
+    { T: 4, delay: 0 },
+    { T: 4, delay: 2 },
+    { T: 2, delay: 0 },
+  ];
+  const avgs = windowAverages(
+    { readouts, sums: new Map(), steps: 4, n: 2, size: 3, labels: null, indices: [0, 1] },
+    windows,
+  );
   // window [3,4] of sample 0: steps 3 and 4 -> (4, 0, 0)
   assert.deepEqual(Array.from(avgs[1].subarray(0, 3)), [4, 0, 0]);
   const c = new TopKCounter(3);

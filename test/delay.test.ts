@@ -57,7 +57,14 @@ test('d̂ end to end: known activations through identity layers give r = [4/3, 1
   const [a, c] = m.plan.sites.map((s) => s.node);
   // the first calibration batch: two samples whose mean is [0.5, 0.25].
   const data = memDataset(Float32Array.of(0.75, 0.5, 0.25, 0), [2]);
-  const cal = await calibrate(m, data, { method: 'fixed', thresholds: { [a]: [1, 1], [c]: [4, 4] }, iterations: 1, batchSize: 2, shuffle: false, threads: 1 });
+  const cal = await calibrate(m, data, {
+    method: 'fixed',
+    thresholds: { [a]: [1, 1], [c]: [4, 4] },
+    iterations: 1,
+    batchSize: 2,
+    shuffle: false,
+    threads: 1,
+  });
   // site 0: ρ = [0.5, 0.25] → r = 1/(2·0.375) = 4/3; site 1 sees clip(x, 0, 1) = same x, θ = 4: r = 16/3.
   assert.ok(Math.abs(cal.delay.latencies[0] - 4 / 3) < 1e-6);
   assert.ok(Math.abs(cal.delay.latencies[1] - 16 / 3) < 1e-6);

@@ -24,7 +24,21 @@ test('convert writes an SNN file; simulate reads it and reports accuracy against
   const out = cli(['convert', MNIST, '--data', 'mnist:train', '--out', snnFile, '--iterations', '20', '-q']);
   assert.match(out, /wrote .*mnist\.snn\.onnx: 3 neuron sites, cltb \(20 iterations × 100\), estimated delay d̂ = \d+/);
   const json = path.join(tmp, 'run.json');
-  cli(['simulate', snnFile, '--ann', MNIST, '--data', 'mnist:test', '--limit', '300', '--T', '8,32,64', '--json', json, '-q']);
+  cli([
+    'simulate',
+    snnFile,
+    '--ann',
+    MNIST,
+    '--data',
+    'mnist:test',
+    '--limit',
+    '300',
+    '--T',
+    '8,32,64',
+    '--json',
+    json,
+    '-q',
+  ]);
   const r = JSON.parse(fs.readFileSync(json, 'utf8'));
   assert.equal(r.method, 'cltb');
   assert.equal(r.iterations, 20);
@@ -32,7 +46,10 @@ test('convert writes an SNN file; simulate reads it and reports accuracy against
   assert.ok(r.ann.metric > 0.97, `ANN top-1 ${r.ann.metric}`);
   assert.ok(r.clippedAnn.metric > 0.95);
   assert.ok(Number.isInteger(r.delay.estimated) && r.delay.estimated >= 1);
-  assert.deepEqual(r.results.map((x: { T: number }) => x.T), [8, 32, 64]);
+  assert.deepEqual(
+    r.results.map((x: { T: number }) => x.T),
+    [8, 32, 64],
+  );
   for (const x of r.results) {
     assert.equal(x.delay, Math.min(r.delay.estimated, Math.floor(x.T / 2)));
     for (const k of ['metric', 'metricNoDelay', 'secondary', 'secondaryNoDelay']) assert.ok(x[k] >= 0 && x[k] <= 1, k);
@@ -48,19 +65,36 @@ test('the SNN file runs in plain ONNX Runtime with the documented inputs (zero s
   cli(['convert', MNIST, '--data', 'mnist:train', '--out', snnFile, '--iterations', '10', '-q']);
   const snn = await loadSnn(snnFile, { ann: null });
   const session = await ort.InferenceSession.create(snnFile);
-  const states = JSON.parse(snn.graph.metadata['spikeport.snn']).spec.states as { input: string; output: string; shape: number[] }[];
+  const states = JSON.parse(snn.graph.metadata['spikeport.snn']).spec.states as {
+    input: string;
+    output: string;
+    shape: number[];
+  }[];
   assert.ok(snn.graph.metadata['spikeport.usage'].includes('zeros'));
   const data = openDataset('mnist:test', 50);
-  const batch = await readBatch(data, Array.from({ length: 50 }, (_, i) => i), snn.meta.normalize);
-  const feeds: Record<string, ort.Tensor> = { [snn.meta.spec.input]: new ort.Tensor('float32', batch.x, [50, 1, 28, 28]) };
-  for (const s of states) feeds[s.input] = new ort.Tensor('float32', new Float32Array(50 * s.shape.reduce((a, b) => a * b, 1)), [50, ...s.shape]);
+  const batch = await readBatch(
+    data,
+    Array.from({ length: 50 }, (_, i) => i),
+    snn.meta.normalize,
+  );
+  const feeds: Record<string, ort.Tensor> = {
+    [snn.meta.spec.input]: new ort.Tensor('float32', batch.x, [50, 1, 28, 28]),
+  };
+  for (const s of states)
+    feeds[s.input] = new ort.Tensor('float32', new Float32Array(50 * s.shape.reduce((a, b) => a * b, 1)), [
+      50,
+      ...s.shape,
+    ]);
   const T = 48;
   const d = Math.min(Number(snn.graph.metadata['spikeport.delay']), T / 2);
   const sum = new Float64Array(50 * 10);
   for (let t = 0; t < T; t++) {
     const out = await session.run(feeds);
     for (const s of states) feeds[s.input] = out[s.output];
-    if (t >= d) (out[snn.meta.spec.readout].data as Float32Array).forEach((v, i) => { sum[i] += v; });
+    if (t >= d)
+      (out[snn.meta.spec.readout].data as Float32Array).forEach((v, i) => {
+        sum[i] += v;
+      });
   }
   let correct = 0;
   for (let i = 0; i < 50; i++) {
@@ -78,18 +112,37 @@ test('demo: the README command prints accuracy against T next to the ANN', () =>
 });
 
 const FASHION = '/usr/share/datasets/fashion-mnist/t10k-labels-idx1-ubyte.gz';
-test('fashion-vgg (BN, 3 max pools after spiking layers): CLTB + delay reaches the ANN by T=64', { skip: !fs.existsSync(FASHION) && 'dataset-fashion-mnist is not installed' }, () => {
-  const json = path.join(tmp, 'fv.json');
-  cli(['simulate', path.join(process.cwd(), 'models', 'fashion-vgg.onnx'), '--data', 'fashion-mnist:test', '--limit', '200', '--T', '16,64', '--json', json, '-q']);
-  const r = JSON.parse(fs.readFileSync(json, 'utf8'));
-  assert.ok(r.delay.estimated >= 5, `d̂ = ${r.delay.estimated}`);
-  const at64 = r.results[1];
-  assert.ok(at64.metric >= r.ann.metric - 0.02, `T=64: ${at64.metric} vs ANN ${r.ann.metric}`);
-  // delayed evaluation helps at small T
-  assert.ok(r.results[0].metric >= r.results[0].metricNoDelay, `T=16: delay ${r.results[0].metric} vs none ${r.results[0].metricNoDelay}`);
-});
+test(
+  'fashion-vgg (BN, 3 max pools after spiking layers): CLTB + delay reaches the ANN by T=64',
+  { skip: !fs.existsSync(FASHION) && 'dataset-fashion-mnist is not installed' },
+  () => {
+    const json = path.join(tmp, 'fv.json');
+    cli([
+      'simulate',
+      path.join(process.cwd(), 'models', 'fashion-vgg.onnx'),
+      '--data',
+      'fashion-mnist:test',
+      '--limit',
+      '200',
+      '--T',
+      '16,64',
+      '--json',
+      json,
+      '-q',
+    ]);
+    const r = JSON.parse(fs.readFileSync(json, 'utf8'));
+    assert.ok(r.delay.estimated >= 5, `d̂ = ${r.delay.estimated}`);
+    const at64 = r.results[1];
+    assert.ok(at64.metric >= r.ann.metric - 0.02, `T=64: ${at64.metric} vs ANN ${r.ann.metric}`);
+    // delayed evaluation helps at small T
+    assert.ok(
+      r.results[0].metric >= r.results[0].metricNoDelay,
+      `T=16: delay ${r.results[0].metric} vs none ${r.results[0].metricNoDelay}`,
+    );
+  },
+);
 
-test('--format loop: one plain ONNX Runtime call with (input, T, delay) gives the ANN\'s outputs from the averaged readout', async () => {
+test("--format loop: one plain ONNX Runtime call with (input, T, delay) gives the ANN's outputs from the averaged readout", async () => {
   const loopFile = path.join(tmp, 'mnist.loop.onnx');
   cli(['convert', MNIST, '--data', 'mnist:train', '--out', loopFile, '--iterations', '10', '--format', 'loop', '-q']);
   const session = await ort.InferenceSession.create(loopFile);
@@ -98,7 +151,11 @@ test('--format loop: one plain ONNX Runtime call with (input, T, delay) gives th
   const snn = await loadSnn(loopFile, { ann: null });
   assert.equal(snn.form, 'loop');
   const data = openDataset('mnist:test', 50);
-  const batch = await readBatch(data, Array.from({ length: 50 }, (_, i) => i), snn.meta.normalize);
+  const batch = await readBatch(
+    data,
+    Array.from({ length: 50 }, (_, i) => i),
+    snn.meta.normalize,
+  );
   const T = 48;
   const out = await session.run({
     input: new ort.Tensor('float32', batch.x, [50, 1, 28, 28]),
@@ -115,6 +172,20 @@ test('--format loop: one plain ONNX Runtime call with (input, T, delay) gives th
   assert.ok(correct >= 47, `loop file: ${correct}/50 correct`);
   // simulate reads the loop form too
   const json = path.join(tmp, 'loop.json');
-  cli(['simulate', loopFile, '--ann', MNIST, '--data', 'mnist:test', '--limit', '100', '--T', '32', '--json', json, '-q']);
+  cli([
+    'simulate',
+    loopFile,
+    '--ann',
+    MNIST,
+    '--data',
+    'mnist:test',
+    '--limit',
+    '100',
+    '--T',
+    '32',
+    '--json',
+    json,
+    '-q',
+  ]);
   assert.ok(JSON.parse(fs.readFileSync(json, 'utf8')).results[0].metric > 0.95);
 });

@@ -15,7 +15,17 @@ import { buildGraph, conv, gemm, memDataset, uniform } from './helpers.js';
  * Plain enumeration of a 2-D conv's synapses: for every output channel, output position and
  * kernel tap that lands inside the input, the input element it reads gets one more synapse.
  */
-function bruteFanout2d(inShape: number[], cout: number, groups: number, k: number[], s: number[], d: number[], p: number[], outHW: number[], transposed = false): Float32Array {
+function bruteFanout2d(
+  inShape: number[],
+  cout: number,
+  groups: number,
+  k: number[],
+  s: number[],
+  d: number[],
+  p: number[],
+  outHW: number[],
+  transposed = false,
+): Float32Array {
   const [cin, H, W] = inShape;
   const f = new Float32Array(cin * H * W);
   const cinG = cin / groups;
@@ -23,21 +33,24 @@ function bruteFanout2d(inShape: number[], cout: number, groups: number, k: numbe
   for (let oc = 0; oc < cout; oc++) {
     const g = Math.floor(oc / coutG);
     for (let ic = g * cinG; ic < (g + 1) * cinG; ic++) {
-      for (let ky = 0; ky < k[0]; ky++) for (let kx = 0; kx < k[1]; kx++) {
-        if (!transposed) {
-          for (let oy = 0; oy < outHW[0]; oy++) for (let ox = 0; ox < outHW[1]; ox++) {
-            const iy = oy * s[0] - p[0] + ky * d[0];
-            const ix = ox * s[1] - p[1] + kx * d[1];
-            if (iy >= 0 && iy < H && ix >= 0 && ix < W) f[(ic * H + iy) * W + ix]++;
-          }
-        } else {
-          for (let iy = 0; iy < H; iy++) for (let ix = 0; ix < W; ix++) {
-            const oy = iy * s[0] - p[0] + ky * d[0];
-            const ox = ix * s[1] - p[1] + kx * d[1];
-            if (oy >= 0 && oy < outHW[0] && ox >= 0 && ox < outHW[1]) f[(ic * H + iy) * W + ix]++;
+      for (let ky = 0; ky < k[0]; ky++)
+        for (let kx = 0; kx < k[1]; kx++) {
+          if (!transposed) {
+            for (let oy = 0; oy < outHW[0]; oy++)
+              for (let ox = 0; ox < outHW[1]; ox++) {
+                const iy = oy * s[0] - p[0] + ky * d[0];
+                const ix = ox * s[1] - p[1] + kx * d[1];
+                if (iy >= 0 && iy < H && ix >= 0 && ix < W) f[(ic * H + iy) * W + ix]++;
+              }
+          } else {
+            for (let iy = 0; iy < H; iy++)
+              for (let ix = 0; ix < W; ix++) {
+                const oy = iy * s[0] - p[0] + ky * d[0];
+                const ox = ix * s[1] - p[1] + kx * d[1];
+                if (oy >= 0 && oy < outHW[0] && ox >= 0 && ox < outHW[1]) f[(ic * H + iy) * W + ix]++;
+              }
           }
         }
-      }
     }
   }
   return f;
@@ -46,10 +59,32 @@ function bruteFanout2d(inShape: number[], cout: number, groups: number, k: numbe
 function convNode(op: string, w: number[], attrs: Record<string, number[] | number | string>): { g: Graph; n: Node } {
   const inits = new Map([['W', floatTensor(w, new Float32Array(numel(w)))]]);
   const n: Node = {
-    name: 'c', opType: op, domain: '', inputs: ['x', 'W'], outputs: ['y'],
-    attrs: Object.fromEntries(Object.entries(attrs).map(([k, v]) => [k, Array.isArray(v) ? { kind: 'ints' as const, value: v } : typeof v === 'string' ? { kind: 'string' as const, value: v } : { kind: 'int' as const, value: v }])),
+    name: 'c',
+    opType: op,
+    domain: '',
+    inputs: ['x', 'W'],
+    outputs: ['y'],
+    attrs: Object.fromEntries(
+      Object.entries(attrs).map(([k, v]) => [
+        k,
+        Array.isArray(v)
+          ? { kind: 'ints' as const, value: v }
+          : typeof v === 'string'
+            ? { kind: 'string' as const, value: v }
+            : { kind: 'int' as const, value: v },
+      ]),
+    ),
   };
-  const g: Graph = { name: 'g', nodes: [n], initializers: inits, inputs: [], outputs: [], opset: 13, irVersion: 8, metadata: {} };
+  const g: Graph = {
+    name: 'g',
+    nodes: [n],
+    initializers: inits,
+    inputs: [],
+    outputs: [],
+    opset: 13,
+    irVersion: 8,
+    metadata: {},
+  };
   return { g, n };
 }
 
@@ -62,16 +97,28 @@ test('fan-out of every input element matches a plain enumeration of synapses (st
   ];
   for (const c of cases) {
     const w = c.op === 'Conv' ? [c.cout, c.in[0] / c.g, ...c.k] : [c.in[0], c.cout / c.g, ...c.k];
-    const { g, n } = convNode(c.op, w, { kernel_shape: c.k, strides: c.s, dilations: c.d, pads: [...c.p, ...c.p], group: c.g });
+    const { g, n } = convNode(c.op, w, {
+      kernel_shape: c.k,
+      strides: c.s,
+      dilations: c.d,
+      pads: [...c.p, ...c.p],
+      group: c.g,
+    });
     const outShape = [c.cout, ...c.out];
     const got = fanout(g, n, c.in, outShape);
     const want = bruteFanout2d(c.in, c.cout, c.g, c.k, c.s, c.d, c.p, c.out, c.op === 'ConvTranspose');
     assert.deepEqual(Array.from(got), Array.from(want), `${c.op} ${JSON.stringify(c)}`);
-    assert.equal(macs(g, n, c.in, outShape), want.reduce((a, b) => a + b, 0));
+    assert.equal(
+      macs(g, n, c.in, outShape),
+      want.reduce((a, b) => a + b, 0),
+    );
   }
   // auto_pad SAME_UPPER on a stride-2 conv: 8 → 4, total pad 1, all at the end.
   const { g, n } = convNode('Conv', [2, 1, 3, 3], { kernel_shape: [3, 3], strides: [2, 2], auto_pad: 'SAME_UPPER' });
-  assert.deepEqual(Array.from(fanout(g, n, [1, 8, 8], [2, 4, 4])), Array.from(bruteFanout2d([1, 8, 8], 2, 1, [3, 3], [2, 2], [1, 1], [0, 0], [4, 4])));
+  assert.deepEqual(
+    Array.from(fanout(g, n, [1, 8, 8], [2, 4, 4])),
+    Array.from(bruteFanout2d([1, 8, 8], 2, 1, [3, 3], [2, 2], [1, 1], [0, 0], [4, 4])),
+  );
 });
 
 test('SOPs counted in the SNN graph equal a plain JS count of input events × fan-out, step by step (every engine)', async () => {
@@ -88,20 +135,27 @@ test('SOPs counted in the SNN graph equal a plain JS count of input events × fa
   const cal = await calibrate(m, data, { method: 'maxnorm', iterations: 1, batchSize: 6, threads: 1 });
   const snn = buildSnn(m, cal.thresholds);
   const layers = snn.spec.layers ?? [];
-  assert.deepEqual(layers.map((l) => l.where), ['input', 'spiking', 'spiking']);
+  assert.deepEqual(
+    layers.map((l) => l.where),
+    ['input', 'spiking', 'spiking'],
+  );
   const T = 12;
 
   // Reference: run the step graph by hand, read each spiking layer's input, count events × fan-out.
   const spiking = layers.filter((l) => l.sops).map((l) => m.graph.nodes.find((n) => n.name === l.node) as Node);
-  const probe: Graph = { ...snn.graph, outputs: [...snn.graph.outputs, ...spiking.map((n) => ({ name: n.inputs[0], dtype: 'float32' as const, shape: null }))] };
+  const probe: Graph = {
+    ...snn.graph,
+    outputs: [
+      ...snn.graph.outputs,
+      ...spiking.map((n) => ({ name: n.inputs[0], dtype: 'float32' as const, shape: null })),
+    ],
+  };
   const s = await Session.create(probe, { threads: 1 });
-  const fan = [
-    bruteFanout2d([4, 8, 8], 6, 1, [3, 3], [2, 2], [1, 1], [1, 1], [4, 4]),
-    new Float32Array(24).fill(5),
-  ];
+  const fan = [bruteFanout2d([4, 8, 8], 6, 1, [3, 3], [2, 2], [1, 1], [1, 1], [4, 4]), new Float32Array(24).fill(5)];
   const want = spiking.map(() => new Float64Array(T));
   const feeds: Record<string, Array32> = { input: { dims: [6, 2, 8, 8], data: x } };
-  for (const st of snn.spec.states) feeds[st.input] = { dims: [6, ...st.shape], data: new Float32Array(6 * numel(st.shape)) };
+  for (const st of snn.spec.states)
+    feeds[st.input] = { dims: [6, ...st.shape], data: new Float32Array(6 * numel(st.shape)) };
   let events = 0;
   for (let t = 0; t < T; t++) {
     const out = await s.run(feeds);
@@ -120,21 +174,35 @@ test('SOPs counted in the SNN graph equal a plain JS count of input events × fa
   await s.release();
   assert.ok(events > 100, `the test network must spike (events: ${events})`);
   for (const engine of ['steps', 'loop', 'fused'] as const) {
-    const stats = await simulate(snn.graph, snn.spec, data, { steps: T, batchSize: 6, normalize: null, threads: 1, engine }, () => {});
+    const stats = await simulate(
+      snn.graph,
+      snn.spec,
+      data,
+      { steps: T, batchSize: 6, normalize: null, threads: 1, engine },
+      () => {},
+    );
     assert.equal(stats.sopsPerStep.length, 2);
-    stats.sopsPerStep.forEach((got, li) => assert.deepEqual(Array.from(got), Array.from(want[li]), `${engine}: layer ${li}`));
+    stats.sopsPerStep.forEach((got, li) =>
+      assert.deepEqual(Array.from(got), Array.from(want[li]), `${engine}: layer ${li}`),
+    );
   }
 });
 
-test('energy: the paper\'s ResNet-34 figures follow from its constants (3.6 G MACs → 22 FPS/W; 20.86 G SOPs → 622 FPS/W); SOPs90/95 pick the first T reaching 90 %/95 % of the ANN', () => {
+test("energy: the paper's ResNet-34 figures follow from its constants (3.6 G MACs → 22 FPS/W; 20.86 G SOPs → 622 FPS/W); SOPs90/95 pick the first T reaching 90 %/95 % of the ANN", () => {
   const T = 64;
   // One spiking layer with a constant 20.86e9/32 SOPs per frame per step; 10 samples.
   const perStep = new Float64Array(T).fill((20.86e9 / 32) * 10);
   const r = energyReport({
     layers: [{ node: 'a', opType: 'Conv', where: 'spiking', macs: 3.6e9, sops: 'sops.layer0' }],
-    sopsPerStep: [perStep], samples: 10,
-    points: [{ T: 16, metric: 0.5 }, { T: 32, metric: 0.67 }, { T: 64, metric: 0.71 }],
-    annMetric: 0.7331, constants: PRESETS.paper,
+    sopsPerStep: [perStep],
+    samples: 10,
+    points: [
+      { T: 16, metric: 0.5 },
+      { T: 32, metric: 0.67 },
+      { T: 64, metric: 0.71 },
+    ],
+    annMetric: 0.7331,
+    constants: PRESETS.paper,
   });
   assert.equal(Math.round(r.ann.fpsPerW), 22);
   assert.equal(r.sops90?.T, 32);
@@ -144,11 +212,23 @@ test('energy: the paper\'s ResNet-34 figures follow from its constants (3.6 G MA
   assert.equal(r.layers[0].density, (20.86e9 * 2) / (3.6e9 * 64));
   // An analog first layer adds its MACs once per frame, whatever T.
   const r2 = energyReport({
-    layers: [{ node: 'f', opType: 'Conv', where: 'input', macs: 1e6 }, { node: 'a', opType: 'Conv', where: 'spiking', macs: 1e7, sops: 's' }],
-    sopsPerStep: [new Float64Array(4).fill(2e6)], samples: 2, points: [{ T: 2, metric: null }, { T: 4, metric: null }],
-    annMetric: null, constants: PRESETS['45nm'],
+    layers: [
+      { node: 'f', opType: 'Conv', where: 'input', macs: 1e6 },
+      { node: 'a', opType: 'Conv', where: 'spiking', macs: 1e7, sops: 's' },
+    ],
+    sopsPerStep: [new Float64Array(4).fill(2e6)],
+    samples: 2,
+    points: [
+      { T: 2, metric: null },
+      { T: 4, metric: null },
+    ],
+    annMetric: null,
+    constants: PRESETS['45nm'],
   });
-  assert.deepEqual(r2.perT.map((p) => p.sops), [2e6, 4e6]);
+  assert.deepEqual(
+    r2.perT.map((p) => p.sops),
+    [2e6, 4e6],
+  );
   assert.ok(Math.abs(r2.perT[1].energy - (4e6 * 0.9e-12 + 1e6 * 4.6e-12)) < 1e-18);
   assert.equal(r2.sops90, null);
   assert.ok(Math.abs(r2.ann.energy - 1.1e7 * 4.6e-12) < 1e-18);

@@ -7,7 +7,11 @@ import path from 'node:path';
 import { tempDir } from './temp.js';
 
 function runExample(name: string, args: readonly string[], env: NodeJS.ProcessEnv = {}): string {
-  const r = spawnSync(process.execPath, [path.join('dist', 'examples', `${name}.js`), ...args], { encoding: 'utf8', cwd: process.cwd(), env: { ...process.env, ...env } });
+  const r = spawnSync(process.execPath, [path.join('dist', 'examples', `${name}.js`), ...args], {
+    encoding: 'utf8',
+    cwd: process.cwd(),
+    env: { ...process.env, ...env },
+  });
   assert.equal(r.status, 0, r.stderr);
   return r.stdout;
 }
@@ -18,7 +22,10 @@ test('examples/convert-and-simulate: converts, simulates in memory, saves', (t) 
   const out = runExample('convert-and-simulate', ['200'], { TMPDIR: dir });
   assert.match(out, /^3 neuron sites, estimated delay d̂ = \d+/);
   const rows = [...out.matchAll(/T=(\d+): top-1 ([\d.]+) %/g)].map((m) => [Number(m[1]), Number(m[2])]);
-  assert.deepEqual(rows.map(([T]) => T), [4, 8, 16, 32]);
+  assert.deepEqual(
+    rows.map(([T]) => T),
+    [4, 8, 16, 32],
+  );
   assert.ok(rows[3][1] >= 97, `T=32: ${rows[3][1]} %`);
   assert.match(out, /ANN top-1 \d+\.\d+ %/);
   const saved = path.join(dir, 'mnist-cnn.snn.onnx');

@@ -27,39 +27,84 @@ import { ZOO } from './zoo.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 
-interface Run { readonly readouts: Float32Array[]; readonly stats: SimulationStats }
+interface Run {
+  readonly readouts: Float32Array[];
+  readonly stats: SimulationStats;
+}
 
-async function run(snn: SnnGraph, data: Dataset, T: number, engine: 'steps' | 'fused', normalize: PreparedModel['normalize']): Promise<Run> {
+async function run(
+  snn: SnnGraph,
+  data: Dataset,
+  T: number,
+  engine: 'steps' | 'fused',
+  normalize: PreparedModel['normalize'],
+): Promise<Run> {
   const readouts: Float32Array[] = [];
-  const stats = await simulate(snn.graph, snn.spec, data, { steps: T, batchSize: 3, normalize, threads: 1, engine }, (b) => { readouts.push(Float32Array.from(b.readouts as Float32Array)); });
+  const stats = await simulate(
+    snn.graph,
+    snn.spec,
+    data,
+    { steps: T, batchSize: 3, normalize, threads: 1, engine },
+    (b) => {
+      readouts.push(Float32Array.from(b.readouts as Float32Array));
+    },
+  );
   return { readouts, stats };
 }
 
 /** Fused against steps: readouts bit for bit at every step, counts per step; returns the spikes seen. */
-async function compare(snn: SnnGraph, data: Dataset, T: number, normalize: PreparedModel['normalize'], what: string): Promise<number> {
-  assert.ok(fusedPlan(snn.graph, snn.spec), `${what}: the fused engine must know this step graph (else it would silently run as steps)`);
+async function compare(
+  snn: SnnGraph,
+  data: Dataset,
+  T: number,
+  normalize: PreparedModel['normalize'],
+  what: string,
+): Promise<number> {
+  assert.ok(
+    fusedPlan(snn.graph, snn.spec),
+    `${what}: the fused engine must know this step graph (else it would silently run as steps)`,
+  );
   const a = await run(snn, data, T, 'steps', normalize);
   const b = await run(snn, data, T, 'fused', normalize);
   assert.equal(b.readouts.length, a.readouts.length);
   a.readouts.forEach((r, i) => {
     const j = r.findIndex((v, k) => !Object.is(v, b.readouts[i][k]));
-    assert.equal(j, -1, `${what}: batch ${i}, readout value ${j} (step ${Math.floor(j / (r.length / T))}): ${r[j]} vs ${b.readouts[i][j]}`);
+    assert.equal(
+      j,
+      -1,
+      `${what}: batch ${i}, readout value ${j} (step ${Math.floor(j / (r.length / T))}): ${r[j]} vs ${b.readouts[i][j]}`,
+    );
   });
-  a.stats.spikesPerStep.forEach((s, i) => assert.deepEqual(Array.from(b.stats.spikesPerStep[i]), Array.from(s), `${what}: spikes of site ${i}`));
+  a.stats.spikesPerStep.forEach((s, i) =>
+    assert.deepEqual(Array.from(b.stats.spikesPerStep[i]), Array.from(s), `${what}: spikes of site ${i}`),
+  );
   // Both count in whole numbers: the step engine's counters are rewritten to read 0/1 spikes and sum in float64 (snn/exact-counts.ts).
-  a.stats.sopsPerStep.forEach((s, i) => assert.deepEqual(Array.from(b.stats.sopsPerStep[i]), Array.from(s), `${what}: SOPs of layer ${i}`));
+  a.stats.sopsPerStep.forEach((s, i) =>
+    assert.deepEqual(Array.from(b.stats.sopsPerStep[i]), Array.from(s), `${what}: SOPs of layer ${i}`),
+  );
   return a.stats.spikesPerStep.reduce((acc, s) => acc + s.reduce((x, y) => x + y, 0), 0);
 }
 
-const bundled = fs.readdirSync(path.join(root, 'models')).filter((f) => f.endsWith('.onnx')).sort();
+const bundled = fs
+  .readdirSync(path.join(root, 'models'))
+  .filter((f) => f.endsWith('.onnx'))
+  .sort();
 
 for (const f of bundled) {
   test(`fused engine = steps engine, step by step: bundled ${f}`, async () => {
-    const manifest = JSON.parse(fs.readFileSync(path.join(root, 'models', f.replace(/\.onnx$/, '.json')), 'utf8')) as { dataset: string };
+    const manifest = JSON.parse(fs.readFileSync(path.join(root, 'models', f.replace(/\.onnx$/, '.json')), 'utf8')) as {
+      dataset: string;
+    };
     const m = await prepareModel(loadModel(path.join(root, 'models', f)), { threads: 1 });
     const train = openDataset(`${manifest.dataset}:train`, 6);
     const test = openDataset(`${manifest.dataset}:test`, 5);
-    const cal = await calibrate(m, train, { method: 'maxnorm', iterations: 1, batchSize: 6, threads: 1, shuffle: false });
+    const cal = await calibrate(m, train, {
+      method: 'maxnorm',
+      iterations: 1,
+      batchSize: 6,
+      threads: 1,
+      shuffle: false,
+    });
     const spikes = await compare(buildSnn(m, cal.thresholds), test, 6, m.normalize, f);
     assert.ok(spikes > 0, `${f}: the network must spike`);
   });
@@ -72,7 +117,8 @@ for (const [name, { graph, shape }] of Object.entries(ZOO)) {
     const data = memDataset(uniform(31, 5 * per), shape);
     const cal = await calibrate(m, data, { method: 'cltb', iterations: 2, batchSize: 5, threads: 1 });
     let spikes = 0;
-    for (const pool of ['accumulated', 'per-step'] as const) spikes += await compare(buildSnn(m, cal.thresholds, pool), data, 12, null, `${name} ${pool}`);
+    for (const pool of ['accumulated', 'per-step'] as const)
+      spikes += await compare(buildSnn(m, cal.thresholds, pool), data, 12, null, `${name} ${pool}`);
     assert.ok(spikes > 0, `${name}: the network must spike`);
     let unit: Awaited<ReturnType<typeof unitSpikeForm>> | null = null;
     try {
@@ -84,16 +130,33 @@ for (const [name, { graph, shape }] of Object.entries(ZOO)) {
   });
 }
 
-test('fused engine: bias currents (bias calibration) and a per-neuron firing level (potential calibration) give the steps engine\'s spikes', async () => {
+test("fused engine: bias currents (bias calibration) and a per-neuron firing level (potential calibration) give the steps engine's spikes", async () => {
   const { graph, shape } = ZOO.vgg;
   const per = shape.reduce((a, b) => a * b, 1);
   const m = await prepareModel({ path: 'v.onnx', sha256: '', graph: graph() }, { threads: 1 });
   const data = memDataset(uniform(32, 4 * per), shape);
   const cal = await calibrate(m, data, { method: 'maxnorm', iterations: 1, batchSize: 4, threads: 1 });
   const sites = m.plan.sites;
-  const bias = sites.map((s, i) => (i % 2 === 0 ? uniform(40 + i, (m.shapes.get(s.input) as number[])[0], -0.05, 0.05) : null));
-  const potential = sites.map((s, i) => (i === 1 ? uniform(50, (m.shapes.get(s.input) as number[]).reduce((a, b) => a * b, 1), -0.2, 0.2) : null));
-  const spikes = await compare(buildSnn(m, cal.thresholds, 'accumulated', { bias, potential }), data, 10, null, 'vgg corrected');
+  const bias = sites.map((s, i) =>
+    i % 2 === 0 ? uniform(40 + i, (m.shapes.get(s.input) as number[])[0], -0.05, 0.05) : null,
+  );
+  const potential = sites.map((s, i) =>
+    i === 1
+      ? uniform(
+          50,
+          (m.shapes.get(s.input) as number[]).reduce((a, b) => a * b, 1),
+          -0.2,
+          0.2,
+        )
+      : null,
+  );
+  const spikes = await compare(
+    buildSnn(m, cal.thresholds, 'accumulated', { bias, potential }),
+    data,
+    10,
+    null,
+    'vgg corrected',
+  );
   assert.ok(spikes > 0);
 });
 
@@ -102,7 +165,16 @@ test('fused kernels: WebAssembly SIMD and plain JS give the same bits (edge case
   const js = createKernels('js');
   assert.equal(wasm.kind, 'wasm', 'Node has WebAssembly SIMD: the fast kernels must load');
   // [neurons per sample, values of level and θ]: per neuron, or per channel.
-  for (const [per, C] of [[1, 1], [3, 3], [4, 4], [7, 7], [33, 33], [15, 3], [40, 5], [18, 2]]) {
+  for (const [per, C] of [
+    [1, 1],
+    [3, 3],
+    [4, 4],
+    [7, 7],
+    [33, 33],
+    [15, 3],
+    [40, 5],
+    [18, 2],
+  ]) {
     const n = 3;
     const level = uniform(per, C, 0.1, 1).map((v, i) => (i % 5 === 4 ? Infinity : v));
     const theta = level.map((v) => (v === Infinity ? 0 : 2 * v));
@@ -149,7 +221,7 @@ test('fused kernels: src/runtime/kernels.wasm.ts is src/runtime/kernels.wat asse
   assert.equal(await mod.assemble(), KERNELS_WASM, 'kernels.wat changed: run npm run wasm');
 });
 
-test('fused engine: fits(n) says whether a batch of n fits WebAssembly\'s 4 GiB (auto leaves larger batches to steps)', async () => {
+test("fused engine: fits(n) says whether a batch of n fits WebAssembly's 4 GiB (auto leaves larger batches to steps)", async () => {
   // The arena takes 4 bytes per value plus 64 KiB for alignment, and a wasm32 memory ends at 2^32 bytes.
   const wasm = createKernels('wasm');
   assert.equal(wasm.fits(2 ** 30 - 16384), true);
@@ -168,33 +240,53 @@ test('fused engine: fits(n) says whether a batch of n fits WebAssembly\'s 4 GiB 
     assert.equal(eng.fits(1_000_000), false);
     // What fits also runs: a batch of 6 through 2 steps.
     let steps = 0;
-    await eng.run(await readBatch(train, [0, 1, 2, 3, 4, 5], m.normalize), 2, (_t, K) => { steps += K; });
+    await eng.run(await readBatch(train, [0, 1, 2, 3, 4, 5], m.normalize), 2, (_t, K) => {
+      steps += K;
+    });
     assert.equal(steps, 2);
   } finally {
     await eng.release();
   }
 });
 
-test('step engine: exact counts where a batch\'s float32 sum would round (mnist-fcn, batch 100: totals past 2^24), equal to the fused engine\'s integers', async () => {
+test("step engine: exact counts where a batch's float32 sum would round (mnist-fcn, batch 100: totals past 2^24), equal to the fused engine's integers", async () => {
   const m = await prepareModel(loadModel(path.join(root, 'models', 'mnist-fcn.onnx')), { threads: 1 });
-  const cal = await calibrate(m, openDataset('mnist-seg:train', 100), { method: 'maxnorm', iterations: 1, batchSize: 100, threads: 1 });
+  const cal = await calibrate(m, openDataset('mnist-seg:train', 100), {
+    method: 'maxnorm',
+    iterations: 1,
+    batchSize: 100,
+    threads: 1,
+  });
   const snn = buildSnn(m, cal.thresholds);
   const data = openDataset('mnist-seg:test', 100);
   const counts = async (engine: 'steps' | 'fused'): Promise<number[][]> => {
-    const s = await simulate(snn.graph, snn.spec, data, { steps: 4, batchSize: 100, normalize: m.normalize, threads: 1, engine, checkpoints: [4] }, () => {});
+    const s = await simulate(
+      snn.graph,
+      snn.spec,
+      data,
+      { steps: 4, batchSize: 100, normalize: m.normalize, threads: 1, engine, checkpoints: [4] },
+      () => {},
+    );
     return [...s.spikesPerStep, ...s.sopsPerStep].map((a) => Array.from(a));
   };
   const a = await counts('steps');
   const b = await counts('fused');
-  assert.ok(a.flat().some((v) => v > 2 ** 24), 'some step\'s total passes 2^24 (where float32 sums round)');
+  assert.ok(
+    a.flat().some((v) => v > 2 ** 24),
+    "some step's total passes 2^24 (where float32 sums round)",
+  );
   assert.deepEqual(a, b);
   // And the rewrite reaches every counter of this graph: each one is now a float64 count handed out as float32 [high, low].
   const rewritten = exactCounters(splitConstantPrefix(snn.graph, snn.spec).step, snn.spec);
   const made = new Map(rewritten.nodes.flatMap((n) => n.outputs.map((o) => [o, n] as const)));
-  assert.ok(counterOutputs(snn.spec).every((c) => made.get(c)?.opType === 'Gather' && made.get(made.get(c)?.inputs[0] ?? '')?.opType === 'Concat'));
+  assert.ok(
+    counterOutputs(snn.spec).every(
+      (c) => made.get(c)?.opType === 'Gather' && made.get(made.get(c)?.inputs[0] ?? '')?.opType === 'Concat',
+    ),
+  );
 });
 
-test('step engine: exact counts for layers after a max pool (event counters), per channel in float32, and in float64 where one channel\'s row passes 2^24', async () => {
+test("step engine: exact counts for layers after a max pool (event counters), per channel in float32, and in float64 where one channel's row passes 2^24", async () => {
   // conv(3→16) at 256² → pool → [16, 128, 128]: conv(16→33) reads 16 384 events per channel × fan-out ≤ 297
   // (< 2^24 per channel, > 2^24 per sample), conv(16→129) × fan-out ≤ 1161 (> 2^24 even per channel).
   const graph = buildGraph([3, 256, 256], (b, x) => {
@@ -208,13 +300,24 @@ test('step engine: exact counts for layers after a max pool (event counters), pe
   const cal = await calibrate(m, data, { method: 'maxnorm', iterations: 1, batchSize: 2, threads: 2 });
   const snn = buildSnn(m, cal.thresholds);
   const rewritten = exactCounters(splitConstantPrefix(snn.graph, snn.spec).step, snn.spec);
-  const doubleWeights = rewritten.nodes.filter((n) => n.opType === 'MatMul' && rewritten.initializers.get(n.inputs[1])?.dtype === 'float64');
+  const doubleWeights = rewritten.nodes.filter(
+    (n) => n.opType === 'MatMul' && rewritten.initializers.get(n.inputs[1])?.dtype === 'float64',
+  );
   assert.equal(doubleWeights.length, 1, 'the 129-channel layer is counted in float64, the others in float32 rows');
   const counts = async (engine: 'steps' | 'fused'): Promise<number[][]> => {
-    const s = await simulate(snn.graph, snn.spec, data, { steps: 3, batchSize: 2, normalize: null, threads: 2, engine, checkpoints: [3] }, () => {});
+    const s = await simulate(
+      snn.graph,
+      snn.spec,
+      data,
+      { steps: 3, batchSize: 2, normalize: null, threads: 2, engine, checkpoints: [3] },
+      () => {},
+    );
     return s.sopsPerStep.map((a) => Array.from(a));
   };
   const a = await counts('steps');
-  assert.ok(a.flat().some((v) => v / 2 > 2 ** 24), 'one sample\'s SOPs in a step pass 2^24');
+  assert.ok(
+    a.flat().some((v) => v / 2 > 2 ** 24),
+    "one sample's SOPs in a step pass 2^24",
+  );
   assert.deepEqual(a, await counts('fused'));
 });

@@ -50,7 +50,9 @@ function count(kind: string, o: Outcome): void {
 /** Run a case with a time limit; record what came out. */
 async function attempt(kind: string, label: string, work: () => Promise<unknown>): Promise<void> {
   let timer: NodeJS.Timeout | undefined;
-  const limit = new Promise<never>((_, reject) => { timer = setTimeout(() => reject(new Error('timed out after 30 s')), 30_000); });
+  const limit = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error('timed out after 30 s')), 30_000);
+  });
   try {
     await Promise.race([work(), limit]);
     count(kind, 'ok');
@@ -75,7 +77,14 @@ const model = buildGraph([1, 8, 8], (b, x) => {
 });
 const modelBytes = encodeModel(model);
 const x = uniform(9, N * 64);
-const npzBytes = zipSync({ 'x.npy': npy([N, 1, 8, 8], '<f4', x), 'y.npy': npy([N], '<i8', BigInt64Array.from({ length: N }, (_, i) => BigInt(i % 3))) });
+const npzBytes = zipSync({
+  'x.npy': npy([N, 1, 8, 8], '<f4', x),
+  'y.npy': npy(
+    [N],
+    '<i8',
+    BigInt64Array.from({ length: N }, (_, i) => BigInt(i % 3)),
+  ),
+});
 fs.writeFileSync(path.join(tmp, 'data.npz'), npzBytes);
 const data = openDataset(`npz:${path.join(tmp, 'data.npz')}`);
 
@@ -88,8 +97,11 @@ const WEIRD = [0, -1, 1, 3, 2 ** 31, 1e10, Number.NaN, 0.5];
 function damageBytes(r: Rand, bytes: Uint8Array): Uint8Array {
   const out = Uint8Array.from(bytes);
   switch (int(r, 3)) {
-    case 0: for (let k = 0; k < 1 + int(r, 8); k++) out[int(r, out.length)] ^= 1 << int(r, 8); return out;
-    case 1: return out.subarray(0, int(r, out.length));
+    case 0:
+      for (let k = 0; k < 1 + int(r, 8); k++) out[int(r, out.length)] ^= 1 << int(r, 8);
+      return out;
+    case 1:
+      return out.subarray(0, int(r, out.length));
     default: {
       const at = int(r, out.length);
       const junk = Uint8Array.from({ length: 1 + int(r, 16) }, () => int(r, 256));
@@ -103,7 +115,16 @@ function damageBytes(r: Rand, bytes: Uint8Array): Uint8Array {
 }
 
 function externalTensor(name: string, location: string): pkg.onnx.ITensorProto {
-  return { name, dataType: 1, dims: [1], dataLocation: 1, externalData: [{ key: 'location', value: location }, { key: 'length', value: '4' }] };
+  return {
+    name,
+    dataType: 1,
+    dims: [1],
+    dataLocation: 1,
+    externalData: [
+      { key: 'location', value: location },
+      { key: 'length', value: '4' },
+    ],
+  };
 }
 
 /** Structural damage through the protobuf schema. */
@@ -113,36 +134,74 @@ function damageModel(r: Rand, bytes: Uint8Array): Uint8Array {
   const init = pick(r, g.initializer) as pkg.onnx.TensorProto;
   const node = pick(r, g.node) as pkg.onnx.NodeProto;
   switch (int(r, 12)) {
-    case 0: init.dims = init.dims.map((d) => (r() < 0.5 ? pick(r, WEIRD) : d)) as number[]; break;
-    case 1: init.dataType = pick(r, [0, 2, 3, 6, 7, 9, 10, 11, 13, 16, 99]); break;
-    case 2: init.rawData = init.rawData.subarray(0, int(r, init.rawData.length)); break;
-    case 3: Object.assign(init, externalTensor(init.name ?? 'w', pick(r, [CANARY, `../${CANARY}`, '/etc/passwd']))); break;
+    case 0:
+      init.dims = init.dims.map((d) => (r() < 0.5 ? pick(r, WEIRD) : d)) as number[];
+      break;
+    case 1:
+      init.dataType = pick(r, [0, 2, 3, 6, 7, 9, 10, 11, 13, 16, 99]);
+      break;
+    case 2:
+      init.rawData = init.rawData.subarray(0, int(r, init.rawData.length));
+      break;
+    case 3:
+      Object.assign(init, externalTensor(init.name ?? 'w', pick(r, [CANARY, `../${CANARY}`, '/etc/passwd'])));
+      break;
     case 4: {
       // An If node whose branch stores a tensor outside the file.
-      const branch = (n: string): pkg.onnx.IGraphProto => ({ name: n, node: [{ opType: 'Identity', input: [`${n}_w`], output: [`${n}_o`] }], initializer: [externalTensor(`${n}_w`, CANARY)], output: [{ name: `${n}_o`, type: { tensorType: { elemType: 1 } } }] });
+      const branch = (n: string): pkg.onnx.IGraphProto => ({
+        name: n,
+        node: [{ opType: 'Identity', input: [`${n}_w`], output: [`${n}_o`] }],
+        initializer: [externalTensor(`${n}_w`, CANARY)],
+        output: [{ name: `${n}_o`, type: { tensorType: { elemType: 1 } } }],
+      });
       g.initializer.push({ name: 'cond', dataType: 9, dims: [], rawData: Uint8Array.of(1) });
-      g.node.push({ opType: 'If', name: 'fuzz_if', input: ['cond'], output: ['fuzz_out'], attribute: [{ name: 'then_branch', type: 5, g: branch('t') }, { name: 'else_branch', type: 5, g: branch('e') }] });
+      g.node.push({
+        opType: 'If',
+        name: 'fuzz_if',
+        input: ['cond'],
+        output: ['fuzz_out'],
+        attribute: [
+          { name: 'then_branch', type: 5, g: branch('t') },
+          { name: 'else_branch', type: 5, g: branch('e') },
+        ],
+      });
       break;
     }
     case 5: {
-      const a = pick(r, node.attribute.length ? node.attribute : [onnx.AttributeProto.create({ name: 'kernel_shape', type: 7, ints: [3, 3] })]);
+      const a = pick(
+        r,
+        node.attribute.length
+          ? node.attribute
+          : [onnx.AttributeProto.create({ name: 'kernel_shape', type: 7, ints: [3, 3] })],
+      );
       if (a.ints && a.ints.length) a.ints = a.ints.map(() => pick(r, [0, -1, 1, 2, 99, 1e9]));
       else if (a.type === 2) a.i = pick(r, [0, -1, 1e9]);
       else a.f = pick(r, [Number.NaN, -1, 1e30]);
       if (!node.attribute.includes(a)) node.attribute.push(a);
       break;
     }
-    case 6: node.opType = pick(r, ['Sigmoid', 'Gelu', 'Foo', 'If', 'Loop', 'MaxPool', 'Softmax', 'Mul', 'Relu', 'Tanh']); break;
-    case 7: node.domain = pick(r, ['com.microsoft', 'ai.onnx.ml', 'x.y']); break;
-    case 8: g.node.splice(int(r, g.node.length), 1); break;
-    case 9: (m.opsetImport[0] as pkg.onnx.OperatorSetIdProto).version = pick(r, [0, 1, 6, 7, 8, 25, 100]); break;
+    case 6:
+      node.opType = pick(r, ['Sigmoid', 'Gelu', 'Foo', 'If', 'Loop', 'MaxPool', 'Softmax', 'Mul', 'Relu', 'Tanh']);
+      break;
+    case 7:
+      node.domain = pick(r, ['com.microsoft', 'ai.onnx.ml', 'x.y']);
+      break;
+    case 8:
+      g.node.splice(int(r, g.node.length), 1);
+      break;
+    case 9:
+      (m.opsetImport[0] as pkg.onnx.OperatorSetIdProto).version = pick(r, [0, 1, 6, 7, 8, 25, 100]);
+      break;
     case 10: {
       const dims = g.input[0].type?.tensorType?.shape?.dim ?? [];
       const d = pick(r, dims);
-      if (d) Object.assign(d, r() < 0.5 ? { dimValue: pick(r, [0, 1, 7, 1e9]) } : { dimParam: 'H', dimValue: undefined });
+      if (d)
+        Object.assign(d, r() < 0.5 ? { dimValue: pick(r, [0, 1, 7, 1e9]) } : { dimParam: 'H', dimValue: undefined });
       break;
     }
-    default: node.input = node.input.map((i) => (r() < 0.3 ? pick(r, ['missing', '', g.output[0].name ?? 'x']) : i)); break;
+    default:
+      node.input = node.input.map((i) => (r() < 0.3 ? pick(r, ['missing', '', g.output[0].name ?? 'x']) : i));
+      break;
   }
   return onnx.ModelProto.encode(m).finish();
 }
@@ -152,7 +211,15 @@ function damageSnn(r: Rand, good: Uint8Array): Uint8Array {
   if (r() < 0.2) return damageBytes(r, good);
   const g = decodeModel(good, 'snn.onnx');
   const meta = { ...g.metadata };
-  const key = pick(r, ['spikeport.snn', 'spikeport.snn', 'spikeport.snn', 'spikeport.delay', 'spikeport.normalize', 'spikeport.form', 'spikeport.tail']);
+  const key = pick(r, [
+    'spikeport.snn',
+    'spikeport.snn',
+    'spikeport.snn',
+    'spikeport.delay',
+    'spikeport.normalize',
+    'spikeport.form',
+    'spikeport.tail',
+  ]);
   if (key !== 'spikeport.snn') {
     meta[key] = pick(r, ['', '{', 'null', '-1', '1e12', 'loop', 'AAAA', '{"mean":[0],"std":[0]}']);
   } else {
@@ -184,9 +251,15 @@ function damageNpz(r: Rand): Uint8Array {
   const arr = files[name];
   switch (int(r, 4)) {
     case 0: {
-      const header = new TextDecoder().decode(arr.subarray(10, 10 + new DataView(arr.buffer, arr.byteOffset).getUint16(8, true)));
-      const broken = header.replace(/'shape': \([^)]*\)/, `'shape': (${pick(r, ['-1,', '1e9, 1', 'x', '3,', '', '6, 1, 8, 9'])})`)
-        .replace(/'descr': '[^']*'/, r() < 0.5 ? `'descr': '${pick(r, ['<f4', '<c8', 'constructor', '|b1', '>f4'])}'` : '$&');
+      const header = new TextDecoder().decode(
+        arr.subarray(10, 10 + new DataView(arr.buffer, arr.byteOffset).getUint16(8, true)),
+      );
+      const broken = header
+        .replace(/'shape': \([^)]*\)/, `'shape': (${pick(r, ['-1,', '1e9, 1', 'x', '3,', '', '6, 1, 8, 9'])})`)
+        .replace(
+          /'descr': '[^']*'/,
+          r() < 0.5 ? `'descr': '${pick(r, ['<f4', '<c8', 'constructor', '|b1', '>f4'])}'` : '$&',
+        );
       const head = strToU8(broken);
       const out = new Uint8Array(10 + head.length + arr.length);
       out.set(arr.subarray(0, 10));
@@ -196,9 +269,21 @@ function damageNpz(r: Rand): Uint8Array {
       files[name] = out;
       break;
     }
-    case 1: files[name] = Uint8Array.from(arr.subarray(0, int(r, arr.length))); break;
-    case 2: delete files[name]; break;
-    default: files['masks.npy'] = Uint8Array.from(npy([N, 8, 8], '|u1', Uint8Array.from({ length: N * 64 }, () => int(r, 300)))); break;
+    case 1:
+      files[name] = Uint8Array.from(arr.subarray(0, int(r, arr.length)));
+      break;
+    case 2:
+      delete files[name];
+      break;
+    default:
+      files['masks.npy'] = Uint8Array.from(
+        npy(
+          [N, 8, 8],
+          '|u1',
+          Uint8Array.from({ length: N * 64 }, () => int(r, 300)),
+        ),
+      );
+      break;
   }
   return zipSync(files);
 }
@@ -206,7 +291,13 @@ function damageNpz(r: Rand): Uint8Array {
 test(`fuzz: ${CASES} mutants each of models, converted files and npz data (seed ${SEED}): success or a SpikeportError, nothing else`, async (t) => {
   spawnSync('mkfifo', [path.join(tmp, CANARY)]);
   const r = rng(SEED);
-  const snnGood = (await convert({ path: path.join(tmp, 'model.onnx'), sha256: '0'.repeat(64), graph: model }, data, { iterations: 2, batchSize: 3, threads: 1 })).toBytes();
+  const snnGood = (
+    await convert({ path: path.join(tmp, 'model.onnx'), sha256: '0'.repeat(64), graph: model }, data, {
+      iterations: 2,
+      batchSize: 3,
+      threads: 1,
+    })
+  ).toBytes();
   const cwd = process.cwd();
   process.chdir(tmp); // relative locations resolve here, where the canary is
   try {
@@ -243,7 +334,13 @@ test(`fuzz: ${CASES} mutants each of models, converted files and npz data (seed 
   t.diagnostic(`unexpected: ${unexpected.length}`);
   assert.deepEqual(unexpected, []);
   // Nothing outside the test folder (and Node's own modules) was opened through node:fs …
-  const outside = [...new Set(opened)].filter((p) => !p.startsWith(tmp) && !p.includes(`${path.sep}node_modules${path.sep}`) && p !== cwd && !p.startsWith(path.join(cwd, 'dist')));
+  const outside = [...new Set(opened)].filter(
+    (p) =>
+      !p.startsWith(tmp) &&
+      !p.includes(`${path.sep}node_modules${path.sep}`) &&
+      p !== cwd &&
+      !p.startsWith(path.join(cwd, 'dist')),
+  );
   assert.deepEqual(outside, []);
   // … and nobody opened the canary FIFO (opening its write end without blocking fails with ENXIO while no reader holds it).
   assert.throws(() => fs.openSync(path.join(tmp, CANARY), fs.constants.O_WRONLY | fs.constants.O_NONBLOCK), /ENXIO/);

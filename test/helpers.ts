@@ -30,27 +30,54 @@ export function uniform(seed: number, n: number, lo = 0, hi = 1): Float32Array {
 }
 
 /** A graph with one float input "input" [N, ...shape]; `body` returns the output tensor name. */
-export function buildGraph(inputShape: readonly number[], body: (b: GraphBuilder, x: string) => string, opset = 13): Graph {
+export function buildGraph(
+  inputShape: readonly number[],
+  body: (b: GraphBuilder, x: string) => string,
+  opset = 13,
+): Graph {
   const b = new GraphBuilder(opset);
   const out = body(b, 'input');
   return {
-    name: 'test', nodes: b.nodes, initializers: b.initializers,
+    name: 'test',
+    nodes: b.nodes,
+    initializers: b.initializers,
     inputs: [floatInput('input', ['N', ...inputShape])],
     outputs: [floatInput(out, null)],
-    opset, irVersion: 8, metadata: {},
+    opset,
+    irVersion: 8,
+    metadata: {},
   };
 }
 
 let seedCounter = 1000;
 
 /** Conv with seeded random weights (He-like scale) and bias. */
-export function conv(b: GraphBuilder, x: string, cin: number, cout: number, k: number, opts: { pad?: number; stride?: number; bias?: boolean; seed?: number; group?: number } = {}): string {
+export function conv(
+  b: GraphBuilder,
+  x: string,
+  cin: number,
+  cout: number,
+  k: number,
+  opts: { pad?: number; stride?: number; bias?: boolean; seed?: number; group?: number } = {},
+): string {
   const g = opts.group ?? 1;
-  const w = b.constant('W', floatTensor([cout, cin / g, k, k], randn(opts.seed ?? seedCounter++, cout * (cin / g) * k * k, Math.sqrt(2 / ((cin / g) * k * k)))));
+  const w = b.constant(
+    'W',
+    floatTensor(
+      [cout, cin / g, k, k],
+      randn(opts.seed ?? seedCounter++, cout * (cin / g) * k * k, Math.sqrt(2 / ((cin / g) * k * k))),
+    ),
+  );
   const inputs = [x, w];
-  if (opts.bias !== false) inputs.push(b.constant('B', floatTensor([cout], randn(opts.seed ?? seedCounter++, cout, 0.1))));
+  if (opts.bias !== false)
+    inputs.push(b.constant('B', floatTensor([cout], randn(opts.seed ?? seedCounter++, cout, 0.1))));
   const p = opts.pad ?? Math.floor(k / 2);
-  return b.op('Conv', inputs, { kernel_shape: [k, k], pads: [p, p, p, p], strides: [opts.stride ?? 1, opts.stride ?? 1], group: g });
+  return b.op('Conv', inputs, {
+    kernel_shape: [k, k],
+    pads: [p, p, p, p],
+    strides: [opts.stride ?? 1, opts.stride ?? 1],
+    group: g,
+  });
 }
 
 export function gemm(b: GraphBuilder, x: string, fin: number, fout: number, seed?: number): string {
@@ -68,7 +95,11 @@ export function memDataset(x: Float32Array, sampleShape: readonly number[], labe
   return memoryDataset({ name: 'memory', size: x.length / per, sampleShape, x, scale: 1, labels });
 }
 
-export async function runGraph(g: Graph, feeds: Record<string, Array32>, outputs?: string[]): Promise<Record<string, Array32>> {
+export async function runGraph(
+  g: Graph,
+  feeds: Record<string, Array32>,
+  outputs?: string[],
+): Promise<Record<string, Array32>> {
   const s = await Session.create(g, { threads: 1 });
   try {
     return await s.run(feeds, outputs);
@@ -88,20 +119,40 @@ export function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
  * Relative error (mean |avg readout over steps 1..T − clipped ANN readout| / mean |clipped ANN|)
  * of the SNN built with the given calibration, for each T, from one simulation of max(Ts).
  */
-export async function snnVsClipped(graph: Graph, sampleShape: readonly number[], x: Float32Array, Ts: readonly number[],
-  opts: { method?: Method; maxpool?: PoolMode } = {}): Promise<number[]> {
+export async function snnVsClipped(
+  graph: Graph,
+  sampleShape: readonly number[],
+  x: Float32Array,
+  Ts: readonly number[],
+  opts: { method?: Method; maxpool?: PoolMode } = {},
+): Promise<number[]> {
   const per = sampleShape.reduce((a, c) => a * c, 1);
   const n = x.length / per;
   const m = await prepareModel({ path: 'zoo.onnx', sha256: '', graph }, { threads: 1 });
   const data = memDataset(x, sampleShape);
   const cal = await calibrate(m, data, { method: opts.method ?? 'maxnorm', iterations: 1, batchSize: n, threads: 1 });
   const inst = instrument(m, {
-    mode: 'clip', granularity: cal.thresholds.granularity,
+    mode: 'clip',
+    granularity: cal.thresholds.granularity,
   });
-  const ref = (await runGraph(inst.graph, { [m.inputName]: { dims: [n, ...sampleShape], data: x }, ...thetaFeeds(inst, cal.thresholds) }, [inst.readout]))[inst.readout].data;
+  const ref = (
+    await runGraph(
+      inst.graph,
+      { [m.inputName]: { dims: [n, ...sampleShape], data: x }, ...thetaFeeds(inst, cal.thresholds) },
+      [inst.readout],
+    )
+  )[inst.readout].data;
   const snn = buildSnn(m, cal.thresholds, opts.maxpool ?? 'accumulated');
   let readouts: Float32Array = new Float32Array(0);
-  await simulate(snn.graph, snn.spec, data, { steps: Math.max(...Ts), batchSize: n, normalize: null, threads: 1 }, (b) => { readouts = b.readouts as Float32Array; });
+  await simulate(
+    snn.graph,
+    snn.spec,
+    data,
+    { steps: Math.max(...Ts), batchSize: n, normalize: null, threads: 1 },
+    (b) => {
+      readouts = b.readouts as Float32Array;
+    },
+  );
   const size = ref.length;
   const refScale = ref.reduce((a, v) => a + Math.abs(v), 0) / size;
   return Ts.map((T) => {

@@ -18,52 +18,74 @@ function identityNet(F: number) {
   });
 }
 
-async function runSteps(F: number, input: Float32Array, theta: number[], T: number, engine: 'loop' | 'steps' | 'fused') {
+async function runSteps(
+  F: number,
+  input: Float32Array,
+  theta: number[],
+  T: number,
+  engine: 'loop' | 'steps' | 'fused',
+) {
   const graph = identityNet(F);
   const m = await prepareModel({ path: 'if.onnx', sha256: '', graph }, { threads: 1 });
   const data = memDataset(input, [F]);
   const site = m.plan.sites[0].node;
-  const cal = await calibrate(m, data, { method: 'fixed', thresholds: { [site]: theta }, iterations: 1, batchSize: 1, threads: 1 });
+  const cal = await calibrate(m, data, {
+    method: 'fixed',
+    thresholds: { [site]: theta },
+    iterations: 1,
+    batchSize: 1,
+    threads: 1,
+  });
   const snn = buildSnn(m, cal.thresholds);
   let got: StepBatch | undefined;
-  const stats = await simulate(snn.graph, snn.spec, data, { steps: T, batchSize: data.size, normalize: null, threads: 1, engine }, (b) => { got = b; });
+  const stats = await simulate(
+    snn.graph,
+    snn.spec,
+    data,
+    { steps: T, batchSize: data.size, normalize: null, threads: 1, engine },
+    (b) => {
+      got = b;
+    },
+  );
   return { readouts: (got as StepBatch).readouts as Float32Array, spikes: stats.spikesPerStep[0] };
 }
 
-for (const engine of ['loop', 'steps', 'fused'] as const) test(`IF neuron (${engine} engine): hand-worked spike trains (θ/2 start, fire at m ≥ θ, spikes carry θ, reset by subtraction)`, async () => {
-  const T = 10;
-  const { readouts, spikes } = await runSteps(4, Float32Array.of(0.25, 0.75, 1.5, -0.5), [1, 0.5, 0, 1], T, engine);
-  const channel = (c: number) => Array.from({ length: T }, (_, t) => readouts[t * 4 + c]);
-  // θ=1, z=0.25, m0=0.5: m = 0.75, 1.0 (fire, -> 0), 0.25, 0.5, 0.75, 1.0 (fire), ...
-  assert.deepEqual(channel(0), [0, 1, 0, 0, 0, 1, 0, 0, 0, 1]);
-  // θ=0.5, z=0.75 > θ: fires every step, output capped at θ.
-  assert.deepEqual(channel(1), Array(T).fill(0.5));
-  // θ=0: never fires, even though m0 = 0 ≥ θ.
-  assert.deepEqual(channel(2), Array(T).fill(0));
-  // negative current: never fires.
-  assert.deepEqual(channel(3), Array(T).fill(0));
-  assert.deepEqual(Array.from(spikes), [1, 2, 1, 1, 1, 2, 1, 1, 1, 2]);
-});
+for (const engine of ['loop', 'steps', 'fused'] as const)
+  test(`IF neuron (${engine} engine): hand-worked spike trains (θ/2 start, fire at m ≥ θ, spikes carry θ, reset by subtraction)`, async () => {
+    const T = 10;
+    const { readouts, spikes } = await runSteps(4, Float32Array.of(0.25, 0.75, 1.5, -0.5), [1, 0.5, 0, 1], T, engine);
+    const channel = (c: number) => Array.from({ length: T }, (_, t) => readouts[t * 4 + c]);
+    // θ=1, z=0.25, m0=0.5: m = 0.75, 1.0 (fire, -> 0), 0.25, 0.5, 0.75, 1.0 (fire), ...
+    assert.deepEqual(channel(0), [0, 1, 0, 0, 0, 1, 0, 0, 0, 1]);
+    // θ=0.5, z=0.75 > θ: fires every step, output capped at θ.
+    assert.deepEqual(channel(1), Array(T).fill(0.5));
+    // θ=0: never fires, even though m0 = 0 ≥ θ.
+    assert.deepEqual(channel(2), Array(T).fill(0));
+    // negative current: never fires.
+    assert.deepEqual(channel(3), Array(T).fill(0));
+    assert.deepEqual(Array.from(spikes), [1, 2, 1, 1, 1, 2, 1, 1, 1, 2]);
+  });
 
-for (const engine of ['loop', 'steps', 'fused'] as const) test(`IF neuron (${engine} engine): matches a plain JS reference of the dynamics on random currents and thresholds`, async () => {
-  const F = 64;
-  const T = 40;
-  const z = uniform(7, F, -0.5, 1.5);
-  const theta = Array.from(uniform(8, F, 0.2, 1.2));
-  theta[3] = 0;
-  const { readouts, spikes } = await runSteps(F, z, theta, T, engine);
-  let mismatches = 0;
-  const m = theta.map((t) => t / 2);
-  for (let t = 0; t < T; t++) {
-    let count = 0;
-    for (let k = 0; k < F; k++) {
-      m[k] += z[k];
-      const s = theta[k] > 0 && m[k] >= theta[k] ? 1 : 0;
-      m[k] -= s * theta[k];
-      count += s;
-      if (Math.abs(readouts[t * F + k] - s * Math.fround(theta[k])) > 1e-6) mismatches++;
+for (const engine of ['loop', 'steps', 'fused'] as const)
+  test(`IF neuron (${engine} engine): matches a plain JS reference of the dynamics on random currents and thresholds`, async () => {
+    const F = 64;
+    const T = 40;
+    const z = uniform(7, F, -0.5, 1.5);
+    const theta = Array.from(uniform(8, F, 0.2, 1.2));
+    theta[3] = 0;
+    const { readouts, spikes } = await runSteps(F, z, theta, T, engine);
+    let mismatches = 0;
+    const m = theta.map((t) => t / 2);
+    for (let t = 0; t < T; t++) {
+      let count = 0;
+      for (let k = 0; k < F; k++) {
+        m[k] += z[k];
+        const s = theta[k] > 0 && m[k] >= theta[k] ? 1 : 0;
+        m[k] -= s * theta[k];
+        count += s;
+        if (Math.abs(readouts[t * F + k] - s * Math.fround(theta[k])) > 1e-6) mismatches++;
+      }
+      assert.equal(spikes[t], count, `spike count at step ${t + 1}`);
     }
-    assert.equal(spikes[t], count, `spike count at step ${t + 1}`);
-  }
-  assert.equal(mismatches, 0);
-});
+    assert.equal(mismatches, 0);
+  });

@@ -47,7 +47,9 @@ export function crossImports(srcDir: string): Import[] {
   const out: Import[] = [];
   for (const file of sources(srcDir)) {
     const text = fs.readFileSync(file, 'utf8');
-    const specs = [...text.matchAll(/(?:^|\n)\s*(?:import|export)\b[^'"]*?from\s+'([^']+)'|import\(\s*'([^']+)'\s*\)/g)].map((m) => m[1] ?? m[2]);
+    const specs = [
+      ...text.matchAll(/(?:^|\n)\s*(?:import|export)\b[^'"]*?from\s+'([^']+)'|import\(\s*'([^']+)'\s*\)/g),
+    ].map((m) => m[1] ?? m[2]);
     for (const spec of specs) {
       if (!spec.startsWith('.')) continue;
       const target = path.resolve(path.dirname(file), spec).replace(/\.js$/, '.ts');
@@ -69,14 +71,23 @@ export function violations(imports: readonly Import[]): Import[] {
 }
 
 // Run as a script (not when the test runner loads this folder): print the table, fail on an upward import.
-if (!process.env.NODE_TEST_CONTEXT && process.argv[1] && path.resolve(process.argv[1]) === path.resolve(new URL(import.meta.url).pathname)) {
+if (
+  !process.env.NODE_TEST_CONTEXT &&
+  process.argv[1] &&
+  path.resolve(process.argv[1]) === path.resolve(new URL(import.meta.url).pathname)
+) {
   const src = path.resolve(process.argv[2] ?? 'src');
   const imports = crossImports(src);
   const pairs = new Map<string, number>();
   for (const i of imports) pairs.set(`${i.from} → ${i.to}`, (pairs.get(`${i.from} → ${i.to}`) ?? 0) + 1);
-  const rows = [...pairs].sort(([a], [b]) => layerOf(b.split(' → ')[0]) - layerOf(a.split(' → ')[0]) || a.localeCompare(b));
+  const rows = [...pairs].sort(
+    ([a], [b]) => layerOf(b.split(' → ')[0]) - layerOf(a.split(' → ')[0]) || a.localeCompare(b),
+  );
   process.stdout.write(rows.map(([k, n]) => `${k} (${n})`).join('\n') + '\n');
   const bad = violations(imports);
-  for (const b of bad) process.stdout.write(`UPWARD: ${b.file} imports ${b.to} (layer ${layerOf(b.to)}) from ${b.from} (layer ${layerOf(b.from)})\n`);
+  for (const b of bad)
+    process.stdout.write(
+      `UPWARD: ${b.file} imports ${b.to} (layer ${layerOf(b.to)}) from ${b.from} (layer ${layerOf(b.from)})\n`,
+    );
   process.exitCode = bad.length ? 1 : 0;
 }

@@ -5,7 +5,13 @@ import { calibrate } from '../src/calibrate/calibrate.js';
 import { buildSnn } from '../src/snn/build.js';
 import { buildLoop } from '../src/snn/loop.js';
 import { loopReadout, loopCounter, LOOP_DELAY_INPUT, LOOP_STEPS_INPUT } from '../src/snn/format.js';
-import { DEFAULT_UNROLL, UNROLL_STATE_BYTES, defaultUnroll, simulate, type StepBatch } from '../src/runtime/simulate.js';
+import {
+  DEFAULT_UNROLL,
+  UNROLL_STATE_BYTES,
+  defaultUnroll,
+  simulate,
+  type StepBatch,
+} from '../src/runtime/simulate.js';
 import { Session } from '../src/ort/session.js';
 import { memDataset, uniform } from './helpers.js';
 import { splitConstantPrefix } from '../src/snn/split.js';
@@ -21,7 +27,15 @@ test('the ONNX Loop form gives the same per-step readouts and spike counts as th
   const snn = buildSnn(m, cal.thresholds);
   const T = 24;
   let steps: StepBatch | undefined;
-  const stats = await simulate(snn.graph, snn.spec, data, { steps: T, batchSize: n, normalize: null, threads: 1, engine: 'steps' }, (b) => { steps = b; });
+  const stats = await simulate(
+    snn.graph,
+    snn.spec,
+    data,
+    { steps: T, batchSize: n, normalize: null, threads: 1, engine: 'steps' },
+    (b) => {
+      steps = b;
+    },
+  );
   const s = await Session.create(buildLoop(snn), { threads: 1 });
   const d = 5;
   const out = await s.run({
@@ -55,10 +69,17 @@ test('direct coding: the input-only prefix (first conv) is split off and compute
   const cal = await calibrate(m, data, { method: 'maxnorm', iterations: 1, batchSize: 2, threads: 1 });
   const snn = buildSnn(m, cal.thresholds);
   const split = splitConstantPrefix(snn.graph, snn.spec);
-  assert.deepEqual(split.prefix?.nodes.map((n) => n.opType), ['Conv']);
+  assert.deepEqual(
+    split.prefix?.nodes.map((n) => n.opType),
+    ['Conv'],
+  );
   assert.equal(split.constants.length, 1);
   assert.equal(split.step.nodes.length, snn.graph.nodes.length - 1);
-  assert.equal(split.step.inputs.some((i) => i.name === 'input'), false, 'the step no longer needs the raw input');
+  assert.equal(
+    split.step.inputs.some((i) => i.name === 'input'),
+    false,
+    'the step no longer needs the raw input',
+  );
 });
 
 /** The test VGG on `batches` batches of n random 16×16 images (seeded), converted with CLTB on two of them. */
@@ -69,14 +90,25 @@ async function vggOnBatches(seed: number, batches: number, n: number) {
   return { data, snn: buildSnn(m, cal.thresholds) };
 }
 
-test('engine auto (steps and fused timed on the first batches, then the faster) gives exactly the step engine\'s readouts, spike and SOP counts', async () => {
+test("engine auto (steps and fused timed on the first batches, then the faster) gives exactly the step engine's readouts, spike and SOP counts", async () => {
   const n = 3;
   const { data, snn } = await vggOnBatches(23, 5, n);
   const run = async (engine: 'steps' | 'auto') => {
     const sums: number[][] = [];
-    const stats = await simulate(snn.graph, snn.spec, data, { steps: 12, batchSize: n, normalize: null, threads: 1, engine, checkpoints: [5, 12] }, (b) => {
-      sums.push(windowAverages(b, [{ T: 12, delay: 5 }, { T: 5, delay: 0 }]).flatMap((w) => Array.from(w)));
-    });
+    const stats = await simulate(
+      snn.graph,
+      snn.spec,
+      data,
+      { steps: 12, batchSize: n, normalize: null, threads: 1, engine, checkpoints: [5, 12] },
+      (b) => {
+        sums.push(
+          windowAverages(b, [
+            { T: 12, delay: 5 },
+            { T: 5, delay: 0 },
+          ]).flatMap((w) => Array.from(w)),
+        );
+      },
+    );
     return { sums, stats };
   };
   const a = await run('steps');
@@ -85,17 +117,32 @@ test('engine auto (steps and fused timed on the first batches, then the faster) 
   // One batch timed with each (5 batches < AUTO_SECOND_ROUND), then the faster runs the other three.
   const { steps = 0, fused = 0 } = b.stats.engines;
   assert.equal(steps + fused, 5, 'every batch is run once');
-  assert.ok(Math.min(steps, fused) === 1 && Math.max(steps, fused) === 4, `both engines timed on one batch: ${JSON.stringify(b.stats.engines)}`);
+  assert.ok(
+    Math.min(steps, fused) === 1 && Math.max(steps, fused) === 4,
+    `both engines timed on one batch: ${JSON.stringify(b.stats.engines)}`,
+  );
   assert.equal(b.sums.length, 5, 'every batch reaches the sink once');
   assert.deepEqual(b.sums, a.sums, 'the same readouts, bit for bit');
   a.stats.spikesPerStep.forEach((v, i) => assert.deepEqual(Array.from(b.stats.spikesPerStep[i]), Array.from(v)));
   a.stats.sopsPerStep.forEach((v, i) => assert.deepEqual(Array.from(b.stats.sopsPerStep[i]), Array.from(v)));
   // 20 batches (≥ AUTO_SECOND_ROUND): each engine timed twice, the faster runs the last 16.
-  const twenty = await simulate(snn.graph, snn.spec, memDataset(uniform(24, 20 * 256), [1, 16, 16]), { steps: 4, batchSize: 1, normalize: null, threads: 1, engine: 'auto', checkpoints: [4] }, () => {});
+  const twenty = await simulate(
+    snn.graph,
+    snn.spec,
+    memDataset(uniform(24, 20 * 256), [1, 16, 16]),
+    { steps: 4, batchSize: 1, normalize: null, threads: 1, engine: 'auto', checkpoints: [4] },
+    () => {},
+  );
   const counts = [twenty.engines.steps ?? 0, twenty.engines.fused ?? 0].sort((p, q) => p - q);
   assert.deepEqual(counts, [2, 18], JSON.stringify(twenty.engines));
   // One batch: nothing to choose between, the step engine runs it.
-  const one = await simulate(snn.graph, snn.spec, data, { steps: 4, batchSize: 5 * n, normalize: null, threads: 1, engine: 'auto', checkpoints: [4] }, () => {});
+  const one = await simulate(
+    snn.graph,
+    snn.spec,
+    data,
+    { steps: 4, batchSize: 5 * n, normalize: null, threads: 1, engine: 'auto', checkpoints: [4] },
+    () => {},
+  );
   assert.deepEqual(one.engines, { steps: 1 });
 });
 
@@ -105,18 +152,36 @@ test('steps per call: 1, 3, 4 and 8 steps per ONNX Runtime call give the same re
   // T = 13: with K > 1 the last T mod K steps run on the one-step session.
   const run = async (unroll: number) => {
     const sums: number[][] = [];
-    const stats = await simulate(snn.graph, snn.spec, data, { steps: 13, batchSize: n, normalize: null, threads: 1, engine: 'steps', unroll, checkpoints: [6, 13] }, (b) => {
-      sums.push(windowAverages(b, [{ T: 13, delay: 6 }, { T: 6, delay: 0 }]).flatMap((w) => Array.from(w)));
-    });
+    const stats = await simulate(
+      snn.graph,
+      snn.spec,
+      data,
+      { steps: 13, batchSize: n, normalize: null, threads: 1, engine: 'steps', unroll, checkpoints: [6, 13] },
+      (b) => {
+        sums.push(
+          windowAverages(b, [
+            { T: 13, delay: 6 },
+            { T: 6, delay: 0 },
+          ]).flatMap((w) => Array.from(w)),
+        );
+      },
+    );
     return { sums, stats };
   };
   const one = await run(1);
-  assert.ok(one.stats.spikesPerStep.some((v) => v.some((c) => c > 0)), 'neurons fire (the comparison can fail)');
+  assert.ok(
+    one.stats.spikesPerStep.some((v) => v.some((c) => c > 0)),
+    'neurons fire (the comparison can fail)',
+  );
   for (const K of [3, 4, 8]) {
     const r = await run(K);
     assert.deepEqual(r.sums, one.sums, `${K} steps per call: the same readouts, bit for bit`);
-    one.stats.spikesPerStep.forEach((v, i) => assert.deepEqual(Array.from(r.stats.spikesPerStep[i]), Array.from(v), `${K}: spikes of site ${i}`));
-    one.stats.sopsPerStep.forEach((v, i) => assert.deepEqual(Array.from(r.stats.sopsPerStep[i]), Array.from(v), `${K}: SOPs of layer ${i}`));
+    one.stats.spikesPerStep.forEach((v, i) =>
+      assert.deepEqual(Array.from(r.stats.spikesPerStep[i]), Array.from(v), `${K}: spikes of site ${i}`),
+    );
+    one.stats.sopsPerStep.forEach((v, i) =>
+      assert.deepEqual(Array.from(r.stats.sopsPerStep[i]), Array.from(v), `${K}: SOPs of layer ${i}`),
+    );
   }
   // The default: 8 steps unless 8 steps' states of a batch pass UNROLL_STATE_BYTES.
   const perSample = snn.spec.states.reduce((a, s) => a + s.shape.reduce((p, q) => p * q, 1), 0);

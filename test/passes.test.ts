@@ -49,7 +49,10 @@ test('BN folding into Conv and Gemm is exact to 1e-5 against the unfolded model'
 test('Dropout and Identity are removed without changing the output', async () => {
   const g = bnNet();
   const r = removeIdentityAndDropout(g);
-  assert.equal(r.nodes.some((n) => n.opType === 'Dropout'), false);
+  assert.equal(
+    r.nodes.some((n) => n.opType === 'Dropout'),
+    false,
+  );
   const x = randn(2, 2 * 3 * 64);
   assert.ok(maxAbsDiff(await outputOf(g, x, 2, [3, 8, 8]), await outputOf(r, x, 2, [3, 8, 8])) === 0);
 });
@@ -68,12 +71,17 @@ test('pre-neuron max pooling: pools move in front of ReLU and Clip(0,c), and the
   const g = poolNet();
   const moved = movePoolsBeforeNeurons(g);
   const ops = moved.nodes.map((n) => n.opType);
-  assert.deepEqual(ops.filter((o) => o === 'MaxPool' || o === 'Relu' || o === 'Clip'), ['MaxPool', 'Relu', 'Relu', 'MaxPool', 'Clip']);
+  assert.deepEqual(
+    ops.filter((o) => o === 'MaxPool' || o === 'Relu' || o === 'Clip'),
+    ['MaxPool', 'Relu', 'Relu', 'MaxPool', 'Clip'],
+  );
   const x = randn(3, 5 * 64);
   assert.equal(maxAbsDiff(await outputOf(g, x, 5, [1, 8, 8]), await outputOf(moved, x, 5, [1, 8, 8])), 0);
   // The site's pre-activation is now the pool's output.
   const p = plan(prepare(g));
-  const poolOut = prepare(g).nodes.filter((n) => n.opType === 'MaxPool').map((n) => n.outputs[0]);
+  const poolOut = prepare(g)
+    .nodes.filter((n) => n.opType === 'MaxPool')
+    .map((n) => n.outputs[0]);
   assert.equal(p.sites[0].input, poolOut[0]);
   assert.equal(p.sites[2].input, poolOut[1]);
   assert.equal(p.sites[2].cap, 6);
@@ -82,7 +90,10 @@ test('pre-neuron max pooling: pools move in front of ReLU and Clip(0,c), and the
 test('ONNX codec: a PyTorch export survives decode -> encode -> decode and computes the same', async () => {
   const file = path.join(process.cwd(), 'models', 'mnist-cnn.onnx');
   const g = decodeModel(fs.readFileSync(file), 'mnist-cnn.onnx');
-  assert.deepEqual(g.nodes.map((n) => n.opType), ['Conv', 'Relu', 'MaxPool', 'Conv', 'Relu', 'MaxPool', 'Flatten', 'Gemm', 'Relu', 'Gemm']);
+  assert.deepEqual(
+    g.nodes.map((n) => n.opType),
+    ['Conv', 'Relu', 'MaxPool', 'Conv', 'Relu', 'MaxPool', 'Flatten', 'Gemm', 'Relu', 'Gemm'],
+  );
   assert.equal(g.opset, 13);
   assert.ok(g.metadata['spikeport.normalize']);
   const g2 = decodeModel(encodeModel(g), 'roundtrip');

@@ -27,34 +27,61 @@ interface Chain {
 function qcfs(b: GraphBuilder, x: string, c: Chain, hint: string): string {
   const lam = b.constant(`${hint}.lam`, floatTensor([], [c.lambda]));
   const k = (v: number): string => b.scalar(v);
-  const bound = (v: number): string => (c.castBounds ? b.op('Cast', [b.constant('bound', { dtype: 'int64', dims: [], data: BigInt64Array.of(BigInt(v)) })], { to: 1 }) : k(v));
-  const clip = (t: string): string => (b.opset >= 11 ? b.op('Clip', [t, bound(0), bound(c.clipHi ?? 1)]) : b.op('Clip', [t], { min: 0, max: c.clipHi ?? 1 }));
-  const quantise = (t: string): string => b.op('Div', [b.op('Floor', [b.op('Add', [b.op('Mul', [t, k(c.levels)]), k(c.shift ?? 0.5)])]), k(c.badLevels ?? c.levels)]);
+  const bound = (v: number): string =>
+    c.castBounds
+      ? b.op('Cast', [b.constant('bound', { dtype: 'int64', dims: [], data: BigInt64Array.of(BigInt(v)) })], { to: 1 })
+      : k(v);
+  const clip = (t: string): string =>
+    b.opset >= 11
+      ? b.op('Clip', [t, bound(0), bound(c.clipHi ?? 1)])
+      : b.op('Clip', [t], { min: 0, max: c.clipHi ?? 1 });
+  const quantise = (t: string): string =>
+    b.op('Div', [
+      b.op('Floor', [b.op('Add', [b.op('Mul', [t, k(c.levels)]), k(c.shift ?? 0.5)])]),
+      k(c.badLevels ?? c.levels),
+    ]);
   const scaled = b.op('Div', [x, lam]);
   const unit = c.order === 'paper' ? clip(quantise(scaled)) : quantise(clip(scaled));
   return b.op('Mul', [unit, lam]);
 }
 
 function qcfsNet(c: Chain, opset = 13) {
-  return buildGraph([2, 6, 6], (b, x) => {
-    const h1 = qcfs(b, conv(b, x, 2, 4, 3, { seed: 1 }), c, 'q1');
-    const pooled = b.op('AveragePool', [h1], { kernel_shape: [2, 2], strides: [2, 2] });
-    const h2 = qcfs(b, conv(b, pooled, 4, 4, 3, { seed: 2 }), { ...c, lambda: c.lambda * 0.75 }, 'q2');
-    return gemm(b, b.op('Flatten', [h2], { axis: 1 }), 36, 3, 3);
-  }, opset);
+  return buildGraph(
+    [2, 6, 6],
+    (b, x) => {
+      const h1 = qcfs(b, conv(b, x, 2, 4, 3, { seed: 1 }), c, 'q1');
+      const pooled = b.op('AveragePool', [h1], { kernel_shape: [2, 2], strides: [2, 2] });
+      const h2 = qcfs(b, conv(b, pooled, 4, 4, 3, { seed: 2 }), { ...c, lambda: c.lambda * 0.75 }, 'q2');
+      return gemm(b, b.op('Flatten', [h2], { axis: 1 }), 36, 3, 3);
+    },
+    opset,
+  );
 }
 
-const load = (graph: ReturnType<typeof qcfsNet>) => prepareModel({ path: 'qcfs.onnx', sha256: '', graph }, { threads: 1 });
+const load = (graph: ReturnType<typeof qcfsNet>) =>
+  prepareModel({ path: 'qcfs.onnx', sha256: '', graph }, { threads: 1 });
 
 for (const opset of [13, 17]) {
   for (const order of ['paper', 'clip-first'] as const) {
     test(`QCFS chain (${order}, opset ${opset}) is one neuron site with θ = λ and start φ`, async () => {
       const m = await load(qcfsNet({ order, lambda: 2, levels: 4, shift: 0.25, castBounds: opset === 17 }, opset));
       assert.equal(m.plan.sites.length, 2);
-      assert.deepEqual(m.plan.sites.map((s) => s.activation), ['qcfs', 'qcfs']);
-      assert.deepEqual(m.plan.sites.map((s) => s.cap), [2, 1.5]);
-      assert.deepEqual(m.plan.sites.map((s) => s.start), [0.25, 0.25]);
-      assert.deepEqual(m.plan.sites.map((s) => s.ann.length), [7, 7]);
+      assert.deepEqual(
+        m.plan.sites.map((s) => s.activation),
+        ['qcfs', 'qcfs'],
+      );
+      assert.deepEqual(
+        m.plan.sites.map((s) => s.cap),
+        [2, 1.5],
+      );
+      assert.deepEqual(
+        m.plan.sites.map((s) => s.start),
+        [0.25, 0.25],
+      );
+      assert.deepEqual(
+        m.plan.sites.map((s) => s.ann.length),
+        [7, 7],
+      );
       // The site reads the conv's output and stands for the whole chain.
       assert.ok(m.plan.sites.every((s) => m.graph.nodes.find((n) => n.outputs.includes(s.input))?.opType === 'Conv'));
       assert.ok(!m.plan.spiking.some((n) => n.opType === 'Floor'));
@@ -68,7 +95,12 @@ test('a Floor/Clip chain that is not QCFS is not matched (and Floor is refused)'
     { order: 'paper', lambda: 2, levels: 4, clipHi: 2 },
     { order: 'clip-first', lambda: 2, levels: 4, shift: 1.5 },
   ] as const) {
-    await assert.rejects(load(qcfsNet(c)), (e: unknown) => e instanceof SpikeportError && e.code === 'unsupported-model' && /Floor is not linear/.test(e.message), JSON.stringify(c));
+    await assert.rejects(
+      load(qcfsNet(c)),
+      (e: unknown) =>
+        e instanceof SpikeportError && e.code === 'unsupported-model' && /Floor is not linear/.test(e.message),
+      JSON.stringify(c),
+    );
   }
 });
 
@@ -90,7 +122,9 @@ for (const shift of [0.5, 0.25]) {
   test(`method qcfs: at T = L the SNN's first layer equals the QCFS ANN (φ = ${shift})`, async () => {
     const L = 4;
     const lambda = 1.25;
-    const graph = buildGraph([3], (b, x) => gemm(b, qcfs(b, gemm(b, x, 3, 5, 21), { order: 'paper', lambda, levels: L, shift }, 'q'), 5, 2, 22));
+    const graph = buildGraph([3], (b, x) =>
+      gemm(b, qcfs(b, gemm(b, x, 3, 5, 21), { order: 'paper', lambda, levels: L, shift }, 'q'), 5, 2, 22),
+    );
     const m = await load(graph);
     const n = 64;
     const x = randn(23, n * 3);
@@ -101,7 +135,9 @@ for (const shift of [0.5, 0.25]) {
     const snn = buildSnn(m, cal.thresholds);
     assert.equal(snn.spec.sites[0].start, shift === 0.5 ? undefined : shift);
     let readouts: Float32Array = new Float32Array(0);
-    await simulate(snn.graph, snn.spec, data, { steps: L, batchSize: n, normalize: null, threads: 1 }, (b) => { readouts = b.readouts as Float32Array; });
+    await simulate(snn.graph, snn.spec, data, { steps: L, batchSize: n, normalize: null, threads: 1 }, (b) => {
+      readouts = b.readouts as Float32Array;
+    });
     const avg = new Float32Array(n * 2);
     for (let t = 0; t < L; t++) for (let j = 0; j < avg.length; j++) avg[j] += readouts[t * avg.length + j] / L;
     const out = graph.outputs[0].name;
@@ -109,7 +145,8 @@ for (const shift of [0.5, 0.25]) {
     assert.ok(maxAbsDiff(avg, ann) < 1e-5, `max |Δ| ${maxAbsDiff(avg, ann)}`);
     // One step more or less and it is not the QCFS output any more: the test can tell.
     const avg3 = new Float32Array(n * 2);
-    for (let t = 0; t < L - 1; t++) for (let j = 0; j < avg3.length; j++) avg3[j] += readouts[t * avg3.length + j] / (L - 1);
+    for (let t = 0; t < L - 1; t++)
+      for (let j = 0; j < avg3.length; j++) avg3[j] += readouts[t * avg3.length + j] / (L - 1);
     assert.ok(maxAbsDiff(avg3, ann) > 1e-2);
   });
 }
@@ -117,7 +154,10 @@ for (const shift of [0.5, 0.25]) {
 test('method qcfs refuses a plain ReLU site', async () => {
   const graph = buildGraph([3], (b, x) => gemm(b, b.op('Relu', [gemm(b, x, 3, 4, 31)]), 4, 2, 32));
   const m = await load(graph);
-  await assert.rejects(calibrate(m, memDataset(randn(1, 12), [3]), { method: 'qcfs', threads: 1 }), /ReLU without one; use cltb/);
+  await assert.rejects(
+    calibrate(m, memDataset(randn(1, 12), [3]), { method: 'qcfs', threads: 1 }),
+    /ReLU without one; use cltb/,
+  );
 });
 
 test('the bundled fashion-qcfs (a real PyTorch export) has every QCFS activation as a site, θ = its λ', async () => {
@@ -126,7 +166,10 @@ test('the bundled fashion-qcfs (a real PyTorch export) has every QCFS activation
   const lambdas = [...loaded.graph.initializers].filter(([k]) => k.endsWith('.lam')).map(([, t]) => Number(t.data[0]));
   assert.equal(lambdas.length, 8);
   const m = await prepareModel(loaded, { threads: 1 });
-  assert.deepEqual(m.plan.sites.map((s) => s.activation), new Array(8).fill('qcfs'));
+  assert.deepEqual(
+    m.plan.sites.map((s) => s.activation),
+    new Array(8).fill('qcfs'),
+  );
   assert.deepEqual(m.plan.sites.map((s) => s.cap).sort(), lambdas.sort());
   assert.ok(!m.plan.spiking.some((n) => n.opType === 'Floor' || n.opType === 'Clip'));
 });

@@ -27,14 +27,23 @@ const X = randn(47, N * 4);
 function mlp() {
   return buildGraph([4], (b, x) => {
     const dense = (inp: string, w: Float32Array, bias: Float32Array, out: number, fin: number): string =>
-      b.op('Gemm', [inp, b.constant('W', floatTensor([out, fin], w)), b.constant('B', floatTensor([out], bias))], { transB: 1 });
+      b.op('Gemm', [inp, b.constant('W', floatTensor([out, fin], w)), b.constant('B', floatTensor([out], bias))], {
+        transB: 1,
+      });
     const h1 = b.op('Relu', [dense(x, W1, B1, 6, 4)]);
     const h2 = b.op('Relu', [dense(h1, W2, B2, 5, 6)]);
     return dense(h2, W3, B3, 3, 5);
   });
 }
 
-function dense(x: ArrayLike<number>, w: Float32Array, b: Float32Array, out: number, fin: number, extra?: ArrayLike<number>): Float32Array {
+function dense(
+  x: ArrayLike<number>,
+  w: Float32Array,
+  b: Float32Array,
+  out: number,
+  fin: number,
+  extra?: ArrayLike<number>,
+): Float32Array {
   const y = new Float32Array(out);
   for (let o = 0; o < out; o++) {
     let acc = b[o];
@@ -51,7 +60,10 @@ function snnJs(x: Float32Array, T: number, beta: (Float32Array | null)[], v0: (F
   const avg = sizes.map((c) => new Float64Array(c));
   for (let t = 0; t < T; t++) {
     let input: ArrayLike<number> = x;
-    [[W1, B1, 4], [W2, B2, 6]].forEach(([w, b, fin], k) => {
+    [
+      [W1, B1, 4],
+      [W2, B2, 6],
+    ].forEach(([w, b, fin], k) => {
       const cur = dense(input, w as Float32Array, b as Float32Array, sizes[k], fin as number, beta[k] ?? undefined);
       const s = new Float32Array(sizes[k]);
       for (let c = 0; c < sizes[k]; c++) {
@@ -75,8 +87,16 @@ function clippedJs(x: Float32Array): Float32Array[] {
 async function setup() {
   const m = await prepareModel({ path: 'mlp.onnx', sha256: '', graph: mlp() }, { threads: 1 });
   const data = memDataset(X, [4]);
-  const cal = await calibrate(m, data, { method: 'fixed', thresholds: { [m.plan.sites[0].node]: THETA[0], [m.plan.sites[1].node]: THETA[1] }, threads: 1 });
-  const batch = await readBatch(data, Array.from({ length: N }, (_, i) => i), null);
+  const cal = await calibrate(m, data, {
+    method: 'fixed',
+    thresholds: { [m.plan.sites[0].node]: THETA[0], [m.plan.sites[1].node]: THETA[1] },
+    threads: 1,
+  });
+  const batch = await readBatch(
+    data,
+    Array.from({ length: N }, (_, i) => i),
+    null,
+  );
   return { m, data, cal, batch };
 }
 
@@ -114,19 +134,48 @@ for (const which of ['bias', 'potential'] as const) {
 }
 
 /** Brute force: every step's readout from the simulator, every window summed afresh; most samples agreeing with the clipped ANN's class (classifiers), then L2, then the smaller d. */
-async function bruteForceDelays(graph: ReturnType<typeof mlp>, shape: readonly number[], x: Float32Array, steps: number, classify: boolean): Promise<{ fit: readonly number[]; want: number[] }> {
+async function bruteForceDelays(
+  graph: ReturnType<typeof mlp>,
+  shape: readonly number[],
+  x: Float32Array,
+  steps: number,
+  classify: boolean,
+): Promise<{ fit: readonly number[]; want: number[] }> {
   const per = shape.reduce((a, b) => a * b, 1);
   const n = x.length / per;
   const m = await prepareModel({ path: 'net.onnx', sha256: '', graph }, { threads: 1 });
   const data = memDataset(x, shape);
   const cal = await calibrate(m, data, { method: 'cltb', iterations: 3, batchSize: 8, threads: 1 });
   const step = buildSnn(m, cal.thresholds);
-  const fit = await fitDelays(step, m, cal.thresholds, await readBatch(data, Array.from({ length: n }, (_, i) => i), null), steps, { threads: 1 });
+  const fit = await fitDelays(
+    step,
+    m,
+    cal.thresholds,
+    await readBatch(
+      data,
+      Array.from({ length: n }, (_, i) => i),
+      null,
+    ),
+    steps,
+    { threads: 1 },
+  );
   assert.equal(fit.agreement !== null, classify);
   let readouts: Float32Array = new Float32Array(0);
-  await simulate(step.graph, step.spec, data, { steps, batchSize: n, normalize: null, threads: 1, engine: 'loop' }, (b) => { readouts = b.readouts as Float32Array; });
+  await simulate(
+    step.graph,
+    step.spec,
+    data,
+    { steps, batchSize: n, normalize: null, threads: 1, engine: 'loop' },
+    (b) => {
+      readouts = b.readouts as Float32Array;
+    },
+  );
   const inst = instrument(m, { mode: 'clip', granularity: cal.thresholds.granularity });
-  const target = (await runGraph(inst.graph, { input: { dims: [n, ...shape], data: x }, ...thetaFeeds(inst, cal.thresholds) }, [inst.readout]))[inst.readout].data;
+  const target = (
+    await runGraph(inst.graph, { input: { dims: [n, ...shape], data: x }, ...thetaFeeds(inst, cal.thresholds) }, [
+      inst.readout,
+    ])
+  )[inst.readout].data;
   const size = target.length;
   const R = size / n;
   const cls = (v: ArrayLike<number>, i: number): number => {
@@ -143,7 +192,9 @@ async function bruteForceDelays(graph: ReturnType<typeof mlp>, shape: readonly n
         w[j] /= T - d;
         err += (w[j] - target[j]) ** 2;
       }
-      const agree = classify ? Array.from({ length: n }, (_, i) => cls(w, i) === cls(target, i)).filter(Boolean).length : 0;
+      const agree = classify
+        ? Array.from({ length: n }, (_, i) => cls(w, i) === cls(target, i)).filter(Boolean).length
+        : 0;
       return { d, agree, err };
     });
     scored.sort((a, b) => b.agree - a.agree || a.err - b.err || a.d - b.d);
@@ -155,23 +206,47 @@ async function bruteForceDelays(graph: ReturnType<typeof mlp>, shape: readonly n
 test('the delay fit picks the d a brute-force search over windows picks (classifier: agreement, then L2)', async () => {
   const { fit, want } = await bruteForceDelays(mlp(), [4], X, 24, true);
   assert.deepEqual(fit, want);
-  assert.ok(want.some((d) => d > 0), 'some T prefers a delay');
+  assert.ok(
+    want.some((d) => d > 0),
+    'some T prefers a delay',
+  );
 });
 
 test('the delay fit picks the d a brute-force search picks (spatial readout: L2)', async () => {
   const net = buildGraph([2, 5, 5], (b, x) => {
     let h = x;
-    [[2, 4], [4, 4], [4, 4], [4, 4]].forEach(([cin, cout], k) => { h = b.op('Relu', [conv(b, h, cin, cout, 3, { seed: 51 + k })]); });
+    [
+      [2, 4],
+      [4, 4],
+      [4, 4],
+      [4, 4],
+    ].forEach(([cin, cout], k) => {
+      h = b.op('Relu', [conv(b, h, cin, cout, 3, { seed: 51 + k })]);
+    });
     return conv(b, h, 4, 3, 3, { seed: 59 });
   });
   const { fit, want } = await bruteForceDelays(net, [2, 5, 5], randn(54, 12 * 50), 32, false);
   assert.deepEqual(fit, want);
-  assert.ok(want.some((d) => d > 0), 'some T prefers a delay');
+  assert.ok(
+    want.some((d) => d > 0),
+    'some T prefers a delay',
+  );
 });
 
 test('convert --delay-fit stores the delays; simulate delay "fit" uses them, and refuses a T beyond them', async () => {
-  const data = memDataset(X, [4], Int32Array.from({ length: N }, (_, i) => i % 3));
-  const snn = await convert({ path: 'mlp.onnx', sha256: '0'.repeat(64), graph: mlp() }, data, { method: 'cltb', iterations: 2, batchSize: 12, delayFit: 16, biasCalibration: 4, threads: 1 });
+  const data = memDataset(
+    X,
+    [4],
+    Int32Array.from({ length: N }, (_, i) => i % 3),
+  );
+  const snn = await convert({ path: 'mlp.onnx', sha256: '0'.repeat(64), graph: mlp() }, data, {
+    method: 'cltb',
+    iterations: 2,
+    batchSize: 12,
+    delayFit: 16,
+    biasCalibration: 4,
+    threads: 1,
+  });
   const fitted = snn.meta.delay.fitted as readonly number[];
   assert.equal(fitted.length, 16);
   assert.deepEqual(snn.meta.corrections, { biasT: 4, samples: 12, delayFitSamples: N });
@@ -181,8 +256,14 @@ test('convert --delay-fit stores the delays; simulate delay "fit" uses them, and
   const back = snnFromGraph(snn.toGraph('step'), 'mlp.snn.onnx');
   assert.deepEqual(back.meta.delay.fitted, fitted);
   const rec = await simulateApi(snn, data, { T: [5, 16], delay: 'fit', threads: 1 });
-  assert.deepEqual(rec.results.map((r) => r.delay), [fitted[4], fitted[15]]);
+  assert.deepEqual(
+    rec.results.map((r) => r.delay),
+    [fitted[4], fitted[15]],
+  );
   assert.equal(rec.delay.rule, 'fitted (label-free)');
-  assert.throws(() => delayFor('fit', 17, snn.meta.delay), (e: unknown) => e instanceof SpikeportError && /up to T = 16/.test(e.message));
+  assert.throws(
+    () => delayFor('fit', 17, snn.meta.delay),
+    (e: unknown) => e instanceof SpikeportError && /up to T = 16/.test(e.message),
+  );
   await assert.rejects(simulateApi(snn, data, { T: [32], delay: 'fit', threads: 1 }), /up to T = 16/);
 });

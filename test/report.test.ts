@@ -24,7 +24,25 @@ const md = path.join(tmp, 'run.md');
 let made = false;
 function makeReport(): void {
   if (made) return;
-  cli(['simulate', MNIST, '--data', 'mnist:test', '--limit', '300', '--T', '4,8,16,32', '--iterations', '20', '--json', json, '--report', html, '--markdown', md, '-q']);
+  cli([
+    'simulate',
+    MNIST,
+    '--data',
+    'mnist:test',
+    '--limit',
+    '300',
+    '--T',
+    '4,8,16,32',
+    '--iterations',
+    '20',
+    '--json',
+    json,
+    '--report',
+    html,
+    '--markdown',
+    md,
+    '-q',
+  ]);
   made = true;
 }
 
@@ -38,56 +56,79 @@ test('simulate --json/--report/--markdown: one record; the Markdown shows its nu
   for (let i = 1; i < sops.length; i++) assert.ok(sops[i] > sops[i - 1]);
   for (const p of r.energy.perT) assert.ok(Math.abs(p.energy - (p.sops * 77e-15 + p.macs * 12.5e-12)) < 1e-15);
   assert.equal(r.siteErrors.sites.length, 3);
-  for (const s of r.siteErrors.sites) assert.ok(s.snnVsClipped < s.snnVsAnn + 1e-9 || s.clipError < 1e-3, JSON.stringify(s));
+  for (const s of r.siteErrors.sites)
+    assert.ok(s.snnVsClipped < s.snnVsAnn + 1e-9 || s.clipError < 1e-3, JSON.stringify(s));
   const text = fs.readFileSync(md, 'utf8');
-  for (const x of r.results) assert.ok(text.includes(`| ${x.T} | ${x.delay} | ${(100 * x.metric).toFixed(2)} |`), `Markdown row for T=${x.T}`);
+  for (const x of r.results)
+    assert.ok(text.includes(`| ${x.T} | ${x.delay} | ${(100 * x.metric).toFixed(2)} |`), `Markdown row for T=${x.T}`);
   const again = path.join(tmp, 'again.html');
   cli(['report', json, '--out', again]);
   assert.equal(fs.readFileSync(again, 'utf8'), fs.readFileSync(html, 'utf8'));
   // A file that is not a record: one clear line, no output file.
-  const bad = spawnSync(process.execPath, [CLI, 'report', MNIST, '--out', path.join(tmp, 'x.html')], { encoding: 'utf8' });
+  const bad = spawnSync(process.execPath, [CLI, 'report', MNIST, '--out', path.join(tmp, 'x.html')], {
+    encoding: 'utf8',
+  });
   assert.equal(bad.status, 1);
   assert.match(bad.stderr, /^spikeport: error: .*not JSON/);
   assert.ok(!fs.existsSync(path.join(tmp, 'x.html')));
 });
 
-test('the HTML report renders its charts in headless Chromium (offline, no scripts)', { skip: !fs.existsSync(CHROMIUM) && `no Chromium at ${CHROMIUM} (apt-get install chromium)` }, async () => {
-  makeReport();
-  const browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'],
-  });
-  try {
-    const page = await browser.newPage({ viewport: { width: 1100, height: 900 } });
-    const requests: string[] = [];
-    page.on('request', (req) => { if (!req.url().startsWith('file:')) requests.push(req.url()); });
-    await page.goto(`file://${html}`);
-    const r = JSON.parse(fs.readFileSync(json, 'utf8'));
-    const charts = page.locator('figure.chart svg');
-    assert.equal(await charts.count(), 4, 'accuracy, firing rate, per-site error, energy charts');
-    for (let i = 0; i < 4; i++) {
-      const box = await charts.nth(i).boundingBox();
-      assert.ok(box && box.width > 300 && box.height > 200, `chart ${i} is laid out (${JSON.stringify(box)})`);
+test(
+  'the HTML report renders its charts in headless Chromium (offline, no scripts)',
+  { skip: !fs.existsSync(CHROMIUM) && `no Chromium at ${CHROMIUM} (apt-get install chromium)` },
+  async () => {
+    makeReport();
+    const browser = await chromium.launch({
+      executablePath: CHROMIUM,
+      args: [
+        '--no-sandbox',
+        '--disable-gpu',
+        '--disable-background-networking',
+        '--disable-component-update',
+        '--disable-sync',
+        '--no-first-run',
+      ],
+    });
+    try {
+      const page = await browser.newPage({ viewport: { width: 1100, height: 900 } });
+      const requests: string[] = [];
+      page.on('request', (req) => {
+        if (!req.url().startsWith('file:')) requests.push(req.url());
+      });
+      await page.goto(`file://${html}`);
+      const r = JSON.parse(fs.readFileSync(json, 'utf8'));
+      const charts = page.locator('figure.chart svg');
+      assert.equal(await charts.count(), 4, 'accuracy, firing rate, per-site error, energy charts');
+      for (let i = 0; i < 4; i++) {
+        const box = await charts.nth(i).boundingBox();
+        assert.ok(box && box.width > 300 && box.height > 200, `chart ${i} is laid out (${JSON.stringify(box)})`);
+      }
+      // Accuracy chart: a line per series with one point per T.
+      const acc = charts.nth(0);
+      assert.ok((await acc.locator('.mark-line.role-mark path').count()) >= 2, 'two accuracy lines');
+      assert.equal(
+        await acc.locator('.mark-symbol.role-mark path').count(),
+        2 * r.results.length,
+        'one point per T and series',
+      );
+      // Firing-rate bars: one per site, heights ordered like the rates.
+      const bars = charts.nth(1).locator('.mark-rect.role-mark path');
+      assert.equal(await bars.count(), r.firingRates.length);
+      const heights = await Promise.all(
+        Array.from({ length: r.firingRates.length }, async (_, i) => (await bars.nth(i).boundingBox())?.height ?? 0),
+      );
+      const order = (xs: number[]): number[] => xs.map((_, i) => i).sort((a, b) => xs[a] - xs[b]);
+      assert.deepEqual(order(heights), order(r.firingRates.map((f: { rate: number }) => f.rate)));
+      assert.equal(await charts.nth(2).locator('.mark-rect.role-mark path').count(), 3 * r.siteErrors.sites.length);
+      assert.match(await page.locator('h1').innerText(), /mnist-cnn\.onnx on mnist:test \(300 samples\)/);
+      const embedded = JSON.parse((await page.locator('#spikeport-record').textContent()) ?? '');
+      assert.deepEqual(embedded.results, r.results);
+      assert.deepEqual(requests, [], 'the page loads nothing from the network');
+      fs.mkdirSync(SHOTS, { recursive: true });
+      await page.screenshot({ path: path.join(SHOTS, 'report.png'), fullPage: true });
+      assert.ok(fs.statSync(path.join(SHOTS, 'report.png')).size > 20_000);
+    } finally {
+      await browser.close();
     }
-    // Accuracy chart: a line per series with one point per T.
-    const acc = charts.nth(0);
-    assert.ok(await acc.locator('.mark-line.role-mark path').count() >= 2, 'two accuracy lines');
-    assert.equal(await acc.locator('.mark-symbol.role-mark path').count(), 2 * r.results.length, 'one point per T and series');
-    // Firing-rate bars: one per site, heights ordered like the rates.
-    const bars = charts.nth(1).locator('.mark-rect.role-mark path');
-    assert.equal(await bars.count(), r.firingRates.length);
-    const heights = await Promise.all(Array.from({ length: r.firingRates.length }, async (_, i) => (await bars.nth(i).boundingBox())?.height ?? 0));
-    const order = (xs: number[]): number[] => xs.map((_, i) => i).sort((a, b) => xs[a] - xs[b]);
-    assert.deepEqual(order(heights), order(r.firingRates.map((f: { rate: number }) => f.rate)));
-    assert.equal(await charts.nth(2).locator('.mark-rect.role-mark path').count(), 3 * r.siteErrors.sites.length);
-    assert.match(await page.locator('h1').innerText(), /mnist-cnn\.onnx on mnist:test \(300 samples\)/);
-    const embedded = JSON.parse(await page.locator('#spikeport-record').textContent() ?? '');
-    assert.deepEqual(embedded.results, r.results);
-    assert.deepEqual(requests, [], 'the page loads nothing from the network');
-    fs.mkdirSync(SHOTS, { recursive: true });
-    await page.screenshot({ path: path.join(SHOTS, 'report.png'), fullPage: true });
-    assert.ok(fs.statSync(path.join(SHOTS, 'report.png')).size > 20_000);
-  } finally {
-    await browser.close();
-  }
-});
+  },
+);

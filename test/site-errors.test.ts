@@ -19,10 +19,15 @@ test('site errors: ε_l equals a JS computation of ‖ReLU(x) − clip(x, 0, θ)
   // Layer-wise thresholds at 60 % of each site's max: a known, non-zero clip error.
   const max = await calibrate(m, data, { method: 'maxnorm', iterations: 1, batchSize: 20, threads: 1 });
   const fixed = Object.fromEntries(m.plan.sites.map((s, i) => [s.node, 0.6 * max.thresholds.values[i][0]]));
-  const th = (await calibrate(m, data, { method: 'fixed', thresholds: fixed, iterations: 1, batchSize: 20, threads: 1 })).thresholds;
+  const th = (
+    await calibrate(m, data, { method: 'fixed', thresholds: fixed, iterations: 1, batchSize: 20, threads: 1 })
+  ).thresholds;
   const snn = buildSnn(m, th);
   const r = await siteErrors(m, snn.graph, snn.spec, th, data, { T: 600, delay: 0, samples: 20, threads: 1 });
-  const acts = await runGraph({ ...m.graph, outputs: m.plan.sites.map((s) => ({ name: s.input, dtype: 'float32' as const, shape: null })) }, { input: { dims: [20, 1, 6, 6], data: x } });
+  const acts = await runGraph(
+    { ...m.graph, outputs: m.plan.sites.map((s) => ({ name: s.input, dtype: 'float32' as const, shape: null })) },
+    { input: { dims: [20, 1, 6, 6], data: x } },
+  );
   m.plan.sites.forEach((s, i) => {
     const v = acts[s.input].data;
     const t = th.values[i][0];
@@ -33,7 +38,10 @@ test('site errors: ε_l equals a JS computation of ‖ReLU(x) − clip(x, 0, θ)
       num += (relu - Math.min(relu, t)) ** 2;
       den += relu ** 2;
     }
-    assert.ok(Math.abs(r.sites[i].clipError - Math.sqrt(num / den)) < 1e-5, `site ${i}: ${r.sites[i].clipError} vs ${Math.sqrt(num / den)}`);
+    assert.ok(
+      Math.abs(r.sites[i].clipError - Math.sqrt(num / den)) < 1e-5,
+      `site ${i}: ${r.sites[i].clipError} vs ${Math.sqrt(num / den)}`,
+    );
     assert.ok(r.sites[i].clipError > 0.01);
     assert.ok(r.sites[i].snnVsClipped < 0.02, `site ${i} SNN vs clipped ${r.sites[i].snnVsClipped}`);
     assert.ok(r.sites[i].snnVsAnn > r.sites[i].snnVsClipped, 'against the unclipped ANN the clip error shows');

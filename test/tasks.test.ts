@@ -6,8 +6,23 @@ import { openMemoryDataset } from '../src/data/sources.js';
 import { CANVAS, IGNORE } from '../src/data/synth.js';
 import type { DetectionBox } from '../src/data/dataset.js';
 
-const gt = (image: number, label: number, x: number, y: number, w: number, h: number): DetectionBox => ({ image, label, x, y, w, h });
-const det = (image: number, label: number, score: number, x: number, y: number, w: number, h: number): Detection => ({ image, label, score, x, y, w, h });
+const gt = (image: number, label: number, x: number, y: number, w: number, h: number): DetectionBox => ({
+  image,
+  label,
+  x,
+  y,
+  w,
+  h,
+});
+const det = (image: number, label: number, score: number, x: number, y: number, w: number, h: number): Detection => ({
+  image,
+  label,
+  score,
+  x,
+  y,
+  w,
+  h,
+});
 const close = (a: number, b: number, eps = 1e-9): void => assert.ok(Math.abs(a - b) < eps, `${a} vs ${b}`);
 
 test('mAP: a perfect detector scores 1.0; a box at IoU 0.6 counts at thresholds 0.50–0.60 only (3 of 10)', () => {
@@ -42,8 +57,11 @@ test('mAP: duplicates are false positives; a higher-scored false positive halves
   close(meanAveragePrecision([det(0, 0, 0.9, 50, 50, 10, 10), det(0, 0, 0.8, 0, 0, 10, 10)], g, 1, 1).map, 0);
 });
 
-test('mAP with COCO crowd regions (hand-worked, COCOeval\'s rules): detections in a crowd are left out, a crowd takes many, overlap = intersection / detection area, boxes to find win over crowds', () => {
-  const crowd = (image: number, label: number, x: number, y: number, w: number, h: number): DetectionBox => ({ ...gt(image, label, x, y, w, h), crowd: true });
+test("mAP with COCO crowd regions (hand-worked, COCOeval's rules): detections in a crowd are left out, a crowd takes many, overlap = intersection / detection area, boxes to find win over crowds", () => {
+  const crowd = (image: number, label: number, x: number, y: number, w: number, h: number): DetectionBox => ({
+    ...gt(image, label, x, y, w, h),
+    crowd: true,
+  });
   const A = gt(0, 0, 0, 0, 10, 10);
   const C = crowd(0, 0, 20, 0, 20, 20);
   // Two detections inside the crowd score above the true one: left out, AP 1. (As false positives: precision 1/3 at recall 1.)
@@ -69,8 +87,19 @@ test('mAP with COCO crowd regions (hand-worked, COCOeval\'s rules): detections i
 });
 
 test('NMS keeps the best box per overlapping group and class; decode finds heat-map peaks and places boxes', () => {
-  const kept = nms([det(0, 0, 0.5, 0, 0, 10, 10), det(0, 0, 0.9, 1, 0, 10, 10), det(0, 1, 0.4, 0, 0, 10, 10), det(0, 0, 0.3, 30, 30, 5, 5)], 0.5);
-  assert.deepEqual(kept.map((d) => d.score), [0.9, 0.4, 0.3]);
+  const kept = nms(
+    [
+      det(0, 0, 0.5, 0, 0, 10, 10),
+      det(0, 0, 0.9, 1, 0, 10, 10),
+      det(0, 1, 0.4, 0, 0, 10, 10),
+      det(0, 0, 0.3, 30, 30, 5, 5),
+    ],
+    0.5,
+  );
+  assert.deepEqual(
+    kept.map((d) => d.score),
+    [0.9, 0.4, 0.3],
+  );
   // One image, 2 classes, 4×4 cells, stride 8: a peak of class 1 at (x=2, y=1), w=1.5, h=2 cells, offset (0.5, 0.25).
   const C = 2;
   const h = 4;
@@ -101,7 +130,9 @@ test('mIoU: confusion matrix over all pixels, ignore index skipped, classes that
   const pred = [0, 0, 1, 1, 2, 0];
   const labels = [0, 1, 1, 1, 255, 0];
   const scores = new Float32Array(3 * 6);
-  pred.forEach((p, i) => { scores[p * 6 + i] = 1; });
+  pred.forEach((p, i) => {
+    scores[p * 6 + i] = 1;
+  });
   cm.add(scores, labels, 1);
   // class 0: tp 2, fp 1 (pixel 1), fn 0 → 2/3; class 1: tp 2, fn 1 → 2/3; class 2: only predicted on an ignored pixel → never occurs.
   const per = cm.iou();
@@ -133,15 +164,23 @@ test('synthetic data: seeded and reproducible; masks, boxes and clips are consis
       if (m === 0 || m === IGNORE) continue;
       const x = p % CANVAS;
       const y = Math.floor(p / CANVAS);
-      assert.ok(mine.some((bx) => bx.label === m - 1 && x >= bx.x && x < bx.x + bx.w && y >= bx.y && y < bx.y + bx.h), `pixel ${x},${y} of image ${i}`);
+      assert.ok(
+        mine.some((bx) => bx.label === m - 1 && x >= bx.x && x < bx.x + bx.w && y >= bx.y && y < bx.y + bx.h),
+        `pixel ${x},${y} of image ${i}`,
+      );
     }
   }
   const train = openMemoryDataset('mnist-seg:train', 5);
-  assert.notDeepEqual(Array.from(train.x.subarray(0, 4096)), Array.from(a.x.subarray(0, 4096)), 'train and test differ');
+  assert.notDeepEqual(
+    Array.from(train.x.subarray(0, 4096)),
+    Array.from(a.x.subarray(0, 4096)),
+    'train and test differ',
+  );
   const v = openMemoryDataset('mnist-video:test', 10);
   assert.deepEqual(v.sampleShape, [1, 16, 32, 32]);
   // The digit moves: consecutive frames differ, and each frame has the same ink (it never leaves the canvas).
-  const frame = (i: number, f: number): Uint8Array => v.x.subarray(i * 16384 + f * 1024, i * 16384 + (f + 1) * 1024) as Uint8Array;
+  const frame = (i: number, f: number): Uint8Array =>
+    v.x.subarray(i * 16384 + f * 1024, i * 16384 + (f + 1) * 1024) as Uint8Array;
   const ink = (u: Uint8Array): number => u.reduce((s, x) => s + x, 0);
   for (let i = 0; i < 10; i++) {
     assert.notDeepEqual(Array.from(frame(i, 0)), Array.from(frame(i, 15)));

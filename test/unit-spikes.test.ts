@@ -50,14 +50,28 @@ interface Comparison {
   readonly scaleNodes: number;
 }
 
-interface Trace { readonly readouts: Float32Array[]; readonly sites: Float32Array[][]; readonly states: Float32Array[][] }
+interface Trace {
+  readonly readouts: Float32Array[];
+  readonly sites: Float32Array[][];
+  readonly states: Float32Array[][];
+}
 
-async function runSteps(g: Graph, spec: ReturnType<typeof buildSnn>['spec'], x: Array32, T: number, siteOutputs: readonly string[]): Promise<Trace> {
-  const withSites: Graph = { ...g, outputs: [...g.outputs, ...siteOutputs.map((name) => ({ name, dtype: 'float32' as const, shape: null }))] };
+async function runSteps(
+  g: Graph,
+  spec: ReturnType<typeof buildSnn>['spec'],
+  x: Array32,
+  T: number,
+  siteOutputs: readonly string[],
+): Promise<Trace> {
+  const withSites: Graph = {
+    ...g,
+    outputs: [...g.outputs, ...siteOutputs.map((name) => ({ name, dtype: 'float32' as const, shape: null }))],
+  };
   const s = await Session.create(withSites, { threads: 1 });
   const n = x.dims[0];
   const feeds: Record<string, Array32> = { [spec.input]: x };
-  for (const st of spec.states) feeds[st.input] = { dims: [n, ...st.shape], data: new Float32Array(n * st.shape.reduce((a, b) => a * b, 1)) };
+  for (const st of spec.states)
+    feeds[st.input] = { dims: [n, ...st.shape], data: new Float32Array(n * st.shape.reduce((a, b) => a * b, 1)) };
   const trace: Trace = { readouts: [], sites: [], states: [] };
   try {
     for (let t = 0; t < T; t++) {
@@ -79,14 +93,36 @@ async function runSteps(g: Graph, spec: ReturnType<typeof buildSnn>['spec'], x: 
  * one form fires where the other does not; the comparison says when, how often, and how close
  * to the threshold that membrane was.
  */
-async function compareForms(m: PreparedModel, th: Thresholds, data: Dataset, n: number, T: number): Promise<Comparison> {
-  const batch = await readBatch(data, Array.from({ length: n }, (_, i) => i), m.normalize);
+async function compareForms(
+  m: PreparedModel,
+  th: Thresholds,
+  data: Dataset,
+  n: number,
+  T: number,
+): Promise<Comparison> {
+  const batch = await readBatch(
+    data,
+    Array.from({ length: n }, (_, i) => i),
+    m.normalize,
+  );
   const x: Array32 = { dims: [n, ...m.inputShape], data: batch.x };
   const amp = buildSnn(m, th);
   const unit = await unitSpikeForm(m, th, { threads: 1 });
   const uni = buildSnn(unit.model, unit.thresholds);
-  const a = await runSteps(amp.graph, amp.spec, x, T, m.plan.sites.map((s) => s.output));
-  const u = await runSteps(uni.graph, uni.spec, x, T, unit.model.plan.sites.map((s) => s.output));
+  const a = await runSteps(
+    amp.graph,
+    amp.spec,
+    x,
+    T,
+    m.plan.sites.map((s) => s.output),
+  );
+  const u = await runSteps(
+    uni.graph,
+    uni.spec,
+    x,
+    T,
+    unit.model.plan.sites.map((s) => s.output),
+  );
   const channels = m.plan.sites.map((s) => (m.shapes.get(s.input) as number[])[0]);
   let firstFlip = T;
   let flips = 0;
@@ -102,7 +138,7 @@ async function compareForms(m: PreparedModel, th: Thresholds, data: Dataset, n: 
       let here = 0;
       for (let j = 0; j < av.length; j++) {
         decisions++;
-        if ((av[j] > 0) === (uv[j] > 0)) continue;
+        if (av[j] > 0 === uv[j] > 0) continue;
         here++;
         if (t <= firstFlip && !firstSiteDone) {
           // The θ form's membrane before the reset: next state + what it emitted.
@@ -149,13 +185,25 @@ async function compareForms(m: PreparedModel, th: Thresholds, data: Dataset, n: 
     }
   }
   const binary = u.sites.every((step) => step.every((v) => v.every((s) => s === 0 || s === 1)));
-  return { maxDiff, scale, firstFlip, flips, decisions, flipMargin, top1Differs, binary, scaleNodes: unit.scaleNodes.length };
+  return {
+    maxDiff,
+    scale,
+    firstFlip,
+    flips,
+    decisions,
+    flipMargin,
+    top1Differs,
+    binary,
+    scaleNodes: unit.scaleNodes.length,
+  };
 }
 
 function check(t: { diagnostic: (s: string) => void }, name: string, c: Comparison, maxTop1 = 0): void {
-  t.diagnostic(`${name}: max |Δ readout| ${c.maxDiff.toExponential(2)} (readout up to ${c.scale.toFixed(3)}) over steps 1..${c.firstFlip}; `
-    + `${c.flips} of ${c.decisions} spike decisions differ${c.flips ? ` (first at step ${c.firstFlip + 1}, membrane within ${c.flipMargin.toExponential(1)}·θ of θ/2)` : ''}; `
-    + `top-1 differs on ${c.top1Differs}; scale nodes ${c.scaleNodes}`);
+  t.diagnostic(
+    `${name}: max |Δ readout| ${c.maxDiff.toExponential(2)} (readout up to ${c.scale.toFixed(3)}) over steps 1..${c.firstFlip}; ` +
+      `${c.flips} of ${c.decisions} spike decisions differ${c.flips ? ` (first at step ${c.firstFlip + 1}, membrane within ${c.flipMargin.toExponential(1)}·θ of θ/2)` : ''}; ` +
+      `top-1 differs on ${c.top1Differs}; scale nodes ${c.scaleNodes}`,
+  );
   assert.ok(c.binary, 'unit-form sites emit 0 or 1');
   assert.ok(c.maxDiff <= 1e-5 * Math.max(1, c.scale), `max |Δ readout| ${c.maxDiff} (scale ${c.scale})`);
   // The first spike that differs is a membrane within float rounding of the threshold (later ones follow from it).
@@ -173,17 +221,35 @@ for (const [name, { graph, shape }] of Object.entries(ZOO)) {
   });
 }
 
-const BUNDLED = fs.readdirSync(path.join(root, 'models')).filter((f) => f.endsWith('.json')).sort();
+const BUNDLED = fs
+  .readdirSync(path.join(root, 'models'))
+  .filter((f) => f.endsWith('.json'))
+  .sort();
 const DATA: Record<string, string> = { mnist: 'mnist', 'fashion-mnist': 'fashion-mnist' };
 for (const manifest of BUNDLED) {
-  const info = JSON.parse(fs.readFileSync(path.join(root, 'models', manifest), 'utf8')) as { name: string; file: string; dataset: string; task: string };
+  const info = JSON.parse(fs.readFileSync(path.join(root, 'models', manifest), 'utf8')) as {
+    name: string;
+    file: string;
+    dataset: string;
+    task: string;
+  };
   const kind = DATA[info.dataset] ?? info.dataset;
-  const available = kind !== 'fashion-mnist' || fs.existsSync('/usr/share/datasets/fashion-mnist/t10k-labels-idx1-ubyte.gz');
-  test(`unit spikes, bundled ${info.name}: readout equals the θ-amplitude form at every step`, { skip: available ? false : 'dataset-fashion-mnist is not installed' }, async (t) => {
-    const m = await prepareModel(loadModel(path.join(root, 'models', info.file)), { threads: 1 });
-    const cal = await calibrate(m, openDataset(`${kind}:train`, 64), { method: 'cltb', iterations: 2, batchSize: 32, threads: 1 });
-    check(t, info.name, await compareForms(m, cal.thresholds, openDataset(`${kind}:test`, 16), 16, 16));
-  });
+  const available =
+    kind !== 'fashion-mnist' || fs.existsSync('/usr/share/datasets/fashion-mnist/t10k-labels-idx1-ubyte.gz');
+  test(
+    `unit spikes, bundled ${info.name}: readout equals the θ-amplitude form at every step`,
+    { skip: available ? false : 'dataset-fashion-mnist is not installed' },
+    async (t) => {
+      const m = await prepareModel(loadModel(path.join(root, 'models', info.file)), { threads: 1 });
+      const cal = await calibrate(m, openDataset(`${kind}:train`, 64), {
+        method: 'cltb',
+        iterations: 2,
+        batchSize: 32,
+        threads: 1,
+      });
+      check(t, info.name, await compareForms(m, cal.thresholds, openDataset(`${kind}:test`, 16), 16, 16));
+    },
+  );
 }
 
 test('unit spikes: a silent channel (θ = 0) stays silent and its outgoing weights are 0', async () => {
@@ -194,11 +260,16 @@ test('unit spikes: a silent channel (θ = 0) stays silent and its outgoing weigh
   const values = cal.thresholds.values.map((v, k) => (k === 0 ? v.map((x, c) => (c === 2 ? 0 : x)) : v));
   const th: Thresholds = { granularity: cal.thresholds.granularity, values };
   const unit = await unitSpikeForm(m, th, { threads: 1 });
-  const conv = unit.model.graph.nodes.find((n) => n.outputs[0] === unit.model.plan.sites[0].input && n.opType === 'Conv');
+  const conv = unit.model.graph.nodes.find(
+    (n) => n.outputs[0] === unit.model.plan.sites[0].input && n.opType === 'Conv',
+  );
   assert.ok(conv, 'the first site is fed by a conv');
   const w = unit.model.graph.initializers.get(conv.inputs[1])?.data as Float32Array;
-  const per = w.length / (th.values[0].length);
-  assert.ok(w.slice(2 * per, 3 * per).every((v) => v === 0), 'the silent channel\'s incoming weights are 0');
+  const per = w.length / th.values[0].length;
+  assert.ok(
+    w.slice(2 * per, 3 * per).every((v) => v === 0),
+    "the silent channel's incoming weights are 0",
+  );
   check({ diagnostic: () => undefined }, 'vgg with a silent channel', await compareForms(m, th, data, 4, 16));
 });
 
@@ -210,30 +281,65 @@ test('convert({ spikes: "unit" }): the file records the form and the folded θ; 
   const unit = await convert(model, data, { ...opts, spikes: 'unit' });
   const back = snnFromGraph(decodeModel(unit.toBytes(), 'u.onnx'), 'u.onnx');
   assert.equal(back.describe().spikes, 'unit');
-  assert.equal(snnFromGraph(decodeModel(unit.toBytes('loop'), 'l.onnx'), 'l.onnx').describe().spikes, 'unit', 'the loop form reads back too');
+  assert.equal(
+    snnFromGraph(decodeModel(unit.toBytes('loop'), 'l.onnx'), 'l.onnx').describe().spikes,
+    'unit',
+    'the loop form reads back too',
+  );
   assert.equal(amp.describe().spikes, 'amplitude');
-  assert.deepEqual(back.thresholds().values.map((v) => Array.from(v)), amp.thresholds().values.map((v) => Array.from(v)));
+  assert.deepEqual(
+    back.thresholds().values.map((v) => Array.from(v)),
+    amp.thresholds().values.map((v) => Array.from(v)),
+  );
   assert.ok(back.spec.sites.every((s) => s.theta.every((v) => v === 1)));
   const test = openDataset('mnist:test', 200);
   const so = { T: [8, 16], batchSize: 100, threads: 1, references: false };
   const ra = await simulate(amp, test, so);
   const ru = await simulate(back, test, so);
-  assert.deepEqual(ru.results.map((r) => r.metric), ra.results.map((r) => r.metric));
+  assert.deepEqual(
+    ru.results.map((r) => r.metric),
+    ra.results.map((r) => r.metric),
+  );
 
   // The metadata is checked: a unit form whose θ list does not fit its sites is refused by field.
   const g = unit.toGraph();
   const meta = JSON.parse(g.metadata['spikeport.snn']) as { unit: { theta: number[][] } };
   meta.unit.theta.pop();
-  assert.throws(() => snnFromGraph({ ...g, metadata: { ...g.metadata, 'spikeport.snn': JSON.stringify(meta) } }, 'bad.onnx'), /bad\.onnx: .*field unit\.theta/);
+  assert.throws(
+    () => snnFromGraph({ ...g, metadata: { ...g.metadata, 'spikeport.snn': JSON.stringify(meta) } }, 'bad.onnx'),
+    /bad\.onnx: .*field unit\.theta/,
+  );
   assert.throws(() => resolveConvertOptions({ spikes: 'binary' as never }), /spikes/);
 });
 
 test('simulate (CLI) on a unit-spike file with its ANN beside it: the per-site analysis is skipped, not an error', async (t) => {
   const dir = tempDir('spikeport-unit-', t);
   fs.copyFileSync(path.join(root, 'models/mnist-cnn.onnx'), path.join(dir, 'mnist-cnn.onnx'));
-  const snn = await convert(path.join(dir, 'mnist-cnn.onnx'), openDataset('mnist:train', 100), { iterations: 1, batchSize: 100, threads: 1, spikes: 'unit' });
+  const snn = await convert(path.join(dir, 'mnist-cnn.onnx'), openDataset('mnist:train', 100), {
+    iterations: 1,
+    batchSize: 100,
+    threads: 1,
+    spikes: 'unit',
+  });
   snn.save(path.join(dir, 'cnn.snn.onnx'));
-  const r = spawnSync(process.execPath, [path.join(root, 'dist/src/cli/main.js'), 'simulate', path.join(dir, 'cnn.snn.onnx'), '--data', 'mnist:test', '--limit', '50', '--T', '8', '--threads', '1', '-q'], { encoding: 'utf8' });
+  const r = spawnSync(
+    process.execPath,
+    [
+      path.join(root, 'dist/src/cli/main.js'),
+      'simulate',
+      path.join(dir, 'cnn.snn.onnx'),
+      '--data',
+      'mnist:test',
+      '--limit',
+      '50',
+      '--T',
+      '8',
+      '--threads',
+      '1',
+      '-q',
+    ],
+    { encoding: 'utf8' },
+  );
   assert.equal(r.status, 0, r.stderr);
   assert.match(r.stdout, /ANN top-1/);
 });

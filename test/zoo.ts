@@ -10,12 +10,18 @@ import { buildGraph, conv, gemm, maxpool, randn, uniform } from './helpers.js';
 let seed = 5000;
 
 export function bn(b: GraphBuilder, x: string, C: number): string {
-  const s = seed += 4;
-  return b.op('BatchNormalization', [x,
-    b.constant('gamma', floatTensor([C], uniform(s, C, 0.6, 1.4))),
-    b.constant('beta', floatTensor([C], randn(s + 1, C, 0.2))),
-    b.constant('mean', floatTensor([C], randn(s + 2, C, 0.2))),
-    b.constant('var', floatTensor([C], uniform(s + 3, C, 0.5, 1.5)))], { epsilon: 1e-5 });
+  const s = (seed += 4);
+  return b.op(
+    'BatchNormalization',
+    [
+      x,
+      b.constant('gamma', floatTensor([C], uniform(s, C, 0.6, 1.4))),
+      b.constant('beta', floatTensor([C], randn(s + 1, C, 0.2))),
+      b.constant('mean', floatTensor([C], randn(s + 2, C, 0.2))),
+      b.constant('var', floatTensor([C], uniform(s + 3, C, 0.5, 1.5))),
+    ],
+    { epsilon: 1e-5 },
+  );
 }
 
 const relu = (b: GraphBuilder, x: string): string => b.op('Relu', [x]);
@@ -26,7 +32,8 @@ const gap = (b: GraphBuilder, x: string): string => b.op('GlobalAveragePool', [x
 function basicBlock(b: GraphBuilder, x: string, cin: number, cout: number, stride: number): string {
   let h = relu(b, bn(b, conv(b, x, cin, cout, 3, { stride, bias: false }), cout));
   h = bn(b, conv(b, h, cout, cout, 3, { bias: false }), cout);
-  const short = stride !== 1 || cin !== cout ? bn(b, conv(b, x, cin, cout, 1, { stride, bias: false, pad: 0 }), cout) : x;
+  const short =
+    stride !== 1 || cin !== cout ? bn(b, conv(b, x, cin, cout, 1, { stride, bias: false, pad: 0 }), cout) : x;
   return relu(b, b.op('Add', [h, short]));
 }
 
@@ -44,7 +51,8 @@ function bottleneck(b: GraphBuilder, x: string, cin: number, mid: number, cout: 
   let h = relu(b, bn(b, conv(b, x, cin, mid, 1, { bias: false, pad: 0 }), mid));
   h = relu(b, bn(b, conv(b, h, mid, mid, 3, { stride, bias: false }), mid));
   h = bn(b, conv(b, h, mid, cout, 1, { bias: false, pad: 0 }), cout);
-  const short = stride !== 1 || cin !== cout ? bn(b, conv(b, x, cin, cout, 1, { stride, bias: false, pad: 0 }), cout) : x;
+  const short =
+    stride !== 1 || cin !== cout ? bn(b, conv(b, x, cin, cout, 1, { stride, bias: false, pad: 0 }), cout) : x;
   return relu(b, b.op('Add', [h, short]));
 }
 
@@ -58,7 +66,14 @@ export function bottleneckNet(): Graph {
   });
 }
 
-function invertedResidual(b: GraphBuilder, x: string, cin: number, cout: number, stride: number, expand: number): string {
+function invertedResidual(
+  b: GraphBuilder,
+  x: string,
+  cin: number,
+  cout: number,
+  stride: number,
+  expand: number,
+): string {
   const mid = cin * expand;
   let h = relu6(b, bn(b, conv(b, x, cin, mid, 1, { bias: false, pad: 0 }), mid));
   h = relu6(b, bn(b, conv(b, h, mid, mid, 3, { stride, bias: false, group: mid }), mid));
@@ -96,10 +111,17 @@ export function unet(): Graph {
     const e1 = relu(b, bn(b, conv(b, x, 1, 6, 3), 6));
     const e2 = relu(b, conv(b, maxpool(b, e1), 6, 8, 3));
     const up = b.op('Resize', [e2, '', b.constant('scales', floatTensor([4], [1, 1, 2, 2]))], { mode: 'nearest' });
-    const upT = b.op('ConvTranspose', [e2, b.constant('Wt', floatTensor([8, 4, 2, 2], randn(seed++, 8 * 4 * 4, 0.5)))], { kernel_shape: [2, 2], strides: [2, 2] });
+    const upT = b.op(
+      'ConvTranspose',
+      [e2, b.constant('Wt', floatTensor([8, 4, 2, 2], randn(seed++, 8 * 4 * 4, 0.5)))],
+      { kernel_shape: [2, 2], strides: [2, 2] },
+    );
     const padded = b.op('Pad', [e1, b.constant('pads', int64Tensor([8], [0, 0, 0, 0, 0, 0, 0, 0]))]);
     const cat = b.op('Concat', [up, upT, padded], { axis: 1 });
-    const d = relu(b, conv(b, b.op('AveragePool', [cat], { kernel_shape: [3, 3], pads: [1, 1, 1, 1], strides: [1, 1] }), 18, 8, 3));
+    const d = relu(
+      b,
+      conv(b, b.op('AveragePool', [cat], { kernel_shape: [3, 3], pads: [1, 1, 1, 1], strides: [1, 1] }), 18, 8, 3),
+    );
     return conv(b, d, 8, 5, 1, { pad: 0 });
   });
 }
@@ -107,9 +129,19 @@ export function unet(): Graph {
 /** 3-D conv video net: Conv3d + BN, MaxPool3d after a neuron, AvgPool3d, global pooling. */
 export function video3d(): Graph {
   return buildGraph([1, 4, 8, 8], (b, x) => {
-    const c3 = (inp: string, cin: number, cout: number): string => b.op('Conv', [inp,
-      b.constant('W3', floatTensor([cout, cin, 3, 3, 3], randn(seed++, cout * cin * 27, Math.sqrt(2 / (cin * 27))))),
-      b.constant('B3', floatTensor([cout], randn(seed++, cout, 0.1)))], { kernel_shape: [3, 3, 3], pads: [1, 1, 1, 1, 1, 1] });
+    const c3 = (inp: string, cin: number, cout: number): string =>
+      b.op(
+        'Conv',
+        [
+          inp,
+          b.constant(
+            'W3',
+            floatTensor([cout, cin, 3, 3, 3], randn(seed++, cout * cin * 27, Math.sqrt(2 / (cin * 27)))),
+          ),
+          b.constant('B3', floatTensor([cout], randn(seed++, cout, 0.1))),
+        ],
+        { kernel_shape: [3, 3, 3], pads: [1, 1, 1, 1, 1, 1] },
+      );
     let h = relu(b, bn(b, c3(x, 1, 6), 6));
     h = b.op('MaxPool', [h], { kernel_shape: [1, 2, 2], strides: [1, 2, 2] });
     h = relu(b, c3(h, 6, 8));
@@ -121,12 +153,24 @@ export function video3d(): Graph {
 /** MatMul + Add layers (how exporters often write Linear), a Reshape instead of Flatten, a Conv1d. */
 export function matmulNet(): Graph {
   return buildGraph([2, 16], (b, x) => {
-    const c1 = b.op('Conv', [x, b.constant('W1', floatTensor([4, 2, 3], randn(seed++, 24, 0.6))), b.constant('B1', floatTensor([4], randn(seed++, 4, 0.1)))],
-      { kernel_shape: [3], pads: [1, 1] });
+    const c1 = b.op(
+      'Conv',
+      [
+        x,
+        b.constant('W1', floatTensor([4, 2, 3], randn(seed++, 24, 0.6))),
+        b.constant('B1', floatTensor([4], randn(seed++, 4, 0.1))),
+      ],
+      { kernel_shape: [3], pads: [1, 1] },
+    );
     let h = b.op('Reshape', [relu(b, c1), b.constant('shape', int64Tensor([2], [0, 64]))]);
-    const lin = (inp: string, fin: number, fout: number): string => b.op('Add', [
-      b.op('MatMul', [inp, b.constant('Wm', floatTensor([fin, fout], randn(seed++, fin * fout, Math.sqrt(2 / fin))))]),
-      b.constant('bm', floatTensor([fout], randn(seed++, fout, 0.1)))]);
+    const lin = (inp: string, fin: number, fout: number): string =>
+      b.op('Add', [
+        b.op('MatMul', [
+          inp,
+          b.constant('Wm', floatTensor([fin, fout], randn(seed++, fin * fout, Math.sqrt(2 / fin)))),
+        ]),
+        b.constant('bm', floatTensor([fout], randn(seed++, fout, 0.1))),
+      ]);
     h = relu(b, lin(h, 64, 24));
     return lin(h, 24, 6);
   });
@@ -139,14 +183,24 @@ export function matmulNet(): Graph {
  */
 export function aspp(): Graph {
   return buildGraph([1, 12, 12], (b, x) => {
-    const dil = (inp: string, cin: number, cout: number, d: number): string => b.op('Conv', [inp,
-      b.constant('Wd', floatTensor([cout, cin, 3, 3], randn(seed++, cout * cin * 9, Math.sqrt(2 / (cin * 9)))))],
-    { kernel_shape: [3, 3], pads: [d, d, d, d], dilations: [d, d] });
+    const dil = (inp: string, cin: number, cout: number, d: number): string =>
+      b.op(
+        'Conv',
+        [
+          inp,
+          b.constant('Wd', floatTensor([cout, cin, 3, 3], randn(seed++, cout * cin * 9, Math.sqrt(2 / (cin * 9))))),
+        ],
+        { kernel_shape: [3, 3], pads: [d, d, d, d], dilations: [d, d] },
+      );
     const h = relu(b, conv(b, x, 1, 6, 3));
     const branches = [relu(b, conv(b, h, 6, 4, 1, { pad: 0 })), relu(b, dil(h, 6, 4, 2)), relu(b, dil(h, 6, 4, 3))];
     const pooled = relu(b, conv(b, gap(b, h), 6, 4, 1, { pad: 0 }));
     const shape = b.op('Shape', [h]);
-    const dim = (i: number): string => b.op('Unsqueeze', [b.op('Gather', [shape, b.constant('i', int64Tensor([], [i]))], { axis: 0 }), b.constant('ax', int64Tensor([1], [0]))]);
+    const dim = (i: number): string =>
+      b.op('Unsqueeze', [
+        b.op('Gather', [shape, b.constant('i', int64Tensor([], [i]))], { axis: 0 }),
+        b.constant('ax', int64Tensor([1], [0])),
+      ]);
     const one = b.op('Unsqueeze', [b.constant('one', int64Tensor([], [1])), b.constant('ax0', int64Tensor([1], [0]))]); // a node on constants only, as exporters write it
     const target = b.op('Concat', [one, one, dim(2), dim(3)], { axis: 0 });
     const cat = b.op('Concat', [...branches, b.op('Expand', [pooled, target])], { axis: 1 });

@@ -49,11 +49,22 @@ export async function buildWeb(dir: string, opts: { calibLimit?: number; threads
   const source = snn.source;
   if (!source) throw new Error('convert keeps the source ANN');
   const g = snn.toGraph('step');
-  const sites = source.plan.sites.map((s, k) => ({ node: s.node, output: s.output, shape: snn.spec.states.find((st) => st.input === `state.site${k}`)?.shape ?? [] }));
-  const withSpikes = { ...g, outputs: [...g.outputs, ...sites.map((s) => ({ name: s.output, dtype: 'float32' as const, shape: null }))] };
+  const sites = source.plan.sites.map((s, k) => ({
+    node: s.node,
+    output: s.output,
+    shape: snn.spec.states.find((st) => st.input === `state.site${k}`)?.shape ?? [],
+  }));
+  const withSpikes = {
+    ...g,
+    outputs: [...g.outputs, ...sites.map((s) => ({ name: s.output, dtype: 'float32' as const, shape: null }))],
+  };
   const bytes = encodeModel(withSpikes);
   const test = openDataset('mnist:test', 10);
-  const batch = await readBatch(test, Array.from({ length: 10 }, (_, i) => i), null);
+  const batch = await readBatch(
+    test,
+    Array.from({ length: 10 }, (_, i) => i),
+    null,
+  );
   const per = numel(test.sampleShape);
   const digits = Array.from({ length: 10 }, (_, i) => ({
     label: (test.labels as Int32Array)[i],
@@ -61,9 +72,16 @@ export async function buildWeb(dir: string, opts: { calibLimit?: number; threads
   }));
   const ann = source.graph;
   const meta: DemoMeta = {
-    input: snn.spec.input, inputShape: snn.spec.inputShape, readout: snn.spec.readout, states: snn.spec.states, sites,
-    normalize: snn.meta.normalize, delay: snn.meta.delay.estimated,
-    annInput: source.inputName, annOutput: ann.outputs[0].name, digits,
+    input: snn.spec.input,
+    inputShape: snn.spec.inputShape,
+    readout: snn.spec.readout,
+    states: snn.spec.states,
+    sites,
+    normalize: snn.meta.normalize,
+    delay: snn.meta.delay.estimated,
+    annInput: source.inputName,
+    annOutput: ann.outputs[0].name,
+    digits,
   };
   fs.mkdirSync(dir, { recursive: true });
   fs.writeFileSync(path.join(dir, 'snn.onnx'), bytes);
@@ -79,7 +97,14 @@ export async function buildWeb(dir: string, opts: { calibLimit?: number; threads
   return { dir, snn: bytes, meta };
 }
 
-const TYPES: Record<string, string> = { '.html': 'text/html', '.mjs': 'text/javascript', '.js': 'text/javascript', '.wasm': 'application/wasm', '.json': 'application/json', '.onnx': 'application/octet-stream' };
+const TYPES: Record<string, string> = {
+  '.html': 'text/html',
+  '.mjs': 'text/javascript',
+  '.js': 'text/javascript',
+  '.wasm': 'application/wasm',
+  '.json': 'application/json',
+  '.onnx': 'application/octet-stream',
+};
 
 /** A static server for the folder (files directly in it only), on 127.0.0.1. */
 export function serve(dir: string, port = 0): Promise<http.Server> {
@@ -90,7 +115,9 @@ export function serve(dir: string, port = 0): Promise<http.Server> {
       res.writeHead(404).end();
       return;
     }
-    res.writeHead(200, { 'content-type': TYPES[path.extname(file)] ?? 'application/octet-stream' }).end(fs.readFileSync(file));
+    res
+      .writeHead(200, { 'content-type': TYPES[path.extname(file)] ?? 'application/octet-stream' })
+      .end(fs.readFileSync(file));
   });
   return new Promise((resolve) => server.listen(port, '127.0.0.1', () => resolve(server)));
 }
@@ -98,7 +125,9 @@ export function serve(dir: string, port = 0): Promise<http.Server> {
 if (process.argv[1] && fileURLToPath(import.meta.url) === path.resolve(process.argv[1])) {
   const dir = path.join(ROOT, 'web/dist');
   const b = await buildWeb(dir);
-  process.stdout.write(`built ${path.relative(process.cwd(), b.dir) || '.'}: mnist-cnn converted (${b.meta.sites.length} sites, d̂ = ${b.meta.delay}), onnxruntime-web served locally\n`);
+  process.stdout.write(
+    `built ${path.relative(process.cwd(), b.dir) || '.'}: mnist-cnn converted (${b.meta.sites.length} sites, d̂ = ${b.meta.delay}), onnxruntime-web served locally\n`,
+  );
   if (process.argv.includes('--serve')) {
     const s = await serve(dir, 8080);
     const a = s.address();

@@ -46,9 +46,20 @@ function relErr(a: Float32Array, b: Float32Array): number {
  * Runs the ANN (ReLU and clipped) and T steps of the SNN on the first `samples` of `data`
  * (one batch) and compares every site.
  */
-export async function siteErrors(m: PreparedModel, snnGraph: Graph, spec: SnnSpec, th: Thresholds, data: Dataset, opts: RuntimeOptions & { T: number; delay: number; samples: number }): Promise<SiteErrors> {
+export async function siteErrors(
+  m: PreparedModel,
+  snnGraph: Graph,
+  spec: SnnSpec,
+  th: Thresholds,
+  data: Dataset,
+  opts: RuntimeOptions & { T: number; delay: number; samples: number },
+): Promise<SiteErrors> {
   const n = Math.min(opts.samples, data.size);
-  const batch = await readBatch(data, Array.from({ length: n }, (_, i) => i), m.normalize);
+  const batch = await readBatch(
+    data,
+    Array.from({ length: n }, (_, i) => i),
+    m.normalize,
+  );
   const input: Array32 = { dims: [n, ...m.inputShape], data: batch.x };
   const channels = siteChannels(m);
   const sites = m.plan.sites;
@@ -56,19 +67,41 @@ export async function siteErrors(m: PreparedModel, snnGraph: Graph, spec: SnnSpe
   // ANN: site inputs x (the clip error) and ReLU outputs; clipped ANN: its site outputs.
   const relu = instrument(m, { mode: 'ann', granularity: th.granularity });
   const clip = instrument(m, { mode: 'clip', granularity: th.granularity });
-  const annOut = await runOnce(withOutputs(relu.graph, sites.flatMap((s) => [s.input, s.output])), { [m.inputName]: input }, opts);
-  const clipOut = await runOnce(withOutputs(clip.graph, sites.map((s) => s.output)), { [m.inputName]: input, ...thetaFeeds(clip, th) }, opts);
+  const annOut = await runOnce(
+    withOutputs(
+      relu.graph,
+      sites.flatMap((s) => [s.input, s.output]),
+    ),
+    { [m.inputName]: input },
+    opts,
+  );
+  const clipOut = await runOnce(
+    withOutputs(
+      clip.graph,
+      sites.map((s) => s.output),
+    ),
+    { [m.inputName]: input, ...thetaFeeds(clip, th) },
+    opts,
+  );
 
   // SNN: average of each site's output (spikes · θ) over steps delay+1..T.
   const sums = sites.map((s) => new Float32Array(n * numel(m.shapes.get(s.input) as number[])));
-  await probeSteps(snnGraph, spec, input, opts.T, sites.map((s) => s.output), (t, out) => {
-    if (t <= opts.delay) return;
-    sites.forEach((s, i) => {
-      const v = out[s.output].data;
-      const acc = sums[i];
-      for (let j = 0; j < acc.length; j++) acc[j] += v[j];
-    });
-  }, opts);
+  await probeSteps(
+    snnGraph,
+    spec,
+    input,
+    opts.T,
+    sites.map((s) => s.output),
+    (t, out) => {
+      if (t <= opts.delay) return;
+      sites.forEach((s, i) => {
+        const v = out[s.output].data;
+        const acc = sums[i];
+        for (let j = 0; j < acc.length; j++) acc[j] += v[j];
+      });
+    },
+    opts,
+  );
   const steps = opts.T - opts.delay;
   const result = sites.map((s, i): SiteError => {
     const x = annOut[s.input];
@@ -91,7 +124,11 @@ export async function siteErrors(m: PreparedModel, snnGraph: Graph, spec: SnnSpe
   return { T: opts.T, delay: opts.delay, samples: n, sites: result };
 }
 
-async function runOnce(g: Graph, feeds: Record<string, Array32>, opts: RuntimeOptions): Promise<Record<string, Float32Array>> {
+async function runOnce(
+  g: Graph,
+  feeds: Record<string, Array32>,
+  opts: RuntimeOptions,
+): Promise<Record<string, Float32Array>> {
   const s = await Session.create(g, opts);
   try {
     const out = await s.run(feeds);

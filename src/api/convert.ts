@@ -10,7 +10,14 @@ import { PREPROCESS_PRESETS, formatPreprocess, parsePreprocess, type Preprocess 
 import { modelTail } from '../evaluate/tail.js';
 import { loadModel, type LoadedModel } from '../model/load.js';
 import { checkDataFits, prepareModel, type PreparedModel } from '../model/prepare.js';
-import { CALIBRATION_DEFAULTS, calibrate, calibrationSamples, resolveCalibrateOptions, type CalibrateOptions, type ResolvedCalibrateOptions } from '../calibrate/calibrate.js';
+import {
+  CALIBRATION_DEFAULTS,
+  calibrate,
+  calibrationSamples,
+  resolveCalibrateOptions,
+  type CalibrateOptions,
+  type ResolvedCalibrateOptions,
+} from '../calibrate/calibrate.js';
 import { buildSnn, type SiteCorrections } from '../snn/build.js';
 import { thetaPerElement, type Thresholds } from '../calibrate/thresholds.js';
 import { numel } from '../graph/ir.js';
@@ -66,10 +73,16 @@ export interface ConvertOptions extends CalibrateOptions {
 }
 
 /** The defaults of every conversion option (the CLI shows these in --help). */
-export const CONVERT_DEFAULTS = { ...CALIBRATION_DEFAULTS, maxpool: 'accumulated', spikes: 'amplitude', delayFitSamples: 500 } as const;
+export const CONVERT_DEFAULTS = {
+  ...CALIBRATION_DEFAULTS,
+  maxpool: 'accumulated',
+  spikes: 'amplitude',
+  delayFitSamples: 500,
+} as const;
 
 /** The options with defaults filled in, checked before any work starts. */
-export interface ResolvedConvertOptions extends ResolvedCalibrateOptions, Omit<ConvertOptions, keyof ResolvedCalibrateOptions> {
+export interface ResolvedConvertOptions
+  extends ResolvedCalibrateOptions, Omit<ConvertOptions, keyof ResolvedCalibrateOptions> {
   readonly maxpool: PoolMode;
   readonly delayFitSamples: number;
   readonly spikes: SpikeForm;
@@ -77,15 +90,24 @@ export interface ResolvedConvertOptions extends ResolvedCalibrateOptions, Omit<C
 
 export function resolveConvertOptions(options: ConvertOptions = {}): ResolvedConvertOptions {
   const o = {
-    ...options, ...resolveCalibrateOptions(options), maxpool: options.maxpool ?? CONVERT_DEFAULTS.maxpool,
-    delayFitSamples: options.delayFitSamples ?? CONVERT_DEFAULTS.delayFitSamples, spikes: options.spikes ?? CONVERT_DEFAULTS.spikes,
+    ...options,
+    ...resolveCalibrateOptions(options),
+    maxpool: options.maxpool ?? CONVERT_DEFAULTS.maxpool,
+    delayFitSamples: options.delayFitSamples ?? CONVERT_DEFAULTS.delayFitSamples,
+    spikes: options.spikes ?? CONVERT_DEFAULTS.spikes,
   };
-  if (!SPIKE_FORMS.includes(o.spikes)) throw optionError('spikes', `"${String(o.spikes)}" is not a spike form (known: ${SPIKE_FORMS.join(', ')})`);
-  if (o.maxpool !== 'accumulated' && o.maxpool !== 'per-step') throw optionError('maxpool', `"${String(o.maxpool)}" is not a pooling form (known: accumulated, per-step)`);
-  if (o.normalize !== undefined && !isNormalize(o.normalize)) throw optionError('normalize', 'must be { mean, std }: finite values, one or one per channel, every std > 0');
-  if (o.readoutNode !== undefined && (typeof o.readoutNode !== 'string' || o.readoutNode === '')) throw optionError('readoutNode', 'must be a node name');
-  for (const k of ['biasCalibration', 'potentialCalibration'] as const) if (o[k] !== undefined) checkInteger(k, o[k], 1, MAX_STEPS);
-  if (o.delayFit !== undefined) checkInteger('delayFit', o.delayFit, 1, MAX_FIT_STEPS, 'the fit compares every window, T² of them');
+  if (!SPIKE_FORMS.includes(o.spikes))
+    throw optionError('spikes', `"${String(o.spikes)}" is not a spike form (known: ${SPIKE_FORMS.join(', ')})`);
+  if (o.maxpool !== 'accumulated' && o.maxpool !== 'per-step')
+    throw optionError('maxpool', `"${String(o.maxpool)}" is not a pooling form (known: accumulated, per-step)`);
+  if (o.normalize !== undefined && !isNormalize(o.normalize))
+    throw optionError('normalize', 'must be { mean, std }: finite values, one or one per channel, every std > 0');
+  if (o.readoutNode !== undefined && (typeof o.readoutNode !== 'string' || o.readoutNode === ''))
+    throw optionError('readoutNode', 'must be a node name');
+  for (const k of ['biasCalibration', 'potentialCalibration'] as const)
+    if (o[k] !== undefined) checkInteger(k, o[k], 1, MAX_STEPS);
+  if (o.delayFit !== undefined)
+    checkInteger('delayFit', o.delayFit, 1, MAX_FIT_STEPS, 'the fit compares every window, T² of them');
   checkInteger('delayFitSamples', o.delayFitSamples, 1);
   if (o.preprocess !== undefined) checkPreprocess(o.preprocess);
   return o;
@@ -112,17 +134,26 @@ export function declaredInputShape(m: LoadedModel): number[] | undefined {
  * calibration data (a data set or its spec, e.g. "mnist:train"). The result keeps the prepared
  * ANN as its source, for ANN references in `simulate`.
  */
-export async function convert(model: string | LoadedModel, data: string | Dataset, options: ConvertOptions = {}): Promise<Snn> {
+export async function convert(
+  model: string | LoadedModel,
+  data: string | Dataset,
+  options: ConvertOptions = {},
+): Promise<Snn> {
   const t0 = performance.now();
   const opts = resolveConvertOptions(options);
   const loaded = typeof model === 'string' ? loadModel(model) : model;
   const name = path.basename(loaded.path);
-  if (isSnnGraph(loaded.graph)) throw new SpikeportError('invalid-file', `${name} is already a spiking network; convert takes the ANN`);
+  if (isSnnGraph(loaded.graph))
+    throw new SpikeportError('invalid-file', `${name} is already a spiking network; convert takes the ANN`);
   const prepared = await prepareModel(loaded, opts);
   const preprocess = opts.preprocess === undefined ? null : checkPreprocess(opts.preprocess);
-  const calib = typeof data === 'string' ? openDataset(data, undefined, { sampleShape: prepared.inputShape, preprocess }) : data;
+  const calib =
+    typeof data === 'string' ? openDataset(data, undefined, { sampleShape: prepared.inputShape, preprocess }) : data;
   if (preprocess && (calib.preprocess ?? 'none') !== formatPreprocess(preprocess)) {
-    throw optionError('preprocess', `is ${formatPreprocess(preprocess)} but the data set ${calib.name} was opened with ${calib.preprocess ?? 'none'} (the preprocessing applies to image data: imagefolder, voc, coco, videofolder)`);
+    throw optionError(
+      'preprocess',
+      `is ${formatPreprocess(preprocess)} but the data set ${calib.name} was opened with ${calib.preprocess ?? 'none'} (the preprocessing applies to image data: imagefolder, voc, coco, videofolder)`,
+    );
   }
   checkDataFits(calib, prepared.inputName, prepared.inputShape);
   const tail = await modelTail(prepared, opts); // refuses a bad readout node before calibrating
@@ -130,16 +161,38 @@ export async function convert(model: string | LoadedModel, data: string | Datase
   const th = calibration.thresholds;
   const t1 = performance.now();
   // Bias / potential calibration on the first calibration batch; the delay fit on its own sample.
-  const batch = opts.biasCalibration || opts.potentialCalibration ? await readBatch(calib, calibration.firstBatch, prepared.normalize) : null;
+  const batch =
+    opts.biasCalibration || opts.potentialCalibration
+      ? await readBatch(calib, calibration.firstBatch, prepared.normalize)
+      : null;
   const corrections = batch
-    ? await siteCorrections(prepared, th, opts.maxpool, batch, { bias: opts.biasCalibration, potential: opts.potentialCalibration, threads: opts.threads, device: opts.device, onProgress: opts.onProgress })
+    ? await siteCorrections(prepared, th, opts.maxpool, batch, {
+        bias: opts.biasCalibration,
+        potential: opts.potentialCalibration,
+        threads: opts.threads,
+        device: opts.device,
+        onProgress: opts.onProgress,
+      })
     : {};
   const t2 = performance.now();
   const unit = opts.spikes === 'unit' ? await unitSpikeForm(prepared, th, opts) : null;
-  const step = unit ? buildSnn(unit.model, unit.thresholds, opts.maxpool, correctionsInUnits(prepared, th, corrections)) : buildSnn(prepared, th, opts.maxpool, corrections);
+  const step = unit
+    ? buildSnn(unit.model, unit.thresholds, opts.maxpool, correctionsInUnits(prepared, th, corrections))
+    : buildSnn(prepared, th, opts.maxpool, corrections);
   const t3 = performance.now();
   const fit = opts.delayFit
-    ? await fitDelays(step, prepared, th, await readBatch(calib, calibrationSamples(calib.size, opts, Math.min(opts.delayFitSamples, calib.size)), prepared.normalize), opts.delayFit, opts)
+    ? await fitDelays(
+        step,
+        prepared,
+        th,
+        await readBatch(
+          calib,
+          calibrationSamples(calib.size, opts, Math.min(opts.delayFitSamples, calib.size)),
+          prepared.normalize,
+        ),
+        opts.delayFit,
+        opts,
+      )
     : null;
   // The corrections and the fit, without the unit-spike folding and the build between them.
   const refineSeconds = (t2 - t1 + performance.now() - t3) / 1000;
@@ -148,25 +201,34 @@ export async function convert(model: string | LoadedModel, data: string | Datase
     source: { file: name, sha256: loaded.sha256 },
     normalize: prepared.normalize,
     calibration: {
-      method: calibration.method, iterations: calibration.iterations, batchSize: calibration.batchSize,
-      samples: calibration.samples, data: calib.name,
+      method: calibration.method,
+      iterations: calibration.iterations,
+      batchSize: calibration.batchSize,
+      samples: calibration.samples,
+      data: calib.name,
     },
     delay: {
-      estimated: calibration.delay.estimated, latencies: calibration.delay.latencies.map((r) => round(r, 4)),
+      estimated: calibration.delay.estimated,
+      latencies: calibration.delay.latencies.map((r) => round(r, 4)),
       ...(fit ? { fitted: fit.delays } : {}),
     },
     ...(opts.readoutNode ? { readoutNode: opts.readoutNode } : {}),
-    ...(batch || fit ? {
-      corrections: {
-        ...(opts.biasCalibration ? { biasT: opts.biasCalibration } : {}), ...(opts.potentialCalibration ? { potentialT: opts.potentialCalibration } : {}),
-        ...(batch ? { samples: batch.n } : {}), ...(fit ? { delayFitSamples: fit.samples } : {}),
-      },
-    } : {}),
+    ...(batch || fit
+      ? {
+          corrections: {
+            ...(opts.biasCalibration ? { biasT: opts.biasCalibration } : {}),
+            ...(opts.potentialCalibration ? { potentialT: opts.potentialCalibration } : {}),
+            ...(batch ? { samples: batch.n } : {}),
+            ...(fit ? { delayFitSamples: fit.samples } : {}),
+          },
+        }
+      : {}),
     ...(unit ? { unit: { theta: th.values.map((v) => Array.from(v)), scaleNodes: unit.scaleNodes } } : {}),
     ...(calib.preprocess ? { preprocess: calib.preprocess } : {}),
   };
   const timing = {
-    calibrate: round(calibration.seconds, 3), convert: round((performance.now() - t0) / 1000, 3),
+    calibrate: round(calibration.seconds, 3),
+    convert: round((performance.now() - t0) / 1000, 3),
     ...(batch || fit ? { refine: round(refineSeconds, 3) } : {}),
   };
   return new Snn({ form: 'step', graph: step.graph, meta, tail, source: prepared, timing });
@@ -181,9 +243,12 @@ function correctionsInUnits(m: PreparedModel, th: Thresholds, c: SiteCorrections
     const shape = m.shapes.get(m.plan.sites[k].input) as readonly number[];
     return thetaPerElement(th.values[k], numel(shape), shape[0]);
   };
-  const divide = (v: Float32Array, theta: ArrayLike<number>): Float32Array => v.map((x, i) => (theta[i] > 0 ? x / theta[i] : 0));
+  const divide = (v: Float32Array, theta: ArrayLike<number>): Float32Array =>
+    v.map((x, i) => (theta[i] > 0 ? x / theta[i] : 0));
   return {
-    bias: c.bias?.map((b, k) => (b ? divide(b, th.values[k].length === 1 ? new Float32Array(b.length).fill(th.values[k][0]) : th.values[k]) : null)),
+    bias: c.bias?.map((b, k) =>
+      b ? divide(b, th.values[k].length === 1 ? new Float32Array(b.length).fill(th.values[k][0]) : th.values[k]) : null,
+    ),
     potential: c.potential?.map((v, k) => (v ? divide(v, perElement(k)) : null)),
   };
 }

@@ -22,8 +22,16 @@ export function toNirGraph(snn: Snn, target: string, where = snn.meta.source.fil
 }
 
 /** Write the NIR file (whole or not at all; never over `inputs`, e.g. the converted file it came from). */
-export async function exportNir(snn: Snn, file: string, target: string, inputs: readonly string[] = []): Promise<NirGraph> {
-  checkPaths(inputs.map((p) => ({ path: p, role: 'an input' })), [{ path: file, role: 'out' }]);
+export async function exportNir(
+  snn: Snn,
+  file: string,
+  target: string,
+  inputs: readonly string[] = [],
+): Promise<NirGraph> {
+  checkPaths(
+    inputs.map((p) => ({ path: p, role: 'an input' })),
+    [{ path: file, role: 'out' }],
+  );
   const graph = toNirGraph(snn, target, inputs[0] ? path.basename(inputs[0]) : undefined);
   await writeNir(file, graph);
   return graph;
@@ -33,5 +41,12 @@ export async function exportNir(snn: Snn, file: string, target: string, inputs: 
 export function asTarget(snn: Snn, target: string): Snn {
   const t: Target = checkTarget(target, 'asTarget');
   if (snn.form !== 'step') throw optionError('asTarget', 'needs a step-form network');
-  return new SnnClass({ form: 'step', graph: asTargetGraph(snn.graph, snn.spec, t), meta: snn.meta, tail: snn.tail, source: snn.source, timing: snn.timing });
+  return new SnnClass({
+    form: 'step',
+    graph: asTargetGraph(snn.graph, snn.spec, t),
+    meta: snn.meta,
+    tail: snn.tail,
+    source: snn.source,
+    timing: snn.timing,
+  });
 }

@@ -25,7 +25,13 @@ import type { SiteErrors } from '../analysis/site-errors.js';
 import { firingRates } from '../evaluate/windows.js';
 import { mergeTallies, statsOf, type Tally } from '../evaluate/tally.js';
 import { TASKS, mergeStates, scoresOf, stateProblem, type ScorerState, type Task } from '../tasks/task.js';
-import { picturesSchema, predictionSchema, type Pictures, type SimulateRecord, type SimulationResult } from '../report/record.js';
+import {
+  picturesSchema,
+  predictionSchema,
+  type Pictures,
+  type SimulateRecord,
+  type SimulationResult,
+} from '../report/record.js';
 import { mergePictures, type PictureState } from '../evaluate/pictures.js';
 import { SpikeportError, optionError } from '../errors.js';
 import { readRegularFile } from '../files.js';
@@ -93,13 +99,21 @@ export interface ShardFile {
   /** A checkpoint's: what the picture collector has gathered so far. */
   readonly pictureState?: PictureState;
   /** Not part of the result's identity: when, and how long the conversion took (if in this process). */
-  readonly timing: { readonly created: string; readonly calibrate?: number; readonly convert?: number; readonly refine?: number };
+  readonly timing: {
+    readonly created: string;
+    readonly calibrate?: number;
+    readonly convert?: number;
+    readonly refine?: number;
+  };
 }
 
 /** Shard K of N: its contiguous range of the `batches` batches (sizes differ by at most one). */
 export function shardRange(shard: Shard, batches: number): { first: number; end: number } {
   checkShard(shard, batches);
-  return { first: Math.floor((shard.index * batches) / shard.count), end: Math.floor(((shard.index + 1) * batches) / shard.count) };
+  return {
+    first: Math.floor((shard.index * batches) / shard.count),
+    end: Math.floor(((shard.index + 1) * batches) / shard.count),
+  };
 }
 
 /** What is wrong with a shard (index in range, no more shards than batches: each gets one), or null. */
@@ -107,7 +121,8 @@ export function shardProblem(shard: Shard, batches?: number): string | null {
   const { index, count } = shard;
   if (!Number.isInteger(count) || count < 1) return `the count must be an integer ≥ 1 (got ${String(count)})`;
   if (count > MAX_SHARDS) return `at most ${MAX_SHARDS} shards (got ${count})`;
-  if (!Number.isInteger(index) || index < 0 || index >= count) return `the index must be in 0..${count - 1} (got ${String(index)})`;
+  if (!Number.isInteger(index) || index < 0 || index >= count)
+    return `the index must be in 0..${count - 1} (got ${String(index)})`;
   if (batches !== undefined && count > batches) {
     return `${count} shards for ${batches} batch${batches === 1 ? '' : 'es'}: every shard needs at least one (use at most ${batches === 1 ? 'one shard' : `${batches} shards`}, or a smaller batch size)`;
   }
@@ -132,7 +147,11 @@ export function parseShard(v: string): Shard {
 function canonical(v: unknown): string {
   if (Array.isArray(v)) return `[${v.map(canonical).join(',')}]`;
   if (v !== null && typeof v === 'object') {
-    return `{${Object.keys(v).sort().filter((k) => (v as Record<string, unknown>)[k] !== undefined).map((k) => `${JSON.stringify(k)}:${canonical((v as Record<string, unknown>)[k])}`).join(',')}}`;
+    return `{${Object.keys(v)
+      .sort()
+      .filter((k) => (v as Record<string, unknown>)[k] !== undefined)
+      .map((k) => `${JSON.stringify(k)}:${canonical((v as Record<string, unknown>)[k])}`)
+      .join(',')}}`;
   }
   return JSON.stringify(v) ?? 'null';
 }
@@ -153,7 +172,9 @@ const MAX_SHARD_BYTES = 0x1fffffe8;
 
 /** The sample indices of these batches of `batchSize` over `size` samples. */
 function samplesOf(batches: readonly number[], batchSize: number, size: number): number[] {
-  return batches.flatMap((b) => Array.from({ length: Math.max(0, Math.min(batchSize, size - b * batchSize)) }, (_, k) => b * batchSize + k));
+  return batches.flatMap((b) =>
+    Array.from({ length: Math.max(0, Math.min(batchSize, size - b * batchSize)) }, (_, k) => b * batchSize + k),
+  );
 }
 
 /**
@@ -164,15 +185,20 @@ function samplesOf(batches: readonly number[], batchSize: number, size: number):
 function contentProblem(s: ShardFile): string | null {
   const { run, context: ctx, tally } = s;
   const batchSize = run.options.batchSize;
-  if (typeof batchSize !== 'number' || !Number.isInteger(batchSize) || batchSize < 1) return 'options.batchSize is not a batch size';
+  if (typeof batchSize !== 'number' || !Number.isInteger(batchSize) || batchSize < 1)
+    return 'options.batchSize is not a batch size';
   if (run.data.size < 1 || run.data.size > 2 ** 31) return `a data set of ${run.data.size} samples`;
-  if (run.batches !== Math.ceil(run.data.size / batchSize)) return `${run.batches} batches of ${batchSize} for ${run.data.size} samples`;
+  if (run.batches !== Math.ceil(run.data.size / batchSize))
+    return `${run.batches} batches of ${batchSize} for ${run.data.size} samples`;
   if (run.shards > MAX_SHARDS) return `${run.shards} shards (at most ${MAX_SHARDS})`;
   const want = shardRange(s.shard, run.batches);
-  if (s.range.first !== want.first || s.range.end !== want.end) return `shard ${s.shard.index} of ${s.shard.count} must count batches ${want.first}..${want.end - 1}, it says ${s.range.first}..${s.range.end - 1}`;
+  if (s.range.first !== want.first || s.range.end !== want.end)
+    return `shard ${s.shard.index} of ${s.shard.count} must count batches ${want.first}..${want.end - 1}, it says ${s.range.first}..${s.range.end - 1}`;
   const b = tally.batches;
-  if (b.some((x, k) => x < want.first || x >= want.end || (k > 0 && x <= b[k - 1]))) return `its batches are not ascending within ${want.first}..${want.end - 1}`;
-  if (s.complete && b.length !== want.end - want.first) return `shard ${s.shard.index} of ${s.shard.count} must count batches ${want.first}..${want.end - 1}, it counts ${b.length ? `${b[0]}..${b[b.length - 1]} (${b.length})` : 'none'}`;
+  if (b.some((x, k) => x < want.first || x >= want.end || (k > 0 && x <= b[k - 1])))
+    return `its batches are not ascending within ${want.first}..${want.end - 1}`;
+  if (s.complete && b.length !== want.end - want.first)
+    return `shard ${s.shard.index} of ${s.shard.count} must count batches ${want.first}..${want.end - 1}, it counts ${b.length ? `${b[0]}..${b[b.length - 1]} (${b.length})` : 'none'}`;
   const samples = samplesOf(b, batchSize, run.data.size);
   if (tally.samples !== samples.length) return `${tally.samples} samples counted, its batches hold ${samples.length}`;
   const byEngine = Object.values(tally.engines ?? {}).reduce((a, k) => a + k, 0);
@@ -184,11 +210,21 @@ function contentProblem(s: ShardFile): string | null {
   const odd = Object.entries(tally.engines ?? {}).find(([e, k]) => k > 0 && !allowed.includes(e));
   if (odd) return `engine ${asked} does not run batches with ${odd[0]}`;
   const same = (x: unknown, y: unknown): boolean => canonical(x) === canonical(y);
-  if (!same(ctx.T, run.options.T) || !same(ctx.delays, run.options.delays) || ctx.task !== run.options.task) return 'its record context (T, delays, task) does not match its options';
+  if (!same(ctx.T, run.options.T) || !same(ctx.delays, run.options.delays) || ctx.task !== run.options.task)
+    return 'its record context (T, delays, task) does not match its options';
   const Tmax = ctx.T.length ? ctx.T[ctx.T.length - 1] : 0;
-  if (ctx.delays.length !== ctx.T.length || ctx.T.some((T, i) => T < 1 || ctx.delays[i] >= T || (i > 0 && T <= ctx.T[i - 1]))) return 'its T and delays are not ascending windows';
-  if (tally.spikesPerStep.length !== ctx.sites.length || [...tally.spikesPerStep, ...tally.sopsPerStep].some((r) => r.length !== Tmax)) return `its spike and SOP counts are not ${ctx.sites.length} sites × ${Tmax} steps`;
-  if (ctx.layers && tally.sopsPerStep.length !== ctx.layers.filter((l) => l.sops !== undefined).length) return 'its SOP counts do not match its layers';
+  if (
+    ctx.delays.length !== ctx.T.length ||
+    ctx.T.some((T, i) => T < 1 || ctx.delays[i] >= T || (i > 0 && T <= ctx.T[i - 1]))
+  )
+    return 'its T and delays are not ascending windows';
+  if (
+    tally.spikesPerStep.length !== ctx.sites.length ||
+    [...tally.spikesPerStep, ...tally.sopsPerStep].some((r) => r.length !== Tmax)
+  )
+    return `its spike and SOP counts are not ${ctx.sites.length} sites × ${Tmax} steps`;
+  if (ctx.layers && tally.sopsPerStep.length !== ctx.layers.filter((l) => l.sops !== undefined).length)
+    return 'its SOP counts do not match its layers';
   const problems = [
     stateProblem(tally.scores, 2 * ctx.T.length, samples),
     s.references ? stateProblem(s.references.ann, 1, samples) : null,
@@ -198,7 +234,13 @@ function contentProblem(s: ShardFile): string | null {
 }
 
 /** The identity of a run of `snn` on data of this name and size with these options, cut into `shards`. */
-export function runConfig(snn: Snn, data: Dataset, options: Record<string, unknown>, batchSize: number, shards: number): RunConfig {
+export function runConfig(
+  snn: Snn,
+  data: Dataset,
+  options: Record<string, unknown>,
+  batchSize: number,
+  shards: number,
+): RunConfig {
   const th = snn.thresholds();
   return {
     model: { source: snn.meta.source.sha256, snn: sha256(snn.toBytes()) },
@@ -216,14 +258,19 @@ export function runConfig(snn: Snn, data: Dataset, options: Record<string, unkno
  * only in their pixels do not (reading them all would cost what a shard is meant to save).
  */
 export function dataFingerprint(d: Dataset): string {
-  const h = createHash('sha256').update(canonical({ sampleShape: d.sampleShape, maskShape: d.maskShape ?? null, scale: d.scale }));
+  const h = createHash('sha256').update(
+    canonical({ sampleShape: d.sampleShape, maskShape: d.maskShape ?? null, scale: d.scale }),
+  );
   if (d.labels) h.update(new Uint8Array(d.labels.buffer, d.labels.byteOffset, d.labels.byteLength));
   if (d.boxes) h.update(canonical(d.boxes));
   return h.digest('hex');
 }
 
 /** The record of a run from its shards (one for a run that was not split), after checking that they fit together. */
-export function mergeShards(files: readonly { readonly name: string; readonly shard: ShardFile }[], overrides: { readonly model?: string; readonly timing?: Partial<ShardFile['timing']> } = {}): SimulateRecord {
+export function mergeShards(
+  files: readonly { readonly name: string; readonly shard: ShardFile }[],
+  overrides: { readonly model?: string; readonly timing?: Partial<ShardFile['timing']> } = {},
+): SimulateRecord {
   if (files.length === 0) throw new SpikeportError('invalid-option', 'no shard files to merge');
   checkSameRun(files);
   const ordered = [...files].sort((a, b) => a.shard.shard.index - b.shard.shard.index);
@@ -238,19 +285,38 @@ export function mergeShards(files: readonly { readonly name: string; readonly sh
       refs = { ann: mergeStates(r.map((x) => x.ann)), clipped: mergeStates(r.map((x) => x.clipped)) };
     }
   } catch (e) {
-    throw new SpikeportError('invalid-file', `${ordered.map((f) => f.name).join(', ')}: the statistics do not fit together (${(e as Error).message})`);
+    throw new SpikeportError(
+      'invalid-file',
+      `${ordered.map((f) => f.name).join(', ')}: the statistics do not fit together (${(e as Error).message})`,
+    );
   }
   const withPictures = ordered.filter((f) => f.shard.pictures);
-  if (withPictures.length && withPictures.length < ordered.length) throw new SpikeportError('invalid-file', `${ordered.find((f) => !f.shard.pictures)?.name ?? ''} has no pictures, other shards have`);
+  if (withPictures.length && withPictures.length < ordered.length)
+    throw new SpikeportError(
+      'invalid-file',
+      `${ordered.find((f) => !f.shard.pictures)?.name ?? ''} has no pictures, other shards have`,
+    );
   const count = Number(first.run.options.pictures ?? 0);
-  const pictures = withPictures.length ? mergePictures(ordered.map((f) => f.shard.pictures as Pictures), count) : null;
+  const pictures = withPictures.length
+    ? mergePictures(
+        ordered.map((f) => f.shard.pictures as Pictures),
+        count,
+      )
+    : null;
   const windows = 2 * ctx.T.length;
   const scores = scoresOf(tally.scores);
-  if (scores.length !== windows) throw new SpikeportError('invalid-file', `${ordered[0].name}: ${scores.length} readout windows scored, the options ask for ${windows}`);
+  if (scores.length !== windows)
+    throw new SpikeportError(
+      'invalid-file',
+      `${ordered[0].name}: ${scores.length} readout windows scored, the options ask for ${windows}`,
+    );
   const results: SimulationResult[] = ctx.T.map((T, i) => ({
-    T, delay: ctx.delays[i],
-    metric: scores[2 * i].metric, secondary: scores[2 * i].secondary,
-    metricNoDelay: scores[2 * i + 1].metric, secondaryNoDelay: scores[2 * i + 1].secondary,
+    T,
+    delay: ctx.delays[i],
+    metric: scores[2 * i].metric,
+    secondary: scores[2 * i].secondary,
+    metricNoDelay: scores[2 * i + 1].metric,
+    secondaryNoDelay: scores[2 * i + 1].secondary,
   }));
   const ann = refs ? scoresOf(refs.ann)[0] : null;
   const clipped = refs ? scoresOf(refs.clipped)[0] : null;
@@ -278,7 +344,13 @@ export function mergeShards(files: readonly { readonly name: string; readonly sh
     delay: ctx.delay,
     results,
     firingRates: firingRates(ctx, stats, Tmax),
-    energy: energyOf({ layers: ctx.layers ?? undefined }, stats, results.map((r) => ({ T: r.T, metric: r.metric })), ann ? ann.metric : null, ctx.energy),
+    energy: energyOf(
+      { layers: ctx.layers ?? undefined },
+      stats,
+      results.map((r) => ({ T: r.T, metric: r.metric })),
+      ann ? ann.metric : null,
+      ctx.energy,
+    ),
     siteErrors: first.siteErrors,
     simulationSeconds: tally.seconds,
     ...(tally.engines ? { engines: tally.engines } : {}),
@@ -292,9 +364,16 @@ function checkSameRun(files: readonly { readonly name: string; readonly shard: S
   for (const f of files) {
     const s = f.shard;
     if (!s.complete) {
-      throw new SpikeportError('invalid-file', `${f.name} is the checkpoint of an unfinished shard (${s.tally.batches.length} of ${s.range.end - s.range.first} batches done); run its command again to finish it`);
+      throw new SpikeportError(
+        'invalid-file',
+        `${f.name} is the checkpoint of an unfinished shard (${s.tally.batches.length} of ${s.range.end - s.range.first} batches done); run its command again to finish it`,
+      );
     }
-    if (configHash(s.run, s.context) !== s.config) throw new SpikeportError('invalid-file', `${f.name}: its configuration does not match its hash (the file was edited)`);
+    if (configHash(s.run, s.context) !== s.config)
+      throw new SpikeportError(
+        'invalid-file',
+        `${f.name}: its configuration does not match its hash (the file was edited)`,
+      );
   }
   for (const b of rest) {
     const what = difference(a.shard, b.shard);
@@ -305,29 +384,44 @@ function checkSameRun(files: readonly { readonly name: string; readonly shard: S
   for (const f of files) {
     const { index } = f.shard.shard;
     const other = seen.get(index);
-    if (other !== undefined) throw new SpikeportError('invalid-file', `shard ${index} of ${count} is given twice: ${other} and ${f.name}`);
+    if (other !== undefined)
+      throw new SpikeportError('invalid-file', `shard ${index} of ${count} is given twice: ${other} and ${f.name}`);
     seen.set(index, f.name);
   }
   const missing = Array.from({ length: count }, (_, k) => k).filter((k) => !seen.has(k));
   if (missing.length) {
-    throw new SpikeportError('invalid-file', `shard${missing.length > 1 ? 's' : ''} ${missing.join(', ')} of ${count} ${missing.length > 1 ? 'are' : 'is'} missing (given: ${[...seen.keys()].sort((x, y) => x - y).join(', ')})`);
+    throw new SpikeportError(
+      'invalid-file',
+      `shard${missing.length > 1 ? 's' : ''} ${missing.join(', ')} of ${count} ${missing.length > 1 ? 'are' : 'is'} missing (given: ${[...seen.keys()].sort((x, y) => x - y).join(', ')})`,
+    );
   }
 }
 
 /** What differs between two shards' runs, in words; null if nothing. */
 function difference(sa: ShardFile, sb: ShardFile): string | null {
   const [a, b] = [sa.run, sb.run];
-  if (a.model.source !== b.model.source) return `they simulate different models (sha256 ${a.model.source.slice(0, 12)}… and ${b.model.source.slice(0, 12)}…)`;
+  if (a.model.source !== b.model.source)
+    return `they simulate different models (sha256 ${a.model.source.slice(0, 12)}… and ${b.model.source.slice(0, 12)}…)`;
   if (a.thresholds !== b.thresholds) return 'they simulate the same model with different thresholds';
-  if (a.model.snn !== b.model.snn) return 'they simulate different conversions of the same model (same thresholds, other conversion options or corrections)';
-  if (a.data.name !== b.data.name || a.data.size !== b.data.size) return `they read different data (${a.data.name}, ${a.data.size} samples; ${b.data.name}, ${b.data.size} samples)`;
-  if (a.data.fingerprint !== b.data.fingerprint) return `they read different data under the same name ${a.data.name} (other labels, boxes or sample shape)`;
+  if (a.model.snn !== b.model.snn)
+    return 'they simulate different conversions of the same model (same thresholds, other conversion options or corrections)';
+  if (a.data.name !== b.data.name || a.data.size !== b.data.size)
+    return `they read different data (${a.data.name}, ${a.data.size} samples; ${b.data.name}, ${b.data.size} samples)`;
+  if (a.data.fingerprint !== b.data.fingerprint)
+    return `they read different data under the same name ${a.data.name} (other labels, boxes or sample shape)`;
   const keys = [...new Set([...Object.keys(a.options), ...Object.keys(b.options)])].sort();
   const k = keys.find((key) => canonical(a.options[key]) !== canonical(b.options[key]));
-  if (k !== undefined) return `they ran with different options: ${k} ${canonical(a.options[k])} and ${canonical(b.options[k])}`;
+  if (k !== undefined)
+    return `they ran with different options: ${k} ${canonical(a.options[k])} and ${canonical(b.options[k])}`;
   if (a.shards !== b.shards) return `one is cut into ${a.shards} shards, the other into ${b.shards}`;
   if (a.batches !== b.batches) return `${a.batches} and ${b.batches} batches`;
-  const field = Object.keys(sa.context).sort().find((key) => canonical((sa.context as unknown as Record<string, unknown>)[key]) !== canonical((sb.context as unknown as Record<string, unknown>)[key]));
+  const field = Object.keys(sa.context)
+    .sort()
+    .find(
+      (key) =>
+        canonical((sa.context as unknown as Record<string, unknown>)[key]) !==
+        canonical((sb.context as unknown as Record<string, unknown>)[key]),
+    );
   if (field !== undefined) return `their records would differ in ${field}`;
   return null;
 }
@@ -338,16 +432,48 @@ const finite = z.number().finite();
 const counts = z.array(z.array(count));
 const box = z.object({ image: count, label: count, x: finite, y: finite, w: finite, h: finite }).passthrough();
 const state: z.ZodType<ScorerState> = z.discriminatedUnion('kind', [
-  z.object({ kind: z.literal('topk'), classes: count, top1: z.array(count), top5: z.array(count), seen: z.array(count) }),
-  z.object({ kind: z.literal('confusion'), classes: count, counts: z.array(z.array(count)) })
-    .refine((s) => s.counts.every((c) => c.length === 0 || c.length === s.classes * s.classes), 'each confusion matrix has classes² counts'),
-  z.object({ kind: z.literal('detections'), classes: count, windows: count, found: z.array(z.array(finite)), images: z.array(count), truth: z.array(box) })
-    .refine((s) => s.found.length === s.windows && s.found.every((f) => f.length % 7 === 0), 'detections come as 7 numbers each, one list per window'),
+  z.object({
+    kind: z.literal('topk'),
+    classes: count,
+    top1: z.array(count),
+    top5: z.array(count),
+    seen: z.array(count),
+  }),
+  z
+    .object({ kind: z.literal('confusion'), classes: count, counts: z.array(z.array(count)) })
+    .refine(
+      (s) => s.counts.every((c) => c.length === 0 || c.length === s.classes * s.classes),
+      'each confusion matrix has classes² counts',
+    ),
+  z
+    .object({
+      kind: z.literal('detections'),
+      classes: count,
+      windows: count,
+      found: z.array(z.array(finite)),
+      images: z.array(count),
+      truth: z.array(box),
+    })
+    .refine(
+      (s) => s.found.length === s.windows && s.found.every((f) => f.length % 7 === 0),
+      'detections come as 7 numbers each, one list per window',
+    ),
 ]);
-const latency = z.number().nullable().transform((v) => v ?? Infinity);
-const layer = z.object({ node: z.string(), opType: z.string(), where: z.enum(['input', 'spiking', 'dense', 'tail']), macs: finite, sops: z.string().optional() });
+const latency = z
+  .number()
+  .nullable()
+  .transform((v) => v ?? Infinity);
+const layer = z.object({
+  node: z.string(),
+  opType: z.string(),
+  where: z.enum(['input', 'spiking', 'dense', 'tail']),
+  macs: finite,
+  sops: z.string().optional(),
+});
 const siteErrors = z.object({
-  T: count, delay: count, samples: count,
+  T: count,
+  delay: count,
+  samples: count,
   sites: z.array(z.object({ site: z.string(), clipError: finite, snnVsAnn: finite, snnVsClipped: finite })),
 });
 const hex = z.string().regex(/^[0-9a-f]{64}$/);
@@ -355,46 +481,84 @@ const shardSchema = z.object({
   format: z.literal(SHARD_FORMAT),
   config: hex,
   run: z.object({
-    model: z.object({ source: z.string(), snn: hex }), thresholds: hex,
-    data: z.object({ name: z.string(), size: count, fingerprint: hex }), options: z.record(z.string(), z.unknown()), batches: count, shards: count,
+    model: z.object({ source: z.string(), snn: hex }),
+    thresholds: hex,
+    data: z.object({ name: z.string(), size: count, fingerprint: hex }),
+    options: z.record(z.string(), z.unknown()),
+    batches: count,
+    shards: count,
   }),
   shard: z.object({ index: count, count: count }),
   range: z.object({ first: count, end: count }),
   complete: z.boolean(),
   context: z.object({
-    task: z.enum(TASKS), model: z.string(), data: z.string(), method: z.string(), iterations: count,
-    calibration: z.record(z.string(), z.unknown()), maxpool: z.string(),
+    task: z.enum(TASKS),
+    model: z.string(),
+    data: z.string(),
+    method: z.string(),
+    iterations: count,
+    calibration: z.record(z.string(), z.unknown()),
+    maxpool: z.string(),
     delay: z.object({ estimated: count, latencies: z.array(latency), rule: z.string() }),
-    T: z.array(count), delays: z.array(count),
-    sites: z.array(z.object({ node: z.string(), neurons: count })), layers: z.array(layer).nullable(),
+    T: z.array(count),
+    delays: z.array(count),
+    sites: z.array(z.object({ node: z.string(), neurons: count })),
+    layers: z.array(layer).nullable(),
     energy: z.object({ name: z.string(), eSop: finite, eMac: finite, note: z.string() }),
   }),
-  tally: z.object({ batches: z.array(count), samples: count, spikesPerStep: counts, sopsPerStep: counts, scores: state, seconds: finite,
-    engines: z.object({ steps: count, fused: count, loop: count }).partial().strict().optional() }),
+  tally: z.object({
+    batches: z.array(count),
+    samples: count,
+    spikesPerStep: counts,
+    sopsPerStep: counts,
+    scores: state,
+    seconds: finite,
+    engines: z.object({ steps: count, fused: count, loop: count }).partial().strict().optional(),
+  }),
   references: z.object({ ann: state, clipped: state }).nullable(),
   siteErrors: siteErrors.nullable(),
   pictures: picturesSchema.nullable(),
-  pictureState: z.object({
-    preds: z.array(z.tuple([count, z.array(predictionSchema)])), misclassified: count, checked: count, grid: z.array(count),
-    maskSize: z.tuple([count, count]).nullable(),
-  }).optional(),
-  timing: z.object({ created: z.string(), calibrate: finite.optional(), convert: finite.optional(), refine: finite.optional() }),
+  pictureState: z
+    .object({
+      preds: z.array(z.tuple([count, z.array(predictionSchema)])),
+      misclassified: count,
+      checked: count,
+      grid: z.array(count),
+      maskSize: z.tuple([count, count]).nullable(),
+    })
+    .optional(),
+  timing: z.object({
+    created: z.string(),
+    calibrate: finite.optional(),
+    convert: finite.optional(),
+    refine: finite.optional(),
+  }),
 });
 
 /** A shard file's JSON checked field by field; `where` names it in the one-line error. */
 export function parseShardFile(json: unknown, where: string): ShardFile {
   if ((json as { format?: unknown } | null)?.format !== SHARD_FORMAT) {
-    throw new SpikeportError('invalid-file', `${where} is not a spikeport shard file (no "format": "${SHARD_FORMAT}"); make one with simulate --shard K/N --json FILE`);
+    throw new SpikeportError(
+      'invalid-file',
+      `${where} is not a spikeport shard file (no "format": "${SHARD_FORMAT}"); make one with simulate --shard K/N --json FILE`,
+    );
   }
   const parsed = shardSchema.safeParse(json);
   if (!parsed.success) {
     const issue = parsed.error.issues[0];
-    throw new SpikeportError('invalid-file', `${where}: a shard file with a bad field ${issue.path.join('.') || '(root)'}: ${issue.message}`);
+    throw new SpikeportError(
+      'invalid-file',
+      `${where}: a shard file with a bad field ${issue.path.join('.') || '(root)'}: ${issue.message}`,
+    );
   }
   const s = parsed.data as ShardFile;
   const bad = shardProblem(s.shard, s.run.batches);
   if (bad) throw new SpikeportError('invalid-file', `${where}: shard ${s.shard.index} of ${s.shard.count}: ${bad}`);
-  if (s.shard.count !== s.run.shards) throw new SpikeportError('invalid-file', `${where}: shard count ${s.shard.count} but the run is cut into ${s.run.shards}`);
+  if (s.shard.count !== s.run.shards)
+    throw new SpikeportError(
+      'invalid-file',
+      `${where}: shard count ${s.shard.count} but the run is cut into ${s.run.shards}`,
+    );
   const problem = contentProblem(s);
   if (problem) throw new SpikeportError('invalid-file', `${where}: ${problem}`);
   return s;
@@ -408,7 +572,11 @@ export function readShardFile(file: string): ShardFile {
   } catch {
     // readRegularFile says what is wrong
   }
-  if (size > MAX_SHARD_BYTES) throw new SpikeportError('invalid-file', `${file}: ${(size / 2 ** 20).toFixed(0)} MiB is more than a shard file can be (${(MAX_SHARD_BYTES / 2 ** 20).toFixed(0)} MiB); cut the run into more shards`);
+  if (size > MAX_SHARD_BYTES)
+    throw new SpikeportError(
+      'invalid-file',
+      `${file}: ${(size / 2 ** 20).toFixed(0)} MiB is more than a shard file can be (${(MAX_SHARD_BYTES / 2 ** 20).toFixed(0)} MiB); cut the run into more shards`,
+    );
   const text = readRegularFile(file).toString('utf8');
   let json: unknown;
   try {

@@ -24,7 +24,18 @@ import type { SimulateRecord } from '../report/record.js';
 import type { OnProgress } from '../progress.js';
 import { writeFileAtomic } from '../files.js';
 import { SpikeportError, checkInteger, optionError } from '../errors.js';
-import { SHARD_FORMAT, checkShard, configHash, mergeShards, readShardFile, runConfig, shardJson, shardRange, type Shard, type ShardFile } from './shards.js';
+import {
+  SHARD_FORMAT,
+  checkShard,
+  configHash,
+  mergeShards,
+  readShardFile,
+  runConfig,
+  shardJson,
+  shardRange,
+  type Shard,
+  type ShardFile,
+} from './shards.js';
 import { checkPreprocess } from './convert.js';
 
 export type DelayRule = 'auto' | 'fit' | 'off' | number;
@@ -89,7 +100,15 @@ export const MAX_PICTURES = 16;
 
 /** The defaults of every simulation option (the CLI shows these in --help). */
 export const SIMULATE_DEFAULTS = {
-  T: [8, 16, 32, 64, 128, 256], delay: 'auto', batchSize: 100, engine: DEFAULT_ENGINE, references: false, siteErrors: 0, pictures: 0, energy: 'paper', checkpointSeconds: 10,
+  T: [8, 16, 32, 64, 128, 256],
+  delay: 'auto',
+  batchSize: 100,
+  engine: DEFAULT_ENGINE,
+  references: false,
+  siteErrors: 0,
+  pictures: 0,
+  energy: 'paper',
+  checkpointSeconds: 10,
 } as const;
 
 export interface ResolvedSimulateOptions extends SimulateOptions {
@@ -108,19 +127,28 @@ export interface ResolvedSimulateOptions extends SimulateOptions {
 export function resolveSimulateOptions(options: SimulateOptions = {}): ResolvedSimulateOptions {
   const o = { ...SIMULATE_DEFAULTS, ...definedOnly(options) };
   const T = checkSteps(o.T);
-  if (o.delay !== 'auto' && o.delay !== 'fit' && o.delay !== 'off' && !(typeof o.delay === 'number' && Number.isInteger(o.delay) && o.delay >= 0)) {
+  if (
+    o.delay !== 'auto' &&
+    o.delay !== 'fit' &&
+    o.delay !== 'off' &&
+    !(typeof o.delay === 'number' && Number.isInteger(o.delay) && o.delay >= 0)
+  ) {
     throw optionError('delay', `must be "auto", "fit", "off" or an integer ≥ 0 (got ${String(o.delay)})`);
   }
-  if (typeof o.references !== 'boolean') throw optionError('references', `must be true or false (got ${String(o.references)})`);
+  if (typeof o.references !== 'boolean')
+    throw optionError('references', `must be true or false (got ${String(o.references)})`);
   checkInteger('batchSize', o.batchSize, 1);
   checkInteger('siteErrors', o.siteErrors, 0);
   checkRuntime(o);
   if (o.shard !== undefined) checkShard(o.shard);
-  if (!(typeof o.checkpointSeconds === 'number' && o.checkpointSeconds >= 0 && Number.isFinite(o.checkpointSeconds))) throw optionError('checkpointSeconds', `must be a number of seconds ≥ 0 (got ${String(o.checkpointSeconds)})`);
+  if (!(typeof o.checkpointSeconds === 'number' && o.checkpointSeconds >= 0 && Number.isFinite(o.checkpointSeconds)))
+    throw optionError('checkpointSeconds', `must be a number of seconds ≥ 0 (got ${String(o.checkpointSeconds)})`);
   checkInteger('pictures', o.pictures, 0, MAX_PICTURES, 'the pictures are stored in the record');
   if (o.siteErrorsT !== undefined) checkInteger('siteErrorsT', o.siteErrorsT, 1);
-  if (o.task !== undefined && !(TASKS as readonly string[]).includes(o.task)) throw optionError('task', `"${String(o.task)}" is not a task (known: ${TASKS.join(', ')})`);
-  if (!(ENGINES as readonly string[]).includes(o.engine)) throw optionError('engine', `"${String(o.engine)}" is not an engine (known: ${ENGINES.join(', ')})`);
+  if (o.task !== undefined && !(TASKS as readonly string[]).includes(o.task))
+    throw optionError('task', `"${String(o.task)}" is not a task (known: ${TASKS.join(', ')})`);
+  if (!(ENGINES as readonly string[]).includes(o.engine))
+    throw optionError('engine', `"${String(o.engine)}" is not an engine (known: ${ENGINES.join(', ')})`);
   const energy = typeof o.energy === 'string' ? energyConstants(o.energy) : checkEnergyConstants(o.energy);
   if (o.preprocess !== undefined) checkPreprocess(o.preprocess);
   return { ...o, T, energy };
@@ -132,16 +160,28 @@ export function delayFor(rule: DelayRule, T: number, delay: SnnMetadata['delay']
   if (rule === 'off') return 0;
   if (rule === 'fit') {
     const fitted = delay.fitted;
-    if (!fitted) throw optionError('delay', '"fit" needs delays fitted at conversion (convert with delayFit, --delay-fit T)');
-    if (T > fitted.length) throw optionError('delay', `"fit": the network has fitted delays up to T = ${fitted.length}, not ${T} (convert with a larger delayFit)`);
+    if (!fitted)
+      throw optionError('delay', '"fit" needs delays fitted at conversion (convert with delayFit, --delay-fit T)');
+    if (T > fitted.length)
+      throw optionError(
+        'delay',
+        `"fit": the network has fitted delays up to T = ${fitted.length}, not ${T} (convert with a larger delayFit)`,
+      );
     return fitted[T - 1];
   }
   return delayAt(T, delay.estimated, rule);
 }
 
 /** The windows pictured: the smallest, a middle and the largest T with the run's delay (classification: the smallest). */
-function pictureWindows(Ts: readonly number[], windows: readonly Window[], task: Task): { index: number; T: number; delay: number }[] {
-  const picked = task === 'classification' || task === 'video' ? [0] : [...new Set([0, Math.floor((Ts.length - 1) / 2), Ts.length - 1])];
+function pictureWindows(
+  Ts: readonly number[],
+  windows: readonly Window[],
+  task: Task,
+): { index: number; T: number; delay: number }[] {
+  const picked =
+    task === 'classification' || task === 'video'
+      ? [0]
+      : [...new Set([0, Math.floor((Ts.length - 1) / 2), Ts.length - 1])];
   return picked.map((i) => ({ index: 2 * i, ...windows[2 * i] }));
 }
 
@@ -157,15 +197,23 @@ function ruleText(rule: DelayRule): string {
  */
 export function openSimulationData(snn: Snn, spec: string, limit?: number, preprocess?: string): Dataset {
   const p = preprocess ?? snn.meta.preprocess;
-  return openDataset(spec, limit, { sampleShape: snn.spec.inputShape, preprocess: p === undefined ? null : checkPreprocess(p) });
+  return openDataset(spec, limit, {
+    sampleShape: snn.spec.inputShape,
+    preprocess: p === undefined ? null : checkPreprocess(p),
+  });
 }
 
 /**
  * Simulate `snn` on `data` (a data set or its spec, e.g. "mnist:test") for the largest T and score
  * every T: the record of one run (the merge of one shard, see simulateShard).
  */
-export async function simulate(snn: Snn, data: string | Dataset, options: SimulateOptions = {}): Promise<SimulateRecord> {
-  if (options.shard && options.shard.count > 1) throw optionError('shard', 'simulate gives a whole run; simulate a part with simulateShard, then mergeShards');
+export async function simulate(
+  snn: Snn,
+  data: string | Dataset,
+  options: SimulateOptions = {},
+): Promise<SimulateRecord> {
+  if (options.shard && options.shard.count > 1)
+    throw optionError('shard', 'simulate gives a whole run; simulate a part with simulateShard, then mergeShards');
   const shard = await simulateShard(snn, data, { ...options, shard: { index: 0, count: 1 } });
   return mergeShards([{ name: 'the run', shard }]);
 }
@@ -177,40 +225,95 @@ export async function simulate(snn: Snn, data: string | Dataset, options: Simula
  * samples, exactly. With `checkpoint`, progress is kept in that file, and a run killed midway
  * continues from it (same network, data and options, else an error).
  */
-export async function simulateShard(snn: Snn, data: string | Dataset, options: SimulateOptions = {}): Promise<ShardFile> {
+export async function simulateShard(
+  snn: Snn,
+  data: string | Dataset,
+  options: SimulateOptions = {},
+): Promise<ShardFile> {
   const o = resolveSimulateOptions(options);
-  if (o.references && !snn.source) throw optionError('references', 'needs the source ANN (convert keeps it; loadSnn finds it next to the file or takes it as the ann option)');
-  if (o.siteErrors > 0 && !snn.source) throw optionError('siteErrors', 'needs the source ANN (convert keeps it; loadSnn finds it next to the file or takes it as the ann option)');
-  if (o.siteErrors > 0 && snn.meta.unit) throw optionError('siteErrors', 'needs the θ-amplitude form (this network is in the unit-spike form; its sites emit 0/1)');
-  if (o.siteErrors > 0 && snn.form !== 'step') throw optionError('siteErrors', 'needs a step-form network (a loop-form file hides the sites\' outputs)');
+  if (o.references && !snn.source)
+    throw optionError(
+      'references',
+      'needs the source ANN (convert keeps it; loadSnn finds it next to the file or takes it as the ann option)',
+    );
+  if (o.siteErrors > 0 && !snn.source)
+    throw optionError(
+      'siteErrors',
+      'needs the source ANN (convert keeps it; loadSnn finds it next to the file or takes it as the ann option)',
+    );
+  if (o.siteErrors > 0 && snn.meta.unit)
+    throw optionError(
+      'siteErrors',
+      'needs the θ-amplitude form (this network is in the unit-spike form; its sites emit 0/1)',
+    );
+  if (o.siteErrors > 0 && snn.form !== 'step')
+    throw optionError('siteErrors', "needs a step-form network (a loop-form file hides the sites' outputs)");
   const shard = o.shard ?? { index: 0, count: 1 };
   checkShard(shard);
   const Tmax = o.T[o.T.length - 1];
   // Each T twice: with the delay and over all steps.
   const delays = o.T.map((T) => delayFor(o.delay, T, snn.meta.delay));
-  const windows: Window[] = o.T.flatMap((T, i) => [{ T, delay: delays[i] }, { T, delay: 0 }]);
+  const windows: Window[] = o.T.flatMap((T, i) => [
+    { T, delay: delays[i] },
+    { T, delay: 0 },
+  ]);
   const test = typeof data === 'string' ? openSimulationData(snn, data, undefined, o.preprocess) : data;
   if (test.size === 0) throw new SpikeportError('invalid-data', `data set ${test.name} has no samples`);
   const task = inferTask(test, o.task);
-  const run = runConfig(snn, test, {
-    T: o.T, delay: o.delay, delays, batchSize: o.batchSize, task, engines: sameResultsAs(o.engine), references: o.references,
-    siteErrors: o.siteErrors, siteErrorsT: o.siteErrorsT ?? null, energy: o.energy, preprocess: o.preprocess ?? snn.meta.preprocess ?? null, pictures: o.pictures,
-  }, o.batchSize, shard.count);
+  const run = runConfig(
+    snn,
+    test,
+    {
+      T: o.T,
+      delay: o.delay,
+      delays,
+      batchSize: o.batchSize,
+      task,
+      engines: sameResultsAs(o.engine),
+      references: o.references,
+      siteErrors: o.siteErrors,
+      siteErrorsT: o.siteErrorsT ?? null,
+      energy: o.energy,
+      preprocess: o.preprocess ?? snn.meta.preprocess ?? null,
+      pictures: o.pictures,
+    },
+    o.batchSize,
+    shard.count,
+  );
   const range = shardRange(shard, run.batches);
   const batches = Array.from({ length: range.end - range.first }, (_, k) => range.first + k);
   const cal = snn.meta.calibration;
   const context: ShardFile['context'] = {
-    task, model: o.modelName ?? path.basename(snn.meta.source.file), data: test.name, method: cal.method, iterations: cal.iterations,
+    task,
+    model: o.modelName ?? path.basename(snn.meta.source.file),
+    data: test.name,
+    method: cal.method,
+    iterations: cal.iterations,
     calibration: { ...cal, ...(snn.meta.corrections ? { corrections: snn.meta.corrections } : {}) },
     maxpool: snn.spec.maxpool,
     delay: { estimated: snn.meta.delay.estimated, latencies: snn.meta.delay.latencies, rule: ruleText(o.delay) },
-    T: o.T, delays, sites: snn.spec.sites.map((x) => ({ node: x.node, neurons: x.neurons })), layers: snn.spec.layers ?? null, energy: o.energy,
+    T: o.T,
+    delays,
+    sites: snn.spec.sites.map((x) => ({ node: x.node, neurons: x.neurons })),
+    layers: snn.spec.layers ?? null,
+    energy: o.energy,
   };
   const base = {
-    format: SHARD_FORMAT, config: configHash(run, context), run, shard, range, context,
+    format: SHARD_FORMAT,
+    config: configHash(run, context),
+    run,
+    shard,
+    range,
+    context,
     timing: {
       created: new Date().toISOString(),
-      ...(snn.timing ? { calibrate: snn.timing.calibrate, convert: snn.timing.convert, ...(snn.timing.refine !== undefined ? { refine: snn.timing.refine } : {}) } : {}),
+      ...(snn.timing
+        ? {
+            calibrate: snn.timing.calibrate,
+            convert: snn.timing.convert,
+            ...(snn.timing.refine !== undefined ? { refine: snn.timing.refine } : {}),
+          }
+        : {}),
     },
   } as const;
   // What a killed run left: the same run, this shard.
@@ -219,18 +322,34 @@ export async function simulateShard(snn: Snn, data: string | Dataset, options: S
     if (o.checkpoint) writeFileAtomic(o.checkpoint, shardJson(s));
   };
   // The report's pictures: gathered as the batches pass (continuing a checkpoint's), made at the end.
-  const collector = o.pictures > 0 && !prior?.pictures
-    ? new PictureCollector(test, { task, count: o.pictures, windows: pictureWindows(o.T, windows, task) }, prior?.pictureState) : null;
+  const collector =
+    o.pictures > 0 && !prior?.pictures
+      ? new PictureCollector(
+          test,
+          { task, count: o.pictures, windows: pictureWindows(o.T, windows, task) },
+          prior?.pictureState,
+        )
+      : null;
   const partial = (tally: Tally, rest: Partial<ShardFile> = {}): ShardFile => ({
-    ...base, complete: false, tally, references: prior?.references ?? null, siteErrors: prior?.siteErrors ?? null, pictures: prior?.pictures ?? null,
-    ...(collector ? { pictureState: collector.state() } : {}), ...rest,
+    ...base,
+    complete: false,
+    tally,
+    references: prior?.references ?? null,
+    siteErrors: prior?.siteErrors ?? null,
+    pictures: prior?.pictures ?? null,
+    ...(collector ? { pictureState: collector.state() } : {}),
+    ...rest,
   });
 
   let tally = prior?.tally;
   if (!tally || tally.batches.length < batches.length) {
     let last = performance.now();
     const sim = await simulateWindows(snn, test, windows, {
-      ...o, task, batches, resume: tally, ...(collector ? { onOutputs: collector.onOutputs } : {}),
+      ...o,
+      task,
+      batches,
+      resume: tally,
+      ...(collector ? { onOutputs: collector.onOutputs } : {}),
       afterBatch: (t) => {
         const now = performance.now();
         if (o.checkpoint && (now - last >= 1000 * o.checkpointSeconds || t.batches.length === batches.length)) {
@@ -244,19 +363,31 @@ export async function simulateShard(snn: Snn, data: string | Dataset, options: S
   let pictures = prior?.pictures ?? null;
   if (collector) {
     const source = o.references ? snn.source : null;
-    pictures = await collector.finish(source ? (idx) => annOutputs(source, test, idx, { threads: o.threads, device: o.device }) : undefined);
+    pictures = await collector.finish(
+      source ? (idx) => annOutputs(source, test, idx, { threads: o.threads, device: o.device }) : undefined,
+    );
     save(partial(tally, { pictures }));
   }
   let references = prior?.references ?? null;
   if (o.references && !references && snn.source) {
-    references = await annReferenceStates(snn.source, test, snn.thresholds(), { batchSize: o.batchSize, threads: o.threads, device: o.device, task, batches });
+    references = await annReferenceStates(snn.source, test, snn.thresholds(), {
+      batchSize: o.batchSize,
+      threads: o.threads,
+      device: o.device,
+      task,
+      batches,
+    });
     save(partial(tally, { references, pictures }));
   }
   let errors = prior?.siteErrors ?? null;
   if (!errors && snn.source && o.siteErrors > 0 && shard.index === 0) {
     const T = o.siteErrorsT ?? Tmax;
     errors = await measureSiteErrors(snn.source, snn.graph, snn.spec, snn.thresholds(), test, {
-      T, delay: delayFor(o.delay, T, snn.meta.delay), samples: o.siteErrors, threads: o.threads, device: o.device,
+      T,
+      delay: delayFor(o.delay, T, snn.meta.delay),
+      samples: o.siteErrors,
+      threads: o.threads,
+      device: o.device,
     });
   }
   const done: ShardFile = { ...base, complete: true, tally, references, siteErrors: errors, pictures };
@@ -275,10 +406,16 @@ function readCheckpoint(file: string, config: string, shard: Shard): ShardFile |
     throw e;
   }
   if (s.shard.index !== shard.index || s.shard.count !== shard.count) {
-    throw optionError('checkpoint', `${file} is the checkpoint of shard ${s.shard.index} of ${s.shard.count}, not ${shard.index} of ${shard.count} (the run is cut into ${shard.count} now: the same number of shards or --workers continues it; or delete it)`);
+    throw optionError(
+      'checkpoint',
+      `${file} is the checkpoint of shard ${s.shard.index} of ${s.shard.count}, not ${shard.index} of ${shard.count} (the run is cut into ${shard.count} now: the same number of shards or --workers continues it; or delete it)`,
+    );
   }
   if (s.config !== config) {
-    throw optionError('checkpoint', `${file} is the checkpoint of another run (other model, thresholds, data or options); delete it to start over, or name another file`);
+    throw optionError(
+      'checkpoint',
+      `${file} is the checkpoint of another run (other model, thresholds, data or options); delete it to start over, or name another file`,
+    );
   }
   // (Its contents were checked against themselves when read: readShardFile.)
   return s;

@@ -12,7 +12,14 @@ import { SpikeportError, checkInteger, optionError } from '../errors.js';
 import { instrument, thetaFeeds, type Instrumented } from './instrument.js';
 import { delayFromLatencies, siteLatency, type DelayEstimate } from './delay.js';
 import type { Thresholds } from './thresholds.js';
-import { BUILT_IN, METHODS, type CalibrationContext, type FixedThresholds, type Method, type ThresholdMethod } from './methods.js';
+import {
+  BUILT_IN,
+  METHODS,
+  type CalibrationContext,
+  type FixedThresholds,
+  type Method,
+  type ThresholdMethod,
+} from './methods.js';
 
 export interface CalibrateOptions extends RuntimeOptions {
   /** Threshold method: a built-in name (default `cltb`) or your own `ThresholdMethod`. */
@@ -40,7 +47,13 @@ export interface CalibrateOptions extends RuntimeOptions {
 
 /** The defaults of every calibration option (the CLI shows these in --help). */
 export const CALIBRATION_DEFAULTS = {
-  method: 'cltb', iterations: 100, batchSize: 100, stepSize: 1, percentile: 99.9, seed: 0, shuffle: true,
+  method: 'cltb',
+  iterations: 100,
+  batchSize: 100,
+  stepSize: 1,
+  percentile: 99.9,
+  seed: 0,
+  shuffle: true,
 } as const;
 
 export interface ResolvedCalibrateOptions extends CalibrateOptions {
@@ -60,13 +73,21 @@ export function definedOnly<T extends object>(o: T): Partial<T> {
 
 function methodOf(m: Method | ThresholdMethod): ThresholdMethod {
   if (typeof m === 'string') {
-    if (!Object.hasOwn(BUILT_IN, m)) throw optionError('method', `"${m}" is not a method (known: ${METHODS.join(', ')}, or a ThresholdMethod object)`);
+    if (!Object.hasOwn(BUILT_IN, m))
+      throw optionError('method', `"${m}" is not a method (known: ${METHODS.join(', ')}, or a ThresholdMethod object)`);
     return BUILT_IN[m];
   }
-  if (typeof m !== 'object' || m === null || typeof m.thresholds !== 'function' || typeof m.name !== 'string' || m.name === '') {
+  if (
+    typeof m !== 'object' ||
+    m === null ||
+    typeof m.thresholds !== 'function' ||
+    typeof m.name !== 'string' ||
+    m.name === ''
+  ) {
     throw optionError('method', 'must be a method name or an object with a name and a thresholds(context) function');
   }
-  if (Object.hasOwn(BUILT_IN, m.name) && BUILT_IN[m.name as Method] !== m) throw optionError('method', `"${m.name}" is the name of a built-in method; give yours another name`);
+  if (Object.hasOwn(BUILT_IN, m.name) && BUILT_IN[m.name as Method] !== m)
+    throw optionError('method', `"${m.name}" is the name of a built-in method; give yours another name`);
   return m;
 }
 
@@ -78,11 +99,15 @@ export function resolveCalibrateOptions(opts: CalibrateOptions = {}): ResolvedCa
   checkInteger('batchSize', o.batchSize, 1);
   checkInteger('seed', o.seed, 0, 2 ** 32 - 1, 'a 32-bit seed');
   checkRuntime(o);
-  if (!(Number.isFinite(o.stepSize) && o.stepSize > 0)) throw optionError('stepSize', `must be a finite number > 0 (got ${o.stepSize})`);
-  if (!(o.percentile > 0 && o.percentile <= 100)) throw optionError('percentile', `must be in (0, 100] (got ${o.percentile})`);
+  if (!(Number.isFinite(o.stepSize) && o.stepSize > 0))
+    throw optionError('stepSize', `must be a finite number > 0 (got ${o.stepSize})`);
+  if (!(o.percentile > 0 && o.percentile <= 100))
+    throw optionError('percentile', `must be in (0, 100] (got ${o.percentile})`);
   if (typeof o.shuffle !== 'boolean') throw optionError('shuffle', `must be true or false (got ${String(o.shuffle)})`);
-  if (method === BUILT_IN.fixed && !o.thresholds) throw optionError('thresholds', 'must be given for method "fixed" (per site node: θ or one θ per channel)');
-  if (method !== BUILT_IN.fixed && o.thresholds) throw optionError('thresholds', `are only used by method "fixed" (the method is "${method.name}")`);
+  if (method === BUILT_IN.fixed && !o.thresholds)
+    throw optionError('thresholds', 'must be given for method "fixed" (per site node: θ or one θ per channel)');
+  if (method !== BUILT_IN.fixed && o.thresholds)
+    throw optionError('thresholds', `are only used by method "fixed" (the method is "${method.name}")`);
   return { ...o, method };
 }
 
@@ -123,8 +148,13 @@ export async function calibrate(m: PreparedModel, data: Dataset, options: Calibr
   const delay = await estimateDelay(m, data, firstBatch, thresholds, opts);
   const usesData = opts.method.usesData !== false;
   return {
-    method: opts.method.name, thresholds, delay, iterations: usesData ? opts.iterations : 0, batchSize: size,
-    samples: usesData ? opts.iterations * size : 0, firstBatch,
+    method: opts.method.name,
+    thresholds,
+    delay,
+    iterations: usesData ? opts.iterations : 0,
+    batchSize: size,
+    samples: usesData ? opts.iterations * size : 0,
+    firstBatch,
     seconds: (performance.now() - t0) / 1000,
   };
 }
@@ -135,17 +165,33 @@ export async function calibrate(m: PreparedModel, data: Dataset, options: Calibr
  */
 function checkResult(m: PreparedModel, th: Thresholds, method: ThresholdMethod): void {
   const channels = siteChannels(m);
-  const ok = th && Array.isArray(th.values) && th.values.length === channels.length && (th.granularity === 'channel' || th.granularity === 'layer')
-    && th.values.every((v, i) => v instanceof Float32Array && v.length === (th.granularity === 'channel' ? channels[i] : 1));
-  if (!ok) throw optionError('method', `"${method.name}" returned thresholds of the wrong shape (expected, per site, ${channels.join(', ')} values channel-wise or 1 layer-wise)`);
+  const ok =
+    th &&
+    Array.isArray(th.values) &&
+    th.values.length === channels.length &&
+    (th.granularity === 'channel' || th.granularity === 'layer') &&
+    th.values.every(
+      (v, i) => v instanceof Float32Array && v.length === (th.granularity === 'channel' ? channels[i] : 1),
+    );
+  if (!ok)
+    throw optionError(
+      'method',
+      `"${method.name}" returned thresholds of the wrong shape (expected, per site, ${channels.join(', ')} values channel-wise or 1 layer-wise)`,
+    );
   th.values.forEach((v, i) => {
     const bad = v.find((x: number) => !(Number.isFinite(x) && x >= 0));
     if (bad === undefined) return;
     const site = m.plan.sites[i].node;
     if (Object.values(BUILT_IN).includes(method)) {
-      throw new SpikeportError('unsupported-model', `calibration gave the threshold ${bad} at neuron site "${site}"; check the model for NaN or infinite weights (and the step size)`);
+      throw new SpikeportError(
+        'unsupported-model',
+        `calibration gave the threshold ${bad} at neuron site "${site}"; check the model for NaN or infinite weights (and the step size)`,
+      );
     }
-    throw optionError('method', `"${method.name}" returned the threshold ${bad} at neuron site "${site}" (thresholds must be finite and ≥ 0)`);
+    throw optionError(
+      'method',
+      `"${method.name}" returned the threshold ${bad} at neuron site "${site}" (thresholds must be finite and ≥ 0)`,
+    );
   });
 }
 
@@ -154,7 +200,12 @@ interface Batches {
   batch(b: number): number[];
 }
 
-function context(m: PreparedModel, data: Dataset, batches: Batches, opts: ResolvedCalibrateOptions): CalibrationContext {
+function context(
+  m: PreparedModel,
+  data: Dataset,
+  batches: Batches,
+  opts: ResolvedCalibrateOptions,
+): CalibrationContext {
   const run: CalibrationContext['run'] = async (inst, outputs, visit, feeds = () => ({}), phase = 'calibrate') => {
     const s = await Session.create(inst.graph, opts);
     try {
@@ -169,7 +220,9 @@ function context(m: PreparedModel, data: Dataset, batches: Batches, opts: Resolv
   };
   let sitesInst: Instrumented | null = null;
   return {
-    model: m, channels: siteChannels(m), batches: batches.count,
+    model: m,
+    channels: siteChannels(m),
+    batches: batches.count,
     options: { stepSize: opts.stepSize, percentile: opts.percentile, thresholds: opts.thresholds },
     run,
     async forEachBatch(visit, phase) {
@@ -181,7 +234,13 @@ function context(m: PreparedModel, data: Dataset, batches: Batches, opts: Resolv
 }
 
 /** d̂ on the first calibration batch, in clip mode with the final thresholds (docs/algorithm.md §5). */
-export async function estimateDelay(m: PreparedModel, data: Dataset, batch: number[], th: Thresholds, opts: RuntimeOptions): Promise<DelayEstimate> {
+export async function estimateDelay(
+  m: PreparedModel,
+  data: Dataset,
+  batch: number[],
+  th: Thresholds,
+  opts: RuntimeOptions,
+): Promise<DelayEstimate> {
   const inst = instrument(m, { mode: 'clip', granularity: th.granularity, stats: ['chanMeanPos'] });
   const names = inst.stats.chanMeanPos as readonly string[];
   const b = await readBatch(data, batch, m.normalize);

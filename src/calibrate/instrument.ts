@@ -62,7 +62,8 @@ export function instrument(m: PreparedModel, opts: InstrumentOptions): Instrumen
     const x = site.input;
     const chanAxes = reducedAxes(rank, 'channel');
     const start = b.nodes.length;
-    if (opts.stats?.includes('chanMax')) stats.chanMax?.push(b.reduce('ReduceMax', x, chanAxes, false, `max_${site.index}`));
+    if (opts.stats?.includes('chanMax'))
+      stats.chanMax?.push(b.reduce('ReduceMax', x, chanAxes, false, `max_${site.index}`));
     if (opts.stats?.includes('chanMeanPos')) {
       stats.chanMeanPos?.push(b.reduce('ReduceMean', b.op('Relu', [x]), chanAxes, false, `meanpos_${site.index}`));
     }
@@ -97,9 +98,16 @@ export function instrument(m: PreparedModel, opts: InstrumentOptions): Instrumen
   const outputs = [plan.readout, ...thetaOutputs, ...Object.values(stats).flat()];
   return {
     graph: {
-      ...g, nodes, initializers: usedInitializers(nodes, g.initializers, b.initializers), inputs,
+      ...g,
+      nodes,
+      initializers: usedInitializers(nodes, g.initializers, b.initializers),
+      inputs,
       outputs: [...new Set(outputs)].map((name) => floatInput(name, null)),
     },
-    thetaInputs, thetaDims, thetaOutputs, stats, readout: plan.readout,
+    thetaInputs,
+    thetaDims,
+    thetaOutputs,
+    stats,
+    readout: plan.readout,
   };
 }

@@ -9,30 +9,66 @@ import type { Dataset } from '../data/dataset.js';
 import type { Task } from '../tasks/task.js';
 import { CONVERT_DEFAULTS, declaredInputShape, resolveConvertOptions } from '../api/convert.js';
 import type { Engine } from '../runtime/simulate.js';
-import { ablation, delaySweep, energyTable, iterationSweep, plugplay, type ExperimentOptions } from '../experiments/experiments.js';
+import {
+  ablation,
+  delaySweep,
+  energyTable,
+  iterationSweep,
+  plugplay,
+  type ExperimentOptions,
+} from '../experiments/experiments.js';
 import type { RunRecord } from '../report/record.js';
 import { reportMarkdown } from '../report/markdown.js';
 import {
-  calibrationOptions, calibrationSpec, convertOptionsFrom, imageOptions, energyFrom, energyOptions, engineOption, inputPaths, int, integers, outputOptions, stepsOption, taskOption,
-  type CalibFlags, type EnergyFlags, type OutputFlags,
+  calibrationOptions,
+  calibrationSpec,
+  convertOptionsFrom,
+  imageOptions,
+  energyFrom,
+  energyOptions,
+  engineOption,
+  inputPaths,
+  int,
+  integers,
+  outputOptions,
+  stepsOption,
+  taskOption,
+  type CalibFlags,
+  type EnergyFlags,
+  type OutputFlags,
 } from './options.js';
 import { progressReporter } from './progress.js';
 import { outputPaths, recordFiles, writeOutputs } from './output.js';
 
-interface ExpFlags extends CalibFlags, OutputFlags { data: string; calib?: string; limit?: number; T: number[]; task?: Task; engine: Engine }
+interface ExpFlags extends CalibFlags, OutputFlags {
+  data: string;
+  calib?: string;
+  limit?: number;
+  T: number[];
+  task?: Task;
+  engine: Engine;
+}
 
 type Run = (models: readonly LoadedModel[], calib: Dataset, test: Dataset, o: ExperimentOptions) => Promise<RunRecord>;
 
 async function runExperiment(files: readonly string[], f: ExpFlags, run: Run): Promise<void> {
   const prog = progressReporter(!f.quiet);
   try {
-    if (f.method !== CONVERT_DEFAULTS.method) process.stderr.write(`spikeport: note: experiments choose their own methods; --method ${f.method} is ignored\n`);
-    checkPaths([...inputPaths(files, f), ...dataFiles(calibrationSpec(f.data, f.calib)).map((p) => ({ path: p, role: 'the calibration data' }))], outputPaths(f));
+    if (f.method !== CONVERT_DEFAULTS.method)
+      process.stderr.write(`spikeport: note: experiments choose their own methods; --method ${f.method} is ignored\n`);
+    checkPaths(
+      [
+        ...inputPaths(files, f),
+        ...dataFiles(calibrationSpec(f.data, f.calib)).map((p) => ({ path: p, role: 'the calibration data' })),
+      ],
+      outputPaths(f),
+    );
     const { method: _method, ...convertOptions } = convertOptionsFrom(f, prog.report);
     resolveConvertOptions(convertOptions); // bad options fail before any reading
     const models = files.map((file) => {
       const m = loadModel(file);
-      if (isSnnGraph(m.graph)) throw new SpikeportError('invalid-file', `${file} is already a spiking network; experiments take the ANN`);
+      if (isSnnGraph(m.graph))
+        throw new SpikeportError('invalid-file', `${file} is already a spiking network; experiments take the ANN`);
       return m;
     });
     // Image data decodes to the (first) model's input shape.
@@ -49,38 +85,82 @@ async function runExperiment(files: readonly string[], f: ExpFlags, run: Run): P
 }
 
 function experimentCommand(name: string, description: string, steps: readonly number[]): Command {
-  return calibrationOptions(outputOptions(new Command(name)
-    .description(description)
-    .requiredOption('--data <spec>', 'test data: mnist:test, fashion-mnist:test[@DIR], npz:FILE')
-    .option('--calib <spec>', 'calibration data (default: the train split of --data)')
-    .option('--limit <n>', 'use only the first N test samples', int(1))
-    .addOption(stepsOption(steps))
-    .addOption(taskOption())
-    .addOption(engineOption())));
+  return calibrationOptions(
+    outputOptions(
+      new Command(name)
+        .description(description)
+        .requiredOption('--data <spec>', 'test data: mnist:test, fashion-mnist:test[@DIR], npz:FILE')
+        .option('--calib <spec>', 'calibration data (default: the train split of --data)')
+        .option('--limit <n>', 'use only the first N test samples', int(1))
+        .addOption(stepsOption(steps))
+        .addOption(taskOption())
+        .addOption(engineOption()),
+    ),
+  );
 }
 
 export function experimentCommands(): Command {
-  const experiment = new Command('experiment')
-    .description('the paper\'s experiments on your model: ablation (Fig. 3a), iterations (Fig. 3b), delay (Fig. 4), energy (Appendix F), plugplay (Table 1)');
-  experiment.addCommand(experimentCommand('ablation', 'RobustNorm, LTB, CLTB and CLTB with delayed evaluation against T', [8, 16, 32, 64, 128, 256])
-    .argument('<model>', 'the ANN, an ONNX file')
-    .action(async (model: string, f: ExpFlags) => runExperiment([model], f, async ([m], calib, test, o) => ablation(m, calib, test, o))));
-  experiment.addCommand(experimentCommand('iterations', 'CLTB with several iteration counts against T', [8, 16, 32, 64, 128, 256])
-    .argument('<model>', 'the ANN, an ONNX file')
-    .option('--counts <list>', 'iteration counts to compare', integers, [10, 50, 100, 200, 800])
-    .action(async (model: string, f: ExpFlags & { counts: number[] }, cmd: Command) => {
-      if (cmd.getOptionValueSource('iterations') === 'cli') throw new SpikeportError('invalid-option', '--iterations: experiment iterations takes its iteration counts from --counts');
-      await runExperiment([model], f, async ([m], calib, test, o) => iterationSweep(m, calib, test, f.counts, o));
-    }));
-  experiment.addCommand(experimentCommand('delay', 'accuracy against the chosen delay at several T, with d̂ marked', [8, 16, 32, 64, 128])
-    .argument('<model>', 'the ANN, an ONNX file')
-    .action(async (model: string, f: ExpFlags) => runExperiment([model], f, async ([m], calib, test, o) => delaySweep(m, calib, test, o))));
-  experiment.addCommand(energyOptions(experimentCommand('energy', 'SOPs90/SOPs95 and FPS/W for one or more models (same data)', [8, 16, 32, 64, 128, 256])
-    .argument('<models...>', 'ANN ONNX files'))
-    .action(async (files: string[], f: ExpFlags & EnergyFlags) => runExperiment(files, f, async (models, calib, test, o) => energyTable(
-      models.map((model) => ({ model, calib, test })), energyFrom(f), o))));
-  experiment.addCommand(experimentCommand('plugplay', 'QCFS (if the model has it), CLTB, delayed evaluation (d̂ rule and label-free fit), bias and potential calibration against T, with each row\'s conversion time', [1, 2, 4, 8, 16, 32, 64])
-    .argument('<model>', 'the ANN, an ONNX file')
-    .action(async (model: string, f: ExpFlags) => runExperiment([model], f, async ([m], calib, test, o) => plugplay(m, calib, test, o))));
+  const experiment = new Command('experiment').description(
+    "the paper's experiments on your model: ablation (Fig. 3a), iterations (Fig. 3b), delay (Fig. 4), energy (Appendix F), plugplay (Table 1)",
+  );
+  experiment.addCommand(
+    experimentCommand(
+      'ablation',
+      'RobustNorm, LTB, CLTB and CLTB with delayed evaluation against T',
+      [8, 16, 32, 64, 128, 256],
+    )
+      .argument('<model>', 'the ANN, an ONNX file')
+      .action(async (model: string, f: ExpFlags) =>
+        runExperiment([model], f, async ([m], calib, test, o) => ablation(m, calib, test, o)),
+      ),
+  );
+  experiment.addCommand(
+    experimentCommand('iterations', 'CLTB with several iteration counts against T', [8, 16, 32, 64, 128, 256])
+      .argument('<model>', 'the ANN, an ONNX file')
+      .option('--counts <list>', 'iteration counts to compare', integers, [10, 50, 100, 200, 800])
+      .action(async (model: string, f: ExpFlags & { counts: number[] }, cmd: Command) => {
+        if (cmd.getOptionValueSource('iterations') === 'cli')
+          throw new SpikeportError(
+            'invalid-option',
+            '--iterations: experiment iterations takes its iteration counts from --counts',
+          );
+        await runExperiment([model], f, async ([m], calib, test, o) => iterationSweep(m, calib, test, f.counts, o));
+      }),
+  );
+  experiment.addCommand(
+    experimentCommand('delay', 'accuracy against the chosen delay at several T, with d̂ marked', [8, 16, 32, 64, 128])
+      .argument('<model>', 'the ANN, an ONNX file')
+      .action(async (model: string, f: ExpFlags) =>
+        runExperiment([model], f, async ([m], calib, test, o) => delaySweep(m, calib, test, o)),
+      ),
+  );
+  experiment.addCommand(
+    energyOptions(
+      experimentCommand(
+        'energy',
+        'SOPs90/SOPs95 and FPS/W for one or more models (same data)',
+        [8, 16, 32, 64, 128, 256],
+      ).argument('<models...>', 'ANN ONNX files'),
+    ).action(async (files: string[], f: ExpFlags & EnergyFlags) =>
+      runExperiment(files, f, async (models, calib, test, o) =>
+        energyTable(
+          models.map((model) => ({ model, calib, test })),
+          energyFrom(f),
+          o,
+        ),
+      ),
+    ),
+  );
+  experiment.addCommand(
+    experimentCommand(
+      'plugplay',
+      "QCFS (if the model has it), CLTB, delayed evaluation (d̂ rule and label-free fit), bias and potential calibration against T, with each row's conversion time",
+      [1, 2, 4, 8, 16, 32, 64],
+    )
+      .argument('<model>', 'the ANN, an ONNX file')
+      .action(async (model: string, f: ExpFlags) =>
+        runExperiment([model], f, async ([m], calib, test, o) => plugplay(m, calib, test, o)),
+      ),
+  );
   return experiment;
 }

@@ -5,21 +5,35 @@ import { TARGETS, exportNir } from '../api/nir.js';
 import { loadSnn } from '../snn/network.js';
 import { checkPaths } from '../files.js';
 
-interface ExportFlags { out: string; target: string }
+interface ExportFlags {
+  out: string;
+  target: string;
+}
 
 export function exportCommand(): Command {
   const nir = new Command('nir')
-    .description('write a converted network (convert --spikes unit) as a NIR graph (HDF5) for a neuromorphic target; refuses what NIR cannot express (max pooling)')
+    .description(
+      'write a converted network (convert --spikes unit) as a NIR graph (HDF5) for a neuromorphic target; refuses what NIR cannot express (max pooling)',
+    )
     .argument('<file>', 'a spiking network from spikeport convert --spikes unit (.snn.onnx)')
     .requiredOption('--out <file>', 'where to write the NIR file (.nir)')
-    .addOption(new Option('--target <profile>', 'the importer: sinabs and spinnaker2 subtract the threshold on a spike, norse and generic (NIR\'s IF) reset to 0; simulate --as-target shows what each costs').choices([...TARGETS]).default('generic'))
+    .addOption(
+      new Option(
+        '--target <profile>',
+        "the importer: sinabs and spinnaker2 subtract the threshold on a spike, norse and generic (NIR's IF) reset to 0; simulate --as-target shows what each costs",
+      )
+        .choices([...TARGETS])
+        .default('generic'),
+    )
     .action(async (file: string, f: ExportFlags) => {
       checkPaths([{ path: file, role: 'the converted network' }], [{ path: f.out, role: '--out' }]);
       const snn = await loadSnn(file, { ann: null });
       const g = await exportNir(snn, f.out, f.target, [file]);
       const counts = new Map<string, number>();
       for (const n of g.nodes.values()) counts.set(n.type, (counts.get(n.type) ?? 0) + 1);
-      process.stdout.write(`wrote ${f.out}: NIR graph of ${path.basename(file)} for ${f.target}, ${g.nodes.size} nodes (${[...counts].map(([k, v]) => `${v} ${k}`).join(', ')}), ${g.edges.length} edges\n`);
+      process.stdout.write(
+        `wrote ${f.out}: NIR graph of ${path.basename(file)} for ${f.target}, ${g.nodes.size} nodes (${[...counts].map(([k, v]) => `${v} ${k}`).join(', ')}), ${g.edges.length} edges\n`,
+      );
     });
   return new Command('export').description('write a converted network in another format').addCommand(nir);
 }

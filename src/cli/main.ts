@@ -16,13 +16,26 @@ import { experimentCommands } from './experiment.js';
 
 export function buildProgram(): Command {
   const program = new Command('spikeport')
-    .description('Convert pretrained ReLU networks (ONNX) into spiking neural networks without retraining (Bu et al., CVPR 2025).')
+    .description(
+      'Convert pretrained ReLU networks (ONNX) into spiking neural networks without retraining (Bu et al., CVPR 2025).',
+    )
     .version('0.1.0')
     .configureOutput({ outputError: (str, write) => write(`spikeport: ${str.trim()} (see --help)\n`) });
-  for (const cmd of [convertCommand(), simulateCommand(), mergeCommand(), demoCommand(), dataCommand(), reportCommand(), experimentCommands(), exportCommand()]) program.addCommand(cmd);
+  for (const cmd of [
+    convertCommand(),
+    simulateCommand(),
+    mergeCommand(),
+    demoCommand(),
+    dataCommand(),
+    reportCommand(),
+    experimentCommands(),
+    exportCommand(),
+  ])
+    program.addCommand(cmd);
   // Subcommands report option errors the same way as the program.
   const all = (c: Command): Command[] => [c, ...c.commands.flatMap(all)];
-  for (const c of all(program)) c.configureOutput({ outputError: (str, write) => write(`spikeport: ${str.trim()} (see --help)\n`) });
+  for (const c of all(program))
+    c.configureOutput({ outputError: (str, write) => write(`spikeport: ${str.trim()} (see --help)\n`) });
   return program;
 }
 

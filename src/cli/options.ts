@@ -20,14 +20,42 @@ import { defaultThreads } from '../ort/session.js';
 
 /** Library option field → the flag that sets it. */
 export const FLAGS: Readonly<Record<string, string>> = {
-  method: '--method', iterations: '--iterations', batchSize: '--batch', stepSize: '--step-size', percentile: '--percentile',
-  seed: '--seed', thresholds: '--thresholds', maxpool: '--maxpool', readoutNode: '--readout', normalize: '--mean/--std',
-  threads: '--threads', T: '--T', delay: '--delay', task: '--task', engine: '--engine', siteErrors: '--site-errors',
-  siteErrorsT: '--site-errors-T', energy: '--energy', eSop: '--e-sop', eMac: '--e-mac', ann: '--ann', form: '--format',
-  limit: '--limit', counts: '--counts', biasCalibration: '--bias-calibration', potentialCalibration: '--potential-calibration',
-  delayFit: '--delay-fit', delayFitSamples: '--delay-fit-samples',
-  preprocess: '--preprocess', clipLength: '--clip-len', device: '--device', shard: '--shard', checkpoint: '--checkpoint',
-  checkpointSeconds: '--checkpoint-every', workers: '--workers', pictures: '--pictures',
+  method: '--method',
+  iterations: '--iterations',
+  batchSize: '--batch',
+  stepSize: '--step-size',
+  percentile: '--percentile',
+  seed: '--seed',
+  thresholds: '--thresholds',
+  maxpool: '--maxpool',
+  readoutNode: '--readout',
+  normalize: '--mean/--std',
+  threads: '--threads',
+  T: '--T',
+  delay: '--delay',
+  task: '--task',
+  engine: '--engine',
+  siteErrors: '--site-errors',
+  siteErrorsT: '--site-errors-T',
+  energy: '--energy',
+  eSop: '--e-sop',
+  eMac: '--e-mac',
+  ann: '--ann',
+  form: '--format',
+  limit: '--limit',
+  counts: '--counts',
+  biasCalibration: '--bias-calibration',
+  potentialCalibration: '--potential-calibration',
+  delayFit: '--delay-fit',
+  delayFitSamples: '--delay-fit-samples',
+  preprocess: '--preprocess',
+  clipLength: '--clip-len',
+  device: '--device',
+  shard: '--shard',
+  checkpoint: '--checkpoint',
+  checkpointSeconds: '--checkpoint-every',
+  workers: '--workers',
+  pictures: '--pictures',
 };
 
 /** A library error in the CLI's words: the field it names becomes the flag that sets it. */
@@ -42,7 +70,8 @@ export function messageOf(e: SpikeportError): string {
  */
 export function num(v: string): number {
   const n = Number(v);
-  if (!/^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$/.test(v) || !Number.isFinite(n)) throw new InvalidArgumentError(`"${v}" is not a number in decimal notation`);
+  if (!/^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$/.test(v) || !Number.isFinite(n))
+    throw new InvalidArgumentError(`"${v}" is not a number in decimal notation`);
   return n;
 }
 
@@ -57,7 +86,8 @@ export function numbers(v: string): number[] {
  */
 export function integer(v: string): number {
   const n = Number(v);
-  if (!/^-?\d+$/.test(v) || !Number.isSafeInteger(n)) throw new InvalidArgumentError(`"${v}" is not an integer in decimal digits`);
+  if (!/^-?\d+$/.test(v) || !Number.isSafeInteger(n))
+    throw new InvalidArgumentError(`"${v}" is not an integer in decimal digits`);
   return n;
 }
 
@@ -87,10 +117,29 @@ function delayValue(v: string): DelayRule {
 }
 
 export interface CalibFlags {
-  method: string; iterations: number; batch: number; stepSize: number; percentile: number; seed: number;
-  shuffle: boolean; thresholds?: string; maxpool: PoolMode; readout?: string;
-  mean?: number[]; std?: number[]; calibLimit?: number; threads: number; device: string; quiet?: boolean; preprocess?: string; clipLen?: number; classes?: string;
-  biasCalibration?: number; potentialCalibration?: number; delayFit?: number; delayFitSamples: number;
+  method: string;
+  iterations: number;
+  batch: number;
+  stepSize: number;
+  percentile: number;
+  seed: number;
+  shuffle: boolean;
+  thresholds?: string;
+  maxpool: PoolMode;
+  readout?: string;
+  mean?: number[];
+  std?: number[];
+  calibLimit?: number;
+  threads: number;
+  device: string;
+  quiet?: boolean;
+  preprocess?: string;
+  clipLen?: number;
+  classes?: string;
+  biasCalibration?: number;
+  potentialCalibration?: number;
+  delayFit?: number;
+  delayFitSamples: number;
 }
 
 /** The class names of a --classes file: one per line, in the model's class order. */
@@ -102,16 +151,30 @@ function readClassNames(file: string | undefined): string[] | undefined {
   } catch (e) {
     throw new SpikeportError('io', `--classes: ${(e as Error).message}`);
   }
-  const names = bytes.toString('utf8').split(/\r?\n/).map((l) => l.trim()).filter(Boolean);
-  if (names.length === 0) throw new SpikeportError('invalid-file', `--classes ${file}: no class names (one per line, in the model's order)`);
+  const names = bytes
+    .toString('utf8')
+    .split(/\r?\n/)
+    .map((l) => l.trim())
+    .filter(Boolean);
+  if (names.length === 0)
+    throw new SpikeportError('invalid-file', `--classes ${file}: no class names (one per line, in the model's order)`);
   const dup = names.find((n, i) => names.indexOf(n) !== i);
   if (dup !== undefined) throw new SpikeportError('invalid-file', `--classes ${file}: "${dup}" is listed twice`);
   return names;
 }
 
 /** How image sources open for a model of this per-sample input shape. */
-export function imageOptions(f: CalibFlags, sampleShape: readonly number[] | undefined, preprocess = f.preprocess): OpenOptions {
-  return { sampleShape, preprocess: preprocess === undefined ? null : checkPreprocess(preprocess), clipLength: f.clipLen, classNames: readClassNames(f.classes) };
+export function imageOptions(
+  f: CalibFlags,
+  sampleShape: readonly number[] | undefined,
+  preprocess = f.preprocess,
+): OpenOptions {
+  return {
+    sampleShape,
+    preprocess: preprocess === undefined ? null : checkPreprocess(preprocess),
+    clipLength: f.clipLen,
+    classNames: readClassNames(f.classes),
+  };
 }
 
 const D = CONVERT_DEFAULTS;
@@ -119,35 +182,95 @@ const D = CONVERT_DEFAULTS;
 /** Calibration and conversion options (convert, simulate, demo, experiments). */
 export function calibrationOptions(cmd: Command): Command {
   return cmd
-    .addOption(new Option('--method <name>', 'threshold calibration method: cltb (channel-wise LTB), ltb (layer-wise), maxnorm, cmaxnorm, robustnorm (percentile), qcfs (keep a QCFS model\'s trained λ), fixed (--thresholds)').choices([...METHODS]).default(D.method))
-    .option('--iterations <n>', 'calibration batches (one LTB step each); few give low thresholds (best at small T), many give thresholds near the max (best at large T)', integer, D.iterations)
+    .addOption(
+      new Option(
+        '--method <name>',
+        "threshold calibration method: cltb (channel-wise LTB), ltb (layer-wise), maxnorm, cmaxnorm, robustnorm (percentile), qcfs (keep a QCFS model's trained λ), fixed (--thresholds)",
+      )
+        .choices([...METHODS])
+        .default(D.method),
+    )
+    .option(
+      '--iterations <n>',
+      'calibration batches (one LTB step each); few give low thresholds (best at small T), many give thresholds near the max (best at large T)',
+      integer,
+      D.iterations,
+    )
     .option('--batch <n>', 'samples per batch, for calibration and simulation', integer, D.batchSize)
     .option('--step-size <c>', 'LTB step size c in θ ← θ + 2c·mean((x−θ)⁺)', num, D.stepSize)
     .option('--percentile <p>', 'RobustNorm percentile of positive activations', num, D.percentile)
     .option('--seed <n>', 'seed for the calibration sample order', integer, D.seed)
     .option('--no-shuffle', 'take calibration samples in data set order')
     .option('--thresholds <file>', 'JSON {"<site node>": θ or [θ per channel]} for --method fixed')
-    .addOption(new Option('--maxpool <mode>', 'max pooling in the SNN: on accumulated current (exact) or per step (the paper\'s code; biased)').choices(['accumulated', 'per-step']).default(D.maxpool))
-    .option('--readout <node>', 'end the spiking part at this node: its output is the readout, averaged over steps; everything after it runs as ANN on that average')
+    .addOption(
+      new Option(
+        '--maxpool <mode>',
+        "max pooling in the SNN: on accumulated current (exact) or per step (the paper's code; biased)",
+      )
+        .choices(['accumulated', 'per-step'])
+        .default(D.maxpool),
+    )
+    .option(
+      '--readout <node>',
+      'end the spiking part at this node: its output is the readout, averaged over steps; everything after it runs as ANN on that average',
+    )
     .option('--mean <values>', 'input normalisation mean, per channel (overrides the model metadata)', numbers)
     .option('--std <values>', 'input normalisation std, per channel', numbers)
     .option('--calib-limit <n>', 'use only the first N calibration samples', int(1))
-    .option('--bias-calibration <T>', 'after the thresholds, correct each site\'s bias for this T (one T-step simulation per site on a calibration batch)', integer)
-    .option('--potential-calibration <T>', 'likewise correct each neuron\'s initial membrane for this T', integer)
-    .option('--delay-fit <T>', 'fit the delay for every T up to this, label-free, on calibration samples (then simulate --delay fit)', integer)
+    .option(
+      '--bias-calibration <T>',
+      "after the thresholds, correct each site's bias for this T (one T-step simulation per site on a calibration batch)",
+      integer,
+    )
+    .option('--potential-calibration <T>', "likewise correct each neuron's initial membrane for this T", integer)
+    .option(
+      '--delay-fit <T>',
+      'fit the delay for every T up to this, label-free, on calibration samples (then simulate --delay fit)',
+      integer,
+    )
     .option('--delay-fit-samples <n>', 'calibration samples the delay fit simulates', integer, D.delayFitSamples)
-    .option('--classes <file>', 'coco: the model\'s class names, one per line in its order; categories are matched by name (default: the annotation file\'s category order)')
-    .option('--clip-len <n>', 'videofolder: frames per clip, sampled evenly from each video (must be the model\'s; default: the model\'s)', int(1))
-    .option('--preprocess <preset>', `image data: ${PREPROCESS_PRESETS} (imagenet: short side to 256, centre crop 224, as torchvision; stored in the converted file, simulate repeats it); default: images must have the model's input size`)
+    .option(
+      '--classes <file>',
+      "coco: the model's class names, one per line in its order; categories are matched by name (default: the annotation file's category order)",
+    )
+    .option(
+      '--clip-len <n>',
+      "videofolder: frames per clip, sampled evenly from each video (must be the model's; default: the model's)",
+      int(1),
+    )
+    .option(
+      '--preprocess <preset>',
+      `image data: ${PREPROCESS_PRESETS} (imagenet: short side to 256, centre crop 224, as torchvision; stored in the converted file, simulate repeats it); default: images must have the model's input size`,
+    )
     .option('--threads <n>', 'ONNX Runtime threads', integer, defaultThreads())
-    .option('--device <device>', 'where ONNX Runtime runs: cpu, or cuda / cuda:N (its CUDA provider; needs onnxruntime-node installed with ONNXRUNTIME_NODE_INSTALL=cuda12, CUDA 12 and cuDNN 9)', 'cpu')
+    .option(
+      '--device <device>',
+      'where ONNX Runtime runs: cpu, or cuda / cuda:N (its CUDA provider; needs onnxruntime-node installed with ONNXRUNTIME_NODE_INSTALL=cuda12, CUDA 12 and cuDNN 9)',
+      'cpu',
+    )
     .option('-q, --quiet', 'no progress output');
 }
 
 /** Flags that only matter when an ANN is converted (simulate refuses them for a converted file). */
 export const CONVERSION_ONLY: ReadonlySet<string> = new Set([
-  '--method', '--iterations', '--step-size', '--percentile', '--seed', '--no-shuffle', '--thresholds', '--maxpool', '--readout',
-  '--mean', '--std', '--calib-limit', '--calib', '--save', '--bias-calibration', '--potential-calibration', '--delay-fit', '--delay-fit-samples',
+  '--method',
+  '--iterations',
+  '--step-size',
+  '--percentile',
+  '--seed',
+  '--no-shuffle',
+  '--thresholds',
+  '--maxpool',
+  '--readout',
+  '--mean',
+  '--std',
+  '--calib-limit',
+  '--calib',
+  '--save',
+  '--bias-calibration',
+  '--potential-calibration',
+  '--delay-fit',
+  '--delay-fit-samples',
 ]);
 
 /** The flag of a commander option key (e.g. calibLimit → --calib-limit, shuffle → --no-shuffle). */
@@ -157,7 +280,12 @@ export function flagOf(cmd: Command, key: string): string {
 
 /** How the simulation is driven (simulate, demo, experiments). */
 export function engineOption(): Option {
-  return new Option('--engine <engine>', 'simulation: auto (time steps and fused on the first batches, keep the faster: the results are the same either way), steps (the whole step graph in ONNX Runtime, several steps per call), fused (layers in ONNX Runtime, each neuron update one WebAssembly SIMD pass), loop (one ONNX Loop call per batch; rounds differently, about one spike in 10⁷)').choices([...ENGINES]).default(SIMULATE_DEFAULTS.engine);
+  return new Option(
+    '--engine <engine>',
+    'simulation: auto (time steps and fused on the first batches, keep the faster: the results are the same either way), steps (the whole step graph in ONNX Runtime, several steps per call), fused (layers in ONNX Runtime, each neuron update one WebAssembly SIMD pass), loop (one ONNX Loop call per batch; rounds differently, about one spike in 10⁷)',
+  )
+    .choices([...ENGINES])
+    .default(SIMULATE_DEFAULTS.engine);
 }
 
 function readThresholds(file: string | undefined): FixedThresholds | undefined {
@@ -173,36 +301,72 @@ function readThresholds(file: string | undefined): FixedThresholds | undefined {
     if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new Error('not an object');
     return v as FixedThresholds;
   } catch (e) {
-    throw new SpikeportError('invalid-file', `--thresholds ${file}: not a JSON object of site thresholds (${(e as Error).message})`);
+    throw new SpikeportError(
+      'invalid-file',
+      `--thresholds ${file}: not a JSON object of site thresholds (${(e as Error).message})`,
+    );
   }
 }
 
 /** The library's conversion options from the flags. */
 export function convertOptionsFrom(f: CalibFlags, onProgress: ConvertOptions['onProgress']): ConvertOptions {
-  if ((f.mean === undefined) !== (f.std === undefined)) throw new SpikeportError('invalid-option', '--mean and --std go together');
+  if ((f.mean === undefined) !== (f.std === undefined))
+    throw new SpikeportError('invalid-option', '--mean and --std go together');
   return {
-    method: f.method as ConvertOptions['method'], iterations: f.iterations, batchSize: f.batch, stepSize: f.stepSize,
-    percentile: f.percentile, seed: f.seed, shuffle: f.shuffle, thresholds: readThresholds(f.thresholds), maxpool: f.maxpool,
-    readoutNode: f.readout, normalize: f.mean && f.std ? { mean: f.mean, std: f.std } : undefined, threads: f.threads, device: f.device, onProgress,
-    biasCalibration: f.biasCalibration, potentialCalibration: f.potentialCalibration, delayFit: f.delayFit, delayFitSamples: f.delayFitSamples,
+    method: f.method as ConvertOptions['method'],
+    iterations: f.iterations,
+    batchSize: f.batch,
+    stepSize: f.stepSize,
+    percentile: f.percentile,
+    seed: f.seed,
+    shuffle: f.shuffle,
+    thresholds: readThresholds(f.thresholds),
+    maxpool: f.maxpool,
+    readoutNode: f.readout,
+    normalize: f.mean && f.std ? { mean: f.mean, std: f.std } : undefined,
+    threads: f.threads,
+    device: f.device,
+    onProgress,
+    biasCalibration: f.biasCalibration,
+    potentialCalibration: f.potentialCalibration,
+    delayFit: f.delayFit,
+    delayFitSamples: f.delayFitSamples,
     preprocess: f.preprocess,
   };
 }
 
-export interface EnergyFlags { energy: string; eSop?: number; eMac?: number }
+export interface EnergyFlags {
+  energy: string;
+  eSop?: number;
+  eMac?: number;
+}
 
 export function energyOptions(cmd: Command): Command {
   return cmd
-    .addOption(new Option('--energy <preset>', 'energy constants: paper (77 fJ/SOP, 12.5 pJ/MAC) or 45nm (0.9 pJ/AC, 4.6 pJ/MAC)').choices(Object.keys(PRESETS)).default(SIMULATE_DEFAULTS.energy))
+    .addOption(
+      new Option(
+        '--energy <preset>',
+        'energy constants: paper (77 fJ/SOP, 12.5 pJ/MAC) or 45nm (0.9 pJ/AC, 4.6 pJ/MAC)',
+      )
+        .choices(Object.keys(PRESETS))
+        .default(SIMULATE_DEFAULTS.energy),
+    )
     .option('--e-sop <pJ>', 'energy per synaptic operation in pJ (overrides the preset)', picojoules)
     .option('--e-mac <pJ>', 'energy per multiply-accumulate in pJ (overrides the preset)', picojoules);
 }
 
 export function energyFrom(f: EnergyFlags): EnergyConstants {
-  return energyConstants(f.energy, { eSop: f.eSop === undefined ? undefined : f.eSop * 1e-12, eMac: f.eMac === undefined ? undefined : f.eMac * 1e-12 });
+  return energyConstants(f.energy, {
+    eSop: f.eSop === undefined ? undefined : f.eSop * 1e-12,
+    eMac: f.eMac === undefined ? undefined : f.eMac * 1e-12,
+  });
 }
 
-export interface OutputFlags { json?: string; report?: string; markdown?: string }
+export interface OutputFlags {
+  json?: string;
+  report?: string;
+  markdown?: string;
+}
 
 export function outputOptions(cmd: Command): Command {
   return cmd
@@ -212,46 +376,101 @@ export function outputOptions(cmd: Command): Command {
 }
 
 export function taskOption(): Option {
-  return new Option('--task <task>', 'what the model does and how it is scored (default: from the data: masks → segmentation, boxes → detection, clips → video, else classification)').choices([...TASKS]);
+  return new Option(
+    '--task <task>',
+    'what the model does and how it is scored (default: from the data: masks → segmentation, boxes → detection, clips → video, else classification)',
+  ).choices([...TASKS]);
 }
 
 export function stepsOption(defaults: readonly number[] = SIMULATE_DEFAULTS.T): Option {
-  return new Option('--T <list>', 'numbers of time steps to report, comma-separated (one simulation of the largest)').argParser(integers).default([...defaults]);
+  return new Option('--T <list>', 'numbers of time steps to report, comma-separated (one simulation of the largest)')
+    .argParser(integers)
+    .default([...defaults]);
 }
 
 export interface SimFlags extends CalibFlags, OutputFlags, EnergyFlags {
-  engine: Engine; data: string; T: number[]; delay: DelayRule; ann?: string; calib?: string; limit?: number; save?: string;
-  siteErrors: number; siteErrorsT?: number; task?: Task; pictures: number;
+  engine: Engine;
+  data: string;
+  T: number[];
+  delay: DelayRule;
+  ann?: string;
+  calib?: string;
+  limit?: number;
+  save?: string;
+  siteErrors: number;
+  siteErrorsT?: number;
+  task?: Task;
+  pictures: number;
 }
 
 /** Options of simulate (and demo): what to simulate and report. */
 export function simulateOptions(cmd: Command): Command {
   return cmd
-    .requiredOption('--data <spec>', 'test data: mnist:test, fashion-mnist:test[@DIR], npz:FILE, imagefolder:DIR, mnist-seg|mnist-det|mnist-video:test')
+    .requiredOption(
+      '--data <spec>',
+      'test data: mnist:test, fashion-mnist:test[@DIR], npz:FILE, imagefolder:DIR, mnist-seg|mnist-det|mnist-video:test',
+    )
     .addOption(stepsOption())
-    .option('--delay <d>', 'readout window start: auto = min(d̂, ⌊T/2⌋), fit = the label-free fit made by convert --delay-fit, off = 0, or a number of steps', delayValue, SIMULATE_DEFAULTS.delay)
+    .option(
+      '--delay <d>',
+      'readout window start: auto = min(d̂, ⌊T/2⌋), fit = the label-free fit made by convert --delay-fit, off = 0, or a number of steps',
+      delayValue,
+      SIMULATE_DEFAULTS.delay,
+    )
     .option('--limit <n>', 'use only the first N test samples', int(1))
-    .option('--ann <file>', 'the source ANN, for the ANN and clipped-ANN reference (found automatically next to the SNN)')
+    .option(
+      '--ann <file>',
+      'the source ANN, for the ANN and clipped-ANN reference (found automatically next to the SNN)',
+    )
     .option('--calib <spec>', 'calibration data when MODEL is an ANN (default: the train split of --data)')
     .option('--save <file>', 'when MODEL is an ANN: also save the converted SNN here')
     .addOption(taskOption())
     .addOption(engineOption())
-    .option('--site-errors <n>', 'samples for the per-site error analysis (clip error, SNN vs ANN per site; needs the ANN); 0 = off (the library\'s default; the CLI does it on 100)', integer, 100)
+    .option(
+      '--site-errors <n>',
+      "samples for the per-site error analysis (clip error, SNN vs ANN per site; needs the ANN); 0 = off (the library's default; the CLI does it on 100)",
+      integer,
+      100,
+    )
     .option('--site-errors-T <T>', 'T for the per-site error analysis (default: the largest --T)', integer)
-    .option('--pictures <n>', `test images in the HTML report and the JSON (0 = none; at most ${MAX_PICTURES}): segmentation and detection show N images with the SNN's masks/boxes at the smallest, a middle and the largest --T next to the ground truth and the ANN; classification and video up to 8·N misclassified images at the smallest --T`, integer, 4);
+    .option(
+      '--pictures <n>',
+      `test images in the HTML report and the JSON (0 = none; at most ${MAX_PICTURES}): segmentation and detection show N images with the SNN's masks/boxes at the smallest, a middle and the largest --T next to the ground truth and the ANN; classification and video up to 8·N misclassified images at the smallest --T`,
+      integer,
+      4,
+    );
 }
 
 /** The library's simulation options from the flags; ANN references and site errors where the ANN is at hand. */
-export function simulateOptionsFrom(f: SimFlags, onProgress: SimulateOptions['onProgress'], hasSource = true, stepForm = true): SimulateOptions {
+export function simulateOptionsFrom(
+  f: SimFlags,
+  onProgress: SimulateOptions['onProgress'],
+  hasSource = true,
+  stepForm = true,
+): SimulateOptions {
   return {
-    T: f.T, delay: f.delay, batchSize: f.batch, task: f.task, engine: f.engine, threads: f.threads, device: f.device, onProgress,
-    references: hasSource, siteErrors: hasSource && stepForm ? f.siteErrors : 0, siteErrorsT: f.siteErrorsT, energy: energyFrom(f),
-    preprocess: f.preprocess, pictures: f.report || f.json ? f.pictures : 0,
+    T: f.T,
+    delay: f.delay,
+    batchSize: f.batch,
+    task: f.task,
+    engine: f.engine,
+    threads: f.threads,
+    device: f.device,
+    onProgress,
+    references: hasSource,
+    siteErrors: hasSource && stepForm ? f.siteErrors : 0,
+    siteErrorsT: f.siteErrorsT,
+    energy: energyFrom(f),
+    preprocess: f.preprocess,
+    pictures: f.report || f.json ? f.pictures : 0,
   };
 }
 
 /** The files a command reads that the user named: MODEL, --ann, --thresholds, and the files in --data / --calib. */
-export function inputPaths(model: string | readonly string[], f: { data?: string; calib?: string; ann?: string; thresholds?: string; classes?: string }): NamedPath[] {
+export function inputPaths(
+  model: string | readonly string[],
+  f: { data?: string; calib?: string; ann?: string; thresholds?: string; classes?: string },
+): NamedPath[] {
   return [
     ...(typeof model === 'string' ? [model] : model).map((p) => ({ path: p, role: 'MODEL' })),
     ...(f.ann ? [{ path: f.ann, role: '--ann' }] : []),
@@ -266,6 +485,10 @@ export function inputPaths(model: string | readonly string[], f: { data?: string
 export function calibrationSpec(spec: string, given?: string): string {
   if (given) return given;
   const train = trainSplitOf(spec);
-  if (!train) throw new SpikeportError('invalid-option', `--calib DATA is needed to calibrate on something other than the test data ${spec}`);
+  if (!train)
+    throw new SpikeportError(
+      'invalid-option',
+      `--calib DATA is needed to calibrate on something other than the test data ${spec}`,
+    );
   return train;
 }

@@ -46,7 +46,13 @@ export async function recordFiles(r: RunRecord, f: OutputFlags): Promise<OutputF
 
 /** The output flags as named paths, for checkPaths. */
 export function outputPaths(f: OutputFlags & { out?: string; save?: string }): NamedPath[] {
-  const named: [string | undefined, string][] = [[f.out, '--out'], [f.save, '--save'], [f.json, '--json'], [f.report, '--report'], [f.markdown, '--markdown']];
+  const named: [string | undefined, string][] = [
+    [f.out, '--out'],
+    [f.save, '--save'],
+    [f.json, '--json'],
+    [f.report, '--report'],
+    [f.markdown, '--markdown'],
+  ];
   return named.flatMap(([p, role]) => (p ? [{ path: p, role }] : []));
 }
 
@@ -58,18 +64,28 @@ export function writeOutputs(files: readonly OutputFile[]): void {
 /** The metric against T, with and without delay, and the ANN lines. */
 export function resultsTable(r: SimulateRecord): string {
   const [m1, m2] = METRIC_NAMES[r.task ?? 'classification'];
-  const rows = r.results.map((x) => [String(x.T), String(x.delay), pct(x.metric), pct(x.metricNoDelay), pct(x.secondary)]);
+  const rows = r.results.map((x) => [
+    String(x.T),
+    String(x.delay),
+    pct(x.metric),
+    pct(x.metricNoDelay),
+    pct(x.secondary),
+  ]);
   const lines = [
     table(['T', 'delay', `${m1} %`, 'no delay %', `${m2} %`], rows),
     '',
     `estimated delay d̂ = ${r.delay.estimated}; ${r.delay.rule.startsWith('fixed') ? `delay ${r.delay.rule.slice(6)} from --delay (at most T − 1)` : 'delay at T = min(d̂, ⌊T/2⌋) unless --delay is given'}`,
   ];
-  if (r.ann) lines.push(`ANN ${m1} ${pct(r.ann.metric)} %, clipped ANN ${m1} ${pct(r.clippedAnn?.metric)} % (same ${r.samples} samples)`);
+  if (r.ann)
+    lines.push(
+      `ANN ${m1} ${pct(r.ann.metric)} %, clipped ANN ${m1} ${pct(r.clippedAnn?.metric)} % (same ${r.samples} samples)`,
+    );
   return lines.join('\n') + '\n';
 }
 
 export function energySummary(e: EnergyReport): string {
-  const at = (p: EnergyReport['sops90'], x: number): string => (p ? `SOPs${x} ${si(p.sops)} at T=${p.T} (${p.fpsPerW.toFixed(1)} FPS/W)` : `SOPs${x}: not reached`);
+  const at = (p: EnergyReport['sops90'], x: number): string =>
+    p ? `SOPs${x} ${si(p.sops)} at T=${p.T} (${p.fpsPerW.toFixed(1)} FPS/W)` : `SOPs${x}: not reached`;
   const last = e.perT[e.perT.length - 1];
   return `energy (${e.constants.name}): ANN ${si(e.ann.macs)} MACs, ${e.ann.fpsPerW.toFixed(1)} FPS/W; SNN at T=${last.T} ${si(last.sops)} SOPs, ${last.fpsPerW.toFixed(1)} FPS/W; ${at(e.sops90, 90)}; ${at(e.sops95, 95)}\n`;
 }

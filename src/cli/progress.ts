@@ -22,10 +22,16 @@ export function progressReporter(enabled: boolean): { report: ProgressFn; stop: 
       lastPct = -1;
       started = performance.now();
       if (tty) {
-        bar = new cliProgress.SingleBar({
-          format: `${p.phase.padEnd(22)} [{bar}] {percentage}% | {value}/{total} | {rate}/s | ETA {eta_formatted}`,
-          stream: process.stderr, hideCursor: true, etaBuffer: 50, clearOnComplete: false,
-        }, cliProgress.Presets.shades_classic);
+        bar = new cliProgress.SingleBar(
+          {
+            format: `${p.phase.padEnd(22)} [{bar}] {percentage}% | {value}/{total} | {rate}/s | ETA {eta_formatted}`,
+            stream: process.stderr,
+            hideCursor: true,
+            etaBuffer: 50,
+            clearOnComplete: false,
+          },
+          cliProgress.Presets.shades_classic,
+        );
         bar.start(p.total, 0, { rate: '0' });
       }
     }
@@ -38,7 +44,9 @@ export function progressReporter(enabled: boolean): { report: ProgressFn; stop: 
       if (pct >= lastPct + 25 || p.done === p.total) {
         lastPct = pct;
         const eta = p.done > 0 ? (secs * (p.total - p.done)) / p.done : 0;
-        process.stderr.write(`${p.phase}: ${p.done}/${p.total} (${pct}%), ${secs.toFixed(1)} s, ETA ${eta.toFixed(0)} s\n`);
+        process.stderr.write(
+          `${p.phase}: ${p.done}/${p.total} (${pct}%), ${secs.toFixed(1)} s, ETA ${eta.toFixed(0)} s\n`,
+        );
       }
     }
   };

@@ -18,9 +18,11 @@ function readRecord(file: string): RunRecord {
 
 export function reportCommand(): Command {
   return new Command('report')
-    .description('render a JSON record (from simulate --json or experiment --json) as an HTML report (with the pictures a simulate record holds) and/or Markdown')
+    .description(
+      'render a JSON record (from simulate --json or experiment --json) as an HTML report (with the pictures a simulate record holds) and/or Markdown',
+    )
     .argument('<record>', 'the JSON file')
-    .option('--out <file>', 'HTML report to write (default: the record\'s name with .html)')
+    .option('--out <file>', "HTML report to write (default: the record's name with .html)")
     .option('--markdown <file>', 'also write a Markdown summary')
     .action(async (file: string, f: { out?: string; markdown?: string }) => {
       const out = f.out ?? file.replace(/\.json$/i, '') + '.html';

@@ -5,7 +5,13 @@ import path from 'node:path';
 import { Command, Option } from 'commander';
 import { TARGETS, asTarget, checkTarget, resetOf } from '../api/nir.js';
 import { convert, declaredInputShape, resolveConvertOptions } from '../api/convert.js';
-import { SIMULATE_DEFAULTS, resolveSimulateOptions, simulate, simulateShard, type SimulateOptions } from '../api/simulate.js';
+import {
+  SIMULATE_DEFAULTS,
+  resolveSimulateOptions,
+  simulate,
+  simulateShard,
+  type SimulateOptions,
+} from '../api/simulate.js';
 import { parseShard, readShardFile, shardJson, shardProblem, type Shard } from '../api/shards.js';
 import { loadModel } from '../model/load.js';
 import { isSnnGraph } from '../snn/format.js';
@@ -16,8 +22,20 @@ import { SpikeportError } from '../errors.js';
 import { defaultThreads } from '../ort/session.js';
 import type { SimulateRecord } from '../report/record.js';
 import {
-  CONVERSION_ONLY, calibrationOptions, int, num, calibrationSpec, convertOptionsFrom, energyOptions, flagOf, imageOptions, inputPaths, outputOptions, simulateOptions,
-  simulateOptionsFrom, type SimFlags,
+  CONVERSION_ONLY,
+  calibrationOptions,
+  int,
+  num,
+  calibrationSpec,
+  convertOptionsFrom,
+  energyOptions,
+  flagOf,
+  imageOptions,
+  inputPaths,
+  outputOptions,
+  simulateOptions,
+  simulateOptionsFrom,
+  type SimFlags,
 } from './options.js';
 import { progressReporter, type ProgressFn } from './progress.js';
 import { runWorkers, shardFromEnv, type PickedShard } from './workers.js';
@@ -34,10 +52,19 @@ export interface RunContext {
 }
 
 export interface ScaleFlags {
-  asTarget?: string; shard?: string; shardCount?: number; checkpoint?: string; checkpointEvery: number; workers: number | 'auto';
+  asTarget?: string;
+  shard?: string;
+  shardCount?: number;
+  checkpoint?: string;
+  checkpointEvery: number;
+  workers: number | 'auto';
 }
 
-export async function runSimulate(modelFile: string, f: SimFlags & Partial<ScaleFlags>, ctx: RunContext = {}): Promise<void> {
+export async function runSimulate(
+  modelFile: string,
+  f: SimFlags & Partial<ScaleFlags>,
+  ctx: RunContext = {},
+): Promise<void> {
   const { given = [], header = false } = ctx;
   const prog = progressReporter(!f.quiet);
   const asked = f.workers ?? 'auto';
@@ -49,7 +76,12 @@ export async function runSimulate(modelFile: string, f: SimFlags & Partial<Scale
     resolveSimulateOptions(simulateOptionsFrom(f, undefined));
     const target = f.asTarget === undefined ? null : checkTarget(f.asTarget, 'asTarget');
     // Shard K of N (N > 1) writes a shard file; a shard of 1 is the whole run, written as usual.
-    const picked = f.shard !== undefined ? fromFlag(parseShard(f.shard)) : ctx.jobArray === false ? null : shardFromEnv(process.env, f.shardCount);
+    const picked =
+      f.shard !== undefined
+        ? fromFlag(parseShard(f.shard))
+        : ctx.jobArray === false
+          ? null
+          : shardFromEnv(process.env, f.shardCount);
     const sharded = picked && picked.shard.count > 1 ? picked : null;
     checkScale(f, sharded?.from ?? null, asked === 'auto' ? 1 : asked, target !== null, given);
     const loaded = loadModel(modelFile);
@@ -57,21 +89,39 @@ export async function runSimulate(modelFile: string, f: SimFlags & Partial<Scale
     let snn: Snn;
     if (converted) {
       const ignored = given.filter((flag) => CONVERSION_ONLY.has(flag));
-      if (ignored.length) throw new SpikeportError('invalid-option', `${ignored.join(', ')}: ${path.basename(modelFile)} is already converted; these options apply when MODEL is an ANN`);
-      snn = await attachSource(snnFromGraph(loaded.graph, path.basename(modelFile)), modelFile, { ann: f.ann, threads: f.threads, device: f.device });
+      if (ignored.length)
+        throw new SpikeportError(
+          'invalid-option',
+          `${ignored.join(', ')}: ${path.basename(modelFile)} is already converted; these options apply when MODEL is an ANN`,
+        );
+      snn = await attachSource(snnFromGraph(loaded.graph, path.basename(modelFile)), modelFile, {
+        ann: f.ann,
+        threads: f.threads,
+        device: f.device,
+      });
       // The ANN found next to the SNN is an input too.
       if (snn.source) checkPaths([...inputs, { path: snn.source.source.path, role: 'the source ANN' }], outputs);
     } else {
       const convertOptions = resolveConvertOptions(convertOptionsFrom(f, prog.report));
       const calibSpec = calibrationSpec(f.data, f.calib);
       checkPaths([...inputs, ...dataFiles(calibSpec).map((p) => ({ path: p, role: 'the calibration data' }))], outputs);
-      snn = await convert(loaded, openDataset(calibSpec, f.calibLimit, imageOptions(f, declaredInputShape(loaded))), convertOptions);
+      snn = await convert(
+        loaded,
+        openDataset(calibSpec, f.calibLimit, imageOptions(f, declaredInputShape(loaded))),
+        convertOptions,
+      );
     }
-    const data = openDataset(f.data, f.limit, imageOptions(f, snn.spec.inputShape, f.preprocess ?? snn.meta.preprocess));
+    const data = openDataset(
+      f.data,
+      f.limit,
+      imageOptions(f, snn.spec.inputShape, f.preprocess ?? snn.meta.preprocess),
+    );
     const options = {
       // The per-site analysis reads θ-amplitude spikes: a unit-spike file skips it (as a loop-form file does).
-      ...simulateOptionsFrom(f, prog.report, snn.source !== null, snn.form === 'step' && !snn.meta.unit), modelName: path.basename(modelFile),
-      checkpoint: f.checkpoint, checkpointSeconds: f.checkpointEvery,
+      ...simulateOptionsFrom(f, prog.report, snn.source !== null, snn.form === 'step' && !snn.meta.unit),
+      modelName: path.basename(modelFile),
+      checkpoint: f.checkpoint,
+      checkpointSeconds: f.checkpointEvery,
     };
     const batches = Math.ceil(data.size / f.batch);
     if (sharded) {
@@ -81,26 +131,49 @@ export async function runSimulate(modelFile: string, f: SimFlags & Partial<Scale
       // One shard of a run: its statistics go to --json; spikeport merge makes the results.
       const shard = await simulateShard(snn, data, { ...options, shard: sharded.shard });
       prog.stop();
-      writeOutputs([...(f.save && !converted ? [{ path: f.save, data: snn.toBytes() }] : []), { path: f.json as string, data: shardJson(shard) }]);
+      writeOutputs([
+        ...(f.save && !converted ? [{ path: f.save, data: snn.toBytes() }] : []),
+        { path: f.json as string, data: shardJson(shard) },
+      ]);
       const { first, end } = shard.range;
-      process.stdout.write(`shard ${sharded.shard.index} of ${sharded.shard.count} (${sharded.from}): batches ${first}..${end - 1} of ${shard.run.batches}, ${shard.tally.samples} samples → ${f.json}\n`);
-      process.stdout.write(`when all ${sharded.shard.count} shards are done: spikeport merge SHARD_FILES... --json all.json --report all.html\n`);
+      process.stdout.write(
+        `shard ${sharded.shard.index} of ${sharded.shard.count} (${sharded.from}): batches ${first}..${end - 1} of ${shard.run.batches}, ${shard.tally.samples} samples → ${f.json}\n`,
+      );
+      process.stdout.write(
+        `when all ${sharded.shard.count} shards are done: spikeport merge SHARD_FILES... --json all.json --report all.html\n`,
+      );
       return;
     }
     const workers = asked !== 'auto' ? asked : target ? 1 : autoWorkers(f.threads, batches, f.checkpoint);
-    if (workers > batches) throw new SpikeportError('invalid-option', `--workers ${workers}: the run has ${batches === 1 ? 'one batch' : `${batches} batches`} of ${f.batch}; every worker needs at least one (use at most ${batches}, or a smaller --batch)`);
+    if (workers > batches)
+      throw new SpikeportError(
+        'invalid-option',
+        `--workers ${workers}: the run has ${batches === 1 ? 'one batch' : `${batches} batches`} of ${f.batch}; every worker needs at least one (use at most ${batches}, or a smaller --batch)`,
+      );
     // Each worker keeps its own checkpoint beside the one named: outputs too.
     if (workers > 1 && f.checkpoint) {
-      const mine = Array.from({ length: workers }, (_, k) => ({ path: `${f.checkpoint as string}.${k}`, role: `worker ${k}'s checkpoint` }));
-      checkPaths([...inputs, ...(snn.source ? [{ path: snn.source.source.path, role: 'the source ANN' }] : [])], [...outputs, ...mine]);
+      const mine = Array.from({ length: workers }, (_, k) => ({
+        path: `${f.checkpoint as string}.${k}`,
+        role: `worker ${k}'s checkpoint`,
+      }));
+      checkPaths(
+        [...inputs, ...(snn.source ? [{ path: snn.source.source.path, role: 'the source ANN' }] : [])],
+        [...outputs, ...mine],
+      );
     }
-    const record = workers > 1
-      ? await simulateInWorkers(snn, modelFile, converted, f, options, workers, prog.report)
-      : await simulate(snn, data, options);
+    const record =
+      workers > 1
+        ? await simulateInWorkers(snn, modelFile, converted, f, options, workers, prog.report)
+        : await simulate(snn, data, options);
     // The same network as the NIR target computes it (start 0, v > θ, its reset), on the same samples and windows.
-    const onTarget = target ? await simulate(asTarget(snn, target), data, {
-      ...simulateOptionsFrom(f, prog.report, false, false), modelName: path.basename(modelFile), energy: undefined, pictures: 0,
-    }) : null;
+    const onTarget = target
+      ? await simulate(asTarget(snn, target), data, {
+          ...simulateOptionsFrom(f, prog.report, false, false),
+          modelName: path.basename(modelFile),
+          energy: undefined,
+          pictures: 0,
+        })
+      : null;
     prog.stop();
     const files = await recordFiles(record, f);
     if (target && onTarget && f.json) {
@@ -110,14 +183,29 @@ export async function runSimulate(modelFile: string, f: SimFlags & Partial<Scale
     // Written last, together: --save, --json, --report, --markdown, or none of them.
     writeOutputs([...(f.save && !converted ? [{ path: f.save, data: snn.toBytes() }] : []), ...files]);
     const cal = snn.meta.calibration;
-    if (header) process.stdout.write(`${path.basename(modelFile)} on ${data.name} (${record.samples} samples), ${cal.method}, ${cal.iterations} iterations × batch ${cal.batchSize}\n\n`);
+    if (header)
+      process.stdout.write(
+        `${path.basename(modelFile)} on ${data.name} (${record.samples} samples), ${cal.method}, ${cal.iterations} iterations × batch ${cal.batchSize}\n\n`,
+      );
     process.stdout.write(resultsTable(record));
     if (record.energy) process.stdout.write(energySummary(record.energy));
     if (target && onTarget) {
       const [m1] = METRIC_NAMES[record.task ?? 'classification'];
-      process.stdout.write(`\nas ${target} computes it (NIR IF: start 0, fires at v > threshold, ${resetOf(target) === 'subtract' ? 'subtracts the threshold' : 'resets to 0'}):\n`);
-      process.stdout.write(`${table(['T', 'delay', `spikeport ${m1} %`, `${target} ${m1} %`, `${target} no delay %`], record.results.map((r, i) => [
-        String(r.T), String(r.delay), pct(r.metric), pct(onTarget.results[i].metric), pct(onTarget.results[i].metricNoDelay)]))}\n`);
+      process.stdout.write(
+        `\nas ${target} computes it (NIR IF: start 0, fires at v > threshold, ${resetOf(target) === 'subtract' ? 'subtracts the threshold' : 'resets to 0'}):\n`,
+      );
+      process.stdout.write(
+        `${table(
+          ['T', 'delay', `spikeport ${m1} %`, `${target} ${m1} %`, `${target} no delay %`],
+          record.results.map((r, i) => [
+            String(r.T),
+            String(r.delay),
+            pct(r.metric),
+            pct(onTarget.results[i].metric),
+            pct(onTarget.results[i].metricNoDelay),
+          ]),
+        )}\n`,
+      );
     }
   } finally {
     prog.stop();
@@ -143,24 +231,60 @@ export function autoWorkers(threads: number, batches: number, checkpoint?: strin
 }
 
 /** The combinations of shards, workers and outputs that make sense, checked before any work. */
-function checkScale(f: SimFlags & Partial<ScaleFlags>, shardFrom: string | null, workers: number, asTarget: boolean, given: readonly string[]): void {
-  if (given.includes('--checkpoint-every') && !f.checkpoint) throw new SpikeportError('invalid-option', '--checkpoint-every: give --checkpoint FILE too');
-  if (workers > defaultThreads()) throw new SpikeportError('invalid-option', `--workers ${workers}: more processes than the ${defaultThreads()} cores here only slow the run down`);
+function checkScale(
+  f: SimFlags & Partial<ScaleFlags>,
+  shardFrom: string | null,
+  workers: number,
+  asTarget: boolean,
+  given: readonly string[],
+): void {
+  if (given.includes('--checkpoint-every') && !f.checkpoint)
+    throw new SpikeportError('invalid-option', '--checkpoint-every: give --checkpoint FILE too');
+  if (workers > defaultThreads())
+    throw new SpikeportError(
+      'invalid-option',
+      `--workers ${workers}: more processes than the ${defaultThreads()} cores here only slow the run down`,
+    );
   if (shardFrom) {
-    if (!f.json) throw new SpikeportError('invalid-option', `running as one shard (${shardFrom}): give --json FILE for the shard's statistics (then spikeport merge), or --shard 0/1 to run everything in this process`);
+    if (!f.json)
+      throw new SpikeportError(
+        'invalid-option',
+        `running as one shard (${shardFrom}): give --json FILE for the shard's statistics (then spikeport merge), or --shard 0/1 to run everything in this process`,
+      );
     const extra = [f.report ? '--report' : null, f.markdown ? '--markdown' : null].filter(Boolean);
-    if (extra.length) throw new SpikeportError('invalid-option', `${extra.join(', ')}: a shard has no results of its own; spikeport merge writes them from all shard files`);
-    if (workers > 1) throw new SpikeportError('invalid-option', `--workers ${workers}: a shard (${shardFrom}) runs in one process; use --workers without shards, or more shards`);
+    if (extra.length)
+      throw new SpikeportError(
+        'invalid-option',
+        `${extra.join(', ')}: a shard has no results of its own; spikeport merge writes them from all shard files`,
+      );
+    if (workers > 1)
+      throw new SpikeportError(
+        'invalid-option',
+        `--workers ${workers}: a shard (${shardFrom}) runs in one process; use --workers without shards, or more shards`,
+      );
   }
-  if (asTarget && shardFrom) throw new SpikeportError('invalid-option', `--as-target runs the whole run in one process, not one shard (${shardFrom})`);
-  if (asTarget && workers > 1) throw new SpikeportError('invalid-option', '--as-target runs in one process, without --workers');
+  if (asTarget && shardFrom)
+    throw new SpikeportError(
+      'invalid-option',
+      `--as-target runs the whole run in one process, not one shard (${shardFrom})`,
+    );
+  if (asTarget && workers > 1)
+    throw new SpikeportError('invalid-option', '--as-target runs in one process, without --workers');
 }
 
 /**
  * --workers N: the run as N shards in N processes, merged. An ANN converted here is saved to a
  * temporary file first, so the workers simulate exactly this conversion.
  */
-async function simulateInWorkers(snn: Snn, modelFile: string, converted: boolean, f: SimFlags, options: SimulateOptions, workers: number, onProgress: ProgressFn): Promise<SimulateRecord> {
+async function simulateInWorkers(
+  snn: Snn,
+  modelFile: string,
+  converted: boolean,
+  f: SimFlags,
+  options: SimulateOptions,
+  workers: number,
+  onProgress: ProgressFn,
+): Promise<SimulateRecord> {
   const tmp = converted ? null : fs.mkdtempSync(path.join(os.tmpdir(), 'spikeport-snn-'));
   try {
     let snnFile = modelFile;
@@ -171,12 +295,23 @@ async function simulateInWorkers(snn: Snn, modelFile: string, converted: boolean
     // (The job goes to the workers as JSON: the progress callback stays here.)
     const { onProgress: _, ...rest } = options;
     const open = imageOptions(f, snn.spec.inputShape, f.preprocess);
-    return await runWorkers({
-      snn: snnFile, ann: converted ? (snn.source?.source.path ?? null) : modelFile, data: f.data, limit: f.limit,
-      open: { preprocess: f.preprocess, clipLength: open.clipLength, classNames: open.classNames }, options: rest,
-    }, workers, f.threads, onProgress, { model: path.basename(modelFile), timing: snn.timing ?? undefined }, () => {
-      if (tmp) fs.rmSync(tmp, { recursive: true, force: true });
-    });
+    return await runWorkers(
+      {
+        snn: snnFile,
+        ann: converted ? (snn.source?.source.path ?? null) : modelFile,
+        data: f.data,
+        limit: f.limit,
+        open: { preprocess: f.preprocess, clipLength: open.clipLength, classNames: open.classNames },
+        options: rest,
+      },
+      workers,
+      f.threads,
+      onProgress,
+      { model: path.basename(modelFile), timing: snn.timing ?? undefined },
+      () => {
+        if (tmp) fs.rmSync(tmp, { recursive: true, force: true });
+      },
+    );
   } finally {
     if (tmp) fs.rmSync(tmp, { recursive: true, force: true });
   }
@@ -193,18 +328,60 @@ function workersValue(v: string): number | 'auto' {
 
 /** The flags the user set on the command line. */
 export function givenFlags(cmd: Command): string[] {
-  return Object.keys(cmd.opts()).filter((k) => cmd.getOptionValueSource(k) === 'cli').map((k) => flagOf(cmd, k));
+  return Object.keys(cmd.opts())
+    .filter((k) => cmd.getOptionValueSource(k) === 'cli')
+    .map((k) => flagOf(cmd, k));
 }
 
 export function simulateCommand(): Command {
-  return calibrationOptions(outputOptions(energyOptions(simulateOptions(new Command('simulate')
-    .description('simulate a spiking network for T steps and report accuracy against T, with and without delayed evaluation')
-    .argument('<model>', 'an SNN from spikeport convert, or an ANN (converted on the fly with the calibration options)')))))
-    .addOption(new Option('--as-target <profile>', 'also simulate the network as a NIR target computes it (no θ/2 start, v > threshold, its reset) and print both accuracies').choices([...TARGETS]))
-    .option('--shard <K/N>', 'simulate only shard K of N (K from 0; contiguous batches) and write its statistics to --json; spikeport merge gives the exact results of all. Default in a job array: from SLURM_ARRAY_TASK_ID/SLURM_ARRAY_TASK_COUNT, or JOB_COMPLETION_INDEX with --shard-count')
-    .option('--shard-count <n>', 'the number of shards when the index comes from JOB_COMPLETION_INDEX (a Kubernetes Indexed Job: its completions)', int(1))
-    .option('--checkpoint <file>', 'keep progress in this file; after a kill, the same command continues where it stopped (delete the file to start over)')
-    .option('--checkpoint-every <s>', 'seconds between checkpoint writes (the last batch is always written)', num, SIMULATE_DEFAULTS.checkpointSeconds)
-    .option('--workers <n>', 'simulate in N processes (N shards, --threads split between them) and merge them: the same results. auto: one per thread when each gets at least 2 batches (faster than one process with all threads on every model measured)', workersValue, 'auto')
-    .action(async (model: string, f: SimFlags & ScaleFlags, c: Command) => runSimulate(model, f, { given: givenFlags(c) }));
+  return calibrationOptions(
+    outputOptions(
+      energyOptions(
+        simulateOptions(
+          new Command('simulate')
+            .description(
+              'simulate a spiking network for T steps and report accuracy against T, with and without delayed evaluation',
+            )
+            .argument(
+              '<model>',
+              'an SNN from spikeport convert, or an ANN (converted on the fly with the calibration options)',
+            ),
+        ),
+      ),
+    ),
+  )
+    .addOption(
+      new Option(
+        '--as-target <profile>',
+        'also simulate the network as a NIR target computes it (no θ/2 start, v > threshold, its reset) and print both accuracies',
+      ).choices([...TARGETS]),
+    )
+    .option(
+      '--shard <K/N>',
+      'simulate only shard K of N (K from 0; contiguous batches) and write its statistics to --json; spikeport merge gives the exact results of all. Default in a job array: from SLURM_ARRAY_TASK_ID/SLURM_ARRAY_TASK_COUNT, or JOB_COMPLETION_INDEX with --shard-count',
+    )
+    .option(
+      '--shard-count <n>',
+      'the number of shards when the index comes from JOB_COMPLETION_INDEX (a Kubernetes Indexed Job: its completions)',
+      int(1),
+    )
+    .option(
+      '--checkpoint <file>',
+      'keep progress in this file; after a kill, the same command continues where it stopped (delete the file to start over)',
+    )
+    .option(
+      '--checkpoint-every <s>',
+      'seconds between checkpoint writes (the last batch is always written)',
+      num,
+      SIMULATE_DEFAULTS.checkpointSeconds,
+    )
+    .option(
+      '--workers <n>',
+      'simulate in N processes (N shards, --threads split between them) and merge them: the same results. auto: one per thread when each gets at least 2 batches (faster than one process with all threads on every model measured)',
+      workersValue,
+      'auto',
+    )
+    .action(async (model: string, f: SimFlags & ScaleFlags, c: Command) =>
+      runSimulate(model, f, { given: givenFlags(c) }),
+    );
 }

@@ -19,8 +19,10 @@ async function main(): Promise<void> {
   const snn = await loadSnn(job.snn, { ann: job.ann, threads, device });
   const preprocess = job.open.preprocess ?? snn.meta.preprocess;
   const data = openDataset(job.data, job.limit, {
-    sampleShape: snn.spec.inputShape, preprocess: preprocess === undefined ? null : checkPreprocess(preprocess),
-    clipLength: job.open.clipLength, classNames: job.open.classNames,
+    sampleShape: snn.spec.inputShape,
+    preprocess: preprocess === undefined ? null : checkPreprocess(preprocess),
+    clipLength: job.open.clipLength,
+    classNames: job.open.classNames,
   });
   let last = 0;
   const shard = await simulateShard(snn, data, {

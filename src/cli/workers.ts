@@ -25,7 +25,11 @@ export interface WorkerJob {
   readonly ann: string | null;
   readonly data: string;
   readonly limit?: number;
-  readonly open: { readonly preprocess?: string; readonly clipLength?: number; readonly classNames?: readonly string[] };
+  readonly open: {
+    readonly preprocess?: string;
+    readonly clipLength?: number;
+    readonly classNames?: readonly string[];
+  };
   readonly options: Omit<SimulateOptions, 'onProgress'>;
   /** Where the worker writes its shard file. */
   readonly out: string;
@@ -40,7 +44,14 @@ const WORKER = path.join(path.dirname(fileURLToPath(import.meta.url)), 'worker.j
  * Run `count` workers on shards 0..count-1 of the job and merge their shard files into the
  * run's record. Worker k's checkpoint (when asked for) is `<checkpoint>.<k>`.
  */
-export async function runWorkers(job: Omit<WorkerJob, 'out'>, count: number, threads: number, onProgress: (p: Progress) => void, overrides: Parameters<typeof mergeShards>[1], onInterrupt?: () => void): Promise<SimulateRecord> {
+export async function runWorkers(
+  job: Omit<WorkerJob, 'out'>,
+  count: number,
+  threads: number,
+  onProgress: (p: Progress) => void,
+  overrides: Parameters<typeof mergeShards>[1],
+  onInterrupt?: () => void,
+): Promise<SimulateRecord> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'spikeport-workers-'));
   const children = new Set<ChildProcess>();
   // SIGKILL: a worker inside an ONNX Runtime call would see a gentler signal only when the call
@@ -63,13 +74,22 @@ export async function runWorkers(job: Omit<WorkerJob, 'out'>, count: number, thr
     const report = (): void => {
       const phase = progress.find((p) => p.phase === 'simulate') ? 'simulate' : progress[0].phase;
       const ps = progress.filter((p) => p.phase === phase);
-      if (ps.length) onProgress({ phase: `${phase} (${count} workers)`, done: ps.reduce((a, p) => a + p.done, 0), total: ps.reduce((a, p) => a + p.total, 0) });
+      if (ps.length)
+        onProgress({
+          phase: `${phase} (${count} workers)`,
+          done: ps.reduce((a, p) => a + p.done, 0),
+          total: ps.reduce((a, p) => a + p.total, 0),
+        });
     };
     const runs = Array.from({ length: count }, async (_, k) => {
       const shard: Shard = { index: k, count };
       const out = path.join(dir, `shard-${k}.json`);
       const checkpoint = job.options.checkpoint === undefined ? undefined : `${job.options.checkpoint}.${k}`;
-      const w: WorkerJob = { ...job, out, options: { ...job.options, shard, threads: perWorker, ...(checkpoint ? { checkpoint } : {}) } };
+      const w: WorkerJob = {
+        ...job,
+        out,
+        options: { ...job.options, shard, threads: perWorker, ...(checkpoint ? { checkpoint } : {}) },
+      };
       const jobFile = path.join(dir, `job-${k}.json`);
       fs.writeFileSync(jobFile, JSON.stringify(w));
       try {
@@ -86,7 +106,10 @@ export async function runWorkers(job: Omit<WorkerJob, 'out'>, count: number, thr
     const settled = await Promise.allSettled(runs);
     const failed = settled.find((s): s is PromiseRejectedResult => s.status === 'rejected');
     if (failed) throw failed.reason;
-    return mergeShards(settled.map((s) => (s as PromiseFulfilledResult<{ name: string; shard: ShardFile }>).value), overrides);
+    return mergeShards(
+      settled.map((s) => (s as PromiseFulfilledResult<{ name: string; shard: ShardFile }>).value),
+      overrides,
+    );
   } finally {
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
@@ -94,7 +117,12 @@ export async function runWorkers(job: Omit<WorkerJob, 'out'>, count: number, thr
   }
 }
 
-function runOne(jobFile: string, k: number, children: Set<ChildProcess>, onProgress: (p: { phase: string; done: number; total: number }) => void): Promise<void> {
+function runOne(
+  jobFile: string,
+  k: number,
+  children: Set<ChildProcess>,
+  onProgress: (p: { phase: string; done: number; total: number }) => void,
+): Promise<void> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [WORKER, jobFile], { stdio: ['ignore', 'pipe', 'pipe'] });
     children.add(child);
@@ -113,15 +141,24 @@ function runOne(jobFile: string, k: number, children: Set<ChildProcess>, onProgr
         }
       }
     });
-    child.stderr.setEncoding('utf8').on('data', (chunk: string) => { err += chunk; });
+    child.stderr.setEncoding('utf8').on('data', (chunk: string) => {
+      err += chunk;
+    });
     child.on('error', (e) => reject(new SpikeportError('runtime', `worker ${k} could not start: ${e.message}`)));
     child.on('close', (code, signal) => {
       children.delete(child);
       if (code === 0) return resolve();
-      if (signal) return reject(new SpikeportError('runtime', `worker ${k} was stopped by ${signal}${signal === 'SIGKILL' ? ' (out of memory? fewer --workers or a smaller --batch need less)' : ''}`));
+      if (signal)
+        return reject(
+          new SpikeportError(
+            'runtime',
+            `worker ${k} was stopped by ${signal}${signal === 'SIGKILL' ? ' (out of memory? fewer --workers or a smaller --batch need less)' : ''}`,
+          ),
+        );
       // A user error in a worker is the run's user error (one line); anything else is a bug, with its trace.
       const line = err.trim().split('\n').filter(Boolean).pop() ?? '';
-      if (code === 1 && line.startsWith('spikeport: error: ')) return reject(new SpikeportError('invalid-data', `worker ${k}: ${line.slice('spikeport: error: '.length)}`));
+      if (code === 1 && line.startsWith('spikeport: error: '))
+        return reject(new SpikeportError('invalid-data', `worker ${k}: ${line.slice('spikeport: error: '.length)}`));
       reject(new Error(`worker ${k} of the run failed (${signal ?? `exit code ${String(code)}`}):\n${err.trim()}`));
     });
   });
@@ -154,27 +191,41 @@ export function shardFromEnv(env: NodeJS.ProcessEnv, shardCount?: number): Picke
   if (env.SLURM_ARRAY_TASK_ID !== undefined) {
     const id = int('SLURM_ARRAY_TASK_ID');
     if (env.SLURM_ARRAY_TASK_MIN !== undefined) min = int('SLURM_ARRAY_TASK_MIN');
-    if (shardCount === undefined && env.SLURM_ARRAY_TASK_COUNT === undefined) throw fail('SLURM_ARRAY_TASK_ID is set without SLURM_ARRAY_TASK_COUNT: give --shard-count N or --shard K/N');
+    if (shardCount === undefined && env.SLURM_ARRAY_TASK_COUNT === undefined)
+      throw fail('SLURM_ARRAY_TASK_ID is set without SLURM_ARRAY_TASK_COUNT: give --shard-count N or --shard K/N');
     const slurmCount = env.SLURM_ARRAY_TASK_COUNT === undefined ? undefined : int('SLURM_ARRAY_TASK_COUNT');
-    if (shardCount !== undefined && slurmCount !== undefined && shardCount !== slurmCount) throw fail(`--shard-count ${shardCount} but SLURM_ARRAY_TASK_COUNT=${slurmCount}: give one of them`);
+    if (shardCount !== undefined && slurmCount !== undefined && shardCount !== slurmCount)
+      throw fail(`--shard-count ${shardCount} but SLURM_ARRAY_TASK_COUNT=${slurmCount}: give one of them`);
     shard = { index: id - min, count: shardCount ?? (slurmCount as number) };
     from = 'SLURM_ARRAY_TASK_ID';
-    const vars = [`SLURM_ARRAY_TASK_ID=${id}`, ...(env.SLURM_ARRAY_TASK_MIN !== undefined ? [`SLURM_ARRAY_TASK_MIN=${min}`] : []),
-      slurmCount !== undefined ? `SLURM_ARRAY_TASK_COUNT=${slurmCount}` : `--shard-count ${shard.count}`];
+    const vars = [
+      `SLURM_ARRAY_TASK_ID=${id}`,
+      ...(env.SLURM_ARRAY_TASK_MIN !== undefined ? [`SLURM_ARRAY_TASK_MIN=${min}`] : []),
+      slurmCount !== undefined ? `SLURM_ARRAY_TASK_COUNT=${slurmCount}` : `--shard-count ${shard.count}`,
+    ];
     source = `the Slurm array's shard ${shard.index} of ${shard.count} (${vars.join(', ')})`;
   } else if (env.JOB_COMPLETION_INDEX !== undefined) {
-    if (shardCount === undefined) throw fail('JOB_COMPLETION_INDEX is set (a Kubernetes Indexed Job): give --shard-count N (the Job\'s completions), or --shard K/N');
+    if (shardCount === undefined)
+      throw fail(
+        "JOB_COMPLETION_INDEX is set (a Kubernetes Indexed Job): give --shard-count N (the Job's completions), or --shard K/N",
+      );
     shard = { index: int('JOB_COMPLETION_INDEX'), count: shardCount };
     from = 'JOB_COMPLETION_INDEX';
     source = `the Indexed Job's shard ${shard.index} of ${shard.count} (JOB_COMPLETION_INDEX=${shard.index}, --shard-count ${shard.count})`;
   } else {
-    if (shardCount !== undefined) throw fail('--shard-count needs JOB_COMPLETION_INDEX or SLURM_ARRAY_TASK_ID in the environment (or give --shard K/N)');
+    if (shardCount !== undefined)
+      throw fail(
+        '--shard-count needs JOB_COMPLETION_INDEX or SLURM_ARRAY_TASK_ID in the environment (or give --shard K/N)',
+      );
     return null;
   }
   const problem = shardProblem(shard);
   if (problem) {
     // An index outside a valid count: the array's tasks are not numbered min..min+count−1.
-    const numbering = from === 'SLURM_ARRAY_TASK_ID' && shard.count >= 1 && shard.count <= MAX_SHARDS ? ` (the array must be contiguous, e.g. --array=${min}-${min + shard.count - 1})` : '';
+    const numbering =
+      from === 'SLURM_ARRAY_TASK_ID' && shard.count >= 1 && shard.count <= MAX_SHARDS
+        ? ` (the array must be contiguous, e.g. --array=${min}-${min + shard.count - 1})`
+        : '';
     throw fail(`${source}: ${problem}${numbering}`);
   }
   return { shard, from, source };

@@ -56,7 +56,9 @@ export function memoryDataset(a: MemoryArrays): MemoryDataset {
   const plane = a.masks ? a.masks.shape.reduce((p, q) => p * q, 1) : 0;
   // (A Buffer's constructor is not a typed array's: make plain ones.)
   const gather = <T extends Float32Array | Uint8Array>(src: T, size: number, indices: readonly number[]): T => {
-    const out = (src instanceof Float32Array ? new Float32Array(indices.length * size) : new Uint8Array(indices.length * size)) as T;
+    const out = (
+      src instanceof Float32Array ? new Float32Array(indices.length * size) : new Uint8Array(indices.length * size)
+    ) as T;
     indices.forEach((i, k) => out.set(src.subarray(i * size, (i + 1) * size), k * size));
     return out;
   };
@@ -98,7 +100,8 @@ export interface Normalize {
 
 /** Mean and std given as non-empty lists of finite numbers, every std > 0 (their count is checked against the model). */
 export function isNormalize(v: unknown): v is Normalize {
-  const numbers = (xs: unknown): xs is number[] => Array.isArray(xs) && xs.length > 0 && xs.every((x) => typeof x === 'number' && Number.isFinite(x));
+  const numbers = (xs: unknown): xs is number[] =>
+    Array.isArray(xs) && xs.length > 0 && xs.every((x) => typeof x === 'number' && Number.isFinite(x));
   const n = v as Normalize | null;
   return typeof n === 'object' && n !== null && numbers(n.mean) && numbers(n.std) && n.std.every((s) => s > 0);
 }
@@ -116,7 +119,13 @@ export interface Batch {
 }
 
 /** Scale and normalise raw samples per channel (axis 0 of a sample). */
-export function normalizeSamples(raw: Float32Array | Uint8Array, n: number, sampleShape: readonly number[], scale: number, norm: Normalize | null): Float32Array {
+export function normalizeSamples(
+  raw: Float32Array | Uint8Array,
+  n: number,
+  sampleShape: readonly number[],
+  scale: number,
+  norm: Normalize | null,
+): Float32Array {
   const per = sampleShape.reduce((a, b) => a * b, 1);
   const C = sampleShape.length >= 3 ? sampleShape[0] : 1;
   const plane = per / C;
@@ -138,7 +147,14 @@ export async function readBatch(d: Dataset, indices: readonly number[], norm: No
   const s = await d.read(indices);
   const x = normalizeSamples(s.x, indices.length, d.sampleShape, d.scale, norm);
   const y = d.labels ? Int32Array.from(indices, (i) => (d.labels as Int32Array)[i]) : null;
-  return { x, y, n: indices.length, indices: [...indices], ...(s.masks ? { masks: s.masks } : {}), ...(s.placements ? { placements: s.placements } : {}) };
+  return {
+    x,
+    y,
+    n: indices.length,
+    indices: [...indices],
+    ...(s.masks ? { masks: s.masks } : {}),
+    ...(s.placements ? { placements: s.placements } : {}),
+  };
 }
 
 /**
@@ -146,7 +162,13 @@ export async function readBatch(d: Dataset, indices: readonly number[], norm: No
  * is in use: the next `ahead` batches are always on their way (a streamed source decodes them in
  * its worker threads meanwhile). Reading errors surface when their batch is reached.
  */
-export async function* prefetchBatches(d: Dataset, count: number, indicesOf: (b: number) => readonly number[], norm: Normalize | null, ahead = 2): AsyncGenerator<Batch> {
+export async function* prefetchBatches(
+  d: Dataset,
+  count: number,
+  indicesOf: (b: number) => readonly number[],
+  norm: Normalize | null,
+  ahead = 2,
+): AsyncGenerator<Batch> {
   const queue: Promise<Batch>[] = [];
   let next = 0;
   const fill = (): void => {
@@ -207,5 +229,6 @@ export function batchAt(order: readonly number[], size: number, b: number): numb
 /** Indices 0..n-1 in order, in batches of `size` (the last one shorter). */
 export function sequentialBatches(n: number, size: number): number[][] {
   return Array.from({ length: Math.ceil(n / size) }, (_, b) =>
-    Array.from({ length: Math.min(size, n - b * size) }, (_, k) => b * size + k));
+    Array.from({ length: Math.min(size, n - b * size) }, (_, k) => b * size + k),
+  );
 }

@@ -23,7 +23,16 @@ import path from 'node:path';
 import { SpikeportError } from '../errors.js';
 import type { Dataset } from './dataset.js';
 import { checkIndices } from './dataset.js';
-import { cropPixels, formatPreprocess, geometry, placeMask, resizeBilinear, toPlanes, type Placement, type Preprocess } from './preprocess.js';
+import {
+  cropPixels,
+  formatPreprocess,
+  geometry,
+  placeMask,
+  resizeBilinear,
+  toPlanes,
+  type Placement,
+  type Preprocess,
+} from './preprocess.js';
 import { decodeLabelPng } from './png.js';
 import type { DetectionBox } from './dataset.js';
 
@@ -46,22 +55,35 @@ let sharpModule: Promise<Sharp> | null = null;
 
 /** sharp, loaded on first use (the MNIST paths never load libvips), its cache off (memory stays flat). */
 async function loadSharp(): Promise<Sharp> {
-  sharpModule ??= import('sharp').then((m) => {
-    const sharp = m.default;
-    sharp.cache(false);
-    return sharp;
-  }, (e: unknown) => {
-    sharpModule = null;
-    throw new SpikeportError('invalid-data', `image data needs the npm package sharp, which did not load (${(e as Error).message.split('\n')[0]}); run npm ci in the spikeport folder`);
-  });
+  sharpModule ??= import('sharp').then(
+    (m) => {
+      const sharp = m.default;
+      sharp.cache(false);
+      return sharp;
+    },
+    (e: unknown) => {
+      sharpModule = null;
+      throw new SpikeportError(
+        'invalid-data',
+        `image data needs the npm package sharp, which did not load (${(e as Error).message.split('\n')[0]}); run npm ci in the spikeport folder`,
+      );
+    },
+  );
   return sharpModule;
 }
 
 /** Check [C, H, W] with C 1 or 3. */
 export function checkImageShape(spec: string, shape: readonly number[] | undefined): [number, number, number] {
-  if (!shape) throw new SpikeportError('invalid-data', `data set ${spec}: image data is read for a model; open it with the model's input shape`);
+  if (!shape)
+    throw new SpikeportError(
+      'invalid-data',
+      `data set ${spec}: image data is read for a model; open it with the model's input shape`,
+    );
   if (shape.length !== 3 || (shape[0] !== 1 && shape[0] !== 3) || !(shape[1] > 0 && shape[2] > 0)) {
-    throw new SpikeportError('invalid-data', `data set ${spec}: images need a model input of shape [1 or 3, H, W] per sample (this model takes ${shape.join('x')})`);
+    throw new SpikeportError(
+      'invalid-data',
+      `data set ${spec}: images need a model input of shape [1 or 3, H, W] per sample (this model takes ${shape.join('x')})`,
+    );
   }
   return [shape[0], shape[1], shape[2]];
 }
@@ -70,7 +92,14 @@ export function checkImageShape(spec: string, shape: readonly number[] | undefin
  * Decode one image file into `out` at `offset`: C planes of H × W bytes, `channelStride` apart
  * (default H × W); returns where the pixels came from. `shape`: [C, H, W].
  */
-export async function decodeImage(file: string, shape: readonly number[], preprocess: Preprocess | null, out: Uint8Array, offset: number, channelStride?: number): Promise<Placement> {
+export async function decodeImage(
+  file: string,
+  shape: readonly number[],
+  preprocess: Preprocess | null,
+  out: Uint8Array,
+  offset: number,
+  channelStride?: number,
+): Promise<Placement> {
   const sharp = await loadSharp();
   const [C, H, W] = shape;
   const bytes = await readFileChecked(file);
@@ -97,7 +126,10 @@ export async function decodeImage(file: string, shape: readonly number[], prepro
     return { ...g, width: meta.width, height: meta.height };
   } catch (e) {
     if (e instanceof SpikeportError) throw e;
-    throw new SpikeportError('invalid-data', `${file} is not a readable image (${(e as Error).message.split('\n')[0].trim()})`);
+    throw new SpikeportError(
+      'invalid-data',
+      `${file} is not a readable image (${(e as Error).message.split('\n')[0].trim()})`,
+    );
   }
 }
 
@@ -131,15 +163,31 @@ export async function limited(jobs: readonly (() => Promise<void>)[], limit: num
 }
 
 /** A streamed data set over a list of image files. */
-export function imageDataset(name: string, files: readonly string[], labels: Int32Array | null, opts: ImageOptions, extra: Partial<Pick<Dataset, 'classes'>> = {}): Dataset {
+export function imageDataset(
+  name: string,
+  files: readonly string[],
+  labels: Int32Array | null,
+  opts: ImageOptions,
+  extra: Partial<Pick<Dataset, 'classes'>> = {},
+): Dataset {
   const per = opts.sampleShape.reduce((a, b) => a * b, 1);
   return {
-    name, size: files.length, sampleShape: opts.sampleShape, scale: 1 / 255, labels, ...extra,
+    name,
+    size: files.length,
+    sampleShape: opts.sampleShape,
+    scale: 1 / 255,
+    labels,
+    ...extra,
     ...(opts.preprocess ? { preprocess: formatPreprocess(opts.preprocess) } : {}),
     async read(indices) {
       checkIndices(name, files.length, indices);
       const x = new Uint8Array(indices.length * per);
-      await limited(indices.map((i, k) => async () => { await decodeImage(files[i], opts.sampleShape, opts.preprocess, x, k * per); }), DECODE_CONCURRENCY);
+      await limited(
+        indices.map((i, k) => async () => {
+          await decodeImage(files[i], opts.sampleShape, opts.preprocess, x, k * per);
+        }),
+        DECODE_CONCURRENCY,
+      );
       return { x };
     },
   };
@@ -159,7 +207,14 @@ function readDir(dir: string): fs.Dirent[] {
     return fs.readdirSync(dir, { withFileTypes: true });
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
-    throw new SpikeportError('io', code === 'ENOENT' ? `no such folder: ${dir}` : code === 'ENOTDIR' ? `${dir} is not a folder` : `cannot list ${dir} (${code ?? (e as Error).message})`);
+    throw new SpikeportError(
+      'io',
+      code === 'ENOENT'
+        ? `no such folder: ${dir}`
+        : code === 'ENOTDIR'
+          ? `${dir} is not a folder`
+          : `cannot list ${dir} (${code ?? (e as Error).message})`,
+    );
   }
 }
 
@@ -185,7 +240,10 @@ export function imageFiles(dir: string): string[] {
     if (seen.has(real)) return; // a link back up the tree
     seen.add(real);
     const entries = readDir(root);
-    groups.push({ root, files: sortedNames(entries.filter((e) => kindOf(root, e) === 'file' && isImageName(e.name)).map((e) => e.name)) });
+    groups.push({
+      root,
+      files: sortedNames(entries.filter((e) => kindOf(root, e) === 'file' && isImageName(e.name)).map((e) => e.name)),
+    });
     for (const e of entries) if (kindOf(root, e) === 'dir') walk(path.join(root, e.name));
   };
   walk(dir);
@@ -196,13 +254,22 @@ export function imageFiles(dir: string): string[] {
 /** torchvision's ImageFolder layout, streamed. */
 export function openImageFolder(spec: string, dir: string, opts: ImageOptions): Dataset {
   checkImageShape(spec, opts.sampleShape);
-  const classes = sortedNames(readDir(dir).filter((e) => kindOf(dir, e) === 'dir').map((e) => e.name));
-  if (classes.length === 0) throw new SpikeportError('invalid-data', `${spec}: no class folders in ${dir} (expected ${dir}/<class>/<image>)`);
+  const classes = sortedNames(
+    readDir(dir)
+      .filter((e) => kindOf(dir, e) === 'dir')
+      .map((e) => e.name),
+  );
+  if (classes.length === 0)
+    throw new SpikeportError('invalid-data', `${spec}: no class folders in ${dir} (expected ${dir}/<class>/<image>)`);
   const files: string[] = [];
   const labels: number[] = [];
   classes.forEach((c, label) => {
     const found = imageFiles(path.join(dir, c));
-    if (found.length === 0) throw new SpikeportError('invalid-data', `${spec}: the class folder ${path.join(dir, c)} has no image files (${IMAGE_EXTENSIONS.join(', ')})`);
+    if (found.length === 0)
+      throw new SpikeportError(
+        'invalid-data',
+        `${spec}: the class folder ${path.join(dir, c)} has no image files (${IMAGE_EXTENSIONS.join(', ')})`,
+      );
     for (const f of found) {
       files.push(f);
       labels.push(label);
@@ -219,7 +286,9 @@ async function framesOf(dir: string): Promise<string[]> {
   } catch {
     throw new SpikeportError('io', `cannot list ${dir} (was it removed while the data set was read?)`);
   }
-  return sortedNames(entries.filter((e) => kindOf(dir, e) === 'file' && isImageName(e.name)).map((e) => e.name)).map((f) => path.join(dir, f));
+  return sortedNames(entries.filter((e) => kindOf(dir, e) === 'file' && isImageName(e.name)).map((e) => e.name)).map(
+    (f) => path.join(dir, f),
+  );
 }
 
 /** Frame i of the L taken evenly from n frames. */
@@ -231,17 +300,33 @@ export function clipFrame(i: number, n: number, L: number): number {
 export function openVideoFolder(spec: string, dir: string, opts: ImageOptions): Dataset {
   const shape = opts.sampleShape;
   if (shape.length !== 4 || (shape[0] !== 1 && shape[0] !== 3)) {
-    throw new SpikeportError('invalid-data', `data set ${spec}: video clips need a model input of shape [1 or 3, frames, H, W] per sample (this model takes ${shape.join('x') || 'nothing known'})`);
+    throw new SpikeportError(
+      'invalid-data',
+      `data set ${spec}: video clips need a model input of shape [1 or 3, frames, H, W] per sample (this model takes ${shape.join('x') || 'nothing known'})`,
+    );
   }
   const [C, L, H, W] = shape;
-  const classes = sortedNames(readDir(dir).filter((e) => kindOf(dir, e) === 'dir').map((e) => e.name));
-  if (classes.length === 0) throw new SpikeportError('invalid-data', `${spec}: no class folders in ${dir} (expected ${dir}/<class>/<video>/<frames>)`);
+  const classes = sortedNames(
+    readDir(dir)
+      .filter((e) => kindOf(dir, e) === 'dir')
+      .map((e) => e.name),
+  );
+  if (classes.length === 0)
+    throw new SpikeportError(
+      'invalid-data',
+      `${spec}: no class folders in ${dir} (expected ${dir}/<class>/<video>/<frames>)`,
+    );
   const videos: string[] = [];
   const labels: number[] = [];
   classes.forEach((c, label) => {
     const cdir = path.join(dir, c);
-    const found = sortedNames(readDir(cdir).filter((e) => kindOf(cdir, e) === 'dir').map((e) => e.name));
-    if (found.length === 0) throw new SpikeportError('invalid-data', `${spec}: the class folder ${cdir} has no video folders`);
+    const found = sortedNames(
+      readDir(cdir)
+        .filter((e) => kindOf(cdir, e) === 'dir')
+        .map((e) => e.name),
+    );
+    if (found.length === 0)
+      throw new SpikeportError('invalid-data', `${spec}: the class folder ${cdir} has no video folders`);
     for (const v of found) {
       videos.push(path.join(cdir, v));
       labels.push(label);
@@ -249,7 +334,12 @@ export function openVideoFolder(spec: string, dir: string, opts: ImageOptions): 
   });
   const per = C * L * H * W;
   return {
-    name: spec, size: videos.length, sampleShape: shape, scale: 1 / 255, labels: Int32Array.from(labels), classes,
+    name: spec,
+    size: videos.length,
+    sampleShape: shape,
+    scale: 1 / 255,
+    labels: Int32Array.from(labels),
+    classes,
     ...(opts.preprocess ? { preprocess: formatPreprocess(opts.preprocess) } : {}),
     async read(indices) {
       checkIndices(spec, videos.length, indices);
@@ -257,10 +347,16 @@ export function openVideoFolder(spec: string, dir: string, opts: ImageOptions): 
       const jobs: (() => Promise<void>)[] = [];
       for (let k = 0; k < indices.length; k++) {
         const frames = await framesOf(videos[indices[k]]);
-        if (frames.length === 0) throw new SpikeportError('invalid-data', `${spec}: the video folder ${videos[indices[k]]} has no frame images (${IMAGE_EXTENSIONS.join(', ')})`);
+        if (frames.length === 0)
+          throw new SpikeportError(
+            'invalid-data',
+            `${spec}: the video folder ${videos[indices[k]]} has no frame images (${IMAGE_EXTENSIONS.join(', ')})`,
+          );
         for (let i = 0; i < L; i++) {
           const file = frames[clipFrame(i, frames.length, L)];
-          jobs.push(async () => { await decodeImage(file, [C, H, W], opts.preprocess, x, k * per + i * H * W, L * H * W); });
+          jobs.push(async () => {
+            await decodeImage(file, [C, H, W], opts.preprocess, x, k * per + i * H * W, L * H * W);
+          });
         }
       }
       await limited(jobs, DECODE_CONCURRENCY);
@@ -292,37 +388,58 @@ function withExtension(dir: string, name: string, exts: readonly string[]): stri
 /** Pascal VOC segmentation, streamed: images and masks read per batch. */
 export function openVoc(spec: string, dir: string, split: string, opts: ImageOptions): Dataset {
   const [C, H, W] = checkImageShape(spec, opts.sampleShape);
-  if (!/^[\w.-]+$/.test(split)) throw new SpikeportError('invalid-data', `${spec}: the split "${split}" is not a file name`);
+  if (!/^[\w.-]+$/.test(split))
+    throw new SpikeportError('invalid-data', `${spec}: the split "${split}" is not a file name`);
   const list = path.join(dir, 'ImageSets', 'Segmentation', `${split}.txt`);
-  const ids = readText(list, `the ${split} split of ${spec}`).split(/\r?\n/).map((l) => l.trim()).filter(Boolean);
+  const ids = readText(list, `the ${split} split of ${spec}`)
+    .split(/\r?\n/)
+    .map((l) => l.trim())
+    .filter(Boolean);
   if (ids.length === 0) throw new SpikeportError('invalid-data', `${spec}: ${list} lists no images`);
   const bad = ids.find((id) => !/^[\w.-]+$/.test(id) || id === '.' || id === '..');
-  if (bad !== undefined) throw new SpikeportError('invalid-data', `${spec}: ${list} lists "${bad}", which is not a file name`);
+  if (bad !== undefined)
+    throw new SpikeportError('invalid-data', `${spec}: ${list} lists "${bad}", which is not a file name`);
   const per = C * H * W;
   return {
-    name: spec, size: ids.length, sampleShape: opts.sampleShape, scale: 1 / 255, labels: null, maskShape: [H, W],
+    name: spec,
+    size: ids.length,
+    sampleShape: opts.sampleShape,
+    scale: 1 / 255,
+    labels: null,
+    maskShape: [H, W],
     ...(opts.preprocess ? { preprocess: formatPreprocess(opts.preprocess) } : {}),
     async read(indices) {
       checkIndices(spec, ids.length, indices);
       const x = new Uint8Array(indices.length * per);
       const masks = new Uint8Array(indices.length * H * W);
-      await limited(indices.map((i, k) => async () => {
-        const image = withExtension(path.join(dir, 'JPEGImages'), ids[i], ['.jpg', '.jpeg', '.png']);
-        const maskFile = path.join(dir, 'SegmentationClass', `${ids[i]}.png`);
-        const placed = await decodeImage(image, opts.sampleShape, opts.preprocess, x, k * per);
-        const mask = decodeLabelPng(await readFileChecked(maskFile), maskFile);
-        if (mask.width !== placed.width || mask.height !== placed.height) {
-          throw new SpikeportError('invalid-data', `${maskFile} is ${mask.width}×${mask.height} but its image ${image} is ${placed.width}×${placed.height}`);
-        }
-        masks.set(placeMask(mask.data, placed, H, W), k * H * W);
-      }), DECODE_CONCURRENCY);
+      await limited(
+        indices.map((i, k) => async () => {
+          const image = withExtension(path.join(dir, 'JPEGImages'), ids[i], ['.jpg', '.jpeg', '.png']);
+          const maskFile = path.join(dir, 'SegmentationClass', `${ids[i]}.png`);
+          const placed = await decodeImage(image, opts.sampleShape, opts.preprocess, x, k * per);
+          const mask = decodeLabelPng(await readFileChecked(maskFile), maskFile);
+          if (mask.width !== placed.width || mask.height !== placed.height) {
+            throw new SpikeportError(
+              'invalid-data',
+              `${maskFile} is ${mask.width}×${mask.height} but its image ${image} is ${placed.width}×${placed.height}`,
+            );
+          }
+          masks.set(placeMask(mask.data, placed, H, W), k * H * W);
+        }),
+        DECODE_CONCURRENCY,
+      );
       return { x, masks };
     },
   };
 }
 
 /** COCO detection, streamed: the annotation file read whole (boxes, names), images per batch. */
-export function openCoco(spec: string, imagesDir: string, annotations: string, opts: ImageOptions & { readonly classNames?: readonly string[] }): Dataset {
+export function openCoco(
+  spec: string,
+  imagesDir: string,
+  annotations: string,
+  opts: ImageOptions & { readonly classNames?: readonly string[] },
+): Dataset {
   checkImageShape(spec, opts.sampleShape);
   let json: unknown;
   try {
@@ -333,13 +450,18 @@ export function openCoco(spec: string, imagesDir: string, annotations: string, o
   }
   const j = json as { images?: unknown; annotations?: unknown; categories?: unknown };
   const where = (what: string): SpikeportError => new SpikeportError('invalid-data', `${annotations}: ${what}`);
-  if (!Array.isArray(j.images) || !Array.isArray(j.annotations) || !Array.isArray(j.categories)) throw where('expected arrays "images", "annotations" and "categories" (COCO detection format)');
-  const images = (j.images as { id?: unknown; file_name?: unknown }[]).map((im, k) => {
-    if (!Number.isSafeInteger(im.id) || typeof im.file_name !== 'string') throw where(`images[${k}] needs an integer "id" and a "file_name"`);
-    const name = im.file_name;
-    if (path.isAbsolute(name) || name.split(/[\\/]/).includes('..')) throw where(`images[${k}].file_name "${name}" leaves the images folder`);
-    return { id: im.id as number, file: path.join(imagesDir, name) };
-  }).sort((a, b) => a.id - b.id);
+  if (!Array.isArray(j.images) || !Array.isArray(j.annotations) || !Array.isArray(j.categories))
+    throw where('expected arrays "images", "annotations" and "categories" (COCO detection format)');
+  const images = (j.images as { id?: unknown; file_name?: unknown }[])
+    .map((im, k) => {
+      if (!Number.isSafeInteger(im.id) || typeof im.file_name !== 'string')
+        throw where(`images[${k}] needs an integer "id" and a "file_name"`);
+      const name = im.file_name;
+      if (path.isAbsolute(name) || name.split(/[\\/]/).includes('..'))
+        throw where(`images[${k}].file_name "${name}" leaves the images folder`);
+      return { id: im.id as number, file: path.join(imagesDir, name) };
+    })
+    .sort((a, b) => a.id - b.id);
   if (images.length === 0) throw where('no images');
   const index = new Map(images.map((im, i) => [im.id, i]));
   if (index.size !== images.length) throw where('two images have the same id');
@@ -356,27 +478,54 @@ export function openCoco(spec: string, imagesDir: string, annotations: string, o
   });
   const classes = opts.classNames ? [...opts.classNames] : [...names.values()];
   const boxes: DetectionBox[] = [];
-  (j.annotations as { image_id?: unknown; category_id?: unknown; bbox?: unknown; iscrowd?: unknown }[]).forEach((a, k) => {
-    const image = index.get(a.image_id as number);
-    if (image === undefined) throw where(`annotations[${k}] refers to the image id ${String(a.image_id)}, which is not in "images"`);
-    const label = categories.get(a.category_id as number);
-    if (label === undefined) {
-      const name = names.get(a.category_id as number);
-      throw where(name === undefined ? `annotations[${k}] has the category id ${String(a.category_id)}, which is not in "categories"` : `annotations[${k}] has the category "${name}", which is not one of the model's classes (--classes)`);
-    }
-    const b = a.bbox;
-    if (!Array.isArray(b) || b.length !== 4 || !b.every((v) => typeof v === 'number' && Number.isFinite(v))) throw where(`annotations[${k}].bbox must be [x, y, w, h]`);
-    boxes.push({ image, label, x: b[0], y: b[1], w: b[2], h: b[3], ...(a.iscrowd === 1 ? { crowd: true as const } : {}) });
-  });
+  (j.annotations as { image_id?: unknown; category_id?: unknown; bbox?: unknown; iscrowd?: unknown }[]).forEach(
+    (a, k) => {
+      const image = index.get(a.image_id as number);
+      if (image === undefined)
+        throw where(`annotations[${k}] refers to the image id ${String(a.image_id)}, which is not in "images"`);
+      const label = categories.get(a.category_id as number);
+      if (label === undefined) {
+        const name = names.get(a.category_id as number);
+        throw where(
+          name === undefined
+            ? `annotations[${k}] has the category id ${String(a.category_id)}, which is not in "categories"`
+            : `annotations[${k}] has the category "${name}", which is not one of the model's classes (--classes)`,
+        );
+      }
+      const b = a.bbox;
+      if (!Array.isArray(b) || b.length !== 4 || !b.every((v) => typeof v === 'number' && Number.isFinite(v)))
+        throw where(`annotations[${k}].bbox must be [x, y, w, h]`);
+      boxes.push({
+        image,
+        label,
+        x: b[0],
+        y: b[1],
+        w: b[2],
+        h: b[3],
+        ...(a.iscrowd === 1 ? { crowd: true as const } : {}),
+      });
+    },
+  );
   const per = opts.sampleShape.reduce((p, q) => p * q, 1);
   return {
-    name: spec, size: images.length, sampleShape: opts.sampleShape, scale: 1 / 255, labels: null, boxes, classes,
+    name: spec,
+    size: images.length,
+    sampleShape: opts.sampleShape,
+    scale: 1 / 255,
+    labels: null,
+    boxes,
+    classes,
     ...(opts.preprocess ? { preprocess: formatPreprocess(opts.preprocess) } : {}),
     async read(indices) {
       checkIndices(spec, images.length, indices);
       const x = new Uint8Array(indices.length * per);
       const placements: Placement[] = new Array<Placement>(indices.length);
-      await limited(indices.map((i, k) => async () => { placements[k] = await decodeImage(images[i].file, opts.sampleShape, opts.preprocess, x, k * per); }), DECODE_CONCURRENCY);
+      await limited(
+        indices.map((i, k) => async () => {
+          placements[k] = await decodeImage(images[i].file, opts.sampleShape, opts.preprocess, x, k * per);
+        }),
+        DECODE_CONCURRENCY,
+      );
       return { x, placements };
     },
   };

@@ -35,13 +35,29 @@ function checkWritable(d: MemoryDataset, layout: Layout): void {
   const s = d.sampleShape;
   const video = layout === 'videofolder';
   if (s.length !== (video ? 4 : 3) || (s[0] !== 1 && s[0] !== 3)) {
-    throw new SpikeportError('invalid-data', `${d.name}: --format ${layout} writes ${video ? 'clips of [1 or 3, frames, H, W]' : 'images of [1 or 3, H, W]'}; the samples are ${s.join('x')}`);
+    throw new SpikeportError(
+      'invalid-data',
+      `${d.name}: --format ${layout} writes ${video ? 'clips of [1 or 3, frames, H, W]' : 'images of [1 or 3, H, W]'}; the samples are ${s.join('x')}`,
+    );
   }
-  if (d.scale !== 1 / 255) throw new SpikeportError('invalid-data', `${d.name}: --format ${layout} writes 8-bit images; these samples are not bytes (0–255)`);
-  if ((layout === 'imagefolder' || video) && !d.labels) throw new SpikeportError('invalid-data', `${d.name}: --format ${layout} needs a label per sample`);
-  if (layout === 'voc' && !d.masks) throw new SpikeportError('invalid-data', `${d.name}: --format voc needs per-pixel labels (masks)`);
-  if (layout === 'voc' && d.masks && (d.masks.shape.length !== 2 || d.masks.shape[0] !== s[1] || d.masks.shape[1] !== s[2])) {
-    throw new SpikeportError('invalid-data', `${d.name}: --format voc needs masks of the images' size (${s[1]}x${s[2]}); they are ${d.masks.shape.join('x')}`);
+  if (d.scale !== 1 / 255)
+    throw new SpikeportError(
+      'invalid-data',
+      `${d.name}: --format ${layout} writes 8-bit images; these samples are not bytes (0–255)`,
+    );
+  if ((layout === 'imagefolder' || video) && !d.labels)
+    throw new SpikeportError('invalid-data', `${d.name}: --format ${layout} needs a label per sample`);
+  if (layout === 'voc' && !d.masks)
+    throw new SpikeportError('invalid-data', `${d.name}: --format voc needs per-pixel labels (masks)`);
+  if (
+    layout === 'voc' &&
+    d.masks &&
+    (d.masks.shape.length !== 2 || d.masks.shape[0] !== s[1] || d.masks.shape[1] !== s[2])
+  ) {
+    throw new SpikeportError(
+      'invalid-data',
+      `${d.name}: --format voc needs masks of the images' size (${s[1]}x${s[2]}); they are ${d.masks.shape.join('x')}`,
+    );
   }
   if (layout === 'coco' && !d.boxes) throw new SpikeportError('invalid-data', `${d.name}: --format coco needs boxes`);
 }
@@ -50,17 +66,28 @@ function checkWritable(d: MemoryDataset, layout: Layout): void {
 function classCount(d: MemoryDataset): number {
   const labels = d.labels as Int32Array;
   const bad = labels.find((l) => l < 0);
-  if (bad !== undefined) throw new SpikeportError('invalid-data', `${d.name} has the label ${bad}; class folders need labels ≥ 0`);
+  if (bad !== undefined)
+    throw new SpikeportError('invalid-data', `${d.name} has the label ${bad}; class folders need labels ≥ 0`);
   const classes = labels.reduce((a, l) => Math.max(a, l + 1), 0);
   const counts = new Int32Array(classes);
   for (const l of labels) counts[l]++;
   const missing = counts.findIndex((c) => c === 0);
-  if (missing >= 0) throw new SpikeportError('invalid-data', `${d.name} has no sample of class ${missing} (labels 0..${classes - 1}); class folders need every class (take more samples)`);
+  if (missing >= 0)
+    throw new SpikeportError(
+      'invalid-data',
+      `${d.name} has no sample of class ${missing} (labels 0..${classes - 1}); class folders need every class (take more samples)`,
+    );
   return classes;
 }
 
 /** Write `d` in `layout` at `out` (which must not exist yet). */
-export async function writeLayout(d: MemoryDataset, layout: Layout, out: string, onProgress?: OnProgress, split = 'val'): Promise<{ files: number; classes: number | null }> {
+export async function writeLayout(
+  d: MemoryDataset,
+  layout: Layout,
+  out: string,
+  onProgress?: OnProgress,
+  split = 'val',
+): Promise<{ files: number; classes: number | null }> {
   checkWritable(d, layout);
   if (fs.existsSync(out)) throw new SpikeportError('io', `--out ${out} exists; name a new folder`);
   const parent = path.dirname(path.resolve(out));
@@ -75,7 +102,8 @@ export async function writeLayout(d: MemoryDataset, layout: Layout, out: string,
   const per = C * frames * plane;
   const hwc = new Uint8Array(C * plane);
   const png = (src: Uint8Array, base: number, channelStride: number, channels: number): Promise<Buffer> => {
-    for (let p = 0; p < plane; p++) for (let c = 0; c < channels; c++) hwc[p * channels + c] = src[base + c * channelStride + p];
+    for (let p = 0; p < plane; p++)
+      for (let c = 0; c < channels; c++) hwc[p * channels + c] = src[base + c * channelStride + p];
     const img = sharp(hwc.subarray(0, channels * plane), { raw: { width: W, height: H, channels: channels as 1 | 3 } });
     // One channel stays one (8-bit gray PNG): sharp would otherwise write it as RGB.
     return (channels === 1 ? img.toColourspace('b-w') : img).png({ compressionLevel: 6 }).toBuffer();
@@ -88,7 +116,9 @@ export async function writeLayout(d: MemoryDataset, layout: Layout, out: string,
   };
   try {
     if (classes !== null) for (let l = 0; l < classes; l++) fs.mkdirSync(path.join(tmp, padded(l, classes)));
-    if (layout === 'voc') for (const f of ['JPEGImages', 'SegmentationClass', path.join('ImageSets', 'Segmentation')]) fs.mkdirSync(path.join(tmp, f), { recursive: true });
+    if (layout === 'voc')
+      for (const f of ['JPEGImages', 'SegmentationClass', path.join('ImageSets', 'Segmentation')])
+        fs.mkdirSync(path.join(tmp, f), { recursive: true });
     if (layout === 'coco') fs.mkdirSync(path.join(tmp, 'images'));
     for (let start = 0; start < d.size; start += CHUNK) {
       const idx = Array.from({ length: Math.min(CHUNK, d.size - start) }, (_, k) => start + k);
@@ -97,11 +127,16 @@ export async function writeLayout(d: MemoryDataset, layout: Layout, out: string,
         const i = idx[k];
         const name = padded(i, d.size);
         const x8 = x as Uint8Array;
-        if (layout === 'imagefolder') put(path.join(padded((d.labels as Int32Array)[i], classes as number), `${name}.png`), await png(x8, k * per, plane, C));
+        if (layout === 'imagefolder')
+          put(
+            path.join(padded((d.labels as Int32Array)[i], classes as number), `${name}.png`),
+            await png(x8, k * per, plane, C),
+          );
         else if (layout === 'videofolder') {
           const dir = path.join(padded((d.labels as Int32Array)[i], classes as number), name);
           fs.mkdirSync(path.join(tmp, dir));
-          for (let f = 0; f < frames; f++) put(path.join(dir, `${padded(f, frames)}.png`), await png(x8, k * per + f * plane, frames * plane, C));
+          for (let f = 0; f < frames; f++)
+            put(path.join(dir, `${padded(f, frames)}.png`), await png(x8, k * per + f * plane, frames * plane, C));
         } else if (layout === 'voc') {
           put(path.join('JPEGImages', `${name}.png`), await png(x8, k * per, plane, C));
           put(path.join('SegmentationClass', `${name}.png`), await png(masks as Uint8Array, k * plane, plane, 1));
@@ -111,15 +146,34 @@ export async function writeLayout(d: MemoryDataset, layout: Layout, out: string,
       }
       onProgress?.({ phase: 'write', done: start + idx.length, total: d.size });
     }
-    if (layout === 'voc') put(path.join('ImageSets', 'Segmentation', `${split}.txt`), Array.from({ length: d.size }, (_, i) => `${padded(i, d.size)}\n`).join(''));
+    if (layout === 'voc')
+      put(
+        path.join('ImageSets', 'Segmentation', `${split}.txt`),
+        Array.from({ length: d.size }, (_, i) => `${padded(i, d.size)}\n`).join(''),
+      );
     if (layout === 'coco') {
       const boxes = d.boxes ?? [];
       const labels = boxes.reduce((a, b) => Math.max(a, b.label + 1), 0);
-      put('annotations.json', JSON.stringify({
-        images: Array.from({ length: d.size }, (_, i) => ({ id: i, file_name: `${padded(i, d.size)}.png`, width: W, height: H })),
-        categories: Array.from({ length: labels }, (_, l) => ({ id: l + 1, name: String(l) })),
-        annotations: boxes.map((b, k) => ({ id: k + 1, image_id: b.image, category_id: b.label + 1, bbox: [b.x, b.y, b.w, b.h], area: b.w * b.h, iscrowd: b.crowd ? 1 : 0 })),
-      }));
+      put(
+        'annotations.json',
+        JSON.stringify({
+          images: Array.from({ length: d.size }, (_, i) => ({
+            id: i,
+            file_name: `${padded(i, d.size)}.png`,
+            width: W,
+            height: H,
+          })),
+          categories: Array.from({ length: labels }, (_, l) => ({ id: l + 1, name: String(l) })),
+          annotations: boxes.map((b, k) => ({
+            id: k + 1,
+            image_id: b.image,
+            category_id: b.label + 1,
+            bbox: [b.x, b.y, b.w, b.h],
+            area: b.w * b.h,
+            iscrowd: b.crowd ? 1 : 0,
+          })),
+        }),
+      );
     }
     fs.renameSync(tmp, out);
   } catch (e) {

@@ -11,7 +11,8 @@ import { SpikeportError } from '../errors.js';
 const SIGNATURE = [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a];
 
 export function decodeLabelPng(buf: Uint8Array, where: string): { width: number; height: number; data: Uint8Array } {
-  const bad = (why: string): SpikeportError => new SpikeportError('invalid-data', `${where} is not a readable label PNG (${why})`);
+  const bad = (why: string): SpikeportError =>
+    new SpikeportError('invalid-data', `${where} is not a readable label PNG (${why})`);
   if (buf.length < 8 || SIGNATURE.some((b, i) => buf[i] !== b)) throw bad('no PNG signature');
   const view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
   let pos = 8;
@@ -27,7 +28,8 @@ export function decodeLabelPng(buf: Uint8Array, where: string): { width: number;
       width = view.getUint32(pos + 8);
       height = view.getUint32(pos + 12);
       const [depth, colour, , , interlace] = body.subarray(8, 13);
-      if (depth !== 8 || (colour !== 0 && colour !== 3)) throw bad(`bit depth ${depth}, colour type ${colour}; masks are 8-bit gray or palette`);
+      if (depth !== 8 || (colour !== 0 && colour !== 3))
+        throw bad(`bit depth ${depth}, colour type ${colour}; masks are 8-bit gray or palette`);
       if (interlace !== 0) throw bad('interlaced');
       if (width === 0 || height === 0 || width * height > 2 ** 28) throw bad(`size ${width}×${height}`);
     } else if (type === 'IDAT') {
@@ -57,10 +59,18 @@ export function decodeLabelPng(buf: Uint8Array, where: string): { width: number;
       const c = up && x > 0 ? up[x - 1] : 0;
       let pred: number;
       switch (filter) {
-        case 0: pred = 0; break;
-        case 1: pred = a; break;
-        case 2: pred = b; break;
-        case 3: pred = (a + b) >> 1; break;
+        case 0:
+          pred = 0;
+          break;
+        case 1:
+          pred = a;
+          break;
+        case 2:
+          pred = b;
+          break;
+        case 3:
+          pred = (a + b) >> 1;
+          break;
         case 4: {
           const p = a + b - c;
           const pa = Math.abs(p - a);
@@ -69,7 +79,8 @@ export function decodeLabelPng(buf: Uint8Array, where: string): { width: number;
           pred = pa <= pb && pa <= pc ? a : pb <= pc ? b : c;
           break;
         }
-        default: throw bad(`row filter ${filter}`);
+        default:
+          throw bad(`row filter ${filter}`);
       }
       cur[x] = (row[x] + pred) & 255;
     }
@@ -111,9 +122,12 @@ export interface PngImage {
  */
 export function encodePng(img: PngImage): Uint8Array {
   const { width, height, channels, data, palette } = img;
-  if (!Number.isInteger(width) || !Number.isInteger(height) || width < 1 || height < 1) throw new Error(`png: bad size ${width}×${height}`);
-  if (data.length !== width * height * channels) throw new Error(`png: ${data.length} bytes for ${width}×${height}×${channels}`);
-  if (palette && (channels !== 1 || palette.length % 3 !== 0 || palette.length === 0 || palette.length > 768)) throw new Error('png: a palette needs one index per pixel and 1..256 RGB entries');
+  if (!Number.isInteger(width) || !Number.isInteger(height) || width < 1 || height < 1)
+    throw new Error(`png: bad size ${width}×${height}`);
+  if (data.length !== width * height * channels)
+    throw new Error(`png: ${data.length} bytes for ${width}×${height}×${channels}`);
+  if (palette && (channels !== 1 || palette.length % 3 !== 0 || palette.length === 0 || palette.length > 768))
+    throw new Error('png: a palette needs one index per pixel and 1..256 RGB entries');
   const row = width * channels;
   const raw = new Uint8Array(height * (row + 1));
   for (let y = 0; y < height; y++) raw.set(data.subarray(y * row, (y + 1) * row), y * (row + 1) + 1); // filter byte 0: none
@@ -132,8 +146,11 @@ export function encodePng(img: PngImage): Uint8Array {
   hv.setUint32(4, height);
   ihdr.set([8, palette ? 3 : channels === 3 ? 2 : 0, 0, 0, 0], 8);
   const parts = [
-    Uint8Array.from(SIGNATURE), chunk('IHDR', ihdr), ...(palette ? [chunk('PLTE', palette)] : []),
-    chunk('IDAT', zlib.deflateSync(raw, { level: 9 })), chunk('IEND', new Uint8Array(0)),
+    Uint8Array.from(SIGNATURE),
+    chunk('IHDR', ihdr),
+    ...(palette ? [chunk('PLTE', palette)] : []),
+    chunk('IDAT', zlib.deflateSync(raw, { level: 9 })),
+    chunk('IEND', new Uint8Array(0)),
   ];
   return Buffer.concat(parts);
 }

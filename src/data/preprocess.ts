@@ -46,7 +46,12 @@ export function roundHalfEven(x: number): number {
 /** Where an image of width × height goes: resized to rw × rh, then [left, top, W, H] cut out. */
 export interface Geometry {
   readonly resize: { readonly width: number; readonly height: number } | null;
-  readonly crop: { readonly left: number; readonly top: number; readonly width: number; readonly height: number } | null;
+  readonly crop: {
+    readonly left: number;
+    readonly top: number;
+    readonly width: number;
+    readonly height: number;
+  } | null;
 }
 
 /** Where a decoded sample came from: the original image's size and the resize and crop applied. */
@@ -94,16 +99,36 @@ export function placeMask(mask: Uint8Array, p: Placement, H: number, W: number):
  * The resize and crop that take a width × height image to the model's H × W under `p`
  * (null preset: no option given). `where` names the image in messages.
  */
-export function geometry(p: Preprocess | null, width: number, height: number, H: number, W: number, where: string): Geometry {
+export function geometry(
+  p: Preprocess | null,
+  width: number,
+  height: number,
+  H: number,
+  W: number,
+  where: string,
+): Geometry {
   if (!p || p.kind === 'none') {
     if (width === W && height === H) return { resize: null, crop: null };
-    throw new SpikeportError('invalid-data', `${where} is ${width}×${height} but the model takes ${W}×${H}: choose a preprocessing with --preprocess (${PREPROCESS_PRESETS})`);
+    throw new SpikeportError(
+      'invalid-data',
+      `${where} is ${width}×${height} but the model takes ${W}×${H}: choose a preprocessing with --preprocess (${PREPROCESS_PRESETS})`,
+    );
   }
   if (p.kind === 'resize') {
-    if (p.height !== H || p.width !== W) throw new SpikeportError('invalid-option', `--preprocess resize:${p.height},${p.width} does not give the model's input size ${H}×${W} (use resize:${H},${W})`, 'preprocess');
+    if (p.height !== H || p.width !== W)
+      throw new SpikeportError(
+        'invalid-option',
+        `--preprocess resize:${p.height},${p.width} does not give the model's input size ${H}×${W} (use resize:${H},${W})`,
+        'preprocess',
+      );
     return { resize: width === W && height === H ? null : { width: W, height: H }, crop: null };
   }
-  if (H !== W) throw new SpikeportError('invalid-option', `--preprocess imagenet crops a square; the model takes ${H}×${W} (use resize:${H},${W})`, 'preprocess');
+  if (H !== W)
+    throw new SpikeportError(
+      'invalid-option',
+      `--preprocess imagenet crops a square; the model takes ${H}×${W} (use resize:${H},${W})`,
+      'preprocess',
+    );
   // torchvision Resize(s): the short side becomes s, the long side int(s · long / short).
   const s = Math.round((H * 256) / 224);
   const short = Math.min(width, height);
@@ -125,7 +150,15 @@ export function geometry(p: Preprocess | null, width: number, height: number, H:
  * `C` channels (1 or 3), as PIL's convert() does: alpha dropped, gray copied to RGB, RGB to gray
  * by ITU-R 601-2 luma (L = (19595 R + 38470 G + 7471 B + 2¹⁵) >> 16).
  */
-export function toPlanes(px: Uint8Array, pixels: number, channels: number, C: number, out: Uint8Array, offset: number, channelStride = pixels): void {
+export function toPlanes(
+  px: Uint8Array,
+  pixels: number,
+  channels: number,
+  C: number,
+  out: Uint8Array,
+  offset: number,
+  channelStride = pixels,
+): void {
   const color = channels >= 3;
   if (C === 3) {
     for (let p = 0; p < pixels; p++) {
@@ -146,7 +179,10 @@ export function toPlanes(px: Uint8Array, pixels: number, channels: number, C: nu
 const PRECISION_BITS = 32 - 8 - 2;
 
 /** Per output pixel: first input index and fixed-point weights of PIL's bilinear (triangle) filter, widened when shrinking. */
-function coefficients(inSize: number, outSize: number): { start: Int32Array; count: Int32Array; weights: Int32Array; taps: number } {
+function coefficients(
+  inSize: number,
+  outSize: number,
+): { start: Int32Array; count: Int32Array; weights: Int32Array; taps: number } {
   const scale = inSize / outSize;
   const filterScale = Math.max(scale, 1);
   const support = filterScale; // the triangle's support (1) × filterScale
@@ -184,7 +220,14 @@ function clip8(v: number): number {
  * PIL's Image.resize(…, BILINEAR) on interleaved 8-bit pixels (what torchvision's Resize does to
  * a PIL image): a horizontal pass, rounded to bytes, then a vertical one, in PIL's fixed point.
  */
-export function resizeBilinear(px: Uint8Array, width: number, height: number, channels: number, outW: number, outH: number): Uint8Array {
+export function resizeBilinear(
+  px: Uint8Array,
+  width: number,
+  height: number,
+  channels: number,
+  outW: number,
+  outH: number,
+): Uint8Array {
   let cur = px;
   let w = width;
   if (outW !== width) {
@@ -224,7 +267,12 @@ export function resizeBilinear(px: Uint8Array, width: number, height: number, ch
 }
 
 /** A rectangle of interleaved pixels (width × channels per row). */
-export function cropPixels(px: Uint8Array, width: number, channels: number, c: { left: number; top: number; width: number; height: number }): Uint8Array {
+export function cropPixels(
+  px: Uint8Array,
+  width: number,
+  channels: number,
+  c: { left: number; top: number; width: number; height: number },
+): Uint8Array {
   const out = new Uint8Array(c.width * c.height * channels);
   for (let y = 0; y < c.height; y++) {
     const src = ((c.top + y) * width + c.left) * channels;

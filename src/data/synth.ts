@@ -27,7 +27,14 @@ export const CLIP = { frames: 16, size: 32, digit: 14 } as const;
 /** Default sample counts per split. */
 export const SYNTH_SIZES: Record<'train' | 'test', number> = { train: 12000, test: 1000 };
 
-function place(digits: MemoryDataset, r: () => number, canvas: Uint8Array, mask: Uint8Array | null, boxes: DetectionBox[], image: number): void {
+function place(
+  digits: MemoryDataset,
+  r: () => number,
+  canvas: Uint8Array,
+  mask: Uint8Array | null,
+  boxes: DetectionBox[],
+  image: number,
+): void {
   const count = 1 + Math.floor(r() * 4);
   const taken: [number, number][] = [];
   for (let k = 0; k < count; k++) {
@@ -69,17 +76,37 @@ function place(digits: MemoryDataset, r: () => number, canvas: Uint8Array, mask:
 }
 
 /** Canvases with per-pixel masks and boxes. */
-function canvases(kind: 'mnist-seg' | 'mnist-det', digits: MemoryDataset, n: number, seed: number, name: string): MemoryDataset {
+function canvases(
+  kind: 'mnist-seg' | 'mnist-det',
+  digits: MemoryDataset,
+  n: number,
+  seed: number,
+  name: string,
+): MemoryDataset {
   const r = rng(seed);
   const x = new Uint8Array(n * CANVAS * CANVAS);
   const masks = new Uint8Array(n * CANVAS * CANVAS);
   const boxes: DetectionBox[] = [];
   for (let i = 0; i < n; i++) {
-    place(digits, r, x.subarray(i * CANVAS * CANVAS, (i + 1) * CANVAS * CANVAS), masks.subarray(i * CANVAS * CANVAS, (i + 1) * CANVAS * CANVAS), boxes, i);
+    place(
+      digits,
+      r,
+      x.subarray(i * CANVAS * CANVAS, (i + 1) * CANVAS * CANVAS),
+      masks.subarray(i * CANVAS * CANVAS, (i + 1) * CANVAS * CANVAS),
+      boxes,
+      i,
+    );
   }
   return memoryDataset({
-    name, size: n, sampleShape: [1, CANVAS, CANVAS], x, scale: 1 / 255, labels: null,
-    ...(kind === 'mnist-seg' ? { masks: { shape: [CANVAS, CANVAS], data: masks }, classes: ['background', ...DIGITS] } : { boxes, classes: DIGITS }),
+    name,
+    size: n,
+    sampleShape: [1, CANVAS, CANVAS],
+    x,
+    scale: 1 / 255,
+    labels: null,
+    ...(kind === 'mnist-seg'
+      ? { masks: { shape: [CANVAS, CANVAS], data: masks }, classes: ['background', ...DIGITS] }
+      : { boxes, classes: DIGITS }),
   });
 }
 
@@ -89,7 +116,11 @@ function shrink(digits: MemoryDataset, idx: number): Uint8Array {
   const src = idx * 784;
   for (let y = 0; y < 14; y++) {
     for (let x = 0; x < 14; x++) {
-      const s = digits.x[src + 2 * y * 28 + 2 * x] + digits.x[src + 2 * y * 28 + 2 * x + 1] + digits.x[src + (2 * y + 1) * 28 + 2 * x] + digits.x[src + (2 * y + 1) * 28 + 2 * x + 1];
+      const s =
+        digits.x[src + 2 * y * 28 + 2 * x] +
+        digits.x[src + 2 * y * 28 + 2 * x + 1] +
+        digits.x[src + (2 * y + 1) * 28 + 2 * x] +
+        digits.x[src + (2 * y + 1) * 28 + 2 * x + 1];
       out[y * 14 + x] = Math.round(s / 4);
     }
   }
@@ -119,11 +150,18 @@ function clips(digits: MemoryDataset, n: number, seed: number, name: string): Me
       const ox = Math.round(px);
       const oy = Math.round(py);
       const base = i * per + f * size * size;
-      for (let y = 0; y < digit; y++) for (let xx = 0; xx < digit; xx++) x[base + (oy + y) * size + ox + xx] = d[y * digit + xx];
+      for (let y = 0; y < digit; y++)
+        for (let xx = 0; xx < digit; xx++) x[base + (oy + y) * size + ox + xx] = d[y * digit + xx];
       px += vx;
       py += vy;
-      if (px < 0 || px > span) { vx = -vx; px = Math.max(0, Math.min(span, px)); }
-      if (py < 0 || py > span) { vy = -vy; py = Math.max(0, Math.min(span, py)); }
+      if (px < 0 || px > span) {
+        vx = -vx;
+        px = Math.max(0, Math.min(span, px));
+      }
+      if (py < 0 || py > span) {
+        vy = -vy;
+        py = Math.max(0, Math.min(span, py));
+      }
     }
   }
   // One channel, frames as depth: [1, 16, 32, 32] for 3-D convolutions.
@@ -131,7 +169,13 @@ function clips(digits: MemoryDataset, n: number, seed: number, name: string): Me
 }
 
 /** Generate `n` samples of a synthetic task from the digits of one MNIST split. */
-export function synthesize(kind: SynthKind, split: 'train' | 'test', digits: MemoryDataset, n: number, name: string): MemoryDataset {
+export function synthesize(
+  kind: SynthKind,
+  split: 'train' | 'test',
+  digits: MemoryDataset,
+  n: number,
+  name: string,
+): MemoryDataset {
   const seed = (split === 'train' ? 1 : 2) * 7919 + SYNTH_KINDS.indexOf(kind);
   if (kind === 'mnist-video') return clips(digits, n, seed, name);
   // Segmentation and detection share canvases: the same seed gives the same images.

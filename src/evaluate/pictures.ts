@@ -105,7 +105,8 @@ export function expandRuns(runs: string, size: number): Uint8Array {
     const m = /^(\d{1,3}):(\d+)$/.exec(run);
     const v = m ? Number(m[1]) : NaN;
     const n = m ? Number(m[2]) : NaN;
-    if (!m || v > 255 || n < 1 || at + n > size) throw new Error(`mask runs do not describe ${size} class ids (at "${run.slice(0, 20)}")`);
+    if (!m || v > 255 || n < 1 || at + n > size)
+      throw new Error(`mask runs do not describe ${size} class ids (at "${run.slice(0, 20)}")`);
     out.fill(v, at, at + n);
     at += n;
   }
@@ -126,7 +127,10 @@ export function argmaxMask(scores: ArrayLike<number>, offset: number, C: number,
     let bestV = scores[offset + p];
     for (let c = 1; c < C; c++) {
       const v = scores[offset + c * plane + p];
-      if (v > bestV) { bestV = v; best = c; }
+      if (v > bestV) {
+        bestV = v;
+        best = c;
+      }
     }
     out[p] = best;
   }
@@ -163,12 +167,20 @@ export class PictureCollector {
   private maskSize: [number, number] | null = null;
 
   /** `from`: continue what a run that was stopped had gathered. */
-  constructor(private readonly data: Dataset, private readonly o: PictureOptions, from?: PictureState) {
+  constructor(
+    private readonly data: Dataset,
+    private readonly o: PictureOptions,
+    from?: PictureState,
+  ) {
     const n = Math.min(o.count, data.size);
     // Segmentation and detection: samples spread evenly over the set (a class-sorted folder shows more than its first class).
     this.chosen = isGrid(o.task) ? [] : Array.from({ length: n }, (_, k) => Math.floor((k * data.size) / n));
     if (from) {
-      for (const [i, p] of from.preds) this.preds.set(i, p.map((x) => ({ ...x })));
+      for (const [i, p] of from.preds)
+        this.preds.set(
+          i,
+          p.map((x) => ({ ...x })),
+        );
       this.misclassified = from.misclassified;
       this.checked = from.checked;
       this.grid.push(...from.grid);
@@ -177,7 +189,13 @@ export class PictureCollector {
   }
 
   state(): PictureState {
-    return { preds: [...this.preds].map(([i, p]) => [i, [...p]] as const), misclassified: this.misclassified, checked: this.checked, grid: [...this.grid], maskSize: this.maskSize };
+    return {
+      preds: [...this.preds].map(([i, p]) => [i, [...p]] as const),
+      misclassified: this.misclassified,
+      checked: this.checked,
+      grid: [...this.grid],
+      maskSize: this.maskSize,
+    };
   }
 
   /** simulateWindows' onOutputs. */
@@ -225,8 +243,17 @@ export class PictureCollector {
     const stride = this.data.sampleShape[this.data.sampleShape.length - 1] / dims[3];
     const dets = decode(data.subarray(k * per, (k + 1) * per), 1, dims[2], dims[3], [0], { classes, stride });
     return {
-      boxes: dets.filter((d) => d.score >= PICTURE_MIN_SCORE).slice(0, MAX_BOXES)
-        .map((d) => ({ label: d.label, x: round(d.x, 2), y: round(d.y, 2), w: round(d.w, 2), h: round(d.h, 2), score: round(d.score, 3) })),
+      boxes: dets
+        .filter((d) => d.score >= PICTURE_MIN_SCORE)
+        .slice(0, MAX_BOXES)
+        .map((d) => ({
+          label: d.label,
+          x: round(d.x, 2),
+          y: round(d.y, 2),
+          w: round(d.w, 2),
+          h: round(d.h, 2),
+          score: round(d.score, 3),
+        })),
     };
   }
 
@@ -241,7 +268,9 @@ export class PictureCollector {
     const [H, W] = [s[s.length - 2], s[s.length - 1]];
     // Keys in the order of the record's schema: a record read back renders the same page.
     const base = {
-      task, width: W, height: H,
+      task,
+      width: W,
+      height: H,
       ...(this.maskSize ? { maskWidth: this.maskSize[1], maskHeight: this.maskSize[0] } : {}),
       windows: this.o.windows.map((w) => ({ T: w.T, delay: w.delay })),
       ...(this.data.classes ? { classes: [...this.data.classes] } : {}),
@@ -256,20 +285,33 @@ export class PictureCollector {
     const samples = indices.map((i, k): PictureSample => {
       let truth: PicturePrediction;
       if (isGrid(task)) truth = { label: (this.data.labels as Int32Array)[i] };
-      else if (task === 'segmentation') truth = { mask: runLengths((read.masks as Uint8Array).subarray(k * plane, (k + 1) * plane)) };
+      else if (task === 'segmentation')
+        truth = { mask: runLengths((read.masks as Uint8Array).subarray(k * plane, (k + 1) * plane)) };
       else {
         const p = read.placements?.[k];
         truth = {
-          boxes: (this.data.boxes ?? []).filter((b) => b.image === i).map((b) => {
-            const [x0, y0] = p ? toInput(p, b.x, b.y) : [b.x, b.y];
-            const [x1, y1] = p ? toInput(p, b.x + b.w, b.y + b.h) : [b.x + b.w, b.y + b.h];
-            return { label: b.label, x: round(x0, 2), y: round(y0, 2), w: round(x1 - x0, 2), h: round(y1 - y0, 2), ...(b.crowd ? { crowd: true } : {}) };
-          }),
+          boxes: (this.data.boxes ?? [])
+            .filter((b) => b.image === i)
+            .map((b) => {
+              const [x0, y0] = p ? toInput(p, b.x, b.y) : [b.x, b.y];
+              const [x1, y1] = p ? toInput(p, b.x + b.w, b.y + b.h) : [b.x + b.w, b.y + b.h];
+              return {
+                label: b.label,
+                x: round(x0, 2),
+                y: round(y0, 2),
+                w: round(x1 - x0, 2),
+                h: round(y1 - y0, 2),
+                ...(b.crowd ? { crowd: true } : {}),
+              };
+            }),
         };
       }
       return {
-        index: i, image: pictureUri(read.x, k * per, s, this.data.scale), truth,
-        ann: annOut ? this.predict(annOut, k) : null, snn: this.preds.get(i) ?? [],
+        index: i,
+        image: pictureUri(read.x, k * per, s, this.data.scale),
+        truth,
+        ann: annOut ? this.predict(annOut, k) : null,
+        snn: this.preds.get(i) ?? [],
       };
     });
     return { ...base, samples };
@@ -287,12 +329,19 @@ export function mergePictures(parts: readonly Pictures[], count: number): Pictur
   const grid = isGrid(first.task);
   const samples = parts.flatMap((p) => p.samples);
   return {
-    task: first.task, width: first.width, height: first.height,
+    task: first.task,
+    width: first.width,
+    height: first.height,
     ...(mask ? { maskWidth: mask.maskWidth, maskHeight: mask.maskHeight } : {}),
     windows: first.windows,
     ...(first.classes ? { classes: first.classes } : {}),
     ...(first.minScore !== undefined ? { minScore: first.minScore } : {}),
-    ...(grid ? { misclassified: parts.reduce((a, p) => a + (p.misclassified ?? 0), 0), checked: parts.reduce((a, p) => a + (p.checked ?? 0), 0) } : {}),
+    ...(grid
+      ? {
+          misclassified: parts.reduce((a, p) => a + (p.misclassified ?? 0), 0),
+          checked: parts.reduce((a, p) => a + (p.checked ?? 0), 0),
+        }
+      : {}),
     samples: grid ? samples.slice(0, count * GRID_PER_PICTURE) : [...samples].sort((a, b) => a.index - b.index),
   };
 }

@@ -23,13 +23,23 @@ export interface References {
   readonly clipped: Score;
 }
 
-export async function annReference(m: PreparedModel, data: Dataset, th: Thresholds, opts: ReferenceOptions): Promise<References> {
+export async function annReference(
+  m: PreparedModel,
+  data: Dataset,
+  th: Thresholds,
+  opts: ReferenceOptions,
+): Promise<References> {
   const s = await annReferenceStates(m, data, th, opts);
   return { ann: scoresOf(s.ann)[0], clipped: scoresOf(s.clipped)[0] };
 }
 
 /** The references as scorer states (sufficient statistics), to merge with other shards' (tasks/task.ts). */
-export async function annReferenceStates(m: PreparedModel, data: Dataset, th: Thresholds, opts: ReferenceOptions): Promise<{ ann: ScorerState; clipped: ScorerState }> {
+export async function annReferenceStates(
+  m: PreparedModel,
+  data: Dataset,
+  th: Thresholds,
+  opts: ReferenceOptions,
+): Promise<{ ann: ScorerState; clipped: ScorerState }> {
   const tail = await TailRunner.create(await modelTail(m, opts), m.plan.readout, opts);
   const task = inferTask(data, opts.task);
   const res: ScorerState[] = [];
@@ -42,7 +52,10 @@ export async function annReferenceStates(m: PreparedModel, data: Dataset, th: Th
         const all = sequentialBatches(data.size, opts.batchSize);
         const batches = opts.batches ? opts.batches.map((i) => all[i]) : all;
         for await (const b of prefetchBatches(data, batches.length, (i) => batches[i], m.normalize)) {
-          const feeds = { [m.inputName]: { dims: [b.n, ...m.inputShape], data: b.x }, ...(mode === 'clip' ? thetaFeeds(inst, th) : {}) };
+          const feeds = {
+            [m.inputName]: { dims: [b.n, ...m.inputShape], data: b.x },
+            ...(mode === 'clip' ? thetaFeeds(inst, th) : {}),
+          };
           const readout = (await s.run(feeds, [inst.readout]))[inst.readout];
           const out = await tail.apply(readout.data, readout.dims);
           scorer.add(0, out.data, out.dims, b);
@@ -59,7 +72,12 @@ export async function annReferenceStates(m: PreparedModel, data: Dataset, th: Th
 }
 
 /** The ANN's outputs (after its tail, as the scorer sees them) for a few samples, in one call: the report's pictures. */
-export async function annOutputs(m: PreparedModel, data: Dataset, indices: readonly number[], opts: RuntimeOptions): Promise<Array32> {
+export async function annOutputs(
+  m: PreparedModel,
+  data: Dataset,
+  indices: readonly number[],
+  opts: RuntimeOptions,
+): Promise<Array32> {
   const tail = await TailRunner.create(await modelTail(m, opts), m.plan.readout, opts);
   const inst = instrument(m, { mode: 'ann', granularity: 'layer' });
   const s = await Session.create(inst.graph, opts);
@@ -69,7 +87,9 @@ export async function annOutputs(m: PreparedModel, data: Dataset, indices: reado
     const outs: Array32[] = [];
     for (const i of indices) {
       const b = await readBatch(data, [i], m.normalize);
-      const readout = (await s.run({ [m.inputName]: { dims: [1, ...m.inputShape], data: b.x } }, [inst.readout]))[inst.readout];
+      const readout = (await s.run({ [m.inputName]: { dims: [1, ...m.inputShape], data: b.x } }, [inst.readout]))[
+        inst.readout
+      ];
       outs.push(await tail.apply(readout.data, readout.dims));
     }
     const per = outs.length ? outs[0].data.length : 0;

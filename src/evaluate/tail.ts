@@ -7,12 +7,18 @@ import { Session, probeShapes, type Array32, type RuntimeOptions } from '../ort/
 import { SpikeportError } from '../errors.js';
 
 export class TailRunner {
-  private constructor(private readonly session: Session | null, private readonly input: string) {}
+  private constructor(
+    private readonly session: Session | null,
+    private readonly input: string,
+  ) {}
 
   static async create(tail: Graph | null, readout: string, opts: RuntimeOptions): Promise<TailRunner> {
     if (!tail) return new TailRunner(null, readout);
     if (tail.outputs.length !== 1) {
-      throw new SpikeportError('unsupported-model', `the model has ${tail.outputs.length} outputs after the readout; spikeport scores one output (end the model with one tensor, e.g. concatenate detection heads)`);
+      throw new SpikeportError(
+        'unsupported-model',
+        `the model has ${tail.outputs.length} outputs after the readout; spikeport scores one output (end the model with one tensor, e.g. concatenate detection heads)`,
+      );
     }
     return new TailRunner(await Session.create(tail, opts), readout);
   }
@@ -36,7 +42,13 @@ export async function modelTail(m: PreparedModel, opts: RuntimeOptions = {}): Pr
   const known = new Map<string, readonly number[]>([...m.shapes, [m.inputName, m.inputShape]]);
   const missing = tailShapeInputs(m.graph, m.plan).filter((t) => !known.has(t));
   if (missing.length > 0) {
-    const probed = await probeShapes(m.graph, m.inputName, { dims: [2, ...m.inputShape], data: new Float32Array(2 * numel(m.inputShape)) }, missing, opts);
+    const probed = await probeShapes(
+      m.graph,
+      m.inputName,
+      { dims: [2, ...m.inputShape], data: new Float32Array(2 * numel(m.inputShape)) },
+      missing,
+      opts,
+    );
     for (const [k, dims] of probed) known.set(k, dims.slice(1));
   }
   return tailGraph(m.graph, m.plan, (t) => known.get(t));

@@ -25,9 +25,13 @@ export interface Tally {
 /** A tally of the counter sums a simulation reported (copied: the simulation keeps adding to its arrays). */
 export function tallyOf(batches: readonly number[], stats: SimulationStats, scores: ScorerState): Tally {
   return {
-    batches: [...batches], samples: stats.samples,
-    spikesPerStep: stats.spikesPerStep.map((a) => Array.from(a)), sopsPerStep: stats.sopsPerStep.map((a) => Array.from(a)),
-    scores, seconds: stats.seconds, engines: { ...stats.engines },
+    batches: [...batches],
+    samples: stats.samples,
+    spikesPerStep: stats.spikesPerStep.map((a) => Array.from(a)),
+    sopsPerStep: stats.sopsPerStep.map((a) => Array.from(a)),
+    scores,
+    seconds: stats.seconds,
+    engines: { ...stats.engines },
   };
 }
 
@@ -53,7 +57,8 @@ function mergeCounts(parts: readonly Tally[]): Omit<Tally, 'scores'> {
   if (dup !== undefined) throw new Error(`batch ${dup} is counted twice`);
   const addRows = (rows: readonly (readonly (readonly number[])[])[]): number[][] => {
     const shape = rows[0].map((r) => r.length);
-    if (rows.some((x) => x.length !== shape.length || x.some((r, i) => r.length !== shape[i]))) throw new Error('counter arrays of different shapes');
+    if (rows.some((x) => x.length !== shape.length || x.some((r, i) => r.length !== shape[i])))
+      throw new Error('counter arrays of different shapes');
     return shape.map((len, i) => Array.from({ length: len }, (_, t) => rows.reduce((a, x) => a + x[i][t], 0)));
   };
   return {
@@ -67,7 +72,9 @@ function mergeCounts(parts: readonly Tally[]): Omit<Tally, 'scores'> {
   };
 }
 
-function addEngines(parts: readonly Readonly<Partial<Record<RunEngine, number>>>[]): Partial<Record<RunEngine, number>> {
+function addEngines(
+  parts: readonly Readonly<Partial<Record<RunEngine, number>>>[],
+): Partial<Record<RunEngine, number>> {
   const sum: Partial<Record<RunEngine, number>> = {};
   for (const p of parts) for (const [e, k] of Object.entries(p) as [RunEngine, number][]) sum[e] = (sum[e] ?? 0) + k;
   return sum;
@@ -76,7 +83,10 @@ function addEngines(parts: readonly Readonly<Partial<Record<RunEngine, number>>>
 /** The tally's counters as the simulation's stats (for firing rates and energy). */
 export function statsOf(t: Tally): SimulationStats {
   return {
-    samples: t.samples, seconds: t.seconds, engines: { ...(t.engines ?? {}) },
-    spikesPerStep: t.spikesPerStep.map((a) => Float64Array.from(a)), sopsPerStep: t.sopsPerStep.map((a) => Float64Array.from(a)),
+    samples: t.samples,
+    seconds: t.seconds,
+    engines: { ...(t.engines ?? {}) },
+    spikesPerStep: t.spikesPerStep.map((a) => Float64Array.from(a)),
+    sopsPerStep: t.sopsPerStep.map((a) => Float64Array.from(a)),
   };
 }

@@ -31,7 +31,8 @@ export function windowAverages(b: StepBatch, windows: readonly Window[]): Float3
       return v;
     };
     return windows.map((w) => {
-      if (w.T > steps || w.delay >= w.T || w.delay < 0) throw new Error(`window [${w.delay + 1}, ${w.T}] does not fit ${steps} steps`);
+      if (w.T > steps || w.delay >= w.T || w.delay < 0)
+        throw new Error(`window [${w.delay + 1}, ${w.T}] does not fit ${steps} steps`);
       const hi = at(w.T);
       const lo = at(w.delay);
       const inv = 1 / (w.T - w.delay);
@@ -46,7 +47,8 @@ export function windowAverages(b: StepBatch, windows: readonly Window[]): Float3
     for (let j = 0; j < stride; j++) cum[dst + j] = cum[src + j] + readouts[src + j];
   }
   return windows.map((w) => {
-    if (w.T > steps || w.delay >= w.T || w.delay < 0) throw new Error(`window [${w.delay + 1}, ${w.T}] does not fit ${steps} steps`);
+    if (w.T > steps || w.delay >= w.T || w.delay < 0)
+      throw new Error(`window [${w.delay + 1}, ${w.T}] does not fit ${steps} steps`);
     const out = new Float32Array(stride);
     const inv = 1 / (w.T - w.delay);
     const hi = w.T * stride;
@@ -67,11 +69,14 @@ export const MAX_STEPS = 65536;
 
 /** Check a list of time steps (the `T` option) and return it sorted, without repeats. */
 export function checkSteps(Ts: readonly number[]): number[] {
-  if (!Array.isArray(Ts)) throw optionError('T', `must be an array of numbers of time steps (got ${JSON.stringify(Ts)})`);
+  if (!Array.isArray(Ts))
+    throw optionError('T', `must be an array of numbers of time steps (got ${JSON.stringify(Ts)})`);
   if (Ts.length === 0) throw optionError('T', 'must list at least one number of time steps');
-  for (const T of Ts) if (!Number.isInteger(T) || T < 1) throw optionError('T', `must list integers ≥ 1 (got ${Ts.join(',')})`);
+  for (const T of Ts)
+    if (!Number.isInteger(T) || T < 1) throw optionError('T', `must list integers ≥ 1 (got ${Ts.join(',')})`);
   const big = Ts.find((T) => T > MAX_STEPS);
-  if (big !== undefined) throw optionError('T', `must list at most ${MAX_STEPS} steps (got ${big}); the readout converges long before`);
+  if (big !== undefined)
+    throw optionError('T', `must list at most ${MAX_STEPS} steps (got ${big}); the readout converges long before`);
   return [...new Set(Ts)].sort((a, b) => a - b);
 }
 
@@ -104,7 +109,12 @@ export interface WindowedRun {
 }
 
 /** One simulation of the longest window's T, scored at every window [d+1, T]. */
-export async function simulateWindows(snn: Snn, data: Dataset, windows: readonly Window[], opts: WindowOptions): Promise<WindowedRun> {
+export async function simulateWindows(
+  snn: Snn,
+  data: Dataset,
+  windows: readonly Window[],
+  opts: WindowOptions,
+): Promise<WindowedRun> {
   const { spec } = snn;
   checkInteger('batchSize', opts.batchSize, 1);
   checkDataFits(data, spec.input, spec.inputShape);
@@ -115,7 +125,8 @@ export async function simulateWindows(snn: Snn, data: Dataset, windows: readonly
   const wanted = opts.batches ?? Array.from({ length: nBatches }, (_, b) => b);
   const done = new Set(opts.resume?.batches ?? []);
   const stray = [...done].find((b) => !wanted.includes(b));
-  if (stray !== undefined) throw new Error(`the run to resume counted batch ${stray}, which is not among the batches asked for`);
+  if (stray !== undefined)
+    throw new Error(`the run to resume counted batch ${stray}, which is not among the batches asked for`);
   const todo = wanted.filter((b) => !done.has(b));
   const ran: number[] = [];
   const tallyNow = (s: SimulationStats): Tally => {
@@ -126,21 +137,35 @@ export async function simulateWindows(snn: Snn, data: Dataset, windows: readonly
   let stats: SimulationStats;
   try {
     const checkpoints = [...new Set(windows.flatMap((w) => [w.T, w.delay]))].filter((t) => t > 0);
-    stats = await simulate(snn.graph, spec, data, {
-      threads: opts.threads, device: opts.device, batchSize: opts.batchSize, onProgress: opts.onProgress, engine: opts.engine ?? DEFAULT_ENGINE,
-      steps: Tmax, normalize: snn.meta.normalize, form: snn.form, checkpoints, batches: todo,
-      afterBatch: async (b, s) => {
-        ran.push(b);
-        await opts.afterBatch?.(tallyNow(s));
+    stats = await simulate(
+      snn.graph,
+      spec,
+      data,
+      {
+        threads: opts.threads,
+        device: opts.device,
+        batchSize: opts.batchSize,
+        onProgress: opts.onProgress,
+        engine: opts.engine ?? DEFAULT_ENGINE,
+        steps: Tmax,
+        normalize: snn.meta.normalize,
+        form: snn.form,
+        checkpoints,
+        batches: todo,
+        afterBatch: async (b, s) => {
+          ran.push(b);
+          await opts.afterBatch?.(tallyNow(s));
+        },
       },
-    }, async (b) => {
-      const averages = windowAverages(b, windows);
-      for (let w = 0; w < windows.length; w++) {
-        const out = await tail.apply(averages[w], [b.n, ...spec.readoutShape]);
-        scorer.add(w, out.data, out.dims, b);
-        opts.onOutputs?.(w, out, b);
-      }
-    });
+      async (b) => {
+        const averages = windowAverages(b, windows);
+        for (let w = 0; w < windows.length; w++) {
+          const out = await tail.apply(averages[w], [b.n, ...spec.readoutShape]);
+          scorer.add(w, out.data, out.dims, b);
+          opts.onOutputs?.(w, out, b);
+        }
+      },
+    );
   } finally {
     await tail.release();
   }
@@ -149,7 +174,11 @@ export async function simulateWindows(snn: Snn, data: Dataset, windows: readonly
 }
 
 /** Spikes per neuron per step of each site, over all samples and T steps. */
-export function firingRates(spec: { readonly sites: readonly { readonly node: string; readonly neurons: number }[] }, stats: SimulationStats, T: number): { site: string; rate: number }[] {
+export function firingRates(
+  spec: { readonly sites: readonly { readonly node: string; readonly neurons: number }[] },
+  stats: SimulationStats,
+  T: number,
+): { site: string; rate: number }[] {
   return spec.sites.map((s, i) => ({
     site: s.node,
     rate: stats.spikesPerStep[i].reduce((a, b) => a + b, 0) / (s.neurons * stats.samples * T),

@@ -35,7 +35,11 @@ function convGeometry(g: Graph, n: Node, inShape: readonly number[], outShape: r
   const w = g.initializers.get(n.inputs[1]);
   const rank = inShape.length - 1;
   const kernel = ints(n, 'kernel_shape') ?? (w ? w.dims.slice(2) : null);
-  if (!kernel) throw new SpikeportError('unsupported-model', `${n.opType} node "${n.name}": its kernel shape is unknown (no kernel_shape attribute and the weights are not a constant)`);
+  if (!kernel)
+    throw new SpikeportError(
+      'unsupported-model',
+      `${n.opType} node "${n.name}": its kernel shape is unknown (no kernel_shape attribute and the weights are not a constant)`,
+    );
   const strides = ints(n, 'strides') ?? new Array<number>(rank).fill(1);
   const dilations = ints(n, 'dilations') ?? new Array<number>(rank).fill(1);
   const inSpatial = inShape.slice(1);
@@ -46,12 +50,23 @@ function convGeometry(g: Graph, n: Node, inShape: readonly number[], outShape: r
     if (mode === 'NOTSET') return pads ? pads[a] : 0;
     if (mode === 'VALID') return 0;
     const span = (kernel[a] - 1) * dilations[a] + 1;
-    const total = n.opType === 'Conv'
-      ? Math.max(0, (outSpatial[a] - 1) * strides[a] + span - I)
-      : Math.max(0, (I - 1) * strides[a] + span - outSpatial[a]);
+    const total =
+      n.opType === 'Conv'
+        ? Math.max(0, (outSpatial[a] - 1) * strides[a] + span - I)
+        : Math.max(0, (I - 1) * strides[a] + span - outSpatial[a]);
     return mode === 'SAME_LOWER' ? Math.ceil(total / 2) : Math.floor(total / 2);
   });
-  return { groups: attrInt(n, 'group', 1), cin: inShape[0], cout: outShape[0], inSpatial, outSpatial, kernel, strides, dilations, padBegin };
+  return {
+    groups: attrInt(n, 'group', 1),
+    cin: inShape[0],
+    cout: outShape[0],
+    inSpatial,
+    outSpatial,
+    kernel,
+    strides,
+    dilations,
+    padBegin,
+  };
 }
 
 /** Per spatial axis: how many (output, kernel tap) pairs read each input position. */
@@ -88,7 +103,8 @@ function expand(counts: readonly Float64Array[], channels: number, perChannel: n
     plane = next;
   }
   const out = new Float32Array(channels * plane.length);
-  for (let ch = 0; ch < channels; ch++) for (let i = 0; i < plane.length; i++) out[ch * plane.length + i] = plane[i] * perChannel;
+  for (let ch = 0; ch < channels; ch++)
+    for (let i = 0; i < plane.length; i++) out[ch * plane.length + i] = plane[i] * perChannel;
   return out;
 }
 

@@ -31,7 +31,11 @@ export function foldConstantCasts(g: Graph): Graph {
   const nodes = g.nodes.filter((n) => {
     const t = n.opType === 'Cast' && attrInt(n, 'to', 0) === 1 ? initializers.get(n.inputs[0]) : undefined;
     if (!t || t.dtype === 'bool' || t.dtype === 'float16' || outs.has(n.outputs[0])) return true;
-    initializers.set(n.outputs[0], { dtype: 'float32', dims: [...t.dims], data: Float32Array.from(t.data as ArrayLike<number>, Number) });
+    initializers.set(n.outputs[0], {
+      dtype: 'float32',
+      dims: [...t.dims],
+      data: Float32Array.from(t.data as ArrayLike<number>, Number),
+    });
     return false;
   });
   return withGraph(g, { nodes, initializers: usedInitializers(nodes, initializers) });
@@ -45,7 +49,11 @@ export function removeIdentityAndDropout(g: Graph): Graph {
     if (n.opType !== 'Identity' && n.opType !== 'Dropout') continue;
     const maskUsed = n.outputs.length > 1 && n.outputs[1] !== '' && nodes.some((m) => m.inputs.includes(n.outputs[1]));
     if (maskUsed || outs.has(n.outputs[0])) continue;
-    nodes = renameInputs(nodes.filter((m) => m !== n), n.outputs[0], n.inputs[0]);
+    nodes = renameInputs(
+      nodes.filter((m) => m !== n),
+      n.outputs[0],
+      n.inputs[0],
+    );
   }
   return withGraph(g, { nodes });
 }
@@ -138,7 +146,7 @@ export function clipBounds(g: Graph, n: Node): [number, number] {
     lo = attrFloat(n, 'min', lo);
     hi = attrFloat(n, 'max', hi);
   }
-  const read = (name: string | undefined): number | undefined => (name ? scalarOf(g, name) ?? NaN : undefined);
+  const read = (name: string | undefined): number | undefined => (name ? (scalarOf(g, name) ?? NaN) : undefined);
   const a = read(n.inputs[1]);
   const b = read(n.inputs[2]);
   if (a !== undefined) lo = a;

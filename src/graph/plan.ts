@@ -63,7 +63,10 @@ export function plan(g: Graph, opts: PlanOptions = {}): Plan {
   // A subgraph reads outer tensors that no edge shows: spikeport cannot follow it through time.
   const flow = g.nodes.find((n) => Object.values(n.attrs).some((a) => a.kind === 'subgraph'));
   if (flow) {
-    throw new SpikeportError('unsupported-model', `cannot convert node "${flow.name}" (${flow.opType}, ${position(g, flow, opts.positions)}): it holds a subgraph (control flow), which spikeport does not convert; export the model without it (e.g. without post-processing)`);
+    throw new SpikeportError(
+      'unsupported-model',
+      `cannot convert node "${flow.name}" (${flow.opType}, ${position(g, flow, opts.positions)}): it holds a subgraph (control flow), which spikeport does not convert; export the model without it (e.g. without post-processing)`,
+    );
   }
   // A QCFS chain is one site, named after its last node; its inner Clip(0, 1) is not a site of its own.
   const chains = findQcfs(g);
@@ -73,16 +76,40 @@ export function plan(g: Graph, opts: PlanOptions = {}): Plan {
     const chain = chainOf.get(n);
     if (chain) {
       if (n !== chain.nodes[chain.nodes.length - 1]) continue;
-      sitesAll.push({ index: sitesAll.length, node: n.name, input: chain.input, output: chain.output, cap: chain.lambda, activation: 'qcfs', start: chain.shift, ann: chain.nodes });
+      sitesAll.push({
+        index: sitesAll.length,
+        node: n.name,
+        input: chain.input,
+        output: chain.output,
+        cap: chain.lambda,
+        activation: 'qcfs',
+        start: chain.shift,
+        ann: chain.nodes,
+      });
       continue;
     }
     const cap = neuronCap(g, n);
-    if (cap !== null) sitesAll.push({ index: sitesAll.length, node: n.name, input: n.inputs[0], output: n.outputs[0], cap, activation: n.opType === 'Relu' ? 'relu' : 'clip', start: 0.5, ann: [n] });
+    if (cap !== null)
+      sitesAll.push({
+        index: sitesAll.length,
+        node: n.name,
+        input: n.inputs[0],
+        output: n.outputs[0],
+        cap,
+        activation: n.opType === 'Relu' ? 'relu' : 'clip',
+        start: 0.5,
+        ann: [n],
+      });
   }
   if (sitesAll.length === 0) {
-    const nonlinear = [...new Set(g.nodes.map((n) => n.opType))]
-      .filter((op) => !LINEAR_OPS.has(op) && !LINEAR_IF_ONE_VARYING_OPS.has(op) && !SHAPE_ONLY_OPS.has(op) && !STRUCTURAL_OPS.has(op));
-    throw new SpikeportError('unsupported-model', `the model has no ReLU (or Clip(0, c)) activation to turn into spiking neurons${nonlinear.length ? ` (its other ops: ${nonlinear.join(', ')})` : ''}`);
+    const nonlinear = [...new Set(g.nodes.map((n) => n.opType))].filter(
+      (op) =>
+        !LINEAR_OPS.has(op) && !LINEAR_IF_ONE_VARYING_OPS.has(op) && !SHAPE_ONLY_OPS.has(op) && !STRUCTURAL_OPS.has(op),
+    );
+    throw new SpikeportError(
+      'unsupported-model',
+      `the model has no ReLU (or Clip(0, c)) activation to turn into spiking neurons${nonlinear.length ? ` (its other ops: ${nonlinear.join(', ')})` : ''}`,
+    );
   }
 
   let readoutNode: Node | undefined;
@@ -96,8 +123,12 @@ export function plan(g: Graph, opts: PlanOptions = {}): Plan {
   // MatMul + Add(bias): the bias belongs to the readout layer.
   const cons = consumers(g);
   const next = cons.get(readout) ?? [];
-  if (readoutNode.opType === 'MatMul' && next.length === 1 && next[0].opType === 'Add'
-    && next[0].inputs.some((i) => g.initializers.has(i))) {
+  if (
+    readoutNode.opType === 'MatMul' &&
+    next.length === 1 &&
+    next[0].opType === 'Add' &&
+    next[0].inputs.some((i) => g.initializers.has(i))
+  ) {
     readoutNode = next[0];
     readout = next[0].outputs[0];
   }
@@ -108,12 +139,28 @@ export function plan(g: Graph, opts: PlanOptions = {}): Plan {
   const spiking = before.flatMap((n): Node[] => {
     const chain = chainOf.get(n);
     if (!chain || !whole.has(chain)) return [n];
-    return n === last(chain) ? [{ name: n.name, opType: 'QCFS', domain: 'spikeport', inputs: [chain.input], outputs: [chain.output], attrs: {} }] : [];
+    return n === last(chain)
+      ? [
+          {
+            name: n.name,
+            opType: 'QCFS',
+            domain: 'spikeport',
+            inputs: [chain.input],
+            outputs: [chain.output],
+            attrs: {},
+          },
+        ]
+      : [];
   });
-  const sites = sitesAll.filter((s) => spiking.some((n) => n.name === s.node))
+  const sites = sitesAll
+    .filter((s) => spiking.some((n) => n.name === s.node))
     .filter((s) => s.node !== readoutNode?.name)
     .map((s, index) => ({ ...s, index }));
-  if (sites.length === 0) throw new SpikeportError('unsupported-model', `no ReLU lies before the readout "${readoutNode.name}", so there is nothing to convert`);
+  if (sites.length === 0)
+    throw new SpikeportError(
+      'unsupported-model',
+      `no ReLU lies before the readout "${readoutNode.name}", so there is nothing to convert`,
+    );
 
   const siteNodes = new Set(sites.map((s) => s.node));
   const varying = new Set<string>();
@@ -131,7 +178,13 @@ export function plan(g: Graph, opts: PlanOptions = {}): Plan {
   return { sites, readoutNode: readoutNode.name, readout, spiking, varying };
 }
 
-function checkCarriesSpikes(g: Graph, n: Node, varying: ReadonlySet<string>, isReadout: boolean, positions?: ReadonlyMap<string, string>): void {
+function checkCarriesSpikes(
+  g: Graph,
+  n: Node,
+  varying: ReadonlySet<string>,
+  isReadout: boolean,
+  positions?: ReadonlyMap<string, string>,
+): void {
   if (n.opType === 'MaxPool') return; // pooled on accumulated current in the SNN
   const varIn = n.inputs.map((i) => i !== '' && varying.has(i));
   const count = varIn.filter(Boolean).length;
@@ -141,11 +194,18 @@ function checkCarriesSpikes(g: Graph, n: Node, varying: ReadonlySet<string>, isR
   else if (LINEAR_IF_ONE_VARYING_OPS.has(n.opType)) ok = count === 1;
   else ok = LINEAR_OPS.has(n.opType);
   if (ok) return;
-  const why = LINEAR_IF_ONE_VARYING_OPS.has(n.opType) && count > 1
-    ? 'it multiplies two time-varying signals, which spikes cannot do'
-    : `${n.opType} is not linear, so spikes cannot pass through it`;
-  const hint = isReadout ? '' : '; to end the spiking part before it, set readoutNode to a node before it (everything after the readout runs as ANN on the averaged readout)';
-  throw new SpikeportError('unsupported-model', `cannot convert node "${n.name}" (${n.domain ? n.domain + '.' : ''}${n.opType}, ${position(g, n, positions)}): ${why}${hint}`, isReadout ? undefined : 'readoutNode');
+  const why =
+    LINEAR_IF_ONE_VARYING_OPS.has(n.opType) && count > 1
+      ? 'it multiplies two time-varying signals, which spikes cannot do'
+      : `${n.opType} is not linear, so spikes cannot pass through it`;
+  const hint = isReadout
+    ? ''
+    : '; to end the spiking part before it, set readoutNode to a node before it (everything after the readout runs as ANN on the averaged readout)';
+  throw new SpikeportError(
+    'unsupported-model',
+    `cannot convert node "${n.name}" (${n.domain ? n.domain + '.' : ''}${n.opType}, ${position(g, n, positions)}): ${why}${hint}`,
+    isReadout ? undefined : 'readoutNode',
+  );
 }
 
 /** The last weighted layer with no neuron after it. */
@@ -168,7 +228,10 @@ function findReadout(g: Graph, sites: readonly Site[]): Node {
     const n = g.nodes[i];
     if (WEIGHTED_OPS.has(n.opType) && !downstreamHasSite(n)) return n;
   }
-  throw new SpikeportError('unsupported-model', 'the model has no weighted layer (Conv, Gemm, MatMul) after its last ReLU to serve as the non-spiking readout');
+  throw new SpikeportError(
+    'unsupported-model',
+    'the model has no weighted layer (Conv, Gemm, MatMul) after its last ReLU to serve as the non-spiking readout',
+  );
 }
 
 /** Per-sample shape (no batch axis) of a tensor from before the readout, when known. */
@@ -183,7 +246,10 @@ export function tailShapeInputs(g: Graph, p: Plan): string[] {
 }
 
 /** Tail nodes and the static nodes (shapes, and what is computed from shapes and constants only) they pull in from before the readout. */
-function staticPart(g: Graph, p: Plan): { nodes: Node[]; shapes: Node[]; foreign: { node: Node; input: string } | null } {
+function staticPart(
+  g: Graph,
+  p: Plan,
+): { nodes: Node[]; shapes: Node[]; foreign: { node: Node; input: string } | null } {
   const outs = g.outputs.map((o) => o.name);
   const spiking = new Set([...p.spiking, ...p.sites.flatMap((s) => s.ann)]);
   const tail = ancestors(g, outs).filter((n) => !spiking.has(n));
@@ -246,7 +312,11 @@ export function tailGraph(g: Graph, p: Plan, shapeOf: ShapeOf = () => undefined)
   const { nodes: found, shapes, foreign } = staticPart(g, p);
   if (found.length === 0) return null;
   if (foreign) {
-    throw new SpikeportError('unsupported-model', `node "${foreign.node.name}" (${foreign.node.opType}) after the readout "${p.readoutNode}" also reads "${foreign.input}" from before it; set readoutNode to a later node`, 'readoutNode');
+    throw new SpikeportError(
+      'unsupported-model',
+      `node "${foreign.node.name}" (${foreign.node.opType}) after the readout "${p.readoutNode}" also reads "${foreign.input}" from before it; set readoutNode to a later node`,
+      'readoutNode',
+    );
   }
   const initializers = new Map(usedInitializers(found, g.initializers));
   const nodes: Node[] = [];
@@ -256,8 +326,22 @@ export function tailGraph(g: Graph, p: Plan, shapeOf: ShapeOf = () => undefined)
     initializers.set(`${batchOf}__0`, int64Tensor([1], [0]));
     initializers.set(`${batchOf}__1`, int64Tensor([1], [1]));
     nodes.push(
-      { name: `${batchOf}__shape`, opType: 'Shape', domain: '', inputs: [p.readout], outputs: [`${batchOf}__shape`], attrs: {} },
-      { name: batchOf, opType: 'Slice', domain: '', inputs: [`${batchOf}__shape`, `${batchOf}__0`, `${batchOf}__1`], outputs: [batchOf], attrs: {} },
+      {
+        name: `${batchOf}__shape`,
+        opType: 'Shape',
+        domain: '',
+        inputs: [p.readout],
+        outputs: [`${batchOf}__shape`],
+        attrs: {},
+      },
+      {
+        name: batchOf,
+        opType: 'Slice',
+        domain: '',
+        inputs: [`${batchOf}__shape`, `${batchOf}__0`, `${batchOf}__1`],
+        outputs: [batchOf],
+        attrs: {},
+      },
     );
   }
   for (const n of found) {
@@ -267,7 +351,12 @@ export function tailGraph(g: Graph, p: Plan, shapeOf: ShapeOf = () => undefined)
     }
     const x = n.inputs[0];
     const dims = shapeOf(x);
-    if (!dims) throw new SpikeportError('unsupported-model', `node "${n.name}" (Shape) after the readout "${p.readoutNode}" reads the shape of "${x}", which is not known; set readoutNode to a later node`, 'readoutNode');
+    if (!dims)
+      throw new SpikeportError(
+        'unsupported-model',
+        `node "${n.name}" (Shape) after the readout "${p.readoutNode}" reads the shape of "${x}", which is not known; set readoutNode to a later node`,
+        'readoutNode',
+      );
     const rank = dims.length + 1;
     const start = attrInt(n, 'start', 0);
     const end = attrInt(n, 'end', rank);
@@ -279,7 +368,14 @@ export function tailGraph(g: Graph, p: Plan, shapeOf: ShapeOf = () => undefined)
     if (part[0] === -1) {
       // [batch, …]: the batch is the readout's (the same samples), the rest is fixed.
       initializers.set(per, int64Tensor([part.length - 1], part.slice(1)));
-      nodes.push({ name: n.name, opType: 'Concat', domain: '', inputs: [batchOf, per], outputs: n.outputs, attrs: { axis: { kind: 'int', value: 0 } } });
+      nodes.push({
+        name: n.name,
+        opType: 'Concat',
+        domain: '',
+        inputs: [batchOf, per],
+        outputs: n.outputs,
+        attrs: { axis: { kind: 'int', value: 0 } },
+      });
     } else {
       initializers.set(per, int64Tensor([part.length], part));
       nodes.push({ name: n.name, opType: 'Identity', domain: '', inputs: [per], outputs: n.outputs, attrs: {} });

@@ -48,7 +48,14 @@ export function findQcfs(g: Graph): QcfsChain[] {
       const levels = scalarOf(g, constantOf(g, chain[order === ORDERS[0] ? 1 : 2])) as number;
       const shift = scalarOf(g, constantOf(g, chain[order === ORDERS[0] ? 2 : 3])) as number;
       chain.forEach((n) => used.add(n));
-      chains.push({ nodes: chain, input: first.inputs[0], output: chain[chain.length - 1].outputs[0], lambda, levels, shift });
+      chains.push({
+        nodes: chain,
+        input: first.inputs[0],
+        output: chain[chain.length - 1].outputs[0],
+        lambda,
+        levels,
+        shift,
+      });
       break;
     }
   }
@@ -65,17 +72,31 @@ const isShift = (_: string, v: number): boolean => v >= 0 && v < 1;
 /** The two orders, as step lists after the first Div(λ). */
 const ORDERS: readonly ((lambdaName: string, lambda: number) => Step[])[] = [
   (lambdaName, lambda) => [
-    { op: 'Mul', constant: positive }, { op: 'Add', constant: isShift }, { op: 'Floor' }, { op: 'Div', constant: positive },
-    { op: 'Clip' }, { op: 'Mul', constant: (name, v) => name === lambdaName || v === lambda },
+    { op: 'Mul', constant: positive },
+    { op: 'Add', constant: isShift },
+    { op: 'Floor' },
+    { op: 'Div', constant: positive },
+    { op: 'Clip' },
+    { op: 'Mul', constant: (name, v) => name === lambdaName || v === lambda },
   ],
   (lambdaName, lambda) => [
-    { op: 'Clip' }, { op: 'Mul', constant: positive }, { op: 'Add', constant: isShift }, { op: 'Floor' },
-    { op: 'Div', constant: positive }, { op: 'Mul', constant: (name, v) => name === lambdaName || v === lambda },
+    { op: 'Clip' },
+    { op: 'Mul', constant: positive },
+    { op: 'Add', constant: isShift },
+    { op: 'Floor' },
+    { op: 'Div', constant: positive },
+    { op: 'Mul', constant: (name, v) => name === lambdaName || v === lambda },
   ],
 ];
 
 /** Follow single-consumer edges from `first` through the steps; the chain's nodes, or null. */
-function follow(g: Graph, first: Node, steps: readonly Step[], cons: ReadonlyMap<string, Node[]>, outputs: ReadonlySet<string>): Node[] | null {
+function follow(
+  g: Graph,
+  first: Node,
+  steps: readonly Step[],
+  cons: ReadonlyMap<string, Node[]>,
+  outputs: ReadonlySet<string>,
+): Node[] | null {
   const chain = [first];
   let levels: number | undefined;
   for (const step of steps) {

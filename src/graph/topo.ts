@@ -8,7 +8,9 @@ export function consumers(g: Graph): Map<string, Node[]> {
     for (const i of n.inputs) {
       if (!i) continue;
       const list = m.get(i);
-      if (list) { if (!list.includes(n)) list.push(n); } else m.set(i, [n]);
+      if (list) {
+        if (!list.includes(n)) list.push(n);
+      } else m.set(i, [n]);
     }
   }
   return m;
@@ -16,9 +18,7 @@ export function consumers(g: Graph): Map<string, Node[]> {
 
 /** Replace every use of tensor `from` by `to` in node inputs. */
 export function renameInputs(nodes: readonly Node[], from: string, to: string): Node[] {
-  return nodes.map((n) => (n.inputs.includes(from)
-    ? { ...n, inputs: n.inputs.map((i) => (i === from ? to : i)) }
-    : n));
+  return nodes.map((n) => (n.inputs.includes(from) ? { ...n, inputs: n.inputs.map((i) => (i === from ? to : i)) } : n));
 }
 
 /** The nodes that `target` depends on (transitively), in graph order. */

@@ -39,21 +39,38 @@ export const MIN_OPSET = 8;
 
 export async function prepareModel(m: LoadedModel, opts: PrepareOptions = {}): Promise<PreparedModel> {
   if (m.graph.opset < MIN_OPSET) {
-    throw new SpikeportError('unsupported-model', `${path.basename(m.path)} uses opset ${m.graph.opset}; spikeport converts opset ${MIN_OPSET} and newer (export it again, e.g. torch.onnx.export(..., opset_version=13))`);
+    throw new SpikeportError(
+      'unsupported-model',
+      `${path.basename(m.path)} uses opset ${m.graph.opset}; spikeport converts opset ${MIN_OPSET} and newer (export it again, e.g. torch.onnx.export(..., opset_version=13))`,
+    );
   }
   const floatInputs = m.graph.inputs.filter((i) => i.dtype === 'float32');
   if (floatInputs.length !== 1 || m.graph.inputs.length !== 1) {
-    throw new SpikeportError('unsupported-model', `${path.basename(m.path)} has ${m.graph.inputs.length} inputs (${m.graph.inputs.map((i) => i.name).join(', ')}); spikeport converts models with one float input`);
+    throw new SpikeportError(
+      'unsupported-model',
+      `${path.basename(m.path)} has ${m.graph.inputs.length} inputs (${m.graph.inputs.map((i) => i.name).join(', ')}); spikeport converts models with one float input`,
+    );
   }
   const input = floatInputs[0];
-  if (!input.shape || input.shape.length < 2) throw new SpikeportError('unsupported-model', `input "${input.name}" has no known shape; export the model with a fixed input shape (batch may be dynamic)`);
+  if (!input.shape || input.shape.length < 2)
+    throw new SpikeportError(
+      'unsupported-model',
+      `input "${input.name}" has no known shape; export the model with a fixed input shape (batch may be dynamic)`,
+    );
   const inputShape = input.shape.slice(1).map((d, i) => {
-    if (typeof d !== 'number') throw new SpikeportError('unsupported-model', `input "${input.name}" has a symbolic dimension ${i + 1} (${d}); only the batch axis may be dynamic`);
+    if (typeof d !== 'number')
+      throw new SpikeportError(
+        'unsupported-model',
+        `input "${input.name}" has a symbolic dimension ${i + 1} (${d}); only the batch axis may be dynamic`,
+      );
     return d;
   });
   const values = numel(inputShape);
   if (values === 0 || values > MAX_INPUT_VALUES) {
-    throw new SpikeportError('unsupported-model', `input "${input.name}" has ${inputShape.join('x')} = ${values} values per sample; spikeport takes 1 to ${MAX_INPUT_VALUES}`);
+    throw new SpikeportError(
+      'unsupported-model',
+      `input "${input.name}" has ${inputShape.join('x')} = ${values} values per sample; spikeport takes 1 to ${MAX_INPUT_VALUES}`,
+    );
   }
   // Let the batch axis vary.
   const graph0: Graph = { ...m.graph, inputs: [{ ...input, shape: ['N', ...inputShape] }] };
@@ -62,16 +79,27 @@ export async function prepareModel(m: LoadedModel, opts: PrepareOptions = {}): P
   const pools = plan.spiking.filter((n) => n.opType === 'MaxPool' && plan.varying.has(n.inputs[0]));
   const weighted = graph.nodes.filter((n) => WEIGHTED_OPS.has(n.opType));
   const names = [
-    ...plan.sites.map((s) => s.input), ...pools.flatMap((p) => [p.inputs[0], p.outputs[0]]), plan.readout,
+    ...plan.sites.map((s) => s.input),
+    ...pools.flatMap((p) => [p.inputs[0], p.outputs[0]]),
+    plan.readout,
     ...weighted.flatMap((n) => [n.inputs[0], n.outputs[0]]),
   ];
   let shapes: Map<string, number[]>;
   try {
     // Batch 2 catches models exported with a fixed batch size.
-    shapes = await probeShapes(graph, input.name, { dims: [2, ...inputShape], data: new Float32Array(2 * numel(inputShape)) }, names, opts);
+    shapes = await probeShapes(
+      graph,
+      input.name,
+      { dims: [2, ...inputShape], data: new Float32Array(2 * numel(inputShape)) },
+      names,
+      opts,
+    );
   } catch (e) {
     if (!(e instanceof SpikeportError) || e.code !== 'runtime') throw e;
-    throw new SpikeportError('runtime', `${e.message} (if the model was exported with a fixed batch size, export it again with a dynamic batch axis)`);
+    throw new SpikeportError(
+      'runtime',
+      `${e.message} (if the model was exported with a fixed batch size, export it again with a dynamic batch axis)`,
+    );
   }
   const normalize = opts.normalize ?? storedNormalize(m.graph);
   if (normalize) checkNormalizeFits(normalize, inputShape, opts.normalize !== undefined);
@@ -79,7 +107,11 @@ export async function prepareModel(m: LoadedModel, opts: PrepareOptions = {}): P
   for (const [k, dims] of shapes) perSample.set(k, dims.slice(1));
   return {
     source: { path: m.path, sha256: m.sha256 },
-    graph, plan, inputName: input.name, inputShape, shapes: perSample,
+    graph,
+    plan,
+    inputName: input.name,
+    inputShape,
+    shapes: perSample,
     normalize,
   };
 }
@@ -93,8 +125,13 @@ export function storedNormalize(g: Graph): Normalize | null {
   try {
     const v: unknown = JSON.parse(text);
     if (isNormalize(v)) return v;
-  } catch { /* fall through */ }
-  throw new SpikeportError('invalid-file', `the model metadata ${NORMALIZE_KEY} is not {"mean":[..],"std":[..]} with std > 0`);
+  } catch {
+    /* fall through */
+  }
+  throw new SpikeportError(
+    'invalid-file',
+    `the model metadata ${NORMALIZE_KEY} is not {"mean":[..],"std":[..]} with std > 0`,
+  );
 }
 
 /** Mean and std: one value, or one per input channel (axis 0 of a sample of rank ≥ 3, as batches are read). */
@@ -112,7 +149,10 @@ export function checkDataFits(d: Dataset, inputName: string, inputShape: readonl
   const want = numel(inputShape);
   const have = numel(d.sampleShape);
   if (want !== have) {
-    throw new SpikeportError('invalid-data', `data set ${d.name} gives samples of shape ${d.sampleShape.join('x')} (${have} values) but the model input "${inputName}" expects ${inputShape.join('x')} (${want} values)`);
+    throw new SpikeportError(
+      'invalid-data',
+      `data set ${d.name} gives samples of shape ${d.sampleShape.join('x')} (${have} values) but the model input "${inputName}" expects ${inputShape.join('x')} (${want} values)`,
+    );
   }
 }
 

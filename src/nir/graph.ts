@@ -21,7 +21,11 @@ export function resetOf(target: Target): 'subtract' | 'zero' {
 
 export function checkTarget(target: string, field = 'target'): Target {
   if (!(TARGETS as readonly string[]).includes(target)) {
-    throw new SpikeportError('invalid-option', `${field}: unknown target "${target}" (known: ${TARGETS.join(', ')})`, field);
+    throw new SpikeportError(
+      'invalid-option',
+      `${field}: unknown target "${target}" (known: ${TARGETS.join(', ')})`,
+      field,
+    );
   }
   return target as Target;
 }
@@ -34,12 +38,31 @@ export interface Array {
 export type NirNode =
   | { readonly type: 'Input'; readonly shape: readonly number[] }
   | { readonly type: 'Output'; readonly shape: readonly number[] }
-  | { readonly type: 'Conv1d' | 'Conv2d'; readonly weight: Array; readonly bias: Array; readonly stride: readonly number[]; readonly padding: readonly number[]; readonly dilation: readonly number[]; readonly groups: number; readonly inputShape: readonly number[] }
+  | {
+      readonly type: 'Conv1d' | 'Conv2d';
+      readonly weight: Array;
+      readonly bias: Array;
+      readonly stride: readonly number[];
+      readonly padding: readonly number[];
+      readonly dilation: readonly number[];
+      readonly groups: number;
+      readonly inputShape: readonly number[];
+    }
   | { readonly type: 'Affine'; readonly weight: Array; readonly bias: Array }
   | { readonly type: 'Linear'; readonly weight: Array }
   | { readonly type: 'IF'; readonly r: Array; readonly vThreshold: Array; readonly vReset: Array }
-  | { readonly type: 'AvgPool2d' | 'SumPool2d'; readonly kernelSize: readonly number[]; readonly stride: readonly number[]; readonly padding: readonly number[] }
-  | { readonly type: 'Flatten'; readonly startDim: number; readonly endDim: number; readonly inputShape: readonly number[] }
+  | {
+      readonly type: 'AvgPool2d' | 'SumPool2d';
+      readonly kernelSize: readonly number[];
+      readonly stride: readonly number[];
+      readonly padding: readonly number[];
+    }
+  | {
+      readonly type: 'Flatten';
+      readonly startDim: number;
+      readonly endDim: number;
+      readonly inputShape: readonly number[];
+    }
   | { readonly type: 'Scale'; readonly scale: Array };
 
 export interface NirGraph {
@@ -49,17 +72,27 @@ export interface NirGraph {
   readonly metadata: Readonly<Record<string, string>>;
 }
 
-const MAXPOOL = 'NIR has no max pooling (no NIR neuron computes a max over accumulated input); retrain with average pooling, or end the spiking part before it with convert --readout';
+const MAXPOOL =
+  'NIR has no max pooling (no NIR neuron computes a max over accumulated input); retrain with average pooling, or end the spiking part before it with convert --readout';
 
-const floats = (t: Tensor): Float32Array => (t.data instanceof Float32Array ? t.data : Float32Array.from(t.data as ArrayLike<number>));
+const floats = (t: Tensor): Float32Array =>
+  t.data instanceof Float32Array ? t.data : Float32Array.from(t.data as ArrayLike<number>);
 
 /**
  * The NIR graph of a converted network in the unit-spike form. Refuses, naming the node,
  * anything NIR cannot express (max pooling above all).
  */
 export function toNir(snn: DecodedSnn, target: Target, where: string): NirGraph {
-  if (snn.form !== 'step') throw new SpikeportError('invalid-file', `${where}: NIR export reads the step form (convert with --format step, the default)`);
-  if (!snn.meta.unit) throw new SpikeportError('invalid-file', `${where}: NIR wants neurons with threshold 1 and 0/1 spikes; convert the ANN with --spikes unit`);
+  if (snn.form !== 'step')
+    throw new SpikeportError(
+      'invalid-file',
+      `${where}: NIR export reads the step form (convert with --format step, the default)`,
+    );
+  if (!snn.meta.unit)
+    throw new SpikeportError(
+      'invalid-file',
+      `${where}: NIR wants neurons with threshold 1 and 0/1 spikes; convert the ANN with --spikes unit`,
+    );
   const g: Graph = snn.graph;
   const { spec } = snn.meta;
   const prod = new Map<string, Node>();
@@ -69,7 +102,8 @@ export function toNir(snn: DecodedSnn, target: Target, where: string): NirGraph 
   spec.sites.forEach((_, k) => {
     const sub = prod.get(`${siteState(k)}.next`);
     const add = sub ? prod.get(sub.inputs[0]) : undefined;
-    if (!sub || !add || add.inputs[0] !== siteState(k)) throw new SpikeportError('invalid-file', `${where}: site ${k}'s neuron is not in the form spikeport writes`);
+    if (!sub || !add || add.inputs[0] !== siteState(k))
+      throw new SpikeportError('invalid-file', `${where}: site ${k}'s neuron is not in the form spikeport writes`);
     siteBySpikes.set(sub.inputs[1], { k, current: add.inputs[1] });
   });
 
@@ -88,7 +122,10 @@ export function toNir(snn: DecodedSnn, target: Target, where: string): NirGraph 
   };
   const init = (name: string | undefined): Tensor | undefined => (name ? g.initializers.get(name) : undefined);
 
-  interface Resolved { readonly sources: readonly string[]; readonly shape: readonly number[] }
+  interface Resolved {
+    readonly sources: readonly string[];
+    readonly shape: readonly number[];
+  }
   const memo = new Map<string, Resolved>();
   const add = (name: string, node: NirNode, from: Resolved): Resolved['sources'] => {
     nodes.set(name, node);
@@ -108,7 +145,14 @@ export function toNir(snn: DecodedSnn, target: Target, where: string): NirGraph 
       const x = resolve(site.current);
       const n = numel(x.shape);
       const full = (v: number): Array => ({ dims: x.shape, data: new Float32Array(n).fill(v) });
-      r = { sources: add(nameFor(spec.sites[site.k].node), { type: 'IF', r: full(1), vThreshold: full(1), vReset: full(0) }, x), shape: x.shape };
+      r = {
+        sources: add(
+          nameFor(spec.sites[site.k].node),
+          { type: 'IF', r: full(1), vThreshold: full(1), vReset: full(0) },
+          x,
+        ),
+        shape: x.shape,
+      };
     } else {
       const n = prod.get(t);
       if (!n) throw new SpikeportError('invalid-file', `${where}: no node computes "${t}"`);
@@ -120,12 +164,15 @@ export function toNir(snn: DecodedSnn, target: Target, where: string): NirGraph 
 
   const resolveNode = (n: Node): Resolved => {
     switch (n.opType) {
-      case 'Identity': case 'Dropout': return resolve(n.inputs[0]);
+      case 'Identity':
+      case 'Dropout':
+        return resolve(n.inputs[0]);
       case 'Pad': {
         // Exporters write average pooling as Pad (often of zero width) + AveragePool: a zero pad is nothing.
         const p = init(n.inputs[1]);
         const pads = p ? Array.from(p.data as ArrayLike<number | bigint>, Number) : attr(n, 'pads');
-        if (!pads || pads.some((v) => v !== 0)) refuse(n, 'NIR has no padding node (pad inside the convolution or pooling instead)');
+        if (!pads || pads.some((v) => v !== 0))
+          refuse(n, 'NIR has no padding node (pad inside the convolution or pooling instead)');
         return resolve(n.inputs[0]);
       }
       case 'Conv': {
@@ -136,8 +183,10 @@ export function toNir(snn: DecodedSnn, target: Target, where: string): NirGraph 
         const spatial = w.dims.length - 2;
         if (spatial !== 1 && spatial !== 2) refuse(n, `NIR has Conv1d and Conv2d, not ${spatial}-d convolution`);
         const pads = attr(n, 'pads') ?? new Array<number>(2 * spatial).fill(0);
-        if (pads.slice(0, spatial).some((p, i) => p !== pads[spatial + i])) refuse(n, 'NIR pads both sides alike; this convolution pads them differently');
-        if (n.attrs.auto_pad && n.attrs.auto_pad.kind === 'string' && n.attrs.auto_pad.value !== 'NOTSET') refuse(n, 'auto_pad is not exported; export the model with explicit pads');
+        if (pads.slice(0, spatial).some((p, i) => p !== pads[spatial + i]))
+          refuse(n, 'NIR pads both sides alike; this convolution pads them differently');
+        if (n.attrs.auto_pad && n.attrs.auto_pad.kind === 'string' && n.attrs.auto_pad.value !== 'NOTSET')
+          refuse(n, 'auto_pad is not exported; export the model with explicit pads');
         const stride = attr(n, 'strides') ?? new Array<number>(spatial).fill(1);
         const dilation = attr(n, 'dilations') ?? new Array<number>(spatial).fill(1);
         const groups = attrInt(n, 'group', 1);
@@ -145,16 +194,26 @@ export function toNir(snn: DecodedSnn, target: Target, where: string): NirGraph 
         const cout = w.dims[0];
         const bias = B ? floats(B) : new Float32Array(cout);
         const inSpatial = x.shape.slice(1);
-        const outSpatial = inSpatial.map((d, i) => Math.floor((d + 2 * pads[i] - dilation[i] * (w.dims[2 + i] - 1) - 1) / stride[i]) + 1);
+        const outSpatial = inSpatial.map(
+          (d, i) => Math.floor((d + 2 * pads[i] - dilation[i] * (w.dims[2 + i] - 1) - 1) / stride[i]) + 1,
+        );
         const node: NirNode = {
-          type: spatial === 2 ? 'Conv2d' : 'Conv1d', weight: { dims: w.dims, data: floats(w) }, bias: { dims: [cout], data: bias },
-          stride, padding: pads.slice(0, spatial), dilation, groups, inputShape: inSpatial,
+          type: spatial === 2 ? 'Conv2d' : 'Conv1d',
+          weight: { dims: w.dims, data: floats(w) },
+          bias: { dims: [cout], data: bias },
+          stride,
+          padding: pads.slice(0, spatial),
+          dilation,
+          groups,
+          inputShape: inSpatial,
         };
         return { sources: add(nameFor(n.name), node, x), shape: [cout, ...outSpatial] };
       }
-      case 'Gemm': case 'MatMul': {
+      case 'Gemm':
+      case 'MatMul': {
         const x = resolve(n.inputs[0]);
-        if (x.shape.length !== 1) refuse(n, 'a dense layer on a tensor with more than one axis per sample (flatten it first)');
+        if (x.shape.length !== 1)
+          refuse(n, 'a dense layer on a tensor with more than one axis per sample (flatten it first)');
         const W = init(n.inputs[1]);
         if (!W || W.dims.length !== 2) return refuse(n, 'its weights are not a constant matrix');
         if (n.opType === 'Gemm' && attrInt(n, 'transA', 0) === 1) refuse(n, 'transA is not exported');
@@ -164,12 +223,15 @@ export function toNir(snn: DecodedSnn, target: Target, where: string): NirGraph 
         const [out, inn] = transB ? [r, c] : [c, r];
         const w = floats(W);
         const weight = new Float32Array(out * inn);
-        for (let o = 0; o < out; o++) for (let i = 0; i < inn; i++) weight[o * inn + i] = alpha * (transB ? w[o * c + i] : w[i * c + o]);
+        for (let o = 0; o < out; o++)
+          for (let i = 0; i < inn; i++) weight[o * inn + i] = alpha * (transB ? w[o * c + i] : w[i * c + o]);
         const C = n.opType === 'Gemm' ? init(n.inputs[2]) : undefined;
         if (n.opType === 'Gemm' && n.inputs[2] && !C) refuse(n, 'its bias is not a constant');
         const beta = attrNum(n, 'beta', 1);
         const bias = C ? broadcast(floats(C), out).map((v) => v * beta) : null;
-        const node: NirNode = bias ? { type: 'Affine', weight: { dims: [out, inn], data: weight }, bias: { dims: [out], data: bias } } : { type: 'Linear', weight: { dims: [out, inn], data: weight } };
+        const node: NirNode = bias
+          ? { type: 'Affine', weight: { dims: [out, inn], data: weight }, bias: { dims: [out], data: bias } }
+          : { type: 'Linear', weight: { dims: [out, inn], data: weight } };
         return { sources: add(nameFor(n.name), node, x), shape: [out] };
       }
       case 'Add': {
@@ -186,7 +248,11 @@ export function toNir(snn: DecodedSnn, target: Target, where: string): NirGraph 
           const linNode = resolveNode(p as Node);
           const name = linNode.sources[0];
           const old = nodes.get(name) as Extract<NirNode, { type: 'Linear' }>;
-          nodes.set(name, { type: 'Affine', weight: old.weight, bias: { dims: [old.weight.dims[0]], data: broadcast(floats(c), old.weight.dims[0]) } });
+          nodes.set(name, {
+            type: 'Affine',
+            weight: old.weight,
+            bias: { dims: [old.weight.dims[0]], data: broadcast(floats(c), old.weight.dims[0]) },
+          });
           return linNode;
         }
         const ra = resolve(a);
@@ -197,19 +263,27 @@ export function toNir(snn: DecodedSnn, target: Target, where: string): NirGraph 
       case 'Flatten': {
         const x = resolve(n.inputs[0]);
         if (attrInt(n, 'axis', 1) !== 1) refuse(n, 'only Flatten from axis 1 (all but the batch axis) is exported');
-        return { sources: add(nameFor(n.name), { type: 'Flatten', startDim: 0, endDim: -1, inputShape: x.shape }, x), shape: [numel(x.shape)] };
+        return {
+          sources: add(nameFor(n.name), { type: 'Flatten', startDim: 0, endDim: -1, inputShape: x.shape }, x),
+          shape: [numel(x.shape)],
+        };
       }
-      case 'AveragePool': case 'GlobalAveragePool': {
+      case 'AveragePool':
+      case 'GlobalAveragePool': {
         const x = resolve(n.inputs[0]);
         if (x.shape.length !== 3) refuse(n, 'NIR pools in 2-d only');
         const global = n.opType === 'GlobalAveragePool';
-        const kernel = global ? x.shape.slice(1) : attr(n, 'kernel_shape') as number[];
-        const stride = global ? kernel : attr(n, 'strides') ?? [1, 1];
-        const pads = global ? [0, 0, 0, 0] : attr(n, 'pads') ?? [0, 0, 0, 0];
-        if (pads.some((p) => p !== 0)) refuse(n, 'NIR\'s average pooling with padding is ambiguous (which zeros count); pool without padding');
+        const kernel = global ? x.shape.slice(1) : (attr(n, 'kernel_shape') as number[]);
+        const stride = global ? kernel : (attr(n, 'strides') ?? [1, 1]);
+        const pads = global ? [0, 0, 0, 0] : (attr(n, 'pads') ?? [0, 0, 0, 0]);
+        if (pads.some((p) => p !== 0))
+          refuse(n, "NIR's average pooling with padding is ambiguous (which zeros count); pool without padding");
         if (attrInt(n, 'ceil_mode', 0) === 1) refuse(n, 'ceil_mode is not exported');
         const out = [x.shape[0], ...x.shape.slice(1).map((d, i) => Math.floor((d - kernel[i]) / stride[i]) + 1)];
-        return { sources: add(nameFor(n.name), { type: 'AvgPool2d', kernelSize: kernel, stride, padding: [0, 0] }, x), shape: out };
+        return {
+          sources: add(nameFor(n.name), { type: 'AvgPool2d', kernelSize: kernel, stride, padding: [0, 0] }, x),
+          shape: out,
+        };
       }
       case 'Mul': {
         const [a, b] = n.inputs;
@@ -218,7 +292,10 @@ export function toNir(snn: DecodedSnn, target: Target, where: string): NirGraph 
         const x = resolve(init(b) ? a : b);
         const scale = expandPerChannel(floats(c), c.dims, x.shape);
         if (!scale) refuse(n, 'its factor does not broadcast per channel');
-        return { sources: add(nameFor(n.name), { type: 'Scale', scale: { dims: x.shape, data: scale as Float32Array } }, x), shape: x.shape };
+        return {
+          sources: add(nameFor(n.name), { type: 'Scale', scale: { dims: x.shape, data: scale as Float32Array } }, x),
+          shape: x.shape,
+        };
       }
       case 'MaxPool':
         return refuse(n, MAXPOOL);
@@ -233,7 +310,15 @@ export function toNir(snn: DecodedSnn, target: Target, where: string): NirGraph 
   const out = resolve(spec.readout);
   nodes.set('output', { type: 'Output', shape: out.shape });
   for (const s of out.sources) edges.push([s, 'output']);
-  return { nodes, edges, metadata: { 'spikeport.target': target, 'spikeport.reset': resetOf(target), 'spikeport.source': snn.meta.source.file } };
+  return {
+    nodes,
+    edges,
+    metadata: {
+      'spikeport.target': target,
+      'spikeport.reset': resetOf(target),
+      'spikeport.source': snn.meta.source.file,
+    },
+  };
 }
 
 function attr(n: Node, name: string): number[] | undefined {
@@ -257,7 +342,8 @@ function expandPerChannel(c: Float32Array, dims: readonly number[], shape: reado
   const n = numel(shape);
   if (c.length === 1) return new Float32Array(n).fill(c[0]);
   const full = [...new Array<number>(Math.max(0, shape.length + 1 - dims.length)).fill(1), ...dims];
-  if (full.length !== shape.length + 1 || full[0] !== 1 || full[1] !== shape[0] || full.slice(2).some((d) => d !== 1)) return null;
+  if (full.length !== shape.length + 1 || full[0] !== 1 || full[1] !== shape[0] || full.slice(2).some((d) => d !== 1))
+    return null;
   const per = n / shape[0];
   return Float32Array.from({ length: n }, (_, k) => c[Math.floor(k / per)]);
 }

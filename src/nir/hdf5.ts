@@ -16,30 +16,69 @@ import type { Array, NirGraph, NirNode } from './graph.js';
 /** The NIR version the files say they are written for. */
 export const NIR_VERSION = '1.0.6';
 
-type Field = { kind: 'string'; value: string } | { kind: 'floats'; value: Array } | { kind: 'ints'; value: readonly number[] } | { kind: 'int'; value: number };
+type Field =
+  | { kind: 'string'; value: string }
+  | { kind: 'floats'; value: Array }
+  | { kind: 'ints'; value: readonly number[] }
+  | { kind: 'int'; value: number };
 
 function fields(n: NirNode): Record<string, Field> {
   const f = (value: Array): Field => ({ kind: 'floats', value });
   const ints = (value: readonly number[]): Field => ({ kind: 'ints', value });
   const type: Field = { kind: 'string', value: n.type };
   switch (n.type) {
-    case 'Input': case 'Output': return { type, shape: ints(n.shape) };
-    case 'Conv1d': case 'Conv2d':
-      return { type, weight: f(n.weight), bias: f(n.bias), stride: ints(n.stride), padding: ints(n.padding), dilation: ints(n.dilation), groups: { kind: 'int', value: n.groups }, input_shape: ints(n.inputShape) };
-    case 'Affine': return { type, weight: f(n.weight), bias: f(n.bias) };
-    case 'Linear': return { type, weight: f(n.weight) };
-    case 'IF': return { type, r: f(n.r), v_threshold: f(n.vThreshold), v_reset: f(n.vReset) };
-    case 'AvgPool2d': case 'SumPool2d': return { type, kernel_size: ints(n.kernelSize), stride: ints(n.stride), padding: ints(n.padding) };
-    case 'Flatten': return { type, start_dim: { kind: 'int', value: n.startDim }, end_dim: { kind: 'int', value: n.endDim }, input_type: ints(n.inputShape) };
-    case 'Scale': return { type, scale: f(n.scale) };
+    case 'Input':
+    case 'Output':
+      return { type, shape: ints(n.shape) };
+    case 'Conv1d':
+    case 'Conv2d':
+      return {
+        type,
+        weight: f(n.weight),
+        bias: f(n.bias),
+        stride: ints(n.stride),
+        padding: ints(n.padding),
+        dilation: ints(n.dilation),
+        groups: { kind: 'int', value: n.groups },
+        input_shape: ints(n.inputShape),
+      };
+    case 'Affine':
+      return { type, weight: f(n.weight), bias: f(n.bias) };
+    case 'Linear':
+      return { type, weight: f(n.weight) };
+    case 'IF':
+      return { type, r: f(n.r), v_threshold: f(n.vThreshold), v_reset: f(n.vReset) };
+    case 'AvgPool2d':
+    case 'SumPool2d':
+      return { type, kernel_size: ints(n.kernelSize), stride: ints(n.stride), padding: ints(n.padding) };
+    case 'Flatten':
+      return {
+        type,
+        start_dim: { kind: 'int', value: n.startDim },
+        end_dim: { kind: 'int', value: n.endDim },
+        input_type: ints(n.inputShape),
+      };
+    case 'Scale':
+      return { type, scale: f(n.scale) };
   }
 }
 
 function writeField(g: Group, name: string, v: Field): void {
   switch (v.kind) {
-    case 'string': g.create_dataset({ name, data: v.value }); break;
-    case 'int': g.create_dataset({ name, data: BigInt64Array.from([BigInt(v.value)]), shape: [], dtype: '<q' }); break;
-    case 'ints': g.create_dataset({ name, data: BigInt64Array.from(v.value.map((x) => BigInt(x))), shape: [v.value.length], dtype: '<q' }); break;
+    case 'string':
+      g.create_dataset({ name, data: v.value });
+      break;
+    case 'int':
+      g.create_dataset({ name, data: BigInt64Array.from([BigInt(v.value)]), shape: [], dtype: '<q' });
+      break;
+    case 'ints':
+      g.create_dataset({
+        name,
+        data: BigInt64Array.from(v.value.map((x) => BigInt(x))),
+        shape: [v.value.length],
+        dtype: '<q',
+      });
+      break;
     case 'floats': {
       // Arrays gzip-compressed in one chunk, as NIR's writer does (an empty one cannot be chunked).
       const dims = [...v.value.dims];
@@ -115,7 +154,8 @@ export async function readNir(file: string): Promise<NirGraph> {
       if (!d || !('shape' in d)) throw bad(`no dataset "${k}" in ${g.path}`);
       return d;
     };
-    if (!node || !('keys' in node) || str(ds(node, 'type')) !== 'NIRGraph') throw bad('not a NIR graph (no /node of type NIRGraph)');
+    if (!node || !('keys' in node) || str(ds(node, 'type')) !== 'NIRGraph')
+      throw bad('not a NIR graph (no /node of type NIRGraph)');
     const edgeValues = ds(node, 'edges').value as string[];
     const edges: [string, string][] = [];
     for (let i = 0; i < edgeValues.length; i += 2) edges.push([edgeValues[i], edgeValues[i + 1]]);
@@ -133,15 +173,44 @@ export async function readNir(file: string): Promise<NirGraph> {
       const type = str(ds(g, 'type'));
       let n: NirNode;
       switch (type) {
-        case 'Input': case 'Output': n = { type, shape: ints('shape') }; break;
-        case 'Conv1d': case 'Conv2d': n = { type, weight: arr('weight'), bias: arr('bias'), stride: ints('stride'), padding: ints('padding'), dilation: ints('dilation'), groups: int('groups'), inputShape: ints('input_shape') }; break;
-        case 'Affine': n = { type, weight: arr('weight'), bias: arr('bias') }; break;
-        case 'Linear': n = { type, weight: arr('weight') }; break;
-        case 'IF': n = { type, r: arr('r'), vThreshold: arr('v_threshold'), vReset: arr('v_reset') }; break;
-        case 'AvgPool2d': case 'SumPool2d': n = { type, kernelSize: ints('kernel_size'), stride: ints('stride'), padding: ints('padding') }; break;
-        case 'Flatten': n = { type, startDim: int('start_dim'), endDim: int('end_dim'), inputShape: ints('input_type') }; break;
-        case 'Scale': n = { type, scale: arr('scale') }; break;
-        default: throw bad(`node "${name}" has type "${type}", which spikeport does not read`);
+        case 'Input':
+        case 'Output':
+          n = { type, shape: ints('shape') };
+          break;
+        case 'Conv1d':
+        case 'Conv2d':
+          n = {
+            type,
+            weight: arr('weight'),
+            bias: arr('bias'),
+            stride: ints('stride'),
+            padding: ints('padding'),
+            dilation: ints('dilation'),
+            groups: int('groups'),
+            inputShape: ints('input_shape'),
+          };
+          break;
+        case 'Affine':
+          n = { type, weight: arr('weight'), bias: arr('bias') };
+          break;
+        case 'Linear':
+          n = { type, weight: arr('weight') };
+          break;
+        case 'IF':
+          n = { type, r: arr('r'), vThreshold: arr('v_threshold'), vReset: arr('v_reset') };
+          break;
+        case 'AvgPool2d':
+        case 'SumPool2d':
+          n = { type, kernelSize: ints('kernel_size'), stride: ints('stride'), padding: ints('padding') };
+          break;
+        case 'Flatten':
+          n = { type, startDim: int('start_dim'), endDim: int('end_dim'), inputShape: ints('input_type') };
+          break;
+        case 'Scale':
+          n = { type, scale: arr('scale') };
+          break;
+        default:
+          throw bad(`node "${name}" has type "${type}", which spikeport does not read`);
       }
       nodes.set(name, n);
     }

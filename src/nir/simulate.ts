@@ -19,14 +19,19 @@ export interface NirRun {
 function order(g: NirGraph): string[] {
   const preds = new Map<string, string[]>([...g.nodes.keys()].map((k) => [k, []]));
   for (const [a, b] of g.edges) {
-    if (!g.nodes.has(a) || !g.nodes.has(b)) throw new SpikeportError('invalid-file', `NIR edge ${a} → ${b} names a node the graph does not have`);
+    if (!g.nodes.has(a) || !g.nodes.has(b))
+      throw new SpikeportError('invalid-file', `NIR edge ${a} → ${b} names a node the graph does not have`);
     (preds.get(b) as string[]).push(a);
   }
   const done: string[] = [];
   const seen = new Set<string>();
   const visit = (k: string, stack: Set<string>): void => {
     if (seen.has(k)) return;
-    if (stack.has(k)) throw new SpikeportError('unsupported-model', `NIR graph has a cycle through "${k}"; spikeport simulates feed-forward graphs`);
+    if (stack.has(k))
+      throw new SpikeportError(
+        'unsupported-model',
+        `NIR graph has a cycle through "${k}"; spikeport simulates feed-forward graphs`,
+      );
     stack.add(k);
     for (const p of preds.get(k) as string[]) visit(p, stack);
     stack.delete(k);
@@ -38,7 +43,13 @@ function order(g: NirGraph): string[] {
 }
 
 /** Run `steps` steps on a batch `x` ([n, ...input shape], the same analog input at every step). */
-export function simulateNir(g: NirGraph, x: Float32Array, n: number, steps: number, reset: 'subtract' | 'zero'): NirRun {
+export function simulateNir(
+  g: NirGraph,
+  x: Float32Array,
+  n: number,
+  steps: number,
+  reset: 'subtract' | 'zero',
+): NirRun {
   const seq = order(g);
   const preds = new Map<string, string[]>(seq.map((k) => [k, []]));
   for (const [a, b] of g.edges) (preds.get(b) as string[]).push(a);
@@ -58,8 +69,12 @@ export function simulateNir(g: NirGraph, x: Float32Array, n: number, steps: numb
         shapes.set(k, [...node.shape]);
       } else {
         if (ins.length === 0) throw new SpikeportError('invalid-file', `NIR node "${k}" has no input`);
-        if (ins.some((v) => v.length !== ins[0].length)) throw new SpikeportError('invalid-file', `NIR node "${k}" sums inputs of different sizes`);
-        input = ins.length === 1 ? ins[0] : ins.slice(1).reduce((acc, v) => acc.map((a, i) => a + v[i]), Float32Array.from(ins[0]));
+        if (ins.some((v) => v.length !== ins[0].length))
+          throw new SpikeportError('invalid-file', `NIR node "${k}" sums inputs of different sizes`);
+        input =
+          ins.length === 1
+            ? ins[0]
+            : ins.slice(1).reduce((acc, v) => acc.map((a, i) => a + v[i]), Float32Array.from(ins[0]));
         shapes.set(k, outShape(k, node, shapes.get(from[0]) as number[]));
       }
       value.set(k, step(k, node, input, n, state, spikes, shapes.get(from[0]) ?? []));
@@ -70,13 +85,26 @@ export function simulateNir(g: NirGraph, x: Float32Array, n: number, steps: numb
   }
   return { outputs, spikes };
 
-  function step(k: string, node: NirNode, x: Float32Array, n: number, st: Map<string, Float32Array>, sp: Map<string, number[]>, inShape: readonly number[]): Float32Array {
+  function step(
+    k: string,
+    node: NirNode,
+    x: Float32Array,
+    n: number,
+    st: Map<string, Float32Array>,
+    sp: Map<string, number[]>,
+    inShape: readonly number[],
+  ): Float32Array {
     switch (node.type) {
-      case 'Input': case 'Output': return x;
+      case 'Input':
+      case 'Output':
+        return x;
       case 'IF': {
         const per = numel(node.vThreshold.dims);
         let v = st.get(k);
-        if (!v) { v = new Float32Array(n * per); st.set(k, v); }
+        if (!v) {
+          v = new Float32Array(n * per);
+          st.set(k, v);
+        }
         const out = new Float32Array(n * per);
         let count = 0;
         for (let i = 0; i < v.length; i++) {
@@ -92,7 +120,8 @@ export function simulateNir(g: NirGraph, x: Float32Array, n: number, steps: numb
         (sp.get(k) as number[]).push(count);
         return out;
       }
-      case 'Affine': case 'Linear': {
+      case 'Affine':
+      case 'Linear': {
         const [outN, inN] = node.weight.dims;
         const w = node.weight.data;
         const y = new Float32Array(n * outN);
@@ -105,13 +134,18 @@ export function simulateNir(g: NirGraph, x: Float32Array, n: number, steps: numb
         }
         return y;
       }
-      case 'Flatten': return x;
+      case 'Flatten':
+        return x;
       case 'Scale': {
         const per = node.scale.data.length;
         return x.map((v, i) => v * node.scale.data[i % per]);
       }
-      case 'Conv1d': case 'Conv2d': return conv(node, x, n);
-      case 'AvgPool2d': case 'SumPool2d': return pool(node, x, n, inShape);
+      case 'Conv1d':
+      case 'Conv2d':
+        return conv(node, x, n);
+      case 'AvgPool2d':
+      case 'SumPool2d':
+        return pool(node, x, n, inShape);
     }
   }
 }
@@ -119,17 +153,46 @@ export function simulateNir(g: NirGraph, x: Float32Array, n: number, steps: numb
 /** A node's output shape (one sample) from its input's. */
 function outShape(k: string, node: NirNode, s: readonly number[]): number[] {
   switch (node.type) {
-    case 'Input': case 'Output': case 'IF': case 'Scale': return [...s];
-    case 'Affine': case 'Linear': return [node.weight.dims[0]];
-    case 'Flatten': return [numel(s)];
-    case 'Conv1d': case 'Conv2d': return [node.weight.dims[0], ...s.slice(1).map((d, i) => Math.floor((d + 2 * node.padding[i] - node.dilation[i] * (node.weight.dims[2 + i] - 1) - 1) / node.stride[i]) + 1)];
-    case 'AvgPool2d': case 'SumPool2d':
-      if (s.length !== 3) throw new SpikeportError('invalid-file', `NIR node "${k}" pools a tensor of shape ${s.join('x')}`);
-      return [s[0], ...s.slice(1).map((d, i) => Math.floor((d + 2 * node.padding[i] - node.kernelSize[i]) / node.stride[i]) + 1)];
+    case 'Input':
+    case 'Output':
+    case 'IF':
+    case 'Scale':
+      return [...s];
+    case 'Affine':
+    case 'Linear':
+      return [node.weight.dims[0]];
+    case 'Flatten':
+      return [numel(s)];
+    case 'Conv1d':
+    case 'Conv2d':
+      return [
+        node.weight.dims[0],
+        ...s
+          .slice(1)
+          .map(
+            (d, i) =>
+              Math.floor(
+                (d + 2 * node.padding[i] - node.dilation[i] * (node.weight.dims[2 + i] - 1) - 1) / node.stride[i],
+              ) + 1,
+          ),
+      ];
+    case 'AvgPool2d':
+    case 'SumPool2d':
+      if (s.length !== 3)
+        throw new SpikeportError('invalid-file', `NIR node "${k}" pools a tensor of shape ${s.join('x')}`);
+      return [
+        s[0],
+        ...s.slice(1).map((d, i) => Math.floor((d + 2 * node.padding[i] - node.kernelSize[i]) / node.stride[i]) + 1),
+      ];
   }
 }
 
-function pool(node: Extract<NirNode, { type: 'AvgPool2d' | 'SumPool2d' }>, x: Float32Array, n: number, s: readonly number[]): Float32Array {
+function pool(
+  node: Extract<NirNode, { type: 'AvgPool2d' | 'SumPool2d' }>,
+  x: Float32Array,
+  n: number,
+  s: readonly number[],
+): Float32Array {
   const [C, H, W] = s;
   const [kh, kw] = node.kernelSize;
   const [sh, sw] = node.stride;

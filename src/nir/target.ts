@@ -27,12 +27,35 @@ export function asTargetGraph(g: Graph, spec: SnnSpec, target: Target): Graph {
     }
     const [u1, spikes] = sub.inputs;
     // v > θ, written where the comparison was.
-    replace.set(fire, [{ name: `${fire.name}/target`, opType: 'Greater', domain: '', inputs: [u1, emit.inputs[1]], outputs: [...fire.outputs], attrs: {} }]);
+    replace.set(fire, [
+      {
+        name: `${fire.name}/target`,
+        opType: 'Greater',
+        domain: '',
+        inputs: [u1, emit.inputs[1]],
+        outputs: [...fire.outputs],
+        attrs: {},
+      },
+    ]);
     if (reset === 'zero') {
       const keep = `${sub.name}/target_keep`;
       replace.set(sub, [
-        { name: `${sub.name}/target_not`, opType: 'Sub', domain: '', inputs: [one, cast.outputs[0]], outputs: [keep], attrs: {} },
-        { name: `${sub.name}/target`, opType: 'Mul', domain: '', inputs: [u1, keep], outputs: [...sub.outputs], attrs: {} },
+        {
+          name: `${sub.name}/target_not`,
+          opType: 'Sub',
+          domain: '',
+          inputs: [one, cast.outputs[0]],
+          outputs: [keep],
+          attrs: {},
+        },
+        {
+          name: `${sub.name}/target`,
+          opType: 'Mul',
+          domain: '',
+          inputs: [u1, keep],
+          outputs: [...sub.outputs],
+          attrs: {},
+        },
       ]);
     }
     void spikes;

@@ -23,7 +23,10 @@ export class GraphBuilder {
   private counter = 0;
   private readonly taken = new Set<string>();
 
-  constructor(readonly opset: number, existing?: Graph) {
+  constructor(
+    readonly opset: number,
+    existing?: Graph,
+  ) {
     if (existing) {
       for (const n of existing.nodes) {
         this.taken.add(n.name);
@@ -36,21 +39,29 @@ export class GraphBuilder {
 
   fresh(hint: string): string {
     let name: string;
-    do name = `${hint}_${this.counter++}`; while (this.taken.has(name));
+    do name = `${hint}_${this.counter++}`;
+    while (this.taken.has(name));
     this.taken.add(name);
     return name;
   }
 
   /** Add a node; returns its output names (one fresh name per output unless given). */
-  add(opType: string, inputs: readonly string[], attrs: Record<string, AttrInput> = {}, outputs: number | readonly string[] = 1, hint?: string): string[] {
+  add(
+    opType: string,
+    inputs: readonly string[],
+    attrs: Record<string, AttrInput> = {},
+    outputs: number | readonly string[] = 1,
+    hint?: string,
+  ): string[] {
     let name: string;
     let outs: string[];
     do {
       name = this.fresh(hint ?? opType);
       const base = name;
-      outs = typeof outputs === 'number'
-        ? Array.from({ length: outputs }, (_, i) => (outputs === 1 ? `${base}_out` : `${base}_out${i}`))
-        : [...outputs];
+      outs =
+        typeof outputs === 'number'
+          ? Array.from({ length: outputs }, (_, i) => (outputs === 1 ? `${base}_out` : `${base}_out${i}`))
+          : [...outputs];
     } while (typeof outputs === 'number' && outs.some((o) => this.taken.has(o)));
     for (const o of outs) this.taken.add(o);
     const a: Record<string, Attr> = {};
@@ -75,12 +86,20 @@ export class GraphBuilder {
   }
 
   /** ReduceMean / ReduceMax / ReduceSum over `axes` (all axes when undefined), for this opset. */
-  reduce(op: 'ReduceMean' | 'ReduceMax' | 'ReduceSum', x: string, axes: readonly number[] | undefined, keepdims: boolean, hint?: string, output?: string): string {
+  reduce(
+    op: 'ReduceMean' | 'ReduceMax' | 'ReduceSum',
+    x: string,
+    axes: readonly number[] | undefined,
+    keepdims: boolean,
+    hint?: string,
+    output?: string,
+  ): string {
     const axesAsInput = op === 'ReduceSum' ? this.opset >= 13 : this.opset >= 18;
     const keep = { keepdims: keepdims ? 1 : 0 };
     const outs = output ? [output] : 1;
     if (axes === undefined) return this.add(op, [x], keep, outs, hint)[0];
-    if (axesAsInput) return this.add(op, [x, this.constant('axes', int64Tensor([axes.length], [...axes]))], keep, outs, hint)[0];
+    if (axesAsInput)
+      return this.add(op, [x, this.constant('axes', int64Tensor([axes.length], [...axes]))], keep, outs, hint)[0];
     return this.add(op, [x], { axes, ...keep }, outs, hint)[0];
   }
 }

@@ -9,10 +9,24 @@ const { onnx } = pkg;
 type Long = { toNumber(): number; toString(): string };
 
 const DTYPE_OF_CODE: Record<number, DType> = {
-  1: 'float32', 2: 'uint8', 3: 'int8', 6: 'int32', 7: 'int64', 9: 'bool', 10: 'float16', 11: 'float64',
+  1: 'float32',
+  2: 'uint8',
+  3: 'int8',
+  6: 'int32',
+  7: 'int64',
+  9: 'bool',
+  10: 'float16',
+  11: 'float64',
 };
 const CODE_OF_DTYPE: Record<DType, number> = {
-  float32: 1, uint8: 2, int8: 3, int32: 6, int64: 7, bool: 9, float16: 10, float64: 11,
+  float32: 1,
+  uint8: 2,
+  int8: 3,
+  int32: 6,
+  int64: 7,
+  bool: 9,
+  float16: 10,
+  float64: 11,
 };
 
 function num(v: number | Long | null | undefined): number {
@@ -22,17 +36,34 @@ function num(v: number | Long | null | undefined): number {
 
 function allocate(dtype: DType, n: number): TensorData {
   switch (dtype) {
-    case 'float32': return new Float32Array(n);
-    case 'float64': return new Float64Array(n);
-    case 'int64': return new BigInt64Array(n);
-    case 'int32': return new Int32Array(n);
-    case 'int8': return new Int8Array(n);
-    case 'uint8': case 'bool': return new Uint8Array(n);
-    case 'float16': return new Uint16Array(n);
+    case 'float32':
+      return new Float32Array(n);
+    case 'float64':
+      return new Float64Array(n);
+    case 'int64':
+      return new BigInt64Array(n);
+    case 'int32':
+      return new Int32Array(n);
+    case 'int8':
+      return new Int8Array(n);
+    case 'uint8':
+    case 'bool':
+      return new Uint8Array(n);
+    case 'float16':
+      return new Uint16Array(n);
   }
 }
 
-const BYTES: Record<DType, number> = { float32: 4, float64: 8, int64: 8, int32: 4, int8: 1, uint8: 1, bool: 1, float16: 2 };
+const BYTES: Record<DType, number> = {
+  float32: 4,
+  float64: 8,
+  int64: 8,
+  int32: 4,
+  int8: 1,
+  uint8: 1,
+  bool: 1,
+  float16: 2,
+};
 
 export function decodeTensor(t: pkg.onnx.ITensorProto, where: string): Tensor {
   const code = t.dataType ?? 0;
@@ -40,12 +71,16 @@ export function decodeTensor(t: pkg.onnx.ITensorProto, where: string): Tensor {
   if (!dtype) throw new SpikeportError('invalid-file', `unsupported tensor data type ${code} in ${where}`);
   if (usesExternalData(t)) throw externalData(where);
   const dims = (t.dims ?? []).map((d) => num(d as number | Long));
-  if (dims.some((d) => !Number.isSafeInteger(d) || d < 0)) throw new SpikeportError('invalid-file', `tensor ${where}: dims ${dims.join('x')} are not sizes`);
+  if (dims.some((d) => !Number.isSafeInteger(d) || d < 0))
+    throw new SpikeportError('invalid-file', `tensor ${where}: dims ${dims.join('x')} are not sizes`);
   const n = dims.reduce((a, b) => a * b, 1);
   // Check the claimed size against the data present before allocating anything.
   if (t.rawData && t.rawData.length > 0) {
     if (t.rawData.length !== n * BYTES[dtype]) {
-      throw new SpikeportError('invalid-file', `tensor ${where}: raw data has ${t.rawData.length} bytes, dims ${dims.join('x')} need ${n * BYTES[dtype]}`);
+      throw new SpikeportError(
+        'invalid-file',
+        `tensor ${where}: raw data has ${t.rawData.length} bytes, dims ${dims.join('x')} need ${n * BYTES[dtype]}`,
+      );
     }
     const data = allocate(dtype, n);
     // Copy: raw bytes inside the protobuf buffer need not be aligned for a typed-array view.
@@ -53,11 +88,18 @@ export function decodeTensor(t: pkg.onnx.ITensorProto, where: string): Tensor {
     return { dtype, dims, data };
   }
   const src: ArrayLike<number | Long> =
-    dtype === 'float32' ? t.floatData ?? [] :
-    dtype === 'float64' ? t.doubleData ?? [] :
-    dtype === 'int64' ? (t.int64Data ?? []) as (number | Long)[] :
-    t.int32Data ?? [];
-  if (src.length !== n) throw new SpikeportError('invalid-file', `tensor ${where}: has ${src.length} values, dims ${dims.join('x')} need ${n}`);
+    dtype === 'float32'
+      ? (t.floatData ?? [])
+      : dtype === 'float64'
+        ? (t.doubleData ?? [])
+        : dtype === 'int64'
+          ? ((t.int64Data ?? []) as (number | Long)[])
+          : (t.int32Data ?? []);
+  if (src.length !== n)
+    throw new SpikeportError(
+      'invalid-file',
+      `tensor ${where}: has ${src.length} values, dims ${dims.join('x')} need ${n}`,
+    );
   const data = allocate(dtype, n);
   for (let i = 0; i < n; i++) {
     if (data instanceof BigInt64Array) data[i] = BigInt(src[i].toString());
@@ -74,30 +116,50 @@ export function encodeTensor(name: string, t: Tensor): pkg.onnx.ITensorProto {
 function decodeAttr(a: pkg.onnx.IAttributeProto, where: string): Attr {
   const T = onnx.AttributeProto.AttributeType;
   switch (a.type) {
-  case T.FLOAT: return { kind: 'float', value: a.f ?? 0 };
-  case T.INT: return { kind: 'int', value: num(a.i as number | Long) };
-  case T.STRING: return { kind: 'string', value: new TextDecoder().decode(a.s ?? new Uint8Array()) };
-  case T.FLOATS: return { kind: 'floats', value: [...(a.floats ?? [])] };
-  case T.INTS: return { kind: 'ints', value: (a.ints ?? []).map((v) => num(v as number | Long)) };
-  case T.STRINGS: return { kind: 'strings', value: (a.strings ?? []).map((s) => new TextDecoder().decode(s)) };
-  case T.TENSOR: return { kind: 'tensor', value: decodeTensor(a.t ?? {}, `${where} attribute ${a.name}`) };
-  case T.GRAPH: case T.GRAPHS: return { kind: 'subgraph', value: a };
-  default: return { kind: 'opaque', value: a };
+    case T.FLOAT:
+      return { kind: 'float', value: a.f ?? 0 };
+    case T.INT:
+      return { kind: 'int', value: num(a.i as number | Long) };
+    case T.STRING:
+      return { kind: 'string', value: new TextDecoder().decode(a.s ?? new Uint8Array()) };
+    case T.FLOATS:
+      return { kind: 'floats', value: [...(a.floats ?? [])] };
+    case T.INTS:
+      return { kind: 'ints', value: (a.ints ?? []).map((v) => num(v as number | Long)) };
+    case T.STRINGS:
+      return { kind: 'strings', value: (a.strings ?? []).map((s) => new TextDecoder().decode(s)) };
+    case T.TENSOR:
+      return { kind: 'tensor', value: decodeTensor(a.t ?? {}, `${where} attribute ${a.name}`) };
+    case T.GRAPH:
+    case T.GRAPHS:
+      return { kind: 'subgraph', value: a };
+    default:
+      return { kind: 'opaque', value: a };
   }
 }
 
 function encodeAttr(name: string, a: Attr): pkg.onnx.IAttributeProto {
   const T = onnx.AttributeProto.AttributeType;
   switch (a.kind) {
-  case 'float': return { name, type: T.FLOAT, f: a.value };
-  case 'int': return { name, type: T.INT, i: a.value };
-  case 'string': return { name, type: T.STRING, s: new TextEncoder().encode(a.value) };
-  case 'floats': return { name, type: T.FLOATS, floats: [...a.value] };
-  case 'ints': return { name, type: T.INTS, ints: [...a.value] };
-  case 'strings': return { name, type: T.STRINGS, strings: a.value.map((s) => new TextEncoder().encode(s)) };
-  case 'tensor': return { name, type: T.TENSOR, t: encodeTensor('', a.value) };
-  case 'graph': return { name, type: T.GRAPH, g: encodeGraph(a.value) };
-  case 'subgraph': case 'opaque': return a.value as pkg.onnx.IAttributeProto;
+    case 'float':
+      return { name, type: T.FLOAT, f: a.value };
+    case 'int':
+      return { name, type: T.INT, i: a.value };
+    case 'string':
+      return { name, type: T.STRING, s: new TextEncoder().encode(a.value) };
+    case 'floats':
+      return { name, type: T.FLOATS, floats: [...a.value] };
+    case 'ints':
+      return { name, type: T.INTS, ints: [...a.value] };
+    case 'strings':
+      return { name, type: T.STRINGS, strings: a.value.map((s) => new TextEncoder().encode(s)) };
+    case 'tensor':
+      return { name, type: T.TENSOR, t: encodeTensor('', a.value) };
+    case 'graph':
+      return { name, type: T.GRAPH, g: encodeGraph(a.value) };
+    case 'subgraph':
+    case 'opaque':
+      return a.value as pkg.onnx.IAttributeProto;
   }
 }
 
@@ -105,17 +167,22 @@ function decodeValueInfo(v: pkg.onnx.IValueInfoProto): ValueInfo {
   const tt = v.type?.tensorType;
   const dtype = DTYPE_OF_CODE[tt?.elemType ?? 1] ?? 'float32';
   const shape: Dim[] | null = tt?.shape
-  ? (tt.shape.dim ?? []).map((d, i) => (d.dimValue !== null && d.dimValue !== undefined && num(d.dimValue as number | Long) > 0
-    ? num(d.dimValue as number | Long)
-    : d.dimParam || `?${i}`))
-  : null;
+    ? (tt.shape.dim ?? []).map((d, i) =>
+        d.dimValue !== null && d.dimValue !== undefined && num(d.dimValue as number | Long) > 0
+          ? num(d.dimValue as number | Long)
+          : d.dimParam || `?${i}`,
+      )
+    : null;
   return { name: v.name ?? '', dtype, shape };
 }
 
 function encodeValueInfo(v: ValueInfo): pkg.onnx.IValueInfoProto {
-  const shape = v.shape === null ? undefined : {
-  dim: v.shape.map((d) => (typeof d === 'number' ? { dimValue: d } : { dimParam: d })),
-  };
+  const shape =
+    v.shape === null
+      ? undefined
+      : {
+          dim: v.shape.map((d) => (typeof d === 'number' ? { dimValue: d } : { dimParam: d })),
+        };
   return { name: v.name, type: { tensorType: { elemType: CODE_OF_DTYPE[v.dtype], shape } } };
 }
 
@@ -124,7 +191,10 @@ function usesExternalData(t: pkg.onnx.ITensorProto): boolean {
 }
 
 function externalData(where: string): SpikeportError {
-  return new SpikeportError('invalid-file', `tensor ${where} uses external data, which spikeport does not read (a location names a file outside the model); save the model with all tensors inside the file`);
+  return new SpikeportError(
+    'invalid-file',
+    `tensor ${where} uses external data, which spikeport does not read (a location names a file outside the model); save the model with all tensors inside the file`,
+  );
 }
 
 /**
@@ -138,8 +208,11 @@ function refuseExternalData(g: pkg.onnx.IGraphProto, where: string): void {
   }
   for (const n of g.node ?? []) {
     for (const a of n.attribute ?? []) {
-      for (const t of [a.t, ...(a.tensors ?? [])]) if (t && usesExternalData(t)) throw externalData(`of attribute ${a.name} of node "${n.name ?? ''}" in ${where}`);
-      for (const sub of [a.g, ...(a.graphs ?? [])]) if (sub) refuseExternalData(sub, `the subgraph ${a.name} of node "${n.name ?? ''}"`);
+      for (const t of [a.t, ...(a.tensors ?? [])])
+        if (t && usesExternalData(t))
+          throw externalData(`of attribute ${a.name} of node "${n.name ?? ''}" in ${where}`);
+      for (const sub of [a.g, ...(a.graphs ?? [])])
+        if (sub) refuseExternalData(sub, `the subgraph ${a.name} of node "${n.name ?? ''}"`);
     }
   }
 }
@@ -153,7 +226,8 @@ export function decodeModel(bytes: Uint8Array, source: string): Graph {
     throw new SpikeportError('invalid-file', `${source} is not a valid ONNX model (${(e as Error).message})`);
   }
   const g = model.graph;
-  if (!g || (g.node ?? []).length === 0) throw new SpikeportError('invalid-file', `${source} is not a valid ONNX model (it has no graph nodes)`);
+  if (!g || (g.node ?? []).length === 0)
+    throw new SpikeportError('invalid-file', `${source} is not a valid ONNX model (it has no graph nodes)`);
   refuseExternalData(g, source);
   const opsetEntry = (model.opsetImport ?? []).find((o) => !o.domain || o.domain === 'ai.onnx');
   const opset = num(opsetEntry?.version as number | Long | undefined);
@@ -164,7 +238,14 @@ export function decodeModel(bytes: Uint8Array, source: string): Graph {
     const name = n.name || `${n.opType}_${i}`;
     const attrs: Record<string, Attr> = {};
     for (const a of n.attribute ?? []) attrs[a.name ?? ''] = decodeAttr(a, `node "${name}"`);
-    return { name, opType: n.opType ?? '', domain: n.domain ?? '', inputs: [...(n.input ?? [])], outputs: [...(n.output ?? [])], attrs };
+    return {
+      name,
+      opType: n.opType ?? '',
+      domain: n.domain ?? '',
+      inputs: [...(n.input ?? [])],
+      outputs: [...(n.output ?? [])],
+      attrs,
+    };
   });
   const metadata: Record<string, string> = {};
   for (const p of model.metadataProps ?? []) metadata[p.key ?? ''] = p.value ?? '';
@@ -185,7 +266,11 @@ function encodeGraph(g: Graph): pkg.onnx.IGraphProto {
   return {
     name: g.name,
     node: g.nodes.map((n) => ({
-      name: n.name, opType: n.opType, domain: n.domain, input: [...n.inputs], output: [...n.outputs],
+      name: n.name,
+      opType: n.opType,
+      domain: n.domain,
+      input: [...n.inputs],
+      output: [...n.outputs],
       attribute: Object.entries(n.attrs).map(([k, a]) => encodeAttr(k, a)),
     })),
     initializer: [...g.initializers].map(([name, t]) => encodeTensor(name, t)),

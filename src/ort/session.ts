@@ -52,10 +52,19 @@ const CUDA_LIBRARIES: Readonly<Record<string, readonly string[]>> = {
 export function checkCudaInstalled(bindingDir = onnxruntimeBindingDir(), device = 'cuda'): void {
   const platform = `${process.platform}/${process.arch}`;
   const libs = CUDA_LIBRARIES[platform];
-  const install = 'reinstall it with them: ONNXRUNTIME_NODE_INSTALL=cuda12 npm rebuild onnxruntime-node (downloads ONNX Runtime\'s CUDA 12 build; the machine needs CUDA 12 and cuDNN 9)';
-  if (!libs) throw optionError('device', `${device}: onnxruntime-node has no CUDA build for ${platform} (Linux x64 and Windows x64 have one)`);
+  const install =
+    "reinstall it with them: ONNXRUNTIME_NODE_INSTALL=cuda12 npm rebuild onnxruntime-node (downloads ONNX Runtime's CUDA 12 build; the machine needs CUDA 12 and cuDNN 9)";
+  if (!libs)
+    throw optionError(
+      'device',
+      `${device}: onnxruntime-node has no CUDA build for ${platform} (Linux x64 and Windows x64 have one)`,
+    );
   const missing = libs.filter((f) => !fs.existsSync(path.join(bindingDir, f)));
-  if (missing.length) throw optionError('device', `${device}: onnxruntime-node was installed without its CUDA libraries (${missing.join(', ')} not in ${bindingDir}); ${install}`);
+  if (missing.length)
+    throw optionError(
+      'device',
+      `${device}: onnxruntime-node was installed without its CUDA libraries (${missing.join(', ')} not in ${bindingDir}); ${install}`,
+    );
 }
 
 /** Where onnxruntime-node's native binding and its provider libraries are. */
@@ -104,7 +113,11 @@ export type Feeds = Record<string, Array32 | ArrayI64>;
 const RUN_OPTIONS: ort.InferenceSession.RunOptions = { logSeverityLevel: 4 };
 
 export class Session {
-  private constructor(private readonly inner: ort.InferenceSession, readonly outputNames: readonly string[], private readonly profiling = false) {}
+  private constructor(
+    private readonly inner: ort.InferenceSession,
+    readonly outputNames: readonly string[],
+    private readonly profiling = false,
+  ) {}
 
   static async create(g: Graph, opts: SessionOptions = {}): Promise<Session> {
     checkThreads(opts.threads);
@@ -126,7 +139,10 @@ export class Session {
       return new Session(s, s.outputNames, opts.profile !== undefined);
     } catch (e) {
       const where = device.kind === 'cuda' ? ` on cuda:${device.id}` : '';
-      throw new SpikeportError('runtime', `ONNX Runtime cannot load the model${where}: ${firstLine((e as Error).message)}`);
+      throw new SpikeportError(
+        'runtime',
+        `ONNX Runtime cannot load the model${where}: ${firstLine((e as Error).message)}`,
+      );
     }
   }
 
@@ -134,18 +150,29 @@ export class Session {
    * Run and return the requested float outputs (all outputs when omitted). Outputs named in
    * `into` are written by ONNX Runtime straight into those buffers (no allocation per call).
    */
-  async run(feeds: Feeds, outputs?: readonly string[], into?: Readonly<Record<string, Array32>>): Promise<Record<string, Array32>> {
+  async run(
+    feeds: Feeds,
+    outputs?: readonly string[],
+    into?: Readonly<Record<string, Array32>>,
+  ): Promise<Record<string, Array32>> {
     const f: Record<string, ort.Tensor> = {};
     for (const [k, v] of Object.entries(feeds)) {
-      f[k] = v.data instanceof BigInt64Array
-        ? new ort.Tensor('int64', v.data, v.dims as number[])
-        : new ort.Tensor('float32', v.data, v.dims as number[]);
+      f[k] =
+        v.data instanceof BigInt64Array
+          ? new ort.Tensor('int64', v.data, v.dims as number[])
+          : new ort.Tensor('float32', v.data, v.dims as number[]);
     }
     const names = (outputs ?? this.outputNames) as string[];
     let res: ort.InferenceSession.OnnxValueMapType;
     try {
       res = into
-        ? await this.inner.run(f, Object.fromEntries(names.map((n) => [n, into[n] ? new ort.Tensor('float32', into[n].data, into[n].dims as number[]) : null])), RUN_OPTIONS)
+        ? await this.inner.run(
+            f,
+            Object.fromEntries(
+              names.map((n) => [n, into[n] ? new ort.Tensor('float32', into[n].data, into[n].dims as number[]) : null]),
+            ),
+            RUN_OPTIONS,
+          )
         : await this.inner.run(f, names, RUN_OPTIONS);
     } catch (e) {
       throw new SpikeportError('runtime', `ONNX Runtime failed to run the model: ${firstLine((e as Error).message)}`);
@@ -192,12 +219,21 @@ function firstLine(s: string): string {
  * Shapes of the named float tensors, found by running the graph once on `input`
  * (ONNX Runtime is the shape inference that knows every op).
  */
-export async function probeShapes(g: Graph, inputName: string, input: Array32, names: readonly string[], opts: RuntimeOptions = {}): Promise<Map<string, number[]>> {
+export async function probeShapes(
+  g: Graph,
+  inputName: string,
+  input: Array32,
+  names: readonly string[],
+  opts: RuntimeOptions = {},
+): Promise<Map<string, number[]>> {
   const wanted = [...new Set(names)];
   const declared = new Set(g.outputs.map((o) => o.name));
   const probe: Graph = {
     ...g,
-    outputs: [...g.outputs, ...wanted.filter((n) => !declared.has(n)).map((name) => ({ name, dtype: 'float32' as const, shape: null }))],
+    outputs: [
+      ...g.outputs,
+      ...wanted.filter((n) => !declared.has(n)).map((name) => ({ name, dtype: 'float32' as const, shape: null })),
+    ],
   };
   const s = await Session.create(probe, opts);
   try {

@@ -38,9 +38,20 @@ function inputOf(m: PreparedModel, b: Batch): Array32 {
 }
 
 /** The clipped ANN on one batch: every site's output and the readout. */
-async function clippedAnn(m: PreparedModel, th: Thresholds, input: Array32, opts: RuntimeOptions): Promise<Record<string, Array32>> {
+async function clippedAnn(
+  m: PreparedModel,
+  th: Thresholds,
+  input: Array32,
+  opts: RuntimeOptions,
+): Promise<Record<string, Array32>> {
   const inst = instrument(m, { mode: 'clip', granularity: th.granularity });
-  const s = await Session.create(withOutputs(inst.graph, m.plan.sites.map((site) => site.output)), opts);
+  const s = await Session.create(
+    withOutputs(
+      inst.graph,
+      m.plan.sites.map((site) => site.output),
+    ),
+    opts,
+  );
   try {
     return await s.run({ [m.inputName]: input, ...thetaFeeds(inst, th) });
   } finally {
@@ -49,13 +60,22 @@ async function clippedAnn(m: PreparedModel, th: Thresholds, input: Array32, opts
 }
 
 /** Bias and/or potential calibration, site by site; each step sees the corrections before it. */
-export async function siteCorrections(m: PreparedModel, th: Thresholds, maxpool: PoolMode, batch: Batch, opts: CorrectionOptions): Promise<SiteCorrections> {
+export async function siteCorrections(
+  m: PreparedModel,
+  th: Thresholds,
+  maxpool: PoolMode,
+  batch: Batch,
+  opts: CorrectionOptions,
+): Promise<SiteCorrections> {
   const input = inputOf(m, batch);
   const ann = await clippedAnn(m, th, input, opts);
   const sites = m.plan.sites;
   const bias: (Float32Array | null)[] = sites.map(() => null);
   const potential: (Float32Array | null)[] = sites.map(() => null);
-  const stages = [...(opts.bias ? [['bias', opts.bias] as const] : []), ...(opts.potential ? [['potential', opts.potential] as const] : [])];
+  const stages = [
+    ...(opts.bias ? [['bias', opts.bias] as const] : []),
+    ...(opts.potential ? [['potential', opts.potential] as const] : []),
+  ];
   let done = 0;
   for (const site of sites) {
     const shape = m.shapes.get(site.input) as readonly number[];
@@ -67,10 +87,18 @@ export async function siteCorrections(m: PreparedModel, th: Thresholds, maxpool:
       // The SNN's average output at this site over T steps, with the corrections so far.
       const step = buildSnn(m, th, maxpool, { bias, potential });
       const sum = new Float64Array(n * per);
-      await probeSteps(step.graph, step.spec, input, T, [site.output], (_, out) => {
-        const v = out[site.output].data;
-        for (let j = 0; j < sum.length; j++) sum[j] += v[j];
-      }, opts);
+      await probeSteps(
+        step.graph,
+        step.spec,
+        input,
+        T,
+        [site.output],
+        (_, out) => {
+          const v = out[site.output].data;
+          for (let j = 0; j < sum.length; j++) sum[j] += v[j];
+        },
+        opts,
+      );
       const target = ann[site.output].data;
       if (kind === 'bias') {
         const delta = new Float64Array(C);
@@ -111,7 +139,14 @@ export interface DelayFit {
  * samples, then the smallest L2 distance; otherwise the smallest L2 distance; then the
  * smallest d. Takes as many samples of the batch as fit in FIT_VALUES.
  */
-export async function fitDelays(snn: SnnGraph, m: PreparedModel, th: Thresholds, batch: Batch, steps: number, opts: RuntimeOptions): Promise<DelayFit> {
+export async function fitDelays(
+  snn: SnnGraph,
+  m: PreparedModel,
+  th: Thresholds,
+  batch: Batch,
+  steps: number,
+  opts: RuntimeOptions,
+): Promise<DelayFit> {
   const R = numel(snn.spec.readoutShape);
   const n = Math.max(1, Math.min(batch.n, Math.floor(FIT_VALUES / (R * (steps + 1)))));
   const per = numel(m.inputShape);
@@ -120,11 +155,19 @@ export async function fitDelays(snn: SnnGraph, m: PreparedModel, th: Thresholds,
   const size = n * R;
   // cum[t·size + j] = sum of steps 1..t of readout value j.
   const cum = new Float64Array((steps + 1) * size);
-  await probeSteps(snn.graph, snn.spec, input, steps, [snn.spec.readout], (t, out) => {
-    const r = out[snn.spec.readout].data;
-    const at = t * size;
-    for (let j = 0; j < size; j++) cum[at + j] = cum[at - size + j] + r[j];
-  }, opts);
+  await probeSteps(
+    snn.graph,
+    snn.spec,
+    input,
+    steps,
+    [snn.spec.readout],
+    (t, out) => {
+      const r = out[snn.spec.readout].data;
+      const at = t * size;
+      for (let j = 0; j < size; j++) cum[at + j] = cum[at - size + j] + r[j];
+    },
+    opts,
+  );
   const classify = snn.spec.readoutShape.length === 1 && R > 1;
   const argmax = (v: ArrayLike<number>, i: number): number => {
     let best = 0;

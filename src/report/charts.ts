@@ -23,35 +23,61 @@ const SIZE = { width: 520, height: 300 };
 
 export function lineChart(c: LineChart): TopLevelSpec {
   const yScale = c.y.log10 ? { type: 'log' as const } : { zero: false };
-  const layers: object[] = [{
-    data: { values: c.rows },
-    mark: { type: 'line', point: true },
-    encoding: {
-      x: { field: c.x.field, type: 'quantitative', title: c.x.title, ...(c.x.log2 ? { scale: { type: 'log', base: 2 }, axis: { values: [...new Set(c.rows.map((r) => r[c.x.field]))] } } : {}) },
-      y: { field: c.y.field, type: 'quantitative', title: c.y.title, scale: yScale, ...(c.y.percent ? { axis: { format: '.1%' } } : c.y.log10 ? { axis: { format: '.2~s' } } : {}) },
-      color: { field: c.color.field, type: 'nominal', title: c.color.title, sort: null, legend: { labelLimit: 400 } },
-      tooltip: [{ field: c.x.field }, { field: c.y.field }, { field: c.color.field }],
+  const layers: object[] = [
+    {
+      data: { values: c.rows },
+      mark: { type: 'line', point: true },
+      encoding: {
+        x: {
+          field: c.x.field,
+          type: 'quantitative',
+          title: c.x.title,
+          ...(c.x.log2
+            ? { scale: { type: 'log', base: 2 }, axis: { values: [...new Set(c.rows.map((r) => r[c.x.field]))] } }
+            : {}),
+        },
+        y: {
+          field: c.y.field,
+          type: 'quantitative',
+          title: c.y.title,
+          scale: yScale,
+          ...(c.y.percent ? { axis: { format: '.1%' } } : c.y.log10 ? { axis: { format: '.2~s' } } : {}),
+        },
+        color: { field: c.color.field, type: 'nominal', title: c.color.title, sort: null, legend: { labelLimit: 400 } },
+        tooltip: [{ field: c.x.field }, { field: c.y.field }, { field: c.color.field }],
+      },
     },
-  }];
+  ];
   if (c.hlines?.length) {
     layers.push({
       data: { values: c.hlines },
       mark: { type: 'rule', strokeDash: [6, 4] },
-      encoding: { y: { field: 'value', type: 'quantitative' }, color: { field: 'label', type: 'nominal', title: c.color.title } },
+      encoding: {
+        y: { field: 'value', type: 'quantitative' },
+        color: { field: 'label', type: 'nominal', title: c.color.title },
+      },
     });
   }
   if (c.vlines?.length) {
-    layers.push({
-      data: { values: c.vlines },
-      mark: { type: 'rule', strokeDash: [2, 3], color: 'black' },
-      encoding: { x: { field: 'value', type: 'quantitative' } },
-    }, {
-      data: { values: c.vlines },
-      mark: { type: 'text', align: 'left', dx: 4, dy: -4, baseline: 'bottom' },
-      encoding: { x: { field: 'value', type: 'quantitative' }, y: { value: 12 }, text: { field: 'label' } },
-    });
+    layers.push(
+      {
+        data: { values: c.vlines },
+        mark: { type: 'rule', strokeDash: [2, 3], color: 'black' },
+        encoding: { x: { field: 'value', type: 'quantitative' } },
+      },
+      {
+        data: { values: c.vlines },
+        mark: { type: 'text', align: 'left', dx: 4, dy: -4, baseline: 'bottom' },
+        encoding: { x: { field: 'value', type: 'quantitative' }, y: { value: 12 }, text: { field: 'label' } },
+      },
+    );
   }
-  return { $schema: 'https://vega.github.io/schema/vega-lite/v6.json', title: c.title, ...SIZE, layer: layers } as TopLevelSpec;
+  return {
+    $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
+    title: c.title,
+    ...SIZE,
+    layer: layers,
+  } as TopLevelSpec;
 }
 
 export interface BarChart {
@@ -66,13 +92,21 @@ export interface BarChart {
 export function barChart(c: BarChart): TopLevelSpec {
   return {
     $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
-    title: c.title, ...SIZE,
+    title: c.title,
+    ...SIZE,
     data: { values: c.rows as Row[] },
     mark: 'bar',
     encoding: {
       x: { field: c.x.field, type: 'nominal', title: c.x.title, sort: null, axis: { labelAngle: -40 } },
-      y: { field: c.y.field, type: 'quantitative', title: c.y.title, ...(c.y.percent ? { axis: { format: '.1%' } } : {}) },
-      ...(c.group ? { xOffset: { field: c.group.field }, color: { field: c.group.field, type: 'nominal', title: c.group.title } } : {}),
+      y: {
+        field: c.y.field,
+        type: 'quantitative',
+        title: c.y.title,
+        ...(c.y.percent ? { axis: { format: '.1%' } } : {}),
+      },
+      ...(c.group
+        ? { xOffset: { field: c.group.field }, color: { field: c.group.field, type: 'nominal', title: c.group.title } }
+        : {}),
       tooltip: [{ field: c.x.field }, { field: c.y.field }, ...(c.group ? [{ field: c.group.field }] : [])],
     },
   } as TopLevelSpec;

@@ -4,7 +4,14 @@
  * images as a labelled grid. Everything is drawn in the model's input pixels, as stored.
  */
 import { encodePng } from '../data/png.js';
-import { expandRuns, runClasses, type PictureBox, type PicturePrediction, type Pictures, type PictureSample } from '../evaluate/pictures.js';
+import {
+  expandRuns,
+  runClasses,
+  type PictureBox,
+  type PicturePrediction,
+  type Pictures,
+  type PictureSample,
+} from '../evaluate/pictures.js';
 
 function esc(s: string): string {
   return s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
@@ -30,7 +37,18 @@ export function vocPalette(): Uint8Array {
 const PALETTE = vocPalette();
 
 /** Box colours by class (bright, distinct on dark and light images). */
-const BOX_COLOURS = ['#ff3b30', '#34c759', '#0a84ff', '#ffcc00', '#af52de', '#ff9500', '#5ac8fa', '#ff2d55', '#a2845e', '#00c7be'];
+const BOX_COLOURS = [
+  '#ff3b30',
+  '#34c759',
+  '#0a84ff',
+  '#ffcc00',
+  '#af52de',
+  '#ff9500',
+  '#5ac8fa',
+  '#ff2d55',
+  '#a2845e',
+  '#00c7be',
+];
 
 function colour(label: number): string {
   return BOX_COLOURS[((label % BOX_COLOURS.length) + BOX_COLOURS.length) % BOX_COLOURS.length];
@@ -92,19 +110,25 @@ function imageTag(src: string, p: Pictures, alt: string, size: number): string {
 function boxesSvg(p: Pictures, image: string, boxes: readonly PictureBox[], alt: string, size: number): string {
   const { width: W, height: H } = p;
   const font = Math.max(W, H) / 13;
-  const items = boxes.map((b) => {
-    const c = b.crowd ? '#bbbbbb' : colour(b.label);
-    const text = `${className(p, b.label)}${b.crowd ? ' (crowd)' : ''}${b.score !== undefined ? ` ${b.score.toFixed(2)}` : ''}`;
-    const tw = text.length * font * 0.6 + font * 0.4;
-    // The label sits above the box, or inside it at the top edge of the image.
-    const ty = b.y - font * 1.15 >= 0 ? b.y - font * 1.15 : b.y;
-    return `<rect x="${b.x}" y="${b.y}" width="${b.w}" height="${b.h}" fill="none" stroke="${c}" stroke-width="2" vector-effect="non-scaling-stroke"${b.crowd ? ' stroke-dasharray="4 3"' : ''}/>` +
-      `<rect x="${b.x}" y="${ty}" width="${tw}" height="${font * 1.15}" fill="${c}" opacity="0.85"/>` +
-      `<text x="${b.x + font * 0.2}" y="${ty + font * 0.9}" font-size="${font}" fill="#000">${esc(text)}</text>`;
-  }).join('');
+  const items = boxes
+    .map((b) => {
+      const c = b.crowd ? '#bbbbbb' : colour(b.label);
+      const text = `${className(p, b.label)}${b.crowd ? ' (crowd)' : ''}${b.score !== undefined ? ` ${b.score.toFixed(2)}` : ''}`;
+      const tw = text.length * font * 0.6 + font * 0.4;
+      // The label sits above the box, or inside it at the top edge of the image.
+      const ty = b.y - font * 1.15 >= 0 ? b.y - font * 1.15 : b.y;
+      return (
+        `<rect x="${b.x}" y="${b.y}" width="${b.w}" height="${b.h}" fill="none" stroke="${c}" stroke-width="2" vector-effect="non-scaling-stroke"${b.crowd ? ' stroke-dasharray="4 3"' : ''}/>` +
+        `<rect x="${b.x}" y="${ty}" width="${tw}" height="${font * 1.15}" fill="${c}" opacity="0.85"/>` +
+        `<text x="${b.x + font * 0.2}" y="${ty + font * 0.9}" font-size="${font}" fill="#000">${esc(text)}</text>`
+      );
+    })
+    .join('');
   const h = Math.round((size * H) / W);
-  return `<svg class="pic" role="img" aria-label="${esc(alt)}" width="${size}" height="${h}" viewBox="0 0 ${W} ${H}" overflow="hidden" font-family="system-ui, sans-serif">` +
-    `<image href="${image}" x="0" y="0" width="${W}" height="${H}" preserveAspectRatio="none" style="image-rendering: pixelated"/>${items}</svg>`;
+  return (
+    `<svg class="pic" role="img" aria-label="${esc(alt)}" width="${size}" height="${h}" viewBox="0 0 ${W} ${H}" overflow="hidden" font-family="system-ui, sans-serif">` +
+    `<image href="${image}" x="0" y="0" width="${W}" height="${H}" preserveAspectRatio="none" style="image-rendering: pixelated"/>${items}</svg>`
+  );
 }
 
 function cell(inner: string, caption: string): string {
@@ -115,10 +139,16 @@ function denseCell(p: Pictures, s: PictureSample, pred: PicturePrediction | null
   if (!pred) return '<td class="none">–</td>';
   if (p.task === 'segmentation') {
     const miou = pred !== s.truth && pred.mask && s.truth.mask ? imageMiou(p, pred.mask, s.truth.mask) : null;
-    return cell(imageTag(maskUri(p, pred.mask ?? ''), p, `${what} mask of sample ${s.index}`, size), miou === null ? '&nbsp;' : `mIoU ${(100 * miou).toFixed(1)} %`);
+    return cell(
+      imageTag(maskUri(p, pred.mask ?? ''), p, `${what} mask of sample ${s.index}`, size),
+      miou === null ? '&nbsp;' : `mIoU ${(100 * miou).toFixed(1)} %`,
+    );
   }
   const boxes = pred.boxes ?? [];
-  return cell(boxesSvg(p, s.image, boxes, `${what} boxes of sample ${s.index}`, size), `${boxes.filter((b) => !b.crowd).length} box${boxes.length === 1 ? '' : 'es'}`);
+  return cell(
+    boxesSvg(p, s.image, boxes, `${what} boxes of sample ${s.index}`, size),
+    `${boxes.filter((b) => !b.crowd).length} box${boxes.length === 1 ? '' : 'es'}`,
+  );
 }
 
 function windowLabel(w: { T: number; delay: number }): string {
@@ -132,8 +162,10 @@ function denseHtml(p: Pictures): string {
   const size = cellWidth(head.length);
   const rows = p.samples.map((s) => {
     const image = cell(imageTag(s.image, p, `test sample ${s.index}`, size), `sample ${s.index}`);
-    return `<tr>${image}${denseCell(p, s, s.truth, 'ground truth', size)}${hasAnn ? denseCell(p, s, s.ann, 'ANN', size) : ''}` +
-      `${p.windows.map((w, i) => denseCell(p, s, s.snn[i] ?? null, `SNN at T = ${w.T}`, size)).join('')}</tr>`;
+    return (
+      `<tr>${image}${denseCell(p, s, s.truth, 'ground truth', size)}${hasAnn ? denseCell(p, s, s.ann, 'ANN', size) : ''}` +
+      `${p.windows.map((w, i) => denseCell(p, s, s.snn[i] ?? null, `SNN at T = ${w.T}`, size)).join('')}</tr>`
+    );
   });
   return `<div class="pics"><table class="pics"><thead><tr>${head.map((h) => `<th>${h}</th>`).join('')}</tr></thead><tbody>${rows.join('\n')}</tbody></table></div>${legend(p)}`;
 }
@@ -147,11 +179,13 @@ function legend(p: Pictures): string {
       for (const b of pred.boxes ?? []) if (!b.crowd) seen.add(b.label);
     }
   }
-  const items = [...seen].sort((a, b) => a - b).map((c) => {
-    const swatch = p.task === 'segmentation' ? hex(PALETTE.subarray(3 * c, 3 * c + 3)) : colour(c);
-    const name = p.task === 'segmentation' && c === 255 ? 'ignore' : className(p, c);
-    return `<span class="key"><span class="swatch" style="background:${swatch}"></span>${esc(name)}</span>`;
-  });
+  const items = [...seen]
+    .sort((a, b) => a - b)
+    .map((c) => {
+      const swatch = p.task === 'segmentation' ? hex(PALETTE.subarray(3 * c, 3 * c + 3)) : colour(c);
+      const name = p.task === 'segmentation' && c === 255 ? 'ignore' : className(p, c);
+      return `<span class="key"><span class="swatch" style="background:${swatch}"></span>${esc(name)}</span>`;
+    });
   return items.length ? `<p class="legend">${items.join(' ')}</p>` : '';
 }
 
@@ -161,11 +195,14 @@ function gridHtml(p: Pictures): string {
     const truth = s.truth.label ?? -1;
     const snn = s.snn[0]?.label ?? -1;
     const ann = s.ann?.label;
-    const annLine = ann === undefined ? '' : `<br>ANN <b class="${ann === truth ? 'ok' : 'bad'}">${esc(className(p, ann))}</b>`;
+    const annLine =
+      ann === undefined ? '' : `<br>ANN <b class="${ann === truth ? 'ok' : 'bad'}">${esc(className(p, ann))}</b>`;
     const side = 96;
     const h = Math.round((side * p.height) / p.width);
-    return `<figure class="card"><img class="pic" src="${s.image}" width="${side}" height="${h}" alt="test sample ${s.index}">` +
-      `<figcaption>#${s.index}<br>true <b>${esc(className(p, truth))}</b><br>SNN <b class="bad">${esc(className(p, snn))}</b>${annLine}</figcaption></figure>`;
+    return (
+      `<figure class="card"><img class="pic" src="${s.image}" width="${side}" height="${h}" alt="test sample ${s.index}">` +
+      `<figcaption>#${s.index}<br>true <b>${esc(className(p, truth))}</b><br>SNN <b class="bad">${esc(className(p, snn))}</b>${annLine}</figcaption></figure>`
+    );
   });
   return `<div class="grid">${cards.join('\n')}</div>`;
 }
@@ -186,12 +223,15 @@ export function picturesText(p: Pictures): string[] {
     const wrong = p.misclassified ?? 0;
     return [
       `Misclassified at T = ${w.T} (readout over steps ${w.delay + 1}..${w.T}): ${wrong} of ${checked} samples (${checked ? ((100 * wrong) / checked).toFixed(2) : '–'} %)` +
-      `${wrong > p.samples.length ? `; the first ${p.samples.length} in data order` : ''}, with the true class and the SNN's prediction${p.samples.some((s) => s.ann) ? ' (and the ANN\'s)' : ''}` +
-      `${p.task === 'video' ? '; each clip shown by its first frame' : ''}.${names}`,
+        `${wrong > p.samples.length ? `; the first ${p.samples.length} in data order` : ''}, with the true class and the SNN's prediction${p.samples.some((s) => s.ann) ? " (and the ANN's)" : ''}` +
+        `${p.task === 'video' ? '; each clip shown by its first frame' : ''}.${names}`,
     ];
   }
   const crowds = p.samples.some((s) => s.truth.boxes?.some((b) => b.crowd));
-  const what = p.task === 'segmentation' ? 'masks (each pixel coloured by its class; VOC colours, ignored pixels light grey)' : `boxes (score ≥ ${p.minScore ?? 0}, labelled with class and score${crowds ? '; crowd regions of the ground truth dashed' : ''})`;
+  const what =
+    p.task === 'segmentation'
+      ? 'masks (each pixel coloured by its class; VOC colours, ignored pixels light grey)'
+      : `boxes (score ≥ ${p.minScore ?? 0}, labelled with class and score${crowds ? '; crowd regions of the ground truth dashed' : ''})`;
   return [
     `${p.samples.length} test images with the SNN's ${what} at ${p.windows.map((w) => `T = ${w.T}`).join(', ')}, next to the ground truth${p.samples.some((s) => s.ann) ? ' and the ANN' : ''}. Drawn in the model's input pixels.${names}`,
   ];

@@ -74,7 +74,9 @@ export interface DelayRecord extends RunInfo {
   readonly estimated: number;
   /** Per T: accuracy at each delay tried; `best` is the delay with the highest accuracy. */
   readonly sweeps: readonly {
-    readonly T: number; readonly rule: number; readonly best: number;
+    readonly T: number;
+    readonly rule: number;
+    readonly best: number;
     readonly points: readonly { readonly delay: number; readonly metric: number }[];
   }[];
 }
@@ -98,67 +100,169 @@ export const RECORD_KINDS = ['simulate', 'ablation', 'iterations', 'plugplay', '
 
 // The schema of a record read back from JSON (spikeport report FILE). JSON has no ∞ or NaN: a
 // non-finite number was written as null, and reads back as NaN where the type says number.
-const num = z.number().nullable().transform((v) => v ?? Number.NaN);
+const num = z
+  .number()
+  .nullable()
+  .transform((v) => v ?? Number.NaN);
 const str = z.string();
 const score = z.object({ metric: num, secondary: num.nullable() }).nullable();
 const info = { task: z.enum(TASKS).optional(), model: str, data: str, samples: num, created: str };
-const cost = z.object({ T: num, sops: num, macs: num, energy: num, fpsPerW: num, fpsPerWSopsOnly: num.nullable(), metric: num.nullable() });
+const cost = z.object({
+  T: num,
+  sops: num,
+  macs: num,
+  energy: num,
+  fpsPerW: num,
+  fpsPerWSopsOnly: num.nullable(),
+  metric: num.nullable(),
+});
 const energy = z.object({
   constants: z.object({ name: str, eSop: num, eMac: num, note: str }),
   ann: z.object({ macs: num, energy: num, fpsPerW: num, metric: num.nullable() }),
-  perT: z.array(cost), sops90: cost.nullable(), sops95: cost.nullable(),
-  layers: z.array(z.object({ node: str, opType: str, where: z.enum(['input', 'spiking', 'dense', 'tail']), macs: num, sops: num.nullable(), density: num.nullable() })),
+  perT: z.array(cost),
+  sops90: cost.nullable(),
+  sops95: cost.nullable(),
+  layers: z.array(
+    z.object({
+      node: str,
+      opType: str,
+      where: z.enum(['input', 'spiking', 'dense', 'tail']),
+      macs: num,
+      sops: num.nullable(),
+      density: num.nullable(),
+    }),
+  ),
 });
 const siteErrors = z.object({
-  T: num, delay: num, samples: num,
+  T: num,
+  delay: num,
+  samples: num,
   sites: z.array(z.object({ site: str, clipError: num, snnVsAnn: num, snnVsClipped: num })),
 });
-const pictureBox = z.object({ label: num, x: num, y: num, w: num, h: num, score: num.optional(), crowd: z.boolean().optional() });
-export const predictionSchema = z.object({ label: num.optional(), mask: z.string().regex(/^\d{1,3}:\d+( \d{1,3}:\d+)*$/, 'runs "class:count …"').optional(), boxes: z.array(pictureBox).optional() });
+const pictureBox = z.object({
+  label: num,
+  x: num,
+  y: num,
+  w: num,
+  h: num,
+  score: num.optional(),
+  crowd: z.boolean().optional(),
+});
+export const predictionSchema = z.object({
+  label: num.optional(),
+  mask: z
+    .string()
+    .regex(/^\d{1,3}:\d+( \d{1,3}:\d+)*$/, 'runs "class:count …"')
+    .optional(),
+  boxes: z.array(pictureBox).optional(),
+});
 /** The record's pictures, checked (also read back from shard files). */
 export const picturesSchema = z.object({
-  task: z.enum(TASKS), width: z.number().int().positive(), height: z.number().int().positive(),
-  maskWidth: z.number().int().positive().optional(), maskHeight: z.number().int().positive().optional(),
-  windows: z.array(z.object({ T: num, delay: num })), classes: z.array(str).optional(), minScore: num.optional(),
-  misclassified: num.optional(), checked: num.optional(),
+  task: z.enum(TASKS),
+  width: z.number().int().positive(),
+  height: z.number().int().positive(),
+  maskWidth: z.number().int().positive().optional(),
+  maskHeight: z.number().int().positive().optional(),
+  windows: z.array(z.object({ T: num, delay: num })),
+  classes: z.array(str).optional(),
+  minScore: num.optional(),
+  misclassified: num.optional(),
+  checked: num.optional(),
   // Only PNG data URIs: the report puts them in an <img> as they are.
-  samples: z.array(z.object({ index: num, image: z.string().regex(/^data:image\/png;base64,[A-Za-z0-9+/]*={0,2}$/, 'a PNG data URI'), truth: predictionSchema, ann: predictionSchema.nullable(), snn: z.array(predictionSchema) })),
+  samples: z.array(
+    z.object({
+      index: num,
+      image: z.string().regex(/^data:image\/png;base64,[A-Za-z0-9+/]*={0,2}$/, 'a PNG data URI'),
+      truth: predictionSchema,
+      ann: predictionSchema.nullable(),
+      snn: z.array(predictionSchema),
+    }),
+  ),
 });
 /** A number of batches. */
 const batches = z.number().int().nonnegative();
 const recordSchema: z.ZodType<RunRecord> = z.discriminatedUnion('kind', [
   z.object({
-    kind: z.literal('simulate'), ...info, method: str, iterations: num, calibration: z.record(z.string(), z.unknown()), maxpool: str,
-    ann: score, clippedAnn: score, delay: z.object({ estimated: num, latencies: z.array(num), rule: str }),
-    results: z.array(z.object({ T: num, delay: num, metric: num, secondary: num.nullable(), metricNoDelay: num, secondaryNoDelay: num.nullable() })),
-    firingRates: z.array(z.object({ site: str, rate: num })), energy: energy.nullable(), siteErrors: siteErrors.nullable(), simulationSeconds: num,
+    kind: z.literal('simulate'),
+    ...info,
+    method: str,
+    iterations: num,
+    calibration: z.record(z.string(), z.unknown()),
+    maxpool: str,
+    ann: score,
+    clippedAnn: score,
+    delay: z.object({ estimated: num, latencies: z.array(num), rule: str }),
+    results: z.array(
+      z.object({
+        T: num,
+        delay: num,
+        metric: num,
+        secondary: num.nullable(),
+        metricNoDelay: num,
+        secondaryNoDelay: num.nullable(),
+      }),
+    ),
+    firingRates: z.array(z.object({ site: str, rate: num })),
+    energy: energy.nullable(),
+    siteErrors: siteErrors.nullable(),
+    simulationSeconds: num,
     engines: z.object({ steps: batches, fused: batches, loop: batches }).partial().strict().optional(),
     pictures: picturesSchema.optional(),
   }),
   z.object({
-    kind: z.enum(['ablation', 'iterations', 'plugplay']), ...info, ann: score, notes: z.array(str),
-    curves: z.array(z.object({ label: str, points: z.array(z.object({ T: num, metric: num })), seconds: num.optional(), delay: num.optional() })),
+    kind: z.enum(['ablation', 'iterations', 'plugplay']),
+    ...info,
+    ann: score,
+    notes: z.array(str),
+    curves: z.array(
+      z.object({
+        label: str,
+        points: z.array(z.object({ T: num, metric: num })),
+        seconds: num.optional(),
+        delay: num.optional(),
+      }),
+    ),
   }),
   z.object({
-    kind: z.literal('delay'), ...info, ann: score, estimated: num,
+    kind: z.literal('delay'),
+    ...info,
+    ann: score,
+    estimated: num,
     sweeps: z.array(z.object({ T: num, rule: num, best: num, points: z.array(z.object({ delay: num, metric: num })) })),
   }),
-  z.object({ kind: z.literal('energy'), ...info, notes: z.array(str), rows: z.array(z.object({ model: str, ann: score, energy, firingRate: num })) }),
+  z.object({
+    kind: z.literal('energy'),
+    ...info,
+    notes: z.array(str),
+    rows: z.array(z.object({ model: str, ann: score, energy, firingRate: num })),
+  }),
 ]);
 
 /** A record from JSON, every field checked; `where` names it in the one-line error. */
 export function parseRecord(json: unknown, where: string): RunRecord {
   const kind = (json as { kind?: unknown } | null)?.kind;
-  if (typeof (json as { format?: unknown } | null)?.format === 'string' && String((json as { format: string }).format).startsWith('spikeport-shard/')) {
-    throw new SpikeportError('invalid-file', `${where} is a shard file: merge the shards of its run into a record with spikeport merge SHARD_FILES... --json FILE --report FILE`);
+  if (
+    typeof (json as { format?: unknown } | null)?.format === 'string' &&
+    String((json as { format: string }).format).startsWith('spikeport-shard/')
+  ) {
+    throw new SpikeportError(
+      'invalid-file',
+      `${where} is a shard file: merge the shards of its run into a record with spikeport merge SHARD_FILES... --json FILE --report FILE`,
+    );
   }
   if (!(RECORD_KINDS as readonly unknown[]).includes(kind)) {
-    throw new SpikeportError('invalid-file', `${where} is not a spikeport record (no "kind" among ${RECORD_KINDS.join(', ')}); make one with simulate --json or experiment --json`);
+    throw new SpikeportError(
+      'invalid-file',
+      `${where} is not a spikeport record (no "kind" among ${RECORD_KINDS.join(', ')}); make one with simulate --json or experiment --json`,
+    );
   }
   const parsed = recordSchema.safeParse(json);
   if (!parsed.success) {
     const issue = parsed.error.issues[0];
-    throw new SpikeportError('invalid-file', `${where}: a ${String(kind)} record with a bad field ${issue.path.join('.') || '(root)'}: ${issue.message}`);
+    throw new SpikeportError(
+      'invalid-file',
+      `${where}: a ${String(kind)} record with a bad field ${issue.path.join('.') || '(root)'}: ${issue.message}`,
+    );
   }
   return parsed.data;
 }

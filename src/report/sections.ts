@@ -35,7 +35,18 @@ export function pct(v: number | null | undefined, digits = 2): string {
 /** 1234567 → "1.23 M". */
 export function si(v: number | null | undefined, unit = ''): string {
   if (v === null || v === undefined || !Number.isFinite(v)) return '–';
-  const prefixes: [number, string][] = [[1e12, 'T'], [1e9, 'G'], [1e6, 'M'], [1e3, 'k'], [1, ''], [1e-3, 'm'], [1e-6, 'µ'], [1e-9, 'n'], [1e-12, 'p'], [1e-15, 'f']];
+  const prefixes: [number, string][] = [
+    [1e12, 'T'],
+    [1e9, 'G'],
+    [1e6, 'M'],
+    [1e3, 'k'],
+    [1, ''],
+    [1e-3, 'm'],
+    [1e-6, 'µ'],
+    [1e-9, 'n'],
+    [1e-12, 'p'],
+    [1e-15, 'f'],
+  ];
   const a = Math.abs(v);
   const [f, p] = prefixes.find(([x]) => a >= x) ?? [1e-15, 'f'];
   return `${(v / f).toPrecision(3)} ${p}${unit}`.trim();
@@ -47,22 +58,39 @@ function num(v: number | null | undefined, digits = 1): string {
 
 export function sections(r: RunRecord): Section[] {
   switch (r.kind) {
-    case 'simulate': return simulateSections(r);
+    case 'simulate':
+      return simulateSections(r);
     case 'ablation':
     case 'iterations':
-    case 'plugplay': return curvesSections(r);
-    case 'delay': return delaySections(r);
-    case 'energy': return energySections(r);
+    case 'plugplay':
+      return curvesSections(r);
+    case 'delay':
+      return delaySections(r);
+    case 'energy':
+      return energySections(r);
   }
 }
 
 export function title(r: RunRecord): string {
-  const what = { simulate: 'SNN simulation', ablation: 'Ablation: calibration methods', iterations: 'CLTB iterations', plugplay: 'Plug-and-play', delay: 'Delayed evaluation sweep', energy: 'Operations and energy' }[r.kind];
+  const what = {
+    simulate: 'SNN simulation',
+    ablation: 'Ablation: calibration methods',
+    iterations: 'CLTB iterations',
+    plugplay: 'Plug-and-play',
+    delay: 'Delayed evaluation sweep',
+    energy: 'Operations and energy',
+  }[r.kind];
   return `${what} — ${r.model} on ${r.data} (${r.samples} samples)`;
 }
 
-function annLines(ann: { metric: number } | null, clipped?: { metric: number } | null): { label: string; value: number }[] {
-  return [...(ann ? [{ label: 'ANN', value: ann.metric }] : []), ...(clipped ? [{ label: 'clipped ANN', value: clipped.metric }] : [])];
+function annLines(
+  ann: { metric: number } | null,
+  clipped?: { metric: number } | null,
+): { label: string; value: number }[] {
+  return [
+    ...(ann ? [{ label: 'ANN', value: ann.metric }] : []),
+    ...(clipped ? [{ label: 'clipped ANN', value: clipped.metric }] : []),
+  ];
 }
 
 function simulateSections(r: SimulateRecord): Section[] {
@@ -71,33 +99,63 @@ function simulateSections(r: SimulateRecord): Section[] {
     { T: x.T, accuracy: x.metric, series: 'SNN, delayed evaluation' },
     { T: x.T, accuracy: x.metricNoDelay, series: 'SNN, no delay' },
   ]);
-  const out: Section[] = [{
-    title: 'Run',
-    text: [
-      `Model ${r.model}; data ${r.data}, ${r.samples} samples; thresholds ${r.method} (${r.iterations} iterations); max pooling ${r.maxpool}.`,
-      `Estimated delay d̂ = ${r.delay.estimated}; delay at T: ${r.delay.rule}. Simulation ${num(r.simulationSeconds)} s${engineNote(r.engines)}.`,
-      ...(r.ann ? [`ANN ${m1} ${pct(r.ann.metric)} %; clipped ANN (ReLU → clip(x, 0, θ)) ${pct(r.clippedAnn?.metric)} %.`] : ['No ANN reference (the source ANN was not found next to the SNN; name it with --ann, or the ann option of loadSnn, and ask for references).']),
-    ],
-  }, ...(r.pictures && r.pictures.samples.length > 0 ? [{
-    title: r.pictures.task === 'classification' || r.pictures.task === 'video' ? `Misclassified at T = ${r.pictures.windows[0]?.T ?? '–'}` : 'Pictures',
-    text: picturesText(r.pictures), pictures: r.pictures,
-  }] : []), {
-    title: `${m1} against time steps`,
-    chart: lineChart({
-      title: `${m1} against T`, rows,
-      x: { field: 'T', title: 'time steps T', log2: true }, y: { field: 'accuracy', title: m1, percent: true },
-      color: { field: 'series', title: '' }, hlines: annLines(r.ann, r.clippedAnn),
-    }),
-    table: {
-      header: ['T', 'delay', `${m1} %`, 'no delay %', `${m2} %`],
-      rows: r.results.map((x) => [String(x.T), String(x.delay), pct(x.metric), pct(x.metricNoDelay), pct(x.secondary)]),
+  const out: Section[] = [
+    {
+      title: 'Run',
+      text: [
+        `Model ${r.model}; data ${r.data}, ${r.samples} samples; thresholds ${r.method} (${r.iterations} iterations); max pooling ${r.maxpool}.`,
+        `Estimated delay d̂ = ${r.delay.estimated}; delay at T: ${r.delay.rule}. Simulation ${num(r.simulationSeconds)} s${engineNote(r.engines)}.`,
+        ...(r.ann
+          ? [`ANN ${m1} ${pct(r.ann.metric)} %; clipped ANN (ReLU → clip(x, 0, θ)) ${pct(r.clippedAnn?.metric)} %.`]
+          : [
+              'No ANN reference (the source ANN was not found next to the SNN; name it with --ann, or the ann option of loadSnn, and ask for references).',
+            ]),
+      ],
     },
-  }];
+    ...(r.pictures && r.pictures.samples.length > 0
+      ? [
+          {
+            title:
+              r.pictures.task === 'classification' || r.pictures.task === 'video'
+                ? `Misclassified at T = ${r.pictures.windows[0]?.T ?? '–'}`
+                : 'Pictures',
+            text: picturesText(r.pictures),
+            pictures: r.pictures,
+          },
+        ]
+      : []),
+    {
+      title: `${m1} against time steps`,
+      chart: lineChart({
+        title: `${m1} against T`,
+        rows,
+        x: { field: 'T', title: 'time steps T', log2: true },
+        y: { field: 'accuracy', title: m1, percent: true },
+        color: { field: 'series', title: '' },
+        hlines: annLines(r.ann, r.clippedAnn),
+      }),
+      table: {
+        header: ['T', 'delay', `${m1} %`, 'no delay %', `${m2} %`],
+        rows: r.results.map((x) => [
+          String(x.T),
+          String(x.delay),
+          pct(x.metric),
+          pct(x.metricNoDelay),
+          pct(x.secondary),
+        ]),
+      },
+    },
+  ];
   const errs = r.siteErrors;
   out.push({
     title: 'Firing rates',
     text: ['Spikes per neuron per step at each neuron site, over all steps simulated.'],
-    chart: barChart({ title: 'Firing rate per site', rows: r.firingRates.map((f) => ({ site: f.site, rate: f.rate })), x: { field: 'site', title: 'neuron site' }, y: { field: 'rate', title: 'spikes / neuron / step', percent: true } }),
+    chart: barChart({
+      title: 'Firing rate per site',
+      rows: r.firingRates.map((f) => ({ site: f.site, rate: f.rate })),
+      x: { field: 'site', title: 'neuron site' },
+      y: { field: 'rate', title: 'spikes / neuron / step', percent: true },
+    }),
   });
   if (errs) {
     out.push({
@@ -112,11 +170,19 @@ function simulateSections(r: SimulateRecord): Section[] {
           { site: s.site, error: s.snnVsClipped, kind: 'SNN vs clipped ANN' },
           { site: s.site, error: s.snnVsAnn, kind: 'SNN vs ANN' },
         ]),
-        x: { field: 'site', title: 'neuron site' }, y: { field: 'error', title: 'relative L2 error' }, group: { field: 'kind', title: '' },
+        x: { field: 'site', title: 'neuron site' },
+        y: { field: 'error', title: 'relative L2 error' },
+        group: { field: 'kind', title: '' },
       }),
       table: {
         header: ['site', 'firing rate %', 'clip error ε_l', 'SNN vs clipped ANN', 'SNN vs ANN'],
-        rows: errs.sites.map((s, i) => [s.site, pct(r.firingRates[i]?.rate), s.clipError.toFixed(4), s.snnVsClipped.toFixed(4), s.snnVsAnn.toFixed(4)]),
+        rows: errs.sites.map((s, i) => [
+          s.site,
+          pct(r.firingRates[i]?.rate),
+          s.clipError.toFixed(4),
+          s.snnVsClipped.toFixed(4),
+          s.snnVsAnn.toFixed(4),
+        ]),
       },
     });
   }
@@ -125,99 +191,161 @@ function simulateSections(r: SimulateRecord): Section[] {
 }
 
 function energyDetail(e: EnergyReport, m1: string): Section[] {
-  return [{
-    title: 'Operations and energy per frame',
-    text: [
-      `Constants: ${e.constants.note}.`,
-      `ANN: ${si(e.ann.macs)} MACs, ${si(e.ann.energy, 'J')} per frame, ${num(e.ann.fpsPerW)} FPS/W.`,
-      `SNN: SOPs are counted per step (events × fan-out) and include the steps before the readout window. Layers on the analog input are computed once per frame (direct coding) and count as MACs. ` +
-      `"FPS/W (SOPs only)" is the paper's convention.`,
-      `SOPs90 (first T at ≥ 90 % of the ANN): ${e.sops90 ? `${si(e.sops90.sops)} at T = ${e.sops90.T}, ${num(e.sops90.fpsPerW)} FPS/W` : 'not reached'}; ` +
-      `SOPs95: ${e.sops95 ? `${si(e.sops95.sops)} at T = ${e.sops95.T}, ${num(e.sops95.fpsPerW)} FPS/W` : 'not reached'}.`,
-    ],
-    table: {
-      header: ['T', `${m1} %`, 'SOPs', 'MACs', 'energy', 'FPS/W', 'FPS/W (SOPs only)', 'vs ANN energy'],
-      rows: e.perT.map((p) => [String(p.T), pct(p.metric), si(p.sops), si(p.macs), si(p.energy, 'J'), num(p.fpsPerW), num(p.fpsPerWSopsOnly), `${num(p.energy / e.ann.energy, 3)}×`]),
+  return [
+    {
+      title: 'Operations and energy per frame',
+      text: [
+        `Constants: ${e.constants.note}.`,
+        `ANN: ${si(e.ann.macs)} MACs, ${si(e.ann.energy, 'J')} per frame, ${num(e.ann.fpsPerW)} FPS/W.`,
+        `SNN: SOPs are counted per step (events × fan-out) and include the steps before the readout window. Layers on the analog input are computed once per frame (direct coding) and count as MACs. ` +
+          `"FPS/W (SOPs only)" is the paper's convention.`,
+        `SOPs90 (first T at ≥ 90 % of the ANN): ${e.sops90 ? `${si(e.sops90.sops)} at T = ${e.sops90.T}, ${num(e.sops90.fpsPerW)} FPS/W` : 'not reached'}; ` +
+          `SOPs95: ${e.sops95 ? `${si(e.sops95.sops)} at T = ${e.sops95.T}, ${num(e.sops95.fpsPerW)} FPS/W` : 'not reached'}.`,
+      ],
+      table: {
+        header: ['T', `${m1} %`, 'SOPs', 'MACs', 'energy', 'FPS/W', 'FPS/W (SOPs only)', 'vs ANN energy'],
+        rows: e.perT.map((p) => [
+          String(p.T),
+          pct(p.metric),
+          si(p.sops),
+          si(p.macs),
+          si(p.energy, 'J'),
+          num(p.fpsPerW),
+          num(p.fpsPerWSopsOnly),
+          `${num(p.energy / e.ann.energy, 3)}×`,
+        ]),
+      },
+      chart: lineChart({
+        title: 'Energy per frame against T',
+        x: { field: 'T', title: 'time steps T', log2: true },
+        y: { field: 'energy', title: 'joules per frame', log10: true },
+        color: { field: 'series', title: '' },
+        rows: e.perT.map((p) => ({ T: p.T, energy: p.energy, series: 'SNN' })),
+        hlines: [{ label: 'ANN', value: e.ann.energy }],
+      }),
     },
-    chart: lineChart({
-      title: 'Energy per frame against T', x: { field: 'T', title: 'time steps T', log2: true }, y: { field: 'energy', title: 'joules per frame', log10: true },
-      color: { field: 'series', title: '' },
-      rows: e.perT.map((p) => ({ T: p.T, energy: p.energy, series: 'SNN' })),
-      hlines: [{ label: 'ANN', value: e.ann.energy }],
-    }),
-  }, {
-    title: 'Per layer',
-    table: {
-      header: ['layer', 'op', 'input', 'MACs', 'SOPs (all steps)', 'SOPs ÷ (MACs·T)'],
-      rows: e.layers.map((l) => [l.node, l.opType, l.where, si(l.macs), si(l.sops), l.density === null ? '–' : l.density.toFixed(4)]),
+    {
+      title: 'Per layer',
+      table: {
+        header: ['layer', 'op', 'input', 'MACs', 'SOPs (all steps)', 'SOPs ÷ (MACs·T)'],
+        rows: e.layers.map((l) => [
+          l.node,
+          l.opType,
+          l.where,
+          si(l.macs),
+          si(l.sops),
+          l.density === null ? '–' : l.density.toFixed(4),
+        ]),
+      },
     },
-  }];
+  ];
 }
 
 function curvesSections(r: CurvesRecord): Section[] {
   const [m1] = names(r);
   const rows: Row[] = r.curves.flatMap((c) => c.points.map((p) => ({ T: p.T, accuracy: p.metric, series: c.label })));
   const Ts = [...new Set(r.curves.flatMap((c) => c.points.map((p) => p.T)))].sort((a, b) => a - b);
-  return [{
-    title: {
-      ablation: 'Calibration methods against T (the paper\'s Fig. 3a)', iterations: 'CLTB iterations against T (the paper\'s Fig. 3b)',
-      plugplay: 'Plug-and-play with QCFS and calibrations after conversion (the paper\'s Table 1)',
-    }[r.kind],
-    text: [...r.notes, ...(r.ann ? [`ANN ${m1} ${pct(r.ann.metric)} %.`] : [])],
-    chart: lineChart({
-      title: `${m1} against T`, rows, x: { field: 'T', title: 'time steps T', log2: true },
-      y: { field: 'accuracy', title: m1, percent: true }, color: { field: 'series', title: '' }, hlines: annLines(r.ann),
-    }),
-    table: {
-      header: ['setting', ...Ts.map((T) => `T=${T}`), 'seconds'],
-      rows: r.curves.map((c) => [c.label, ...Ts.map((T) => pct(c.points.find((p) => p.T === T)?.metric)), num(c.seconds)]),
+  return [
+    {
+      title: {
+        ablation: "Calibration methods against T (the paper's Fig. 3a)",
+        iterations: "CLTB iterations against T (the paper's Fig. 3b)",
+        plugplay: "Plug-and-play with QCFS and calibrations after conversion (the paper's Table 1)",
+      }[r.kind],
+      text: [...r.notes, ...(r.ann ? [`ANN ${m1} ${pct(r.ann.metric)} %.`] : [])],
+      chart: lineChart({
+        title: `${m1} against T`,
+        rows,
+        x: { field: 'T', title: 'time steps T', log2: true },
+        y: { field: 'accuracy', title: m1, percent: true },
+        color: { field: 'series', title: '' },
+        hlines: annLines(r.ann),
+      }),
+      table: {
+        header: ['setting', ...Ts.map((T) => `T=${T}`), 'seconds'],
+        rows: r.curves.map((c) => [
+          c.label,
+          ...Ts.map((T) => pct(c.points.find((p) => p.T === T)?.metric)),
+          num(c.seconds),
+        ]),
+      },
     },
-  }];
+  ];
 }
 
 function delaySections(r: DelayRecord): Section[] {
   const [m1] = names(r);
-  const rows: Row[] = r.sweeps.flatMap((s) => s.points.map((p) => ({ delay: p.delay, accuracy: p.metric, series: `T=${s.T}` })));
-  return [{
-    title: 'Accuracy against the delay (the paper\'s Fig. 4)',
-    text: [
-      `The readout is averaged over steps d+1..T. Estimated delay d̂ = ${r.estimated}; the default rule uses min(d̂, ⌊T/2⌋).`,
-      ...(r.ann ? [`ANN ${m1} ${pct(r.ann.metric)} %.`] : []),
-    ],
-    chart: lineChart({
-      title: `${m1} against delay d`, rows, x: { field: 'delay', title: 'delay d (steps discarded)' },
-      y: { field: 'accuracy', title: m1, percent: true }, color: { field: 'series', title: '' },
-      vlines: [{ label: `d̂ = ${r.estimated}`, value: r.estimated }],
-    }),
-    table: {
-      header: ['T', 'no delay %', 'rule d', 'at rule %', 'best d', 'at best %'],
-      rows: r.sweeps.map((s) => {
-        const at = (d: number): number | undefined => s.points.find((p) => p.delay === d)?.metric;
-        return [String(s.T), pct(at(0)), String(s.rule), pct(at(s.rule)), String(s.best), pct(at(s.best))];
+  const rows: Row[] = r.sweeps.flatMap((s) =>
+    s.points.map((p) => ({ delay: p.delay, accuracy: p.metric, series: `T=${s.T}` })),
+  );
+  return [
+    {
+      title: "Accuracy against the delay (the paper's Fig. 4)",
+      text: [
+        `The readout is averaged over steps d+1..T. Estimated delay d̂ = ${r.estimated}; the default rule uses min(d̂, ⌊T/2⌋).`,
+        ...(r.ann ? [`ANN ${m1} ${pct(r.ann.metric)} %.`] : []),
+      ],
+      chart: lineChart({
+        title: `${m1} against delay d`,
+        rows,
+        x: { field: 'delay', title: 'delay d (steps discarded)' },
+        y: { field: 'accuracy', title: m1, percent: true },
+        color: { field: 'series', title: '' },
+        vlines: [{ label: `d̂ = ${r.estimated}`, value: r.estimated }],
       }),
+      table: {
+        header: ['T', 'no delay %', 'rule d', 'at rule %', 'best d', 'at best %'],
+        rows: r.sweeps.map((s) => {
+          const at = (d: number): number | undefined => s.points.find((p) => p.delay === d)?.metric;
+          return [String(s.T), pct(at(0)), String(s.rule), pct(at(s.rule)), String(s.best), pct(at(s.best))];
+        }),
+      },
     },
-  }];
+  ];
 }
 
 function energySections(r: EnergyRecord): Section[] {
   const [m1] = names(r);
   const c = r.rows[0]?.energy.constants;
-  return [{
-    title: 'SOPs90 / SOPs95 and FPS/W (the paper\'s Appendix F table)',
-    text: [
-      ...(c ? [`Constants: ${c.note}.`] : []),
-      `SOPsX: synaptic operations per frame at the first T reached whose ${m1} is ≥ X % of the ANN's (T from the list simulated). FPS/W = frames per joule. SNN FPS/W counts SOPs and the analog first layer's MACs; the paper's convention (SOPs only) is in brackets.`,
-      ...r.notes,
-    ],
-    table: {
-      header: ['model', `ANN ${m1} %`, 'ANN MACs', 'ANN FPS/W', 'T90', 'SOPs90', 'SNN90 FPS/W', 'T95', 'SOPs95', 'SNN95 FPS/W', 'firing rate %'],
-      rows: r.rows.map((x) => {
-        const e = x.energy;
-        const cell = (p: typeof e.sops90): string[] => (p ? [String(p.T), si(p.sops), `${num(p.fpsPerW)} [${num(p.fpsPerWSopsOnly)}]`] : ['–', '–', '–']);
-        return [x.model, pct(x.ann?.metric), si(e.ann.macs), num(e.ann.fpsPerW), ...cell(e.sops90), ...cell(e.sops95), pct(x.firingRate)];
-      }),
+  return [
+    {
+      title: "SOPs90 / SOPs95 and FPS/W (the paper's Appendix F table)",
+      text: [
+        ...(c ? [`Constants: ${c.note}.`] : []),
+        `SOPsX: synaptic operations per frame at the first T reached whose ${m1} is ≥ X % of the ANN's (T from the list simulated). FPS/W = frames per joule. SNN FPS/W counts SOPs and the analog first layer's MACs; the paper's convention (SOPs only) is in brackets.`,
+        ...r.notes,
+      ],
+      table: {
+        header: [
+          'model',
+          `ANN ${m1} %`,
+          'ANN MACs',
+          'ANN FPS/W',
+          'T90',
+          'SOPs90',
+          'SNN90 FPS/W',
+          'T95',
+          'SOPs95',
+          'SNN95 FPS/W',
+          'firing rate %',
+        ],
+        rows: r.rows.map((x) => {
+          const e = x.energy;
+          const cell = (p: typeof e.sops90): string[] =>
+            p ? [String(p.T), si(p.sops), `${num(p.fpsPerW)} [${num(p.fpsPerWSopsOnly)}]`] : ['–', '–', '–'];
+          return [
+            x.model,
+            pct(x.ann?.metric),
+            si(e.ann.macs),
+            num(e.ann.fpsPerW),
+            ...cell(e.sops90),
+            ...cell(e.sops95),
+            pct(x.firingRate),
+          ];
+        }),
+      },
     },
-  }];
+  ];
 }
 
 /** Which engines ran the batches, e.g. " (engine steps: 98 batches, fused: 2)"; `auto` (or several workers) may use both. */

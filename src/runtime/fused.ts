@@ -55,7 +55,11 @@ export interface FusedBlock {
 
 export interface FusedSessions {
   /** Run one batch through `steps` steps, K at a time; `onBlock(t0, K, block)` gets every block. */
-  run(batch: Batch, steps: number, onBlock: (t0: number, K: number, block: FusedBlock) => void | Promise<void>): Promise<void>;
+  run(
+    batch: Batch,
+    steps: number,
+    onBlock: (t0: number, K: number, block: FusedBlock) => void | Promise<void>,
+  ): Promise<void>;
   /** Whether a batch of n samples fits the kernels' memory (else `run` throws). */
   fits(n: number): boolean;
   release(): Promise<void>;
@@ -69,7 +73,12 @@ export async function fusedSessions(plan: FusedPlan, spec: SnnSpec, opts: FusedO
     // Many sessions called in turn: idle ones must not spin on the cores the running one needs.
     const so = { threads: opts.threads, device: opts.device, spinning: false };
     prefix = plan.prefix ? await Session.create(plan.prefix, so) : null;
-    for (const [i, s] of stages.entries()) sessions.push(s.graph ? await Session.create(s.graph, { ...so, ...(opts.profile ? { profile: `${opts.profile}stage${i}` } : {}) }) : null);
+    for (const [i, s] of stages.entries())
+      sessions.push(
+        s.graph
+          ? await Session.create(s.graph, { ...so, ...(opts.profile ? { profile: `${opts.profile}stage${i}` } : {}) })
+          : null,
+      );
   } catch (e) {
     await prefix?.release();
     for (const s of sessions) await s?.release();
@@ -183,9 +192,12 @@ export async function fusedSessions(plan: FusedPlan, spec: SnnSpec, opts: FusedO
           const s = sessions[L];
           if (s) {
             const feeds: Record<string, Array32> = {};
-            for (const name of stageInputs[L]) feeds[name] = vals.get(name) ?? (jsShapes.has(name) && !constants.has(name) ? jsValue(name, k) : tile(name, k));
+            for (const name of stageInputs[L])
+              feeds[name] =
+                vals.get(name) ?? (jsShapes.has(name) && !constants.has(name) ? jsValue(name, k) : tile(name, k));
             const into: Record<string, Array32> = {};
-            for (const name of stageOutputs[L]) if (jsShapes.has(name) && !copied.has(name)) into[name] = jsValue(name, k);
+            for (const name of stageOutputs[L])
+              if (jsShapes.has(name) && !copied.has(name)) into[name] = jsValue(name, k);
             const out = await s.run(feeds, undefined, into);
             for (const [name, v] of Object.entries(out)) {
               vals.set(name, v);
@@ -219,7 +231,8 @@ export async function fusedSessions(plan: FusedPlan, spec: SnnSpec, opts: FusedO
           const size = n * e.fanout.length;
           const stride = constants.has(e.input) ? 0 : size;
           const sums = counts[counterIndex.get(e.output) as number];
-          for (let step = 0; step < k; step++) sums[step] = kern.events(x.subarray(step * stride, step * stride + size), eventFans[i], n);
+          for (let step = 0; step < k; step++)
+            sums[step] = kern.events(x.subarray(step * stride, step * stride + size), eventFans[i], n);
         });
         const r = vals.get(spec.readout) ?? tile(spec.readout, k);
         await onBlock(t0, k, { readouts: r.data.subarray(0, k * n * readoutSize), counts });

@@ -30,7 +30,15 @@ export interface Kernels extends Arena {
    * out hold n samples; the fan-out one sample's neurons; level and θ one sample's neurons, or
    * one value per channel (fewer values than neurons: channels of equal size, channel-major).
    */
-  neuron(u: Float32Array, cur: Float32Array, out: Float32Array, level: Float32Array, theta: Float32Array, fan: Int32Array | null, n: number): NeuronCounts;
+  neuron(
+    u: Float32Array,
+    cur: Float32Array,
+    out: Float32Array,
+    level: Float32Array,
+    theta: Float32Array,
+    fan: Int32Array | null,
+    n: number,
+  ): NeuronCounts;
   /** Σ fan over the non-zero values of x (n samples of fan.length values). */
   events(x: Float32Array, fan: Int32Array, n: number): number;
   /** out = state + x; state = out. */
@@ -42,8 +50,27 @@ export interface Kernels extends Arena {
 interface WasmExports {
   readonly memory: WebAssembly.Memory;
   readonly sops: WebAssembly.Global;
-  neuron(u: number, cur: number, out: number, level: number, theta: number, fan: number, len: number, n: number): number;
-  neuronChannels(u: number, cur: number, out: number, level: number, theta: number, fan: number, len: number, c: number, n: number): number;
+  neuron(
+    u: number,
+    cur: number,
+    out: number,
+    level: number,
+    theta: number,
+    fan: number,
+    len: number,
+    n: number,
+  ): number;
+  neuronChannels(
+    u: number,
+    cur: number,
+    out: number,
+    level: number,
+    theta: number,
+    fan: number,
+    len: number,
+    c: number,
+    n: number,
+  ): number;
   events(x: number, fan: number, len: number, n: number): bigint;
   accumulate(state: number, x: number, out: number, len: number): void;
   difference(state: number, x: number, out: number, len: number): void;
@@ -98,7 +125,11 @@ function wasmKernels(x: WasmExports): Kernels {
         try {
           x.memory.grow(Math.ceil((need - have) / PAGE));
         } catch {
-          throw new SpikeportError('runtime', `the fused engine needs ${(need / 2 ** 30).toFixed(1)} GiB of WebAssembly memory for one batch (at most 4 GiB); use a smaller batch or --engine steps`, 'batchSize');
+          throw new SpikeportError(
+            'runtime',
+            `the fused engine needs ${(need / 2 ** 30).toFixed(1)} GiB of WebAssembly memory for one batch (at most 4 GiB); use a smaller batch or --engine steps`,
+            'batchSize',
+          );
         }
       }
       next = 0;
@@ -107,9 +138,20 @@ function wasmKernels(x: WasmExports): Kernels {
     i32: (len) => new Int32Array(x.memory.buffer, take(4 * len), len),
     neuron(u, cur, out, level, theta, fan, n) {
       const per = u.length / n;
-      const fired = level.length === per
-        ? x.neuron(ptr(u), ptr(cur), ptr(out), ptr(level), ptr(theta), fan ? ptr(fan) : 0, per, n)
-        : x.neuronChannels(ptr(u), ptr(cur), ptr(out), ptr(level), ptr(theta), fan ? ptr(fan) : 0, per / level.length, level.length, n);
+      const fired =
+        level.length === per
+          ? x.neuron(ptr(u), ptr(cur), ptr(out), ptr(level), ptr(theta), fan ? ptr(fan) : 0, per, n)
+          : x.neuronChannels(
+              ptr(u),
+              ptr(cur),
+              ptr(out),
+              ptr(level),
+              ptr(theta),
+              fan ? ptr(fan) : 0,
+              per / level.length,
+              level.length,
+              n,
+            );
       return { fired, sops: fan ? Number(x.sops.value as bigint) : 0 };
     },
     events: (v, fan, n) => Number(x.events(ptr(v), ptr(fan), fan.length, n)),

@@ -18,13 +18,21 @@ export function withOutputs(g: Graph, names: readonly string[]): Graph {
  * Run a step-form graph for `steps` steps on one batch `input` ([n, ...inputShape]), states from
  * zero, and hand the named tensors of every step (1-based t) to `visit`.
  */
-export async function probeSteps(graph: Graph, spec: SnnSpec, input: Array32, steps: number, names: readonly string[],
-  visit: (t: number, out: Readonly<Record<string, Array32>>) => void, opts: RuntimeOptions): Promise<void> {
+export async function probeSteps(
+  graph: Graph,
+  spec: SnnSpec,
+  input: Array32,
+  steps: number,
+  names: readonly string[],
+  visit: (t: number, out: Readonly<Record<string, Array32>>) => void,
+  opts: RuntimeOptions,
+): Promise<void> {
   const n = input.dims[0];
   const session = await Session.create(withOutputs(graph, names), opts);
   try {
     const feeds: Record<string, Array32> = { [spec.input]: input };
-    for (const st of spec.states) feeds[st.input] = { dims: [n, ...st.shape], data: new Float32Array(n * numel(st.shape)) };
+    for (const st of spec.states)
+      feeds[st.input] = { dims: [n, ...st.shape], data: new Float32Array(n * numel(st.shape)) };
     const wanted = [...new Set([...names, ...spec.states.map((st) => st.output)])];
     for (let t = 1; t <= steps; t++) {
       const out = await session.run(feeds, wanted);

@@ -9,7 +9,15 @@ import type { Graph } from '../graph/ir.js';
 import { numel } from '../graph/ir.js';
 import { Session, type Array32, type ArrayI64, type RuntimeOptions } from '../ort/session.js';
 import type { OnProgress } from '../progress.js';
-import { LOOP_DELAY_INPUT, LOOP_STEPS_INPUT, counterOutputs, loopCounter, loopReadout, type SnnForm, type SnnSpec } from '../snn/format.js';
+import {
+  LOOP_DELAY_INPUT,
+  LOOP_STEPS_INPUT,
+  counterOutputs,
+  loopCounter,
+  loopReadout,
+  type SnnForm,
+  type SnnSpec,
+} from '../snn/format.js';
 import { buildLoop } from '../snn/loop.js';
 import { splitConstantPrefix } from '../snn/split.js';
 import { stepName, unrollSteps } from '../snn/unroll.js';
@@ -163,7 +171,13 @@ function batchClock(): { firstCallDone(step: number): void; time(T: number): War
   };
 }
 
-export async function simulate(graph: Graph, spec: SnnSpec, data: Dataset, opts: SimulateOptions, sink: (b: StepBatch) => void | Promise<void>): Promise<SimulationStats> {
+export async function simulate(
+  graph: Graph,
+  spec: SnnSpec,
+  data: Dataset,
+  opts: SimulateOptions,
+  sink: (b: StepBatch) => void | Promise<void>,
+): Promise<SimulationStats> {
   const t0 = performance.now();
   const T = opts.steps;
   const counters = counterOutputs(spec);
@@ -175,11 +189,15 @@ export async function simulate(graph: Graph, spec: SnnSpec, data: Dataset, opts:
   }
   const batches = chosen.map((b) => all[b]);
   const ctx: RunContext = { spec, data, opts, sink, sums, counters, nBatches: batches.length };
-  const engine = opts.form === 'loop' ? 'loop' : opts.engine ?? DEFAULT_ENGINE;
+  const engine = opts.form === 'loop' ? 'loop' : (opts.engine ?? DEFAULT_ENGINE);
   // A Loop call returns every step's readout of its batch at once.
   const loopBytes = 4 * T * Math.min(opts.batchSize, data.size) * numel(spec.readoutShape);
   if (loopBytes > LOOP_READOUT_BYTES && engine === 'loop') {
-    throw new SpikeportError('invalid-option', `T ${T} with batches of ${Math.min(opts.batchSize, data.size)}: the Loop ${opts.form === 'loop' ? 'form' : 'engine'} keeps every step's readout, ${(loopBytes / 2 ** 30).toFixed(1)} GiB per batch (the limit is ${LOOP_READOUT_BYTES / 2 ** 30} GiB); use fewer steps, a smaller batch${opts.form === 'loop' ? ' or a step-form file' : ' or engine steps'}`, 'T');
+    throw new SpikeportError(
+      'invalid-option',
+      `T ${T} with batches of ${Math.min(opts.batchSize, data.size)}: the Loop ${opts.form === 'loop' ? 'form' : 'engine'} keeps every step's readout, ${(loopBytes / 2 ** 30).toFixed(1)} GiB per batch (the limit is ${LOOP_READOUT_BYTES / 2 ** 30} GiB); use fewer steps, a smaller batch${opts.form === 'loop' ? ' or a step-form file' : ' or engine steps'}`,
+      'T',
+    );
   }
   const runners: BatchRunner[] = [];
   const used: Partial<Record<RunEngine, number>> = {};
@@ -189,7 +207,7 @@ export async function simulate(graph: Graph, spec: SnnSpec, data: Dataset, opts:
     if (engine === 'loop') {
       runners.push(await loopRunner(opts.form === 'loop' ? graph : buildLoop({ graph, spec }), ctx));
     } else if (engine === 'fused') {
-      runners.push(await fusedRunner(graph, ctx) ?? await stepRunner(graph, ctx));
+      runners.push((await fusedRunner(graph, ctx)) ?? (await stepRunner(graph, ctx)));
     } else {
       runners.push(await stepRunner(graph, ctx));
       // With one batch there is nothing to choose for. The fused engine is only a faster way to
@@ -245,7 +263,11 @@ interface RunContext {
  * A batch's readouts as its sink receives them, filled step by step: every step's readout, or
  * (with `checkpoints`) running sums kept at those steps only.
  */
-function readoutCollector(opts: SimulateOptions, spec: SnnSpec, batch: Batch): { add(t: number, r: Float32Array): void; done(): StepBatch } {
+function readoutCollector(
+  opts: SimulateOptions,
+  spec: SnnSpec,
+  batch: Batch,
+): { add(t: number, r: Float32Array): void; done(): StepBatch } {
   const T = opts.steps;
   const n = batch.n;
   const size = numel(spec.readoutShape);
@@ -266,10 +288,23 @@ function readoutCollector(opts: SimulateOptions, spec: SnnSpec, batch: Batch): {
   };
 }
 
-function stepBatch(batch: Batch, readouts: Float32Array | null, sums: ReadonlyMap<number, Float64Array>, steps: number, size: number): StepBatch {
+function stepBatch(
+  batch: Batch,
+  readouts: Float32Array | null,
+  sums: ReadonlyMap<number, Float64Array>,
+  steps: number,
+  size: number,
+): StepBatch {
   return {
-    readouts, sums, steps, n: batch.n, size, labels: batch.y, indices: batch.indices,
-    ...(batch.masks ? { masks: batch.masks } : {}), ...(batch.placements ? { placements: batch.placements } : {}),
+    readouts,
+    sums,
+    steps,
+    n: batch.n,
+    size,
+    labels: batch.y,
+    indices: batch.indices,
+    ...(batch.masks ? { masks: batch.masks } : {}),
+    ...(batch.placements ? { placements: batch.placements } : {}),
   };
 }
 
@@ -281,7 +316,10 @@ async function stepRunner(graph: Graph, ctx: RunContext): Promise<BatchRunner> {
   // Counters in whole numbers, summed in float64: the fused engine's exact counts (snn/exact-counts.ts).
   const step = exactCounters(split.step, spec);
   // K steps per call where they fit (the last T mod K steps run one by one).
-  const unrollK = Math.max(1, Math.min(opts.unroll ?? defaultUnroll(spec, Math.min(opts.batchSize, ctx.data.size)), opts.steps));
+  const unrollK = Math.max(
+    1,
+    Math.min(opts.unroll ?? defaultUnroll(spec, Math.min(opts.batchSize, ctx.data.size)), opts.steps),
+  );
   const made: Session[] = [];
   const create = async (g: Graph, memoryPattern = true): Promise<Session> => {
     const s = await Session.create(g, { ...opts, memoryPattern });
@@ -312,7 +350,10 @@ async function stepRunner(graph: Graph, ctx: RunContext): Promise<BatchRunner> {
       if (prefix) Object.assign(feeds, await prefix.run({ [spec.input]: input }));
       // Two buffers per state, swapped every step: ONNX Runtime writes the next state into the
       // one not being read instead of allocating fresh outputs every step.
-      const zero = (): Record<string, Array32> => Object.fromEntries(spec.states.map((s) => [s.input, { dims: [n, ...s.shape], data: new Float32Array(n * numel(s.shape)) }]));
+      const zero = (): Record<string, Array32> =>
+        Object.fromEntries(
+          spec.states.map((s) => [s.input, { dims: [n, ...s.shape], data: new Float32Array(n * numel(s.shape)) }]),
+        );
       let current = zero();
       let next = opts.reuseBuffers === false ? null : zero();
       Object.assign(feeds, current);
@@ -322,13 +363,17 @@ async function stepRunner(graph: Graph, ctx: RunContext): Promise<BatchRunner> {
       for (let t = 0; t < T;) {
         if (t > 0) clock.firstCallDone(t);
         const K = unrolled && t + unrollK <= T ? unrollK : 1;
-        const into = next ? Object.fromEntries(spec.states.map((s) => [s.output, (next as Record<string, Array32>)[s.input]])) : undefined;
+        const into = next
+          ? Object.fromEntries(spec.states.map((s) => [s.output, (next as Record<string, Array32>)[s.input]]))
+          : undefined;
         const out = await (K > 1 ? (unrolled as Session) : session).run(feeds, undefined, into);
         for (let k = 0; k < K; k++, t++) {
           const name = (x: string): string => (K > 1 ? stepName(x, k) : x);
           readouts.add(t, out[name(spec.readout)].data);
           // Whole numbers: a float64 count as float32 [high, low] (exact-counts.ts), or one float32 where a counter kept another shape.
-          counters.forEach((c, i) => { sums[i][t] += Math.round(out[name(c)].data.reduce((a, v) => a + v, 0)); });
+          counters.forEach((c, i) => {
+            sums[i][t] += Math.round(out[name(c)].data.reduce((a, v) => a + v, 0));
+          });
         }
         for (const s of spec.states) feeds[s.input] = out[s.output];
         if (next) [current, next] = [next, current];
@@ -375,7 +420,9 @@ async function fusedRunner(graph: Graph, ctx: RunContext): Promise<BatchRunner |
         if (t0 === 0 && K < T) clock.firstCallDone(K);
         for (let k = 0; k < K; k++) {
           readouts.add(t0 + k, block.readouts.subarray(k * n * size, (k + 1) * n * size));
-          counters.forEach((_, i) => { sums[i][t0 + k] += block.counts[i][k]; });
+          counters.forEach((_, i) => {
+            sums[i][t0 + k] += block.counts[i][k];
+          });
         }
         opts.onProgress?.({ phase: 'simulate', done: bi * T + t0 + K, total: nBatches * T });
       });
@@ -398,11 +445,19 @@ async function loopRunner(graph: Graph, ctx: RunContext): Promise<BatchRunner> {
     engine: 'loop',
     async run(bi, batch) {
       const clock = batchClock();
-      const out = await session.run({
-        [spec.input]: { dims: [batch.n, ...spec.inputShape], data: batch.x },
-        [LOOP_STEPS_INPUT]: scalar(T), [LOOP_DELAY_INPUT]: scalar(0),
-      }, [loopReadout(spec.readout), ...counters.map(loopCounter)]);
-      counters.forEach((c, i) => out[loopCounter(c)].data.forEach((v, t) => { sums[i][t] += Math.round(v); }));
+      const out = await session.run(
+        {
+          [spec.input]: { dims: [batch.n, ...spec.inputShape], data: batch.x },
+          [LOOP_STEPS_INPUT]: scalar(T),
+          [LOOP_DELAY_INPUT]: scalar(0),
+        },
+        [loopReadout(spec.readout), ...counters.map(loopCounter)],
+      );
+      counters.forEach((c, i) =>
+        out[loopCounter(c)].data.forEach((v, t) => {
+          sums[i][t] += Math.round(v);
+        }),
+      );
       opts.onProgress?.({ phase: 'simulate', done: (bi + 1) * T, total: nBatches * T });
       const time = clock.time(T); // one call: no warm part to tell apart
       await sink(stepBatch(batch, out[loopReadout(spec.readout)].data, new Map(), T, size));
@@ -412,7 +467,19 @@ async function loopRunner(graph: Graph, ctx: RunContext): Promise<BatchRunner> {
   };
 }
 
-function stats(spec: SnnSpec, samples: number, sums: Float64Array[], t0: number, engines: Partial<Record<RunEngine, number>>): SimulationStats {
+function stats(
+  spec: SnnSpec,
+  samples: number,
+  sums: Float64Array[],
+  t0: number,
+  engines: Partial<Record<RunEngine, number>>,
+): SimulationStats {
   const k = spec.sites.length;
-  return { samples, spikesPerStep: sums.slice(0, k), sopsPerStep: sums.slice(k), seconds: (performance.now() - t0) / 1000, engines: { ...engines } };
+  return {
+    samples,
+    spikesPerStep: sums.slice(0, k),
+    sopsPerStep: sums.slice(k),
+    seconds: (performance.now() - t0) / 1000,
+    engines: { ...engines },
+  };
 }

@@ -18,7 +18,17 @@ import { usedInitializers } from '../graph/topo.js';
 import { GraphBuilder, floatInput } from '../onnx/builder.js';
 import { siteChannels, type PreparedModel } from '../model/prepare.js';
 import { thetaPerElement, thetaShape, type Thresholds } from '../calibrate/thresholds.js';
-import { SNN_FORMAT, siteState, sopsOutput, spikesOutput, type LayerSpec, type PoolMode, type SiteSpec, type SnnSpec, type StateSpec } from './format.js';
+import {
+  SNN_FORMAT,
+  siteState,
+  sopsOutput,
+  spikesOutput,
+  type LayerSpec,
+  type PoolMode,
+  type SiteSpec,
+  type SnnSpec,
+  type StateSpec,
+} from './format.js';
 import { addIfNeuron } from './neuron.js';
 import { addAccumulatedMaxPool } from './maxpool.js';
 import { addEventCounter, addSiteCounters, planCounters } from './counters.js';
@@ -37,7 +47,12 @@ export interface SiteCorrections {
   readonly potential?: readonly (Float32Array | null)[];
 }
 
-export function buildSnn(m: PreparedModel, th: Thresholds, maxpool: PoolMode = 'accumulated', corrections: SiteCorrections = {}): SnnGraph {
+export function buildSnn(
+  m: PreparedModel,
+  th: Thresholds,
+  maxpool: PoolMode = 'accumulated',
+  corrections: SiteCorrections = {},
+): SnnGraph {
   const g = m.graph;
   const b = new GraphBuilder(Math.max(g.opset, 9), g);
   const states: StateSpec[] = [];
@@ -63,7 +78,8 @@ export function buildSnn(m: PreparedModel, th: Thresholds, maxpool: PoolMode = '
       const index = counters.layerIndex.get(n.name);
       const where = index !== undefined ? 'spiking' : n.inputs.some((i) => m.plan.varying.has(i)) ? 'dense' : 'input';
       const sops = index !== undefined ? sopsOutput(index) : undefined;
-      if (sops && !counters.countedAtSite.has(n.name)) addEventCounter(b, n.inputs[0], fanoutOf(n), sops, `fanout_${index}`);
+      if (sops && !counters.countedAtSite.has(n.name))
+        addEventCounter(b, n.inputs[0], fanoutOf(n), sops, `fanout_${index}`);
       layers.push({ node: n.name, opType: n.opType, where, macs: layerCost(n), ...(sops ? { sops } : {}) });
     }
     if (site) {
@@ -78,16 +94,29 @@ export function buildSnn(m: PreparedModel, th: Thresholds, maxpool: PoolMode = '
         bias: bias ? floatTensor(thetaShape(shape.length + 1, channels[site.index], 'channel'), bias) : undefined,
       });
       const invTheta = thetaPerElement(theta, numel(shape), channels[site.index]).map((t) => (t > 0 ? 1 / t : 0));
-      const fed = (counters.fedBySite.get(site.node) ?? []).map((l) => ({ fanout: fanoutOf(l), output: sopsOutput(counters.layerIndex.get(l.name) as number) }));
+      const fed = (counters.fedBySite.get(site.node) ?? []).map((l) => ({
+        fanout: fanoutOf(l),
+        output: sopsOutput(counters.layerIndex.get(l.name) as number),
+      }));
       const spikes = spikesOutput(site.index);
       addSiteCounters(b, site.output, invTheta, fed, spikes, `counts_${site.index}`);
       sites.push({
-        node: site.node, spikes, neurons: numel(shape), theta: Array.from(theta),
-        ...(site.start !== 0.5 ? { start: site.start } : {}), ...(bias ? { bias: Array.from(bias) } : {}), ...(potential ? { potential: true } : {}),
+        node: site.node,
+        spikes,
+        neurons: numel(shape),
+        theta: Array.from(theta),
+        ...(site.start !== 0.5 ? { start: site.start } : {}),
+        ...(bias ? { bias: Array.from(bias) } : {}),
+        ...(potential ? { potential: true } : {}),
       });
     } else if (n.opType === 'MaxPool' && m.plan.varying.has(n.inputs[0]) && maxpool === 'accumulated') {
       const i = states.length;
-      addAccumulatedMaxPool(b, n, state(`state.pool${i}.acc`, shapeOf(n.inputs[0])), state(`state.pool${i}.max`, shapeOf(n.outputs[0])));
+      addAccumulatedMaxPool(
+        b,
+        n,
+        state(`state.pool${i}.acc`, shapeOf(n.inputs[0])),
+        state(`state.pool${i}.max`, shapeOf(n.outputs[0])),
+      );
     } else {
       b.nodes.push(n);
     }
@@ -97,7 +126,8 @@ export function buildSnn(m: PreparedModel, th: Thresholds, maxpool: PoolMode = '
 
   const spikingNodes = new Set(m.plan.spiking.map((n) => n.name));
   for (const n of g.nodes) {
-    if (WEIGHTED_OPS.has(n.opType) && !spikingNodes.has(n.name)) layers.push({ node: n.name, opType: n.opType, where: 'tail', macs: layerCost(n) });
+    if (WEIGHTED_OPS.has(n.opType) && !spikingNodes.has(n.name))
+      layers.push({ node: n.name, opType: n.opType, where: 'tail', macs: layerCost(n) });
   }
 
   const graph: Graph = {
@@ -122,7 +152,11 @@ export function buildSnn(m: PreparedModel, th: Thresholds, maxpool: PoolMode = '
     inputShape: m.inputShape,
     readout: m.plan.readout,
     readoutShape: shapeOf(m.plan.readout),
-    states, sites, granularity: th.granularity, maxpool, layers,
+    states,
+    sites,
+    granularity: th.granularity,
+    maxpool,
+    layers,
   };
   return { graph, spec };
 }
@@ -131,10 +165,24 @@ export function buildSnn(m: PreparedModel, th: Thresholds, maxpool: PoolMode = '
  * The firing level θ − m₀ with m₀ = start·θ (+ a per-neuron offset from potential calibration);
  * undefined for the default θ/2. +∞ where θ = 0: such a neuron never fires.
  */
-function fireLevel(theta: Float32Array, dims: readonly number[], shape: readonly number[], channels: number, start: number, potential: Float32Array | null): Tensor | undefined {
+function fireLevel(
+  theta: Float32Array,
+  dims: readonly number[],
+  shape: readonly number[],
+  channels: number,
+  start: number,
+  potential: Float32Array | null,
+): Tensor | undefined {
   if (!potential && start === 0.5) return undefined;
   const level = (t: number, offset: number): number => (t > 0 ? t * (1 - start) - offset : Infinity);
-  if (!potential) return floatTensor(dims, Array.from(theta, (t) => level(t, 0)));
+  if (!potential)
+    return floatTensor(
+      dims,
+      Array.from(theta, (t) => level(t, 0)),
+    );
   const perNeuron = thetaPerElement(theta, numel(shape), channels);
-  return floatTensor([1, ...shape], Array.from(perNeuron, (t, k) => level(t, potential[k])));
+  return floatTensor(
+    [1, ...shape],
+    Array.from(perNeuron, (t, k) => level(t, potential[k])),
+  );
 }

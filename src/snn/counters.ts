@@ -26,7 +26,8 @@ export function planCounters(m: PreparedModel): CounterPlan {
   const fedBySite = new Map<string, Node[]>();
   for (const n of spikingLayers) {
     let t = n.inputs[0];
-    for (let p = producer.get(t); p && ORDER_PRESERVING_OPS.has(p.opType) && !siteOutputs.has(t); p = producer.get(t)) t = p.inputs[0];
+    for (let p = producer.get(t); p && ORDER_PRESERVING_OPS.has(p.opType) && !siteOutputs.has(t); p = producer.get(t))
+      t = p.inputs[0];
     const site = siteOutputs.get(t);
     if (site) fedBySite.set(site.node, [...(fedBySite.get(site.node) ?? []), n]);
   }
@@ -40,14 +41,22 @@ export function planCounters(m: PreparedModel): CounterPlan {
 /** Per-sample dot products of x (K values per sample) with each column, summed over the batch: [c] (a scalar if c = 1). */
 function countColumns(b: GraphBuilder, x: string, K: number, columns: readonly Float32Array[], hint: string): string {
   const w = new Float32Array(K * columns.length);
-  columns.forEach((col, j) => { for (let k = 0; k < K; k++) w[k * columns.length + j] = col[k]; });
+  columns.forEach((col, j) => {
+    for (let k = 0; k < K; k++) w[k * columns.length + j] = col[k];
+  });
   const rows = b.op('Reshape', [x, b.constant('rows', int64Tensor([2], [-1, K]))]);
   const dots = b.op('MatMul', [rows, b.constant(`${hint}_weights`, floatTensor([K, columns.length], w))]);
   return columns.length === 1 ? b.reduce('ReduceSum', dots, undefined, false) : b.reduce('ReduceSum', dots, [0], false);
 }
 
 /** SOPs of a layer whose input is not a site's spikes: events (non-zero values) × fan-out. */
-export function addEventCounter(b: GraphBuilder, input: string, fanout: Float32Array, output: string, hint: string): void {
+export function addEventCounter(
+  b: GraphBuilder,
+  input: string,
+  fanout: Float32Array,
+  output: string,
+  hint: string,
+): void {
   const events = b.op('Sign', [b.op('Abs', [input])]);
   b.add('Identity', [countColumns(b, events, fanout.length, [fanout], hint)], {}, [output]);
 }
@@ -57,8 +66,12 @@ export function addEventCounter(b: GraphBuilder, input: string, fanout: Float32A
  * the output is θ per spike, so spikes = Σ out/θ and SOPs = Σ out·fan-out/θ (θ = 0 never fires).
  */
 export function addSiteCounters(
-  b: GraphBuilder, siteOutput: string, invTheta: Float32Array, fed: readonly { fanout: Float32Array; output: string }[],
-  spikes: string, hint: string,
+  b: GraphBuilder,
+  siteOutput: string,
+  invTheta: Float32Array,
+  fed: readonly { fanout: Float32Array; output: string }[],
+  spikes: string,
+  hint: string,
 ): void {
   const columns = [invTheta, ...fed.map((l) => l.fanout.map((f, k) => f * invTheta[k]))];
   const counts = countColumns(b, siteOutput, invTheta.length, columns, hint);

@@ -33,12 +33,25 @@ export function exactCounters(g: Graph, spec: SnnSpec): Graph {
   for (const sum of g.nodes) {
     if (sum.opType !== 'ReduceSum') continue;
     const outs = readers.get(sum.outputs[0]) ?? [];
-    if (outs.length === 0 || outs.some((r) => (r.opType !== 'Identity' && r.opType !== 'Gather') || !names.has(r.outputs[0]))) continue;
+    if (
+      outs.length === 0 ||
+      outs.some((r) => (r.opType !== 'Identity' && r.opType !== 'Gather') || !names.has(r.outputs[0]))
+    )
+      continue;
     const mm = producer.get(sum.inputs[0]);
     const rs = mm && mm.opType === 'MatMul' ? producer.get(mm.inputs[0]) : undefined;
     const W = mm ? g.initializers.get(mm.inputs[1]) : undefined;
     const w = mm ? floatsOf(mm.inputs[1]) : null;
-    if (!mm || !rs || rs.opType !== 'Reshape' || !W || !w || W.dims.length !== 2 || (readers.get(mm.outputs[0]) ?? []).length !== 1) continue;
+    if (
+      !mm ||
+      !rs ||
+      rs.opType !== 'Reshape' ||
+      !W ||
+      !w ||
+      W.dims.length !== 2 ||
+      (readers.get(mm.outputs[0]) ?? []).length !== 1
+    )
+      continue;
     const [K, cols] = W.dims;
     const plan = spikeSource(rs.inputs[0], w, K, cols);
     if (!plan) continue;
@@ -49,7 +62,14 @@ export function exactCounters(g: Graph, spec: SnnSpec): Graph {
     const rows = `${hint}_r`;
     const dots = `${hint}_d`;
     const wide = `${hint}_f64`;
-    const toDouble = (input: string, output: string, name: string): Node => ({ name, opType: 'Cast', domain: '', inputs: [input], outputs: [output], attrs: { to: { kind: 'int', value: 11 } } });
+    const toDouble = (input: string, output: string, name: string): Node => ({
+      name,
+      opType: 'Cast',
+      domain: '',
+      inputs: [input],
+      outputs: [output],
+      attrs: { to: { kind: 'int', value: 11 } },
+    });
     initializers.set(rowsShape, int64Tensor([2], [-1, L]) as Tensor);
     replaced.set(rs, [{ ...rs, inputs: [plan.source, rowsShape], outputs: [rows] }]);
     if (exactInFloat32) {
@@ -58,7 +78,11 @@ export function exactCounters(g: Graph, spec: SnnSpec): Graph {
       replaced.set(mm, [{ ...mm, inputs: [rows, weights], outputs: [dots] }, toDouble(dots, wide, `${hint}_cast`)]);
     } else {
       // Even one period's row passes 2^24 (a large channel with large fan-outs): the MatMul in float64.
-      initializers.set(weights, { dtype: 'float64', dims: [L, cols], data: Float64Array.from(plan.w.subarray(0, L * cols)) });
+      initializers.set(weights, {
+        dtype: 'float64',
+        dims: [L, cols],
+        data: Float64Array.from(plan.w.subarray(0, L * cols)),
+      });
       replaced.set(mm, [toDouble(rows, dots, `${hint}_cast`), { ...mm, inputs: [dots, weights], outputs: [wide] }]);
     }
     // The counts (float64) leave the graph as float32 (high, low) with high + low = the count,
@@ -66,7 +90,14 @@ export function exactCounters(g: Graph, spec: SnnSpec): Graph {
     // is made once for all of a counter's columns; each output gathers its two values.
     const total = `${hint}_total`;
     replaced.set(sum, [{ ...sum, inputs: [wide, ...sum.inputs.slice(1)], outputs: [total] }]);
-    const node = (opType: string, inputs: string[], output: string, attrs: Node['attrs'] = {}): Node => ({ name: output, opType, domain: '', inputs, outputs: [output], attrs });
+    const node = (opType: string, inputs: string[], output: string, attrs: Node['attrs'] = {}): Node => ({
+      name: output,
+      opType,
+      domain: '',
+      inputs,
+      outputs: [output],
+      attrs,
+    });
     const to = (type: number): Node['attrs'] => ({ to: { kind: 'int', value: type } });
     initializers.set(`${hint}_flat_shape`, int64Tensor([1], [-1]) as Tensor);
     const split = [
@@ -82,7 +113,10 @@ export function exactCounters(g: Graph, spec: SnnSpec): Graph {
       const j = index ? Number((index.data as ArrayLike<number | bigint>)[0]) : 0;
       const at = `${hint}_at${k}`;
       initializers.set(at, int64Tensor([2], [j, j + cols]) as Tensor);
-      replaced.set(r, [...(k === 0 ? split : []), node('Gather', [`${hint}_pair`, at], r.outputs[0], { axis: { kind: 'int', value: 0 } })]);
+      replaced.set(r, [
+        ...(k === 0 ? split : []),
+        node('Gather', [`${hint}_pair`, at], r.outputs[0], { axis: { kind: 'int', value: 0 } }),
+      ]);
     });
   }
   if (replaced.size === 0) return g;
@@ -94,7 +128,12 @@ export function exactCounters(g: Graph, spec: SnnSpec): Graph {
    * read the Cast, columns divided back to 1 and the fan-outs), or 0/1 values already (events,
    * or the unit-spike form). Null when the columns would not be whole numbers below 2^24.
    */
-  function spikeSource(x: string, w: Float32Array, K: number, cols: number): { source: string; w: Float32Array; dead: Uint8Array | null } | null {
+  function spikeSource(
+    x: string,
+    w: Float32Array,
+    K: number,
+    cols: number,
+  ): { source: string; w: Float32Array; dead: Uint8Array | null } | null {
     const mul = producer.get(x);
     let source = x;
     let out = w;
@@ -109,7 +148,8 @@ export function exactCounters(g: Graph, spec: SnnSpec): Graph {
       for (let e = 0; e < K; e++) {
         const inv = w[e * cols];
         dead[e] = inv > 0 ? 0 : 1;
-        for (let j = 0; j < cols; j++) out[e * cols + j] = inv > 0 ? (j === 0 ? 1 : Math.round(w[e * cols + j] / inv)) : 0;
+        for (let j = 0; j < cols; j++)
+          out[e * cols + j] = inv > 0 ? (j === 0 ? 1 : Math.round(w[e * cols + j] / inv)) : 0;
       }
     } else if (!mul || (mul.opType !== 'Cast' && mul.opType !== 'Sign')) {
       return null;
@@ -127,13 +167,19 @@ export function exactCounters(g: Graph, spec: SnnSpec): Graph {
  * repeat per channel (P ≤ H·W), constant fan-outs with P = 1; K (a whole sample) if nothing
  * repeats.
  */
-function rowLength(w: Float32Array, dead: Uint8Array | null, K: number, cols: number): { L: number; exactInFloat32: boolean } {
+function rowLength(
+  w: Float32Array,
+  dead: Uint8Array | null,
+  K: number,
+  cols: number,
+): { L: number; exactInFloat32: boolean } {
   const divisors: number[] = [];
   for (let d = 1; d * d <= K; d++) if (K % d === 0) divisors.push(d, K / d);
   divisors.sort((a, b) => a - b);
   const P = divisors.find((d) => repeats(w, dead, K, cols, d)) ?? K;
   if (P < K && dead) {
-    for (let e = 0; e < K; e++) if (dead[e]) for (let j = 0; j < cols; j++) w[e * cols + j] = firstLive(w, dead, P, e % P, cols, j, K);
+    for (let e = 0; e < K; e++)
+      if (dead[e]) for (let j = 0; j < cols; j++) w[e * cols + j] = firstLive(w, dead, P, e % P, cols, j, K);
   }
   let rowSum = 0;
   for (let j = 0; j < cols; j++) {
@@ -146,7 +192,15 @@ function rowLength(w: Float32Array, dead: Uint8Array | null, K: number, cols: nu
 }
 
 /** The value of column j at offset r of the period P from a neuron that can fire (0 if none can). */
-function firstLive(w: Float32Array, dead: Uint8Array, P: number, r: number, cols: number, j: number, K: number): number {
+function firstLive(
+  w: Float32Array,
+  dead: Uint8Array,
+  P: number,
+  r: number,
+  cols: number,
+  j: number,
+  K: number,
+): number {
   for (let e = r; e < K; e += P) if (!dead[e]) return w[e * cols + j];
   return 0;
 }

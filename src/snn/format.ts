@@ -101,7 +101,10 @@ export interface SnnMetadata {
   readonly normalize: Normalize | null;
   readonly calibration: {
     /** The threshold method's name. */
-    readonly method: string; readonly iterations: number; readonly batchSize: number; readonly samples: number;
+    readonly method: string;
+    readonly iterations: number;
+    readonly batchSize: number;
+    readonly samples: number;
     /** The calibration data set's name. */
     readonly data: string;
   };
@@ -109,11 +112,20 @@ export interface SnnMetadata {
    * d̂ and the per-site latencies it was added from (∞ for a site that never fires); `fitted`:
    * the label-free fitted delay for T = 1, 2, … (index T − 1), when convert was asked for it.
    */
-  readonly delay: { readonly estimated: number; readonly latencies: readonly number[]; readonly fitted?: readonly number[] };
+  readonly delay: {
+    readonly estimated: number;
+    readonly latencies: readonly number[];
+    readonly fitted?: readonly number[];
+  };
   /** The node the user chose as the readout, if any. */
   readonly readoutNode?: string;
   /** Corrections after conversion: the T of bias / potential calibration and the samples they used, and the delay fit's samples. */
-  readonly corrections?: { readonly biasT?: number; readonly potentialT?: number; readonly samples?: number; readonly delayFitSamples?: number };
+  readonly corrections?: {
+    readonly biasT?: number;
+    readonly potentialT?: number;
+    readonly samples?: number;
+    readonly delayFitSamples?: number;
+  };
   /**
    * Present in the unit-spike form (docs/algorithm.md §9): θ is folded into the weights, every
    * site's θ in the spec is 1 and its spikes are 0/1. `theta` is what was folded (per site, as
@@ -170,21 +182,27 @@ export function counterOutputs(spec: SnnSpec): string[] {
   return [...spec.sites.map((s) => s.spikes), ...(spec.layers ?? []).flatMap((l) => (l.sops ? [l.sops] : []))];
 }
 
-const USAGE_STEP = 'One time step of a spiking network made by spikeport. Feed the analog input at every step and every '
-  + 'state.* input (zeros at the first step); feed each state.X.next output back as state.X. Average the readout '
-  + 'output over steps d+1..T (d: spikeport.delay). Spike counts per site are the spikes.* outputs, synaptic operations per layer the sops.* outputs (spikeport.snn lists both). If '
-  + 'spikeport.tail is present it is a base64 ONNX model: run it on the averaged readout to get the model outputs.';
+const USAGE_STEP =
+  'One time step of a spiking network made by spikeport. Feed the analog input at every step and every ' +
+  'state.* input (zeros at the first step); feed each state.X.next output back as state.X. Average the readout ' +
+  'output over steps d+1..T (d: spikeport.delay). Spike counts per site are the spikes.* outputs, synaptic operations per layer the sops.* outputs (spikeport.snn lists both). If ' +
+  'spikeport.tail is present it is a base64 ONNX model: run it on the averaged readout to get the model outputs.';
 
-const USAGE_LOOP = 'A spiking network made by spikeport, all time steps in one call (ONNX Loop). Inputs: the analog '
-  + 'input, T and delay (int64 scalars; spikeport.delay holds the estimated delay, use min(it, T/2)). Outputs: the '
-  + "model's outputs computed from the readout averaged over steps delay+1..T, the readout of every step "
-  + '(*.steps) and spike counts per step (spikes.*.steps).';
+const USAGE_LOOP =
+  'A spiking network made by spikeport, all time steps in one call (ONNX Loop). Inputs: the analog ' +
+  'input, T and delay (int64 scalars; spikeport.delay holds the estimated delay, use min(it, T/2)). Outputs: the ' +
+  "model's outputs computed from the readout averaged over steps delay+1..T, the readout of every step " +
+  '(*.steps) and spike counts per step (spikes.*.steps).';
 
 const name = z.string().min(1);
 const dims = z.array(z.number().int().positive());
 const count = z.number().int().nonnegative();
 // JSON has no ∞: a latency of a silent site is written as null.
-const latency = z.number().nonnegative().nullable().transform((v) => v ?? Infinity);
+const latency = z
+  .number()
+  .nonnegative()
+  .nullable()
+  .transform((v) => v ?? Infinity);
 
 const specSchema: z.ZodType<SnnSpec> = z.object({
   format: z.literal(SNN_FORMAT),
@@ -193,43 +211,72 @@ const specSchema: z.ZodType<SnnSpec> = z.object({
   readout: name,
   readoutShape: dims,
   states: z.array(z.object({ input: name, output: name, shape: dims })),
-  sites: z.array(z.object({
-    node: name, spikes: name, neurons: z.number().int().positive(),
-    theta: z.array(z.number().nonnegative()).min(1),
-    start: z.number().min(0).max(1).optional(),
-    bias: z.array(z.number()).min(1).optional(),
-    potential: z.boolean().optional(),
-  })).min(1),
+  sites: z
+    .array(
+      z.object({
+        node: name,
+        spikes: name,
+        neurons: z.number().int().positive(),
+        theta: z.array(z.number().nonnegative()).min(1),
+        start: z.number().min(0).max(1).optional(),
+        bias: z.array(z.number()).min(1).optional(),
+        potential: z.boolean().optional(),
+      }),
+    )
+    .min(1),
   granularity: z.enum(['channel', 'layer']),
   maxpool: z.enum(['accumulated', 'per-step']),
-  layers: z.array(z.object({
-    node: name, opType: name, where: z.enum(['input', 'spiking', 'dense', 'tail']), macs: z.number().nonnegative(),
-    sops: name.optional(),
-  })).optional(),
+  layers: z
+    .array(
+      z.object({
+        node: name,
+        opType: name,
+        where: z.enum(['input', 'spiking', 'dense', 'tail']),
+        macs: z.number().nonnegative(),
+        sops: name.optional(),
+      }),
+    )
+    .optional(),
 });
 
 const metadataSchema = z.object({
   spec: specSchema,
   source: z.object({
     // A bare file name: it is looked up next to the SNN, never elsewhere.
-    file: z.string().min(1).refine((f) => !/[/\\]/.test(f) && f !== '.' && f !== '..', 'must be a file name without a folder'),
+    file: z
+      .string()
+      .min(1)
+      .refine((f) => !/[/\\]/.test(f) && f !== '.' && f !== '..', 'must be a file name without a folder'),
     sha256: z.string().regex(/^[0-9a-f]{64}$/, 'must be a hex SHA-256'),
   }),
   normalize: z.object({ mean: z.array(z.number()).min(1), std: z.array(z.number().positive()).min(1) }).nullable(),
   calibration: z.object({
-    method: name, iterations: count, batchSize: count, samples: count, data: z.string(),
+    method: name,
+    iterations: count,
+    batchSize: count,
+    samples: count,
+    data: z.string(),
   }),
   delay: z.object({ estimated: count, latencies: z.array(latency), fitted: z.array(count).min(1).optional() }),
   readoutNode: name.optional(),
-  corrections: z.object({
-    biasT: z.number().int().positive().optional(), potentialT: z.number().int().positive().optional(),
-    samples: z.number().int().positive().optional(), delayFitSamples: z.number().int().positive().optional(),
-  }).optional(),
-  unit: z.object({
-    theta: z.array(z.array(z.number().nonnegative()).min(1)),
-    scaleNodes: z.array(name),
-  }).optional(),
-  preprocess: z.string().refine((p) => parsePreprocess(p) !== null, `must be a preprocessing preset (${PREPROCESS_PRESETS})`).optional(),
+  corrections: z
+    .object({
+      biasT: z.number().int().positive().optional(),
+      potentialT: z.number().int().positive().optional(),
+      samples: z.number().int().positive().optional(),
+      delayFitSamples: z.number().int().positive().optional(),
+    })
+    .optional(),
+  unit: z
+    .object({
+      theta: z.array(z.array(z.number().nonnegative()).min(1)),
+      scaleNodes: z.array(name),
+    })
+    .optional(),
+  preprocess: z
+    .string()
+    .refine((p) => parsePreprocess(p) !== null, `must be a preprocessing preset (${PREPROCESS_PRESETS})`)
+    .optional(),
 });
 
 /** A spiking network's graph as stored in a file, with what its metadata says. */
@@ -275,7 +322,8 @@ function invalid(where: string, what: string): SpikeportError {
  */
 export function decodeSnn(g: Graph, where: string): DecodedSnn {
   const text = g.metadata[KEYS.snn];
-  if (text === undefined) throw invalid(where, `not a spiking network made by spikeport convert (no ${KEYS.snn} metadata)`);
+  if (text === undefined)
+    throw invalid(where, `not a spiking network made by spikeport convert (no ${KEYS.snn} metadata)`);
   let json: unknown;
   try {
     json = JSON.parse(text);
@@ -283,7 +331,8 @@ export function decodeSnn(g: Graph, where: string): DecodedSnn {
     throw invalid(where, `metadata ${KEYS.snn} is not JSON (${(e as Error).message})`);
   }
   const format = (json as { spec?: { format?: unknown } } | null)?.spec?.format;
-  if (format !== SNN_FORMAT) throw invalid(where, `unknown SNN format ${JSON.stringify(format)} (this spikeport reads ${SNN_FORMAT})`);
+  if (format !== SNN_FORMAT)
+    throw invalid(where, `unknown SNN format ${JSON.stringify(format)} (this spikeport reads ${SNN_FORMAT})`);
   const parsed = metadataSchema.safeParse(json);
   if (!parsed.success) {
     const issue = parsed.error.issues[0];
@@ -291,7 +340,8 @@ export function decodeSnn(g: Graph, where: string): DecodedSnn {
   }
   const meta = parsed.data as SnnMetadata;
   const form = g.metadata[KEYS.form] ?? 'step';
-  if (form !== 'step' && form !== 'loop') throw invalid(where, `metadata ${KEYS.form} is "${form}", expected step or loop`);
+  if (form !== 'step' && form !== 'loop')
+    throw invalid(where, `metadata ${KEYS.form} is "${form}", expected step or loop`);
   checkInterface(g, meta, form, where);
   const tailText = g.metadata[KEYS.tail];
   const tail = tailText ? decodeModel(Buffer.from(tailText, 'base64'), `${where} (metadata ${KEYS.tail})`) : null;
@@ -301,13 +351,18 @@ export function decodeSnn(g: Graph, where: string): DecodedSnn {
 /** The spec names the graph's inputs and outputs, and its parts must agree: check both. */
 function checkInterface(g: Graph, meta: SnnMetadata, form: SnnForm, where: string): void {
   const { spec } = meta;
-  const field = (path: string, what: string): SpikeportError => invalid(where, `metadata ${KEYS.snn}: field ${path}: ${what}`);
+  const field = (path: string, what: string): SpikeportError =>
+    invalid(where, `metadata ${KEYS.snn}: field ${path}: ${what}`);
   const inputs = new Map(g.inputs.map((i) => [i.name, i]));
   const outputs = new Map(g.outputs.map((o) => [o.name, o]));
-  const wantIn = form === 'loop' ? [spec.input, LOOP_STEPS_INPUT, LOOP_DELAY_INPUT] : [spec.input, ...spec.states.map((s) => s.input)];
-  const wantOut = form === 'loop'
-    ? [loopReadout(spec.readout), ...counterOutputs(spec).map(loopCounter)]
-    : [spec.readout, ...spec.states.map((s) => s.output), ...counterOutputs(spec)];
+  const wantIn =
+    form === 'loop'
+      ? [spec.input, LOOP_STEPS_INPUT, LOOP_DELAY_INPUT]
+      : [spec.input, ...spec.states.map((s) => s.input)];
+  const wantOut =
+    form === 'loop'
+      ? [loopReadout(spec.readout), ...counterOutputs(spec).map(loopCounter)]
+      : [spec.readout, ...spec.states.map((s) => s.output), ...counterOutputs(spec)];
   const missingIn = wantIn.find((i) => !inputs.has(i));
   if (missingIn) throw invalid(where, `the graph has no input "${missingIn}" that ${KEYS.snn} names`);
   const missingOut = wantOut.find((o) => !outputs.has(o));
@@ -317,12 +372,17 @@ function checkInterface(g: Graph, meta: SnnMetadata, form: SnnForm, where: strin
 
   // Declared shapes (batch axis first) must be the spec's.
   const sameShape = (declared: readonly (number | string)[] | null | undefined, shape: readonly number[]): boolean =>
-    !declared || (declared.length === shape.length + 1 && shape.every((d, i) => declared[i + 1] === d || typeof declared[i + 1] !== 'number'));
-  if (!sameShape(inputs.get(spec.input)?.shape, spec.inputShape)) throw field('spec.inputShape', `${spec.inputShape.join('x')} is not the graph input's shape`);
+    !declared ||
+    (declared.length === shape.length + 1 &&
+      shape.every((d, i) => declared[i + 1] === d || typeof declared[i + 1] !== 'number'));
+  if (!sameShape(inputs.get(spec.input)?.shape, spec.inputShape))
+    throw field('spec.inputShape', `${spec.inputShape.join('x')} is not the graph input's shape`);
   if (form === 'step') {
-    if (!sameShape(outputs.get(spec.readout)?.shape, spec.readoutShape)) throw field('spec.readoutShape', `${spec.readoutShape.join('x')} is not the readout output's shape`);
+    if (!sameShape(outputs.get(spec.readout)?.shape, spec.readoutShape))
+      throw field('spec.readoutShape', `${spec.readoutShape.join('x')} is not the readout output's shape`);
     spec.states.forEach((st, i) => {
-      if (!sameShape(inputs.get(st.input)?.shape, st.shape)) throw field(`spec.states.${i}.shape`, `${st.shape.join('x')} is not the shape of input "${st.input}"`);
+      if (!sameShape(inputs.get(st.input)?.shape, st.shape))
+        throw field(`spec.states.${i}.shape`, `${st.shape.join('x')} is not the shape of input "${st.input}"`);
     });
   }
 
@@ -335,35 +395,57 @@ function checkInterface(g: Graph, meta: SnnMetadata, form: SnnForm, where: strin
     const n = st.shape.reduce((a, b) => a * b, 1);
     if (s.neurons !== n) throw field(`spec.sites.${k}.neurons`, `${s.neurons}, but its state holds ${n}`);
     const want = spec.granularity === 'channel' ? st.shape[0] : 1;
-    if (s.theta.length !== want) throw field(`spec.sites.${k}.theta`, `${s.theta.length} values, expected ${want} (${spec.granularity}-wise, ${st.shape[0]} channels)`);
-    if (s.bias && s.bias.length !== st.shape[0]) throw field(`spec.sites.${k}.bias`, `${s.bias.length} values, expected ${st.shape[0]} (one per channel)`);
+    if (s.theta.length !== want)
+      throw field(
+        `spec.sites.${k}.theta`,
+        `${s.theta.length} values, expected ${want} (${spec.granularity}-wise, ${st.shape[0]} channels)`,
+      );
+    if (s.bias && s.bias.length !== st.shape[0])
+      throw field(`spec.sites.${k}.bias`, `${s.bias.length} values, expected ${st.shape[0]} (one per channel)`);
   });
   let counted = 0;
   (spec.layers ?? []).forEach((l, j) => {
-    if ((l.where === 'spiking') !== (l.sops !== undefined)) throw field(`spec.layers.${j}`, 'a layer has a SOP counter exactly when it is fed by spikes');
-    if (l.sops !== undefined && l.sops !== sopsOutput(counted++)) throw field(`spec.layers.${j}.sops`, `expected "${sopsOutput(counted - 1)}"`);
+    if ((l.where === 'spiking') !== (l.sops !== undefined))
+      throw field(`spec.layers.${j}`, 'a layer has a SOP counter exactly when it is fed by spikes');
+    if (l.sops !== undefined && l.sops !== sopsOutput(counted++))
+      throw field(`spec.layers.${j}.sops`, `expected "${sopsOutput(counted - 1)}"`);
   });
   if (meta.unit) {
     const { theta, scaleNodes } = meta.unit;
-    if (theta.length !== spec.sites.length) throw field('unit.theta', `${theta.length} values for ${spec.sites.length} sites`);
+    if (theta.length !== spec.sites.length)
+      throw field('unit.theta', `${theta.length} values for ${spec.sites.length} sites`);
     theta.forEach((t, k) => {
-      if (t.length !== spec.sites[k].theta.length) throw field(`unit.theta.${k}`, `${t.length} values, expected ${spec.sites[k].theta.length} like spec.sites.${k}.theta`);
-      if (spec.sites[k].theta.some((v) => v !== 1)) throw field(`spec.sites.${k}.theta`, 'must be 1 in the unit-spike form');
+      if (t.length !== spec.sites[k].theta.length)
+        throw field(
+          `unit.theta.${k}`,
+          `${t.length} values, expected ${spec.sites[k].theta.length} like spec.sites.${k}.theta`,
+        );
+      if (spec.sites[k].theta.some((v) => v !== 1))
+        throw field(`spec.sites.${k}.theta`, 'must be 1 in the unit-spike form');
     });
     // A loop-form file keeps its step graph inside the Loop, which is read back undecoded: only the step form is checked.
     const nodeNames = new Set(g.nodes.map((n) => n.name));
     const missing = form === 'step' ? scaleNodes.find((n) => !nodeNames.has(n)) : undefined;
     if (missing) throw field('unit.scaleNodes', `the graph has no node "${missing}"`);
   }
-  if (meta.delay.latencies.length !== spec.sites.length) throw field('delay.latencies', `${meta.delay.latencies.length} values for ${spec.sites.length} sites`);
+  if (meta.delay.latencies.length !== spec.sites.length)
+    throw field('delay.latencies', `${meta.delay.latencies.length} values for ${spec.sites.length} sites`);
   const late = meta.delay.fitted?.findIndex((d, i) => d > i);
-  if (late !== undefined && late >= 0) throw field(`delay.fitted.${late}`, `a delay of ${meta.delay.fitted?.[late]} steps at T = ${late + 1} (it must be < T)`);
+  if (late !== undefined && late >= 0)
+    throw field(
+      `delay.fitted.${late}`,
+      `a delay of ${meta.delay.fitted?.[late]} steps at T = ${late + 1} (it must be < T)`,
+    );
 
   // The plain keys other runtimes read must say what spikeport.snn says.
   const delayKey = g.metadata[KEYS.delay];
-  if (delayKey !== undefined && delayKey !== String(meta.delay.estimated)) throw invalid(where, `metadata ${KEYS.delay} is "${delayKey}" but ${KEYS.snn} says ${meta.delay.estimated}`);
+  if (delayKey !== undefined && delayKey !== String(meta.delay.estimated))
+    throw invalid(where, `metadata ${KEYS.delay} is "${delayKey}" but ${KEYS.snn} says ${meta.delay.estimated}`);
   const normKey = g.metadata[KEYS.normalize];
-  if ((normKey === undefined) !== (meta.normalize === null) || (normKey !== undefined && !sameJson(normKey, meta.normalize))) {
+  if (
+    (normKey === undefined) !== (meta.normalize === null) ||
+    (normKey !== undefined && !sameJson(normKey, meta.normalize))
+  ) {
     throw invalid(where, `metadata ${KEYS.normalize} does not match the normalisation in ${KEYS.snn}`);
   }
 }

@@ -22,7 +22,9 @@ export function buildLoop(snn: SnnGraph, tail: Graph | null = null): Graph {
   const i64 = (hint: string, v: number[]): string => b.constant(hint, int64Tensor([v.length], v));
   // Zero initial states of shape [N, ...shape], N taken from the input.
   const n = b.op('Slice', [b.op('Shape', [spec.input]), i64('s0', [0]), i64('s1', [1])]);
-  const inits = spec.states.map((s) => b.op('ConstantOfShape', [b.op('Concat', [n, i64('dims', [...s.shape])], { axis: 0 })]));
+  const inits = spec.states.map((s) =>
+    b.op('ConstantOfShape', [b.op('Concat', [n, i64('dims', [...s.shape])], { axis: 0 })]),
+  );
   const cond = b.constant('cond', { dtype: 'bool', dims: [], data: Uint8Array.of(1) });
   // Inside the body the readout is renamed, so that outside, the averaged readout keeps the
   // model's name (and the outputs are named as the ANN's).
@@ -49,11 +51,15 @@ export function buildLoop(snn: SnnGraph, tail: Graph | null = null): Graph {
       floatInput(stepReadout, null),
       ...counters.map((c) => floatInput(c, null)),
     ],
-    opset: step.opset, irVersion: step.irVersion, metadata: {},
+    opset: step.opset,
+    irVersion: step.irVersion,
+    metadata: {},
   };
   const steps = loopReadout(spec.readout);
   b.nodes.push(...prefixNodes, {
-    name: 'time_loop', opType: 'Loop', domain: '',
+    name: 'time_loop',
+    opType: 'Loop',
+    domain: '',
     inputs: [LOOP_STEPS_INPUT, cond, ...inits],
     outputs: [...spec.states.map((s) => `${s.output}.final`), steps, ...counters.map(loopCounter)],
     attrs: { body: { kind: 'graph', value: body } },
@@ -73,11 +79,11 @@ export function buildLoop(snn: SnnGraph, tail: Graph | null = null): Graph {
     ...step,
     nodes: b.nodes,
     initializers: new Map([...step.initializers, ...b.initializers, ...tailInits]),
-    inputs: [step.inputs[0], { name: LOOP_STEPS_INPUT, dtype: 'int64', shape: [] }, { name: LOOP_DELAY_INPUT, dtype: 'int64', shape: [] }],
-    outputs: [
-      ...outputs,
-      floatInput(steps, null),
-      ...counters.map((c) => floatInput(loopCounter(c), null)),
+    inputs: [
+      step.inputs[0],
+      { name: LOOP_STEPS_INPUT, dtype: 'int64', shape: [] },
+      { name: LOOP_DELAY_INPUT, dtype: 'int64', shape: [] },
     ],
+    outputs: [...outputs, floatInput(steps, null), ...counters.map((c) => floatInput(loopCounter(c), null))],
   };
 }

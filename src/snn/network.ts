@@ -15,7 +15,17 @@ import type { Thresholds } from '../calibrate/thresholds.js';
 import { checkPaths, readRegularFile, writeFileAtomic } from '../files.js';
 import { SpikeportError, optionError } from '../errors.js';
 import { buildLoop } from './loop.js';
-import { decodeSnn, encodeSnn, spikeForm, type SpikeForm, type LayerSpec, type PoolMode, type SnnForm, type SnnMetadata, type SnnSpec } from './format.js';
+import {
+  decodeSnn,
+  encodeSnn,
+  spikeForm,
+  type SpikeForm,
+  type LayerSpec,
+  type PoolMode,
+  type SnnForm,
+  type SnnMetadata,
+  type SnnSpec,
+} from './format.js';
 
 export interface SnnParts {
   readonly form: SnnForm;
@@ -117,8 +127,12 @@ export class Snn {
   toGraph(form: SnnForm = this.form): Graph {
     if (form !== 'step' && form !== 'loop') throw optionError('form', `must be "step" or "loop" (got ${String(form)})`);
     if (form === this.form) return encodeSnn(this.graph, form, this.meta, this.tail);
-    if (form === 'loop') return encodeSnn(buildLoop({ graph: this.graph, spec: this.spec }, this.tail), 'loop', this.meta, this.tail);
-    throw optionError('form', '"step" is not available: this network was read from a loop-form file (convert the ANN again for a step-form file)');
+    if (form === 'loop')
+      return encodeSnn(buildLoop({ graph: this.graph, spec: this.spec }, this.tail), 'loop', this.meta, this.tail);
+    throw optionError(
+      'form',
+      '"step" is not available: this network was read from a loop-form file (convert the ANN again for a step-form file)',
+    );
   }
 
   /** The ONNX file's bytes. */
@@ -128,13 +142,24 @@ export class Snn {
 
   /** Write the ONNX file (whole or not at all; never over the source ANN). */
   save(file: string, opts: SaveOptions = {}): void {
-    if (this.source) checkPaths([{ path: this.source.source.path, role: 'the ANN this network was converted from' }], [{ path: file, role: 'save' }]);
+    if (this.source)
+      checkPaths(
+        [{ path: this.source.source.path, role: 'the ANN this network was converted from' }],
+        [{ path: file, role: 'save' }],
+      );
     writeFileAtomic(file, this.toBytes(opts.form ?? this.form));
   }
 
   /** The same network with another (or no) source ANN. */
   withSource(source: PreparedModel | null): Snn {
-    return new Snn({ form: this.form, graph: this.graph, meta: this.meta, tail: this.tail, source, timing: this.timing });
+    return new Snn({
+      form: this.form,
+      graph: this.graph,
+      meta: this.meta,
+      tail: this.tail,
+      source,
+      timing: this.timing,
+    });
   }
 
   describe(): SnnDescription {
@@ -142,17 +167,32 @@ export class Snn {
     const sites = spec.sites.map((s, i): SiteDescription => {
       const th = this.meta.unit?.theta[i] ?? s.theta;
       return {
-        node: s.node, neurons: s.neurons, thresholds: th.length,
-        thetaMin: Math.min(...th), thetaMean: th.reduce((a, b) => a + b, 0) / th.length, thetaMax: Math.max(...th),
-        silent: th.filter((t) => t === 0).length, latency: delay.latencies[i] ?? Infinity,
+        node: s.node,
+        neurons: s.neurons,
+        thresholds: th.length,
+        thetaMin: Math.min(...th),
+        thetaMean: th.reduce((a, b) => a + b, 0) / th.length,
+        thetaMax: Math.max(...th),
+        silent: th.filter((t) => t === 0).length,
+        latency: delay.latencies[i] ?? Infinity,
       };
     });
     const layers = spec.layers ?? [];
     return {
-      form: this.form, source: this.meta.source,
-      input: { name: spec.input, shape: spec.inputShape }, readout: { name: spec.readout, shape: spec.readoutShape },
-      maxpool: spec.maxpool, spikes: spikeForm(this.meta), scaleNodes: this.meta.unit?.scaleNodes ?? [], granularity: spec.granularity, calibration: this.meta.calibration, delay: delay.estimated,
-      sites, layers, annMacs: layers.reduce((a, l) => a + l.macs, 0), hasSource: this.source !== null,
+      form: this.form,
+      source: this.meta.source,
+      input: { name: spec.input, shape: spec.inputShape },
+      readout: { name: spec.readout, shape: spec.readoutShape },
+      maxpool: spec.maxpool,
+      spikes: spikeForm(this.meta),
+      scaleNodes: this.meta.unit?.scaleNodes ?? [],
+      granularity: spec.granularity,
+      calibration: this.meta.calibration,
+      delay: delay.estimated,
+      sites,
+      layers,
+      annMacs: layers.reduce((a, l) => a + l.macs, 0),
+      hasSource: this.source !== null,
     };
   }
 }
@@ -172,7 +212,11 @@ export interface LoadSnnOptions extends RuntimeOptions {
 
 /** Read a converted file, and the source ANN (prepared) when it can be found. */
 export async function loadSnn(file: string, opts: LoadSnnOptions = {}): Promise<Snn> {
-  return attachSource(snnFromGraph(decodeModel(readRegularFile(file), path.basename(file)), path.basename(file)), file, opts);
+  return attachSource(
+    snnFromGraph(decodeModel(readRegularFile(file), path.basename(file)), path.basename(file)),
+    file,
+    opts,
+  );
 }
 
 /** The network with its source ANN prepared, found as `loadSnn` describes (`snnFile`: where the network was read from). */
@@ -183,13 +227,22 @@ export async function attachSource(snn: Snn, snnFile: string, opts: LoadSnnOptio
   try {
     loaded = loadModel(annFile);
   } catch (e) {
-    if (e instanceof SpikeportError && opts.ann !== undefined) throw new SpikeportError(e.code, `ann: ${e.message}`, 'ann');
+    if (e instanceof SpikeportError && opts.ann !== undefined)
+      throw new SpikeportError(e.code, `ann: ${e.message}`, 'ann');
     throw e;
   }
   if (loaded.sha256 !== snn.meta.source.sha256) {
-    throw optionError('ann', `${annFile} is not the model ${path.basename(snnFile)} was converted from (${snn.meta.source.file}, sha256 ${snn.meta.source.sha256.slice(0, 12)}…)`);
+    throw optionError(
+      'ann',
+      `${annFile} is not the model ${path.basename(snnFile)} was converted from (${snn.meta.source.file}, sha256 ${snn.meta.source.sha256.slice(0, 12)}…)`,
+    );
   }
-  const source = await prepareModel(loaded, { readoutNode: snn.meta.readoutNode, normalize: snn.meta.normalize ?? undefined, threads: opts.threads, device: opts.device });
+  const source = await prepareModel(loaded, {
+    readoutNode: snn.meta.readoutNode,
+    normalize: snn.meta.normalize ?? undefined,
+    threads: opts.threads,
+    device: opts.device,
+  });
   return snn.withSource(source);
 }
 

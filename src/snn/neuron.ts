@@ -28,9 +28,23 @@ export interface NeuronOptions {
  * Add one step of the neuron. `theta` is per channel (shaped `dims`, e.g. [1, C, 1, 1]) or one
  * value; five passes over the membrane: integrate, compare, cast, emit θ, reset (six with a bias).
  */
-export function addIfNeuron(b: GraphBuilder, ports: NeuronPorts, theta: Float32Array, dims: readonly number[], hint: string, opts: NeuronOptions = {}): void {
+export function addIfNeuron(
+  b: GraphBuilder,
+  ports: NeuronPorts,
+  theta: Float32Array,
+  dims: readonly number[],
+  hint: string,
+  opts: NeuronOptions = {},
+): void {
   const thetaName = b.constant(`theta_${hint}`, floatTensor(dims, theta));
-  const levelName = b.constant(`fire_level_${hint}`, opts.fireLevel ?? floatTensor(dims, Array.from(theta, (v) => (v > 0 ? v / 2 : Infinity))));
+  const levelName = b.constant(
+    `fire_level_${hint}`,
+    opts.fireLevel ??
+      floatTensor(
+        dims,
+        Array.from(theta, (v) => (v > 0 ? v / 2 : Infinity)),
+      ),
+  );
   const current = opts.bias ? b.op('Add', [ports.current, b.constant(`bias_${hint}`, opts.bias)]) : ports.current;
   const u1 = b.op('Add', [ports.state.input, current]);
   const fired = b.opset >= 12 ? b.op('GreaterOrEqual', [u1, levelName]) : b.op('Not', [b.op('Less', [u1, levelName])]);

@@ -38,18 +38,26 @@ export function splitConstantPrefix(step: Graph, spec: SnnSpec): SplitStep {
   if (prefixNodes.length === 0) return { prefix: null, step, constants: [] };
   const produced = new Set(prefixNodes.flatMap((n) => n.outputs));
   const outputs = new Set(step.outputs.map((o) => o.name));
-  const constants = [...new Set([
-    ...stepNodes.flatMap((n) => n.inputs.filter((i) => produced.has(i))),
-    ...[...outputs].filter((o) => produced.has(o)),
-  ])];
+  const constants = [
+    ...new Set([
+      ...stepNodes.flatMap((n) => n.inputs.filter((i) => produced.has(i))),
+      ...[...outputs].filter((o) => produced.has(o)),
+    ]),
+  ];
   const needsInput = stepNodes.some((n) => n.inputs.includes(spec.input));
   const prefix: Graph = {
-    ...step, name: 'prefix', nodes: prefixNodes, initializers: usedInitializers(prefixNodes, step.initializers),
+    ...step,
+    name: 'prefix',
+    nodes: prefixNodes,
+    initializers: usedInitializers(prefixNodes, step.initializers),
     inputs: step.inputs.filter((i) => i.name === spec.input),
     outputs: constants.map((c) => floatInput(c, null)),
   };
   const rest: Graph = {
-    ...step, name: 'step', nodes: stepNodes, initializers: usedInitializers(stepNodes, step.initializers),
+    ...step,
+    name: 'step',
+    nodes: stepNodes,
+    initializers: usedInitializers(stepNodes, step.initializers),
     inputs: [
       ...(needsInput ? step.inputs.filter((i) => i.name === spec.input) : []),
       ...constants.map((c) => floatInput(c, null)),

@@ -73,7 +73,12 @@ export interface Stages {
   readonly stateShapes: ReadonlyMap<string, readonly number[]>;
 }
 
-const floats = (t: Tensor | undefined): Float32Array | null => (t && t.dtype === 'float32' ? (t.data instanceof Float32Array ? t.data : Float32Array.from(t.data as ArrayLike<number>)) : null);
+const floats = (t: Tensor | undefined): Float32Array | null =>
+  t && t.dtype === 'float32'
+    ? t.data instanceof Float32Array
+      ? t.data
+      : Float32Array.from(t.data as ArrayLike<number>)
+    : null;
 
 /** A constant broadcast to one sample's shape (the leading batch axis of its dims is 1 or absent). */
 function perNeuron(t: Tensor, shape: readonly number[]): Float32Array | null {
@@ -122,12 +127,18 @@ export function planStages(step: Graph, spec: SnnSpec): Stages | null {
   const updates = new Map<Node, StateUpdate>(); // keyed by the node the update replaces in graph order
   const stateShapes = new Map(spec.states.map((s) => [s.input, s.shape]));
   const stateOut = new Map(spec.states.map((s) => [s.output, s.input]));
-  const counterNames = new Set([...spec.sites.map((s) => s.spikes), ...(spec.layers ?? []).flatMap((l) => (l.sops ? [l.sops] : []))]);
+  const counterNames = new Set([
+    ...spec.sites.map((s) => s.spikes),
+    ...(spec.layers ?? []).flatMap((l) => (l.sops ? [l.sops] : [])),
+  ]);
 
   /** Reshape → MatMul(W) → ReduceSum → Identity | Gather(j): the counter outputs and W's columns. */
   const counter = (x: string): Counter | null => {
     // The model itself may reshape the same tensor: the counter's Reshape is the one that parses as a counter.
-    const found = (readers.get(x) ?? []).filter((n) => n.opType === 'Reshape' && n.inputs[0] === x).map(counterFrom).filter((c) => c !== null);
+    const found = (readers.get(x) ?? [])
+      .filter((n) => n.opType === 'Reshape' && n.inputs[0] === x)
+      .map(counterFrom)
+      .filter((c) => c !== null);
     return found.length === 1 ? found[0] : null;
   };
   type Counter = { outputs: Map<string, number>; w: Float32Array; cols: number; nodes: Node[] };
@@ -196,7 +207,10 @@ export function planStages(step: Graph, spec: SnnSpec): Stages | null {
       if (c) {
         if (c.w.length !== per * c.cols) return null;
         for (const [out, j] of c.outputs) {
-          if (j === 0) { spikeCounter = out; continue; }
+          if (j === 0) {
+            spikeCounter = out;
+            continue;
+          }
           // Column j is fan-out/θ; fan-outs are whole numbers, θ the site's: recover them exactly.
           const f = new Float64Array(per);
           for (let e = 0; e < per; e++) {
@@ -215,7 +229,12 @@ export function planStages(step: Graph, spec: SnnSpec): Stages | null {
     if (users.length !== 1) return null;
     const u = users[0];
     if (u.opType === 'Add' && u.outputs[0] === s.output) {
-      updates.set(u, { kind: 'accumulate', input: u.inputs[0] === s.input ? u.inputs[1] : u.inputs[0], output: s.output, state: s.input });
+      updates.set(u, {
+        kind: 'accumulate',
+        input: u.inputs[0] === s.input ? u.inputs[1] : u.inputs[0],
+        output: s.output,
+        state: s.input,
+      });
       taken.add(u);
     } else if (u.opType === 'Sub' && u.inputs[1] === s.input && stateOut.get(u.inputs[0]) === s.input) {
       updates.set(u, { kind: 'difference', input: u.inputs[0], output: u.outputs[0], state: s.input });
@@ -234,7 +253,12 @@ export function planStages(step: Graph, spec: SnnSpec): Stages | null {
     [n, sign, ...c.nodes].forEach((x) => taken.add(x));
   }
   // Every counter output must now be accounted for.
-  const counted = new Set([...events.map((e) => e.output), ...[...updates.values()].flatMap((u) => (u.kind === 'neuron' ? [...(u.spikeCounter ? [u.spikeCounter] : []), ...u.sops.map((x) => x.output)] : []))]);
+  const counted = new Set([
+    ...events.map((e) => e.output),
+    ...[...updates.values()].flatMap((u) =>
+      u.kind === 'neuron' ? [...(u.spikeCounter ? [u.spikeCounter] : []), ...u.sops.map((x) => x.output)] : [],
+    ),
+  ]);
   if ([...counterNames].some((c) => !counted.has(c))) return null;
 
   const types = inferDtypes(step);
@@ -280,29 +304,44 @@ export function planStages(step: Graph, spec: SnnSpec): Stages | null {
     ns.sort((a, b) => (order.get(a) as number) - (order.get(b) as number));
   }
   // Everything JS reads and the readout must come from a stage, an update or a graph input.
-  const available = new Set([...step.inputs.map((i) => i.name), ...stageNodes.flatMap((ns) => (ns ?? []).flatMap((n) => n.outputs)),
-    ...[...updates.values()].map((u) => (u.kind === 'neuron' ? u.spikes : u.output))]);
-  const read = [...[...updates.values()].map((u) => (u.kind === 'neuron' ? u.current : u.input)), ...events.map((e) => e.input), spec.readout];
+  const available = new Set([
+    ...step.inputs.map((i) => i.name),
+    ...stageNodes.flatMap((ns) => (ns ?? []).flatMap((n) => n.outputs)),
+    ...[...updates.values()].map((u) => (u.kind === 'neuron' ? u.spikes : u.output)),
+  ]);
+  const read = [
+    ...[...updates.values()].map((u) => (u.kind === 'neuron' ? u.current : u.input)),
+    ...events.map((e) => e.input),
+    spec.readout,
+  ];
   if (read.some((t) => !available.has(t))) return null;
   const graphOutputs = new Set(step.outputs.map((o) => o.name).filter((o) => !counterNames.has(o) && !stateOut.has(o)));
   const count = Math.max(stageNodes.length, stageUpdates.length);
   const stages: Stage[] = [];
   // What is read outside each stage: by updates, event counters, other stages, graph outputs.
-  const readElsewhere = (t: string, stage: number): boolean => graphOutputs.has(t)
-    || events.some((e) => e.input === t)
-    || [...updates.values()].some((u) => (u.kind === 'neuron' ? u.current : u.input) === t)
-    || stageNodes.some((ns, i) => i !== stage && ns.some((n) => n.inputs.includes(t)));
+  const readElsewhere = (t: string, stage: number): boolean =>
+    graphOutputs.has(t) ||
+    events.some((e) => e.input === t) ||
+    [...updates.values()].some((u) => (u.kind === 'neuron' ? u.current : u.input) === t) ||
+    stageNodes.some((ns, i) => i !== stage && ns.some((n) => n.inputs.includes(t)));
   for (let L = 0; L < count; L++) {
     const nodes = stageNodes[L] ?? [];
     let graph: Graph | null = null;
     if (nodes.length > 0) {
       const produced = new Set(nodes.flatMap((n) => n.outputs));
-      const inputs = [...new Set(nodes.flatMap((n) => n.inputs.filter((i) => i !== '' && !produced.has(i) && !step.initializers.has(i))))];
+      const inputs = [
+        ...new Set(
+          nodes.flatMap((n) => n.inputs.filter((i) => i !== '' && !produced.has(i) && !step.initializers.has(i))),
+        ),
+      ];
       const outputs = [...produced].filter((t) => readElsewhere(t, L));
       // Only float tensors cross stages (shape arithmetic stays with its consumers).
       if ([...inputs, ...outputs].some((t) => types.get(t) !== 'float32')) return null;
       graph = {
-        ...step, name: `stage${L}`, nodes, initializers: usedInitializers(nodes, step.initializers),
+        ...step,
+        name: `stage${L}`,
+        nodes,
+        initializers: usedInitializers(nodes, step.initializers),
         inputs: inputs.map((i) => floatInput(i, null)),
         outputs: outputs.map((o) => floatInput(o, null)),
       };

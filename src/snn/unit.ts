@@ -33,7 +33,16 @@ export interface UnitForm {
 }
 
 /** Ops that commute with a positive scale per channel and keep the channel axis. */
-const COMMUTING = new Set(['AveragePool', 'MaxPool', 'GlobalAveragePool', 'GlobalMaxPool', 'Identity', 'Dropout', 'Resize', 'Upsample']);
+const COMMUTING = new Set([
+  'AveragePool',
+  'MaxPool',
+  'GlobalAveragePool',
+  'GlobalMaxPool',
+  'Identity',
+  'Dropout',
+  'Resize',
+  'Upsample',
+]);
 
 type Scale = Float32Array;
 
@@ -60,9 +69,20 @@ export async function unitSpikeForm(m: PreparedModel, th: Thresholds, opts: Runt
   // Per-sample shapes of every float tensor the spiking part computes (one probe run).
   const wanted = new Set<string>();
   for (const n of p.spiking) {
-    if (siteByNode.has(n.name) || p.varying.has(n.outputs[0]) || n.outputs.some((o) => cons.get(o)?.some((c) => siteByNode.has(c.name)))) n.outputs.forEach((o) => o && wanted.add(o));
+    if (
+      siteByNode.has(n.name) ||
+      p.varying.has(n.outputs[0]) ||
+      n.outputs.some((o) => cons.get(o)?.some((c) => siteByNode.has(c.name)))
+    )
+      n.outputs.forEach((o) => o && wanted.add(o));
   }
-  const probed = await probeShapes(g, m.inputName, { dims: [1, ...m.inputShape], data: new Float32Array(numel(m.inputShape)) }, [...wanted], opts);
+  const probed = await probeShapes(
+    g,
+    m.inputName,
+    { dims: [1, ...m.inputShape], data: new Float32Array(numel(m.inputShape)) },
+    [...wanted],
+    opts,
+  );
   const shapes = new Map<string, number[]>(m.shapes as Map<string, number[]>);
   for (const [k, d] of probed) shapes.set(k, d.slice(1));
   const channels = (t: string): number => (shapes.get(t) as number[])[0] ?? 1;
@@ -86,7 +106,11 @@ export async function unitSpikeForm(m: PreparedModel, th: Thresholds, opts: Runt
     else {
       const users = cons.get(t) ?? [];
       const each = users.map((c) => wantThrough(c, t));
-      w = each.length > 0 && each.every((e) => e !== null && e.length === each[0]?.length && e.every((v, i) => v === (each[0] as Scale)[i])) ? each[0] : null;
+      w =
+        each.length > 0 &&
+        each.every((e) => e !== null && e.length === each[0]?.length && e.every((v, i) => v === (each[0] as Scale)[i]))
+          ? each[0]
+          : null;
     }
     wantMemo.set(t, w);
     return w;
@@ -150,7 +174,13 @@ export async function unitSpikeForm(m: PreparedModel, th: Thresholds, opts: Runt
     const rank = (shapes.get(t) as number[]).length;
     const out = fresh(t);
     const factor = fresh(`${t}.factor`);
-    initializers.set(factor, floatTensor([to.length, ...new Array<number>(rank - 1).fill(1)], Array.from(from, (v, c) => v * inv(to[c]))));
+    initializers.set(
+      factor,
+      floatTensor(
+        [to.length, ...new Array<number>(rank - 1).fill(1)],
+        Array.from(from, (v, c) => v * inv(to[c])),
+      ),
+    );
     const name = `unit_scale_${scaleNodes.length}`;
     nodes.push({ name, opType: 'Mul', domain: '', inputs: [t, factor], outputs: [out], attrs: {} });
     scaleNodes.push(name);
@@ -213,7 +243,10 @@ export async function unitSpikeForm(m: PreparedModel, th: Thresholds, opts: Runt
       const b2 = fitsEither(sa, scaleOf(b)) ? b : convert(b, sa);
       const sb = scaleOf(b2);
       nodes.push({ ...n, inputs: [a, b2] });
-      scale.set(out, sa.map((v, c) => (v !== 0 ? v : sb[c])));
+      scale.set(
+        out,
+        sa.map((v, c) => (v !== 0 ? v : sb[c])),
+      );
     } else if (n.opType === 'Add' && n.inputs.length === 2) {
       const [vi, ci] = scale.has(n.inputs[0]) ? [0, 1] : [1, 0];
       const s = scaleOf(n.inputs[vi]);
@@ -224,7 +257,13 @@ export async function unitSpikeForm(m: PreparedModel, th: Thresholds, opts: Runt
       }
       const cname = fresh(`${n.inputs[ci]}.scaled`);
       const rank = (shapes.get(n.inputs[vi]) as number[]).length;
-      initializers.set(cname, floatTensor([s.length, ...new Array<number>(rank - 1).fill(1)], Array.from(cv, (v, c) => v * inv(s[c]))));
+      initializers.set(
+        cname,
+        floatTensor(
+          [s.length, ...new Array<number>(rank - 1).fill(1)],
+          Array.from(cv, (v, c) => v * inv(s[c])),
+        ),
+      );
       const inputs = [...n.inputs];
       inputs[ci] = cname;
       nodes.push({ ...n, inputs });
@@ -234,14 +273,25 @@ export async function unitSpikeForm(m: PreparedModel, th: Thresholds, opts: Runt
       const parts = n.inputs.map((i) => scaleOf(i));
       const all = new Float32Array(parts.reduce((a, s) => a + s.length, 0));
       let off = 0;
-      for (const s of parts) { all.set(s, off); off += s.length; }
+      for (const s of parts) {
+        all.set(s, off);
+        off += s.length;
+      }
       scale.set(out, all);
     } else if (n.opType === 'Flatten' && attrInt(n, 'axis', 1) === 1 && shapes.has(x) && shapes.has(out)) {
       nodes.push(n);
       const s = scaleOf(x);
       const per = numel(shapes.get(x) as number[]) / s.length;
-      scale.set(out, Float32Array.from({ length: s.length * per }, (_, k) => s[Math.floor(k / per)]));
-    } else if (n.opType === 'Pad' && n.inputs.length <= 2 && (n.attrs.mode === undefined || (n.attrs.mode.kind === 'string' && n.attrs.mode.value === 'constant')) && sameChannels(x, out)) {
+      scale.set(
+        out,
+        Float32Array.from({ length: s.length * per }, (_, k) => s[Math.floor(k / per)]),
+      );
+    } else if (
+      n.opType === 'Pad' &&
+      n.inputs.length <= 2 &&
+      (n.attrs.mode === undefined || (n.attrs.mode.kind === 'string' && n.attrs.mode.value === 'constant')) &&
+      sameChannels(x, out)
+    ) {
       nodes.push(n);
       scale.set(out, scaleOf(x));
     } else {
@@ -255,7 +305,10 @@ export async function unitSpikeForm(m: PreparedModel, th: Thresholds, opts: Runt
   const graph: Graph = { ...g, nodes, initializers };
   const plan = makePlan(graph, { readoutNode: p.readoutNode });
   if (plan.sites.length !== p.sites.length || plan.readout !== p.readout) {
-    throw new SpikeportError('unsupported-model', 'folding θ changed the network\'s neuron sites; the unit-spike form is not available for this model');
+    throw new SpikeportError(
+      'unsupported-model',
+      "folding θ changed the network's neuron sites; the unit-spike form is not available for this model",
+    );
   }
   return {
     model: { ...m, graph, plan, shapes },
@@ -277,7 +330,13 @@ function floats(t: Tensor): Float32Array {
  * (null: 1) folded into its weights and bias; null when its weights are not constants in a
  * layout spikeport folds (the caller then converts its input to scale 1 instead).
  */
-function foldWeighted(n: Node, sIn: Scale | null, sOut: Scale | null, inits: Map<string, Tensor>, shapes: ReadonlyMap<string, readonly number[]>): { node: Node; out: Scale | null } | null {
+function foldWeighted(
+  n: Node,
+  sIn: Scale | null,
+  sOut: Scale | null,
+  inits: Map<string, Tensor>,
+  shapes: ReadonlyMap<string, readonly number[]>,
+): { node: Node; out: Scale | null } | null {
   const W = inits.get(n.inputs[1]);
   if (!W || W.dtype !== 'float32') return null;
   const w = floats(W);

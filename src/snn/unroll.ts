@@ -28,7 +28,12 @@ export function unrollSteps(step: Graph, spec: SnnSpec, K: number): Graph {
       return k === K - 1 && stateOut.has(t) ? t : stepName(t, k);
     };
     for (const n of step.nodes) {
-      nodes.push({ ...n, name: stepName(n.name || `node${nodes.length}`, k), inputs: n.inputs.map(rename), outputs: n.outputs.map(rename) });
+      nodes.push({
+        ...n,
+        name: stepName(n.name || `node${nodes.length}`, k),
+        inputs: n.inputs.map(rename),
+        outputs: n.outputs.map(rename),
+      });
     }
   }
   const perStep = [spec.readout, ...counterOutputs(spec)];

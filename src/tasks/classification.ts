@@ -15,7 +15,12 @@ export function topK(v: ArrayLike<number>, offset: number, size: number, k: numb
 }
 
 /** Top-1/top-5 hits of readouts [n, size]. */
-export function scoreReadouts(readouts: ArrayLike<number>, n: number, size: number, labels: ArrayLike<number>): { c1: number; c5: number } {
+export function scoreReadouts(
+  readouts: ArrayLike<number>,
+  n: number,
+  size: number,
+  labels: ArrayLike<number>,
+): { c1: number; c5: number } {
   let c1 = 0;
   let c5 = 0;
   for (let i = 0; i < n; i++) {
@@ -56,11 +61,22 @@ export class TopKCounter {
 
   /** The counts as plain JSON (a scorer state). */
   state(): { kind: 'topk'; classes: number; top1: number[]; top5: number[]; seen: number[] } {
-    return { kind: 'topk', classes: this.classes, top1: Array.from(this.c1), top5: Array.from(this.c5), seen: Array.from(this.seen) };
+    return {
+      kind: 'topk',
+      classes: this.classes,
+      top1: Array.from(this.c1),
+      top5: Array.from(this.c5),
+      seen: Array.from(this.seen),
+    };
   }
 
   /** A counter holding these counts. */
-  static fromState(s: { classes: number; top1: readonly number[]; top5: readonly number[]; seen: readonly number[] }): TopKCounter {
+  static fromState(s: {
+    classes: number;
+    top1: readonly number[];
+    top5: readonly number[];
+    seen: readonly number[];
+  }): TopKCounter {
     const c = new TopKCounter(s.top1.length);
     c.c1.set(s.top1);
     c.c5.set(s.top5);

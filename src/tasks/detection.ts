@@ -60,11 +60,19 @@ export function nms(dets: readonly Detection[], iouMax: number): Detection[] {
 const sigmoid = (v: number): number => 1 / (1 + Math.exp(-v));
 
 /** Heat-map peaks (3×3 local maxima) → boxes, then NMS; `head` is [n, C+4, h, w]; `images` names the n images. */
-export function decode(head: ArrayLike<number>, n: number, h: number, w: number, images: readonly number[], o: DecodeOptions): Detection[] {
+export function decode(
+  head: ArrayLike<number>,
+  n: number,
+  h: number,
+  w: number,
+  images: readonly number[],
+  o: DecodeOptions,
+): Detection[] {
   const C = o.classes;
   const plane = h * w;
   const per = (C + 4) * plane;
-  if (head.length !== n * per) throw new Error(`detection: head has ${head.length} values, expected ${n}×${C + 4}×${h}×${w}`);
+  if (head.length !== n * per)
+    throw new Error(`detection: head has ${head.length} values, expected ${n}×${C + 4}×${h}×${w}`);
   const minScore = o.minScore ?? 0.05;
   const out: Detection[] = [];
   for (let i = 0; i < n; i++) {
@@ -82,7 +90,10 @@ export function decode(head: ArrayLike<number>, n: number, h: number, w: number,
             for (let dx = -1; dx <= 1; dx++) {
               const yy = y + dy;
               const xx = x + dx;
-              if ((dy || dx) && yy >= 0 && yy < h && xx >= 0 && xx < w && head[hm + yy * w + xx] > v) { peak = false; break; }
+              if ((dy || dx) && yy >= 0 && yy < h && xx >= 0 && xx < w && head[hm + yy * w + xx] > v) {
+                peak = false;
+                break;
+              }
             }
           }
           if (!peak) continue;
@@ -122,7 +133,8 @@ function averagePrecision(dets: readonly Detection[], gts: readonly DetectionBox
   if (real === 0) return null;
   // Per image: the boxes to find first, then the crowd regions (COCO sorts the ignored last).
   const byImage = new Map<number, { box: DetectionBox; used: boolean }[]>();
-  for (const g of [...gts.filter((b) => !b.crowd), ...gts.filter((b) => b.crowd)]) byImage.set(g.image, [...(byImage.get(g.image) ?? []), { box: g, used: false }]);
+  for (const g of [...gts.filter((b) => !b.crowd), ...gts.filter((b) => b.crowd)])
+    byImage.set(g.image, [...(byImage.get(g.image) ?? []), { box: g, used: false }]);
   const sorted = [...dets].sort((a, b) => b.score - a.score);
   const tp = new Float64Array(sorted.length);
   const ignored = new Uint8Array(sorted.length);
@@ -136,7 +148,10 @@ function averagePrecision(dets: readonly Detection[], gts: readonly DetectionBox
       // A box to find was matched: crowd regions come after and do not compete.
       if (best >= 0 && !cands[best].box.crowd && g.box.crowd) break;
       const v = g.box.crowd ? crowdOverlap(d, g.box) : iou(d, g.box);
-      if (v >= bestIou) { bestIou = v; best = j; }
+      if (v >= bestIou) {
+        bestIou = v;
+        best = j;
+      }
     }
     if (best < 0) return;
     if (cands[best].box.crowd) ignored[k] = 1;
@@ -176,13 +191,25 @@ export interface MapResult {
 }
 
 /** COCO mAP of detections against ground truth; `maxDets` per image by score. */
-export function meanAveragePrecision(dets: readonly Detection[], gts: readonly DetectionBox[], classes: number, maxDets = 100): MapResult {
+export function meanAveragePrecision(
+  dets: readonly Detection[],
+  gts: readonly DetectionBox[],
+  classes: number,
+  maxDets = 100,
+): MapResult {
   const kept: Detection[] = [];
   const perImage = new Map<number, Detection[]>();
   for (const d of dets) perImage.set(d.image, [...(perImage.get(d.image) ?? []), d]);
   for (const list of perImage.values()) kept.push(...list.sort((a, b) => b.score - a.score).slice(0, maxDets));
-  const table = COCO_IOUS.map((t) => Array.from({ length: classes }, (_, c) =>
-    averagePrecision(kept.filter((d) => d.label === c), gts.filter((g) => g.label === c), t)));
+  const table = COCO_IOUS.map((t) =>
+    Array.from({ length: classes }, (_, c) =>
+      averagePrecision(
+        kept.filter((d) => d.label === c),
+        gts.filter((g) => g.label === c),
+        t,
+      ),
+    ),
+  );
   const meanOf = (xs: readonly (number | null)[]): number => {
     const v = xs.filter((x): x is number => x !== null);
     return v.length ? v.reduce((a, b) => a + b, 0) / v.length : 0;
@@ -192,6 +219,8 @@ export function meanAveragePrecision(dets: readonly Detection[], gts: readonly D
     map: perT.reduce((a, b) => a + b, 0) / perT.length,
     map50: perT[0],
     map75: perT[5],
-    perClass: Array.from({ length: classes }, (_, c) => (table[0][c] === null ? null : meanOf(table.map((row) => row[c])))),
+    perClass: Array.from({ length: classes }, (_, c) =>
+      table[0][c] === null ? null : meanOf(table.map((row) => row[c])),
+    ),
   };
 }

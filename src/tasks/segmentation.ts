@@ -9,7 +9,10 @@ import { SpikeportError } from '../errors.js';
 export class ConfusionMatrix {
   readonly counts: Float64Array;
 
-  constructor(readonly classes: number, readonly ignore = 255) {
+  constructor(
+    readonly classes: number,
+    readonly ignore = 255,
+  ) {
     this.counts = new Float64Array(classes * classes);
   }
 
@@ -17,18 +20,26 @@ export class ConfusionMatrix {
   add(scores: ArrayLike<number>, labels: ArrayLike<number>, n: number): void {
     const C = this.classes;
     const plane = labels.length / n;
-    if (scores.length !== n * C * plane) throw new Error(`segmentation: scores have ${scores.length} values, expected ${n}×${C}×${plane}`);
+    if (scores.length !== n * C * plane)
+      throw new Error(`segmentation: scores have ${scores.length} values, expected ${n}×${C}×${plane}`);
     for (let i = 0; i < n; i++) {
       const base = i * C * plane;
       for (let p = 0; p < plane; p++) {
         const truth = labels[i * plane + p];
         if (truth === this.ignore) continue;
-        if (truth >= C) throw new SpikeportError('invalid-data', `segmentation: a mask holds class ${truth}, but the model scores ${C} classes (0..${C - 1}; ${this.ignore} = ignore)`);
+        if (truth >= C)
+          throw new SpikeportError(
+            'invalid-data',
+            `segmentation: a mask holds class ${truth}, but the model scores ${C} classes (0..${C - 1}; ${this.ignore} = ignore)`,
+          );
         let best = 0;
         let bestV = scores[base + p];
         for (let c = 1; c < C; c++) {
           const v = scores[base + c * plane + p];
-          if (v > bestV) { bestV = v; best = c; }
+          if (v > bestV) {
+            bestV = v;
+            best = c;
+          }
         }
         this.counts[truth * C + best]++;
       }

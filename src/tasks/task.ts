@@ -50,16 +50,24 @@ export interface Scorer {
  * scores of merged states are exactly those of one scorer that saw every batch in the same order.
  */
 export type ScorerState =
-  | { readonly kind: 'topk'; readonly classes: number; readonly top1: readonly number[]; readonly top5: readonly number[]; readonly seen: readonly number[] }
+  | {
+      readonly kind: 'topk';
+      readonly classes: number;
+      readonly top1: readonly number[];
+      readonly top5: readonly number[];
+      readonly seen: readonly number[];
+    }
   | { readonly kind: 'confusion'; readonly classes: number; readonly counts: readonly (readonly number[])[] }
   | {
-    readonly kind: 'detections'; readonly classes: number; readonly windows: number;
-    /** Per window, the detections in the order found: 7 numbers each (image, label, score, x, y, w, h). */
-    readonly found: readonly (readonly number[])[];
-    /** The images scored, ascending, and their ground-truth boxes (in the data set's order). */
-    readonly images: readonly number[];
-    readonly truth: readonly DetectionBox[];
-  };
+      readonly kind: 'detections';
+      readonly classes: number;
+      readonly windows: number;
+      /** Per window, the detections in the order found: 7 numbers each (image, label, score, x, y, w, h). */
+      readonly found: readonly (readonly number[])[];
+      /** The images scored, ascending, and their ground-truth boxes (in the data set's order). */
+      readonly images: readonly number[];
+      readonly truth: readonly DetectionBox[];
+    };
 
 /** The task a data set is for, unless the user says: masks → segmentation, boxes → detection, clips → video. */
 export function inferTask(d: Dataset, given?: Task): Task {
@@ -75,9 +83,12 @@ export function makeScorer(task: Task, windows: number, data: Dataset, from?: Sc
   if (from && from.kind !== stateKind(task)) throw new Error(`a ${from.kind} state cannot continue a ${task} scorer`);
   switch (task) {
     case 'classification':
-    case 'video': return topK(windows, data, from);
-    case 'segmentation': return segmentation(windows, data, from);
-    case 'detection': return detection(windows, data, from);
+    case 'video':
+      return topK(windows, data, from);
+    case 'segmentation':
+      return segmentation(windows, data, from);
+    case 'detection':
+      return detection(windows, data, from);
   }
 }
 
@@ -89,12 +100,16 @@ export function stateKind(task: Task): ScorerState['kind'] {
 /** The scores per window of a state (a scorer's own, or merged ones). */
 export function scoresOf(s: ScorerState): Score[] {
   switch (s.kind) {
-    case 'topk': return TopKCounter.fromState(s).scores().map((x) => ({ metric: x.top1, secondary: x.top5 }));
-    case 'confusion': return s.counts.map((c) => {
-      const cm = new ConfusionMatrix(s.classes);
-      cm.counts.set(c);
-      return { metric: cm.miou(), secondary: cm.pixelAccuracy() };
-    });
+    case 'topk':
+      return TopKCounter.fromState(s)
+        .scores()
+        .map((x) => ({ metric: x.top1, secondary: x.top5 }));
+    case 'confusion':
+      return s.counts.map((c) => {
+        const cm = new ConfusionMatrix(s.classes);
+        cm.counts.set(c);
+        return { metric: cm.miou(), secondary: cm.pixelAccuracy() };
+      });
     case 'detections': {
       const seen = new Set(s.images);
       const gts = s.truth.filter((b) => seen.has(b.image));
@@ -114,30 +129,52 @@ export function scoresOf(s: ScorerState): Score[] {
 export function mergeStates(states: readonly ScorerState[]): ScorerState {
   if (states.length === 0) throw new Error('no scorer states to merge');
   const kind = states[0].kind;
-  if (states.some((s) => s.kind !== kind)) throw new Error(`scorer states of different kinds (${[...new Set(states.map((s) => s.kind))].join(', ')})`);
+  if (states.some((s) => s.kind !== kind))
+    throw new Error(`scorer states of different kinds (${[...new Set(states.map((s) => s.kind))].join(', ')})`);
   const sizes = states.map(windowsOf);
-  if (sizes.some((w) => w !== sizes[0])) throw new Error(`scorer states with different numbers of windows (${[...new Set(sizes)].join(', ')})`);
+  if (sizes.some((w) => w !== sizes[0]))
+    throw new Error(`scorer states with different numbers of windows (${[...new Set(sizes)].join(', ')})`);
   const used = states.filter((s) => s.classes > 0);
   const classes = used.length ? used[0].classes : 0;
-  if (used.some((s) => s.classes !== classes)) throw new Error(`scorer states with different numbers of classes (${[...new Set(used.map((s) => s.classes))].join(', ')})`);
-  const add = (rows: readonly (readonly number[])[]): number[] => rows.reduce<number[]>((acc, r) => acc.map((v, i) => v + r[i]), rows[0].map(() => 0));
+  if (used.some((s) => s.classes !== classes))
+    throw new Error(
+      `scorer states with different numbers of classes (${[...new Set(used.map((s) => s.classes))].join(', ')})`,
+    );
+  const add = (rows: readonly (readonly number[])[]): number[] =>
+    rows.reduce<number[]>(
+      (acc, r) => acc.map((v, i) => v + r[i]),
+      rows[0].map(() => 0),
+    );
   const W = sizes[0];
   switch (kind) {
     case 'topk': {
       const ts = states as Extract<ScorerState, { kind: 'topk' }>[];
-      return { kind, classes, top1: add(ts.map((s) => s.top1)), top5: add(ts.map((s) => s.top5)), seen: add(ts.map((s) => s.seen)) };
+      return {
+        kind,
+        classes,
+        top1: add(ts.map((s) => s.top1)),
+        top5: add(ts.map((s) => s.top5)),
+        seen: add(ts.map((s) => s.seen)),
+      };
     }
     case 'confusion': {
-      const cs = (used as Extract<ScorerState, { kind: 'confusion' }>[]);
-      return { kind, classes, counts: Array.from({ length: W }, (_, w) => (cs.length ? add(cs.map((s) => s.counts[w])) : [])) };
+      const cs = used as Extract<ScorerState, { kind: 'confusion' }>[];
+      return {
+        kind,
+        classes,
+        counts: Array.from({ length: W }, (_, w) => (cs.length ? add(cs.map((s) => s.counts[w])) : [])),
+      };
     }
     case 'detections': {
       const ds = states as Extract<ScorerState, { kind: 'detections' }>[];
       const images = ds.flatMap((s) => s.images);
-      if (new Set(images).size !== images.length) throw new Error('detection states share images: they are not disjoint parts of the data');
+      if (new Set(images).size !== images.length)
+        throw new Error('detection states share images: they are not disjoint parts of the data');
       const truth = ds.flatMap((s) => s.truth);
       return {
-        kind, classes, windows: W,
+        kind,
+        classes,
+        windows: W,
         found: Array.from({ length: W }, (_, w) => ds.flatMap((s) => s.found[w])),
         images: [...images].sort((a, b) => a - b),
         truth: sortByImage(truth),
@@ -155,25 +192,30 @@ export function stateProblem(s: ScorerState, windows: number, samples: readonly 
   const n = samples.length;
   switch (s.kind) {
     case 'topk':
-      if (s.top5.length !== windows || s.seen.length !== windows) return 'top-1, top-5 and seen counts of different lengths';
+      if (s.top5.length !== windows || s.seen.length !== windows)
+        return 'top-1, top-5 and seen counts of different lengths';
       for (let w = 0; w < windows; w++) {
         if (s.seen[w] !== n) return `window ${w} scored ${s.seen[w]} samples, the batches hold ${n}`;
-        if (!(s.top1[w] <= s.top5[w] && s.top5[w] <= s.seen[w])) return `window ${w}: top-1 ${s.top1[w]}, top-5 ${s.top5[w]} of ${s.seen[w]} is impossible`;
+        if (!(s.top1[w] <= s.top5[w] && s.top5[w] <= s.seen[w]))
+          return `window ${w}: top-1 ${s.top1[w]}, top-5 ${s.top5[w]} of ${s.seen[w]} is impossible`;
       }
       return null;
     case 'confusion': {
       if (n > 0 && s.classes < 1) return 'no classes, but samples were scored';
-      if (s.counts.some((c) => c.length !== s.classes * s.classes)) return `confusion matrices must hold ${s.classes}² counts`;
+      if (s.counts.some((c) => c.length !== s.classes * s.classes))
+        return `confusion matrices must hold ${s.classes}² counts`;
       const totals = s.counts.map((c) => c.reduce((a, b) => a + b, 0));
       if (totals.some((t) => t !== totals[0])) return 'the windows scored different numbers of pixels';
       return null;
     }
     case 'detections': {
-      if (s.images.length !== n || s.images.some((im, k) => im !== samples[k])) return 'the images scored are not the samples of its batches';
+      if (s.images.length !== n || s.images.some((im, k) => im !== samples[k]))
+        return 'the images scored are not the samples of its batches';
       const seen = new Set(s.images);
       for (const flat of s.found) {
         for (let k = 0; k < flat.length; k += 7) {
-          if (!seen.has(flat[k]) || !Number.isInteger(flat[k + 1]) || flat[k + 1] < 0 || flat[k + 1] >= s.classes) return `a detection of image ${flat[k]}, class ${flat[k + 1]}, is not among its images and ${s.classes} classes`;
+          if (!seen.has(flat[k]) || !Number.isInteger(flat[k + 1]) || flat[k + 1] < 0 || flat[k + 1] >= s.classes)
+            return `a detection of image ${flat[k]}, class ${flat[k + 1]}, is not among its images and ${s.classes} classes`;
         }
       }
       if (s.truth.some((b) => !seen.has(b.image))) return 'a ground-truth box of an image it did not score';
@@ -197,14 +239,25 @@ function flatten(dets: readonly Detection[]): number[] {
 function unflatten(flat: readonly number[]): Detection[] {
   const out: Detection[] = [];
   for (let k = 0; k + DET_FIELDS <= flat.length; k += DET_FIELDS) {
-    out.push({ image: flat[k], label: flat[k + 1], score: flat[k + 2], x: flat[k + 3], y: flat[k + 4], w: flat[k + 5], h: flat[k + 6] });
+    out.push({
+      image: flat[k],
+      label: flat[k + 1],
+      score: flat[k + 2],
+      x: flat[k + 3],
+      y: flat[k + 4],
+      w: flat[k + 5],
+      h: flat[k + 6],
+    });
   }
   return out;
 }
 
 /** Boxes grouped by image, ascending, each image's boxes in their given order (a stable sort). */
 function sortByImage(boxes: readonly DetectionBox[]): DetectionBox[] {
-  return boxes.map((b, k) => [b, k] as const).sort((a, b) => a[0].image - b[0].image || a[1] - b[1]).map(([b]) => b);
+  return boxes
+    .map((b, k) => [b, k] as const)
+    .sort((a, b) => a[0].image - b[0].image || a[1] - b[1])
+    .map(([b]) => b);
 }
 
 function topK(windows: number, data: Dataset, from?: ScorerState): Scorer {
@@ -216,7 +269,11 @@ function topK(windows: number, data: Dataset, from?: ScorerState): Scorer {
       const classes = dims.slice(1).reduce((a, b) => a * b, 1);
       const y = Int32Array.from(indices, (i) => labels[i]);
       const bad = y.find((l) => l < 0 || l >= classes);
-      if (bad !== undefined) throw new SpikeportError('invalid-data', `data set ${data.name} has the label ${bad}, but the model scores ${classes} classes (0..${classes - 1})`);
+      if (bad !== undefined)
+        throw new SpikeportError(
+          'invalid-data',
+          `data set ${data.name} has the label ${bad}, but the model scores ${classes} classes (0..${classes - 1})`,
+        );
       counter.add(w, outputs, dims[0], y);
     },
     scores: () => counter.scores().map((s) => ({ metric: s.top1, secondary: s.top5 })),
@@ -226,7 +283,11 @@ function topK(windows: number, data: Dataset, from?: ScorerState): Scorer {
 
 function segmentation(windows: number, data: Dataset, from?: ScorerState): Scorer {
   const shape = data.maskShape;
-  if (!shape) throw new SpikeportError('invalid-data', `data set ${data.name} has no per-pixel labels (masks); segmentation needs them`);
+  if (!shape)
+    throw new SpikeportError(
+      'invalid-data',
+      `data set ${data.name} has no per-pixel labels (masks); segmentation needs them`,
+    );
   const plane = shape.reduce((a, b) => a * b, 1);
   let cms: ConfusionMatrix[] | null = null;
   if (from?.kind === 'confusion' && from.classes > 0) {
@@ -239,14 +300,27 @@ function segmentation(windows: number, data: Dataset, from?: ScorerState): Score
   return {
     add(w, outputs, dims, { indices, masks }) {
       const spatial = dims.slice(2).reduce((a, b) => a * b, 1);
-      if (spatial !== plane) throw new SpikeportError('invalid-data', `segmentation: the model outputs ${dims.slice(2).join('x')} per class but the masks are ${shape.join('x')}`);
-      if (!masks || masks.length !== indices.length * plane) throw new Error(`segmentation: the batch of ${indices.length} samples came without its masks`);
+      if (spatial !== plane)
+        throw new SpikeportError(
+          'invalid-data',
+          `segmentation: the model outputs ${dims.slice(2).join('x')} per class but the masks are ${shape.join('x')}`,
+        );
+      if (!masks || masks.length !== indices.length * plane)
+        throw new Error(`segmentation: the batch of ${indices.length} samples came without its masks`);
       cms ??= Array.from({ length: windows }, () => new ConfusionMatrix(dims[1]));
-      if (dims[1] !== cms[w].classes) throw new SpikeportError('invalid-data', `segmentation: the model scores ${dims[1]} classes here but ${cms[w].classes} before`);
+      if (dims[1] !== cms[w].classes)
+        throw new SpikeportError(
+          'invalid-data',
+          `segmentation: the model scores ${dims[1]} classes here but ${cms[w].classes} before`,
+        );
       cms[w].add(outputs, masks, indices.length);
     },
     scores: () => (cms ?? []).map((cm) => ({ metric: cm.miou(), secondary: cm.pixelAccuracy() })),
-    state: () => ({ kind: 'confusion', classes: cms ? cms[0].classes : 0, counts: cms ? cms.map((cm) => Array.from(cm.counts)) : Array.from({ length: windows }, () => []) }),
+    state: () => ({
+      kind: 'confusion',
+      classes: cms ? cms[0].classes : 0,
+      counts: cms ? cms.map((cm) => Array.from(cm.counts)) : Array.from({ length: windows }, () => []),
+    }),
   };
 }
 
@@ -259,11 +333,19 @@ function detection(windows: number, data: Dataset, from?: ScorerState): Scorer {
   let classes = prior?.classes ?? 0;
   return {
     add(w, outputs, dims, { indices, placements }) {
-      if (dims.length !== 4 || dims[1] < 5) throw new SpikeportError('invalid-data', `detection: expected a head [n, classes + 4, h, w], got ${dims.join('x')}`);
+      if (dims.length !== 4 || dims[1] < 5)
+        throw new SpikeportError(
+          'invalid-data',
+          `detection: expected a head [n, classes + 4, h, w], got ${dims.join('x')}`,
+        );
       if (classes !== dims[1] - 4) {
         classes = dims[1] - 4;
         const bad = boxes.find((b) => b.label < 0 || b.label >= classes);
-        if (bad !== undefined) throw new SpikeportError('invalid-data', `data set ${data.name} has a box of class ${bad.label}, but the model's head scores ${classes} classes (0..${classes - 1})`);
+        if (bad !== undefined)
+          throw new SpikeportError(
+            'invalid-data',
+            `data set ${data.name} has a box of class ${bad.label}, but the model's head scores ${classes} classes (0..${classes - 1})`,
+          );
       }
       const stride = data.sampleShape[data.sampleShape.length - 1] / dims[3];
       const dets = decode(outputs, dims[0], dims[2], dims[3], indices, { classes, stride });
@@ -281,7 +363,14 @@ function detection(windows: number, data: Dataset, from?: ScorerState): Scorer {
     },
     state() {
       const images = [...seen].sort((a, b) => a - b);
-      return { kind: 'detections', classes, windows, found: found.map(flatten), images, truth: sortByImage(boxes.filter((b) => seen.has(b.image))) };
+      return {
+        kind: 'detections',
+        classes,
+        windows,
+        found: found.map(flatten),
+        images,
+        truth: sortByImage(boxes.filter((b) => seen.has(b.image))),
+      };
     },
     scores() {
       return scoresOf(this.state());
