@@ -158,7 +158,10 @@ export function exactCounters(g: Graph, spec: SnnSpec): Graph {
     } else if (!mul || (mul.opType !== 'Cast' && mul.opType !== 'Sign')) {
       return null;
     }
-    if (out.some((v) => !Number.isInteger(v) || v < 0 || v >= 2 ** 24)) return null;
+    for (let i = 0; i < out.length; i++) {
+      const v = out[i];
+      if (!(v >= 0 && v < 2 ** 24 && v === Math.floor(v))) return null;
+    }
     return { source, w: out, dead };
   }
 }
@@ -216,16 +219,17 @@ function rowLength(
 
 /** Whether every column of w (K rows) repeats with period L, dead rows matching anything. */
 function repeats(w: Float32Array, dead: Uint8Array | null, K: number, cols: number, L: number): boolean {
-  for (let r = 0; r < L; r++) {
-    let ref = -1;
-    for (let e = r; e < K; e += L) {
-      if (dead?.[e]) continue;
-      if (ref < 0) {
-        ref = e;
-        continue;
-      }
-      for (let j = 0; j < cols; j++) if (w[e * cols + j] !== w[ref * cols + j]) return false;
+  // Rows in order, each against the first live row of its offset: a period that fails usually
+  // fails near the start (a feature map's borders are in its first rows), not after a whole scan.
+  const ref = new Int32Array(L).fill(-1);
+  for (let e = 0, r = 0; e < K; e++, r = r + 1 === L ? 0 : r + 1) {
+    if (dead?.[e]) continue;
+    const f = ref[r];
+    if (f < 0) {
+      ref[r] = e;
+      continue;
     }
+    for (let j = 0; j < cols; j++) if (w[e * cols + j] !== w[f * cols + j]) return false;
   }
   return true;
 }
