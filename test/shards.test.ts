@@ -49,7 +49,7 @@ function cli(
  * engine `auto` chose for which batch (kept: how many batches ran in all).
  */
 function comparable(r: SimulateRecord | Record<string, unknown>): Record<string, unknown> {
-  const { created: _c, simulationSeconds: _s, engines, ...rest } = r as Record<string, unknown>;
+  const { created: _c, simulationSeconds: _s, times: _t, engines, ...rest } = r as Record<string, unknown>;
   const batches = Object.values((engines ?? {}) as Record<string, number>).reduce((a, k) => a + k, 0);
   return JSON.parse(JSON.stringify({ ...rest, batches })) as Record<string, unknown>;
 }

@@ -342,7 +342,14 @@ export async function simulateShard(
   });
 
   let tally = prior?.tally;
+  // When this shard's simulation and references ran (a finished checkpoint's, if nothing is left to run).
+  let timing: ShardFile['timing'] = {
+    ...base.timing,
+    ...(prior?.timing.simulation ? { simulation: prior.timing.simulation } : {}),
+    ...(prior?.timing.references !== undefined ? { references: prior.timing.references } : {}),
+  };
   if (!tally || tally.batches.length < batches.length) {
+    const start = Date.now();
     let last = performance.now();
     const sim = await simulateWindows(snn, test, windows, {
       ...o,
@@ -359,6 +366,7 @@ export async function simulateShard(
       },
     });
     tally = sim.tally;
+    timing = { ...timing, simulation: { start, end: Date.now() } };
   }
   let pictures = prior?.pictures ?? null;
   if (collector) {
@@ -366,10 +374,11 @@ export async function simulateShard(
     pictures = await collector.finish(
       source ? (idx) => annOutputs(source, test, idx, { threads: o.threads, device: o.device }) : undefined,
     );
-    save(partial(tally, { pictures }));
+    save(partial(tally, { pictures, timing }));
   }
   let references = prior?.references ?? null;
   if (o.references && !references && snn.source) {
+    const r0 = performance.now();
     references = await annReferenceStates(snn.source, test, snn.thresholds(), {
       batchSize: o.batchSize,
       threads: o.threads,
@@ -377,7 +386,8 @@ export async function simulateShard(
       task,
       batches,
     });
-    save(partial(tally, { references, pictures }));
+    timing = { ...timing, references: (performance.now() - r0) / 1000 };
+    save(partial(tally, { references, pictures, timing }));
   }
   let errors = prior?.siteErrors ?? null;
   if (!errors && snn.source && o.siteErrors > 0 && shard.index === 0) {
@@ -390,7 +400,7 @@ export async function simulateShard(
       device: o.device,
     });
   }
-  const done: ShardFile = { ...base, complete: true, tally, references, siteErrors: errors, pictures };
+  const done: ShardFile = { ...base, timing, complete: true, tally, references, siteErrors: errors, pictures };
   save(done);
   return done;
 }

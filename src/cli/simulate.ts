@@ -39,7 +39,16 @@ import {
 } from './options.js';
 import { progressReporter, type ProgressFn } from './progress.js';
 import { runWorkers, shardFromEnv, type PickedShard } from './workers.js';
-import { energySummary, outputPaths, pct, recordFiles, resultsTable, table, writeOutputs } from './output.js';
+import {
+  energySummary,
+  outputPaths,
+  pct,
+  recordFiles,
+  resultsTable,
+  table,
+  timeSummary,
+  writeOutputs,
+} from './output.js';
 import { METRIC_NAMES } from '../tasks/task.js';
 
 export interface RunContext {
@@ -189,6 +198,7 @@ export async function runSimulate(
       );
     process.stdout.write(resultsTable(record));
     if (record.energy) process.stdout.write(energySummary(record.energy));
+    process.stdout.write(timeSummary(record, performance.now() / 1000));
     if (target && onTarget) {
       const [m1] = METRIC_NAMES[record.task ?? 'classification'];
       process.stdout.write(
