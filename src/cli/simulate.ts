@@ -20,6 +20,7 @@ import { dataFiles, openDataset } from '../data/sources.js';
 import { checkPaths } from '../files.js';
 import { SpikeportError } from '../errors.js';
 import { defaultThreads } from '../ort/session.js';
+import { autoWorkerCount } from '../runtime/simulate.js';
 import type { SimulateRecord } from '../report/record.js';
 import {
   CONVERSION_ONLY,
@@ -153,7 +154,17 @@ export async function runSimulate(
       );
       return;
     }
-    const workers = asked !== 'auto' ? asked : target ? 1 : autoWorkers(f.threads, batches, f.checkpoint);
+    const workers =
+      asked !== 'auto'
+        ? asked
+        : target
+          ? 1
+          : autoWorkers(f.threads, batches, f.checkpoint, {
+              spec: snn.spec,
+              samples: data.size,
+              steps: Math.max(...(options.T ?? SIMULATE_DEFAULTS.T)),
+              batchSize: f.batch,
+            });
     if (workers > batches)
       throw new SpikeportError(
         'invalid-option',
@@ -223,13 +234,17 @@ export async function runSimulate(
 }
 
 /**
- * `--workers auto`: one process per thread when every worker gets at least two batches, else
- * one process. Separate single-thread processes beat one process with all threads on every
- * bundled model measured (BENCHMARKS.md, bench/workers.ts): ONNX Runtime's intra-op threads
- * scale poorly on these small layers, while batches are independent. A run resumed from
- * worker checkpoints keeps the number of workers it had (whatever the threads now).
+ * `--workers auto`: the library's rule (autoWorkerCount: one process per thread when the run is
+ * long enough for each worker's setup to pay, its layers small and every worker gets at least two
+ * batches; else one). A run resumed from worker checkpoints keeps the number of workers it had
+ * (whatever the threads now).
  */
-export function autoWorkers(threads: number, batches: number, checkpoint?: string): number {
+export function autoWorkers(
+  threads: number,
+  batches: number,
+  checkpoint: string | undefined,
+  run: { spec: Snn['spec']; samples: number; steps: number; batchSize: number },
+): number {
   if (checkpoint && fs.existsSync(`${checkpoint}.0`)) {
     try {
       return readShardFile(`${checkpoint}.0`).shard.count;
@@ -237,7 +252,7 @@ export function autoWorkers(threads: number, batches: number, checkpoint?: strin
       // not a worker checkpoint: the worker reading it says what is wrong
     }
   }
-  return Math.max(1, Math.min(threads, Math.floor(batches / 2)));
+  return batches < 2 ? 1 : autoWorkerCount(run.spec, { ...run, threads });
 }
 
 /** The combinations of shards, workers and outputs that make sense, checked before any work. */
@@ -387,7 +402,7 @@ export function simulateCommand(): Command {
     )
     .option(
       '--workers <n>',
-      'simulate in N processes (N shards, --threads split between them) and merge them: the same results. auto: one per thread when each gets at least 2 batches (faster than one process with all threads on every model measured)',
+      "simulate in N processes (N shards, --threads split between them) and merge them: the same results. auto: one per thread when the run is long enough for each worker's setup to pay (about 8 s of estimated work), its layers are small (ImageNet-size nets scale on threads instead) and each worker gets at least 2 batches; else one",
       workersValue,
       'auto',
     )

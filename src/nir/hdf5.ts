@@ -7,7 +7,7 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import h5wasm from 'h5wasm/node';
+import type h5wasm from 'h5wasm/node';
 import type { Dataset, Group } from 'h5wasm/node';
 import { readRegularFile, writeFileAtomic } from '../files.js';
 import { SpikeportError } from '../errors.js';
@@ -89,11 +89,14 @@ function writeField(g: Group, name: string, v: Field): void {
   }
 }
 
-let ready: Promise<unknown> | null = null;
+// Loaded when a NIR file is written or read, not when every command starts.
+let ready: Promise<typeof h5wasm> | null = null;
 async function h5(): Promise<typeof h5wasm> {
-  ready ??= h5wasm.ready;
-  await ready;
-  return h5wasm;
+  ready ??= import('h5wasm/node').then(async (m) => {
+    await m.default.ready;
+    return m.default;
+  });
+  return ready;
 }
 
 /** The file's bytes (written to a private temporary folder, read back, removed). */

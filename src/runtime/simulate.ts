@@ -102,6 +102,51 @@ export function defaultUnroll(spec: SnnSpec, batchSize: number): number {
   return DEFAULT_UNROLL * bytes > UNROLL_STATE_BYTES ? DEFAULT_UNROLL / 2 : DEFAULT_UNROLL;
 }
 
+/**
+ * What a time step costs on the machines this was measured on (2 cores, AVX2, onnxruntime-node,
+ * 2 threads, the step engine): the layers run at every step at about 50 GFLOP/s (2 × MACs), plus
+ * about 2 ns per neuron (integrate, fire, reset, count). Fitted to fashion-vgg (0.33 ms per
+ * sample-step, batch 100) and mobilenet_v2 at 224 (18.8 ms, batch 16); only used to tell short
+ * runs from long ones, where a guess within a factor of two does.
+ */
+const STEP_FLOPS = 50e9;
+const NEURON_STEP_SECONDS = 2e-9;
+
+/** A guess at the seconds `sampleSteps` sample-steps of this network take (STEP_FLOPS). */
+export function estimateStepSeconds(spec: SnnSpec, sampleSteps: number): number {
+  const macs = (spec.layers ?? [])
+    .filter((l) => l.where !== 'input' && l.where !== 'tail')
+    .reduce((a, l) => a + l.macs, 0);
+  const neurons = spec.sites.reduce((a, s) => a + s.neurons, 0);
+  return sampleSteps * ((2 * macs) / STEP_FLOPS + neurons * NEURON_STEP_SECONDS);
+}
+
+/**
+ * Work a run needs before more than one worker process can pay: each worker loads the network,
+ * builds its graphs and sessions and warms them up (about a second on the bundled nets), and two
+ * single-thread workers were 0.63–0.87 of one two-thread process on long runs (BENCHMARKS.md).
+ */
+export const WORKERS_MIN_SECONDS = 8;
+
+/**
+ * How many worker processes a run should use when not told (`--workers auto`): one per thread when
+ * (1) a batch's states are small (8 steps per call fit, defaultUnroll: on small layers ONNX
+ * Runtime's threads scale poorly, which is what separate processes win back; on large ones they
+ * scale, and each worker's gigabytes of states would be paid twice), (2) the run's estimated work
+ * is at least WORKERS_MIN_SECONDS, so that a worker's setup is a small share of it, and (3) every
+ * worker gets at least two batches. Otherwise one.
+ */
+export function autoWorkerCount(
+  spec: SnnSpec,
+  run: { readonly samples: number; readonly steps: number; readonly batchSize: number; readonly threads: number },
+): number {
+  const batches = Math.ceil(run.samples / run.batchSize);
+  const most = Math.max(1, Math.min(run.threads, Math.floor(batches / 2)));
+  if (most === 1) return 1;
+  if (defaultUnroll(spec, Math.min(run.batchSize, run.samples)) < DEFAULT_UNROLL) return 1;
+  return estimateStepSeconds(spec, run.samples * run.steps) >= WORKERS_MIN_SECONDS ? most : 1;
+}
+
 export interface StepBatch {
   /** Readouts of every step: [T, n, ...readoutShape] flattened; null when only checkpoints are kept. */
   readonly readouts: Float32Array | null;
