@@ -54,10 +54,11 @@ export interface SimulateOptions extends RuntimeOptions {
   /** What the model does and how it is scored; default: from the data (masks → segmentation, boxes → detection, clips → video, else classification). */
   readonly task?: Task;
   /**
-   * How the step graph is driven: `steps` (default) calls it from JS, several steps per call;
-   * `loop` runs an ONNX Loop per batch; `auto` times both on the first batches and keeps the
-   * faster. Their kernels round differently, so `auto` can differ from run to run by a spike
-   * (one image in 2000 on fashion-vgg at T = 8): the default is the reproducible one.
+   * How the step graph is driven: `auto` (default) runs the first batch with `steps` and, when the
+   * work left can pay for trying (runtime's `worthTrying`), times `fused` on the next and keeps the
+   * faster; `steps` runs the whole step graph in ONNX Runtime, several steps per call; `fused` the
+   * layers in ONNX Runtime and each neuron update in WebAssembly (the same spikes as `steps`, bit
+   * for bit); `loop` an ONNX Loop per batch (its kernels round differently).
    */
   readonly engine?: Engine;
   /** Also score the source ANN and the clipped ANN on the same samples (default false; needs `snn.source`). */
