@@ -77,7 +77,8 @@ test('auto workers: one per thread for a long run of a small net, one process fo
   assert.ok(estimateStepSeconds(snn.spec, 1000 * 32) >= WORKERS_MIN_SECONDS);
   assert.equal(autoWorkerCount(snn.spec, long), 2);
   assert.equal(autoWorkerCount(snn.spec, { ...long, threads: 1 }), 1, 'one thread: one process');
-  assert.equal(autoWorkerCount(snn.spec, { ...long, steps: 8 }), 1, 'T = 8: about 2.5 s of work');
+  assert.equal(autoWorkerCount(snn.spec, { ...long, steps: 8 }), 2, 'T = 8: about 2.5 s of work');
+  assert.equal(autoWorkerCount(snn.spec, { ...long, steps: 4 }), 1, 'T = 4: about 1.3 s of work');
   assert.equal(autoWorkerCount(snn.spec, { ...long, samples: 300, steps: 256 }), 1, '3 batches: one each at most');
   assert.equal(autoWorkerCount(snn.spec, { ...long, samples: 10000, steps: 256, threads: 4 }), 4);
   // Batches of 2000: 8 steps' states pass the memory line (4 steps per call), as at 224: one process.

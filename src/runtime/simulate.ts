@@ -122,11 +122,12 @@ export function estimateStepSeconds(spec: SnnSpec, sampleSteps: number): number 
 }
 
 /**
- * Work a run needs before more than one worker process can pay: each worker loads the network,
- * builds its graphs and sessions and warms them up (about a second on the bundled nets), and two
- * single-thread workers were 0.63–0.87 of one two-thread process on long runs (BENCHMARKS.md).
+ * Work a run needs before more than one worker process can pay: each worker starts Node, loads
+ * the network, builds its graphs and sessions and warms them up (0.4–0.6 s more on the wall clock
+ * than one process on the bundled nets), while two single-thread workers run the steps in
+ * 0.5–0.9 of the time of one two-thread process (BENCHMARKS.md): from about 1.5 s of work on.
  */
-export const WORKERS_MIN_SECONDS = 8;
+export const WORKERS_MIN_SECONDS = 1.5;
 
 /**
  * How many worker processes a run should use when not told (`--workers auto`): one per thread when
