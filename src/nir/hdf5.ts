@@ -128,6 +128,23 @@ export async function nirBytes(graph: NirGraph): Promise<Uint8Array> {
   }
 }
 
+const HDF5_SIGNATURE = Buffer.from([0x89, 0x48, 0x44, 0x46, 0x0d, 0x0a, 0x1a, 0x0a]);
+
+/** Whether the file starts with HDF5's signature (a NIR file; its superblock may also sit at 512, 1024, … — spikeport reads those at 0). */
+export function isHdf5(file: string): boolean {
+  let fd: number | null = null;
+  try {
+    if (!fs.statSync(file).isFile()) return false;
+    fd = fs.openSync(file, 'r');
+    const head = Buffer.alloc(8);
+    return fs.readSync(fd, head, 0, 8, 0) === 8 && head.equals(HDF5_SIGNATURE);
+  } catch {
+    return false;
+  } finally {
+    if (fd !== null) fs.closeSync(fd);
+  }
+}
+
 /** Write the file whole or not at all. */
 export async function writeNir(file: string, graph: NirGraph): Promise<void> {
   writeFileAtomic(file, await nirBytes(graph));
