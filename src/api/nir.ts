@@ -77,13 +77,18 @@ function recordOf(snn: Snn, profile: Profile, exported: NirExport): string[] {
   );
   if (t && t.profile === profile.name)
     notes.push(
-      `calibrated for ${t.profile} at T = ${t.T} on ${t.samples} samples: ${[t.bias.some(Boolean) ? 'a bias per channel' : '', t.threshold.some(Boolean) ? 'a threshold per channel' : ''].filter(Boolean).join(' and ') || 'nothing to correct'}`,
+      `converted for ${t.profile}: ${[t.start ? 'the θ/2 start at step 1' : '', t.bias.some(Boolean) ? `a bias per channel (T = ${t.T}, ${t.samples} samples)` : '', t.threshold.some(Boolean) ? `a threshold per channel (T = ${t.T}, ${t.samples} samples)` : ''].filter(Boolean).join(', ') || 'nothing to correct'}`,
     );
   else if (t)
     notes.push(`the file was calibrated for ${t.profile}, not ${profile.name}: its corrections are used as they are`);
   else
     notes.push('not calibrated for the target (convert --target): the target scores what simulate --as-target prints');
   for (const n of t?.notes ?? []) notes.push(n);
+  const c = exported.clock;
+  if (c.ifNodes)
+    notes.push(
+      `θ/2 start: ${c.ifNodes} clock IF node${c.ifNodes > 1 ? 's' : ''} (${c.neurons} neurons per sample) and ${c.weightNodes} fixed-weight layers added`,
+    );
   const m = exported.maxPools;
   if (m.ifNodes)
     notes.push(

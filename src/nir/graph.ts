@@ -65,14 +65,31 @@ export interface NirGraph {
  * and channel, a current added at every step (in the unit-spike form's units) and the threshold
  * (1 without correction). Null for a site left as it is.
  */
-export type TargetCorrections = Pick<TargetCalibration, 'bias' | 'threshold'>;
+export type TargetCorrections = Pick<TargetCalibration, 'bias' | 'threshold' | 'start'>;
+
+/**
+ * The θ/2 start for a target without initial membranes (reset by subtraction): a clock IF
+ * neuron driven by CLOCK − 1 with threshold CLOCK is silent at step 1 and fires at every step
+ * after (its membrane is CLOCK − t before each spike, whatever the comparison, ≥ or >, and with
+ * several spikes per step allowed), so p·(1 − clock) is a current p at step 1 and 0 after: the
+ * initial charge, given in the first step. Exact in integers up to T = CLOCK.
+ */
+export const CLOCK = 4096;
 
 /** A NIR graph made from a converted network, with the IF node of every neuron site. */
 export interface NirExport extends NirGraph {
   /** IF node name → the site index it implements. */
   readonly sites: ReadonlyMap<string, number>;
   /** Nodes added to express max pooling: IF nodes (and their neurons per sample) and weight nodes. */
-  readonly maxPools: { readonly ifNodes: number; readonly neurons: number; readonly weightNodes: number };
+  readonly maxPools: Added;
+  /** Nodes added for the θ/2 start (clock neurons and the layers from them); zero without. */
+  readonly clock: Added;
+}
+
+export interface Added {
+  readonly ifNodes: number;
+  readonly neurons: number;
+  readonly weightNodes: number;
 }
 
 const MAXPOOL_PER_STEP =
@@ -125,6 +142,58 @@ export function toNir(
   const used = new Set<string>();
   const sites = new Map<string, number>();
   const maxPools = { ifNodes: 0, neurons: 0, weightNodes: 0 };
+  const clock = { ifNodes: 0, neurons: 0, weightNodes: 0 };
+  const clocks = new Map<string, string>();
+  /** The clock IF node at this shape (built once): silent at step 1, one spike per step after. */
+  const clockAt = (shape: readonly number[]): string | null => {
+    const key = shape.join('x');
+    const hit = clocks.get(key);
+    if (hit) return hit;
+    const inShape = spec.inputShape;
+    let drive: string;
+    if (shape.length === 3 && inShape.length === 3 && inShape[1] >= shape[1] && inShape[2] >= shape[2]) {
+      // A convolution of the input with zero weights whose output has the site's height and width: only its bias counts.
+      const [cin, H, W] = inShape;
+      const [kh, kw] = [H - shape[1] + 1, W - shape[2] + 1];
+      drive = nameFor(`clock_drive_${key}`);
+      nodes.set(drive, {
+        type: 'Conv2d',
+        weight: { dims: [1, cin, kh, kw], data: new Float32Array(cin * kh * kw) },
+        bias: { dims: [1], data: Float32Array.of(CLOCK - 1) },
+        stride: [1, 1],
+        padding: [0, 0],
+        dilation: [1, 1],
+        groups: 1,
+        inputShape: [H, W],
+      });
+      nodes.set('input', { type: 'Input', shape: inShape });
+      edges.push(['input', drive]);
+    } else if (shape.length === 1) {
+      const flat = inShape.length === 1 ? 'input' : nameFor('clock_flatten');
+      if (flat !== 'input') {
+        nodes.set(flat, { type: 'Flatten', startDim: 0, endDim: -1, inputShape: inShape });
+        edges.push(['input', flat]);
+      }
+      nodes.set('input', { type: 'Input', shape: inShape });
+      drive = nameFor(`clock_drive_${key}`);
+      nodes.set(drive, {
+        type: 'Affine',
+        weight: { dims: [1, numel(inShape)], data: new Float32Array(numel(inShape)) },
+        bias: { dims: [1], data: Float32Array.of(CLOCK - 1) },
+      });
+      edges.push([flat, drive]);
+    } else return null;
+    const ifShape = shape.length === 3 ? [1, shape[1], shape[2]] : [1];
+    const one = (v: number): Array => ({ dims: ifShape, data: new Float32Array(numel(ifShape)).fill(v) });
+    const name = nameFor(`clock_${key}`);
+    nodes.set(name, { type: 'IF', r: one(1), vThreshold: one(CLOCK), vReset: one(0) });
+    edges.push([drive, name]);
+    clocks.set(key, name);
+    clock.ifNodes++;
+    clock.neurons += numel(ifShape);
+    clock.weightNodes++;
+    return name;
+  };
   const nameFor = (base: string): string => {
     const clean = base.replace(/[/\\.\s]+/g, '_').replace(/^_+/, '') || 'node';
     let name = clean;
@@ -308,11 +377,39 @@ export function toNir(
         data: Float32Array.from({ length: n }, (_, i) => (v ? v[Math.floor(i / per) % v.length] : fill)),
       });
       sites.set(name, site.k);
+      // The θ/2 start (a QCFS site's own start) as a current at step 1, from the clock.
+      const startAt = spec.sites[site.k].potential ? null : (spec.sites[site.k].start ?? 0.5);
+      const tick = corrections?.start && startAt !== null ? clockAt(x.shape) : null;
+      let sources = x.sources;
+      if (tick) {
+        const p = Float32Array.from({ length: C }, (_, c) => startAt as number).map(
+          (v, c) => v * (th ? th[c % th.length] : 1),
+        );
+        const pulse = nameFor(`${name}_start`);
+        nodes.set(
+          pulse,
+          x.shape.length === 3
+            ? {
+                type: 'Conv2d',
+                weight: { dims: [C, 1, 1, 1], data: p.map((v) => -v) },
+                bias: { dims: [C], data: p },
+                stride: [1, 1],
+                padding: [0, 0],
+                dilation: [1, 1],
+                groups: 1,
+                inputShape: x.shape.slice(1),
+              }
+            : { type: 'Affine', weight: { dims: [C, 1], data: p.map((v) => -v) }, bias: { dims: [C], data: p } },
+        );
+        edges.push([tick, pulse]);
+        sources = [...sources, pulse];
+        clock.weightNodes++;
+      }
       r = {
         sources: add(
           name,
           { type: 'IF', r: perNeuron(null, 1), vThreshold: perNeuron(th, 1), vReset: perNeuron(null, 0) },
-          x,
+          { ...x, sources },
         ),
         shape: x.shape,
         varying: true,
@@ -490,6 +587,7 @@ export function toNir(
     },
     sites,
     maxPools,
+    clock,
   };
 }
 

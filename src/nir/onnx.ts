@@ -20,6 +20,8 @@ export interface NirStep {
   readonly spec: SnnSpec;
   /** The IF node of each site of the spec, in order. */
   readonly ifNodes: readonly string[];
+  /** Each node's output tensor in the graph (an IF's: its spikes per neuron). */
+  readonly values: ReadonlyMap<string, string>;
 }
 
 /** The input and readout names of the step graph built from a NIR file. */
@@ -312,7 +314,7 @@ export function nirStepGraph(g: NirGraph, profile: Profile, where: string): NirS
     granularity: 'layer',
     maxpool: 'accumulated',
   };
-  return { graph, spec, ifNodes };
+  return { graph, spec, ifNodes, values: value };
 }
 
 /** One step of an IF node as the profile's target computes it; returns its spikes (a count per neuron). */

@@ -153,6 +153,8 @@ export interface TargetCalibration {
   readonly bias: readonly (readonly number[] | null)[];
   /** Per site (null: 1), per channel: the threshold. */
   readonly threshold: readonly (readonly number[] | null)[];
+  /** The θ/2 start given at step 1 by a clock neuron (targets that subtract θ). */
+  readonly start?: boolean;
   /** What the target cannot express and what was done instead. */
   readonly notes: readonly string[];
 }
@@ -304,6 +306,7 @@ const metadataSchema = z.object({
       samples: z.number().int().positive(),
       bias: z.array(z.array(z.number().finite()).min(1).nullable()),
       threshold: z.array(z.array(z.number().finite().positive()).min(1).nullable()),
+      start: z.boolean().optional(),
       notes: z.array(z.string()),
     })
     .optional(),
