@@ -8,7 +8,7 @@ import path from 'node:path';
 import type { Snn } from '../snn/network.js';
 import { Snn as SnnClass } from '../snn/network.js';
 import { toNir, type NirExport, type NirGraph, type TargetCorrections } from '../nir/graph.js';
-import { PROFILES, checkTarget, profileWith, type Profile, type Target } from '../nir/profiles.js';
+import { checkTarget, profileWith, type Profile, type Target } from '../nir/profiles.js';
 import { deployFor } from '../nir/deploy.js';
 import { nirStepGraph } from '../nir/onnx.js';
 import { asTargetGraph } from '../nir/target.js';
@@ -198,7 +198,14 @@ export async function loadNir(
   const name = path.basename(file);
   let g = await readNir(file);
   const notes: string[] = [];
-  if (opts.weightBits !== undefined || profile.quantisation) {
+  // A file spikeport wrote for this profile is already in its arithmetic: deploying it again would scale it twice.
+  const already =
+    g.metadata['spikeport.target'] === profile.name &&
+    g.metadata['spikeport.weight_bits'] === String(profile.quantisation?.bits);
+  if (
+    !already &&
+    (opts.weightBits !== undefined || profile.quantisation || profile.pool === 'SumPool2d' || profile.affineOnly)
+  ) {
     const d = deployFor(g, profile);
     g = d.graph;
     notes.push(...d.notes);

@@ -58,7 +58,7 @@ export function convertCommand(): Command {
         `the T the target corrections are tuned for (default ${CONVERT_DEFAULTS.targetT})`,
         int(1),
       )
-      .option('--weight-bits <n>', 'with --target: calibrate with N-bit integer weights on the target', int(2))
+      .option('--weight-bits <n>', 'with --target: calibrate with N-bit integer weights on the target', int(0))
       .option('--json <file>', 'write a conversion summary as JSON'),
   ).action(async (model: string, f: ConvertFlags) => {
     const prog = progressReporter(!f.quiet);

@@ -30,7 +30,7 @@ export function exportCommand(): Command {
     .option(
       '--weight-bits <n>',
       "weights as N-bit integers, one scale per neuron node (in the file's metadata), on any target",
-      int(2),
+      int(0),
     )
     .action(async (file: string, f: ExportFlags) => {
       checkPaths([{ path: file, role: 'the converted network' }], [{ path: f.out, role: '--out' }]);

@@ -420,8 +420,8 @@ export function simulateCommand(): Command {
     )
     .option(
       '--weight-bits <n>',
-      'with --as-target (or a NIR file): quantise the weights to N-bit integers, one scale per neuron node (any profile)',
-      int(2),
+      'with --as-target (or a NIR file): weights as N-bit integers, one scale per neuron node (any profile); 0: float weights (the profile without its integers)',
+      int(0),
     )
     .option(
       '--shard <K/N>',

@@ -226,7 +226,6 @@ export function toNir(
    */
   const addBias = (n: Node, x: Resolved, perChannel: Float32Array): void => {
     const C = x.shape[0];
-    const per = numel(x.shape) / C;
     for (const s of x.sources) {
       const src = nodes.get(s);
       if (!src || readers(s) > 1) continue;
@@ -239,7 +238,6 @@ export function toNir(
         return;
       }
     }
-    void per;
     refuse(n, 'a constant is added to a value no weighted layer alone computes');
   };
 
@@ -379,12 +377,11 @@ export function toNir(
       sites.set(name, site.k);
       // The θ/2 start (a QCFS site's own start) as a current at step 1, from the clock.
       const startAt = spec.sites[site.k].potential ? null : (spec.sites[site.k].start ?? 0.5);
-      const tick = corrections?.start && startAt !== null ? clockAt(x.shape) : null;
+      // The clock fires at every step only where the threshold is subtracted; a reset to 0 gets no start.
+      const tick = corrections?.start && startAt !== null && resetOf(target) === 'subtract' ? clockAt(x.shape) : null;
       let sources = x.sources;
       if (tick) {
-        const p = Float32Array.from({ length: C }, (_, c) => startAt as number).map(
-          (v, c) => v * (th ? th[c % th.length] : 1),
-        );
+        const p = Float32Array.from({ length: C }, (_, c) => (startAt as number) * (th ? th[c % th.length] : 1));
         const pulse = nameFor(`${name}_start`);
         nodes.set(
           pulse,
@@ -414,7 +411,6 @@ export function toNir(
         shape: x.shape,
         varying: true,
       };
-      void C;
     } else {
       const n = prod.get(t);
       if (!n) throw new SpikeportError('invalid-file', `${where}: no node computes "${t}"`);

@@ -123,18 +123,24 @@ export function checkTarget(target: string, field = 'target'): Target {
 export const MAX_WEIGHT_BITS = 16;
 
 /**
- * The profile with `weightBits` applied: N-bit weights rounded to nearest with one scale per
- * neuron node, on top of what the profile documents (its rounding and threshold kept).
+ * The profile with `weightBits` applied: N-bit weights with one scale per neuron node, on top
+ * of what the profile documents (its rounding and threshold kept; rounded to nearest where it
+ * has none); 0 takes the profile's integers away (float weights).
  */
 export function profileWith(target: Target, weightBits?: number): Profile {
   const p = PROFILES[target];
   if (weightBits === undefined) return p;
-  if (!Number.isInteger(weightBits) || weightBits < 2 || weightBits > MAX_WEIGHT_BITS)
+  if (!Number.isInteger(weightBits) || weightBits < 0 || weightBits === 1 || weightBits > MAX_WEIGHT_BITS)
     throw new SpikeportError(
       'invalid-option',
-      `weightBits must be an integer from 2 to ${MAX_WEIGHT_BITS} (got ${weightBits})`,
+      `weightBits must be 0 (float weights) or an integer from 2 to ${MAX_WEIGHT_BITS} (got ${weightBits})`,
       'weightBits',
     );
+  // 0: the profile's neuron with float weights, to measure what its integers cost.
+  if (weightBits === 0) {
+    const { quantisation: _, ...rest } = p;
+    return rest;
+  }
   const q = p.quantisation;
   return {
     ...p,

@@ -113,7 +113,7 @@ export function simulateNir(g: NirGraph, x: Float32Array, n: number, steps: numb
           const j = i % per;
           const th = at(node.vThreshold.data, j);
           v[i] = v[i] + at(node.r.data, j) * x[i];
-          const k = p.spikes === 'multi' ? Math.max(0, Math.floor(v[i] / th)) : v[i] > th ? 1 : 0;
+          const k = p.spikes === 'multi' ? Math.max(0, Math.floor(Math.fround(v[i] / th))) : v[i] > th ? 1 : 0;
           if (k > 0) {
             out[i] = k;
             count += k;
