@@ -181,17 +181,18 @@ test('a quantised profile (Speck) computes what an independent integer simulatio
   const T = 20;
   const ort = await steps(step.graph, step.spec, { dims: [n, 6], data: x }, T);
 
-  // The independent computation: Speck's scale per layer (127 / the larger of max |w| and max |b|),
+  // The independent computation: Speck's scale per layer (the smaller of the scales that fit the weights and the
+  // bias into 8 signed bits, 127 for the largest value or −128 for the most negative),
   // round half to even, integer threshold, MultiSpike, subtract, membrane held within [−θ, 32767].
+  const fit = (v: Float32Array): number => {
+    const [lo, hi] = [Math.min(...v), Math.max(...v)];
+    return -lo <= (hi * 128) / 127 ? 127 / Math.abs(hi) : 128 / -lo;
+  };
   const q = layers.map((l) => {
-    let m = 0;
-    for (const v of l.w) m = Math.max(m, Math.abs(v));
-    let mb = 0;
-    for (const v of l.b) mb = Math.max(mb, Math.abs(v));
-    const s = Math.min(127 / m, 127 / mb);
+    const s = Math.min(fit(l.w), fit(l.b));
     return { s, w: Array.from(l.w, (v) => rhe(v * s)), b: Array.from(l.b, (v) => rhe(v * s)), th: Math.max(1, rhe(s)) };
   });
-  for (const l of q) assert.ok(l.w.every((v) => Math.abs(v) <= 127) && l.b.every((v) => Math.abs(v) <= 127));
+  for (const l of q) assert.ok([...l.w, ...l.b].every((v) => v >= -128 && v <= 127));
   const v = q.slice(0, -1).map((_, i) => new Array<number>(n * sizes[i + 1]).fill(0));
   for (let t = 0; t < T; t++) {
     let a: number[] = Array.from(x);

@@ -31,6 +31,23 @@ export function toInteger(v: number, rounding: Quantisation['rounding']): number
   return rounding === 'truncate' ? Math.trunc(v) : roundHalfEven(v);
 }
 
+/**
+ * The scale that fits values into `bits` signed bits as sinabs' DYNAP-CNN discretisation does:
+ * the largest value to 2^(bits−1) − 1, unless the most negative one, at −2^(bits−1), is the
+ * tighter fit.
+ */
+export function signedScale(values: readonly number[], bits: number): number {
+  const lo = -(2 ** (bits - 1));
+  const hi = 2 ** (bits - 1) - 1;
+  let min = Infinity;
+  let max = -Infinity;
+  for (const v of values) {
+    min = Math.min(min, v);
+    max = Math.max(max, v);
+  }
+  return Math.abs(min) <= Math.abs(max) * Math.abs(lo / hi) ? Math.abs(hi / max) : Math.abs(lo / min);
+}
+
 /** The largest weight integer of `bits` signed bits (the symmetric range, as the importers use). */
 export const weightMax = (bits: number): number => 2 ** (bits - 1) - 1;
 
@@ -146,8 +163,12 @@ export function deployFor(input: NirGraph, profile: Profile): Deployed {
       for (const w of ws) if (w.type !== 'Linear') for (const v of w.bias.data) bMax = Math.max(bMax, Math.abs(v));
       if (wMax === 0) continue;
       let scale = max / wMax;
-      // Speck scales weights and bias together: the larger of the two sets the scale.
-      if (q.bias === 'bits' && bMax > 0) scale = Math.min(scale, max / bMax);
+      // Speck (sinabs' discretize): one scale for weights and bias, each fitted to the signed range.
+      if (q.bias === 'bits') {
+        scale = signedScale(ws.flatMap((w) => [...w.weight.data]), q.bits);
+        const b = ws.flatMap((w) => (w.type === 'Linear' ? [] : [...w.bias.data]));
+        if (bMax > 0) scale = Math.min(scale, signedScale(b, q.bits));
+      }
       const bias = (v: number): number => (q.bias === 'float' ? v * scale : roundHalfEven(v * scale));
       for (const [j, s] of srcs.entries()) {
         const w = ws[j];

@@ -92,10 +92,11 @@ export const PROFILES: Readonly<Record<Target, Profile>> = {
     name: 'norse',
     reset: 'zero',
     spikes: 'single',
-    pool: 'AvgPool2d',
-    affineOnly: false,
+    pool: 'SumPool2d',
+    affineOnly: true,
     scalarThreshold: false,
-    summary: 'Norse: IF fires at v > θ and resets to v_reset = 0; float weights',
+    summary:
+      'norse.torch.from_nir: IF → IAFCell (fires at v > θ, v set to v_reset = 0); reads Affine, Conv2d, SumPool2d (as LPPool2d of norm 1), Flatten (no AvgPool2d, Scale); float weights',
   },
   generic: {
     name: 'generic',
