@@ -83,7 +83,8 @@ test("the clock neuron gives a subtracting target spikeport's θ/2 start: the sa
   const decoded = { form: snn.form, graph: snn.graph, meta: snn.meta, tail: null };
   const none = snn.spec.sites.map(() => null);
   const run = async (start: boolean): Promise<number> => {
-    const g = toNir(decoded, 'generic', 'chain', { bias: none, threshold: none, start });
+    // Written for a subtracting target (the clock is only added there), simulated with the float profile above.
+    const g = toNir(decoded, 'spinnaker2', 'chain', { bias: none, threshold: none, start });
     const step = nirStepGraph(deployFor(g, subtracting).graph, subtracting, 'chain');
     const target = await steps(step.graph, step.spec, x, T);
     let differ = 0;

@@ -75,6 +75,7 @@ export function convertCommand(): Command {
       const calib = openDataset(f.data, f.calibLimit, imageOptions(f, declaredInputShape(loaded)));
       const snn = await convert(loaded, calib, opts);
       const bytes = snn.toBytes(f.format);
+      const targetNotes = snn.meta.target ? toNirGraph(snn, snn.meta.target.profile).notes : [];
       prog.stop();
       const d = snn.describe();
       const seconds = snn.timing?.convert ?? 0;
@@ -121,11 +122,7 @@ export function convertCommand(): Command {
               `delays fitted for T ≤ ${snn.meta.delay.fitted.length} on ${c?.delayFitSamples} samples (simulate --delay fit)`,
             ]
           : []),
-        ...(snn.meta.target
-          ? [
-              `calibrated for ${snn.meta.target.profile} at T = ${snn.meta.target.T} on ${snn.meta.target.samples} samples`,
-            ]
-          : []),
+        ...(snn.meta.target ? [`converted for ${snn.meta.target.profile}`] : []),
         ...(d.spikes === 'unit'
           ? [
               `unit spikes (θ folded into the weights${d.scaleNodes.length ? `, ${d.scaleNodes.length} scale node${d.scaleNodes.length > 1 ? 's' : ''} where branches meet: ${d.scaleNodes.join(', ')}` : ''})`,
@@ -137,12 +134,7 @@ export function convertCommand(): Command {
       );
       if (snn.meta.target)
         process.stdout.write(
-          `for ${snn.meta.target.profile} (export nir --target ${snn.meta.target.profile} writes them):\n${toNirGraph(
-            snn,
-            snn.meta.target.profile,
-          )
-            .notes.map((n) => `  - ${n}\n`)
-            .join('')}`,
+          `for ${snn.meta.target.profile} (export nir --target ${snn.meta.target.profile} writes them):\n${targetNotes.map((n) => `  - ${n}\n`).join('')}`,
         );
     } finally {
       prog.stop();

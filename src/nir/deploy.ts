@@ -165,7 +165,10 @@ export function deployFor(input: NirGraph, profile: Profile): Deployed {
       let scale = max / wMax;
       // Speck (sinabs' discretize): one scale for weights and bias, each fitted to the signed range.
       if (q.bias === 'bits') {
-        scale = signedScale(ws.flatMap((w) => [...w.weight.data]), q.bits);
+        scale = signedScale(
+          ws.flatMap((w) => [...w.weight.data]),
+          q.bits,
+        );
         const b = ws.flatMap((w) => (w.type === 'Linear' ? [] : [...w.bias.data]));
         if (bMax > 0) scale = Math.min(scale, signedScale(b, q.bits));
       }

@@ -51,6 +51,8 @@ export async function targetCalibration(
   T: number,
   opts: TargetCalibrationOptions,
 ): Promise<TargetCalibration> {
+  // What the target cannot take at all is refused here, naming the node, before any simulation.
+  toNir(snn, profile.name, snn.meta.source.file, null);
   const sites = m.plan.sites;
   const input: Array32 = { dims: [batch.n, ...m.inputShape], data: batch.x };
   // The clipped ANN's output of every site, divided by θ: the rate each unit-spike neuron should have.
