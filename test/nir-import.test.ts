@@ -17,6 +17,8 @@ import { numel } from '../src/graph/ir.js';
 import { spikesOutput } from '../src/snn/format.js';
 import type { Snn } from '../src/snn/network.js';
 import { memDataset, uniform } from './helpers.js';
+import { rng } from '../src/data/dataset.js';
+import { SpikeportError } from '../src/errors.js';
 import { ZOO } from './zoo.js';
 import { tempDir } from './temp.js';
 
@@ -231,3 +233,48 @@ np.savez(d + '/x.npz', x=np.ones((4, 3), np.float32))
     }
   },
 );
+
+test('damaged NIR files (an exported file with bytes changed, seeded): each is read or refused as a SpikeportError, and on the CLI in one line', async (t) => {
+  const dir = tempDir('spikeport-nir-import-', t);
+  const data = memDataset(uniform(3, 8 * 256), [1, 16, 16]);
+  const snn = await convert({ path: 'vgg.onnx', sha256: '0'.repeat(64), graph: ZOO.vgg.graph() }, data, {
+    method: 'cmaxnorm',
+    iterations: 1,
+    batchSize: 8,
+    threads: 1,
+    spikes: 'unit',
+  });
+  const good = path.join(dir, 'good.nir');
+  await exportNir(snn, good, 'sinabs');
+  const bytes = fs.readFileSync(good);
+  const r = rng(17);
+  let refused = 0;
+  const files: string[] = [];
+  for (let i = 0; i < 120; i++) {
+    const b = Buffer.from(bytes);
+    const k = 1 + Math.floor(r() * 8);
+    for (let j = 0; j < k; j++) b[Math.floor(r() * b.length)] = Math.floor(r() * 256);
+    const file = path.join(dir, `bad${i}.nir`);
+    fs.writeFileSync(file, b);
+    try {
+      await loadNir(file, 'sinabs');
+    } catch (e) {
+      assert.ok(e instanceof SpikeportError, `bad${i}.nir: ${String(e)}`);
+      refused++;
+      if (files.length < 4) files.push(file);
+    }
+  }
+  t.diagnostic(`${refused} of 120 damaged files refused, the rest read`);
+  assert.ok(refused > 60);
+  for (const file of files) {
+    const c = spawnSync(
+      process.execPath,
+      [cli, 'simulate', file, '--data', 'mnist:test', '--limit', '2', '--T', '2', '-q'],
+      {
+        encoding: 'utf8',
+      },
+    );
+    assert.equal(c.status, 1, c.stderr);
+    assert.equal(c.stderr.trim().split('\n').length, 1, `${path.basename(file)}: ${c.stderr}`);
+  }
+});

@@ -91,7 +91,8 @@ function writeField(g: Group, name: string, v: Field): void {
 
 let ready: Promise<unknown> | null = null;
 async function h5(): Promise<typeof h5wasm> {
-  ready ??= h5wasm.ready;
+  // HDF5 prints its error stack to stderr unless errors are thrown instead: a damaged file is then one line.
+  ready ??= h5wasm.ready.then((m) => m.activate_throwing_error_handler());
   await ready;
   return h5wasm;
 }
@@ -196,7 +197,7 @@ export async function readNir(file: string): Promise<NirGraph> {
       throw bad('not an HDF5 file');
     }
     const group = (g: Group, k: string): Group | null => {
-      const e = g.get(k);
+      const e = g.keys().includes(k) ? g.get(k) : null;
       return e instanceof lib.Group ? e : null;
     };
     const dataset = (g: Group, k: string, where: string, optional = false): Dataset | null => {
@@ -333,7 +334,7 @@ export async function readNir(file: string): Promise<NirGraph> {
       nodes.set(nodeName, n);
     }
     const metadata: Record<string, string> = {};
-    const meta = group(node, 'metadata');
+    const meta = node.keys().includes('metadata') ? group(node, 'metadata') : null;
     if (meta)
       for (const k of meta.keys()) {
         const d = meta.get(k);
@@ -348,8 +349,20 @@ export async function readNir(file: string): Promise<NirGraph> {
         }
       }
     return { nodes, edges, metadata };
+  } catch (e) {
+    if (e instanceof SpikeportError) throw e;
+    // HDF5 (h5wasm) refused a damaged structure: one line, its own first line as the reason.
+    throw bad(
+      `damaged HDF5 (${String(e instanceof Error ? e.message : e)
+        .split('\n')[0]
+        .slice(0, 200)})`,
+    );
   } finally {
-    f?.close();
+    try {
+      f?.close();
+    } catch {
+      // a damaged file may not close cleanly; nothing of it is kept
+    }
     fs.rmSync(dir, { recursive: true, force: true });
   }
 }
