@@ -3,7 +3,8 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { Command, Option } from 'commander';
-import { TARGETS, asTarget, checkTarget, resetOf } from '../api/nir.js';
+import { PROFILES, TARGETS, checkTarget, loadNir, resetOf, targetNetwork } from '../api/nir.js';
+import { isHdf5 } from '../nir/hdf5.js';
 import { convert, declaredInputShape, resolveConvertOptions } from '../api/convert.js';
 import {
   SIMULATE_DEFAULTS,
@@ -63,6 +64,7 @@ export interface RunContext {
 
 export interface ScaleFlags {
   asTarget?: string;
+  weightBits?: number;
   shard?: string;
   shardCount?: number;
   checkpoint?: string;
@@ -85,6 +87,12 @@ export async function runSimulate(
     checkPaths(inputs, outputs);
     resolveSimulateOptions(simulateOptionsFrom(f, undefined));
     const target = f.asTarget === undefined ? null : checkTarget(f.asTarget, 'asTarget');
+    if (f.weightBits !== undefined && !target && !isHdf5(modelFile))
+      throw new SpikeportError(
+        'invalid-option',
+        '--weight-bits quantises the target network: give --as-target PROFILE too',
+      );
+    if (isHdf5(modelFile)) return await runNir(modelFile, f, target ?? 'generic', given);
     // Shard K of N (N > 1) writes a shard file; a shard of 1 is the whole run, written as usual.
     const picked =
       f.shard !== undefined
@@ -185,9 +193,10 @@ export async function runSimulate(
       workers > 1
         ? await simulateInWorkers(snn, modelFile, converted, f, options, workers, prog.report)
         : await simulate(snn, data, options);
-    // The same network as the NIR target computes it (start 0, v > θ, its reset), on the same samples and windows.
-    const onTarget = target
-      ? await simulate(asTarget(snn, target), data, {
+    // The same network as the NIR target computes it (start 0, v > θ, its reset, its arithmetic), on the same samples and windows.
+    const deployed = target ? targetNetwork(snn, target, { weightBits: f.weightBits }) : null;
+    const onTarget = deployed
+      ? await simulate(deployed.snn, data, {
           ...simulateOptionsFrom(f, prog.report, false, false),
           modelName: path.basename(modelFile),
           energy: undefined,
@@ -197,7 +206,16 @@ export async function runSimulate(
     prog.stop();
     const files = await recordFiles(record, f);
     if (target && onTarget && f.json) {
-      const withTarget = { ...record, asTarget: { target, reset: resetOf(target), results: onTarget.results } };
+      const withTarget = {
+        ...record,
+        asTarget: {
+          target,
+          reset: resetOf(target),
+          ...(f.weightBits !== undefined ? { weightBits: f.weightBits } : {}),
+          notes: deployed?.notes ?? [],
+          results: onTarget.results,
+        },
+      };
       files.splice(0, 1, { path: f.json, data: JSON.stringify(withTarget, null, 2) + '\n' });
     }
     // Written last, together: --save, --json, --report, --markdown, or none of them.
@@ -210,10 +228,10 @@ export async function runSimulate(
     process.stdout.write(resultsTable(record));
     if (record.energy) process.stdout.write(energySummary(record.energy));
     process.stdout.write(timeSummary(record, performance.now() / 1000));
-    if (target && onTarget) {
+    if (target && onTarget && deployed) {
       const [m1] = METRIC_NAMES[record.task ?? 'classification'];
       process.stdout.write(
-        `\nas ${target} computes it (NIR IF: start 0, fires at v > threshold, ${resetOf(target) === 'subtract' ? 'subtracts the threshold' : 'resets to 0'}):\n`,
+        `\nas ${target} computes it (${deployed.profile.summary}${f.weightBits !== undefined ? `; ${f.weightBits}-bit weights` : ''}):\n${deployed.notes.map((n) => `  - ${n}\n`).join('')}`,
       );
       process.stdout.write(
         `${table(
@@ -231,6 +249,50 @@ export async function runSimulate(
   } finally {
     prog.stop();
   }
+}
+
+/** simulate FILE.nir: a NIR graph simulated as the profile's target computes it. */
+async function runNir(
+  file: string,
+  f: SimFlags & Partial<ScaleFlags>,
+  target: string,
+  given: readonly string[],
+): Promise<void> {
+  const prog = progressReporter(!f.quiet);
+  try {
+    const refused = given.filter(
+      (flag) => CONVERSION_ONLY.has(flag) || ['--shard', '--workers', '--checkpoint', '--ann'].includes(flag),
+    );
+    if (refused.length)
+      throw new SpikeportError(
+        'invalid-option',
+        `${refused.join(', ')}: not for a NIR file (it is simulated as it is, in one process)`,
+      );
+    const { snn, notes } = await loadNir(file, target, { weightBits: f.weightBits });
+    const data = openDataset(
+      f.data,
+      f.limit,
+      imageOptions(f, snn.spec.inputShape, f.preprocess ?? snn.meta.preprocess),
+    );
+    const record = await simulate(snn, data, {
+      ...simulateOptionsFrom(f, prog.report, false, false),
+      modelName: path.basename(file),
+      energy: undefined,
+    });
+    prog.stop();
+    writeOutputs(await recordFiles(record, f));
+    const ifs = snn.spec.sites.length;
+    process.stdout.write(
+      `${path.basename(file)}: NIR graph, ${ifs} IF node${ifs === 1 ? '' : 's'}, simulated as ${target} computes it (${checkProfile(target)})${snn.meta.normalize ? '' : '; no input normalisation in the file (give --mean/--std if the model needs one)'}\n${notes.map((n) => `  - ${n}\n`).join('')}\n`,
+    );
+    process.stdout.write(resultsTable(record));
+  } finally {
+    prog.stop();
+  }
+}
+
+function checkProfile(target: string): string {
+  return PROFILES[checkTarget(target, 'asTarget')].summary;
 }
 
 /**
@@ -369,7 +431,7 @@ export function simulateCommand(): Command {
             )
             .argument(
               '<model>',
-              'an SNN from spikeport convert, or an ANN (converted on the fly with the calibration options)',
+              'an SNN from spikeport convert, an ANN (converted on the fly with the calibration options), or a NIR graph (.nir, HDF5)',
             ),
         ),
       ),
@@ -378,8 +440,13 @@ export function simulateCommand(): Command {
     .addOption(
       new Option(
         '--as-target <profile>',
-        'also simulate the network as a NIR target computes it (no θ/2 start, v > threshold, its reset) and print both accuracies',
+        'also simulate the network as a target computes it (its neuron and arithmetic, docs/nir.md) and print both accuracies; for a NIR file: the profile to simulate it with (default generic)',
       ).choices([...TARGETS]),
+    )
+    .option(
+      '--weight-bits <n>',
+      'with --as-target (or a NIR file): weights as N-bit integers, one scale per neuron node (any profile); 0: float weights (the profile without its integers)',
+      int(0),
     )
     .option(
       '--shard <K/N>',
