@@ -24,6 +24,9 @@ import {
 } from '../src/index.js';
 import { decodeModel, encodeModel } from '../src/onnx/codec.js';
 import { messageOf } from '../src/cli/options.js';
+import { simulate as simulateSteps } from '../src/runtime/simulate.js';
+import type { Snn } from '../src/snn/network.js';
+import type { Dataset } from '../src/data/dataset.js';
 import { tempDir } from './temp.js';
 
 const MNIST = path.join(process.cwd(), 'models', 'mnist-cnn.onnx');
@@ -59,6 +62,16 @@ test('convert → simulate in memory gives exactly what the saved and reloaded f
   assert.equal(inMemory.samples, 300);
   assert.ok(inMemory.ann && inMemory.ann.metric > 0.95, `ANN top-1 ${inMemory.ann?.metric}`);
   assert.ok(inMemory.results[2].metric > 0.9);
+  // Each window's top-1, with and without the delay, from the readouts of every step averaged here by hand.
+  const hand = await windowTop1(snn, test500, inMemory.results);
+  assert.deepEqual(
+    inMemory.results.map((r) => [r.metric, r.metricNoDelay]),
+    hand,
+  );
+  assert.ok(
+    hand.some(([a, b]) => a !== b),
+    `the delay changes some top-1 (else the comparison cannot tell the windows apart): ${JSON.stringify(hand)}`,
+  );
   // Without the ANN: no references, and asking for them is an error naming the option.
   const bare = await loadSnn(file, { ann: null });
   assert.equal(bare.source, null);
@@ -67,6 +80,32 @@ test('convert → simulate in memory gives exactly what the saved and reloaded f
     (e: unknown) => e instanceof SpikeportError && e.field === 'references',
   );
 });
+
+/** Top-1 over steps [delay+1, T] and [1, T] for each result, from the step engine's readouts and the labels. */
+async function windowTop1(snn: Snn, data: Dataset, results: SimulateRecord['results']): Promise<number[][]> {
+  const Tmax = Math.max(...results.map((r) => r.T));
+  const hits = results.map(() => [0, 0]);
+  await simulateSteps(
+    snn.graph,
+    snn.spec,
+    data,
+    { steps: Tmax, batchSize: 100, normalize: snn.meta.normalize, threads: 1, engine: 'steps' },
+    (b) => {
+      const r = b.readouts as Float32Array;
+      const classes = b.size;
+      for (let i = 0; i < b.n; i++) {
+        results.forEach(({ T, delay }, k) => {
+          [delay, 0].forEach((d, j) => {
+            const sum = new Float64Array(classes);
+            for (let t = d; t < T; t++) for (let c = 0; c < classes; c++) sum[c] += r[(t * b.n + i) * classes + c];
+            if (sum.indexOf(Math.max(...sum)) === (b.labels as Int32Array)[i]) hits[k][j]++;
+          });
+        });
+      }
+    },
+  );
+  return hits.map((h) => h.map((x) => x / data.size));
+}
 
 test('defaults live in the library: convert and simulate with no options use them', async () => {
   const snn = await convert(MNIST, openDataset('mnist:train', 500), { threads: 1 });
