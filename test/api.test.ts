@@ -18,12 +18,15 @@ import {
   openDataset,
   simulate,
   snnFromGraph,
+  memoryDataset,
   type CalibrationContext,
   type SimulateRecord,
   type ThresholdMethod,
 } from '../src/index.js';
 import { decodeModel, encodeModel } from '../src/onnx/codec.js';
 import { messageOf } from '../src/cli/options.js';
+import { floatTensor } from '../src/graph/ir.js';
+import { buildGraph } from './helpers.js';
 import { simulate as simulateSteps } from '../src/runtime/simulate.js';
 import type { Snn } from '../src/snn/network.js';
 import type { Dataset } from '../src/data/dataset.js';
@@ -144,6 +147,52 @@ test('describe() reports the thresholds, latencies and costs the file carries', 
   assert.ok(d.annMacs > 1e5);
   assert.equal(d.delay, snn.meta.delay.estimated);
   assert.equal(d.hasSource, true);
+});
+
+test('describe() of a hand-worked network: θ statistics, silent channels, latencies r = 1/(2·mean ρ), d̂ and MACs as worked out here', async () => {
+  // x [2] → Gemm(I) → ReLU (θ = 2, 0) → Gemm(I) → ReLU (θ = 0.5, 4) → Gemm(I) readout; one sample x = (1, 3).
+  const eye = floatTensor([2, 2], [1, 0, 0, 1]);
+  const graph = buildGraph([2], (b, x) => {
+    const r0 = b.op('Relu', [b.op('Gemm', [x, b.constant('I', eye)], { transB: 1 })], {}, 'a');
+    const r1 = b.op('Relu', [b.op('Gemm', [r0, b.constant('I', eye)], { transB: 1 })], {}, 'b');
+    return b.op('Gemm', [r1, b.constant('I', eye)], { transB: 1 }, 'readout');
+  });
+  const [a, b] = graph.nodes.filter((n) => n.opType === 'Relu').map((n) => n.name);
+  const data = memoryDataset({
+    name: 'x',
+    size: 1,
+    sampleShape: [2],
+    x: Float32Array.of(1, 3),
+    scale: 1,
+    labels: null,
+  });
+  const snn = await convert({ path: 'eye.onnx', sha256: '0'.repeat(64), graph }, data, {
+    method: 'fixed',
+    thresholds: { [a]: [2, 0], [b]: [0.5, 4] },
+    threads: 1,
+  });
+  const d = snn.describe();
+  // Site a: inputs (1, 3), θ (2, 0): ρ = 1/2 from channel 0 only (θ = 0 says nothing) → r = 1.
+  // Site b: inputs clip(1, 0, 2) = 1 and clip(3, 0, 0) = 0, θ (0.5, 4): ρ = (2 + 0)/2 = 1 → r = 0.5.
+  // d̂ = ⌈1 + 0.5⌉ = 2. MACs: three 2×2 dense layers, 4 each.
+  assert.deepEqual(
+    d.sites.map((s) => [s.neurons, s.thresholds, s.thetaMin, s.thetaMean, s.thetaMax, s.silent, s.latency]),
+    [
+      [2, 2, 0, 1, 2, 1, 1],
+      [2, 2, 0.5, 2.25, 4, 0, 0.5],
+    ],
+  );
+  assert.equal(d.delay, 2);
+  assert.equal(d.annMacs, 12);
+  assert.deepEqual(
+    d.layers.map((l) => [l.where, l.macs]),
+    [
+      ['input', 4],
+      ['spiking', 4],
+      ['spiking', 4],
+    ],
+  );
+  assert.equal(d.granularity, 'channel');
 });
 
 test("a caller's ThresholdMethod sees every site's input: a JS channel max equals the built-in in-graph cmaxnorm", async () => {
