@@ -209,11 +209,15 @@ test("a target's IF neuron, worked by hand: starts at 0, fires only when v > thr
     [2, 2, 0, 2, 2, 2, 0, 2, 2, 2],
   ]);
   const dir = tempDir('spikeport-nir-sem-', t);
+  // What each importer does on a spike (sinabs' MembraneSubtract, SpiNNaker2's ResetMethod.SUBTRACT; Norse and NIR's own IF reset).
+  const resets = { sinabs: 'subtract', spinnaker2: 'subtract', norse: 'zero', generic: 'zero' } as const;
+  assert.deepEqual(Object.keys(resets).sort(), [...TARGETS].sort());
   for (const target of TARGETS) {
-    const want = trains[resetOf(target)].map((train, c) => train.map((s) => s * [1, 2][c]));
+    assert.equal(resetOf(target), resets[target], `${target}: its reset`);
+    const want = trains[resets[target]].map((train, c) => train.map((s) => s * [1, 2][c]));
     const file = path.join(dir, `${target}.nir`);
     await exportNir(snn, file, target);
-    const run = simulateNir(await readNir(file), Float32Array.of(0.5, 1.5), 1, T, resetOf(target));
+    const run = simulateNir(await readNir(file), Float32Array.of(0.5, 1.5), 1, T, resets[target]);
     assert.deepEqual(
       [0, 1].map((c) => run.outputs.map((o) => o[c])),
       want,

@@ -24,9 +24,10 @@ import { assemble, render } from './wasm.mjs';
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 
 /**
- * The mutants: `file` (under src/), `find` (must occur exactly once) and `replace`, the test
- * files that should notice (`tests`, names under test/ without .test.ts) and optionally `only`,
- * regular expressions naming the tests within them to run (all tests of those files otherwise).
+ * The mutants: `file` (under src/), `find` (must occur exactly once) and `replace` — or `edits`,
+ * a list of those, for one misunderstanding written in several places — the test files that
+ * should notice (`tests`, names under test/ without .test.ts) and optionally `only`, regular
+ * expressions naming the tests within them to run (all tests of those files otherwise).
  */
 const MUTANTS = [
   // The IF neuron in the step graph (steps and loop engines; the fused engine cannot plan a changed neuron and falls back to steps).
@@ -41,7 +42,17 @@ const MUTANTS = [
   },
   {
     id: 'neuron-reset-zero',
-    what: 'reset to the start value instead of by subtraction: u ← 0 after a spike',
+    what: 'reset to zero instead of by subtraction: m ← 0 after a spike (u ← −θ/2)',
+    file: 'src/snn/neuron.ts',
+    find: "b.add('Sub', [u1, ports.spikes], {}, [ports.state.output]);",
+    replace:
+      "const s = b.op('Cast', [fired], { to: 1 });\n  b.add('Sub', [b.op('Mul', [u1, b.op('Sub', [b.scalar(1, 'one'), s])]), b.op('Mul', [s, b.op('Mul', [thetaName, b.scalar(0.5, 'half')])])], {}, [ports.state.output]);",
+    tests: ['if-neuron'],
+    only: ['hand-worked'],
+  },
+  {
+    id: 'neuron-reset-start',
+    what: 'reset to the start instead of by subtraction: m ← θ/2 after a spike (u ← 0)',
     file: 'src/snn/neuron.ts',
     find: "b.add('Sub', [u1, ports.spikes], {}, [ports.state.output]);",
     replace:
@@ -97,28 +108,30 @@ const MUTANTS = [
   // The fused engine's neuron: WebAssembly (four neurons per instruction, then one by one) and its plain-JS twin.
   {
     id: 'wasm-reset-zero-vector',
-    what: 'fused (WebAssembly, four at a time): u ← 0 after a spike',
+    what: 'fused (WebAssembly, four at a time): reset to zero, m ← 0 (u ← level − θ)',
     file: 'src/runtime/kernels.wat',
     find: '(v128.store (local.get $u) (f32x4.sub (local.get $u1) (local.get $s)))\n        ;; the mask',
-    replace: '(v128.store (local.get $u) (v128.andnot (local.get $u1) (local.get $m)))\n        ;; the mask',
+    replace:
+      '(v128.store (local.get $u) (v128.bitselect (f32x4.sub (v128.load (local.get $level)) (v128.load (local.get $theta))) (local.get $u1) (local.get $m)))\n        ;; the mask',
     tests: ['if-neuron'],
     only: ['fused engine.*hand-worked'],
   },
   {
     id: 'wasm-reset-zero-scalar',
-    what: 'fused (WebAssembly, the neurons left over after groups of four): u ← 0 after a spike',
+    what: 'fused (WebAssembly, the neurons left over after groups of four): reset to zero, m ← 0',
     file: 'src/runtime/kernels.wat',
     find: '(f32.store (local.get $u) (f32.sub (local.get $f) (f32.load (local.get $theta))))',
-    replace: '(f32.store (local.get $u) (f32.const 0))',
+    replace: '(f32.store (local.get $u) (f32.sub (f32.load (local.get $level)) (f32.load (local.get $theta))))',
     tests: ['if-neuron'],
     only: ['fused engine.*hand-worked'],
   },
   {
     id: 'wasm-reset-zero-channels',
-    what: 'fused (WebAssembly, θ per channel): u ← 0 after a spike',
+    what: 'fused (WebAssembly, θ per channel): reset to zero, m ← 0',
     file: 'src/runtime/kernels.wat',
     find: '(v128.store (local.get $u) (f32x4.sub (local.get $u1) (local.get $s)))\n        (local.set $cnt',
-    replace: '(v128.store (local.get $u) (v128.andnot (local.get $u1) (local.get $m)))\n        (local.set $cnt',
+    replace:
+      '(v128.store (local.get $u) (v128.bitselect (f32x4.sub (local.get $lvv) (local.get $thv)) (local.get $u1) (local.get $m)))\n        (local.set $cnt',
     tests: ['fused'],
     only: ['bundled mnist-cnn'],
   },
@@ -133,10 +146,10 @@ const MUTANTS = [
   },
   {
     id: 'js-kernel-reset-zero',
-    what: 'fused (plain JS kernels): u ← 0 after a spike',
+    what: 'fused (plain JS kernels): reset to zero, m ← 0',
     file: 'src/runtime/kernels.ts',
     find: 'u[e] = u1 - theta[c];',
-    replace: 'u[e] = 0;',
+    replace: 'u[e] = level[c] - theta[c];',
     tests: ['fused'],
     only: ['WebAssembly SIMD and plain JS'],
   },
@@ -354,7 +367,7 @@ const MUTANTS = [
   },
   {
     id: 'nir-hdf5-fields',
-    what: 'the HDF5 writer swaps v_threshold and v_reset (its own reader swaps them back)',
+    what: 'the HDF5 writer stores v_reset under v_threshold and v_threshold under v_reset',
     file: 'src/nir/hdf5.ts',
     find: 'v_threshold: f(n.vThreshold), v_reset: f(n.vReset)',
     replace: 'v_threshold: f(n.vReset), v_reset: f(n.vThreshold)',
@@ -385,6 +398,33 @@ const MUTANTS = [
     file: 'src/nir/simulate.ts',
     find: 'if (v[i] > node.vThreshold.data[j]) {',
     replace: 'if (v[i] >= node.vThreshold.data[j]) {',
+    tests: ['nir-semantics'],
+    only: ["target's IF neuron"],
+  },
+  {
+    id: 'nir-fire-geq-both',
+    what: 'NIR read as firing at v ≥ threshold, alike in asTarget and in the simulation of the file',
+    edits: [
+      { file: 'src/nir/target.ts', find: "opType: 'Greater',", replace: "opType: 'GreaterOrEqual'," },
+      {
+        file: 'src/nir/simulate.ts',
+        find: 'if (v[i] > node.vThreshold.data[j]) {',
+        replace: 'if (v[i] >= node.vThreshold.data[j]) {',
+      },
+    ],
+    tests: ['nir-semantics'],
+    only: ["target's IF neuron"],
+  },
+  {
+    id: 'nir-reset-swapped-both',
+    what: "the targets' resets swapped (subtract ↔ to zero) alike in asTarget and in the simulation of the file",
+    edits: [
+      {
+        file: 'src/nir/graph.ts',
+        find: "return target === 'sinabs' || target === 'spinnaker2' ? 'subtract' : 'zero';",
+        replace: "return target === 'sinabs' || target === 'spinnaker2' ? 'zero' : 'subtract';",
+      },
+    ],
     tests: ['nir-semantics'],
     only: ["target's IF neuron"],
   },
@@ -434,11 +474,60 @@ const MUTANTS = [
     tests: ['shards'],
     only: ['mnist-cnn: 3 shards merged'],
   },
+  // The paper's experiments and the data they read.
+  {
+    id: 'ablation-no-delay',
+    what: "the ablation's CLTB + delayed evaluation curve averages every step",
+    file: 'src/experiments/experiments.ts',
+    find: "...(method === 'cltb' ? Ts.map((T) => ({ T, delay: delayAt(T, dhat) })) : []),",
+    replace: "...(method === 'cltb' ? Ts.map((T) => ({ T, delay: 0 })) : []),",
+    tests: ['experiments'],
+    only: ['^ablation'],
+  },
+  {
+    id: 'delay-sweep-best-last',
+    what: "the delay sweep's best is the last of equally good delays, not the first",
+    file: 'src/experiments/experiments.ts',
+    find: '(b.metric > a.metric ? b : a)',
+    replace: '(b.metric >= a.metric ? b : a)',
+    tests: ['experiments'],
+    only: ['^delay sweep'],
+  },
+  {
+    id: 'energy-table-rate-unweighted',
+    what: "the energy table's firing rate averages the sites without weighting them by their neurons",
+    file: 'src/experiments/experiments.ts',
+    find: 'rates.reduce((a, r, i) => a + r.rate * snn.meta.spec.sites[i].neurons, 0) / neurons',
+    replace: 'rates.reduce((a, r) => a + r.rate, 0) / rates.length',
+    tests: ['experiments'],
+    only: ['^energy table'],
+  },
+  {
+    id: 'frames-by-name',
+    what: 'video frames in name order (1, 10, 11, 12, 2, …) instead of time order',
+    file: 'src/data/images.ts',
+    find: "return frameOrder(entries.filter((e) => kindOf(dir, e) === 'file' && isImageName(e.name)).map((e) => e.name)).map(",
+    replace:
+      "return sortedNames(entries.filter((e) => kindOf(dir, e) === 'file' && isImageName(e.name)).map((e) => e.name)).map(",
+    tests: ['data-formats'],
+    only: ['^videofolder'],
+  },
 ];
+
+/** A mutant's changes: its one `file`/`find`/`replace`, or its `edits` (a bug made in several places at once). */
+function editsOf(m) {
+  return m.edits ?? [{ file: m.file, find: m.find, replace: m.replace }];
+}
 
 const args = process.argv.slice(2);
 if (args.includes('--list')) {
-  for (const m of MUTANTS) process.stdout.write(`${m.id.padEnd(28)} ${m.file.padEnd(28)} ${m.what}\n`);
+  for (const m of MUTANTS)
+    process.stdout.write(
+      `${m.id.padEnd(28)} ${editsOf(m)
+        .map((e) => e.file)
+        .join(', ')
+        .padEnd(28)} ${m.what}\n`,
+    );
   process.exit(0);
 }
 const unknown = args.filter((a) => !MUTANTS.some((m) => m.id === a));
@@ -454,15 +543,18 @@ if (!fs.existsSync(path.join(root, 'dist', 'test'))) {
 
 // Every mutant's text must be found exactly once before anything runs.
 const sources = new Map();
-for (const m of chosen) {
-  const text = sources.get(m.file) ?? fs.readFileSync(path.join(root, m.file), 'utf8');
-  sources.set(m.file, text);
-  const at = text.indexOf(m.find);
-  if (at < 0 || text.indexOf(m.find, at + 1) >= 0) {
-    process.stderr.write(`mutants: ${m.id}: the text to change is ${at < 0 ? 'not' : 'more than once'} in ${m.file}\n`);
-    process.exit(2);
+for (const m of chosen)
+  for (const e of editsOf(m)) {
+    const text = sources.get(e.file) ?? fs.readFileSync(path.join(root, e.file), 'utf8');
+    sources.set(e.file, text);
+    const at = text.indexOf(e.find);
+    if (at < 0 || text.indexOf(e.find, at + 1) >= 0) {
+      process.stderr.write(
+        `mutants: ${m.id}: the text to change is ${at < 0 ? 'not' : 'more than once'} in ${e.file}\n`,
+      );
+      process.exit(2);
+    }
   }
-}
 
 // The copy: the build, with the rest of the tree the tests read linked in (read-only use).
 const work = fs.mkdtempSync(path.join(os.tmpdir(), 'spikeport-mutants-'));
@@ -522,15 +614,21 @@ async function main() {
   const rows = [];
   for (const m of chosen) {
     const t0 = performance.now();
-    const built = builtOf(m.file);
-    const original = fs.readFileSync(built, 'utf8');
-    const text = sources.get(m.file).replace(m.find, () => m.replace);
-    fs.writeFileSync(built, await compile(m.file, text));
+    // Every edit of the mutant in place (several edits of one file apply together), then the tests, then the originals back.
+    const originals = new Map();
     let failed;
     try {
+      for (const file of new Set(editsOf(m).map((e) => e.file))) {
+        const built = builtOf(file);
+        originals.set(built, fs.readFileSync(built, 'utf8'));
+        const text = editsOf(m)
+          .filter((e) => e.file === file)
+          .reduce((t, e) => t.replace(e.find, () => e.replace), sources.get(file));
+        fs.writeFileSync(built, await compile(file, text));
+      }
       failed = runTests(m);
     } finally {
-      fs.writeFileSync(built, original);
+      for (const [built, text] of originals) fs.writeFileSync(built, text);
     }
     const seconds = (performance.now() - t0) / 1000;
     const row = { ...m, killed: failed !== null, by: failed ?? [], seconds };
