@@ -120,6 +120,7 @@ export {
   type LayerEnergy,
 } from './energy/energy.js';
 export type { Engine } from './runtime/simulate.js';
+export { engineNotice } from './runtime/simulate.js';
 export type { SiteErrors, SiteError } from './analysis/site-errors.js';
 export { reportHtml } from './report/html.js';
 export { reportMarkdown } from './report/markdown.js';

@@ -20,11 +20,13 @@ import { attachSource, snnFromGraph, type Snn } from '../snn/network.js';
 import { dataFiles, openDataset } from '../data/sources.js';
 import { checkPaths } from '../files.js';
 import { SpikeportError } from '../errors.js';
+import { engineNotice } from '../runtime/simulate.js';
 import { defaultThreads } from '../ort/session.js';
 import { autoWorkerCount } from '../runtime/simulate.js';
 import type { SimulateRecord } from '../report/record.js';
 import {
   CONVERSION_ONLY,
+  FLAGS,
   calibrationOptions,
   int,
   num,
@@ -225,6 +227,14 @@ export async function runSimulate(
       process.stdout.write(
         `${path.basename(modelFile)} on ${data.name} (${record.samples} samples), ${cal.method}, ${cal.iterations} iterations × batch ${cal.batchSize}\n\n`,
       );
+    // The fused engine asked for by name but not run (a graph it cannot plan): said, not silent.
+    for (const [r, what] of [
+      [record, ''],
+      [onTarget, ` (the run as ${target ?? ''} computes it)`],
+    ] as const) {
+      const note = r ? engineNotice(f.engine, r.engines) : null;
+      if (note) process.stderr.write(`spikeport: note${what}: ${note.replace(/^engine\b/, FLAGS.engine)}\n`);
+    }
     process.stdout.write(resultsTable(record));
     if (record.energy) process.stdout.write(energySummary(record.energy));
     process.stdout.write(timeSummary(record, performance.now() / 1000));

@@ -47,6 +47,22 @@ export function sameResultsAs(engine: Engine): string {
 }
 
 /**
+ * One line when the engine asked for by name is not the one that ran, else null. The fused
+ * engine runs only the state updates spikeport writes (its IF neurons and max-pool
+ * accumulators); any other step graph (e.g. a NIR target's neurons, `asTarget`) runs on the
+ * steps engine instead: the same results, without the fused engine's speed.
+ */
+export function engineNotice(
+  asked: Engine | undefined,
+  ran: Readonly<Partial<Record<RunEngine, number>>> | undefined,
+): string | null {
+  const steps = ran?.steps ?? 0;
+  if (asked !== 'fused' || steps === 0) return null;
+  const all = steps + (ran?.fused ?? 0) + (ran?.loop ?? 0);
+  return `engine fused: the fused engine cannot run this network's step graph (state updates other than spikeport's IF neurons and max-pool accumulators), so the steps engine ran ${steps} of ${all} batch${all === 1 ? '' : 'es'}, with the same results`;
+}
+
+/**
  * The default engine: `auto`, choosing between `steps` and `fused` by measurement, because which
  * is faster depends on the model and the machine's load (BENCHMARKS.md, issue 14) while the
  * results do not.
@@ -294,6 +310,7 @@ export async function simulate(
     if (engine === 'loop') {
       runners.push(await made(() => loopRunner(opts.form === 'loop' ? graph : buildLoop({ graph, spec }), ctx)));
     } else if (engine === 'fused') {
+      // A graph the fused engine cannot plan runs on steps; `engines` in the stats says so (engineNotice).
       runners.push(await made(async () => (await fusedRunner(graph, ctx)) ?? (await stepRunner(graph, ctx))));
     } else {
       runners.push(await made(() => stepRunner(graph, ctx)));
