@@ -119,8 +119,8 @@ export {
   type CostAtT,
   type LayerEnergy,
 } from './energy/energy.js';
-export type { Engine } from './runtime/simulate.js';
-export { engineNotice } from './runtime/simulate.js';
+export type { Engine } from './runtime/engines.js';
+export { engineNotice } from './runtime/engines.js';
 export type { SiteErrors, SiteError } from './analysis/site-errors.js';
 export { reportHtml } from './report/html.js';
 export { reportMarkdown } from './report/markdown.js';

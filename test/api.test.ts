@@ -27,7 +27,7 @@ import { decodeModel, encodeModel } from '../src/onnx/codec.js';
 import { messageOf } from '../src/cli/options.js';
 import { floatTensor } from '../src/graph/ir.js';
 import { buildGraph } from './helpers.js';
-import { simulate as simulateSteps } from '../src/runtime/simulate.js';
+import { simulateBatches as simulateSteps } from '../src/runtime/batches.js';
 import type { Snn } from '../src/snn/network.js';
 import type { Dataset } from '../src/data/dataset.js';
 import { tempDir } from './temp.js';

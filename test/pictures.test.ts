@@ -16,7 +16,7 @@ import type { Snn } from '../src/snn/network.js';
 import { openDataset, openMemoryDataset } from '../src/data/sources.js';
 import { readBatch, type MemoryDataset } from '../src/data/dataset.js';
 import { crc32, decodeLabelPng, encodePng } from '../src/data/png.js';
-import { simulate as runSteps } from '../src/runtime/simulate.js';
+import { simulateBatches as runSteps } from '../src/runtime/batches.js';
 import { TailRunner } from '../src/evaluate/tail.js';
 import { expandRuns, runLengths, PICTURE_MIN_SCORE } from '../src/evaluate/pictures.js';
 import { decode } from '../src/tasks/detection.js';

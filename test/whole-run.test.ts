@@ -15,14 +15,13 @@ import { mergeShards, type ShardFile } from '../src/api/shards.js';
 import { openDataset } from '../src/data/sources.js';
 import {
   AUTO_TRIAL_SHARE,
-  DEFAULT_UNROLL,
   WORKERS_MIN_SECONDS,
   autoWorkerCount,
-  defaultUnroll,
   estimateStepSeconds,
   worthTrying,
-} from '../src/runtime/simulate.js';
-import { exactCounters } from '../src/snn/exact-counts.js';
+} from '../src/runtime/auto.js';
+import { DEFAULT_UNROLL, defaultUnroll } from '../src/runtime/steps.js';
+import { exactCounters } from '../src/runtime/exact-counts.js';
 import { splitConstantPrefix } from '../src/snn/split.js';
 import { counterOutputs } from '../src/snn/format.js';
 import type { Snn } from '../src/snn/network.js';

@@ -395,7 +395,7 @@ const MUTANTS = [
   {
     id: 'nir-sim-fire-geq',
     what: 'the NIR file simulation fires at v ≥ threshold',
-    file: 'src/nir/simulate.ts',
+    file: 'src/nir/interpret.ts',
     find: 'if (v[i] > node.vThreshold.data[j]) {',
     replace: 'if (v[i] >= node.vThreshold.data[j]) {',
     tests: ['nir-semantics'],
@@ -407,7 +407,7 @@ const MUTANTS = [
     edits: [
       { file: 'src/nir/target.ts', find: "opType: 'Greater',", replace: "opType: 'GreaterOrEqual'," },
       {
-        file: 'src/nir/simulate.ts',
+        file: 'src/nir/interpret.ts',
         find: 'if (v[i] > node.vThreshold.data[j]) {',
         replace: 'if (v[i] >= node.vThreshold.data[j]) {',
       },

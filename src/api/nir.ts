@@ -22,7 +22,7 @@ import { parsePreprocess } from '../data/preprocess.js';
 export { TARGETS, PROFILES, checkTarget, profileWith, type Target, type Profile } from '../nir/profiles.js';
 export { resetOf, type NirGraph, type NirNode, type NirExport, type TargetCorrections } from '../nir/graph.js';
 export { readNir, nirBytes, NIR_VERSION } from '../nir/hdf5.js';
-export { simulateNir, type NirRun } from '../nir/simulate.js';
+export { simulateNir, type NirRun } from '../nir/interpret.js';
 export { nirStepGraph } from '../nir/onnx.js';
 
 export interface TargetOptions {

@@ -12,7 +12,7 @@ import { checkRuntime, type RuntimeOptions } from '../ort/session.js';
 import { definedOnly } from '../calibrate/calibrate.js';
 import type { Snn } from '../snn/network.js';
 import type { SnnMetadata } from '../snn/format.js';
-import { DEFAULT_ENGINE, ENGINES, sameResultsAs, type Engine } from '../runtime/simulate.js';
+import { DEFAULT_ENGINE, ENGINES, sameResultsAs, type Engine } from '../runtime/engines.js';
 import { TASKS, inferTask, type Task } from '../tasks/task.js';
 import { checkEnergyConstants, energyConstants, type EnergyConstants } from '../energy/energy.js';
 import { siteErrors as measureSiteErrors } from '../analysis/site-errors.js';

@@ -8,7 +8,7 @@ import { SpikeportError } from '../errors.js';
 import { METHODS, type FixedThresholds } from '../calibrate/methods.js';
 import { CONVERT_DEFAULTS, type ConvertOptions } from '../api/convert.js';
 import { MAX_PICTURES, SIMULATE_DEFAULTS, type DelayRule, type SimulateOptions } from '../api/simulate.js';
-import { ENGINES, type Engine } from '../runtime/simulate.js';
+import { ENGINES, type Engine } from '../runtime/engines.js';
 import { TASKS, type Task } from '../tasks/task.js';
 import { PRESETS, energyConstants, type EnergyConstants } from '../energy/energy.js';
 import { dataFiles, trainSplitOf, type OpenOptions } from '../data/sources.js';

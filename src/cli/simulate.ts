@@ -20,9 +20,9 @@ import { attachSource, snnFromGraph, type Snn } from '../snn/network.js';
 import { dataFiles, openDataset } from '../data/sources.js';
 import { checkPaths } from '../files.js';
 import { SpikeportError } from '../errors.js';
-import { engineNotice } from '../runtime/simulate.js';
+import { engineNotice } from '../runtime/engines.js';
 import { defaultThreads } from '../ort/session.js';
-import { autoWorkerCount } from '../runtime/simulate.js';
+import { autoWorkerCount } from '../runtime/auto.js';
 import type { SimulateRecord } from '../report/record.js';
 import {
   CONVERSION_ONLY,

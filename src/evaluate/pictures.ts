@@ -17,7 +17,7 @@ import type { Dataset } from '../data/dataset.js';
 import { encodePng } from '../data/png.js';
 import { toInput } from '../data/preprocess.js';
 import type { Array32 } from '../ort/session.js';
-import type { StepBatch } from '../runtime/simulate.js';
+import type { StepBatch } from '../runtime/engines.js';
 import { topK } from '../tasks/classification.js';
 import { decode } from '../tasks/detection.js';
 import type { Task } from '../tasks/task.js';

@@ -6,7 +6,8 @@ import type { Dataset } from '../data/dataset.js';
 import type { Array32, RuntimeOptions } from '../ort/session.js';
 import { checkDataFits } from '../model/prepare.js';
 import type { Snn } from '../snn/network.js';
-import { DEFAULT_ENGINE, simulate, type Engine, type SimulationStats, type StepBatch } from '../runtime/simulate.js';
+import { DEFAULT_ENGINE, type Engine, type SimulationStats, type StepBatch } from '../runtime/engines.js';
+import { simulateBatches } from '../runtime/batches.js';
 import { inferTask, makeScorer, type Score, type Task } from '../tasks/task.js';
 import type { OnProgress } from '../progress.js';
 import { checkInteger, optionError } from '../errors.js';
@@ -137,7 +138,7 @@ export async function simulateWindows(
   let stats: SimulationStats;
   try {
     const checkpoints = [...new Set(windows.flatMap((w) => [w.T, w.delay]))].filter((t) => t > 0);
-    stats = await simulate(
+    stats = await simulateBatches(
       snn.graph,
       spec,
       data,
