@@ -22,7 +22,7 @@ import {
   type CalibrationContext,
   type SimulateRecord,
   type ThresholdMethod,
-} from '../src/index.js';
+} from '../src/advanced.js';
 import { decodeModel, encodeModel } from '../src/onnx/codec.js';
 import { messageOf } from '../src/cli/options.js';
 import { floatTensor } from '../src/graph/ir.js';

@@ -14,7 +14,7 @@ import sharp from 'sharp';
 import { openDataset, openMemoryDataset } from '../src/data/sources.js';
 import { readBatch } from '../src/data/dataset.js';
 import { geometry, parsePreprocess, roundHalfEven, toOriginal } from '../src/data/preprocess.js';
-import { convert, loadSnn, simulate, snnFromGraph } from '../src/index.js';
+import { convert, loadSnn, simulate, snnFromGraph } from '../src/advanced.js';
 import { decodeModel, encodeModel } from '../src/onnx/codec.js';
 import { KEYS } from '../src/snn/format.js';
 import { tempDir } from './temp.js';

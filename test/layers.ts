@@ -23,6 +23,7 @@ export const LAYERS: readonly (readonly string[])[] = [
   ['api'],
   ['experiments'],
   ['cli', 'index.ts'],
+  ['advanced.ts'],
 ];
 
 export interface Import {
