@@ -82,7 +82,7 @@ function recordOf(snn: Snn, profile: Profile, exported: NirExport): string[] {
   else if (t)
     notes.push(`the file was calibrated for ${t.profile}, not ${profile.name}: its corrections are used as they are`);
   else
-    notes.push('not calibrated for the target (convert --target): the target scores what simulate --as-target prints');
+    notes.push('not calibrated for the target (convert with target): the target scores what simulating asTarget gives');
   for (const n of t?.notes ?? []) notes.push(n);
   const c = exported.clock;
   if (c.ifNodes)

@@ -34,7 +34,7 @@ import {
   type SimulationTimes,
 } from '../report/record.js';
 import { mergePictures, type PictureState } from '../evaluate/pictures.js';
-import { SpikeportError, optionError } from '../errors.js';
+import { SpikeportError, optionError, field } from '../errors.js';
 import { readRegularFile } from '../files.js';
 
 export const SHARD_FORMAT = 'spikeport-shard/1';
@@ -584,7 +584,7 @@ export function parseShardFile(json: unknown, where: string): ShardFile {
   if ((json as { format?: unknown } | null)?.format !== SHARD_FORMAT) {
     throw new SpikeportError(
       'invalid-file',
-      `${where} is not a spikeport shard file (no "format": "${SHARD_FORMAT}"); make one with simulate --shard K/N --json FILE`,
+      `${where} is not a spikeport shard file (no "format": "${SHARD_FORMAT}"); simulate writes one for each shard of a run (${field('shard')})`,
     );
   }
   const parsed = shardSchema.safeParse(json);

@@ -23,7 +23,7 @@ import type { Tally } from '../evaluate/tally.js';
 import type { SimulateRecord } from '../report/record.js';
 import type { OnProgress } from '../progress.js';
 import { writeFileAtomic } from '../files.js';
-import { SpikeportError, checkInteger, optionError } from '../errors.js';
+import { SpikeportError, checkInteger, optionError, field } from '../errors.js';
 import {
   SHARD_FORMAT,
   checkShard,
@@ -162,7 +162,7 @@ export function delayFor(rule: DelayRule, T: number, delay: SnnMetadata['delay']
   if (rule === 'fit') {
     const fitted = delay.fitted;
     if (!fitted)
-      throw optionError('delay', '"fit" needs delays fitted at conversion (convert with delayFit, --delay-fit T)');
+      throw optionError('delay', `"fit" needs delays fitted at conversion (convert with ${field('delayFit')} T)`);
     if (T > fitted.length)
       throw optionError(
         'delay',
@@ -413,13 +413,13 @@ function readCheckpoint(file: string, config: string, shard: Shard): ShardFile |
   try {
     s = readShardFile(file);
   } catch (e) {
-    if (e instanceof SpikeportError) throw new SpikeportError(e.code, `checkpoint: ${e.message}`, 'checkpoint');
+    if (e instanceof SpikeportError) throw e.within('checkpoint');
     throw e;
   }
   if (s.shard.index !== shard.index || s.shard.count !== shard.count) {
     throw optionError(
       'checkpoint',
-      `${file} is the checkpoint of shard ${s.shard.index} of ${s.shard.count}, not ${shard.index} of ${shard.count} (the run is cut into ${shard.count} now: the same number of shards or --workers continues it; or delete it)`,
+      `${file} is the checkpoint of shard ${s.shard.index} of ${s.shard.count}, not ${shard.index} of ${shard.count} (the run is cut into ${shard.count} now: the same number of shards or ${field('workers')} continues it; or delete it)`,
     );
   }
   if (s.config !== config) {

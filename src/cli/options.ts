@@ -56,12 +56,21 @@ export const FLAGS: Readonly<Record<string, string>> = {
   checkpointSeconds: '--checkpoint-every',
   workers: '--workers',
   pictures: '--pictures',
+  layout: '--format',
+  out: '--out',
+  classNames: '--classes',
+  spikes: '--spikes',
 };
 
-/** A library error in the CLI's words: the field it names becomes the flag that sets it. */
+/**
+ * A library error in the CLI's words: every field it names becomes the flag that sets it. A
+ * message that names its field without marking it gets the flag at the field's first mention.
+ */
 export function messageOf(e: SpikeportError): string {
+  const text = e.render((f) => FLAGS[f]);
   const flag = e.field === undefined ? undefined : FLAGS[e.field];
-  return flag ? e.message.replace(new RegExp(`(^|[^\\w-])${e.field}(?![\\w])`), `$1${flag}`) : e.message;
+  if (!flag || text.includes(flag)) return text;
+  return text.replace(new RegExp(`(^|[^\\w-])${e.field}(?![\\w])`), `$1${flag}`);
 }
 
 /**

@@ -108,7 +108,7 @@ function simulateSections(r: SimulateRecord): Section[] {
         ...(r.ann
           ? [`ANN ${m1} ${pct(r.ann.metric)} %; clipped ANN (ReLU → clip(x, 0, θ)) ${pct(r.clippedAnn?.metric)} %.`]
           : [
-              'No ANN reference (the source ANN was not found next to the SNN; name it with --ann, or the ann option of loadSnn, and ask for references).',
+              'No ANN reference (the source ANN was not found next to the SNN; name it: the ann option, and ask for references).',
             ]),
       ],
     },
