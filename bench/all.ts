@@ -1,5 +1,5 @@
 /**
- * All benchmarks in one run, as ratios (issue "Fast"; BENCHMARKS.md):
+ * All benchmarks in one run, as ratios (issue "Fast"; docs/benchmarks.md):
  *
  *   node dist/bench/all.js [--quick] [--models a,b] [--threads K] [--no-torch] [--json FILE]
  *   node dist/bench/all.js --imagenet [--quick]   # torchvision nets at 224×224, random weights:

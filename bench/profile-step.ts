@@ -1,5 +1,5 @@
 /**
- * Where one simulation step's time goes (BENCHMARKS.md, issue 14): ONNX Runtime's own profile
+ * Where one simulation step's time goes (docs/benchmarks.md, issue 14): ONNX Runtime's own profile
  * (`enableProfiling`) of the step graph as `--engine steps` runs it (input-only prefix split off,
  * `--unroll` steps per call), summed per op type, next to one ANN pass on the same batch.
  *

@@ -585,7 +585,7 @@ test('options the library refuses, each naming its field: thresholds, custom met
 
 test('records read back from JSON are checked field by field; every record committed under docs/ parses', async () => {
   const { parseRecord } = await import('../src/report/record.js');
-  const dirs = ['docs/experiments', 'docs/tasks', 'docs/results'];
+  const dirs = ['docs/generated/experiments', 'docs/generated/tasks', 'docs/generated/results'];
   const files = dirs.flatMap((d) =>
     fs
       .readdirSync(d)
@@ -599,7 +599,7 @@ test('records read back from JSON are checked field by field; every record commi
     (e: unknown) => e instanceof SpikeportError && /r\.json: a simulate record with a bad field model/.test(e.message),
   );
   assert.throws(() => parseRecord({ kind: 'nope' }, 'r.json'), /not a spikeport record/);
-  const good = JSON.parse(fs.readFileSync('docs/experiments/fashion-vgg-delay.json', 'utf8'));
+  const good = JSON.parse(fs.readFileSync('docs/generated/experiments/fashion-vgg-delay.json', 'utf8'));
   good.sweeps[0].points[2].metric = 'high';
   assert.throws(() => parseRecord(good, 'd.json'), /field sweeps\.0\.points\.2\.metric/);
 });

@@ -65,7 +65,7 @@ test('the work a run is estimated at: 2 × MACs of the layers run at every step 
   assert.ok(everyStep > 1e6 && neurons > 1e4, `${everyStep} MACs, ${neurons} neurons per sample`);
   const want = 1000 * 32 * ((2 * everyStep) / 50e9 + neurons * 2e-9);
   assert.ok(Math.abs(estimateStepSeconds(snn.spec, 1000 * 32) - want) < 1e-9 * want);
-  // About what a quiet 2-core machine measures for it (0.33 ms per sample-step, BENCHMARKS.md).
+  // About what a quiet 2-core machine measures for it (0.33 ms per sample-step, docs/benchmarks.md).
   const perStep = estimateStepSeconds(snn.spec, 1);
   assert.ok(perStep > 0.2e-3 && perStep < 0.5e-3, `${perStep} s per sample-step`);
 });

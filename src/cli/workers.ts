@@ -4,7 +4,7 @@
  * N workers each simulate one shard of the run in their own process (cli/worker.ts), with
  * threads/N ONNX Runtime threads each; the parent merges their shard files. ONNX Runtime's
  * intra-op threads scale poorly on small networks, so separate processes can use the cores
- * better (BENCHMARKS.md measures both).
+ * better (docs/benchmarks.md measures both).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';

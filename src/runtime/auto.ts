@@ -15,7 +15,7 @@ export const AUTO_SECOND_ROUND = 20;
  * Most of the work left that `auto`'s trial of the fused engine may cost: its setup and, if it
  * loses, a slower batch. Below that the trial cannot pay: on a short run it costs more than the
  * faster engine could win back (a second set of sessions at 224 takes seconds), and on this
- * machine the step engine is as fast or faster on a quiet machine (BENCHMARKS.md).
+ * machine the step engine is as fast or faster on a quiet machine (docs/benchmarks.md).
  */
 export const AUTO_TRIAL_SHARE = 0.03;
 
@@ -55,7 +55,7 @@ export function estimateStepSeconds(spec: SnnSpec, sampleSteps: number): number 
  * Work a run needs before more than one worker process can pay: each worker starts Node, loads
  * the network, builds its graphs and sessions and warms them up (0.4–0.6 s more on the wall clock
  * than one process on the bundled nets), while two single-thread workers run the steps in
- * 0.5–0.9 of the time of one two-thread process (BENCHMARKS.md): from about 1.5 s of work on.
+ * 0.5–0.9 of the time of one two-thread process (docs/benchmarks.md): from about 1.5 s of work on.
  */
 export const WORKERS_MIN_SECONDS = 1.5;
 
