@@ -9,7 +9,7 @@ import path from 'node:path';
 import type { Dataset } from '../data/dataset.js';
 import { openDataset } from '../data/sources.js';
 import { checkRuntime, type RuntimeOptions } from '../ort/session.js';
-import { definedOnly } from '../calibrate/calibrate.js';
+import { definedOnly } from '../options.js';
 import type { Snn } from '../snn/network.js';
 import type { SnnMetadata } from '../snn/format.js';
 import { DEFAULT_ENGINE, ENGINES, sameResultsAs, type Engine } from '../runtime/engines.js';

@@ -5,7 +5,7 @@
 import type { TopLevelSpec } from 'vega-lite';
 import type { EnergyReport } from '../energy/energy.js';
 import type { CurvesRecord, DelayRecord, EnergyRecord, Pictures, RunRecord, SimulateRecord } from './record.js';
-import { picturesText } from './pictures.js';
+import { picturesText } from './picture-html.js';
 import { barChart, lineChart, type Row } from './charts.js';
 import { METRIC_NAMES, type Task } from '../tasks/task.js';
 
