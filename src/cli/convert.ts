@@ -5,10 +5,18 @@ import { CONVERT_DEFAULTS, convert, declaredInputShape, resolveConvertOptions } 
 import { loadModel } from '../model/load.js';
 import { SPIKE_FORMS, type SnnForm, type SpikeForm } from '../snn/format.js';
 import { checkPaths } from '../files.js';
-import { calibrationOptions, convertOptionsFrom, imageOptions, inputPaths, type CalibFlags } from './options.js';
+import {
+  calibrationOptions,
+  convertOptionsFrom,
+  dataSpecs,
+  imageOptions,
+  inputPaths,
+  type CalibFlags,
+} from './options.js';
 import { progressReporter } from './progress.js';
-import { outputPaths, table, writeOutputs } from './output.js';
+import { outputPaths, printNotices, table, writeOutputs } from './output.js';
 import { openDataset } from '../data/sources.js';
+import { SpikeportError } from '../errors.js';
 
 interface ConvertFlags extends CalibFlags {
   data: string;
@@ -23,10 +31,7 @@ export function convertCommand(): Command {
     new Command('convert')
       .description('calibrate thresholds on training data and write the spiking network as an ONNX file')
       .argument('<model>', 'the ANN, an ONNX file')
-      .requiredOption(
-        '--data <spec>',
-        'calibration data: mnist:train, fashion-mnist:train[@DIR], npz:FILE, imagefolder:DIR, mnist-seg|mnist-det|mnist-video:train',
-      )
+      .requiredOption('--data <spec>', `calibration data: ${dataSpecs('train')}`)
       .requiredOption('--out <file>', 'where to write the spiking network (.onnx)')
       .addOption(
         new Option(
@@ -48,12 +53,17 @@ export function convertCommand(): Command {
   ).action(async (model: string, f: ConvertFlags) => {
     const prog = progressReporter(!f.quiet);
     try {
+      if (f.classes !== undefined)
+        throw new SpikeportError(
+          'invalid-option',
+          '--classes: convert reads no labels (calibration needs none); give the class names to simulate',
+        );
       checkPaths(inputPaths(model, f), outputPaths(f)); // nothing is read or computed before the files are right
       const opts = resolveConvertOptions({ ...convertOptionsFrom(f, prog.report), spikes: f.spikes });
       const loaded = loadModel(model);
-      const calib = openDataset(f.data, f.calibLimit, imageOptions(f, declaredInputShape(loaded)));
+      const calib = openDataset(f.data, f.calibLimit, imageOptions(f, declaredInputShape(loaded), f.preprocess, false));
       const snn = await convert(loaded, calib, opts);
-      const bytes = snn.toBytes(f.format);
+      const bytes = snn.toBytes(f.format, f.out);
       prog.stop();
       const d = snn.describe();
       const seconds = snn.timing?.convert ?? 0;
@@ -108,6 +118,7 @@ export function convertCommand(): Command {
       process.stdout.write(
         `wrote ${f.out}: ${d.sites.length} neuron sites, ${d.calibration.method} (${d.calibration.iterations} iterations × ${d.calibration.batchSize}), estimated delay d̂ = ${d.delay}, ${seconds.toFixed(1)} s${extra.length ? `; ${extra.join('; ')}` : ''}\n`,
       );
+      printNotices(snn.notices);
     } finally {
       prog.stop();
     }

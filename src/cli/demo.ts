@@ -43,7 +43,7 @@ export function demoCommand(): Command {
             'bundled model: mnist-cnn (needs only npm), fashion-vgg, fashion-resnet, fashion-mobilenet (need dataset-fashion-mnist), mnist-fcn, mnist-deeplab (segmentation), mnist-centernet (detection), mnist-r3d (video)',
             'mnist-cnn',
           )
-          .addOption(stepsOption([8, 16, 32, 64, 128]))
+          .addOption(stepsOption())
           .addOption(engineOption())
           .option('--limit <n>', 'test samples', int(1), 2000),
       ),
@@ -53,7 +53,7 @@ export function demoCommand(): Command {
     await runSimulate(
       file,
       { ...f, data: `${dataset}:test`, delay: SIMULATE_DEFAULTS.delay, siteErrors: 100, pictures: 4 },
-      { header: true, jobArray: false },
+      { jobArray: false },
     );
   });
 }

@@ -25,6 +25,7 @@ import {
   CONVERSION_ONLY,
   calibrationOptions,
   int,
+  noticeText,
   num,
   calibrationSpec,
   convertOptionsFrom,
@@ -39,7 +40,17 @@ import {
 } from './options.js';
 import { progressReporter, type ProgressFn } from './progress.js';
 import { runWorkers, shardFromEnv, type PickedShard } from './workers.js';
-import { energySummary, outputPaths, pct, recordFiles, resultsTable, table, writeOutputs } from './output.js';
+import {
+  energySummary,
+  outputPaths,
+  pct,
+  printNotices,
+  recordFiles,
+  resultsTable,
+  table,
+  writeOutputs,
+} from './output.js';
+import type { Notice } from '../progress.js';
 import { METRIC_NAMES } from '../tasks/task.js';
 
 export interface RunContext {
@@ -47,8 +58,6 @@ export interface RunContext {
   readonly jobArray?: boolean;
   /** The flags set on the command line (not by default), for refusing those that would be ignored. */
   readonly given?: readonly string[];
-  /** Print a line naming the model, data and calibration first (the demo). */
-  readonly header?: boolean;
 }
 
 export interface ScaleFlags {
@@ -65,9 +74,23 @@ export async function runSimulate(
   f: SimFlags & Partial<ScaleFlags>,
   ctx: RunContext = {},
 ): Promise<void> {
-  const { given = [], header = false } = ctx;
+  const { given = [] } = ctx;
   const prog = progressReporter(!f.quiet);
   const asked = f.workers ?? 'auto';
+  // Ctrl-C (or a job's time limit) says what is kept before the usual exit codes.
+  const run = { batches: 0, workers: 1 };
+  const interrupted = (signal: NodeJS.Signals): void => {
+    prog.stop();
+    process.stderr.write(`spikeport: ${interruptedLine(f.checkpoint, run.workers, run.batches)}\n`);
+    process.exit(signal === 'SIGINT' ? 130 : 143);
+  };
+  const listen = (on: boolean): void => {
+    for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+      if (on) process.on(signal, interrupted);
+      else process.off(signal, interrupted);
+    }
+  };
+  listen(true);
   try {
     // Bad files and options fail before any reading or calibration.
     const inputs = inputPaths(modelFile, f);
@@ -107,7 +130,7 @@ export async function runSimulate(
       checkPaths([...inputs, ...dataFiles(calibSpec).map((p) => ({ path: p, role: 'the calibration data' }))], outputs);
       snn = await convert(
         loaded,
-        openDataset(calibSpec, f.calibLimit, imageOptions(f, declaredInputShape(loaded))),
+        openDataset(calibSpec, f.calibLimit, imageOptions(f, declaredInputShape(loaded), f.preprocess, false)),
         convertOptions,
       );
     }
@@ -122,8 +145,13 @@ export async function runSimulate(
       modelName: path.basename(modelFile),
       checkpoint: f.checkpoint,
       checkpointSeconds: f.checkpointEvery,
+      onNotice: (n: Notice) => {
+        prog.stop();
+        process.stderr.write(`spikeport: ${noticeText(n)}\n`);
+      },
     };
     const batches = Math.ceil(data.size / f.batch);
+    run.batches = batches;
     if (sharded) {
       // Every shard needs a batch; said here, where the shard's origin is known (the library would say --shard).
       const problem = data.size > 0 ? shardProblem(sharded.shard, batches) : null;
@@ -132,7 +160,7 @@ export async function runSimulate(
       const shard = await simulateShard(snn, data, { ...options, shard: sharded.shard });
       prog.stop();
       writeOutputs([
-        ...(f.save && !converted ? [{ path: f.save, data: snn.toBytes() }] : []),
+        ...(f.save && !converted ? [{ path: f.save, data: snn.toBytes(undefined, f.save) }] : []),
         { path: f.json as string, data: shardJson(shard) },
       ]);
       const { first, end } = shard.range;
@@ -161,10 +189,19 @@ export async function runSimulate(
         [...outputs, ...mine],
       );
     }
-    const record =
-      workers > 1
-        ? await simulateInWorkers(snn, modelFile, converted, f, options, workers, prog.report)
-        : await simulate(snn, data, options);
+    run.workers = workers;
+    let record: SimulateRecord;
+    if (workers > 1) {
+      // The workers' runner ends them and cleans up on a signal, then calls back to say what is kept.
+      listen(false);
+      record = await simulateInWorkers(snn, modelFile, converted, f, options, workers, prog.report, () => {
+        prog.stop();
+        process.stderr.write(`spikeport: ${interruptedLine(f.checkpoint, workers, batches)}\n`);
+      });
+      listen(true);
+    } else {
+      record = await simulate(snn, data, options);
+    }
     // The same network as the NIR target computes it (start 0, v > θ, its reset), on the same samples and windows.
     const onTarget = target
       ? await simulate(asTarget(snn, target), data, {
@@ -181,14 +218,15 @@ export async function runSimulate(
       files.splice(0, 1, { path: f.json, data: JSON.stringify(withTarget, null, 2) + '\n' });
     }
     // Written last, together: --save, --json, --report, --markdown, or none of them.
-    writeOutputs([...(f.save && !converted ? [{ path: f.save, data: snn.toBytes() }] : []), ...files]);
+    writeOutputs([...(f.save && !converted ? [{ path: f.save, data: snn.toBytes(undefined, f.save) }] : []), ...files]);
     const cal = snn.meta.calibration;
-    if (header)
-      process.stdout.write(
-        `${path.basename(modelFile)} on ${data.name} (${record.samples} samples), ${cal.method}, ${cal.iterations} iterations × batch ${cal.batchSize}\n\n`,
-      );
+    const byFlags = options.normalize !== undefined ? ' (--mean/--std)' : '';
+    process.stdout.write(
+      `${path.basename(modelFile)} on ${data.name} (${record.samples} samples), ${cal.method}, ${cal.iterations} iterations × batch ${cal.batchSize}; ${normalizeText(record.normalize ?? null)}${byFlags}\n\n`,
+    );
     process.stdout.write(resultsTable(record));
     if (record.energy) process.stdout.write(energySummary(record.energy));
+    printNotices(record.notices ?? []);
     if (target && onTarget) {
       const [m1] = METRIC_NAMES[record.task ?? 'classification'];
       process.stdout.write(
@@ -208,8 +246,34 @@ export async function runSimulate(
       );
     }
   } finally {
+    listen(false);
     prog.stop();
   }
+}
+
+/** The normalisation in effect, for the header line. */
+function normalizeText(n: { mean: readonly number[]; std: readonly number[] } | null): string {
+  return n ? `normalisation mean ${n.mean.join(',')}, std ${n.std.join(',')}` : 'no input normalisation';
+}
+
+/**
+ * What an interrupted run keeps: the batches its checkpoint holds (each worker's, with
+ * --workers), which the same command continues from; without --checkpoint, nothing.
+ */
+export function interruptedLine(checkpoint: string | undefined, workers: number, batches: number): string {
+  if (!checkpoint)
+    return 'interrupted: nothing saved (with --checkpoint FILE the batches done are kept, and the same command continues from them)';
+  const files = workers > 1 ? Array.from({ length: workers }, (_, k) => `${checkpoint}.${k}`) : [checkpoint];
+  let saved = 0;
+  for (const file of files) {
+    try {
+      if (fs.existsSync(file)) saved += readShardFile(file).tally.batches.length;
+    } catch {
+      // not readable (another run's, or damaged): nothing of this run in it
+    }
+  }
+  const where = workers > 1 ? `${checkpoint}.0 … .${workers - 1} (one per worker)` : checkpoint;
+  return `interrupted: ${saved} of ${batches || '?'} batches saved in ${where}; the same command resumes`;
 }
 
 /**
@@ -284,16 +348,17 @@ async function simulateInWorkers(
   options: SimulateOptions,
   workers: number,
   onProgress: ProgressFn,
+  onInterrupted: () => void,
 ): Promise<SimulateRecord> {
   const tmp = converted ? null : fs.mkdtempSync(path.join(os.tmpdir(), 'spikeport-snn-'));
   try {
     let snnFile = modelFile;
     if (tmp) {
       snnFile = path.join(tmp, `${path.basename(modelFile, '.onnx')}.snn.onnx`);
-      writeOutputs([{ path: snnFile, data: snn.toBytes() }]);
+      writeOutputs([{ path: snnFile, data: snn.toBytes(undefined, snnFile) }]);
     }
     // (The job goes to the workers as JSON: the progress callback stays here.)
-    const { onProgress: _, ...rest } = options;
+    const { onProgress: _, onNotice: __, ...rest } = options;
     const open = imageOptions(f, snn.spec.inputShape, f.preprocess);
     return await runWorkers(
       {
@@ -307,10 +372,12 @@ async function simulateInWorkers(
       workers,
       f.threads,
       onProgress,
-      { model: path.basename(modelFile), timing: snn.timing ?? undefined },
+      { model: path.basename(modelFile), timing: snn.timing ?? undefined, notices: snn.notices },
       () => {
         if (tmp) fs.rmSync(tmp, { recursive: true, force: true });
+        onInterrupted();
       },
+      options.onNotice,
     );
   } finally {
     if (tmp) fs.rmSync(tmp, { recursive: true, force: true });

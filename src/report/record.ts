@@ -7,7 +7,8 @@ import type { SiteErrors } from '../analysis/site-errors.js';
 import type { Pictures } from '../evaluate/pictures.js';
 import { z } from 'zod';
 import { TASKS, type Score, type Task } from '../tasks/task.js';
-import { SpikeportError } from '../errors.js';
+import { SpikeportError, isPrintable } from '../errors.js';
+import type { Notice } from '../progress.js';
 
 /** The SNN's scores at one T. */
 export interface SimulationResult {
@@ -49,6 +50,14 @@ export interface SimulateRecord extends RunInfo {
   readonly engines?: Readonly<Partial<Record<'steps' | 'fused' | 'loop', number>>>;
   /** A few test images with the SNN's (and the ANN's) predictions (simulate's `pictures`; absent in older records). */
   readonly pictures?: Pictures;
+  /** The input normalisation the samples were read with (null: none; absent in older records). */
+  readonly normalize?: { readonly mean: readonly number[]; readonly std: readonly number[] } | null;
+  /**
+   * What may make these numbers other than meant, one sentence each: no normalisation, no ANN
+   * reference, thresholds that clip, labels in another class order than the model's (absent in
+   * older records).
+   */
+  readonly notices?: readonly Notice[];
 }
 
 export type { Pictures, PictureSample, PicturePrediction, PictureBox } from '../evaluate/pictures.js';
@@ -179,6 +188,12 @@ export const picturesSchema = z.object({
     }),
   ),
 });
+/** A notice, as read back from a file: it is printed and rendered, so no control characters. */
+export const noticeSchema = z.object({
+  code: z.string().max(64),
+  message: z.string().max(4096).refine(isPrintable, 'must not hold control characters'),
+  field: z.string().max(64).optional(),
+});
 /** A number of batches. */
 const batches = z.number().int().nonnegative();
 const recordSchema: z.ZodType<RunRecord> = z.discriminatedUnion('kind', [
@@ -208,6 +223,11 @@ const recordSchema: z.ZodType<RunRecord> = z.discriminatedUnion('kind', [
     simulationSeconds: num,
     engines: z.object({ steps: batches, fused: batches, loop: batches }).partial().strict().optional(),
     pictures: picturesSchema.optional(),
+    normalize: z
+      .object({ mean: z.array(num), std: z.array(num) })
+      .nullable()
+      .optional(),
+    notices: z.array(noticeSchema).optional(),
   }),
   z.object({
     kind: z.enum(['ablation', 'iterations', 'plugplay']),
