@@ -19,6 +19,7 @@ import { KEYS } from '../src/snn/format.js';
 import { classOrderNotice, type ScorerState } from '../src/tasks/task.js';
 import { clippingNotice } from '../src/api/shards.js';
 import type { SimulateRecord } from '../src/report/record.js';
+import { barChart, renderSvg } from '../src/report/charts.js';
 import type { Progress } from '../src/progress.js';
 import { tempDir } from './temp.js';
 
@@ -612,4 +613,63 @@ test('Ctrl-C says what is kept, resuming says where from; without a checkpoint, 
     bare.stderr.trim().split('\n').pop() ?? '',
     /^spikeport: interrupted: nothing saved \(with --checkpoint FILE the batches done are kept, and the same command continues from them\)$/,
   );
+});
+
+test('help and docs agree with the behaviour: every --data source listed, one default T, report --report, firing rates tabled, site names whole on chart axes, the generated sets described', async () => {
+  for (const cmd of [['convert'], ['simulate'], ['experiment', 'ablation']]) {
+    const help = cli([...cmd, '--help']).stdout.replace(/\s+/g, ' ');
+    for (const source of [
+      'imagefolder:DIR',
+      'videofolder:DIR',
+      'voc:DIR',
+      'coco:IMAGES_DIR@ANNOTATIONS.json',
+      'npz:FILE',
+    ])
+      assert.ok(help.includes(source), `${cmd.join(' ')} --help lists ${source}`);
+  }
+  const defaultT = (cmd: string[]): string =>
+    /--T <list>[^(]*\([^)]*\)\s+\(default:\s+([^)]*)\)/.exec(cli([...cmd, '--help']).stdout)?.[1] ?? '';
+  assert.equal(defaultT(['demo']), defaultT(['simulate']));
+  assert.equal(defaultT(['experiment', 'delay']), defaultT(['simulate']));
+  assert.match(defaultT(['simulate']), /256/);
+
+  // report writes with --report, as simulate and merge do.
+  const rec = await simulate(await snnPromise, openMemoryDataset('mnist:test', 50), { T: [2, 4], threads: 1 });
+  fs.writeFileSync(path.join(tmp, 'rec.json'), JSON.stringify(rec));
+  const r = cli(['report', 'rec.json', '--report', 'rec.html', '--markdown', 'rec.md']);
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(fs.readFileSync(path.join(tmp, 'rec.html'), 'utf8'), /^<!doctype html>/);
+  // The Markdown's firing-rate section has its table (it had only a heading and a sentence).
+  const md = fs.readFileSync(path.join(tmp, 'rec.md'), 'utf8');
+  const rates = /## Firing rates\n\n[^\n]*\n\n(\| site \| firing rate % \|\n\|---\|---:\|\n(?:\| .* \|\n)+)/.exec(md);
+  assert.ok(rates, md);
+  assert.equal(rates[1].trim().split('\n').length, 2 + rec.firingRates.length);
+  assert.match(md, /Input normalisation: mean 0\.1307, std 0\.3081\./);
+
+  // Long site names are drawn whole on the bar chart's axis (Vega cuts labels at 180 px by default).
+  const long = '/features/features.10/conv_block_with_a_long_name/Relu_output_0';
+  const svg = await renderSvg(
+    barChart({
+      title: 't',
+      rows: [{ site: long, rate: 0.1 }],
+      x: { field: 'site', title: 'site' },
+      y: { field: 'rate', title: 'rate' },
+    }),
+  );
+  assert.ok(svg.includes(long), 'the whole name is in the SVG');
+
+  // The generated sets are described where the README points, and npm run web keeps dist/.
+  const readme = fs.readFileSync(path.join(ROOT, 'README.md'), 'utf8');
+  assert.match(
+    readme,
+    /`mnist-video:train\|test` \(what they hold: \[docs\/data\.md\]\(docs\/data\.md#the-generated-task-sets\)\)/,
+  );
+  const data = fs.readFileSync(path.join(ROOT, 'docs', 'data.md'), 'utf8');
+  assert.match(data, /## The generated task sets/);
+  assert.match(data, /0 = background, 1 \+ d for a pixel of digit d/);
+  assert.match(readme, /reportHtml\(record\)` renders the record as an HTML page \(a Promise/);
+  const scripts = (
+    JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as { scripts: Record<string, string> }
+  ).scripts;
+  assert.doesNotMatch(scripts.web, /npm run build|clean/);
 });

@@ -442,7 +442,8 @@ export async function simulateShard(
 /**
  * How many classes the network scores, when its outputs say so without running it (no ops after
  * the readout): classification and video its readout's size, detection its head's channels
- * less the 4 box values, segmentation its channels. Null when only running it tells.
+ * less the 4 box values. Null when only running it tells (the scorer checks then), and for
+ * segmentation, whose masks hold class ids rather than names.
  */
 function classCount(snn: Snn, task: Task): number | null {
   if (snn.tail) return null;
