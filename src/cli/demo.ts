@@ -11,6 +11,7 @@ import {
   engineOption,
   int,
   outputOptions,
+  SITE_ERRORS_SAMPLES,
   stepsOption,
   type SimFlags,
 } from './options.js';
@@ -52,7 +53,7 @@ export function demoCommand(): Command {
     const { file, dataset } = bundledModel(f.model);
     await runSimulate(
       file,
-      { ...f, data: `${dataset}:test`, delay: SIMULATE_DEFAULTS.delay, siteErrors: 100, pictures: 4 },
+      { ...f, data: `${dataset}:test`, delay: SIMULATE_DEFAULTS.delay, siteErrors: SITE_ERRORS_SAMPLES, pictures: 4 },
       { jobArray: false },
     );
   });
