@@ -340,6 +340,34 @@ test('normalisation: a model without it converts with a note; simulate takes --m
   assert.match(cli([...args, '--mean', '0.1', '-q']).stderr, /--mean and --std go together/);
 });
 
+test('a NIR file takes --mean/--std as an override too, and its first line says which normalisation is in effect', () => {
+  const made = cli([
+    'convert',
+    MNIST,
+    '--data',
+    'mnist:train',
+    '--iterations',
+    '2',
+    '--spikes',
+    'unit',
+    '--out',
+    'u.snn.onnx',
+    '-q',
+  ]);
+  assert.equal(made.code, 0, made.stderr);
+  const nir = cli(['export', 'nir', 'u.snn.onnx', '--out', 'u.nir']);
+  assert.equal(nir.code, 0, nir.stderr);
+  const args = ['simulate', 'u.nir', '--data', 'mnist:test', '--limit', '20', '--T', '4', '-q'];
+  const own = cli(args);
+  assert.equal(own.code, 0, own.stderr);
+  assert.match(own.stdout, /^u\.nir: NIR graph.*; normalisation mean 0\.1307, std 0\.3081\n/);
+  const given = cli([...args, '--mean', '0.5', '--std', '0.25', '--json', 'u.json']);
+  assert.equal(given.code, 0, given.stderr);
+  assert.match(given.stdout, /^u\.nir: NIR graph.*; normalisation mean 0\.5, std 0\.25 \(--mean\/--std\)\n/);
+  const rec = JSON.parse(fs.readFileSync(path.join(tmp, 'u.json'), 'utf8')) as SimulateRecord;
+  assert.deepEqual(rec.normalize, { mean: [0.5], std: [0.25] });
+});
+
 test('the source ANN: found from another folder at the path recorded relative to the SNN; outside its folder it is named, not read', async () => {
   // The README's layout: the ANN in models/, the SNN written in the working folder (and in out/).
   const project = path.join(tmp, 'project');
@@ -511,6 +539,14 @@ test('the per-site error analysis shows progress, and the command line runs it o
   );
   assert.ok(errs.every((p) => p.total === 6 && p.unit === 'time steps of 20 samples'));
   assert.match(cli(['simulate', '--help']).stdout, /--site-errors <n>[\s\S]*?\(default: 32\)/);
+});
+
+test('the demo runs the per-site error analysis on as many samples as simulate does by default, not 100', () => {
+  const r = cli(['demo', '--limit', '120', '--T', '4', '--iterations', '2', '--calib-limit', '200']);
+  assert.equal(r.code, 0, r.stderr);
+  // Progress lines name the sample count of the analysis; 120 test samples would allow 100.
+  assert.match(r.stderr, /site errors: \d+\/4 time steps of 32 samples/);
+  assert.doesNotMatch(r.stderr, /of 100 samples/);
 });
 
 test('progress names its unit, and with workers its total is the whole run from the first line', () => {

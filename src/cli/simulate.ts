@@ -340,16 +340,13 @@ async function runNir(
       f.limit,
       imageOptions(f, snn.spec.inputShape, f.preprocess ?? snn.meta.preprocess),
     );
-    const record = await simulate(snn, data, {
-      ...simulateOptionsFrom(f, prog.report, false, false),
-      modelName: path.basename(file),
-      energy: undefined,
-    });
+    const options = simulateOptionsFrom(f, prog.report, false, false);
+    const record = await simulate(snn, data, { ...options, modelName: path.basename(file), energy: undefined });
     prog.stop();
     writeOutputs(await recordFiles(record, f));
     const ifs = snn.spec.sites.length;
     process.stdout.write(
-      `${path.basename(file)}: NIR graph, ${ifs} IF node${ifs === 1 ? '' : 's'}, simulated as ${target} computes it (${checkProfile(target)})${snn.meta.normalize ? '' : '; no input normalisation in the file (give --mean/--std if the model needs one)'}\n${notes.map((n) => `  - ${n}\n`).join('')}\n`,
+      `${path.basename(file)}: NIR graph, ${ifs} IF node${ifs === 1 ? '' : 's'}, simulated as ${target} computes it (${checkProfile(target)}); ${record.normalize ? `${normalizeText(record.normalize)}${options.normalize !== undefined ? ' (--mean/--std)' : ''}` : 'no input normalisation in the file (give --mean/--std if the model needs one)'}\n${notes.map((n) => `  - ${n}\n`).join('')}\n`,
     );
     process.stdout.write(resultsTable(record));
   } finally {
