@@ -638,7 +638,7 @@ test('in a job array: --shard 0/1 is a whole run with its report, the demo ignor
     const lines = stderr
       .trim()
       .split('\n')
-      .filter((l) => !/^[^:]+: \d+\/\d+ \(\d+%\), /.test(l)); // progress lines
+      .filter((l) => !/^[^:]+: \d+\/\d+ [^(]*\(\d+%\), /.test(l)); // progress lines (done/total, the unit, the share)
     if (how === 'kill a worker') {
       assert.equal(code, 1, stderr);
       assert.match(lines[0] ?? '', /^spikeport: error: worker [01] was stopped by SIGKILL \(out of memory\?/);
