@@ -9,7 +9,8 @@ import { openDataset } from '../data/sources.js';
 import { PREPROCESS_PRESETS, formatPreprocess, parsePreprocess, type Preprocess } from '../data/preprocess.js';
 import { modelTail } from '../evaluate/tail.js';
 import { loadModel, type LoadedModel } from '../model/load.js';
-import { checkDataFits, prepareModel, type PreparedModel } from '../model/prepare.js';
+import { NORMALIZE_KEY, checkDataFits, prepareModel, type PreparedModel } from '../model/prepare.js';
+import type { Notice } from '../progress.js';
 import {
   CALIBRATION_DEFAULTS,
   calibrate,
@@ -239,7 +240,7 @@ export async function convert(
   const refineSeconds = (t2 - t1 + t3 - tt + performance.now() - t3) / 1000;
   const meta: SnnMetadata = {
     spec: step.spec,
-    source: { file: name, sha256: loaded.sha256 },
+    source: { file: name, sha256: loaded.sha256, path: loaded.path },
     normalize: prepared.normalize,
     calibration: {
       method: calibration.method,
@@ -273,7 +274,17 @@ export async function convert(
     convert: round((performance.now() - t0) / 1000, 3),
     ...(batch || fit || forTarget ? { refine: round(refineSeconds, 3) } : {}),
   };
-  return new Snn({ form: 'step', graph: step.graph, meta, tail, source: prepared, timing });
+  const notices = prepared.normalize ? [] : [noNormalization(name)];
+  return new Snn({ form: 'step', graph: step.graph, meta, tail, source: prepared, timing, notices });
+}
+
+/** The notice that inputs go to a model as they are read, without normalisation. */
+export function noNormalization(model: string): Notice {
+  return {
+    code: 'no-normalization',
+    message: `no input normalisation: ${model} has no ${NORMALIZE_KEY} metadata and none was given, so samples reach it as read (images scaled to 0..1); if it was trained on normalised inputs, give its mean and std as normalize`,
+    field: 'normalize',
+  };
 }
 
 /** The metadata toNir needs while a unit-spike network is calibrated for a target. */

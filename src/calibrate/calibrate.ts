@@ -212,7 +212,7 @@ function context(
       let it = 0;
       for await (const b of prefetchBatches(data, batches.count, (i) => batches.batch(i), m.normalize)) {
         visit(await s.run({ ...inputFeed(m, b.x, b.n), ...feeds() }, outputs));
-        opts.onProgress?.({ phase, done: ++it, total: batches.count });
+        opts.onProgress?.({ phase, done: ++it, total: batches.count, unit: 'batches' });
       }
     } finally {
       await s.release();

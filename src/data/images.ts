@@ -5,10 +5,11 @@
  * while the network runs. Nothing but the file list and the labels stays in memory.
  *
  *   imagefolder:DIR   torchvision's ImageFolder: DIR/<class>/…/<image>, classes sorted by name
- *                     give the label indices, files in sorted order (sub-folders included)
+ *                     give the label indices (or, with the model's class names, each folder
+ *                     is the class of its name), files in sorted order (sub-folders included)
  *   videofolder:DIR   DIR/<class>/<video>/<frame images>: one clip per video, its frames in
  *                     time order (frameOrder) sampled evenly (frame ⌊i·n/L⌋ of n, i < L = the
- *                     model's clip length)
+ *                     model's clip length); classes as for imagefolder
  *   voc:DIR[:split]   Pascal VOC segmentation: the ids of ImageSets/Segmentation/<split>.txt
  *                     (default train, as torchvision), JPEGImages/<id>.jpg (or .png) and the
  *                     SegmentationClass/<id>.png palette masks (index = class, 255 = ignore);
@@ -46,6 +47,12 @@ export interface ImageOptions {
   readonly sampleShape: readonly number[];
   /** null: no --preprocess given (images must have the model's size). */
   readonly preprocess: Preprocess | null;
+  /**
+   * The model's class names in its order. Class folders (and COCO categories) are then matched
+   * by name; without them, folders sorted by name (COCO: the file's categories in order) give
+   * the label indices.
+   */
+  readonly classNames?: readonly string[];
 }
 
 /** Images decoded at once per source (more only queue in libuv's pool ahead of ONNX Runtime). */
@@ -252,19 +259,44 @@ export function imageFiles(dir: string): string[] {
   return groups.flatMap((g) => g.files.map((f) => path.join(g.root, f)));
 }
 
+/**
+ * The label of each class folder: its place among the folders sorted by name (torchvision's
+ * rule, which only matches the model when it was trained on the same folders), or with the
+ * model's class names, the place of its name there (a folder of no known name is an error).
+ */
+function folderLabels(
+  spec: string,
+  dir: string,
+  folders: readonly string[],
+  classNames: readonly string[] | undefined,
+): { classes: readonly string[]; labelOf: (folder: string) => number } {
+  if (!classNames) return { classes: folders, labelOf: (f) => folders.indexOf(f) };
+  const index = new Map(classNames.map((n, i) => [n, i]));
+  const odd = folders.find((f) => !index.has(f));
+  if (odd !== undefined)
+    throw new SpikeportError(
+      'invalid-data',
+      `${spec}: the class folder ${path.join(dir, odd)} is not one of the ${classNames.length} class names in classNames (each folder must be named as one of the model's classes)`,
+      'classNames',
+    );
+  return { classes: classNames, labelOf: (f) => index.get(f) as number };
+}
+
 /** torchvision's ImageFolder layout, streamed. */
 export function openImageFolder(spec: string, dir: string, opts: ImageOptions): Dataset {
   checkImageShape(spec, opts.sampleShape);
-  const classes = sortedNames(
+  const folders = sortedNames(
     readDir(dir)
       .filter((e) => kindOf(dir, e) === 'dir')
       .map((e) => e.name),
   );
-  if (classes.length === 0)
+  if (folders.length === 0)
     throw new SpikeportError('invalid-data', `${spec}: no class folders in ${dir} (expected ${dir}/<class>/<image>)`);
+  const { classes, labelOf } = folderLabels(spec, dir, folders, opts.classNames);
   const files: string[] = [];
   const labels: number[] = [];
-  classes.forEach((c, label) => {
+  folders.forEach((c) => {
+    const label = labelOf(c);
     const found = imageFiles(path.join(dir, c));
     if (found.length === 0)
       throw new SpikeportError(
@@ -331,19 +363,21 @@ export function openVideoFolder(spec: string, dir: string, opts: ImageOptions): 
     );
   }
   const [C, L, H, W] = shape;
-  const classes = sortedNames(
+  const folders = sortedNames(
     readDir(dir)
       .filter((e) => kindOf(dir, e) === 'dir')
       .map((e) => e.name),
   );
-  if (classes.length === 0)
+  if (folders.length === 0)
     throw new SpikeportError(
       'invalid-data',
       `${spec}: no class folders in ${dir} (expected ${dir}/<class>/<video>/<frames>)`,
     );
+  const { classes, labelOf } = folderLabels(spec, dir, folders, opts.classNames);
   const videos: string[] = [];
   const labels: number[] = [];
-  classes.forEach((c, label) => {
+  folders.forEach((c) => {
+    const label = labelOf(c);
     const cdir = path.join(dir, c);
     const found = sortedNames(
       readDir(cdir)
@@ -459,12 +493,7 @@ export function openVoc(spec: string, dir: string, split: string, opts: ImageOpt
 }
 
 /** COCO detection, streamed: the annotation file read whole (boxes, names), images per batch. */
-export function openCoco(
-  spec: string,
-  imagesDir: string,
-  annotations: string,
-  opts: ImageOptions & { readonly classNames?: readonly string[] },
-): Dataset {
+export function openCoco(spec: string, imagesDir: string, annotations: string, opts: ImageOptions): Dataset {
   checkImageShape(spec, opts.sampleShape);
   let json: unknown;
   try {

@@ -144,7 +144,7 @@ export async function writeLayout(
           put(path.join('images', `${name}.png`), await png(x8, k * per, plane, C));
         }
       }
-      onProgress?.({ phase: 'write', done: start + idx.length, total: d.size });
+      onProgress?.({ phase: 'write', done: start + idx.length, total: d.size, unit: 'samples' });
     }
     if (layout === 'voc')
       put(

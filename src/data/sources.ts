@@ -113,18 +113,28 @@ export interface OpenOptions {
   readonly preprocess?: Preprocess | null;
   /** videofolder: frames per clip, checked against the model's (its input's axis 1). */
   readonly clipLength?: number;
-  /** coco: the model's class names in its order; categories are matched by name (default: the file's category order). */
+  /**
+   * imagefolder, videofolder, coco: the model's class names in its order; class folders and COCO
+   * categories are matched by name (default: folders sorted by name, the file's category order).
+   */
   readonly classNames?: readonly string[];
 }
 
 const KNOWN = `mnist:train|test, fashion-mnist:train|test[@DIR], npz:FILE, imagefolder:DIR, videofolder:DIR, voc:DIR[:split], coco:IMAGES@ANNOTATIONS.json or a generated set (${SYNTH_KINDS.join(', ')}):train|test`;
+
+/** The sources whose classes have names (folders, categories), matched to the model's with classNames. */
+const CLASS_NAMED: readonly string[] = ['imagefolder', 'videofolder', 'coco'];
 
 /** The sources decoded from image files (streamed, for the model's input shape). */
 export const IMAGE_SOURCES = ['imagefolder', 'videofolder', 'voc', 'coco'] as const;
 
 /** Open an image source (streamed). */
 function openImages(spec: string, kind: string, rest: string, options: OpenOptions): Dataset {
-  const opts = { sampleShape: options.sampleShape ?? [], preprocess: options.preprocess ?? null };
+  const opts = {
+    sampleShape: options.sampleShape ?? [],
+    preprocess: options.preprocess ?? null,
+    classNames: options.classNames,
+  };
   if (kind === 'imagefolder') return openImageFolder(spec, rest, opts);
   if (kind === 'videofolder') {
     const L = opts.sampleShape[1];
@@ -146,7 +156,7 @@ function openImages(spec: string, kind: string, rest: string, options: OpenOptio
   const at = rest.lastIndexOf('@');
   if (at <= 0 || at === rest.length - 1)
     throw new SpikeportError('invalid-data', `data set "${spec}": expected coco:IMAGES_DIR@ANNOTATIONS.json`);
-  return openCoco(spec, rest.slice(0, at), rest.slice(at + 1), { ...opts, classNames: options.classNames });
+  return openCoco(spec, rest.slice(0, at), rest.slice(at + 1), opts);
 }
 
 /**
@@ -156,6 +166,13 @@ function openImages(spec: string, kind: string, rest: string, options: OpenOptio
 export function openDataset(spec: string, limit?: number, options: OpenOptions = {}): Dataset {
   if (limit !== undefined) checkInteger('limit', limit, 1);
   const m = /^([a-z-]+):(.+)$/.exec(spec);
+  // Class names given for a source without class names of its own would be ignored: say so.
+  if (options.classNames !== undefined && !(m && CLASS_NAMED.includes(m[1])))
+    throw new SpikeportError(
+      'invalid-option',
+      `classNames apply to ${CLASS_NAMED.join(', ')} data, whose classes are named by folders or categories (not to ${spec})`,
+      'classNames',
+    );
   if (m && (IMAGE_SOURCES as readonly string[]).includes(m[1])) {
     const d = openImages(spec, m[1], m[2], options);
     return limit !== undefined && limit < d.size ? limitDataset(d, limit) : d;

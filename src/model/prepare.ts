@@ -135,7 +135,7 @@ export function storedNormalize(g: Graph): Normalize | null {
 }
 
 /** Mean and std: one value, or one per input channel (axis 0 of a sample of rank ≥ 3, as batches are read). */
-function checkNormalizeFits(n: Normalize, inputShape: readonly number[], fromOptions: boolean): void {
+export function checkNormalizeFits(n: Normalize, inputShape: readonly number[], fromOptions: boolean): void {
   const C = inputShape.length >= 3 ? inputShape[0] : 1;
   const fits = (xs: readonly number[]): boolean => xs.length === 1 || xs.length === C;
   if (fits(n.mean) && fits(n.std)) return;

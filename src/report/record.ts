@@ -7,7 +7,8 @@ import type { SiteErrors } from '../analysis/site-errors.js';
 import type { Pictures } from '../evaluate/pictures.js';
 import { z } from 'zod';
 import { TASKS, type Score, type Task } from '../tasks/task.js';
-import { SpikeportError } from '../errors.js';
+import { SpikeportError, isPrintable } from '../errors.js';
+import type { Notice } from '../progress.js';
 
 /** The SNN's scores at one T. */
 export interface SimulationResult {
@@ -56,6 +57,14 @@ export interface SimulateRecord extends RunInfo {
   readonly engines?: Readonly<Partial<Record<'steps' | 'fused' | 'loop', number>>>;
   /** A few test images with the SNN's (and the ANN's) predictions (simulate's `pictures`; absent in older records). */
   readonly pictures?: Pictures;
+  /** The input normalisation the samples were read with (null: none; absent in older records). */
+  readonly normalize?: { readonly mean: readonly number[]; readonly std: readonly number[] } | null;
+  /**
+   * What may make these numbers other than meant, one sentence each: no normalisation, no ANN
+   * reference, thresholds that clip, labels in another class order than the model's (absent in
+   * older records).
+   */
+  readonly notices?: readonly Notice[];
 }
 
 /** The times of one process's simulation, or (`workers`) of each worker's or shard's. */
@@ -201,6 +210,12 @@ export const picturesSchema = z.object({
     }),
   ),
 });
+/** A notice, as read back from a file: it is printed and rendered, so no control characters. */
+export const noticeSchema = z.object({
+  code: z.string().max(64),
+  message: z.string().max(4096).refine(isPrintable, 'must not hold control characters'),
+  field: z.string().max(64).optional(),
+});
 /** A number of batches. */
 const batches = z.number().int().nonnegative();
 const engineBatches = z.object({ steps: batches, fused: batches, loop: batches }).partial().strict();
@@ -243,6 +258,11 @@ const recordSchema: z.ZodType<RunRecord> = z.discriminatedUnion('kind', [
     times: times.optional(),
     engines: z.object({ steps: batches, fused: batches, loop: batches }).partial().strict().optional(),
     pictures: picturesSchema.optional(),
+    normalize: z
+      .object({ mean: z.array(num), std: z.array(num) })
+      .nullable()
+      .optional(),
+    notices: z.array(noticeSchema).optional(),
   }),
   z.object({
     kind: z.enum(['ablation', 'iterations', 'plugplay']),
