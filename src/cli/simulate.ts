@@ -71,7 +71,10 @@ export async function runSimulate(
   try {
     // Bad files and options fail before any reading or calibration.
     const inputs = inputPaths(modelFile, f);
-    const outputs = [...outputPaths(f), ...(f.checkpoint ? [{ path: f.checkpoint, role: '--checkpoint' }] : [])];
+    const outputs = [
+      ...outputPaths(f),
+      ...(f.checkpoint !== undefined ? [{ path: f.checkpoint, role: '--checkpoint' }] : []),
+    ];
     checkPaths(inputs, outputs);
     resolveSimulateOptions(simulateOptionsFrom(f, undefined));
     const target = f.asTarget === undefined ? null : checkTarget(f.asTarget, 'asTarget');
