@@ -304,7 +304,12 @@ async function simulateInWorkers(
         ann: converted ? (snn.source?.source.path ?? null) : modelFile,
         data: f.data,
         limit: f.limit,
-        open: { preprocess: f.preprocess, clipLength: open.clipLength, classNames: open.classNames },
+        open: {
+          preprocess: f.preprocess,
+          clipLength: open.clipLength,
+          classNames: open.classNames,
+          followLinks: open.followLinks,
+        },
         options: rest,
       },
       workers,

@@ -29,6 +29,7 @@ export interface WorkerJob {
     readonly preprocess?: string;
     readonly clipLength?: number;
     readonly classNames?: readonly string[];
+    readonly followLinks?: boolean;
   };
   readonly options: Omit<SimulateOptions, 'onProgress'>;
   /** Where the worker writes its shard file. */

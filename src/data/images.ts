@@ -21,10 +21,10 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { SpikeportError } from '../errors.js';
+import { MAX_TEXT_BYTES, readRegularFile } from '../files.js';
 import type { Dataset } from './dataset.js';
 import { checkIndices } from './dataset.js';
 import {
-  cropPixels,
   formatPreprocess,
   geometry,
   placeMask,
@@ -34,6 +34,7 @@ import {
   type Preprocess,
 } from './preprocess.js';
 import { decodeLabelPng } from './png.js';
+import { checkInside, dataFolder, type DataFolder } from './folder.js';
 import type { DetectionBox } from './dataset.js';
 
 /** The image files a folder source reads (lower-case extensions, as torchvision compares them). */
@@ -45,7 +46,18 @@ export interface ImageOptions {
   readonly sampleShape: readonly number[];
   /** null: no --preprocess given (images must have the model's size). */
   readonly preprocess: Preprocess | null;
+  /** Follow symbolic links that lead outside the data set's folder (default: refuse them). */
+  readonly followLinks?: boolean;
 }
+
+/** Where an image file comes from: the folder it must stay in, and the list that named it (VOC, COCO), if any. */
+export interface FileOrigin {
+  readonly folder: DataFolder;
+  readonly listedIn?: string;
+}
+
+/** The most pixels of an image decoded (sharp's default limit: 16384 × 16384). */
+export const MAX_IMAGE_PIXELS = 2 ** 28;
 
 /** Images decoded at once per source (more only queue in libuv's pool ahead of ONNX Runtime). */
 export const DECODE_CONCURRENCY = 2;
@@ -99,12 +111,15 @@ export async function decodeImage(
   out: Uint8Array,
   offset: number,
   channelStride?: number,
+  origin?: FileOrigin,
 ): Promise<Placement> {
   const sharp = await loadSharp();
   const [C, H, W] = shape;
-  const bytes = await readFileChecked(file);
+  await checkDataFile(file, origin);
   try {
-    const img = sharp(bytes, { failOn: 'error', limitInputPixels: 2 ** 28 });
+    // From the path: libvips reads the header first (the pixel limit applies before any
+    // decoding) and then only what it decodes; the file is never read whole into memory.
+    const img = sharp(file, { failOn: 'error', limitInputPixels: MAX_IMAGE_PIXELS });
     const meta = await img.metadata();
     if (!meta.width || !meta.height) throw new Error('no image size');
     const g = geometry(preprocess, meta.width, meta.height, H, W, file);
@@ -117,8 +132,7 @@ export async function decodeImage(
     let px: Uint8Array = data;
     if (enlarge && g.resize) {
       const { width: rw, height: rh } = g.resize;
-      px = resizeBilinear(data, info.width, info.height, info.channels, rw, rh);
-      if (g.crop) px = cropPixels(px, rw, info.channels, g.crop);
+      px = resizeBilinear(data, info.width, info.height, info.channels, rw, rh, g.crop ?? undefined);
     } else if (info.width !== W || info.height !== H) {
       throw new Error(`decoded to ${info.width}×${info.height}, expected ${W}×${H}`);
     }
@@ -126,22 +140,35 @@ export async function decodeImage(
     return { ...g, width: meta.width, height: meta.height };
   } catch (e) {
     if (e instanceof SpikeportError) throw e;
+    const why = (e as Error).message.split('\n')[0].trim();
     throw new SpikeportError(
       'invalid-data',
-      `${file} is not a readable image (${(e as Error).message.split('\n')[0].trim()})`,
+      /pixel limit/.test(why)
+        ? `${file} has more than ${MAX_IMAGE_PIXELS} pixels (2^28, the most spikeport decodes; 16384 × 16384)`
+        : `${file} is not a readable image (${why})`,
     );
   }
 }
 
-async function readFileChecked(file: string): Promise<Buffer> {
+/**
+ * A data file checked before it is read: inside its folder (links), there, and a regular file.
+ * A file a list names (VOC's split, COCO's annotations) may never have existed; one found by
+ * listing a folder was there then.
+ */
+async function checkDataFile(file: string, origin?: FileOrigin): Promise<void> {
+  if (origin) checkInside(origin.folder, file);
   let st: fs.Stats;
   try {
     st = await fs.promises.stat(file);
   } catch {
-    throw new SpikeportError('io', `no such file: ${file} (was it removed while the data set was read?)`);
+    throw new SpikeportError(
+      'io',
+      origin?.listedIn
+        ? `no such file: ${file} (listed in ${origin.listedIn})`
+        : `no such file: ${file} (was it removed while the data set was read?)`,
+    );
   }
   if (!st.isFile()) throw new SpikeportError('io', `${file} is not a regular file`);
-  return fs.promises.readFile(file);
 }
 
 /** Run `jobs` with at most `limit` at a time; the first failure rejects (after the running ones end). */
@@ -162,13 +189,14 @@ export async function limited(jobs: readonly (() => Promise<void>)[], limit: num
   if (failed !== null) throw failed;
 }
 
-/** A streamed data set over a list of image files. */
+/** A streamed data set over a list of image files (in `origin`'s folder, when given). */
 export function imageDataset(
   name: string,
   files: readonly string[],
   labels: Int32Array | null,
   opts: ImageOptions,
   extra: Partial<Pick<Dataset, 'classes'>> = {},
+  origin?: FileOrigin,
 ): Dataset {
   const per = opts.sampleShape.reduce((a, b) => a * b, 1);
   return {
@@ -184,7 +212,7 @@ export function imageDataset(
       const x = new Uint8Array(indices.length * per);
       await limited(
         indices.map((i, k) => async () => {
-          await decodeImage(files[i], opts.sampleShape, opts.preprocess, x, k * per);
+          await decodeImage(files[i], opts.sampleShape, opts.preprocess, x, k * per, undefined, origin);
         }),
         DECODE_CONCURRENCY,
       );
@@ -218,11 +246,15 @@ function readDir(dir: string): fs.Dirent[] {
   }
 }
 
-/** Is this entry (following a symbolic link) a folder / a regular file? */
-function kindOf(dir: string, e: fs.Dirent): 'dir' | 'file' | 'other' {
+/**
+ * Is this entry (following a symbolic link) a folder / a regular file? A link that leads
+ * outside `folder` is refused (unless it follows links).
+ */
+function kindOf(dir: string, e: fs.Dirent, folder?: DataFolder): 'dir' | 'file' | 'other' {
   if (e.isDirectory()) return 'dir';
   if (e.isFile()) return 'file';
   if (!e.isSymbolicLink()) return 'other';
+  if (folder) checkInside(folder, path.join(dir, e.name));
   try {
     const st = fs.statSync(path.join(dir, e.name));
     return st.isDirectory() ? 'dir' : st.isFile() ? 'file' : 'other';
@@ -232,7 +264,7 @@ function kindOf(dir: string, e: fs.Dirent): 'dir' | 'file' | 'other' {
 }
 
 /** The image files under `dir` in torchvision's order: os.walk's folders sorted by path, files sorted by name. */
-export function imageFiles(dir: string): string[] {
+export function imageFiles(dir: string, folder?: DataFolder): string[] {
   const groups: { root: string; files: string[] }[] = [];
   const seen = new Set<string>();
   const walk = (root: string): void => {
@@ -242,9 +274,11 @@ export function imageFiles(dir: string): string[] {
     const entries = readDir(root);
     groups.push({
       root,
-      files: sortedNames(entries.filter((e) => kindOf(root, e) === 'file' && isImageName(e.name)).map((e) => e.name)),
+      files: sortedNames(
+        entries.filter((e) => isImageName(e.name) && kindOf(root, e, folder) === 'file').map((e) => e.name),
+      ),
     });
-    for (const e of entries) if (kindOf(root, e) === 'dir') walk(path.join(root, e.name));
+    for (const e of entries) if (kindOf(root, e, folder) === 'dir') walk(path.join(root, e.name));
   };
   walk(dir);
   groups.sort((a, b) => (a.root < b.root ? -1 : a.root > b.root ? 1 : 0));
@@ -254,9 +288,10 @@ export function imageFiles(dir: string): string[] {
 /** torchvision's ImageFolder layout, streamed. */
 export function openImageFolder(spec: string, dir: string, opts: ImageOptions): Dataset {
   checkImageShape(spec, opts.sampleShape);
+  const folder = dataFolder(spec, dir, opts.followLinks);
   const classes = sortedNames(
     readDir(dir)
-      .filter((e) => kindOf(dir, e) === 'dir')
+      .filter((e) => kindOf(dir, e, folder) === 'dir')
       .map((e) => e.name),
   );
   if (classes.length === 0)
@@ -264,7 +299,7 @@ export function openImageFolder(spec: string, dir: string, opts: ImageOptions): 
   const files: string[] = [];
   const labels: number[] = [];
   classes.forEach((c, label) => {
-    const found = imageFiles(path.join(dir, c));
+    const found = imageFiles(path.join(dir, c), folder);
     if (found.length === 0)
       throw new SpikeportError(
         'invalid-data',
@@ -275,20 +310,20 @@ export function openImageFolder(spec: string, dir: string, opts: ImageOptions): 
       labels.push(label);
     }
   });
-  return imageDataset(spec, files, Int32Array.from(labels), opts, { classes });
+  return imageDataset(spec, files, Int32Array.from(labels), opts, { classes }, { folder });
 }
 
 /** Image files directly in a folder, sorted by name. */
-async function framesOf(dir: string): Promise<string[]> {
+async function framesOf(dir: string, folder: DataFolder): Promise<string[]> {
   let entries: fs.Dirent[];
   try {
     entries = await fs.promises.readdir(dir, { withFileTypes: true });
   } catch {
     throw new SpikeportError('io', `cannot list ${dir} (was it removed while the data set was read?)`);
   }
-  return sortedNames(entries.filter((e) => kindOf(dir, e) === 'file' && isImageName(e.name)).map((e) => e.name)).map(
-    (f) => path.join(dir, f),
-  );
+  return sortedNames(
+    entries.filter((e) => isImageName(e.name) && kindOf(dir, e, folder) === 'file').map((e) => e.name),
+  ).map((f) => path.join(dir, f));
 }
 
 /** Frame i of the L taken evenly from n frames. */
@@ -306,9 +341,10 @@ export function openVideoFolder(spec: string, dir: string, opts: ImageOptions): 
     );
   }
   const [C, L, H, W] = shape;
+  const folder = dataFolder(spec, dir, opts.followLinks);
   const classes = sortedNames(
     readDir(dir)
-      .filter((e) => kindOf(dir, e) === 'dir')
+      .filter((e) => kindOf(dir, e, folder) === 'dir')
       .map((e) => e.name),
   );
   if (classes.length === 0)
@@ -322,7 +358,7 @@ export function openVideoFolder(spec: string, dir: string, opts: ImageOptions): 
     const cdir = path.join(dir, c);
     const found = sortedNames(
       readDir(cdir)
-        .filter((e) => kindOf(cdir, e) === 'dir')
+        .filter((e) => kindOf(cdir, e, folder) === 'dir')
         .map((e) => e.name),
     );
     if (found.length === 0)
@@ -346,7 +382,7 @@ export function openVideoFolder(spec: string, dir: string, opts: ImageOptions): 
       const x = new Uint8Array(indices.length * per);
       const jobs: (() => Promise<void>)[] = [];
       for (let k = 0; k < indices.length; k++) {
-        const frames = await framesOf(videos[indices[k]]);
+        const frames = await framesOf(videos[indices[k]], folder);
         if (frames.length === 0)
           throw new SpikeportError(
             'invalid-data',
@@ -355,7 +391,7 @@ export function openVideoFolder(spec: string, dir: string, opts: ImageOptions): 
         for (let i = 0; i < L; i++) {
           const file = frames[clipFrame(i, frames.length, L)];
           jobs.push(async () => {
-            await decodeImage(file, [C, H, W], opts.preprocess, x, k * per + i * H * W, L * H * W);
+            await decodeImage(file, [C, H, W], opts.preprocess, x, k * per + i * H * W, L * H * W, { folder });
           });
         }
       }
@@ -373,6 +409,11 @@ function readText(file: string, what: string): string {
     throw new SpikeportError('io', `no such file: ${file} (${what})`);
   }
   if (!st.isFile()) throw new SpikeportError('io', `${file} is not a regular file`);
+  if (st.size > MAX_TEXT_BYTES)
+    throw new SpikeportError(
+      'invalid-data',
+      `${file} is ${(st.size / 2 ** 20).toFixed(0)} MiB, more than a text file spikeport reads (${(MAX_TEXT_BYTES / 2 ** 20).toFixed(0)} MiB, a JavaScript string's limit)`,
+    );
   return fs.readFileSync(file, 'utf8');
 }
 
@@ -390,7 +431,9 @@ export function openVoc(spec: string, dir: string, split: string, opts: ImageOpt
   const [C, H, W] = checkImageShape(spec, opts.sampleShape);
   if (!/^[\w.-]+$/.test(split))
     throw new SpikeportError('invalid-data', `${spec}: the split "${split}" is not a file name`);
+  const folder = dataFolder(spec, dir, opts.followLinks);
   const list = path.join(dir, 'ImageSets', 'Segmentation', `${split}.txt`);
+  checkInside(folder, list);
   const ids = readText(list, `the ${split} split of ${spec}`)
     .split(/\r?\n/)
     .map((l) => l.trim())
@@ -416,14 +459,19 @@ export function openVoc(spec: string, dir: string, split: string, opts: ImageOpt
         indices.map((i, k) => async () => {
           const image = withExtension(path.join(dir, 'JPEGImages'), ids[i], ['.jpg', '.jpeg', '.png']);
           const maskFile = path.join(dir, 'SegmentationClass', `${ids[i]}.png`);
-          const placed = await decodeImage(image, opts.sampleShape, opts.preprocess, x, k * per);
-          const mask = decodeLabelPng(await readFileChecked(maskFile), maskFile);
-          if (mask.width !== placed.width || mask.height !== placed.height) {
-            throw new SpikeportError(
-              'invalid-data',
-              `${maskFile} is ${mask.width}×${mask.height} but its image ${image} is ${placed.width}×${placed.height}`,
-            );
-          }
+          const origin = { folder, listedIn: list };
+          const placed = await decodeImage(image, opts.sampleShape, opts.preprocess, x, k * per, undefined, origin);
+          await checkDataFile(maskFile, origin);
+          // A mask has its image's size (checked on its header, before inflating anything), and
+          // its file is about that many bytes at most: deflate adds a few bytes per 16 KiB to
+          // rows it cannot compress; 1 MiB more for other chunks.
+          const { width: mw, height: mh } = placed;
+          const bytes = readRegularFile(
+            maskFile,
+            Math.ceil(mh * (mw + 1) * 1.01) + 2 ** 20,
+            `the mask of a ${mw}×${mh} image`,
+          );
+          const mask = decodeLabelPng(bytes, maskFile, { width: mw, height: mh, of: image });
           masks.set(placeMask(mask.data, placed, H, W), k * H * W);
         }),
         DECODE_CONCURRENCY,
@@ -441,6 +489,7 @@ export function openCoco(
   opts: ImageOptions & { readonly classNames?: readonly string[] },
 ): Dataset {
   checkImageShape(spec, opts.sampleShape);
+  const folder = dataFolder(spec, imagesDir, opts.followLinks);
   let json: unknown;
   try {
     json = JSON.parse(readText(annotations, `the annotations of ${spec}`));
@@ -452,6 +501,10 @@ export function openCoco(
   const where = (what: string): SpikeportError => new SpikeportError('invalid-data', `${annotations}: ${what}`);
   if (!Array.isArray(j.images) || !Array.isArray(j.annotations) || !Array.isArray(j.categories))
     throw where('expected arrays "images", "annotations" and "categories" (COCO detection format)');
+  for (const key of ['images', 'annotations', 'categories'] as const) {
+    const k = (j[key] as unknown[]).findIndex((x) => typeof x !== 'object' || x === null || Array.isArray(x));
+    if (k >= 0) throw where(`${key}[${k}] is not an object`);
+  }
   const images = (j.images as { id?: unknown; file_name?: unknown }[])
     .map((im, k) => {
       if (!Number.isSafeInteger(im.id) || typeof im.file_name !== 'string')
@@ -470,6 +523,7 @@ export function openCoco(
   const order = opts.classNames ? new Map(opts.classNames.map((n, i) => [n, i])) : null;
   (j.categories as { id?: unknown; name?: unknown }[]).forEach((c, k) => {
     if (!Number.isSafeInteger(c.id)) throw where(`categories[${k}] needs an integer "id"`);
+    if (names.has(c.id as number)) throw where(`categories[${k}] has the id ${String(c.id)}, as an earlier category`);
     const name = typeof c.name === 'string' ? c.name : String(c.id);
     names.set(c.id as number, name);
     // With the model's class names: a category is the class of its name (absent: not the model's).
@@ -480,6 +534,10 @@ export function openCoco(
   const boxes: DetectionBox[] = [];
   (j.annotations as { image_id?: unknown; category_id?: unknown; bbox?: unknown; iscrowd?: unknown }[]).forEach(
     (a, k) => {
+      // COCO's ids are numbers: "0" (a string) is not the image 0.
+      for (const key of ['image_id', 'category_id'] as const)
+        if (!Number.isSafeInteger(a[key]))
+          throw where(`annotations[${k}].${key} must be an integer (got ${JSON.stringify(a[key]) ?? 'nothing'})`);
       const image = index.get(a.image_id as number);
       if (image === undefined)
         throw where(`annotations[${k}] refers to the image id ${String(a.image_id)}, which is not in "images"`);
@@ -522,7 +580,10 @@ export function openCoco(
       const placements: Placement[] = new Array<Placement>(indices.length);
       await limited(
         indices.map((i, k) => async () => {
-          placements[k] = await decodeImage(images[i].file, opts.sampleShape, opts.preprocess, x, k * per);
+          placements[k] = await decodeImage(images[i].file, opts.sampleShape, opts.preprocess, x, k * per, undefined, {
+            folder,
+            listedIn: annotations,
+          });
         }),
         DECODE_CONCURRENCY,
       );

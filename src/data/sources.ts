@@ -114,6 +114,11 @@ export interface OpenOptions {
   readonly clipLength?: number;
   /** coco: the model's class names in its order; categories are matched by name (default: the file's category order). */
   readonly classNames?: readonly string[];
+  /**
+   * Image sources: follow symbolic links that lead outside the data set's folder (default false:
+   * such a link is an error naming it; links that stay inside are always followed).
+   */
+  readonly followLinks?: boolean;
 }
 
 const KNOWN = `mnist:train|test, fashion-mnist:train|test[@DIR], npz:FILE, imagefolder:DIR, videofolder:DIR, voc:DIR[:split], coco:IMAGES@ANNOTATIONS.json or a generated set (${SYNTH_KINDS.join(', ')}):train|test`;
@@ -123,7 +128,11 @@ export const IMAGE_SOURCES = ['imagefolder', 'videofolder', 'voc', 'coco'] as co
 
 /** Open an image source (streamed). */
 function openImages(spec: string, kind: string, rest: string, options: OpenOptions): Dataset {
-  const opts = { sampleShape: options.sampleShape ?? [], preprocess: options.preprocess ?? null };
+  const opts = {
+    sampleShape: options.sampleShape ?? [],
+    preprocess: options.preprocess ?? null,
+    followLinks: options.followLinks === true,
+  };
   if (kind === 'imagefolder') return openImageFolder(spec, rest, opts);
   if (kind === 'videofolder') {
     const L = opts.sampleShape[1];
