@@ -4,10 +4,10 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import zlib from 'node:zlib';
 import { createRequire } from 'node:module';
 import { SpikeportError, checkInteger } from '../errors.js';
-import { readRegularFile } from '../files.js';
+import { MAX_READ_BYTES, readRegularFile } from '../files.js';
+import { inflatePrefix } from './inflate.js';
 import type { Dataset, MemoryDataset } from './dataset.js';
 import { checkIndices, memoryDataset } from './dataset.js';
 import { openCoco, openImageFolder, openVideoFolder, openVoc } from './images.js';
@@ -30,9 +30,38 @@ const FASHION_CLASSES = [
   'Ankle boot',
 ];
 
-/** Parse an IDX file (optionally gzipped): dims and bytes. */
+/**
+ * Parse an IDX file (optionally gzipped): dims and bytes. A gzipped file is inflated only as far
+ * as its header's dims need (a small .gz can claim gigabytes).
+ */
 export function parseIdx(buf: Uint8Array, where: string): { dims: number[]; data: Uint8Array } {
-  if (buf.length >= 2 && buf[0] === 0x1f && buf[1] === 0x8b) buf = zlib.gunzipSync(buf);
+  if (buf.length >= 2 && buf[0] === 0x1f && buf[1] === 0x8b) {
+    const gz = buf;
+    const first = (want: number): Uint8Array => {
+      try {
+        const r = inflatePrefix((pos, len) => gz.subarray(pos, pos + len), gz.length, want, { gzip: true });
+        return r.data.subarray(0, Math.min(r.have, want));
+      } catch (e) {
+        throw new SpikeportError('invalid-data', `${where} is not a readable .gz file (${(e as Error).message})`);
+      }
+    };
+    const head = first(4);
+    if (head.length < 4)
+      buf = head; // not IDX: said below
+    else {
+      const declared = 4 + 4 * head[3];
+      const h = first(declared);
+      const hv = new DataView(h.buffer, h.byteOffset, h.byteLength);
+      let n = 1;
+      for (let i = 0; 8 + 4 * i <= h.length; i++) n *= hv.getUint32(4 + 4 * i, false);
+      if (!(declared + n <= MAX_READ_BYTES))
+        throw new SpikeportError(
+          'invalid-data',
+          `${where}: its dims declare ${n} bytes, more than spikeport reads (2 GiB)`,
+        );
+      buf = first(declared + n);
+    }
+  }
   if (buf.length < 4 || buf[0] !== 0 || buf[1] !== 0 || buf[2] !== 0x08)
     throw new SpikeportError('invalid-data', `${where} is not an IDX file of unsigned bytes`);
   const ndim = buf[3];
@@ -201,7 +230,7 @@ export function openMemoryDataset(spec: string, limit?: number): MemoryDataset {
       d = { ...readIdxPair(dir, split, ext, spec), classes: FASHION_CLASSES };
     }
   } else if (kind === 'npz') {
-    d = readNpz(rest, spec);
+    d = readNpz(rest, spec, limit);
   } else if ((SYNTH_KINDS as readonly string[]).includes(kind)) {
     if (rest !== 'train' && rest !== 'test')
       throw new SpikeportError('invalid-data', `data set "${spec}": the split must be train or test`);
