@@ -132,9 +132,10 @@ function averagePrecision(dets: readonly Detection[], gts: readonly DetectionBox
   const real = gts.filter((g) => !g.crowd).length;
   if (real === 0) return null;
   // Per image: the boxes to find first, then the crowd regions (COCO sorts the ignored last).
-  const byImage = new Map<number, { box: DetectionBox; used: boolean }[]>();
-  for (const g of [...gts.filter((b) => !b.crowd), ...gts.filter((b) => b.crowd)])
-    byImage.set(g.image, [...(byImage.get(g.image) ?? []), { box: g, used: false }]);
+  const byImage = groupBy(
+    [...gts.filter((b) => !b.crowd), ...gts.filter((b) => b.crowd)].map((box) => ({ box, used: false })),
+    (g) => g.box.image,
+  );
   const sorted = [...dets].sort((a, b) => b.score - a.score);
   const tp = new Float64Array(sorted.length);
   const ignored = new Uint8Array(sorted.length);
@@ -172,13 +173,26 @@ function averagePrecision(dets: readonly Detection[], gts: readonly DetectionBox
     recall.push(ctp / real);
   });
   for (let k = precision.length - 2; k >= 0; k--) precision[k] = Math.max(precision[k], precision[k + 1]);
+  // Recall never falls as detections are added: one pass finds the first k reaching each point.
   let sum = 0;
+  let k = 0;
   for (let r = 0; r <= 100; r++) {
     const target = r / 100;
-    const k = recall.findIndex((v) => v >= target - 1e-12);
-    sum += k >= 0 ? precision[k] : 0;
+    while (k < recall.length && recall[k] < target - 1e-12) k++;
+    sum += k < recall.length ? precision[k] : 0;
   }
   return sum / 101;
+}
+
+/** Items grouped by a key, each group in the items' order (linear: no list is copied). */
+function groupBy<T>(items: readonly T[], key: (x: T) => number): Map<number, T[]> {
+  const out = new Map<number, T[]>();
+  for (const x of items) {
+    const list = out.get(key(x));
+    if (list) list.push(x);
+    else out.set(key(x), [x]);
+  }
+  return out;
 }
 
 export interface MapResult {
@@ -198,17 +212,12 @@ export function meanAveragePrecision(
   maxDets = 100,
 ): MapResult {
   const kept: Detection[] = [];
-  const perImage = new Map<number, Detection[]>();
-  for (const d of dets) perImage.set(d.image, [...(perImage.get(d.image) ?? []), d]);
-  for (const list of perImage.values()) kept.push(...list.sort((a, b) => b.score - a.score).slice(0, maxDets));
+  for (const list of groupBy(dets, (d) => d.image).values())
+    for (const d of list.sort((a, b) => b.score - a.score).slice(0, maxDets)) kept.push(d);
+  const detsOf = groupBy(kept, (d) => d.label);
+  const gtsOf = groupBy(gts, (g) => g.label);
   const table = COCO_IOUS.map((t) =>
-    Array.from({ length: classes }, (_, c) =>
-      averagePrecision(
-        kept.filter((d) => d.label === c),
-        gts.filter((g) => g.label === c),
-        t,
-      ),
-    ),
+    Array.from({ length: classes }, (_, c) => averagePrecision(detsOf.get(c) ?? [], gtsOf.get(c) ?? [], t)),
   );
   const meanOf = (xs: readonly (number | null)[]): number => {
     const v = xs.filter((x): x is number => x !== null);
