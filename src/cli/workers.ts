@@ -82,6 +82,8 @@ export async function runWorkers(
           total: ps.reduce((a, p) => a + p.total, 0),
         });
     };
+    // The first failure is the run's error: the workers stopped because of it fail after it.
+    let first: { reason: unknown } | null = null;
     const runs = Array.from({ length: count }, async (_, k) => {
       const shard: Shard = { index: k, count };
       const out = path.join(dir, `shard-${k}.json`);
@@ -99,6 +101,7 @@ export async function runWorkers(
           report();
         });
       } catch (e) {
+        first ??= { reason: e };
         stopAll(); // one worker failed: the run cannot finish, so stop the others now
         throw e;
       }
@@ -106,7 +109,7 @@ export async function runWorkers(
     });
     const settled = await Promise.allSettled(runs);
     const failed = settled.find((s): s is PromiseRejectedResult => s.status === 'rejected');
-    if (failed) throw failed.reason;
+    if (failed) throw (first as { reason: unknown } | null)?.reason ?? failed.reason;
     return mergeShards(
       settled.map((s) => (s as PromiseFulfilledResult<{ name: string; shard: ShardFile }>).value),
       overrides,
