@@ -3,6 +3,7 @@
  * "npz:path/to/file.npz", the generated sets, and image folders ("imagefolder:DIR", streamed).
  */
 import fs from 'node:fs';
+import zlib from 'node:zlib';
 import path from 'node:path';
 import { createRequire } from 'node:module';
 import { SpikeportError, checkInteger } from '../errors.js';
@@ -59,7 +60,7 @@ export function parseIdx(buf: Uint8Array, where: string): { dims: number[]; data
           'invalid-data',
           `${where}: its dims declare ${n} bytes, more than spikeport reads (2 GiB)`,
         );
-      buf = first(declared + n);
+      buf = wholeOrFirst(gz, declared + n, first);
     }
   }
   if (buf.length < 4 || buf[0] !== 0 || buf[1] !== 0 || buf[2] !== 0x08)
@@ -76,6 +77,21 @@ export function parseIdx(buf: Uint8Array, where: string): { dims: number[]; data
       `${where} is truncated: ${buf.length - off} bytes of data for dims ${dims.join('x')}`,
     );
   return { dims, data: buf.subarray(off, off + n) };
+}
+
+/**
+ * The first `total` inflated bytes of a gzip stream. zlib is several times faster than the
+ * JavaScript inflater on the 47 MB of Fashion-MNIST, and its output cap stops it a chunk past
+ * `total`; a stream that is longer, cut short or broken is read by `first` instead, which stops
+ * at `total` and says what is wrong.
+ */
+function wholeOrFirst(gz: Uint8Array, total: number, first: (want: number) => Uint8Array): Uint8Array {
+  try {
+    // (1 MiB output chunks: a quarter faster than zlib's 16 KiB.)
+    return zlib.gunzipSync(gz, { chunkSize: 1 << 20, maxOutputLength: Math.max(total, 1) });
+  } catch {
+    return first(total);
+  }
 }
 
 function readIdxPair(dir: string, split: string, ext: string, name: string): MemoryDataset {
