@@ -12,6 +12,7 @@
  *   - anything else (a folder, a block device, a socket): refused.
  */
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { SpikeportError } from './errors.js';
 
@@ -240,4 +241,33 @@ function writeInPlace(file: string, data: Uint8Array | string): void {
 /** Write one file atomically: a half-written file never appears under the final name. */
 export function writeFileAtomic(file: string, data: Uint8Array | string): void {
   writeFilesAtomic([{ path: file, data }]);
+}
+
+/**
+ * A private folder for the run's own temporary files, in the system's temporary folder. One that
+ * cannot be made (a missing, read-only or full TMPDIR) is the user's to fix: one line.
+ */
+export function scratchDir(prefix: string): string {
+  try {
+    return fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+  } catch (e) {
+    throw scratchError(e);
+  }
+}
+
+/** Write a temporary file into a scratchDir folder; a full disk is one line. */
+export function scratchWrite(file: string, data: Uint8Array | string): void {
+  try {
+    fs.writeFileSync(file, data);
+  } catch (e) {
+    throw scratchError(e);
+  }
+}
+
+function scratchError(e: unknown): SpikeportError {
+  const why = String((e as Error).message).split('\n')[0];
+  return new SpikeportError(
+    'io',
+    `cannot write temporary files in ${os.tmpdir()} (${why}); set TMPDIR to a writable folder with room`,
+  );
 }

@@ -1,6 +1,5 @@
 /** spikeport simulate (and the demo): a converted file, or an ANN converted on the fly, simulated and scored. */
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { Command, Option } from 'commander';
 import { PROFILES, TARGETS, checkTarget, loadNir, resetOf, targetNetwork } from '../api/nir.js';
@@ -18,7 +17,7 @@ import { loadModel } from '../model/load.js';
 import { isSnnGraph } from '../snn/format.js';
 import { attachSource, snnFromGraph, type Snn } from '../snn/network.js';
 import { dataFiles, openDataset } from '../data/sources.js';
-import { checkPaths } from '../files.js';
+import { checkPaths, scratchDir } from '../files.js';
 import { SpikeportError } from '../errors.js';
 import { engineNotice } from '../runtime/simulate.js';
 import { defaultThreads } from '../ort/session.js';
@@ -385,7 +384,7 @@ async function simulateInWorkers(
   workers: number,
   onProgress: ProgressFn,
 ): Promise<SimulateRecord> {
-  const tmp = converted ? null : fs.mkdtempSync(path.join(os.tmpdir(), 'spikeport-snn-'));
+  const tmp = converted ? null : scratchDir('spikeport-snn-');
   try {
     let snnFile = modelFile;
     if (tmp) {

@@ -5,11 +5,10 @@
  * attributes. Written and read with h5wasm.
  */
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import type h5wasm from 'h5wasm/node';
 import type { Dataset, Group } from 'h5wasm/node';
-import { readRegularFile, writeFileAtomic } from '../files.js';
+import { readRegularFile, scratchDir, scratchWrite, writeFileAtomic } from '../files.js';
 import { SpikeportError } from '../errors.js';
 import type { Array, NirGraph, NirNode } from './graph.js';
 
@@ -103,7 +102,7 @@ async function h5(): Promise<typeof h5wasm> {
 /** The file's bytes (written to a private temporary folder, read back, removed). */
 export async function nirBytes(graph: NirGraph): Promise<Uint8Array> {
   const lib = await h5();
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'spikeport-nir-'));
+  const dir = scratchDir('spikeport-nir-');
   const tmp = path.join(dir, 'graph.nir');
   try {
     const f = new lib.File(tmp, 'w');
@@ -188,12 +187,12 @@ export async function readNir(file: string): Promise<NirGraph> {
   const size = fs.statSync(file, { throwIfNoEntry: false })?.size ?? 0;
   if (size > NIR_MAX_BYTES) throw bad(`${size} bytes; spikeport reads NIR files of at most ${NIR_MAX_BYTES} bytes`);
   const bytes = readRegularFile(file);
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'spikeport-nir-'));
+  const dir = scratchDir('spikeport-nir-');
   const tmp = path.join(dir, 'graph.nir');
-  fs.writeFileSync(tmp, bytes);
   let f: InstanceType<typeof lib.File> | null = null;
   let total = 0;
   try {
+    scratchWrite(tmp, bytes);
     try {
       f = new lib.File(tmp, 'r');
     } catch {
