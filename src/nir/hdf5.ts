@@ -212,6 +212,9 @@ export async function readNir(file: string): Promise<NirGraph> {
       const n = m.total_size;
       if (!Number.isSafeInteger(n) || n < 0 || n > NIR_MAX_VALUES)
         throw bad(`${where}: "${k}" holds ${n} values (at most ${NIR_MAX_VALUES})`);
+      // The element's size too: a fixed-length string or an array type can make one value huge.
+      if (!(n * m.size <= NIR_MAX_VALUES * 8))
+        throw bad(`${where}: "${k}" holds ${n * m.size} bytes (at most ${NIR_MAX_VALUES * 8})`);
       total += n;
       if (total > MAX_TOTAL_VALUES) throw bad(`more than ${MAX_TOTAL_VALUES} values in all`);
       return e;
@@ -242,10 +245,10 @@ export async function readNir(file: string): Promise<NirGraph> {
       !((eShape.length === 2 && eShape[1] === 2) || (eShape.length === 1 && eShape[0] === 0))
     )
       throw bad('/node/edges is not a list of (from, to) names');
+    if (eShape[0] > NIR_MAX_NODES * 10) throw bad(`more than ${NIR_MAX_NODES * 10} edges`);
     const edgeValues = (eShape[0] === 0 ? [] : (e.value as unknown[])).map((v) =>
       typeof v === 'string' ? v : v instanceof Uint8Array ? Buffer.from(v).toString('utf8') : '',
     );
-    if (edgeValues.length / 2 > NIR_MAX_NODES * 10) throw bad(`more than ${NIR_MAX_NODES * 10} edges`);
     const edges: [string, string][] = [];
     for (let i = 0; i < edgeValues.length; i += 2) edges.push([edgeValues[i], edgeValues[i + 1]]);
     const nodesGroup = group(node, 'nodes');
