@@ -65,31 +65,63 @@ function deflateZeros(total: number, raw = false): Buffer {
   return Buffer.concat(parts);
 }
 
-/** A zip archive of one deflated member (as numpy's savez writes x.npy). */
-function zipOne(name: string, deflated: Buffer, size: number): Buffer {
-  const n = Buffer.from(name);
-  const local = Buffer.alloc(30);
-  local.writeUInt32LE(0x04034b50, 0);
-  local.writeUInt16LE(20, 4);
-  local.writeUInt16LE(8, 8);
-  local.writeUInt32LE(deflated.length, 18);
-  local.writeUInt32LE(size, 22);
-  local.writeUInt16LE(n.length, 26);
-  const central = Buffer.alloc(46);
-  central.writeUInt32LE(0x02014b50, 0);
-  central.writeUInt16LE(20, 4);
-  central.writeUInt16LE(20, 6);
-  central.writeUInt16LE(8, 10);
-  central.writeUInt32LE(deflated.length, 20);
-  central.writeUInt32LE(size, 24);
-  central.writeUInt16LE(n.length, 28);
+/** A zip archive of deflated members (as numpy's savez_compressed writes x.npy, y.npy). */
+function zip(members: { name: string; deflated: Buffer; size: number }[]): Buffer {
+  const locals: Buffer[] = [];
+  const centrals: Buffer[] = [];
+  let offset = 0;
+  for (const { name, deflated, size } of members) {
+    const n = Buffer.from(name);
+    const local = Buffer.alloc(30);
+    local.writeUInt32LE(0x04034b50, 0);
+    local.writeUInt16LE(20, 4);
+    local.writeUInt16LE(8, 8);
+    local.writeUInt32LE(deflated.length, 18);
+    local.writeUInt32LE(size, 22);
+    local.writeUInt16LE(n.length, 26);
+    const central = Buffer.alloc(46);
+    central.writeUInt32LE(0x02014b50, 0);
+    central.writeUInt16LE(20, 4);
+    central.writeUInt16LE(20, 6);
+    central.writeUInt16LE(8, 10);
+    central.writeUInt32LE(deflated.length, 20);
+    central.writeUInt32LE(size, 24);
+    central.writeUInt16LE(n.length, 28);
+    central.writeUInt32LE(offset, 42);
+    locals.push(local, n, deflated);
+    centrals.push(central, n);
+    offset += 30 + n.length + deflated.length;
+  }
+  const dir = Buffer.concat(centrals);
   const end = Buffer.alloc(22);
   end.writeUInt32LE(0x06054b50, 0);
-  end.writeUInt16LE(1, 8);
-  end.writeUInt16LE(1, 10);
-  end.writeUInt32LE(46 + n.length, 12);
-  end.writeUInt32LE(30 + n.length + deflated.length, 16);
-  return Buffer.concat([local, n, deflated, central, n, end]);
+  end.writeUInt16LE(members.length, 8);
+  end.writeUInt16LE(members.length, 10);
+  end.writeUInt32LE(dir.length, 12);
+  end.writeUInt32LE(offset, 16);
+  return Buffer.concat([...locals, dir, end]);
+}
+
+/** An .npy header for a uint8 array of `shape`. */
+function npyHeader(shape: number[]): Buffer {
+  let header = `{'descr': '|u1', 'fortran_order': False, 'shape': (${shape.length === 1 ? `${shape[0]},` : shape.join(', ')}), }`;
+  while ((10 + header.length + 1) % 64 !== 0) header += ' ';
+  header += '\n';
+  const head = Buffer.concat([
+    Buffer.from([0x93, ...Buffer.from('NUMPY'), 1, 0]),
+    Buffer.alloc(2),
+    Buffer.from(header),
+  ]);
+  head.writeUInt16LE(header.length, 8);
+  return head;
+}
+
+/** A deflated .npy member of zeros (never all in memory). */
+function npyZeros(name: string, shape: number[]): { name: string; deflated: Buffer; size: number } {
+  const head = npyHeader(shape);
+  const body = shape.reduce((a, b) => a * b, 1);
+  const z = zlib.deflateRawSync(head, { finishFlush: zlib.constants.Z_SYNC_FLUSH });
+  return { name, deflated: Buffer.concat([z, deflateZeros(body, true)]), size: head.length + body };
 }
 
 function cli(args: string[]): void {
@@ -163,20 +195,9 @@ ann.annotations = Array.from({ length: 100_000 }, (_, k) => ({
   iscrowd: 0,
 }));
 put(at('coco', 'ann100k.json'), JSON.stringify(ann));
-// 4. An npz whose deflated x.npy (1 MB) holds 1.3 M samples of 28 × 28 (1 GB).
+// 4. An npz whose deflated x.npy (1 MB) holds 1.3 M samples of 28 × 28 (1 GB), with their labels.
 const n = 1_300_000;
-let header = `{'descr': '|u1', 'fortran_order': False, 'shape': (${n}, 1, 28, 28), }`;
-while ((10 + header.length + 1) % 64 !== 0) header += ' ';
-header += '\n';
-const npyHead = Buffer.concat([
-  Buffer.from([0x93, ...Buffer.from('NUMPY'), 1, 0]),
-  Buffer.alloc(2),
-  Buffer.from(header),
-]);
-npyHead.writeUInt16LE(header.length, 8);
-const body = n * 784;
-const z = zlib.deflateRawSync(npyHead, { finishFlush: zlib.constants.Z_SYNC_FLUSH });
-put(at('bomb.npz'), zipOne('x.npy', Buffer.concat([z, deflateZeros(body, true)]), npyHead.length + body));
+put(at('bomb.npz'), zip([npyZeros('x.npy', [n, 1, 28, 28]), npyZeros('y.npy', [n])]));
 // 5. A record of 400 000 result rows (one T repeated).
 const rec = JSON.parse(fs.readFileSync(at('rec.json'), 'utf8')) as { results: { T: number }[] };
 rec.results = Array.from({ length: 400_000 }, (_, k) => ({ ...rec.results[0], T: 1 + (k % 2) }));
@@ -238,7 +259,12 @@ for (const [label, args] of rows) {
   const code = /Exit status: (\d+)/.exec(t)?.[1] ?? String(r.status);
   const first = r.stderr.split('\n').find((l) => l.trim()) ?? '';
   const file = onDisk[label];
-  const size = file ? `${(fs.statSync(at(file)).size / 2 ** 20).toFixed(1)} MB` : 'sparse';
+  const bytes = file ? fs.statSync(at(file)).size : 0;
+  const size = !file
+    ? 'sparse'
+    : bytes < 2 ** 20
+      ? `${(bytes / 1024).toFixed(1)} KB`
+      : `${(bytes / 2 ** 20).toFixed(1)} MB`;
   process.stdout.write(`| ${label} | ${size} | ${rss.toFixed(0)} MB | ${wall} | ${code} | ${first.slice(0, 160)} |\n`);
 }
 
