@@ -577,6 +577,46 @@ test('5. data --format imagefolder on a read-only or full disk: one line, nothin
   }
 });
 
+test("5. a missing or read-only TMPDIR (the NIR reader's copy, --workers' shard files) is one line, not an internal error", () => {
+  // An HDF5 signature: the file is taken for NIR and copied to a temporary folder for the reader.
+  write(
+    at('tmpdir', 'x.nir'),
+    Buffer.concat([Buffer.from([0x89, 0x48, 0x44, 0x46, 0x0d, 0x0a, 0x1a, 0x0a]), Buffer.alloc(64)]),
+  );
+  fs.copyFileSync(MNIST, at('tmpdir', 'a.onnx'));
+  for (const [tmpdir, args] of [
+    [at('tmpdir', 'missing'), ['simulate', 'tmpdir/x.nir', '--data', 'mnist:test', '--limit', '4', '--T', '2', '-q']],
+    [
+      '/proc',
+      [
+        'simulate',
+        'tmpdir/a.onnx',
+        '--data',
+        'mnist:test',
+        '--limit',
+        '4',
+        '--T',
+        '2',
+        '--workers',
+        '2',
+        '--batch',
+        '2',
+        '--iterations',
+        '1',
+        '-q',
+      ],
+    ],
+  ] as const) {
+    const r = spawnSync(process.execPath, [CLI, ...args], {
+      encoding: 'utf8',
+      cwd: tmp,
+      timeout: 120_000,
+      env: { ...process.env, TMPDIR: tmpdir },
+    });
+    oneLine({ code: r.status, stderr: r.stderr }, new RegExp(`cannot write temporary files in ${tmpdir} .*set TMPDIR`));
+  }
+});
+
 test('6. --workers 2: the error is the first real one (the unreadable image), not the worker stopped because of it', async () => {
   const snn = await mnistSnn();
   const dir = at('w');
