@@ -491,6 +491,10 @@ test('4. report: duplicate or too many rows are refused in one line; a file over
   const many = { ...rec, results: Array.from({ length: 70_000 }, (_, i) => ({ ...rec.results[0], T: i + 1 })) };
   write(at('many.json'), JSON.stringify(many));
   oneLine(run(['report', 'many.json', '--out', 'many.html']), /a simulate record with a bad field results/);
+  // Each worker's times: as many as there are rows allowed, no more.
+  const workers = Array.from({ length: 100_001 }, (_, i) => ({ shard: i, batches: 1, seconds: 1 }));
+  write(at('workers.json'), JSON.stringify({ ...rec, times: { workers } }));
+  oneLine(run(['report', 'workers.json', '--out', 'workers.html']), /bad field times\.workers: at most 100000 rows/);
   const big = at('big.json');
   fs.writeFileSync(big, '');
   fs.truncateSync(big, 300 * 2 ** 20);
@@ -498,7 +502,7 @@ test('4. report: duplicate or too many rows are refused in one line; a file over
     run(['report', 'big.json', '--out', 'big.html']),
     /big\.json is 300\.0 MiB, more than spikeport reads as a record/,
   );
-  for (const f of ['dup.html', 'many.html', 'big.html']) assert.ok(!fs.existsSync(at(f)));
+  for (const f of ['dup.html', 'many.html', 'workers.html', 'big.html']) assert.ok(!fs.existsSync(at(f)));
 });
 
 test('5. an image file over 2 GiB is one line, not a crash; nothing is read whole', async () => {

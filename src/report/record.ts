@@ -227,7 +227,7 @@ const ownTimes = {
 };
 const times = z.object({
   ...ownTimes,
-  workers: z.array(z.object({ ...ownTimes, shard: batches, batches })).optional(),
+  workers: rows(z.object({ ...ownTimes, shard: batches, batches })).optional(),
 });
 const recordSchema: z.ZodType<RunRecord> = z.discriminatedUnion('kind', [
   z.object({
