@@ -4,7 +4,7 @@
  * estimated once, for every T (docs/algorithm.md §2, §3, §5).
  */
 import path from 'node:path';
-import { isNormalize, readBatch, type Dataset, type Normalize } from '../data/dataset.js';
+import { normalizeProblem, readBatch, type Dataset, type Normalize } from '../data/dataset.js';
 import { openDataset } from '../data/sources.js';
 import { PREPROCESS_PRESETS, formatPreprocess, parsePreprocess, type Preprocess } from '../data/preprocess.js';
 import { modelTail } from '../evaluate/tail.js';
@@ -121,8 +121,8 @@ export function resolveConvertOptions(options: ConvertOptions = {}): ResolvedCon
     throw optionError('spikes', `"${String(o.spikes)}" is not a spike form (known: ${SPIKE_FORMS.join(', ')})`);
   if (o.maxpool !== 'accumulated' && o.maxpool !== 'per-step')
     throw optionError('maxpool', `"${String(o.maxpool)}" is not a pooling form (known: accumulated, per-step)`);
-  if (o.normalize !== undefined && !isNormalize(o.normalize))
-    throw optionError('normalize', 'must be { mean, std }: finite values, one or one per channel, every std > 0');
+  const badNormalize = o.normalize === undefined ? null : normalizeProblem(o.normalize);
+  if (badNormalize) throw optionError('normalize', `${badNormalize}; give one value or one per channel`);
   if (o.readoutNode !== undefined && (typeof o.readoutNode !== 'string' || o.readoutNode === ''))
     throw optionError('readoutNode', 'must be a node name');
   for (const k of ['biasCalibration', 'potentialCalibration'] as const)

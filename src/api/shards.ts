@@ -23,7 +23,7 @@ import type { LayerSpec } from '../snn/format.js';
 import type { EnergyConstants } from '../energy/energy.js';
 import { energyOf } from '../energy/energy.js';
 import type { SiteErrors } from '../analysis/site-errors.js';
-import { firingRates } from '../evaluate/windows.js';
+import { MAX_STEPS, firingRates } from '../evaluate/windows.js';
 import { mergeTallies, statsOf, type Tally } from '../evaluate/tally.js';
 import {
   METRIC_NAMES,
@@ -239,7 +239,7 @@ function contentProblem(s: ShardFile): string | null {
   const Tmax = ctx.T.length ? ctx.T[ctx.T.length - 1] : 0;
   if (
     ctx.delays.length !== ctx.T.length ||
-    ctx.T.some((T, i) => T < 1 || ctx.delays[i] >= T || (i > 0 && T <= ctx.T[i - 1]))
+    ctx.T.some((T, i) => T < 1 || T > MAX_STEPS || ctx.delays[i] >= T || (i > 0 && T <= ctx.T[i - 1]))
   )
     return 'its T and delays are not ascending windows';
   if (

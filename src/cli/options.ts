@@ -14,7 +14,7 @@ import { PRESETS, energyConstants, type EnergyConstants } from '../energy/energy
 import { dataFiles, trainSplitOf, type OpenOptions } from '../data/sources.js';
 import { checkPreprocess } from '../api/convert.js';
 import { PREPROCESS_PRESETS } from '../data/preprocess.js';
-import { readRegularFile, type NamedPath } from '../files.js';
+import { MAX_TEXT_BYTES, readRegularFile, type NamedPath } from '../files.js';
 import type { PoolMode } from '../snn/format.js';
 import { defaultThreads } from '../ort/session.js';
 
@@ -57,6 +57,7 @@ export const FLAGS: Readonly<Record<string, string>> = {
   workers: '--workers',
   pictures: '--pictures',
   classNames: '--classes',
+  followLinks: '--follow-links',
 };
 
 /** A library error in the CLI's words: the field it names becomes the flag that sets it. */
@@ -152,6 +153,7 @@ export interface CalibFlags {
   preprocess?: string;
   clipLen?: number;
   classes?: string;
+  followLinks?: boolean;
   biasCalibration?: number;
   potentialCalibration?: number;
   delayFit?: number;
@@ -163,7 +165,7 @@ function readClassNames(file: string | undefined): string[] | undefined {
   if (file === undefined) return undefined;
   let bytes: Buffer;
   try {
-    bytes = readRegularFile(file);
+    bytes = readRegularFile(file, MAX_TEXT_BYTES, 'a text file');
   } catch (e) {
     throw new SpikeportError('io', `--classes: ${(e as Error).message}`);
   }
@@ -194,6 +196,7 @@ export function imageOptions(
     preprocess: preprocess === undefined ? null : checkPreprocess(preprocess),
     clipLength: f.clipLen,
     classNames: labels ? readClassNames(f.classes) : undefined,
+    followLinks: f.followLinks === true,
   };
 }
 
@@ -271,6 +274,10 @@ export function calibrationOptions(cmd: Command): Command {
       '--preprocess <preset>',
       `image data: ${PREPROCESS_PRESETS} (imagenet: short side to 256, centre crop 224, as torchvision; stored in the converted file, simulate repeats it); default: images must have the model's input size`,
     )
+    .option(
+      '--follow-links',
+      "image data: follow symbolic links that lead outside the data set's folder (default: such a link is an error)",
+    )
     .option('--threads <n>', 'ONNX Runtime threads', integer, defaultThreads())
     .option(
       '--device <device>',
@@ -319,7 +326,7 @@ function readThresholds(file: string | undefined): FixedThresholds | undefined {
   if (!file) return undefined;
   let bytes: Buffer;
   try {
-    bytes = readRegularFile(file);
+    bytes = readRegularFile(file, MAX_TEXT_BYTES, 'a text file');
   } catch (e) {
     throw new SpikeportError('io', `--thresholds: ${(e as Error).message}`);
   }

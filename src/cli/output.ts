@@ -59,7 +59,8 @@ export function outputPaths(f: OutputFlags & { out?: string; save?: string }): N
     [f.report, '--report'],
     [f.markdown, '--markdown'],
   ];
-  return named.flatMap(([p, role]) => (p ? [{ path: p, role }] : []));
+  // An empty name is an output too: checkPaths refuses it rather than leaving it unwritten.
+  return named.flatMap(([p, role]) => (p !== undefined ? [{ path: p, role }] : []));
 }
 
 /** Write every output of a command in one step: all of them, or none. */

@@ -5,10 +5,13 @@ import { parseRecord, type RunRecord } from '../report/record.js';
 import { outputPaths, recordFiles, writeOutputs } from './output.js';
 import { checkPaths, readRegularFile } from '../files.js';
 
+/** The largest record read: one from spikeport is a few megabytes (pictures included). */
+const MAX_RECORD_BYTES = 256 * 2 ** 20;
+
 function readRecord(file: string): RunRecord {
   let v: unknown;
   try {
-    v = JSON.parse(readRegularFile(file).toString('utf8'));
+    v = JSON.parse(readRegularFile(file, MAX_RECORD_BYTES, 'a record').toString('utf8'));
   } catch (e) {
     if (e instanceof SpikeportError) throw e;
     throw new SpikeportError('invalid-file', `${file} is not JSON (${(e as Error).message})`);

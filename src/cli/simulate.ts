@@ -1,6 +1,5 @@
 /** spikeport simulate (and the demo): a converted file, or an ANN converted on the fly, simulated and scored. */
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { Command, Option } from 'commander';
 import { PROFILES, TARGETS, checkTarget, loadNir, resetOf, targetNetwork } from '../api/nir.js';
@@ -18,7 +17,7 @@ import { loadModel } from '../model/load.js';
 import { isSnnGraph } from '../snn/format.js';
 import { attachSource, snnFromGraph, type Snn } from '../snn/network.js';
 import { dataFiles, openDataset } from '../data/sources.js';
-import { checkPaths } from '../files.js';
+import { checkPaths, scratchDir } from '../files.js';
 import { SpikeportError } from '../errors.js';
 import { engineNotice } from '../runtime/simulate.js';
 import { defaultThreads } from '../ort/session.js';
@@ -100,7 +99,10 @@ export async function runSimulate(
   try {
     // Bad files and options fail before any reading or calibration.
     const inputs = inputPaths(modelFile, f);
-    const outputs = [...outputPaths(f), ...(f.checkpoint ? [{ path: f.checkpoint, role: '--checkpoint' }] : [])];
+    const outputs = [
+      ...outputPaths(f),
+      ...(f.checkpoint !== undefined ? [{ path: f.checkpoint, role: '--checkpoint' }] : []),
+    ];
     checkPaths(inputs, outputs);
     resolveSimulateOptions(simulateOptionsFrom(f, undefined));
     const target = f.asTarget === undefined ? null : checkTarget(f.asTarget, 'asTarget');
@@ -436,7 +438,7 @@ async function simulateInWorkers(
   onProgress: ProgressFn,
   onInterrupted: () => void,
 ): Promise<SimulateRecord> {
-  const tmp = converted ? null : fs.mkdtempSync(path.join(os.tmpdir(), 'spikeport-snn-'));
+  const tmp = converted ? null : scratchDir('spikeport-snn-');
   try {
     let snnFile = modelFile;
     if (tmp) {
@@ -452,7 +454,12 @@ async function simulateInWorkers(
         ann: converted ? (snn.source?.source.path ?? null) : modelFile,
         data: f.data,
         limit: f.limit,
-        open: { preprocess: f.preprocess, clipLength: open.clipLength, classNames: open.classNames },
+        open: {
+          preprocess: f.preprocess,
+          clipLength: open.clipLength,
+          classNames: open.classNames,
+          followLinks: open.followLinks,
+        },
         options: rest,
       },
       workers,

@@ -23,6 +23,7 @@ async function main(): Promise<void> {
     preprocess: preprocess === undefined ? null : checkPreprocess(preprocess),
     clipLength: job.open.clipLength,
     classNames: job.open.classNames,
+    followLinks: job.open.followLinks,
   });
   let last = 0;
   const shard = await simulateShard(snn, data, {

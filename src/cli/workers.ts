@@ -8,7 +8,6 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { MAX_SHARDS, mergeShards, shardProblem, readShardFile, type Shard, type ShardFile } from '../api/shards.js';
@@ -16,6 +15,7 @@ import type { SimulateOptions } from '../api/simulate.js';
 import type { SimulateRecord } from '../report/record.js';
 import type { Notice, Progress } from '../progress.js';
 import { SpikeportError } from '../errors.js';
+import { scratchDir } from '../files.js';
 
 /** What a worker process is asked to do: everything resolved, as JSON. */
 export interface WorkerJob {
@@ -29,6 +29,7 @@ export interface WorkerJob {
     readonly preprocess?: string;
     readonly clipLength?: number;
     readonly classNames?: readonly string[];
+    readonly followLinks?: boolean;
   };
   readonly options: Omit<SimulateOptions, 'onProgress'>;
   /** Where the worker writes its shard file. */
@@ -55,7 +56,7 @@ export async function runWorkers(
   onInterrupt?: () => void,
   onNotice?: (n: Notice) => void,
 ): Promise<SimulateRecord> {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'spikeport-workers-'));
+  const dir = scratchDir('spikeport-workers-');
   const children = new Set<ChildProcess>();
   // SIGKILL: a worker inside an ONNX Runtime call would see a gentler signal only when the call
   // ends; all it writes is atomic (its shard file in our folder, its checkpoint), so nothing is lost.

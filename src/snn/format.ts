@@ -7,7 +7,7 @@ import { z } from 'zod';
 import type { Graph } from '../graph/ir.js';
 import { decodeModel, encodeModel } from '../onnx/codec.js';
 import { PREPROCESS_PRESETS, parsePreprocess } from '../data/preprocess.js';
-import type { Normalize } from '../data/dataset.js';
+import { isNormalize, normalizeProblem, type Normalize } from '../data/dataset.js';
 import { NORMALIZE_KEY } from '../model/prepare.js';
 import { SpikeportError, isPrintable } from '../errors.js';
 
@@ -284,7 +284,10 @@ const metadataSchema = z.object({
       .refine((f) => !f.startsWith('/') && !/^[A-Za-z]:|^\\/.test(f), 'must be a relative path')
       .optional(),
   }),
-  normalize: z.object({ mean: z.array(z.number()).min(1), std: z.array(z.number().positive()).min(1) }).nullable(),
+  normalize: z
+    .object({ mean: z.array(z.number()).min(1), std: z.array(z.number().positive()).min(1) })
+    .refine(isNormalize, { error: (issue) => normalizeProblem(issue.input) ?? 'out of bounds' })
+    .nullable(),
   calibration: z.object({
     method: name,
     iterations: count,
