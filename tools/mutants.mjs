@@ -375,8 +375,8 @@ const MUTANTS = [
     only: ['h5py'],
   },
   {
-    id: 'target-fire-geq',
-    what: 'a target neuron fires at v ≥ threshold (asTarget)',
+    id: 'target-fallback-fire-geq',
+    what: 'a target neuron fires at v ≥ threshold (asTarget without a NIR form)',
     file: 'src/nir/target.ts',
     find: "opType: 'Greater',",
     replace: "opType: 'GreaterOrEqual',",
@@ -384,8 +384,8 @@ const MUTANTS = [
     only: ["target's IF neuron"],
   },
   {
-    id: 'target-reset-swapped',
-    what: 'asTarget resets to zero where the target subtracts, and subtracts where it resets',
+    id: 'target-fallback-reset-swapped',
+    what: 'asTarget without a NIR form subtracts where the target resets to zero',
     file: 'src/nir/target.ts',
     find: "if (reset === 'zero') {",
     replace: "if (reset !== 'zero') {",
