@@ -321,7 +321,9 @@ test('no message the library writes names a command-line flag (src/ outside cli/
       .readFileSync(path.join('src', f), 'utf8')
       .replace(/\/\*[\s\S]*?\*\//g, '')
       .replace(/(^|[^:'"`])\/\/.*$/gm, '$1');
-    for (const m of code.matchAll(/(?<![\w)\]])--[a-z][\w-]*/g)) found.push(`${f}: ${m[0]}`);
+    // Inside string and template literals only (`--depth` in code is a decrement).
+    for (const lit of code.matchAll(/(['"`])((?:\\.|(?!\1)[^\\])*)\1/g))
+      for (const m of lit[2].matchAll(/(?<![\w-])--[a-z][\w-]*/g)) found.push(`${f}: ${m[0]}`);
   }
   assert.deepEqual(found, []);
 });
