@@ -310,7 +310,9 @@ test("classification pictures: the grid is exactly the first misclassified sampl
 });
 
 test('records: one without pictures (older) renders without them; a picture that is not a PNG data URI, or bad mask runs, is refused when read; names are escaped', async () => {
-  const old = JSON.parse(fs.readFileSync(path.join(process.cwd(), 'docs', 'generated', 'tasks', 'mnist-fcn.json'), 'utf8'));
+  const old = JSON.parse(
+    fs.readFileSync(path.join(process.cwd(), 'docs', 'generated', 'tasks', 'mnist-fcn.json'), 'utf8'),
+  );
   delete old.pictures;
   const html = await reportHtml(parseRecord(old, 'old'));
   assert.ok(!html.includes('class="pic"') && !html.includes('<h2>Pictures</h2>'));
