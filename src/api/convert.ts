@@ -21,11 +21,13 @@ import {
 import { buildSnn, type SiteCorrections } from '../snn/build.js';
 import { thetaPerElement, type Thresholds } from '../calibrate/thresholds.js';
 import { numel } from '../graph/ir.js';
-import { SPIKE_FORMS, isSnnGraph, type PoolMode, type SnnMetadata, type SpikeForm } from '../snn/format.js';
+import { GROUP_KINDS, type GroupKind, type NeuronGroup } from '../snn/neuron.js';
+import { MAX_GROUP, SPIKE_FORMS, isSnnGraph, type PoolMode, type SnnMetadata, type SpikeForm } from '../snn/format.js';
 import { unitSpikeForm } from '../snn/unit.js';
 import { Snn } from '../snn/network.js';
 import { MAX_FIT_STEPS, fitDelays, siteCorrections } from '../refine/refine.js';
 import { MAX_STEPS } from '../evaluate/windows.js';
+import { delayFromLatencies, type DelayEstimate } from '../calibrate/delay.js';
 import { SpikeportError, checkInteger, optionError } from '../errors.js';
 
 export interface ConvertOptions extends CalibrateOptions {
@@ -70,6 +72,15 @@ export interface ConvertOptions extends CalibrateOptions {
    * images must have the model's input size). Stored in the converted file; `simulate` repeats it.
    */
   readonly preprocess?: string;
+  /**
+   * Binary IF neurons per ANN neuron (default 1): each neuron becomes a group of this many, so a
+   * step carries up to K + 1 levels (docs/algorithm.md §11). A group at T steps resolves what
+   * one neuron resolves at K·T; it costs K× the neurons and about as many SOPs as one neuron at
+   * K·T steps.
+   */
+  readonly group?: number;
+  /** How a group is made (default `shared`): `shared` (one membrane, K levels) or `population` (K IF neurons with staggered starts). */
+  readonly groupKind?: GroupKind;
 }
 
 /** The defaults of every conversion option (the CLI shows these in --help). */
@@ -78,6 +89,8 @@ export const CONVERT_DEFAULTS = {
   maxpool: 'accumulated',
   spikes: 'amplitude',
   delayFitSamples: 500,
+  group: 1,
+  groupKind: 'shared',
 } as const;
 
 /** The options with defaults filled in, checked before any work starts. */
@@ -86,6 +99,8 @@ export interface ResolvedConvertOptions
   readonly maxpool: PoolMode;
   readonly delayFitSamples: number;
   readonly spikes: SpikeForm;
+  readonly group: number;
+  readonly groupKind: GroupKind;
 }
 
 export function resolveConvertOptions(options: ConvertOptions = {}): ResolvedConvertOptions {
@@ -95,7 +110,15 @@ export function resolveConvertOptions(options: ConvertOptions = {}): ResolvedCon
     maxpool: options.maxpool ?? CONVERT_DEFAULTS.maxpool,
     delayFitSamples: options.delayFitSamples ?? CONVERT_DEFAULTS.delayFitSamples,
     spikes: options.spikes ?? CONVERT_DEFAULTS.spikes,
+    group: options.group ?? CONVERT_DEFAULTS.group,
+    groupKind: options.groupKind ?? CONVERT_DEFAULTS.groupKind,
   };
+  checkInteger('group', o.group, 1, MAX_GROUP);
+  if (!(GROUP_KINDS as readonly string[]).includes(o.groupKind))
+    throw optionError(
+      'groupKind',
+      `"${String(o.groupKind)}" is not a kind of group (known: ${GROUP_KINDS.join(', ')})`,
+    );
   if (!SPIKE_FORMS.includes(o.spikes))
     throw optionError('spikes', `"${String(o.spikes)}" is not a spike form (known: ${SPIKE_FORMS.join(', ')})`);
   if (o.maxpool !== 'accumulated' && o.maxpool !== 'per-step')
@@ -159,6 +182,9 @@ export async function convert(
   const tail = await modelTail(prepared, opts); // refuses a bad readout node before calibrating
   const calibration = await calibrate(prepared, calib, opts);
   const th = calibration.thresholds;
+  const group: NeuronGroup | null = opts.group > 1 ? { size: opts.group, kind: opts.groupKind } : null;
+  // A group's first spike comes K times sooner (it fires at θ/K above its start): latencies scale by 1/K.
+  const delay = group ? groupDelay(prepared, calibration.delay, group.size) : calibration.delay;
   const t1 = performance.now();
   // Bias / potential calibration on the first calibration batch; the delay fit on its own sample.
   const batch =
@@ -169,6 +195,7 @@ export async function convert(
     ? await siteCorrections(prepared, th, opts.maxpool, batch, {
         bias: opts.biasCalibration,
         potential: opts.potentialCalibration,
+        group,
         threads: opts.threads,
         device: opts.device,
         onProgress: opts.onProgress,
@@ -177,8 +204,8 @@ export async function convert(
   const t2 = performance.now();
   const unit = opts.spikes === 'unit' ? await unitSpikeForm(prepared, th, opts) : null;
   const step = unit
-    ? buildSnn(unit.model, unit.thresholds, opts.maxpool, correctionsInUnits(prepared, th, corrections))
-    : buildSnn(prepared, th, opts.maxpool, corrections);
+    ? buildSnn(unit.model, unit.thresholds, opts.maxpool, correctionsInUnits(prepared, th, corrections), group)
+    : buildSnn(prepared, th, opts.maxpool, corrections, group);
   const t3 = performance.now();
   const fit = opts.delayFit
     ? await fitDelays(
@@ -208,8 +235,8 @@ export async function convert(
       data: calib.name,
     },
     delay: {
-      estimated: calibration.delay.estimated,
-      latencies: calibration.delay.latencies.map((r) => round(r, 4)),
+      estimated: delay.estimated,
+      latencies: delay.latencies.map((r) => round(r, 4)),
       ...(fit ? { fitted: fit.delays } : {}),
     },
     ...(opts.readoutNode ? { readoutNode: opts.readoutNode } : {}),
@@ -251,6 +278,15 @@ function correctionsInUnits(m: PreparedModel, th: Thresholds, c: SiteCorrections
     ),
     potential: c.potential?.map((v, k) => (v ? divide(v, perElement(k)) : null)),
   };
+}
+
+/** d̂ for groups of K: every site's latency divided by K, added along the graph again. */
+function groupDelay(m: PreparedModel, d: DelayEstimate, K: number): DelayEstimate {
+  return delayFromLatencies(
+    m.plan,
+    d.latencies.map((r) => r / K),
+    [m.inputName],
+  );
 }
 
 function round(v: number, digits: number): number {

@@ -10,7 +10,7 @@ import { checkTarget, toNir, type NirGraph, type Target } from '../nir/graph.js'
 import { asTargetGraph } from '../nir/target.js';
 import { writeNir } from '../nir/hdf5.js';
 import { checkPaths } from '../files.js';
-import { optionError } from '../errors.js';
+import { SpikeportError, optionError } from '../errors.js';
 
 export { TARGETS, resetOf, checkTarget, type Target, type NirGraph, type NirNode } from '../nir/graph.js';
 export { readNir, nirBytes, NIR_VERSION } from '../nir/hdf5.js';
@@ -18,6 +18,7 @@ export { simulateNir, type NirRun } from '../nir/simulate.js';
 
 /** The NIR graph of a unit-spike network for a target (refuses what NIR cannot express, naming the node). */
 export function toNirGraph(snn: Snn, target: string, where = snn.meta.source.file): NirGraph {
+  refuseGroups(snn, where);
   return toNir({ form: snn.form, graph: snn.graph, meta: snn.meta, tail: snn.tail }, checkTarget(target), where);
 }
 
@@ -41,6 +42,7 @@ export async function exportNir(
 export function asTarget(snn: Snn, target: string): Snn {
   const t: Target = checkTarget(target, 'asTarget');
   if (snn.form !== 'step') throw optionError('asTarget', 'needs a step-form network');
+  refuseGroups(snn, snn.meta.source.file, 'asTarget');
   return new SnnClass({
     form: 'step',
     graph: asTargetGraph(snn.graph, snn.spec, t),
@@ -49,4 +51,23 @@ export function asTarget(snn: Snn, target: string): Snn {
     source: snn.source,
     timing: snn.timing,
   });
+}
+
+/**
+ * Groups of binary neurons (docs/algorithm.md §11) have no NIR form: a population's members
+ * differ only in their initial potential, which NIR's IF neuron does not have (they would all
+ * be the same neuron), and a shared-reset group fires up to K spikes per step from one membrane.
+ */
+function refuseGroups(snn: Snn, where: string, field?: string): void {
+  const k = snn.spec.sites.findIndex((s) => s.group);
+  if (k < 0) return;
+  const g = snn.spec.sites[k].group as NonNullable<(typeof snn.spec.sites)[number]['group']>;
+  const why =
+    g.kind === 'population'
+      ? "its members differ only in their initial potential, which NIR's IF neuron does not have"
+      : "NIR's IF neuron fires at most once per step, a shared-reset group up to K times from one membrane";
+  const what = `site ${k} (${snn.spec.sites[k].node}) is a ${g.kind} group of ${g.size} binary neurons, which NIR cannot express (${why})`;
+  throw field
+    ? optionError(field, `needs a network without groups of binary neurons: ${what}`)
+    : new SpikeportError('unsupported-model', `${where}: ${what}; convert without group for NIR`);
 }

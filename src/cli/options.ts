@@ -16,6 +16,7 @@ import { checkPreprocess } from '../api/convert.js';
 import { PREPROCESS_PRESETS } from '../data/preprocess.js';
 import { readRegularFile, type NamedPath } from '../files.js';
 import type { PoolMode } from '../snn/format.js';
+import { GROUP_KINDS } from '../snn/neuron.js';
 import { defaultThreads } from '../ort/session.js';
 
 /** Library option field → the flag that sets it. */
@@ -48,6 +49,8 @@ export const FLAGS: Readonly<Record<string, string>> = {
   potentialCalibration: '--potential-calibration',
   delayFit: '--delay-fit',
   delayFitSamples: '--delay-fit-samples',
+  group: '--group',
+  groupKind: '--group-kind',
   preprocess: '--preprocess',
   clipLength: '--clip-len',
   device: '--device',
@@ -56,6 +59,7 @@ export const FLAGS: Readonly<Record<string, string>> = {
   checkpointSeconds: '--checkpoint-every',
   workers: '--workers',
   pictures: '--pictures',
+  asTarget: '--as-target',
 };
 
 /** A library error in the CLI's words: the field it names becomes the flag that sets it. */
@@ -140,6 +144,8 @@ export interface CalibFlags {
   potentialCalibration?: number;
   delayFit?: number;
   delayFitSamples: number;
+  group: number;
+  groupKind: string;
 }
 
 /** The class names of a --classes file: one per line, in the model's class order. */
@@ -230,6 +236,20 @@ export function calibrationOptions(cmd: Command): Command {
     )
     .option('--delay-fit-samples <n>', 'calibration samples the delay fit simulates', integer, D.delayFitSamples)
     .option(
+      '--group <K>',
+      'binary IF neurons per ANN neuron: a group at T steps resolves what one neuron resolves at K·T (K× the neurons)',
+      integer,
+      D.group,
+    )
+    .addOption(
+      new Option(
+        '--group-kind <kind>',
+        'shared: K neurons on one membrane, firing at θ/K, 2θ/K, …; population: K IF neurons with staggered starts',
+      )
+        .choices([...GROUP_KINDS])
+        .default(D.groupKind),
+    )
+    .option(
       '--classes <file>',
       "coco: the model's class names, one per line in its order; categories are matched by name (default: the annotation file's category order)",
     )
@@ -271,6 +291,8 @@ export const CONVERSION_ONLY: ReadonlySet<string> = new Set([
   '--potential-calibration',
   '--delay-fit',
   '--delay-fit-samples',
+  '--group',
+  '--group-kind',
 ]);
 
 /** The flag of a commander option key (e.g. calibLimit → --calib-limit, shuffle → --no-shuffle). */
@@ -331,6 +353,8 @@ export function convertOptionsFrom(f: CalibFlags, onProgress: ConvertOptions['on
     potentialCalibration: f.potentialCalibration,
     delayFit: f.delayFit,
     delayFitSamples: f.delayFitSamples,
+    group: f.group,
+    groupKind: f.groupKind as ConvertOptions['groupKind'],
     preprocess: f.preprocess,
   };
 }

@@ -21,6 +21,7 @@ import { instrument, thetaFeeds } from '../calibrate/instrument.js';
 import type { Thresholds } from '../calibrate/thresholds.js';
 import { buildSnn, type SiteCorrections, type SnnGraph } from '../snn/build.js';
 import type { PoolMode } from '../snn/format.js';
+import type { NeuronGroup } from '../snn/neuron.js';
 import { probeSteps, withOutputs } from '../runtime/probe.js';
 import type { OnProgress } from '../progress.js';
 
@@ -29,6 +30,8 @@ export interface CorrectionOptions extends RuntimeOptions {
   readonly bias?: number;
   /** Correct each site's initial membrane for this T. */
   readonly potential?: number;
+  /** The neurons are groups (docs/algorithm.md §11): the corrections are found for that network. */
+  readonly group?: NeuronGroup | null;
   readonly onProgress?: OnProgress;
 }
 
@@ -85,7 +88,7 @@ export async function siteCorrections(
     const n = batch.n;
     for (const [kind, T] of stages) {
       // The SNN's average output at this site over T steps, with the corrections so far.
-      const step = buildSnn(m, th, maxpool, { bias, potential });
+      const step = buildSnn(m, th, maxpool, { bias, potential }, opts.group ?? null);
       const sum = new Float64Array(n * per);
       await probeSteps(
         step.graph,
