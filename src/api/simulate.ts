@@ -248,6 +248,12 @@ export async function simulateShard(
     );
   if (o.siteErrors > 0 && snn.form !== 'step')
     throw optionError('siteErrors', "needs a step-form network (a loop-form file hides the sites' outputs)");
+  const shared = snn.spec.sites.find((s) => s.group?.kind === 'shared');
+  if (o.engine === 'fused' && shared)
+    throw optionError(
+      'engine',
+      `"fused" updates IF neurons one WebAssembly pass each and has no shared-reset group (site ${shared.node} is one); use "steps" or "auto" (the same results), or convert with groupKind "population", which it runs`,
+    );
   const shard = o.shard ?? { index: 0, count: 1 };
   checkShard(shard);
   const Tmax = o.T[o.T.length - 1];
@@ -370,13 +376,21 @@ export async function simulateShard(
   }
   let references = prior?.references ?? null;
   if (o.references && !references && snn.source) {
-    references = await annReferenceStates(snn.source, test, snn.thresholds(), {
+    // The ceiling at T: the levels one neuron (or a group of K) can output in T steps.
+    const levels = o.T.map((T) => T * groupSize(snn));
+    const refs = await annReferenceStates(snn.source, test, snn.thresholds(), {
       batchSize: o.batchSize,
       threads: o.threads,
       device: o.device,
       task,
       batches,
+      ceiling: levels,
     });
+    references = {
+      ann: refs.ann,
+      clipped: refs.clipped,
+      ...(refs.ceiling ? { ceiling: { levels, state: refs.ceiling } } : {}),
+    };
     save(partial(tally, { references, pictures }));
   }
   let errors = prior?.siteErrors ?? null;
@@ -393,6 +407,11 @@ export async function simulateShard(
   const done: ShardFile = { ...base, complete: true, tally, references, siteErrors: errors, pictures };
   save(done);
   return done;
+}
+
+/** Binary neurons per ANN neuron (1 unless the network was converted with groups). */
+export function groupSize(snn: Snn): number {
+  return Math.max(1, ...snn.spec.sites.map((s) => s.group?.size ?? 1));
 }
 
 /** The checkpoint of this shard of this run, if the file exists; one from another run is an error. */

@@ -22,6 +22,14 @@ export interface SimulationResult {
   readonly secondaryNoDelay: number | null;
 }
 
+/** The ceiling at one T: the metric of the ANN quantised to `levels` levels per site. */
+export interface CeilingResult {
+  readonly T: number;
+  readonly levels: number;
+  readonly metric: number;
+  readonly secondary: number | null;
+}
+
 export interface RunInfo {
   /** What was scored (absent in records made before tasks: classification). */
   readonly task?: Task;
@@ -39,6 +47,12 @@ export interface SimulateRecord extends RunInfo {
   readonly maxpool: string;
   readonly ann: Score | null;
   readonly clippedAnn: Score | null;
+  /**
+   * The ceiling at each T (docs/algorithm.md §4.1): the ANN with every site quantised to the
+   * `levels` an IF neuron (or group) can output in T steps. With the references only; absent in
+   * older records.
+   */
+  readonly ceiling?: readonly CeilingResult[];
   readonly delay: { readonly estimated: number; readonly latencies: readonly number[]; readonly rule: string };
   readonly results: readonly SimulationResult[];
   readonly firingRates: readonly { readonly site: string; readonly rate: number }[];
@@ -191,6 +205,7 @@ const recordSchema: z.ZodType<RunRecord> = z.discriminatedUnion('kind', [
     maxpool: str,
     ann: score,
     clippedAnn: score,
+    ceiling: z.array(z.object({ T: num, levels: num, metric: num, secondary: num.nullable() })).optional(),
     delay: z.object({ estimated: num, latencies: z.array(num), rule: str }),
     results: z.array(
       z.object({

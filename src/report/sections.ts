@@ -95,9 +95,11 @@ function annLines(
 
 function simulateSections(r: SimulateRecord): Section[] {
   const [m1, m2] = names(r);
-  const rows: Row[] = r.results.flatMap((x) => [
+  const ceiling = r.ceiling;
+  const rows: Row[] = r.results.flatMap((x, i) => [
     { T: x.T, accuracy: x.metric, series: 'SNN, delayed evaluation' },
     { T: x.T, accuracy: x.metricNoDelay, series: 'SNN, no delay' },
+    ...(ceiling?.[i] ? [{ T: x.T, accuracy: ceiling[i].metric, series: 'ceiling (ANN quantised to T steps)' }] : []),
   ]);
   const out: Section[] = [
     {
@@ -106,7 +108,14 @@ function simulateSections(r: SimulateRecord): Section[] {
         `Model ${r.model}; data ${r.data}, ${r.samples} samples; thresholds ${r.method} (${r.iterations} iterations); max pooling ${r.maxpool}.`,
         `Estimated delay d̂ = ${r.delay.estimated}; delay at T: ${r.delay.rule}. Simulation ${num(r.simulationSeconds)} s${engineNote(r.engines)}.`,
         ...(r.ann
-          ? [`ANN ${m1} ${pct(r.ann.metric)} %; clipped ANN (ReLU → clip(x, 0, θ)) ${pct(r.clippedAnn?.metric)} %.`]
+          ? [
+              `ANN ${m1} ${pct(r.ann.metric)} %; clipped ANN (ReLU → clip(x, 0, θ)) ${pct(r.clippedAnn?.metric)} %.`,
+              ...(ceiling
+                ? [
+                    `Ceiling at T: the ANN with every site quantised to the L levels an IF neuron starting at θ/2 can output in T steps, (θ/L)·clip(⌊x·L/θ + ½⌋, 0, L), L = ${ceiling[0] && ceiling[0].levels !== ceiling[0].T ? `${ceiling[0].levels / ceiling[0].T}·T (groups of binary neurons)` : 'T'}. The gap from the clipped ANN to the ceiling is quantisation (more levels per step help), from the ceiling to the SNN timing (calibration and the delay help); docs/algorithm.md §4.1.`,
+                  ]
+                : []),
+            ]
           : [
               'No ANN reference (the source ANN was not found next to the SNN; name it with --ann, or the ann option of loadSnn, and ask for references).',
             ]),
@@ -135,13 +144,14 @@ function simulateSections(r: SimulateRecord): Section[] {
         hlines: annLines(r.ann, r.clippedAnn),
       }),
       table: {
-        header: ['T', 'delay', `${m1} %`, 'no delay %', `${m2} %`],
-        rows: r.results.map((x) => [
+        header: ['T', 'delay', `${m1} %`, 'no delay %', `${m2} %`, ...(ceiling ? [`ceiling ${m1} %`] : [])],
+        rows: r.results.map((x, i) => [
           String(x.T),
           String(x.delay),
           pct(x.metric),
           pct(x.metricNoDelay),
           pct(x.secondary),
+          ...(ceiling ? [pct(ceiling[i]?.metric)] : []),
         ]),
       },
     },
