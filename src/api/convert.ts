@@ -54,6 +54,18 @@ export interface ConvertOptions extends CalibrateOptions {
   /** Potential calibration for this T (default off): each neuron's initial membrane corrected likewise (after bias calibration if both). */
   readonly potentialCalibration?: number;
   /**
+   * Bias and threshold-scale calibration for this T (default off; parallel conversion's pair):
+   * per channel a bias as bias calibration finds it, then the spikes' amplitude scaled so that the
+   * channel's mean output is the clipped ANN's. Two T-step simulations per site.
+   */
+  readonly scaleCalibration?: number;
+  /**
+   * Per-step bias calibration for this T (default off; FTBC-style): per channel a current for
+   * each of steps 1 … T, fitted so that each step's mean output is the clipped ANN's.
+   * Three T-step simulations per site.
+   */
+  readonly stepBiasCalibration?: number;
+  /**
    * Fit the delay for every T up to this (default off): from one simulation of calibration
    * samples, the delay whose readout window agrees best with the clipped ANN (docs/algorithm.md
    * §10.3); `simulate` uses it with `delay: 'fit'`. No labels needed.
@@ -127,7 +139,7 @@ export function resolveConvertOptions(options: ConvertOptions = {}): ResolvedCon
     throw optionError('normalize', 'must be { mean, std }: finite values, one or one per channel, every std > 0');
   if (o.readoutNode !== undefined && (typeof o.readoutNode !== 'string' || o.readoutNode === ''))
     throw optionError('readoutNode', 'must be a node name');
-  for (const k of ['biasCalibration', 'potentialCalibration'] as const)
+  for (const k of ['biasCalibration', 'potentialCalibration', 'scaleCalibration', 'stepBiasCalibration'] as const)
     if (o[k] !== undefined) checkInteger(k, o[k], 1, MAX_STEPS);
   if (o.delayFit !== undefined)
     checkInteger('delayFit', o.delayFit, 1, MAX_FIT_STEPS, 'the fit compares every window, T² of them');
@@ -188,13 +200,15 @@ export async function convert(
   const t1 = performance.now();
   // Bias / potential calibration on the first calibration batch; the delay fit on its own sample.
   const batch =
-    opts.biasCalibration || opts.potentialCalibration
+    opts.biasCalibration || opts.potentialCalibration || opts.scaleCalibration || opts.stepBiasCalibration
       ? await readBatch(calib, calibration.firstBatch, prepared.normalize)
       : null;
   const corrections = batch
     ? await siteCorrections(prepared, th, opts.maxpool, batch, {
         bias: opts.biasCalibration,
         potential: opts.potentialCalibration,
+        scale: opts.scaleCalibration,
+        stepBias: opts.stepBiasCalibration,
         group,
         threads: opts.threads,
         device: opts.device,
@@ -245,6 +259,8 @@ export async function convert(
           corrections: {
             ...(opts.biasCalibration ? { biasT: opts.biasCalibration } : {}),
             ...(opts.potentialCalibration ? { potentialT: opts.potentialCalibration } : {}),
+            ...(opts.scaleCalibration ? { scaleT: opts.scaleCalibration } : {}),
+            ...(opts.stepBiasCalibration ? { stepBiasT: opts.stepBiasCalibration } : {}),
             ...(batch ? { samples: batch.n } : {}),
             ...(fit ? { delayFitSamples: fit.samples } : {}),
           },
@@ -272,11 +288,19 @@ function correctionsInUnits(m: PreparedModel, th: Thresholds, c: SiteCorrections
   };
   const divide = (v: Float32Array, theta: ArrayLike<number>): Float32Array =>
     v.map((x, i) => (theta[i] > 0 ? x / theta[i] : 0));
+  const perChannel = (k: number, length: number): ArrayLike<number> =>
+    th.values[k].length === 1 ? new Float32Array(length).fill(th.values[k][0]) : th.values[k];
   return {
-    bias: c.bias?.map((b, k) =>
-      b ? divide(b, th.values[k].length === 1 ? new Float32Array(b.length).fill(th.values[k][0]) : th.values[k]) : null,
-    ),
+    bias: c.bias?.map((b, k) => (b ? divide(b, perChannel(k, b.length)) : null)),
     potential: c.potential?.map((v, k) => (v ? divide(v, perElement(k)) : null)),
+    // A multiple of θ stays one; a per-step current [t·C + c] is divided by channel c's θ.
+    scale: c.scale,
+    stepBias: c.stepBias?.map((v, k) => {
+      if (!v) return null;
+      const C = (m.shapes.get(m.plan.sites[k].input) as readonly number[])[0];
+      const theta = perChannel(k, C);
+      return v.map((x, i) => (theta[i % C] > 0 ? x / theta[i % C] : 0));
+    }),
   };
 }
 

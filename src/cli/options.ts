@@ -47,6 +47,8 @@ export const FLAGS: Readonly<Record<string, string>> = {
   counts: '--counts',
   biasCalibration: '--bias-calibration',
   potentialCalibration: '--potential-calibration',
+  scaleCalibration: '--scale-calibration',
+  stepBiasCalibration: '--step-bias-calibration',
   delayFit: '--delay-fit',
   delayFitSamples: '--delay-fit-samples',
   group: '--group',
@@ -142,6 +144,8 @@ export interface CalibFlags {
   classes?: string;
   biasCalibration?: number;
   potentialCalibration?: number;
+  scaleCalibration?: number;
+  stepBiasCalibration?: number;
   delayFit?: number;
   delayFitSamples: number;
   group: number;
@@ -230,6 +234,16 @@ export function calibrationOptions(cmd: Command): Command {
     )
     .option('--potential-calibration <T>', "likewise correct each neuron's initial membrane for this T", integer)
     .option(
+      '--scale-calibration <T>',
+      "per channel a bias and the spikes' amplitude (threshold scale) for this T, as parallel conversion calibrates them",
+      integer,
+    )
+    .option(
+      '--step-bias-calibration <T>',
+      'per channel a bias for each of the steps 1..T (FTBC-style), fitted so each step averages to the clipped ANN',
+      integer,
+    )
+    .option(
       '--delay-fit <T>',
       'fit the delay for every T up to this, label-free, on calibration samples (then simulate --delay fit)',
       integer,
@@ -289,6 +303,8 @@ export const CONVERSION_ONLY: ReadonlySet<string> = new Set([
   '--save',
   '--bias-calibration',
   '--potential-calibration',
+  '--scale-calibration',
+  '--step-bias-calibration',
   '--delay-fit',
   '--delay-fit-samples',
   '--group',
@@ -351,6 +367,8 @@ export function convertOptionsFrom(f: CalibFlags, onProgress: ConvertOptions['on
     onProgress,
     biasCalibration: f.biasCalibration,
     potentialCalibration: f.potentialCalibration,
+    scaleCalibration: f.scaleCalibration,
+    stepBiasCalibration: f.stepBiasCalibration,
     delayFit: f.delayFit,
     delayFitSamples: f.delayFitSamples,
     group: f.group,

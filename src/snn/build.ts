@@ -11,7 +11,7 @@
  * for), and the counters ride along (counters.ts). Everything else is the ANN's own node.
  */
 import type { Graph, Node, Tensor } from '../graph/ir.js';
-import { floatTensor, numel } from '../graph/ir.js';
+import { floatTensor, int64Tensor, numel } from '../graph/ir.js';
 import { WEIGHTED_OPS } from '../graph/ops.js';
 import { fanout, macs } from '../graph/fanout.js';
 import { usedInitializers } from '../graph/topo.js';
@@ -45,7 +45,17 @@ export interface SiteCorrections {
   readonly bias?: readonly (Float32Array | null)[];
   /** The initial membrane's offset from its start, per neuron of one sample (potential calibration). */
   readonly potential?: readonly (Float32Array | null)[];
+  /** The spikes' amplitude as a multiple of θ, per channel (threshold-scale calibration); the reset stays θ. */
+  readonly scale?: readonly (Float32Array | null)[];
+  /**
+   * A current added at step t only, per channel: [t·C + c] for t < T (per-step bias calibration);
+   * nothing from step T + 1 on. The graph counts steps in the state `state.clock`.
+   */
+  readonly stepBias?: readonly (Float32Array | null)[];
 }
+
+/** The state that counts steps (0 at the first step) for per-step biases. */
+export const CLOCK_STATE = 'state.clock';
 
 export function buildSnn(
   m: PreparedModel,
@@ -71,6 +81,15 @@ export function buildSnn(
   };
   const fanoutOf = (n: Node): Float32Array => fanout(g, n, shapeOf(n.inputs[0]), shapeOf(n.outputs[0]));
   const layerCost = (n: Node): number => macs(g, n, shapeOf(n.inputs[0]), shapeOf(n.outputs[0]));
+  // Per-step biases read the step number t from a clock state: row min(t, T) of a [T + 1, C] table (last row 0).
+  let clock: string | null = null;
+  const stepIndex = (): string => {
+    if (clock) return clock;
+    const st = state(CLOCK_STATE, [1]);
+    b.add('Add', [st.input, b.scalar(1, 'one')], {}, [st.output]);
+    clock = st.input;
+    return clock;
+  };
 
   for (const n of m.plan.spiking) {
     const site = siteByNode.get(n.name);
@@ -95,9 +114,16 @@ export function buildSnn(
       const bias = corrections.bias?.[site.index] ?? null;
       const potential = corrections.potential?.[site.index] ?? null;
       const biasTensor = bias ? floatTensor(thetaShape(shape.length + 1, C, 'channel'), bias) : undefined;
-      const ports = { current: site.input, spikes: site.output, state: u };
+      const stepBias = corrections.stepBias?.[site.index] ?? null;
+      const scale = corrections.scale?.[site.index] ?? null;
+      const current = stepBias
+        ? b.op('Add', [site.input, addStepBias(b, stepIndex(), stepBias, shape, String(site.index))])
+        : site.input;
+      // With a threshold scale the neuron's spikes (θ each: what it subtracts) are scaled on the way out.
+      const raw = scale ? b.fresh(`unscaled_${site.index}`) : site.output;
+      const ports = { current, spikes: raw, state: u };
       const perElement = thetaPerElement(theta, numel(shape), C);
-      let counted = site.output;
+      let counted = raw;
       let invTheta: Float32Array = perElement.map((t) => (t > 0 ? 1 / t : 0));
       let fanoutOf2 = (f: Float32Array): Float32Array => f;
       if (group && population) {
@@ -128,6 +154,13 @@ export function buildSnn(
           bias: biasTensor,
         });
       }
+      if (scale)
+        b.add(
+          'Mul',
+          [raw, b.constant(`scale_${site.index}`, floatTensor(thetaShape(shape.length + 1, C, 'channel'), scale))],
+          {},
+          [site.output],
+        );
       const fed = (counters.fedBySite.get(site.node) ?? []).map((l) => ({
         fanout: fanoutOf2(fanoutOf(l)),
         output: sopsOutput(counters.layerIndex.get(l.name) as number),
@@ -142,6 +175,8 @@ export function buildSnn(
         ...(site.start !== 0.5 ? { start: site.start } : {}),
         ...(bias ? { bias: Array.from(bias) } : {}),
         ...(potential ? { potential: true } : {}),
+        ...(scale ? { scale: Array.from(scale) } : {}),
+        ...(stepBias ? { stepBias: stepBias.length / C } : {}),
         ...(group ? { group: { size: group.size, kind: group.kind } } : {}),
       });
     } else if (n.opType === 'MaxPool' && m.plan.varying.has(n.inputs[0]) && maxpool === 'accumulated') {
@@ -278,4 +313,25 @@ function sharedStart(
     [1, ...shape],
     Array.from(perNeuron, (t, k) => (t * start) / K + potential[k]),
   );
+}
+
+/** This step's bias, [N, C, 1, …]: row min(t, T) of the table [T + 1, C] (t from the clock; row T is 0). */
+function addStepBias(
+  b: GraphBuilder,
+  clock: string,
+  perStep: Float32Array,
+  shape: readonly number[],
+  hint: string,
+): string {
+  const C = shape[0];
+  const T = perStep.length / C;
+  const table = new Float32Array((T + 1) * C);
+  table.set(perStep);
+  const row = b.op('Cast', [b.op('Min', [clock, b.scalar(T, `last_step_${hint}`)])], { to: 7 });
+  const rows = b.op('Gather', [b.constant(`step_bias_${hint}`, floatTensor([T + 1, C], table)), row], { axis: 0 });
+  // [N, 1, C] → [N, C, 1, …]
+  return b.op('Reshape', [
+    rows,
+    b.constant(`step_bias_shape_${hint}`, int64Tensor([shape.length + 1], [-1, C, ...shape.slice(1).map(() => 1)])),
+  ]);
 }

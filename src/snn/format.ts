@@ -68,6 +68,10 @@ export interface SiteSpec {
    * `neurons` counts every member. Absent: one IF neuron per ANN neuron.
    */
   readonly group?: { readonly size: number; readonly kind: 'population' | 'shared' };
+  /** Threshold-scale calibration: the spikes' amplitude as a multiple of θ, per channel (also in the graph). */
+  readonly scale?: readonly number[];
+  /** Per-step bias calibration: the graph adds a per-channel current at steps 1 … this (counted by state.clock). */
+  readonly stepBias?: number;
 }
 
 /**
@@ -132,6 +136,8 @@ export interface SnnMetadata {
   readonly corrections?: {
     readonly biasT?: number;
     readonly potentialT?: number;
+    readonly scaleT?: number;
+    readonly stepBiasT?: number;
     readonly samples?: number;
     readonly delayFitSamples?: number;
   };
@@ -230,6 +236,8 @@ const specSchema: z.ZodType<SnnSpec> = z.object({
         start: z.number().min(0).max(1).optional(),
         bias: z.array(z.number()).min(1).optional(),
         potential: z.boolean().optional(),
+        scale: z.array(z.number().nonnegative()).min(1).optional(),
+        stepBias: z.number().int().positive().optional(),
         group: z
           .object({ size: z.number().int().min(2).max(MAX_GROUP), kind: z.enum(['population', 'shared']) })
           .optional(),
@@ -275,6 +283,8 @@ const metadataSchema = z.object({
     .object({
       biasT: z.number().int().positive().optional(),
       potentialT: z.number().int().positive().optional(),
+      scaleT: z.number().int().positive().optional(),
+      stepBiasT: z.number().int().positive().optional(),
       samples: z.number().int().positive().optional(),
       delayFitSamples: z.number().int().positive().optional(),
     })
@@ -427,6 +437,8 @@ function checkInterface(g: Graph, meta: SnnMetadata, form: SnnForm, where: strin
       );
     if (s.bias && s.bias.length !== C)
       throw field(`spec.sites.${k}.bias`, `${s.bias.length} values, expected ${C} (one per channel)`);
+    if (s.scale && s.scale.length !== C)
+      throw field(`spec.sites.${k}.scale`, `${s.scale.length} values, expected ${C} (one per channel)`);
   });
   let counted = 0;
   (spec.layers ?? []).forEach((l, j) => {
