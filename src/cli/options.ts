@@ -62,6 +62,9 @@ export const FLAGS: Readonly<Record<string, string>> = {
   workers: '--workers',
   pictures: '--pictures',
   asTarget: '--as-target',
+  groups: '--groups',
+  calibrations: '--calibrations',
+  calibrateAt: '--calibrate-at',
 };
 
 /** A library error in the CLI's words: the field it names becomes the flag that sets it. */

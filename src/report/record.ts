@@ -108,9 +108,42 @@ export interface EnergyRecord extends RunInfo {
   readonly notes: readonly string[];
 }
 
-export type RunRecord = SimulateRecord | CurvesRecord | DelayRecord | EnergyRecord;
+/** One setting of the fewer-steps experiment: its metric, SOPs and energy per sample at each T. */
+export interface StepsRow {
+  readonly label: string;
+  /** A setting the project offered before groups and the timing calibrations. */
+  readonly before: boolean;
+  /** Conversion cost of the row, seconds (thresholds, plus the fit or every T's calibration). */
+  readonly seconds: number;
+  readonly points: readonly {
+    readonly T: number;
+    readonly delay: number;
+    readonly metric: number;
+    readonly sops: number;
+    /** Joules per sample. */
+    readonly energy: number;
+  }[];
+}
 
-export const RECORD_KINDS = ['simulate', 'ablation', 'iterations', 'plugplay', 'delay', 'energy'] as const;
+/** The fewer-steps experiment (experiments/fewer-steps.ts). */
+export interface StepsRecord extends RunInfo {
+  readonly kind: 'steps';
+  readonly ann: Score | null;
+  readonly clippedAnn: Score | null;
+  /** The ceiling at each number of levels L (T, and K·T for each group size K). */
+  readonly ceiling: readonly { readonly levels: number; readonly metric: number }[];
+  readonly T: readonly number[];
+  readonly groups: readonly number[];
+  readonly energyConstants: { readonly name: string; readonly eSop: number; readonly eMac: number };
+  /** MACs of one ANN pass per sample. */
+  readonly annMacs: number;
+  readonly rows: readonly StepsRow[];
+  readonly notes: readonly string[];
+}
+
+export type RunRecord = SimulateRecord | CurvesRecord | DelayRecord | EnergyRecord | StepsRecord;
+
+export const RECORD_KINDS = ['simulate', 'ablation', 'iterations', 'plugplay', 'delay', 'energy', 'steps'] as const;
 
 // The schema of a record read back from JSON (spikeport report FILE). JSON has no ∞ or NaN: a
 // non-finite number was written as null, and reads back as NaN where the type says number.
@@ -244,6 +277,26 @@ const recordSchema: z.ZodType<RunRecord> = z.discriminatedUnion('kind', [
     ann: score,
     estimated: num,
     sweeps: z.array(z.object({ T: num, rule: num, best: num, points: z.array(z.object({ delay: num, metric: num })) })),
+  }),
+  z.object({
+    kind: z.literal('steps'),
+    ...info,
+    ann: score,
+    clippedAnn: score,
+    ceiling: z.array(z.object({ levels: num, metric: num })),
+    T: z.array(num),
+    groups: z.array(num),
+    energyConstants: z.object({ name: str, eSop: num, eMac: num }),
+    annMacs: num,
+    rows: z.array(
+      z.object({
+        label: str,
+        before: z.boolean(),
+        seconds: num,
+        points: z.array(z.object({ T: num, delay: num, metric: num, sops: num, energy: num })),
+      }),
+    ),
+    notes: z.array(str),
   }),
   z.object({
     kind: z.literal('energy'),

@@ -6,6 +6,7 @@ import type { TopLevelSpec } from 'vega-lite';
 import type { EnergyReport } from '../energy/energy.js';
 import type { CurvesRecord, DelayRecord, EnergyRecord, Pictures, RunRecord, SimulateRecord } from './record.js';
 import { picturesText } from './pictures.js';
+import { stepsSections } from './steps.js';
 import { barChart, lineChart, type Row } from './charts.js';
 import { METRIC_NAMES, type Task } from '../tasks/task.js';
 
@@ -68,6 +69,8 @@ export function sections(r: RunRecord): Section[] {
       return delaySections(r);
     case 'energy':
       return energySections(r);
+    case 'steps':
+      return stepsSections(r);
   }
 }
 
@@ -78,6 +81,7 @@ export function title(r: RunRecord): string {
     iterations: 'CLTB iterations',
     plugplay: 'Plug-and-play',
     delay: 'Delayed evaluation sweep',
+    steps: 'Fewer steps for the same accuracy',
     energy: 'Operations and energy',
   }[r.kind];
   return `${what} — ${r.model} on ${r.data} (${r.samples} samples)`;
