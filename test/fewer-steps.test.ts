@@ -11,6 +11,8 @@ import { calibrate } from '../src/calibrate/calibrate.js';
 import { instrument, quantFeeds } from '../src/calibrate/instrument.js';
 import { annReference } from '../src/evaluate/reference.js';
 import { buildSnn } from '../src/snn/build.js';
+import { siteCorrections } from '../src/refine/refine.js';
+import { readBatch } from '../src/data/dataset.js';
 import type { NeuronGroup } from '../src/snn/neuron.js';
 import { simulate, type StepBatch } from '../src/runtime/simulate.js';
 import { convert } from '../src/api/convert.js';
@@ -285,4 +287,161 @@ test('d̂ of a group network is the one-neuron network’s latencies divided by 
   const r4 = four.meta.delay.latencies;
   r1.forEach((r, k) => assert.ok(Math.abs(r4[k] - r / 4) < 1e-3, `site ${k}: ${r4[k]} vs ${r}/4`));
   assert.equal(four.meta.delay.estimated, Math.ceil(r4.reduce((a, b) => a + b, 0) - 1e-9));
+});
+
+/**
+ * Plain JS: the MLP's SNN on one sample for T steps, with per-site corrections (a bias per
+ * channel, an amplitude scale per channel, a bias per step and channel); each site's output per step.
+ */
+function mlpSnnJs(
+  x: Float32Array,
+  T: number,
+  c: { bias?: (Float32Array | null)[]; scale?: (Float32Array | null)[]; stepBias?: (Float32Array | null)[] },
+): Float64Array[][] {
+  const sizes = [7, 6];
+  const u = sizes.map((n) => new Float64Array(n));
+  const out: Float64Array[][] = [[], []];
+  for (let t = 0; t < T; t++) {
+    let input: ArrayLike<number> = x;
+    (
+      [
+        [W1, B1, 5],
+        [W2, B2, 7],
+      ] as const
+    ).forEach(([w, b, fin], k) => {
+      const cur = denseJs(input, w, b, sizes[k], fin);
+      const o = new Float64Array(sizes[k]);
+      for (let i = 0; i < sizes[k]; i++) {
+        const th = THETA[k][i];
+        u[k][i] += cur[i] + (c.bias?.[k]?.[i] ?? 0) + (c.stepBias?.[k]?.[t * sizes[k] + i] ?? 0);
+        const fired = th > 0 && u[k][i] >= th / 2 ? th : 0;
+        u[k][i] -= fired;
+        o[i] = fired * (c.scale?.[k]?.[i] ?? 1);
+      }
+      out[k].push(o);
+      input = o;
+    });
+  }
+  return out;
+}
+
+function clippedMlpJs(x: Float32Array): Float64Array[] {
+  const a1 = denseJs(x, W1, B1, 7, 5).map((v, i) => Math.min(Math.max(v, 0), THETA[0][i]));
+  const a2 = denseJs(a1, W2, B2, 6, 7).map((v, i) => Math.min(Math.max(v, 0), THETA[1][i]));
+  return [a1, a2];
+}
+
+test('threshold-scale and per-step bias calibration equal plain JS computations of their rules on a two-layer net', async () => {
+  const T = 5;
+  const m = await prepareModel({ path: 'mlp.onnx', sha256: '', graph: mlp() }, { threads: 1 });
+  const { data, th } = await fixedThresholds(m, THETA);
+  const batch = await readBatch(
+    data,
+    Array.from({ length: N }, (_, i) => i),
+    null,
+  );
+  const samples = Array.from({ length: N }, (_, i) => X.subarray(i * 5, i * 5 + 5));
+  const targets = samples.map(clippedMlpJs);
+  const sizes = [7, 6];
+  // Parallel conversion's pair, site by site: the bias that centres each channel, then the amplitude matching its mean.
+  const bias: (Float32Array | null)[] = [null, null];
+  const scale: (Float32Array | null)[] = [null, null];
+  const mean = (k: number, c: Parameters<typeof mlpSnnJs>[2]): Float64Array => {
+    const avg = new Float64Array(sizes[k]);
+    samples.forEach((x) => mlpSnnJs(x, T, c)[k].forEach((o) => o.forEach((v, i) => (avg[i] += v / (T * N)))));
+    return avg;
+  };
+  const want = (k: number): Float64Array => {
+    const w = new Float64Array(sizes[k]);
+    targets.forEach((a) => a[k].forEach((v, i) => (w[i] += v / N)));
+    return w;
+  };
+  for (let k = 0; k < 2; k++) {
+    const gap = mean(k, { bias, scale }).map((v, i) => v - want(k)[i]);
+    bias[k] = Float32Array.from(gap, (d) => -d);
+    const out = mean(k, { bias, scale });
+    scale[k] = Float32Array.from(out, (o, i) => (o > 0 && want(k)[i] > 0 ? want(k)[i] / o : 1));
+  }
+  const got = await siteCorrections(m, th, 'accumulated', batch, { scale: T, threads: 1 });
+  for (let k = 0; k < 2; k++) {
+    (bias[k] as Float32Array).forEach((v, i) =>
+      assert.ok(Math.abs(v - (got.bias?.[k]?.[i] ?? NaN)) < 1e-4, `bias ${k}.${i}`),
+    );
+    (scale[k] as Float32Array).forEach((v, i) =>
+      assert.ok(Math.abs(v - (got.scale?.[k]?.[i] ?? NaN)) < 1e-4, `scale ${k}.${i}: ${got.scale?.[k]?.[i]} vs ${v}`),
+    );
+  }
+  assert.ok(
+    scale.some((s) => s?.some((v) => Math.abs(v - 1) > 1e-2)),
+    'some amplitude moved: the test could tell',
+  );
+
+  // Per-step biases: three passes, each moving β_t by half the mean gap a − o_t of that step.
+  const stepBias: (Float32Array | null)[] = [null, null];
+  for (let k = 0; k < 2; k++) {
+    const beta = new Float32Array(T * sizes[k]);
+    for (let pass = 0; pass < 3; pass++) {
+      const gap = new Float64Array(T * sizes[k]);
+      samples.forEach((x, s) => {
+        const trial = stepBias.map((b, j) => (j === k ? beta : b));
+        mlpSnnJs(x, T, { stepBias: trial })[k].forEach((o, t) =>
+          o.forEach((v, i) => (gap[t * sizes[k] + i] += targets[s][k][i] - v)),
+        );
+      });
+      for (let j = 0; j < beta.length; j++) beta[j] += (0.5 * gap[j]) / N;
+    }
+    stepBias[k] = beta;
+  }
+  const steps = await siteCorrections(m, th, 'accumulated', batch, { stepBias: T, threads: 1 });
+  for (let k = 0; k < 2; k++)
+    (stepBias[k] as Float32Array).forEach((v, j) =>
+      assert.ok(
+        Math.abs(v - (steps.stepBias?.[k]?.[j] ?? NaN)) < 1e-4,
+        `step bias ${k}.${j}: ${steps.stepBias?.[k]?.[j]} vs ${v}`,
+      ),
+    );
+  assert.ok(
+    stepBias.some((b) => b?.some((v) => Math.abs(v) > 1e-2)),
+    'some step bias moved: the test could tell',
+  );
+});
+
+test('a calibration whose correction is zero changes nothing: bias, potential, threshold-scale and per-step bias on a net the SNN already matches', async () => {
+  // Every current is ≥ θ (fires at every step: θ, as the clip) or < 0 (silent: 0, as the clip).
+  const F = 6;
+  const x = Float32Array.from({ length: 4 * F }, (_, i) => [2, -1, 3, -0.5, 1.5, -2][(i + Math.floor(i / F)) % F]);
+  const graph = buildGraph([F], (b, inp) => {
+    const eye = new Float32Array(F * F);
+    for (let i = 0; i < F; i++) eye[i * F + i] = 1;
+    const h = b.op('Relu', [b.op('Gemm', [inp, b.constant('I', floatTensor([F, F], eye))], { transB: 1 })]);
+    const h2 = b.op('Relu', [b.op('Gemm', [h, b.constant('I2', floatTensor([F, F], eye))], { transB: 1 })]);
+    return b.op('Gemm', [h2, b.constant('W', floatTensor([3, F], randn(97, 3 * F)))], { transB: 1 });
+  });
+  const data = memDataset(x, [F], Int32Array.of(0, 1, 2, 0));
+  const model = { path: 'id.onnx', sha256: '0'.repeat(64), graph };
+  const base = { method: 'fixed', iterations: 1, batchSize: 4, threads: 1 } as const;
+  const m = await prepareModel(model, { threads: 1 });
+  const thresholds = Object.fromEntries(m.plan.sites.map((s) => [s.node, 1]));
+  const plain = await convert(model, data, { ...base, thresholds });
+  const T = 6;
+  const readouts = async (snn: typeof plain): Promise<Float32Array> => {
+    let got: Float32Array | null = null;
+    await simulate(snn.graph, snn.spec, data, { steps: T, batchSize: 4, normalize: null, threads: 1 }, (b) => {
+      got = b.readouts;
+    });
+    return got as unknown as Float32Array;
+  };
+  const want = await readouts(plain);
+  for (const option of [
+    'biasCalibration',
+    'potentialCalibration',
+    'scaleCalibration',
+    'stepBiasCalibration',
+  ] as const) {
+    const snn = await convert(model, data, { ...base, thresholds, [option]: T });
+    const sites = snn.spec.sites;
+    if (option === 'scaleCalibration') sites.forEach((s) => assert.ok(s.scale?.every((v) => v === 1)));
+    if (option === 'biasCalibration') sites.forEach((s) => assert.ok(s.bias?.every((v) => v === 0)));
+    assert.deepEqual(await readouts(snn), want, option);
+  }
 });
