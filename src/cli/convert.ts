@@ -68,6 +68,7 @@ export function convertCommand(): Command {
         sites: d.sites.length,
         spikes: d.spikes,
         scaleNodes: d.scaleNodes,
+        ...(d.group ? { group: d.group } : {}),
         delay: snn.meta.delay,
         seconds,
         ...(snn.meta.corrections ? { corrections: snn.meta.corrections, refineSeconds: snn.timing?.refine } : {}),
