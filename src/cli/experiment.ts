@@ -176,21 +176,20 @@ export function experimentCommands(): Command {
       .option(
         '--calibrations <list>',
         `calibrations after conversion to compare, each converted once per T (${Object.keys(STEP_CALIBRATIONS).join(', ')})`,
-        (v: string) => v.split(',').map((x) => x.trim()),
-        Object.keys(STEP_CALIBRATIONS),
+        Object.keys(STEP_CALIBRATIONS).join(','),
       )
       .option('--calibrate-at <list>', 'the T at which the calibrations run (default: every --T)', integers)
       .action(
         async (
           model: string,
-          f: ExpFlags & EnergyFlags & { groups: number[]; calibrations: string[]; calibrateAt?: number[] },
+          f: ExpFlags & EnergyFlags & { groups: number[]; calibrations: string; calibrateAt?: number[] },
         ) =>
           runExperiment([model], f, async ([m], calib, test, o) =>
             fewerSteps(m, calib, test, {
               ...o,
               calibrateAt: f.calibrateAt,
               groups: f.groups,
-              calibrations: f.calibrations as StepCalibration[],
+              calibrations: f.calibrations.split(',').map((x) => x.trim()) as StepCalibration[],
               energy: energyFrom(f),
             }),
           ),
