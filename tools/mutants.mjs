@@ -432,6 +432,35 @@ const MUTANTS = [
     tests: ['nir-semantics'],
     only: ["target's IF neuron"],
   },
+  // The ceiling and groups of binary neurons (docs/algorithm.md §4.1, §11).
+  {
+    id: 'ceiling-truncates',
+    what: 'the ceiling truncates instead of rounding: ⌊x·L/θ⌋ without the start s',
+    file: 'src/calibrate/instrument.ts',
+    find: "b.op('Add', [b.op('Mul', [x, scale]), b.scalar(site.start, 'start')])",
+    replace: "b.op('Mul', [x, scale])",
+    tests: ['fewer-steps'],
+    only: ['^the ceiling equals'],
+  },
+  {
+    id: 'group-shared-reset-theta',
+    what: 'a shared-reset group loses θ per step it fires, not θ/K per spike',
+    file: 'src/snn/neuron.ts',
+    find: "b.add('Mul', [fired, stepName], {}, [ports.spikes]);\n  b.add('Sub', [u1, ports.spikes], {}, [ports.state.output]);",
+    replace:
+      "b.add('Mul', [fired, stepName], {}, [ports.spikes]);\n  b.add('Sub', [u1, b.op('Mul', [b.op('Min', [fired, b.scalar(1, 'one')]), b.op('Mul', [stepName, b.scalar(K, 'k')])])], {}, [ports.state.output]);",
+    tests: ['fewer-steps'],
+    only: ['^a group of K binary neurons fires'],
+  },
+  {
+    id: 'population-same-start',
+    what: "a population's members all start at θ/2 (no staggering)",
+    file: 'src/snn/build.ts',
+    find: 't * (1 - (i + start) / K) - offset',
+    replace: 't * (1 - start) - offset',
+    tests: ['fewer-steps'],
+    only: ['^a group of K binary neurons fires'],
+  },
   // Shards merged into one run.
   {
     id: 'merge-first-counts',
