@@ -15,6 +15,7 @@ if (files.length === 0) throw new Error('usage: fewer-steps-table.js RECORD.json
 
 /** Short column names for the rows shown. */
 const SHOWN: readonly [RegExp, (m: RegExpMatchArray) => string][] = [
+  [/^groups of (\d+) \+ DE$/, (m) => `K=${m[1]}, DE`],
   [/^groups of (\d+) \+ DE \(fit\)$/, (m) => `K=${m[1]}, DE (fit)`],
   [/^CLTB \+ bias \+ threshold-scale calibration \+ DE$/, () => 'scale cal. + DE'],
   [/^CLTB \+ per-step bias calibration \+ DE$/, () => 'step-bias cal. + DE'],
