@@ -131,3 +131,4 @@ export {
   plugplay,
   type ExperimentOptions,
 } from './experiments/experiments.js';
+export { GROUP_KINDS, type GroupKind } from './snn/neuron.js';

@@ -58,5 +58,11 @@ export {
   plugplay,
   type ExperimentOptions,
 } from './experiments/experiments.js';
+export {
+  fewerSteps,
+  STEP_CALIBRATIONS,
+  type FewerStepsOptions,
+  type StepCalibration,
+} from './experiments/fewer-steps.js';
 export { SpikeportError, type ErrorCode } from './errors.js';
 export type { Progress, OnProgress } from './progress.js';
