@@ -11,16 +11,10 @@ export * from './api/convert.js';
 /** simulate(snn, data, options?) → SimulateRecord; SimulateOptions and SIMULATE_DEFAULTS. */
 export * from './api/simulate.js';
 /** Runs split over machines and resumed: shard files, merged exactly into one record. */
-export {
-  mergeShards,
-  readShardFile,
-  parseShardFile,
-  shardRange,
-  SHARD_FORMAT,
-  type Shard,
-  type ShardFile,
-  type RunConfig,
-} from './api/shards.js';
+export { mergeShards } from './api/merge.js';
+export { readShardFile, parseShardFile, SHARD_FORMAT, type ShardFile } from './api/shard-file.js';
+export { shardRange, type Shard } from './api/shards.js';
+export { type RunConfig } from './api/run-config.js';
 /** The converted network in memory (Snn: save, describe, thresholds) and loadSnn. */
 export * from './snn/network.js';
 /** Deploying: NIR export for a neuromorphic target, and the network as that target computes it. */

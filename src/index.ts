@@ -18,7 +18,9 @@ export { simulate, simulateShard, SIMULATE_DEFAULTS, type SimulateOptions, type 
 /** The converted network: save, describe, thresholds; loadSnn reads a converted file. */
 export { Snn, loadSnn, type LoadSnnOptions, type SaveOptions, type SnnDescription } from './snn/network.js';
 /** Runs split over machines or resumed: shard files merged exactly into one record. */
-export { mergeShards, readShardFile, type Shard, type ShardFile } from './api/shards.js';
+export { mergeShards } from './api/merge.js';
+export { readShardFile, type ShardFile } from './api/shard-file.js';
+export { type Shard } from './api/shards.js';
 /** Deploying: NIR export for a neuromorphic target, the network as that target computes it, NIR import. */
 export { TARGETS, exportNir, asTarget, loadNir, type Target, type TargetOptions } from './api/nir.js';
 /** What a run leaves behind (simulate's and the experiments' records), and reading one back. */

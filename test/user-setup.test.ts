@@ -17,7 +17,7 @@ import { writeLayout } from '../src/data/layouts.js';
 import { decodeModel, encodeModel } from '../src/onnx/codec.js';
 import { KEYS } from '../src/snn/format.js';
 import { classOrderNotice, type ScorerState } from '../src/tasks/task.js';
-import { clippingNotice } from '../src/api/shards.js';
+import { clippingNotice } from '../src/api/merge.js';
 import type { SimulateRecord } from '../src/report/record.js';
 import { barChart, renderSvg } from '../src/report/charts.js';
 import type { Progress } from '../src/progress.js';

@@ -11,7 +11,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { convert } from '../src/api/convert.js';
 import { simulateShard } from '../src/api/simulate.js';
-import { mergeShards, type ShardFile } from '../src/api/shards.js';
+import { mergeShards } from '../src/api/merge.js';
+import { type ShardFile } from '../src/api/shard-file.js';
 import { openDataset } from '../src/data/sources.js';
 import {
   AUTO_TRIAL_SHARE,

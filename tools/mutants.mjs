@@ -510,7 +510,7 @@ const MUTANTS = [
   {
     id: 'merge-windows-swapped',
     what: 'the merged results swap the delayed and undelayed windows',
-    file: 'src/api/shards.ts',
+    file: 'src/api/merge.ts',
     find: 'metric: scores[2 * i].metric,',
     replace: 'metric: scores[2 * i + 1].metric,',
     tests: ['api'],
@@ -519,7 +519,7 @@ const MUTANTS = [
   {
     id: 'merge-unchecked',
     what: 'shards are merged without checking they are all the shards of one run',
-    file: 'src/api/shards.ts',
+    file: 'src/api/merge.ts',
     find: '  checkSameRun(files);\n',
     replace: '\n',
     tests: ['shards'],

@@ -26,18 +26,10 @@ import { checkNormalizeFits } from '../model/prepare.js';
 import { numel } from '../graph/ir.js';
 import { writeFileAtomic } from '../files.js';
 import { SpikeportError, checkInteger, optionError, field } from '../errors.js';
-import {
-  SHARD_FORMAT,
-  checkShard,
-  configHash,
-  mergeShards,
-  readShardFile,
-  runConfig,
-  shardJson,
-  shardRange,
-  type Shard,
-  type ShardFile,
-} from './shards.js';
+import { SHARD_FORMAT, readShardFile, shardJson, type ShardFile } from './shard-file.js';
+import { checkShard, shardRange, type Shard } from './shards.js';
+import { configHash, runConfig } from './run-config.js';
+import { mergeShards } from './merge.js';
 import { checkPreprocess, noNormalization } from './convert.js';
 
 export type DelayRule = 'auto' | 'fit' | 'off' | number;
@@ -111,6 +103,44 @@ export interface SimulateOptions extends RuntimeOptions {
 
 /** Most pictures a record holds (option `pictures`). */
 export const MAX_PICTURES = 16;
+
+/**
+ * Every simulation option, and what it is to a run: `result` options change its numbers, so every
+ * shard of one run must agree on them (their values are the run's identity, RunConfig.options,
+ * and shards that differ refuse to merge); `label` options change only what the record is called;
+ * `process` options say how or where this process runs. The compiler checks that the list names
+ * every option, and `RunIdentity` that a value is given for every `result` one: a new option
+ * cannot be left out of a run's identity by mistake.
+ */
+export const OPTION_ROLES = {
+  T: 'result',
+  delay: 'result',
+  batchSize: 'result',
+  task: 'result',
+  engine: 'result',
+  references: 'result',
+  siteErrors: 'result',
+  siteErrorsT: 'result',
+  pictures: 'result',
+  energy: 'result',
+  preprocess: 'result',
+  normalize: 'result',
+  modelName: 'label',
+  shard: 'process',
+  checkpoint: 'process',
+  checkpointSeconds: 'process',
+  onProgress: 'process',
+  onNotice: 'process',
+  threads: 'process',
+  device: 'process',
+} as const satisfies Record<keyof SimulateOptions, 'result' | 'label' | 'process'>;
+
+type ResultOption = {
+  [K in keyof typeof OPTION_ROLES]: (typeof OPTION_ROLES)[K] extends 'result' ? K : never;
+}[keyof typeof OPTION_ROLES];
+
+/** The value of every option that changes results, as a run's identity holds it. */
+export type RunIdentity = Readonly<Record<ResultOption, unknown>>;
 
 /** The defaults of every simulation option (the CLI shows these in --help). */
 export const SIMULATE_DEFAULTS = {
@@ -289,26 +319,21 @@ export async function simulateShard(
   // Named classes that are not the model's fail now, not after the first batch.
   const classes = classCount(snn, task);
   if (classes !== null) checkClassCount(test, classes);
-  const run = runConfig(
-    snn,
-    test,
-    {
-      T: o.T,
-      delay: o.delay,
-      delays,
-      batchSize: o.batchSize,
-      task,
-      engines: sameResultsAs(o.engine),
-      references: o.references,
-      siteErrors: o.siteErrors,
-      siteErrorsT: o.siteErrorsT ?? null,
-      energy: o.energy,
-      preprocess: o.preprocess ?? snn.meta.preprocess ?? null,
-      pictures: o.pictures,
-    },
-    o.batchSize,
-    shard.count,
-  );
+  const identity: RunIdentity = {
+    T: o.T,
+    delay: { rule: o.delay, delays },
+    batchSize: o.batchSize,
+    task,
+    engine: sameResultsAs(o.engine),
+    references: o.references,
+    siteErrors: o.siteErrors,
+    siteErrorsT: o.siteErrorsT ?? null,
+    energy: o.energy,
+    preprocess: o.preprocess ?? snn.meta.preprocess ?? null,
+    pictures: o.pictures,
+    normalize: snn.meta.normalize ?? null,
+  };
+  const run = runConfig(snn, test, identity, o.batchSize, shard.count);
   const range = shardRange(shard, run.batches);
   const batches = Array.from({ length: range.end - range.first }, (_, k) => range.first + k);
   const cal = snn.meta.calibration;

@@ -12,7 +12,8 @@ import {
   simulateShard,
   type SimulateOptions,
 } from '../api/simulate.js';
-import { parseShard, readShardFile, shardJson, shardProblem, type Shard } from '../api/shards.js';
+import { parseShard, shardProblem, type Shard } from '../api/shards.js';
+import { readShardFile, shardJson } from '../api/shard-file.js';
 import { loadModel } from '../model/load.js';
 import { isSnnGraph } from '../snn/format.js';
 import { attachSource, snnFromGraph, type Snn } from '../snn/network.js';
