@@ -24,7 +24,15 @@ import { energyOf } from '../energy/energy.js';
 import type { SiteErrors } from '../analysis/site-errors.js';
 import { firingRates } from '../evaluate/windows.js';
 import { mergeTallies, statsOf, type Tally } from '../evaluate/tally.js';
-import { TASKS, mergeStates, scoresOf, stateProblem, type ScorerState, type Task } from '../tasks/task.js';
+import {
+  TASKS,
+  VIDEO_LEVEL_NAMES,
+  mergeStates,
+  scoresOf,
+  stateProblem,
+  type ScorerState,
+  type Task,
+} from '../tasks/task.js';
 import {
   picturesSchema,
   predictionSchema,
@@ -326,6 +334,7 @@ export function mergeShards(
   return {
     kind: 'simulate',
     task: ctx.task,
+    ...(tally.scores.kind === 'videos' ? { metrics: VIDEO_LEVEL_NAMES } : {}),
     model: overrides.model ?? ctx.model,
     data: ctx.data,
     samples: tally.samples,
@@ -458,6 +467,27 @@ const state: z.ZodType<ScorerState> = z.discriminatedUnion('kind', [
       (s) => s.found.length === s.windows && s.found.every((f) => f.length % 7 === 0),
       'detections come as 7 numbers each, one list per window',
     ),
+  z.object({
+    kind: z.literal('videos'),
+    classes: count,
+    clipsPerVideo: count,
+    size: count,
+    top1: z.array(count),
+    top5: z.array(count),
+    seen: z.array(count),
+    videoTop1: z.array(count),
+    videoTop5: z.array(count),
+    videos: z.array(count),
+    open: z.array(
+      z.array(
+        z.object({
+          video: count,
+          label: count,
+          clips: z.array(z.object({ sample: count, probs: z.array(finite) })),
+        }),
+      ),
+    ),
+  }),
 ]);
 const latency = z
   .number()

@@ -37,6 +37,7 @@ import {
   type ShardFile,
 } from './shards.js';
 import { checkPreprocess } from './convert.js';
+import { checkFrameRate } from '../data/video-files.js';
 
 export type DelayRule = 'auto' | 'fit' | 'off' | number;
 
@@ -81,6 +82,12 @@ export interface SimulateOptions extends RuntimeOptions {
    * default: the one stored in the converted file, else none (images must have the input size).
    */
   readonly preprocess?: string;
+  /** Video files given as a spec: resample to this many frames per second; default: the rate stored at conversion, else each video's own. */
+  readonly frameRate?: number;
+  /** Video files given as a spec: clips per video (default 5); each video is also scored from its clips' averaged softmax. */
+  readonly clipsPerVideo?: number;
+  /** COCO given as a spec: the category ids by class index (0 = background), e.g. the `voc` preset's. */
+  readonly categories?: readonly number[];
   /** The model's name in the record (default: the source ANN's file name). */
   readonly modelName?: string;
   /** Simulate only shard K of N (simulateShard; default: the whole run). */
@@ -151,6 +158,13 @@ export function resolveSimulateOptions(options: SimulateOptions = {}): ResolvedS
     throw optionError('engine', `"${String(o.engine)}" is not an engine (known: ${ENGINES.join(', ')})`);
   const energy = typeof o.energy === 'string' ? energyConstants(o.energy) : checkEnergyConstants(o.energy);
   if (o.preprocess !== undefined) checkPreprocess(o.preprocess);
+  checkFrameRate(o.frameRate);
+  if (o.clipsPerVideo !== undefined) checkInteger('clipsPerVideo', o.clipsPerVideo, 1, 1000);
+  if (
+    o.categories !== undefined &&
+    !(Array.isArray(o.categories) && o.categories.every((c) => Number.isSafeInteger(c) && c >= 0))
+  )
+    throw optionError('categories', 'must be a list of COCO category ids (integers ≥ 0; 0 = background)');
   return { ...o, T, energy };
 }
 
@@ -195,11 +209,22 @@ function ruleText(rule: DelayRule): string {
  * Open test data for a spiking network: image sources decode to its input shape with the given
  * preprocessing, else the one stored in the file.
  */
-export function openSimulationData(snn: Snn, spec: string, limit?: number, preprocess?: string): Dataset {
+export function openSimulationData(
+  snn: Snn,
+  spec: string,
+  limit?: number,
+  preprocess?: string,
+  more: Pick<SimulateOptions, 'frameRate' | 'clipsPerVideo' | 'categories' | 'task'> = {},
+): Dataset {
   const p = preprocess ?? snn.meta.preprocess;
+  const frameRate = more.frameRate ?? snn.meta.frameRate;
   return openDataset(spec, limit, {
     sampleShape: snn.spec.inputShape,
     preprocess: p === undefined ? null : checkPreprocess(p),
+    ...(frameRate !== undefined ? { frameRate } : {}),
+    ...(more.clipsPerVideo !== undefined ? { clipsPerVideo: more.clipsPerVideo } : {}),
+    ...(more.categories !== undefined ? { categories: more.categories } : {}),
+    ...(more.task === 'segmentation' ? { masks: true } : {}),
   });
 }
 
@@ -257,7 +282,7 @@ export async function simulateShard(
     { T, delay: delays[i] },
     { T, delay: 0 },
   ]);
-  const test = typeof data === 'string' ? openSimulationData(snn, data, undefined, o.preprocess) : data;
+  const test = typeof data === 'string' ? openSimulationData(snn, data, undefined, o.preprocess, o) : data;
   if (test.size === 0) throw new SpikeportError('invalid-data', `data set ${test.name} has no samples`);
   const task = inferTask(test, o.task);
   const run = runConfig(
@@ -276,6 +301,9 @@ export async function simulateShard(
       energy: o.energy,
       preprocess: o.preprocess ?? snn.meta.preprocess ?? null,
       pictures: o.pictures,
+      // What the samples are, beyond their labels (frames picked, categories drawn).
+      ...(test.frameRate !== undefined ? { frameRate: test.frameRate } : {}),
+      ...(o.categories !== undefined ? { categories: o.categories } : {}),
     },
     o.batchSize,
     shard.count,

@@ -9,6 +9,7 @@ import { calibrationOptions, convertOptionsFrom, imageOptions, inputPaths, type 
 import { progressReporter } from './progress.js';
 import { outputPaths, table, writeOutputs } from './output.js';
 import { openDataset } from '../data/sources.js';
+import { storedFrameRate } from '../model/prepare.js';
 
 interface ConvertFlags extends CalibFlags {
   data: string;
@@ -51,7 +52,11 @@ export function convertCommand(): Command {
       checkPaths(inputPaths(model, f), outputPaths(f)); // nothing is read or computed before the files are right
       const opts = resolveConvertOptions({ ...convertOptionsFrom(f, prog.report), spikes: f.spikes });
       const loaded = loadModel(model);
-      const calib = openDataset(f.data, f.calibLimit, imageOptions(f, declaredInputShape(loaded)));
+      const calib = openDataset(
+        f.data,
+        f.calibLimit,
+        imageOptions(f, declaredInputShape(loaded), f.preprocess, storedFrameRate(loaded.graph)),
+      );
       const snn = await convert(loaded, calib, opts);
       const bytes = snn.toBytes(f.format);
       prog.stop();

@@ -14,6 +14,7 @@ import { PRESETS, energyConstants, type EnergyConstants } from '../energy/energy
 import { dataFiles, trainSplitOf, type OpenOptions } from '../data/sources.js';
 import { checkPreprocess } from '../api/convert.js';
 import { PREPROCESS_PRESETS } from '../data/preprocess.js';
+import { CATEGORY_PRESETS, parseCategories } from '../data/coco-masks.js';
 import { readRegularFile, type NamedPath } from '../files.js';
 import type { PoolMode } from '../snn/format.js';
 import { defaultThreads } from '../ort/session.js';
@@ -50,6 +51,9 @@ export const FLAGS: Readonly<Record<string, string>> = {
   delayFitSamples: '--delay-fit-samples',
   preprocess: '--preprocess',
   clipLength: '--clip-len',
+  frameRate: '--frame-rate',
+  clipsPerVideo: '--clips-per-video',
+  categories: '--categories',
   device: '--device',
   shard: '--shard',
   checkpoint: '--checkpoint',
@@ -136,6 +140,9 @@ export interface CalibFlags {
   preprocess?: string;
   clipLen?: number;
   classes?: string;
+  frameRate?: number;
+  clipsPerVideo?: number;
+  categories?: number[];
   biasCalibration?: number;
   potentialCalibration?: number;
   delayFit?: number;
@@ -163,18 +170,44 @@ function readClassNames(file: string | undefined): string[] | undefined {
   return names;
 }
 
-/** How image sources open for a model of this per-sample input shape. */
+/**
+ * How image and video sources open for a model of this per-sample input shape (`frameRate`:
+ * the model's own, used when --frame-rate is not given).
+ */
 export function imageOptions(
-  f: CalibFlags,
+  f: CalibFlags & { task?: Task },
   sampleShape: readonly number[] | undefined,
   preprocess = f.preprocess,
+  frameRate?: number,
 ): OpenOptions {
+  const rate = f.frameRate ?? frameRate;
   return {
     sampleShape,
     preprocess: preprocess === undefined ? null : checkPreprocess(preprocess),
     clipLength: f.clipLen,
     classNames: readClassNames(f.classes),
+    ...(rate !== undefined ? { frameRate: rate } : {}),
+    ...(f.clipsPerVideo !== undefined ? { clipsPerVideo: f.clipsPerVideo } : {}),
+    ...(f.categories !== undefined ? { categories: f.categories } : {}),
+    ...(f.task === 'segmentation' ? { masks: true } : {}),
   };
+}
+
+/** COCO categories: a preset name or ids (ranges allowed), e.g. voc or 0,5,2 or 0-90. */
+function categoriesValue(v: string): number[] {
+  const ids = parseCategories(v);
+  if (!ids)
+    throw new InvalidArgumentError(
+      `"${v}" is neither a preset (${Object.keys(CATEGORY_PRESETS).join(', ')}) nor COCO category ids like 0,5,2 or 0-90`,
+    );
+  return ids;
+}
+
+/** A frame rate in frames per second (decimal notation). */
+function frameRateValue(v: string): number {
+  const n = num(v);
+  if (!(n > 0)) throw new InvalidArgumentError('must be a number of frames per second > 0');
+  return n;
 }
 
 const D = CONVERT_DEFAULTS;
@@ -235,8 +268,23 @@ export function calibrationOptions(cmd: Command): Command {
     )
     .option(
       '--clip-len <n>',
-      "videofolder: frames per clip, sampled evenly from each video (must be the model's; default: the model's)",
+      "videofolder, videofiles: frames per clip (must be the model's; default: the model's)",
       int(1),
+    )
+    .option(
+      '--frame-rate <fps>',
+      "videofiles: resample the videos to this many frames per second, as torchvision's VideoClips (the paper's Kinetics protocol: 15); default: the rate stored with the model, else each video's own",
+      frameRateValue,
+    )
+    .option(
+      '--clips-per-video <K>',
+      "videofiles: clips per video, evenly spaced as torchvision's UniformClipSampler (default 5); each video is also scored from its clips' averaged softmax",
+      int(1),
+    )
+    .option(
+      '--categories <ids>',
+      'coco: the COCO category ids whose position is the class (0 = background), or the preset voc (the 20 VOC classes, as torchvision selects them); other categories are left out',
+      categoriesValue,
     )
     .option(
       '--preprocess <preset>',
@@ -332,6 +380,8 @@ export function convertOptionsFrom(f: CalibFlags, onProgress: ConvertOptions['on
     delayFit: f.delayFit,
     delayFitSamples: f.delayFitSamples,
     preprocess: f.preprocess,
+    frameRate: f.frameRate,
+    clipsPerVideo: f.clipsPerVideo,
   };
 }
 
@@ -408,7 +458,7 @@ export function simulateOptions(cmd: Command): Command {
   return cmd
     .requiredOption(
       '--data <spec>',
-      'test data: mnist:test, fashion-mnist:test[@DIR], npz:FILE, imagefolder:DIR, mnist-seg|mnist-det|mnist-video:test',
+      'test data: mnist:test, fashion-mnist:test[@DIR], npz:FILE, imagefolder:DIR, voc:DIR[:split], coco:IMAGES@ANNOTATIONS.json, videofolder:DIR, videofiles:DIR, mnist-seg|mnist-det|mnist-video:test',
     )
     .addOption(stepsOption())
     .option(
@@ -462,6 +512,9 @@ export function simulateOptionsFrom(
     siteErrorsT: f.siteErrorsT,
     energy: energyFrom(f),
     preprocess: f.preprocess,
+    frameRate: f.frameRate,
+    clipsPerVideo: f.clipsPerVideo,
+    categories: f.categories,
     pictures: f.report || f.json ? f.pictures : 0,
   };
 }

@@ -14,6 +14,7 @@ import {
 } from '../api/simulate.js';
 import { parseShard, readShardFile, shardJson, shardProblem, type Shard } from '../api/shards.js';
 import { loadModel } from '../model/load.js';
+import { storedFrameRate } from '../model/prepare.js';
 import { isSnnGraph } from '../snn/format.js';
 import { attachSource, snnFromGraph, type Snn } from '../snn/network.js';
 import { dataFiles, openDataset } from '../data/sources.js';
@@ -40,7 +41,7 @@ import {
 import { progressReporter, type ProgressFn } from './progress.js';
 import { runWorkers, shardFromEnv, type PickedShard } from './workers.js';
 import { energySummary, outputPaths, pct, recordFiles, resultsTable, table, writeOutputs } from './output.js';
-import { METRIC_NAMES } from '../tasks/task.js';
+import { metricNamesOf } from '../tasks/task.js';
 
 export interface RunContext {
   /** false: do not take a shard from a job array's environment (the demo). */
@@ -107,14 +108,18 @@ export async function runSimulate(
       checkPaths([...inputs, ...dataFiles(calibSpec).map((p) => ({ path: p, role: 'the calibration data' }))], outputs);
       snn = await convert(
         loaded,
-        openDataset(calibSpec, f.calibLimit, imageOptions(f, declaredInputShape(loaded))),
+        openDataset(
+          calibSpec,
+          f.calibLimit,
+          imageOptions(f, declaredInputShape(loaded), f.preprocess, storedFrameRate(loaded.graph)),
+        ),
         convertOptions,
       );
     }
     const data = openDataset(
       f.data,
       f.limit,
-      imageOptions(f, snn.spec.inputShape, f.preprocess ?? snn.meta.preprocess),
+      imageOptions(f, snn.spec.inputShape, f.preprocess ?? snn.meta.preprocess, snn.meta.frameRate),
     );
     const options = {
       // The per-site analysis reads θ-amplitude spikes: a unit-spike file skips it (as a loop-form file does).
@@ -190,7 +195,7 @@ export async function runSimulate(
     process.stdout.write(resultsTable(record));
     if (record.energy) process.stdout.write(energySummary(record.energy));
     if (target && onTarget) {
-      const [m1] = METRIC_NAMES[record.task ?? 'classification'];
+      const [m1] = metricNamesOf(record);
       process.stdout.write(
         `\nas ${target} computes it (NIR IF: start 0, fires at v > threshold, ${resetOf(target) === 'subtract' ? 'subtracts the threshold' : 'resets to 0'}):\n`,
       );
@@ -294,14 +299,22 @@ async function simulateInWorkers(
     }
     // (The job goes to the workers as JSON: the progress callback stays here.)
     const { onProgress: _, ...rest } = options;
-    const open = imageOptions(f, snn.spec.inputShape, f.preprocess);
+    const open = imageOptions(f, snn.spec.inputShape, f.preprocess, snn.meta.frameRate);
     return await runWorkers(
       {
         snn: snnFile,
         ann: converted ? (snn.source?.source.path ?? null) : modelFile,
         data: f.data,
         limit: f.limit,
-        open: { preprocess: f.preprocess, clipLength: open.clipLength, classNames: open.classNames },
+        open: {
+          preprocess: f.preprocess,
+          clipLength: open.clipLength,
+          classNames: open.classNames,
+          frameRate: open.frameRate,
+          clipsPerVideo: open.clipsPerVideo,
+          categories: open.categories,
+          masks: open.masks,
+        },
         options: rest,
       },
       workers,

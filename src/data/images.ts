@@ -34,7 +34,9 @@ import {
   type Preprocess,
 } from './preprocess.js';
 import { decodeLabelPng } from './png.js';
+import { resizeTensorBilinear } from './tensor-resize.js';
 import type { DetectionBox } from './dataset.js';
+import { keptCategories } from './coco-masks.js';
 
 /** The image files a folder source reads (lower-case extensions, as torchvision compares them). */
 export const IMAGE_EXTENSIONS = ['.jpg', '.jpeg', '.png', '.webp'] as const;
@@ -110,14 +112,16 @@ export async function decodeImage(
     const g = geometry(preprocess, meta.width, meta.height, H, W, file);
     // Shrinking: sharp's linear kernel (widened, as PIL's) in its threads, within 2 levels of PIL.
     // Enlarging: sharp's interpolation is off by tens of levels, so PIL's own arithmetic, here.
-    const enlarge = g.resize !== null && (g.resize.width > meta.width || g.resize.height > meta.height);
+    // The kinetics preset resizes as torchvision resizes video tensors (no widening), here too.
+    const tensor = preprocess?.kind === 'kinetics';
+    const enlarge = g.resize !== null && (tensor || g.resize.width > meta.width || g.resize.height > meta.height);
     if (g.resize && !enlarge) img.resize(g.resize.width, g.resize.height, { fit: 'fill', kernel: 'linear' });
     if (g.crop && !enlarge) img.extract(g.crop);
     const { data, info } = await img.raw({ depth: 'uchar' }).toBuffer({ resolveWithObject: true });
     let px: Uint8Array = data;
     if (enlarge && g.resize) {
       const { width: rw, height: rh } = g.resize;
-      px = resizeBilinear(data, info.width, info.height, info.channels, rw, rh);
+      px = (tensor ? resizeTensorBilinear : resizeBilinear)(data, info.width, info.height, info.channels, rw, rh);
       if (g.crop) px = cropPixels(px, rw, info.channels, g.crop);
     } else if (info.width !== W || info.height !== H) {
       throw new Error(`decoded to ${info.width}×${info.height}, expected ${W}×${H}`);
@@ -233,6 +237,20 @@ function kindOf(dir: string, e: fs.Dirent): 'dir' | 'file' | 'other' {
 
 /** The image files under `dir` in torchvision's order: os.walk's folders sorted by path, files sorted by name. */
 export function imageFiles(dir: string): string[] {
+  return filesUnder(dir, isImageName);
+}
+
+/** The sub-folders of `dir` (links to folders included), sorted by name: an ImageFolder's classes. */
+export function classFolders(dir: string): string[] {
+  return sortedNames(
+    readDir(dir)
+      .filter((e) => kindOf(dir, e) === 'dir')
+      .map((e) => e.name),
+  );
+}
+
+/** The files under `dir` whose names `accept` takes, in torchvision's order (os.walk's folders sorted by path, files by name). */
+export function filesUnder(dir: string, accept: (name: string) => boolean): string[] {
   const groups: { root: string; files: string[] }[] = [];
   const seen = new Set<string>();
   const walk = (root: string): void => {
@@ -242,7 +260,7 @@ export function imageFiles(dir: string): string[] {
     const entries = readDir(root);
     groups.push({
       root,
-      files: sortedNames(entries.filter((e) => kindOf(root, e) === 'file' && isImageName(e.name)).map((e) => e.name)),
+      files: sortedNames(entries.filter((e) => kindOf(root, e) === 'file' && accept(e.name)).map((e) => e.name)),
     });
     for (const e of entries) if (kindOf(root, e) === 'dir') walk(path.join(root, e.name));
   };
@@ -438,7 +456,7 @@ export function openCoco(
   spec: string,
   imagesDir: string,
   annotations: string,
-  opts: ImageOptions & { readonly classNames?: readonly string[] },
+  opts: ImageOptions & { readonly classNames?: readonly string[]; readonly categories?: readonly number[] },
 ): Dataset {
   checkImageShape(spec, opts.sampleShape);
   let json: unknown;
@@ -473,10 +491,16 @@ export function openCoco(
     const name = typeof c.name === 'string' ? c.name : String(c.id);
     names.set(c.id as number, name);
     // With the model's class names: a category is the class of its name (absent: not the model's).
-    const label = order ? order.get(name) : k;
+    const label = order ? order.get(name) : opts.categories ? undefined : k;
     if (label !== undefined) categories.set(c.id as number, label);
   });
-  const classes = opts.classNames ? [...opts.classNames] : [...names.values()];
+  const kept = opts.categories ? keptCategories(opts.categories, names, annotations) : null;
+  if (kept) for (const [id, label] of kept) categories.set(id, label);
+  const classes = opts.classNames
+    ? [...opts.classNames]
+    : opts.categories
+      ? opts.categories.map((id) => (id === 0 ? 'background' : (names.get(id) as string)))
+      : [...names.values()];
   const boxes: DetectionBox[] = [];
   (j.annotations as { image_id?: unknown; category_id?: unknown; bbox?: unknown; iscrowd?: unknown }[]).forEach(
     (a, k) => {
@@ -484,6 +508,7 @@ export function openCoco(
       if (image === undefined)
         throw where(`annotations[${k}] refers to the image id ${String(a.image_id)}, which is not in "images"`);
       const label = categories.get(a.category_id as number);
+      if (label === undefined && kept && names.has(a.category_id as number)) return; // a category left out
       if (label === undefined) {
         const name = names.get(a.category_id as number);
         throw where(

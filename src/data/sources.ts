@@ -11,6 +11,8 @@ import { readRegularFile } from '../files.js';
 import type { Dataset, MemoryDataset } from './dataset.js';
 import { checkIndices, memoryDataset } from './dataset.js';
 import { openCoco, openImageFolder, openVideoFolder, openVoc } from './images.js';
+import { openCocoSegmentation } from './coco-segmentation.js';
+import { openVideoFiles } from './video-files.js';
 import type { Preprocess } from './preprocess.js';
 import { readNpz } from './npz.js';
 import { SYNTH_KINDS, SYNTH_SIZES, synthesize, type SynthKind } from './synth.js';
@@ -114,18 +116,29 @@ export interface OpenOptions {
   readonly clipLength?: number;
   /** coco: the model's class names in its order; categories are matched by name (default: the file's category order). */
   readonly classNames?: readonly string[];
+  /** coco: per-pixel class maps from the segmentations (semantic segmentation) instead of boxes. */
+  readonly masks?: boolean;
+  /**
+   * coco: the COCO category ids by class index (0 = background, no category), e.g. the `voc`
+   * preset (data/coco-masks.ts); annotations of other categories are left out.
+   */
+  readonly categories?: readonly number[];
+  /** videofiles: resample every video to this many frames per second (absent: each video's own rate). */
+  readonly frameRate?: number;
+  /** videofiles: clips taken from each video, evenly spaced (default 5). */
+  readonly clipsPerVideo?: number;
 }
 
-const KNOWN = `mnist:train|test, fashion-mnist:train|test[@DIR], npz:FILE, imagefolder:DIR, videofolder:DIR, voc:DIR[:split], coco:IMAGES@ANNOTATIONS.json or a generated set (${SYNTH_KINDS.join(', ')}):train|test`;
+const KNOWN = `mnist:train|test, fashion-mnist:train|test[@DIR], npz:FILE, imagefolder:DIR, videofolder:DIR, videofiles:DIR, voc:DIR[:split], coco:IMAGES@ANNOTATIONS.json or a generated set (${SYNTH_KINDS.join(', ')}):train|test`;
 
-/** The sources decoded from image files (streamed, for the model's input shape). */
-export const IMAGE_SOURCES = ['imagefolder', 'videofolder', 'voc', 'coco'] as const;
+/** The sources decoded from image or video files (streamed, for the model's input shape). */
+export const IMAGE_SOURCES = ['imagefolder', 'videofolder', 'videofiles', 'voc', 'coco'] as const;
 
 /** Open an image source (streamed). */
 function openImages(spec: string, kind: string, rest: string, options: OpenOptions): Dataset {
   const opts = { sampleShape: options.sampleShape ?? [], preprocess: options.preprocess ?? null };
   if (kind === 'imagefolder') return openImageFolder(spec, rest, opts);
-  if (kind === 'videofolder') {
+  if (kind === 'videofolder' || kind === 'videofiles') {
     const L = opts.sampleShape[1];
     if (options.clipLength !== undefined && options.sampleShape?.length === 4 && options.clipLength !== L) {
       throw new SpikeportError(
@@ -134,6 +147,12 @@ function openImages(spec: string, kind: string, rest: string, options: OpenOptio
         'clipLength',
       );
     }
+    if (kind === 'videofiles')
+      return openVideoFiles(spec, rest, {
+        ...opts,
+        ...(options.frameRate !== undefined ? { frameRate: options.frameRate } : {}),
+        ...(options.clipsPerVideo !== undefined ? { clipsPerVideo: options.clipsPerVideo } : {}),
+      });
     return openVideoFolder(spec, rest, opts);
   }
   if (kind === 'voc') {
@@ -145,7 +164,22 @@ function openImages(spec: string, kind: string, rest: string, options: OpenOptio
   const at = rest.lastIndexOf('@');
   if (at <= 0 || at === rest.length - 1)
     throw new SpikeportError('invalid-data', `data set "${spec}": expected coco:IMAGES_DIR@ANNOTATIONS.json`);
-  return openCoco(spec, rest.slice(0, at), rest.slice(at + 1), { ...opts, classNames: options.classNames });
+  if (options.classNames && options.categories)
+    throw new SpikeportError(
+      'invalid-option',
+      'categories and classNames both say which COCO categories are the classes: give one',
+      'categories',
+    );
+  if (options.masks)
+    return openCocoSegmentation(spec, rest.slice(0, at), rest.slice(at + 1), {
+      ...opts,
+      ...(options.categories ? { categories: options.categories } : {}),
+    });
+  return openCoco(spec, rest.slice(0, at), rest.slice(at + 1), {
+    ...opts,
+    classNames: options.classNames,
+    categories: options.categories,
+  });
 }
 
 /**
@@ -221,6 +255,8 @@ export function limitDataset(d: Dataset, n: number): Dataset {
     ...(d.boxes ? { boxes: d.boxes.filter((b) => b.image < n) } : {}),
     ...(d.classes ? { classes: d.classes } : {}),
     ...(d.preprocess ? { preprocess: d.preprocess } : {}),
+    ...(d.clipsPerVideo !== undefined ? { clipsPerVideo: d.clipsPerVideo } : {}),
+    ...(d.frameRate !== undefined ? { frameRate: d.frameRate } : {}),
     read(indices) {
       checkIndices(`${d.name} (first ${n})`, n, indices);
       return d.read(indices);

@@ -135,6 +135,8 @@ export interface SnnMetadata {
   readonly unit?: UnitSpikes;
   /** Image preprocessing preset (data/preprocess.ts) used at conversion, repeated by simulate; absent: none given. */
   readonly preprocess?: string;
+  /** Video files: the frame rate clips were resampled to at conversion, simulate's default; absent: each video's own. */
+  readonly frameRate?: number;
 }
 
 export interface UnitSpikes {
@@ -277,6 +279,7 @@ const metadataSchema = z.object({
     .string()
     .refine((p) => parsePreprocess(p) !== null, `must be a preprocessing preset (${PREPROCESS_PRESETS})`)
     .optional(),
+  frameRate: z.number().positive().max(1000).optional(),
 });
 
 /** A spiking network's graph as stored in a file, with what its metadata says. */
