@@ -24,6 +24,7 @@ import { floatTensor, type Graph } from '../src/graph/ir.js';
 import { tempDir } from './temp.js';
 
 const FIXTURE = path.join(process.cwd(), 'test', 'fixtures', 'video');
+const CLI = path.join(process.cwd(), 'dist', 'src', 'cli', 'main.js');
 
 interface Reference {
   clip_len: number;
@@ -43,6 +44,16 @@ interface Reference {
 }
 
 const ref = JSON.parse(fs.readFileSync(path.join(FIXTURE, 'reference.json'), 'utf8')) as Reference;
+
+/** The FFmpeg tests need ffmpeg and ffprobe (.ci/run installs Debian's ffmpeg). */
+const needsFfmpeg = ((): { skip: string | false } => {
+  try {
+    findFfmpeg();
+    return { skip: false };
+  } catch {
+    return { skip: 'needs FFmpeg: ffmpeg and ffprobe on the PATH (Debian ffmpeg)' };
+  }
+})();
 
 test('frames resampled to another rate are the ones torchvision takes (integer and fractional steps, up and down)', () => {
   for (const c of ref.resample)
@@ -93,7 +104,7 @@ test("torch's bilinear resize without antialiasing, on uint8: within one level, 
   assert.ok(total > 50_000 && differ / total < 1e-3, `${differ} of ${total} values differ`);
 });
 
-test('FFmpeg counts the frames and reads the rate that torchvision (PyAV) does', async () => {
+test('FFmpeg counts the frames and reads the rate that torchvision (PyAV) does', needsFfmpeg, async () => {
   for (const v of ref.videos) {
     const info = await probeVideo(path.join(FIXTURE, v.file));
     assert.equal(info.frames, v.timestamps, v.file);
@@ -106,68 +117,76 @@ test('FFmpeg counts the frames and reads the rate that torchvision (PyAV) does',
   }
 });
 
-test("each sampled clip's decoded frames are torchvision's, byte for byte (mp4 with B-frames and BT.709 tags, webm, avi)", async () => {
-  for (const v of ref.videos) {
-    const file = path.join(FIXTURE, v.file);
-    const info = await probeVideo(file);
-    const frames = resampledFrames(info.frames, info.fps, ref.frame_rate);
-    const starts = uniformClips(clipCount(frames.length, ref.clip_len), ref.clips_per_video);
-    assert.deepEqual(
-      starts,
-      v.sampled.map((s) => s.clip),
-      v.file,
-    );
-    for (const s of v.sampled) {
-      const wanted = Array.from({ length: ref.clip_len }, (_, i) => frames[s.clip + i]);
-      const got = new Map<number, Buffer>();
-      await decodeFrames(file, info, new Set(wanted), (i, rgb) => got.set(i, Buffer.from(rgb)));
-      const hash = createHash('sha256');
-      for (const f of wanted) hash.update(got.get(f) as Buffer);
-      assert.equal(hash.digest('hex'), s.frames, `${v.file} clip ${s.clip}`);
+test(
+  "each sampled clip's decoded frames are torchvision's, byte for byte (mp4 with B-frames and BT.709 tags, webm, avi)",
+  needsFfmpeg,
+  async () => {
+    for (const v of ref.videos) {
+      const file = path.join(FIXTURE, v.file);
+      const info = await probeVideo(file);
+      const frames = resampledFrames(info.frames, info.fps, ref.frame_rate);
+      const starts = uniformClips(clipCount(frames.length, ref.clip_len), ref.clips_per_video);
+      assert.deepEqual(
+        starts,
+        v.sampled.map((s) => s.clip),
+        v.file,
+      );
+      for (const s of v.sampled) {
+        const wanted = Array.from({ length: ref.clip_len }, (_, i) => frames[s.clip + i]);
+        const got = new Map<number, Buffer>();
+        await decodeFrames(file, info, new Set(wanted), (i, rgb) => got.set(i, Buffer.from(rgb)));
+        const hash = createHash('sha256');
+        for (const f of wanted) hash.update(got.get(f) as Buffer);
+        assert.equal(hash.digest('hex'), s.frames, `${v.file} clip ${s.clip}`);
+      }
     }
-  }
-});
+  },
+);
 
-test('videofiles: with the kinetics preset, every clip equals torchvision’s transformed clip', async (t) => {
-  const dir = tempDir('spikeport-videofiles-', t);
-  // One class per video, in the fixture's order: sample k·5 + j is clip j of video k.
-  ref.videos.forEach((v, k) => {
-    fs.mkdirSync(path.join(dir, `class${k}`));
-    fs.copyFileSync(path.join(FIXTURE, v.file), path.join(dir, `class${k}`, v.file));
-  });
-  const S = ref.crop;
-  const L = ref.clip_len;
-  const K = ref.clips_per_video;
-  const d = openDataset(`videofiles:${dir}`, undefined, {
-    sampleShape: [3, L, S, S],
-    preprocess: { kind: 'kinetics' },
-    frameRate: ref.frame_rate,
-    clipsPerVideo: K,
-  });
-  assert.equal(d.size, ref.videos.length * K);
-  assert.equal(d.clipsPerVideo, K);
-  assert.deepEqual(
-    Array.from(d.labels ?? []),
-    ref.videos.flatMap((_, k) => Array<number>(K).fill(k)),
-  );
-  // Read in an order that mixes videos and clips, across two batches.
-  const order = Array.from({ length: d.size }, (_, i) => (i * 7) % d.size);
-  for (const part of [order.slice(0, 9), order.slice(9)]) {
-    const { x } = await d.read(part);
-    part.forEach((sample, k) => {
-      const want = Buffer.from(ref.videos[Math.floor(sample / K)].sampled[sample % K].kinetics, 'base64'); // L×S×S×3
-      const per = 3 * L * S * S;
-      for (let c = 0; c < 3; c++)
-        for (let f = 0; f < L; f++)
-          for (let p = 0; p < S * S; p++)
-            assert.equal(
-              x[k * per + (c * L + f) * S * S + p],
-              want[(f * S * S + p) * 3 + c],
-              `sample ${sample}, channel ${c}, frame ${f}, pixel ${p}`,
-            );
+test(
+  'videofiles: with the kinetics preset, every clip equals torchvision’s transformed clip',
+  needsFfmpeg,
+  async (t) => {
+    const dir = tempDir('spikeport-videofiles-', t);
+    // One class per video, in the fixture's order: sample k·5 + j is clip j of video k.
+    ref.videos.forEach((v, k) => {
+      fs.mkdirSync(path.join(dir, `class${k}`));
+      fs.copyFileSync(path.join(FIXTURE, v.file), path.join(dir, `class${k}`, v.file));
     });
-  }
-});
+    const S = ref.crop;
+    const L = ref.clip_len;
+    const K = ref.clips_per_video;
+    const d = openDataset(`videofiles:${dir}`, undefined, {
+      sampleShape: [3, L, S, S],
+      preprocess: { kind: 'kinetics' },
+      frameRate: ref.frame_rate,
+      clipsPerVideo: K,
+    });
+    assert.equal(d.size, ref.videos.length * K);
+    assert.equal(d.clipsPerVideo, K);
+    assert.deepEqual(
+      Array.from(d.labels ?? []),
+      ref.videos.flatMap((_, k) => Array<number>(K).fill(k)),
+    );
+    // Read in an order that mixes videos and clips, across two batches.
+    const order = Array.from({ length: d.size }, (_, i) => (i * 7) % d.size);
+    for (const part of [order.slice(0, 9), order.slice(9)]) {
+      const { x } = await d.read(part);
+      part.forEach((sample, k) => {
+        const want = Buffer.from(ref.videos[Math.floor(sample / K)].sampled[sample % K].kinetics, 'base64'); // L×S×S×3
+        const per = 3 * L * S * S;
+        for (let c = 0; c < 3; c++)
+          for (let f = 0; f < L; f++)
+            for (let p = 0; p < S * S; p++)
+              assert.equal(
+                x[k * per + (c * L + f) * S * S + p],
+                want[(f * S * S + p) * 3 + c],
+                `sample ${sample}, channel ${c}, frame ${f}, pixel ${p}`,
+              );
+      });
+    }
+  },
+);
 
 /**
  * Videos made with FFmpeg from frames generated here, DIR/<class>/<name>.mp4: gray noise around
@@ -232,87 +251,171 @@ function brightnessNet(): Graph {
   });
 }
 
-test("mp4 files, 5 clips per video: video-level accuracy is the clips' averaged softmax, whole or in shards", async (t) => {
-  const dir = tempDir('spikeport-videoacc-', t);
-  // 3 classes × 2 videos; 30 fps resampled to 15; the model takes clips of 4 frames of 8 × 8 (gray).
-  const videos = ['a', 'b', 'c'].flatMap((cls, c) =>
-    [0, 1].map((k) => ({
-      cls,
-      name: `v${k}`,
-      frames: 24 + 9 * k + 4 * c,
-      fps: 30,
-      level: 40 + 75 * c,
-      seed: 3 * c + k + 1,
-    })),
-  );
-  makeVideos(dir, videos);
-  const modelFile = path.join(dir, 'video3d.onnx');
-  fs.writeFileSync(modelFile, encodeModel(brightnessNet()));
-  const open = {
-    sampleShape: [1, 4, 8, 8],
-    preprocess: { kind: 'resize', height: 8, width: 8 } as const,
-    frameRate: 15,
-  };
-  const data = openDataset(`videofiles:${dir}`, undefined, { ...open, clipsPerVideo: 5 });
-  assert.equal(data.size, 30);
-  const snn = await convert(modelFile, openDataset(`videofiles:${dir}`, undefined, { ...open, clipsPerVideo: 2 }), {
-    iterations: 3,
-    batchSize: 4,
-  });
-  assert.equal(snn.meta.frameRate, 15);
-  const T = [4, 16];
-  const record = await simulate(snn, data, { T, batchSize: 7 });
-  assert.deepEqual(record.metrics, ['video top-1', 'clip top-1']);
+test(
+  "mp4 files, 5 clips per video: video-level accuracy is the clips' averaged softmax, whole or in shards",
+  needsFfmpeg,
+  async (t) => {
+    const dir = tempDir('spikeport-videoacc-', t);
+    // 3 classes × 2 videos; 30 fps resampled to 15; the model takes clips of 4 frames of 8 × 8 (gray).
+    const videos = ['a', 'b', 'c'].flatMap((cls, c) =>
+      [0, 1].map((k) => ({
+        cls,
+        name: `v${k}`,
+        frames: 24 + 9 * k + 4 * c,
+        fps: 30,
+        level: 40 + 75 * c,
+        seed: 3 * c + k + 1,
+      })),
+    );
+    makeVideos(dir, videos);
+    const modelFile = path.join(dir, 'video3d.onnx');
+    fs.writeFileSync(modelFile, encodeModel(brightnessNet()));
+    const open = {
+      sampleShape: [1, 4, 8, 8],
+      preprocess: { kind: 'resize', height: 8, width: 8 } as const,
+      frameRate: 15,
+    };
+    const data = openDataset(`videofiles:${dir}`, undefined, { ...open, clipsPerVideo: 5 });
+    assert.equal(data.size, 30);
+    const snn = await convert(modelFile, openDataset(`videofiles:${dir}`, undefined, { ...open, clipsPerVideo: 2 }), {
+      iterations: 3,
+      batchSize: 4,
+    });
+    assert.equal(snn.meta.frameRate, 15);
+    const T = [4, 16];
+    const record = await simulate(snn, data, { T, batchSize: 7 });
+    assert.deepEqual(record.metrics, ['video top-1', 'clip top-1']);
 
-  // The same clips' readouts, caught as the scorer sees them; each video's softmax summed here.
-  const windows = T.flatMap((T) => [
-    { T, delay: Math.min(snn.meta.delay.estimated, Math.floor(T / 2)) },
-    { T, delay: 0 },
-  ]);
-  const outs = windows.map(() => new Map<number, number[]>());
-  await simulateWindows(snn, data, windows, {
-    batchSize: 7,
-    task: 'video',
-    onOutputs: (w, o, b) => {
-      const C = o.dims[1];
-      b.indices.forEach((s, k) => outs[w].set(s, Array.from(o.data.subarray(k * C, (k + 1) * C))));
-    },
-  });
-  const labels = data.labels as Int32Array;
-  const argmax = (v: readonly number[]): number => v.reduce((best, x, i) => (x > v[best] ? i : best), 0);
-  const expected = outs.map((byClip) => {
-    let videoHits = 0;
-    let clipHits = 0;
-    for (let v = 0; v < 6; v++) {
-      const sum = new Array<number>(3).fill(0);
-      for (let j = 0; j < 5; j++) {
-        const r = byClip.get(v * 5 + j) as number[];
-        const m = Math.max(...r);
-        const e = r.map((x) => Math.exp(x - m));
-        const z = e.reduce((a, b) => a + b, 0);
-        e.forEach((x, c) => (sum[c] += x / z));
-        if (argmax(r) === labels[v * 5 + j]) clipHits++;
+    // The same clips' readouts, caught as the scorer sees them; each video's softmax summed here.
+    const windows = T.flatMap((T) => [
+      { T, delay: Math.min(snn.meta.delay.estimated, Math.floor(T / 2)) },
+      { T, delay: 0 },
+    ]);
+    const outs = windows.map(() => new Map<number, number[]>());
+    await simulateWindows(snn, data, windows, {
+      batchSize: 7,
+      task: 'video',
+      onOutputs: (w, o, b) => {
+        const C = o.dims[1];
+        b.indices.forEach((s, k) => outs[w].set(s, Array.from(o.data.subarray(k * C, (k + 1) * C))));
+      },
+    });
+    const labels = data.labels as Int32Array;
+    const argmax = (v: readonly number[]): number => v.reduce((best, x, i) => (x > v[best] ? i : best), 0);
+    const expected = outs.map((byClip) => {
+      let videoHits = 0;
+      let clipHits = 0;
+      for (let v = 0; v < 6; v++) {
+        const sum = new Array<number>(3).fill(0);
+        for (let j = 0; j < 5; j++) {
+          const r = byClip.get(v * 5 + j) as number[];
+          const m = Math.max(...r);
+          const e = r.map((x) => Math.exp(x - m));
+          const z = e.reduce((a, b) => a + b, 0);
+          e.forEach((x, c) => (sum[c] += x / z));
+          if (argmax(r) === labels[v * 5 + j]) clipHits++;
+        }
+        if (argmax(sum) === labels[v * 5]) videoHits++;
       }
-      if (argmax(sum) === labels[v * 5]) videoHits++;
+      return { video: videoHits / 6, clip: clipHits / 30 };
+    });
+    // Neither trivial nor the same number: some clips and videos are wrong.
+    assert.ok(
+      expected.some((e) => e.clip > 0.3 && e.clip < 1 && e.video !== e.clip),
+      JSON.stringify(expected),
+    );
+    record.results.forEach((r, i) => {
+      assert.equal(r.metric, expected[2 * i].video, `video top-1 at T = ${r.T}`);
+      assert.equal(r.secondary, expected[2 * i].clip, `clip top-1 at T = ${r.T}`);
+      assert.equal(r.metricNoDelay, expected[2 * i + 1].video);
+      assert.equal(r.secondaryNoDelay, expected[2 * i + 1].clip);
+    });
+    // Two shards cut video 2 (samples 10–14) between them: merged, the same record.
+    const shards = await Promise.all(
+      [0, 1].map((index) => simulateShard(snn, data, { T, batchSize: 7, shard: { index, count: 2 } })),
+    );
+    assert.ok(shards[0].tally.scores.kind === 'videos' && shards[0].tally.scores.open.every((o) => o.length === 1));
+    const merged = mergeShards(shards.map((shard, k) => ({ name: `shard ${k}`, shard })));
+    assert.deepEqual(merged.results, record.results);
+  },
+);
+
+test(
+  'bad video files: unreadable, empty, without video, shorter than a clip → one line, exit 1, nothing written',
+  needsFfmpeg,
+  async (t) => {
+    const dir = tempDir('spikeport-videobad-', t);
+    makeVideos(dir, [{ cls: 'a', name: 'good', frames: 20, fps: 30, level: 90, seed: 1 }]);
+    const model = path.join(dir, 'net.onnx');
+    fs.writeFileSync(model, encodeModel(brightnessNet()));
+    const { ffmpeg } = findFfmpeg();
+    const bad = path.join(dir, 'b', 'bad.mp4');
+    fs.mkdirSync(path.dirname(bad));
+    const cases: [string, () => void, RegExp][] = [
+      [
+        'random bytes',
+        () => fs.writeFileSync(bad, Buffer.alloc(3000, 7)),
+        /bad\.mp4 is not a video FFmpeg can read \(/,
+      ],
+      ['an empty file', () => fs.writeFileSync(bad, ''), /bad\.mp4 is empty \(a zero-length video\)/],
+      [
+        'sound only',
+        () => spawnSync(ffmpeg, ['-v', 'error', '-y', '-f', 'lavfi', '-i', 'sine=d=0.5', bad]),
+        /bad\.mp4 has no video stream/,
+      ],
+      [
+        'three frames',
+        () =>
+          spawnSync(ffmpeg, [
+            '-v',
+            'error',
+            '-y',
+            '-f',
+            'lavfi',
+            '-i',
+            'testsrc2=s=16x16:r=30',
+            '-frames:v',
+            '3',
+            '-pix_fmt',
+            'yuv420p',
+            bad,
+          ]),
+        /bad\.mp4 has 2 frames at 15 frames per second, fewer than one clip of 4/,
+      ],
+    ];
+    for (const [what, make, re] of cases) {
+      make();
+      const json = path.join(dir, 'run.json');
+      const r = spawnSync(
+        process.execPath,
+        [
+          CLI,
+          'simulate',
+          model,
+          '--data',
+          `videofiles:${dir}`,
+          '--calib',
+          `videofiles:${dir}`,
+          '--frame-rate',
+          '15',
+          '--preprocess',
+          'resize:8,8',
+          '--T',
+          '2',
+          '--iterations',
+          '1',
+          '--batch',
+          '10',
+          '--json',
+          json,
+          '-q',
+        ],
+        { encoding: 'utf8' },
+      );
+      assert.equal(r.status, 1, `${what}: ${r.stderr}`);
+      assert.match(r.stderr, re, what);
+      assert.equal(r.stderr.trim().split('\n').length, 1, r.stderr);
+      assert.ok(!fs.existsSync(json), what);
     }
-    return { video: videoHits / 6, clip: clipHits / 30 };
-  });
-  // Neither trivial nor the same number: some clips and videos are wrong.
-  assert.ok(
-    expected.some((e) => e.clip > 0.3 && e.clip < 1 && e.video !== e.clip),
-    JSON.stringify(expected),
-  );
-  record.results.forEach((r, i) => {
-    assert.equal(r.metric, expected[2 * i].video, `video top-1 at T = ${r.T}`);
-    assert.equal(r.secondary, expected[2 * i].clip, `clip top-1 at T = ${r.T}`);
-    assert.equal(r.metricNoDelay, expected[2 * i + 1].video);
-    assert.equal(r.secondaryNoDelay, expected[2 * i + 1].clip);
-  });
-  // Two shards cut video 2 (samples 10–14) between them: merged, the same record.
-  const shards = await Promise.all(
-    [0, 1].map((index) => simulateShard(snn, data, { T, batchSize: 7, shard: { index, count: 2 } })),
-  );
-  assert.ok(shards[0].tally.scores.kind === 'videos' && shards[0].tally.scores.open.every((o) => o.length === 1));
-  const merged = mergeShards(shards.map((shard, k) => ({ name: `shard ${k}`, shard })));
-  assert.deepEqual(merged.results, record.results);
-});
+  },
+);

@@ -15,6 +15,7 @@
  * `to_rgb()` (torchvision's video reader) does whatever the file's colour tags say.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { SpikeportError } from '../errors.js';
@@ -128,7 +129,8 @@ function complaint(stderr: string, fallback: string): string {
     .split(/\r?\n/)
     .map((l) => l.trim())
     .find((l) => l.length > 0);
-  return (line ?? fallback).replace(/^file:/, '').slice(0, 300);
+  // Without FFmpeg's "[demuxer @ 0x…]" prefix, which names memory, not the problem.
+  return (line ?? fallback).replace(/^\[[^\]]*@ 0x[0-9a-f]+\]\s*/, '').slice(0, 300);
 }
 
 export interface VideoInfo {
@@ -143,6 +145,14 @@ export interface VideoInfo {
 /** Frame count, frame rate and size of a video file's first video stream. */
 export async function probeVideo(file: string): Promise<VideoInfo> {
   const t = findFfmpeg();
+  let st: fs.Stats;
+  try {
+    st = await fs.promises.stat(file);
+  } catch {
+    throw new SpikeportError('io', `no such file: ${file} (was it removed while the data set was read?)`);
+  }
+  if (!st.isFile()) throw new SpikeportError('io', `${file} is not a regular file`);
+  if (st.size === 0) throw new SpikeportError('invalid-data', `${file} is empty (a zero-length video)`);
   const args = [
     '-v',
     'error',
