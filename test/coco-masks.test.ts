@@ -379,3 +379,22 @@ test('bad COCO segmentations and video files: one line, exit 1, nothing written'
     assert.ok(!r.left);
   }
 });
+
+test('voc: the SBD-augmented list (train_aug) finds its masks in SegmentationClassAug', async (t) => {
+  const dir = tempDir('spikeport-vocaug-', t);
+  for (const f of ['JPEGImages', 'SegmentationClassAug', path.join('ImageSets', 'Segmentation')])
+    fs.mkdirSync(path.join(dir, f), { recursive: true });
+  const [W, H] = [5, 4];
+  const mask = Uint8Array.from({ length: W * H }, (_, i) => (i % 7 === 0 ? 255 : i % 21));
+  await sharp(new Uint8Array(W * H * 3).fill(90), { raw: { width: W, height: H, channels: 3 } })
+    .png()
+    .toFile(path.join(dir, 'JPEGImages', '2008_000001.png'));
+  await sharp(mask, { raw: { width: W, height: H, channels: 1 } })
+    .toColourspace('b-w')
+    .png()
+    .toFile(path.join(dir, 'SegmentationClassAug', '2008_000001.png'));
+  fs.writeFileSync(path.join(dir, 'ImageSets', 'Segmentation', 'train_aug.txt'), '2008_000001\n');
+  const d = openDataset(`voc:${dir}:train_aug`, undefined, { sampleShape: [3, H, W], preprocess: { kind: 'none' } });
+  const { masks } = await d.read([0]);
+  assert.deepEqual(Array.from(masks as Uint8Array), Array.from(mask));
+});

@@ -10,8 +10,9 @@
  *                     sampled evenly (frame ⌊i·n/L⌋ of n, i < L = the model's clip length)
  *   voc:DIR[:split]   Pascal VOC segmentation: the ids of ImageSets/Segmentation/<split>.txt
  *                     (default train, as torchvision), JPEGImages/<id>.jpg (or .png) and the
- *                     SegmentationClass/<id>.png palette masks (index = class, 255 = ignore);
- *                     masks follow the image's resize (nearest) and crop
+ *                     SegmentationClass/<id>.png palette masks (index = class, 255 = ignore),
+ *                     else SegmentationClassAug/<id>.png (the SBD-augmented set's, e.g. for the
+ *                     train_aug list); masks follow the image's resize (nearest) and crop
  *   coco:IMAGES@ANN   COCO detection: the images of the annotation file in id order (as
  *                     torchvision's CocoDetection), categories in the file's order → class
  *                     0, 1, …; crowd boxes (iscrowd 1) kept as regions to ignore, as COCO
@@ -433,7 +434,10 @@ export function openVoc(spec: string, dir: string, split: string, opts: ImageOpt
       await limited(
         indices.map((i, k) => async () => {
           const image = withExtension(path.join(dir, 'JPEGImages'), ids[i], ['.jpg', '.jpeg', '.png']);
-          const maskFile = path.join(dir, 'SegmentationClass', `${ids[i]}.png`);
+          // The SBD-augmented set (train_aug) keeps its masks in SegmentationClassAug.
+          let maskFile = path.join(dir, 'SegmentationClass', `${ids[i]}.png`);
+          const aug = path.join(dir, 'SegmentationClassAug', `${ids[i]}.png`);
+          if (!fs.existsSync(maskFile) && fs.existsSync(aug)) maskFile = aug;
           const placed = await decodeImage(image, opts.sampleShape, opts.preprocess, x, k * per);
           const mask = decodeLabelPng(await readFileChecked(maskFile), maskFile);
           if (mask.width !== placed.width || mask.height !== placed.height) {
