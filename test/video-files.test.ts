@@ -419,3 +419,42 @@ test(
     }
   },
 );
+
+test(
+  "the kinetics preset brings Kinetics' mean and std, unless the model has its own; the frame rate is stored",
+  needsFfmpeg,
+  async (t) => {
+    const dir = tempDir('spikeport-kinnorm-', t);
+    ref.videos.slice(0, 2).forEach((v, k) => {
+      fs.mkdirSync(path.join(dir, `c${k}`));
+      fs.copyFileSync(path.join(FIXTURE, v.file), path.join(dir, `c${k}`, v.file));
+    });
+    const rgbNet = (metadata: Record<string, string>): Graph => {
+      const g = buildGraph([3, 4, 16, 16], (b, x) => {
+        const w = b.constant('W', floatTensor([2, 3, 1, 1, 1], [1, 0, 0, 0, 0, 1]));
+        const h = b.op('Relu', [b.op('Conv', [x, w], { kernel_shape: [1, 1, 1] })]);
+        const m = b.op('Flatten', [b.op('GlobalAveragePool', [h])], { axis: 1 });
+        const g2 = b.constant('G', floatTensor([2, 2], [1, -1, -1, 1]));
+        return b.op('Gemm', [m, g2, b.constant('C', floatTensor([2], [0, 0]))], { transB: 1 });
+      });
+      return { ...g, metadata };
+    };
+    const file = path.join(dir, 'rgb.onnx');
+    fs.writeFileSync(file, encodeModel(rgbNet({ 'spikeport.frameRate': '15' })));
+    const spec = `videofiles:${dir}`;
+    const snn = await convert(file, spec, { preprocess: 'kinetics', iterations: 1, batchSize: 2, clipsPerVideo: 2 });
+    assert.deepEqual(snn.meta.normalize, { mean: [0.43216, 0.394666, 0.37645], std: [0.22803, 0.22145, 0.216989] });
+    assert.equal(snn.meta.frameRate, 15); // from the model's metadata
+    assert.equal(snn.meta.preprocess, 'kinetics');
+    const own = { mean: [0.5, 0.5, 0.5], std: [0.25, 0.25, 0.25] };
+    fs.writeFileSync(file, encodeModel(rgbNet({ 'spikeport.normalize': JSON.stringify(own) })));
+    const again = await convert(file, spec, { preprocess: 'kinetics', iterations: 1, batchSize: 2, frameRate: 10 });
+    assert.deepEqual(again.meta.normalize, own);
+    assert.equal(again.meta.frameRate, 10);
+    // Another rate, other frames: the last clip of the 29.97 fps video at 10 and at 15 frames per second.
+    const at = (rate: number) =>
+      openDataset(spec, undefined, { sampleShape: [3, 4, 16, 16], preprocess: { kind: 'kinetics' }, frameRate: rate });
+    const [x10, x15] = await Promise.all([at(10).read([9]), at(15).read([9])]);
+    assert.notDeepEqual(x10.x, x15.x);
+  },
+);

@@ -181,8 +181,8 @@ export async function convert(
     );
   }
   checkDataFits(calib, prepared.inputName, prepared.inputShape);
-  // The kinetics preset brings Kinetics' mean and std, for a model that says nothing of its own.
-  if (!prepared.normalize && calib.preprocess === 'kinetics')
+  // The kinetics preset brings Kinetics' mean and std (RGB), for a model that says nothing of its own.
+  if (!prepared.normalize && calib.preprocess === 'kinetics' && prepared.inputShape[0] === 3)
     prepared = { ...prepared, normalize: { mean: [...KINETICS_NORMALIZE.mean], std: [...KINETICS_NORMALIZE.std] } };
   const tail = await modelTail(prepared, opts); // refuses a bad readout node before calibrating
   const calibration = await calibrate(prepared, calib, opts);
