@@ -398,3 +398,36 @@ test('voc: the SBD-augmented list (train_aug) finds its masks in SegmentationCla
   const { masks } = await d.read([0]);
   assert.deepEqual(Array.from(masks as Uint8Array), Array.from(mask));
 });
+
+test('minArea keeps the images whose kept objects cover more than that many pixels (both COCO openers)', async (t) => {
+  const dir = tempDir('spikeport-cocoarea-', t);
+  const S = 16;
+  await writeScenes(dir, SCENES, S);
+  const spec = `coco:${path.join(dir, 'images')}@${path.join(dir, 'annotations.json')}`;
+  // Object areas per image, VOC categories only: 56 + 33, 36 + 48, 52 (the stop sign left out), none.
+  for (const masks of [true, false]) {
+    const open = (minArea: number) =>
+      openDataset(spec, undefined, {
+        sampleShape: [3, S, S],
+        preprocess: { kind: 'none' },
+        masks,
+        categories: CATEGORY_PRESETS.voc,
+        minArea,
+      });
+    assert.equal(open(0).size, 3, 'images with objects');
+    assert.equal(open(60).size, 2);
+    assert.equal(open(85).size, 1);
+    if (!masks) assert.deepEqual([...new Set(open(60).boxes?.map((b) => b.image))], [0, 1]);
+    assert.throws(() => open(89), /no image has objects of more than 89 pixels/);
+  }
+  // The second image (id 101), read from the set that keeps two: its map, not the first image's.
+  const two = openDataset(spec, undefined, {
+    sampleShape: [3, S, S],
+    preprocess: { kind: 'none' },
+    masks: true,
+    categories: CATEGORY_PRESETS.voc,
+    minArea: 60,
+  });
+  const { masks } = await two.read([1]);
+  assert.equal((masks as Uint8Array)[5 * S + 5], 255); // the car and the tv overlap there
+});

@@ -54,6 +54,7 @@ export const FLAGS: Readonly<Record<string, string>> = {
   frameRate: '--frame-rate',
   clipsPerVideo: '--clips-per-video',
   categories: '--categories',
+  minArea: '--min-area',
   device: '--device',
   shard: '--shard',
   checkpoint: '--checkpoint',
@@ -143,6 +144,7 @@ export interface CalibFlags {
   frameRate?: number;
   clipsPerVideo?: number;
   categories?: number[];
+  minArea?: number;
   biasCalibration?: number;
   potentialCalibration?: number;
   delayFit?: number;
@@ -189,6 +191,7 @@ export function imageOptions(
     ...(rate !== undefined ? { frameRate: rate } : {}),
     ...(f.clipsPerVideo !== undefined ? { clipsPerVideo: f.clipsPerVideo } : {}),
     ...(f.categories !== undefined ? { categories: f.categories } : {}),
+    ...(f.minArea !== undefined ? { minArea: f.minArea } : {}),
     ...(f.task === 'segmentation' ? { masks: true } : {}),
   };
 }
@@ -285,6 +288,11 @@ export function calibrationOptions(cmd: Command): Command {
       '--categories <ids>',
       'coco: the COCO category ids whose position is the class (0 = background), or the preset voc (the 20 VOC classes, as torchvision selects them); other categories are left out',
       categoriesValue,
+    )
+    .option(
+      '--min-area <pixels>',
+      "coco, calibration data: only images whose objects (of the kept categories) cover more than this many pixels by their area fields, as torchvision's segmentation reference picks its training images (1000)",
+      num,
     )
     .option(
       '--preprocess <preset>',

@@ -119,7 +119,11 @@ export async function runSimulate(
     const data = openDataset(
       f.data,
       f.limit,
-      imageOptions(f, snn.spec.inputShape, f.preprocess ?? snn.meta.preprocess, snn.meta.frameRate),
+      // (--min-area picks calibration images; every test image is scored.)
+      {
+        ...imageOptions(f, snn.spec.inputShape, f.preprocess ?? snn.meta.preprocess, snn.meta.frameRate),
+        minArea: undefined,
+      },
     );
     const options = {
       // The per-site analysis reads θ-amplitude spikes: a unit-spike file skips it (as a loop-form file does).

@@ -317,3 +317,23 @@ export function keptCategories(
   });
   return kept;
 }
+
+/**
+ * The images torchvision's segmentation reference trains on: those with objects (of the kept
+ * categories) whose COCO `area` fields add up to more than `minArea` pixels (the reference uses
+ * 1000). `areas[i]`: the areas of image i's kept objects. Returns the indices kept, ascending.
+ */
+export function imagesWithObjects(areas: readonly (readonly number[])[], minArea: number): number[] {
+  const kept: number[] = [];
+  areas.forEach((a, i) => {
+    if (a.length > 0 && a.reduce((p, q) => p + q, 0) > minArea) kept.push(i);
+  });
+  return kept;
+}
+
+/** An annotation's `area`, checked (for minArea). */
+export function areaOf(a: { area?: unknown }, where: string): number {
+  if (typeof a.area !== 'number' || !Number.isFinite(a.area) || a.area < 0)
+    throw new SpikeportError('invalid-data', `${where} has no "area" (a number of pixels ≥ 0), which minArea needs`);
+  return a.area;
+}

@@ -16,11 +16,20 @@ import type { Dataset } from './dataset.js';
 import { checkIndices } from './dataset.js';
 import { DECODE_CONCURRENCY, checkImageShape, decodeImage, limited, type ImageOptions } from './images.js';
 import { formatPreprocess, placeMask } from './preprocess.js';
-import { classMap, keptCategories, parseSegmentation, type MaskObject } from './coco-masks.js';
+import {
+  areaOf,
+  classMap,
+  imagesWithObjects,
+  keptCategories,
+  parseSegmentation,
+  type MaskObject,
+} from './coco-masks.js';
 
 export interface CocoSegmentationOptions extends ImageOptions {
   /** COCO category ids by class index (0 = background); default: all, in the file's order, after background. */
   readonly categories?: readonly number[];
+  /** Keep only images whose kept objects' areas add up to more than this (data/coco-masks.ts imagesWithObjects). */
+  readonly minArea?: number;
 }
 
 interface CocoImage {
@@ -96,25 +105,38 @@ export function openCocoSegmentation(
   const labelOf = keptCategories(ids, names, annotations);
   const classes = ids.map((id) => (id === 0 ? 'background' : (names.get(id) as string)));
 
-  (j.annotations as { image_id?: unknown; category_id?: unknown; segmentation?: unknown }[]).forEach((a, k) => {
-    const i = typeof a.image_id === 'number' ? index.get(a.image_id) : undefined;
-    if (i === undefined)
-      throw where(`annotations[${k}] refers to the image id ${JSON.stringify(a.image_id)}, which is not in "images"`);
-    if (typeof a.category_id !== 'number' || !names.has(a.category_id))
-      throw where(
-        `annotations[${k}] has the category id ${JSON.stringify(a.category_id)}, which is not in "categories"`,
+  const areas: number[][] = images.map(() => []);
+  (j.annotations as { image_id?: unknown; category_id?: unknown; segmentation?: unknown; area?: unknown }[]).forEach(
+    (a, k) => {
+      const i = typeof a.image_id === 'number' ? index.get(a.image_id) : undefined;
+      if (i === undefined)
+        throw where(`annotations[${k}] refers to the image id ${JSON.stringify(a.image_id)}, which is not in "images"`);
+      if (typeof a.category_id !== 'number' || !names.has(a.category_id))
+        throw where(
+          `annotations[${k}] has the category id ${JSON.stringify(a.category_id)}, which is not in "categories"`,
+        );
+      const label = labelOf.get(a.category_id);
+      if (label === undefined) return; // a category left out
+      const im = images[i];
+      const segmentation = parseSegmentation(
+        a.segmentation,
+        im.height,
+        im.width,
+        `${annotations}: annotations[${k}].segmentation`,
       );
-    const label = labelOf.get(a.category_id);
-    if (label === undefined) return; // a category left out
-    const im = images[i];
-    const segmentation = parseSegmentation(
-      a.segmentation,
-      im.height,
-      im.width,
-      `${annotations}: annotations[${k}].segmentation`,
-    );
-    im.objects.push({ label, segmentation });
-  });
+      im.objects.push({ label, segmentation });
+      if (opts.minArea !== undefined) areas[i].push(areaOf(a, `${annotations}: annotations[${k}]`));
+    },
+  );
+  if (opts.minArea !== undefined) {
+    const kept = imagesWithObjects(areas, opts.minArea).map((i) => images[i]);
+    if (kept.length === 0)
+      throw new SpikeportError(
+        'invalid-data',
+        `${annotations}: no image has objects of more than ${opts.minArea} pixels in all (minArea)`,
+      );
+    images.splice(0, images.length, ...kept);
+  }
 
   const per = C * H * W;
   return {

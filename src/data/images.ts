@@ -37,7 +37,7 @@ import {
 import { decodeLabelPng } from './png.js';
 import { resizeTensorBilinear } from './tensor-resize.js';
 import type { DetectionBox } from './dataset.js';
-import { keptCategories } from './coco-masks.js';
+import { areaOf, imagesWithObjects, keptCategories } from './coco-masks.js';
 
 /** The image files a folder source reads (lower-case extensions, as torchvision compares them). */
 export const IMAGE_EXTENSIONS = ['.jpg', '.jpeg', '.png', '.webp'] as const;
@@ -460,7 +460,11 @@ export function openCoco(
   spec: string,
   imagesDir: string,
   annotations: string,
-  opts: ImageOptions & { readonly classNames?: readonly string[]; readonly categories?: readonly number[] },
+  opts: ImageOptions & {
+    readonly classNames?: readonly string[];
+    readonly categories?: readonly number[];
+    readonly minArea?: number;
+  },
 ): Dataset {
   checkImageShape(spec, opts.sampleShape);
   let json: unknown;
@@ -505,36 +509,46 @@ export function openCoco(
     : opts.categories
       ? opts.categories.map((id) => (id === 0 ? 'background' : (names.get(id) as string)))
       : [...names.values()];
-  const boxes: DetectionBox[] = [];
-  (j.annotations as { image_id?: unknown; category_id?: unknown; bbox?: unknown; iscrowd?: unknown }[]).forEach(
-    (a, k) => {
-      const image = index.get(a.image_id as number);
-      if (image === undefined)
-        throw where(`annotations[${k}] refers to the image id ${String(a.image_id)}, which is not in "images"`);
-      const label = categories.get(a.category_id as number);
-      if (label === undefined && kept && names.has(a.category_id as number)) return; // a category left out
-      if (label === undefined) {
-        const name = names.get(a.category_id as number);
-        throw where(
-          name === undefined
-            ? `annotations[${k}] has the category id ${String(a.category_id)}, which is not in "categories"`
-            : `annotations[${k}] has the category "${name}", which is not one of the model's classes (--classes)`,
-        );
-      }
-      const b = a.bbox;
-      if (!Array.isArray(b) || b.length !== 4 || !b.every((v) => typeof v === 'number' && Number.isFinite(v)))
-        throw where(`annotations[${k}].bbox must be [x, y, w, h]`);
-      boxes.push({
-        image,
-        label,
-        x: b[0],
-        y: b[1],
-        w: b[2],
-        h: b[3],
-        ...(a.iscrowd === 1 ? { crowd: true as const } : {}),
-      });
-    },
-  );
+  let boxes: DetectionBox[] = [];
+  const areas: number[][] = images.map(() => []);
+  (
+    j.annotations as { image_id?: unknown; category_id?: unknown; bbox?: unknown; iscrowd?: unknown; area?: unknown }[]
+  ).forEach((a, k) => {
+    const image = index.get(a.image_id as number);
+    if (image === undefined)
+      throw where(`annotations[${k}] refers to the image id ${String(a.image_id)}, which is not in "images"`);
+    const label = categories.get(a.category_id as number);
+    if (label === undefined && kept && names.has(a.category_id as number)) return; // a category left out
+    if (label === undefined) {
+      const name = names.get(a.category_id as number);
+      throw where(
+        name === undefined
+          ? `annotations[${k}] has the category id ${String(a.category_id)}, which is not in "categories"`
+          : `annotations[${k}] has the category "${name}", which is not one of the model's classes (--classes)`,
+      );
+    }
+    const b = a.bbox;
+    if (!Array.isArray(b) || b.length !== 4 || !b.every((v) => typeof v === 'number' && Number.isFinite(v)))
+      throw where(`annotations[${k}].bbox must be [x, y, w, h]`);
+    boxes.push({
+      image,
+      label,
+      x: b[0],
+      y: b[1],
+      w: b[2],
+      h: b[3],
+      ...(a.iscrowd === 1 ? { crowd: true as const } : {}),
+    });
+    if (opts.minArea !== undefined) areas[image].push(areaOf(a, `${annotations}: annotations[${k}]`));
+  });
+  if (opts.minArea !== undefined) {
+    // Only images with enough object pixels (torchvision's segmentation reference trains on these).
+    const kept = imagesWithObjects(areas, opts.minArea);
+    if (kept.length === 0) throw where(`no image has objects of more than ${opts.minArea} pixels in all (minArea)`);
+    const renumber = new Map(kept.map((old, i) => [old, i]));
+    boxes = boxes.filter((b) => renumber.has(b.image)).map((b) => ({ ...b, image: renumber.get(b.image) as number }));
+    images.splice(0, images.length, ...kept.map((i) => images[i]));
+  }
   const per = opts.sampleShape.reduce((p, q) => p * q, 1);
   return {
     name: spec,

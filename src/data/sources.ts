@@ -123,6 +123,12 @@ export interface OpenOptions {
    * preset (data/coco-masks.ts); annotations of other categories are left out.
    */
   readonly categories?: readonly number[];
+  /**
+   * coco: keep only images whose objects (of the kept categories) add up to more than this many
+   * pixels by their `area` fields, as torchvision's segmentation reference selects its training
+   * images (with 1000); for calibration data.
+   */
+  readonly minArea?: number;
   /** videofiles: resample every video to this many frames per second (absent: each video's own rate). */
   readonly frameRate?: number;
   /** videofiles: clips taken from each video, evenly spaced (default 5). */
@@ -164,6 +170,12 @@ function openImages(spec: string, kind: string, rest: string, options: OpenOptio
   const at = rest.lastIndexOf('@');
   if (at <= 0 || at === rest.length - 1)
     throw new SpikeportError('invalid-data', `data set "${spec}": expected coco:IMAGES_DIR@ANNOTATIONS.json`);
+  if (options.minArea !== undefined && !(typeof options.minArea === 'number' && options.minArea >= 0))
+    throw new SpikeportError(
+      'invalid-option',
+      `minArea must be a number of pixels ≥ 0 (got ${String(options.minArea)})`,
+      'minArea',
+    );
   if (options.classNames && options.categories)
     throw new SpikeportError(
       'invalid-option',
@@ -174,11 +186,13 @@ function openImages(spec: string, kind: string, rest: string, options: OpenOptio
     return openCocoSegmentation(spec, rest.slice(0, at), rest.slice(at + 1), {
       ...opts,
       ...(options.categories ? { categories: options.categories } : {}),
+      ...(options.minArea !== undefined ? { minArea: options.minArea } : {}),
     });
   return openCoco(spec, rest.slice(0, at), rest.slice(at + 1), {
     ...opts,
     classNames: options.classNames,
     categories: options.categories,
+    minArea: options.minArea,
   });
 }
 
