@@ -39,15 +39,16 @@ import {
 import { checkPreprocess } from './convert.js';
 import { checkFrameRate } from '../data/video-files.js';
 
-export type DelayRule = 'auto' | 'fit' | 'off' | number;
+export type DelayRule = 'auto' | 'fit' | 'half' | 'off' | number;
 
 export interface SimulateOptions extends RuntimeOptions {
   /** Numbers of time steps to report (default 8, 16, 32, 64, 128, 256); one simulation of the largest. */
   readonly T?: readonly number[];
   /**
    * Where the readout window starts: `auto` (default) uses d = min(d̂, ⌊T/2⌋) with the estimated
-   * delay d̂; `fit` the delay fitted per T at conversion (convert's `delayFit`); `off` averages
-   * all steps; a number d averages steps d+1..T (at most T−1 discarded).
+   * delay d̂; `fit` the delay fitted per T at conversion (convert's `delayFit`); `half` d = ⌊T/2⌋
+   * (the paper's setting for segmentation); `off` averages all steps; a number d averages steps
+   * d+1..T (at most T−1 discarded).
    */
   readonly delay?: DelayRule;
   /** Samples per batch (default 100). */
@@ -137,10 +138,11 @@ export function resolveSimulateOptions(options: SimulateOptions = {}): ResolvedS
   if (
     o.delay !== 'auto' &&
     o.delay !== 'fit' &&
+    o.delay !== 'half' &&
     o.delay !== 'off' &&
     !(typeof o.delay === 'number' && Number.isInteger(o.delay) && o.delay >= 0)
   ) {
-    throw optionError('delay', `must be "auto", "fit", "off" or an integer ≥ 0 (got ${String(o.delay)})`);
+    throw optionError('delay', `must be "auto", "fit", "half", "off" or an integer ≥ 0 (got ${String(o.delay)})`);
   }
   if (typeof o.references !== 'boolean')
     throw optionError('references', `must be true or false (got ${String(o.references)})`);
@@ -172,6 +174,7 @@ export function resolveSimulateOptions(options: SimulateOptions = {}): ResolvedS
 export function delayFor(rule: DelayRule, T: number, delay: SnnMetadata['delay']): number {
   if (rule === 'auto') return delayAt(T, delay.estimated);
   if (rule === 'off') return 0;
+  if (rule === 'half') return Math.floor(T / 2);
   if (rule === 'fit') {
     const fitted = delay.fitted;
     if (!fitted)
@@ -202,6 +205,7 @@ function pictureWindows(
 function ruleText(rule: DelayRule): string {
   if (rule === 'auto') return 'min(estimated, floor(T/2))';
   if (rule === 'fit') return 'fitted (label-free)';
+  if (rule === 'half') return 'floor(T/2)';
   return `fixed ${rule === 'off' ? 0 : rule}`;
 }
 

@@ -118,7 +118,7 @@ function picojoules(v: string): number {
 }
 
 function delayValue(v: string): DelayRule {
-  return v === 'auto' || v === 'off' || v === 'fit' ? v : integer(v);
+  return v === 'auto' || v === 'off' || v === 'fit' || v === 'half' ? v : integer(v);
 }
 
 export interface CalibFlags {
@@ -471,7 +471,7 @@ export function simulateOptions(cmd: Command): Command {
     .addOption(stepsOption())
     .option(
       '--delay <d>',
-      'readout window start: auto = min(d̂, ⌊T/2⌋), fit = the label-free fit made by convert --delay-fit, off = 0, or a number of steps',
+      "readout window start: auto = min(d̂, ⌊T/2⌋), fit = the label-free fit made by convert --delay-fit, half = ⌊T/2⌋ (the paper's segmentation setting), off = 0, or a number of steps",
       delayValue,
       SIMULATE_DEFAULTS.delay,
     )
