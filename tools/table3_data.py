@@ -57,8 +57,9 @@ def coco(split, n):
             poly = polygon(w, h)
             draw.polygon(poly, fill=colour(VOC_IDS.index(cat)) if cat in VOC_IDS else (128, 128, 128))
             xs, ys = poly[0::2], poly[1::2]
+            area = 0.5 * abs(sum(xs[j] * ys[j - 1] - xs[j - 1] * ys[j] for j in range(len(xs))))
             annotations.append({"id": len(annotations) + 1, "image_id": 1000 + i, "category_id": cat, "iscrowd": 0,
-                                "segmentation": [poly], "area": 0.0,
+                                "segmentation": [poly], "area": round(area, 2),
                                 "bbox": [min(xs), min(ys), max(xs) - min(xs), max(ys) - min(ys)]})
         if i % 2 == 0:
             # A crowd of people as uncompressed RLE (column-major runs): a band at the bottom.
@@ -70,7 +71,8 @@ def coco(split, n):
             counts.append(w * h - last)
             draw.rectangle([w // 4, y0, w // 2 - 1, h - 1], fill=colour(15))
             annotations.append({"id": len(annotations) + 1, "image_id": 1000 + i, "category_id": 1, "iscrowd": 1,
-                                "segmentation": {"counts": counts, "size": [h, w]}, "area": 0.0,
+                                "segmentation": {"counts": counts, "size": [h, w]},
+                                "area": float((w // 2 - w // 4) * (h - y0)),
                                 "bbox": [w // 4, y0, w // 4, h - y0]})
         name = f"{1000 + i:012d}.jpg"
         img.save(os.path.join(folder, name), quality=95)
