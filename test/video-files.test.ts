@@ -458,3 +458,25 @@ test(
     assert.notDeepEqual(x10.x, x15.x);
   },
 );
+
+test('file names that look like options or protocols are still files', needsFfmpeg, async (t) => {
+  const dir = tempDir('spikeport-videonames-', t);
+  fs.mkdirSync(path.join(dir, 'a'));
+  // A name FFmpeg would read as an option, one as a protocol URL, one with a shell's specials.
+  const names = ['-f.mp4', 'concat:x.mp4|y.mp4', "it's $(x) & y.mp4"];
+  for (const n of names) fs.copyFileSync(path.join(FIXTURE, 'a30.mp4'), path.join(dir, 'a', n));
+  const d = openDataset(`videofiles:${dir}`, undefined, {
+    sampleShape: [3, 4, 16, 16],
+    preprocess: { kind: 'kinetics' },
+    frameRate: 15,
+    clipsPerVideo: 5,
+  });
+  assert.equal(d.size, 15);
+  const { x } = await d.read([0, 5, 10]);
+  const per = 3 * 4 * 16 * 16;
+  const want = Buffer.from(ref.videos[0].sampled[0].kinetics, 'base64');
+  for (let k = 0; k < 3; k++)
+    for (let c = 0; c < 3; c++)
+      for (let f = 0; f < 4; f++)
+        for (let p = 0; p < 256; p++) assert.equal(x[k * per + (c * 4 + f) * 256 + p], want[(f * 256 + p) * 3 + c]);
+});
