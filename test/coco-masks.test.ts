@@ -139,6 +139,7 @@ test('category lists: the voc preset is torchvision’s 21, ids and ranges parse
   assert.deepEqual(parseCategories('0-3,9'), [0, 1, 2, 3, 9]);
   assert.equal(parseCategories('3-1'), null);
   assert.equal(parseCategories('x'), null);
+  assert.equal(parseCategories('9007199254740993'), null); // past exact integers: refused, not looped over
 });
 
 /** The COCO categories of a generated set: the 20 VOC ones plus "stop sign" (13), which VOC has not. */

@@ -287,7 +287,8 @@ export function parseCategories(text: string): number[] | null {
   for (const part of text.split(',')) {
     const [a, b] = part.split('-').map(Number);
     const end = b ?? a;
-    if (end < a || end - a > 100_000) return null;
+    // Category ids are small integers; a range is at most a few hundred of them.
+    if (!Number.isSafeInteger(end) || end > 2 ** 31 || end < a || end - a > 100_000) return null;
     for (let i = a; i <= end; i++) ids.push(i);
   }
   return ids;
