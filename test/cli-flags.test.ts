@@ -43,6 +43,8 @@ const INTEGER = new Set([
   '--shard-count',
   '--workers',
   '--counts',
+  '--weight-bits',
+  '--target-T',
 ]);
 /** Flags whose values are real numbers (lists of them for --mean and --std). */
 const DECIMAL = new Set([

@@ -5,18 +5,22 @@ import { CONVERT_DEFAULTS, convert, declaredInputShape, resolveConvertOptions } 
 import { loadModel } from '../model/load.js';
 import { SPIKE_FORMS, type SnnForm, type SpikeForm } from '../snn/format.js';
 import { checkPaths } from '../files.js';
-import { calibrationOptions, convertOptionsFrom, imageOptions, inputPaths, type CalibFlags } from './options.js';
+import { calibrationOptions, convertOptionsFrom, imageOptions, inputPaths, int, type CalibFlags } from './options.js';
 import { progressReporter } from './progress.js';
 import { outputPaths, table, writeOutputs } from './output.js';
 import { openDataset } from '../data/sources.js';
 import { storedFrameRate } from '../model/prepare.js';
+import { TARGETS, toNirGraph } from '../api/nir.js';
 
 interface ConvertFlags extends CalibFlags {
   data: string;
   out: string;
   json?: string;
   format: SnnForm;
-  spikes: SpikeForm;
+  spikes?: SpikeForm;
+  target?: string;
+  targetT?: number;
+  weightBits?: number;
 }
 
 export function convertCommand(): Command {
@@ -41,16 +45,32 @@ export function convertCommand(): Command {
         new Option(
           '--spikes <form>',
           'amplitude: a spike carries its threshold θ; unit: θ folded into the weights, every neuron has threshold 1 and emits 0/1 (for hardware and NIR export; same readout)',
-        )
-          .choices([...SPIKE_FORMS])
-          .default(CONVERT_DEFAULTS.spikes),
+        ).choices([...SPIKE_FORMS]),
       )
+      .addOption(
+        new Option(
+          '--target <profile>',
+          'calibrate for what this NIR target computes (no θ/2 start, its reset, its arithmetic; docs/nir.md): corrections kept in the file for export nir and --as-target; implies --spikes unit',
+        ).choices([...TARGETS]),
+      )
+      .option(
+        '--target-T <n>',
+        `the T the target corrections are tuned for (default ${CONVERT_DEFAULTS.targetT})`,
+        int(1),
+      )
+      .option('--weight-bits <n>', 'with --target: calibrate with N-bit integer weights on the target', int(0))
       .option('--json <file>', 'write a conversion summary as JSON'),
   ).action(async (model: string, f: ConvertFlags) => {
     const prog = progressReporter(!f.quiet);
     try {
       checkPaths(inputPaths(model, f), outputPaths(f)); // nothing is read or computed before the files are right
-      const opts = resolveConvertOptions({ ...convertOptionsFrom(f, prog.report), spikes: f.spikes });
+      const opts = resolveConvertOptions({
+        ...convertOptionsFrom(f, prog.report),
+        ...(f.spikes ? { spikes: f.spikes } : {}),
+        ...(f.target ? { target: f.target } : {}),
+        ...(f.targetT !== undefined ? { targetT: f.targetT } : {}),
+        ...(f.weightBits !== undefined ? { weightBits: f.weightBits } : {}),
+      });
       const loaded = loadModel(model);
       const calib = openDataset(
         f.data,
@@ -59,6 +79,7 @@ export function convertCommand(): Command {
       );
       const snn = await convert(loaded, calib, opts);
       const bytes = snn.toBytes(f.format);
+      const targetNotes = snn.meta.target ? toNirGraph(snn, snn.meta.target.profile).notes : [];
       prog.stop();
       const d = snn.describe();
       const seconds = snn.timing?.convert ?? 0;
@@ -76,6 +97,7 @@ export function convertCommand(): Command {
         delay: snn.meta.delay,
         seconds,
         ...(snn.meta.corrections ? { corrections: snn.meta.corrections, refineSeconds: snn.timing?.refine } : {}),
+        ...(snn.meta.target ? { target: snn.meta.target } : {}),
         thresholds: d.sites.map((s) => ({ site: s.node, mean: s.thetaMean, max: s.thetaMax })),
       };
       // Written last, together: the SNN and its summary, or neither.
@@ -104,6 +126,7 @@ export function convertCommand(): Command {
               `delays fitted for T ≤ ${snn.meta.delay.fitted.length} on ${c?.delayFitSamples} samples (simulate --delay fit)`,
             ]
           : []),
+        ...(snn.meta.target ? [`converted for ${snn.meta.target.profile}`] : []),
         ...(d.spikes === 'unit'
           ? [
               `unit spikes (θ folded into the weights${d.scaleNodes.length ? `, ${d.scaleNodes.length} scale node${d.scaleNodes.length > 1 ? 's' : ''} where branches meet: ${d.scaleNodes.join(', ')}` : ''})`,
@@ -113,6 +136,10 @@ export function convertCommand(): Command {
       process.stdout.write(
         `wrote ${f.out}: ${d.sites.length} neuron sites, ${d.calibration.method} (${d.calibration.iterations} iterations × ${d.calibration.batchSize}), estimated delay d̂ = ${d.delay}, ${seconds.toFixed(1)} s${extra.length ? `; ${extra.join('; ')}` : ''}\n`,
       );
+      if (snn.meta.target)
+        process.stdout.write(
+          `for ${snn.meta.target.profile} (export nir --target ${snn.meta.target.profile} writes them):\n${targetNotes.map((n) => `  - ${n}\n`).join('')}`,
+        );
     } finally {
       prog.stop();
     }

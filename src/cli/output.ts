@@ -89,3 +89,34 @@ export function energySummary(e: EnergyReport): string {
   const last = e.perT[e.perT.length - 1];
   return `energy (${e.constants.name}): ANN ${si(e.ann.macs)} MACs, ${e.ann.fpsPerW.toFixed(1)} FPS/W; SNN at T=${last.T} ${si(last.sops)} SOPs, ${last.fpsPerW.toFixed(1)} FPS/W; ${at(e.sops90, 90)}; ${at(e.sops95, 95)}\n`;
 }
+
+/**
+ * Where a simulate command's time went, in one line: the simulation on the wall clock, its setup
+ * (graphs and ONNX Runtime sessions) and its time steps (per sample-step), the references, and
+ * the whole command since its process started.
+ */
+export function timeSummary(r: SimulateRecord, commandSeconds: number): string {
+  const s = (v: number | undefined): string => (v === undefined ? '?' : `${v.toFixed(1)} s`);
+  const range = (v: readonly (number | undefined)[]): string => {
+    const k = v.filter((x): x is number => x !== undefined);
+    if (!k.length) return '?';
+    const [lo, hi] = [Math.min(...k), Math.max(...k)];
+    return lo.toFixed(1) === hi.toFixed(1) ? `${lo.toFixed(1)} s` : `${lo.toFixed(1)}–${hi.toFixed(1)} s`;
+  };
+  const t = r.times ?? {};
+  const sampleSteps = r.samples * (r.results.length ? r.results[r.results.length - 1].T : 0);
+  const perStep = (steps: number | undefined): string =>
+    steps !== undefined && sampleSteps > 0 ? `, ${((1000 * steps) / sampleSteps).toFixed(2)} ms per sample-step` : '';
+  const parts = t.workers
+    ? [
+        `simulation ${s(r.simulationSeconds)} on the wall clock in ${t.workers.length} workers (each: setup ${range(t.workers.map((w) => w.setupSeconds))}, time steps ${range(t.workers.map((w) => w.stepSeconds))})`,
+        ...(t.workers.some((w) => w.referencesSeconds !== undefined)
+          ? [`references ${range(t.workers.map((w) => w.referencesSeconds))} each`]
+          : []),
+      ]
+    : [
+        `simulation ${s(r.simulationSeconds)}: setup ${s(t.setupSeconds)} (graphs and sessions), time steps ${s(t.stepSeconds)}${perStep(t.stepSeconds)}`,
+        ...(t.referencesSeconds !== undefined ? [`references ${s(t.referencesSeconds)}`] : []),
+      ];
+  return `time: ${[...parts, `the whole command ${s(commandSeconds)}`].join('; ')}\n`;
+}
