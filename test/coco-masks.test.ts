@@ -63,6 +63,10 @@ test('a polygon covers the pixels whose centres lie inside it (integer corners, 
   ]);
   // Centres on a horizontal edge: out on the top edge (row 1, y = 1.5), in on the bottom one (row 2, y = 2.5).
   assert.deepEqual(polygonMask([0, 1.5, 1, 1.5, 1, 2.5, 0, 2.5], 4, 1), [[0], [0], [1], [0]]);
+  // Centres on vertical edges: pycocotools rounds a vertex half up on its 5× grid (x = 1.5 → 8,
+  // 3.5 → 18) and samples column c at 5c + 2, so of the centres 1.5, 2.5, 3.5 (columns 1–3) the
+  // one on the left edge stays out and the one on the right edge is in (truncating: columns 1–2).
+  assert.deepEqual(polygonMask([1.5, 0, 3.5, 0, 3.5, 1, 1.5, 1], 1, 5), [[0, 0, 1, 1, 0]]);
   // Clockwise or counter-clockwise: the same pixels.
   assert.deepEqual(polygonMask([1, 4, 4, 4, 4, 1, 1, 1], 5, 6), polygonMask([1, 1, 4, 1, 4, 4, 1, 4], 5, 6));
   // Past the image's edge (within the allowed slack): cut at the border.
