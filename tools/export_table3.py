@@ -93,8 +93,16 @@ for name, (make, shape, metadata) in MODELS.items():
         continue
     net = make(pretrained)
     if checkpoint:
-        state = torch.load(checkpoint, map_location="cpu")
-        net.load_state_dict(state.get("model", state), strict=False)
+        # weights_only: a .pth is a pickle, and a pickle can run code.
+        state = torch.load(checkpoint, map_location="cpu", weights_only=True)
+        loaded = net.load_state_dict(state.get("model", state), strict=False)
+        # The reference trains with an auxiliary head that is not exported; anything else missing
+        # or left over means the checkpoint is not this network's.
+        extra = [k for k in loaded.unexpected_keys if not k.startswith("aux_classifier.")]
+        if loaded.missing_keys or extra:
+            wrong = (loaded.missing_keys or extra)[0]
+            sys.exit(f"{checkpoint}: not a {name} checkpoint ({len(loaded.missing_keys)} weights missing, "
+                     f"{len(extra)} unknown, e.g. {wrong})")
     elif not pretrained:
         for m in net.modules():
             if isinstance(m, (torch.nn.BatchNorm2d, torch.nn.BatchNorm3d)):
