@@ -361,8 +361,8 @@ const MUTANTS = [
     id: 'nir-threshold-half',
     what: 'NIR IF v_threshold written as the firing level ½ instead of 1',
     file: 'src/nir/graph.ts',
-    find: "{ type: 'IF', r: full(1), vThreshold: full(1), vReset: full(0) }",
-    replace: "{ type: 'IF', r: full(1), vThreshold: full(0.5), vReset: full(0) }",
+    find: 'vThreshold: perNeuron(th, 1)',
+    replace: 'vThreshold: perNeuron(th, 0.5)',
     tests: ['nir-semantics'],
   },
   {
@@ -396,8 +396,8 @@ const MUTANTS = [
     id: 'nir-sim-fire-geq',
     what: 'the NIR file simulation fires at v ≥ threshold',
     file: 'src/nir/simulate.ts',
-    find: 'if (v[i] > node.vThreshold.data[j]) {',
-    replace: 'if (v[i] >= node.vThreshold.data[j]) {',
+    find: ': v[i] > th ? 1 : 0;',
+    replace: ': v[i] >= th ? 1 : 0;',
     tests: ['nir-semantics'],
     only: ["target's IF neuron"],
   },
@@ -408,8 +408,8 @@ const MUTANTS = [
       { file: 'src/nir/target.ts', find: "opType: 'Greater',", replace: "opType: 'GreaterOrEqual'," },
       {
         file: 'src/nir/simulate.ts',
-        find: 'if (v[i] > node.vThreshold.data[j]) {',
-        replace: 'if (v[i] >= node.vThreshold.data[j]) {',
+        find: ': v[i] > th ? 1 : 0;',
+        replace: ': v[i] >= th ? 1 : 0;',
       },
     ],
     tests: ['nir-semantics'],
@@ -421,8 +421,13 @@ const MUTANTS = [
     edits: [
       {
         file: 'src/nir/graph.ts',
-        find: "return target === 'sinabs' || target === 'spinnaker2' ? 'subtract' : 'zero';",
-        replace: "return target === 'sinabs' || target === 'spinnaker2' ? 'zero' : 'subtract';",
+        find: 'return PROFILES[target].reset;',
+        replace: "return PROFILES[target].reset === 'subtract' ? 'zero' : 'subtract';",
+      },
+      {
+        file: 'src/nir/simulate.ts',
+        find: "v[i] = p.reset === 'subtract' ? v[i] - k * th : at(node.vReset.data, j);",
+        replace: "v[i] = p.reset !== 'subtract' ? v[i] - k * th : at(node.vReset.data, j);",
       },
     ],
     tests: ['nir-semantics'],
