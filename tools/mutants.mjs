@@ -377,18 +377,18 @@ const MUTANTS = [
   {
     id: 'target-fire-geq',
     what: 'a target neuron fires at v ≥ threshold (asTarget)',
-    file: 'src/nir/target.ts',
-    find: "opType: 'Greater',",
-    replace: "opType: 'GreaterOrEqual',",
+    file: 'src/nir/onnx.ts',
+    find: "const fired = b.op('Greater', [v1, th]);",
+    replace: "const fired = b.op('GreaterOrEqual', [v1, th]);",
     tests: ['nir-semantics'],
     only: ["target's IF neuron"],
   },
   {
     id: 'target-reset-swapped',
     what: 'asTarget resets to zero where the target subtracts, and subtracts where it resets',
-    file: 'src/nir/target.ts',
-    find: "if (reset === 'zero') {",
-    replace: "if (reset !== 'zero') {",
+    file: 'src/nir/onnx.ts',
+    find: "      p.reset === 'subtract'\n",
+    replace: "      p.reset !== 'subtract'\n",
     tests: ['nir-semantics'],
     only: ["target's IF neuron"],
   },
@@ -407,6 +407,11 @@ const MUTANTS = [
     edits: [
       { file: 'src/nir/target.ts', find: "opType: 'Greater',", replace: "opType: 'GreaterOrEqual'," },
       {
+        file: 'src/nir/onnx.ts',
+        find: "const fired = b.op('Greater', [v1, th]);",
+        replace: "const fired = b.op('GreaterOrEqual', [v1, th]);",
+      },
+      {
         file: 'src/nir/simulate.ts',
         find: ': v[i] > th ? 1 : 0;',
         replace: ': v[i] >= th ? 1 : 0;',
@@ -424,6 +429,7 @@ const MUTANTS = [
         find: 'return PROFILES[target].reset;',
         replace: "return PROFILES[target].reset === 'subtract' ? 'zero' : 'subtract';",
       },
+      { file: 'src/nir/onnx.ts', find: "      p.reset === 'subtract'\n", replace: "      p.reset !== 'subtract'\n" },
       {
         file: 'src/nir/simulate.ts',
         find: "v[i] = p.reset === 'subtract' ? v[i] - k * th : at(node.vReset.data, j);",
