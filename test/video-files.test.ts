@@ -22,6 +22,8 @@ import { simulateWindows } from '../src/evaluate/windows.js';
 import { buildGraph } from './helpers.js';
 import { floatTensor, type Graph } from '../src/graph/ir.js';
 import { tempDir } from './temp.js';
+import { checkClassCount } from '../src/tasks/task.js';
+import type { SpikeportError } from '../src/errors.js';
 
 const FIXTURE = path.join(process.cwd(), 'test', 'fixtures', 'video');
 const CLI = path.join(process.cwd(), 'dist', 'src', 'cli', 'main.js');
@@ -480,3 +482,44 @@ test('file names that look like options or protocols are still files', needsFfmp
       for (let f = 0; f < 4; f++)
         for (let p = 0; p < 256; p++) assert.equal(x[k * per + (c * 4 + f) * 256 + p], want[(f * 256 + p) * 3 + c]);
 });
+
+test(
+  "video files: class folders matched by the model's class names, and links out of the folder refused",
+  needsFfmpeg,
+  (t) => {
+    const dir = tempDir('spikeport-videonamed-', t);
+    const outside = tempDir('spikeport-videoout-', t);
+    for (const [c, v] of [
+      ['a', 'a30.mp4'],
+      ['b', 'b2997.mp4'],
+    ]) {
+      fs.mkdirSync(path.join(dir, c));
+      fs.copyFileSync(path.join(FIXTURE, v), path.join(dir, c, v));
+    }
+    const open = (o: { classNames?: string[]; followLinks?: boolean } = {}) =>
+      openDataset(`videofiles:${dir}`, undefined, { sampleShape: [3, 4, 16, 16], clipsPerVideo: 2, ...o });
+    // Folders sorted by name give the labels; with the model's names, each folder is the class of its name.
+    assert.deepEqual(Array.from(open().labels ?? []), [0, 0, 1, 1]);
+    const named = open({ classNames: ['b', 'a', 'c'] });
+    assert.deepEqual(Array.from(named.labels ?? []), [1, 1, 0, 0]);
+    assert.deepEqual(named.classes, ['b', 'a', 'c']);
+    assert.throws(
+      () => open({ classNames: ['a', 'c'] }),
+      (e: SpikeportError) => e.field === 'classNames' && e.message.includes(path.join(dir, 'b')),
+    );
+    // Two class folders for a model of three classes: refused, pointing to classNames.
+    assert.throws(
+      () => checkClassCount(open(), 3),
+      (e: SpikeportError) => e.field === 'classNames' && /2 classes but the model scores 3/.test(e.message),
+    );
+    checkClassCount(named, 3);
+    // A video reached by a link that leaves the data set's folder: refused, naming the link, unless followed.
+    fs.copyFileSync(path.join(FIXTURE, 'a30.mp4'), path.join(outside, 'x.mp4'));
+    fs.symlinkSync(path.join(outside, 'x.mp4'), path.join(dir, 'a', 'link.mp4'));
+    assert.throws(
+      () => open(),
+      (e: SpikeportError) => e.field === 'followLinks' && e.message.includes(path.join(dir, 'a', 'link.mp4')),
+    );
+    assert.equal(open({ followLinks: true }).size, 6);
+  },
+);

@@ -4,7 +4,7 @@
  * estimated once, for every T (docs/algorithm.md §2, §3, §5).
  */
 import path from 'node:path';
-import { isNormalize, readBatch, type Dataset, type Normalize } from '../data/dataset.js';
+import { normalizeProblem, readBatch, type Dataset, type Normalize } from '../data/dataset.js';
 import { openDataset } from '../data/sources.js';
 import {
   KINETICS_NORMALIZE,
@@ -16,7 +16,8 @@ import {
 import { checkFrameRate } from '../data/video-files.js';
 import { modelTail } from '../evaluate/tail.js';
 import { loadModel, type LoadedModel } from '../model/load.js';
-import { checkDataFits, prepareModel, storedFrameRate, type PreparedModel } from '../model/prepare.js';
+import { NORMALIZE_KEY, checkDataFits, prepareModel, storedFrameRate, type PreparedModel } from '../model/prepare.js';
+import type { Notice } from '../progress.js';
 import {
   CALIBRATION_DEFAULTS,
   calibrate,
@@ -135,8 +136,8 @@ export function resolveConvertOptions(options: ConvertOptions = {}): ResolvedCon
     throw optionError('spikes', `"${String(o.spikes)}" is not a spike form (known: ${SPIKE_FORMS.join(', ')})`);
   if (o.maxpool !== 'accumulated' && o.maxpool !== 'per-step')
     throw optionError('maxpool', `"${String(o.maxpool)}" is not a pooling form (known: accumulated, per-step)`);
-  if (o.normalize !== undefined && !isNormalize(o.normalize))
-    throw optionError('normalize', 'must be { mean, std }: finite values, one or one per channel, every std > 0');
+  const badNormalize = o.normalize === undefined ? null : normalizeProblem(o.normalize);
+  if (badNormalize) throw optionError('normalize', `${badNormalize}; give one value or one per channel`);
   if (o.readoutNode !== undefined && (typeof o.readoutNode !== 'string' || o.readoutNode === ''))
     throw optionError('readoutNode', 'must be a node name');
   for (const k of ['biasCalibration', 'potentialCalibration'] as const)
@@ -267,7 +268,7 @@ export async function convert(
   const refineSeconds = (t2 - t1 + t3 - tt + performance.now() - t3) / 1000;
   const meta: SnnMetadata = {
     spec: step.spec,
-    source: { file: name, sha256: loaded.sha256 },
+    source: { file: name, sha256: loaded.sha256, path: loaded.path },
     normalize: prepared.normalize,
     calibration: {
       method: calibration.method,
@@ -302,7 +303,17 @@ export async function convert(
     convert: round((performance.now() - t0) / 1000, 3),
     ...(batch || fit || forTarget ? { refine: round(refineSeconds, 3) } : {}),
   };
-  return new Snn({ form: 'step', graph: step.graph, meta, tail, source: prepared, timing });
+  const notices = prepared.normalize ? [] : [noNormalization(name)];
+  return new Snn({ form: 'step', graph: step.graph, meta, tail, source: prepared, timing, notices });
+}
+
+/** The notice that inputs go to a model as they are read, without normalisation. */
+export function noNormalization(model: string): Notice {
+  return {
+    code: 'no-normalization',
+    message: `no input normalisation: ${model} has no ${NORMALIZE_KEY} metadata and none was given, so samples reach it as read (images scaled to 0..1); if it was trained on normalised inputs, give its mean and std as normalize`,
+    field: 'normalize',
+  };
 }
 
 /** The metadata toNir needs while a unit-spike network is calibrated for a target. */

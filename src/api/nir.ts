@@ -139,7 +139,14 @@ export function targetNetwork(snn: Snn, target: string, opts: TargetOptions = {}
   try {
     exported = toNirGraph(snn, t, snn.meta.source.file, opts);
   } catch (e) {
-    if (!(e instanceof SpikeportError) || opts.weightBits !== undefined || profile.quantisation) throw e;
+    // The fallback knows single spikes in float arithmetic only: a quantised or multi-spike target is refused.
+    if (
+      !(e instanceof SpikeportError) ||
+      opts.weightBits !== undefined ||
+      profile.quantisation ||
+      profile.spikes !== 'single'
+    )
+      throw e;
     const graph = asTargetGraph(snn.graph, snn.spec, t);
     return {
       snn: new SnnClass({

@@ -17,23 +17,28 @@ import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import { z } from 'zod';
 import type { Snn } from '../snn/network.js';
-import type { Dataset } from '../data/dataset.js';
+import type { Dataset, Normalize } from '../data/dataset.js';
+import type { Notice } from '../progress.js';
 import type { LayerSpec } from '../snn/format.js';
 import type { EnergyConstants } from '../energy/energy.js';
 import { energyOf } from '../energy/energy.js';
 import type { SiteErrors } from '../analysis/site-errors.js';
-import { firingRates } from '../evaluate/windows.js';
+import { MAX_STEPS, firingRates } from '../evaluate/windows.js';
 import { mergeTallies, statsOf, type Tally } from '../evaluate/tally.js';
 import {
+  METRIC_NAMES,
   TASKS,
   VIDEO_LEVEL_NAMES,
+  classOrderNotice,
   mergeStates,
   scoresOf,
   stateProblem,
+  type Score,
   type ScorerState,
   type Task,
 } from '../tasks/task.js';
 import {
+  noticeSchema,
   picturesSchema,
   predictionSchema,
   type Pictures,
@@ -84,6 +89,8 @@ export interface RecordContext {
   readonly sites: readonly { readonly node: string; readonly neurons: number }[];
   readonly layers: readonly LayerSpec[] | null;
   readonly energy: EnergyConstants;
+  /** The input normalisation the samples were read with (null: none; absent in older shard files). */
+  readonly normalize?: Normalize | null;
 }
 
 export interface ShardFile {
@@ -107,6 +114,8 @@ export interface ShardFile {
   readonly pictures: Pictures | null;
   /** A checkpoint's: what the picture collector has gathered so far. */
   readonly pictureState?: PictureState;
+  /** What the user should know about the network this shard ran (not part of the run's identity: said where the run was started). */
+  readonly notices?: readonly Notice[];
   /** Not part of the result's identity: when, and how long the conversion took (if in this process). */
   readonly timing: {
     readonly created: string;
@@ -231,7 +240,7 @@ function contentProblem(s: ShardFile): string | null {
   const Tmax = ctx.T.length ? ctx.T[ctx.T.length - 1] : 0;
   if (
     ctx.delays.length !== ctx.T.length ||
-    ctx.T.some((T, i) => T < 1 || ctx.delays[i] >= T || (i > 0 && T <= ctx.T[i - 1]))
+    ctx.T.some((T, i) => T < 1 || T > MAX_STEPS || ctx.delays[i] >= T || (i > 0 && T <= ctx.T[i - 1]))
   )
     return 'its T and delays are not ascending windows';
   if (
@@ -285,7 +294,12 @@ export function dataFingerprint(d: Dataset): string {
 /** The record of a run from its shards (one for a run that was not split), after checking that they fit together. */
 export function mergeShards(
   files: readonly { readonly name: string; readonly shard: ShardFile }[],
-  overrides: { readonly model?: string; readonly timing?: Partial<ShardFile['timing']> } = {},
+  overrides: {
+    readonly model?: string;
+    readonly timing?: Partial<ShardFile['timing']>;
+    /** Said where the run was started, about the network the shards ran (e.g. why it has no ANN). */
+    readonly notices?: readonly Notice[];
+  } = {},
 ): SimulateRecord {
   if (files.length === 0) throw new SpikeportError('invalid-option', 'no shard files to merge');
   checkSameRun(files);
@@ -339,10 +353,11 @@ export function mergeShards(
   const stats = statsOf(tally);
   const timing = { ...first.timing, ...overrides.timing };
   const Tmax = ctx.T[ctx.T.length - 1];
+  const names = tally.scores.kind === 'videos' ? VIDEO_LEVEL_NAMES : METRIC_NAMES[ctx.task];
   return {
     kind: 'simulate',
     task: ctx.task,
-    ...(tally.scores.kind === 'videos' ? { metrics: VIDEO_LEVEL_NAMES } : {}),
+    ...(tally.scores.kind === 'videos' ? { metrics: names } : {}),
     model: overrides.model ?? ctx.model,
     data: ctx.data,
     samples: tally.samples,
@@ -373,7 +388,55 @@ export function mergeShards(
     ...timesOf(ordered.map((f) => f.shard)),
     ...(tally.engines ? { engines: tally.engines } : {}),
     ...(pictures ? { pictures } : {}),
+    ...(ctx.normalize !== undefined ? { normalize: ctx.normalize } : {}),
+    notices: [
+      ...uniqueNotices([...(overrides.notices ?? []), ...ordered.flatMap((f) => f.shard.notices ?? [])]),
+      ...(ann && clipped ? [clippingNotice(ann, clipped, ctx, names[0])] : []),
+      ...(refs ? [classOrderNotice(refs.ann, ctx.data, names[0])] : []),
+    ].filter((n): n is Notice => n !== null),
   };
+}
+
+/** Gap between the ANN and the clipped ANN (in the metric's units, 1 = 100 %) beyond which the thresholds are said to clip. */
+export const CLIPPING_GAP = 0.05;
+
+/**
+ * The SNN converges to the clipped ANN, not to the ANN: when that is far below the ANN, the
+ * thresholds cut off activations the network needs, and no T will close the gap.
+ */
+export function clippingNotice(
+  ann: Score,
+  clipped: Score,
+  ctx: RecordContext,
+  m1 = METRIC_NAMES[ctx.task][0],
+): Notice | null {
+  if (!(ann.metric - clipped.metric >= CLIPPING_GAP)) return null;
+  const pct = (v: number): string => (100 * v).toFixed(1);
+  const method = ctx.method;
+  const change: { what: string; field?: string } =
+    method === 'cltb' || method === 'ltb'
+      ? { what: `more iterations (${ctx.iterations} now) raise them`, field: 'iterations' }
+      : method === 'robustnorm'
+        ? { what: 'a higher percentile raises them', field: 'percentile' }
+        : method === 'fixed'
+          ? { what: 'larger fixed thresholds', field: 'thresholds' }
+          : { what: 'another method, or more calibration data, raises them', field: 'method' };
+  return {
+    code: 'clipping',
+    message: `the thresholds clip the activations: the clipped ANN scores ${m1} ${pct(clipped.metric)} % against the ANN's ${pct(ann.metric)} %, and the SNN approaches the clipped ANN as T grows, not the ANN; ${change.what} (method ${method})`,
+    ...(change.field ? { field: change.field } : {}),
+  };
+}
+
+/** Notices from several shards, each once, in order. */
+function uniqueNotices(all: readonly Notice[]): Notice[] {
+  const seen = new Set<string>();
+  return all.filter((n) => {
+    const key = `${n.code}\n${n.message}`;
+    if (seen.has(key)) return false;
+    seen.add(key);
+    return true;
+  });
 }
 
 /**
@@ -487,6 +550,7 @@ const state: z.ZodType<ScorerState> = z.discriminatedUnion('kind', [
     top1: z.array(count),
     top5: z.array(count),
     seen: z.array(count),
+    pairs: z.array(z.tuple([count, count, count])).optional(),
   }),
   z
     .object({ kind: z.literal('confusion'), classes: count, counts: z.array(z.array(count)) })
@@ -575,6 +639,10 @@ const shardSchema = z.object({
     sites: z.array(z.object({ node: z.string(), neurons: count })),
     layers: z.array(layer).nullable(),
     energy: z.object({ name: z.string(), eSop: finite, eMac: finite, note: z.string() }),
+    normalize: z
+      .object({ mean: z.array(finite).min(1), std: z.array(z.number().positive().finite()).min(1) })
+      .nullable()
+      .optional(),
   }),
   tally: z.object({
     batches: z.array(count),
@@ -607,6 +675,7 @@ const shardSchema = z.object({
     simulation: z.object({ start: finite, end: finite }).optional(),
     references: finite.optional(),
   }),
+  notices: z.array(noticeSchema).max(64).optional(),
 });
 
 /** A shard file's JSON checked field by field; `where` names it in the one-line error. */

@@ -6,14 +6,14 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import type { Dataset } from '../data/dataset.js';
+import { isNormalize, type Dataset, type Normalize } from '../data/dataset.js';
 import { openDataset } from '../data/sources.js';
 import { checkRuntime, type RuntimeOptions } from '../ort/session.js';
 import { definedOnly } from '../calibrate/calibrate.js';
 import type { Snn } from '../snn/network.js';
 import type { SnnMetadata } from '../snn/format.js';
 import { DEFAULT_ENGINE, ENGINES, sameResultsAs, type Engine } from '../runtime/simulate.js';
-import { TASKS, inferTask, type Task } from '../tasks/task.js';
+import { TASKS, checkClassCount, inferTask, type Task } from '../tasks/task.js';
 import { checkEnergyConstants, energyConstants, type EnergyConstants } from '../energy/energy.js';
 import { siteErrors as measureSiteErrors } from '../analysis/site-errors.js';
 import { annOutputs, annReferenceStates } from '../evaluate/reference.js';
@@ -21,7 +21,9 @@ import { PictureCollector } from '../evaluate/pictures.js';
 import { checkSteps, delayAt, simulateWindows, type Window } from '../evaluate/windows.js';
 import type { Tally } from '../evaluate/tally.js';
 import type { SimulateRecord } from '../report/record.js';
-import type { OnProgress } from '../progress.js';
+import type { Notice, OnNotice, OnProgress } from '../progress.js';
+import { checkNormalizeFits } from '../model/prepare.js';
+import { numel } from '../graph/ir.js';
 import { writeFileAtomic } from '../files.js';
 import { SpikeportError, checkInteger, optionError } from '../errors.js';
 import {
@@ -36,7 +38,7 @@ import {
   type Shard,
   type ShardFile,
 } from './shards.js';
-import { checkPreprocess } from './convert.js';
+import { checkPreprocess, noNormalization } from './convert.js';
 import { checkFrameRate } from '../data/video-files.js';
 
 export type DelayRule = 'auto' | 'fit' | 'half' | 'off' | number;
@@ -101,7 +103,18 @@ export interface SimulateOptions extends RuntimeOptions {
   readonly checkpoint?: string;
   /** At most one checkpoint write per this many seconds (default 10; the last batch is always written). */
   readonly checkpointSeconds?: number;
+  /**
+   * Input normalisation per channel (or one value) instead of the one stored in the network:
+   * the samples are read with it, for the SNN and the ANN references alike. Default: the
+   * network's (its file's `spikeport.normalize`), else none.
+   */
+  readonly normalize?: Normalize;
   readonly onProgress?: OnProgress;
+  /**
+   * Told as the run goes what the user should know now (e.g. that it continues from a
+   * checkpoint). What bears on the results is in the record's `notices`.
+   */
+  readonly onNotice?: OnNotice;
 }
 
 /** Most pictures a record holds (option `pictures`). */
@@ -168,6 +181,8 @@ export function resolveSimulateOptions(options: SimulateOptions = {}): ResolvedS
     !(Array.isArray(o.categories) && o.categories.every((c) => Number.isSafeInteger(c) && c >= 0))
   )
     throw optionError('categories', 'must be a list of COCO category ids (integers ≥ 0; 0 = background)');
+  if (o.normalize !== undefined && !isNormalize(o.normalize))
+    throw optionError('normalize', 'must be { mean, std }: finite values, one or one per channel, every std > 0');
   return { ...o, T, energy };
 }
 
@@ -261,6 +276,10 @@ export async function simulateShard(
   options: SimulateOptions = {},
 ): Promise<ShardFile> {
   const o = resolveSimulateOptions(options);
+  if (o.normalize) {
+    checkNormalizeFits(o.normalize, snn.spec.inputShape, true);
+    snn = snn.withNormalize(o.normalize);
+  }
   if (o.references && !snn.source)
     throw optionError(
       'references',
@@ -290,6 +309,9 @@ export async function simulateShard(
   const test = typeof data === 'string' ? openSimulationData(snn, data, undefined, o.preprocess, o) : data;
   if (test.size === 0) throw new SpikeportError('invalid-data', `data set ${test.name} has no samples`);
   const task = inferTask(test, o.task);
+  // Named classes that are not the model's fail now, not after the first batch.
+  const classes = classCount(snn, task);
+  if (classes !== null) checkClassCount(test, classes);
   const run = runConfig(
     snn,
     test,
@@ -330,7 +352,14 @@ export async function simulateShard(
     sites: snn.spec.sites.map((x) => ({ node: x.node, neurons: x.neurons })),
     layers: snn.spec.layers ?? null,
     energy: o.energy,
+    normalize: snn.meta.normalize,
   };
+  const notices: Notice[] = [
+    ...snn.notices.filter((n) => !(n.code === 'no-normalization' && snn.meta.normalize)),
+    ...(snn.meta.normalize || snn.notices.some((n) => n.code === 'no-normalization')
+      ? []
+      : [noNormalization(context.model)]),
+  ];
   const base = {
     format: SHARD_FORMAT,
     config: configHash(run, context),
@@ -348,9 +377,22 @@ export async function simulateShard(
           }
         : {}),
     },
+    ...(notices.length ? { notices } : {}),
   } as const;
   // What a killed run left: the same run, this shard.
   const prior = o.checkpoint ? readCheckpoint(o.checkpoint, base.config, shard) : null;
+  const before = prior?.tally.batches.length ?? 0;
+  if (prior && o.checkpoint)
+    o.onNotice?.({
+      code: 'resumed',
+      message: `resuming from ${o.checkpoint}: ${before} of ${batches.length} batches done${prior.complete ? ' (the run is finished)' : ''}`,
+    });
+  // Progress counts the time steps of every batch of this shard, those a checkpoint holds included.
+  const unit = `time steps, ${Tmax} per batch`;
+  const total = batches.length * Tmax;
+  o.onProgress?.({ phase: 'simulate', done: before * Tmax, total, unit });
+  const onSimulate: OnProgress | undefined =
+    o.onProgress && ((p) => o.onProgress?.({ ...p, done: before * Tmax + p.done, total, unit }));
   const save = (s: ShardFile): void => {
     if (o.checkpoint) writeFileAtomic(o.checkpoint, shardJson(s));
   };
@@ -386,6 +428,7 @@ export async function simulateShard(
     let last = performance.now();
     const sim = await simulateWindows(snn, test, windows, {
       ...o,
+      onProgress: onSimulate,
       task,
       batches,
       resume: tally,
@@ -431,11 +474,26 @@ export async function simulateShard(
       samples: o.siteErrors,
       threads: o.threads,
       device: o.device,
+      onProgress: o.onProgress,
     });
   }
   const done: ShardFile = { ...base, timing, complete: true, tally, references, siteErrors: errors, pictures };
   save(done);
   return done;
+}
+
+/**
+ * How many classes the network scores, when its outputs say so without running it (no ops after
+ * the readout): classification and video its readout's size, detection its head's channels
+ * less the 4 box values. Null when only running it tells (the scorer checks then), and for
+ * segmentation, whose masks hold class ids rather than names.
+ */
+function classCount(snn: Snn, task: Task): number | null {
+  if (snn.tail) return null;
+  const shape = snn.spec.readoutShape;
+  if (task === 'classification' || task === 'video') return numel(shape);
+  if (task === 'detection') return shape.length === 3 && shape[0] > 4 ? shape[0] - 4 : null;
+  return null;
 }
 
 /** The checkpoint of this shard of this run, if the file exists; one from another run is an error. */

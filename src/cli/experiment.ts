@@ -9,6 +9,7 @@ import type { Dataset } from '../data/dataset.js';
 import type { Task } from '../tasks/task.js';
 import { CONVERT_DEFAULTS, declaredInputShape, resolveConvertOptions } from '../api/convert.js';
 import type { Engine } from '../runtime/simulate.js';
+import { SIMULATE_DEFAULTS } from '../api/simulate.js';
 import {
   ablation,
   delaySweep,
@@ -23,6 +24,7 @@ import {
   calibrationOptions,
   calibrationSpec,
   convertOptionsFrom,
+  dataSpecs,
   imageOptions,
   energyFrom,
   energyOptions,
@@ -72,9 +74,13 @@ async function runExperiment(files: readonly string[], f: ExpFlags, run: Run): P
       return m;
     });
     // Image data decodes to the (first) model's input shape.
-    const images = imageOptions(f, declaredInputShape(models[0]));
-    const calib = openDataset(calibrationSpec(f.data, f.calib), f.calibLimit, images);
-    const test = openDataset(f.data, f.limit, images);
+    const shape = declaredInputShape(models[0]);
+    const calib = openDataset(
+      calibrationSpec(f.data, f.calib),
+      f.calibLimit,
+      imageOptions(f, shape, f.preprocess, false),
+    );
+    const test = openDataset(f.data, f.limit, imageOptions(f, shape));
     const record = await run(models, calib, test, { ...convertOptions, T: f.T, task: f.task, engine: f.engine });
     prog.stop();
     writeOutputs(await recordFiles(record, f));
@@ -89,7 +95,7 @@ function experimentCommand(name: string, description: string, steps: readonly nu
     outputOptions(
       new Command(name)
         .description(description)
-        .requiredOption('--data <spec>', 'test data: mnist:test, fashion-mnist:test[@DIR], npz:FILE')
+        .requiredOption('--data <spec>', `test data: ${dataSpecs('test')}`)
         .option('--calib <spec>', 'calibration data (default: the train split of --data)')
         .option('--limit <n>', 'use only the first N test samples', int(1))
         .addOption(stepsOption(steps))
@@ -107,7 +113,7 @@ export function experimentCommands(): Command {
     experimentCommand(
       'ablation',
       'RobustNorm, LTB, CLTB and CLTB with delayed evaluation against T',
-      [8, 16, 32, 64, 128, 256],
+      SIMULATE_DEFAULTS.T,
     )
       .argument('<model>', 'the ANN, an ONNX file')
       .action(async (model: string, f: ExpFlags) =>
@@ -115,7 +121,7 @@ export function experimentCommands(): Command {
       ),
   );
   experiment.addCommand(
-    experimentCommand('iterations', 'CLTB with several iteration counts against T', [8, 16, 32, 64, 128, 256])
+    experimentCommand('iterations', 'CLTB with several iteration counts against T', SIMULATE_DEFAULTS.T)
       .argument('<model>', 'the ANN, an ONNX file')
       .option('--counts <list>', 'iteration counts to compare', integers, [10, 50, 100, 200, 800])
       .action(async (model: string, f: ExpFlags & { counts: number[] }, cmd: Command) => {
@@ -128,7 +134,7 @@ export function experimentCommands(): Command {
       }),
   );
   experiment.addCommand(
-    experimentCommand('delay', 'accuracy against the chosen delay at several T, with d̂ marked', [8, 16, 32, 64, 128])
+    experimentCommand('delay', 'accuracy against the chosen delay at several T, with d̂ marked', SIMULATE_DEFAULTS.T)
       .argument('<model>', 'the ANN, an ONNX file')
       .action(async (model: string, f: ExpFlags) =>
         runExperiment([model], f, async ([m], calib, test, o) => delaySweep(m, calib, test, o)),
@@ -139,7 +145,7 @@ export function experimentCommands(): Command {
       experimentCommand(
         'energy',
         'SOPs90/SOPs95 and FPS/W for one or more models (same data)',
-        [8, 16, 32, 64, 128, 256],
+        SIMULATE_DEFAULTS.T,
       ).argument('<models...>', 'ANN ONNX files'),
     ).action(async (files: string[], f: ExpFlags & EnergyFlags) =>
       runExperiment(files, f, async (models, calib, test, o) =>
@@ -154,7 +160,7 @@ export function experimentCommands(): Command {
   experiment.addCommand(
     experimentCommand(
       'plugplay',
-      "QCFS (if the model has it), CLTB, delayed evaluation (d̂ rule and label-free fit), bias and potential calibration against T, with each row's conversion time",
+      "QCFS (if the model has it), CLTB, delayed evaluation (d̂ rule and label-free fit), bias and potential calibration against T, with each row's conversion time (T from 1 to 64 by default, as the paper's Table 1: these corrections matter at small T, and each T costs a conversion)",
       [1, 2, 4, 8, 16, 32, 64],
     )
       .argument('<model>', 'the ANN, an ONNX file')

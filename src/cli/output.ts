@@ -6,8 +6,9 @@ import { si } from '../report/sections.js';
 import type { RunRecord, SimulateRecord } from '../report/record.js';
 import type { EnergyReport } from '../energy/energy.js';
 import { metricNamesOf } from '../tasks/task.js';
-import { messageOf, type OutputFlags } from './options.js';
+import { messageOf, noticeText, type OutputFlags } from './options.js';
 import { SpikeportError } from '../errors.js';
+import type { Notice } from '../progress.js';
 
 /** A command's failure on stderr: a user error as one line (exit 1), anything else as a bug with its trace (exit 2). */
 export function reportError(e: unknown): void {
@@ -18,6 +19,11 @@ export function reportError(e: unknown): void {
     process.stderr.write(`spikeport: internal error (please report): ${(e as Error).stack ?? String(e)}\n`);
     process.exitCode = 2;
   }
+}
+
+/** Notices on stderr, one line each, in the CLI's words (flags, not fields). */
+export function printNotices(notices: readonly Notice[]): void {
+  for (const n of notices) process.stderr.write(`spikeport: note: ${noticeText(n)}\n`);
 }
 
 export function pct(v: number | null | undefined): string {
@@ -53,7 +59,8 @@ export function outputPaths(f: OutputFlags & { out?: string; save?: string }): N
     [f.report, '--report'],
     [f.markdown, '--markdown'],
   ];
-  return named.flatMap(([p, role]) => (p ? [{ path: p, role }] : []));
+  // An empty name is an output too: checkPaths refuses it rather than leaving it unwritten.
+  return named.flatMap(([p, role]) => (p !== undefined ? [{ path: p, role }] : []));
 }
 
 /** Write every output of a command in one step: all of them, or none. */
@@ -87,7 +94,12 @@ export function energySummary(e: EnergyReport): string {
   const at = (p: EnergyReport['sops90'], x: number): string =>
     p ? `SOPs${x} ${si(p.sops)} at T=${p.T} (${p.fpsPerW.toFixed(1)} FPS/W)` : `SOPs${x}: not reached`;
   const last = e.perT[e.perT.length - 1];
-  return `energy (${e.constants.name}): ANN ${si(e.ann.macs)} MACs, ${e.ann.fpsPerW.toFixed(1)} FPS/W; SNN at T=${last.T} ${si(last.sops)} SOPs, ${last.fpsPerW.toFixed(1)} FPS/W; ${at(e.sops90, 90)}; ${at(e.sops95, 95)}\n`;
+  // SOPs90/95 are measured against the ANN's score: without it there is nothing to reach.
+  const reach =
+    e.ann.metric === null
+      ? 'SOPs90/SOPs95: need the ANN reference (--ann FILE)'
+      : `${at(e.sops90, 90)}; ${at(e.sops95, 95)}`;
+  return `energy (${e.constants.name}): ANN ${si(e.ann.macs)} MACs, ${e.ann.fpsPerW.toFixed(1)} FPS/W; SNN at T=${last.T} ${si(last.sops)} SOPs, ${last.fpsPerW.toFixed(1)} FPS/W; ${reach}\n`;
 }
 
 /**

@@ -11,11 +11,12 @@
  */
 import path from 'node:path';
 import { SpikeportError } from '../errors.js';
-import { readRegularFile } from '../files.js';
+import { MAX_TEXT_BYTES, readRegularFile } from '../files.js';
 import type { Dataset } from './dataset.js';
 import { checkIndices } from './dataset.js';
 import { DECODE_CONCURRENCY, checkImageShape, decodeImage, limited, type ImageOptions } from './images.js';
 import { formatPreprocess, placeMask } from './preprocess.js';
+import { dataFolder } from './folder.js';
 import {
   areaOf,
   classMap,
@@ -47,7 +48,7 @@ const MAX_CLASSES = 255;
 export function readAnnotations(file: string, spec: string): unknown {
   let text: string;
   try {
-    text = readRegularFile(file).toString('utf8');
+    text = readRegularFile(file, MAX_TEXT_BYTES, 'a text file').toString('utf8');
   } catch (e) {
     if (e instanceof SpikeportError) throw new SpikeportError(e.code, `${e.message} (the annotations of ${spec})`);
     throw e;
@@ -67,6 +68,13 @@ export function openCocoSegmentation(
   opts: CocoSegmentationOptions,
 ): Dataset {
   const [C, H, W] = checkImageShape(spec, opts.sampleShape);
+  if (opts.classNames)
+    throw new SpikeportError(
+      'invalid-option',
+      'classNames match COCO categories by name for detection; a segmentation class map takes categories (COCO category ids by class, 0 = background)',
+      'classNames',
+    );
+  const folder = dataFolder(spec, imagesDir, opts.followLinks);
   const j = readAnnotations(annotations, spec) as { images?: unknown; annotations?: unknown; categories?: unknown };
   const where = (what: string): SpikeportError => new SpikeportError('invalid-data', `${annotations}: ${what}`);
   if (!Array.isArray(j.images) || !Array.isArray(j.annotations) || !Array.isArray(j.categories))
@@ -155,7 +163,10 @@ export function openCocoSegmentation(
       await limited(
         indices.map((i, k) => async () => {
           const im = images[i];
-          const placed = await decodeImage(im.file, opts.sampleShape, opts.preprocess, x, k * per);
+          const placed = await decodeImage(im.file, opts.sampleShape, opts.preprocess, x, k * per, undefined, {
+            folder,
+            listedIn: annotations,
+          });
           if (placed.width !== im.width || placed.height !== im.height)
             throw new SpikeportError(
               'invalid-data',

@@ -16,7 +16,8 @@ import path from 'node:path';
 import { SpikeportError, checkInteger } from '../errors.js';
 import type { Dataset } from './dataset.js';
 import { checkIndices } from './dataset.js';
-import { classFolders, filesUnder, limited } from './images.js';
+import { checkDataFile, classFolders, filesUnder, folderLabels, limited } from './images.js';
+import { dataFolder } from './folder.js';
 import { cropPixels, formatPreprocess, geometry, toPlanes, type Preprocess } from './preprocess.js';
 import { resizeTensorBilinear } from './tensor-resize.js';
 import { DEMUXERS, decodeFrames, findFfmpeg, probeVideo } from './ffmpeg.js';
@@ -39,6 +40,10 @@ export interface VideoFileOptions {
   readonly frameRate?: number;
   /** Clips taken from each video (default 5). */
   readonly clipsPerVideo?: number;
+  /** The model's class names in its order: class folders are then matched by name. */
+  readonly classNames?: readonly string[];
+  /** Follow symbolic links that lead outside the data set's folder (default: refuse them). */
+  readonly followLinks?: boolean;
 }
 
 function isVideoName(name: string): boolean {
@@ -69,16 +74,19 @@ export function openVideoFiles(spec: string, dir: string, opts: VideoFileOptions
   const K = opts.clipsPerVideo ?? DEFAULT_CLIPS_PER_VIDEO;
   checkInteger('clipsPerVideo', K, 1, 1000);
   const [C, L, H, W] = shape;
-  const classes = classFolders(dir);
-  if (classes.length === 0)
+  const folder = dataFolder(spec, dir, opts.followLinks);
+  const folders = classFolders(dir, folder);
+  if (folders.length === 0)
     throw new SpikeportError(
       'invalid-data',
       `${spec}: no class folders in ${dir} (expected ${dir}/<class>/<video>${VIDEO_EXTENSIONS.join('|')})`,
     );
   const videos: string[] = [];
   const videoLabels: number[] = [];
-  classes.forEach((c, label) => {
-    const found = filesUnder(path.join(dir, c), isVideoName);
+  const { classes, labelOf } = folderLabels(spec, dir, folders, opts.classNames);
+  folders.forEach((c) => {
+    const label = labelOf(c);
+    const found = filesUnder(path.join(dir, c), isVideoName, folder);
     if (found.length === 0)
       throw new SpikeportError(
         'invalid-data',
@@ -118,6 +126,8 @@ export function openVideoFiles(spec: string, dir: string, opts: VideoFileOptions
       await limited(
         [...byVideo].map(([v, slots]) => async () => {
           const file = videos[v];
+          // FFmpeg opens the path itself: a link out of the folder or a FIFO is refused first.
+          await checkDataFile(file, { folder });
           const info = await probeVideo(file);
           const frames = resampledFrames(info.frames, info.fps, opts.frameRate);
           const clips = clipCount(frames.length, L);

@@ -47,7 +47,8 @@ export async function annReferenceStates(
     for (const mode of ['ann', 'clip'] as const) {
       const inst = instrument(m, { mode, granularity: th.granularity });
       const s = await Session.create(inst.graph, opts);
-      const scorer = makeScorer(task, 1, data);
+      // The ANN's (label, prediction) pairs tell a wrong class order from a weak model.
+      const scorer = makeScorer(task, 1, data, undefined, { pairs: mode === 'ann' });
       try {
         const all = sequentialBatches(data.size, opts.batchSize);
         const batches = opts.batches ? opts.batches.map((i) => all[i]) : all;

@@ -109,7 +109,12 @@ export async function siteCorrections(
         for (let j = 0; j < sum.length; j++) v0[j % per] += target[j] - sum[j] / T;
         potential[site.index] = Float32Array.from(v0, (v) => (T * v) / n);
       }
-      opts.onProgress?.({ phase: `${kind} calibration`, done: ++done, total: sites.length * stages.length });
+      opts.onProgress?.({
+        phase: `${kind} calibration`,
+        done: ++done,
+        total: sites.length * stages.length,
+        unit: stages.length > 1 ? 'sites × corrections' : 'sites',
+      });
     }
   }
   return { bias: opts.bias ? bias : undefined, potential: opts.potential ? potential : undefined };

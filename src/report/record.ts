@@ -7,7 +7,9 @@ import type { SiteErrors } from '../analysis/site-errors.js';
 import type { Pictures } from '../evaluate/pictures.js';
 import { z } from 'zod';
 import { TASKS, type Score, type Task } from '../tasks/task.js';
-import { SpikeportError } from '../errors.js';
+import { SpikeportError, isPrintable } from '../errors.js';
+import type { Notice } from '../progress.js';
+import { MAX_STEPS } from '../evaluate/windows.js';
 
 /** The SNN's scores at one T. */
 export interface SimulationResult {
@@ -58,6 +60,14 @@ export interface SimulateRecord extends RunInfo {
   readonly engines?: Readonly<Partial<Record<'steps' | 'fused' | 'loop', number>>>;
   /** A few test images with the SNN's (and the ANN's) predictions (simulate's `pictures`; absent in older records). */
   readonly pictures?: Pictures;
+  /** The input normalisation the samples were read with (null: none; absent in older records). */
+  readonly normalize?: { readonly mean: readonly number[]; readonly std: readonly number[] } | null;
+  /**
+   * What may make these numbers other than meant, one sentence each: no normalisation, no ANN
+   * reference, thresholds that clip, labels in another class order than the model's (absent in
+   * older records).
+   */
+  readonly notices?: readonly Notice[];
 }
 
 /** The times of one process's simulation, or (`workers`) of each worker's or shard's. */
@@ -129,6 +139,19 @@ const num = z
   .nullable()
   .transform((v) => v ?? Number.NaN);
 const str = z.string();
+/**
+ * Rows of a record: every list is capped (a record of 400 000 rows took 4 GB to render), and the
+ * lists indexed by T hold each T once, ascending, within the steps spikeport simulates.
+ */
+export const MAX_RECORD_ROWS = 100_000;
+const rows = <T extends z.ZodType>(item: T) =>
+  z.array(item).max(MAX_RECORD_ROWS, `at most ${MAX_RECORD_ROWS} rows (a record from spikeport has far fewer)`);
+const step = z.number().int().min(1).max(MAX_STEPS);
+const byT = <T extends z.ZodType<{ T: number }>>(item: T) =>
+  rows(item).refine(
+    (xs) => xs.every((x, i) => i === 0 || x.T > xs[i - 1].T),
+    'each T once, in ascending order (as spikeport writes them)',
+  );
 const score = z.object({ metric: num, secondary: num.nullable() }).nullable();
 const info = {
   task: z.enum(TASKS).optional(),
@@ -139,7 +162,7 @@ const info = {
   created: str,
 };
 const cost = z.object({
-  T: num,
+  T: step,
   sops: num,
   macs: num,
   energy: num,
@@ -150,10 +173,10 @@ const cost = z.object({
 const energy = z.object({
   constants: z.object({ name: str, eSop: num, eMac: num, note: str }),
   ann: z.object({ macs: num, energy: num, fpsPerW: num, metric: num.nullable() }),
-  perT: z.array(cost),
+  perT: byT(cost),
   sops90: cost.nullable(),
   sops95: cost.nullable(),
-  layers: z.array(
+  layers: rows(
     z.object({
       node: str,
       opType: str,
@@ -168,7 +191,7 @@ const siteErrors = z.object({
   T: num,
   delay: num,
   samples: num,
-  sites: z.array(z.object({ site: str, clipError: num, snnVsAnn: num, snnVsClipped: num })),
+  sites: rows(z.object({ site: str, clipError: num, snnVsAnn: num, snnVsClipped: num })),
 });
 const pictureBox = z.object({
   label: num,
@@ -185,7 +208,7 @@ export const predictionSchema = z.object({
     .string()
     .regex(/^\d{1,3}:\d+( \d{1,3}:\d+)*$/, 'runs "class:count …"')
     .optional(),
-  boxes: z.array(pictureBox).optional(),
+  boxes: rows(pictureBox).optional(),
 });
 /** The record's pictures, checked (also read back from shard files). */
 export const picturesSchema = z.object({
@@ -194,21 +217,27 @@ export const picturesSchema = z.object({
   height: z.number().int().positive(),
   maskWidth: z.number().int().positive().optional(),
   maskHeight: z.number().int().positive().optional(),
-  windows: z.array(z.object({ T: num, delay: num })),
-  classes: z.array(str).optional(),
+  windows: rows(z.object({ T: num, delay: num })),
+  classes: rows(str).optional(),
   minScore: num.optional(),
   misclassified: num.optional(),
   checked: num.optional(),
   // Only PNG data URIs: the report puts them in an <img> as they are.
-  samples: z.array(
+  samples: rows(
     z.object({
       index: num,
       image: z.string().regex(/^data:image\/png;base64,[A-Za-z0-9+/]*={0,2}$/, 'a PNG data URI'),
       truth: predictionSchema,
       ann: predictionSchema.nullable(),
-      snn: z.array(predictionSchema),
+      snn: rows(predictionSchema),
     }),
   ),
+});
+/** A notice, as read back from a file: it is printed and rendered, so no control characters. */
+export const noticeSchema = z.object({
+  code: z.string().max(64),
+  message: z.string().max(4096).refine(isPrintable, 'must not hold control characters'),
+  field: z.string().max(64).optional(),
 });
 /** A number of batches. */
 const batches = z.number().int().nonnegative();
@@ -222,7 +251,7 @@ const ownTimes = {
 };
 const times = z.object({
   ...ownTimes,
-  workers: z.array(z.object({ ...ownTimes, shard: batches, batches })).optional(),
+  workers: rows(z.object({ ...ownTimes, shard: batches, batches })).optional(),
 });
 const recordSchema: z.ZodType<RunRecord> = z.discriminatedUnion('kind', [
   z.object({
@@ -234,10 +263,10 @@ const recordSchema: z.ZodType<RunRecord> = z.discriminatedUnion('kind', [
     maxpool: str,
     ann: score,
     clippedAnn: score,
-    delay: z.object({ estimated: num, latencies: z.array(num), rule: str }),
-    results: z.array(
+    delay: z.object({ estimated: num, latencies: rows(num), rule: str }),
+    results: byT(
       z.object({
-        T: num,
+        T: step,
         delay: num,
         metric: num,
         secondary: num.nullable(),
@@ -245,23 +274,28 @@ const recordSchema: z.ZodType<RunRecord> = z.discriminatedUnion('kind', [
         secondaryNoDelay: num.nullable(),
       }),
     ),
-    firingRates: z.array(z.object({ site: str, rate: num })),
+    firingRates: rows(z.object({ site: str, rate: num })),
     energy: energy.nullable(),
     siteErrors: siteErrors.nullable(),
     simulationSeconds: num,
     times: times.optional(),
     engines: z.object({ steps: batches, fused: batches, loop: batches }).partial().strict().optional(),
     pictures: picturesSchema.optional(),
+    normalize: z
+      .object({ mean: z.array(num), std: z.array(num) })
+      .nullable()
+      .optional(),
+    notices: z.array(noticeSchema).optional(),
   }),
   z.object({
     kind: z.enum(['ablation', 'iterations', 'plugplay']),
     ...info,
     ann: score,
-    notes: z.array(str),
-    curves: z.array(
+    notes: rows(str),
+    curves: rows(
       z.object({
         label: str,
-        points: z.array(z.object({ T: num, metric: num })),
+        points: byT(z.object({ T: step, metric: num })),
         seconds: num.optional(),
         delay: num.optional(),
       }),
@@ -272,13 +306,23 @@ const recordSchema: z.ZodType<RunRecord> = z.discriminatedUnion('kind', [
     ...info,
     ann: score,
     estimated: num,
-    sweeps: z.array(z.object({ T: num, rule: num, best: num, points: z.array(z.object({ delay: num, metric: num })) })),
+    sweeps: byT(
+      z.object({
+        T: step,
+        rule: num,
+        best: num,
+        points: rows(z.object({ delay: num, metric: num })).refine(
+          (xs) => xs.every((x, i) => i === 0 || x.delay > xs[i - 1].delay),
+          'each delay once, in ascending order',
+        ),
+      }),
+    ),
   }),
   z.object({
     kind: z.literal('energy'),
     ...info,
-    notes: z.array(str),
-    rows: z.array(z.object({ model: str, ann: score, energy, firingRate: num })),
+    notes: rows(str),
+    rows: rows(z.object({ model: str, ann: score, energy, firingRate: num })),
   }),
 ]);
 

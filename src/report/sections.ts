@@ -105,13 +105,17 @@ function simulateSections(r: SimulateRecord): Section[] {
       text: [
         `Model ${r.model}; data ${r.data}, ${r.samples} samples; thresholds ${r.method} (${r.iterations} iterations); max pooling ${r.maxpool}.`,
         `Estimated delay d̂ = ${r.delay.estimated}; delay at T: ${r.delay.rule}. Simulation ${num(r.simulationSeconds)} s on the wall clock${timesNote(r.times)}${engineNote(r.engines)}.`,
+        ...(r.normalize !== undefined ? [normalizeText(r.normalize)] : []),
         ...(r.ann
           ? [`ANN ${m1} ${pct(r.ann.metric)} %; clipped ANN (ReLU → clip(x, 0, θ)) ${pct(r.clippedAnn?.metric)} %.`]
           : [
-              'No ANN reference (the source ANN was not found next to the SNN; name it with --ann, or the ann option of loadSnn, and ask for references).',
+              'No ANN reference (the source ANN was not found in the SNN’s folder; name it with --ann, or the ann option of loadSnn, and ask for references).',
             ]),
       ],
     },
+    ...(r.notices?.length
+      ? [{ title: 'Notes', text: r.notices.map((n) => `${n.message.charAt(0).toUpperCase()}${n.message.slice(1)}.`) }]
+      : []),
     ...(r.pictures && r.pictures.samples.length > 0
       ? [
           {
@@ -156,6 +160,7 @@ function simulateSections(r: SimulateRecord): Section[] {
       x: { field: 'site', title: 'neuron site' },
       y: { field: 'rate', title: 'spikes / neuron / step', percent: true },
     }),
+    table: { header: ['site', 'firing rate %'], rows: r.firingRates.map((f) => [f.site, pct(f.rate)]) },
   });
   if (errs) {
     out.push({
@@ -199,8 +204,10 @@ function energyDetail(e: EnergyReport, m1: string): Section[] {
         `ANN: ${si(e.ann.macs)} MACs, ${si(e.ann.energy, 'J')} per frame, ${num(e.ann.fpsPerW)} FPS/W.`,
         `SNN: SOPs are counted per step (events × fan-out) and include the steps before the readout window. Layers on the analog input are computed once per frame (direct coding) and count as MACs. ` +
           `"FPS/W (SOPs only)" is the paper's convention.`,
-        `SOPs90 (first T at ≥ 90 % of the ANN): ${e.sops90 ? `${si(e.sops90.sops)} at T = ${e.sops90.T}, ${num(e.sops90.fpsPerW)} FPS/W` : 'not reached'}; ` +
-          `SOPs95: ${e.sops95 ? `${si(e.sops95.sops)} at T = ${e.sops95.T}, ${num(e.sops95.fpsPerW)} FPS/W` : 'not reached'}.`,
+        e.ann.metric === null
+          ? 'SOPs90 / SOPs95 (first T at ≥ 90 % / 95 % of the ANN) need the ANN reference, which this run did not have.'
+          : `SOPs90 (first T at ≥ 90 % of the ANN): ${e.sops90 ? `${si(e.sops90.sops)} at T = ${e.sops90.T}, ${num(e.sops90.fpsPerW)} FPS/W` : 'not reached'}; ` +
+            `SOPs95: ${e.sops95 ? `${si(e.sops95.sops)} at T = ${e.sops95.T}, ${num(e.sops95.fpsPerW)} FPS/W` : 'not reached'}.`,
       ],
       table: {
         header: ['T', `${m1} %`, 'SOPs', 'MACs', 'energy', 'FPS/W', 'FPS/W (SOPs only)', 'vs ANN energy'],
@@ -346,6 +353,12 @@ function energySections(r: EnergyRecord): Section[] {
       },
     },
   ];
+}
+
+/** The input normalisation of a run, in words. */
+function normalizeText(n: SimulateRecord['normalize']): string {
+  if (!n) return 'Input normalisation: none (samples as read, images scaled to 0..1).';
+  return `Input normalisation: mean ${n.mean.join(', ')}, std ${n.std.join(', ')}.`;
 }
 
 /** Setup against time steps, e.g. ", of which setup 2.1 s and time steps 9.8 s" (several workers: per worker). */

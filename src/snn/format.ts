@@ -7,9 +7,9 @@ import { z } from 'zod';
 import type { Graph } from '../graph/ir.js';
 import { decodeModel, encodeModel } from '../onnx/codec.js';
 import { PREPROCESS_PRESETS, parsePreprocess } from '../data/preprocess.js';
-import type { Normalize } from '../data/dataset.js';
+import { isNormalize, normalizeProblem, type Normalize } from '../data/dataset.js';
 import { NORMALIZE_KEY } from '../model/prepare.js';
-import { SpikeportError } from '../errors.js';
+import { SpikeportError, isPrintable } from '../errors.js';
 
 /** The metadata keys of a converted file. */
 export const KEYS = {
@@ -96,8 +96,17 @@ export interface SnnSpec {
 /** Everything a later simulation needs, stored in the file's `spikeport.snn` metadata. */
 export interface SnnMetadata {
   readonly spec: SnnSpec;
-  /** The ANN it was converted from: its file name (no folder) and hash. */
-  readonly source: { readonly file: string; readonly sha256: string };
+  /**
+   * The ANN it was converted from: its file name (no folder) and hash; `path`, the path it was
+   * given as at conversion, and `relative`, where it lay seen from the folder the file was saved
+   * in ('/' between folders), when known.
+   */
+  readonly source: {
+    readonly file: string;
+    readonly sha256: string;
+    readonly path?: string;
+    readonly relative?: string;
+  };
   readonly normalize: Normalize | null;
   readonly calibration: {
     /** The threshold method's name. */
@@ -219,6 +228,8 @@ const USAGE_LOOP =
   '(*.steps) and spike counts per step (spikes.*.steps).';
 
 const name = z.string().min(1);
+// Text shown in messages: no control characters (a file could otherwise drive the terminal).
+const printable = z.string().min(1).max(4096).refine(isPrintable, 'must not hold control characters');
 const dims = z.array(z.number().int().positive());
 const count = z.number().int().nonnegative();
 // JSON has no ∞: a latency of a silent site is written as null.
@@ -267,13 +278,18 @@ const metadataSchema = z.object({
   spec: specSchema,
   source: z.object({
     // A bare file name: it is looked up next to the SNN, never elsewhere.
-    file: z
-      .string()
-      .min(1)
-      .refine((f) => !/[/\\]/.test(f) && f !== '.' && f !== '..', 'must be a file name without a folder'),
+    file: printable.refine((f) => !/[/\\]/.test(f) && f !== '.' && f !== '..', 'must be a file name without a folder'),
     sha256: z.string().regex(/^[0-9a-f]{64}$/, 'must be a hex SHA-256'),
+    // Where the ANN was: shown in messages, followed only inside the SNN's folder (snn/network.ts).
+    path: printable.optional(),
+    relative: printable
+      .refine((f) => !f.startsWith('/') && !/^[A-Za-z]:|^\\/.test(f), 'must be a relative path')
+      .optional(),
   }),
-  normalize: z.object({ mean: z.array(z.number()).min(1), std: z.array(z.number().positive()).min(1) }).nullable(),
+  normalize: z
+    .object({ mean: z.array(z.number()).min(1), std: z.array(z.number().positive()).min(1) })
+    .refine(isNormalize, { error: (issue) => normalizeProblem(issue.input) ?? 'out of bounds' })
+    .nullable(),
   calibration: z.object({
     method: name,
     iterations: count,
