@@ -326,7 +326,22 @@ test('3. links that leave an image folder, a VOC or COCO folder or a video folde
   );
   // The command line names the flag that follows links, and the flag works.
   const snn = await mnistSnn();
-  const args = ['simulate', snn, '--data', `imagefolder:${at('if1')}`, '--T', '2', '--site-errors', '0', '-q'];
+  // One class folder of the model's ten: --classes says which one it is.
+  const classes = at('classes.txt');
+  fs.writeFileSync(classes, 'abcdefghij'.split('').join('\n') + '\n');
+  const args = [
+    'simulate',
+    snn,
+    '--data',
+    `imagefolder:${at('if1')}`,
+    '--classes',
+    classes,
+    '--T',
+    '2',
+    '--site-errors',
+    '0',
+    '-q',
+  ];
   oneLine(run(args), /evil\.png is a link to .*outside.*\(--follow-links to follow them\)/);
   ok([...args, '--follow-links']);
 });

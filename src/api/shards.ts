@@ -106,8 +106,15 @@ export interface ShardFile {
   readonly context: RecordContext;
   /** Windows 2i (the delay) and 2i + 1 (all steps) for the i-th T. */
   readonly tally: Tally;
-  /** Scorer states of the ANN and the clipped ANN on this shard's samples, when asked for (and done). */
-  readonly references: { readonly ann: ScorerState; readonly clipped: ScorerState } | null;
+  /**
+   * Scorer states of the ANN and the clipped ANN on this shard's samples, when asked for (and
+   * done); `ceiling`: the ceiling at each T (one window per T, quantised to `levels[i]` levels).
+   */
+  readonly references: {
+    readonly ann: ScorerState;
+    readonly clipped: ScorerState;
+    readonly ceiling?: { readonly levels: readonly number[]; readonly state: ScorerState };
+  } | null;
   /** The per-site error analysis (on the data's first samples): shard 0 only. */
   readonly siteErrors: SiteErrors | null;
   /** The report's pictures among this shard's samples (when asked for; made once the simulation is done). */
@@ -254,6 +261,11 @@ function contentProblem(s: ShardFile): string | null {
     stateProblem(tally.scores, 2 * ctx.T.length, samples),
     s.references ? stateProblem(s.references.ann, 1, samples) : null,
     s.references ? stateProblem(s.references.clipped, 1, samples) : null,
+    s.references?.ceiling
+      ? s.references.ceiling.levels.length !== ctx.T.length
+        ? `its ceiling has ${s.references.ceiling.levels.length} levels for ${ctx.T.length} T`
+        : stateProblem(s.references.ceiling.state, ctx.T.length, samples)
+      : null,
   ].filter(Boolean);
   return problems.length ? `its statistics do not fit its batches: ${problems[0]}` : null;
 }
@@ -307,12 +319,23 @@ export function mergeShards(
   const first = ordered[0].shard;
   const ctx = first.context;
   let tally: Tally;
-  let refs: { ann: ScorerState; clipped: ScorerState } | null = null;
+  let refs: { ann: ScorerState; clipped: ScorerState; ceiling: ScorerState | null } | null = null;
+  let levels: readonly number[] | null = null;
   try {
     tally = mergeTallies(ordered.map((f) => f.shard.tally));
     if (ordered.every((f) => f.shard.references)) {
       const r = ordered.map((f) => f.shard.references as NonNullable<ShardFile['references']>);
-      refs = { ann: mergeStates(r.map((x) => x.ann)), clipped: mergeStates(r.map((x) => x.clipped)) };
+      levels = r[0].ceiling?.levels ?? null;
+      const ceilings = r.map((x) => x.ceiling?.state ?? null);
+      if (ceilings.some((c) => !c) && ceilings.some((c) => c))
+        throw new Error('some shards have the ceiling, others not');
+      if (r.some((x) => JSON.stringify(x.ceiling?.levels ?? null) !== JSON.stringify(levels)))
+        throw new Error("the shards' ceilings have other levels");
+      refs = {
+        ann: mergeStates(r.map((x) => x.ann)),
+        clipped: mergeStates(r.map((x) => x.clipped)),
+        ceiling: levels ? mergeStates(ceilings as ScorerState[]) : null,
+      };
     }
   } catch (e) {
     throw new SpikeportError(
@@ -350,6 +373,16 @@ export function mergeShards(
   }));
   const ann = refs ? scoresOf(refs.ann)[0] : null;
   const clipped = refs ? scoresOf(refs.clipped)[0] : null;
+  const ceilingScores = refs?.ceiling ? scoresOf(refs.ceiling) : null;
+  const ceiling =
+    ceilingScores && levels
+      ? ctx.T.map((T, i) => ({
+          T,
+          levels: levels[i],
+          metric: ceilingScores[i].metric,
+          secondary: ceilingScores[i].secondary,
+        }))
+      : null;
   const stats = statsOf(tally);
   const timing = { ...first.timing, ...overrides.timing };
   const Tmax = ctx.T[ctx.T.length - 1];
@@ -373,6 +406,7 @@ export function mergeShards(
     maxpool: ctx.maxpool,
     ann,
     clippedAnn: clipped,
+    ...(ceiling ? { ceiling } : {}),
     delay: ctx.delay,
     results,
     firingRates: firingRates(ctx, stats, Tmax),
@@ -655,7 +689,13 @@ const shardSchema = z.object({
     stepSeconds: finite.optional(),
     engines: z.object({ steps: count, fused: count, loop: count }).partial().strict().optional(),
   }),
-  references: z.object({ ann: state, clipped: state }).nullable(),
+  references: z
+    .object({
+      ann: state,
+      clipped: state,
+      ceiling: z.object({ levels: z.array(z.number().int().positive()), state }).optional(),
+    })
+    .nullable(),
   siteErrors: siteErrors.nullable(),
   pictures: picturesSchema.nullable(),
   pictureState: z

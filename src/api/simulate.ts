@@ -297,6 +297,12 @@ export async function simulateShard(
     );
   if (o.siteErrors > 0 && snn.form !== 'step')
     throw optionError('siteErrors', "needs a step-form network (a loop-form file hides the sites' outputs)");
+  const shared = snn.spec.sites.find((s) => s.group?.kind === 'shared');
+  if (o.engine === 'fused' && shared)
+    throw optionError(
+      'engine',
+      `"fused" updates IF neurons one WebAssembly pass each and has no shared-reset group (site ${shared.node} is one); use "steps" or "auto" (the same results), or convert with groupKind "population", which it runs`,
+    );
   const shard = o.shard ?? { index: 0, count: 1 };
   checkShard(shard);
   const Tmax = o.T[o.T.length - 1];
@@ -454,14 +460,22 @@ export async function simulateShard(
   }
   let references = prior?.references ?? null;
   if (o.references && !references && snn.source) {
+    // The ceiling at T: the levels one neuron (or a group of K) can output in T steps.
+    const levels = o.T.map((T) => T * groupSize(snn));
     const r0 = performance.now();
-    references = await annReferenceStates(snn.source, test, snn.thresholds(), {
+    const refs = await annReferenceStates(snn.source, test, snn.thresholds(), {
       batchSize: o.batchSize,
       threads: o.threads,
       device: o.device,
       task,
       batches,
+      ceiling: levels,
     });
+    references = {
+      ann: refs.ann,
+      clipped: refs.clipped,
+      ...(refs.ceiling ? { ceiling: { levels, state: refs.ceiling } } : {}),
+    };
     timing = { ...timing, references: (performance.now() - r0) / 1000 };
     save(partial(tally, { references, pictures, timing }));
   }
@@ -494,6 +508,11 @@ function classCount(snn: Snn, task: Task): number | null {
   if (task === 'classification' || task === 'video') return numel(shape);
   if (task === 'detection') return shape.length === 3 && shape[0] > 4 ? shape[0] - 4 : null;
   return null;
+}
+
+/** Binary neurons per ANN neuron (1 unless the network was converted with groups). */
+export function groupSize(snn: Snn): number {
+  return Math.max(1, ...snn.spec.sites.map((s) => s.group?.size ?? 1));
 }
 
 /** The checkpoint of this shard of this run, if the file exists; one from another run is an error. */

@@ -105,6 +105,7 @@ export function convertCommand(): Command {
         sites: d.sites.length,
         spikes: d.spikes,
         scaleNodes: d.scaleNodes,
+        ...(d.group ? { group: d.group } : {}),
         delay: snn.meta.delay,
         seconds,
         ...(snn.meta.corrections ? { corrections: snn.meta.corrections, refineSeconds: snn.timing?.refine } : {}),
@@ -132,6 +133,11 @@ export function convertCommand(): Command {
       const extra = [
         ...(c?.biasT ? [`bias calibration for T = ${c.biasT} on ${c.samples} samples`] : []),
         ...(c?.potentialT ? [`potential calibration for T = ${c.potentialT} on ${c.samples} samples`] : []),
+        ...(d.group
+          ? [
+              `${d.group.kind} groups of ${d.group.size} binary neurons per ANN neuron (neurons counts them all; d̂ and latencies in steps of the group)`,
+            ]
+          : []),
         ...(snn.meta.delay.fitted
           ? [
               `delays fitted for T ≤ ${snn.meta.delay.fitted.length} on ${c?.delayFitSamples} samples (simulate --delay fit)`,

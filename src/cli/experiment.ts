@@ -18,6 +18,7 @@ import {
   plugplay,
   type ExperimentOptions,
 } from '../experiments/experiments.js';
+import { STEP_CALIBRATIONS, fewerSteps, type StepCalibration } from '../experiments/fewer-steps.js';
 import type { RunRecord } from '../report/record.js';
 import { reportMarkdown } from '../report/markdown.js';
 import {
@@ -107,7 +108,7 @@ function experimentCommand(name: string, description: string, steps: readonly nu
 
 export function experimentCommands(): Command {
   const experiment = new Command('experiment').description(
-    "the paper's experiments on your model: ablation (Fig. 3a), iterations (Fig. 3b), delay (Fig. 4), energy (Appendix F), plugplay (Table 1)",
+    "the paper's experiments on your model: ablation (Fig. 3a), iterations (Fig. 3b), delay (Fig. 4), energy (Appendix F), plugplay (Table 1); and steps (fewer steps for the same accuracy)",
   );
   experiment.addCommand(
     experimentCommand(
@@ -166,6 +167,38 @@ export function experimentCommands(): Command {
       .argument('<model>', 'the ANN, an ONNX file')
       .action(async (model: string, f: ExpFlags) =>
         runExperiment([model], f, async ([m], calib, test, o) => plugplay(m, calib, test, o)),
+      ),
+  );
+  experiment.addCommand(
+    energyOptions(
+      experimentCommand(
+        'steps',
+        'fewer steps for the same accuracy: the ceiling, the best before, groups of K binary neurons and calibrations after conversion against T, with SOPs and energy (docs/fewer-steps.md)',
+        [1, 2, 4, 8, 16, 32],
+      ),
+    )
+      .argument('<model>', 'the ANN, an ONNX file')
+      .option('--groups <list>', 'group sizes K to compare', integers, [2, 4])
+      .option(
+        '--calibrations <list>',
+        `calibrations after conversion to compare, each converted once per T (${Object.keys(STEP_CALIBRATIONS).join(', ')})`,
+        Object.keys(STEP_CALIBRATIONS).join(','),
+      )
+      .option('--calibrate-at <list>', 'the T at which the calibrations run (default: every --T)', integers)
+      .action(
+        async (
+          model: string,
+          f: ExpFlags & EnergyFlags & { groups: number[]; calibrations: string; calibrateAt?: number[] },
+        ) =>
+          runExperiment([model], f, async ([m], calib, test, o) =>
+            fewerSteps(m, calib, test, {
+              ...o,
+              calibrateAt: f.calibrateAt,
+              groups: f.groups,
+              calibrations: f.calibrations.split(',').map((x) => x.trim()) as StepCalibration[],
+              energy: energyFrom(f),
+            }),
+          ),
       ),
   );
   return experiment;

@@ -17,6 +17,7 @@ import { PREPROCESS_PRESETS } from '../data/preprocess.js';
 import { CATEGORY_PRESETS, parseCategories } from '../data/coco-masks.js';
 import { MAX_TEXT_BYTES, readRegularFile, type NamedPath } from '../files.js';
 import type { PoolMode } from '../snn/format.js';
+import { GROUP_KINDS } from '../snn/neuron.js';
 import { defaultThreads } from '../ort/session.js';
 
 /** Library option field → the flag that sets it. */
@@ -47,8 +48,12 @@ export const FLAGS: Readonly<Record<string, string>> = {
   counts: '--counts',
   biasCalibration: '--bias-calibration',
   potentialCalibration: '--potential-calibration',
+  scaleCalibration: '--scale-calibration',
+  stepBiasCalibration: '--step-bias-calibration',
   delayFit: '--delay-fit',
   delayFitSamples: '--delay-fit-samples',
+  group: '--group',
+  groupKind: '--group-kind',
   preprocess: '--preprocess',
   clipLength: '--clip-len',
   frameRate: '--frame-rate',
@@ -63,6 +68,10 @@ export const FLAGS: Readonly<Record<string, string>> = {
   pictures: '--pictures',
   classNames: '--classes',
   followLinks: '--follow-links',
+  asTarget: '--as-target',
+  groups: '--groups',
+  calibrations: '--calibrations',
+  calibrateAt: '--calibrate-at',
 };
 
 /** A library error in the CLI's words: the field it names becomes the flag that sets it. */
@@ -165,8 +174,12 @@ export interface CalibFlags {
   followLinks?: boolean;
   biasCalibration?: number;
   potentialCalibration?: number;
+  scaleCalibration?: number;
+  stepBiasCalibration?: number;
   delayFit?: number;
   delayFitSamples: number;
+  group: number;
+  groupKind: string;
 }
 
 /** The class names of a --classes file: one per line, in the model's class order. */
@@ -290,11 +303,35 @@ export function calibrationOptions(cmd: Command): Command {
     )
     .option('--potential-calibration <T>', "likewise correct each neuron's initial membrane for this T", integer)
     .option(
+      '--scale-calibration <T>',
+      "per channel a bias and the spikes' amplitude (threshold scale) for this T, as parallel conversion calibrates them",
+      integer,
+    )
+    .option(
+      '--step-bias-calibration <T>',
+      'per channel a bias for each of the steps 1..T (FTBC-style), fitted so each step averages to the clipped ANN',
+      integer,
+    )
+    .option(
       '--delay-fit <T>',
       'fit the delay for every T up to this, label-free, on calibration samples (then simulate --delay fit)',
       integer,
     )
     .option('--delay-fit-samples <n>', 'calibration samples the delay fit simulates', integer, D.delayFitSamples)
+    .option(
+      '--group <K>',
+      'binary IF neurons per ANN neuron: a group at T steps resolves what one neuron resolves at K·T (K× the neurons)',
+      integer,
+      D.group,
+    )
+    .addOption(
+      new Option(
+        '--group-kind <kind>',
+        'shared: K neurons on one membrane, firing at θ/K, 2θ/K, …; population: K IF neurons with staggered starts',
+      )
+        .choices([...GROUP_KINDS])
+        .default(D.groupKind),
+    )
     .option(
       '--classes <file>',
       "imagefolder, videofolder, videofiles, coco: the model's class names, one per line in its order; class folders and categories are matched by name (default: folders sorted by name, as torchvision; the annotation file's category order). A class count other than the model's is refused without it",
@@ -357,8 +394,12 @@ export const CONVERSION_ONLY: ReadonlySet<string> = new Set([
   '--save',
   '--bias-calibration',
   '--potential-calibration',
+  '--scale-calibration',
+  '--step-bias-calibration',
   '--delay-fit',
   '--delay-fit-samples',
+  '--group',
+  '--group-kind',
 ]);
 
 /** The flag of a commander option key (e.g. calibLimit → --calib-limit, shuffle → --no-shuffle). */
@@ -415,8 +456,12 @@ export function convertOptionsFrom(f: CalibFlags, onProgress: ConvertOptions['on
     onProgress,
     biasCalibration: f.biasCalibration,
     potentialCalibration: f.potentialCalibration,
+    scaleCalibration: f.scaleCalibration,
+    stepBiasCalibration: f.stepBiasCalibration,
     delayFit: f.delayFit,
     delayFitSamples: f.delayFitSamples,
+    group: f.group,
+    groupKind: f.groupKind as ConvertOptions['groupKind'],
     preprocess: f.preprocess,
     frameRate: f.frameRate,
     clipsPerVideo: f.clipsPerVideo,

@@ -71,21 +71,27 @@ export function writeOutputs(files: readonly OutputFile[]): void {
 /** The metric against T, with and without delay, and the ANN lines. */
 export function resultsTable(r: SimulateRecord): string {
   const [m1, m2] = metricNamesOf(r);
-  const rows = r.results.map((x) => [
+  const ceiling = r.ceiling;
+  const rows = r.results.map((x, i) => [
     String(x.T),
     String(x.delay),
     pct(x.metric),
     pct(x.metricNoDelay),
     pct(x.secondary),
+    ...(ceiling ? [pct(ceiling[i]?.metric)] : []),
   ]);
   const lines = [
-    table(['T', 'delay', `${m1} %`, 'no delay %', `${m2} %`], rows),
+    table(['T', 'delay', `${m1} %`, 'no delay %', `${m2} %`, ...(ceiling ? [`ceiling ${m1} %`] : [])], rows),
     '',
     `estimated delay d̂ = ${r.delay.estimated}; ${r.delay.rule.startsWith('fixed') ? `delay ${r.delay.rule.slice(6)} from --delay (at most T − 1)` : 'delay at T = min(d̂, ⌊T/2⌋) unless --delay is given'}`,
   ];
   if (r.ann)
     lines.push(
       `ANN ${m1} ${pct(r.ann.metric)} %, clipped ANN ${m1} ${pct(r.clippedAnn?.metric)} % (same ${r.samples} samples)`,
+    );
+  if (ceiling)
+    lines.push(
+      `ceiling: the ANN with each site quantised to what an IF neuron can output in T steps, (θ/L)·clip(⌊x·L/θ + ½⌋, 0, L) with L = ${ceiling[0] && ceiling[0].levels !== ceiling[0].T ? `${ceiling[0].levels / ceiling[0].T}·T (groups)` : 'T'}; below it the loss is quantisation, between it and the SNN timing`,
     );
   return lines.join('\n') + '\n';
 }

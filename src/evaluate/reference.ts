@@ -3,7 +3,7 @@ import type { Dataset } from '../data/dataset.js';
 import { prefetchBatches, readBatch, sequentialBatches } from '../data/dataset.js';
 import { Session, type Array32, type RuntimeOptions } from '../ort/session.js';
 import type { PreparedModel } from '../model/prepare.js';
-import { instrument, thetaFeeds } from '../calibrate/instrument.js';
+import { instrument, quantFeeds, thetaFeeds } from '../calibrate/instrument.js';
 import type { Thresholds } from '../calibrate/thresholds.js';
 import { inferTask, makeScorer, scoresOf, type Score, type ScorerState, type Task } from '../tasks/task.js';
 import { TailRunner, modelTail } from './tail.js';
@@ -15,12 +15,20 @@ export interface ReferenceOptions extends RuntimeOptions {
   readonly task?: Task;
   /** Only these batches (ascending indices into the data's consecutive batches): a shard. Default: all. */
   readonly batches?: readonly number[];
+  /**
+   * Also score the ceiling (docs/algorithm.md §4.1) at these numbers of levels L (L = T, or K·T
+   * for groups of K): the ANN with every site's activation quantised as an IF neuron's best
+   * L-level output. One window per entry. Default: none.
+   */
+  readonly ceiling?: readonly number[];
 }
 
 export interface References {
   readonly ann: Score;
   /** The ANN with its neuron sites clipped at θ: what the SNN converges to as T grows. */
   readonly clipped: Score;
+  /** Per entry of `ceiling`: the ANN with its sites quantised to that many levels. */
+  readonly ceiling?: readonly Score[];
 }
 
 export async function annReference(
@@ -30,7 +38,11 @@ export async function annReference(
   opts: ReferenceOptions,
 ): Promise<References> {
   const s = await annReferenceStates(m, data, th, opts);
-  return { ann: scoresOf(s.ann)[0], clipped: scoresOf(s.clipped)[0] };
+  return {
+    ann: scoresOf(s.ann)[0],
+    clipped: scoresOf(s.clipped)[0],
+    ...(s.ceiling ? { ceiling: scoresOf(s.ceiling) } : {}),
+  };
 }
 
 /** The references as scorer states (sufficient statistics), to merge with other shards' (tasks/task.ts). */
@@ -39,27 +51,32 @@ export async function annReferenceStates(
   data: Dataset,
   th: Thresholds,
   opts: ReferenceOptions,
-): Promise<{ ann: ScorerState; clipped: ScorerState }> {
+): Promise<{ ann: ScorerState; clipped: ScorerState; ceiling?: ScorerState }> {
   const tail = await TailRunner.create(await modelTail(m, opts), m.plan.readout, opts);
   const task = inferTask(data, opts.task);
+  const levels = opts.ceiling ?? [];
+  const modes = levels.length > 0 ? (['ann', 'clip', 'quant'] as const) : (['ann', 'clip'] as const);
   const res: ScorerState[] = [];
   try {
-    for (const mode of ['ann', 'clip'] as const) {
+    for (const mode of modes) {
       const inst = instrument(m, { mode, granularity: th.granularity });
       const s = await Session.create(inst.graph, opts);
+      const windows = mode === 'quant' ? levels.length : 1;
       // The ANN's (label, prediction) pairs tell a wrong class order from a weak model.
-      const scorer = makeScorer(task, 1, data, undefined, { pairs: mode === 'ann' });
+      const scorer = makeScorer(task, windows, data, undefined, { pairs: mode === 'ann' });
+      // The ceiling's graph takes L as an input: one session serves every L (bench/ceiling.ts).
+      const feeds =
+        mode === 'quant' ? levels.map((L) => quantFeeds(inst, th, L)) : [mode === 'clip' ? thetaFeeds(inst, th) : {}];
       try {
         const all = sequentialBatches(data.size, opts.batchSize);
         const batches = opts.batches ? opts.batches.map((i) => all[i]) : all;
         for await (const b of prefetchBatches(data, batches.length, (i) => batches[i], m.normalize)) {
-          const feeds = {
-            [m.inputName]: { dims: [b.n, ...m.inputShape], data: b.x },
-            ...(mode === 'clip' ? thetaFeeds(inst, th) : {}),
-          };
-          const readout = (await s.run(feeds, [inst.readout]))[inst.readout];
-          const out = await tail.apply(readout.data, readout.dims);
-          scorer.add(0, out.data, out.dims, b);
+          const input = { [m.inputName]: { dims: [b.n, ...m.inputShape], data: b.x } };
+          for (const [w, f] of feeds.entries()) {
+            const readout = (await s.run({ ...input, ...f }, [inst.readout]))[inst.readout];
+            const out = await tail.apply(readout.data, readout.dims);
+            scorer.add(w, out.data, out.dims, b);
+          }
         }
       } finally {
         await s.release();
@@ -69,7 +86,7 @@ export async function annReferenceStates(
   } finally {
     await tail.release();
   }
-  return { ann: res[0], clipped: res[1] };
+  return { ann: res[0], clipped: res[1], ...(res[2] ? { ceiling: res[2] } : {}) };
 }
 
 /** The ANN's outputs (after its tail, as the scorer sees them) for a few samples, in one call: the report's pictures. */

@@ -24,6 +24,14 @@ export interface SimulationResult {
   readonly secondaryNoDelay: number | null;
 }
 
+/** The ceiling at one T: the metric of the ANN quantised to `levels` levels per site. */
+export interface CeilingResult {
+  readonly T: number;
+  readonly levels: number;
+  readonly metric: number;
+  readonly secondary: number | null;
+}
+
 export interface RunInfo {
   /** What was scored (absent in records made before tasks: classification). */
   readonly task?: Task;
@@ -43,6 +51,12 @@ export interface SimulateRecord extends RunInfo {
   readonly maxpool: string;
   readonly ann: Score | null;
   readonly clippedAnn: Score | null;
+  /**
+   * The ceiling at each T (docs/algorithm.md §4.1): the ANN with every site quantised to the
+   * `levels` an IF neuron (or group) can output in T steps. With the references only; absent in
+   * older records.
+   */
+  readonly ceiling?: readonly CeilingResult[];
   readonly delay: { readonly estimated: number; readonly latencies: readonly number[]; readonly rule: string };
   readonly results: readonly SimulationResult[];
   readonly firingRates: readonly { readonly site: string; readonly rate: number }[];
@@ -128,9 +142,42 @@ export interface EnergyRecord extends RunInfo {
   readonly notes: readonly string[];
 }
 
-export type RunRecord = SimulateRecord | CurvesRecord | DelayRecord | EnergyRecord;
+/** One setting of the fewer-steps experiment: its metric, SOPs and energy per sample at each T. */
+export interface StepsRow {
+  readonly label: string;
+  /** A setting the project offered before groups and the timing calibrations. */
+  readonly before: boolean;
+  /** Conversion cost of the row, seconds (thresholds, plus the fit or every T's calibration). */
+  readonly seconds: number;
+  readonly points: readonly {
+    readonly T: number;
+    readonly delay: number;
+    readonly metric: number;
+    readonly sops: number;
+    /** Joules per sample. */
+    readonly energy: number;
+  }[];
+}
 
-export const RECORD_KINDS = ['simulate', 'ablation', 'iterations', 'plugplay', 'delay', 'energy'] as const;
+/** The fewer-steps experiment (experiments/fewer-steps.ts). */
+export interface StepsRecord extends RunInfo {
+  readonly kind: 'steps';
+  readonly ann: Score | null;
+  readonly clippedAnn: Score | null;
+  /** The ceiling at each number of levels L (T, and K·T for each group size K). */
+  readonly ceiling: readonly { readonly levels: number; readonly metric: number }[];
+  readonly T: readonly number[];
+  readonly groups: readonly number[];
+  readonly energyConstants: { readonly name: string; readonly eSop: number; readonly eMac: number };
+  /** MACs of one ANN pass per sample. */
+  readonly annMacs: number;
+  readonly rows: readonly StepsRow[];
+  readonly notes: readonly string[];
+}
+
+export type RunRecord = SimulateRecord | CurvesRecord | DelayRecord | EnergyRecord | StepsRecord;
+
+export const RECORD_KINDS = ['simulate', 'ablation', 'iterations', 'plugplay', 'delay', 'energy', 'steps'] as const;
 
 // The schema of a record read back from JSON (spikeport report FILE). JSON has no ∞ or NaN: a
 // non-finite number was written as null, and reads back as NaN where the type says number.
@@ -263,6 +310,7 @@ const recordSchema: z.ZodType<RunRecord> = z.discriminatedUnion('kind', [
     maxpool: str,
     ann: score,
     clippedAnn: score,
+    ceiling: byT(z.object({ T: num, levels: num, metric: num, secondary: num.nullable() })).optional(),
     delay: z.object({ estimated: num, latencies: rows(num), rule: str }),
     results: byT(
       z.object({
@@ -317,6 +365,26 @@ const recordSchema: z.ZodType<RunRecord> = z.discriminatedUnion('kind', [
         ),
       }),
     ),
+  }),
+  z.object({
+    kind: z.literal('steps'),
+    ...info,
+    ann: score,
+    clippedAnn: score,
+    ceiling: z.array(z.object({ levels: num, metric: num })),
+    T: z.array(num),
+    groups: z.array(num),
+    energyConstants: z.object({ name: str, eSop: num, eMac: num }),
+    annMacs: num,
+    rows: z.array(
+      z.object({
+        label: str,
+        before: z.boolean(),
+        seconds: num,
+        points: z.array(z.object({ T: num, delay: num, metric: num, sops: num, energy: num })),
+      }),
+    ),
+    notes: z.array(str),
   }),
   z.object({
     kind: z.literal('energy'),

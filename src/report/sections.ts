@@ -6,6 +6,7 @@ import type { TopLevelSpec } from 'vega-lite';
 import type { EnergyReport } from '../energy/energy.js';
 import type { CurvesRecord, DelayRecord, EnergyRecord, Pictures, RunRecord, SimulateRecord } from './record.js';
 import { picturesText } from './pictures.js';
+import { stepsSections } from './steps.js';
 import { barChart, lineChart, type Row } from './charts.js';
 import { metricNamesOf, type Task } from '../tasks/task.js';
 
@@ -68,6 +69,8 @@ export function sections(r: RunRecord): Section[] {
       return delaySections(r);
     case 'energy':
       return energySections(r);
+    case 'steps':
+      return stepsSections(r);
   }
 }
 
@@ -78,6 +81,7 @@ export function title(r: RunRecord): string {
     iterations: 'CLTB iterations',
     plugplay: 'Plug-and-play',
     delay: 'Delayed evaluation sweep',
+    steps: 'Fewer steps for the same accuracy',
     energy: 'Operations and energy',
   }[r.kind];
   return `${what} — ${r.model} on ${r.data} (${r.samples} samples)`;
@@ -95,9 +99,11 @@ function annLines(
 
 function simulateSections(r: SimulateRecord): Section[] {
   const [m1, m2] = names(r);
-  const rows: Row[] = r.results.flatMap((x) => [
+  const ceiling = r.ceiling;
+  const rows: Row[] = r.results.flatMap((x, i) => [
     { T: x.T, accuracy: x.metric, series: 'SNN, delayed evaluation' },
     { T: x.T, accuracy: x.metricNoDelay, series: 'SNN, no delay' },
+    ...(ceiling?.[i] ? [{ T: x.T, accuracy: ceiling[i].metric, series: 'ceiling (ANN quantised to T steps)' }] : []),
   ]);
   const out: Section[] = [
     {
@@ -107,7 +113,14 @@ function simulateSections(r: SimulateRecord): Section[] {
         `Estimated delay d̂ = ${r.delay.estimated}; delay at T: ${r.delay.rule}. Simulation ${num(r.simulationSeconds)} s on the wall clock${timesNote(r.times)}${engineNote(r.engines)}.`,
         ...(r.normalize !== undefined ? [normalizeText(r.normalize)] : []),
         ...(r.ann
-          ? [`ANN ${m1} ${pct(r.ann.metric)} %; clipped ANN (ReLU → clip(x, 0, θ)) ${pct(r.clippedAnn?.metric)} %.`]
+          ? [
+              `ANN ${m1} ${pct(r.ann.metric)} %; clipped ANN (ReLU → clip(x, 0, θ)) ${pct(r.clippedAnn?.metric)} %.`,
+              ...(ceiling
+                ? [
+                    `Ceiling at T: the ANN with every site quantised to the L levels an IF neuron starting at θ/2 can output in T steps, (θ/L)·clip(⌊x·L/θ + ½⌋, 0, L), L = ${ceiling[0] && ceiling[0].levels !== ceiling[0].T ? `${ceiling[0].levels / ceiling[0].T}·T (groups of binary neurons)` : 'T'}. The gap from the clipped ANN to the ceiling is quantisation (more levels per step help), from the ceiling to the SNN timing (calibration and the delay help); docs/algorithm.md §4.1.`,
+                  ]
+                : []),
+            ]
           : [
               'No ANN reference (the source ANN was not found in the SNN’s folder; name it with --ann, or the ann option of loadSnn, and ask for references).',
             ]),
@@ -139,13 +152,14 @@ function simulateSections(r: SimulateRecord): Section[] {
         hlines: annLines(r.ann, r.clippedAnn),
       }),
       table: {
-        header: ['T', 'delay', `${m1} %`, 'no delay %', `${m2} %`],
-        rows: r.results.map((x) => [
+        header: ['T', 'delay', `${m1} %`, 'no delay %', `${m2} %`, ...(ceiling ? [`ceiling ${m1} %`] : [])],
+        rows: r.results.map((x, i) => [
           String(x.T),
           String(x.delay),
           pct(x.metric),
           pct(x.metricNoDelay),
           pct(x.secondary),
+          ...(ceiling ? [pct(ceiling[i]?.metric)] : []),
         ]),
       },
     },

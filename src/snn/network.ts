@@ -27,6 +27,7 @@ import {
   type SnnForm,
   type SnnMetadata,
   type SnnSpec,
+  type SiteSpec,
 } from './format.js';
 
 export interface SnnParts {
@@ -95,6 +96,8 @@ export interface SnnDescription {
   readonly annMacs: number;
   /** Whether the source ANN is at hand (for ANN references and per-site errors). */
   readonly hasSource: boolean;
+  /** Groups of binary neurons per ANN neuron (docs/algorithm.md §11); null: one IF neuron each. */
+  readonly group: SiteSpec['group'] | null;
 }
 
 export class Snn {
@@ -222,6 +225,7 @@ export class Snn {
       layers,
       annMacs: layers.reduce((a, l) => a + l.macs, 0),
       hasSource: this.source !== null,
+      group: spec.sites.find((s) => s.group)?.group ?? null,
     };
   }
 }
