@@ -562,6 +562,61 @@ const MUTANTS = [
     tests: ['data-formats'],
     only: ['^videofolder'],
   },
+  // COCO masks and video files.
+  {
+    id: 'coco-rle-row-major',
+    what: "RLE counts read along the rows instead of down the columns (COCO's order)",
+    file: 'src/data/coco-masks.ts',
+    find: 'mask[row * w + col] = value;',
+    replace: 'mask[q] = value;',
+    tests: ['coco-masks'],
+    only: ['^RLE'],
+  },
+  {
+    id: 'coco-polygon-truncated',
+    what: 'polygon vertices truncated on the 5× grid instead of rounded (as pycocotools does)',
+    file: 'src/data/coco-masks.ts',
+    find: 'for (let j = 0; j < k; j++) x[j] = trunc(scale * xy[2 * j] + 0.5);',
+    replace: 'for (let j = 0; j < k; j++) x[j] = trunc(scale * xy[2 * j]);',
+    tests: ['coco-masks'],
+    only: ['^a polygon covers'],
+  },
+  {
+    id: 'coco-overlap-last-wins',
+    what: "a pixel two objects cover takes the later one's class instead of 255 (ignored)",
+    file: 'src/data/coco-masks.ts',
+    find: 'out[q] = 255;',
+    replace: 'out[q] = o.label;',
+    tests: ['coco-masks'],
+    only: ['^objects merge'],
+  },
+  {
+    id: 'video-logits-summed',
+    what: "a video is scored from its clips' summed readouts instead of their summed softmax",
+    file: 'src/tasks/video.ts',
+    find: 't.addClip(w, sample, label, softmax32(outputs, k * classes, classes));',
+    replace: 't.addClip(w, sample, label, Array.from(outputs).slice(k * classes, (k + 1) * classes));',
+    tests: ['video-files'],
+    only: ['^mp4 files, 5 clips per video'],
+  },
+  {
+    id: 'video-resample-rounded',
+    what: 'resampled frame i is frame round(i · step) instead of floor (torchvision)',
+    file: 'src/data/clip-sampler.ts',
+    find: 'return Array.from({ length: total }, (_, i) => Math.floor(f32(f32(i) * s)));',
+    replace: 'return Array.from({ length: total }, (_, i) => Math.round(f32(f32(i) * s)));',
+    tests: ['video-files'],
+    only: ['^frames resampled'],
+  },
+  {
+    id: 'video-clips-one-short',
+    what: 'a video of n frames has n − L clips of L frames instead of n − L + 1',
+    file: 'src/data/clip-sampler.ts',
+    find: 'return Math.max(0, frames - L + 1);',
+    replace: 'return Math.max(0, frames - L);',
+    tests: ['video-files'],
+    only: ['byte for byte'],
+  },
 ];
 
 /** A mutant's changes: its one `file`/`find`/`replace`, or its `edits` (a bug made in several places at once). */
@@ -620,7 +675,18 @@ process.on('SIGINT', () => {
   process.exit(130);
 });
 fs.cpSync(path.join(root, 'dist'), path.join(work, 'dist'), { recursive: true });
-for (const entry of ['node_modules', 'models', 'examples', 'src', 'tools', 'docs', 'web', 'package.json', 'README.md'])
+for (const entry of [
+  'node_modules',
+  'models',
+  'examples',
+  'src',
+  'test',
+  'tools',
+  'docs',
+  'web',
+  'package.json',
+  'README.md',
+])
   if (fs.existsSync(path.join(root, entry))) fs.symlinkSync(path.join(root, entry), path.join(work, entry));
 
 /** Where the build keeps the JavaScript of a source file (kernels.wat lives in kernels.wasm.ts). */

@@ -6,10 +6,17 @@
 import path from 'node:path';
 import { normalizeProblem, readBatch, type Dataset, type Normalize } from '../data/dataset.js';
 import { openDataset } from '../data/sources.js';
-import { PREPROCESS_PRESETS, formatPreprocess, parsePreprocess, type Preprocess } from '../data/preprocess.js';
+import {
+  KINETICS_NORMALIZE,
+  PREPROCESS_PRESETS,
+  formatPreprocess,
+  parsePreprocess,
+  type Preprocess,
+} from '../data/preprocess.js';
+import { checkFrameRate } from '../data/video-files.js';
 import { modelTail } from '../evaluate/tail.js';
 import { loadModel, type LoadedModel } from '../model/load.js';
-import { NORMALIZE_KEY, checkDataFits, prepareModel, type PreparedModel } from '../model/prepare.js';
+import { NORMALIZE_KEY, checkDataFits, prepareModel, storedFrameRate, type PreparedModel } from '../model/prepare.js';
 import type { Notice } from '../progress.js';
 import {
   CALIBRATION_DEFAULTS,
@@ -87,6 +94,14 @@ export interface ConvertOptions extends CalibrateOptions {
    * images must have the model's input size). Stored in the converted file; `simulate` repeats it.
    */
   readonly preprocess?: string;
+  /**
+   * Video files (`videofiles:` given as a spec): resample every video to this many frames per
+   * second; default: the model's `spikeport.frameRate` metadata, else each video's own rate.
+   * Stored in the converted file; `simulate` repeats it.
+   */
+  readonly frameRate?: number;
+  /** Video files given as a spec: clips taken from each video (default 5). */
+  readonly clipsPerVideo?: number;
   /**
    * Binary IF neurons per ANN neuron (default 1): each neuron becomes a group of this many, so a
    * step carries up to K + 1 levels (docs/algorithm.md §11). A group at T steps resolves what
@@ -168,6 +183,8 @@ export function resolveConvertOptions(options: ConvertOptions = {}): ResolvedCon
     checkInteger('delayFit', o.delayFit, 1, MAX_FIT_STEPS, 'the fit compares every window, T² of them');
   checkInteger('delayFitSamples', o.delayFitSamples, 1);
   if (o.preprocess !== undefined) checkPreprocess(o.preprocess);
+  checkFrameRate(o.frameRate);
+  if (o.clipsPerVideo !== undefined) checkInteger('clipsPerVideo', o.clipsPerVideo, 1, 1000);
   return o;
 }
 
@@ -203,10 +220,18 @@ export async function convert(
   const name = path.basename(loaded.path);
   if (isSnnGraph(loaded.graph))
     throw new SpikeportError('invalid-file', `${name} is already a spiking network; convert takes the ANN`);
-  const prepared = await prepareModel(loaded, opts);
   const preprocess = opts.preprocess === undefined ? null : checkPreprocess(opts.preprocess);
+  let prepared = await prepareModel(loaded, opts);
+  const frameRate = opts.frameRate ?? storedFrameRate(loaded.graph);
   const calib =
-    typeof data === 'string' ? openDataset(data, undefined, { sampleShape: prepared.inputShape, preprocess }) : data;
+    typeof data === 'string'
+      ? openDataset(data, undefined, {
+          sampleShape: prepared.inputShape,
+          preprocess,
+          ...(frameRate !== undefined ? { frameRate } : {}),
+          ...(opts.clipsPerVideo !== undefined ? { clipsPerVideo: opts.clipsPerVideo } : {}),
+        })
+      : data;
   if (preprocess && (calib.preprocess ?? 'none') !== formatPreprocess(preprocess)) {
     throw optionError(
       'preprocess',
@@ -214,6 +239,9 @@ export async function convert(
     );
   }
   checkDataFits(calib, prepared.inputName, prepared.inputShape);
+  // The kinetics preset brings Kinetics' mean and std (RGB), for a model that says nothing of its own.
+  if (!prepared.normalize && calib.preprocess === 'kinetics' && prepared.inputShape[0] === 3)
+    prepared = { ...prepared, normalize: { mean: [...KINETICS_NORMALIZE.mean], std: [...KINETICS_NORMALIZE.std] } };
   const tail = await modelTail(prepared, opts); // refuses a bad readout node before calibrating
   const calibration = await calibrate(prepared, calib, opts);
   const th = calibration.thresholds;
@@ -312,6 +340,7 @@ export async function convert(
       : {}),
     ...(unit ? { unit: { theta: th.values.map((v) => Array.from(v)), scaleNodes: unit.scaleNodes } } : {}),
     ...(calib.preprocess ? { preprocess: calib.preprocess } : {}),
+    ...(calib.frameRate !== undefined ? { frameRate: calib.frameRate } : {}),
     ...(forTarget ? { target: forTarget } : {}),
   };
   const timing = {

@@ -28,6 +28,7 @@ import { mergeTallies, statsOf, type Tally } from '../evaluate/tally.js';
 import {
   METRIC_NAMES,
   TASKS,
+  VIDEO_LEVEL_NAMES,
   classOrderNotice,
   mergeStates,
   scoresOf,
@@ -385,10 +386,11 @@ export function mergeShards(
   const stats = statsOf(tally);
   const timing = { ...first.timing, ...overrides.timing };
   const Tmax = ctx.T[ctx.T.length - 1];
-  const names = METRIC_NAMES[ctx.task];
+  const names = tally.scores.kind === 'videos' ? VIDEO_LEVEL_NAMES : METRIC_NAMES[ctx.task];
   return {
     kind: 'simulate',
     task: ctx.task,
+    ...(tally.scores.kind === 'videos' ? { metrics: names } : {}),
     model: overrides.model ?? ctx.model,
     data: ctx.data,
     samples: tally.samples,
@@ -423,7 +425,7 @@ export function mergeShards(
     ...(ctx.normalize !== undefined ? { normalize: ctx.normalize } : {}),
     notices: [
       ...uniqueNotices([...(overrides.notices ?? []), ...ordered.flatMap((f) => f.shard.notices ?? [])]),
-      ...(ann && clipped ? [clippingNotice(ann, clipped, ctx)] : []),
+      ...(ann && clipped ? [clippingNotice(ann, clipped, ctx, names[0])] : []),
       ...(refs ? [classOrderNotice(refs.ann, ctx.data, names[0])] : []),
     ].filter((n): n is Notice => n !== null),
   };
@@ -436,9 +438,13 @@ export const CLIPPING_GAP = 0.05;
  * The SNN converges to the clipped ANN, not to the ANN: when that is far below the ANN, the
  * thresholds cut off activations the network needs, and no T will close the gap.
  */
-export function clippingNotice(ann: Score, clipped: Score, ctx: RecordContext): Notice | null {
+export function clippingNotice(
+  ann: Score,
+  clipped: Score,
+  ctx: RecordContext,
+  m1 = METRIC_NAMES[ctx.task][0],
+): Notice | null {
   if (!(ann.metric - clipped.metric >= CLIPPING_GAP)) return null;
-  const [m1] = METRIC_NAMES[ctx.task];
   const pct = (v: number): string => (100 * v).toFixed(1);
   const method = ctx.method;
   const change: { what: string; field?: string } =
@@ -599,6 +605,27 @@ const state: z.ZodType<ScorerState> = z.discriminatedUnion('kind', [
       (s) => s.found.length === s.windows && s.found.every((f) => f.length % 7 === 0),
       'detections come as 7 numbers each, one list per window',
     ),
+  z.object({
+    kind: z.literal('videos'),
+    classes: count,
+    clipsPerVideo: count,
+    size: count,
+    top1: z.array(count),
+    top5: z.array(count),
+    seen: z.array(count),
+    videoTop1: z.array(count),
+    videoTop5: z.array(count),
+    videos: z.array(count),
+    open: z.array(
+      z.array(
+        z.object({
+          video: count,
+          label: count,
+          clips: z.array(z.object({ sample: count, probs: z.array(finite) })),
+        }),
+      ),
+    ),
+  }),
 ]);
 const latency = z
   .number()

@@ -39,16 +39,18 @@ import {
   type ShardFile,
 } from './shards.js';
 import { checkPreprocess, noNormalization } from './convert.js';
+import { checkFrameRate } from '../data/video-files.js';
 
-export type DelayRule = 'auto' | 'fit' | 'off' | number;
+export type DelayRule = 'auto' | 'fit' | 'half' | 'off' | number;
 
 export interface SimulateOptions extends RuntimeOptions {
   /** Numbers of time steps to report (default 8, 16, 32, 64, 128, 256); one simulation of the largest. */
   readonly T?: readonly number[];
   /**
    * Where the readout window starts: `auto` (default) uses d = min(d̂, ⌊T/2⌋) with the estimated
-   * delay d̂; `fit` the delay fitted per T at conversion (convert's `delayFit`); `off` averages
-   * all steps; a number d averages steps d+1..T (at most T−1 discarded).
+   * delay d̂; `fit` the delay fitted per T at conversion (convert's `delayFit`); `half` d = ⌊T/2⌋
+   * (the paper's setting for segmentation); `off` averages all steps; a number d averages steps
+   * d+1..T (at most T−1 discarded).
    */
   readonly delay?: DelayRule;
   /** Samples per batch (default 100). */
@@ -84,6 +86,12 @@ export interface SimulateOptions extends RuntimeOptions {
    * default: the one stored in the converted file, else none (images must have the input size).
    */
   readonly preprocess?: string;
+  /** Video files given as a spec: resample to this many frames per second; default: the rate stored at conversion, else each video's own. */
+  readonly frameRate?: number;
+  /** Video files given as a spec: clips per video (default 5); each video is also scored from its clips' averaged softmax. */
+  readonly clipsPerVideo?: number;
+  /** COCO given as a spec: the category ids by class index (0 = background), e.g. the `voc` preset's. */
+  readonly categories?: readonly number[];
   /** The model's name in the record (default: the source ANN's file name). */
   readonly modelName?: string;
   /** Simulate only shard K of N (simulateShard; default: the whole run). */
@@ -144,10 +152,11 @@ export function resolveSimulateOptions(options: SimulateOptions = {}): ResolvedS
   if (
     o.delay !== 'auto' &&
     o.delay !== 'fit' &&
+    o.delay !== 'half' &&
     o.delay !== 'off' &&
     !(typeof o.delay === 'number' && Number.isInteger(o.delay) && o.delay >= 0)
   ) {
-    throw optionError('delay', `must be "auto", "fit", "off" or an integer ≥ 0 (got ${String(o.delay)})`);
+    throw optionError('delay', `must be "auto", "fit", "half", "off" or an integer ≥ 0 (got ${String(o.delay)})`);
   }
   if (typeof o.references !== 'boolean')
     throw optionError('references', `must be true or false (got ${String(o.references)})`);
@@ -165,6 +174,13 @@ export function resolveSimulateOptions(options: SimulateOptions = {}): ResolvedS
     throw optionError('engine', `"${String(o.engine)}" is not an engine (known: ${ENGINES.join(', ')})`);
   const energy = typeof o.energy === 'string' ? energyConstants(o.energy) : checkEnergyConstants(o.energy);
   if (o.preprocess !== undefined) checkPreprocess(o.preprocess);
+  checkFrameRate(o.frameRate);
+  if (o.clipsPerVideo !== undefined) checkInteger('clipsPerVideo', o.clipsPerVideo, 1, 1000);
+  if (
+    o.categories !== undefined &&
+    !(Array.isArray(o.categories) && o.categories.every((c) => Number.isSafeInteger(c) && c >= 0))
+  )
+    throw optionError('categories', 'must be a list of COCO category ids (integers ≥ 0; 0 = background)');
   if (o.normalize !== undefined && !isNormalize(o.normalize))
     throw optionError('normalize', 'must be { mean, std }: finite values, one or one per channel, every std > 0');
   return { ...o, T, energy };
@@ -174,6 +190,7 @@ export function resolveSimulateOptions(options: SimulateOptions = {}): ResolvedS
 export function delayFor(rule: DelayRule, T: number, delay: SnnMetadata['delay']): number {
   if (rule === 'auto') return delayAt(T, delay.estimated);
   if (rule === 'off') return 0;
+  if (rule === 'half') return Math.floor(T / 2);
   if (rule === 'fit') {
     const fitted = delay.fitted;
     if (!fitted)
@@ -204,6 +221,7 @@ function pictureWindows(
 function ruleText(rule: DelayRule): string {
   if (rule === 'auto') return 'min(estimated, floor(T/2))';
   if (rule === 'fit') return 'fitted (label-free)';
+  if (rule === 'half') return 'floor(T/2)';
   return `fixed ${rule === 'off' ? 0 : rule}`;
 }
 
@@ -211,11 +229,22 @@ function ruleText(rule: DelayRule): string {
  * Open test data for a spiking network: image sources decode to its input shape with the given
  * preprocessing, else the one stored in the file.
  */
-export function openSimulationData(snn: Snn, spec: string, limit?: number, preprocess?: string): Dataset {
+export function openSimulationData(
+  snn: Snn,
+  spec: string,
+  limit?: number,
+  preprocess?: string,
+  more: Pick<SimulateOptions, 'frameRate' | 'clipsPerVideo' | 'categories' | 'task'> = {},
+): Dataset {
   const p = preprocess ?? snn.meta.preprocess;
+  const frameRate = more.frameRate ?? snn.meta.frameRate;
   return openDataset(spec, limit, {
     sampleShape: snn.spec.inputShape,
     preprocess: p === undefined ? null : checkPreprocess(p),
+    ...(frameRate !== undefined ? { frameRate } : {}),
+    ...(more.clipsPerVideo !== undefined ? { clipsPerVideo: more.clipsPerVideo } : {}),
+    ...(more.categories !== undefined ? { categories: more.categories } : {}),
+    ...(more.task === 'segmentation' ? { masks: true } : {}),
   });
 }
 
@@ -283,7 +312,7 @@ export async function simulateShard(
     { T, delay: delays[i] },
     { T, delay: 0 },
   ]);
-  const test = typeof data === 'string' ? openSimulationData(snn, data, undefined, o.preprocess) : data;
+  const test = typeof data === 'string' ? openSimulationData(snn, data, undefined, o.preprocess, o) : data;
   if (test.size === 0) throw new SpikeportError('invalid-data', `data set ${test.name} has no samples`);
   const task = inferTask(test, o.task);
   // Named classes that are not the model's fail now, not after the first batch.
@@ -305,6 +334,9 @@ export async function simulateShard(
       energy: o.energy,
       preprocess: o.preprocess ?? snn.meta.preprocess ?? null,
       pictures: o.pictures,
+      // What the samples are, beyond their labels (frames picked, categories drawn).
+      ...(test.frameRate !== undefined ? { frameRate: test.frameRate } : {}),
+      ...(o.categories !== undefined ? { categories: o.categories } : {}),
     },
     o.batchSize,
     shard.count,

@@ -17,6 +17,7 @@ import {
 import { progressReporter } from './progress.js';
 import { outputPaths, printNotices, table, writeOutputs } from './output.js';
 import { openDataset } from '../data/sources.js';
+import { storedFrameRate } from '../model/prepare.js';
 import { SpikeportError } from '../errors.js';
 import { TARGETS, toNirGraph } from '../api/nir.js';
 
@@ -82,7 +83,11 @@ export function convertCommand(): Command {
         ...(f.weightBits !== undefined ? { weightBits: f.weightBits } : {}),
       });
       const loaded = loadModel(model);
-      const calib = openDataset(f.data, f.calibLimit, imageOptions(f, declaredInputShape(loaded), f.preprocess, false));
+      const calib = openDataset(
+        f.data,
+        f.calibLimit,
+        imageOptions(f, declaredInputShape(loaded), f.preprocess, false, storedFrameRate(loaded.graph)),
+      );
       const snn = await convert(loaded, calib, opts);
       const bytes = snn.toBytes(f.format, f.out);
       const targetNotes = snn.meta.target ? toNirGraph(snn, snn.meta.target.profile).notes : [];

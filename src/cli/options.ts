@@ -14,6 +14,7 @@ import { PRESETS, energyConstants, type EnergyConstants } from '../energy/energy
 import { dataFiles, trainSplitOf, type OpenOptions } from '../data/sources.js';
 import { checkPreprocess } from '../api/convert.js';
 import { PREPROCESS_PRESETS } from '../data/preprocess.js';
+import { CATEGORY_PRESETS, parseCategories } from '../data/coco-masks.js';
 import { MAX_TEXT_BYTES, readRegularFile, type NamedPath } from '../files.js';
 import type { PoolMode } from '../snn/format.js';
 import { GROUP_KINDS } from '../snn/neuron.js';
@@ -55,6 +56,10 @@ export const FLAGS: Readonly<Record<string, string>> = {
   groupKind: '--group-kind',
   preprocess: '--preprocess',
   clipLength: '--clip-len',
+  frameRate: '--frame-rate',
+  clipsPerVideo: '--clips-per-video',
+  categories: '--categories',
+  minArea: '--min-area',
   device: '--device',
   shard: '--shard',
   checkpoint: '--checkpoint',
@@ -139,7 +144,7 @@ function picojoules(v: string): number {
 }
 
 function delayValue(v: string): DelayRule {
-  return v === 'auto' || v === 'off' || v === 'fit' ? v : integer(v);
+  return v === 'auto' || v === 'off' || v === 'fit' || v === 'half' ? v : integer(v);
 }
 
 export interface CalibFlags {
@@ -162,6 +167,10 @@ export interface CalibFlags {
   preprocess?: string;
   clipLen?: number;
   classes?: string;
+  frameRate?: number;
+  clipsPerVideo?: number;
+  categories?: number[];
+  minArea?: number;
   followLinks?: boolean;
   biasCalibration?: number;
   potentialCalibration?: number;
@@ -195,29 +204,54 @@ function readClassNames(file: string | undefined): string[] | undefined {
 }
 
 /**
- * How image sources open for a model of this per-sample input shape. Calibration data
- * (`labels` false) is read without the class names: calibration reads no labels.
+ * How image and video sources open for a model of this per-sample input shape (`frameRate`:
+ * the model's own, used when --frame-rate is not given). Calibration data (`labels` false) is
+ * read without the class names: calibration reads no labels.
  */
 export function imageOptions(
-  f: CalibFlags,
+  f: CalibFlags & { task?: Task },
   sampleShape: readonly number[] | undefined,
   preprocess = f.preprocess,
   labels = true,
+  frameRate?: number,
 ): OpenOptions {
+  const rate = f.frameRate ?? frameRate;
   return {
     sampleShape,
     preprocess: preprocess === undefined ? null : checkPreprocess(preprocess),
     clipLength: f.clipLen,
     classNames: labels ? readClassNames(f.classes) : undefined,
     followLinks: f.followLinks === true,
+    ...(rate !== undefined ? { frameRate: rate } : {}),
+    ...(f.clipsPerVideo !== undefined ? { clipsPerVideo: f.clipsPerVideo } : {}),
+    ...(f.categories !== undefined ? { categories: f.categories } : {}),
+    ...(f.minArea !== undefined ? { minArea: f.minArea } : {}),
+    ...(f.task === 'segmentation' ? { masks: true } : {}),
   };
+}
+
+/** COCO categories: a preset name or ids (ranges allowed), e.g. voc or 0,5,2 or 0-90. */
+function categoriesValue(v: string): number[] {
+  const ids = parseCategories(v);
+  if (!ids)
+    throw new InvalidArgumentError(
+      `"${v}" is neither a preset (${Object.keys(CATEGORY_PRESETS).join(', ')}) nor COCO category ids like 0,5,2 or 0-90`,
+    );
+  return ids;
+}
+
+/** A frame rate in frames per second (decimal notation). */
+function frameRateValue(v: string): number {
+  const n = num(v);
+  if (!(n > 0)) throw new InvalidArgumentError('must be a number of frames per second > 0');
+  return n;
 }
 
 const D = CONVERT_DEFAULTS;
 
 /** Every data source, for the --data help of each command (`split`: train or test). */
 export function dataSpecs(split: 'train' | 'test'): string {
-  return `mnist:${split}, fashion-mnist:${split}[@DIR], npz:FILE, mnist-seg|mnist-det|mnist-video:${split} (generated; docs/data.md), imagefolder:DIR, videofolder:DIR, voc:DIR[:split], coco:IMAGES_DIR@ANNOTATIONS.json`;
+  return `mnist:${split}, fashion-mnist:${split}[@DIR], npz:FILE, mnist-seg|mnist-det|mnist-video:${split} (generated; docs/data.md), imagefolder:DIR, videofolder:DIR, videofiles:DIR, voc:DIR[:split], coco:IMAGES_DIR@ANNOTATIONS.json`;
 }
 
 /** Calibration and conversion options (convert, simulate, demo, experiments). */
@@ -300,12 +334,32 @@ export function calibrationOptions(cmd: Command): Command {
     )
     .option(
       '--classes <file>',
-      "imagefolder, videofolder, coco: the model's class names, one per line in its order; class folders and categories are matched by name (default: folders sorted by name, as torchvision; the annotation file's category order). A class count other than the model's is refused without it",
+      "imagefolder, videofolder, videofiles, coco: the model's class names, one per line in its order; class folders and categories are matched by name (default: folders sorted by name, as torchvision; the annotation file's category order). A class count other than the model's is refused without it",
     )
     .option(
       '--clip-len <n>',
-      "videofolder: frames per clip, sampled evenly from each video (must be the model's; default: the model's)",
+      "videofolder, videofiles: frames per clip (must be the model's; default: the model's)",
       int(1),
+    )
+    .option(
+      '--frame-rate <fps>',
+      "videofiles: resample the videos to this many frames per second, as torchvision's VideoClips (the paper's Kinetics protocol: 15); default: the rate stored with the model, else each video's own",
+      frameRateValue,
+    )
+    .option(
+      '--clips-per-video <K>',
+      "videofiles: clips per video, evenly spaced as torchvision's UniformClipSampler (default 5); each video is also scored from its clips' averaged softmax",
+      int(1),
+    )
+    .option(
+      '--categories <ids>',
+      'coco: the COCO category ids whose position is the class (0 = background), or the preset voc (the 20 VOC classes, as torchvision selects them); other categories are left out',
+      categoriesValue,
+    )
+    .option(
+      '--min-area <pixels>',
+      "coco, calibration data: only images whose objects (of the kept categories) cover more than this many pixels by their area fields, as torchvision's segmentation reference picks its training images (1000)",
+      num,
     )
     .option(
       '--preprocess <preset>',
@@ -313,7 +367,7 @@ export function calibrationOptions(cmd: Command): Command {
     )
     .option(
       '--follow-links',
-      "image data: follow symbolic links that lead outside the data set's folder (default: such a link is an error)",
+      "image and video data: follow symbolic links that lead outside the data set's folder (default: such a link is an error)",
     )
     .option('--threads <n>', 'ONNX Runtime threads', integer, defaultThreads())
     .option(
@@ -409,6 +463,8 @@ export function convertOptionsFrom(f: CalibFlags, onProgress: ConvertOptions['on
     group: f.group,
     groupKind: f.groupKind as ConvertOptions['groupKind'],
     preprocess: f.preprocess,
+    frameRate: f.frameRate,
+    clipsPerVideo: f.clipsPerVideo,
   };
 }
 
@@ -496,7 +552,7 @@ export function simulateOptions(cmd: Command): Command {
     .addOption(stepsOption())
     .option(
       '--delay <d>',
-      'readout window start: auto = min(d̂, ⌊T/2⌋), fit = the label-free fit made by convert --delay-fit, off = 0, or a number of steps',
+      "readout window start: auto = min(d̂, ⌊T/2⌋), fit = the label-free fit made by convert --delay-fit, half = ⌊T/2⌋ (the paper's segmentation setting), off = 0, or a number of steps",
       delayValue,
       SIMULATE_DEFAULTS.delay,
     )
@@ -545,6 +601,9 @@ export function simulateOptionsFrom(
     siteErrorsT: f.siteErrorsT,
     energy: energyFrom(f),
     preprocess: f.preprocess,
+    frameRate: f.frameRate,
+    clipsPerVideo: f.clipsPerVideo,
+    categories: f.categories,
     pictures: f.report || f.json ? f.pictures : 0,
     normalize: normalizeFrom(f),
   };

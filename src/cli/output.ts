@@ -5,7 +5,7 @@ import { reportMarkdown } from '../report/markdown.js';
 import { si } from '../report/sections.js';
 import type { RunRecord, SimulateRecord } from '../report/record.js';
 import type { EnergyReport } from '../energy/energy.js';
-import { METRIC_NAMES } from '../tasks/task.js';
+import { metricNamesOf } from '../tasks/task.js';
 import { messageOf, noticeText, type OutputFlags } from './options.js';
 import { SpikeportError } from '../errors.js';
 import type { Notice } from '../progress.js';
@@ -70,7 +70,7 @@ export function writeOutputs(files: readonly OutputFile[]): void {
 
 /** The metric against T, with and without delay, and the ANN lines. */
 export function resultsTable(r: SimulateRecord): string {
-  const [m1, m2] = METRIC_NAMES[r.task ?? 'classification'];
+  const [m1, m2] = metricNamesOf(r);
   const ceiling = r.ceiling;
   const rows = r.results.map((x, i) => [
     String(x.T),

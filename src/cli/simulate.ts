@@ -14,6 +14,7 @@ import {
 } from '../api/simulate.js';
 import { parseShard, readShardFile, shardJson, shardProblem, type Shard } from '../api/shards.js';
 import { loadModel } from '../model/load.js';
+import { storedFrameRate } from '../model/prepare.js';
 import { isSnnGraph } from '../snn/format.js';
 import { attachSource, snnFromGraph, type Snn } from '../snn/network.js';
 import { dataFiles, openDataset } from '../data/sources.js';
@@ -55,7 +56,7 @@ import {
   writeOutputs,
 } from './output.js';
 import type { Notice } from '../progress.js';
-import { METRIC_NAMES } from '../tasks/task.js';
+import { metricNamesOf } from '../tasks/task.js';
 
 export interface RunContext {
   /** false: do not take a shard from a job array's environment (the demo). */
@@ -144,14 +145,22 @@ export async function runSimulate(
       checkPaths([...inputs, ...dataFiles(calibSpec).map((p) => ({ path: p, role: 'the calibration data' }))], outputs);
       snn = await convert(
         loaded,
-        openDataset(calibSpec, f.calibLimit, imageOptions(f, declaredInputShape(loaded), f.preprocess, false)),
+        openDataset(
+          calibSpec,
+          f.calibLimit,
+          imageOptions(f, declaredInputShape(loaded), f.preprocess, false, storedFrameRate(loaded.graph)),
+        ),
         convertOptions,
       );
     }
     const data = openDataset(
       f.data,
       f.limit,
-      imageOptions(f, snn.spec.inputShape, f.preprocess ?? snn.meta.preprocess),
+      // (--min-area picks calibration images; every test image is scored.)
+      {
+        ...imageOptions(f, snn.spec.inputShape, f.preprocess ?? snn.meta.preprocess, true, snn.meta.frameRate),
+        minArea: undefined,
+      },
     );
     const options = {
       // The per-site analysis reads θ-amplitude spikes: a unit-spike file skips it (as a loop-form file does).
@@ -271,7 +280,7 @@ export async function runSimulate(
     process.stdout.write(timeSummary(record, performance.now() / 1000));
     printNotices(record.notices ?? []);
     if (target && onTarget && deployed) {
-      const [m1] = METRIC_NAMES[record.task ?? 'classification'];
+      const [m1] = metricNamesOf(record);
       process.stdout.write(
         `\nas ${target} computes it (${deployed.profile.summary}${f.weightBits !== undefined ? `; ${f.weightBits}-bit weights` : ''}):\n${deployed.notes.map((n) => `  - ${n}\n`).join('')}`,
       );
@@ -447,7 +456,7 @@ async function simulateInWorkers(
     }
     // (The job goes to the workers as JSON: the progress callback stays here.)
     const { onProgress: _, onNotice: __, ...rest } = options;
-    const open = imageOptions(f, snn.spec.inputShape, f.preprocess);
+    const open = imageOptions(f, snn.spec.inputShape, f.preprocess, true, snn.meta.frameRate);
     return await runWorkers(
       {
         snn: snnFile,
@@ -458,6 +467,10 @@ async function simulateInWorkers(
           preprocess: f.preprocess,
           clipLength: open.clipLength,
           classNames: open.classNames,
+          frameRate: open.frameRate,
+          clipsPerVideo: open.clipsPerVideo,
+          categories: open.categories,
+          masks: open.masks,
           followLinks: open.followLinks,
         },
         options: rest,

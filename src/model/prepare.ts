@@ -125,6 +125,22 @@ export async function prepareModel(m: LoadedModel, opts: PrepareOptions = {}): P
   };
 }
 
+/** The metadata key of a video model's frame rate (frames per second its clips are sampled at), a number. */
+export const FRAME_RATE_KEY = 'spikeport.frameRate';
+
+/** A video model's frame rate from its metadata; undefined when it has none. */
+export function storedFrameRate(g: Graph): number | undefined {
+  const text = g.metadata[FRAME_RATE_KEY];
+  if (text === undefined) return undefined;
+  const v = Number(text);
+  if (!/^\d+(\.\d+)?$/.test(text.trim()) || !(v > 0 && v <= 1000))
+    throw new SpikeportError(
+      'invalid-file',
+      `the model metadata ${FRAME_RATE_KEY} is "${text}", not a frame rate (frames per second in (0, 1000])`,
+    );
+  return v;
+}
+
 /**
  * Weights that are NaN (anywhere) or infinite (in a layer's weights or bias), found before any
  * calibration runs: they would otherwise surface only as a NaN threshold at its end.

@@ -35,6 +35,8 @@ export interface CeilingResult {
 export interface RunInfo {
   /** What was scored (absent in records made before tasks: classification). */
   readonly task?: Task;
+  /** The names of `metric` and `secondary` when they are not the task's (video-level runs: video top-1, clip top-1). */
+  readonly metrics?: readonly [string, string];
   readonly model: string;
   readonly data: string;
   readonly samples: number;
@@ -198,7 +200,14 @@ const byT = <T extends z.ZodType<{ T: number }>>(item: T) =>
     'each T once, in ascending order (as spikeport writes them)',
   );
 const score = z.object({ metric: num, secondary: num.nullable() }).nullable();
-const info = { task: z.enum(TASKS).optional(), model: str, data: str, samples: num, created: str };
+const info = {
+  task: z.enum(TASKS).optional(),
+  metrics: z.tuple([str, str]).optional(),
+  model: str,
+  data: str,
+  samples: num,
+  created: str,
+};
 const cost = z.object({
   T: step,
   sops: num,

@@ -8,11 +8,11 @@ import type { CurvesRecord, DelayRecord, EnergyRecord, Pictures, RunRecord, Simu
 import { picturesText } from './pictures.js';
 import { stepsSections } from './steps.js';
 import { barChart, lineChart, type Row } from './charts.js';
-import { METRIC_NAMES, type Task } from '../tasks/task.js';
+import { metricNamesOf, type Task } from '../tasks/task.js';
 
 /** The record's metric names (records written before tasks are classification). */
-function names(r: { task?: Task }): readonly [string, string] {
-  return METRIC_NAMES[r.task ?? 'classification'];
+function names(r: { task?: Task; metrics?: readonly [string, string] }): readonly [string, string] {
+  return metricNamesOf(r);
 }
 
 export interface Table {

@@ -159,6 +159,8 @@ export interface SnnMetadata {
   readonly unit?: UnitSpikes;
   /** Image preprocessing preset (data/preprocess.ts) used at conversion, repeated by simulate; absent: none given. */
   readonly preprocess?: string;
+  /** Video files: the frame rate clips were resampled to at conversion, simulate's default; absent: each video's own. */
+  readonly frameRate?: number;
   /**
    * Conversion for a target (convert --target): corrections that only the target's neuron
    * needs, applied by `export nir` and `simulate --as-target`, never by spikeport's own neuron.
@@ -337,6 +339,7 @@ const metadataSchema = z.object({
     .string()
     .refine((p) => parsePreprocess(p) !== null, `must be a preprocessing preset (${PREPROCESS_PRESETS})`)
     .optional(),
+  frameRate: z.number().positive().max(1000).optional(),
   target: z
     .object({
       profile: name,

@@ -12,6 +12,7 @@ import type { Notice } from '../progress.js';
 import { TopKCounter } from './classification.js';
 import { ConfusionMatrix } from './segmentation.js';
 import { decode, meanAveragePrecision, type Detection } from './detection.js';
+import { mergeVideoStates, videoScorer, videoScores, type VideoState } from './video.js';
 
 export const TASKS = ['classification', 'segmentation', 'detection', 'video'] as const;
 export type Task = (typeof TASKS)[number];
@@ -22,6 +23,17 @@ export const METRIC_NAMES: Readonly<Record<Task, readonly [string, string]>> = {
   segmentation: ['mIoU', 'pixel accuracy'],
   detection: ['mAP@[.50:.95]', 'mAP@.50'],
 };
+
+/** Names of the two metrics when a video's clips are scored together too (data with `clipsPerVideo` > 1). */
+export const VIDEO_LEVEL_NAMES: readonly [string, string] = ['video top-1', 'clip top-1'];
+
+/** A record's two metric names: its own (video-level runs), else its task's. */
+export function metricNamesOf(r: {
+  readonly task?: Task;
+  readonly metrics?: readonly [string, string];
+}): readonly [string, string] {
+  return r.metrics ?? METRIC_NAMES[r.task ?? 'classification'];
+}
 
 export interface Score {
   readonly metric: number;
@@ -74,7 +86,8 @@ export type ScorerState =
       /** The images scored, ascending, and their ground-truth boxes (in the data set's order). */
       readonly images: readonly number[];
       readonly truth: readonly DetectionBox[];
-    };
+    }
+  | VideoState;
 
 /**
  * A data set whose classes are named (class folders, COCO categories, a known set) must have
@@ -85,7 +98,7 @@ export type ScorerState =
 export function checkClassCount(data: Dataset, modelClasses: number): void {
   const named = data.classes?.length;
   if (named === undefined || named === modelClasses) return;
-  const byName = /^(imagefolder|videofolder|coco):/.test(data.name);
+  const byName = /^(imagefolder|videofolder|videofiles|coco):/.test(data.name);
   throw new SpikeportError(
     'invalid-data',
     `data set ${data.name} has ${named} classes but the model scores ${modelClasses}: its labels would not be the model's classes${byName ? " (name the model's classes in its order, one per line, with classNames: folders and categories are then matched by name)" : ''}`,
@@ -118,7 +131,7 @@ export function classOrderNotice(ann: ScorerState, data: string, metric: string)
   }
   const best = matched / n;
   const chance = 1 / ann.classes;
-  const byName = /^(imagefolder|videofolder|coco):/.test(data);
+  const byName = /^(imagefolder|videofolder|videofiles|coco):/.test(data);
   const pct = (v: number): string => `${(100 * v).toFixed(1)} %`;
   const fix = byName
     ? "name the model's classes in its order, one per line, with classNames"
@@ -149,7 +162,7 @@ export function inferTask(d: Dataset, given?: Task): Task {
 
 /**
  * A scorer for `windows` readout windows; `from`: continue from a state (a resumed run);
- * `pairs`: classification and video also count (label, prediction) pairs in the first window.
+ * `pairs`: classification and single-clip video also count (label, prediction) pairs in the first window.
  */
 export function makeScorer(
   task: Task,
@@ -158,10 +171,14 @@ export function makeScorer(
   from?: ScorerState,
   opts: { readonly pairs?: boolean } = {},
 ): Scorer {
-  if (from && from.kind !== stateKind(task)) throw new Error(`a ${from.kind} state cannot continue a ${task} scorer`);
+  if (from && from.kind !== stateKind(task, data))
+    throw new Error(`a ${from.kind} state cannot continue a ${task} scorer`);
   switch (task) {
-    case 'classification':
     case 'video':
+      return (data.clipsPerVideo ?? 1) > 1
+        ? videos(windows, data, from)
+        : topK(windows, data, from, opts.pairs === true);
+    case 'classification':
       return topK(windows, data, from, opts.pairs === true);
     case 'segmentation':
       return segmentation(windows, data, from);
@@ -170,8 +187,9 @@ export function makeScorer(
   }
 }
 
-/** The kind of state a task's scorer keeps. */
-export function stateKind(task: Task): ScorerState['kind'] {
+/** The kind of state a task's scorer keeps (on this data: video with several clips per video keeps videos). */
+export function stateKind(task: Task, data?: Dataset): ScorerState['kind'] {
+  if (task === 'video' && (data?.clipsPerVideo ?? 1) > 1) return 'videos';
   return task === 'segmentation' ? 'confusion' : task === 'detection' ? 'detections' : 'topk';
 }
 
@@ -188,6 +206,8 @@ export function scoresOf(s: ScorerState): Score[] {
         cm.counts.set(c);
         return { metric: cm.miou(), secondary: cm.pixelAccuracy() };
       });
+    case 'videos':
+      return videoScores(s).map((x) => ({ metric: x.video1, secondary: x.clip1 }));
     case 'detections': {
       const seen = new Set(s.images);
       const gts = s.truth.filter((b) => seen.has(b.image));
@@ -224,6 +244,7 @@ export function mergeStates(states: readonly ScorerState[]): ScorerState {
       rows[0].map(() => 0),
     );
   const W = sizes[0];
+  if (kind === 'videos') return mergeVideoStates(states as VideoState[]);
   switch (kind) {
     case 'topk': {
       const ts = states as Extract<ScorerState, { kind: 'topk' }>[];
@@ -288,6 +309,26 @@ export function stateProblem(s: ScorerState, windows: number, samples: readonly 
           return `its (label, prediction) pairs count ${total} samples and ${hits} hits, not ${s.seen[0]} and ${s.top1[0]}`;
       }
       return null;
+    case 'videos': {
+      const lists = [s.top5, s.seen, s.videoTop1, s.videoTop5, s.videos, s.open];
+      if (lists.some((l) => l.length !== windows)) return 'video counts of different lengths';
+      const mine = new Set(samples);
+      for (let w = 0; w < windows; w++) {
+        if (s.seen[w] !== n) return `window ${w} scored ${s.seen[w]} clips, the batches hold ${n}`;
+        if (!(s.top1[w] <= s.top5[w] && s.top5[w] <= s.seen[w]))
+          return `window ${w}: clip top-1 ${s.top1[w]}, top-5 ${s.top5[w]} of ${s.seen[w]} is impossible`;
+        if (!(s.videoTop1[w] <= s.videoTop5[w] && s.videoTop5[w] <= s.videos[w]))
+          return `window ${w}: video top-1 ${s.videoTop1[w]}, top-5 ${s.videoTop5[w]} of ${s.videos[w]} is impossible`;
+        for (const o of s.open[w])
+          for (const c of o.clips) {
+            if (!mine.has(c.sample) || Math.floor(c.sample / s.clipsPerVideo) !== o.video)
+              return `an open video holds clip ${c.sample}, which is not among its samples`;
+            if (c.probs.length !== s.classes)
+              return `a clip's softmax has ${c.probs.length} values for ${s.classes} classes`;
+          }
+      }
+      return null;
+    }
     case 'confusion': {
       if (n > 0 && s.classes < 1) return 'no classes, but samples were scored';
       if (s.counts.some((c) => c.length !== s.classes * s.classes))
@@ -313,6 +354,7 @@ export function stateProblem(s: ScorerState, windows: number, samples: readonly 
 }
 
 function windowsOf(s: ScorerState): number {
+  if (s.kind === 'videos') return s.top1.length;
   return s.kind === 'topk' ? s.top1.length : s.kind === 'confusion' ? s.counts.length : s.windows;
 }
 
@@ -383,6 +425,33 @@ function topK(windows: number, data: Dataset, from?: ScorerState, trackPairs = f
         pairs: mergePairs([...pairs].map(([k, n]) => [Math.floor(k / 2 ** 32), k % 2 ** 32, n] as const)),
       };
     },
+  };
+}
+
+/** Several clips per video: clip by clip, and each video from its clips' summed softmax (tasks/video.ts). */
+function videos(windows: number, data: Dataset, from?: ScorerState): Scorer {
+  const labels = data.labels;
+  if (!labels) throw new SpikeportError('invalid-data', `data set ${data.name} has no labels; accuracy needs them`);
+  const scorer = videoScorer(
+    windows,
+    labels,
+    data.clipsPerVideo as number,
+    data.size,
+    from?.kind === 'videos' ? from : undefined,
+  );
+  return {
+    add(w, outputs, dims, { indices }) {
+      const classes = dims.slice(1).reduce((a, b) => a * b, 1);
+      const bad = indices.map((i) => labels[i]).find((l) => l < 0 || l >= classes);
+      if (bad !== undefined)
+        throw new SpikeportError(
+          'invalid-data',
+          `data set ${data.name} has the label ${bad}, but the model scores ${classes} classes (0..${classes - 1})`,
+        );
+      scorer.add(w, outputs, classes, indices);
+    },
+    scores: () => scoresOf(scorer.state()),
+    state: () => scorer.state(),
   };
 }
 
