@@ -101,14 +101,7 @@ process.stdout.write(
 );
 
 /** SpiNNaker2 given float weights: its importer scales each population to ±127 and casts toward zero. */
-function importerCast(
-  snn: Snn,
-  corrections: Parameters<typeof targetNetwork>[2] extends infer O
-    ? O extends { corrections?: infer C }
-      ? C
-      : never
-    : never,
-): Snn {
+function importerCast(snn: Snn, corrections: TargetCorrections): Snn {
   const float = targetNetwork(snn, 'spinnaker2', { corrections, weightBits: 0 }).nir;
   if (!float) throw new Error('no NIR form');
   const profile = PROFILES.spinnaker2;
