@@ -141,7 +141,7 @@ const rhe = (v: number): number => {
   return d > 0.5 ? f + 1 : d < 0.5 ? f : f % 2 === 0 ? f : f + 1;
 };
 
-test('a quantised profile (Speck) computes what an independent integer simulation computes, spike for spike; SpiNNaker2 casts toward zero', async () => {
+test('a quantised profile (Speck) computes what an independent integer simulation computes, spike for spike; SpiNNaker2 casts toward zero, except integers spikeport wrote', async () => {
   const r = rng(11);
   const dense = (out: number, inn: number, scale: number): { w: Float32Array; b: Float32Array } => ({
     w: Float32Array.from({ length: out * inn }, () => (r() * 2 - 1) * scale),
@@ -235,18 +235,29 @@ test('a quantised profile (Speck) computes what an independent integer simulatio
   const ts = simulateNir(deployed.graph, x, n, T, speck);
   for (let t = 0; t < T; t++) assert.deepEqual([ts.spikes.get('if0')?.[t], ts.spikes.get('if1')?.[t]], ort.counts[t]);
 
-  // SpiNNaker2: int8 by a cast (toward zero), 127 / max |w| per population, bias and threshold scaled as floats.
-  const s2 = deployFor(g, PROFILES.spinnaker2).graph;
-  const fc0 = s2.nodes.get('fc0') as Extract<
-    NirGraph['nodes'] extends ReadonlyMap<string, infer N> ? N : never,
-    { type: 'Affine' }
-  >;
+  // SpiNNaker2's importer: 127 / max |w| per population, int8 by a cast (toward zero), bias and
+  // threshold scaled as floats. A file with float weights gets the cast.
+  type Affine = Extract<NirGraph['nodes'] extends ReadonlyMap<string, infer N> ? N : never, { type: 'Affine' }>;
   let m0 = 0;
   for (const w of layers[0].w) m0 = Math.max(m0, Math.abs(w));
-  assert.deepEqual(
-    Array.from(fc0.weight.data),
-    Array.from(layers[0].w, (w) => Math.trunc(w * (127 / m0))),
-  );
+  const cast = deployFor(g, PROFILES.spinnaker2, { byImporter: true }).graph;
+  const truncated = Array.from(layers[0].w, (w) => Math.trunc(w * (127 / m0)));
+  assert.deepEqual(Array.from((cast.nodes.get('fc0') as Affine).weight.data), truncated);
+  // spikeport writes the integers itself, rounded to nearest, the largest at ±127: the importer's
+  // scale of that file is 127 / 127 = 1 and its cast keeps every integer as written.
+  const s2 = deployFor(g, PROFILES.spinnaker2).graph;
+  const fc0 = s2.nodes.get('fc0') as Affine;
+  const nearest = Array.from(layers[0].w, (w) => rhe(w * (127 / m0)));
+  assert.deepEqual(Array.from(fc0.weight.data), nearest);
+  assert.notDeepEqual(nearest, truncated, 'the layer has weights the two roundings make differently');
+  assert.equal(Math.max(...Array.from(fc0.weight.data, Math.abs)), 127);
+  const again = deployFor(s2, PROFILES.spinnaker2, { byImporter: true }).graph;
+  for (const name of ['fc0', 'fc1', 'fc2'])
+    assert.deepEqual(
+      Array.from((again.nodes.get(name) as Affine).weight.data),
+      Array.from((s2.nodes.get(name) as Affine).weight.data),
+      `${name}: the importer's scale and cast change nothing`,
+    );
   const if0 = s2.nodes.get('if0') as Extract<
     NirGraph['nodes'] extends ReadonlyMap<string, infer N> ? N : never,
     { type: 'IF' }

@@ -376,6 +376,15 @@ const MUTANTS = [
     only: ['h5py'],
   },
   {
+    id: 'spinnaker2-written-truncated',
+    what: "SpiNNaker2's int8 weights written cast toward zero (the importer's rounding of float weights) instead of rounded",
+    file: 'src/nir/deploy.ts',
+    find: 'const rounding = opts.byImporter ? q.rounding : (q.written ?? q.rounding);',
+    replace: 'const rounding = q.rounding;',
+    tests: ['nir-target'],
+    only: ['quantised profile'],
+  },
+  {
     id: 'target-fire-geq',
     what: 'a target neuron fires at v ≥ threshold (asTarget: the NIR graph as a step graph)',
     file: 'src/nir/onnx.ts',

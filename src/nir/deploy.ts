@@ -51,7 +51,15 @@ export function signedScale(values: readonly number[], bits: number): number {
 /** The largest weight integer of `bits` signed bits (the symmetric range, as the importers use). */
 export const weightMax = (bits: number): number => 2 ** (bits - 1) - 1;
 
-export function deployFor(input: NirGraph, profile: Profile): Deployed {
+export interface DeployOptions {
+  /**
+   * The graph's float weights become integers as the importer makes them (a file from another
+   * tool); otherwise spikeport writes the integers (its own rounding where the profile has one).
+   */
+  readonly byImporter?: boolean;
+}
+
+export function deployFor(input: NirGraph, profile: Profile, opts: DeployOptions = {}): Deployed {
   const nodes = new Map(input.nodes);
   let edges = input.edges.map(([a, b]) => [a, b] as [string, string]);
   const notes: string[] = [];
@@ -148,6 +156,7 @@ export function deployFor(input: NirGraph, profile: Profile): Deployed {
 
   if (q) {
     const max = weightMax(q.bits);
+    const rounding = opts.byImporter ? q.rounding : (q.written ?? q.rounding);
     let skipped = 0;
     for (const [name, n] of [...nodes]) {
       if (n.type !== 'IF' && n.type !== 'Output') continue;
@@ -175,7 +184,7 @@ export function deployFor(input: NirGraph, profile: Profile): Deployed {
       const bias = (v: number): number => (q.bias === 'float' ? v * scale : roundHalfEven(v * scale));
       for (const [j, s] of srcs.entries()) {
         const w = ws[j];
-        const weight = { dims: w.weight.dims, data: w.weight.data.map((v) => toInteger(v * scale, q.rounding)) };
+        const weight = { dims: w.weight.dims, data: w.weight.data.map((v) => toInteger(v * scale, rounding)) };
         nodes.set(
           s,
           w.type === 'Linear'
@@ -205,7 +214,7 @@ export function deployFor(input: NirGraph, profile: Profile): Deployed {
       }
     }
     notes.push(
-      `weights as ${q.bits}-bit integers (${q.rounding === 'truncate' ? 'cast toward zero' : 'rounded to nearest'}), one scale per neuron node (${max}/max |w|${q.bias === 'bits' ? ', or the bias if larger' : ''}); thresholds ${q.threshold === 'integer' ? 'as integers' : 'scaled alike, float'}; bias ${q.bias === 'float' ? 'scaled, float' : 'as integers'}${q.membrane ? `; membrane held within ±${fmt(q.membrane)}` : ''}`,
+      `weights as ${q.bits}-bit integers (${rounding === 'truncate' ? 'cast toward zero' : rounding !== q.rounding ? `rounded to nearest by spikeport; the largest is ±${max}, so the importer's scale is 1 and its cast toward zero keeps them` : 'rounded to nearest'}), one scale per neuron node (${max}/max |w|${q.bias === 'bits' ? ', or the bias if larger' : ''}); thresholds ${q.threshold === 'integer' ? 'as integers' : 'scaled alike, float'}; bias ${q.bias === 'float' ? 'scaled, float' : 'as integers'}${q.membrane ? `; membrane held within ±${fmt(q.membrane)}` : ''}`,
     );
     if (skipped)
       notes.push(

@@ -13,8 +13,14 @@ export type Target = (typeof TARGETS)[number];
 export interface Quantisation {
   /** Signed weight bits: weights become integers in [−(2^(bits−1) − 1), 2^(bits−1) − 1]. */
   readonly bits: number;
-  /** How the scaled weights become integers: to nearest (ties to even, as numpy and torch round) or toward zero (a cast). */
+  /** How the importer makes integers of a file's scaled weights: to nearest (ties to even, as numpy and torch round) or toward zero (a cast). */
   readonly rounding: 'nearest' | 'truncate';
+  /**
+   * How spikeport rounds when it writes the integers itself, where that differs from the
+   * importer's: a file whose weights are already integers with the largest at the range's end
+   * is scaled by exactly 1 on import, so the importer's cast leaves them as written.
+   */
+  readonly written?: 'nearest';
   /** Biases share the weights' scale and bit width (Speck), become integers with any range (Loihi 2's mantissa and exponent), or stay float (SpiNNaker2's i_offset). */
   readonly bias: 'bits' | 'integer' | 'float';
   /** The threshold becomes an integer in weight units (Speck, Loihi 2) or stays a float (SpiNNaker2). */
@@ -73,9 +79,9 @@ export const PROFILES: Readonly<Record<Target, Profile>> = {
     pool: 'AvgPool2d',
     affineOnly: false,
     scalarThreshold: false,
-    quantisation: { bits: 8, rounding: 'truncate', bias: 'float', threshold: 'float' },
+    quantisation: { bits: 8, rounding: 'truncate', written: 'nearest', bias: 'float', threshold: 'float' },
     summary:
-      'py-spinnaker2 s2_nir (ResetMethod.SUBTRACT, the default): one spike per step at v > θ, subtracts θ; with scale_weights the weights into each population are scaled to [−127, 127] and cast to int8 (toward zero), threshold and i_offset scaled alike as floats',
+      'py-spinnaker2 s2_nir (ResetMethod.SUBTRACT, the default): one spike per step at v > θ, subtracts θ; with scale_weights the weights into each population are scaled to [−127, 127] and cast to int8 (toward zero), threshold and i_offset scaled alike as floats (spikeport writes the integers rounded to nearest, largest at ±127: the import scales them by 1 and the cast keeps them)',
   },
   loihi2: {
     name: 'loihi2',
@@ -148,6 +154,7 @@ export function profileWith(target: Target, weightBits?: number): Profile {
     quantisation: {
       bits: weightBits,
       rounding: q?.rounding ?? 'nearest',
+      ...(q?.written ? { written: q.written } : {}),
       bias: q?.bias ?? 'float',
       threshold: q?.threshold ?? 'float',
       ...(q?.membrane !== undefined ? { membrane: q.membrane } : {}),
