@@ -13,7 +13,7 @@ import { fileURLToPath } from 'node:url';
 import { convert } from '../src/api/convert.js';
 import { asTarget, PROFILES, simulateNir } from '../src/api/nir.js';
 import { simulate } from '../src/api/simulate.js';
-import { toNir, type NirGraph } from '../src/nir/graph.js';
+import { toNir, type NirGraph, type NirNode } from '../src/nir/graph.js';
 import { deployFor } from '../src/nir/deploy.js';
 import { nirStepGraph } from '../src/nir/onnx.js';
 import type { Profile } from '../src/nir/profiles.js';
@@ -324,4 +324,82 @@ test('the NIR max construction tends to max pooling on constant inputs: readout 
   );
   assert.ok(e512 < e64 && e64 < e16, 'the error shrinks as T grows');
   assert.ok(e512 < 0.01 * scale, `at T = 512 the error is ${e512}`);
+});
+
+test('a Scale node for an importer that reads none: folded into the layer with weights that feeds it, else written as a diagonal 1×1 convolution; the same spikes either way', () => {
+  const shape = [2, 3, 3];
+  const n = numel(shape);
+  const arr = (dims: number[], data: number[]): { dims: number[]; data: Float32Array } => ({
+    dims,
+    data: Float32Array.from(data),
+  });
+  const full = (v: number): { dims: number[]; data: Float32Array } => arr(shape, Array<number>(n).fill(v));
+  const conv1 = (w: number[], b: number[]): NirNode => ({
+    type: 'Conv2d',
+    weight: arr([2, 2, 1, 1], w),
+    bias: arr([2], b),
+    stride: [1, 1],
+    padding: [0, 0],
+    dilation: [1, 1],
+    groups: 1,
+    inputShape: [3, 3],
+  });
+  const ifNode = { type: 'IF' as const, r: full(1), vThreshold: full(1), vReset: full(0) };
+  const perChannel = (a: number, b: number): { dims: number[]; data: Float32Array } =>
+    arr(shape, [...Array<number>(9).fill(a), ...Array<number>(9).fill(b)]);
+  const g: NirGraph = {
+    nodes: new Map([
+      ['input', { type: 'Input', shape }],
+      ['c1', conv1([0.9, 0.2, -0.1, 0.7], [0.05, 0.1])],
+      ['a', ifNode],
+      // A spike branch brought to another threshold: nothing with weights of its own feeds it.
+      ['skip', { type: 'Scale', scale: perChannel(0.75, 1.5) }],
+      ['c2', conv1([0.3, -0.2, 0.1, 0.4], [0, 0.02])],
+      // A layer's output scaled: foldable into c3.
+      ['c3', conv1([0.25, 0.5, -0.5, 0.25], [0.1, -0.05])],
+      ['s3', { type: 'Scale', scale: perChannel(0.5, 2) }],
+      ['b', ifNode],
+      ['output', { type: 'Output', shape }],
+    ]),
+    edges: [
+      ['input', 'c1'],
+      ['c1', 'a'],
+      ['a', 'skip'],
+      ['skip', 'b'],
+      ['input', 'c2'],
+      ['c2', 'b'],
+      ['input', 'c3'],
+      ['c3', 's3'],
+      ['s3', 'b'],
+      ['b', 'output'],
+    ],
+    metadata: {},
+  };
+  const deployed = deployFor(g, PROFILES.sinabs);
+  const types = [...deployed.graph.nodes.values()].map((x) => x.type);
+  assert.ok(!types.includes('Scale'), `no Scale left: ${types.join(', ')}`);
+  assert.equal(types.filter((x) => x === 'Conv2d').length, 4, 'the skip branch as a 1×1 convolution');
+  assert.match(deployed.notes.join('\n'), /skip: Scale written as a 1×1 Conv2d of 2 channels/);
+  assert.match(deployed.notes.join('\n'), /s3: Scale folded into c3/);
+  const x = uniform(11, 4 * n);
+  const T = 30;
+  const want = simulateNir(g, x, 4, T, PROFILES.sinabs).outputs;
+  const got = simulateNir(deployed.graph, x, 4, T, PROFILES.sinabs).outputs;
+  const spikes = want.reduce((a, o) => a + o.reduce((s, v) => s + v, 0), 0);
+  assert.ok(spikes > 50, `${spikes} spikes`);
+  assert.deepEqual(
+    got.map((o) => Array.from(o)),
+    want.map((o) => Array.from(o)),
+  );
+  // Without the Scale folded or rewritten the spikes differ (the test can tell).
+  const dropped: NirGraph = {
+    ...g,
+    nodes: new Map([...g.nodes].filter(([k]) => k !== 'skip')),
+    edges: g.edges.filter(([a, b]) => a !== 'skip' && b !== 'skip').concat([['a', 'b']]),
+  };
+  const wrong = simulateNir(dropped, x, 4, T, PROFILES.sinabs).outputs;
+  assert.notDeepEqual(
+    wrong.map((o) => Array.from(o)),
+    want.map((o) => Array.from(o)),
+  );
 });

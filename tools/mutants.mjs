@@ -459,6 +459,15 @@ const MUTANTS = [
     tests: ['nir-semantics'],
     only: ["target's IF neuron"],
   },
+  {
+    id: 'nir-scale-dropped',
+    what: "a Scale node for an importer that reads none written as a 1×1 convolution of ones (its factors lost)",
+    file: 'src/nir/deploy.ts',
+    find: 'for (let c = 0; c < C; c++) weight[c * C + c] = perChannel[c];',
+    replace: 'for (let c = 0; c < C; c++) weight[c * C + c] = 1;',
+    tests: ['nir-target'],
+    only: ['a Scale node for an importer'],
+  },
   // The ceiling and groups of binary neurons (docs/algorithm.md §4.1, §11).
   {
     id: 'ceiling-truncates',

@@ -42,6 +42,11 @@ export interface Profile {
   readonly pool: 'AvgPool2d' | 'SumPool2d';
   /** The importer takes Affine, not Linear (sinabs): a Linear is written as an Affine with zero bias. */
   readonly affineOnly: boolean;
+  /**
+   * The importer reads Scale nodes. Where it does not (or its sources do not say), a Scale is
+   * folded into the layer with weights that feeds it, or the export is refused naming it.
+   */
+  readonly readsScale: boolean;
   /** One threshold per IF node (the chip's register): per-neuron thresholds are folded into the incoming weights. */
   readonly scalarThreshold: boolean;
   /** One line for the record. */
@@ -56,6 +61,7 @@ export const PROFILES: Readonly<Record<Target, Profile>> = {
     floor: 1,
     pool: 'SumPool2d',
     affineOnly: true,
+    readsScale: false,
     scalarThreshold: false,
     summary:
       'sinabs.from_nir: IF → IAFSqueeze (MultiSpike: ⌊v/θ⌋ spikes where v ≥ θ, subtracts them, membrane held ≥ −θ); reads Affine, Conv1d/2d, SumPool2d, Flatten (no AvgPool2d, Linear, Scale); float weights',
@@ -67,6 +73,7 @@ export const PROFILES: Readonly<Record<Target, Profile>> = {
     floor: 1,
     pool: 'SumPool2d',
     affineOnly: true,
+    readsScale: false,
     scalarThreshold: true,
     quantisation: { bits: 8, rounding: 'nearest', bias: 'bits', threshold: 'integer', membrane: 2 ** 15 - 1 },
     summary:
@@ -78,6 +85,7 @@ export const PROFILES: Readonly<Record<Target, Profile>> = {
     spikes: 'single',
     pool: 'AvgPool2d',
     affineOnly: false,
+    readsScale: false,
     scalarThreshold: false,
     quantisation: { bits: 8, rounding: 'truncate', written: 'nearest', bias: 'float', threshold: 'float' },
     summary:
@@ -89,6 +97,7 @@ export const PROFILES: Readonly<Record<Target, Profile>> = {
     spikes: 'single',
     pool: 'AvgPool2d',
     affineOnly: false,
+    readsScale: false,
     scalarThreshold: true,
     quantisation: { bits: 8, rounding: 'nearest', bias: 'integer', threshold: 'integer', membrane: (2 ** 23 - 1) / 64 },
     summary:
@@ -100,6 +109,7 @@ export const PROFILES: Readonly<Record<Target, Profile>> = {
     spikes: 'single',
     pool: 'SumPool2d',
     affineOnly: true,
+    readsScale: false,
     scalarThreshold: false,
     summary:
       'norse.torch.from_nir: IF → IAFCell (fires at v > θ, v set to v_reset = 0); reads Affine, Conv2d, SumPool2d (as LPPool2d of norm 1), Flatten (no AvgPool2d, Scale); float weights',
@@ -110,6 +120,7 @@ export const PROFILES: Readonly<Record<Target, Profile>> = {
     spikes: 'single',
     pool: 'AvgPool2d',
     affineOnly: false,
+    readsScale: true,
     scalarThreshold: false,
     summary: "NIR's IF as its definition says: fires at v > θ, v ← v_reset = 0; float weights",
   },
