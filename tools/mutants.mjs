@@ -461,7 +461,7 @@ const MUTANTS = [
   },
   {
     id: 'nir-scale-dropped',
-    what: "a Scale node for an importer that reads none written as a 1×1 convolution of ones (its factors lost)",
+    what: 'a Scale node for an importer that reads none written as a 1×1 convolution of ones (its factors lost)',
     file: 'src/nir/deploy.ts',
     find: 'for (let c = 0; c < C; c++) weight[c * C + c] = perChannel[c];',
     replace: 'for (let c = 0; c < C; c++) weight[c * C + c] = 1;',
