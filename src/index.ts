@@ -103,7 +103,15 @@ export {
 export { parsePreprocess, formatPreprocess, type Preprocess } from './data/preprocess.js';
 export { writeLayout, LAYOUTS, type Layout } from './data/layouts.js';
 /** Tasks, energy, reports, the paper's experiments. */
-export { TASKS, METRIC_NAMES, type Task, type Score } from './tasks/task.js';
+export { TASKS, METRIC_NAMES, type Task, type Score, type ModelOutput, type ModelOutputs } from './tasks/task.js';
+export {
+  HEADS,
+  HEAD_DEFAULTS,
+  detectionHead,
+  type HeadKind,
+  type DetectionOptions,
+  type DetectionHead,
+} from './tasks/heads.js';
 export {
   PRESETS,
   energyConstants,

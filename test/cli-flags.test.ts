@@ -42,9 +42,21 @@ const INTEGER = new Set([
   '--shard-count',
   '--workers',
   '--counts',
+  '--top-candidates',
+  '--detections-per-image',
 ]);
 /** Flags whose values are real numbers (lists of them for --mean and --std). */
-const DECIMAL = new Set(['--step-size', '--percentile', '--mean', '--std', '--e-sop', '--e-mac', '--checkpoint-every']);
+const DECIMAL = new Set([
+  '--step-size',
+  '--percentile',
+  '--mean',
+  '--std',
+  '--e-sop',
+  '--e-mac',
+  '--checkpoint-every',
+  '--score-threshold',
+  '--nms-threshold',
+]);
 const LISTS = new Set(['--T', '--counts', '--mean', '--std']);
 
 /** Written forms that Number() reads as a number but that are not plain decimal. */

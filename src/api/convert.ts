@@ -19,6 +19,7 @@ import {
   type ResolvedCalibrateOptions,
 } from '../calibrate/calibrate.js';
 import { buildSnn, type SiteCorrections } from '../snn/build.js';
+import { readoutList } from '../graph/plan.js';
 import { thetaPerElement, type Thresholds } from '../calibrate/thresholds.js';
 import { numel } from '../graph/ir.js';
 import { SPIKE_FORMS, isSnnGraph, type PoolMode, type SnnMetadata, type SpikeForm } from '../snn/format.js';
@@ -36,11 +37,12 @@ export interface ConvertOptions extends CalibrateOptions {
    */
   readonly maxpool?: PoolMode;
   /**
-   * End the spiking part at this node: its output is the readout, averaged over steps, and
-   * everything after it runs as ANN on that average. Default: the last weighted layer with no
-   * neuron after it.
+   * End the spiking part at this node, or these nodes (one per output of a network with several):
+   * their outputs are the readouts, averaged over steps, and everything after them runs as ANN
+   * on those averages. Default: every weighted layer that leads to an output with no weighted
+   * layer after it (one per head and pyramid level of a detector).
    */
-  readonly readoutNode?: string;
+  readonly readoutNode?: string | readonly string[];
   /** Input normalisation per channel; default: the model's `spikeport.normalize` metadata, else none. */
   readonly normalize?: Normalize;
   /**
@@ -102,8 +104,7 @@ export function resolveConvertOptions(options: ConvertOptions = {}): ResolvedCon
     throw optionError('maxpool', `"${String(o.maxpool)}" is not a pooling form (known: accumulated, per-step)`);
   if (o.normalize !== undefined && !isNormalize(o.normalize))
     throw optionError('normalize', 'must be { mean, std }: finite values, one or one per channel, every std > 0');
-  if (o.readoutNode !== undefined && (typeof o.readoutNode !== 'string' || o.readoutNode === ''))
-    throw optionError('readoutNode', 'must be a node name');
+  if (o.readoutNode !== undefined) readoutList(o.readoutNode);
   for (const k of ['biasCalibration', 'potentialCalibration'] as const)
     if (o[k] !== undefined) checkInteger(k, o[k], 1, MAX_STEPS);
   if (o.delayFit !== undefined)
@@ -212,7 +213,9 @@ export async function convert(
       latencies: calibration.delay.latencies.map((r) => round(r, 4)),
       ...(fit ? { fitted: fit.delays } : {}),
     },
-    ...(opts.readoutNode ? { readoutNode: opts.readoutNode } : {}),
+    ...(opts.readoutNode !== undefined
+      ? { readoutNode: typeof opts.readoutNode === 'string' ? opts.readoutNode : [...opts.readoutNode] }
+      : {}),
     ...(batch || fit
       ? {
           corrections: {

@@ -26,8 +26,12 @@ import { firingRates } from '../evaluate/windows.js';
 import { mergeTallies, statsOf, type Tally } from '../evaluate/tally.js';
 import { TASKS, mergeStates, scoresOf, stateProblem, type ScorerState, type Task } from '../tasks/task.js';
 import {
+  detectionInfoSchema,
+  outputInfoSchema,
   picturesSchema,
   predictionSchema,
+  type DetectionInfo,
+  type OutputInfo,
   type Pictures,
   type SimulateRecord,
   type SimulationResult,
@@ -75,6 +79,10 @@ export interface RecordContext {
   readonly sites: readonly { readonly node: string; readonly neurons: number }[];
   readonly layers: readonly LayerSpec[] | null;
   readonly energy: EnergyConstants;
+  /** The model's outputs, as scored (names and per-sample shapes; absent in older files). */
+  readonly outputs?: readonly OutputInfo[];
+  /** Detection: the head used and its thresholds (absent for other tasks and older files). */
+  readonly detection?: DetectionInfo;
 }
 
 export interface ShardFile {
@@ -355,6 +363,8 @@ export function mergeShards(
     simulationSeconds: tally.seconds,
     ...(tally.engines ? { engines: tally.engines } : {}),
     ...(pictures ? { pictures } : {}),
+    ...(ctx.outputs ? { outputs: ctx.outputs } : {}),
+    ...(ctx.detection ? { detection: ctx.detection } : {}),
   };
 }
 
@@ -505,6 +515,8 @@ const shardSchema = z.object({
     sites: z.array(z.object({ node: z.string(), neurons: count })),
     layers: z.array(layer).nullable(),
     energy: z.object({ name: z.string(), eSop: finite, eMac: finite, note: z.string() }),
+    outputs: z.array(outputInfoSchema).optional(),
+    detection: detectionInfoSchema.optional(),
   }),
   tally: z.object({
     batches: z.array(count),

@@ -13,11 +13,13 @@ import { definedOnly } from '../calibrate/calibrate.js';
 import type { Snn } from '../snn/network.js';
 import type { SnnMetadata } from '../snn/format.js';
 import { DEFAULT_ENGINE, ENGINES, sameResultsAs, type Engine } from '../runtime/simulate.js';
-import { TASKS, inferTask, type Task } from '../tasks/task.js';
+import { TASKS, headFor, inferTask, type Task } from '../tasks/task.js';
+import { checkDetectionOptions, type DetectionOptions } from '../tasks/heads.js';
 import { checkEnergyConstants, energyConstants, type EnergyConstants } from '../energy/energy.js';
 import { siteErrors as measureSiteErrors } from '../analysis/site-errors.js';
 import { annOutputs, annReferenceStates } from '../evaluate/reference.js';
 import { PictureCollector } from '../evaluate/pictures.js';
+import { outputShapes } from '../evaluate/tail.js';
 import { checkSteps, delayAt, simulateWindows, type Window } from '../evaluate/windows.js';
 import type { Tally } from '../evaluate/tally.js';
 import type { SimulateRecord } from '../report/record.js';
@@ -53,6 +55,11 @@ export interface SimulateOptions extends RuntimeOptions {
   readonly batchSize?: number;
   /** What the model does and how it is scored; default: from the data (masks → segmentation, boxes → detection, clips → video, else classification). */
   readonly task?: Task;
+  /**
+   * Detection: the head (`retinanet`, `fcos`, `centernet`; default: recognised from the outputs)
+   * and its thresholds (default: torchvision's for RetinaNet and FCOS; tasks/heads.ts).
+   */
+  readonly detection?: DetectionOptions;
   /**
    * How the step graph is driven: `steps` (default) calls it from JS, several steps per call;
    * `loop` runs an ONNX Loop per batch; `auto` times both on the first batches and keeps the
@@ -145,13 +152,14 @@ export function resolveSimulateOptions(options: SimulateOptions = {}): ResolvedS
     throw optionError('checkpointSeconds', `must be a number of seconds ≥ 0 (got ${String(o.checkpointSeconds)})`);
   checkInteger('pictures', o.pictures, 0, MAX_PICTURES, 'the pictures are stored in the record');
   if (o.siteErrorsT !== undefined) checkInteger('siteErrorsT', o.siteErrorsT, 1);
+  const detection = o.detection === undefined ? undefined : checkDetectionOptions(definedOnly(o.detection));
   if (o.task !== undefined && !(TASKS as readonly string[]).includes(o.task))
     throw optionError('task', `"${String(o.task)}" is not a task (known: ${TASKS.join(', ')})`);
   if (!(ENGINES as readonly string[]).includes(o.engine))
     throw optionError('engine', `"${String(o.engine)}" is not an engine (known: ${ENGINES.join(', ')})`);
   const energy = typeof o.energy === 'string' ? energyConstants(o.energy) : checkEnergyConstants(o.energy);
   if (o.preprocess !== undefined) checkPreprocess(o.preprocess);
-  return { ...o, T, energy };
+  return { ...o, T, energy, ...(detection ? { detection } : {}) };
 }
 
 /** The delay at T under a rule: d̂'s window rule, the fitted delay, none, or the user's (never ≥ T). */
@@ -276,6 +284,7 @@ export async function simulateShard(
       energy: o.energy,
       preprocess: o.preprocess ?? snn.meta.preprocess ?? null,
       pictures: o.pictures,
+      ...(task === 'detection' ? { detection: o.detection ?? {} } : {}),
     },
     o.batchSize,
     shard.count,
@@ -283,6 +292,9 @@ export async function simulateShard(
   const range = shardRange(shard, run.batches);
   const batches = Array.from({ length: range.end - range.first }, (_, k) => range.first + k);
   const cal = snn.meta.calibration;
+  // The outputs scored (and, for detection, the head that decodes them): one tail run on zeros.
+  const outputs = await outputShapes(snn.tail, snn.spec.readout, snn.spec.readoutShape, o);
+  const head = task === 'detection' && test.boxes ? headFor(outputs, test, o.detection) : null;
   const context: ShardFile['context'] = {
     task,
     model: o.modelName ?? path.basename(snn.meta.source.file),
@@ -297,6 +309,8 @@ export async function simulateShard(
     sites: snn.spec.sites.map((x) => ({ node: x.node, neurons: x.neurons })),
     layers: snn.spec.layers ?? null,
     energy: o.energy,
+    outputs: outputs.map((x) => ({ name: x.name, shape: x.dims.slice(1) })),
+    ...(head ? { detection: { head: head.kind, classes: head.classes, ...head.options } } : {}),
   };
   const base = {
     format: SHARD_FORMAT,
@@ -326,7 +340,7 @@ export async function simulateShard(
     o.pictures > 0 && !prior?.pictures
       ? new PictureCollector(
           test,
-          { task, count: o.pictures, windows: pictureWindows(o.T, windows, task) },
+          { task, count: o.pictures, windows: pictureWindows(o.T, windows, task), detection: o.detection },
           prior?.pictureState,
         )
       : null;
@@ -375,6 +389,7 @@ export async function simulateShard(
       threads: o.threads,
       device: o.device,
       task,
+      detection: o.detection,
       batches,
     });
     save(partial(tally, { references, pictures }));

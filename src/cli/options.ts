@@ -10,6 +10,7 @@ import { CONVERT_DEFAULTS, type ConvertOptions } from '../api/convert.js';
 import { MAX_PICTURES, SIMULATE_DEFAULTS, type DelayRule, type SimulateOptions } from '../api/simulate.js';
 import { ENGINES, type Engine } from '../runtime/simulate.js';
 import { TASKS, type Task } from '../tasks/task.js';
+import { HEADS, type HeadKind } from '../tasks/heads.js';
 import { PRESETS, energyConstants, type EnergyConstants } from '../energy/energy.js';
 import { dataFiles, trainSplitOf, type OpenOptions } from '../data/sources.js';
 import { checkPreprocess } from '../api/convert.js';
@@ -56,6 +57,11 @@ export const FLAGS: Readonly<Record<string, string>> = {
   checkpointSeconds: '--checkpoint-every',
   workers: '--workers',
   pictures: '--pictures',
+  head: '--head',
+  scoreThreshold: '--score-threshold',
+  topCandidates: '--top-candidates',
+  nmsThreshold: '--nms-threshold',
+  detectionsPerImage: '--detections-per-image',
 };
 
 /** A library error in the CLI's words: the field it names becomes the flag that sets it. */
@@ -211,8 +217,8 @@ export function calibrationOptions(cmd: Command): Command {
         .default(D.maxpool),
     )
     .option(
-      '--readout <node>',
-      'end the spiking part at this node: its output is the readout, averaged over steps; everything after it runs as ANN on that average',
+      '--readout <nodes>',
+      "end the spiking part at this node, or these (comma-separated, one per output): their outputs are the readouts, averaged over steps; everything after them runs as ANN on those averages (default: every output's last weighted layers)",
     )
     .option('--mean <values>', 'input normalisation mean, per channel (overrides the model metadata)', numbers)
     .option('--std <values>', 'input normalisation std, per channel', numbers)
@@ -308,6 +314,13 @@ function readThresholds(file: string | undefined): FixedThresholds | undefined {
   }
 }
 
+/** --readout NODE or NODE,NODE,…: one node name, or a list (spaces around the commas are fine). */
+function readoutNodes(v: string | undefined): string | string[] | undefined {
+  if (v === undefined) return undefined;
+  const list = v.split(',').map((x) => x.trim());
+  return list.length === 1 ? list[0] : list;
+}
+
 /** The library's conversion options from the flags. */
 export function convertOptionsFrom(f: CalibFlags, onProgress: ConvertOptions['onProgress']): ConvertOptions {
   if ((f.mean === undefined) !== (f.std === undefined))
@@ -322,7 +335,7 @@ export function convertOptionsFrom(f: CalibFlags, onProgress: ConvertOptions['on
     shuffle: f.shuffle,
     thresholds: readThresholds(f.thresholds),
     maxpool: f.maxpool,
-    readoutNode: f.readout,
+    readoutNode: readoutNodes(f.readout),
     normalize: f.mean && f.std ? { mean: f.mean, std: f.std } : undefined,
     threads: f.threads,
     device: f.device,
@@ -401,11 +414,47 @@ export interface SimFlags extends CalibFlags, OutputFlags, EnergyFlags {
   siteErrorsT?: number;
   task?: Task;
   pictures: number;
+  head?: HeadKind;
+  scoreThreshold?: number;
+  topCandidates?: number;
+  nmsThreshold?: number;
+  detectionsPerImage?: number;
+}
+
+/** How detections are made (simulate, demo): the head and torchvision's thresholds. */
+export function detectionOptions(cmd: Command): Command {
+  return cmd
+    .addOption(
+      new Option(
+        '--head <head>',
+        'detection head: retinanet, fcos (decoded as torchvision does), centernet (the bundled model); default: recognised from the outputs',
+      ).choices([...HEADS]),
+    )
+    .option(
+      '--score-threshold <s>',
+      'detection: keep scores above this (default per head: retinanet 0.05, fcos 0.2, centernet 0.05)',
+      num,
+    )
+    .option(
+      '--top-candidates <n>',
+      'detection: candidates kept per pyramid level, by score (retinanet, fcos; default 1000)',
+      integer,
+    )
+    .option(
+      '--nms-threshold <iou>',
+      'detection: IoU above which NMS drops a lower-scoring box of the same class (default: retinanet 0.5, fcos 0.6, centernet 0.5)',
+      num,
+    )
+    .option(
+      '--detections-per-image <n>',
+      'detection: detections kept per image (default: retinanet 300, fcos 100, centernet 100)',
+      integer,
+    );
 }
 
 /** Options of simulate (and demo): what to simulate and report. */
 export function simulateOptions(cmd: Command): Command {
-  return cmd
+  return detectionOptions(cmd)
     .requiredOption(
       '--data <spec>',
       'test data: mnist:test, fashion-mnist:test[@DIR], npz:FILE, imagefolder:DIR, mnist-seg|mnist-det|mnist-video:test',
@@ -463,6 +512,13 @@ export function simulateOptionsFrom(
     energy: energyFrom(f),
     preprocess: f.preprocess,
     pictures: f.report || f.json ? f.pictures : 0,
+    detection: {
+      head: f.head,
+      scoreThreshold: f.scoreThreshold,
+      topCandidates: f.topCandidates,
+      nmsThreshold: f.nmsThreshold,
+      detectionsPerImage: f.detectionsPerImage,
+    },
   };
 }
 

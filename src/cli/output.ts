@@ -80,6 +80,11 @@ export function resultsTable(r: SimulateRecord): string {
     lines.push(
       `ANN ${m1} ${pct(r.ann.metric)} %, clipped ANN ${m1} ${pct(r.clippedAnn?.metric)} % (same ${r.samples} samples)`,
     );
+  const d = r.detection;
+  if (d)
+    lines.push(
+      `detection head ${d.head} (${d.classes} classes; outputs ${(r.outputs ?? []).map((o) => o.name).join(', ')}): score ${d.head === 'centernet' ? '≥' : '>'} ${d.scoreThreshold}${d.head === 'centernet' ? '' : `, top ${d.topCandidates} per level`}, NMS IoU ${d.nmsThreshold}, ${d.detectionsPerImage} per image`,
+    );
   return lines.join('\n') + '\n';
 }
 

@@ -1,11 +1,20 @@
 /** The ANN's and the clipped ANN's (every ReLU replaced by clip(x, 0, θ)) scores on a data set. */
 import type { Dataset } from '../data/dataset.js';
 import { prefetchBatches, readBatch, sequentialBatches } from '../data/dataset.js';
-import { Session, type Array32, type RuntimeOptions } from '../ort/session.js';
+import { Session, type RuntimeOptions } from '../ort/session.js';
 import type { PreparedModel } from '../model/prepare.js';
 import { instrument, thetaFeeds } from '../calibrate/instrument.js';
 import type { Thresholds } from '../calibrate/thresholds.js';
-import { inferTask, makeScorer, scoresOf, type Score, type ScorerState, type Task } from '../tasks/task.js';
+import {
+  inferTask,
+  makeScorer,
+  scoresOf,
+  type ModelOutputs,
+  type Score,
+  type ScorerState,
+  type Task,
+} from '../tasks/task.js';
+import type { DetectionOptions } from '../tasks/heads.js';
 import { TailRunner, modelTail } from './tail.js';
 
 export interface ReferenceOptions extends RuntimeOptions {
@@ -13,6 +22,8 @@ export interface ReferenceOptions extends RuntimeOptions {
   readonly batchSize: number;
   /** Default: inferred from the data. */
   readonly task?: Task;
+  /** Detection: the head and its thresholds (tasks/heads.ts). */
+  readonly detection?: DetectionOptions;
   /** Only these batches (ascending indices into the data's consecutive batches): a shard. Default: all. */
   readonly batches?: readonly number[];
 }
@@ -47,7 +58,7 @@ export async function annReferenceStates(
     for (const mode of ['ann', 'clip'] as const) {
       const inst = instrument(m, { mode, granularity: th.granularity });
       const s = await Session.create(inst.graph, opts);
-      const scorer = makeScorer(task, 1, data);
+      const scorer = makeScorer(task, 1, data, undefined, { detection: opts.detection });
       try {
         const all = sequentialBatches(data.size, opts.batchSize);
         const batches = opts.batches ? opts.batches.map((i) => all[i]) : all;
@@ -57,8 +68,7 @@ export async function annReferenceStates(
             ...(mode === 'clip' ? thetaFeeds(inst, th) : {}),
           };
           const readout = (await s.run(feeds, [inst.readout]))[inst.readout];
-          const out = await tail.apply(readout.data, readout.dims);
-          scorer.add(0, out.data, out.dims, b);
+          scorer.add(0, await tail.apply(readout.data, readout.dims), b);
         }
       } finally {
         await s.release();
@@ -77,14 +87,14 @@ export async function annOutputs(
   data: Dataset,
   indices: readonly number[],
   opts: RuntimeOptions,
-): Promise<Array32> {
+): Promise<ModelOutputs> {
   const tail = await TailRunner.create(await modelTail(m, opts), m.plan.readout, opts);
   const inst = instrument(m, { mode: 'ann', granularity: 'layer' });
   const s = await Session.create(inst.graph, opts);
   try {
     // One sample per call: each sample's outputs do not depend on which others are asked for
     // (a shard's pictures and the whole run's are the same).
-    const outs: Array32[] = [];
+    const outs: ModelOutputs[] = [];
     for (const i of indices) {
       const b = await readBatch(data, [i], m.normalize);
       const readout = (await s.run({ [m.inputName]: { dims: [1, ...m.inputShape], data: b.x } }, [inst.readout]))[
@@ -92,10 +102,12 @@ export async function annOutputs(
       ];
       outs.push(await tail.apply(readout.data, readout.dims));
     }
-    const per = outs.length ? outs[0].data.length : 0;
-    const data32 = new Float32Array(per * outs.length);
-    outs.forEach((o, k) => data32.set(o.data, k * per));
-    return { dims: [outs.length, ...(outs.length ? outs[0].dims.slice(1) : [])], data: data32 };
+    return tail.outputs.map((name, j) => {
+      const per = outs.length ? outs[0][j].data.length : 0;
+      const data32 = new Float32Array(per * outs.length);
+      outs.forEach((o, k) => data32.set(o[j].data, k * per));
+      return { name, dims: [outs.length, ...(outs.length ? outs[0][j].dims.slice(1) : [])], data: data32 };
+    });
   } finally {
     await s.release();
     await tail.release();

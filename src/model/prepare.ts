@@ -6,7 +6,7 @@ import path from 'node:path';
 import type { Graph } from '../graph/ir.js';
 import { numel } from '../graph/ir.js';
 import { prepare } from '../graph/passes.js';
-import { nodePositions, plan as makePlan, type Plan } from '../graph/plan.js';
+import { nodePositions, plan as makePlan, withPack, type Plan } from '../graph/plan.js';
 import { WEIGHTED_OPS } from '../graph/ops.js';
 import { probeShapes, type RuntimeOptions } from '../ort/session.js';
 import { isNormalize, type Dataset, type Normalize } from '../data/dataset.js';
@@ -26,7 +26,8 @@ export interface PreparedModel {
 }
 
 export interface PrepareOptions extends RuntimeOptions {
-  readonly readoutNode?: string;
+  /** The readout node, or one per output (default: found, graph/plan.ts). */
+  readonly readoutNode?: string | readonly string[];
   /** Overrides the model's stored normalisation. */
   readonly normalize?: Normalize;
 }
@@ -74,14 +75,17 @@ export async function prepareModel(m: LoadedModel, opts: PrepareOptions = {}): P
   }
   // Let the batch axis vary.
   const graph0: Graph = { ...m.graph, inputs: [{ ...input, shape: ['N', ...inputShape] }] };
-  const graph = prepare(graph0);
-  const plan = makePlan(graph, { readoutNode: opts.readoutNode, positions: nodePositions(m.graph) });
+  const prepared = prepare(graph0);
+  const plan = makePlan(prepared, { readoutNode: opts.readoutNode, positions: nodePositions(m.graph) });
+  // Several readouts are packed into one tensor by nodes the graph now holds (the ANN's outputs are unchanged).
+  const graph = withPack(prepared, plan);
   const pools = plan.spiking.filter((n) => n.opType === 'MaxPool' && plan.varying.has(n.inputs[0]));
   const weighted = graph.nodes.filter((n) => WEIGHTED_OPS.has(n.opType));
   const names = [
     ...plan.sites.map((s) => s.input),
     ...pools.flatMap((p) => [p.inputs[0], p.outputs[0]]),
     plan.readout,
+    ...plan.readouts.map((r) => r.tensor),
     ...weighted.flatMap((n) => [n.inputs[0], n.outputs[0]]),
   ];
   let shapes: Map<string, number[]>;

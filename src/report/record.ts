@@ -49,7 +49,37 @@ export interface SimulateRecord extends RunInfo {
   readonly engines?: Readonly<Partial<Record<'steps' | 'fused' | 'loop', number>>>;
   /** A few test images with the SNN's (and the ANN's) predictions (simulate's `pictures`; absent in older records). */
   readonly pictures?: Pictures;
+  /** The model's outputs that were scored, by name, with their per-sample shapes (absent in older records). */
+  readonly outputs?: readonly OutputInfo[];
+  /** Detection: the head that decoded the outputs and its thresholds (absent for other tasks and older records). */
+  readonly detection?: DetectionInfo;
 }
+
+/** One of the model's outputs: its name and per-sample shape. */
+export interface OutputInfo {
+  readonly name: string;
+  readonly shape: readonly number[];
+}
+
+/** The detection head a run used (tasks/heads.ts): its kind, classes and thresholds. */
+export interface DetectionInfo {
+  readonly head: string;
+  readonly classes: number;
+  readonly scoreThreshold: number;
+  readonly topCandidates: number;
+  readonly nmsThreshold: number;
+  readonly detectionsPerImage: number;
+}
+
+export const outputInfoSchema = z.object({ name: z.string(), shape: z.array(z.number().int().nonnegative()) });
+export const detectionInfoSchema = z.object({
+  head: z.string(),
+  classes: z.number().int().positive(),
+  scoreThreshold: z.number(),
+  topCandidates: z.number().int().nonnegative(),
+  nmsThreshold: z.number(),
+  detectionsPerImage: z.number().int().positive(),
+});
 
 export type { Pictures, PictureSample, PicturePrediction, PictureBox } from '../evaluate/pictures.js';
 
@@ -208,6 +238,8 @@ const recordSchema: z.ZodType<RunRecord> = z.discriminatedUnion('kind', [
     simulationSeconds: num,
     engines: z.object({ steps: batches, fused: batches, loop: batches }).partial().strict().optional(),
     pictures: picturesSchema.optional(),
+    outputs: z.array(outputInfoSchema).optional(),
+    detection: detectionInfoSchema.optional(),
   }),
   z.object({
     kind: z.enum(['ablation', 'iterations', 'plugplay']),

@@ -85,6 +85,11 @@ export interface SnnSpec {
   readonly inputShape: readonly number[];
   readonly readout: string;
   readonly readoutShape: readonly number[];
+  /**
+   * Several readouts (a network with several outputs): the readout output holds them side by
+   * side, each flattened per sample, in this order; the tail cuts them apart. Absent: one readout.
+   */
+  readonly readouts?: readonly { readonly name: string; readonly shape: readonly number[] }[];
   readonly states: readonly StateSpec[];
   readonly sites: readonly SiteSpec[];
   readonly granularity: 'channel' | 'layer';
@@ -117,8 +122,8 @@ export interface SnnMetadata {
     readonly latencies: readonly number[];
     readonly fitted?: readonly number[];
   };
-  /** The node the user chose as the readout, if any. */
-  readonly readoutNode?: string;
+  /** The node (or nodes, one per output) the user chose as the readout, if any. */
+  readonly readoutNode?: string | readonly string[];
   /** Corrections after conversion: the T of bias / potential calibration and the samples they used, and the delay fit's samples. */
   readonly corrections?: {
     readonly biasT?: number;
@@ -210,6 +215,10 @@ const specSchema: z.ZodType<SnnSpec> = z.object({
   inputShape: dims,
   readout: name,
   readoutShape: dims,
+  readouts: z
+    .array(z.object({ name, shape: dims }))
+    .min(2)
+    .optional(),
   states: z.array(z.object({ input: name, output: name, shape: dims })),
   sites: z
     .array(
@@ -258,7 +267,7 @@ const metadataSchema = z.object({
     data: z.string(),
   }),
   delay: z.object({ estimated: count, latencies: z.array(latency), fitted: z.array(count).min(1).optional() }),
-  readoutNode: name.optional(),
+  readoutNode: z.union([name, z.array(name).min(1)]).optional(),
   corrections: z
     .object({
       biasT: z.number().int().positive().optional(),
@@ -380,6 +389,9 @@ function checkInterface(g: Graph, meta: SnnMetadata, form: SnnForm, where: strin
   if (form === 'step') {
     if (!sameShape(outputs.get(spec.readout)?.shape, spec.readoutShape))
       throw field('spec.readoutShape', `${spec.readoutShape.join('x')} is not the readout output's shape`);
+    const packed = (spec.readouts ?? []).reduce((a, r) => a + r.shape.reduce((x, y) => x * y, 1), 0);
+    if (spec.readouts && (spec.readoutShape.length !== 1 || spec.readoutShape[0] !== packed))
+      throw field('spec.readouts', `hold ${packed} values per sample, the readout ${spec.readoutShape.join('x')}`);
     spec.states.forEach((st, i) => {
       if (!sameShape(inputs.get(st.input)?.shape, st.shape))
         throw field(`spec.states.${i}.shape`, `${st.shape.join('x')} is not the shape of input "${st.input}"`);

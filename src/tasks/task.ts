@@ -10,7 +10,8 @@ import { toOriginal, type Placement } from '../data/preprocess.js';
 import { SpikeportError } from '../errors.js';
 import { TopKCounter } from './classification.js';
 import { ConfusionMatrix } from './segmentation.js';
-import { decode, meanAveragePrecision, type Detection } from './detection.js';
+import { meanAveragePrecision, type Detection } from './detection.js';
+import { checkDetectionOptions, detectionHead, type DetectionHead, type DetectionOptions } from './heads.js';
 
 export const TASKS = ['classification', 'segmentation', 'detection', 'video'] as const;
 export type Task = (typeof TASKS)[number];
@@ -35,9 +36,29 @@ export interface Targets {
   readonly placements?: readonly Placement[];
 }
 
+/** One of a model's outputs for a batch: its name, dims (batch first) and values. */
+export interface ModelOutput {
+  readonly name: string;
+  readonly dims: readonly number[];
+  readonly data: Float32Array;
+}
+
+/** A model's outputs, every one, in the order of its graph outputs. */
+export type ModelOutputs = readonly ModelOutput[];
+
+/** What a task scores, beyond the data: the detection head and its thresholds. */
+export interface ScorerOptions {
+  readonly detection?: DetectionOptions;
+}
+
 export interface Scorer {
-  /** outputs: one window's model outputs for a batch, [n, ...]; batch: its samples (and masks). */
-  add(window: number, outputs: Float32Array, dims: readonly number[], batch: Targets): void;
+  /**
+   * Check the outputs' layout (dims of a batch, the values unused) before any work: a one-line
+   * error when the task cannot score them (e.g. no detection head fits).
+   */
+  check(outputs: ModelOutputs): void;
+  /** outputs: one window's model outputs for a batch, [n, ...] each; batch: its samples (and masks). */
+  add(window: number, outputs: ModelOutputs, batch: Targets): void;
   scores(): Score[];
   /** What the scores are computed from, as plain JSON: states of disjoint sample sets merge exactly (mergeStates). */
   state(): ScorerState;
@@ -79,17 +100,49 @@ export function inferTask(d: Dataset, given?: Task): Task {
 }
 
 /** A scorer for `windows` readout windows; `from`: continue from a state (a resumed run). */
-export function makeScorer(task: Task, windows: number, data: Dataset, from?: ScorerState): Scorer {
+export function makeScorer(
+  task: Task,
+  windows: number,
+  data: Dataset,
+  from?: ScorerState,
+  options: ScorerOptions = {},
+): Scorer {
   if (from && from.kind !== stateKind(task)) throw new Error(`a ${from.kind} state cannot continue a ${task} scorer`);
   switch (task) {
     case 'classification':
     case 'video':
-      return topK(windows, data, from);
+      return oneOutput(task, topK(windows, data, from));
     case 'segmentation':
-      return segmentation(windows, data, from);
+      return oneOutput(task, segmentation(windows, data, from));
     case 'detection':
-      return detection(windows, data, from);
+      return detection(windows, data, from, options.detection ?? {});
   }
+}
+
+/** A scorer of one output tensor. */
+interface TensorScorer extends Pick<Scorer, 'scores' | 'state'> {
+  add(window: number, outputs: Float32Array, dims: readonly number[], batch: Targets): void;
+}
+
+/** A scorer of one output: a model with several is refused (its task scores one tensor). */
+function oneOutput(task: Task, s: TensorScorer): Scorer {
+  const only = (outputs: ModelOutputs): ModelOutput => {
+    if (outputs.length !== 1)
+      throw new SpikeportError(
+        'unsupported-model',
+        `${task} scores one output, but the model has ${outputs.length} (${outputs.map((o) => o.name).join(', ')}); end it with one tensor, or choose its readout with readoutNode`,
+      );
+    return outputs[0];
+  };
+  return {
+    check: (outputs) => void only(outputs),
+    add(w, outputs, b) {
+      const o = only(outputs);
+      s.add(w, o.data, o.dims, b);
+    },
+    scores: () => s.scores(),
+    state: () => s.state(),
+  };
 }
 
 /** The kind of state a task's scorer keeps. */
@@ -260,7 +313,7 @@ function sortByImage(boxes: readonly DetectionBox[]): DetectionBox[] {
     .map(([b]) => b);
 }
 
-function topK(windows: number, data: Dataset, from?: ScorerState): Scorer {
+function topK(windows: number, data: Dataset, from?: ScorerState): TensorScorer {
   const labels = data.labels;
   if (!labels) throw new SpikeportError('invalid-data', `data set ${data.name} has no labels; accuracy needs them`);
   const counter = from?.kind === 'topk' ? TopKCounter.fromState(from) : new TopKCounter(windows);
@@ -281,7 +334,7 @@ function topK(windows: number, data: Dataset, from?: ScorerState): Scorer {
   };
 }
 
-function segmentation(windows: number, data: Dataset, from?: ScorerState): Scorer {
+function segmentation(windows: number, data: Dataset, from?: ScorerState): TensorScorer {
   const shape = data.maskShape;
   if (!shape)
     throw new SpikeportError(
@@ -324,31 +377,37 @@ function segmentation(windows: number, data: Dataset, from?: ScorerState): Score
   };
 }
 
-function detection(windows: number, data: Dataset, from?: ScorerState): Scorer {
+/** The detection head for a batch's outputs and the data's input size (tasks/heads.ts). */
+export function headFor(outputs: ModelOutputs, data: Dataset, options: DetectionOptions = {}): DetectionHead {
+  const s = data.sampleShape;
+  return detectionHead(outputs, s[s.length - 2], s[s.length - 1], checkDetectionOptions(options));
+}
+
+function detection(windows: number, data: Dataset, from: ScorerState | undefined, options: DetectionOptions): Scorer {
   const boxes = data.boxes;
   if (!boxes) throw new SpikeportError('invalid-data', `data set ${data.name} has no boxes; detection needs them`);
   const prior = from?.kind === 'detections' ? from : null;
   const found: Detection[][] = Array.from({ length: windows }, (_, w) => (prior ? unflatten(prior.found[w]) : []));
   const seen = new Set<number>(prior?.images ?? []);
   let classes = prior?.classes ?? 0;
-  return {
-    add(w, outputs, dims, { indices, placements }) {
-      if (dims.length !== 4 || dims[1] < 5)
+  let head: DetectionHead | null = null;
+  const headOf = (outputs: ModelOutputs): DetectionHead => {
+    head ??= headFor(outputs, data, options);
+    if (classes !== head.classes) {
+      classes = head.classes;
+      const bad = boxes.find((b) => b.label < 0 || b.label >= classes);
+      if (bad !== undefined)
         throw new SpikeportError(
           'invalid-data',
-          `detection: expected a head [n, classes + 4, h, w], got ${dims.join('x')}`,
+          `data set ${data.name} has a box of class ${bad.label}, but the model's head scores ${classes} classes (0..${classes - 1})`,
         );
-      if (classes !== dims[1] - 4) {
-        classes = dims[1] - 4;
-        const bad = boxes.find((b) => b.label < 0 || b.label >= classes);
-        if (bad !== undefined)
-          throw new SpikeportError(
-            'invalid-data',
-            `data set ${data.name} has a box of class ${bad.label}, but the model's head scores ${classes} classes (0..${classes - 1})`,
-          );
-      }
-      const stride = data.sampleShape[data.sampleShape.length - 1] / dims[3];
-      const dets = decode(outputs, dims[0], dims[2], dims[3], indices, { classes, stride });
+    }
+    return head;
+  };
+  return {
+    check: (outputs) => void headOf(outputs),
+    add(w, outputs, { indices, placements }) {
+      const dets = headOf(outputs).decode(outputs, indices);
       if (!placements) found[w].push(...dets);
       else {
         // Boxes in the model's input → the original image's pixels, where the ground truth is.
