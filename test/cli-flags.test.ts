@@ -43,6 +43,7 @@ const INTEGER = new Set([
   '--workers',
   '--counts',
   '--top-candidates',
+  '--norm-samples',
   '--detections-per-image',
 ]);
 /** Flags whose values are real numbers (lists of them for --mean and --std). */

@@ -9,7 +9,11 @@ import { openDataset } from '../data/sources.js';
 import { PREPROCESS_PRESETS, formatPreprocess, parsePreprocess, type Preprocess } from '../data/preprocess.js';
 import { modelTail } from '../evaluate/tail.js';
 import { loadModel, type LoadedModel } from '../model/load.js';
-import { checkDataFits, prepareModel, type PreparedModel } from '../model/prepare.js';
+import { checkDataFits, planNorms, prepareModel, storedNormalize, type PreparedModel } from '../model/prepare.js';
+import { measureNorms } from '../calibrate/norms.js';
+import type { NormStatistics } from '../graph/norms.js';
+import { substituteCost } from '../evaluate/substitute.js';
+import { inferTask } from '../tasks/task.js';
 import {
   CALIBRATION_DEFAULTS,
   calibrate,
@@ -22,7 +26,14 @@ import { buildSnn, type SiteCorrections } from '../snn/build.js';
 import { readoutList } from '../graph/plan.js';
 import { thetaPerElement, type Thresholds } from '../calibrate/thresholds.js';
 import { numel } from '../graph/ir.js';
-import { SPIKE_FORMS, isSnnGraph, type PoolMode, type SnnMetadata, type SpikeForm } from '../snn/format.js';
+import {
+  SPIKE_FORMS,
+  isSnnGraph,
+  type NormalizationRecord,
+  type PoolMode,
+  type SnnMetadata,
+  type SpikeForm,
+} from '../snn/format.js';
 import { unitSpikeForm } from '../snn/unit.js';
 import { Snn } from '../snn/network.js';
 import { MAX_FIT_STEPS, fitDelays, siteCorrections } from '../refine/refine.js';
@@ -72,6 +83,13 @@ export interface ConvertOptions extends CalibrateOptions {
    * images must have the model's input size). Stored in the converted file; `simulate` repeats it.
    */
   readonly preprocess?: string;
+  /**
+   * Per-sample normalisations inside the spiking part (GroupNorm, InstanceNorm, LayerNorm) are
+   * frozen: their statistics averaged over this many calibration samples (default 64), and what
+   * that costs the ANN measured on as many others (graph/norms.ts, the converted network's
+   * `normalization`).
+   */
+  readonly normSamples?: number;
 }
 
 /** The defaults of every conversion option (the CLI shows these in --help). */
@@ -80,6 +98,7 @@ export const CONVERT_DEFAULTS = {
   maxpool: 'accumulated',
   spikes: 'amplitude',
   delayFitSamples: 500,
+  normSamples: 64,
 } as const;
 
 /** The options with defaults filled in, checked before any work starts. */
@@ -88,6 +107,7 @@ export interface ResolvedConvertOptions
   readonly maxpool: PoolMode;
   readonly delayFitSamples: number;
   readonly spikes: SpikeForm;
+  readonly normSamples: number;
 }
 
 export function resolveConvertOptions(options: ConvertOptions = {}): ResolvedConvertOptions {
@@ -97,7 +117,9 @@ export function resolveConvertOptions(options: ConvertOptions = {}): ResolvedCon
     maxpool: options.maxpool ?? CONVERT_DEFAULTS.maxpool,
     delayFitSamples: options.delayFitSamples ?? CONVERT_DEFAULTS.delayFitSamples,
     spikes: options.spikes ?? CONVERT_DEFAULTS.spikes,
+    normSamples: options.normSamples ?? CONVERT_DEFAULTS.normSamples,
   };
+  checkInteger('normSamples', o.normSamples, 1);
   if (!SPIKE_FORMS.includes(o.spikes))
     throw optionError('spikes', `"${String(o.spikes)}" is not a spike form (known: ${SPIKE_FORMS.join(', ')})`);
   if (o.maxpool !== 'accumulated' && o.maxpool !== 'per-step')
@@ -146,10 +168,35 @@ export async function convert(
   const name = path.basename(loaded.path);
   if (isSnnGraph(loaded.graph))
     throw new SpikeportError('invalid-file', `${name} is already a spiking network; convert takes the ANN`);
-  const prepared = await prepareModel(loaded, opts);
   const preprocess = opts.preprocess === undefined ? null : checkPreprocess(opts.preprocess);
-  const calib =
-    typeof data === 'string' ? openDataset(data, undefined, { sampleShape: prepared.inputShape, preprocess }) : data;
+  // Per-sample normalisations in the spiking part: statistics frozen from calibration samples.
+  const norms = await planNorms(loaded, opts);
+  const open = (shape: readonly number[]): Dataset =>
+    typeof data === 'string' ? openDataset(data, undefined, { sampleShape: shape, preprocess }) : data;
+  let calib = norms ? open(norms.inputShape) : null;
+  let frozen: FrozenNorms | null = null;
+  if (norms && calib) {
+    checkDataFits(calib, norms.inputName, norms.inputShape);
+    const count = Math.min(opts.normSamples, calib.size);
+    const order = calibrationSamples(calib.size, opts, Math.min(2 * count, calib.size));
+    const normalize = opts.normalize ?? storedNormalize(loaded.graph);
+    const statistics = await measureNorms(
+      norms.graph,
+      norms.inputName,
+      norms.inputShape,
+      norms.norms,
+      norms.ranks,
+      calib,
+      order.slice(0, count),
+      normalize,
+      { batchSize: Math.min(opts.batchSize, NORM_BATCH), threads: opts.threads, device: opts.device, onProgress: opts.onProgress },
+    );
+    // The cost on other samples when there are enough, else on the same.
+    const heldOut = order.length > count;
+    frozen = { statistics, samples: count, check: heldOut ? order.slice(count) : order, heldOut };
+  }
+  const prepared = await prepareModel(loaded, { ...opts, ...(frozen ? { frozenNorms: frozen.statistics } : {}) });
+  calib ??= open(prepared.inputShape);
   if (preprocess && (calib.preprocess ?? 'none') !== formatPreprocess(preprocess)) {
     throw optionError(
       'preprocess',
@@ -158,6 +205,21 @@ export async function convert(
   }
   checkDataFits(calib, prepared.inputName, prepared.inputShape);
   const tail = await modelTail(prepared, opts); // refuses a bad readout node before calibrating
+  const normalization = frozen
+    ? {
+        norms: prepared.norms ?? [],
+        samples: frozen.samples,
+        statistics: frozen.statistics,
+        cost: {
+          ...(await substituteCost(prepared, calib, frozen.check, inferTask(calib), {
+            batchSize: Math.min(opts.batchSize, NORM_BATCH),
+            threads: opts.threads,
+            device: opts.device,
+          })),
+          heldOut: frozen.heldOut,
+        },
+      }
+    : null;
   const calibration = await calibrate(prepared, calib, opts);
   const th = calibration.thresholds;
   const t1 = performance.now();
@@ -227,6 +289,7 @@ export async function convert(
         }
       : {}),
     ...(unit ? { unit: { theta: th.values.map((v) => Array.from(v)), scaleNodes: unit.scaleNodes } } : {}),
+    ...(normalization ? { normalization: roundCost(normalization) } : {}),
     ...(calib.preprocess ? { preprocess: calib.preprocess } : {}),
   };
   const timing = {
@@ -253,6 +316,28 @@ function correctionsInUnits(m: PreparedModel, th: Thresholds, c: SiteCorrections
       b ? divide(b, th.values[k].length === 1 ? new Float32Array(b.length).fill(th.values[k][0]) : th.values[k]) : null,
     ),
     potential: c.potential?.map((v, k) => (v ? divide(v, perElement(k)) : null)),
+  };
+}
+
+/** Samples per call when measuring normalisation statistics (ImageNet-size networks: memory). */
+const NORM_BATCH = 8;
+
+interface FrozenNorms {
+  readonly statistics: readonly NormStatistics[];
+  readonly samples: number;
+  readonly check: readonly number[];
+  readonly heldOut: boolean;
+}
+
+/** The normalisation record with its cost rounded (a file's bytes do not depend on float noise in the last digits). */
+function roundCost(n: NormalizationRecord): NormalizationRecord {
+  return {
+    ...n,
+    cost: {
+      ...n.cost,
+      outputs: n.cost.outputs.map((o) => ({ name: o.name, error: round(o.error, 6) })),
+      agreement: n.cost.agreement ? { ...n.cost.agreement, value: round(n.cost.agreement.value, 6) } : null,
+    },
   };
 }
 

@@ -99,7 +99,12 @@ export interface ShardFile {
   /** Windows 2i (the delay) and 2i + 1 (all steps) for the i-th T. */
   readonly tally: Tally;
   /** Scorer states of the ANN and the clipped ANN on this shard's samples, when asked for (and done). */
-  readonly references: { readonly ann: ScorerState; readonly clipped: ScorerState } | null;
+  readonly references: {
+    readonly ann: ScorerState;
+    readonly clipped: ScorerState;
+    /** With frozen normalisations: the ANN with them frozen (`ann` is then the original). */
+    readonly substitute?: ScorerState;
+  } | null;
   /** The per-site error analysis (on the data's first samples): shard 0 only. */
   readonly siteErrors: SiteErrors | null;
   /** The report's pictures among this shard's samples (when asked for; made once the simulation is done). */
@@ -237,6 +242,7 @@ function contentProblem(s: ShardFile): string | null {
     stateProblem(tally.scores, 2 * ctx.T.length, samples),
     s.references ? stateProblem(s.references.ann, 1, samples) : null,
     s.references ? stateProblem(s.references.clipped, 1, samples) : null,
+    s.references?.substitute ? stateProblem(s.references.substitute, 1, samples) : null,
   ].filter(Boolean);
   return problems.length ? `its statistics do not fit its batches: ${problems[0]}` : null;
 }
@@ -285,12 +291,17 @@ export function mergeShards(
   const first = ordered[0].shard;
   const ctx = first.context;
   let tally: Tally;
-  let refs: { ann: ScorerState; clipped: ScorerState } | null = null;
+  let refs: { ann: ScorerState; clipped: ScorerState; substitute?: ScorerState } | null = null;
   try {
     tally = mergeTallies(ordered.map((f) => f.shard.tally));
     if (ordered.every((f) => f.shard.references)) {
       const r = ordered.map((f) => f.shard.references as NonNullable<ShardFile['references']>);
-      refs = { ann: mergeStates(r.map((x) => x.ann)), clipped: mergeStates(r.map((x) => x.clipped)) };
+      const subs = r.map((x) => x.substitute);
+      refs = {
+        ann: mergeStates(r.map((x) => x.ann)),
+        clipped: mergeStates(r.map((x) => x.clipped)),
+        ...(subs.every((x) => x !== undefined) ? { substitute: mergeStates(subs) } : {}),
+      };
     }
   } catch (e) {
     throw new SpikeportError(
@@ -328,6 +339,7 @@ export function mergeShards(
   }));
   const ann = refs ? scoresOf(refs.ann)[0] : null;
   const clipped = refs ? scoresOf(refs.clipped)[0] : null;
+  const substitute = refs?.substitute ? scoresOf(refs.substitute)[0] : null;
   const stats = statsOf(tally);
   const timing = { ...first.timing, ...overrides.timing };
   const Tmax = ctx.T[ctx.T.length - 1];
@@ -364,6 +376,7 @@ export function mergeShards(
     ...(tally.engines ? { engines: tally.engines } : {}),
     ...(pictures ? { pictures } : {}),
     ...(ctx.outputs ? { outputs: ctx.outputs } : {}),
+    ...(substitute ? { frozenAnn: substitute } : {}),
     ...(ctx.detection ? { detection: ctx.detection } : {}),
   };
 }
@@ -527,7 +540,7 @@ const shardSchema = z.object({
     seconds: finite,
     engines: z.object({ steps: count, fused: count, loop: count }).partial().strict().optional(),
   }),
-  references: z.object({ ann: state, clipped: state }).nullable(),
+  references: z.object({ ann: state, clipped: state, substitute: state.optional() }).nullable(),
   siteErrors: siteErrors.nullable(),
   pictures: picturesSchema.nullable(),
   pictureState: z

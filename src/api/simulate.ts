@@ -301,7 +301,19 @@ export async function simulateShard(
     data: test.name,
     method: cal.method,
     iterations: cal.iterations,
-    calibration: { ...cal, ...(snn.meta.corrections ? { corrections: snn.meta.corrections } : {}) },
+    calibration: {
+      ...cal,
+      ...(snn.meta.corrections ? { corrections: snn.meta.corrections } : {}),
+      ...(snn.meta.normalization
+        ? {
+            normalization: {
+              norms: snn.meta.normalization.norms,
+              samples: snn.meta.normalization.samples,
+              cost: snn.meta.normalization.cost,
+            },
+          }
+        : {}),
+    },
     maxpool: snn.spec.maxpool,
     delay: { estimated: snn.meta.delay.estimated, latencies: snn.meta.delay.latencies, rule: ruleText(o.delay) },
     T: o.T,

@@ -7,7 +7,7 @@ import { SPIKE_FORMS, type SnnForm, type SpikeForm } from '../snn/format.js';
 import { checkPaths } from '../files.js';
 import { calibrationOptions, convertOptionsFrom, imageOptions, inputPaths, type CalibFlags } from './options.js';
 import { progressReporter } from './progress.js';
-import { outputPaths, table, writeOutputs } from './output.js';
+import { normalizationLine, outputPaths, table, writeOutputs } from './output.js';
 import { openDataset } from '../data/sources.js';
 
 interface ConvertFlags extends CalibFlags {
@@ -72,6 +72,15 @@ export function convertCommand(): Command {
         seconds,
         ...(snn.meta.corrections ? { corrections: snn.meta.corrections, refineSeconds: snn.timing?.refine } : {}),
         thresholds: d.sites.map((s) => ({ site: s.node, mean: s.thetaMean, max: s.thetaMax })),
+        ...(snn.meta.normalization
+          ? {
+              normalization: {
+                norms: snn.meta.normalization.norms,
+                samples: snn.meta.normalization.samples,
+                cost: snn.meta.normalization.cost,
+              },
+            }
+          : {}),
       };
       // Written last, together: the SNN and its summary, or neither.
       writeOutputs([
@@ -105,6 +114,7 @@ export function convertCommand(): Command {
             ]
           : []),
       ];
+      if (snn.meta.normalization) process.stdout.write(normalizationLine(snn.meta.normalization));
       process.stdout.write(
         `wrote ${f.out}: ${d.sites.length} neuron sites, ${d.calibration.method} (${d.calibration.iterations} iterations × ${d.calibration.batchSize}), estimated delay d̂ = ${d.delay}, ${seconds.toFixed(1)} s${extra.length ? `; ${extra.join('; ')}` : ''}\n`,
       );

@@ -62,6 +62,7 @@ export const FLAGS: Readonly<Record<string, string>> = {
   topCandidates: '--top-candidates',
   nmsThreshold: '--nms-threshold',
   detectionsPerImage: '--detections-per-image',
+  normSamples: '--norm-samples',
 };
 
 /** A library error in the CLI's words: the field it names becomes the flag that sets it. */
@@ -146,6 +147,7 @@ export interface CalibFlags {
   potentialCalibration?: number;
   delayFit?: number;
   delayFitSamples: number;
+  normSamples: number;
 }
 
 /** The class names of a --classes file: one per line, in the model's class order. */
@@ -236,6 +238,12 @@ export function calibrationOptions(cmd: Command): Command {
     )
     .option('--delay-fit-samples <n>', 'calibration samples the delay fit simulates', integer, D.delayFitSamples)
     .option(
+      '--norm-samples <n>',
+      'per-sample normalisations inside the spiking part (GroupNorm, InstanceNorm, LayerNorm) are frozen to their mean statistics over this many calibration samples; what that costs the ANN is measured on as many others',
+      integer,
+      D.normSamples,
+    )
+    .option(
       '--classes <file>',
       "coco: the model's class names, one per line in its order; categories are matched by name (default: the annotation file's category order)",
     )
@@ -277,6 +285,7 @@ export const CONVERSION_ONLY: ReadonlySet<string> = new Set([
   '--potential-calibration',
   '--delay-fit',
   '--delay-fit-samples',
+  '--norm-samples',
 ]);
 
 /** The flag of a commander option key (e.g. calibLimit → --calib-limit, shuffle → --no-shuffle). */
@@ -345,6 +354,7 @@ export function convertOptionsFrom(f: CalibFlags, onProgress: ConvertOptions['on
     delayFit: f.delayFit,
     delayFitSamples: f.delayFitSamples,
     preprocess: f.preprocess,
+    normSamples: f.normSamples,
   };
 }
 

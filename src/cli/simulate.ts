@@ -39,7 +39,7 @@ import {
 } from './options.js';
 import { progressReporter, type ProgressFn } from './progress.js';
 import { runWorkers, shardFromEnv, type PickedShard } from './workers.js';
-import { energySummary, outputPaths, pct, recordFiles, resultsTable, table, writeOutputs } from './output.js';
+import { energySummary, normalizationLine, outputPaths, pct, recordFiles, resultsTable, table, writeOutputs } from './output.js';
 import { METRIC_NAMES } from '../tasks/task.js';
 
 export interface RunContext {
@@ -111,6 +111,8 @@ export async function runSimulate(
         convertOptions,
       );
     }
+    // What freezing per-sample normalisations cost the ANN: said before any spike runs.
+    if (snn.meta.normalization) process.stdout.write(normalizationLine(snn.meta.normalization));
     const data = openDataset(
       f.data,
       f.limit,

@@ -32,6 +32,8 @@ export interface References {
   readonly ann: Score;
   /** The ANN with its neuron sites clipped at θ: what the SNN converges to as T grows. */
   readonly clipped: Score;
+  /** With per-sample normalisations frozen (PreparedModel.original): the ANN with them frozen; `ann` is the original. */
+  readonly frozen?: Score;
 }
 
 export async function annReference(
@@ -41,7 +43,11 @@ export async function annReference(
   opts: ReferenceOptions,
 ): Promise<References> {
   const s = await annReferenceStates(m, data, th, opts);
-  return { ann: scoresOf(s.ann)[0], clipped: scoresOf(s.clipped)[0] };
+  return {
+    ann: scoresOf(s.ann)[0],
+    clipped: scoresOf(s.clipped)[0],
+    ...(s.substitute ? { frozen: scoresOf(s.substitute)[0] } : {}),
+  };
 }
 
 /** The references as scorer states (sufficient statistics), to merge with other shards' (tasks/task.ts). */
@@ -50,18 +56,39 @@ export async function annReferenceStates(
   data: Dataset,
   th: Thresholds,
   opts: ReferenceOptions,
-): Promise<{ ann: ScorerState; clipped: ScorerState }> {
+): Promise<{ ann: ScorerState; clipped: ScorerState; substitute?: ScorerState }> {
   const tail = await TailRunner.create(await modelTail(m, opts), m.plan.readout, opts);
   const task = inferTask(data, opts.task);
   const res: ScorerState[] = [];
+  const all = sequentialBatches(data.size, opts.batchSize);
+  const batches = opts.batches ? opts.batches.map((i) => all[i]) : all;
+  let original: ScorerState | null = null;
   try {
+    if (m.original) {
+      // The original ANN, normalising every sample itself: its own outputs, no tail.
+      const g = m.original;
+      const s = await Session.create(g, opts);
+      const scorer = makeScorer(task, 1, data, undefined, { detection: opts.detection });
+      const names = g.outputs.map((o) => o.name);
+      try {
+        for await (const b of prefetchBatches(data, batches.length, (i) => batches[i], m.normalize)) {
+          const out = await s.run({ [m.inputName]: { dims: [b.n, ...m.inputShape], data: b.x } }, names);
+          scorer.add(
+            0,
+            names.map((name) => ({ name, dims: out[name].dims, data: out[name].data })),
+            b,
+          );
+        }
+      } finally {
+        await s.release();
+      }
+      original = scorer.state();
+    }
     for (const mode of ['ann', 'clip'] as const) {
       const inst = instrument(m, { mode, granularity: th.granularity });
       const s = await Session.create(inst.graph, opts);
       const scorer = makeScorer(task, 1, data, undefined, { detection: opts.detection });
       try {
-        const all = sequentialBatches(data.size, opts.batchSize);
-        const batches = opts.batches ? opts.batches.map((i) => all[i]) : all;
         for await (const b of prefetchBatches(data, batches.length, (i) => batches[i], m.normalize)) {
           const feeds = {
             [m.inputName]: { dims: [b.n, ...m.inputShape], data: b.x },
@@ -78,7 +105,7 @@ export async function annReferenceStates(
   } finally {
     await tail.release();
   }
-  return { ann: res[0], clipped: res[1] };
+  return original ? { ann: original, clipped: res[1], substitute: res[0] } : { ann: res[0], clipped: res[1] };
 }
 
 /** The ANN's outputs (after its tail, as the scorer sees them) for a few samples, in one call: the report's pictures. */

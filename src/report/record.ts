@@ -39,6 +39,11 @@ export interface SimulateRecord extends RunInfo {
   readonly maxpool: string;
   readonly ann: Score | null;
   readonly clippedAnn: Score | null;
+  /**
+   * With per-sample normalisations frozen (calibration.normalization): the ANN with them frozen,
+   * what the SNN converts; `ann` is then the original ANN and `clippedAnn` the frozen one clipped.
+   */
+  readonly frozenAnn?: Score;
   readonly delay: { readonly estimated: number; readonly latencies: readonly number[]; readonly rule: string };
   readonly results: readonly SimulationResult[];
   readonly firingRates: readonly { readonly site: string; readonly rate: number }[];
@@ -221,6 +226,7 @@ const recordSchema: z.ZodType<RunRecord> = z.discriminatedUnion('kind', [
     maxpool: str,
     ann: score,
     clippedAnn: score,
+    frozenAnn: score.unwrap().optional(),
     delay: z.object({ estimated: num, latencies: z.array(num), rule: str }),
     results: z.array(
       z.object({

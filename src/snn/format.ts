@@ -140,6 +140,29 @@ export interface SnnMetadata {
   readonly unit?: UnitSpikes;
   /** Image preprocessing preset (data/preprocess.ts) used at conversion, repeated by simulate; absent: none given. */
   readonly preprocess?: string;
+  /**
+   * Per-sample normalisations frozen at conversion (graph/norms.ts): their names, the samples
+   * their statistics were averaged over, the statistics (to prepare the source ANN the same way
+   * again), and what freezing cost the ANN on other samples. Absent: none.
+   */
+  readonly normalization?: NormalizationRecord;
+}
+
+export interface NormalizationRecord {
+  readonly norms: readonly string[];
+  readonly samples: number;
+  readonly statistics: readonly {
+    readonly node: string;
+    readonly mean: readonly number[];
+    readonly variance: readonly number[];
+  }[];
+  readonly cost: {
+    readonly samples: number;
+    /** Whether the cost was measured on other samples than the statistics (false: too few calibration samples). */
+    readonly heldOut: boolean;
+    readonly outputs: readonly { readonly name: string; readonly error: number }[];
+    readonly agreement: { readonly measure: string; readonly value: number } | null;
+  };
 }
 
 export interface UnitSpikes {
@@ -285,6 +308,27 @@ const metadataSchema = z.object({
   preprocess: z
     .string()
     .refine((p) => parsePreprocess(p) !== null, `must be a preprocessing preset (${PREPROCESS_PRESETS})`)
+    .optional(),
+  normalization: z
+    .object({
+      norms: z.array(name).min(1),
+      samples: z.number().int().positive(),
+      statistics: z
+        .array(
+          z.object({
+            node: name,
+            mean: z.array(z.number()).min(1),
+            variance: z.array(z.number().nonnegative()).min(1),
+          }),
+        )
+        .min(1),
+      cost: z.object({
+        samples: z.number().int().positive(),
+        heldOut: z.boolean(),
+        outputs: z.array(z.object({ name, error: z.number().nonnegative() })),
+        agreement: z.object({ measure: z.string(), value: z.number().min(0).max(1) }).nullable(),
+      }),
+    })
     .optional(),
 });
 
