@@ -60,69 +60,97 @@ const SHAPE = [2, 6, 6];
 const data = (seed: number, n: number) =>
   memoryDataset({ name: 'x', size: n, sampleShape: SHAPE, x: uniform(seed, n * 72, -1, 1), scale: 1, labels: null });
 
-test('normalisations as PyTorch exports them: found, and frozen with a sample’s own statistics they give its output', { skip: hasTorch ? false : 'needs Debian python3-torch and python3-onnx' }, async () => {
-  const files = exportTorch(tempDir('norms-torch'));
-  const kinds: Record<string, string> = {
-    groupnorm: 'groupnorm',
-    instancenorm: 'instancenorm',
-    layernorm13: 'layernorm',
-    layernorm17: 'layernorm',
-  };
-  for (const [name, file] of Object.entries(files)) {
-    const loaded = loadModel(file);
-    // Unconverted, the model is refused in one line naming the normalisation.
-    await assert.rejects(prepareModel(loaded, { threads: 1 }), (e: unknown) => {
-      assert.ok(e instanceof SpikeportError);
-      assert.match(e.message, /normalises each sample inside the spiking part/);
-      return true;
-    });
-    const plan = await planNorms(loaded, { threads: 1 });
-    assert.ok(plan, name);
-    assert.deepEqual(
-      plan.norms.map((s) => s.kind),
-      [kinds[name]],
-      name,
-    );
-    if (kinds[name] === 'layernorm') {
-      await checkLayerNorm(name, loaded, plan);
-      continue;
+test(
+  'normalisations as PyTorch exports them: found, and frozen with a sample’s own statistics they give its output',
+  { skip: hasTorch ? false : 'needs Debian python3-torch and python3-onnx' },
+  async () => {
+    const files = exportTorch(tempDir('norms-torch'));
+    const kinds: Record<string, string> = {
+      groupnorm: 'groupnorm',
+      instancenorm: 'instancenorm',
+      layernorm13: 'layernorm',
+      layernorm17: 'layernorm',
+    };
+    for (const [name, file] of Object.entries(files)) {
+      const loaded = loadModel(file);
+      // Unconverted, the model is refused in one line naming the normalisation.
+      await assert.rejects(prepareModel(loaded, { threads: 1 }), (e: unknown) => {
+        assert.ok(e instanceof SpikeportError);
+        assert.match(e.message, /normalises each sample inside the spiking part/);
+        return true;
+      });
+      const plan = await planNorms(loaded, { threads: 1 });
+      assert.ok(plan, name);
+      assert.deepEqual(
+        plan.norms.map((s) => s.kind),
+        [kinds[name]],
+        name,
+      );
+      if (kinds[name] === 'layernorm') {
+        await checkLayerNorm(name, loaded, plan);
+        continue;
+      }
+      // One sample: its own statistics make the frozen network the original one on it.
+      const one = data(7, 1);
+      const stats = await measureNorms(
+        plan.graph,
+        plan.inputName,
+        plan.inputShape,
+        plan.norms,
+        plan.ranks,
+        one,
+        [0],
+        null,
+        {
+          batchSize: 1,
+          threads: 1,
+        },
+      );
+      const m = await prepareModel(loaded, { threads: 1, frozenNorms: stats });
+      assert.ok(!m.graph.nodes.some((n) => /Normalization/.test(n.opType)), `${name}: no normalisation op is left`);
+      const x = { input: { dims: [1, ...SHAPE], data: one.x as Float32Array } };
+      const want = (await runGraph(loaded.graph, x))['out'].data;
+      const got = (await runGraph(m.graph, x, ['out']))['out'].data;
+      const scale = Math.max(...Array.from(want, Math.abs));
+      want.forEach((v, i) => assert.ok(Math.abs(got[i] - v) <= 1e-4 * scale, `${name} [${i}]: ${got[i]} vs ${v}`));
+      // Another sample is normalised with the first one's statistics now: its output moves.
+      const other = { input: { dims: [1, ...SHAPE], data: uniform(8, 72, -2, 2) } };
+      const a = (await runGraph(loaded.graph, other))['out'].data;
+      const b = (await runGraph(m.graph, other, ['out']))['out'].data;
+      assert.ok(
+        a.some((v, i) => Math.abs(b[i] - v) > 1e-3 * scale),
+        `${name}: frozen statistics are not the sample's own`,
+      );
     }
-    // One sample: its own statistics make the frozen network the original one on it.
-    const one = data(7, 1);
-    const stats = await measureNorms(plan.graph, plan.inputName, plan.inputShape, plan.norms, plan.ranks, one, [0], null, {
-      batchSize: 1,
-      threads: 1,
-    });
-    const m = await prepareModel(loaded, { threads: 1, frozenNorms: stats });
-    assert.ok(!m.graph.nodes.some((n) => /Normalization/.test(n.opType)), `${name}: no normalisation op is left`);
-    const x = { input: { dims: [1, ...SHAPE], data: one.x as Float32Array } };
-    const want = (await runGraph(loaded.graph, x))['out'].data;
-    const got = (await runGraph(m.graph, x, ['out']))['out'].data;
-    const scale = Math.max(...Array.from(want, Math.abs));
-    want.forEach((v, i) => assert.ok(Math.abs(got[i] - v) <= 1e-4 * scale, `${name} [${i}]: ${got[i]} vs ${v}`));
-    // Another sample is normalised with the first one's statistics now: its output moves.
-    const other = { input: { dims: [1, ...SHAPE], data: uniform(8, 72, -2, 2) } };
-    const a = (await runGraph(loaded.graph, other))['out'].data;
-    const b = (await runGraph(m.graph, other, ['out']))['out'].data;
-    assert.ok(
-      a.some((v, i) => Math.abs(b[i] - v) > 1e-3 * scale),
-      `${name}: frozen statistics are not the sample's own`,
-    );
-  }
-});
+  },
+);
 
 /**
  * LayerNorm over channels (NHWC, last axis): its statistics are one mean and one variance, each
  * the average over samples and positions of the position's own; frozen, y = γ(x − μ)/√(σ² + ε) + β,
  * checked here by hand on the tensors ONNX Runtime gives.
  */
-async function checkLayerNorm(name: string, loaded: ReturnType<typeof loadModel>, plan: NonNullable<Awaited<ReturnType<typeof planNorms>>>): Promise<void> {
+async function checkLayerNorm(
+  name: string,
+  loaded: ReturnType<typeof loadModel>,
+  plan: NonNullable<Awaited<ReturnType<typeof planNorms>>>,
+): Promise<void> {
   const [s] = plan.norms;
   const d = data(9, 3);
-  const stats = await measureNorms(plan.graph, plan.inputName, plan.inputShape, plan.norms, plan.ranks, d, [0, 1, 2], null, {
-    batchSize: 2,
-    threads: 1,
-  });
+  const stats = await measureNorms(
+    plan.graph,
+    plan.inputName,
+    plan.inputShape,
+    plan.norms,
+    plan.ranks,
+    d,
+    [0, 1, 2],
+    null,
+    {
+      batchSize: 2,
+      threads: 1,
+    },
+  );
   const feeds = { input: { dims: [3, ...SHAPE], data: d.x as Float32Array } };
   const x = (await runGraph({ ...plan.graph, outputs: [floatInput(s.measured, null)] }, feeds))[s.measured];
   const C = x.dims[x.dims.length - 1];
@@ -134,10 +162,16 @@ async function checkLayerNorm(name: string, loaded: ReturnType<typeof loadModel>
     mean += mu / positions;
     variance += row.reduce((a, b) => a + (b - mu) ** 2, 0) / C / positions;
   }
-  assert.ok(Math.abs(stats[0].mean[0] - mean) < 1e-5 * (1 + Math.abs(mean)), `${name}: mean ${stats[0].mean[0]} vs ${mean}`);
+  assert.ok(
+    Math.abs(stats[0].mean[0] - mean) < 1e-5 * (1 + Math.abs(mean)),
+    `${name}: mean ${stats[0].mean[0]} vs ${mean}`,
+  );
   assert.ok(Math.abs(stats[0].variance[0] - variance) < 1e-4 * variance, `${name}: variance`);
   const m = await prepareModel(loaded, { threads: 1, frozenNorms: stats });
-  assert.ok(!m.graph.nodes.some((n) => /Normalization|ReduceMean|Sqrt/.test(n.opType)), `${name}: nothing per sample is left`);
+  assert.ok(
+    !m.graph.nodes.some((n) => /Normalization|ReduceMean|Sqrt/.test(n.opType)),
+    `${name}: nothing per sample is left`,
+  );
   const y = (await runGraph({ ...m.graph, outputs: [floatInput(s.output, null)] }, feeds))[s.output];
   const constant = (t: string | undefined, fallback: number): Float32Array =>
     t ? (plan.graph.initializers.get(t)?.data as Float32Array) : new Float32Array(C).fill(fallback);
@@ -160,7 +194,11 @@ function gnNet(): Graph {
   const r = b.op('Reshape', [x, b.constant('shape', int64Tensor([3], [0, G, -1]))]);
   const inorm = b.op(
     'InstanceNormalization',
-    [r, b.constant('ones', floatTensor([G], new Array(G).fill(1))), b.constant('zeros', floatTensor([G], new Array(G).fill(0)))],
+    [
+      r,
+      b.constant('ones', floatTensor([G], new Array(G).fill(1))),
+      b.constant('zeros', floatTensor([G], new Array(G).fill(0))),
+    ],
     { epsilon: 1e-5 },
   );
   const back = b.op('Reshape', [inorm, b.op('Shape', [x])]);
@@ -187,15 +225,28 @@ test('measured statistics are the samples’ own means and variances per group, 
   const [s] = plan.norms;
   assert.equal(s.groups, 4);
   const d = data(11, 5);
-  const stats = await measureNorms(plan.graph, plan.inputName, plan.inputShape, plan.norms, plan.ranks, d, [0, 1, 2, 3, 4], null, {
-    batchSize: 2,
-    threads: 1,
-  });
+  const stats = await measureNorms(
+    plan.graph,
+    plan.inputName,
+    plan.inputShape,
+    plan.norms,
+    plan.ranks,
+    d,
+    [0, 1, 2, 3, 4],
+    null,
+    {
+      batchSize: 2,
+      threads: 1,
+    },
+  );
   // By hand: the normalised tensor [n, G, k] from ONNX Runtime, each sample's mean and variance per group.
   const x = (
-    await runGraph({ ...plan.graph, outputs: [floatInput(s.measured, null)] }, {
-      input: { dims: [5, ...SHAPE], data: d.x as Float32Array },
-    })
+    await runGraph(
+      { ...plan.graph, outputs: [floatInput(s.measured, null)] },
+      {
+        input: { dims: [5, ...SHAPE], data: d.x as Float32Array },
+      },
+    )
   )[s.measured];
   const [n, G, k] = x.dims;
   for (let grp = 0; grp < G; grp++) {
@@ -225,7 +276,10 @@ test('a network with GroupNorm converts: statistics frozen, the cost reported, t
   assert.match(rec.norms[0], /^GroupNorm\(4\)/);
   // The frozen normalisation was folded into the convolution before it: no BatchNormalization, no InstanceNormalization.
   assert.ok(!snn.graph.nodes.some((n) => /Normalization/.test(n.opType)));
-  assert.ok(rec.cost.outputs[0].error > 0 && rec.cost.outputs[0].error < 1, `relative change ${rec.cost.outputs[0].error}`);
+  assert.ok(
+    rec.cost.outputs[0].error > 0 && rec.cost.outputs[0].error < 1,
+    `relative change ${rec.cost.outputs[0].error}`,
+  );
   assert.ok(rec.cost.agreement && rec.cost.agreement.measure === 'samples with the same top-1');
   // Labels: the original ANN's own classes, so its top-1 is 100 % and the frozen one's is the cost.
   const test = data(22, 30);
@@ -241,7 +295,10 @@ test('a network with GroupNorm converts: statistics frozen, the cost reported, t
   assert.equal(r.ann?.metric, 1);
   assert.ok(r.frozenAnn !== undefined && r.frozenAnn.metric < 1, `frozen ANN ${r.frozenAnn?.metric}`);
   const last = r.results[r.results.length - 1];
-  assert.ok(Math.abs(last.metric - (r.clippedAnn?.metric ?? NaN)) <= 0.1, `SNN ${last.metric} vs clipped ${r.clippedAnn?.metric}`);
+  assert.ok(
+    Math.abs(last.metric - (r.clippedAnn?.metric ?? NaN)) <= 0.1,
+    `SNN ${last.metric} vs clipped ${r.clippedAnn?.metric}`,
+  );
   assert.deepEqual((r.calibration.normalization as { norms: string[] }).norms, rec.norms);
   // Saved and read back, the source ANN is frozen the same way: the same references.
   snn.save(path.join(dir, 'gn.snn.onnx'));

@@ -14,7 +14,7 @@ import { encodeModel } from '../src/onnx/codec.js';
 import { prepareModel } from '../src/model/prepare.js';
 import { PACKED_READOUT, tailGraph } from '../src/graph/plan.js';
 import { memoryDataset, type DetectionBox } from '../src/data/dataset.js';
-import { convert, loadSnn, simulate } from '../src/index.js';
+import { convert, loadSnn, simulate, toNirGraph } from '../src/index.js';
 import { detectionHead } from '../src/tasks/heads.js';
 import { SpikeportError } from '../src/errors.js';
 import { writeFileAtomic } from '../src/files.js';
@@ -181,6 +181,16 @@ test('a multi-output detector converts and simulates: RetinaNet decoding, scored
     rec.results.map((r) => r.metric),
   );
   assert.equal(rec2.clippedAnn?.metric, clipped);
+  // The unit-spike form folds θ into every readout layer alike: the same detections, to a spike.
+  const unit = await convert(file, calib, { iterations: 30, batchSize: 6, threads: 1, spikes: 'unit' });
+  assert.deepEqual(unit.spec.readouts, snn.spec.readouts);
+  const ru = await simulate(unit, test, { T: [16, 256], batchSize: 3, threads: 1 });
+  ru.results.forEach((r, i) => assert.ok(Math.abs(r.metric - rec.results[i].metric) < 0.02, `unit form at T=${r.T}`));
+  // NIR graphs have one output: refused in one line.
+  assert.throws(
+    () => toNirGraph(unit, 'sinabs'),
+    (e: unknown) => e instanceof SpikeportError && /10 readouts .* one output/.test(e.message),
+  );
   // A head asked for that the outputs are not: one line, naming the option.
   await assert.rejects(
     simulate(snn, test, { T: [4], batchSize: 3, threads: 1, detection: { head: 'fcos' } }),

@@ -189,7 +189,12 @@ export async function convert(
       calib,
       order.slice(0, count),
       normalize,
-      { batchSize: Math.min(opts.batchSize, NORM_BATCH), threads: opts.threads, device: opts.device, onProgress: opts.onProgress },
+      {
+        batchSize: Math.min(opts.batchSize, NORM_BATCH),
+        threads: opts.threads,
+        device: opts.device,
+        onProgress: opts.onProgress,
+      },
     );
     // The cost on other samples when there are enough, else on the same.
     const heldOut = order.length > count;

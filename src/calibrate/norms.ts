@@ -75,7 +75,11 @@ export async function measureNorms(
         }
         acc.count += mean.data.length / groups;
       });
-      opts.onProgress?.({ phase: 'normalisation', done: Math.min(k + part.length, indices.length), total: indices.length });
+      opts.onProgress?.({
+        phase: 'normalisation',
+        done: Math.min(k + part.length, indices.length),
+        total: indices.length,
+      });
     }
   } finally {
     await session.release();

@@ -102,6 +102,8 @@ export function normalizationLine(n: NormalizationRecord): string {
   const c = n.cost;
   const moved = c.outputs.map((o) => `${pct(o.error)} % (${o.name})`).join(', ');
   const agree = c.agreement ? `; ${c.agreement.measure}: ${pct(c.agreement.value)} %` : '';
-  const where = c.heldOut ? `on ${c.samples} other samples` : `on the same samples (too few calibration samples for others)`;
+  const where = c.heldOut
+    ? `on ${c.samples} other samples`
+    : `on the same samples (too few calibration samples for others)`;
   return `${names} normalise each sample: frozen to their mean statistics over ${n.samples} calibration samples; this changes the ANN itself ${where}: outputs by ${moved}${agree}\n`;
 }

@@ -39,7 +39,16 @@ import {
 } from './options.js';
 import { progressReporter, type ProgressFn } from './progress.js';
 import { runWorkers, shardFromEnv, type PickedShard } from './workers.js';
-import { energySummary, normalizationLine, outputPaths, pct, recordFiles, resultsTable, table, writeOutputs } from './output.js';
+import {
+  energySummary,
+  normalizationLine,
+  outputPaths,
+  pct,
+  recordFiles,
+  resultsTable,
+  table,
+  writeOutputs,
+} from './output.js';
 import { METRIC_NAMES } from '../tasks/task.js';
 
 export interface RunContext {

@@ -25,7 +25,13 @@ export interface SubstituteCost {
 }
 
 /** The model's outputs (graph outputs, in order) for a batch. */
-async function outputsOf(s: Session, g: Graph, input: string, dims: readonly number[], x: Float32Array): Promise<ModelOutputs> {
+async function outputsOf(
+  s: Session,
+  g: Graph,
+  input: string,
+  dims: readonly number[],
+  x: Float32Array,
+): Promise<ModelOutputs> {
   const names = g.outputs.map((o) => o.name);
   const out = await s.run({ [input]: { dims, data: x } }, names);
   return names.map((name) => ({ name, dims: out[name].dims, data: out[name].data }));
@@ -77,7 +83,8 @@ export async function substituteCost(
         }
         measure = 'detections, mAP@[.50:.95] against the original ANN’s';
         classes = head.classes;
-        for (const d of head.decode(a, b.indices)) truth.push({ image: d.image, label: d.label, x: d.x, y: d.y, w: d.w, h: d.h });
+        for (const d of head.decode(a, b.indices))
+          truth.push({ image: d.image, label: d.label, x: d.x, y: d.y, w: d.w, h: d.h });
         found.push(...head.decode(f, b.indices));
       } else if (a.length === 1) {
         const [o, p] = [a[0].data, f[0].data];

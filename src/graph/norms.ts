@@ -110,7 +110,12 @@ export function findSampleNorms(g: Graph, readoutNodes?: readonly string[]): Sam
       const r1 = prod.get(n.inputs[0]);
       const r2 = only(n.outputs[0]);
       // GroupNorm: Reshape(x, [0, G, -1]) → IN → Reshape(·, Shape(x)) [→ Mul(γ) → Add(β)].
-      if (r1?.opType === 'Reshape' && r2?.opType === 'Reshape' && only(r1.outputs[0]) === n && isConst(g, r1.inputs[1])) {
+      if (
+        r1?.opType === 'Reshape' &&
+        r2?.opType === 'Reshape' &&
+        only(r1.outputs[0]) === n &&
+        isConst(g, r1.inputs[1])
+      ) {
         const target = floats(g.initializers.get(r1.inputs[1]) as Tensor);
         const shapeNode = prod.get(r2.inputs[1]);
         const x = r1.inputs[0];
@@ -180,7 +185,8 @@ export function findSampleNorms(g: Graph, readoutNodes?: readonly string[]): Sam
       const x = sub.inputs[0];
       const axes = reduceAxes(mean);
       const eps = constOf(addEps, vMean.outputs[0]);
-      const two = pow.opType === 'Pow' && pow.inputs[0] === sub.outputs[0] ? g.initializers.get(pow.inputs[1]) : undefined;
+      const two =
+        pow.opType === 'Pow' && pow.inputs[0] === sub.outputs[0] ? g.initializers.get(pow.inputs[1]) : undefined;
       const twoSquared = pow.opType === 'Mul' && pow.inputs[0] === sub.outputs[0] && pow.inputs[1] === sub.outputs[0];
       const vAxes = reduceAxes(vMean);
       if (
@@ -278,8 +284,22 @@ export function freezeSampleNorms(
       initializers.set(name('scale'), floatTensor(inner, A));
       initializers.set(name('shift'), floatTensor(inner, B));
       replace.set(norm, [
-        { name: name('mul'), opType: 'Mul', domain: '', inputs: [s.input, name('scale')], outputs: [name('scaled')], attrs: {} },
-        { name: name('add'), opType: 'Add', domain: '', inputs: [name('scaled'), name('shift')], outputs: [s.output], attrs: {} },
+        {
+          name: name('mul'),
+          opType: 'Mul',
+          domain: '',
+          inputs: [s.input, name('scale')],
+          outputs: [name('scaled')],
+          attrs: {},
+        },
+        {
+          name: name('add'),
+          opType: 'Add',
+          domain: '',
+          inputs: [name('scaled'), name('shift')],
+          outputs: [s.output],
+          attrs: {},
+        },
       ]);
       continue;
     }
