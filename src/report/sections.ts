@@ -105,8 +105,18 @@ function simulateSections(r: SimulateRecord): Section[] {
       text: [
         `Model ${r.model}; data ${r.data}, ${r.samples} samples; thresholds ${r.method} (${r.iterations} iterations); max pooling ${r.maxpool}.`,
         `Estimated delay d̂ = ${r.delay.estimated}; delay at T: ${r.delay.rule}. Simulation ${num(r.simulationSeconds)} s${engineNote(r.engines)}.`,
+        ...(r.outputs && r.outputs.length > 1
+          ? [`Outputs read out: ${r.outputs.map((o) => `${o.name} [${o.shape.join('×')}]`).join(', ')}.`]
+          : []),
+        ...(r.detection
+          ? [
+              `Detection head ${r.detection.head} (${r.detection.classes} classes): scores above ${r.detection.scoreThreshold}${r.detection.head === 'centernet' ? '' : `, the best ${r.detection.topCandidates} per level`}, NMS at IoU ${r.detection.nmsThreshold}, ${r.detection.detectionsPerImage} detections per image.`,
+            ]
+          : []),
         ...(r.ann
-          ? [`ANN ${m1} ${pct(r.ann.metric)} %; clipped ANN (ReLU → clip(x, 0, θ)) ${pct(r.clippedAnn?.metric)} %.`]
+          ? [
+              `ANN ${m1} ${pct(r.ann.metric)} %; ${r.frozenAnn ? `ANN with its per-sample normalisations frozen (what the SNN converts) ${pct(r.frozenAnn.metric)} %; ` : ''}clipped ANN (ReLU → clip(x, 0, θ)) ${pct(r.clippedAnn?.metric)} %.`,
+            ]
           : [
               'No ANN reference (the source ANN was not found next to the SNN; name it with --ann, or the ann option of loadSnn, and ask for references).',
             ]),
@@ -132,7 +142,10 @@ function simulateSections(r: SimulateRecord): Section[] {
         x: { field: 'T', title: 'time steps T', log2: true },
         y: { field: 'accuracy', title: m1, percent: true },
         color: { field: 'series', title: '' },
-        hlines: annLines(r.ann, r.clippedAnn),
+        hlines: [
+          ...annLines(r.ann, r.clippedAnn),
+          ...(r.frozenAnn ? [{ label: 'frozen ANN', value: r.frozenAnn.metric }] : []),
+        ],
       }),
       table: {
         header: ['T', 'delay', `${m1} %`, 'no delay %', `${m2} %`],
