@@ -34,6 +34,8 @@ function comparable(file: string): string {
   const {
     created: _c,
     simulationSeconds: _s,
+    times: _t,
+    engines: _e,
     ...rest
   } = JSON.parse(fs.readFileSync(path.join(tmp, file), 'utf8')) as Record<string, unknown>;
   return JSON.stringify(rest);

@@ -27,14 +27,21 @@ export * from './snn/network.js';
 /** Deploying: NIR export for a neuromorphic target, and the network as that target computes it. */
 export {
   TARGETS,
+  PROFILES,
   NIR_VERSION,
   toNirGraph,
   exportNir,
   asTarget,
+  targetNetwork,
+  loadNir,
   readNir,
   simulateNir,
   resetOf,
+  profileWith,
   type Target,
+  type Profile,
+  type TargetNetwork,
+  type TargetOptions,
   type NirGraph,
   type NirNode,
   type NirRun,
@@ -121,6 +128,7 @@ export {
   type LayerEnergy,
 } from './energy/energy.js';
 export type { Engine } from './runtime/simulate.js';
+export { engineNotice } from './runtime/simulate.js';
 export type { SiteErrors, SiteError } from './analysis/site-errors.js';
 export { reportHtml } from './report/html.js';
 export { reportMarkdown } from './report/markdown.js';

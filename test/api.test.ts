@@ -18,12 +18,18 @@ import {
   openDataset,
   simulate,
   snnFromGraph,
+  memoryDataset,
   type CalibrationContext,
   type SimulateRecord,
   type ThresholdMethod,
 } from '../src/index.js';
 import { decodeModel, encodeModel } from '../src/onnx/codec.js';
 import { messageOf } from '../src/cli/options.js';
+import { floatTensor } from '../src/graph/ir.js';
+import { buildGraph } from './helpers.js';
+import { simulate as simulateSteps } from '../src/runtime/simulate.js';
+import type { Snn } from '../src/snn/network.js';
+import type { Dataset } from '../src/data/dataset.js';
 import { tempDir } from './temp.js';
 
 const MNIST = path.join(process.cwd(), 'models', 'mnist-cnn.onnx');
@@ -59,6 +65,16 @@ test('convert → simulate in memory gives exactly what the saved and reloaded f
   assert.equal(inMemory.samples, 300);
   assert.ok(inMemory.ann && inMemory.ann.metric > 0.95, `ANN top-1 ${inMemory.ann?.metric}`);
   assert.ok(inMemory.results[2].metric > 0.9);
+  // Each window's top-1, with and without the delay, from the readouts of every step averaged here by hand.
+  const hand = await windowTop1(snn, test500, inMemory.results);
+  assert.deepEqual(
+    inMemory.results.map((r) => [r.metric, r.metricNoDelay]),
+    hand,
+  );
+  assert.ok(
+    hand.some(([a, b]) => a !== b),
+    `the delay changes some top-1 (else the comparison cannot tell the windows apart): ${JSON.stringify(hand)}`,
+  );
   // Without the ANN: no references, and asking for them is an error naming the option.
   const bare = await loadSnn(file, { ann: null });
   assert.equal(bare.source, null);
@@ -67,6 +83,32 @@ test('convert → simulate in memory gives exactly what the saved and reloaded f
     (e: unknown) => e instanceof SpikeportError && e.field === 'references',
   );
 });
+
+/** Top-1 over steps [delay+1, T] and [1, T] for each result, from the step engine's readouts and the labels. */
+async function windowTop1(snn: Snn, data: Dataset, results: SimulateRecord['results']): Promise<number[][]> {
+  const Tmax = Math.max(...results.map((r) => r.T));
+  const hits = results.map(() => [0, 0]);
+  await simulateSteps(
+    snn.graph,
+    snn.spec,
+    data,
+    { steps: Tmax, batchSize: 100, normalize: snn.meta.normalize, threads: 1, engine: 'steps' },
+    (b) => {
+      const r = b.readouts as Float32Array;
+      const classes = b.size;
+      for (let i = 0; i < b.n; i++) {
+        results.forEach(({ T, delay }, k) => {
+          [delay, 0].forEach((d, j) => {
+            const sum = new Float64Array(classes);
+            for (let t = d; t < T; t++) for (let c = 0; c < classes; c++) sum[c] += r[(t * b.n + i) * classes + c];
+            if (sum.indexOf(Math.max(...sum)) === (b.labels as Int32Array)[i]) hits[k][j]++;
+          });
+        });
+      }
+    },
+  );
+  return hits.map((h) => h.map((x) => x / data.size));
+}
 
 test('defaults live in the library: convert and simulate with no options use them', async () => {
   const snn = await convert(MNIST, openDataset('mnist:train', 500), { threads: 1 });
@@ -105,6 +147,52 @@ test('describe() reports the thresholds, latencies and costs the file carries', 
   assert.ok(d.annMacs > 1e5);
   assert.equal(d.delay, snn.meta.delay.estimated);
   assert.equal(d.hasSource, true);
+});
+
+test('describe() of a hand-worked network: θ statistics, silent channels, latencies r = 1/(2·mean ρ), d̂ and MACs as worked out here', async () => {
+  // x [2] → Gemm(I) → ReLU (θ = 2, 0) → Gemm(I) → ReLU (θ = 0.5, 4) → Gemm(I) readout; one sample x = (1, 3).
+  const eye = floatTensor([2, 2], [1, 0, 0, 1]);
+  const graph = buildGraph([2], (b, x) => {
+    const r0 = b.op('Relu', [b.op('Gemm', [x, b.constant('I', eye)], { transB: 1 })], {}, 'a');
+    const r1 = b.op('Relu', [b.op('Gemm', [r0, b.constant('I', eye)], { transB: 1 })], {}, 'b');
+    return b.op('Gemm', [r1, b.constant('I', eye)], { transB: 1 }, 'readout');
+  });
+  const [a, b] = graph.nodes.filter((n) => n.opType === 'Relu').map((n) => n.name);
+  const data = memoryDataset({
+    name: 'x',
+    size: 1,
+    sampleShape: [2],
+    x: Float32Array.of(1, 3),
+    scale: 1,
+    labels: null,
+  });
+  const snn = await convert({ path: 'eye.onnx', sha256: '0'.repeat(64), graph }, data, {
+    method: 'fixed',
+    thresholds: { [a]: [2, 0], [b]: [0.5, 4] },
+    threads: 1,
+  });
+  const d = snn.describe();
+  // Site a: inputs (1, 3), θ (2, 0): ρ = 1/2 from channel 0 only (θ = 0 says nothing) → r = 1.
+  // Site b: inputs clip(1, 0, 2) = 1 and clip(3, 0, 0) = 0, θ (0.5, 4): ρ = (2 + 0)/2 = 1 → r = 0.5.
+  // d̂ = ⌈1 + 0.5⌉ = 2. MACs: three 2×2 dense layers, 4 each.
+  assert.deepEqual(
+    d.sites.map((s) => [s.neurons, s.thresholds, s.thetaMin, s.thetaMean, s.thetaMax, s.silent, s.latency]),
+    [
+      [2, 2, 0, 1, 2, 1, 1],
+      [2, 2, 0.5, 2.25, 4, 0, 0.5],
+    ],
+  );
+  assert.equal(d.delay, 2);
+  assert.equal(d.annMacs, 12);
+  assert.deepEqual(
+    d.layers.map((l) => [l.where, l.macs]),
+    [
+      ['input', 4],
+      ['spiking', 4],
+      ['spiking', 4],
+    ],
+  );
+  assert.equal(d.granularity, 'channel');
 });
 
 test("a caller's ThresholdMethod sees every site's input: a JS channel max equals the built-in in-graph cmaxnorm", async () => {

@@ -45,6 +45,8 @@ const INTEGER = new Set([
   '--top-candidates',
   '--norm-samples',
   '--detections-per-image',
+  '--weight-bits',
+  '--target-T',
 ]);
 /** Flags whose values are real numbers (lists of them for --mean and --std). */
 const DECIMAL = new Set([

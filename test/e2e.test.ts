@@ -6,7 +6,7 @@ import path from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { loadSnn } from '../src/snn/network.js';
 import { openDataset } from '../src/data/sources.js';
-import { readBatch } from '../src/data/dataset.js';
+import { readBatch, type Normalize } from '../src/data/dataset.js';
 import { tempDir } from './temp.js';
 
 const CLI = path.join(process.cwd(), 'dist', 'src', 'cli', 'main.js');
@@ -104,11 +104,41 @@ test('the SNN file runs in plain ONNX Runtime with the documented inputs (zero s
   assert.ok(correct >= 47, `plain ORT loop: ${correct}/50 correct`);
 });
 
-test('demo: the README command prints accuracy against T next to the ANN', () => {
+test("demo: the README command prints accuracy against T next to the ANN; the ANN's top-1, its MACs and the delays agree with numbers made here", async () => {
   const out = cli(['demo', '--limit', '200', '--T', '8,32', '-q']);
   assert.match(out, /mnist-cnn\.onnx on mnist:test \(200 samples\), cltb, 100 iterations × batch 100/);
-  assert.match(out, /^\s+8\s+4\s+\d+\.\d\d\s+\d+\.\d\d/m);
-  assert.match(out, /ANN top-1 \d+\.\d\d %, clipped ANN top-1 \d+\.\d\d %/);
+  // The ANN's top-1 on those 200 images, from onnxruntime-node directly.
+  const data = openDataset('mnist:test', 200);
+  const batch = await readBatch(
+    data,
+    Array.from({ length: 200 }, (_, i) => i),
+    (JSON.parse(fs.readFileSync(MNIST.replace(/\.onnx$/, '.json'), 'utf8')) as { normalize: Normalize }).normalize,
+  );
+  const session = await ort.InferenceSession.create(MNIST);
+  const logits = (await session.run({ input: new ort.Tensor('float32', batch.x, [200, 1, 28, 28]) })).logits
+    .data as Float32Array;
+  let correct = 0;
+  for (let i = 0; i < 200; i++) {
+    const row = Array.from(logits.subarray(i * 10, i * 10 + 10));
+    if (row.indexOf(Math.max(...row)) === batch.y?.[i]) correct++;
+  }
+  const ann = (100 * correct) / 200;
+  assert.match(out, new RegExp(`ANN top-1 ${ann.toFixed(2)} %, clipped ANN top-1 \\d+\\.\\d\\d %`));
+  // Each row: T, the delay min(d̂, ⌊T/2⌋) with the d̂ printed below, and top-1 within a point of the ANN at T = 32.
+  const dhat = Number(/estimated delay d̂ = (\d+)/.exec(out)?.[1]);
+  const rows = [...out.matchAll(/^\s*(\d+)\s+(\d+)\s+(\d+\.\d\d)\s+(\d+\.\d\d)\s+(\d+\.\d\d)$/gm)].map((m) =>
+    m.slice(1).map(Number),
+  );
+  assert.deepEqual(
+    rows.map((r) => r.slice(0, 2)),
+    [8, 32].map((T) => [T, Math.min(dhat, Math.floor(T / 2))]),
+  );
+  assert.ok(rows[1][2] >= ann - 1, `SNN top-1 at T=32 ${rows[1][2]} % vs ANN ${ann} %`);
+  // MACs by hand: 3×3 convolutions with padding 1 have 3n − 2 taps inside per axis of n outputs
+  // (conv1 on 28×28, conv2 on the pooled 14×14), then the two dense layers.
+  const macs = 16 * 1 * (3 * 28 - 2) ** 2 + 32 * 16 * (3 * 14 - 2) ** 2 + 128 * 1568 + 10 * 128;
+  assert.equal(macs, 1128768);
+  assert.match(out, new RegExp(`ANN 1\\.13 M MACs, ${(1 / (macs * 12.5e-12)).toFixed(1)} FPS/W`));
 });
 
 const FASHION = '/usr/share/datasets/fashion-mnist/t10k-labels-idx1-ubyte.gz';

@@ -121,47 +121,50 @@ test('fan-out of every input element matches a plain enumeration of synapses (st
   );
 });
 
-test('SOPs counted in the SNN graph equal a plain JS count of input events × fan-out, step by step (every engine)', async () => {
-  const graph = buildGraph([2, 8, 8], (b, x) => {
-    let h = b.op('Relu', [conv(b, x, 2, 4, 3, { seed: 1 })]);
-    h = b.op('Relu', [conv(b, h, 4, 6, 3, { stride: 2, seed: 2 })]);
-    h = b.op('MaxPool', [h], { kernel_shape: [2, 2], strides: [2, 2] });
-    h = b.op('Flatten', [h], { axis: 1 });
-    return gemm(b, h, 6 * 2 * 2, 5, 3);
-  });
+/**
+ * Runs the step graph by hand, reads each spiking layer's input, counts events × fan-out per
+ * step, and checks every engine's SOP counts against that.
+ */
+async function checkSops(
+  graph: Graph,
+  shape: number[],
+  n: number,
+  kinds: string[],
+  fanouts: (spiking: Node[]) => Float32Array[],
+): Promise<void> {
   const m = await prepareModel({ path: 'e.onnx', sha256: '', graph }, { threads: 1 });
-  const x = uniform(5, 6 * 2 * 64, 0, 1);
-  const data = memDataset(x, [2, 8, 8]);
-  const cal = await calibrate(m, data, { method: 'maxnorm', iterations: 1, batchSize: 6, threads: 1 });
+  const x = uniform(5, n * numel(shape), 0, 1);
+  const data = memDataset(x, shape);
+  const cal = await calibrate(m, data, { method: 'maxnorm', iterations: 1, batchSize: n, threads: 1 });
   const snn = buildSnn(m, cal.thresholds);
   const layers = snn.spec.layers ?? [];
   assert.deepEqual(
     layers.map((l) => l.where),
-    ['input', 'spiking', 'spiking'],
+    kinds,
   );
   const T = 12;
 
   // Reference: run the step graph by hand, read each spiking layer's input, count events × fan-out.
-  const spiking = layers.filter((l) => l.sops).map((l) => m.graph.nodes.find((n) => n.name === l.node) as Node);
+  const spiking = layers.filter((l) => l.sops).map((l) => m.graph.nodes.find((nd) => nd.name === l.node) as Node);
   const probe: Graph = {
     ...snn.graph,
     outputs: [
       ...snn.graph.outputs,
-      ...spiking.map((n) => ({ name: n.inputs[0], dtype: 'float32' as const, shape: null })),
+      ...spiking.map((nd) => ({ name: nd.inputs[0], dtype: 'float32' as const, shape: null })),
     ],
   };
   const s = await Session.create(probe, { threads: 1 });
-  const fan = [bruteFanout2d([4, 8, 8], 6, 1, [3, 3], [2, 2], [1, 1], [1, 1], [4, 4]), new Float32Array(24).fill(5)];
+  const fan = fanouts(spiking);
   const want = spiking.map(() => new Float64Array(T));
-  const feeds: Record<string, Array32> = { input: { dims: [6, 2, 8, 8], data: x } };
+  const feeds: Record<string, Array32> = { input: { dims: [n, ...shape], data: x } };
   for (const st of snn.spec.states)
-    feeds[st.input] = { dims: [6, ...st.shape], data: new Float32Array(6 * numel(st.shape)) };
+    feeds[st.input] = { dims: [n, ...st.shape], data: new Float32Array(n * numel(st.shape)) };
   let events = 0;
   for (let t = 0; t < T; t++) {
     const out = await s.run(feeds);
     for (const st of snn.spec.states) feeds[st.input] = out[st.output];
-    spiking.forEach((n, li) => {
-      const v = out[n.inputs[0]].data;
+    spiking.forEach((nd, li) => {
+      const v = out[nd.inputs[0]].data;
       const per = fan[li].length;
       for (let i = 0; i < v.length; i++) {
         if (v[i] !== 0) {
@@ -178,14 +181,45 @@ test('SOPs counted in the SNN graph equal a plain JS count of input events × fa
       snn.graph,
       snn.spec,
       data,
-      { steps: T, batchSize: 6, normalize: null, threads: 1, engine },
+      { steps: T, batchSize: n, normalize: null, threads: 1, engine },
       () => {},
     );
-    assert.equal(stats.sopsPerStep.length, 2);
+    assert.deepEqual(stats.engines, { [engine]: 1 }, `the ${engine} engine ran (no fallback)`);
+    assert.equal(stats.sopsPerStep.length, spiking.length);
     stats.sopsPerStep.forEach((got, li) =>
       assert.deepEqual(Array.from(got), Array.from(want[li]), `${engine}: layer ${li}`),
     );
   }
+}
+
+test('SOPs counted in the SNN graph equal a plain JS count of input events × fan-out, step by step (every engine)', async () => {
+  // Layers fed by a site's spikes (counted with the spikes), the max pool moved in front of its neuron.
+  await checkSops(
+    buildGraph([2, 8, 8], (b, x) => {
+      let h = b.op('Relu', [conv(b, x, 2, 4, 3, { seed: 1 })]);
+      h = b.op('Relu', [conv(b, h, 4, 6, 3, { stride: 2, seed: 2 })]);
+      h = b.op('MaxPool', [h], { kernel_shape: [2, 2], strides: [2, 2] });
+      h = b.op('Flatten', [h], { axis: 1 });
+      return gemm(b, h, 6 * 2 * 2, 5, 3);
+    }),
+    [2, 8, 8],
+    6,
+    ['input', 'spiking', 'spiking'],
+    () => [bruteFanout2d([4, 8, 8], 6, 1, [3, 3], [2, 2], [1, 1], [1, 1], [4, 4]), new Float32Array(24).fill(5)],
+  );
+  // A layer fed by spikes through an average pool: its events are the pool's non-zero outputs (fractions of θ), not their values.
+  await checkSops(
+    buildGraph([2, 8, 8], (b, x) => {
+      let h = b.op('Relu', [conv(b, x, 2, 4, 3, { seed: 4 })]);
+      h = b.op('AveragePool', [h], { kernel_shape: [2, 2], strides: [2, 2] });
+      h = b.op('Flatten', [h], { axis: 1 });
+      return gemm(b, h, 4 * 4 * 4, 3, 5);
+    }),
+    [2, 8, 8],
+    6,
+    ['input', 'spiking'],
+    () => [new Float32Array(64).fill(3)],
+  );
 });
 
 test("energy: the paper's ResNet-34 figures follow from its constants (3.6 G MACs → 22 FPS/W; 20.86 G SOPs → 622 FPS/W); SOPs90/95 pick the first T reaching 90 %/95 % of the ANN", () => {
@@ -232,4 +266,84 @@ test("energy: the paper's ResNet-34 figures follow from its constants (3.6 G MAC
   assert.ok(Math.abs(r2.perT[1].energy - (4e6 * 0.9e-12 + 1e6 * 4.6e-12)) < 1e-18);
   assert.equal(r2.sops90, null);
   assert.ok(Math.abs(r2.ann.energy - 1.1e7 * 4.6e-12) < 1e-18);
+});
+
+test('energy of a hand-worked network with every kind of layer: input (MACs once), spiking (SOPs), dense (MACs every step), tail (MACs once)', async () => {
+  // Per sample: x [1, 2, 2] → Conv 1×1 (1→2) → ReLU → MatMul(A [2, 2], ·) → ReLU → Flatten → Gemm 8→3 (readout) → Gemm 3→2 (tail).
+  // The MatMul's time-varying input is its second: it is not a synaptic layer fed by spikes, so it costs its MACs every step.
+  const graph = buildGraph([1, 2, 2], (b, x) => {
+    const c = b.op('Conv', [x, b.constant('W0', floatTensor([2, 1, 1, 1], [1, 0.5]))], { kernel_shape: [1, 1] });
+    const r0 = b.op('Relu', [c], {}, 'site0');
+    const mm = b.op('MatMul', [b.constant('A', floatTensor([2, 2], [1, 0.5, 0.25, 1])), r0], {}, 'mix');
+    const r1 = b.op('Relu', [mm], {}, 'site1');
+    const f = b.op('Flatten', [r1], { axis: 1 });
+    const g1 = b.op(
+      'Gemm',
+      [f, b.constant('W1', floatTensor([3, 8], uniform(3, 24, -1, 1)))],
+      { transB: 1 },
+      'readout',
+    );
+    return b.op('Gemm', [g1, b.constant('W2', floatTensor([2, 3], uniform(4, 6, -1, 1)))], { transB: 1 }, 'tail');
+  });
+  const readoutNode = graph.nodes.find((n) => n.outputs[0].startsWith('readout'))?.name as string;
+  const m = await prepareModel({ path: 'kinds.onnx', sha256: '', graph }, { threads: 1, readoutNode });
+  const data = memDataset(Float32Array.of(0.6, 0.3, 0.9, 0.45, 0.2, 0.7, 0.35, 0.8), [1, 2, 2]);
+  const cal = await calibrate(m, data, { method: 'maxnorm', iterations: 1, batchSize: 2, threads: 1 });
+  const snn = buildSnn(m, cal.thresholds);
+  // MACs per sample by hand: conv 2 outputs × 4 positions × 1 input channel; MatMul 2 × 2 × 2 outputs × 2 terms;
+  // Gemm 3 outputs × 8 inputs; tail 2 × 3.
+  assert.deepEqual(
+    (snn.spec.layers ?? []).map((l) => [l.where, l.macs]),
+    [
+      ['input', 8],
+      ['dense', 16],
+      ['spiking', 24],
+      ['tail', 6],
+    ],
+  );
+  const T = 6;
+  const stats = await simulate(
+    snn.graph,
+    snn.spec,
+    data,
+    { steps: T, batchSize: 2, normalize: null, threads: 1, engine: 'steps' },
+    () => {},
+  );
+  // The readout Gemm is fed by site 1's spikes: 3 synaptic operations per spike.
+  const spikes1 = Array.from(stats.spikesPerStep[1]);
+  assert.ok(spikes1.reduce((a, v) => a + v, 0) > 0, 'site 1 spikes');
+  assert.deepEqual(
+    Array.from(stats.sopsPerStep[0]),
+    spikes1.map((s) => 3 * s),
+  );
+  const k = PRESETS['45nm'];
+  const r = energyReport({
+    layers: snn.spec.layers ?? [],
+    sopsPerStep: stats.sopsPerStep,
+    samples: 2,
+    points: [2, 6].map((t) => ({ T: t, metric: null })),
+    annMetric: null,
+    constants: k,
+  });
+  assert.equal(r.ann.macs, 8 + 16 + 24 + 6);
+  assert.ok(Math.abs(r.ann.energy - 54 * 4.6e-12) < 1e-24);
+  for (const p of r.perT) {
+    const sops = (3 * spikes1.slice(0, p.T).reduce((a, v) => a + v, 0)) / 2; // per frame
+    assert.equal(p.sops, sops, `SOPs per frame at T=${p.T}`);
+    assert.equal(p.macs, 8 + 6 + 16 * p.T, `MACs per frame at T=${p.T}: input and tail once, dense every step`);
+    const energy = sops * 0.9e-12 + (8 + 6 + 16 * p.T) * 4.6e-12;
+    assert.ok(Math.abs(p.energy - energy) <= 1e-12 * energy, `energy at T=${p.T}: ${p.energy} vs ${energy}`);
+    assert.ok(Math.abs(p.fpsPerW - 1 / energy) <= 1e-12 / energy);
+  }
+  // Per layer: only the spiking one has SOPs, over all T steps; its density is SOPs ÷ (MACs · T).
+  const sopsAll = (3 * spikes1.reduce((a, v) => a + v, 0)) / 2;
+  assert.deepEqual(
+    r.layers.map((l) => [l.sops, l.density]),
+    [
+      [null, null],
+      [null, null],
+      [sopsAll, sopsAll / (24 * T)],
+      [null, null],
+    ],
+  );
 });

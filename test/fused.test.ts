@@ -66,6 +66,8 @@ async function compare(
   );
   const a = await run(snn, data, T, 'steps', normalize);
   const b = await run(snn, data, T, 'fused', normalize);
+  assert.deepEqual(a.stats.engines, { steps: a.readouts.length }, `${what}: the steps engine ran every batch`);
+  assert.deepEqual(b.stats.engines, { fused: b.readouts.length }, `${what}: the fused engine ran every batch`);
   assert.equal(b.readouts.length, a.readouts.length);
   a.readouts.forEach((r, i) => {
     const j = r.findIndex((v, k) => !Object.is(v, b.readouts[i][k]));
@@ -267,6 +269,7 @@ test("step engine: exact counts where a batch's float32 sum would round (mnist-f
       { steps: 4, batchSize: 100, normalize: m.normalize, threads: 1, engine, checkpoints: [4] },
       () => {},
     );
+    assert.deepEqual(s.engines, { [engine]: 1 });
     return [...s.spikesPerStep, ...s.sopsPerStep].map((a) => Array.from(a));
   };
   const a = await counts('steps');
@@ -312,6 +315,7 @@ test("step engine: exact counts for layers after a max pool (event counters), pe
       { steps: 3, batchSize: 2, normalize: null, threads: 2, engine, checkpoints: [3] },
       () => {},
     );
+    assert.deepEqual(s.engines, { [engine]: 1 });
     return s.sopsPerStep.map((a) => Array.from(a));
   };
   const a = await counts('steps');

@@ -47,23 +47,39 @@ async function runSteps(
       got = b;
     },
   );
+  // The engine asked for must be the one that ran (the fused engine falls back to steps on a graph it cannot plan).
+  assert.deepEqual(stats.engines, { [engine]: 1 }, `${engine} engine ran the batch`);
   return { readouts: (got as StepBatch).readouts as Float32Array, spikes: stats.spikesPerStep[0] };
 }
 
 for (const engine of ['loop', 'steps', 'fused'] as const)
   test(`IF neuron (${engine} engine): hand-worked spike trains (θ/2 start, fire at m ≥ θ, spikes carry θ, reset by subtraction)`, async () => {
     const T = 10;
-    const { readouts, spikes } = await runSteps(4, Float32Array.of(0.25, 0.75, 1.5, -0.5), [1, 0.5, 0, 1], T, engine);
-    const channel = (c: number) => Array.from({ length: T }, (_, t) => readouts[t * 4 + c]);
+    // Six neurons: the fused engine's kernels update four at a time and the rest one by one, so an
+    // overshooting neuron sits in each part (channels 3 and 5).
+    const { readouts, spikes } = await runSteps(
+      6,
+      Float32Array.of(0.25, 0.75, 1.5, 1.5, -0.5, 0.75),
+      [1, 0.5, 0, 2, 1, 1],
+      T,
+      engine,
+    );
+    const channel = (c: number) => Array.from({ length: T }, (_, t) => readouts[t * 6 + c]);
     // θ=1, z=0.25, m0=0.5: m = 0.75, 1.0 (fire, -> 0), 0.25, 0.5, 0.75, 1.0 (fire), ...
     assert.deepEqual(channel(0), [0, 1, 0, 0, 0, 1, 0, 0, 0, 1]);
     // θ=0.5, z=0.75 > θ: fires every step, output capped at θ.
     assert.deepEqual(channel(1), Array(T).fill(0.5));
     // θ=0: never fires, even though m0 = 0 ≥ θ.
     assert.deepEqual(channel(2), Array(T).fill(0));
+    // θ=2, z=1.5 overshoots θ, so the reset matters: m0=1; m = 2.5 (fire, -> 0.5), 2.0 (fire, -> 0), 1.5,
+    // 3.0 (fire, -> 1), 2.5 (fire, -> 0.5), 2.0 (fire, -> 0), 1.5, ...: 8 spikes of 2 (Σ out = Σ z + m0 − m_T = 15 + 1 − 0).
+    // Reset to zero would give 2, 0, 2, 0, …; a start at 0 would give 0, 2, 2, 2, 0, …; firing at m > θ 2, 0, 2, 2, 2, 0, ….
+    assert.deepEqual(channel(3), [2, 2, 0, 2, 2, 2, 0, 2, 2, 2]);
     // negative current: never fires.
-    assert.deepEqual(channel(3), Array(T).fill(0));
-    assert.deepEqual(Array.from(spikes), [1, 2, 1, 1, 1, 2, 1, 1, 1, 2]);
+    assert.deepEqual(channel(4), Array(T).fill(0));
+    // θ=1, z=0.75: channel 3 at half the scale.
+    assert.deepEqual(channel(5), [1, 1, 0, 1, 1, 1, 0, 1, 1, 1]);
+    assert.deepEqual(Array.from(spikes), [3, 4, 1, 3, 3, 4, 1, 3, 3, 4]);
   });
 
 for (const engine of ['loop', 'steps', 'fused'] as const)

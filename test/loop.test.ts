@@ -99,7 +99,8 @@ test("engine auto (steps and fused timed on the first batches, then the faster) 
       snn.graph,
       snn.spec,
       data,
-      { steps: 12, batchSize: n, normalize: null, threads: 1, engine, checkpoints: [5, 12] },
+      // (autoTrial: always try fused here, whatever the costs measured; the rule is tested on its own.)
+      { steps: 12, batchSize: n, normalize: null, threads: 1, engine, checkpoints: [5, 12], autoTrial: true },
       (b) => {
         sums.push(
           windowAverages(b, [
@@ -130,7 +131,7 @@ test("engine auto (steps and fused timed on the first batches, then the faster) 
     snn.graph,
     snn.spec,
     memDataset(uniform(24, 20 * 256), [1, 16, 16]),
-    { steps: 4, batchSize: 1, normalize: null, threads: 1, engine: 'auto', checkpoints: [4] },
+    { steps: 4, batchSize: 1, normalize: null, threads: 1, engine: 'auto', checkpoints: [4], autoTrial: true },
     () => {},
   );
   const counts = [twenty.engines.steps ?? 0, twenty.engines.fused ?? 0].sort((p, q) => p - q);

@@ -4,6 +4,11 @@ import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { chromium } from 'playwright-core';
+import { loadModel } from '../src/model/load.js';
+import { runGraph } from './helpers.js';
+import { loadSnn } from '../src/snn/network.js';
+import { openDataset } from '../src/data/sources.js';
+import { readBatch } from '../src/data/dataset.js';
 import { tempDir } from './temp.js';
 
 const CLI = path.join(process.cwd(), 'dist', 'src', 'cli', 'main.js');
@@ -21,6 +26,7 @@ function cli(args: string[]): string {
 const json = path.join(tmp, 'run.json');
 const html = path.join(tmp, 'run.html');
 const md = path.join(tmp, 'run.md');
+const snnFile = path.join(tmp, 'run.snn.onnx');
 let made = false;
 function makeReport(): void {
   if (made) return;
@@ -41,12 +47,14 @@ function makeReport(): void {
     html,
     '--markdown',
     md,
+    '--save',
+    snnFile,
     '-q',
   ]);
   made = true;
 }
 
-test('simulate --json/--report/--markdown: one record; the Markdown shows its numbers; spikeport report re-renders the same page', () => {
+test('simulate --json/--report/--markdown: one record; the Markdown shows its numbers; spikeport report re-renders the same page', async () => {
   makeReport();
   const r = JSON.parse(fs.readFileSync(json, 'utf8'));
   assert.equal(r.kind, 'simulate');
@@ -56,8 +64,46 @@ test('simulate --json/--report/--markdown: one record; the Markdown shows its nu
   for (let i = 1; i < sops.length; i++) assert.ok(sops[i] > sops[i - 1]);
   for (const p of r.energy.perT) assert.ok(Math.abs(p.energy - (p.sops * 77e-15 + p.macs * 12.5e-12)) < 1e-15);
   assert.equal(r.siteErrors.sites.length, 3);
+  // Site 0's clip error worked out here: its ReLU output R (the ANN's first max pool: the pool moves in
+  // front of the neuron, ReLU and clip commute with it) on the same first test images, clipped at the
+  // saved θ of each channel: ‖R − min(R, θ)‖ / ‖R‖.
+  const { samples } = r.siteErrors;
+  const snn = await loadSnn(snnFile, { ann: null });
+  const theta = snn.spec.sites[0].theta;
+  const batch = await readBatch(
+    openDataset('mnist:test', samples),
+    Array.from({ length: samples }, (_, i) => i),
+    snn.meta.normalize,
+  );
+  const pooled = '/MaxPool_output_0';
+  const ann = loadModel(MNIST).graph;
+  const R = (
+    await runGraph(
+      { ...ann, outputs: [{ name: pooled, dtype: 'float32', shape: null }] },
+      { input: { dims: [samples, 1, 28, 28], data: batch.x } },
+    )
+  )[pooled].data as Float32Array;
+  let num = 0;
+  let den = 0;
+  R.forEach((v, i) => {
+    num += (v - Math.min(v, theta[Math.floor(i / (14 * 14)) % 16])) ** 2;
+    den += v * v;
+  });
+  const site0 = r.siteErrors.sites[0];
+  const clip0 = Math.sqrt(num / den);
+  assert.ok(clip0 > 1e-3, `θ clips some activations (${clip0})`);
+  assert.ok(Math.abs(site0.clipError - clip0) <= 1e-5 * clip0, `site 0 clip error ${site0.clipError} vs ${clip0}`);
+  // The SNN's error against the ANN is within its error against the clipped ANN of the clip error
+  // (triangle inequality; at site 0 the clipped ANN is min(R, θ), and ‖min(R, θ)‖ ≤ ‖R‖).
+  assert.ok(
+    Math.abs(site0.snnVsAnn - site0.clipError) <= site0.snnVsClipped + 1e-6,
+    `|${site0.snnVsAnn} − ${site0.clipError}| ≤ ${site0.snnVsClipped}`,
+  );
   for (const s of r.siteErrors.sites)
-    assert.ok(s.snnVsClipped < s.snnVsAnn + 1e-9 || s.clipError < 1e-3, JSON.stringify(s));
+    assert.ok(
+      [s.clipError, s.snnVsAnn, s.snnVsClipped].every((v) => Number.isFinite(v) && v >= 0),
+      JSON.stringify(s),
+    );
   const text = fs.readFileSync(md, 'utf8');
   for (const x of r.results)
     assert.ok(text.includes(`| ${x.T} | ${x.delay} | ${(100 * x.metric).toFixed(2)} |`), `Markdown row for T=${x.T}`);

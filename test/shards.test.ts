@@ -9,6 +9,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { convert } from '../src/api/convert.js';
 import { simulate, simulateShard } from '../src/api/simulate.js';
 import {
@@ -22,6 +23,7 @@ import {
 } from '../src/api/shards.js';
 import { openMemoryDataset } from '../src/data/sources.js';
 import { makeScorer, mergeStates, scoresOf, type Task } from '../src/tasks/task.js';
+import { mergeTallies, type Tally } from '../src/evaluate/tally.js';
 import { memoryDataset, type DetectionBox } from '../src/data/dataset.js';
 import { shardFromEnv } from '../src/cli/workers.js';
 import { checkCudaInstalled } from '../src/ort/session.js';
@@ -29,6 +31,9 @@ import type { SimulateRecord } from '../src/report/record.js';
 import { randn } from './helpers.js';
 import { tempDir } from './temp.js';
 
+const HOLD = pathToFileURL(
+  path.join(path.dirname(fileURLToPath(import.meta.url)), 'hooks', 'hold-at-checkpoint.js'),
+).href;
 const CLI = path.join(process.cwd(), 'dist', 'src', 'cli', 'main.js');
 const tmp = tempDir('spikeport-shards-');
 const model = (name: string): string => path.join(process.cwd(), 'models', `${name}.onnx`);
@@ -49,7 +54,7 @@ function cli(
  * engine `auto` chose for which batch (kept: how many batches ran in all).
  */
 function comparable(r: SimulateRecord | Record<string, unknown>): Record<string, unknown> {
-  const { created: _c, simulationSeconds: _s, engines, ...rest } = r as Record<string, unknown>;
+  const { created: _c, simulationSeconds: _s, times: _t, engines, ...rest } = r as Record<string, unknown>;
   const batches = Object.values((engines ?? {}) as Record<string, number>).reduce((a, k) => a + k, 0);
   return JSON.parse(JSON.stringify({ ...rest, batches })) as Record<string, unknown>;
 }
@@ -125,6 +130,18 @@ test('scorer states of parts of a data set merge into the state of one scorer th
     }
     const merged = mergeStates(parts.map((p) => p.state()));
     assert.deepEqual(merged, whole.state(), `${c.task}: merged state`);
+    // Tallies (what shard files carry) in any order merge in batch order: detections as one run found them.
+    const tally = (k: number, batches: number[]): Tally => ({
+      batches,
+      samples: 4 * batches.length,
+      spikesPerStep: [[k + 1, 2]],
+      sopsPerStep: [],
+      scores: parts[k].state(),
+      seconds: 1,
+    });
+    const tallied = mergeTallies([tally(1, [1, 2]), tally(0, [0])]);
+    assert.deepEqual(tallied.scores, whole.state(), `${c.task}: merged tallies`);
+    assert.deepEqual([tallied.batches, tallied.samples, tallied.spikesPerStep], [[0, 1, 2], 12, [[3, 4]]]);
     assert.deepEqual(scoresOf(merged), whole.scores(), `${c.task}: scores of the merged state`);
     assert.ok(
       whole.scores().some((x) => x.metric > 0.05 && x.metric < 0.95),
@@ -283,11 +300,17 @@ for (const c of [
     const opts = { T: c.T, batchSize: c.batch, references: true, siteErrors: 8, pictures: 2, threads: 1 } as const;
     const single = await simulate(snn, data, opts);
     assert.ok(single.results[1].metric > 0.02, `a metric to compare (${single.results[1].metric})`);
-    const shards = [];
+    const shards: { name: string; shard: ShardFile }[] = [];
     // Each shard with another engine: their results are the same bit for bit, so they merge.
     const engines = ['steps', 'fused', 'auto'] as const;
     for (let index = 0; index < 3; index++) {
       const s = await simulateShard(snn, data, { ...opts, engine: engines[index], shard: { index, count: 3 } });
+      if (engines[index] !== 'auto')
+        assert.deepEqual(
+          Object.keys(s.tally.engines ?? {}),
+          [engines[index]],
+          `shard ${index}: the engine asked for ran`,
+        );
       // Through JSON and back, as the files travel.
       shards.push({ name: `s${index}`, shard: parseShardFile(JSON.parse(shardJson(s)), `s${index}`) });
     }
@@ -299,6 +322,9 @@ for (const c of [
     assert.ok(shards.every((s) => s.shard.tally.samples < c.n));
     const merged = mergeShards([shards[2], shards[0], shards[1]]);
     assert.deepEqual(comparable(merged), comparable(single));
+    // Not every shard, or one twice: refused, not merged into a smaller run.
+    assert.throws(() => mergeShards([shards[0], shards[2]]), /shard 1 of 3 is missing/);
+    assert.throws(() => mergeShards([shards[0], shards[1], shards[1], shards[2]]), /shard 1 of 3 is given twice/);
     assert.ok(
       single.ann !== null &&
         single.siteErrors !== null &&
@@ -459,23 +485,28 @@ test('CLI: shards from --shard and from a Kubernetes index merge to the single r
   assert.deepEqual(comparable(read('workers.json')), comparable(read('single.json')));
 
   // A real kill: SIGKILL once the checkpoint lists a finished batch, then the same command again.
+  // The run is held right after that write (test/hooks/hold-at-checkpoint.ts) and killed there:
+  // the point of the kill does not depend on how fast this machine runs the batches.
   const ck = path.join(tmp, 'kill.ckpt');
   const args = [CLI, ...common, '--T', '4,64', '--json', 'killed.json', '--checkpoint', ck, '--checkpoint-every', '0'];
-  const child = spawn(process.execPath, args, { cwd: tmp, stdio: 'ignore' });
+  const child = spawn(process.execPath, ['--import', HOLD, ...args], {
+    cwd: tmp,
+    stdio: ['ignore', 'pipe', 'ignore'],
+    env: { ...process.env, SPIKEPORT_TEST_HOLD: ck },
+  });
   const exited = new Promise((resolve) => child.on('exit', resolve));
-  const started = Date.now();
-  while (
-    !(fs.existsSync(ck) && (JSON.parse(fs.readFileSync(ck, 'utf8')) as ShardFile).tally.batches.length >= 1) &&
-    Date.now() - started < 120_000
-  )
-    await new Promise((r) => setTimeout(r, 50));
+  const held = await new Promise<boolean>((resolve) => {
+    child.stdout.setEncoding('utf8').on('data', (d: string) => {
+      if (d.includes('held')) resolve(true);
+    });
+    child.on('exit', () => resolve(false));
+  });
+  assert.ok(held, 'the run reached its first checkpoint with a finished batch');
   child.kill('SIGKILL');
   await exited;
   const at = JSON.parse(fs.readFileSync(ck, 'utf8')) as ShardFile;
-  assert.ok(
-    !at.complete && at.tally.batches.length >= 1 && at.tally.batches.length < 6,
-    `killed midway (${at.tally.batches.length} of 6 batches done)`,
-  );
+  assert.ok(!at.complete, 'killed midway');
+  assert.deepEqual(at.tally.batches, [0], 'killed after its first batch of 6');
   assert.ok(!fs.existsSync(path.join(tmp, 'killed.json')), 'a killed run leaves no result behind');
   const again = spawnSync(process.execPath, args, { cwd: tmp, encoding: 'utf8' });
   assert.equal(again.status, 0, again.stderr);
@@ -583,35 +614,40 @@ test('in a job array: --shard 0/1 is a whole run with its report, the demo ignor
     return r.stdout.split('\n').filter(Boolean).map(Number);
   };
   for (const how of ['kill a worker', 'stop the parent'] as const) {
-    const child = spawn(process.execPath, [...long, '--json', `w-${how.length}.json`], {
+    // Without -q: the parent's first progress line of the workers' simulation is the moment to act
+    // (both workers run by then, and most of the run is still ahead), whatever the machine's speed.
+    const child = spawn(process.execPath, [...long.filter((a) => a !== '-q'), '--json', `w-${how.length}.json`], {
       cwd: tmp,
       stdio: ['ignore', 'ignore', 'pipe'],
       env: { ...process.env, TMPDIR: privateTmp },
     });
     let stderr = '';
-    child.stderr.setEncoding('utf8').on('data', (d: string) => {
-      stderr += d;
+    const simulating = new Promise<boolean>((resolve) => {
+      child.stderr.setEncoding('utf8').on('data', (d: string) => {
+        stderr += d;
+        if (/^simulate \(2 workers\): /m.test(stderr)) resolve(true);
+      });
+      child.on('exit', () => resolve(false));
     });
     const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
-    const started = Date.now();
-    let workers: number[] = [];
-    while (workers.length < 2 && Date.now() - started < 120_000) {
-      await new Promise((r) => setTimeout(r, 200));
-      workers = pids(child.pid as number);
-    }
-    assert.equal(workers.length, 2, `two workers started (${how})`);
-    await new Promise((r) => setTimeout(r, 1500));
+    assert.ok(await simulating, `the workers started simulating (${how}): ${stderr}`);
+    const workers = pids(child.pid as number);
+    assert.equal(workers.length, 2, `two workers run (${how})`);
     if (how === 'kill a worker') process.kill(workers[0], 'SIGKILL');
     else process.kill(child.pid as number, 'SIGTERM');
     const code = await exited;
+    const lines = stderr
+      .trim()
+      .split('\n')
+      .filter((l) => !/^[^:]+: \d+\/\d+ \(\d+%\), /.test(l)); // progress lines
     if (how === 'kill a worker') {
       assert.equal(code, 1, stderr);
-      assert.match(stderr, /^spikeport: error: worker [01] was stopped by SIGKILL \(out of memory\?/);
-      assert.equal(stderr.trim().split('\n').length, 1, stderr);
+      assert.match(lines[0] ?? '', /^spikeport: error: worker [01] was stopped by SIGKILL \(out of memory\?/);
+      assert.equal(lines.length, 1, stderr);
     } else {
       assert.equal(code, 143, stderr);
     }
-    await new Promise((r) => setTimeout(r, 500));
+    // The parent leaves only after its workers are gone: nothing to wait for here.
     // (A killed worker whose parent is gone may stay a zombie until init reaps it: not running.)
     const running = (pid: number): boolean => {
       try {

@@ -8,9 +8,9 @@ import { fileURLToPath } from 'node:url';
 import wabtInit from 'wabt';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-export async function assemble() {
+/** The module's bytes as base64, from kernels.wat or from the text given (tools/mutants.mjs plants bugs in it). */
+export async function assemble(src = fs.readFileSync(path.join(root, 'src/runtime/kernels.wat'), 'utf8')) {
   const wabt = await wabtInit();
-  const src = fs.readFileSync(path.join(root, 'src/runtime/kernels.wat'), 'utf8');
   const mod = wabt.parseWat('kernels.wat', src, { simd: true });
   const { buffer } = mod.toBinary({});
   mod.destroy();

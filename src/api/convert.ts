@@ -37,6 +37,8 @@ import {
 import { unitSpikeForm } from '../snn/unit.js';
 import { Snn } from '../snn/network.js';
 import { MAX_FIT_STEPS, fitDelays, siteCorrections } from '../refine/refine.js';
+import { targetCalibration } from '../refine/target.js';
+import { checkTarget, profileWith } from '../nir/profiles.js';
 import { MAX_STEPS } from '../evaluate/windows.js';
 import { SpikeportError, checkInteger, optionError } from '../errors.js';
 
@@ -90,6 +92,16 @@ export interface ConvertOptions extends CalibrateOptions {
    * `normalization`).
    */
   readonly normSamples?: number;
+  /**
+   * Convert for a NIR target profile (docs/nir.md; implies `spikes: 'unit'`): corrections for
+   * what the target's neuron computes (no θ/2 start; a reset to 0 on some) calibrated with that
+   * neuron in the loop at `targetT` steps, kept in the file for `export nir` and `--as-target`.
+   */
+  readonly target?: string;
+  /** The T the target corrections are calibrated for (default 16). */
+  readonly targetT?: number;
+  /** Weight bits of the target's arithmetic during that calibration (default: the profile's). */
+  readonly weightBits?: number;
 }
 
 /** The defaults of every conversion option (the CLI shows these in --help). */
@@ -99,6 +111,7 @@ export const CONVERT_DEFAULTS = {
   spikes: 'amplitude',
   delayFitSamples: 500,
   normSamples: 64,
+  targetT: 16,
 } as const;
 
 /** The options with defaults filled in, checked before any work starts. */
@@ -116,10 +129,17 @@ export function resolveConvertOptions(options: ConvertOptions = {}): ResolvedCon
     ...resolveCalibrateOptions(options),
     maxpool: options.maxpool ?? CONVERT_DEFAULTS.maxpool,
     delayFitSamples: options.delayFitSamples ?? CONVERT_DEFAULTS.delayFitSamples,
-    spikes: options.spikes ?? CONVERT_DEFAULTS.spikes,
+    spikes: options.spikes ?? (options.target !== undefined ? 'unit' : CONVERT_DEFAULTS.spikes),
     normSamples: options.normSamples ?? CONVERT_DEFAULTS.normSamples,
   };
   checkInteger('normSamples', o.normSamples, 1);
+  if (o.target !== undefined) {
+    checkTarget(o.target, 'target');
+    if (o.spikes !== 'unit') throw optionError('spikes', 'a target takes the unit-spike form (spikes: "unit")');
+    checkInteger('targetT', o.targetT ?? CONVERT_DEFAULTS.targetT, 1, MAX_STEPS);
+    profileWith(checkTarget(o.target, 'target'), o.weightBits);
+  } else if (o.targetT !== undefined || o.weightBits !== undefined)
+    throw optionError(o.targetT !== undefined ? 'targetT' : 'weightBits', 'applies with a target only');
   if (!SPIKE_FORMS.includes(o.spikes))
     throw optionError('spikes', `"${String(o.spikes)}" is not a spike form (known: ${SPIKE_FORMS.join(', ')})`);
   if (o.maxpool !== 'accumulated' && o.maxpool !== 'per-step')
@@ -247,6 +267,27 @@ export async function convert(
   const step = unit
     ? buildSnn(unit.model, unit.thresholds, opts.maxpool, correctionsInUnits(prepared, th, corrections))
     : buildSnn(prepared, th, opts.maxpool, corrections);
+  const tt = performance.now();
+  const profile = opts.target ? profileWith(checkTarget(opts.target, 'target'), opts.weightBits) : null;
+  const targetT = opts.targetT ?? CONVERT_DEFAULTS.targetT;
+  const targetBatch = profile ? (batch ?? (await readBatch(calib, calibration.firstBatch, prepared.normalize))) : null;
+  const forTarget =
+    profile && targetBatch
+      ? await targetCalibration(
+          {
+            form: 'step',
+            graph: step.graph,
+            meta: draftMeta(step.spec, name, th.values),
+            tail: null,
+          },
+          prepared,
+          th,
+          targetBatch,
+          profile,
+          targetT,
+          opts,
+        )
+      : null;
   const t3 = performance.now();
   const fit = opts.delayFit
     ? await fitDelays(
@@ -263,7 +304,7 @@ export async function convert(
       )
     : null;
   // The corrections and the fit, without the unit-spike folding and the build between them.
-  const refineSeconds = (t2 - t1 + performance.now() - t3) / 1000;
+  const refineSeconds = (t2 - t1 + t3 - tt + performance.now() - t3) / 1000;
   const meta: SnnMetadata = {
     spec: step.spec,
     source: { file: name, sha256: loaded.sha256 },
@@ -296,13 +337,26 @@ export async function convert(
     ...(unit ? { unit: { theta: th.values.map((v) => Array.from(v)), scaleNodes: unit.scaleNodes } } : {}),
     ...(normalization ? { normalization: roundCost(normalization) } : {}),
     ...(calib.preprocess ? { preprocess: calib.preprocess } : {}),
+    ...(forTarget ? { target: forTarget } : {}),
   };
   const timing = {
     calibrate: round(calibration.seconds, 3),
     convert: round((performance.now() - t0) / 1000, 3),
-    ...(batch || fit ? { refine: round(refineSeconds, 3) } : {}),
+    ...(batch || fit || forTarget ? { refine: round(refineSeconds, 3) } : {}),
   };
   return new Snn({ form: 'step', graph: step.graph, meta, tail, source: prepared, timing });
+}
+
+/** The metadata toNir needs while a unit-spike network is calibrated for a target. */
+function draftMeta(spec: SnnMetadata['spec'], file: string, theta: readonly Float32Array[]): SnnMetadata {
+  return {
+    spec,
+    source: { file, sha256: '0'.repeat(64) },
+    normalize: null,
+    calibration: { method: '', iterations: 1, batchSize: 1, samples: 1, data: '' },
+    delay: { estimated: 0, latencies: [] },
+    unit: { theta: theta.map((v) => Array.from(v)), scaleNodes: [] },
+  };
 }
 
 /**

@@ -35,6 +35,7 @@ import {
   type Pictures,
   type SimulateRecord,
   type SimulationResult,
+  type SimulationTimes,
 } from '../report/record.js';
 import { mergePictures, type PictureState } from '../evaluate/pictures.js';
 import { SpikeportError, optionError } from '../errors.js';
@@ -117,6 +118,13 @@ export interface ShardFile {
     readonly calibrate?: number;
     readonly convert?: number;
     readonly refine?: number;
+    /**
+     * When this shard's simulation ran (milliseconds since 1970, its last session when it was
+     * resumed): a run's wall-clock time is the span of its shards', not their sum.
+     */
+    readonly simulation?: { readonly start: number; readonly end: number };
+    /** Seconds spent on the ANN references. */
+    readonly references?: number;
   };
 }
 
@@ -372,12 +380,44 @@ export function mergeShards(
       ctx.energy,
     ),
     siteErrors: first.siteErrors,
-    simulationSeconds: tally.seconds,
+    simulationSeconds: wallClock(ordered.map((f) => f.shard)),
+    ...timesOf(ordered.map((f) => f.shard)),
     ...(tally.engines ? { engines: tally.engines } : {}),
     ...(pictures ? { pictures } : {}),
     ...(ctx.outputs ? { outputs: ctx.outputs } : {}),
     ...(substitute ? { frozenAnn: substitute } : {}),
     ...(ctx.detection ? { detection: ctx.detection } : {}),
+  };
+}
+
+/**
+ * The run's simulation time on the wall clock. One shard: its seconds (summed over the sessions of
+ * a resumed run). Several: from the first one's start to the last one's end — shards running side
+ * by side (`--workers`) take as long as the slowest, not the sum; a shard's start is taken as its
+ * end minus its seconds, so a resumed shard counts its sessions, not the pause between them.
+ * Shard files without times (older ones): the longest shard's seconds.
+ */
+function wallClock(shards: readonly ShardFile[]): number {
+  if (shards.length === 1) return shards[0].tally.seconds;
+  const spans = shards.map((s) => s.timing.simulation);
+  if (spans.some((x) => !x)) return Math.max(...shards.map((s) => s.tally.seconds));
+  const ends = spans.map((x) => (x as { end: number }).end);
+  const starts = shards.map((s, i) => ends[i] - 1000 * s.tally.seconds);
+  return (Math.max(...ends) - Math.min(...starts)) / 1000;
+}
+
+/** The record's times besides the wall clock: setup and steps, references, and each shard's when there are several. */
+function timesOf(shards: readonly ShardFile[]): Pick<SimulateRecord, 'times'> {
+  const one = (s: ShardFile): SimulationTimes => ({
+    seconds: s.tally.seconds,
+    ...(s.tally.setupSeconds !== undefined ? { setupSeconds: s.tally.setupSeconds } : {}),
+    ...(s.tally.stepSeconds !== undefined ? { stepSeconds: s.tally.stepSeconds } : {}),
+    ...(s.timing.references !== undefined ? { referencesSeconds: s.timing.references } : {}),
+    ...(s.tally.engines ? { engines: s.tally.engines } : {}),
+  });
+  if (shards.length === 1) return { times: one(shards[0]) };
+  return {
+    times: { workers: shards.map((s) => ({ shard: s.shard.index, batches: s.tally.batches.length, ...one(s) })) },
   };
 }
 
@@ -538,6 +578,8 @@ const shardSchema = z.object({
     sopsPerStep: counts,
     scores: state,
     seconds: finite,
+    setupSeconds: finite.optional(),
+    stepSeconds: finite.optional(),
     engines: z.object({ steps: count, fused: count, loop: count }).partial().strict().optional(),
   }),
   references: z.object({ ann: state, clipped: state, substitute: state.optional() }).nullable(),
@@ -557,6 +599,8 @@ const shardSchema = z.object({
     calibrate: finite.optional(),
     convert: finite.optional(),
     refine: finite.optional(),
+    simulation: z.object({ start: finite, end: finite }).optional(),
+    references: finite.optional(),
   }),
 });
 

@@ -61,10 +61,11 @@ export interface SimulateOptions extends RuntimeOptions {
    */
   readonly detection?: DetectionOptions;
   /**
-   * How the step graph is driven: `steps` (default) calls it from JS, several steps per call;
-   * `loop` runs an ONNX Loop per batch; `auto` times both on the first batches and keeps the
-   * faster. Their kernels round differently, so `auto` can differ from run to run by a spike
-   * (one image in 2000 on fashion-vgg at T = 8): the default is the reproducible one.
+   * How the step graph is driven: `auto` (default) runs the first batch with `steps` and, when the
+   * work left can pay for trying (runtime's `worthTrying`), times `fused` on the next and keeps the
+   * faster; `steps` runs the whole step graph in ONNX Runtime, several steps per call; `fused` the
+   * layers in ONNX Runtime and each neuron update in WebAssembly (the same spikes as `steps`, bit
+   * for bit); `loop` an ONNX Loop per batch (its kernels round differently).
    */
   readonly engine?: Engine;
   /** Also score the source ANN and the clipped ANN on the same samples (default false; needs `snn.source`). */
@@ -368,7 +369,14 @@ export async function simulateShard(
   });
 
   let tally = prior?.tally;
+  // When this shard's simulation and references ran (a finished checkpoint's, if nothing is left to run).
+  let timing: ShardFile['timing'] = {
+    ...base.timing,
+    ...(prior?.timing.simulation ? { simulation: prior.timing.simulation } : {}),
+    ...(prior?.timing.references !== undefined ? { references: prior.timing.references } : {}),
+  };
   if (!tally || tally.batches.length < batches.length) {
+    const start = Date.now();
     let last = performance.now();
     const sim = await simulateWindows(snn, test, windows, {
       ...o,
@@ -385,6 +393,7 @@ export async function simulateShard(
       },
     });
     tally = sim.tally;
+    timing = { ...timing, simulation: { start, end: Date.now() } };
   }
   let pictures = prior?.pictures ?? null;
   if (collector) {
@@ -392,10 +401,11 @@ export async function simulateShard(
     pictures = await collector.finish(
       source ? (idx) => annOutputs(source, test, idx, { threads: o.threads, device: o.device }) : undefined,
     );
-    save(partial(tally, { pictures }));
+    save(partial(tally, { pictures, timing }));
   }
   let references = prior?.references ?? null;
   if (o.references && !references && snn.source) {
+    const r0 = performance.now();
     references = await annReferenceStates(snn.source, test, snn.thresholds(), {
       batchSize: o.batchSize,
       threads: o.threads,
@@ -404,7 +414,8 @@ export async function simulateShard(
       detection: o.detection,
       batches,
     });
-    save(partial(tally, { references, pictures }));
+    timing = { ...timing, references: (performance.now() - r0) / 1000 };
+    save(partial(tally, { references, pictures, timing }));
   }
   let errors = prior?.siteErrors ?? null;
   if (!errors && snn.source && o.siteErrors > 0 && shard.index === 0) {
@@ -417,7 +428,7 @@ export async function simulateShard(
       device: o.device,
     });
   }
-  const done: ShardFile = { ...base, complete: true, tally, references, siteErrors: errors, pictures };
+  const done: ShardFile = { ...base, timing, complete: true, tally, references, siteErrors: errors, pictures };
   save(done);
   return done;
 }

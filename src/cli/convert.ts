@@ -9,13 +9,18 @@ import { calibrationOptions, convertOptionsFrom, imageOptions, inputPaths, type 
 import { progressReporter } from './progress.js';
 import { normalizationLine, outputPaths, table, writeOutputs } from './output.js';
 import { openDataset } from '../data/sources.js';
+import { TARGETS, toNirGraph } from '../api/nir.js';
+import { int } from './options.js';
 
 interface ConvertFlags extends CalibFlags {
   data: string;
   out: string;
   json?: string;
   format: SnnForm;
-  spikes: SpikeForm;
+  spikes?: SpikeForm;
+  target?: string;
+  targetT?: number;
+  weightBits?: number;
 }
 
 export function convertCommand(): Command {
@@ -40,20 +45,37 @@ export function convertCommand(): Command {
         new Option(
           '--spikes <form>',
           'amplitude: a spike carries its threshold θ; unit: θ folded into the weights, every neuron has threshold 1 and emits 0/1 (for hardware and NIR export; same readout)',
-        )
-          .choices([...SPIKE_FORMS])
-          .default(CONVERT_DEFAULTS.spikes),
+        ).choices([...SPIKE_FORMS]),
       )
+      .addOption(
+        new Option(
+          '--target <profile>',
+          'calibrate for what this NIR target computes (no θ/2 start, its reset, its arithmetic; docs/nir.md): corrections kept in the file for export nir and --as-target; implies --spikes unit',
+        ).choices([...TARGETS]),
+      )
+      .option(
+        '--target-T <n>',
+        `the T the target corrections are tuned for (default ${CONVERT_DEFAULTS.targetT})`,
+        int(1),
+      )
+      .option('--weight-bits <n>', 'with --target: calibrate with N-bit integer weights on the target', int(0))
       .option('--json <file>', 'write a conversion summary as JSON'),
   ).action(async (model: string, f: ConvertFlags) => {
     const prog = progressReporter(!f.quiet);
     try {
       checkPaths(inputPaths(model, f), outputPaths(f)); // nothing is read or computed before the files are right
-      const opts = resolveConvertOptions({ ...convertOptionsFrom(f, prog.report), spikes: f.spikes });
+      const opts = resolveConvertOptions({
+        ...convertOptionsFrom(f, prog.report),
+        ...(f.spikes ? { spikes: f.spikes } : {}),
+        ...(f.target ? { target: f.target } : {}),
+        ...(f.targetT !== undefined ? { targetT: f.targetT } : {}),
+        ...(f.weightBits !== undefined ? { weightBits: f.weightBits } : {}),
+      });
       const loaded = loadModel(model);
       const calib = openDataset(f.data, f.calibLimit, imageOptions(f, declaredInputShape(loaded)));
       const snn = await convert(loaded, calib, opts);
       const bytes = snn.toBytes(f.format);
+      const targetNotes = snn.meta.target ? toNirGraph(snn, snn.meta.target.profile).notes : [];
       prog.stop();
       const d = snn.describe();
       const seconds = snn.timing?.convert ?? 0;
@@ -71,6 +93,7 @@ export function convertCommand(): Command {
         delay: snn.meta.delay,
         seconds,
         ...(snn.meta.corrections ? { corrections: snn.meta.corrections, refineSeconds: snn.timing?.refine } : {}),
+        ...(snn.meta.target ? { target: snn.meta.target } : {}),
         thresholds: d.sites.map((s) => ({ site: s.node, mean: s.thetaMean, max: s.thetaMax })),
         ...(snn.meta.normalization
           ? {
@@ -108,6 +131,7 @@ export function convertCommand(): Command {
               `delays fitted for T ≤ ${snn.meta.delay.fitted.length} on ${c?.delayFitSamples} samples (simulate --delay fit)`,
             ]
           : []),
+        ...(snn.meta.target ? [`converted for ${snn.meta.target.profile}`] : []),
         ...(d.spikes === 'unit'
           ? [
               `unit spikes (θ folded into the weights${d.scaleNodes.length ? `, ${d.scaleNodes.length} scale node${d.scaleNodes.length > 1 ? 's' : ''} where branches meet: ${d.scaleNodes.join(', ')}` : ''})`,
@@ -118,6 +142,10 @@ export function convertCommand(): Command {
       process.stdout.write(
         `wrote ${f.out}: ${d.sites.length} neuron sites, ${d.calibration.method} (${d.calibration.iterations} iterations × ${d.calibration.batchSize}), estimated delay d̂ = ${d.delay}, ${seconds.toFixed(1)} s${extra.length ? `; ${extra.join('; ')}` : ''}\n`,
       );
+      if (snn.meta.target)
+        process.stdout.write(
+          `for ${snn.meta.target.profile} (export nir --target ${snn.meta.target.profile} writes them):\n${targetNotes.map((n) => `  - ${n}\n`).join('')}`,
+        );
     } finally {
       prog.stop();
     }

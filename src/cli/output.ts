@@ -107,3 +107,34 @@ export function normalizationLine(n: NormalizationRecord): string {
     : `on the same samples (too few calibration samples for others)`;
   return `${names} normalise each sample: frozen to their mean statistics over ${n.samples} calibration samples; this changes the ANN itself ${where}: outputs by ${moved}${agree}\n`;
 }
+
+/**
+ * Where a simulate command's time went, in one line: the simulation on the wall clock, its setup
+ * (graphs and ONNX Runtime sessions) and its time steps (per sample-step), the references, and
+ * the whole command since its process started.
+ */
+export function timeSummary(r: SimulateRecord, commandSeconds: number): string {
+  const s = (v: number | undefined): string => (v === undefined ? '?' : `${v.toFixed(1)} s`);
+  const range = (v: readonly (number | undefined)[]): string => {
+    const k = v.filter((x): x is number => x !== undefined);
+    if (!k.length) return '?';
+    const [lo, hi] = [Math.min(...k), Math.max(...k)];
+    return lo.toFixed(1) === hi.toFixed(1) ? `${lo.toFixed(1)} s` : `${lo.toFixed(1)}–${hi.toFixed(1)} s`;
+  };
+  const t = r.times ?? {};
+  const sampleSteps = r.samples * (r.results.length ? r.results[r.results.length - 1].T : 0);
+  const perStep = (steps: number | undefined): string =>
+    steps !== undefined && sampleSteps > 0 ? `, ${((1000 * steps) / sampleSteps).toFixed(2)} ms per sample-step` : '';
+  const parts = t.workers
+    ? [
+        `simulation ${s(r.simulationSeconds)} on the wall clock in ${t.workers.length} workers (each: setup ${range(t.workers.map((w) => w.setupSeconds))}, time steps ${range(t.workers.map((w) => w.stepSeconds))})`,
+        ...(t.workers.some((w) => w.referencesSeconds !== undefined)
+          ? [`references ${range(t.workers.map((w) => w.referencesSeconds))} each`]
+          : []),
+      ]
+    : [
+        `simulation ${s(r.simulationSeconds)}: setup ${s(t.setupSeconds)} (graphs and sessions), time steps ${s(t.stepSeconds)}${perStep(t.stepSeconds)}`,
+        ...(t.referencesSeconds !== undefined ? [`references ${s(t.referencesSeconds)}`] : []),
+      ];
+  return `time: ${[...parts, `the whole command ${s(commandSeconds)}`].join('; ')}\n`;
+}

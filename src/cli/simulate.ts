@@ -3,7 +3,8 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { Command, Option } from 'commander';
-import { TARGETS, asTarget, checkTarget, resetOf } from '../api/nir.js';
+import { PROFILES, TARGETS, checkTarget, loadNir, resetOf, targetNetwork } from '../api/nir.js';
+import { isHdf5 } from '../nir/hdf5.js';
 import { convert, declaredInputShape, resolveConvertOptions } from '../api/convert.js';
 import {
   SIMULATE_DEFAULTS,
@@ -19,10 +20,13 @@ import { attachSource, snnFromGraph, type Snn } from '../snn/network.js';
 import { dataFiles, openDataset } from '../data/sources.js';
 import { checkPaths } from '../files.js';
 import { SpikeportError } from '../errors.js';
+import { engineNotice } from '../runtime/simulate.js';
 import { defaultThreads } from '../ort/session.js';
+import { autoWorkerCount } from '../runtime/simulate.js';
 import type { SimulateRecord } from '../report/record.js';
 import {
   CONVERSION_ONLY,
+  FLAGS,
   calibrationOptions,
   int,
   num,
@@ -47,6 +51,7 @@ import {
   recordFiles,
   resultsTable,
   table,
+  timeSummary,
   writeOutputs,
 } from './output.js';
 import { METRIC_NAMES } from '../tasks/task.js';
@@ -62,6 +67,7 @@ export interface RunContext {
 
 export interface ScaleFlags {
   asTarget?: string;
+  weightBits?: number;
   shard?: string;
   shardCount?: number;
   checkpoint?: string;
@@ -84,6 +90,12 @@ export async function runSimulate(
     checkPaths(inputs, outputs);
     resolveSimulateOptions(simulateOptionsFrom(f, undefined));
     const target = f.asTarget === undefined ? null : checkTarget(f.asTarget, 'asTarget');
+    if (f.weightBits !== undefined && !target && !isHdf5(modelFile))
+      throw new SpikeportError(
+        'invalid-option',
+        '--weight-bits quantises the target network: give --as-target PROFILE too',
+      );
+    if (isHdf5(modelFile)) return await runNir(modelFile, f, target ?? 'generic', given);
     // Shard K of N (N > 1) writes a shard file; a shard of 1 is the whole run, written as usual.
     const picked =
       f.shard !== undefined
@@ -155,7 +167,17 @@ export async function runSimulate(
       );
       return;
     }
-    const workers = asked !== 'auto' ? asked : target ? 1 : autoWorkers(f.threads, batches, f.checkpoint);
+    const workers =
+      asked !== 'auto'
+        ? asked
+        : target
+          ? 1
+          : autoWorkers(f.threads, batches, f.checkpoint, {
+              spec: snn.spec,
+              samples: data.size,
+              steps: Math.max(...(options.T ?? SIMULATE_DEFAULTS.T)),
+              batchSize: f.batch,
+            });
     if (workers > batches)
       throw new SpikeportError(
         'invalid-option',
@@ -176,9 +198,10 @@ export async function runSimulate(
       workers > 1
         ? await simulateInWorkers(snn, modelFile, converted, f, options, workers, prog.report)
         : await simulate(snn, data, options);
-    // The same network as the NIR target computes it (start 0, v > θ, its reset), on the same samples and windows.
-    const onTarget = target
-      ? await simulate(asTarget(snn, target), data, {
+    // The same network as the NIR target computes it (start 0, v > θ, its reset, its arithmetic), on the same samples and windows.
+    const deployed = target ? targetNetwork(snn, target, { weightBits: f.weightBits }) : null;
+    const onTarget = deployed
+      ? await simulate(deployed.snn, data, {
           ...simulateOptionsFrom(f, prog.report, false, false),
           modelName: path.basename(modelFile),
           energy: undefined,
@@ -188,7 +211,16 @@ export async function runSimulate(
     prog.stop();
     const files = await recordFiles(record, f);
     if (target && onTarget && f.json) {
-      const withTarget = { ...record, asTarget: { target, reset: resetOf(target), results: onTarget.results } };
+      const withTarget = {
+        ...record,
+        asTarget: {
+          target,
+          reset: resetOf(target),
+          ...(f.weightBits !== undefined ? { weightBits: f.weightBits } : {}),
+          notes: deployed?.notes ?? [],
+          results: onTarget.results,
+        },
+      };
       files.splice(0, 1, { path: f.json, data: JSON.stringify(withTarget, null, 2) + '\n' });
     }
     // Written last, together: --save, --json, --report, --markdown, or none of them.
@@ -198,12 +230,21 @@ export async function runSimulate(
       process.stdout.write(
         `${path.basename(modelFile)} on ${data.name} (${record.samples} samples), ${cal.method}, ${cal.iterations} iterations × batch ${cal.batchSize}\n\n`,
       );
+    // The fused engine asked for by name but not run (a graph it cannot plan): said, not silent.
+    for (const [r, what] of [
+      [record, ''],
+      [onTarget, ` (the run as ${target ?? ''} computes it)`],
+    ] as const) {
+      const note = r ? engineNotice(f.engine, r.engines) : null;
+      if (note) process.stderr.write(`spikeport: note${what}: ${note.replace(/^engine\b/, FLAGS.engine)}\n`);
+    }
     process.stdout.write(resultsTable(record));
     if (record.energy) process.stdout.write(energySummary(record.energy));
-    if (target && onTarget) {
+    process.stdout.write(timeSummary(record, performance.now() / 1000));
+    if (target && onTarget && deployed) {
       const [m1] = METRIC_NAMES[record.task ?? 'classification'];
       process.stdout.write(
-        `\nas ${target} computes it (NIR IF: start 0, fires at v > threshold, ${resetOf(target) === 'subtract' ? 'subtracts the threshold' : 'resets to 0'}):\n`,
+        `\nas ${target} computes it (${deployed.profile.summary}${f.weightBits !== undefined ? `; ${f.weightBits}-bit weights` : ''}):\n${deployed.notes.map((n) => `  - ${n}\n`).join('')}`,
       );
       process.stdout.write(
         `${table(
@@ -223,14 +264,62 @@ export async function runSimulate(
   }
 }
 
+/** simulate FILE.nir: a NIR graph simulated as the profile's target computes it. */
+async function runNir(
+  file: string,
+  f: SimFlags & Partial<ScaleFlags>,
+  target: string,
+  given: readonly string[],
+): Promise<void> {
+  const prog = progressReporter(!f.quiet);
+  try {
+    const refused = given.filter(
+      (flag) => CONVERSION_ONLY.has(flag) || ['--shard', '--workers', '--checkpoint', '--ann'].includes(flag),
+    );
+    if (refused.length)
+      throw new SpikeportError(
+        'invalid-option',
+        `${refused.join(', ')}: not for a NIR file (it is simulated as it is, in one process)`,
+      );
+    const { snn, notes } = await loadNir(file, target, { weightBits: f.weightBits });
+    const data = openDataset(
+      f.data,
+      f.limit,
+      imageOptions(f, snn.spec.inputShape, f.preprocess ?? snn.meta.preprocess),
+    );
+    const record = await simulate(snn, data, {
+      ...simulateOptionsFrom(f, prog.report, false, false),
+      modelName: path.basename(file),
+      energy: undefined,
+    });
+    prog.stop();
+    writeOutputs(await recordFiles(record, f));
+    const ifs = snn.spec.sites.length;
+    process.stdout.write(
+      `${path.basename(file)}: NIR graph, ${ifs} IF node${ifs === 1 ? '' : 's'}, simulated as ${target} computes it (${checkProfile(target)})${snn.meta.normalize ? '' : '; no input normalisation in the file (give --mean/--std if the model needs one)'}\n${notes.map((n) => `  - ${n}\n`).join('')}\n`,
+    );
+    process.stdout.write(resultsTable(record));
+  } finally {
+    prog.stop();
+  }
+}
+
+function checkProfile(target: string): string {
+  return PROFILES[checkTarget(target, 'asTarget')].summary;
+}
+
 /**
- * `--workers auto`: one process per thread when every worker gets at least two batches, else
- * one process. Separate single-thread processes beat one process with all threads on every
- * bundled model measured (BENCHMARKS.md, bench/workers.ts): ONNX Runtime's intra-op threads
- * scale poorly on these small layers, while batches are independent. A run resumed from
- * worker checkpoints keeps the number of workers it had (whatever the threads now).
+ * `--workers auto`: the library's rule (autoWorkerCount: one process per thread when the run is
+ * long enough for each worker's setup to pay, its layers small and every worker gets at least two
+ * batches; else one). A run resumed from worker checkpoints keeps the number of workers it had
+ * (whatever the threads now).
  */
-export function autoWorkers(threads: number, batches: number, checkpoint?: string): number {
+export function autoWorkers(
+  threads: number,
+  batches: number,
+  checkpoint: string | undefined,
+  run: { spec: Snn['spec']; samples: number; steps: number; batchSize: number },
+): number {
   if (checkpoint && fs.existsSync(`${checkpoint}.0`)) {
     try {
       return readShardFile(`${checkpoint}.0`).shard.count;
@@ -238,7 +327,7 @@ export function autoWorkers(threads: number, batches: number, checkpoint?: strin
       // not a worker checkpoint: the worker reading it says what is wrong
     }
   }
-  return Math.max(1, Math.min(threads, Math.floor(batches / 2)));
+  return batches < 2 ? 1 : autoWorkerCount(run.spec, { ...run, threads });
 }
 
 /** The combinations of shards, workers and outputs that make sense, checked before any work. */
@@ -355,7 +444,7 @@ export function simulateCommand(): Command {
             )
             .argument(
               '<model>',
-              'an SNN from spikeport convert, or an ANN (converted on the fly with the calibration options)',
+              'an SNN from spikeport convert, an ANN (converted on the fly with the calibration options), or a NIR graph (.nir, HDF5)',
             ),
         ),
       ),
@@ -364,8 +453,13 @@ export function simulateCommand(): Command {
     .addOption(
       new Option(
         '--as-target <profile>',
-        'also simulate the network as a NIR target computes it (no θ/2 start, v > threshold, its reset) and print both accuracies',
+        'also simulate the network as a target computes it (its neuron and arithmetic, docs/nir.md) and print both accuracies; for a NIR file: the profile to simulate it with (default generic)',
       ).choices([...TARGETS]),
+    )
+    .option(
+      '--weight-bits <n>',
+      'with --as-target (or a NIR file): weights as N-bit integers, one scale per neuron node (any profile); 0: float weights (the profile without its integers)',
+      int(0),
     )
     .option(
       '--shard <K/N>',
@@ -388,7 +482,7 @@ export function simulateCommand(): Command {
     )
     .option(
       '--workers <n>',
-      'simulate in N processes (N shards, --threads split between them) and merge them: the same results. auto: one per thread when each gets at least 2 batches (faster than one process with all threads on every model measured)',
+      "simulate in N processes (N shards, --threads split between them) and merge them: the same results. auto: one per thread when the run is long enough for each worker's setup to pay (about 1.5 s of estimated work), its layers are small (ImageNet-size nets scale on threads instead) and each worker gets at least 2 batches; else one",
       workersValue,
       'auto',
     )

@@ -59,12 +59,15 @@ export async function runWorkers(
   const stopAll = (): void => {
     for (const c of children) c.kill('SIGKILL');
   };
-  // Interrupted (Ctrl-C, a job's time limit): end the workers and leave no temporary files.
+  // Interrupted (Ctrl-C, a job's time limit): end the workers and leave no temporary files. A
+  // signal is delivered, not instant: leave once every worker has exited, so none outlives the run.
   const onSignal = (signal: NodeJS.Signals): void => {
+    const running = [...children].filter((c) => c.exitCode === null && c.signalCode === null);
+    const gone = Promise.all(running.map((c) => new Promise((resolve) => c.once('exit', resolve))));
     stopAll();
     fs.rmSync(dir, { recursive: true, force: true });
     onInterrupt?.();
-    process.exit(signal === 'SIGINT' ? 130 : 143);
+    void gone.then(() => process.exit(signal === 'SIGINT' ? 130 : 143));
   };
   process.once('SIGINT', onSignal);
   process.once('SIGTERM', onSignal);

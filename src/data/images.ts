@@ -6,8 +6,9 @@
  *
  *   imagefolder:DIR   torchvision's ImageFolder: DIR/<class>/…/<image>, classes sorted by name
  *                     give the label indices, files in sorted order (sub-folders included)
- *   videofolder:DIR   DIR/<class>/<video>/<frame images>: one clip per video, its frames
- *                     sampled evenly (frame ⌊i·n/L⌋ of n, i < L = the model's clip length)
+ *   videofolder:DIR   DIR/<class>/<video>/<frame images>: one clip per video, its frames in
+ *                     time order (frameOrder) sampled evenly (frame ⌊i·n/L⌋ of n, i < L = the
+ *                     model's clip length)
  *   voc:DIR[:split]   Pascal VOC segmentation: the ids of ImageSets/Segmentation/<split>.txt
  *                     (default train, as torchvision), JPEGImages/<id>.jpg (or .png) and the
  *                     SegmentationClass/<id>.png palette masks (index = class, 255 = ignore);
@@ -278,7 +279,31 @@ export function openImageFolder(spec: string, dir: string, opts: ImageOptions): 
   return imageDataset(spec, files, Int32Array.from(labels), opts, { classes });
 }
 
-/** Image files directly in a folder, sorted by name. */
+/**
+ * Frame names in time order: numbers in the names compared by value, so frame_2 comes before
+ * frame_10 whether or not the numbers are zero-padded (name order for the rest).
+ */
+export function frameOrder(names: string[]): string[] {
+  const parts = (s: string): string[] => s.match(/\d+|\D+/g) ?? [];
+  const compare = (a: string, b: string): number => {
+    const [pa, pb] = [parts(a), parts(b)];
+    for (let i = 0; i < Math.min(pa.length, pb.length); i++) {
+      const [x, y] = [pa[i], pb[i]];
+      if (x === y) continue;
+      if (/^\d/.test(x) && /^\d/.test(y)) {
+        const [u, v] = [x.replace(/^0+(?=\d)/, ''), y.replace(/^0+(?=\d)/, '')];
+        if (u.length !== v.length) return u.length - v.length;
+        if (u !== v) return u < v ? -1 : 1;
+        continue;
+      }
+      return x < y ? -1 : 1;
+    }
+    return pa.length !== pb.length ? pa.length - pb.length : a < b ? -1 : a > b ? 1 : 0;
+  };
+  return names.sort(compare);
+}
+
+/** Image files directly in a folder, in time order (frameOrder). */
 async function framesOf(dir: string): Promise<string[]> {
   let entries: fs.Dirent[];
   try {
@@ -286,7 +311,7 @@ async function framesOf(dir: string): Promise<string[]> {
   } catch {
     throw new SpikeportError('io', `cannot list ${dir} (was it removed while the data set was read?)`);
   }
-  return sortedNames(entries.filter((e) => kindOf(dir, e) === 'file' && isImageName(e.name)).map((e) => e.name)).map(
+  return frameOrder(entries.filter((e) => kindOf(dir, e) === 'file' && isImageName(e.name)).map((e) => e.name)).map(
     (f) => path.join(dir, f),
   );
 }

@@ -18,6 +18,9 @@ export interface Tally {
   readonly scores: ScorerState;
   /** Simulation seconds spent on these batches (summed over parts). */
   readonly seconds: number;
+  /** Of which setting up the engines, and running the batches (summed over parts; absent in older shard files). */
+  readonly setupSeconds?: number;
+  readonly stepSeconds?: number;
   /** Batches run by each engine (absent in shard files written before it was counted). */
   readonly engines?: Readonly<Partial<Record<RunEngine, number>>>;
 }
@@ -31,6 +34,8 @@ export function tallyOf(batches: readonly number[], stats: SimulationStats, scor
     sopsPerStep: stats.sopsPerStep.map((a) => Array.from(a)),
     scores,
     seconds: stats.seconds,
+    setupSeconds: stats.setupSeconds,
+    stepSeconds: stats.stepSeconds,
     engines: { ...stats.engines },
   };
 }
@@ -67,6 +72,12 @@ function mergeCounts(parts: readonly Tally[]): Omit<Tally, 'scores'> {
     spikesPerStep: addRows(parts.map((p) => p.spikesPerStep)),
     sopsPerStep: addRows(parts.map((p) => p.sopsPerStep)),
     seconds: parts.reduce((a, p) => a + p.seconds, 0),
+    ...(parts.every((p) => p.setupSeconds !== undefined && p.stepSeconds !== undefined)
+      ? {
+          setupSeconds: parts.reduce((a, p) => a + (p.setupSeconds ?? 0), 0),
+          stepSeconds: parts.reduce((a, p) => a + (p.stepSeconds ?? 0), 0),
+        }
+      : {}),
     // Unknown for the whole when a part does not say (a checkpoint written before engines were counted).
     ...(parts.every((p) => p.engines) ? { engines: addEngines(parts.map((p) => p.engines ?? {})) } : {}),
   };
@@ -85,6 +96,8 @@ export function statsOf(t: Tally): SimulationStats {
   return {
     samples: t.samples,
     seconds: t.seconds,
+    setupSeconds: t.setupSeconds ?? Number.NaN,
+    stepSeconds: t.stepSeconds ?? Number.NaN,
     engines: { ...(t.engines ?? {}) },
     spikesPerStep: t.spikesPerStep.map((a) => Float64Array.from(a)),
     sopsPerStep: t.sopsPerStep.map((a) => Float64Array.from(a)),

@@ -7,27 +7,15 @@
  */
 import type { Graph, Node, Tensor } from '../graph/ir.js';
 import { attrInt, numel } from '../graph/ir.js';
-import { siteState, type DecodedSnn } from '../snn/format.js';
+import { siteState, type DecodedSnn, type TargetCalibration } from '../snn/format.js';
 import { SpikeportError } from '../errors.js';
+import { PROFILES, type Target } from './profiles.js';
 
-/** Where the exported file will run, and so how its IF neurons reset. */
-export const TARGETS = ['sinabs', 'spinnaker2', 'norse', 'generic'] as const;
-export type Target = (typeof TARGETS)[number];
+export { TARGETS, checkTarget, type Target } from './profiles.js';
 
-/** sinabs (IAF, MembraneSubtract) and SpiNNaker2 (ResetMethod.SUBTRACT) subtract the threshold; Norse and NIR's own IF reset to v_reset = 0. */
+/** How a target's IF neurons reset after a spike (its profile's). */
 export function resetOf(target: Target): 'subtract' | 'zero' {
-  return target === 'sinabs' || target === 'spinnaker2' ? 'subtract' : 'zero';
-}
-
-export function checkTarget(target: string, field = 'target'): Target {
-  if (!(TARGETS as readonly string[]).includes(target)) {
-    throw new SpikeportError(
-      'invalid-option',
-      `${field}: unknown target "${target}" (known: ${TARGETS.join(', ')})`,
-      field,
-    );
-  }
-  return target as Target;
+  return PROFILES[target].reset;
 }
 
 export interface Array {
@@ -72,17 +60,59 @@ export interface NirGraph {
   readonly metadata: Readonly<Record<string, string>>;
 }
 
-const MAXPOOL =
-  'NIR has no max pooling (no NIR neuron computes a max over accumulated input); retrain with average pooling, or end the spiking part before it with convert --readout';
+/**
+ * Corrections a target needs that spikeport's own neuron does not (convert --target): per site
+ * and channel, a current added at every step (in the unit-spike form's units) and the threshold
+ * (1 without correction). Null for a site left as it is.
+ */
+export type TargetCorrections = Pick<TargetCalibration, 'bias' | 'threshold' | 'start'>;
+
+/**
+ * The θ/2 start for a target without initial membranes (reset by subtraction): a clock IF
+ * neuron driven by CLOCK − 1 with threshold CLOCK is silent at step 1 and fires at every step
+ * after (its membrane is CLOCK − t before each spike, whatever the comparison, ≥ or >, and with
+ * several spikes per step allowed), so p·(1 − clock) is a current p at step 1 and 0 after: the
+ * initial charge, given in the first step. Exact in integers up to T = CLOCK.
+ */
+export const CLOCK = 4096;
+
+/** A NIR graph made from a converted network, with the IF node of every neuron site. */
+export interface NirExport extends NirGraph {
+  /** IF node name → the site index it implements. */
+  readonly sites: ReadonlyMap<string, number>;
+  /** Nodes added to express max pooling: IF nodes (and their neurons per sample) and weight nodes. */
+  readonly maxPools: Added;
+  /** Nodes added for the θ/2 start (clock neurons and the layers from them); zero without. */
+  readonly clock: Added;
+}
+
+export interface Added {
+  readonly ifNodes: number;
+  readonly neurons: number;
+  readonly weightNodes: number;
+}
+
+const MAXPOOL_PER_STEP =
+  "max pooling of each step's current has no NIR form (an IF neuron integrates); convert with --maxpool accumulated (the default)";
+
+/** The threshold of the IF neurons that build a max (max(a, b) = b + θ·IF(a − b)), in the unit-spike form's units. */
+export const MAX_THRESHOLD = 1;
 
 const floats = (t: Tensor): Float32Array =>
   t.data instanceof Float32Array ? t.data : Float32Array.from(t.data as ArrayLike<number>);
 
 /**
- * The NIR graph of a converted network in the unit-spike form. Refuses, naming the node,
- * anything NIR cannot express (max pooling above all).
+ * The NIR graph of a converted network in the unit-spike form. Max pooling is built from IF
+ * neurons and fixed-weight convolutions; anything else NIR cannot express is refused, naming
+ * the node. `corrections` (default: the file's own, from convert --target) are folded in: the
+ * bias into the layer that feeds the site, the threshold into the IF node.
  */
-export function toNir(snn: DecodedSnn, target: Target, where: string): NirGraph {
+export function toNir(
+  snn: DecodedSnn,
+  target: Target,
+  where: string,
+  corrections: TargetCorrections | null = snn.meta.target ?? null,
+): NirExport {
   if (snn.form !== 'step')
     throw new SpikeportError(
       'invalid-file',
@@ -110,6 +140,60 @@ export function toNir(snn: DecodedSnn, target: Target, where: string): NirGraph 
   const nodes = new Map<string, NirNode>();
   const edges: [string, string][] = [];
   const used = new Set<string>();
+  const sites = new Map<string, number>();
+  const maxPools = { ifNodes: 0, neurons: 0, weightNodes: 0 };
+  const clock = { ifNodes: 0, neurons: 0, weightNodes: 0 };
+  const clocks = new Map<string, string>();
+  /** The clock IF node at this shape (built once): silent at step 1, one spike per step after. */
+  const clockAt = (shape: readonly number[]): string | null => {
+    const key = shape.join('x');
+    const hit = clocks.get(key);
+    if (hit) return hit;
+    const inShape = spec.inputShape;
+    let drive: string;
+    if (shape.length === 3 && inShape.length === 3 && inShape[1] >= shape[1] && inShape[2] >= shape[2]) {
+      // A convolution of the input with zero weights whose output has the site's height and width: only its bias counts.
+      const [cin, H, W] = inShape;
+      const [kh, kw] = [H - shape[1] + 1, W - shape[2] + 1];
+      drive = nameFor(`clock_drive_${key}`);
+      nodes.set(drive, {
+        type: 'Conv2d',
+        weight: { dims: [1, cin, kh, kw], data: new Float32Array(cin * kh * kw) },
+        bias: { dims: [1], data: Float32Array.of(CLOCK - 1) },
+        stride: [1, 1],
+        padding: [0, 0],
+        dilation: [1, 1],
+        groups: 1,
+        inputShape: [H, W],
+      });
+      nodes.set('input', { type: 'Input', shape: inShape });
+      edges.push(['input', drive]);
+    } else if (shape.length === 1) {
+      const flat = inShape.length === 1 ? 'input' : nameFor('clock_flatten');
+      if (flat !== 'input') {
+        nodes.set(flat, { type: 'Flatten', startDim: 0, endDim: -1, inputShape: inShape });
+        edges.push(['input', flat]);
+      }
+      nodes.set('input', { type: 'Input', shape: inShape });
+      drive = nameFor(`clock_drive_${key}`);
+      nodes.set(drive, {
+        type: 'Affine',
+        weight: { dims: [1, numel(inShape)], data: new Float32Array(numel(inShape)) },
+        bias: { dims: [1], data: Float32Array.of(CLOCK - 1) },
+      });
+      edges.push([flat, drive]);
+    } else return null;
+    const ifShape = shape.length === 3 ? [1, shape[1], shape[2]] : [1];
+    const one = (v: number): Array => ({ dims: ifShape, data: new Float32Array(numel(ifShape)).fill(v) });
+    const name = nameFor(`clock_${key}`);
+    nodes.set(name, { type: 'IF', r: one(1), vThreshold: one(CLOCK), vReset: one(0) });
+    edges.push([drive, name]);
+    clocks.set(key, name);
+    clock.ifNodes++;
+    clock.neurons += numel(ifShape);
+    clock.weightNodes++;
+    return name;
+  };
   const nameFor = (base: string): string => {
     const clean = base.replace(/[/\\.\s]+/g, '_').replace(/^_+/, '') || 'node';
     let name = clean;
@@ -125,12 +209,143 @@ export function toNir(snn: DecodedSnn, target: Target, where: string): NirGraph 
   interface Resolved {
     readonly sources: readonly string[];
     readonly shape: readonly number[];
+    /** Whether the value changes from step to step (an IF upstream). */
+    readonly varying: boolean;
   }
   const memo = new Map<string, Resolved>();
   const add = (name: string, node: NirNode, from: Resolved): Resolved['sources'] => {
     nodes.set(name, node);
     for (const s of from.sources) edges.push([s, name]);
     return [name];
+  };
+  const readers = (name: string): number => edges.filter(([a]) => a === name).length;
+
+  /**
+   * Add a constant per channel to a value: into the bias of its first weighted source when that
+   * source feeds nothing else (adding to one term of a sum adds to the sum), else refused.
+   */
+  const addBias = (n: Node, x: Resolved, perChannel: Float32Array): void => {
+    const C = x.shape[0];
+    for (const s of x.sources) {
+      const src = nodes.get(s);
+      if (!src || readers(s) > 1) continue;
+      if (src.type === 'Conv1d' || src.type === 'Conv2d' || src.type === 'Affine' || src.type === 'Linear') {
+        const out = src.weight.dims[0];
+        if (out !== C) continue;
+        const old = src.type === 'Linear' ? new Float32Array(out) : src.bias.data;
+        const bias = { dims: [out], data: Float32Array.from(old, (b, c) => b + perChannel[c]) };
+        nodes.set(s, src.type === 'Linear' ? { type: 'Affine', weight: src.weight, bias } : { ...src, bias });
+        return;
+      }
+    }
+    refuse(n, 'a constant is added to a value no weighted layer alone computes');
+  };
+
+  /**
+   * Max pooling from NIR primitives: a tournament over the window's taps, each match
+   * max(a, b) = b + θ·s with s the spikes of an IF neuron fed a − b. The IF's spike count is
+   * the positive part of the accumulated difference to within θ, so the pooled current adds up
+   * to the max of the accumulated inputs to within θ per match (exact in the limit of T). Each
+   * value is a sum of taps (a fixed-weight depthwise convolution of the pooled input) and of
+   * earlier IF nodes (1×1 depthwise convolutions).
+   */
+  const maxPool = (n: Node, x: Resolved): Resolved => {
+    if (x.shape.length !== 3) return refuse(n, 'NIR pools in 2-d only');
+    const [C, H, W] = x.shape;
+    const kernel = attr(n, 'kernel_shape') ?? [];
+    if (kernel.length !== 2) return refuse(n, 'NIR pools in 2-d only');
+    const stride = attr(n, 'strides') ?? [1, 1];
+    const pads = attr(n, 'pads') ?? [0, 0, 0, 0];
+    const dil = attr(n, 'dilations') ?? [1, 1];
+    if (dil.some((d) => d !== 1)) refuse(n, 'dilated max pooling is not exported');
+    if (attrInt(n, 'ceil_mode', 0) === 1) refuse(n, 'ceil_mode is not exported');
+    if (n.attrs.auto_pad && n.attrs.auto_pad.kind === 'string' && n.attrs.auto_pad.value !== 'NOTSET')
+      refuse(n, 'auto_pad is not exported; export the model with explicit pads');
+    if (pads[0] !== pads[2] || pads[1] !== pads[3])
+      refuse(n, 'NIR pads both sides alike; this pool pads them differently');
+    const [kh, kw] = kernel;
+    const K = kh * kw;
+    const OH = Math.floor((H + 2 * pads[0] - kh) / stride[0]) + 1;
+    const OW = Math.floor((W + 2 * pads[1] - kw) / stride[1]) + 1;
+    const outShape = [C, OH, OW];
+    const base = nameFor(n.name);
+    // A linear form: coefficients of the K taps and of earlier IF nodes.
+    interface Form {
+      readonly taps: Float64Array;
+      readonly ifs: ReadonlyMap<string, number>;
+    }
+    const combine = (a: Form, b: Form, sa: number, sb: number): Form => {
+      const ifs = new Map<string, number>();
+      for (const [k, v] of a.ifs) ifs.set(k, (ifs.get(k) ?? 0) + sa * v);
+      for (const [k, v] of b.ifs) ifs.set(k, (ifs.get(k) ?? 0) + sb * v);
+      for (const [k, v] of ifs) if (v === 0) ifs.delete(k);
+      return { taps: a.taps.map((t, i) => sa * t + sb * b.taps[i]), ifs };
+    };
+    let count = 0;
+    // The value of a form as a NIR sum (the nodes returned): one tap convolution of x, one 1×1 convolution per IF.
+    const realise = (f: Form): string[] => {
+      const terms: string[] = [];
+      if (f.taps.some((t) => t !== 0)) {
+        const w = new Float32Array(C * K);
+        for (let c = 0; c < C; c++) for (let j = 0; j < K; j++) w[c * K + j] = f.taps[j];
+        const conv = `${base}_taps${count++}`;
+        used.add(conv);
+        nodes.set(conv, {
+          type: 'Conv2d',
+          weight: { dims: [C, 1, kh, kw], data: w },
+          bias: { dims: [C], data: new Float32Array(C) },
+          stride,
+          padding: pads.slice(0, 2),
+          dilation: [1, 1],
+          groups: C,
+          inputShape: [H, W],
+        });
+        for (const s of x.sources) edges.push([s, conv]);
+        terms.push(conv);
+        maxPools.weightNodes++;
+      }
+      for (const [ifName, coeff] of f.ifs) {
+        const conv = `${base}_w${count++}`;
+        used.add(conv);
+        nodes.set(conv, {
+          type: 'Conv2d',
+          weight: { dims: [C, 1, 1, 1], data: new Float32Array(C).fill(coeff) },
+          bias: { dims: [C], data: new Float32Array(C) },
+          stride: [1, 1],
+          padding: [0, 0],
+          dilation: [1, 1],
+          groups: C,
+          inputShape: [OH, OW],
+        });
+        edges.push([ifName, conv]);
+        terms.push(conv);
+        maxPools.weightNodes++;
+      }
+      return terms;
+    };
+    let level: Form[] = Array.from({ length: K }, (_, j) => ({
+      taps: Float64Array.from({ length: K }, (_, i) => (i === j ? 1 : 0)),
+      ifs: new Map(),
+    }));
+    const neurons = numel(outShape);
+    const full = (v: number): Array => ({ dims: outShape, data: new Float32Array(neurons).fill(v) });
+    while (level.length > 1) {
+      const next: Form[] = [];
+      for (let i = 0; i + 1 < level.length; i += 2) {
+        const [a, b] = [level[i], level[i + 1]];
+        const d = `${base}_max${count++}`;
+        used.add(d);
+        nodes.set(d, { type: 'IF', r: full(1), vThreshold: full(MAX_THRESHOLD), vReset: full(0) });
+        for (const term of realise(combine(a, b, 1, -1))) edges.push([term, d]);
+        maxPools.ifNodes++;
+        maxPools.neurons += neurons;
+        next.push(combine(b, { taps: new Float64Array(K), ifs: new Map([[d, MAX_THRESHOLD]]) }, 1, 1));
+      }
+      if (level.length % 2 === 1) next.push(level[level.length - 1]);
+      level = next;
+    }
+    // The pooled value is the sum of its terms: whatever reads it takes them all as inputs.
+    return { sources: realise(level[0]), shape: outShape, varying: true };
   };
 
   const resolve = (t: string): Resolved => {
@@ -140,18 +355,61 @@ export function toNir(snn: DecodedSnn, target: Target, where: string): NirGraph 
     const site = siteBySpikes.get(t);
     if (t === spec.input) {
       nodes.set('input', { type: 'Input', shape: spec.inputShape });
-      r = { sources: ['input'], shape: spec.inputShape };
+      r = { sources: ['input'], shape: spec.inputShape, varying: false };
     } else if (site) {
       const x = resolve(site.current);
       const n = numel(x.shape);
-      const full = (v: number): Array => ({ dims: x.shape, data: new Float32Array(n).fill(v) });
+      const C = x.shape[0];
+      const per = n / C;
+      const name = nameFor(spec.sites[site.k].node);
+      const bias = corrections?.bias[site.k];
+      if (bias)
+        addBias(
+          prod.get(site.current) ?? ({ name: spec.sites[site.k].node, opType: 'IF' } as Node),
+          x,
+          Float32Array.from(bias),
+        );
+      const th = corrections?.threshold[site.k];
+      const perNeuron = (v: readonly number[] | null | undefined, fill: number): Array => ({
+        dims: x.shape,
+        data: Float32Array.from({ length: n }, (_, i) => (v ? v[Math.floor(i / per) % v.length] : fill)),
+      });
+      sites.set(name, site.k);
+      // The θ/2 start (a QCFS site's own start) as a current at step 1, from the clock.
+      const startAt = spec.sites[site.k].potential ? null : (spec.sites[site.k].start ?? 0.5);
+      // The clock fires at every step only where the threshold is subtracted; a reset to 0 gets no start.
+      const tick = corrections?.start && startAt !== null && resetOf(target) === 'subtract' ? clockAt(x.shape) : null;
+      let sources = x.sources;
+      if (tick) {
+        const p = Float32Array.from({ length: C }, (_, c) => (startAt as number) * (th ? th[c % th.length] : 1));
+        const pulse = nameFor(`${name}_start`);
+        nodes.set(
+          pulse,
+          x.shape.length === 3
+            ? {
+                type: 'Conv2d',
+                weight: { dims: [C, 1, 1, 1], data: p.map((v) => -v) },
+                bias: { dims: [C], data: p },
+                stride: [1, 1],
+                padding: [0, 0],
+                dilation: [1, 1],
+                groups: 1,
+                inputShape: x.shape.slice(1),
+              }
+            : { type: 'Affine', weight: { dims: [C, 1], data: p.map((v) => -v) }, bias: { dims: [C], data: p } },
+        );
+        edges.push([tick, pulse]);
+        sources = [...sources, pulse];
+        clock.weightNodes++;
+      }
       r = {
         sources: add(
-          nameFor(spec.sites[site.k].node),
-          { type: 'IF', r: full(1), vThreshold: full(1), vReset: full(0) },
-          x,
+          name,
+          { type: 'IF', r: perNeuron(null, 1), vThreshold: perNeuron(th, 1), vReset: perNeuron(null, 0) },
+          { ...x, sources },
         ),
         shape: x.shape,
+        varying: true,
       };
     } else {
       const n = prod.get(t);
@@ -200,14 +458,14 @@ export function toNir(snn: DecodedSnn, target: Target, where: string): NirGraph 
         const node: NirNode = {
           type: spatial === 2 ? 'Conv2d' : 'Conv1d',
           weight: { dims: w.dims, data: floats(w) },
-          bias: { dims: [cout], data: bias },
+          bias: { dims: [cout], data: Float32Array.from(bias) },
           stride,
           padding: pads.slice(0, spatial),
           dilation,
           groups,
           inputShape: inSpatial,
         };
-        return { sources: add(nameFor(n.name), node, x), shape: [cout, ...outSpatial] };
+        return { sources: add(nameFor(n.name), node, x), shape: [cout, ...outSpatial], varying: x.varying };
       }
       case 'Gemm':
       case 'MatMul': {
@@ -232,33 +490,27 @@ export function toNir(snn: DecodedSnn, target: Target, where: string): NirGraph 
         const node: NirNode = bias
           ? { type: 'Affine', weight: { dims: [out, inn], data: weight }, bias: { dims: [out], data: bias } }
           : { type: 'Linear', weight: { dims: [out, inn], data: weight } };
-        return { sources: add(nameFor(n.name), node, x), shape: [out] };
+        return { sources: add(nameFor(n.name), node, x), shape: [out], varying: x.varying };
       }
       case 'Add': {
         const [a, b] = n.inputs;
         const ca = init(a);
         const cb = init(b);
         if (ca || cb) {
-          // A bias after a Linear (MatMul + Add): one Affine.
+          // A bias after a layer (MatMul + Add, or a bias correction before a neuron): into that layer's bias.
           const [xName, c] = ca ? [b, ca] : [a, cb as Tensor];
-          const p = prod.get(xName);
-          const x = p && p.opType === 'MatMul' ? resolve(p.inputs[0]) : null;
-          const lin = p ? memo.get(xName) : undefined;
-          if (!p || !x || lin) refuse(n, 'NIR adds a constant only as the bias of a layer');
-          const linNode = resolveNode(p as Node);
-          const name = linNode.sources[0];
-          const old = nodes.get(name) as Extract<NirNode, { type: 'Linear' }>;
-          nodes.set(name, {
-            type: 'Affine',
-            weight: old.weight,
-            bias: { dims: [old.weight.dims[0]], data: broadcast(floats(c), old.weight.dims[0]) },
-          });
-          return linNode;
+          const x = resolve(xName);
+          const C = x.shape[0];
+          const per = expandPerChannel(floats(c), c.dims, x.shape);
+          if (!per) return refuse(n, 'its constant does not broadcast per channel');
+          const perChannel = Float32Array.from({ length: C }, (_, k) => per[k * (per.length / C)]);
+          addBias(n, x, perChannel);
+          return x;
         }
         const ra = resolve(a);
         const rb = resolve(b);
         if (ra.sources.some((s) => rb.sources.includes(s))) refuse(n, 'it adds a signal to itself');
-        return { sources: [...ra.sources, ...rb.sources], shape: ra.shape };
+        return { sources: [...ra.sources, ...rb.sources], shape: ra.shape, varying: ra.varying || rb.varying };
       }
       case 'Flatten': {
         const x = resolve(n.inputs[0]);
@@ -266,6 +518,7 @@ export function toNir(snn: DecodedSnn, target: Target, where: string): NirGraph 
         return {
           sources: add(nameFor(n.name), { type: 'Flatten', startDim: 0, endDim: -1, inputShape: x.shape }, x),
           shape: [numel(x.shape)],
+          varying: x.varying,
         };
       }
       case 'AveragePool':
@@ -283,6 +536,7 @@ export function toNir(snn: DecodedSnn, target: Target, where: string): NirGraph 
         return {
           sources: add(nameFor(n.name), { type: 'AvgPool2d', kernelSize: kernel, stride, padding: [0, 0] }, x),
           shape: out,
+          varying: x.varying,
         };
       }
       case 'Mul': {
@@ -295,16 +549,25 @@ export function toNir(snn: DecodedSnn, target: Target, where: string): NirGraph 
         return {
           sources: add(nameFor(n.name), { type: 'Scale', scale: { dims: x.shape, data: scale as Float32Array } }, x),
           shape: x.shape,
+          varying: x.varying,
         };
       }
-      case 'MaxPool':
-        return refuse(n, MAXPOOL);
-      default: {
-        // Max pooling on spikes is written as MaxPool over accumulated input, then a Sub: name the MaxPool.
-        const pool = n.inputs.map((i) => prod.get(i)).find((p) => p?.opType === 'MaxPool');
-        if (pool) refuse(pool, MAXPOOL);
-        return refuse(n, 'NIR has no such node');
+      case 'Sub': {
+        // Max pooling on accumulated current: Sub(MaxPool(Add(acc, z)), previous max).
+        const pool = prod.get(n.inputs[0]);
+        const acc = pool?.opType === 'MaxPool' ? prod.get(pool.inputs[0]) : undefined;
+        if (!pool || !acc || acc.opType !== 'Add' || !acc.inputs[0].startsWith('state.pool'))
+          return refuse(n, 'NIR has no subtraction of two signals');
+        return maxPool(pool, resolve(acc.inputs[1]));
       }
+      case 'MaxPool': {
+        const x = resolve(n.inputs[0]);
+        if (x.varying) return refuse(n, MAXPOOL_PER_STEP);
+        // On the input alone (constant from step to step) the accumulated and per-step forms agree.
+        return maxPool(n, x);
+      }
+      default:
+        return refuse(n, 'NIR has no such node');
     }
   };
   if (spec.readouts)
@@ -326,6 +589,9 @@ export function toNir(snn: DecodedSnn, target: Target, where: string): NirGraph 
       'spikeport.reset': resetOf(target),
       'spikeport.source': snn.meta.source.file,
     },
+    sites,
+    maxPools,
+    clock,
   };
 }
 

@@ -7,7 +7,7 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import h5wasm from 'h5wasm/node';
+import type h5wasm from 'h5wasm/node';
 import type { Dataset, Group } from 'h5wasm/node';
 import { readRegularFile, writeFileAtomic } from '../files.js';
 import { SpikeportError } from '../errors.js';
@@ -89,11 +89,15 @@ function writeField(g: Group, name: string, v: Field): void {
   }
 }
 
-let ready: Promise<unknown> | null = null;
+let ready: Promise<typeof h5wasm> | null = null;
 async function h5(): Promise<typeof h5wasm> {
-  ready ??= h5wasm.ready;
-  await ready;
-  return h5wasm;
+  // Loaded when a NIR file is written or read; HDF5 prints its error stack to stderr unless errors are
+  // thrown instead: a damaged file is then one line.
+  ready ??= import('h5wasm/node').then(async (m) => {
+    await m.default.ready.then((h) => h.activate_throwing_error_handler());
+    return m.default;
+  });
+  return ready;
 }
 
 /** The file's bytes (written to a private temporary folder, read back, removed). */
@@ -128,103 +132,240 @@ export async function nirBytes(graph: NirGraph): Promise<Uint8Array> {
   }
 }
 
+const HDF5_SIGNATURE = Buffer.from([0x89, 0x48, 0x44, 0x46, 0x0d, 0x0a, 0x1a, 0x0a]);
+
+/** Whether the file starts with HDF5's signature (a NIR file; its superblock may also sit at 512, 1024, … — spikeport reads those at 0). */
+export function isHdf5(file: string): boolean {
+  let fd: number | null = null;
+  try {
+    if (!fs.statSync(file).isFile()) return false;
+    fd = fs.openSync(file, 'r');
+    const head = Buffer.alloc(8);
+    return fs.readSync(fd, head, 0, 8, 0) === 8 && head.equals(HDF5_SIGNATURE);
+  } catch {
+    return false;
+  } finally {
+    if (fd !== null) fs.closeSync(fd);
+  }
+}
+
 /** Write the file whole or not at all. */
 export async function writeNir(file: string, graph: NirGraph): Promise<void> {
   writeFileAtomic(file, await nirBytes(graph));
 }
 
-/** Read a NIR file written as above (the node types spikeport exports). */
+/** The largest NIR file read (bytes). */
+export const NIR_MAX_BYTES = 2 ** 30;
+/** The most values one dataset of a NIR file may hold, and all of them together. */
+export const NIR_MAX_VALUES = 2 ** 26;
+const MAX_TOTAL_VALUES = 2 ** 28;
+/** The most nodes and edges a NIR graph may have. */
+export const NIR_MAX_NODES = 100_000;
+const MAX_NAME = 1000;
+
+/** NIR node types spikeport knows but does not simulate, and why. */
+const NOT_SIMULATED: Readonly<Record<string, string>> = {
+  LIF: 'a leaky neuron: NIR gives its time constant, not the step the reader discretises it with, so no simulation of it is exact',
+  CubaLIF:
+    'a leaky neuron with a synaptic current: NIR gives its time constants, not the step the reader discretises them with',
+  LI: 'a leaky integrator: NIR gives its time constant, not the step the reader discretises it with',
+  CubaLI: 'a leaky integrator with a synaptic current: NIR gives its time constants, not the step',
+  I: 'an integrator without spikes',
+  Delay: 'a delay',
+  Threshold: 'a threshold without a membrane',
+  NIRGraph: 'a nested graph',
+};
+
+/**
+ * Read a NIR file as NIR's writer lays it out (the node types spikeport simulates). The file is
+ * untrusted: its size, every dataset's size and type, the node and edge counts and the names
+ * are checked before anything is allocated from them; any problem is one line naming the node.
+ */
 export async function readNir(file: string): Promise<NirGraph> {
   const lib = await h5();
+  const name = path.basename(file);
+  const bad = (what: string): SpikeportError => new SpikeportError('invalid-file', `${name}: ${what}`);
+  const size = fs.statSync(file, { throwIfNoEntry: false })?.size ?? 0;
+  if (size > NIR_MAX_BYTES) throw bad(`${size} bytes; spikeport reads NIR files of at most ${NIR_MAX_BYTES} bytes`);
   const bytes = readRegularFile(file);
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'spikeport-nir-'));
   const tmp = path.join(dir, 'graph.nir');
   fs.writeFileSync(tmp, bytes);
-  const bad = (what: string): SpikeportError => new SpikeportError('invalid-file', `${path.basename(file)}: ${what}`);
   let f: InstanceType<typeof lib.File> | null = null;
+  let total = 0;
   try {
     try {
       f = new lib.File(tmp, 'r');
     } catch {
       throw bad('not an HDF5 file');
     }
-    const node = f.get('node') as Group | null;
-    const ds = (g: Group, k: string): Dataset => {
-      const d = g.get(k) as Dataset | null;
-      if (!d || !('shape' in d)) throw bad(`no dataset "${k}" in ${g.path}`);
-      return d;
+    const group = (g: Group, k: string): Group | null => {
+      const e = g.keys().includes(k) ? g.get(k) : null;
+      return e instanceof lib.Group ? e : null;
     };
-    if (!node || !('keys' in node) || str(ds(node, 'type')) !== 'NIRGraph')
-      throw bad('not a NIR graph (no /node of type NIRGraph)');
-    const edgeValues = ds(node, 'edges').value as string[];
+    const dataset = (g: Group, k: string, where: string, optional = false): Dataset | null => {
+      const e = g.keys().includes(k) ? g.get(k) : null;
+      if (!(e instanceof lib.Dataset)) {
+        if (optional) return null;
+        throw bad(`${where}: no dataset "${k}"`);
+      }
+      const m = e.metadata;
+      const n = m.total_size;
+      if (!Number.isSafeInteger(n) || n < 0 || n > NIR_MAX_VALUES)
+        throw bad(`${where}: "${k}" holds ${n} values (at most ${NIR_MAX_VALUES})`);
+      total += n;
+      if (total > MAX_TOTAL_VALUES) throw bad(`more than ${MAX_TOTAL_VALUES} values in all`);
+      return e;
+    };
+    const text = (g: Group, k: string, where: string): string => {
+      const d = dataset(g, k, where) as Dataset;
+      if (d.metadata.type !== 3 || (d.shape ?? []).length !== 0) throw bad(`${where}: "${k}" is not a string`);
+      const v = d.value;
+      const s = typeof v === 'string' ? v : v instanceof Uint8Array ? Buffer.from(v).toString('utf8') : '';
+      if (s.length > MAX_NAME) throw bad(`${where}: "${k}" is longer than ${MAX_NAME} characters`);
+      return s;
+    };
+    const numeric = (d: Dataset, k: string, where: string): ArrayLike<number | bigint> => {
+      const t = d.metadata.type;
+      if (t !== 0 && t !== 1) throw bad(`${where}: "${k}" is not numeric`);
+      if ((d.shape ?? []).length > 8) throw bad(`${where}: "${k}" has more than 8 axes`);
+      const v = d.value;
+      if (typeof v === 'number' || typeof v === 'bigint') return [v];
+      if (!ArrayBuffer.isView(v)) throw bad(`${where}: "${k}" is not numeric`);
+      return v as unknown as ArrayLike<number | bigint>;
+    };
+    const node = group(f, 'node');
+    if (!node || text(node, 'type', '/node') !== 'NIRGraph') throw bad('not a NIR graph (no /node of type NIRGraph)');
+    const e = dataset(node, 'edges', '/node') as Dataset;
+    const eShape = e.shape ?? [];
+    if (
+      e.metadata.type !== 3 ||
+      !((eShape.length === 2 && eShape[1] === 2) || (eShape.length === 1 && eShape[0] === 0))
+    )
+      throw bad('/node/edges is not a list of (from, to) names');
+    const edgeValues = (eShape[0] === 0 ? [] : (e.value as unknown[])).map((v) =>
+      typeof v === 'string' ? v : v instanceof Uint8Array ? Buffer.from(v).toString('utf8') : '',
+    );
+    if (edgeValues.length / 2 > NIR_MAX_NODES * 10) throw bad(`more than ${NIR_MAX_NODES * 10} edges`);
     const edges: [string, string][] = [];
     for (let i = 0; i < edgeValues.length; i += 2) edges.push([edgeValues[i], edgeValues[i + 1]]);
-    const nodesGroup = node.get('nodes') as Group;
+    const nodesGroup = group(node, 'nodes');
+    if (!nodesGroup) throw bad('no group /node/nodes');
+    const names = nodesGroup.keys();
+    if (names.length > NIR_MAX_NODES) throw bad(`${names.length} nodes (at most ${NIR_MAX_NODES})`);
     const nodes = new Map<string, NirNode>();
-    for (const name of nodesGroup.keys()) {
-      const g = nodesGroup.get(name) as Group;
-      const arr = (k: string): Array => {
-        const d = ds(g, k);
-        const v = d.value as ArrayLike<number>;
-        return { dims: d.shape ?? [], data: Float32Array.from(v) };
+    for (const nodeName of names) {
+      const where = `node "${nodeName.slice(0, 100)}"`;
+      if (nodeName.length > MAX_NAME) throw bad(`a node name is longer than ${MAX_NAME} characters`);
+      const g = group(nodesGroup, nodeName);
+      if (!g) throw bad(`${where} is not a group`);
+      const arr = (k: string, optional = false): Array | null => {
+        const d = dataset(g, k, where, optional);
+        if (!d) return null;
+        const v = numeric(d, k, where);
+        const data = Float32Array.from(v, Number);
+        return { dims: d.shape ?? [], data };
       };
-      const ints = (k: string): number[] => Array.from(ds(g, k).value as ArrayLike<bigint | number>, Number);
-      const int = (k: string): number => Number(ds(g, k).value as bigint | number);
-      const type = str(ds(g, 'type'));
+      const req = (k: string): Array => arr(k) as Array;
+      const ints = (k: string, optional = false): number[] | null => {
+        const d = dataset(g, k, where, optional);
+        if (!d) return null;
+        if (d.metadata.type !== 0) throw bad(`${where}: "${k}" is not integers`);
+        const v = Array.from(numeric(d, k, where), Number);
+        if (v.some((x) => !Number.isSafeInteger(x) || Math.abs(x) > 2 ** 31))
+          throw bad(`${where}: "${k}" is out of range`);
+        return v;
+      };
+      const reqInts = (k: string): number[] => ints(k) as number[];
+      const int = (k: string): number => {
+        const v = reqInts(k);
+        if (v.length !== 1) throw bad(`${where}: "${k}" is not one integer`);
+        return v[0];
+      };
+      const type = text(g, 'type', where);
       let n: NirNode;
       switch (type) {
         case 'Input':
         case 'Output':
-          n = { type, shape: ints('shape') };
+          n = { type, shape: reqInts('shape') };
           break;
         case 'Conv1d':
         case 'Conv2d':
           n = {
             type,
-            weight: arr('weight'),
-            bias: arr('bias'),
-            stride: ints('stride'),
-            padding: ints('padding'),
-            dilation: ints('dilation'),
+            weight: req('weight'),
+            bias: req('bias'),
+            stride: reqInts('stride'),
+            padding: reqInts('padding'),
+            dilation: reqInts('dilation'),
             groups: int('groups'),
-            inputShape: ints('input_shape'),
+            inputShape: ints('input_shape', true) ?? [],
           };
           break;
         case 'Affine':
-          n = { type, weight: arr('weight'), bias: arr('bias') };
+          n = { type, weight: req('weight'), bias: req('bias') };
           break;
         case 'Linear':
-          n = { type, weight: arr('weight') };
+          n = { type, weight: req('weight') };
           break;
-        case 'IF':
-          n = { type, r: arr('r'), vThreshold: arr('v_threshold'), vReset: arr('v_reset') };
+        case 'IF': {
+          const vThreshold = req('v_threshold');
+          const vReset = arr('v_reset', true) ?? {
+            dims: vThreshold.dims,
+            data: new Float32Array(vThreshold.data.length),
+          };
+          n = { type, r: req('r'), vThreshold, vReset };
           break;
+        }
         case 'AvgPool2d':
         case 'SumPool2d':
-          n = { type, kernelSize: ints('kernel_size'), stride: ints('stride'), padding: ints('padding') };
+          n = { type, kernelSize: reqInts('kernel_size'), stride: reqInts('stride'), padding: reqInts('padding') };
           break;
         case 'Flatten':
-          n = { type, startDim: int('start_dim'), endDim: int('end_dim'), inputShape: ints('input_type') };
+          n = { type, startDim: int('start_dim'), endDim: int('end_dim'), inputShape: ints('input_type', true) ?? [] };
           break;
         case 'Scale':
-          n = { type, scale: arr('scale') };
+          n = { type, scale: req('scale') };
           break;
         default:
-          throw bad(`node "${name}" has type "${type}", which spikeport does not read`);
+          throw bad(
+            NOT_SIMULATED[type]
+              ? `${where} is a ${type} (${NOT_SIMULATED[type]}); spikeport simulates IF networks`
+              : `${where} has type "${type.slice(0, 100)}", a primitive spikeport does not know`,
+          );
       }
-      nodes.set(name, n);
+      nodes.set(nodeName, n);
     }
     const metadata: Record<string, string> = {};
-    const meta = node.get('metadata') as Group | null;
-    if (meta && 'keys' in meta) for (const k of meta.keys()) metadata[k] = str(ds(meta, k));
+    const meta = node.keys().includes('metadata') ? group(node, 'metadata') : null;
+    if (meta)
+      for (const k of meta.keys()) {
+        const d = meta.get(k);
+        if (
+          d instanceof lib.Dataset &&
+          d.metadata.type === 3 &&
+          (d.shape ?? []).length === 0 &&
+          d.metadata.total_size <= 1
+        ) {
+          const v = d.value;
+          if (typeof v === 'string' && v.length <= 1 << 20) metadata[k] = v;
+        }
+      }
     return { nodes, edges, metadata };
+  } catch (e) {
+    if (e instanceof SpikeportError) throw e;
+    // HDF5 (h5wasm) refused a damaged structure: one line, its own first line as the reason.
+    throw bad(
+      `damaged HDF5 (${String(e instanceof Error ? e.message : e)
+        .split('\n')[0]
+        .slice(0, 200)})`,
+    );
   } finally {
-    f?.close();
+    try {
+      f?.close();
+    } catch {
+      // a damaged file may not close cleanly; nothing of it is kept
+    }
     fs.rmSync(dir, { recursive: true, force: true });
   }
-}
-
-function str(d: Dataset): string {
-  const v = d.value;
-  return typeof v === 'string' ? v : String(v);
 }

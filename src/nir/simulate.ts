@@ -7,6 +7,10 @@
 import { numel } from '../graph/ir.js';
 import { SpikeportError } from '../errors.js';
 import type { NirGraph, NirNode } from './graph.js';
+import type { Profile } from './profiles.js';
+
+/** The neuron a simulation uses: a reset alone (one spike where v > θ), or a target profile's. */
+export type NirNeuron = 'subtract' | 'zero' | Pick<Profile, 'reset' | 'spikes' | 'floor' | 'quantisation'>;
 
 export interface NirRun {
   /** The Output node's value at every step, [T][n · outputs]. */
@@ -43,13 +47,10 @@ function order(g: NirGraph): string[] {
 }
 
 /** Run `steps` steps on a batch `x` ([n, ...input shape], the same analog input at every step). */
-export function simulateNir(
-  g: NirGraph,
-  x: Float32Array,
-  n: number,
-  steps: number,
-  reset: 'subtract' | 'zero',
-): NirRun {
+export function simulateNir(g: NirGraph, x: Float32Array, n: number, steps: number, neuron: NirNeuron): NirRun {
+  const p = typeof neuron === 'string' ? { reset: neuron, spikes: 'single' as const } : neuron;
+  const floor = 'floor' in p ? p.floor : undefined;
+  const range = 'quantisation' in p ? p.quantisation?.membrane : undefined;
   const seq = order(g);
   const preds = new Map<string, string[]>(seq.map((k) => [k, []]));
   for (const [a, b] of g.edges) (preds.get(b) as string[]).push(a);
@@ -99,7 +100,7 @@ export function simulateNir(
       case 'Output':
         return x;
       case 'IF': {
-        const per = numel(node.vThreshold.dims);
+        const per = numel(shapes.get(k) as number[]);
         let v = st.get(k);
         if (!v) {
           v = new Float32Array(n * per);
@@ -107,14 +108,19 @@ export function simulateNir(
         }
         const out = new Float32Array(n * per);
         let count = 0;
+        const at = (a: Float32Array, j: number): number => (a.length === 1 ? a[0] : a[j]);
         for (let i = 0; i < v.length; i++) {
           const j = i % per;
-          v[i] = v[i] + node.r.data[j] * x[i];
-          if (v[i] > node.vThreshold.data[j]) {
-            out[i] = 1;
-            count++;
-            v[i] = reset === 'subtract' ? v[i] - node.vThreshold.data[j] : node.vReset.data[j];
+          const th = at(node.vThreshold.data, j);
+          v[i] = v[i] + at(node.r.data, j) * x[i];
+          const k = p.spikes === 'multi' ? Math.max(0, Math.floor(Math.fround(v[i] / th))) : v[i] > th ? 1 : 0;
+          if (k > 0) {
+            out[i] = k;
+            count += k;
+            v[i] = p.reset === 'subtract' ? v[i] - k * th : at(node.vReset.data, j);
           }
+          if (floor !== undefined) v[i] = Math.max(v[i], -floor * th);
+          if (range !== undefined) v[i] = Math.min(range, Math.max(-range, v[i]));
         }
         if (!sp.has(k)) sp.set(k, []);
         (sp.get(k) as number[]).push(count);

@@ -2,8 +2,7 @@
  * Charts as Vega-Lite specs, rendered to SVG in Node (no browser, no CDN): the report embeds
  * the SVG text, so it opens offline anywhere.
  */
-import * as vega from 'vega';
-import { compile, type TopLevelSpec } from 'vega-lite';
+import type { TopLevelSpec } from 'vega-lite';
 
 export type Row = Readonly<Record<string, string | number | null>>;
 
@@ -112,8 +111,9 @@ export function barChart(c: BarChart): TopLevelSpec {
   } as TopLevelSpec;
 }
 
-/** Vega-Lite → Vega → SVG text, headless. */
+/** Vega-Lite → Vega → SVG text, headless. (Vega loads when a chart is drawn: a third of a second every command would pay at start.) */
 export async function renderSvg(spec: TopLevelSpec): Promise<string> {
+  const [vega, { compile }] = await Promise.all([import('vega'), import('vega-lite')]);
   const view = new vega.View(vega.parse(compile(spec).spec), { renderer: 'none' });
   try {
     return await view.toSVG();

@@ -49,7 +49,14 @@ export interface SimulateRecord extends RunInfo {
   readonly firingRates: readonly { readonly site: string; readonly rate: number }[];
   readonly energy: EnergyReport | null;
   readonly siteErrors: SiteErrors | null;
+  /**
+   * The simulation's wall-clock seconds: setting up the engines and running every time step
+   * (not loading, references or reports). Several workers or shards: from the first one's start to
+   * the last one's end (`times.workers` has each one's).
+   */
   readonly simulationSeconds: number;
+  /** Where the time went (absent in older records). */
+  readonly times?: SimulationTimes;
   /** Batches simulated by each engine (absent in older records); `auto` runs its first batches with both. */
   readonly engines?: Readonly<Partial<Record<'steps' | 'fused' | 'loop', number>>>;
   /** A few test images with the SNN's (and the ANN's) predictions (simulate's `pictures`; absent in older records). */
@@ -85,6 +92,21 @@ export const detectionInfoSchema = z.object({
   nmsThreshold: z.number(),
   detectionsPerImage: z.number().int().positive(),
 });
+
+/** The times of one process's simulation, or (`workers`) of each worker's or shard's. */
+export interface SimulationTimes {
+  /** Seconds of the simulation: setup and steps (a resumed run: all its sessions). */
+  readonly seconds?: number;
+  /** Building the engines' graphs and ONNX Runtime sessions. */
+  readonly setupSeconds?: number;
+  /** Running the time steps of every batch. */
+  readonly stepSeconds?: number;
+  /** The ANN and clipped-ANN references on the same samples. */
+  readonly referencesSeconds?: number;
+  readonly engines?: Readonly<Partial<Record<'steps' | 'fused' | 'loop', number>>>;
+  /** Several workers or shards: each one's times (the wall clock is simulationSeconds). */
+  readonly workers?: readonly (SimulationTimes & { readonly shard: number; readonly batches: number })[];
+}
 
 export type { Pictures, PictureSample, PicturePrediction, PictureBox } from '../evaluate/pictures.js';
 
@@ -216,6 +238,18 @@ export const picturesSchema = z.object({
 });
 /** A number of batches. */
 const batches = z.number().int().nonnegative();
+const engineBatches = z.object({ steps: batches, fused: batches, loop: batches }).partial().strict();
+const ownTimes = {
+  seconds: num.optional(),
+  setupSeconds: num.optional(),
+  stepSeconds: num.optional(),
+  referencesSeconds: num.optional(),
+  engines: engineBatches.optional(),
+};
+const times = z.object({
+  ...ownTimes,
+  workers: z.array(z.object({ ...ownTimes, shard: batches, batches })).optional(),
+});
 const recordSchema: z.ZodType<RunRecord> = z.discriminatedUnion('kind', [
   z.object({
     kind: z.literal('simulate'),
@@ -242,6 +276,7 @@ const recordSchema: z.ZodType<RunRecord> = z.discriminatedUnion('kind', [
     energy: energy.nullable(),
     siteErrors: siteErrors.nullable(),
     simulationSeconds: num,
+    times: times.optional(),
     engines: z.object({ steps: batches, fused: batches, loop: batches }).partial().strict().optional(),
     pictures: picturesSchema.optional(),
     outputs: z.array(outputInfoSchema).optional(),

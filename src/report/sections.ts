@@ -104,7 +104,7 @@ function simulateSections(r: SimulateRecord): Section[] {
       title: 'Run',
       text: [
         `Model ${r.model}; data ${r.data}, ${r.samples} samples; thresholds ${r.method} (${r.iterations} iterations); max pooling ${r.maxpool}.`,
-        `Estimated delay d̂ = ${r.delay.estimated}; delay at T: ${r.delay.rule}. Simulation ${num(r.simulationSeconds)} s${engineNote(r.engines)}.`,
+        `Estimated delay d̂ = ${r.delay.estimated}; delay at T: ${r.delay.rule}. Simulation ${num(r.simulationSeconds)} s on the wall clock${timesNote(r.times)}${engineNote(r.engines)}.`,
         ...(r.outputs && r.outputs.length > 1
           ? [`Outputs read out: ${r.outputs.map((o) => `${o.name} [${o.shape.join('×')}]`).join(', ')}.`]
           : []),
@@ -359,6 +359,16 @@ function energySections(r: EnergyRecord): Section[] {
       },
     },
   ];
+}
+
+/** Setup against time steps, e.g. ", of which setup 2.1 s and time steps 9.8 s" (several workers: per worker). */
+function timesNote(t: SimulateRecord['times']): string {
+  if (!t) return '';
+  if (t.workers)
+    return `, in ${t.workers.length} workers (setup ${t.workers.map((w) => num(w.setupSeconds ?? Number.NaN)).join(' / ')} s, time steps ${t.workers.map((w) => num(w.stepSeconds ?? Number.NaN)).join(' / ')} s)`;
+  return t.setupSeconds !== undefined && t.stepSeconds !== undefined
+    ? `, of which setup ${num(t.setupSeconds)} s and time steps ${num(t.stepSeconds)} s`
+    : '';
 }
 
 /** Which engines ran the batches, e.g. " (engine steps: 98 batches, fused: 2)"; `auto` (or several workers) may use both. */

@@ -47,6 +47,22 @@ export function sameResultsAs(engine: Engine): string {
 }
 
 /**
+ * One line when the engine asked for by name is not the one that ran, else null. The fused
+ * engine runs only the state updates spikeport writes (its IF neurons and max-pool
+ * accumulators); any other step graph (e.g. a NIR target's neurons, `asTarget`) runs on the
+ * steps engine instead: the same results, without the fused engine's speed.
+ */
+export function engineNotice(
+  asked: Engine | undefined,
+  ran: Readonly<Partial<Record<RunEngine, number>>> | undefined,
+): string | null {
+  const steps = ran?.steps ?? 0;
+  if (asked !== 'fused' || steps === 0) return null;
+  const all = steps + (ran?.fused ?? 0) + (ran?.loop ?? 0);
+  return `engine fused: the fused engine cannot run this network's step graph (state updates other than spikeport's IF neurons and max-pool accumulators), so the steps engine ran ${steps} of ${all} batch${all === 1 ? '' : 'es'}, with the same results`;
+}
+
+/**
  * The default engine: `auto`, choosing between `steps` and `fused` by measurement, because which
  * is faster depends on the model and the machine's load (BENCHMARKS.md, issue 14) while the
  * results do not.
@@ -58,6 +74,27 @@ export const DEFAULT_ENGINE: Engine = 'auto';
  * loser's second batch costs at most 1/20 of the run.
  */
 export const AUTO_SECOND_ROUND = 20;
+
+/**
+ * Most of the work left that `auto`'s trial of the fused engine may cost: its setup and, if it
+ * loses, a slower batch. Below that the trial cannot pay: on a short run it costs more than the
+ * faster engine could win back (a second set of sessions at 224 takes seconds), and on this
+ * machine the step engine is as fast or faster on a quiet machine (BENCHMARKS.md).
+ */
+export const AUTO_TRIAL_SHARE = 0.03;
+
+/** What `auto` expects a trial batch to cost beyond the step engine's, as a share of its batch (fused was up to 1.3× slower when it lost). */
+const TRIAL_RISK = 0.5;
+
+/**
+ * Whether `auto` should try the fused engine, from what the step engine cost: its setup, its time
+ * per batch and the batches left after the one it ran. The trial's cost is taken as the same setup
+ * (both engines build sessions for the same layers) plus half a batch; it must be at most
+ * AUTO_TRIAL_SHARE of the work left.
+ */
+export function worthTrying(setupMs: number, batchMs: number, batchesLeft: number): boolean {
+  return batchesLeft >= 1 && setupMs + TRIAL_RISK * batchMs <= AUTO_TRIAL_SHARE * batchesLeft * batchMs;
+}
 
 /** Most memory a Loop call may return for one batch's readouts. */
 export const LOOP_READOUT_BYTES = 2 ** 30;
@@ -79,6 +116,52 @@ export const UNROLL_STATE_BYTES = 256 * 2 ** 20;
 export function defaultUnroll(spec: SnnSpec, batchSize: number): number {
   const bytes = 4 * batchSize * spec.states.reduce((a, s) => a + numel(s.shape), 0);
   return DEFAULT_UNROLL * bytes > UNROLL_STATE_BYTES ? DEFAULT_UNROLL / 2 : DEFAULT_UNROLL;
+}
+
+/**
+ * What a time step costs on the machines this was measured on (2 cores, AVX2, onnxruntime-node,
+ * 2 threads, the step engine): the layers run at every step at about 50 GFLOP/s (2 × MACs), plus
+ * about 2 ns per neuron (integrate, fire, reset, count). Fitted to fashion-vgg (0.33 ms per
+ * sample-step, batch 100) and mobilenet_v2 at 224 (18.8 ms, batch 16); only used to tell short
+ * runs from long ones, where a guess within a factor of two does.
+ */
+const STEP_FLOPS = 50e9;
+const NEURON_STEP_SECONDS = 2e-9;
+
+/** A guess at the seconds `sampleSteps` sample-steps of this network take (STEP_FLOPS). */
+export function estimateStepSeconds(spec: SnnSpec, sampleSteps: number): number {
+  const macs = (spec.layers ?? [])
+    .filter((l) => l.where !== 'input' && l.where !== 'tail')
+    .reduce((a, l) => a + l.macs, 0);
+  const neurons = spec.sites.reduce((a, s) => a + s.neurons, 0);
+  return sampleSteps * ((2 * macs) / STEP_FLOPS + neurons * NEURON_STEP_SECONDS);
+}
+
+/**
+ * Work a run needs before more than one worker process can pay: each worker starts Node, loads
+ * the network, builds its graphs and sessions and warms them up (0.4–0.6 s more on the wall clock
+ * than one process on the bundled nets), while two single-thread workers run the steps in
+ * 0.5–0.9 of the time of one two-thread process (BENCHMARKS.md): from about 1.5 s of work on.
+ */
+export const WORKERS_MIN_SECONDS = 1.5;
+
+/**
+ * How many worker processes a run should use when not told (`--workers auto`): one per thread when
+ * (1) a batch's states are small (8 steps per call fit, defaultUnroll: on small layers ONNX
+ * Runtime's threads scale poorly, which is what separate processes win back; on large ones they
+ * scale, and each worker's gigabytes of states would be paid twice), (2) the run's estimated work
+ * is at least WORKERS_MIN_SECONDS, so that a worker's setup is a small share of it, and (3) every
+ * worker gets at least two batches. Otherwise one.
+ */
+export function autoWorkerCount(
+  spec: SnnSpec,
+  run: { readonly samples: number; readonly steps: number; readonly batchSize: number; readonly threads: number },
+): number {
+  const batches = Math.ceil(run.samples / run.batchSize);
+  const most = Math.max(1, Math.min(run.threads, Math.floor(batches / 2)));
+  if (most === 1) return 1;
+  if (defaultUnroll(spec, Math.min(run.batchSize, run.samples)) < DEFAULT_UNROLL) return 1;
+  return estimateStepSeconds(spec, run.samples * run.steps) >= WORKERS_MIN_SECONDS ? most : 1;
 }
 
 export interface StepBatch {
@@ -122,6 +205,11 @@ export interface SimulateOptions extends RuntimeOptions {
    * on its own, so a batch's spikes do not depend on which others run.
    */
   readonly batches?: readonly number[];
+  /**
+   * `auto` only: try the fused engine on a batch (true) or not (false) whatever the step engine's
+   * costs say; default: when `worthTrying` says the work left can pay for it.
+   */
+  readonly autoTrial?: boolean;
   /** Called after each batch's sink: its index, and the counter sums of the batches run so far. */
   readonly afterBatch?: (batch: number, sums: SimulationStats) => void | Promise<void>;
   readonly onProgress?: OnProgress;
@@ -133,7 +221,12 @@ export interface SimulationStats {
   readonly spikesPerStep: readonly Float64Array[];
   /** Per spiking weighted layer (spec.layers with a `sops` output), per step: SOPs summed over all samples. */
   readonly sopsPerStep: readonly Float64Array[];
+  /** Wall-clock seconds of this simulation: setup and steps. */
   readonly seconds: number;
+  /** Of which building the engines' graphs and sessions (both engines' when `auto` tried fused). */
+  readonly setupSeconds: number;
+  /** Of which the batches: every time step, and handing each batch's readouts on. */
+  readonly stepSeconds: number;
   /** Batches run by each engine (`auto` runs its first batches with both). */
   readonly engines: Readonly<Partial<Record<RunEngine, number>>>;
 }
@@ -202,23 +295,32 @@ export async function simulate(
   const runners: BatchRunner[] = [];
   const used: Partial<Record<RunEngine, number>> = {};
   let ran = 0; // samples simulated
-  const result = (): SimulationStats => stats(spec, ran, sums, t0, used);
+  const clock = { setup: 0, steps: 0 };
+  const result = (): SimulationStats => stats(spec, ran, sums, t0, used, clock);
+  /** A runner made now, its setup counted as such. */
+  const made = async <R>(make: () => Promise<R>): Promise<R> => {
+    const s0 = performance.now();
+    try {
+      return await make();
+    } finally {
+      clock.setup += performance.now() - s0;
+    }
+  };
   try {
     if (engine === 'loop') {
-      runners.push(await loopRunner(opts.form === 'loop' ? graph : buildLoop({ graph, spec }), ctx));
+      runners.push(await made(() => loopRunner(opts.form === 'loop' ? graph : buildLoop({ graph, spec }), ctx)));
     } else if (engine === 'fused') {
-      runners.push((await fusedRunner(graph, ctx)) ?? (await stepRunner(graph, ctx)));
+      // A graph the fused engine cannot plan runs on steps; `engines` in the stats says so (engineNotice).
+      runners.push(await made(async () => (await fusedRunner(graph, ctx)) ?? (await stepRunner(graph, ctx))));
     } else {
-      runners.push(await stepRunner(graph, ctx));
-      // With one batch there is nothing to choose for. The fused engine is only a faster way to
-      // the same results here: if it cannot be set up (memory, an unusual graph), steps runs alone.
-      const fused = engine === 'auto' && batches.length >= 2 ? await fusedRunner(graph, ctx).catch(() => null) : null;
-      if (fused) runners.push(fused);
+      runners.push(await made(() => stepRunner(graph, ctx)));
     }
     let bi = 0;
     /** Run a batch; returns its times per sample-step, after the first call (NaN if one call did it all) and in all. */
     const runBatch = async (runner: BatchRunner, batch: Batch): Promise<{ warm: number; whole: number }> => {
+      const b0 = performance.now();
       const t = await runner.run(bi, batch);
+      clock.steps += performance.now() - b0;
       used[runner.engine] = (used[runner.engine] ?? 0) + 1;
       ran += batch.n;
       bi++;
@@ -227,20 +329,29 @@ export async function simulate(
     };
     // Batches are read ahead (a streamed source decodes the next ones while this one runs).
     const stream = prefetchBatches(data, batches.length, (b) => batches[b], opts.normalize);
-    if (runners.length > 1) {
-      // auto: the same results either way; time a batch with each (without its first call)
-      // and keep the faster per sample-step. With batches to spare, a second round times both
-      // again and counts.
-      // (When one engine does a batch in a single call, e.g. T ≤ 8 steps per call, both are compared on whole batches.)
-      const rounds = batches.length >= AUTO_SECOND_ROUND ? 2 : 1;
-      const times = runners.map(() => ({ warm: Infinity, whole: Infinity }));
-      for (let round = 0; round < rounds; round++) {
-        for (const [k, r] of runners.entries()) times[k] = await runBatch(r, (await stream.next()).value as Batch);
+    const next = async (): Promise<Batch> => (await stream.next()).value as Batch;
+    // auto, with batches to choose on: the step engine runs the first; the fused engine (the same
+    // results, another speed) is set up and tried only when the work left can pay for that.
+    if (engine === 'auto' && batches.length >= 2) {
+      const first = await next();
+      const steps = await runBatch(runners[0], first);
+      const perStep = Number.isNaN(steps.warm) ? steps.whole : steps.warm;
+      const trial = opts.autoTrial ?? worthTrying(clock.setup, perStep * opts.steps * first.n, batches.length - 1);
+      // If the fused engine cannot be set up (memory, an unusual graph), steps runs alone.
+      const fused = trial ? await made(() => fusedRunner(graph, ctx).catch(() => null)) : null;
+      if (fused) {
+        runners.push(fused);
+        // Time a batch with each (without its first call) and keep the faster per sample-step.
+        // With batches to spare, a second round times both again and counts. (When one engine
+        // does a batch in a single call, e.g. T ≤ 8 steps per call, both compare whole batches.)
+        const times = [steps, await runBatch(fused, await next())];
+        if (batches.length >= AUTO_SECOND_ROUND)
+          for (const [k, r] of runners.entries()) times[k] = await runBatch(r, await next());
+        const per = times.some((x) => Number.isNaN(x.warm)) ? times.map((x) => x.whole) : times.map((x) => x.warm);
+        const keep = per.indexOf(Math.min(...per));
+        const [loser] = runners.splice(1 - keep, 1);
+        await loser.release();
       }
-      const perStep = times.some((x) => Number.isNaN(x.warm)) ? times.map((x) => x.whole) : times.map((x) => x.warm);
-      const keep = perStep.indexOf(Math.min(...perStep));
-      const [loser] = runners.splice(1 - keep, 1);
-      await loser.release();
     }
     for await (const batch of stream) await runBatch(runners[0], batch);
   } finally {
@@ -326,11 +437,12 @@ async function stepRunner(graph: Graph, ctx: RunContext): Promise<BatchRunner> {
     made.push(s);
     return s;
   };
-  let session: Session;
+  let session: Session | null;
   let prefix: Session | null;
   let unrolled: Session | null;
   try {
-    session = await create(step);
+    // The one-step session only when some steps run one by one (T not a multiple of K).
+    session = unrollK === 1 || opts.steps % unrollK !== 0 ? await create(step) : null;
     prefix = split.prefix ? await create(split.prefix) : null;
     // Without ONNX Runtime's memory pattern: a block for all of K steps' tensors, new at every call, costs more than it saves.
     unrolled = unrollK > 1 ? await create(unrollSteps(step, spec, unrollK), false) : null;
@@ -341,6 +453,8 @@ async function stepRunner(graph: Graph, ctx: RunContext): Promise<BatchRunner> {
   }
   const stepInputs = new Set(step.inputs.map((i) => i.name));
   const T = opts.steps;
+  /** The state buffers of the last batch (`current` first), for the next one of the same size. */
+  let kept: { n: number; pair: [Record<string, Array32>, Record<string, Array32>] } | null = null;
   return {
     engine: 'steps',
     async run(bi, batch) {
@@ -349,13 +463,17 @@ async function stepRunner(graph: Graph, ctx: RunContext): Promise<BatchRunner> {
       const feeds: Record<string, Array32> = stepInputs.has(spec.input) ? { [spec.input]: input } : {};
       if (prefix) Object.assign(feeds, await prefix.run({ [spec.input]: input }));
       // Two buffers per state, swapped every step: ONNX Runtime writes the next state into the
-      // one not being read instead of allocating fresh outputs every step.
-      const zero = (): Record<string, Array32> =>
+      // one not being read instead of allocating fresh outputs every step. They are kept for the
+      // next batch of the same size: fresh ones cost a page fault per 4 KiB (at 224, batch 16,
+      // 0.75 GB and ~0.3 s of the kernel's time per batch); only the states read first are zeroed.
+      const fresh = (): Record<string, Array32> =>
         Object.fromEntries(
           spec.states.map((s) => [s.input, { dims: [n, ...s.shape], data: new Float32Array(n * numel(s.shape)) }]),
         );
-      let current = zero();
-      let next = opts.reuseBuffers === false ? null : zero();
+      if (opts.reuseBuffers === false) kept = null;
+      else if (kept?.n === n) for (const v of Object.values(kept.pair[0])) v.data.fill(0);
+      else kept = { n, pair: [fresh(), fresh()] };
+      let [current, next] = kept ? kept.pair : [fresh(), null];
       Object.assign(feeds, current);
       const readouts = readoutCollector(opts, spec, batch);
       // The clock and the step when the first call is done.
@@ -366,7 +484,7 @@ async function stepRunner(graph: Graph, ctx: RunContext): Promise<BatchRunner> {
         const into = next
           ? Object.fromEntries(spec.states.map((s) => [s.output, (next as Record<string, Array32>)[s.input]]))
           : undefined;
-        const out = await (K > 1 ? (unrolled as Session) : session).run(feeds, undefined, into);
+        const out = await ((K > 1 ? unrolled : session) as Session).run(feeds, undefined, into);
         for (let k = 0; k < K; k++, t++) {
           const name = (x: string): string => (K > 1 ? stepName(x, k) : x);
           readouts.add(t, out[name(spec.readout)].data);
@@ -384,7 +502,7 @@ async function stepRunner(graph: Graph, ctx: RunContext): Promise<BatchRunner> {
       return time;
     },
     async release() {
-      await session.release();
+      await session?.release();
       await unrolled?.release();
       await prefix?.release();
     },
@@ -473,6 +591,7 @@ function stats(
   sums: Float64Array[],
   t0: number,
   engines: Partial<Record<RunEngine, number>>,
+  clock: { readonly setup: number; readonly steps: number },
 ): SimulationStats {
   const k = spec.sites.length;
   return {
@@ -480,6 +599,8 @@ function stats(
     spikesPerStep: sums.slice(0, k),
     sopsPerStep: sums.slice(k),
     seconds: (performance.now() - t0) / 1000,
+    setupSeconds: clock.setup / 1000,
+    stepSeconds: clock.steps / 1000,
     engines: { ...engines },
   };
 }

@@ -13,6 +13,7 @@
 import type { Graph, Node, Tensor } from '../graph/ir.js';
 import { floatTensor, int64Tensor } from '../graph/ir.js';
 import { counterOutputs, type SnnSpec } from './format.js';
+import { usedInitializers } from '../graph/topo.js';
 
 /** The step graph with exact counters (unchanged where a counter does not have the shape counters.ts builds). */
 export function exactCounters(g: Graph, spec: SnnSpec): Graph {
@@ -121,7 +122,10 @@ export function exactCounters(g: Graph, spec: SnnSpec): Graph {
   }
   if (replaced.size === 0) return g;
   const nodes = g.nodes.flatMap((n) => replaced.get(n) ?? [n]);
-  return { ...g, nodes, initializers };
+  // The counters' old columns are read no more: dropped, not handed to ONNX Runtime with every session.
+  const kept = usedInitializers(nodes, initializers);
+  for (const o of g.outputs) if (initializers.has(o.name)) kept.set(o.name, initializers.get(o.name) as Tensor);
+  return { ...g, nodes, initializers: kept };
 
   /**
    * Where a counter's input comes from: a neuron's θ-valued spikes (Mul of its 0/1 Cast by θ:
@@ -154,18 +158,31 @@ export function exactCounters(g: Graph, spec: SnnSpec): Graph {
     } else if (!mul || (mul.opType !== 'Cast' && mul.opType !== 'Sign')) {
       return null;
     }
-    if (out.some((v) => !Number.isInteger(v) || v < 0 || v >= 2 ** 24)) return null;
+    for (let i = 0; i < out.length; i++) {
+      const v = out[i];
+      if (!(v >= 0 && v < 2 ** 24 && v === Math.floor(v))) return null;
+    }
     return { source, w: out, dead };
   }
 }
 
 /**
+ * Shortest row worth a MatMul call's rows. The columns are a constant [L, cols] matrix, and ONNX
+ * Runtime packs a MatMul's constant matrix once per node when it creates a session, widening
+ * its few columns to 16: with rows as long as a sample (mobilenet_v2 at 224: 48 MB of columns,
+ * about 0.26 GB packed per copy of the step) that packing was most of the step graph's session
+ * creation and of its memory. Rows of about a thousand values keep the MatMul's output small
+ * against its input (a thousandth per column).
+ */
+const MIN_ROW = 1024;
+
+/**
  * Values per row, and whether float32 sums such a row exactly. First the columns' shortest
  * period P, a divisor of K (a neuron that never fires, θ = 0, matches anything and takes its
- * period's values: its spikes are always 0). Then the longest multiple of P dividing K whose row
- * sums stay below 2^24: long rows for a fast MatMul, short enough to be exact. Convolutions
- * repeat per channel (P ≤ H·W), constant fan-outs with P = 1; K (a whole sample) if nothing
- * repeats.
+ * period's values: its spikes are always 0). Then the shortest multiple of P dividing K that is
+ * at least MIN_ROW long and whose row sums stay below 2^24 (else the longest that stays below).
+ * Convolutions repeat per channel (P ≤ H·W), constant fan-outs with P = 1; K (a whole sample) if
+ * nothing repeats.
  */
 function rowLength(
   w: Float32Array,
@@ -178,8 +195,16 @@ function rowLength(
   divisors.sort((a, b) => a - b);
   const P = divisors.find((d) => repeats(w, dead, K, cols, d)) ?? K;
   if (P < K && dead) {
-    for (let e = 0; e < K; e++)
-      if (dead[e]) for (let j = 0; j < cols; j++) w[e * cols + j] = firstLive(w, dead, P, e % P, cols, j, K);
+    // Each offset's values from its first neuron that can fire (0 where none can), found in one pass.
+    const live = new Float32Array(P * cols);
+    const found = new Uint8Array(P);
+    for (let e = 0; e < K; e++) {
+      const r = e % P;
+      if (dead[e] || found[r]) continue;
+      found[r] = 1;
+      for (let j = 0; j < cols; j++) live[r * cols + j] = w[e * cols + j];
+    }
+    for (let e = 0; e < K; e++) if (dead[e]) for (let j = 0; j < cols; j++) w[e * cols + j] = live[(e % P) * cols + j];
   }
   let rowSum = 0;
   for (let j = 0; j < cols; j++) {
@@ -188,35 +213,23 @@ function rowLength(
     rowSum = Math.max(rowSum, sum);
   }
   const fits = divisors.filter((d) => d % P === 0 && (d / P) * rowSum < 2 ** 24);
-  return fits.length ? { L: fits[fits.length - 1], exactInFloat32: true } : { L: P, exactInFloat32: false };
-}
-
-/** The value of column j at offset r of the period P from a neuron that can fire (0 if none can). */
-function firstLive(
-  w: Float32Array,
-  dead: Uint8Array,
-  P: number,
-  r: number,
-  cols: number,
-  j: number,
-  K: number,
-): number {
-  for (let e = r; e < K; e += P) if (!dead[e]) return w[e * cols + j];
-  return 0;
+  if (!fits.length) return { L: P, exactInFloat32: false };
+  return { L: fits.find((d) => d >= MIN_ROW) ?? fits[fits.length - 1], exactInFloat32: true };
 }
 
 /** Whether every column of w (K rows) repeats with period L, dead rows matching anything. */
 function repeats(w: Float32Array, dead: Uint8Array | null, K: number, cols: number, L: number): boolean {
-  for (let r = 0; r < L; r++) {
-    let ref = -1;
-    for (let e = r; e < K; e += L) {
-      if (dead?.[e]) continue;
-      if (ref < 0) {
-        ref = e;
-        continue;
-      }
-      for (let j = 0; j < cols; j++) if (w[e * cols + j] !== w[ref * cols + j]) return false;
+  // Rows in order, each against the first live row of its offset: a period that fails usually
+  // fails near the start (a feature map's borders are in its first rows), not after a whole scan.
+  const ref = new Int32Array(L).fill(-1);
+  for (let e = 0, r = 0; e < K; e++, r = r + 1 === L ? 0 : r + 1) {
+    if (dead?.[e]) continue;
+    const f = ref[r];
+    if (f < 0) {
+      ref[r] = e;
+      continue;
     }
+    for (let j = 0; j < cols; j++) if (w[e * cols + j] !== w[f * cols + j]) return false;
   }
   return true;
 }

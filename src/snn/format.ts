@@ -146,6 +146,11 @@ export interface SnnMetadata {
    * again), and what freezing cost the ANN on other samples. Absent: none.
    */
   readonly normalization?: NormalizationRecord;
+  /**
+   * Conversion for a target (convert --target): corrections that only the target's neuron
+   * needs, applied by `export nir` and `simulate --as-target`, never by spikeport's own neuron.
+   */
+  readonly target?: TargetCalibration;
 }
 
 export interface NormalizationRecord {
@@ -163,6 +168,23 @@ export interface NormalizationRecord {
     readonly outputs: readonly { readonly name: string; readonly error: number }[];
     readonly agreement: { readonly measure: string; readonly value: number } | null;
   };
+}
+
+/** What convert --target found for a target's neuron (docs/nir.md). */
+export interface TargetCalibration {
+  /** The target profile's name. */
+  readonly profile: string;
+  /** The T the corrections were calibrated for, and the calibration samples they used. */
+  readonly T: number;
+  readonly samples: number;
+  /** Per site (null: none), per channel: a current added at every step, in the unit-spike form's units. */
+  readonly bias: readonly (readonly number[] | null)[];
+  /** Per site (null: 1), per channel: the threshold. */
+  readonly threshold: readonly (readonly number[] | null)[];
+  /** The θ/2 start given at step 1 by a clock neuron (targets that subtract θ). */
+  readonly start?: boolean;
+  /** What the target cannot express and what was done instead. */
+  readonly notes: readonly string[];
 }
 
 export interface UnitSpikes {
@@ -330,6 +352,17 @@ const metadataSchema = z.object({
       }),
     })
     .optional(),
+  target: z
+    .object({
+      profile: name,
+      T: z.number().int().positive(),
+      samples: z.number().int().positive(),
+      bias: z.array(z.array(z.number().finite()).min(1).nullable()),
+      threshold: z.array(z.array(z.number().finite().positive()).min(1).nullable()),
+      start: z.boolean().optional(),
+      notes: z.array(z.string()),
+    })
+    .optional(),
 });
 
 /** A spiking network's graph as stored in a file, with what its metadata says. */
@@ -483,6 +516,19 @@ function checkInterface(g: Graph, meta: SnnMetadata, form: SnnForm, where: strin
     const nodeNames = new Set(g.nodes.map((n) => n.name));
     const missing = form === 'step' ? scaleNodes.find((n) => !nodeNames.has(n)) : undefined;
     if (missing) throw field('unit.scaleNodes', `the graph has no node "${missing}"`);
+  }
+  if (meta.target) {
+    const t = meta.target;
+    if (!meta.unit) throw field('target', 'corrections for a target need the unit-spike form');
+    for (const key of ['bias', 'threshold'] as const) {
+      if (t[key].length !== spec.sites.length)
+        throw field(`target.${key}`, `${t[key].length} values for ${spec.sites.length} sites`);
+      t[key].forEach((v, k) => {
+        const channels = states.get(siteState(k))?.shape[0] ?? 0;
+        if (v && v.length !== channels)
+          throw field(`target.${key}.${k}`, `${v.length} values, expected ${channels} (one per channel)`);
+      });
+    }
   }
   if (meta.delay.latencies.length !== spec.sites.length)
     throw field('delay.latencies', `${meta.delay.latencies.length} values for ${spec.sites.length} sites`);

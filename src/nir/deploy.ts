@@ -1,0 +1,223 @@
+/**
+ * A NIR graph as a target profile wants it (profiles.ts): average pooling as a sum where the
+ * importer reads only SumPool2d (1/k² folded into the next layer), Linear as Affine, one
+ * threshold per IF node where the chip has one register, and weights as the target's integers
+ * with one scale per neuron node. Each change is a line of the record (`notes`).
+ */
+import { numel } from '../graph/ir.js';
+import type { Array as NirArray, NirGraph, NirNode } from './graph.js';
+import type { Profile, Quantisation } from './profiles.js';
+
+export interface Deployed {
+  readonly graph: NirGraph;
+  /** What the target cannot express and what was done instead, one line each. */
+  readonly notes: readonly string[];
+  /** The weight scale of each quantised neuron node (integer weights = float weights × scale). */
+  readonly scales: ReadonlyMap<string, number>;
+}
+
+type Weighted = Extract<NirNode, { type: 'Conv1d' | 'Conv2d' | 'Affine' | 'Linear' }>;
+const isWeighted = (n: NirNode | undefined): n is Weighted =>
+  !!n && (n.type === 'Conv1d' || n.type === 'Conv2d' || n.type === 'Affine' || n.type === 'Linear');
+
+/** Round half to even, as numpy's and torch's round do. */
+export function roundHalfEven(v: number): number {
+  const r = Math.round(v);
+  return Math.abs(v % 1) === 0.5 && r % 2 !== 0 ? r - 1 : r;
+}
+
+/** The integer a target makes of a scaled weight. */
+export function toInteger(v: number, rounding: Quantisation['rounding']): number {
+  return rounding === 'truncate' ? Math.trunc(v) : roundHalfEven(v);
+}
+
+/**
+ * The scale that fits values into `bits` signed bits as sinabs' DYNAP-CNN discretisation does:
+ * the largest value to 2^(bits−1) − 1, unless the most negative one, at −2^(bits−1), is the
+ * tighter fit.
+ */
+export function signedScale(values: readonly number[], bits: number): number {
+  const lo = -(2 ** (bits - 1));
+  const hi = 2 ** (bits - 1) - 1;
+  let min = Infinity;
+  let max = -Infinity;
+  for (const v of values) {
+    min = Math.min(min, v);
+    max = Math.max(max, v);
+  }
+  return Math.abs(min) <= Math.abs(max) * Math.abs(lo / hi) ? Math.abs(hi / max) : Math.abs(lo / min);
+}
+
+/** The largest weight integer of `bits` signed bits (the symmetric range, as the importers use). */
+export const weightMax = (bits: number): number => 2 ** (bits - 1) - 1;
+
+export function deployFor(input: NirGraph, profile: Profile): Deployed {
+  const nodes = new Map(input.nodes);
+  let edges = input.edges.map(([a, b]) => [a, b] as [string, string]);
+  const notes: string[] = [];
+  const scales = new Map<string, number>();
+  const into = (name: string): string[] => edges.filter(([, b]) => b === name).map(([a]) => a);
+  const from = (name: string): string[] => edges.filter(([a]) => a === name).map(([, b]) => b);
+  const q = profile.quantisation;
+
+  // Average pooling as a sum pool, its 1/k² in the weights that read it (through a Flatten).
+  if (profile.pool === 'SumPool2d' || q) {
+    for (const [name, n] of input.nodes) {
+      if (n.type !== 'AvgPool2d') continue;
+      const k = n.kernelSize[0] * n.kernelSize[1];
+      const readers: string[] = [];
+      const walk = (x: string): boolean =>
+        from(x).every((c) => {
+          const cn = nodes.get(c);
+          if (cn?.type === 'Flatten') return walk(c);
+          if (isWeighted(cn) && into(c).length === 1) {
+            readers.push(c);
+            return true;
+          }
+          return false;
+        });
+      if (!walk(name)) {
+        notes.push(`${name}: average pooling kept (what reads it is not a layer with weights of its own)`);
+        continue;
+      }
+      nodes.set(name, { ...n, type: 'SumPool2d' });
+      for (const r of readers) {
+        const w = nodes.get(r) as Weighted;
+        nodes.set(r, { ...w, weight: { dims: w.weight.dims, data: w.weight.data.map((v) => v / k) } });
+      }
+      notes.push(`${name}: AvgPool2d written as SumPool2d, its 1/${k} folded into ${readers.join(', ')}`);
+    }
+  }
+
+  if (profile.affineOnly) {
+    let count = 0;
+    for (const [name, n] of nodes) {
+      if (n.type !== 'Linear') continue;
+      nodes.set(name, {
+        type: 'Affine',
+        weight: n.weight,
+        bias: { dims: [n.weight.dims[0]], data: new Float32Array(n.weight.dims[0]) },
+      });
+      count++;
+    }
+    if (count)
+      notes.push(
+        `${count} Linear node${count > 1 ? 's' : ''} written as Affine with zero bias (${profile.name} reads Affine)`,
+      );
+  }
+
+  // One threshold per IF node: per-channel thresholds into the weights of the layers feeding it.
+  const weightsOf = (ifName: string): string[] | null => {
+    const srcs = into(ifName);
+    return srcs.every((s) => isWeighted(nodes.get(s)) && from(s).length === 1) ? srcs : null;
+  };
+  if (profile.scalarThreshold) {
+    for (const [name, n] of nodes) {
+      if (n.type !== 'IF') continue;
+      const th = n.vThreshold.data;
+      if (th.every((v) => v === th[0])) continue;
+      const srcs = weightsOf(name);
+      const C = n.vThreshold.dims[0] ?? 1;
+      const per = th.length / C;
+      const perChannel = Array.from({ length: C }, (_, c) => th[c * per]);
+      const channelWise = th.every((v, i) => v === perChannel[Math.floor(i / per)]);
+      if (!srcs || !channelWise) {
+        notes.push(`${name}: per-neuron thresholds kept (its input is not only weighted layers of its own)`);
+        continue;
+      }
+      for (const s of srcs) {
+        const w = nodes.get(s) as Weighted;
+        const out = w.weight.dims[0];
+        const each = w.weight.data.length / out;
+        const weight = { dims: w.weight.dims, data: w.weight.data.map((v, i) => v / perChannel[Math.floor(i / each)]) };
+        const bias =
+          w.type === 'Linear' ? null : { dims: w.bias.dims, data: w.bias.data.map((v, c) => v / perChannel[c]) };
+        nodes.set(s, bias && w.type !== 'Linear' ? { ...w, weight, bias } : { ...w, weight });
+      }
+      const ones = (a: NirArray): NirArray => ({ dims: a.dims, data: new Float32Array(a.data.length).fill(1) });
+      nodes.set(name, {
+        ...n,
+        vThreshold: ones(n.vThreshold),
+        vReset: { dims: n.vReset.dims, data: n.vReset.data.map((v, i) => v / th[i]) },
+      });
+      notes.push(
+        `${name}: per-channel thresholds folded into ${srcs.join(', ')} (${profile.name} has one threshold per layer)`,
+      );
+    }
+  }
+
+  if (q) {
+    const max = weightMax(q.bits);
+    let skipped = 0;
+    for (const [name, n] of [...nodes]) {
+      if (n.type !== 'IF' && n.type !== 'Output') continue;
+      const srcs = into(name);
+      if (srcs.length === 0 || !srcs.every((s) => isWeighted(nodes.get(s)))) {
+        if (n.type === 'IF') skipped++;
+        continue;
+      }
+      const ws = srcs.map((s) => nodes.get(s) as Weighted);
+      let wMax = 0;
+      for (const w of ws) for (const v of w.weight.data) wMax = Math.max(wMax, Math.abs(v));
+      let bMax = 0;
+      for (const w of ws) if (w.type !== 'Linear') for (const v of w.bias.data) bMax = Math.max(bMax, Math.abs(v));
+      if (wMax === 0) continue;
+      let scale = max / wMax;
+      // Speck (sinabs' discretize): one scale for weights and bias, each fitted to the signed range.
+      if (q.bias === 'bits') {
+        scale = signedScale(
+          ws.flatMap((w) => [...w.weight.data]),
+          q.bits,
+        );
+        const b = ws.flatMap((w) => (w.type === 'Linear' ? [] : [...w.bias.data]));
+        if (bMax > 0) scale = Math.min(scale, signedScale(b, q.bits));
+      }
+      const bias = (v: number): number => (q.bias === 'float' ? v * scale : roundHalfEven(v * scale));
+      for (const [j, s] of srcs.entries()) {
+        const w = ws[j];
+        const weight = { dims: w.weight.dims, data: w.weight.data.map((v) => toInteger(v * scale, q.rounding)) };
+        nodes.set(
+          s,
+          w.type === 'Linear'
+            ? { ...w, weight }
+            : { ...w, weight, bias: { dims: w.bias.dims, data: w.bias.data.map(bias) } },
+        );
+      }
+      scales.set(name, scale);
+      if (n.type === 'IF') {
+        const th = (v: number): number =>
+          q.threshold === 'integer' ? Math.max(1, roundHalfEven(v * scale)) : v * scale;
+        nodes.set(name, {
+          ...n,
+          vThreshold: { dims: n.vThreshold.dims, data: n.vThreshold.data.map(th) },
+          vReset: { dims: n.vReset.dims, data: n.vReset.data.map((v) => v * scale) },
+        });
+      } else {
+        // The readout in the target's integers, scaled back on the host.
+        const back = 'readout_scale';
+        nodes.set(back, {
+          type: 'Scale',
+          scale: { dims: n.shape, data: new Float32Array(numel(n.shape)).fill(1 / scale) },
+        });
+        edges = edges.map(([a, b]) => (b === name ? [a, back] : [a, b]));
+        edges.push([back, name]);
+        notes.push(`readout: ${q.bits}-bit weights, the output scaled back by 1/${fmt(scale)} on the host`);
+      }
+    }
+    notes.push(
+      `weights as ${q.bits}-bit integers (${q.rounding === 'truncate' ? 'cast toward zero' : 'rounded to nearest'}), one scale per neuron node (${max}/max |w|${q.bias === 'bits' ? ', or the bias if larger' : ''}); thresholds ${q.threshold === 'integer' ? 'as integers' : 'scaled alike, float'}; bias ${q.bias === 'float' ? 'scaled, float' : 'as integers'}${q.membrane ? `; membrane held within ±${fmt(q.membrane)}` : ''}`,
+    );
+    if (skipped)
+      notes.push(
+        `${skipped} IF node${skipped > 1 ? 's' : ''} left in float: an input that is not a weighted layer (a skip connection or a scale node)`,
+      );
+  }
+
+  const metadata: Record<string, string> = { ...input.metadata };
+  for (const [k, v] of scales) metadata[`spikeport.scale.${k}`] = String(v);
+  if (q) metadata['spikeport.weight_bits'] = String(q.bits);
+  if (notes.length) metadata['spikeport.notes'] = JSON.stringify(notes);
+  return { graph: { nodes, edges, metadata }, notes, scales };
+}
+
+const fmt = (v: number): string => (Number.isInteger(v) ? String(v) : v.toPrecision(4));
