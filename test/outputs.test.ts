@@ -6,7 +6,9 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import fs from 'node:fs';
 import path from 'node:path';
+import { spawnSync } from 'node:child_process';
 import type { Graph } from '../src/graph/ir.js';
 import { floatTensor, int64Tensor } from '../src/graph/ir.js';
 import { GraphBuilder, floatInput } from '../src/onnx/builder.js';
@@ -18,7 +20,7 @@ import { convert, loadSnn, simulate, toNirGraph } from '../src/index.js';
 import { detectionHead } from '../src/tasks/heads.js';
 import { SpikeportError } from '../src/errors.js';
 import { writeFileAtomic } from '../src/files.js';
-import { randn, runGraph, uniform } from './helpers.js';
+import { conv as convLayer, randn, runGraph, uniform } from './helpers.js';
 import { tempDir } from './temp.js';
 
 const [H, W, C] = [40, 56, 2];
@@ -196,4 +198,71 @@ test('a multi-output detector converts and simulates: RetinaNet decoding, scored
     simulate(snn, test, { T: [4], batchSize: 3, threads: 1, detection: { head: 'fcos' } }),
     (e: unknown) => e instanceof SpikeportError && e.field === 'head' && /fit no fcos head/.test(e.message),
   );
+});
+
+test('CLI: a detector whose box output has 5 channels fits no head: one line, exit 1, nothing written', () => {
+  // The generated detection canvases (1×64×64): levels P3–P7 (strides 8 … 128: 8×8 … 1×1),
+  // 9 anchors per position, two classes, as RetinaNet's rows are; but the box layer gives 5
+  // numbers per anchor where RetinaNet and FCOS give 4.
+  const b = new GraphBuilder(13);
+  const levels = [b.op('Relu', [convLayer(b, 'input', 1, 4, 8, { stride: 8, pad: 0 })])];
+  for (let l = 1; l < 5; l++) levels.push(b.op('Relu', [convLayer(b, levels[l - 1], 4, 4, 3, { stride: 2, pad: 1 })]));
+  const rows = (k: number, name: string): void => {
+    const per = levels.map((x) => {
+      const t = b.op('Transpose', [convLayer(b, x, 4, 9 * k, 3, { pad: 1 })], { perm: [0, 2, 3, 1] });
+      return b.op('Reshape', [t, b.constant('shape', int64Tensor([3], [0, -1, k]))]);
+    });
+    b.add('Concat', per, { axis: 1 }, [name]);
+  };
+  rows(2, 'cls_logits');
+  rows(5, 'bbox_regression');
+  const g: Graph = {
+    name: 'five-channel-boxes',
+    nodes: b.nodes,
+    initializers: b.initializers,
+    inputs: [floatInput('input', ['N', 1, 64, 64])],
+    outputs: [floatInput('cls_logits', null), floatInput('bbox_regression', null)],
+    opset: 13,
+    irVersion: 8,
+    metadata: {},
+  };
+  const dir = tempDir('outputs-cli');
+  writeFileAtomic(path.join(dir, 'five.onnx'), encodeModel(g));
+  const cli = path.join(process.cwd(), 'dist', 'src', 'cli', 'main.js');
+  const r = spawnSync(
+    process.execPath,
+    [
+      cli,
+      'simulate',
+      'five.onnx',
+      '--data',
+      'mnist-det:test',
+      '--limit',
+      '4',
+      '--calib',
+      'mnist-det:train',
+      '--calib-limit',
+      '8',
+      '--iterations',
+      '1',
+      '--batch',
+      '4',
+      '--T',
+      '4',
+      '--save',
+      'five.snn.onnx',
+      '--json',
+      'five.json',
+      '--markdown',
+      'five.md',
+      '-q',
+    ],
+    { encoding: 'utf8', cwd: dir },
+  );
+  assert.equal(r.status, 1, r.stderr);
+  const lines = r.stderr.trim().split('\n');
+  assert.equal(lines.length, 1, r.stderr);
+  assert.match(lines[0], /fit no detection head.*4 channels/);
+  assert.doesNotMatch(r.stderr, /\n\s+at /);
+  assert.deepEqual(fs.readdirSync(dir).sort(), ['five.onnx']);
 });
