@@ -2,7 +2,7 @@
 """Export torchvision's RetinaNet and FCOS (ResNet-50-FPN) as spikeport converts detectors:
 backbone + FPN + head, without GeneralizedRCNNTransform and without postprocess_detections
 (spikeport decodes the heads itself, as torchvision does). The ONNX files are NOT committed
-(about 140 MB each); docs/table3.md gives the commands.
+(about 140 MB each); docs/detectors.md gives the commands.
 
     /usr/bin/python3 tools/export_detectors.py OUTDIR [--size 256] [--classes 91]
         [--models retinanet,fcos] [--images DIR] [--weights-retinanet FILE] [--weights-fcos FILE]
