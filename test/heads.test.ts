@@ -119,9 +119,38 @@ test('the fixture exercises what it should: top-k cuts, the detection cap, the l
   const outputs = outputsOf(r);
   const fewer = detectionHead(outputs, H, W, { ...full.options, topCandidates: 20 }).decode(outputs, [0, 1]);
   assert.ok(fewer.length < full.detections.reduce((a, d) => a + d.labels.length, 0));
-  // Without the clip, a delta of 4.5 would make boxes e^0.365 ≈ 1.44 times wider: the fixture has such deltas.
+  // The fixture has log-size deltas past the clip; on a 40×56 input such a box covers the image
+  // with or without it, so the next test shows the clip where it shows.
   const reg = r.outputs.bbox_regression.data;
   assert.ok(reg.some((v) => v > Math.log(1000 / 16)));
+});
+
+test("RetinaNet's log-size clip, hand-worked: a box centred far outside the image ends where log(1000/16) puts it", () => {
+  // One class; every anchor scores sigmoid(-10) but the first (P3, position (0, 0), aspect ratio
+  // 0.5, size 32: torchvision's anchor [-23, -11, 23, 11], so w = 46, h = 22, centre (0, 0)).
+  const rows = 9 * pyramidLevels(H, W).reduce((a, l) => a + l.gridH * l.gridW, 0);
+  const cls = new Float32Array(rows).fill(-10);
+  cls[0] = 5;
+  const box = new Float32Array(rows * 4);
+  // dy = -30 moves the centre to y = -660; dh = 6 is clipped to log(62.5): height 22 · 62.5 = 1375,
+  // so the box ends at -660 + 687.5 = 27.5 (unclipped: e^6 · 11 - 660 ≈ 3778, the image's 40).
+  box.set([0, -30, 0, 6], 0);
+  const outputs = [
+    { name: 'cls_logits', dims: [1, rows, 1], data: cls },
+    { name: 'bbox_regression', dims: [1, rows, 4], data: box },
+  ];
+  const found = detectionHead(outputs, H, W).decode(outputs, [0]);
+  assert.equal(found.length, 1);
+  const d = found[0];
+  assert.ok(Math.abs(d.score - 1 / (1 + Math.exp(-5))) < 1e-6);
+  // x: [-23, 23] clamped to [0, 23]; y: [-1347.5, 27.5] clamped to [0, 27.5].
+  for (const [got, want] of [
+    [d.x, 0],
+    [d.y, 0],
+    [d.w, 23],
+    [d.h, 27.5],
+  ])
+    assert.ok(Math.abs(got - want) < 1e-3, `${got} vs ${want}`);
 });
 
 test('batched NMS is class-wise and keeps the higher score', () => {

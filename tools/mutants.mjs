@@ -512,6 +512,52 @@ const MUTANTS = [
     tests: ['data-formats'],
     only: ['^videofolder'],
   },
+  // Detection heads decoded as torchvision does, and frozen per-sample normalisation.
+  {
+    id: 'retinanet-no-clip',
+    what: "RetinaNet's box coder without torchvision's clip of the log-size deltas at log(1000/16)",
+    edits: [
+      {
+        file: 'src/tasks/heads.ts',
+        find: 'const dw = Math.min(code[2], BBOX_CLIP);',
+        replace: 'const dw = code[2];',
+      },
+      {
+        file: 'src/tasks/heads.ts',
+        find: 'const dh = Math.min(code[3], BBOX_CLIP);',
+        replace: 'const dh = code[3];',
+      },
+    ],
+    tests: ['heads'],
+    only: ["^RetinaNet's log-size clip"],
+  },
+  {
+    id: 'fcos-score-product',
+    what: "FCOS's score as class · centerness instead of its square root",
+    file: 'src/tasks/heads.ts',
+    find: 'const s = ctr ? f32(Math.sqrt(f32(sigmoid(v) * ctrSig))) : sigmoid(v);',
+    replace: 'const s = ctr ? f32(sigmoid(v) * ctrSig) : sigmoid(v);',
+    tests: ['heads'],
+    only: ["^fcos: the decoder gives torchvision's detections"],
+  },
+  {
+    id: 'groupnorm-interleaved',
+    what: "a frozen GroupNorm gives channel c group c mod G instead of torchvision's contiguous groups",
+    file: 'src/graph/norms.ts',
+    find: 'const grp = Math.floor(c / per);',
+    replace: 'const grp = c % G;',
+    tests: ['norms'],
+    only: ['^normalisations as PyTorch exports them'],
+  },
+  {
+    id: 'norm-std-averaged',
+    what: "the frozen statistics average the samples' standard deviations instead of their variances",
+    file: 'src/calibrate/norms.ts',
+    find: 'acc.variance[grp] += variance.data[e];',
+    replace: 'acc.variance[grp] += Math.sqrt(variance.data[e]);',
+    tests: ['norms'],
+    only: ['^measured statistics are'],
+  },
 ];
 
 /** A mutant's changes: its one `file`/`find`/`replace`, or its `edits` (a bug made in several places at once). */
@@ -564,7 +610,18 @@ process.on('SIGINT', () => {
   process.exit(130);
 });
 fs.cpSync(path.join(root, 'dist'), path.join(work, 'dist'), { recursive: true });
-for (const entry of ['node_modules', 'models', 'examples', 'src', 'tools', 'docs', 'web', 'package.json', 'README.md'])
+for (const entry of [
+  'node_modules',
+  'models',
+  'examples',
+  'src',
+  'test',
+  'tools',
+  'docs',
+  'web',
+  'package.json',
+  'README.md',
+])
   if (fs.existsSync(path.join(root, entry))) fs.symlinkSync(path.join(root, entry), path.join(work, entry));
 
 /** Where the build keeps the JavaScript of a source file (kernels.wat lives in kernels.wasm.ts). */
