@@ -3,7 +3,8 @@
 # the ANN's own detections as ground truth, convert, simulate at T = 32..256, and the table
 # (bench/detector-table.ts). docs/detectors.md gives the result measured with it.
 # Usage: bench/detectors.sh [TEST_IMAGES] [OUT]   (default 4 test images, out/detectors)
-# Heavy: a ResNet-50-FPN at 256×256 per time step; about 10 CPU-minutes per model for 4 images.
+# Heavy: a ResNet-50-FPN at 256×256 per time step; simulating 256 steps took about 150 s of CPU
+# per model and test image here.
 set -eu
 cd "$(dirname "$0")/.."
 N=${1:-4}
