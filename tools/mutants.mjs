@@ -239,8 +239,8 @@ const MUTANTS = [
     id: 'delay-latest-branch',
     what: 'an Add waits for its latest input instead of its earliest',
     file: 'src/calibrate/delay.ts',
-    find: 'const t = Math.min(...times);',
-    replace: 'const t = Math.max(...times);',
+    find: 'const t = times.length === 0 ? Infinity : Math.min(...times);',
+    replace: 'const t = times.length === 0 ? Infinity : Math.max(...times);',
     tests: ['delay'],
   },
   {
