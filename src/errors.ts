@@ -45,3 +45,12 @@ export function checkInteger(field: string, value: number, min: number, max?: nu
   if (max !== undefined && value > max)
     throw optionError(field, `must be at most ${max}${why ? ` (${why})` : ''} (got ${value})`);
 }
+
+/** Text without control characters, so that printing it cannot drive a terminal (for text read from files). */
+export function isPrintable(text: string): boolean {
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c < 0x20 || (c >= 0x7f && c <= 0x9f)) return false;
+  }
+  return true;
+}

@@ -140,3 +140,10 @@ export {
   plugplay,
   type ExperimentOptions,
 } from './experiments/experiments.js';
+export {
+  fewerSteps,
+  STEP_CALIBRATIONS,
+  type FewerStepsOptions,
+  type StepCalibration,
+} from './experiments/fewer-steps.js';
+export { GROUP_KINDS, type GroupKind } from './snn/neuron.js';

@@ -29,6 +29,11 @@ const INTEGER = new Set([
   '--calib-limit',
   '--bias-calibration',
   '--potential-calibration',
+  '--scale-calibration',
+  '--step-bias-calibration',
+  '--group',
+  '--groups',
+  '--calibrate-at',
   '--delay-fit',
   '--delay-fit-samples',
   '--clip-len',
@@ -60,7 +65,7 @@ const DECIMAL = new Set([
   '--score-threshold',
   '--nms-threshold',
 ]);
-const LISTS = new Set(['--T', '--counts', '--mean', '--std']);
+const LISTS = new Set(['--T', '--counts', '--mean', '--std', '--groups', '--calibrate-at']);
 
 /** Written forms that Number() reads as a number but that are not plain decimal. */
 const NOT_DECIMAL = ['0x2', '0b1', '0o7', ' 2', '2 ', '\t2', '', '1_0', 'Infinity', '2,', '.'];

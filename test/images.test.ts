@@ -22,6 +22,9 @@ import { tempDir } from './temp.js';
 const CLI = path.join(process.cwd(), 'dist', 'src', 'cli', 'main.js');
 const MNIST = path.join(process.cwd(), 'models', 'mnist-cnn.onnx');
 const tmp = tempDir('spikeport-images-');
+// The digit model's classes by name: class folders 0, 1 (not all ten) map to its outputs 0, 1.
+const DIGITS = path.join(tmp, 'digits.txt');
+fs.writeFileSync(DIGITS, Array.from({ length: 10 }, (_, d) => `${d}\n`).join(''));
 const PYTHON = '/usr/bin/python3';
 const hasPil = spawnSync(PYTHON, ['-c', 'import PIL, numpy'], { encoding: 'utf8' }).status === 0;
 
@@ -339,6 +342,8 @@ test('bad image input: not an image, a truncated JPEG, an empty class folder: on
         '1',
         '--T',
         '2',
+        '--classes',
+        DIGITS,
         '--json',
         json,
         '-q',
@@ -431,6 +436,8 @@ test('the preprocessing is stored in the converted file and repeated by simulate
     '2,4',
     '--site-errors',
     '0',
+    '--classes',
+    DIGITS,
     '--json',
     json('a.json'),
     '-q',
@@ -447,6 +454,8 @@ test('the preprocessing is stored in the converted file and repeated by simulate
     '0',
     '--preprocess',
     'resize:28,28',
+    '--classes',
+    DIGITS,
     '--json',
     json('b.json'),
     '-q',
@@ -460,6 +469,7 @@ test('the preprocessing is stored in the converted file and repeated by simulate
     openDataset(`imagefolder:${dir}`, undefined, {
       sampleShape: [1, 28, 28],
       preprocess: parsePreprocess('resize:28,28'),
+      classNames: Array.from({ length: 10 }, (_, d) => String(d)),
     }),
     { T: [2, 4], threads: 1 },
   );

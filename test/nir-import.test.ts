@@ -171,7 +171,7 @@ with h5py.File(sys.argv[1], 'w') as f:
 );
 
 test(
-  'hostile NIR files: an unknown primitive, shapes that do not fit, a cycle without a delay, a LIF, a dataset claiming 10¹⁰ values: one line, exit 1',
+  'hostile NIR files: an unknown primitive, shapes that do not fit, a cycle without a delay, a LIF, a dataset claiming 10¹⁰ values or 1 GB of strings, 2 million edges: one line, exit 1',
   { skip: h5py ? false : 'python3-h5py is not installed' },
   (t) => {
     const dir = tempDir('spikeport-nir-import-', t);
@@ -206,17 +206,32 @@ def huge(n):
     del h['weight']
     h.create_dataset('weight', shape=(100000, 100000), dtype='f4', chunks=(1, 1000))
 graph(d + '/huge.nir', {'input': inp, 'fc': fc, 'out': out}, [['input', 'fc'], ['fc', 'out']], huge)
+def wide(n):
+    g = n.parent
+    del g['edges']
+    g.create_dataset('edges', shape=(10, 2), dtype='S100000000', chunks=(1, 2), compression='gzip')
+graph(d + '/wide.nir', {'input': inp, 'fc': fc, 'out': out}, [['input', 'fc'], ['fc', 'out']], wide)
+def edges(n):
+    g = n.parent
+    del g['edges']
+    g.create_dataset('edges', shape=(2000000, 2), dtype=h5py.string_dtype(), chunks=(1000, 2), compression='gzip')
+graph(d + '/edges.nir', {'input': inp, 'fc': fc, 'out': out}, [['input', 'fc'], ['fc', 'out']], edges)
 np.savez(d + '/x.npz', x=np.ones((4, 3), np.float32))
 `;
     const r = spawnSync(python, ['-c', script, dir], { encoding: 'utf8' });
     assert.equal(r.status, 0, r.stderr);
-    assert.ok(fs.statSync(path.join(dir, 'huge.nir')).size < 1 << 20, 'the huge dataset is a claim, not bytes');
+    for (const f of ['huge.nir', 'wide.nir', 'edges.nir'])
+      assert.ok(fs.statSync(path.join(dir, f)).size < 1 << 20, `${f}: the big dataset is a claim, not bytes`);
     const cases: [string, RegExp][] = [
       ['unknown.nir', /node "x" has type "Spiral", a primitive spikeport does not know/],
       ['shapes.nir', /node "fc" \(Affine\): weight takes 3 inputs, its input is \[4\]/],
       ['cycle.nir', /cycle through "(if|fc2)" without a delay/],
       ['lif.nir', /node "lif" is a LIF \(a leaky neuron: NIR gives its time constant, not the step/],
       ['huge.nir', /node "fc": "weight" holds 10000000000 values/],
+      // Few names, but each of 100 MB (a fixed-length string): the bytes are bounded too.
+      ['wide.nir', /\/node: "edges" holds 2000000000 bytes \(at most 536870912\)/],
+      // Two million edges are refused from the dataset's shape, before any name is read.
+      ['edges.nir', /more than 1000000 edges/],
     ];
     for (const [name, re] of cases) {
       const c = spawnSync(

@@ -154,8 +154,8 @@ test(
       assert.ok((await acc.locator('.mark-line.role-mark path').count()) >= 2, 'two accuracy lines');
       assert.equal(
         await acc.locator('.mark-symbol.role-mark path').count(),
-        2 * r.results.length,
-        'one point per T and series',
+        (r.ceiling ? 3 : 2) * r.results.length,
+        'one point per T and series (with and without delay, and the ceiling)',
       );
       // Firing-rate bars: one per site, heights ordered like the rates.
       const bars = charts.nth(1).locator('.mark-rect.role-mark path');

@@ -28,6 +28,7 @@ import { memoryDataset, type DetectionBox } from '../src/data/dataset.js';
 import { shardFromEnv } from '../src/cli/workers.js';
 import { checkCudaInstalled } from '../src/ort/session.js';
 import type { SimulateRecord } from '../src/report/record.js';
+import type { Progress } from '../src/progress.js';
 import { randn } from './helpers.js';
 import { tempDir } from './temp.js';
 
@@ -356,18 +357,21 @@ for (const c of [
     const partial = JSON.parse(fs.readFileSync(checkpoint, 'utf8')) as ShardFile;
     assert.equal(partial.complete, false);
     assert.deepEqual(partial.tally.batches, [0], 'the checkpoint lists the finished batch');
-    let simulated = 0;
+    // Progress counts every batch from the start, those in the checkpoint as done.
+    const seen: Progress[] = [];
     const resumed = await simulate(snn, data, {
       ...opts,
       checkpoint,
       checkpointSeconds: 0,
       onProgress: (p) => {
-        if (p.phase === 'simulate') simulated = Math.max(simulated, p.total);
+        if (p.phase === 'simulate') seen.push(p);
       },
     });
+    const batches = Math.ceil(c.n / c.batch);
+    assert.deepEqual(seen[0], { phase: 'simulate', done: c.T[1], total: c.T[1] * batches, unit: seen[0].unit });
     assert.equal(
-      simulated,
-      c.T[1] * (Math.ceil(c.n / c.batch) - 1),
+      seen[seen.length - 1].done - seen[0].done,
+      c.T[1] * (batches - 1),
       'only the batches not in the checkpoint are simulated again',
     );
     assert.deepEqual(comparable(resumed), comparable(single));
@@ -639,7 +643,7 @@ test('in a job array: --shard 0/1 is a whole run with its report, the demo ignor
     const lines = stderr
       .trim()
       .split('\n')
-      .filter((l) => !/^[^:]+: \d+\/\d+ \(\d+%\), /.test(l)); // progress lines
+      .filter((l) => !/^[^:]+: \d+\/\d+ [^(]*\(\d+%\), /.test(l)); // progress lines (done/total, the unit, the share)
     if (how === 'kill a worker') {
       assert.equal(code, 1, stderr);
       assert.match(lines[0] ?? '', /^spikeport: error: worker [01] was stopped by SIGKILL \(out of memory\?/);

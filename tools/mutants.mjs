@@ -35,8 +35,9 @@ const MUTANTS = [
     id: 'neuron-integrate',
     what: 'the membrane forgets its past: u′ = z instead of u + z',
     file: 'src/snn/neuron.ts',
-    find: "const u1 = b.op('Add', [ports.state.input, current]);",
-    replace: "const u1 = b.op('Identity', [current]);",
+    // The next line names addIfNeuron's own comparison: the shared-reset group has the same first line.
+    find: "const u1 = b.op('Add', [ports.state.input, current]);\n  const fired = b.opset",
+    replace: "const u1 = b.op('Identity', [current]);\n  const fired = b.opset",
     tests: ['if-neuron'],
     only: ['hand-worked'],
   },
@@ -44,9 +45,9 @@ const MUTANTS = [
     id: 'neuron-reset-zero',
     what: 'reset to zero instead of by subtraction: m ← 0 after a spike (u ← −θ/2)',
     file: 'src/snn/neuron.ts',
-    find: "b.add('Sub', [u1, ports.spikes], {}, [ports.state.output]);",
+    find: "thetaName], {}, [ports.spikes]);\n  b.add('Sub', [u1, ports.spikes], {}, [ports.state.output]);",
     replace:
-      "const s = b.op('Cast', [fired], { to: 1 });\n  b.add('Sub', [b.op('Mul', [u1, b.op('Sub', [b.scalar(1, 'one'), s])]), b.op('Mul', [s, b.op('Mul', [thetaName, b.scalar(0.5, 'half')])])], {}, [ports.state.output]);",
+      "thetaName], {}, [ports.spikes]);\n  const s = b.op('Cast', [fired], { to: 1 });\n  b.add('Sub', [b.op('Mul', [u1, b.op('Sub', [b.scalar(1, 'one'), s])]), b.op('Mul', [s, b.op('Mul', [thetaName, b.scalar(0.5, 'half')])])], {}, [ports.state.output]);",
     tests: ['if-neuron'],
     only: ['hand-worked'],
   },
@@ -54,9 +55,9 @@ const MUTANTS = [
     id: 'neuron-reset-start',
     what: 'reset to the start instead of by subtraction: m ← θ/2 after a spike (u ← 0)',
     file: 'src/snn/neuron.ts',
-    find: "b.add('Sub', [u1, ports.spikes], {}, [ports.state.output]);",
+    find: "thetaName], {}, [ports.spikes]);\n  b.add('Sub', [u1, ports.spikes], {}, [ports.state.output]);",
     replace:
-      "b.add('Mul', [u1, b.op('Sub', [b.scalar(1, 'one'), b.op('Cast', [fired], { to: 1 })])], {}, [ports.state.output]);",
+      "thetaName], {}, [ports.spikes]);\n  b.add('Mul', [u1, b.op('Sub', [b.scalar(1, 'one'), b.op('Cast', [fired], { to: 1 })])], {}, [ports.state.output]);",
     tests: ['if-neuron'],
     only: ['hand-worked'],
   },
@@ -361,8 +362,8 @@ const MUTANTS = [
     id: 'nir-threshold-half',
     what: 'NIR IF v_threshold written as the firing level ½ instead of 1',
     file: 'src/nir/graph.ts',
-    find: "{ type: 'IF', r: full(1), vThreshold: full(1), vReset: full(0) }",
-    replace: "{ type: 'IF', r: full(1), vThreshold: full(0.5), vReset: full(0) }",
+    find: 'vThreshold: perNeuron(th, 1)',
+    replace: 'vThreshold: perNeuron(th?.map((v) => v / 2), 0.5)',
     tests: ['nir-semantics'],
   },
   {
@@ -376,19 +377,19 @@ const MUTANTS = [
   },
   {
     id: 'target-fire-geq',
-    what: 'a target neuron fires at v ≥ threshold (asTarget)',
-    file: 'src/nir/target.ts',
-    find: "opType: 'Greater',",
-    replace: "opType: 'GreaterOrEqual',",
+    what: 'a target neuron fires at v ≥ threshold (asTarget: the NIR graph as a step graph)',
+    file: 'src/nir/onnx.ts',
+    find: "const fired = b.op('Greater', [v1, th]);",
+    replace: "const fired = b.op('GreaterOrEqual', [v1, th]);",
     tests: ['nir-semantics'],
     only: ["target's IF neuron"],
   },
   {
     id: 'target-reset-swapped',
     what: 'asTarget resets to zero where the target subtracts, and subtracts where it resets',
-    file: 'src/nir/target.ts',
-    find: "if (reset === 'zero') {",
-    replace: "if (reset !== 'zero') {",
+    file: 'src/nir/onnx.ts',
+    find: "p.reset === 'subtract'",
+    replace: "p.reset !== 'subtract'",
     tests: ['nir-semantics'],
     only: ["target's IF neuron"],
   },
@@ -396,8 +397,8 @@ const MUTANTS = [
     id: 'nir-sim-fire-geq',
     what: 'the NIR file simulation fires at v ≥ threshold',
     file: 'src/nir/simulate.ts',
-    find: 'if (v[i] > node.vThreshold.data[j]) {',
-    replace: 'if (v[i] >= node.vThreshold.data[j]) {',
+    find: ': v[i] > th ? 1 : 0;',
+    replace: ': v[i] >= th ? 1 : 0;',
     tests: ['nir-semantics'],
     only: ["target's IF neuron"],
   },
@@ -407,10 +408,11 @@ const MUTANTS = [
     edits: [
       { file: 'src/nir/target.ts', find: "opType: 'Greater',", replace: "opType: 'GreaterOrEqual'," },
       {
-        file: 'src/nir/simulate.ts',
-        find: 'if (v[i] > node.vThreshold.data[j]) {',
-        replace: 'if (v[i] >= node.vThreshold.data[j]) {',
+        file: 'src/nir/onnx.ts',
+        find: "const fired = b.op('Greater', [v1, th]);",
+        replace: "const fired = b.op('GreaterOrEqual', [v1, th]);",
       },
+      { file: 'src/nir/simulate.ts', find: ': v[i] > th ? 1 : 0;', replace: ': v[i] >= th ? 1 : 0;' },
     ],
     tests: ['nir-semantics'],
     only: ["target's IF neuron"],
@@ -421,12 +423,61 @@ const MUTANTS = [
     edits: [
       {
         file: 'src/nir/graph.ts',
-        find: "return target === 'sinabs' || target === 'spinnaker2' ? 'subtract' : 'zero';",
-        replace: "return target === 'sinabs' || target === 'spinnaker2' ? 'zero' : 'subtract';",
+        find: 'return PROFILES[target].reset;',
+        replace: "return PROFILES[target].reset === 'subtract' ? 'zero' : 'subtract';",
       },
+      { file: 'src/nir/onnx.ts', find: "p.reset === 'subtract'", replace: "p.reset !== 'subtract'" },
+      { file: 'src/nir/simulate.ts', find: "p.reset === 'subtract'", replace: "p.reset !== 'subtract'" },
     ],
     tests: ['nir-semantics'],
     only: ["target's IF neuron"],
+  },
+  {
+    id: 'target-fallback-fire-geq',
+    what: 'a target neuron fires at v ≥ threshold (asTarget without a NIR form)',
+    file: 'src/nir/target.ts',
+    find: "opType: 'Greater',",
+    replace: "opType: 'GreaterOrEqual',",
+    tests: ['nir-semantics'],
+    only: ["target's IF neuron"],
+  },
+  {
+    id: 'target-fallback-reset-swapped',
+    what: 'asTarget without a NIR form subtracts where the target resets to zero',
+    file: 'src/nir/target.ts',
+    find: "if (reset === 'zero') {",
+    replace: "if (reset !== 'zero') {",
+    tests: ['nir-semantics'],
+    only: ["target's IF neuron"],
+  },
+  // The ceiling and groups of binary neurons (docs/algorithm.md §4.1, §11).
+  {
+    id: 'ceiling-truncates',
+    what: 'the ceiling truncates instead of rounding: ⌊x·L/θ⌋ without the start s',
+    file: 'src/calibrate/instrument.ts',
+    find: "b.op('Add', [b.op('Mul', [x, scale]), b.scalar(site.start, 'start')])",
+    replace: "b.op('Mul', [x, scale])",
+    tests: ['fewer-steps'],
+    only: ['^the ceiling equals'],
+  },
+  {
+    id: 'group-shared-reset-theta',
+    what: 'a shared-reset group loses θ per step it fires, not θ/K per spike',
+    file: 'src/snn/neuron.ts',
+    find: "b.add('Mul', [fired, stepName], {}, [ports.spikes]);\n  b.add('Sub', [u1, ports.spikes], {}, [ports.state.output]);",
+    replace:
+      "b.add('Mul', [fired, stepName], {}, [ports.spikes]);\n  b.add('Sub', [u1, b.op('Mul', [b.op('Min', [fired, b.scalar(1, 'one')]), b.op('Mul', [stepName, b.scalar(K, 'k')])])], {}, [ports.state.output]);",
+    tests: ['fewer-steps'],
+    only: ['^a group of K binary neurons fires'],
+  },
+  {
+    id: 'population-same-start',
+    what: "a population's members all start at θ/2 (no staggering)",
+    file: 'src/snn/build.ts',
+    find: 't * (1 - (i + start) / K) - offset',
+    replace: 't * (1 - start) - offset',
+    tests: ['fewer-steps'],
+    only: ['^a group of K binary neurons fires'],
   },
   // Shards merged into one run.
   {
@@ -506,9 +557,8 @@ const MUTANTS = [
     id: 'frames-by-name',
     what: 'video frames in name order (1, 10, 11, 12, 2, …) instead of time order',
     file: 'src/data/images.ts',
-    find: "return frameOrder(entries.filter((e) => kindOf(dir, e) === 'file' && isImageName(e.name)).map((e) => e.name)).map(",
-    replace:
-      "return sortedNames(entries.filter((e) => kindOf(dir, e) === 'file' && isImageName(e.name)).map((e) => e.name)).map(",
+    find: 'return frameOrder(',
+    replace: 'return sortedNames(',
     tests: ['data-formats'],
     only: ['^videofolder'],
   },
@@ -565,7 +615,8 @@ function editsOf(m) {
   return m.edits ?? [{ file: m.file, find: m.find, replace: m.replace }];
 }
 
-const args = process.argv.slice(2);
+const check = process.argv.includes('--check');
+const args = process.argv.slice(2).filter((a) => a !== '--check');
 if (args.includes('--list')) {
   for (const m of MUTANTS)
     process.stdout.write(
@@ -582,7 +633,7 @@ if (unknown.length) {
   process.exit(2);
 }
 const chosen = args.length ? MUTANTS.filter((m) => args.includes(m.id)) : MUTANTS;
-if (!fs.existsSync(path.join(root, 'dist', 'test'))) {
+if (!check && !fs.existsSync(path.join(root, 'dist', 'test'))) {
   process.stderr.write('mutants: no build in dist/ (npm run build first, or npm run mutants)\n');
   process.exit(2);
 }
@@ -601,6 +652,11 @@ for (const m of chosen)
       process.exit(2);
     }
   }
+// --check (part of npm run lint): only that, so a change that moves a mutant's line is caught at once.
+if (check) {
+  process.stdout.write(`mutants: the text of all ${chosen.length} found once each\n`);
+  process.exit(0);
+}
 
 // The copy: the build, with the rest of the tree the tests read linked in (read-only use).
 const work = fs.mkdtempSync(path.join(os.tmpdir(), 'spikeport-mutants-'));

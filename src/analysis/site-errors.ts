@@ -14,6 +14,7 @@ import { instrument, thetaFeeds } from '../calibrate/instrument.js';
 import { thetaPerElement, type Thresholds } from '../calibrate/thresholds.js';
 import type { SnnSpec } from '../snn/format.js';
 import { probeSteps, withOutputs } from '../runtime/probe.js';
+import type { OnProgress } from '../progress.js';
 
 export interface SiteError {
   readonly site: string;
@@ -52,7 +53,7 @@ export async function siteErrors(
   spec: SnnSpec,
   th: Thresholds,
   data: Dataset,
-  opts: RuntimeOptions & { T: number; delay: number; samples: number },
+  opts: RuntimeOptions & { T: number; delay: number; samples: number; onProgress?: OnProgress },
 ): Promise<SiteErrors> {
   const n = Math.min(opts.samples, data.size);
   const batch = await readBatch(
@@ -93,6 +94,7 @@ export async function siteErrors(
     opts.T,
     sites.map((s) => s.output),
     (t, out) => {
+      opts.onProgress?.({ phase: 'site errors', done: t, total: opts.T, unit: `time steps of ${n} samples` });
       if (t <= opts.delay) return;
       sites.forEach((s, i) => {
         const v = out[s.output].data;

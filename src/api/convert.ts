@@ -4,12 +4,20 @@
  * estimated once, for every T (docs/algorithm.md §2, §3, §5).
  */
 import path from 'node:path';
-import { isNormalize, readBatch, type Dataset, type Normalize } from '../data/dataset.js';
+import { normalizeProblem, readBatch, type Dataset, type Normalize } from '../data/dataset.js';
 import { openDataset } from '../data/sources.js';
 import { PREPROCESS_PRESETS, formatPreprocess, parsePreprocess, type Preprocess } from '../data/preprocess.js';
 import { modelTail } from '../evaluate/tail.js';
 import { loadModel, type LoadedModel } from '../model/load.js';
-import { checkDataFits, planNorms, prepareModel, storedNormalize, type PreparedModel } from '../model/prepare.js';
+import {
+  NORMALIZE_KEY,
+  checkDataFits,
+  planNorms,
+  prepareModel,
+  storedNormalize,
+  type PreparedModel,
+} from '../model/prepare.js';
+import type { Notice } from '../progress.js';
 import { measureNorms } from '../calibrate/norms.js';
 import type { NormStatistics } from '../graph/norms.js';
 import { substituteCost } from '../evaluate/substitute.js';
@@ -26,7 +34,9 @@ import { buildSnn, type SiteCorrections } from '../snn/build.js';
 import { readoutList } from '../graph/plan.js';
 import { thetaPerElement, type Thresholds } from '../calibrate/thresholds.js';
 import { numel } from '../graph/ir.js';
+import { GROUP_KINDS, type GroupKind, type NeuronGroup } from '../snn/neuron.js';
 import {
+  MAX_GROUP,
   SPIKE_FORMS,
   isSnnGraph,
   type NormalizationRecord,
@@ -40,6 +50,7 @@ import { MAX_FIT_STEPS, fitDelays, siteCorrections } from '../refine/refine.js';
 import { targetCalibration } from '../refine/target.js';
 import { checkTarget, profileWith } from '../nir/profiles.js';
 import { MAX_STEPS } from '../evaluate/windows.js';
+import { delayFromLatencies, type DelayEstimate } from '../calibrate/delay.js';
 import { SpikeportError, checkInteger, optionError } from '../errors.js';
 
 export interface ConvertOptions extends CalibrateOptions {
@@ -67,6 +78,18 @@ export interface ConvertOptions extends CalibrateOptions {
   /** Potential calibration for this T (default off): each neuron's initial membrane corrected likewise (after bias calibration if both). */
   readonly potentialCalibration?: number;
   /**
+   * Bias and threshold-scale calibration for this T (default off; parallel conversion's pair):
+   * per channel a bias as bias calibration finds it, then the spikes' amplitude scaled so that the
+   * channel's mean output is the clipped ANN's. Two T-step simulations per site.
+   */
+  readonly scaleCalibration?: number;
+  /**
+   * Per-step bias calibration for this T (default off; FTBC-style): per channel a current for
+   * each of steps 1 … T, fitted so that each step's mean output is the clipped ANN's.
+   * Three T-step simulations per site.
+   */
+  readonly stepBiasCalibration?: number;
+  /**
    * Fit the delay for every T up to this (default off): from one simulation of calibration
    * samples, the delay whose readout window agrees best with the clipped ANN (docs/algorithm.md
    * §10.3); `simulate` uses it with `delay: 'fit'`. No labels needed.
@@ -93,6 +116,15 @@ export interface ConvertOptions extends CalibrateOptions {
    */
   readonly normSamples?: number;
   /**
+   * Binary IF neurons per ANN neuron (default 1): each neuron becomes a group of this many, so a
+   * step carries up to K + 1 levels (docs/algorithm.md §11). A group at T steps resolves what
+   * one neuron resolves at K·T; it costs K× the neurons and about as many SOPs as one neuron at
+   * K·T steps.
+   */
+  readonly group?: number;
+  /** How a group is made (default `shared`): `shared` (one membrane, K levels) or `population` (K IF neurons with staggered starts). */
+  readonly groupKind?: GroupKind;
+  /**
    * Convert for a NIR target profile (docs/nir.md; implies `spikes: 'unit'`): corrections for
    * what the target's neuron computes (no θ/2 start; a reset to 0 on some) calibrated with that
    * neuron in the loop at `targetT` steps, kept in the file for `export nir` and `--as-target`.
@@ -111,6 +143,8 @@ export const CONVERT_DEFAULTS = {
   spikes: 'amplitude',
   delayFitSamples: 500,
   normSamples: 64,
+  group: 1,
+  groupKind: 'shared',
   targetT: 16,
 } as const;
 
@@ -121,6 +155,8 @@ export interface ResolvedConvertOptions
   readonly delayFitSamples: number;
   readonly spikes: SpikeForm;
   readonly normSamples: number;
+  readonly group: number;
+  readonly groupKind: GroupKind;
 }
 
 export function resolveConvertOptions(options: ConvertOptions = {}): ResolvedConvertOptions {
@@ -131,11 +167,21 @@ export function resolveConvertOptions(options: ConvertOptions = {}): ResolvedCon
     delayFitSamples: options.delayFitSamples ?? CONVERT_DEFAULTS.delayFitSamples,
     spikes: options.spikes ?? (options.target !== undefined ? 'unit' : CONVERT_DEFAULTS.spikes),
     normSamples: options.normSamples ?? CONVERT_DEFAULTS.normSamples,
+    group: options.group ?? CONVERT_DEFAULTS.group,
+    groupKind: options.groupKind ?? CONVERT_DEFAULTS.groupKind,
   };
   checkInteger('normSamples', o.normSamples, 1);
+  checkInteger('group', o.group, 1, MAX_GROUP);
+  if (!(GROUP_KINDS as readonly string[]).includes(o.groupKind))
+    throw optionError(
+      'groupKind',
+      `"${String(o.groupKind)}" is not a kind of group (known: ${GROUP_KINDS.join(', ')})`,
+    );
   if (o.target !== undefined) {
     checkTarget(o.target, 'target');
     if (o.spikes !== 'unit') throw optionError('spikes', 'a target takes the unit-spike form (spikes: "unit")');
+    if (o.group > 1)
+      throw optionError('group', 'a target takes plain IF neurons: NIR cannot express groups of binary neurons');
     checkInteger('targetT', o.targetT ?? CONVERT_DEFAULTS.targetT, 1, MAX_STEPS);
     profileWith(checkTarget(o.target, 'target'), o.weightBits);
   } else if (o.targetT !== undefined || o.weightBits !== undefined)
@@ -144,10 +190,10 @@ export function resolveConvertOptions(options: ConvertOptions = {}): ResolvedCon
     throw optionError('spikes', `"${String(o.spikes)}" is not a spike form (known: ${SPIKE_FORMS.join(', ')})`);
   if (o.maxpool !== 'accumulated' && o.maxpool !== 'per-step')
     throw optionError('maxpool', `"${String(o.maxpool)}" is not a pooling form (known: accumulated, per-step)`);
-  if (o.normalize !== undefined && !isNormalize(o.normalize))
-    throw optionError('normalize', 'must be { mean, std }: finite values, one or one per channel, every std > 0');
+  const badNormalize = o.normalize === undefined ? null : normalizeProblem(o.normalize);
+  if (badNormalize) throw optionError('normalize', `${badNormalize}; give one value or one per channel`);
   if (o.readoutNode !== undefined) readoutList(o.readoutNode);
-  for (const k of ['biasCalibration', 'potentialCalibration'] as const)
+  for (const k of ['biasCalibration', 'potentialCalibration', 'scaleCalibration', 'stepBiasCalibration'] as const)
     if (o[k] !== undefined) checkInteger(k, o[k], 1, MAX_STEPS);
   if (o.delayFit !== undefined)
     checkInteger('delayFit', o.delayFit, 1, MAX_FIT_STEPS, 'the fit compares every window, T² of them');
@@ -247,16 +293,22 @@ export async function convert(
     : null;
   const calibration = await calibrate(prepared, calib, opts);
   const th = calibration.thresholds;
+  const group: NeuronGroup | null = opts.group > 1 ? { size: opts.group, kind: opts.groupKind } : null;
+  // A group's first spike comes K times sooner (it fires at θ/K above its start): latencies scale by 1/K.
+  const delay = group ? groupDelay(prepared, calibration.delay, group.size) : calibration.delay;
   const t1 = performance.now();
   // Bias / potential calibration on the first calibration batch; the delay fit on its own sample.
   const batch =
-    opts.biasCalibration || opts.potentialCalibration
+    opts.biasCalibration || opts.potentialCalibration || opts.scaleCalibration || opts.stepBiasCalibration
       ? await readBatch(calib, calibration.firstBatch, prepared.normalize)
       : null;
   const corrections = batch
     ? await siteCorrections(prepared, th, opts.maxpool, batch, {
         bias: opts.biasCalibration,
         potential: opts.potentialCalibration,
+        scale: opts.scaleCalibration,
+        stepBias: opts.stepBiasCalibration,
+        group,
         threads: opts.threads,
         device: opts.device,
         onProgress: opts.onProgress,
@@ -265,8 +317,8 @@ export async function convert(
   const t2 = performance.now();
   const unit = opts.spikes === 'unit' ? await unitSpikeForm(prepared, th, opts) : null;
   const step = unit
-    ? buildSnn(unit.model, unit.thresholds, opts.maxpool, correctionsInUnits(prepared, th, corrections))
-    : buildSnn(prepared, th, opts.maxpool, corrections);
+    ? buildSnn(unit.model, unit.thresholds, opts.maxpool, correctionsInUnits(prepared, th, corrections), group)
+    : buildSnn(prepared, th, opts.maxpool, corrections, group);
   const tt = performance.now();
   const profile = opts.target ? profileWith(checkTarget(opts.target, 'target'), opts.weightBits) : null;
   const targetT = opts.targetT ?? CONVERT_DEFAULTS.targetT;
@@ -307,7 +359,7 @@ export async function convert(
   const refineSeconds = (t2 - t1 + t3 - tt + performance.now() - t3) / 1000;
   const meta: SnnMetadata = {
     spec: step.spec,
-    source: { file: name, sha256: loaded.sha256 },
+    source: { file: name, sha256: loaded.sha256, path: loaded.path },
     normalize: prepared.normalize,
     calibration: {
       method: calibration.method,
@@ -317,8 +369,8 @@ export async function convert(
       data: calib.name,
     },
     delay: {
-      estimated: calibration.delay.estimated,
-      latencies: calibration.delay.latencies.map((r) => round(r, 4)),
+      estimated: delay.estimated,
+      latencies: delay.latencies.map((r) => round(r, 4)),
       ...(fit ? { fitted: fit.delays } : {}),
     },
     ...(opts.readoutNode !== undefined
@@ -329,6 +381,8 @@ export async function convert(
           corrections: {
             ...(opts.biasCalibration ? { biasT: opts.biasCalibration } : {}),
             ...(opts.potentialCalibration ? { potentialT: opts.potentialCalibration } : {}),
+            ...(opts.scaleCalibration ? { scaleT: opts.scaleCalibration } : {}),
+            ...(opts.stepBiasCalibration ? { stepBiasT: opts.stepBiasCalibration } : {}),
             ...(batch ? { samples: batch.n } : {}),
             ...(fit ? { delayFitSamples: fit.samples } : {}),
           },
@@ -344,7 +398,17 @@ export async function convert(
     convert: round((performance.now() - t0) / 1000, 3),
     ...(batch || fit || forTarget ? { refine: round(refineSeconds, 3) } : {}),
   };
-  return new Snn({ form: 'step', graph: step.graph, meta, tail, source: prepared, timing });
+  const notices = prepared.normalize ? [] : [noNormalization(name)];
+  return new Snn({ form: 'step', graph: step.graph, meta, tail, source: prepared, timing, notices });
+}
+
+/** The notice that inputs go to a model as they are read, without normalisation. */
+export function noNormalization(model: string): Notice {
+  return {
+    code: 'no-normalization',
+    message: `no input normalisation: ${model} has no ${NORMALIZE_KEY} metadata and none was given, so samples reach it as read (images scaled to 0..1); if it was trained on normalised inputs, give its mean and std as normalize`,
+    field: 'normalize',
+  };
 }
 
 /** The metadata toNir needs while a unit-spike network is calibrated for a target. */
@@ -370,11 +434,19 @@ function correctionsInUnits(m: PreparedModel, th: Thresholds, c: SiteCorrections
   };
   const divide = (v: Float32Array, theta: ArrayLike<number>): Float32Array =>
     v.map((x, i) => (theta[i] > 0 ? x / theta[i] : 0));
+  const perChannel = (k: number, length: number): ArrayLike<number> =>
+    th.values[k].length === 1 ? new Float32Array(length).fill(th.values[k][0]) : th.values[k];
   return {
-    bias: c.bias?.map((b, k) =>
-      b ? divide(b, th.values[k].length === 1 ? new Float32Array(b.length).fill(th.values[k][0]) : th.values[k]) : null,
-    ),
+    bias: c.bias?.map((b, k) => (b ? divide(b, perChannel(k, b.length)) : null)),
     potential: c.potential?.map((v, k) => (v ? divide(v, perElement(k)) : null)),
+    // A multiple of θ stays one; a per-step current [t·C + c] is divided by channel c's θ.
+    scale: c.scale,
+    stepBias: c.stepBias?.map((v, k) => {
+      if (!v) return null;
+      const C = (m.shapes.get(m.plan.sites[k].input) as readonly number[])[0];
+      const theta = perChannel(k, C);
+      return v.map((x, i) => (theta[i % C] > 0 ? x / theta[i % C] : 0));
+    }),
   };
 }
 
@@ -398,6 +470,15 @@ function roundCost(n: NormalizationRecord): NormalizationRecord {
       agreement: n.cost.agreement ? { ...n.cost.agreement, value: round(n.cost.agreement.value, 6) } : null,
     },
   };
+}
+
+/** d̂ for groups of K: every site's latency divided by K, added along the graph again. */
+function groupDelay(m: PreparedModel, d: DelayEstimate, K: number): DelayEstimate {
+  return delayFromLatencies(
+    m.plan,
+    d.latencies.map((r) => r / K),
+    [m.inputName],
+  );
 }
 
 function round(v: number, digits: number): number {

@@ -51,6 +51,7 @@ export function toNirGraph(
   where = snn.meta.source.file,
   opts: TargetOptions = {},
 ): { graph: NirGraph; notes: readonly string[]; maxPools: NirExport['maxPools'] } {
+  refuseGroups(snn, where);
   const profile = profileWith(checkTarget(target), opts.weightBits);
   const exported = toNir(
     { form: snn.form, graph: snn.graph, meta: snn.meta, tail: snn.tail },
@@ -134,12 +135,20 @@ export async function exportNir(
 export function targetNetwork(snn: Snn, target: string, opts: TargetOptions = {}): TargetNetwork {
   const t: Target = checkTarget(target, 'asTarget');
   if (snn.form !== 'step') throw optionError('asTarget', 'needs a step-form network');
+  refuseGroups(snn, snn.meta.source.file, 'asTarget');
   const profile = profileWith(t, opts.weightBits);
   let exported: ReturnType<typeof toNirGraph>;
   try {
     exported = toNirGraph(snn, t, snn.meta.source.file, opts);
   } catch (e) {
-    if (!(e instanceof SpikeportError) || opts.weightBits !== undefined || profile.quantisation) throw e;
+    // The fallback knows single spikes in float arithmetic only: a quantised or multi-spike target is refused.
+    if (
+      !(e instanceof SpikeportError) ||
+      opts.weightBits !== undefined ||
+      profile.quantisation ||
+      profile.spikes !== 'single'
+    )
+      throw e;
     const graph = asTargetGraph(snn.graph, snn.spec, t);
     return {
       snn: new SnnClass({
@@ -257,4 +266,23 @@ function parseImportMeta(text: string | undefined): ImportMeta {
       ? { source: o.source }
       : {}),
   };
+}
+
+/**
+ * Groups of binary neurons (docs/algorithm.md §11) have no NIR form: a population's members
+ * differ only in their initial potential, which NIR's IF neuron does not have (they would all
+ * be the same neuron), and a shared-reset group fires up to K spikes per step from one membrane.
+ */
+function refuseGroups(snn: Snn, where: string, field?: string): void {
+  const k = snn.spec.sites.findIndex((s) => s.group);
+  if (k < 0) return;
+  const g = snn.spec.sites[k].group as NonNullable<(typeof snn.spec.sites)[number]['group']>;
+  const why =
+    g.kind === 'population'
+      ? "its members differ only in their initial potential, which NIR's IF neuron does not have"
+      : "NIR's IF neuron fires at most once per step, a shared-reset group up to K times from one membrane";
+  const what = `site ${k} (${snn.spec.sites[k].node}) is a ${g.kind} group of ${g.size} binary neurons, which NIR cannot express (${why})`;
+  throw field
+    ? optionError(field, `needs a network without groups of binary neurons: ${what}`)
+    : new SpikeportError('unsupported-model', `${where}: ${what}; convert without group for NIR`);
 }

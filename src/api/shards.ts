@@ -17,15 +17,27 @@ import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import { z } from 'zod';
 import type { Snn } from '../snn/network.js';
-import type { Dataset } from '../data/dataset.js';
+import type { Dataset, Normalize } from '../data/dataset.js';
+import type { Notice } from '../progress.js';
 import type { LayerSpec } from '../snn/format.js';
 import type { EnergyConstants } from '../energy/energy.js';
 import { energyOf } from '../energy/energy.js';
 import type { SiteErrors } from '../analysis/site-errors.js';
-import { firingRates } from '../evaluate/windows.js';
+import { MAX_STEPS, firingRates } from '../evaluate/windows.js';
 import { mergeTallies, statsOf, type Tally } from '../evaluate/tally.js';
-import { TASKS, mergeStates, scoresOf, stateProblem, type ScorerState, type Task } from '../tasks/task.js';
 import {
+  METRIC_NAMES,
+  TASKS,
+  classOrderNotice,
+  mergeStates,
+  scoresOf,
+  stateProblem,
+  type Score,
+  type ScorerState,
+  type Task,
+} from '../tasks/task.js';
+import {
+  noticeSchema,
   detectionInfoSchema,
   outputInfoSchema,
   picturesSchema,
@@ -84,6 +96,8 @@ export interface RecordContext {
   readonly outputs?: readonly OutputInfo[];
   /** Detection: the head used and its thresholds (absent for other tasks and older files). */
   readonly detection?: DetectionInfo;
+  /** The input normalisation the samples were read with (null: none; absent in older shard files). */
+  readonly normalize?: Normalize | null;
 }
 
 export interface ShardFile {
@@ -99,12 +113,16 @@ export interface ShardFile {
   readonly context: RecordContext;
   /** Windows 2i (the delay) and 2i + 1 (all steps) for the i-th T. */
   readonly tally: Tally;
-  /** Scorer states of the ANN and the clipped ANN on this shard's samples, when asked for (and done). */
+  /**
+   * Scorer states of the ANN and the clipped ANN on this shard's samples, when asked for (and
+   * done); `ceiling`: the ceiling at each T (one window per T, quantised to `levels[i]` levels).
+   */
   readonly references: {
     readonly ann: ScorerState;
     readonly clipped: ScorerState;
     /** With frozen normalisations: the ANN with them frozen (`ann` is then the original). */
     readonly substitute?: ScorerState;
+    readonly ceiling?: { readonly levels: readonly number[]; readonly state: ScorerState };
   } | null;
   /** The per-site error analysis (on the data's first samples): shard 0 only. */
   readonly siteErrors: SiteErrors | null;
@@ -112,6 +130,8 @@ export interface ShardFile {
   readonly pictures: Pictures | null;
   /** A checkpoint's: what the picture collector has gathered so far. */
   readonly pictureState?: PictureState;
+  /** What the user should know about the network this shard ran (not part of the run's identity: said where the run was started). */
+  readonly notices?: readonly Notice[];
   /** Not part of the result's identity: when, and how long the conversion took (if in this process). */
   readonly timing: {
     readonly created: string;
@@ -236,7 +256,7 @@ function contentProblem(s: ShardFile): string | null {
   const Tmax = ctx.T.length ? ctx.T[ctx.T.length - 1] : 0;
   if (
     ctx.delays.length !== ctx.T.length ||
-    ctx.T.some((T, i) => T < 1 || ctx.delays[i] >= T || (i > 0 && T <= ctx.T[i - 1]))
+    ctx.T.some((T, i) => T < 1 || T > MAX_STEPS || ctx.delays[i] >= T || (i > 0 && T <= ctx.T[i - 1]))
   )
     return 'its T and delays are not ascending windows';
   if (
@@ -251,6 +271,11 @@ function contentProblem(s: ShardFile): string | null {
     s.references ? stateProblem(s.references.ann, 1, samples) : null,
     s.references ? stateProblem(s.references.clipped, 1, samples) : null,
     s.references?.substitute ? stateProblem(s.references.substitute, 1, samples) : null,
+    s.references?.ceiling
+      ? s.references.ceiling.levels.length !== ctx.T.length
+        ? `its ceiling has ${s.references.ceiling.levels.length} levels for ${ctx.T.length} T`
+        : stateProblem(s.references.ceiling.state, ctx.T.length, samples)
+      : null,
   ].filter(Boolean);
   return problems.length ? `its statistics do not fit its batches: ${problems[0]}` : null;
 }
@@ -291,7 +316,12 @@ export function dataFingerprint(d: Dataset): string {
 /** The record of a run from its shards (one for a run that was not split), after checking that they fit together. */
 export function mergeShards(
   files: readonly { readonly name: string; readonly shard: ShardFile }[],
-  overrides: { readonly model?: string; readonly timing?: Partial<ShardFile['timing']> } = {},
+  overrides: {
+    readonly model?: string;
+    readonly timing?: Partial<ShardFile['timing']>;
+    /** Said where the run was started, about the network the shards ran (e.g. why it has no ANN). */
+    readonly notices?: readonly Notice[];
+  } = {},
 ): SimulateRecord {
   if (files.length === 0) throw new SpikeportError('invalid-option', 'no shard files to merge');
   checkSameRun(files);
@@ -299,16 +329,25 @@ export function mergeShards(
   const first = ordered[0].shard;
   const ctx = first.context;
   let tally: Tally;
-  let refs: { ann: ScorerState; clipped: ScorerState; substitute?: ScorerState } | null = null;
+  let refs: { ann: ScorerState; clipped: ScorerState; substitute?: ScorerState; ceiling: ScorerState | null } | null =
+    null;
+  let levels: readonly number[] | null = null;
   try {
     tally = mergeTallies(ordered.map((f) => f.shard.tally));
     if (ordered.every((f) => f.shard.references)) {
       const r = ordered.map((f) => f.shard.references as NonNullable<ShardFile['references']>);
       const subs = r.map((x) => x.substitute);
+      levels = r[0].ceiling?.levels ?? null;
+      const ceilings = r.map((x) => x.ceiling?.state ?? null);
+      if (ceilings.some((c) => !c) && ceilings.some((c) => c))
+        throw new Error('some shards have the ceiling, others not');
+      if (r.some((x) => JSON.stringify(x.ceiling?.levels ?? null) !== JSON.stringify(levels)))
+        throw new Error("the shards' ceilings have other levels");
       refs = {
         ann: mergeStates(r.map((x) => x.ann)),
         clipped: mergeStates(r.map((x) => x.clipped)),
         ...(subs.every((x) => x !== undefined) ? { substitute: mergeStates(subs) } : {}),
+        ceiling: levels ? mergeStates(ceilings as ScorerState[]) : null,
       };
     }
   } catch (e) {
@@ -348,9 +387,20 @@ export function mergeShards(
   const ann = refs ? scoresOf(refs.ann)[0] : null;
   const clipped = refs ? scoresOf(refs.clipped)[0] : null;
   const substitute = refs?.substitute ? scoresOf(refs.substitute)[0] : null;
+  const ceilingScores = refs?.ceiling ? scoresOf(refs.ceiling) : null;
+  const ceiling =
+    ceilingScores && levels
+      ? ctx.T.map((T, i) => ({
+          T,
+          levels: levels[i],
+          metric: ceilingScores[i].metric,
+          secondary: ceilingScores[i].secondary,
+        }))
+      : null;
   const stats = statsOf(tally);
   const timing = { ...first.timing, ...overrides.timing };
   const Tmax = ctx.T[ctx.T.length - 1];
+  const names = METRIC_NAMES[ctx.task];
   return {
     kind: 'simulate',
     task: ctx.task,
@@ -369,6 +419,7 @@ export function mergeShards(
     maxpool: ctx.maxpool,
     ann,
     clippedAnn: clipped,
+    ...(ceiling ? { ceiling } : {}),
     delay: ctx.delay,
     results,
     firingRates: firingRates(ctx, stats, Tmax),
@@ -387,7 +438,51 @@ export function mergeShards(
     ...(ctx.outputs ? { outputs: ctx.outputs } : {}),
     ...(substitute ? { frozenAnn: substitute } : {}),
     ...(ctx.detection ? { detection: ctx.detection } : {}),
+    ...(ctx.normalize !== undefined ? { normalize: ctx.normalize } : {}),
+    notices: [
+      ...uniqueNotices([...(overrides.notices ?? []), ...ordered.flatMap((f) => f.shard.notices ?? [])]),
+      ...(ann && clipped ? [clippingNotice(ann, clipped, ctx)] : []),
+      ...(refs ? [classOrderNotice(refs.ann, ctx.data, names[0])] : []),
+    ].filter((n): n is Notice => n !== null),
   };
+}
+
+/** Gap between the ANN and the clipped ANN (in the metric's units, 1 = 100 %) beyond which the thresholds are said to clip. */
+export const CLIPPING_GAP = 0.05;
+
+/**
+ * The SNN converges to the clipped ANN, not to the ANN: when that is far below the ANN, the
+ * thresholds cut off activations the network needs, and no T will close the gap.
+ */
+export function clippingNotice(ann: Score, clipped: Score, ctx: RecordContext): Notice | null {
+  if (!(ann.metric - clipped.metric >= CLIPPING_GAP)) return null;
+  const [m1] = METRIC_NAMES[ctx.task];
+  const pct = (v: number): string => (100 * v).toFixed(1);
+  const method = ctx.method;
+  const change: { what: string; field?: string } =
+    method === 'cltb' || method === 'ltb'
+      ? { what: `more iterations (${ctx.iterations} now) raise them`, field: 'iterations' }
+      : method === 'robustnorm'
+        ? { what: 'a higher percentile raises them', field: 'percentile' }
+        : method === 'fixed'
+          ? { what: 'larger fixed thresholds', field: 'thresholds' }
+          : { what: 'another method, or more calibration data, raises them', field: 'method' };
+  return {
+    code: 'clipping',
+    message: `the thresholds clip the activations: the clipped ANN scores ${m1} ${pct(clipped.metric)} % against the ANN's ${pct(ann.metric)} %, and the SNN approaches the clipped ANN as T grows, not the ANN; ${change.what} (method ${method})`,
+    ...(change.field ? { field: change.field } : {}),
+  };
+}
+
+/** Notices from several shards, each once, in order. */
+function uniqueNotices(all: readonly Notice[]): Notice[] {
+  const seen = new Set<string>();
+  return all.filter((n) => {
+    const key = `${n.code}\n${n.message}`;
+    if (seen.has(key)) return false;
+    seen.add(key);
+    return true;
+  });
 }
 
 /**
@@ -501,6 +596,7 @@ const state: z.ZodType<ScorerState> = z.discriminatedUnion('kind', [
     top1: z.array(count),
     top5: z.array(count),
     seen: z.array(count),
+    pairs: z.array(z.tuple([count, count, count])).optional(),
   }),
   z
     .object({ kind: z.literal('confusion'), classes: count, counts: z.array(z.array(count)) })
@@ -570,6 +666,10 @@ const shardSchema = z.object({
     energy: z.object({ name: z.string(), eSop: finite, eMac: finite, note: z.string() }),
     outputs: z.array(outputInfoSchema).optional(),
     detection: detectionInfoSchema.optional(),
+    normalize: z
+      .object({ mean: z.array(finite).min(1), std: z.array(z.number().positive().finite()).min(1) })
+      .nullable()
+      .optional(),
   }),
   tally: z.object({
     batches: z.array(count),
@@ -582,7 +682,14 @@ const shardSchema = z.object({
     stepSeconds: finite.optional(),
     engines: z.object({ steps: count, fused: count, loop: count }).partial().strict().optional(),
   }),
-  references: z.object({ ann: state, clipped: state, substitute: state.optional() }).nullable(),
+  references: z
+    .object({
+      ann: state,
+      clipped: state,
+      substitute: state.optional(),
+      ceiling: z.object({ levels: z.array(z.number().int().positive()), state }).optional(),
+    })
+    .nullable(),
   siteErrors: siteErrors.nullable(),
   pictures: picturesSchema.nullable(),
   pictureState: z
@@ -602,6 +709,7 @@ const shardSchema = z.object({
     simulation: z.object({ start: finite, end: finite }).optional(),
     references: finite.optional(),
   }),
+  notices: z.array(noticeSchema).max(64).optional(),
 });
 
 /** A shard file's JSON checked field by field; `where` names it in the one-line error. */

@@ -6,14 +6,14 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import type { Dataset } from '../data/dataset.js';
+import { isNormalize, type Dataset, type Normalize } from '../data/dataset.js';
 import { openDataset } from '../data/sources.js';
 import { checkRuntime, type RuntimeOptions } from '../ort/session.js';
 import { definedOnly } from '../calibrate/calibrate.js';
 import type { Snn } from '../snn/network.js';
 import type { SnnMetadata } from '../snn/format.js';
 import { DEFAULT_ENGINE, ENGINES, sameResultsAs, type Engine } from '../runtime/simulate.js';
-import { TASKS, headFor, inferTask, type Task } from '../tasks/task.js';
+import { TASKS, checkClassCount, headFor, inferTask, type Task } from '../tasks/task.js';
 import { checkDetectionOptions, type DetectionOptions } from '../tasks/heads.js';
 import { checkEnergyConstants, energyConstants, type EnergyConstants } from '../energy/energy.js';
 import { siteErrors as measureSiteErrors } from '../analysis/site-errors.js';
@@ -23,7 +23,9 @@ import { outputShapes } from '../evaluate/tail.js';
 import { checkSteps, delayAt, simulateWindows, type Window } from '../evaluate/windows.js';
 import type { Tally } from '../evaluate/tally.js';
 import type { SimulateRecord } from '../report/record.js';
-import type { OnProgress } from '../progress.js';
+import type { Notice, OnNotice, OnProgress } from '../progress.js';
+import { checkNormalizeFits } from '../model/prepare.js';
+import { numel } from '../graph/ir.js';
 import { writeFileAtomic } from '../files.js';
 import { SpikeportError, checkInteger, optionError } from '../errors.js';
 import {
@@ -38,7 +40,7 @@ import {
   type Shard,
   type ShardFile,
 } from './shards.js';
-import { checkPreprocess } from './convert.js';
+import { checkPreprocess, noNormalization } from './convert.js';
 
 export type DelayRule = 'auto' | 'fit' | 'off' | number;
 
@@ -100,7 +102,18 @@ export interface SimulateOptions extends RuntimeOptions {
   readonly checkpoint?: string;
   /** At most one checkpoint write per this many seconds (default 10; the last batch is always written). */
   readonly checkpointSeconds?: number;
+  /**
+   * Input normalisation per channel (or one value) instead of the one stored in the network:
+   * the samples are read with it, for the SNN and the ANN references alike. Default: the
+   * network's (its file's `spikeport.normalize`), else none.
+   */
+  readonly normalize?: Normalize;
   readonly onProgress?: OnProgress;
+  /**
+   * Told as the run goes what the user should know now (e.g. that it continues from a
+   * checkpoint). What bears on the results is in the record's `notices`.
+   */
+  readonly onNotice?: OnNotice;
 }
 
 /** Most pictures a record holds (option `pictures`). */
@@ -160,6 +173,8 @@ export function resolveSimulateOptions(options: SimulateOptions = {}): ResolvedS
     throw optionError('engine', `"${String(o.engine)}" is not an engine (known: ${ENGINES.join(', ')})`);
   const energy = typeof o.energy === 'string' ? energyConstants(o.energy) : checkEnergyConstants(o.energy);
   if (o.preprocess !== undefined) checkPreprocess(o.preprocess);
+  if (o.normalize !== undefined && !isNormalize(o.normalize))
+    throw optionError('normalize', 'must be { mean, std }: finite values, one or one per channel, every std > 0');
   return { ...o, T, energy, ...(detection ? { detection } : {}) };
 }
 
@@ -240,6 +255,10 @@ export async function simulateShard(
   options: SimulateOptions = {},
 ): Promise<ShardFile> {
   const o = resolveSimulateOptions(options);
+  if (o.normalize) {
+    checkNormalizeFits(o.normalize, snn.spec.inputShape, true);
+    snn = snn.withNormalize(o.normalize);
+  }
   if (o.references && !snn.source)
     throw optionError(
       'references',
@@ -257,6 +276,12 @@ export async function simulateShard(
     );
   if (o.siteErrors > 0 && snn.form !== 'step')
     throw optionError('siteErrors', "needs a step-form network (a loop-form file hides the sites' outputs)");
+  const shared = snn.spec.sites.find((s) => s.group?.kind === 'shared');
+  if (o.engine === 'fused' && shared)
+    throw optionError(
+      'engine',
+      `"fused" updates IF neurons one WebAssembly pass each and has no shared-reset group (site ${shared.node} is one); use "steps" or "auto" (the same results), or convert with groupKind "population", which it runs`,
+    );
   const shard = o.shard ?? { index: 0, count: 1 };
   checkShard(shard);
   const Tmax = o.T[o.T.length - 1];
@@ -269,6 +294,9 @@ export async function simulateShard(
   const test = typeof data === 'string' ? openSimulationData(snn, data, undefined, o.preprocess) : data;
   if (test.size === 0) throw new SpikeportError('invalid-data', `data set ${test.name} has no samples`);
   const task = inferTask(test, o.task);
+  // Named classes that are not the model's fail now, not after the first batch.
+  const classes = classCount(snn, task);
+  if (classes !== null) checkClassCount(test, classes);
   const run = runConfig(
     snn,
     test,
@@ -296,6 +324,7 @@ export async function simulateShard(
   // The outputs scored (and, for detection, the head that decodes them): one tail run on zeros.
   const outputs = await outputShapes(snn.tail, snn.spec.readout, snn.spec.readoutShape, o);
   const head = task === 'detection' && test.boxes ? headFor(outputs, test, o.detection) : null;
+  if (head) checkClassCount(test, head.classes);
   const context: ShardFile['context'] = {
     task,
     model: o.modelName ?? path.basename(snn.meta.source.file),
@@ -324,7 +353,14 @@ export async function simulateShard(
     energy: o.energy,
     outputs: outputs.map((x) => ({ name: x.name, shape: x.dims.slice(1) })),
     ...(head ? { detection: { head: head.kind, classes: head.classes, ...head.options } } : {}),
+    normalize: snn.meta.normalize,
   };
+  const notices: Notice[] = [
+    ...snn.notices.filter((n) => !(n.code === 'no-normalization' && snn.meta.normalize)),
+    ...(snn.meta.normalize || snn.notices.some((n) => n.code === 'no-normalization')
+      ? []
+      : [noNormalization(context.model)]),
+  ];
   const base = {
     format: SHARD_FORMAT,
     config: configHash(run, context),
@@ -342,9 +378,22 @@ export async function simulateShard(
           }
         : {}),
     },
+    ...(notices.length ? { notices } : {}),
   } as const;
   // What a killed run left: the same run, this shard.
   const prior = o.checkpoint ? readCheckpoint(o.checkpoint, base.config, shard) : null;
+  const before = prior?.tally.batches.length ?? 0;
+  if (prior && o.checkpoint)
+    o.onNotice?.({
+      code: 'resumed',
+      message: `resuming from ${o.checkpoint}: ${before} of ${batches.length} batches done${prior.complete ? ' (the run is finished)' : ''}`,
+    });
+  // Progress counts the time steps of every batch of this shard, those a checkpoint holds included.
+  const unit = `time steps, ${Tmax} per batch`;
+  const total = batches.length * Tmax;
+  o.onProgress?.({ phase: 'simulate', done: before * Tmax, total, unit });
+  const onSimulate: OnProgress | undefined =
+    o.onProgress && ((p) => o.onProgress?.({ ...p, done: before * Tmax + p.done, total, unit }));
   const save = (s: ShardFile): void => {
     if (o.checkpoint) writeFileAtomic(o.checkpoint, shardJson(s));
   };
@@ -380,6 +429,7 @@ export async function simulateShard(
     let last = performance.now();
     const sim = await simulateWindows(snn, test, windows, {
       ...o,
+      onProgress: onSimulate,
       task,
       batches,
       resume: tally,
@@ -405,15 +455,24 @@ export async function simulateShard(
   }
   let references = prior?.references ?? null;
   if (o.references && !references && snn.source) {
+    // The ceiling at T: the levels one neuron (or a group of K) can output in T steps.
+    const levels = o.T.map((T) => T * groupSize(snn));
     const r0 = performance.now();
-    references = await annReferenceStates(snn.source, test, snn.thresholds(), {
+    const refs = await annReferenceStates(snn.source, test, snn.thresholds(), {
       batchSize: o.batchSize,
       threads: o.threads,
       device: o.device,
       task,
       detection: o.detection,
       batches,
+      ceiling: levels,
     });
+    references = {
+      ann: refs.ann,
+      clipped: refs.clipped,
+      ...(refs.substitute ? { substitute: refs.substitute } : {}),
+      ...(refs.ceiling ? { ceiling: { levels, state: refs.ceiling } } : {}),
+    };
     timing = { ...timing, references: (performance.now() - r0) / 1000 };
     save(partial(tally, { references, pictures, timing }));
   }
@@ -426,11 +485,30 @@ export async function simulateShard(
       samples: o.siteErrors,
       threads: o.threads,
       device: o.device,
+      onProgress: o.onProgress,
     });
   }
   const done: ShardFile = { ...base, timing, complete: true, tally, references, siteErrors: errors, pictures };
   save(done);
   return done;
+}
+
+/**
+ * How many classes the network scores, when its outputs say so without running it (no ops after
+ * the readout): classification and video its readout's size. Null when only running it tells
+ * (the scorer checks then), for detection (its head tells: checked once the head is found), and
+ * for segmentation, whose masks hold class ids rather than names.
+ */
+function classCount(snn: Snn, task: Task): number | null {
+  if (snn.tail) return null;
+  const shape = snn.spec.readoutShape;
+  if (task === 'classification' || task === 'video') return numel(shape);
+  return null;
+}
+
+/** Binary neurons per ANN neuron (1 unless the network was converted with groups). */
+export function groupSize(snn: Snn): number {
+  return Math.max(1, ...snn.spec.sites.map((s) => s.group?.size ?? 1));
 }
 
 /** The checkpoint of this shard of this run, if the file exists; one from another run is an error. */

@@ -185,7 +185,7 @@ function checkResult(m: PreparedModel, th: Thresholds, method: ThresholdMethod):
     if (Object.values(BUILT_IN).includes(method)) {
       throw new SpikeportError(
         'unsupported-model',
-        `calibration gave the threshold ${bad} at neuron site "${site}"; check the model for NaN or infinite weights (and the step size)`,
+        `calibration gave the threshold ${bad} at neuron site "${site}": the activations overflowed (check the input normalisation, normalize, and stepSize)`,
       );
     }
     throw optionError(
@@ -212,7 +212,7 @@ function context(
       let it = 0;
       for await (const b of prefetchBatches(data, batches.count, (i) => batches.batch(i), m.normalize)) {
         visit(await s.run({ ...inputFeed(m, b.x, b.n), ...feeds() }, outputs));
-        opts.onProgress?.({ phase, done: ++it, total: batches.count });
+        opts.onProgress?.({ phase, done: ++it, total: batches.count, unit: 'batches' });
       }
     } finally {
       await s.release();

@@ -1,7 +1,8 @@
 /**
  * The calibration graphs: the spiking part of the ANN with every neuron site computing the
- * ANN's own activation (ReLU, Clip or QCFS: mode `ann`), clip(x, 0, θ), or the in-graph LTB update (docs/algorithm.md §3.1), plus
- * per-site statistics as extra outputs.
+ * ANN's own activation (ReLU, Clip or QCFS: mode `ann`), clip(x, 0, θ), the in-graph LTB update
+ * (docs/algorithm.md §3.1), or the IF neuron's best L-level quantisation of x (mode `quant`: the
+ * ceiling of §4.1), plus per-site statistics as extra outputs.
  */
 import type { Graph, Node } from '../graph/ir.js';
 import type { Site } from '../graph/plan.js';
@@ -11,7 +12,7 @@ import type { Array32 } from '../ort/session.js';
 import { siteChannels, siteRanks, type PreparedModel } from '../model/prepare.js';
 import { reducedAxes, thetaShape, type Granularity, type Thresholds } from './thresholds.js';
 
-export type SiteMode = 'ann' | 'clip' | 'ltb';
+export type SiteMode = 'ann' | 'clip' | 'ltb' | 'quant';
 export type Stat = 'chanMax' | 'chanMeanPos' | 'x';
 
 export interface InstrumentOptions {
@@ -29,8 +30,25 @@ export interface Instrumented {
   readonly thetaDims: readonly (readonly number[])[];
   /** Per site: the updated θ output (ltb mode). */
   readonly thetaOutputs: readonly string[];
+  /** Quant mode: per site the inputs L/θ and θ/L, and the number of levels L (a scalar). */
+  readonly quant?: { readonly scale: readonly string[]; readonly step: readonly string[]; readonly levels: string };
   readonly stats: Partial<Record<Stat, readonly string[]>>;
   readonly readout: string;
+}
+
+/**
+ * Feeds of a quant-mode graph for L levels (L = T steps, or K·T for groups of K): per site
+ * L/θ and θ/L (0 where θ = 0: such a channel outputs 0), and L.
+ */
+export function quantFeeds(inst: Instrumented, th: Thresholds, levels: number): Record<string, Array32> {
+  const q = inst.quant;
+  if (!q) throw new Error('not a quant-mode graph');
+  const feeds: Record<string, Array32> = { [q.levels]: { dims: [], data: Float32Array.of(levels) } };
+  th.values.forEach((theta, i) => {
+    feeds[q.scale[i]] = { dims: inst.thetaDims[i], data: theta.map((t) => (t > 0 ? levels / t : 0)) };
+    feeds[q.step[i]] = { dims: inst.thetaDims[i], data: theta.map((t) => (t > 0 ? t / levels : 0)) };
+  });
+  return feeds;
 }
 
 /** Feeds for the θ inputs of an instrumented graph. */
@@ -46,11 +64,12 @@ export function instrument(m: PreparedModel, opts: InstrumentOptions): Instrumen
   const thetaInputs: string[] = [];
   const thetaDims: number[][] = [];
   const thetaOutputs: string[] = [];
+  const quant = { scale: [] as string[], step: [] as string[], levels: 'quant_levels' };
   const stats: Partial<Record<Stat, string[]>> = {};
   for (const s of opts.stats ?? []) stats[s] = [];
   const siteByNode = new Map<string, Site>(plan.sites.map((s) => [s.node, s]));
   const nodes: Node[] = [];
-  const inputs = [...g.inputs];
+  const inputs = [...g.inputs, ...(opts.mode === 'quant' ? [floatInput(quant.levels, [])] : [])];
 
   for (const n of plan.spiking) {
     const site = siteByNode.get(n.name);
@@ -71,6 +90,18 @@ export function instrument(m: PreparedModel, opts: InstrumentOptions): Instrumen
 
     if (opts.mode === 'ann') {
       b.nodes.push(...site.ann);
+    } else if (opts.mode === 'quant') {
+      // The best an IF neuron starting at s·θ can do in L steps on a constant input:
+      // q(x) = (θ/L)·clip(⌊x·L/θ + s⌋, 0, L).
+      const dims = thetaShape(rank, channels[site.index], opts.granularity);
+      const scale = `quant_scale_${site.index}`;
+      const step = `quant_step_${site.index}`;
+      inputs.push(floatInput(scale, dims), floatInput(step, dims));
+      quant.scale.push(scale);
+      quant.step.push(step);
+      thetaDims.push(dims);
+      const count = b.op('Floor', [b.op('Add', [b.op('Mul', [x, scale]), b.scalar(site.start, 'start')])]);
+      b.add('Mul', [b.op('Min', [b.op('Relu', [count]), quant.levels]), step], {}, [site.output]);
     } else {
       const theta = `theta_${site.index}`;
       const dims = thetaShape(rank, channels[site.index], opts.granularity);
@@ -107,6 +138,7 @@ export function instrument(m: PreparedModel, opts: InstrumentOptions): Instrumen
     thetaInputs,
     thetaDims,
     thetaOutputs,
+    ...(opts.mode === 'quant' ? { quant } : {}),
     stats,
     readout: plan.readout,
   };

@@ -5,12 +5,20 @@ import { CONVERT_DEFAULTS, convert, declaredInputShape, resolveConvertOptions } 
 import { loadModel } from '../model/load.js';
 import { SPIKE_FORMS, type SnnForm, type SpikeForm } from '../snn/format.js';
 import { checkPaths } from '../files.js';
-import { calibrationOptions, convertOptionsFrom, imageOptions, inputPaths, type CalibFlags } from './options.js';
+import {
+  calibrationOptions,
+  convertOptionsFrom,
+  dataSpecs,
+  imageOptions,
+  inputPaths,
+  int,
+  type CalibFlags,
+} from './options.js';
 import { progressReporter } from './progress.js';
-import { normalizationLine, outputPaths, table, writeOutputs } from './output.js';
+import { normalizationLine, outputPaths, printNotices, table, writeOutputs } from './output.js';
 import { openDataset } from '../data/sources.js';
+import { SpikeportError } from '../errors.js';
 import { TARGETS, toNirGraph } from '../api/nir.js';
-import { int } from './options.js';
 
 interface ConvertFlags extends CalibFlags {
   data: string;
@@ -28,10 +36,7 @@ export function convertCommand(): Command {
     new Command('convert')
       .description('calibrate thresholds on training data and write the spiking network as an ONNX file')
       .argument('<model>', 'the ANN, an ONNX file')
-      .requiredOption(
-        '--data <spec>',
-        'calibration data: mnist:train, fashion-mnist:train[@DIR], npz:FILE, imagefolder:DIR, mnist-seg|mnist-det|mnist-video:train',
-      )
+      .requiredOption('--data <spec>', `calibration data: ${dataSpecs('train')}`)
       .requiredOption('--out <file>', 'where to write the spiking network (.onnx)')
       .addOption(
         new Option(
@@ -63,6 +68,11 @@ export function convertCommand(): Command {
   ).action(async (model: string, f: ConvertFlags) => {
     const prog = progressReporter(!f.quiet);
     try {
+      if (f.classes !== undefined)
+        throw new SpikeportError(
+          'invalid-option',
+          '--classes: convert reads no labels (calibration needs none); give the class names to simulate',
+        );
       checkPaths(inputPaths(model, f), outputPaths(f)); // nothing is read or computed before the files are right
       const opts = resolveConvertOptions({
         ...convertOptionsFrom(f, prog.report),
@@ -72,9 +82,9 @@ export function convertCommand(): Command {
         ...(f.weightBits !== undefined ? { weightBits: f.weightBits } : {}),
       });
       const loaded = loadModel(model);
-      const calib = openDataset(f.data, f.calibLimit, imageOptions(f, declaredInputShape(loaded)));
+      const calib = openDataset(f.data, f.calibLimit, imageOptions(f, declaredInputShape(loaded), f.preprocess, false));
       const snn = await convert(loaded, calib, opts);
-      const bytes = snn.toBytes(f.format);
+      const bytes = snn.toBytes(f.format, f.out);
       const targetNotes = snn.meta.target ? toNirGraph(snn, snn.meta.target.profile).notes : [];
       prog.stop();
       const d = snn.describe();
@@ -90,6 +100,7 @@ export function convertCommand(): Command {
         sites: d.sites.length,
         spikes: d.spikes,
         scaleNodes: d.scaleNodes,
+        ...(d.group ? { group: d.group } : {}),
         delay: snn.meta.delay,
         seconds,
         ...(snn.meta.corrections ? { corrections: snn.meta.corrections, refineSeconds: snn.timing?.refine } : {}),
@@ -126,6 +137,11 @@ export function convertCommand(): Command {
       const extra = [
         ...(c?.biasT ? [`bias calibration for T = ${c.biasT} on ${c.samples} samples`] : []),
         ...(c?.potentialT ? [`potential calibration for T = ${c.potentialT} on ${c.samples} samples`] : []),
+        ...(d.group
+          ? [
+              `${d.group.kind} groups of ${d.group.size} binary neurons per ANN neuron (neurons counts them all; d̂ and latencies in steps of the group)`,
+            ]
+          : []),
         ...(snn.meta.delay.fitted
           ? [
               `delays fitted for T ≤ ${snn.meta.delay.fitted.length} on ${c?.delayFitSamples} samples (simulate --delay fit)`,
@@ -146,6 +162,7 @@ export function convertCommand(): Command {
         process.stdout.write(
           `for ${snn.meta.target.profile} (export nir --target ${snn.meta.target.profile} writes them):\n${targetNotes.map((n) => `  - ${n}\n`).join('')}`,
         );
+      printNotices(snn.notices);
     } finally {
       prog.stop();
     }

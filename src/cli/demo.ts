@@ -11,6 +11,7 @@ import {
   engineOption,
   int,
   outputOptions,
+  SITE_ERRORS_SAMPLES,
   stepsOption,
   type SimFlags,
 } from './options.js';
@@ -43,7 +44,7 @@ export function demoCommand(): Command {
             'bundled model: mnist-cnn (needs only npm), fashion-vgg, fashion-resnet, fashion-mobilenet (need dataset-fashion-mnist), mnist-fcn, mnist-deeplab (segmentation), mnist-centernet (detection), mnist-r3d (video)',
             'mnist-cnn',
           )
-          .addOption(stepsOption([8, 16, 32, 64, 128]))
+          .addOption(stepsOption())
           .addOption(engineOption())
           .option('--limit <n>', 'test samples', int(1), 2000),
       ),
@@ -52,8 +53,8 @@ export function demoCommand(): Command {
     const { file, dataset } = bundledModel(f.model);
     await runSimulate(
       file,
-      { ...f, data: `${dataset}:test`, delay: SIMULATE_DEFAULTS.delay, siteErrors: 100, pictures: 4 },
-      { header: true, jobArray: false },
+      { ...f, data: `${dataset}:test`, delay: SIMULATE_DEFAULTS.delay, siteErrors: SITE_ERRORS_SAMPLES, pictures: 4 },
+      { jobArray: false },
     );
   });
 }

@@ -9,6 +9,7 @@ import type { Dataset } from '../data/dataset.js';
 import type { Task } from '../tasks/task.js';
 import { CONVERT_DEFAULTS, declaredInputShape, resolveConvertOptions } from '../api/convert.js';
 import type { Engine } from '../runtime/simulate.js';
+import { SIMULATE_DEFAULTS } from '../api/simulate.js';
 import {
   ablation,
   delaySweep,
@@ -17,12 +18,14 @@ import {
   plugplay,
   type ExperimentOptions,
 } from '../experiments/experiments.js';
+import { STEP_CALIBRATIONS, fewerSteps, type StepCalibration } from '../experiments/fewer-steps.js';
 import type { RunRecord } from '../report/record.js';
 import { reportMarkdown } from '../report/markdown.js';
 import {
   calibrationOptions,
   calibrationSpec,
   convertOptionsFrom,
+  dataSpecs,
   imageOptions,
   energyFrom,
   energyOptions,
@@ -72,9 +75,13 @@ async function runExperiment(files: readonly string[], f: ExpFlags, run: Run): P
       return m;
     });
     // Image data decodes to the (first) model's input shape.
-    const images = imageOptions(f, declaredInputShape(models[0]));
-    const calib = openDataset(calibrationSpec(f.data, f.calib), f.calibLimit, images);
-    const test = openDataset(f.data, f.limit, images);
+    const shape = declaredInputShape(models[0]);
+    const calib = openDataset(
+      calibrationSpec(f.data, f.calib),
+      f.calibLimit,
+      imageOptions(f, shape, f.preprocess, false),
+    );
+    const test = openDataset(f.data, f.limit, imageOptions(f, shape));
     const record = await run(models, calib, test, { ...convertOptions, T: f.T, task: f.task, engine: f.engine });
     prog.stop();
     writeOutputs(await recordFiles(record, f));
@@ -89,7 +96,7 @@ function experimentCommand(name: string, description: string, steps: readonly nu
     outputOptions(
       new Command(name)
         .description(description)
-        .requiredOption('--data <spec>', 'test data: mnist:test, fashion-mnist:test[@DIR], npz:FILE')
+        .requiredOption('--data <spec>', `test data: ${dataSpecs('test')}`)
         .option('--calib <spec>', 'calibration data (default: the train split of --data)')
         .option('--limit <n>', 'use only the first N test samples', int(1))
         .addOption(stepsOption(steps))
@@ -101,13 +108,13 @@ function experimentCommand(name: string, description: string, steps: readonly nu
 
 export function experimentCommands(): Command {
   const experiment = new Command('experiment').description(
-    "the paper's experiments on your model: ablation (Fig. 3a), iterations (Fig. 3b), delay (Fig. 4), energy (Appendix F), plugplay (Table 1)",
+    "the paper's experiments on your model: ablation (Fig. 3a), iterations (Fig. 3b), delay (Fig. 4), energy (Appendix F), plugplay (Table 1); and steps (fewer steps for the same accuracy)",
   );
   experiment.addCommand(
     experimentCommand(
       'ablation',
       'RobustNorm, LTB, CLTB and CLTB with delayed evaluation against T',
-      [8, 16, 32, 64, 128, 256],
+      SIMULATE_DEFAULTS.T,
     )
       .argument('<model>', 'the ANN, an ONNX file')
       .action(async (model: string, f: ExpFlags) =>
@@ -115,7 +122,7 @@ export function experimentCommands(): Command {
       ),
   );
   experiment.addCommand(
-    experimentCommand('iterations', 'CLTB with several iteration counts against T', [8, 16, 32, 64, 128, 256])
+    experimentCommand('iterations', 'CLTB with several iteration counts against T', SIMULATE_DEFAULTS.T)
       .argument('<model>', 'the ANN, an ONNX file')
       .option('--counts <list>', 'iteration counts to compare', integers, [10, 50, 100, 200, 800])
       .action(async (model: string, f: ExpFlags & { counts: number[] }, cmd: Command) => {
@@ -128,7 +135,7 @@ export function experimentCommands(): Command {
       }),
   );
   experiment.addCommand(
-    experimentCommand('delay', 'accuracy against the chosen delay at several T, with d̂ marked', [8, 16, 32, 64, 128])
+    experimentCommand('delay', 'accuracy against the chosen delay at several T, with d̂ marked', SIMULATE_DEFAULTS.T)
       .argument('<model>', 'the ANN, an ONNX file')
       .action(async (model: string, f: ExpFlags) =>
         runExperiment([model], f, async ([m], calib, test, o) => delaySweep(m, calib, test, o)),
@@ -139,7 +146,7 @@ export function experimentCommands(): Command {
       experimentCommand(
         'energy',
         'SOPs90/SOPs95 and FPS/W for one or more models (same data)',
-        [8, 16, 32, 64, 128, 256],
+        SIMULATE_DEFAULTS.T,
       ).argument('<models...>', 'ANN ONNX files'),
     ).action(async (files: string[], f: ExpFlags & EnergyFlags) =>
       runExperiment(files, f, async (models, calib, test, o) =>
@@ -154,12 +161,44 @@ export function experimentCommands(): Command {
   experiment.addCommand(
     experimentCommand(
       'plugplay',
-      "QCFS (if the model has it), CLTB, delayed evaluation (d̂ rule and label-free fit), bias and potential calibration against T, with each row's conversion time",
+      "QCFS (if the model has it), CLTB, delayed evaluation (d̂ rule and label-free fit), bias and potential calibration against T, with each row's conversion time (T from 1 to 64 by default, as the paper's Table 1: these corrections matter at small T, and each T costs a conversion)",
       [1, 2, 4, 8, 16, 32, 64],
     )
       .argument('<model>', 'the ANN, an ONNX file')
       .action(async (model: string, f: ExpFlags) =>
         runExperiment([model], f, async ([m], calib, test, o) => plugplay(m, calib, test, o)),
+      ),
+  );
+  experiment.addCommand(
+    energyOptions(
+      experimentCommand(
+        'steps',
+        'fewer steps for the same accuracy: the ceiling, the best before, groups of K binary neurons and calibrations after conversion against T, with SOPs and energy (docs/fewer-steps.md)',
+        [1, 2, 4, 8, 16, 32],
+      ),
+    )
+      .argument('<model>', 'the ANN, an ONNX file')
+      .option('--groups <list>', 'group sizes K to compare', integers, [2, 4])
+      .option(
+        '--calibrations <list>',
+        `calibrations after conversion to compare, each converted once per T (${Object.keys(STEP_CALIBRATIONS).join(', ')})`,
+        Object.keys(STEP_CALIBRATIONS).join(','),
+      )
+      .option('--calibrate-at <list>', 'the T at which the calibrations run (default: every --T)', integers)
+      .action(
+        async (
+          model: string,
+          f: ExpFlags & EnergyFlags & { groups: number[]; calibrations: string; calibrateAt?: number[] },
+        ) =>
+          runExperiment([model], f, async ([m], calib, test, o) =>
+            fewerSteps(m, calib, test, {
+              ...o,
+              calibrateAt: f.calibrateAt,
+              groups: f.groups,
+              calibrations: f.calibrations.split(',').map((x) => x.trim()) as StepCalibration[],
+              energy: energyFrom(f),
+            }),
+          ),
       ),
   );
   return experiment;

@@ -3,7 +3,7 @@ import { Command } from 'commander';
 import { mergeShards, readShardFile } from '../api/shards.js';
 import { checkPaths } from '../files.js';
 import { outputOptions, type OutputFlags } from './options.js';
-import { energySummary, outputPaths, recordFiles, resultsTable, writeOutputs } from './output.js';
+import { energySummary, outputPaths, printNotices, recordFiles, resultsTable, writeOutputs } from './output.js';
 
 export function mergeCommand(): Command {
   return outputOptions(
@@ -26,5 +26,6 @@ export function mergeCommand(): Command {
     );
     process.stdout.write(resultsTable(record));
     if (record.energy) process.stdout.write(energySummary(record.energy));
+    printNotices(record.notices ?? []);
   });
 }

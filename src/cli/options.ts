@@ -15,8 +15,9 @@ import { PRESETS, energyConstants, type EnergyConstants } from '../energy/energy
 import { dataFiles, trainSplitOf, type OpenOptions } from '../data/sources.js';
 import { checkPreprocess } from '../api/convert.js';
 import { PREPROCESS_PRESETS } from '../data/preprocess.js';
-import { readRegularFile, type NamedPath } from '../files.js';
+import { MAX_TEXT_BYTES, readRegularFile, type NamedPath } from '../files.js';
 import type { PoolMode } from '../snn/format.js';
+import { GROUP_KINDS } from '../snn/neuron.js';
 import { defaultThreads } from '../ort/session.js';
 
 /** Library option field → the flag that sets it. */
@@ -47,8 +48,12 @@ export const FLAGS: Readonly<Record<string, string>> = {
   counts: '--counts',
   biasCalibration: '--bias-calibration',
   potentialCalibration: '--potential-calibration',
+  scaleCalibration: '--scale-calibration',
+  stepBiasCalibration: '--step-bias-calibration',
   delayFit: '--delay-fit',
   delayFitSamples: '--delay-fit-samples',
+  group: '--group',
+  groupKind: '--group-kind',
   preprocess: '--preprocess',
   clipLength: '--clip-len',
   device: '--device',
@@ -63,12 +68,33 @@ export const FLAGS: Readonly<Record<string, string>> = {
   nmsThreshold: '--nms-threshold',
   detectionsPerImage: '--detections-per-image',
   normSamples: '--norm-samples',
+  classNames: '--classes',
+  followLinks: '--follow-links',
+  asTarget: '--as-target',
+  groups: '--groups',
+  calibrations: '--calibrations',
+  calibrateAt: '--calibrate-at',
 };
 
 /** A library error in the CLI's words: the field it names becomes the flag that sets it. */
 export function messageOf(e: SpikeportError): string {
-  const flag = e.field === undefined ? undefined : FLAGS[e.field];
-  return flag ? e.message.replace(new RegExp(`(^|[^\\w-])${e.field}(?![\\w])`), `$1${flag}`) : e.message;
+  return withFlag(e, 'first');
+}
+
+/** A library notice in the CLI's words: the field it names (last, where it says what to change) becomes its flag. */
+export function noticeText(n: { readonly message: string; readonly field?: string }): string {
+  return withFlag(n, 'last');
+}
+
+/** The field's first (errors start with it) or last (notices end with it) mention as a word of its own — not part of a dotted name such as spikeport.normalize — replaced by its flag. */
+function withFlag(m: { readonly message: string; readonly field?: string }, which: 'first' | 'last'): string {
+  const flag = m.field === undefined ? undefined : FLAGS[m.field];
+  if (!flag) return m.message;
+  const found = [...m.message.matchAll(new RegExp(`(^|[^\\w.-])${m.field}(?![\\w])`, 'g'))];
+  const hit = which === 'first' ? found[0] : found[found.length - 1];
+  if (!hit || hit.index === undefined) return m.message;
+  const at = hit.index + hit[1].length;
+  return m.message.slice(0, at) + flag + m.message.slice(at + (m.field as string).length);
 }
 
 /**
@@ -143,11 +169,16 @@ export interface CalibFlags {
   preprocess?: string;
   clipLen?: number;
   classes?: string;
+  followLinks?: boolean;
   biasCalibration?: number;
   potentialCalibration?: number;
+  scaleCalibration?: number;
+  stepBiasCalibration?: number;
   delayFit?: number;
   delayFitSamples: number;
   normSamples: number;
+  group: number;
+  groupKind: string;
 }
 
 /** The class names of a --classes file: one per line, in the model's class order. */
@@ -155,7 +186,7 @@ function readClassNames(file: string | undefined): string[] | undefined {
   if (file === undefined) return undefined;
   let bytes: Buffer;
   try {
-    bytes = readRegularFile(file);
+    bytes = readRegularFile(file, MAX_TEXT_BYTES, 'a text file');
   } catch (e) {
     throw new SpikeportError('io', `--classes: ${(e as Error).message}`);
   }
@@ -171,21 +202,31 @@ function readClassNames(file: string | undefined): string[] | undefined {
   return names;
 }
 
-/** How image sources open for a model of this per-sample input shape. */
+/**
+ * How image sources open for a model of this per-sample input shape. Calibration data
+ * (`labels` false) is read without the class names: calibration reads no labels.
+ */
 export function imageOptions(
   f: CalibFlags,
   sampleShape: readonly number[] | undefined,
   preprocess = f.preprocess,
+  labels = true,
 ): OpenOptions {
   return {
     sampleShape,
     preprocess: preprocess === undefined ? null : checkPreprocess(preprocess),
     clipLength: f.clipLen,
-    classNames: readClassNames(f.classes),
+    classNames: labels ? readClassNames(f.classes) : undefined,
+    followLinks: f.followLinks === true,
   };
 }
 
 const D = CONVERT_DEFAULTS;
+
+/** Every data source, for the --data help of each command (`split`: train or test). */
+export function dataSpecs(split: 'train' | 'test'): string {
+  return `mnist:${split}, fashion-mnist:${split}[@DIR], npz:FILE, mnist-seg|mnist-det|mnist-video:${split} (generated; docs/data.md), imagefolder:DIR, videofolder:DIR, voc:DIR[:split], coco:IMAGES_DIR@ANNOTATIONS.json`;
+}
 
 /** Calibration and conversion options (convert, simulate, demo, experiments). */
 export function calibrationOptions(cmd: Command): Command {
@@ -222,8 +263,12 @@ export function calibrationOptions(cmd: Command): Command {
       '--readout <nodes>',
       "end the spiking part at this node, or these (comma-separated, one per output): their outputs are the readouts, averaged over steps; everything after them runs as ANN on those averages (default: every output's last weighted layers)",
     )
-    .option('--mean <values>', 'input normalisation mean, per channel (overrides the model metadata)', numbers)
-    .option('--std <values>', 'input normalisation std, per channel', numbers)
+    .option(
+      '--mean <values>',
+      "input normalisation mean, one or one per channel (with --std); replaces the model's spikeport.normalize metadata (an ANN's, or a converted file's at simulate). Without either, none is applied (and a note says so)",
+      numbers,
+    )
+    .option('--std <values>', 'input normalisation std, one or one per channel (with --mean)', numbers)
     .option('--calib-limit <n>', 'use only the first N calibration samples', int(1))
     .option(
       '--bias-calibration <T>',
@@ -231,6 +276,16 @@ export function calibrationOptions(cmd: Command): Command {
       integer,
     )
     .option('--potential-calibration <T>', "likewise correct each neuron's initial membrane for this T", integer)
+    .option(
+      '--scale-calibration <T>',
+      "per channel a bias and the spikes' amplitude (threshold scale) for this T, as parallel conversion calibrates them",
+      integer,
+    )
+    .option(
+      '--step-bias-calibration <T>',
+      'per channel a bias for each of the steps 1..T (FTBC-style), fitted so each step averages to the clipped ANN',
+      integer,
+    )
     .option(
       '--delay-fit <T>',
       'fit the delay for every T up to this, label-free, on calibration samples (then simulate --delay fit)',
@@ -244,8 +299,22 @@ export function calibrationOptions(cmd: Command): Command {
       D.normSamples,
     )
     .option(
+      '--group <K>',
+      'binary IF neurons per ANN neuron: a group at T steps resolves what one neuron resolves at K·T (K× the neurons)',
+      integer,
+      D.group,
+    )
+    .addOption(
+      new Option(
+        '--group-kind <kind>',
+        'shared: K neurons on one membrane, firing at θ/K, 2θ/K, …; population: K IF neurons with staggered starts',
+      )
+        .choices([...GROUP_KINDS])
+        .default(D.groupKind),
+    )
+    .option(
       '--classes <file>',
-      "coco: the model's class names, one per line in its order; categories are matched by name (default: the annotation file's category order)",
+      "imagefolder, videofolder, coco: the model's class names, one per line in its order; class folders and categories are matched by name (default: folders sorted by name, as torchvision; the annotation file's category order). A class count other than the model's is refused without it",
     )
     .option(
       '--clip-len <n>',
@@ -255,6 +324,10 @@ export function calibrationOptions(cmd: Command): Command {
     .option(
       '--preprocess <preset>',
       `image data: ${PREPROCESS_PRESETS} (imagenet: short side to 256, centre crop 224, as torchvision; stored in the converted file, simulate repeats it); default: images must have the model's input size`,
+    )
+    .option(
+      '--follow-links',
+      "image data: follow symbolic links that lead outside the data set's folder (default: such a link is an error)",
     )
     .option('--threads <n>', 'ONNX Runtime threads', integer, defaultThreads())
     .option(
@@ -276,16 +349,18 @@ export const CONVERSION_ONLY: ReadonlySet<string> = new Set([
   '--thresholds',
   '--maxpool',
   '--readout',
-  '--mean',
-  '--std',
   '--calib-limit',
   '--calib',
   '--save',
   '--bias-calibration',
   '--potential-calibration',
+  '--scale-calibration',
+  '--step-bias-calibration',
   '--delay-fit',
   '--delay-fit-samples',
   '--norm-samples',
+  '--group',
+  '--group-kind',
 ]);
 
 /** The flag of a commander option key (e.g. calibLimit → --calib-limit, shuffle → --no-shuffle). */
@@ -307,7 +382,7 @@ function readThresholds(file: string | undefined): FixedThresholds | undefined {
   if (!file) return undefined;
   let bytes: Buffer;
   try {
-    bytes = readRegularFile(file);
+    bytes = readRegularFile(file, MAX_TEXT_BYTES, 'a text file');
   } catch (e) {
     throw new SpikeportError('io', `--thresholds: ${(e as Error).message}`);
   }
@@ -332,8 +407,6 @@ function readoutNodes(v: string | undefined): string | string[] | undefined {
 
 /** The library's conversion options from the flags. */
 export function convertOptionsFrom(f: CalibFlags, onProgress: ConvertOptions['onProgress']): ConvertOptions {
-  if ((f.mean === undefined) !== (f.std === undefined))
-    throw new SpikeportError('invalid-option', '--mean and --std go together');
   return {
     method: f.method as ConvertOptions['method'],
     iterations: f.iterations,
@@ -345,14 +418,18 @@ export function convertOptionsFrom(f: CalibFlags, onProgress: ConvertOptions['on
     thresholds: readThresholds(f.thresholds),
     maxpool: f.maxpool,
     readoutNode: readoutNodes(f.readout),
-    normalize: f.mean && f.std ? { mean: f.mean, std: f.std } : undefined,
+    normalize: normalizeFrom(f),
     threads: f.threads,
     device: f.device,
     onProgress,
     biasCalibration: f.biasCalibration,
     potentialCalibration: f.potentialCalibration,
+    scaleCalibration: f.scaleCalibration,
+    stepBiasCalibration: f.stepBiasCalibration,
     delayFit: f.delayFit,
     delayFitSamples: f.delayFitSamples,
+    group: f.group,
+    groupKind: f.groupKind as ConvertOptions['groupKind'],
     preprocess: f.preprocess,
     normSamples: f.normSamples,
   };
@@ -462,13 +539,19 @@ export function detectionOptions(cmd: Command): Command {
     );
 }
 
+/**
+ * The CLI's default for --site-errors. The analysis runs its samples through the step graph one
+ * step per call with every site's output read back: measured on fashion-vgg at T = 256, 100
+ * samples took 59 s against 57 s for simulating 200 test samples, 32 took 22 s. Its per-site
+ * errors on 32 samples were those on 100 within 0.02.
+ */
+export const SITE_ERRORS_SAMPLES = 32;
+const SITE_ERRORS_COST = 2;
+
 /** Options of simulate (and demo): what to simulate and report. */
 export function simulateOptions(cmd: Command): Command {
   return detectionOptions(cmd)
-    .requiredOption(
-      '--data <spec>',
-      'test data: mnist:test, fashion-mnist:test[@DIR], npz:FILE, imagefolder:DIR, mnist-seg|mnist-det|mnist-video:test',
-    )
+    .requiredOption('--data <spec>', `test data: ${dataSpecs('test')}`)
     .addOption(stepsOption())
     .option(
       '--delay <d>',
@@ -487,9 +570,9 @@ export function simulateOptions(cmd: Command): Command {
     .addOption(engineOption())
     .option(
       '--site-errors <n>',
-      "samples for the per-site error analysis (clip error, SNN vs ANN per site; needs the ANN); 0 = off (the library's default; the CLI does it on 100)",
+      `samples for the per-site error analysis (clip error, SNN vs ANN per site, at --site-errors-T; needs the ANN): one batch simulated step by step, which costs about ${SITE_ERRORS_COST} times as much per sample as the run itself; 0 = off (the library's default)`,
       integer,
-      100,
+      SITE_ERRORS_SAMPLES,
     )
     .option('--site-errors-T <T>', 'T for the per-site error analysis (default: the largest --T)', integer)
     .option(
@@ -529,7 +612,15 @@ export function simulateOptionsFrom(
       nmsThreshold: f.nmsThreshold,
       detectionsPerImage: f.detectionsPerImage,
     },
+    normalize: normalizeFrom(f),
   };
+}
+
+/** --mean and --std, which go together. */
+export function normalizeFrom(f: { mean?: number[]; std?: number[] }): SimulateOptions['normalize'] {
+  if ((f.mean === undefined) !== (f.std === undefined))
+    throw new SpikeportError('invalid-option', '--mean and --std go together');
+  return f.mean && f.std ? { mean: f.mean, std: f.std } : undefined;
 }
 
 /** The files a command reads that the user named: MODEL, --ann, --thresholds, and the files in --data / --calib. */

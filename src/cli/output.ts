@@ -7,8 +7,9 @@ import { si } from '../report/sections.js';
 import type { RunRecord, SimulateRecord } from '../report/record.js';
 import type { EnergyReport } from '../energy/energy.js';
 import { METRIC_NAMES } from '../tasks/task.js';
-import { messageOf, type OutputFlags } from './options.js';
+import { messageOf, noticeText, type OutputFlags } from './options.js';
 import { SpikeportError } from '../errors.js';
+import type { Notice } from '../progress.js';
 
 /** A command's failure on stderr: a user error as one line (exit 1), anything else as a bug with its trace (exit 2). */
 export function reportError(e: unknown): void {
@@ -19,6 +20,11 @@ export function reportError(e: unknown): void {
     process.stderr.write(`spikeport: internal error (please report): ${(e as Error).stack ?? String(e)}\n`);
     process.exitCode = 2;
   }
+}
+
+/** Notices on stderr, one line each, in the CLI's words (flags, not fields). */
+export function printNotices(notices: readonly Notice[]): void {
+  for (const n of notices) process.stderr.write(`spikeport: note: ${noticeText(n)}\n`);
 }
 
 export function pct(v: number | null | undefined): string {
@@ -54,7 +60,8 @@ export function outputPaths(f: OutputFlags & { out?: string; save?: string }): N
     [f.report, '--report'],
     [f.markdown, '--markdown'],
   ];
-  return named.flatMap(([p, role]) => (p ? [{ path: p, role }] : []));
+  // An empty name is an output too: checkPaths refuses it rather than leaving it unwritten.
+  return named.flatMap(([p, role]) => (p !== undefined ? [{ path: p, role }] : []));
 }
 
 /** Write every output of a command in one step: all of them, or none. */
@@ -65,15 +72,17 @@ export function writeOutputs(files: readonly OutputFile[]): void {
 /** The metric against T, with and without delay, and the ANN lines. */
 export function resultsTable(r: SimulateRecord): string {
   const [m1, m2] = METRIC_NAMES[r.task ?? 'classification'];
-  const rows = r.results.map((x) => [
+  const ceiling = r.ceiling;
+  const rows = r.results.map((x, i) => [
     String(x.T),
     String(x.delay),
     pct(x.metric),
     pct(x.metricNoDelay),
     pct(x.secondary),
+    ...(ceiling ? [pct(ceiling[i]?.metric)] : []),
   ]);
   const lines = [
-    table(['T', 'delay', `${m1} %`, 'no delay %', `${m2} %`], rows),
+    table(['T', 'delay', `${m1} %`, 'no delay %', `${m2} %`, ...(ceiling ? [`ceiling ${m1} %`] : [])], rows),
     '',
     `estimated delay d̂ = ${r.delay.estimated}; ${r.delay.rule.startsWith('fixed') ? `delay ${r.delay.rule.slice(6)} from --delay (at most T − 1)` : 'delay at T = min(d̂, ⌊T/2⌋) unless --delay is given'}`,
   ];
@@ -86,6 +95,10 @@ export function resultsTable(r: SimulateRecord): string {
     lines.push(
       `detection head ${d.head} (${d.classes} classes; outputs ${(r.outputs ?? []).map((o) => o.name).join(', ')}): score ${d.head === 'centernet' ? '≥' : '>'} ${d.scoreThreshold}${d.head === 'centernet' ? '' : `, top ${d.topCandidates} per level`}, NMS IoU ${d.nmsThreshold}, ${d.detectionsPerImage} per image`,
     );
+  if (ceiling)
+    lines.push(
+      `ceiling: the ANN with each site quantised to what an IF neuron can output in T steps, (θ/L)·clip(⌊x·L/θ + ½⌋, 0, L) with L = ${ceiling[0] && ceiling[0].levels !== ceiling[0].T ? `${ceiling[0].levels / ceiling[0].T}·T (groups)` : 'T'}; below it the loss is quantisation, between it and the SNN timing`,
+    );
   return lines.join('\n') + '\n';
 }
 
@@ -93,7 +106,12 @@ export function energySummary(e: EnergyReport): string {
   const at = (p: EnergyReport['sops90'], x: number): string =>
     p ? `SOPs${x} ${si(p.sops)} at T=${p.T} (${p.fpsPerW.toFixed(1)} FPS/W)` : `SOPs${x}: not reached`;
   const last = e.perT[e.perT.length - 1];
-  return `energy (${e.constants.name}): ANN ${si(e.ann.macs)} MACs, ${e.ann.fpsPerW.toFixed(1)} FPS/W; SNN at T=${last.T} ${si(last.sops)} SOPs, ${last.fpsPerW.toFixed(1)} FPS/W; ${at(e.sops90, 90)}; ${at(e.sops95, 95)}\n`;
+  // SOPs90/95 are measured against the ANN's score: without it there is nothing to reach.
+  const reach =
+    e.ann.metric === null
+      ? 'SOPs90/SOPs95: need the ANN reference (--ann FILE)'
+      : `${at(e.sops90, 90)}; ${at(e.sops95, 95)}`;
+  return `energy (${e.constants.name}): ANN ${si(e.ann.macs)} MACs, ${e.ann.fpsPerW.toFixed(1)} FPS/W; SNN at T=${last.T} ${si(last.sops)} SOPs, ${last.fpsPerW.toFixed(1)} FPS/W; ${reach}\n`;
 }
 
 /** The frozen normalisations and what they cost the ANN, in one line (convert, simulate). */

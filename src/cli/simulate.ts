@@ -1,6 +1,5 @@
 /** spikeport simulate (and the demo): a converted file, or an ANN converted on the fly, simulated and scored. */
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { Command, Option } from 'commander';
 import { PROFILES, TARGETS, checkTarget, loadNir, resetOf, targetNetwork } from '../api/nir.js';
@@ -18,7 +17,7 @@ import { loadModel } from '../model/load.js';
 import { isSnnGraph } from '../snn/format.js';
 import { attachSource, snnFromGraph, type Snn } from '../snn/network.js';
 import { dataFiles, openDataset } from '../data/sources.js';
-import { checkPaths } from '../files.js';
+import { checkPaths, scratchDir } from '../files.js';
 import { SpikeportError } from '../errors.js';
 import { engineNotice } from '../runtime/simulate.js';
 import { defaultThreads } from '../ort/session.js';
@@ -29,6 +28,7 @@ import {
   FLAGS,
   calibrationOptions,
   int,
+  noticeText,
   num,
   calibrationSpec,
   convertOptionsFrom,
@@ -48,12 +48,14 @@ import {
   normalizationLine,
   outputPaths,
   pct,
+  printNotices,
   recordFiles,
   resultsTable,
   table,
   timeSummary,
   writeOutputs,
 } from './output.js';
+import type { Notice } from '../progress.js';
 import { METRIC_NAMES } from '../tasks/task.js';
 
 export interface RunContext {
@@ -61,8 +63,6 @@ export interface RunContext {
   readonly jobArray?: boolean;
   /** The flags set on the command line (not by default), for refusing those that would be ignored. */
   readonly given?: readonly string[];
-  /** Print a line naming the model, data and calibration first (the demo). */
-  readonly header?: boolean;
 }
 
 export interface ScaleFlags {
@@ -80,13 +80,30 @@ export async function runSimulate(
   f: SimFlags & Partial<ScaleFlags>,
   ctx: RunContext = {},
 ): Promise<void> {
-  const { given = [], header = false } = ctx;
+  const { given = [] } = ctx;
   const prog = progressReporter(!f.quiet);
   const asked = f.workers ?? 'auto';
+  // Ctrl-C (or a job's time limit) says what is kept before the usual exit codes.
+  const run = { batches: 0, workers: 1 };
+  const interrupted = (signal: NodeJS.Signals): void => {
+    prog.stop();
+    process.stderr.write(`spikeport: ${interruptedLine(f.checkpoint, run.workers, run.batches)}\n`);
+    process.exit(signal === 'SIGINT' ? 130 : 143);
+  };
+  const listen = (on: boolean): void => {
+    for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+      if (on) process.on(signal, interrupted);
+      else process.off(signal, interrupted);
+    }
+  };
+  listen(true);
   try {
     // Bad files and options fail before any reading or calibration.
     const inputs = inputPaths(modelFile, f);
-    const outputs = [...outputPaths(f), ...(f.checkpoint ? [{ path: f.checkpoint, role: '--checkpoint' }] : [])];
+    const outputs = [
+      ...outputPaths(f),
+      ...(f.checkpoint !== undefined ? [{ path: f.checkpoint, role: '--checkpoint' }] : []),
+    ];
     checkPaths(inputs, outputs);
     resolveSimulateOptions(simulateOptionsFrom(f, undefined));
     const target = f.asTarget === undefined ? null : checkTarget(f.asTarget, 'asTarget');
@@ -128,7 +145,7 @@ export async function runSimulate(
       checkPaths([...inputs, ...dataFiles(calibSpec).map((p) => ({ path: p, role: 'the calibration data' }))], outputs);
       snn = await convert(
         loaded,
-        openDataset(calibSpec, f.calibLimit, imageOptions(f, declaredInputShape(loaded))),
+        openDataset(calibSpec, f.calibLimit, imageOptions(f, declaredInputShape(loaded), f.preprocess, false)),
         convertOptions,
       );
     }
@@ -145,8 +162,13 @@ export async function runSimulate(
       modelName: path.basename(modelFile),
       checkpoint: f.checkpoint,
       checkpointSeconds: f.checkpointEvery,
+      onNotice: (n: Notice) => {
+        prog.stop();
+        process.stderr.write(`spikeport: ${noticeText(n)}\n`);
+      },
     };
     const batches = Math.ceil(data.size / f.batch);
+    run.batches = batches;
     if (sharded) {
       // Every shard needs a batch; said here, where the shard's origin is known (the library would say --shard).
       const problem = data.size > 0 ? shardProblem(sharded.shard, batches) : null;
@@ -155,7 +177,7 @@ export async function runSimulate(
       const shard = await simulateShard(snn, data, { ...options, shard: sharded.shard });
       prog.stop();
       writeOutputs([
-        ...(f.save && !converted ? [{ path: f.save, data: snn.toBytes() }] : []),
+        ...(f.save && !converted ? [{ path: f.save, data: snn.toBytes(undefined, f.save) }] : []),
         { path: f.json as string, data: shardJson(shard) },
       ]);
       const { first, end } = shard.range;
@@ -194,10 +216,19 @@ export async function runSimulate(
         [...outputs, ...mine],
       );
     }
-    const record =
-      workers > 1
-        ? await simulateInWorkers(snn, modelFile, converted, f, options, workers, prog.report)
-        : await simulate(snn, data, options);
+    run.workers = workers;
+    let record: SimulateRecord;
+    if (workers > 1) {
+      // The workers' runner ends them and cleans up on a signal, then calls back to say what is kept.
+      listen(false);
+      record = await simulateInWorkers(snn, modelFile, converted, f, options, workers, prog.report, () => {
+        prog.stop();
+        process.stderr.write(`spikeport: ${interruptedLine(f.checkpoint, workers, batches)}\n`);
+      });
+      listen(true);
+    } else {
+      record = await simulate(snn, data, options);
+    }
     // The same network as the NIR target computes it (start 0, v > θ, its reset, its arithmetic), on the same samples and windows.
     const deployed = target ? targetNetwork(snn, target, { weightBits: f.weightBits }) : null;
     const onTarget = deployed
@@ -224,12 +255,12 @@ export async function runSimulate(
       files.splice(0, 1, { path: f.json, data: JSON.stringify(withTarget, null, 2) + '\n' });
     }
     // Written last, together: --save, --json, --report, --markdown, or none of them.
-    writeOutputs([...(f.save && !converted ? [{ path: f.save, data: snn.toBytes() }] : []), ...files]);
+    writeOutputs([...(f.save && !converted ? [{ path: f.save, data: snn.toBytes(undefined, f.save) }] : []), ...files]);
     const cal = snn.meta.calibration;
-    if (header)
-      process.stdout.write(
-        `${path.basename(modelFile)} on ${data.name} (${record.samples} samples), ${cal.method}, ${cal.iterations} iterations × batch ${cal.batchSize}\n\n`,
-      );
+    const byFlags = options.normalize !== undefined ? ' (--mean/--std)' : '';
+    process.stdout.write(
+      `${path.basename(modelFile)} on ${data.name} (${record.samples} samples), ${cal.method}, ${cal.iterations} iterations × batch ${cal.batchSize}; ${normalizeText(record.normalize ?? null)}${byFlags}\n\n`,
+    );
     // The fused engine asked for by name but not run (a graph it cannot plan): said, not silent.
     for (const [r, what] of [
       [record, ''],
@@ -241,6 +272,7 @@ export async function runSimulate(
     process.stdout.write(resultsTable(record));
     if (record.energy) process.stdout.write(energySummary(record.energy));
     process.stdout.write(timeSummary(record, performance.now() / 1000));
+    printNotices(record.notices ?? []);
     if (target && onTarget && deployed) {
       const [m1] = METRIC_NAMES[record.task ?? 'classification'];
       process.stdout.write(
@@ -260,8 +292,34 @@ export async function runSimulate(
       );
     }
   } finally {
+    listen(false);
     prog.stop();
   }
+}
+
+/** The normalisation in effect, for the header line. */
+function normalizeText(n: { mean: readonly number[]; std: readonly number[] } | null): string {
+  return n ? `normalisation mean ${n.mean.join(',')}, std ${n.std.join(',')}` : 'no input normalisation';
+}
+
+/**
+ * What an interrupted run keeps: the batches its checkpoint holds (each worker's, with
+ * --workers), which the same command continues from; without --checkpoint, nothing.
+ */
+export function interruptedLine(checkpoint: string | undefined, workers: number, batches: number): string {
+  if (!checkpoint)
+    return 'interrupted: nothing saved (with --checkpoint FILE the batches done are kept, and the same command continues from them)';
+  const files = workers > 1 ? Array.from({ length: workers }, (_, k) => `${checkpoint}.${k}`) : [checkpoint];
+  let saved = 0;
+  for (const file of files) {
+    try {
+      if (fs.existsSync(file)) saved += readShardFile(file).tally.batches.length;
+    } catch {
+      // not readable (another run's, or damaged): nothing of this run in it
+    }
+  }
+  const where = workers > 1 ? `${checkpoint}.0 … .${workers - 1} (one per worker)` : checkpoint;
+  return `interrupted: ${saved} of ${batches || '?'} batches saved in ${where}; the same command resumes`;
 }
 
 /** simulate FILE.nir: a NIR graph simulated as the profile's target computes it. */
@@ -287,16 +345,13 @@ async function runNir(
       f.limit,
       imageOptions(f, snn.spec.inputShape, f.preprocess ?? snn.meta.preprocess),
     );
-    const record = await simulate(snn, data, {
-      ...simulateOptionsFrom(f, prog.report, false, false),
-      modelName: path.basename(file),
-      energy: undefined,
-    });
+    const options = simulateOptionsFrom(f, prog.report, false, false);
+    const record = await simulate(snn, data, { ...options, modelName: path.basename(file), energy: undefined });
     prog.stop();
     writeOutputs(await recordFiles(record, f));
     const ifs = snn.spec.sites.length;
     process.stdout.write(
-      `${path.basename(file)}: NIR graph, ${ifs} IF node${ifs === 1 ? '' : 's'}, simulated as ${target} computes it (${checkProfile(target)})${snn.meta.normalize ? '' : '; no input normalisation in the file (give --mean/--std if the model needs one)'}\n${notes.map((n) => `  - ${n}\n`).join('')}\n`,
+      `${path.basename(file)}: NIR graph, ${ifs} IF node${ifs === 1 ? '' : 's'}, simulated as ${target} computes it (${checkProfile(target)}); ${record.normalize ? `${normalizeText(record.normalize)}${options.normalize !== undefined ? ' (--mean/--std)' : ''}` : 'no input normalisation in the file (give --mean/--std if the model needs one)'}\n${notes.map((n) => `  - ${n}\n`).join('')}\n`,
     );
     process.stdout.write(resultsTable(record));
   } finally {
@@ -384,16 +439,17 @@ async function simulateInWorkers(
   options: SimulateOptions,
   workers: number,
   onProgress: ProgressFn,
+  onInterrupted: () => void,
 ): Promise<SimulateRecord> {
-  const tmp = converted ? null : fs.mkdtempSync(path.join(os.tmpdir(), 'spikeport-snn-'));
+  const tmp = converted ? null : scratchDir('spikeport-snn-');
   try {
     let snnFile = modelFile;
     if (tmp) {
       snnFile = path.join(tmp, `${path.basename(modelFile, '.onnx')}.snn.onnx`);
-      writeOutputs([{ path: snnFile, data: snn.toBytes() }]);
+      writeOutputs([{ path: snnFile, data: snn.toBytes(undefined, snnFile) }]);
     }
     // (The job goes to the workers as JSON: the progress callback stays here.)
-    const { onProgress: _, ...rest } = options;
+    const { onProgress: _, onNotice: __, ...rest } = options;
     const open = imageOptions(f, snn.spec.inputShape, f.preprocess);
     return await runWorkers(
       {
@@ -401,16 +457,23 @@ async function simulateInWorkers(
         ann: converted ? (snn.source?.source.path ?? null) : modelFile,
         data: f.data,
         limit: f.limit,
-        open: { preprocess: f.preprocess, clipLength: open.clipLength, classNames: open.classNames },
+        open: {
+          preprocess: f.preprocess,
+          clipLength: open.clipLength,
+          classNames: open.classNames,
+          followLinks: open.followLinks,
+        },
         options: rest,
       },
       workers,
       f.threads,
       onProgress,
-      { model: path.basename(modelFile), timing: snn.timing ?? undefined },
+      { model: path.basename(modelFile), timing: snn.timing ?? undefined, notices: snn.notices },
       () => {
         if (tmp) fs.rmSync(tmp, { recursive: true, force: true });
+        onInterrupted();
       },
+      options.onNotice,
     );
   } finally {
     if (tmp) fs.rmSync(tmp, { recursive: true, force: true });

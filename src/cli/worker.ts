@@ -11,7 +11,7 @@ import { simulateShard } from '../api/simulate.js';
 import { shardJson } from '../api/shards.js';
 import { writeFileAtomic } from '../files.js';
 import { reportError } from './output.js';
-import { PROGRESS_PREFIX, type WorkerJob } from './workers.js';
+import { NOTICE_PREFIX, PROGRESS_PREFIX, type WorkerJob } from './workers.js';
 
 async function main(): Promise<void> {
   const job = JSON.parse(fs.readFileSync(process.argv[2], 'utf8')) as WorkerJob;
@@ -23,6 +23,7 @@ async function main(): Promise<void> {
     preprocess: preprocess === undefined ? null : checkPreprocess(preprocess),
     clipLength: job.open.clipLength,
     classNames: job.open.classNames,
+    followLinks: job.open.followLinks,
   });
   let last = 0;
   const shard = await simulateShard(snn, data, {
@@ -33,6 +34,7 @@ async function main(): Promise<void> {
       last = now;
       process.stdout.write(`${PROGRESS_PREFIX}${JSON.stringify(p)}\n`);
     },
+    onNotice: (n) => process.stdout.write(`${NOTICE_PREFIX}${JSON.stringify(n)}\n`),
   });
   writeFileAtomic(job.out, shardJson(shard));
 }

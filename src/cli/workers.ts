@@ -8,14 +8,14 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { MAX_SHARDS, mergeShards, shardProblem, readShardFile, type Shard, type ShardFile } from '../api/shards.js';
 import type { SimulateOptions } from '../api/simulate.js';
 import type { SimulateRecord } from '../report/record.js';
-import type { Progress } from '../progress.js';
+import type { Notice, Progress } from '../progress.js';
 import { SpikeportError } from '../errors.js';
+import { scratchDir } from '../files.js';
 
 /** What a worker process is asked to do: everything resolved, as JSON. */
 export interface WorkerJob {
@@ -29,6 +29,7 @@ export interface WorkerJob {
     readonly preprocess?: string;
     readonly clipLength?: number;
     readonly classNames?: readonly string[];
+    readonly followLinks?: boolean;
   };
   readonly options: Omit<SimulateOptions, 'onProgress'>;
   /** Where the worker writes its shard file. */
@@ -37,6 +38,8 @@ export interface WorkerJob {
 
 /** A worker's progress line on stdout. */
 export const PROGRESS_PREFIX = 'spikeport-progress ';
+/** A worker's notice line on stdout (e.g. that it resumes from its checkpoint). */
+export const NOTICE_PREFIX = 'spikeport-notice ';
 
 const WORKER = path.join(path.dirname(fileURLToPath(import.meta.url)), 'worker.js');
 
@@ -51,8 +54,9 @@ export async function runWorkers(
   onProgress: (p: Progress) => void,
   overrides: Parameters<typeof mergeShards>[1],
   onInterrupt?: () => void,
+  onNotice?: (n: Notice) => void,
 ): Promise<SimulateRecord> {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'spikeport-workers-'));
+  const dir = scratchDir('spikeport-workers-');
   const children = new Set<ChildProcess>();
   // SIGKILL: a worker inside an ONNX Runtime call would see a gentler signal only when the call
   // ends; all it writes is atomic (its shard file in our folder, its checkpoint), so nothing is lost.
@@ -73,17 +77,27 @@ export async function runWorkers(
   process.once('SIGTERM', onSignal);
   try {
     const perWorker = Math.max(1, Math.floor(threads / count));
-    const progress = Array.from({ length: count }, () => ({ phase: '', done: 0, total: 0 }));
-    const report = (): void => {
-      const phase = progress.find((p) => p.phase === 'simulate') ? 'simulate' : progress[0].phase;
-      const ps = progress.filter((p) => p.phase === phase);
-      if (ps.length)
-        onProgress({
-          phase: `${phase} (${count} workers)`,
-          done: ps.reduce((a, p) => a + p.done, 0),
-          total: ps.reduce((a, p) => a + p.total, 0),
-        });
+    // Each worker's latest progress per phase. The simulation's total is the sum of the workers'
+    // totals, shown once every worker has reported it (each says its whole total at the start),
+    // so it does not grow as workers start; a phase only some run (site errors: worker 0) shows
+    // theirs once no worker is still simulating.
+    const progress = Array.from({ length: count }, () => new Map<string, Progress>());
+    const simulating = (m: Map<string, Progress>): boolean => {
+      const p = m.get('simulate');
+      return p !== undefined && p.done < p.total;
     };
+    const report = (phase: string): void => {
+      if (phase === 'simulate' && progress.some((m) => !m.has(phase))) return;
+      if (phase !== 'simulate' && progress.some(simulating)) return;
+      const ps = progress.flatMap((m) => m.get(phase) ?? []);
+      onProgress({
+        phase: `${phase} (${count} workers)`,
+        done: ps.reduce((a, p) => a + p.done, 0),
+        total: ps.reduce((a, p) => a + p.total, 0),
+        ...(ps[0]?.unit ? { unit: ps[0].unit } : {}),
+      });
+    };
+    let failure: unknown = null;
     const runs = Array.from({ length: count }, async (_, k) => {
       const shard: Shard = { index: k, count };
       const out = path.join(dir, `shard-${k}.json`);
@@ -96,17 +110,25 @@ export async function runWorkers(
       const jobFile = path.join(dir, `job-${k}.json`);
       fs.writeFileSync(jobFile, JSON.stringify(w));
       try {
-        await runOne(jobFile, k, children, (p) => {
-          progress[k] = p;
-          report();
-        });
+        await runOne(
+          jobFile,
+          k,
+          children,
+          (p) => {
+            progress[k].set(p.phase, p);
+            report(p.phase);
+          },
+          onNotice,
+        );
       } catch (e) {
+        failure ??= e; // the first to fail says why; the others were stopped because of it
         stopAll(); // one worker failed: the run cannot finish, so stop the others now
         throw e;
       }
       return { name: `worker ${k}`, shard: readShardFile(out) as ShardFile };
     });
     const settled = await Promise.allSettled(runs);
+    if (failure !== null) throw failure;
     const failed = settled.find((s): s is PromiseRejectedResult => s.status === 'rejected');
     if (failed) throw failed.reason;
     return mergeShards(
@@ -124,7 +146,8 @@ function runOne(
   jobFile: string,
   k: number,
   children: Set<ChildProcess>,
-  onProgress: (p: { phase: string; done: number; total: number }) => void,
+  onProgress: (p: Progress) => void,
+  onNotice?: (n: Notice) => void,
 ): Promise<void> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [WORKER, jobFile], { stdio: ['ignore', 'pipe', 'pipe'] });
@@ -136,9 +159,9 @@ function runOne(
       const lines = buffered.split('\n');
       buffered = lines.pop() ?? '';
       for (const l of lines) {
-        if (!l.startsWith(PROGRESS_PREFIX)) continue;
         try {
-          onProgress(JSON.parse(l.slice(PROGRESS_PREFIX.length)) as Progress);
+          if (l.startsWith(PROGRESS_PREFIX)) onProgress(JSON.parse(l.slice(PROGRESS_PREFIX.length)) as Progress);
+          else if (l.startsWith(NOTICE_PREFIX)) onNotice?.(JSON.parse(l.slice(NOTICE_PREFIX.length)) as Notice);
         } catch {
           // a line cut short: the next one will do
         }

@@ -98,12 +98,35 @@ export interface Normalize {
   readonly std: readonly number[];
 }
 
-/** Mean and std given as non-empty lists of finite numbers, every std > 0 (their count is checked against the model). */
-export function isNormalize(v: unknown): v is Normalize {
-  const numbers = (xs: unknown): xs is number[] =>
-    Array.isArray(xs) && xs.length > 0 && xs.every((x) => typeof x === 'number' && Number.isFinite(x));
+/**
+ * Input normalisation within these bounds keeps (x − mean) / std a finite float32 for inputs in
+ * a pixel's range (1e−320 would turn every input into ±∞, 1e308 into a constant).
+ */
+export const NORMALIZE_LIMIT = 1e10;
+
+/** What is wrong with a normalisation, or null: non-empty lists of finite numbers, |mean| ≤ 1e10, 1e−10 ≤ std ≤ 1e10. */
+export function normalizeProblem(v: unknown): string | null {
   const n = v as Normalize | null;
-  return typeof n === 'object' && n !== null && numbers(n.mean) && numbers(n.std) && n.std.every((s) => s > 0);
+  if (typeof n !== 'object' || n === null) return 'must be { mean, std }';
+  for (const key of ['mean', 'std'] as const) {
+    const xs: unknown = n[key];
+    if (!Array.isArray(xs) || xs.length === 0) return `${key} must be a non-empty list of numbers`;
+    const bad = (xs as unknown[]).find(
+      (x) =>
+        typeof x !== 'number' ||
+        !Number.isFinite(x) ||
+        Math.abs(x) > NORMALIZE_LIMIT ||
+        (key === 'std' && x < 1 / NORMALIZE_LIMIT),
+    );
+    if (bad !== undefined)
+      return `${key} ${String(bad)} is outside ${key === 'std' ? '1e-10..1e10' : '±1e10'} (the normalised input must stay a finite number)`;
+  }
+  return null;
+}
+
+/** Mean and std given as non-empty lists of finite numbers within bounds (their count is checked against the model). */
+export function isNormalize(v: unknown): v is Normalize {
+  return normalizeProblem(v) === null;
 }
 
 export interface Batch {

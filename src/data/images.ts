@@ -5,10 +5,11 @@
  * while the network runs. Nothing but the file list and the labels stays in memory.
  *
  *   imagefolder:DIR   torchvision's ImageFolder: DIR/<class>/…/<image>, classes sorted by name
- *                     give the label indices, files in sorted order (sub-folders included)
+ *                     give the label indices (or, with the model's class names, each folder
+ *                     is the class of its name), files in sorted order (sub-folders included)
  *   videofolder:DIR   DIR/<class>/<video>/<frame images>: one clip per video, its frames in
  *                     time order (frameOrder) sampled evenly (frame ⌊i·n/L⌋ of n, i < L = the
- *                     model's clip length)
+ *                     model's clip length); classes as for imagefolder
  *   voc:DIR[:split]   Pascal VOC segmentation: the ids of ImageSets/Segmentation/<split>.txt
  *                     (default train, as torchvision), JPEGImages/<id>.jpg (or .png) and the
  *                     SegmentationClass/<id>.png palette masks (index = class, 255 = ignore);
@@ -22,10 +23,10 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { SpikeportError } from '../errors.js';
+import { MAX_TEXT_BYTES, readRegularFile } from '../files.js';
 import type { Dataset } from './dataset.js';
 import { checkIndices } from './dataset.js';
 import {
-  cropPixels,
   formatPreprocess,
   geometry,
   placeMask,
@@ -35,6 +36,7 @@ import {
   type Preprocess,
 } from './preprocess.js';
 import { decodeLabelPng } from './png.js';
+import { checkInside, dataFolder, type DataFolder } from './folder.js';
 import type { DetectionBox } from './dataset.js';
 
 /** The image files a folder source reads (lower-case extensions, as torchvision compares them). */
@@ -46,7 +48,24 @@ export interface ImageOptions {
   readonly sampleShape: readonly number[];
   /** null: no --preprocess given (images must have the model's size). */
   readonly preprocess: Preprocess | null;
+  /**
+   * The model's class names in its order. Class folders (and COCO categories) are then matched
+   * by name; without them, folders sorted by name (COCO: the file's categories in order) give
+   * the label indices.
+   */
+  readonly classNames?: readonly string[];
+  /** Follow symbolic links that lead outside the data set's folder (default: refuse them). */
+  readonly followLinks?: boolean;
 }
+
+/** Where an image file comes from: the folder it must stay in, and the list that named it (VOC, COCO), if any. */
+export interface FileOrigin {
+  readonly folder: DataFolder;
+  readonly listedIn?: string;
+}
+
+/** The most pixels of an image decoded (sharp's default limit: 16384 × 16384). */
+export const MAX_IMAGE_PIXELS = 2 ** 28;
 
 /** Images decoded at once per source (more only queue in libuv's pool ahead of ONNX Runtime). */
 export const DECODE_CONCURRENCY = 2;
@@ -100,12 +119,15 @@ export async function decodeImage(
   out: Uint8Array,
   offset: number,
   channelStride?: number,
+  origin?: FileOrigin,
 ): Promise<Placement> {
   const sharp = await loadSharp();
   const [C, H, W] = shape;
-  const bytes = await readFileChecked(file);
+  await checkDataFile(file, origin);
   try {
-    const img = sharp(bytes, { failOn: 'error', limitInputPixels: 2 ** 28 });
+    // From the path: libvips reads the header first (the pixel limit applies before any
+    // decoding) and then only what it decodes; the file is never read whole into memory.
+    const img = sharp(file, { failOn: 'error', limitInputPixels: MAX_IMAGE_PIXELS });
     const meta = await img.metadata();
     if (!meta.width || !meta.height) throw new Error('no image size');
     const g = geometry(preprocess, meta.width, meta.height, H, W, file);
@@ -118,8 +140,7 @@ export async function decodeImage(
     let px: Uint8Array = data;
     if (enlarge && g.resize) {
       const { width: rw, height: rh } = g.resize;
-      px = resizeBilinear(data, info.width, info.height, info.channels, rw, rh);
-      if (g.crop) px = cropPixels(px, rw, info.channels, g.crop);
+      px = resizeBilinear(data, info.width, info.height, info.channels, rw, rh, g.crop ?? undefined);
     } else if (info.width !== W || info.height !== H) {
       throw new Error(`decoded to ${info.width}×${info.height}, expected ${W}×${H}`);
     }
@@ -127,22 +148,35 @@ export async function decodeImage(
     return { ...g, width: meta.width, height: meta.height };
   } catch (e) {
     if (e instanceof SpikeportError) throw e;
+    const why = (e as Error).message.split('\n')[0].trim();
     throw new SpikeportError(
       'invalid-data',
-      `${file} is not a readable image (${(e as Error).message.split('\n')[0].trim()})`,
+      /pixel limit/.test(why)
+        ? `${file} has more than ${MAX_IMAGE_PIXELS} pixels (2^28, the most spikeport decodes; 16384 × 16384)`
+        : `${file} is not a readable image (${why})`,
     );
   }
 }
 
-async function readFileChecked(file: string): Promise<Buffer> {
+/**
+ * A data file checked before it is read: inside its folder (links), there, and a regular file.
+ * A file a list names (VOC's split, COCO's annotations) may never have existed; one found by
+ * listing a folder was there then.
+ */
+async function checkDataFile(file: string, origin?: FileOrigin): Promise<void> {
+  if (origin) checkInside(origin.folder, file);
   let st: fs.Stats;
   try {
     st = await fs.promises.stat(file);
   } catch {
-    throw new SpikeportError('io', `no such file: ${file} (was it removed while the data set was read?)`);
+    throw new SpikeportError(
+      'io',
+      origin?.listedIn
+        ? `no such file: ${file} (listed in ${origin.listedIn})`
+        : `no such file: ${file} (was it removed while the data set was read?)`,
+    );
   }
   if (!st.isFile()) throw new SpikeportError('io', `${file} is not a regular file`);
-  return fs.promises.readFile(file);
 }
 
 /** Run `jobs` with at most `limit` at a time; the first failure rejects (after the running ones end). */
@@ -163,13 +197,14 @@ export async function limited(jobs: readonly (() => Promise<void>)[], limit: num
   if (failed !== null) throw failed;
 }
 
-/** A streamed data set over a list of image files. */
+/** A streamed data set over a list of image files (in `origin`'s folder, when given). */
 export function imageDataset(
   name: string,
   files: readonly string[],
   labels: Int32Array | null,
   opts: ImageOptions,
   extra: Partial<Pick<Dataset, 'classes'>> = {},
+  origin?: FileOrigin,
 ): Dataset {
   const per = opts.sampleShape.reduce((a, b) => a * b, 1);
   return {
@@ -185,7 +220,7 @@ export function imageDataset(
       const x = new Uint8Array(indices.length * per);
       await limited(
         indices.map((i, k) => async () => {
-          await decodeImage(files[i], opts.sampleShape, opts.preprocess, x, k * per);
+          await decodeImage(files[i], opts.sampleShape, opts.preprocess, x, k * per, undefined, origin);
         }),
         DECODE_CONCURRENCY,
       );
@@ -219,11 +254,15 @@ function readDir(dir: string): fs.Dirent[] {
   }
 }
 
-/** Is this entry (following a symbolic link) a folder / a regular file? */
-function kindOf(dir: string, e: fs.Dirent): 'dir' | 'file' | 'other' {
+/**
+ * Is this entry (following a symbolic link) a folder / a regular file? A link that leads
+ * outside `folder` is refused (unless it follows links).
+ */
+function kindOf(dir: string, e: fs.Dirent, folder?: DataFolder): 'dir' | 'file' | 'other' {
   if (e.isDirectory()) return 'dir';
   if (e.isFile()) return 'file';
   if (!e.isSymbolicLink()) return 'other';
+  if (folder) checkInside(folder, path.join(dir, e.name));
   try {
     const st = fs.statSync(path.join(dir, e.name));
     return st.isDirectory() ? 'dir' : st.isFile() ? 'file' : 'other';
@@ -233,7 +272,7 @@ function kindOf(dir: string, e: fs.Dirent): 'dir' | 'file' | 'other' {
 }
 
 /** The image files under `dir` in torchvision's order: os.walk's folders sorted by path, files sorted by name. */
-export function imageFiles(dir: string): string[] {
+export function imageFiles(dir: string, folder?: DataFolder): string[] {
   const groups: { root: string; files: string[] }[] = [];
   const seen = new Set<string>();
   const walk = (root: string): void => {
@@ -243,29 +282,57 @@ export function imageFiles(dir: string): string[] {
     const entries = readDir(root);
     groups.push({
       root,
-      files: sortedNames(entries.filter((e) => kindOf(root, e) === 'file' && isImageName(e.name)).map((e) => e.name)),
+      files: sortedNames(
+        entries.filter((e) => isImageName(e.name) && kindOf(root, e, folder) === 'file').map((e) => e.name),
+      ),
     });
-    for (const e of entries) if (kindOf(root, e) === 'dir') walk(path.join(root, e.name));
+    for (const e of entries) if (kindOf(root, e, folder) === 'dir') walk(path.join(root, e.name));
   };
   walk(dir);
   groups.sort((a, b) => (a.root < b.root ? -1 : a.root > b.root ? 1 : 0));
   return groups.flatMap((g) => g.files.map((f) => path.join(g.root, f)));
 }
 
+/**
+ * The label of each class folder: its place among the folders sorted by name (torchvision's
+ * rule, which only matches the model when it was trained on the same folders), or with the
+ * model's class names, the place of its name there (a folder of no known name is an error).
+ */
+function folderLabels(
+  spec: string,
+  dir: string,
+  folders: readonly string[],
+  classNames: readonly string[] | undefined,
+): { classes: readonly string[]; labelOf: (folder: string) => number } {
+  if (!classNames) return { classes: folders, labelOf: (f) => folders.indexOf(f) };
+  const index = new Map(classNames.map((n, i) => [n, i]));
+  const odd = folders.find((f) => !index.has(f));
+  if (odd !== undefined)
+    throw new SpikeportError(
+      'invalid-data',
+      `${spec}: the class folder ${path.join(dir, odd)} is not one of the ${classNames.length} class names in classNames (each folder must be named as one of the model's classes)`,
+      'classNames',
+    );
+  return { classes: classNames, labelOf: (f) => index.get(f) as number };
+}
+
 /** torchvision's ImageFolder layout, streamed. */
 export function openImageFolder(spec: string, dir: string, opts: ImageOptions): Dataset {
   checkImageShape(spec, opts.sampleShape);
-  const classes = sortedNames(
+  const folder = dataFolder(spec, dir, opts.followLinks);
+  const folders = sortedNames(
     readDir(dir)
-      .filter((e) => kindOf(dir, e) === 'dir')
+      .filter((e) => kindOf(dir, e, folder) === 'dir')
       .map((e) => e.name),
   );
-  if (classes.length === 0)
+  if (folders.length === 0)
     throw new SpikeportError('invalid-data', `${spec}: no class folders in ${dir} (expected ${dir}/<class>/<image>)`);
+  const { classes, labelOf } = folderLabels(spec, dir, folders, opts.classNames);
   const files: string[] = [];
   const labels: number[] = [];
-  classes.forEach((c, label) => {
-    const found = imageFiles(path.join(dir, c));
+  folders.forEach((c) => {
+    const label = labelOf(c);
+    const found = imageFiles(path.join(dir, c), folder);
     if (found.length === 0)
       throw new SpikeportError(
         'invalid-data',
@@ -276,7 +343,7 @@ export function openImageFolder(spec: string, dir: string, opts: ImageOptions): 
       labels.push(label);
     }
   });
-  return imageDataset(spec, files, Int32Array.from(labels), opts, { classes });
+  return imageDataset(spec, files, Int32Array.from(labels), opts, { classes }, { folder });
 }
 
 /**
@@ -304,16 +371,16 @@ export function frameOrder(names: string[]): string[] {
 }
 
 /** Image files directly in a folder, in time order (frameOrder). */
-async function framesOf(dir: string): Promise<string[]> {
+async function framesOf(dir: string, folder: DataFolder): Promise<string[]> {
   let entries: fs.Dirent[];
   try {
     entries = await fs.promises.readdir(dir, { withFileTypes: true });
   } catch {
     throw new SpikeportError('io', `cannot list ${dir} (was it removed while the data set was read?)`);
   }
-  return frameOrder(entries.filter((e) => kindOf(dir, e) === 'file' && isImageName(e.name)).map((e) => e.name)).map(
-    (f) => path.join(dir, f),
-  );
+  return frameOrder(
+    entries.filter((e) => isImageName(e.name) && kindOf(dir, e, folder) === 'file').map((e) => e.name),
+  ).map((f) => path.join(dir, f));
 }
 
 /** Frame i of the L taken evenly from n frames. */
@@ -331,23 +398,26 @@ export function openVideoFolder(spec: string, dir: string, opts: ImageOptions): 
     );
   }
   const [C, L, H, W] = shape;
-  const classes = sortedNames(
+  const folder = dataFolder(spec, dir, opts.followLinks);
+  const folders = sortedNames(
     readDir(dir)
-      .filter((e) => kindOf(dir, e) === 'dir')
+      .filter((e) => kindOf(dir, e, folder) === 'dir')
       .map((e) => e.name),
   );
-  if (classes.length === 0)
+  if (folders.length === 0)
     throw new SpikeportError(
       'invalid-data',
       `${spec}: no class folders in ${dir} (expected ${dir}/<class>/<video>/<frames>)`,
     );
+  const { classes, labelOf } = folderLabels(spec, dir, folders, opts.classNames);
   const videos: string[] = [];
   const labels: number[] = [];
-  classes.forEach((c, label) => {
+  folders.forEach((c) => {
+    const label = labelOf(c);
     const cdir = path.join(dir, c);
     const found = sortedNames(
       readDir(cdir)
-        .filter((e) => kindOf(cdir, e) === 'dir')
+        .filter((e) => kindOf(cdir, e, folder) === 'dir')
         .map((e) => e.name),
     );
     if (found.length === 0)
@@ -371,7 +441,7 @@ export function openVideoFolder(spec: string, dir: string, opts: ImageOptions): 
       const x = new Uint8Array(indices.length * per);
       const jobs: (() => Promise<void>)[] = [];
       for (let k = 0; k < indices.length; k++) {
-        const frames = await framesOf(videos[indices[k]]);
+        const frames = await framesOf(videos[indices[k]], folder);
         if (frames.length === 0)
           throw new SpikeportError(
             'invalid-data',
@@ -380,7 +450,7 @@ export function openVideoFolder(spec: string, dir: string, opts: ImageOptions): 
         for (let i = 0; i < L; i++) {
           const file = frames[clipFrame(i, frames.length, L)];
           jobs.push(async () => {
-            await decodeImage(file, [C, H, W], opts.preprocess, x, k * per + i * H * W, L * H * W);
+            await decodeImage(file, [C, H, W], opts.preprocess, x, k * per + i * H * W, L * H * W, { folder });
           });
         }
       }
@@ -398,6 +468,11 @@ function readText(file: string, what: string): string {
     throw new SpikeportError('io', `no such file: ${file} (${what})`);
   }
   if (!st.isFile()) throw new SpikeportError('io', `${file} is not a regular file`);
+  if (st.size > MAX_TEXT_BYTES)
+    throw new SpikeportError(
+      'invalid-data',
+      `${file} is ${(st.size / 2 ** 20).toFixed(0)} MiB, more than a text file spikeport reads (${(MAX_TEXT_BYTES / 2 ** 20).toFixed(0)} MiB, a JavaScript string's limit)`,
+    );
   return fs.readFileSync(file, 'utf8');
 }
 
@@ -415,7 +490,9 @@ export function openVoc(spec: string, dir: string, split: string, opts: ImageOpt
   const [C, H, W] = checkImageShape(spec, opts.sampleShape);
   if (!/^[\w.-]+$/.test(split))
     throw new SpikeportError('invalid-data', `${spec}: the split "${split}" is not a file name`);
+  const folder = dataFolder(spec, dir, opts.followLinks);
   const list = path.join(dir, 'ImageSets', 'Segmentation', `${split}.txt`);
+  checkInside(folder, list);
   const ids = readText(list, `the ${split} split of ${spec}`)
     .split(/\r?\n/)
     .map((l) => l.trim())
@@ -441,14 +518,19 @@ export function openVoc(spec: string, dir: string, split: string, opts: ImageOpt
         indices.map((i, k) => async () => {
           const image = withExtension(path.join(dir, 'JPEGImages'), ids[i], ['.jpg', '.jpeg', '.png']);
           const maskFile = path.join(dir, 'SegmentationClass', `${ids[i]}.png`);
-          const placed = await decodeImage(image, opts.sampleShape, opts.preprocess, x, k * per);
-          const mask = decodeLabelPng(await readFileChecked(maskFile), maskFile);
-          if (mask.width !== placed.width || mask.height !== placed.height) {
-            throw new SpikeportError(
-              'invalid-data',
-              `${maskFile} is ${mask.width}×${mask.height} but its image ${image} is ${placed.width}×${placed.height}`,
-            );
-          }
+          const origin = { folder, listedIn: list };
+          const placed = await decodeImage(image, opts.sampleShape, opts.preprocess, x, k * per, undefined, origin);
+          await checkDataFile(maskFile, origin);
+          // A mask has its image's size (checked on its header, before inflating anything), and
+          // its file is about that many bytes at most: deflate adds a few bytes per 16 KiB to
+          // rows it cannot compress; 1 MiB more for other chunks.
+          const { width: mw, height: mh } = placed;
+          const bytes = readRegularFile(
+            maskFile,
+            Math.ceil(mh * (mw + 1) * 1.01) + 2 ** 20,
+            `the mask of a ${mw}×${mh} image`,
+          );
+          const mask = decodeLabelPng(bytes, maskFile, { width: mw, height: mh, of: image });
           masks.set(placeMask(mask.data, placed, H, W), k * H * W);
         }),
         DECODE_CONCURRENCY,
@@ -459,13 +541,9 @@ export function openVoc(spec: string, dir: string, split: string, opts: ImageOpt
 }
 
 /** COCO detection, streamed: the annotation file read whole (boxes, names), images per batch. */
-export function openCoco(
-  spec: string,
-  imagesDir: string,
-  annotations: string,
-  opts: ImageOptions & { readonly classNames?: readonly string[] },
-): Dataset {
+export function openCoco(spec: string, imagesDir: string, annotations: string, opts: ImageOptions): Dataset {
   checkImageShape(spec, opts.sampleShape);
+  const folder = dataFolder(spec, imagesDir, opts.followLinks);
   let json: unknown;
   try {
     json = JSON.parse(readText(annotations, `the annotations of ${spec}`));
@@ -477,6 +555,10 @@ export function openCoco(
   const where = (what: string): SpikeportError => new SpikeportError('invalid-data', `${annotations}: ${what}`);
   if (!Array.isArray(j.images) || !Array.isArray(j.annotations) || !Array.isArray(j.categories))
     throw where('expected arrays "images", "annotations" and "categories" (COCO detection format)');
+  for (const key of ['images', 'annotations', 'categories'] as const) {
+    const k = (j[key] as unknown[]).findIndex((x) => typeof x !== 'object' || x === null || Array.isArray(x));
+    if (k >= 0) throw where(`${key}[${k}] is not an object`);
+  }
   const images = (j.images as { id?: unknown; file_name?: unknown }[])
     .map((im, k) => {
       if (!Number.isSafeInteger(im.id) || typeof im.file_name !== 'string')
@@ -495,6 +577,7 @@ export function openCoco(
   const order = opts.classNames ? new Map(opts.classNames.map((n, i) => [n, i])) : null;
   (j.categories as { id?: unknown; name?: unknown }[]).forEach((c, k) => {
     if (!Number.isSafeInteger(c.id)) throw where(`categories[${k}] needs an integer "id"`);
+    if (names.has(c.id as number)) throw where(`categories[${k}] has the id ${String(c.id)}, as an earlier category`);
     const name = typeof c.name === 'string' ? c.name : String(c.id);
     names.set(c.id as number, name);
     // With the model's class names: a category is the class of its name (absent: not the model's).
@@ -505,6 +588,10 @@ export function openCoco(
   const boxes: DetectionBox[] = [];
   (j.annotations as { image_id?: unknown; category_id?: unknown; bbox?: unknown; iscrowd?: unknown }[]).forEach(
     (a, k) => {
+      // COCO's ids are numbers: "0" (a string) is not the image 0.
+      for (const key of ['image_id', 'category_id'] as const)
+        if (!Number.isSafeInteger(a[key]))
+          throw where(`annotations[${k}].${key} must be an integer (got ${JSON.stringify(a[key]) ?? 'nothing'})`);
       const image = index.get(a.image_id as number);
       if (image === undefined)
         throw where(`annotations[${k}] refers to the image id ${String(a.image_id)}, which is not in "images"`);
@@ -547,7 +634,10 @@ export function openCoco(
       const placements: Placement[] = new Array<Placement>(indices.length);
       await limited(
         indices.map((i, k) => async () => {
-          placements[k] = await decodeImage(images[i].file, opts.sampleShape, opts.preprocess, x, k * per);
+          placements[k] = await decodeImage(images[i].file, opts.sampleShape, opts.preprocess, x, k * per, undefined, {
+            folder,
+            listedIn: annotations,
+          });
         }),
         DECODE_CONCURRENCY,
       );

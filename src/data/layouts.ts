@@ -16,6 +16,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { SpikeportError } from '../errors.js';
+import { occupied } from '../files.js';
 import type { OnProgress } from '../progress.js';
 import type { MemoryDataset } from './dataset.js';
 
@@ -89,7 +90,7 @@ export async function writeLayout(
   split = 'val',
 ): Promise<{ files: number; classes: number | null }> {
   checkWritable(d, layout);
-  if (fs.existsSync(out)) throw new SpikeportError('io', `--out ${out} exists; name a new folder`);
+  if (occupied(out)) throw new SpikeportError('io', `--out ${out} exists; name a new folder`);
   const parent = path.dirname(path.resolve(out));
   if (!fs.existsSync(parent)) throw new SpikeportError('io', `--out ${out}: folder ${parent} does not exist`);
   const classes = layout === 'imagefolder' || layout === 'videofolder' ? classCount(d) : null;
@@ -108,7 +109,15 @@ export async function writeLayout(
     // One channel stays one (8-bit gray PNG): sharp would otherwise write it as RGB.
     return (channels === 1 ? img.toColourspace('b-w') : img).png({ compressionLevel: 6 }).toBuffer();
   };
-  const tmp = fs.mkdtempSync(path.join(parent, `.${path.basename(out)}.tmp-`));
+  // A read-only or full disk is the user's to fix: one line, and nothing left behind.
+  const cannot = (e: unknown): SpikeportError =>
+    e instanceof SpikeportError ? e : new SpikeportError('io', `cannot write ${out}: ${(e as Error).message}`);
+  let tmp: string;
+  try {
+    tmp = fs.mkdtempSync(path.join(parent, `.${path.basename(out)}.tmp-`));
+  } catch (e) {
+    throw cannot(e);
+  }
   let files = 0;
   const put = (rel: string, data: Uint8Array | string): void => {
     fs.writeFileSync(path.join(tmp, rel), data);
@@ -144,7 +153,7 @@ export async function writeLayout(
           put(path.join('images', `${name}.png`), await png(x8, k * per, plane, C));
         }
       }
-      onProgress?.({ phase: 'write', done: start + idx.length, total: d.size });
+      onProgress?.({ phase: 'write', done: start + idx.length, total: d.size, unit: 'samples' });
     }
     if (layout === 'voc')
       put(
@@ -175,10 +184,12 @@ export async function writeLayout(
         }),
       );
     }
+    if (occupied(out))
+      throw new SpikeportError('io', `--out ${out} appeared while the data set was written; name a new folder`);
     fs.renameSync(tmp, out);
   } catch (e) {
     fs.rmSync(tmp, { recursive: true, force: true });
-    throw e;
+    throw (e as NodeJS.ErrnoException).code ? cannot(e) : e;
   }
   return { files, classes };
 }

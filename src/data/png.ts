@@ -10,7 +10,16 @@ import { SpikeportError } from '../errors.js';
 
 const SIGNATURE = [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a];
 
-export function decodeLabelPng(buf: Uint8Array, where: string): { width: number; height: number; data: Uint8Array } {
+/**
+ * Decode a label PNG. With `expect`, a size other than the image's (`of`) is refused as soon as
+ * the header is read; the image data is inflated to at most the declared size (a few bytes of
+ * deflate can claim gigabytes).
+ */
+export function decodeLabelPng(
+  buf: Uint8Array,
+  where: string,
+  expect?: { readonly width: number; readonly height: number; readonly of: string },
+): { width: number; height: number; data: Uint8Array } {
   const bad = (why: string): SpikeportError =>
     new SpikeportError('invalid-data', `${where} is not a readable label PNG (${why})`);
   if (buf.length < 8 || SIGNATURE.some((b, i) => buf[i] !== b)) throw bad('no PNG signature');
@@ -32,6 +41,11 @@ export function decodeLabelPng(buf: Uint8Array, where: string): { width: number;
         throw bad(`bit depth ${depth}, colour type ${colour}; masks are 8-bit gray or palette`);
       if (interlace !== 0) throw bad('interlaced');
       if (width === 0 || height === 0 || width * height > 2 ** 28) throw bad(`size ${width}×${height}`);
+      if (expect && (width !== expect.width || height !== expect.height))
+        throw new SpikeportError(
+          'invalid-data',
+          `${where} is ${width}×${height} but its image ${expect.of} is ${expect.width}×${expect.height}`,
+        );
     } else if (type === 'IDAT') {
       idat.push(body);
     } else if (type === 'IEND') {
@@ -41,9 +55,12 @@ export function decodeLabelPng(buf: Uint8Array, where: string): { width: number;
   }
   if (width === 0) throw bad('no IHDR');
   let raw: Buffer;
+  const size = height * (width + 1);
   try {
-    raw = zlib.inflateSync(Buffer.concat(idat));
+    raw = zlib.inflateSync(Buffer.concat(idat), { maxOutputLength: size });
   } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ERR_BUFFER_TOO_LARGE')
+      throw bad(`its image data inflates to more than the ${size} bytes of ${width}×${height} pixels`);
     throw bad((e as Error).message);
   }
   if (raw.length < height * (width + 1)) throw bad('truncated image data');

@@ -178,21 +178,26 @@ export function toPlanes(
 /** PIL's fixed-point precision for 8-bit resampling. */
 const PRECISION_BITS = 32 - 8 - 2;
 
-/** Per output pixel: first input index and fixed-point weights of PIL's bilinear (triangle) filter, widened when shrinking. */
+/**
+ * For output pixels first..first+count−1 of a resize from inSize to outSize: the first input
+ * index and the fixed-point weights of PIL's bilinear (triangle) filter, widened when shrinking.
+ */
 function coefficients(
   inSize: number,
   outSize: number,
+  first = 0,
+  count = outSize,
 ): { start: Int32Array; count: Int32Array; weights: Int32Array; taps: number } {
   const scale = inSize / outSize;
   const filterScale = Math.max(scale, 1);
   const support = filterScale; // the triangle's support (1) × filterScale
   const taps = Math.ceil(support) * 2 + 1;
-  const start = new Int32Array(outSize);
-  const count = new Int32Array(outSize);
-  const weights = new Int32Array(outSize * taps);
+  const start = new Int32Array(count);
+  const counts = new Int32Array(count);
+  const weights = new Int32Array(count * taps);
   const w = new Float64Array(taps);
-  for (let o = 0; o < outSize; o++) {
-    const center = (o + 0.5) * scale;
+  for (let j = 0; j < count; j++) {
+    const center = (first + j + 0.5) * scale;
     const lo = Math.max(0, Math.trunc(center - support + 0.5));
     const hi = Math.min(inSize, Math.trunc(center + support + 0.5));
     let sum = 0;
@@ -203,12 +208,12 @@ function coefficients(
     }
     for (let k = 0; k < hi - lo; k++) {
       const v = sum !== 0 ? w[k] / sum : 0;
-      weights[o * taps + k] = Math.trunc(v < 0 ? -0.5 + v * (1 << PRECISION_BITS) : 0.5 + v * (1 << PRECISION_BITS));
+      weights[j * taps + k] = Math.trunc(v < 0 ? -0.5 + v * (1 << PRECISION_BITS) : 0.5 + v * (1 << PRECISION_BITS));
     }
-    start[o] = lo;
-    count[o] = hi - lo;
+    start[j] = lo;
+    counts[j] = hi - lo;
   }
-  return { start, count, weights, taps };
+  return { start, count: counts, weights, taps };
 }
 
 function clip8(v: number): number {
@@ -219,6 +224,9 @@ function clip8(v: number): number {
 /**
  * PIL's Image.resize(…, BILINEAR) on interleaved 8-bit pixels (what torchvision's Resize does to
  * a PIL image): a horizontal pass, rounded to bytes, then a vertical one, in PIL's fixed point.
+ * With `crop`, only the pixels of that window of the resized image are computed (the same
+ * values as resizing whole and cropping): the work and memory follow the window and the input,
+ * never the resized size (an image of 10⁶ × 2 pixels would otherwise be enlarged to 10⁸ × 256).
  */
 export function resizeBilinear(
   px: Uint8Array,
@@ -227,56 +235,54 @@ export function resizeBilinear(
   channels: number,
   outW: number,
   outH: number,
+  crop: { left: number; top: number; width: number; height: number } = {
+    left: 0,
+    top: 0,
+    width: outW,
+    height: outH,
+  },
 ): Uint8Array {
-  let cur = px;
-  let w = width;
-  if (outW !== width) {
-    const c = coefficients(width, outW);
-    const next = new Uint8Array(outW * height * channels);
-    for (let y = 0; y < height; y++) {
-      const row = y * width * channels;
-      for (let o = 0; o < outW; o++) {
-        const base = o * c.taps;
-        const s0 = c.start[o];
-        for (let ch = 0; ch < channels; ch++) {
-          let ss = 1 << (PRECISION_BITS - 1);
-          for (let k = 0; k < c.count[o]; k++) ss += cur[row + (s0 + k) * channels + ch] * c.weights[base + k];
-          next[(y * outW + o) * channels + ch] = clip8(ss);
-        }
-      }
-    }
-    cur = next;
-    w = outW;
+  const { left, top, width: cw, height: ch } = crop;
+  // The input rows the vertical pass reads for the window's rows.
+  const vert = outH !== height ? coefficients(height, outH, top, ch) : null;
+  const rowLo = vert ? vert.start[0] : top;
+  let rowHi = top + ch;
+  if (vert) {
+    rowHi = 0;
+    for (let j = 0; j < ch; j++) rowHi = Math.max(rowHi, vert.start[j] + vert.count[j]);
   }
-  if (outH !== height) {
-    const c = coefficients(height, outH);
-    const next = new Uint8Array(w * outH * channels);
-    const stride = w * channels;
-    for (let o = 0; o < outH; o++) {
-      const base = o * c.taps;
-      const s0 = c.start[o];
-      for (let x = 0; x < stride; x++) {
+  // Horizontal pass (or the window's columns as they are) on input rows rowLo..rowHi−1.
+  const rows = rowHi - rowLo;
+  const mid = new Uint8Array(cw * rows * channels);
+  const horiz = outW !== width ? coefficients(width, outW, left, cw) : null;
+  for (let y = 0; y < rows; y++) {
+    const row = (rowLo + y) * width * channels;
+    for (let o = 0; o < cw; o++) {
+      const at = (y * cw + o) * channels;
+      if (!horiz) {
+        for (let c = 0; c < channels; c++) mid[at + c] = px[row + (left + o) * channels + c];
+        continue;
+      }
+      const base = o * horiz.taps;
+      const s0 = horiz.start[o];
+      for (let c = 0; c < channels; c++) {
         let ss = 1 << (PRECISION_BITS - 1);
-        for (let k = 0; k < c.count[o]; k++) ss += cur[(s0 + k) * stride + x] * c.weights[base + k];
-        next[o * stride + x] = clip8(ss);
+        for (let k = 0; k < horiz.count[o]; k++) ss += px[row + (s0 + k) * channels + c] * horiz.weights[base + k];
+        mid[at + c] = clip8(ss);
       }
     }
-    cur = next;
   }
-  return cur;
-}
-
-/** A rectangle of interleaved pixels (width × channels per row). */
-export function cropPixels(
-  px: Uint8Array,
-  width: number,
-  channels: number,
-  c: { left: number; top: number; width: number; height: number },
-): Uint8Array {
-  const out = new Uint8Array(c.width * c.height * channels);
-  for (let y = 0; y < c.height; y++) {
-    const src = ((c.top + y) * width + c.left) * channels;
-    out.set(px.subarray(src, src + c.width * channels), y * c.width * channels);
+  if (!vert) return mid;
+  const out = new Uint8Array(cw * ch * channels);
+  const stride = cw * channels;
+  for (let o = 0; o < ch; o++) {
+    const base = o * vert.taps;
+    const s0 = vert.start[o] - rowLo;
+    for (let x = 0; x < stride; x++) {
+      let ss = 1 << (PRECISION_BITS - 1);
+      for (let k = 0; k < vert.count[o]; k++) ss += mid[(s0 + k) * stride + x] * vert.weights[base + k];
+      out[o * stride + x] = clip8(ss);
+    }
   }
   return out;
 }

@@ -3,7 +3,7 @@ import type { Dataset } from '../data/dataset.js';
 import { prefetchBatches, readBatch, sequentialBatches } from '../data/dataset.js';
 import { Session, type RuntimeOptions } from '../ort/session.js';
 import type { PreparedModel } from '../model/prepare.js';
-import { instrument, thetaFeeds } from '../calibrate/instrument.js';
+import { instrument, quantFeeds, thetaFeeds } from '../calibrate/instrument.js';
 import type { Thresholds } from '../calibrate/thresholds.js';
 import {
   inferTask,
@@ -26,6 +26,12 @@ export interface ReferenceOptions extends RuntimeOptions {
   readonly detection?: DetectionOptions;
   /** Only these batches (ascending indices into the data's consecutive batches): a shard. Default: all. */
   readonly batches?: readonly number[];
+  /**
+   * Also score the ceiling (docs/algorithm.md §4.1) at these numbers of levels L (L = T, or K·T
+   * for groups of K): the ANN with every site's activation quantised as an IF neuron's best
+   * L-level output. One window per entry. Default: none.
+   */
+  readonly ceiling?: readonly number[];
 }
 
 export interface References {
@@ -34,6 +40,8 @@ export interface References {
   readonly clipped: Score;
   /** With per-sample normalisations frozen (PreparedModel.original): the ANN with them frozen; `ann` is the original. */
   readonly frozen?: Score;
+  /** Per entry of `ceiling`: the ANN with its sites quantised to that many levels. */
+  readonly ceiling?: readonly Score[];
 }
 
 export async function annReference(
@@ -47,6 +55,7 @@ export async function annReference(
     ann: scoresOf(s.ann)[0],
     clipped: scoresOf(s.clipped)[0],
     ...(s.substitute ? { frozen: scoresOf(s.substitute)[0] } : {}),
+    ...(s.ceiling ? { ceiling: scoresOf(s.ceiling) } : {}),
   };
 }
 
@@ -56,19 +65,22 @@ export async function annReferenceStates(
   data: Dataset,
   th: Thresholds,
   opts: ReferenceOptions,
-): Promise<{ ann: ScorerState; clipped: ScorerState; substitute?: ScorerState }> {
+): Promise<{ ann: ScorerState; clipped: ScorerState; substitute?: ScorerState; ceiling?: ScorerState }> {
   const tail = await TailRunner.create(await modelTail(m, opts), m.plan.readout, opts);
   const task = inferTask(data, opts.task);
+  const levels = opts.ceiling ?? [];
+  const modes = levels.length > 0 ? (['ann', 'clip', 'quant'] as const) : (['ann', 'clip'] as const);
   const res: ScorerState[] = [];
   const all = sequentialBatches(data.size, opts.batchSize);
   const batches = opts.batches ? opts.batches.map((i) => all[i]) : all;
   let original: ScorerState | null = null;
   try {
     if (m.original) {
-      // The original ANN, normalising every sample itself: its own outputs, no tail.
+      // The original ANN, normalising every sample itself: its own outputs, no tail. Its
+      // (label, prediction) pairs tell a wrong class order from a weak model.
       const g = m.original;
       const s = await Session.create(g, opts);
-      const scorer = makeScorer(task, 1, data, undefined, { detection: opts.detection });
+      const scorer = makeScorer(task, 1, data, undefined, { detection: opts.detection, pairs: true });
       const names = g.outputs.map((o) => o.name);
       try {
         for await (const b of prefetchBatches(data, batches.length, (i) => batches[i], m.normalize)) {
@@ -84,18 +96,25 @@ export async function annReferenceStates(
       }
       original = scorer.state();
     }
-    for (const mode of ['ann', 'clip'] as const) {
+    for (const mode of modes) {
       const inst = instrument(m, { mode, granularity: th.granularity });
       const s = await Session.create(inst.graph, opts);
-      const scorer = makeScorer(task, 1, data, undefined, { detection: opts.detection });
+      const windows = mode === 'quant' ? levels.length : 1;
+      // The ANN's (label, prediction) pairs tell a wrong class order from a weak model.
+      const scorer = makeScorer(task, windows, data, undefined, {
+        detection: opts.detection,
+        pairs: mode === 'ann' && !m.original,
+      });
+      // The ceiling's graph takes L as an input: one session serves every L (bench/ceiling.ts).
+      const feeds =
+        mode === 'quant' ? levels.map((L) => quantFeeds(inst, th, L)) : [mode === 'clip' ? thetaFeeds(inst, th) : {}];
       try {
         for await (const b of prefetchBatches(data, batches.length, (i) => batches[i], m.normalize)) {
-          const feeds = {
-            [m.inputName]: { dims: [b.n, ...m.inputShape], data: b.x },
-            ...(mode === 'clip' ? thetaFeeds(inst, th) : {}),
-          };
-          const readout = (await s.run(feeds, [inst.readout]))[inst.readout];
-          scorer.add(0, await tail.apply(readout.data, readout.dims), b);
+          const input = { [m.inputName]: { dims: [b.n, ...m.inputShape], data: b.x } };
+          for (const [w, f] of feeds.entries()) {
+            const readout = (await s.run({ ...input, ...f }, [inst.readout]))[inst.readout];
+            scorer.add(w, await tail.apply(readout.data, readout.dims), b);
+          }
         }
       } finally {
         await s.release();
@@ -105,7 +124,10 @@ export async function annReferenceStates(
   } finally {
     await tail.release();
   }
-  return original ? { ann: original, clipped: res[1], substitute: res[0] } : { ann: res[0], clipped: res[1] };
+  const ceiling = res[2] ? { ceiling: res[2] } : {};
+  return original
+    ? { ann: original, clipped: res[1], substitute: res[0], ...ceiling }
+    : { ann: res[0], clipped: res[1], ...ceiling };
 }
 
 /** The ANN's outputs (after its tail, as the scorer sees them) for a few samples, in one call: the report's pictures. */

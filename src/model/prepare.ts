@@ -111,6 +111,7 @@ export async function planNorms(
   const graph = prepare(graph0);
   const norms = findSampleNorms(graph, readoutNames(opts.readoutNode));
   if (norms.length === 0) return null;
+  checkWeightsFinite(graph); // before any statistics are measured with them
   const shapes = await probeShapes(
     graph,
     input.name,
@@ -130,6 +131,7 @@ export async function planNorms(
 export async function prepareModel(m: LoadedModel, opts: PrepareOptions = {}): Promise<PreparedModel> {
   const { graph: graph0, input, inputShape } = checkedGraph(m);
   let prepared = prepare(graph0);
+  checkWeightsFinite(prepared);
   const norms = findSampleNorms(prepared, readoutNames(opts.readoutNode));
   if (norms.length > 0 && !opts.frozenNorms)
     throw new SpikeportError(
@@ -161,20 +163,28 @@ export async function prepareModel(m: LoadedModel, opts: PrepareOptions = {}): P
     ...weighted.flatMap((n) => [n.inputs[0], n.outputs[0]]),
   ];
   let shapes: Map<string, number[]>;
-  try {
-    // Batch 2 catches models exported with a fixed batch size.
-    shapes = await probeShapes(
+  const probe = (batch: number): Promise<Map<string, number[]>> =>
+    probeShapes(
       graph,
       input.name,
-      { dims: [2, ...inputShape], data: new Float32Array(2 * numel(inputShape)) },
+      { dims: [batch, ...inputShape], data: new Float32Array(batch * numel(inputShape)) },
       names,
       opts,
     );
+  try {
+    // Batch 2 catches models exported with a fixed batch size.
+    shapes = await probe(2);
   } catch (e) {
     if (!(e instanceof SpikeportError) || e.code !== 'runtime') throw e;
+    // The hint only when it is the cause: the same graph runs one sample at a time.
+    const fixedBatch = await probe(1).then(
+      () => true,
+      () => false,
+    );
+    if (!fixedBatch) throw e;
     throw new SpikeportError(
       'runtime',
-      `${e.message} (if the model was exported with a fixed batch size, export it again with a dynamic batch axis)`,
+      `${e.message} (the model runs one sample at a time: it was exported with a fixed batch size; export it again with a dynamic batch axis)`,
     );
   }
   const normalize = opts.normalize ?? storedNormalize(m.graph);
@@ -193,6 +203,27 @@ export async function prepareModel(m: LoadedModel, opts: PrepareOptions = {}): P
   };
 }
 
+/**
+ * Weights that are NaN (anywhere) or infinite (in a layer's weights or bias), found before any
+ * calibration runs: they would otherwise surface only as a NaN threshold at its end.
+ */
+function checkWeightsFinite(g: Graph): void {
+  const weightsOf = new Map<string, string>();
+  for (const n of g.nodes) if (WEIGHTED_OPS.has(n.opType)) for (const i of n.inputs.slice(1)) weightsOf.set(i, n.name);
+  for (const [name, t] of g.initializers) {
+    if (t.dtype !== 'float32' && t.dtype !== 'float64') continue;
+    const layer = weightsOf.get(name);
+    const data = t.data as Float32Array | Float64Array;
+    const at = data.findIndex((v) => Number.isNaN(v) || (layer !== undefined && !Number.isFinite(v)));
+    if (at < 0) continue;
+    const user = layer ?? g.nodes.find((n) => n.inputs.includes(name))?.name;
+    throw new SpikeportError(
+      'unsupported-model',
+      `the weights "${name}"${user ? ` of node "${user}"` : ''} hold ${data[at]} (value ${at} of ${data.length}); the model's weights must be finite numbers`,
+    );
+  }
+}
+
 /** The metadata key of an ONNX model's input normalisation, JSON {"mean": [...], "std": [...]}. */
 export const NORMALIZE_KEY = 'spikeport.normalize';
 
@@ -207,12 +238,12 @@ export function storedNormalize(g: Graph): Normalize | null {
   }
   throw new SpikeportError(
     'invalid-file',
-    `the model metadata ${NORMALIZE_KEY} is not {"mean":[..],"std":[..]} with std > 0`,
+    `the model metadata ${NORMALIZE_KEY} is not {"mean":[..],"std":[..]} with finite values, |mean| ≤ 1e10 and 1e-10 ≤ std ≤ 1e10`,
   );
 }
 
 /** Mean and std: one value, or one per input channel (axis 0 of a sample of rank ≥ 3, as batches are read). */
-function checkNormalizeFits(n: Normalize, inputShape: readonly number[], fromOptions: boolean): void {
+export function checkNormalizeFits(n: Normalize, inputShape: readonly number[], fromOptions: boolean): void {
   const C = inputShape.length >= 3 ? inputShape[0] : 1;
   const fits = (xs: readonly number[]): boolean => xs.length === 1 || xs.length === C;
   if (fits(n.mean) && fits(n.std)) return;

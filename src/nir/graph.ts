@@ -452,9 +452,13 @@ export function toNir(
         const cout = w.dims[0];
         const bias = B ? floats(B) : new Float32Array(cout);
         const inSpatial = x.shape.slice(1);
+        if (x.shape[0] !== w.dims[1] * groups || cout % groups !== 0)
+          refuse(n, `weights ${w.dims.join('x')} in ${groups} groups do not fit an input of ${x.shape[0]} channels`);
         const outSpatial = inSpatial.map(
           (d, i) => Math.floor((d + 2 * pads[i] - dilation[i] * (w.dims[2 + i] - 1) - 1) / stride[i]) + 1,
         );
+        if (outSpatial.length !== spatial || outSpatial.some((d) => !(d >= 1)))
+          refuse(n, `its window does not fit its input ${inSpatial.join('x')} (output ${outSpatial.join('x')})`);
         const node: NirNode = {
           type: spatial === 2 ? 'Conv2d' : 'Conv1d',
           weight: { dims: w.dims, data: floats(w) },
@@ -526,13 +530,15 @@ export function toNir(
         const x = resolve(n.inputs[0]);
         if (x.shape.length !== 3) refuse(n, 'NIR pools in 2-d only');
         const global = n.opType === 'GlobalAveragePool';
-        const kernel = global ? x.shape.slice(1) : (attr(n, 'kernel_shape') as number[]);
+        const kernel = global ? x.shape.slice(1) : (attr(n, 'kernel_shape') ?? []);
         const stride = global ? kernel : (attr(n, 'strides') ?? [1, 1]);
         const pads = global ? [0, 0, 0, 0] : (attr(n, 'pads') ?? [0, 0, 0, 0]);
         if (pads.some((p) => p !== 0))
           refuse(n, "NIR's average pooling with padding is ambiguous (which zeros count); pool without padding");
         if (attrInt(n, 'ceil_mode', 0) === 1) refuse(n, 'ceil_mode is not exported');
         const out = [x.shape[0], ...x.shape.slice(1).map((d, i) => Math.floor((d - kernel[i]) / stride[i]) + 1)];
+        if (kernel.length !== 2 || stride.length !== 2 || out.some((d) => !(d >= 1)))
+          refuse(n, `its window does not fit its input ${x.shape.slice(1).join('x')}`);
         return {
           sources: add(nameFor(n.name), { type: 'AvgPool2d', kernelSize: kernel, stride, padding: [0, 0] }, x),
           shape: out,

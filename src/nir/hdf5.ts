@@ -5,11 +5,10 @@
  * attributes. Written and read with h5wasm.
  */
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import type h5wasm from 'h5wasm/node';
 import type { Dataset, Group } from 'h5wasm/node';
-import { readRegularFile, writeFileAtomic } from '../files.js';
+import { readRegularFile, scratchDir, scratchWrite, writeFileAtomic } from '../files.js';
 import { SpikeportError } from '../errors.js';
 import type { Array, NirGraph, NirNode } from './graph.js';
 
@@ -103,7 +102,7 @@ async function h5(): Promise<typeof h5wasm> {
 /** The file's bytes (written to a private temporary folder, read back, removed). */
 export async function nirBytes(graph: NirGraph): Promise<Uint8Array> {
   const lib = await h5();
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'spikeport-nir-'));
+  const dir = scratchDir('spikeport-nir-');
   const tmp = path.join(dir, 'graph.nir');
   try {
     const f = new lib.File(tmp, 'w');
@@ -188,12 +187,12 @@ export async function readNir(file: string): Promise<NirGraph> {
   const size = fs.statSync(file, { throwIfNoEntry: false })?.size ?? 0;
   if (size > NIR_MAX_BYTES) throw bad(`${size} bytes; spikeport reads NIR files of at most ${NIR_MAX_BYTES} bytes`);
   const bytes = readRegularFile(file);
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'spikeport-nir-'));
+  const dir = scratchDir('spikeport-nir-');
   const tmp = path.join(dir, 'graph.nir');
-  fs.writeFileSync(tmp, bytes);
   let f: InstanceType<typeof lib.File> | null = null;
   let total = 0;
   try {
+    scratchWrite(tmp, bytes);
     try {
       f = new lib.File(tmp, 'r');
     } catch {
@@ -213,6 +212,9 @@ export async function readNir(file: string): Promise<NirGraph> {
       const n = m.total_size;
       if (!Number.isSafeInteger(n) || n < 0 || n > NIR_MAX_VALUES)
         throw bad(`${where}: "${k}" holds ${n} values (at most ${NIR_MAX_VALUES})`);
+      // The element's size too: a fixed-length string or an array type can make one value huge.
+      if (!(n * m.size <= NIR_MAX_VALUES * 8))
+        throw bad(`${where}: "${k}" holds ${n * m.size} bytes (at most ${NIR_MAX_VALUES * 8})`);
       total += n;
       if (total > MAX_TOTAL_VALUES) throw bad(`more than ${MAX_TOTAL_VALUES} values in all`);
       return e;
@@ -243,10 +245,10 @@ export async function readNir(file: string): Promise<NirGraph> {
       !((eShape.length === 2 && eShape[1] === 2) || (eShape.length === 1 && eShape[0] === 0))
     )
       throw bad('/node/edges is not a list of (from, to) names');
+    if (eShape[0] > NIR_MAX_NODES * 10) throw bad(`more than ${NIR_MAX_NODES * 10} edges`);
     const edgeValues = (eShape[0] === 0 ? [] : (e.value as unknown[])).map((v) =>
       typeof v === 'string' ? v : v instanceof Uint8Array ? Buffer.from(v).toString('utf8') : '',
     );
-    if (edgeValues.length / 2 > NIR_MAX_NODES * 10) throw bad(`more than ${NIR_MAX_NODES * 10} edges`);
     const edges: [string, string][] = [];
     for (let i = 0; i < edgeValues.length; i += 2) edges.push([edgeValues[i], edgeValues[i + 1]]);
     const nodesGroup = group(node, 'nodes');

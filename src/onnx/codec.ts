@@ -4,6 +4,7 @@
 import pkg from 'onnx-proto';
 import type { Attr, DType, Dim, Graph, Node, Tensor, TensorData, ValueInfo } from '../graph/ir.js';
 import { SpikeportError } from '../errors.js';
+import { checkAttributes } from '../graph/attributes.js';
 
 const { onnx } = pkg;
 type Long = { toNumber(): number; toString(): string };
@@ -198,22 +199,42 @@ function externalData(where: string): SpikeportError {
 }
 
 /**
- * External data anywhere in the graph, subgraphs (If/Loop/Scan bodies) and tensor attributes
- * included, is refused before anything else reads the model: ONNX Runtime gets the model as
- * bytes, and would resolve a location against the working directory.
+ * External data anywhere a tensor can be stored is refused before anything else reads the
+ * model: ONNX Runtime gets the model as bytes and would resolve a location against the working
+ * directory. That is initializers and sparse initializers, and attributes of type TENSOR,
+ * TENSORS, SPARSE_TENSOR and SPARSE_TENSORS (a Constant's value and sparse_value among them), in
+ * the graph, in every subgraph (If/Loop/Scan bodies), in the model's functions and in its
+ * training info.
  */
 function refuseExternalData(g: pkg.onnx.IGraphProto, where: string): void {
-  for (const t of [...(g.initializer ?? []), ...(g.sparseInitializer ?? []).flatMap((s) => [s.values, s.indices])]) {
+  for (const t of [...(g.initializer ?? []), ...sparseParts(g.sparseInitializer)])
     if (t && usesExternalData(t)) throw externalData(`"${t.name ?? ''}" in ${where}`);
-  }
-  for (const n of g.node ?? []) {
+  refuseInNodes(g.node, where);
+}
+
+function sparseParts(ts: readonly (pkg.onnx.ISparseTensorProto | null | undefined)[] | null | undefined) {
+  return (ts ?? []).flatMap((s) => (s ? [s.values, s.indices] : []));
+}
+
+function refuseInNodes(nodes: readonly pkg.onnx.INodeProto[] | null | undefined, where: string): void {
+  for (const n of nodes ?? []) {
     for (const a of n.attribute ?? []) {
-      for (const t of [a.t, ...(a.tensors ?? [])])
+      const tensors = [a.t, ...(a.tensors ?? []), ...sparseParts([a.sparseTensor]), ...sparseParts(a.sparseTensors)];
+      for (const t of tensors)
         if (t && usesExternalData(t))
           throw externalData(`of attribute ${a.name} of node "${n.name ?? ''}" in ${where}`);
       for (const sub of [a.g, ...(a.graphs ?? [])])
         if (sub) refuseExternalData(sub, `the subgraph ${a.name} of node "${n.name ?? ''}"`);
     }
+  }
+}
+
+function refuseExternalDataInModel(model: pkg.onnx.IModelProto, source: string): void {
+  if (model.graph) refuseExternalData(model.graph, source);
+  for (const f of model.functions ?? []) refuseInNodes(f.node, `the function "${f.name ?? ''}" of ${source}`);
+  for (const t of model.trainingInfo ?? []) {
+    if (t.initialization) refuseExternalData(t.initialization, `the training initialization of ${source}`);
+    if (t.algorithm) refuseExternalData(t.algorithm, `the training algorithm of ${source}`);
   }
 }
 
@@ -228,7 +249,7 @@ export function decodeModel(bytes: Uint8Array, source: string): Graph {
   const g = model.graph;
   if (!g || (g.node ?? []).length === 0)
     throw new SpikeportError('invalid-file', `${source} is not a valid ONNX model (it has no graph nodes)`);
-  refuseExternalData(g, source);
+  refuseExternalDataInModel(model, source);
   const opsetEntry = (model.opsetImport ?? []).find((o) => !o.domain || o.domain === 'ai.onnx');
   const opset = num(opsetEntry?.version as number | Long | undefined);
   if (!opset) throw new SpikeportError('invalid-file', `${source} declares no default-domain opset`);
@@ -247,6 +268,7 @@ export function decodeModel(bytes: Uint8Array, source: string): Graph {
       attrs,
     };
   });
+  checkAttributes(nodes, source);
   const metadata: Record<string, string> = {};
   for (const p of model.metadataProps ?? []) metadata[p.key ?? ''] = p.value ?? '';
   return {

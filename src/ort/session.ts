@@ -141,7 +141,7 @@ export class Session {
       const where = device.kind === 'cuda' ? ` on cuda:${device.id}` : '';
       throw new SpikeportError(
         'runtime',
-        `ONNX Runtime cannot load the model${where}: ${firstLine((e as Error).message)}`,
+        `ONNX Runtime cannot load the model${where}: ${ortMessage((e as Error).message)}`,
       );
     }
   }
@@ -175,7 +175,7 @@ export class Session {
           )
         : await this.inner.run(f, names, RUN_OPTIONS);
     } catch (e) {
-      throw new SpikeportError('runtime', `ONNX Runtime failed to run the model: ${firstLine((e as Error).message)}`);
+      throw new SpikeportError('runtime', `ONNX Runtime failed to run the model: ${ortMessage((e as Error).message)}`);
     }
     const out: Record<string, Array32> = {};
     for (const [k, v] of Object.entries(res)) {
@@ -211,8 +211,42 @@ export function checkRuntime(opts: RuntimeOptions): void {
   if (parseDevice(opts.device).kind === 'cuda') checkCudaInstalled(undefined, opts.device);
 }
 
-function firstLine(s: string): string {
-  return s.split('\n')[0].replace(/^\[ErrorCode:\w+\]\s*/, '');
+/**
+ * ONNX Runtime's message in one line, without what only its developers read: the source file,
+ * line and C++ signature before "[ONNXRuntimeError] : 1 : FAIL : ", and the "file.cc:123
+ * Function" markers inside.
+ */
+export function ortMessage(s: string): string {
+  let m = s.split('\n')[0].replace(/^\[ErrorCode:\w+\]\s*/, '');
+  const tag = /\[ONNXRuntimeError\] : \d+ : \w+ : /.exec(m);
+  if (tag) m = m.slice(tag.index + tag[0].length);
+  const marker = /\/?[\w./-]+\.(?:cc|cpp|h):\d+ /g;
+  let out = '';
+  let last = 0;
+  for (let hit = marker.exec(m); hit; hit = marker.exec(m)) {
+    out += m.slice(last, hit.index) + ' ';
+    let i = hit.index + hit[0].length;
+    const head = /^[\w:~<>*&, ]*?(?=\()/.exec(m.slice(i));
+    if (head && head[0].includes('::')) {
+      // A C++ signature: its name, its parameters in balanced parentheses, then " const".
+      let depth = 0;
+      for (i += head[0].length; i < m.length; i++) {
+        if (m[i] === '(') depth++;
+        else if (m[i] === ')' && --depth === 0) {
+          i++;
+          break;
+        }
+      }
+      if (m.startsWith(' const', i)) i += ' const'.length;
+    } else {
+      // A function's name in CamelCase (ValidateExternalDataPathFromDir).
+      const name = /^[A-Z][a-z]+(?:[A-Z][a-z0-9]*)+ /.exec(m.slice(i));
+      if (name) i += name[0].length;
+    }
+    last = i;
+    marker.lastIndex = i;
+  }
+  return (out + m.slice(last)).replace(/\s+/g, ' ').trim();
 }
 
 /**

@@ -21,6 +21,7 @@ import { instrument, thetaFeeds } from '../calibrate/instrument.js';
 import type { Thresholds } from '../calibrate/thresholds.js';
 import { buildSnn, type SiteCorrections, type SnnGraph } from '../snn/build.js';
 import type { PoolMode } from '../snn/format.js';
+import type { NeuronGroup } from '../snn/neuron.js';
 import { probeSteps, withOutputs } from '../runtime/probe.js';
 import type { OnProgress } from '../progress.js';
 
@@ -29,6 +30,15 @@ export interface CorrectionOptions extends RuntimeOptions {
   readonly bias?: number;
   /** Correct each site's initial membrane for this T. */
   readonly potential?: number;
+  /**
+   * Per-channel bias, then per-channel threshold scale (the spikes' amplitude) for this T, as
+   * parallel conversion calibrates them: the scale makes the channel's mean output the clipped ANN's.
+   */
+  readonly scale?: number;
+  /** Per-step per-channel biases for steps 1 … this T (FTBC-style): each step's mean output made the clipped ANN's. */
+  readonly stepBias?: number;
+  /** The neurons are groups (docs/algorithm.md §11): the corrections are found for that network. */
+  readonly group?: NeuronGroup | null;
   readonly onProgress?: OnProgress;
 }
 
@@ -72,10 +82,15 @@ export async function siteCorrections(
   const sites = m.plan.sites;
   const bias: (Float32Array | null)[] = sites.map(() => null);
   const potential: (Float32Array | null)[] = sites.map(() => null);
+  const scale: (Float32Array | null)[] = sites.map(() => null);
+  const stepBias: (Float32Array | null)[] = sites.map(() => null);
   const stages = [
     ...(opts.bias ? [['bias', opts.bias] as const] : []),
+    ...(opts.scale ? [['scale', opts.scale] as const] : []),
     ...(opts.potential ? [['potential', opts.potential] as const] : []),
+    ...(opts.stepBias ? [['stepBias', opts.stepBias] as const] : []),
   ];
+  const now = (): SiteCorrections => ({ bias, potential, scale, stepBias });
   let done = 0;
   for (const site of sites) {
     const shape = m.shapes.get(site.input) as readonly number[];
@@ -83,9 +98,10 @@ export async function siteCorrections(
     const C = shape[0];
     const spatial = per / C;
     const n = batch.n;
-    for (const [kind, T] of stages) {
-      // The SNN's average output at this site over T steps, with the corrections so far.
-      const step = buildSnn(m, th, maxpool, { bias, potential });
+    const target = ann[site.output].data;
+    /** The SNN's output at this site summed over T steps, with the corrections so far. */
+    const simulated = async (T: number): Promise<Float64Array> => {
+      const step = buildSnn(m, th, maxpool, now(), opts.group ?? null);
       const sum = new Float64Array(n * per);
       await probeSteps(
         step.graph,
@@ -99,20 +115,116 @@ export async function siteCorrections(
         },
         opts,
       );
-      const target = ann[site.output].data;
+      return sum;
+    };
+    /** Per channel: the mean over samples and positions of ō − a (ō the average output over T steps). */
+    const channelGap = (sum: Float64Array, T: number): Float64Array => {
+      const delta = new Float64Array(C);
+      for (let j = 0; j < sum.length; j++) delta[Math.floor((j % per) / spatial)] += sum[j] / T - target[j];
+      return delta.map((d) => d / (n * spatial));
+    };
+    for (const [kind, T] of stages) {
       if (kind === 'bias') {
-        const delta = new Float64Array(C);
-        for (let j = 0; j < sum.length; j++) delta[Math.floor((j % per) / spatial)] += sum[j] / T - target[j];
-        bias[site.index] = Float32Array.from(delta, (d) => -d / (n * spatial));
-      } else {
+        bias[site.index] = Float32Array.from(channelGap(await simulated(T), T), (d) => -d);
+      } else if (kind === 'scale') {
+        // Parallel conversion's pair: a bias that centres the channel, then an amplitude that matches its mean.
+        const shift = channelGap(await simulated(T), T);
+        bias[site.index] = Float32Array.from(shift, (d, c) => (bias[site.index]?.[c] ?? 0) - d);
+        const sum = await simulated(T);
+        const out = new Float64Array(C);
+        const want = new Float64Array(C);
+        for (let j = 0; j < sum.length; j++) {
+          const c = Math.floor((j % per) / spatial);
+          out[c] += sum[j] / T;
+          want[c] += target[j];
+        }
+        scale[site.index] = Float32Array.from(out, (o, c) => (o > 0 && want[c] > 0 ? want[c] / o : 1));
+      } else if (kind === 'potential') {
+        const sum = await simulated(T);
         const v0 = new Float64Array(per);
         for (let j = 0; j < sum.length; j++) v0[j % per] += target[j] - sum[j] / T;
         potential[site.index] = Float32Array.from(v0, (v) => (T * v) / n);
+      } else {
+        stepBias[site.index] = await perStepBiases(
+          m,
+          th,
+          maxpool,
+          now(),
+          opts.group ?? null,
+          site,
+          input,
+          target,
+          T,
+          opts,
+        );
       }
-      opts.onProgress?.({ phase: `${kind} calibration`, done: ++done, total: sites.length * stages.length });
+      opts.onProgress?.({
+        phase: `${kind} calibration`,
+        done: ++done,
+        total: sites.length * stages.length,
+        unit: stages.length > 1 ? 'sites × corrections' : 'sites',
+      });
     }
   }
-  return { bias: opts.bias ? bias : undefined, potential: opts.potential ? potential : undefined };
+  return {
+    bias: opts.bias || opts.scale ? bias : undefined,
+    potential: opts.potential ? potential : undefined,
+    scale: opts.scale ? scale : undefined,
+    stepBias: opts.stepBias ? stepBias : undefined,
+  };
+}
+
+/** Passes of the per-step bias fit, and the share of each pass's remaining gap it corrects. */
+const STEP_BIAS_PASSES = 3;
+const STEP_BIAS_RATE = 0.5;
+
+/**
+ * Per-step biases of one site (FTBC-style), for steps 1 … T: passes over the batch, each a
+ * simulation of T steps with the biases so far, in which every step t moves β_t,c by
+ * STEP_BIAS_RATE × the mean over samples and positions of (a − o_t): the clipped ANN's output
+ * less this step's output. A step whose outputs already average to the clipped ANN's is left as
+ * it is, so with zero gaps nothing changes.
+ */
+async function perStepBiases(
+  m: PreparedModel,
+  th: Thresholds,
+  maxpool: PoolMode,
+  corrections: SiteCorrections,
+  group: NeuronGroup | null,
+  site: PreparedModel['plan']['sites'][number],
+  input: Array32,
+  target: Float32Array,
+  T: number,
+  opts: RuntimeOptions,
+): Promise<Float32Array> {
+  const shape = m.shapes.get(site.input) as readonly number[];
+  const per = numel(shape);
+  const C = shape[0];
+  const spatial = per / C;
+  const n = input.dims[0];
+  const beta = new Float32Array(T * C);
+  const mine = (): SiteCorrections => ({
+    ...corrections,
+    stepBias: (corrections.stepBias ?? m.plan.sites.map(() => null)).map((v, k) => (k === site.index ? beta : v)),
+  });
+  for (let pass = 0; pass < STEP_BIAS_PASSES; pass++) {
+    const step = buildSnn(m, th, maxpool, mine(), group);
+    const gap = new Float64Array(T * C);
+    await probeSteps(
+      step.graph,
+      step.spec,
+      input,
+      T,
+      [site.output],
+      (t, out) => {
+        const o = out[site.output].data;
+        for (let j = 0; j < o.length; j++) gap[(t - 1) * C + Math.floor((j % per) / spatial)] += target[j] - o[j];
+      },
+      opts,
+    );
+    for (let k = 0; k < beta.length; k++) beta[k] += (STEP_BIAS_RATE * gap[k]) / (n * spatial);
+  }
+  return beta;
 }
 
 /** The longest simulation the delay fit runs (it compares all T²/2 windows). */

@@ -96,7 +96,8 @@ export function barChart(c: BarChart): TopLevelSpec {
     data: { values: c.rows as Row[] },
     mark: 'bar',
     encoding: {
-      x: { field: c.x.field, type: 'nominal', title: c.x.title, sort: null, axis: { labelAngle: -40 } },
+      // Site names are often long paths (/features/features.10/Relu): show them whole (Vega cuts at 180 px).
+      x: { field: c.x.field, type: 'nominal', title: c.x.title, sort: null, axis: { labelAngle: -40, labelLimit: 0 } },
       y: {
         field: c.y.field,
         type: 'quantitative',

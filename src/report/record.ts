@@ -7,7 +7,9 @@ import type { SiteErrors } from '../analysis/site-errors.js';
 import type { Pictures } from '../evaluate/pictures.js';
 import { z } from 'zod';
 import { TASKS, type Score, type Task } from '../tasks/task.js';
-import { SpikeportError } from '../errors.js';
+import { SpikeportError, isPrintable } from '../errors.js';
+import type { Notice } from '../progress.js';
+import { MAX_STEPS } from '../evaluate/windows.js';
 
 /** The SNN's scores at one T. */
 export interface SimulationResult {
@@ -20,6 +22,14 @@ export interface SimulationResult {
   /** The same with the readout averaged over all T steps. */
   readonly metricNoDelay: number;
   readonly secondaryNoDelay: number | null;
+}
+
+/** The ceiling at one T: the metric of the ANN quantised to `levels` levels per site. */
+export interface CeilingResult {
+  readonly T: number;
+  readonly levels: number;
+  readonly metric: number;
+  readonly secondary: number | null;
 }
 
 export interface RunInfo {
@@ -44,6 +54,12 @@ export interface SimulateRecord extends RunInfo {
    * what the SNN converts; `ann` is then the original ANN and `clippedAnn` the frozen one clipped.
    */
   readonly frozenAnn?: Score;
+  /**
+   * The ceiling at each T (docs/algorithm.md §4.1): the ANN with every site quantised to the
+   * `levels` an IF neuron (or group) can output in T steps. With the references only; absent in
+   * older records.
+   */
+  readonly ceiling?: readonly CeilingResult[];
   readonly delay: { readonly estimated: number; readonly latencies: readonly number[]; readonly rule: string };
   readonly results: readonly SimulationResult[];
   readonly firingRates: readonly { readonly site: string; readonly rate: number }[];
@@ -65,6 +81,14 @@ export interface SimulateRecord extends RunInfo {
   readonly outputs?: readonly OutputInfo[];
   /** Detection: the head that decoded the outputs and its thresholds (absent for other tasks and older records). */
   readonly detection?: DetectionInfo;
+  /** The input normalisation the samples were read with (null: none; absent in older records). */
+  readonly normalize?: { readonly mean: readonly number[]; readonly std: readonly number[] } | null;
+  /**
+   * What may make these numbers other than meant, one sentence each: no normalisation, no ANN
+   * reference, thresholds that clip, labels in another class order than the model's (absent in
+   * older records).
+   */
+  readonly notices?: readonly Notice[];
 }
 
 /** One of the model's outputs: its name and per-sample shape. */
@@ -83,7 +107,12 @@ export interface DetectionInfo {
   readonly detectionsPerImage: number;
 }
 
-export const outputInfoSchema = z.object({ name: z.string(), shape: z.array(z.number().int().nonnegative()) });
+/** An output's axes: ONNX models have a handful; the cap keeps a hostile record small to hold. */
+const MAX_AXES = 64;
+export const outputInfoSchema = z.object({
+  name: z.string(),
+  shape: z.array(z.number().int().nonnegative()).max(MAX_AXES, `at most ${MAX_AXES} axes`),
+});
 export const detectionInfoSchema = z.object({
   head: z.string(),
   classes: z.number().int().positive(),
@@ -151,9 +180,42 @@ export interface EnergyRecord extends RunInfo {
   readonly notes: readonly string[];
 }
 
-export type RunRecord = SimulateRecord | CurvesRecord | DelayRecord | EnergyRecord;
+/** One setting of the fewer-steps experiment: its metric, SOPs and energy per sample at each T. */
+export interface StepsRow {
+  readonly label: string;
+  /** A setting the project offered before groups and the timing calibrations. */
+  readonly before: boolean;
+  /** Conversion cost of the row, seconds (thresholds, plus the fit or every T's calibration). */
+  readonly seconds: number;
+  readonly points: readonly {
+    readonly T: number;
+    readonly delay: number;
+    readonly metric: number;
+    readonly sops: number;
+    /** Joules per sample. */
+    readonly energy: number;
+  }[];
+}
 
-export const RECORD_KINDS = ['simulate', 'ablation', 'iterations', 'plugplay', 'delay', 'energy'] as const;
+/** The fewer-steps experiment (experiments/fewer-steps.ts). */
+export interface StepsRecord extends RunInfo {
+  readonly kind: 'steps';
+  readonly ann: Score | null;
+  readonly clippedAnn: Score | null;
+  /** The ceiling at each number of levels L (T, and K·T for each group size K). */
+  readonly ceiling: readonly { readonly levels: number; readonly metric: number }[];
+  readonly T: readonly number[];
+  readonly groups: readonly number[];
+  readonly energyConstants: { readonly name: string; readonly eSop: number; readonly eMac: number };
+  /** MACs of one ANN pass per sample. */
+  readonly annMacs: number;
+  readonly rows: readonly StepsRow[];
+  readonly notes: readonly string[];
+}
+
+export type RunRecord = SimulateRecord | CurvesRecord | DelayRecord | EnergyRecord | StepsRecord;
+
+export const RECORD_KINDS = ['simulate', 'ablation', 'iterations', 'plugplay', 'delay', 'energy', 'steps'] as const;
 
 // The schema of a record read back from JSON (spikeport report FILE). JSON has no ∞ or NaN: a
 // non-finite number was written as null, and reads back as NaN where the type says number.
@@ -162,10 +224,23 @@ const num = z
   .nullable()
   .transform((v) => v ?? Number.NaN);
 const str = z.string();
+/**
+ * Rows of a record: every list is capped (a record of 400 000 rows took 4 GB to render), and the
+ * lists indexed by T hold each T once, ascending, within the steps spikeport simulates.
+ */
+export const MAX_RECORD_ROWS = 100_000;
+const rows = <T extends z.ZodType>(item: T) =>
+  z.array(item).max(MAX_RECORD_ROWS, `at most ${MAX_RECORD_ROWS} rows (a record from spikeport has far fewer)`);
+const step = z.number().int().min(1).max(MAX_STEPS);
+const byT = <T extends z.ZodType<{ T: number }>>(item: T) =>
+  rows(item).refine(
+    (xs) => xs.every((x, i) => i === 0 || x.T > xs[i - 1].T),
+    'each T once, in ascending order (as spikeport writes them)',
+  );
 const score = z.object({ metric: num, secondary: num.nullable() }).nullable();
 const info = { task: z.enum(TASKS).optional(), model: str, data: str, samples: num, created: str };
 const cost = z.object({
-  T: num,
+  T: step,
   sops: num,
   macs: num,
   energy: num,
@@ -176,10 +251,10 @@ const cost = z.object({
 const energy = z.object({
   constants: z.object({ name: str, eSop: num, eMac: num, note: str }),
   ann: z.object({ macs: num, energy: num, fpsPerW: num, metric: num.nullable() }),
-  perT: z.array(cost),
+  perT: byT(cost),
   sops90: cost.nullable(),
   sops95: cost.nullable(),
-  layers: z.array(
+  layers: rows(
     z.object({
       node: str,
       opType: str,
@@ -194,7 +269,7 @@ const siteErrors = z.object({
   T: num,
   delay: num,
   samples: num,
-  sites: z.array(z.object({ site: str, clipError: num, snnVsAnn: num, snnVsClipped: num })),
+  sites: rows(z.object({ site: str, clipError: num, snnVsAnn: num, snnVsClipped: num })),
 });
 const pictureBox = z.object({
   label: num,
@@ -211,7 +286,7 @@ export const predictionSchema = z.object({
     .string()
     .regex(/^\d{1,3}:\d+( \d{1,3}:\d+)*$/, 'runs "class:count …"')
     .optional(),
-  boxes: z.array(pictureBox).optional(),
+  boxes: rows(pictureBox).optional(),
 });
 /** The record's pictures, checked (also read back from shard files). */
 export const picturesSchema = z.object({
@@ -220,21 +295,27 @@ export const picturesSchema = z.object({
   height: z.number().int().positive(),
   maskWidth: z.number().int().positive().optional(),
   maskHeight: z.number().int().positive().optional(),
-  windows: z.array(z.object({ T: num, delay: num })),
-  classes: z.array(str).optional(),
+  windows: rows(z.object({ T: num, delay: num })),
+  classes: rows(str).optional(),
   minScore: num.optional(),
   misclassified: num.optional(),
   checked: num.optional(),
   // Only PNG data URIs: the report puts them in an <img> as they are.
-  samples: z.array(
+  samples: rows(
     z.object({
       index: num,
       image: z.string().regex(/^data:image\/png;base64,[A-Za-z0-9+/]*={0,2}$/, 'a PNG data URI'),
       truth: predictionSchema,
       ann: predictionSchema.nullable(),
-      snn: z.array(predictionSchema),
+      snn: rows(predictionSchema),
     }),
   ),
+});
+/** A notice, as read back from a file: it is printed and rendered, so no control characters. */
+export const noticeSchema = z.object({
+  code: z.string().max(64),
+  message: z.string().max(4096).refine(isPrintable, 'must not hold control characters'),
+  field: z.string().max(64).optional(),
 });
 /** A number of batches. */
 const batches = z.number().int().nonnegative();
@@ -248,7 +329,7 @@ const ownTimes = {
 };
 const times = z.object({
   ...ownTimes,
-  workers: z.array(z.object({ ...ownTimes, shard: batches, batches })).optional(),
+  workers: rows(z.object({ ...ownTimes, shard: batches, batches })).optional(),
 });
 const recordSchema: z.ZodType<RunRecord> = z.discriminatedUnion('kind', [
   z.object({
@@ -261,10 +342,11 @@ const recordSchema: z.ZodType<RunRecord> = z.discriminatedUnion('kind', [
     ann: score,
     clippedAnn: score,
     frozenAnn: score.unwrap().optional(),
-    delay: z.object({ estimated: num, latencies: z.array(num), rule: str }),
-    results: z.array(
+    ceiling: byT(z.object({ T: num, levels: num, metric: num, secondary: num.nullable() })).optional(),
+    delay: z.object({ estimated: num, latencies: rows(num), rule: str }),
+    results: byT(
       z.object({
-        T: num,
+        T: step,
         delay: num,
         metric: num,
         secondary: num.nullable(),
@@ -272,25 +354,30 @@ const recordSchema: z.ZodType<RunRecord> = z.discriminatedUnion('kind', [
         secondaryNoDelay: num.nullable(),
       }),
     ),
-    firingRates: z.array(z.object({ site: str, rate: num })),
+    firingRates: rows(z.object({ site: str, rate: num })),
     energy: energy.nullable(),
     siteErrors: siteErrors.nullable(),
     simulationSeconds: num,
     times: times.optional(),
     engines: z.object({ steps: batches, fused: batches, loop: batches }).partial().strict().optional(),
     pictures: picturesSchema.optional(),
-    outputs: z.array(outputInfoSchema).optional(),
+    outputs: rows(outputInfoSchema).optional(),
     detection: detectionInfoSchema.optional(),
+    normalize: z
+      .object({ mean: z.array(num), std: z.array(num) })
+      .nullable()
+      .optional(),
+    notices: z.array(noticeSchema).optional(),
   }),
   z.object({
     kind: z.enum(['ablation', 'iterations', 'plugplay']),
     ...info,
     ann: score,
-    notes: z.array(str),
-    curves: z.array(
+    notes: rows(str),
+    curves: rows(
       z.object({
         label: str,
-        points: z.array(z.object({ T: num, metric: num })),
+        points: byT(z.object({ T: step, metric: num })),
         seconds: num.optional(),
         delay: num.optional(),
       }),
@@ -301,13 +388,43 @@ const recordSchema: z.ZodType<RunRecord> = z.discriminatedUnion('kind', [
     ...info,
     ann: score,
     estimated: num,
-    sweeps: z.array(z.object({ T: num, rule: num, best: num, points: z.array(z.object({ delay: num, metric: num })) })),
+    sweeps: byT(
+      z.object({
+        T: step,
+        rule: num,
+        best: num,
+        points: rows(z.object({ delay: num, metric: num })).refine(
+          (xs) => xs.every((x, i) => i === 0 || x.delay > xs[i - 1].delay),
+          'each delay once, in ascending order',
+        ),
+      }),
+    ),
+  }),
+  z.object({
+    kind: z.literal('steps'),
+    ...info,
+    ann: score,
+    clippedAnn: score,
+    ceiling: z.array(z.object({ levels: num, metric: num })),
+    T: z.array(num),
+    groups: z.array(num),
+    energyConstants: z.object({ name: str, eSop: num, eMac: num }),
+    annMacs: num,
+    rows: z.array(
+      z.object({
+        label: str,
+        before: z.boolean(),
+        seconds: num,
+        points: z.array(z.object({ T: num, delay: num, metric: num, sops: num, energy: num })),
+      }),
+    ),
+    notes: z.array(str),
   }),
   z.object({
     kind: z.literal('energy'),
     ...info,
-    notes: z.array(str),
-    rows: z.array(z.object({ model: str, ann: score, energy, firingRate: num })),
+    notes: rows(str),
+    rows: rows(z.object({ model: str, ann: score, energy, firingRate: num })),
   }),
 ]);
 

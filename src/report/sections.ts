@@ -6,6 +6,7 @@ import type { TopLevelSpec } from 'vega-lite';
 import type { EnergyReport } from '../energy/energy.js';
 import type { CurvesRecord, DelayRecord, EnergyRecord, Pictures, RunRecord, SimulateRecord } from './record.js';
 import { picturesText } from './pictures.js';
+import { stepsSections } from './steps.js';
 import { barChart, lineChart, type Row } from './charts.js';
 import { METRIC_NAMES, type Task } from '../tasks/task.js';
 
@@ -68,6 +69,8 @@ export function sections(r: RunRecord): Section[] {
       return delaySections(r);
     case 'energy':
       return energySections(r);
+    case 'steps':
+      return stepsSections(r);
   }
 }
 
@@ -78,6 +81,7 @@ export function title(r: RunRecord): string {
     iterations: 'CLTB iterations',
     plugplay: 'Plug-and-play',
     delay: 'Delayed evaluation sweep',
+    steps: 'Fewer steps for the same accuracy',
     energy: 'Operations and energy',
   }[r.kind];
   return `${what} — ${r.model} on ${r.data} (${r.samples} samples)`;
@@ -95,9 +99,11 @@ function annLines(
 
 function simulateSections(r: SimulateRecord): Section[] {
   const [m1, m2] = names(r);
-  const rows: Row[] = r.results.flatMap((x) => [
+  const ceiling = r.ceiling;
+  const rows: Row[] = r.results.flatMap((x, i) => [
     { T: x.T, accuracy: x.metric, series: 'SNN, delayed evaluation' },
     { T: x.T, accuracy: x.metricNoDelay, series: 'SNN, no delay' },
+    ...(ceiling?.[i] ? [{ T: x.T, accuracy: ceiling[i].metric, series: 'ceiling (ANN quantised to T steps)' }] : []),
   ]);
   const out: Section[] = [
     {
@@ -113,15 +119,24 @@ function simulateSections(r: SimulateRecord): Section[] {
               `Detection head ${r.detection.head} (${r.detection.classes} classes): scores above ${r.detection.scoreThreshold}${r.detection.head === 'centernet' ? '' : `, the best ${r.detection.topCandidates} per level`}, NMS at IoU ${r.detection.nmsThreshold}, ${r.detection.detectionsPerImage} detections per image.`,
             ]
           : []),
+        ...(r.normalize !== undefined ? [normalizeText(r.normalize)] : []),
         ...(r.ann
           ? [
               `ANN ${m1} ${pct(r.ann.metric)} %; ${r.frozenAnn ? `ANN with its per-sample normalisations frozen (what the SNN converts) ${pct(r.frozenAnn.metric)} %; ` : ''}clipped ANN (ReLU → clip(x, 0, θ)) ${pct(r.clippedAnn?.metric)} %.`,
+              ...(ceiling
+                ? [
+                    `Ceiling at T: the ANN with every site quantised to the L levels an IF neuron starting at θ/2 can output in T steps, (θ/L)·clip(⌊x·L/θ + ½⌋, 0, L), L = ${ceiling[0] && ceiling[0].levels !== ceiling[0].T ? `${ceiling[0].levels / ceiling[0].T}·T (groups of binary neurons)` : 'T'}. The gap from the clipped ANN to the ceiling is quantisation (more levels per step help), from the ceiling to the SNN timing (calibration and the delay help); docs/algorithm.md §4.1.`,
+                  ]
+                : []),
             ]
           : [
-              'No ANN reference (the source ANN was not found next to the SNN; name it with --ann, or the ann option of loadSnn, and ask for references).',
+              'No ANN reference (the source ANN was not found in the SNN’s folder; name it with --ann, or the ann option of loadSnn, and ask for references).',
             ]),
       ],
     },
+    ...(r.notices?.length
+      ? [{ title: 'Notes', text: r.notices.map((n) => `${n.message.charAt(0).toUpperCase()}${n.message.slice(1)}.`) }]
+      : []),
     ...(r.pictures && r.pictures.samples.length > 0
       ? [
           {
@@ -148,13 +163,14 @@ function simulateSections(r: SimulateRecord): Section[] {
         ],
       }),
       table: {
-        header: ['T', 'delay', `${m1} %`, 'no delay %', `${m2} %`],
-        rows: r.results.map((x) => [
+        header: ['T', 'delay', `${m1} %`, 'no delay %', `${m2} %`, ...(ceiling ? [`ceiling ${m1} %`] : [])],
+        rows: r.results.map((x, i) => [
           String(x.T),
           String(x.delay),
           pct(x.metric),
           pct(x.metricNoDelay),
           pct(x.secondary),
+          ...(ceiling ? [pct(ceiling[i]?.metric)] : []),
         ]),
       },
     },
@@ -169,6 +185,7 @@ function simulateSections(r: SimulateRecord): Section[] {
       x: { field: 'site', title: 'neuron site' },
       y: { field: 'rate', title: 'spikes / neuron / step', percent: true },
     }),
+    table: { header: ['site', 'firing rate %'], rows: r.firingRates.map((f) => [f.site, pct(f.rate)]) },
   });
   if (errs) {
     out.push({
@@ -212,8 +229,10 @@ function energyDetail(e: EnergyReport, m1: string): Section[] {
         `ANN: ${si(e.ann.macs)} MACs, ${si(e.ann.energy, 'J')} per frame, ${num(e.ann.fpsPerW)} FPS/W.`,
         `SNN: SOPs are counted per step (events × fan-out) and include the steps before the readout window. Layers on the analog input are computed once per frame (direct coding) and count as MACs. ` +
           `"FPS/W (SOPs only)" is the paper's convention.`,
-        `SOPs90 (first T at ≥ 90 % of the ANN): ${e.sops90 ? `${si(e.sops90.sops)} at T = ${e.sops90.T}, ${num(e.sops90.fpsPerW)} FPS/W` : 'not reached'}; ` +
-          `SOPs95: ${e.sops95 ? `${si(e.sops95.sops)} at T = ${e.sops95.T}, ${num(e.sops95.fpsPerW)} FPS/W` : 'not reached'}.`,
+        e.ann.metric === null
+          ? 'SOPs90 / SOPs95 (first T at ≥ 90 % / 95 % of the ANN) need the ANN reference, which this run did not have.'
+          : `SOPs90 (first T at ≥ 90 % of the ANN): ${e.sops90 ? `${si(e.sops90.sops)} at T = ${e.sops90.T}, ${num(e.sops90.fpsPerW)} FPS/W` : 'not reached'}; ` +
+            `SOPs95: ${e.sops95 ? `${si(e.sops95.sops)} at T = ${e.sops95.T}, ${num(e.sops95.fpsPerW)} FPS/W` : 'not reached'}.`,
       ],
       table: {
         header: ['T', `${m1} %`, 'SOPs', 'MACs', 'energy', 'FPS/W', 'FPS/W (SOPs only)', 'vs ANN energy'],
@@ -359,6 +378,12 @@ function energySections(r: EnergyRecord): Section[] {
       },
     },
   ];
+}
+
+/** The input normalisation of a run, in words. */
+function normalizeText(n: SimulateRecord['normalize']): string {
+  if (!n) return 'Input normalisation: none (samples as read, images scaled to 0..1).';
+  return `Input normalisation: mean ${n.mean.join(', ')}, std ${n.std.join(', ')}.`;
 }
 
 /** Setup against time steps, e.g. ", of which setup 2.1 s and time steps 9.8 s" (several workers: per worker). */

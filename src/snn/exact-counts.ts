@@ -56,7 +56,7 @@ export function exactCounters(g: Graph, spec: SnnSpec): Graph {
     const [K, cols] = W.dims;
     const plan = spikeSource(rs.inputs[0], w, K, cols);
     if (!plan) continue;
-    const { L, exactInFloat32 } = rowLength(plan.w, plan.dead, K, cols);
+    const { L, exactInFloat32 } = rowLength(plan.w, plan.dead, K, cols, plan.top);
     const hint = `${mm.name || mm.outputs[0]}_exact`;
     const weights = `${hint}_w`;
     const rowsShape = `${hint}_rows`;
@@ -129,23 +129,34 @@ export function exactCounters(g: Graph, spec: SnnSpec): Graph {
 
   /**
    * Where a counter's input comes from: a neuron's θ-valued spikes (Mul of its 0/1 Cast by θ:
-   * read the Cast, columns divided back to 1 and the fan-outs), or 0/1 values already (events,
-   * or the unit-spike form). Null when the columns would not be whole numbers below 2^24.
+   * read the Cast, columns divided back to 1 and the fan-outs; or of a group's spike count
+   * 0 … K, `top`), or 0/1 values already (events, or the unit-spike form). Null when the
+   * columns would not be whole numbers below 2^24.
    */
   function spikeSource(
     x: string,
     w: Float32Array,
     K: number,
     cols: number,
-  ): { source: string; w: Float32Array; dead: Uint8Array | null } | null {
+  ): { source: string; w: Float32Array; dead: Uint8Array | null; top: number } | null {
     const mul = producer.get(x);
     let source = x;
     let out = w;
     let dead: Uint8Array | null = null;
+    let top = 1;
     if (mul && mul.opType === 'Mul') {
-      const castAt = mul.inputs.findIndex((i) => producer.get(i)?.opType === 'Cast');
+      // The spike count: a neuron's 0/1 Cast, or a shared-reset group's whole number of spikes
+      // 0 … K (Min(…, K), neuron.ts), which K times larger rows must still sum exactly.
+      const castAt = mul.inputs.findIndex((i) => {
+        const p = producer.get(i);
+        if (p?.opType === 'Cast') return true;
+        const bound = p?.opType === 'Min' ? floatsOf(p.inputs[1]) : null;
+        return bound !== null && bound.length === 1 && Number.isInteger(bound[0]) && bound[0] >= 1;
+      });
       if (castAt < 0 || !floatsOf(mul.inputs[1 - castAt])) return null;
       source = mul.inputs[castAt];
+      const counted = producer.get(source);
+      if (counted?.opType === 'Min') top = (floatsOf(counted.inputs[1]) as Float32Array)[0];
       // Column 0 is 1/θ (0 where θ = 0: such a neuron never fires); column j is fan-out/θ.
       out = new Float32Array(K * cols);
       dead = new Uint8Array(K);
@@ -160,9 +171,9 @@ export function exactCounters(g: Graph, spec: SnnSpec): Graph {
     }
     for (let i = 0; i < out.length; i++) {
       const v = out[i];
-      if (!(v >= 0 && v < 2 ** 24 && v === Math.floor(v))) return null;
+      if (!(v >= 0 && v * top < 2 ** 24 && v === Math.floor(v))) return null;
     }
-    return { source, w: out, dead };
+    return { source, w: out, dead, top };
   }
 }
 
@@ -189,6 +200,7 @@ function rowLength(
   dead: Uint8Array | null,
   K: number,
   cols: number,
+  top = 1,
 ): { L: number; exactInFloat32: boolean } {
   const divisors: number[] = [];
   for (let d = 1; d * d <= K; d++) if (K % d === 0) divisors.push(d, K / d);
@@ -210,7 +222,7 @@ function rowLength(
   for (let j = 0; j < cols; j++) {
     let sum = 0;
     for (let e = 0; e < P; e++) sum += w[e * cols + j];
-    rowSum = Math.max(rowSum, sum);
+    rowSum = Math.max(rowSum, top * sum);
   }
   const fits = divisors.filter((d) => d % P === 0 && (d / P) * rowSum < 2 ** 24);
   if (!fits.length) return { L: P, exactInFloat32: false };

@@ -7,9 +7,9 @@ import { z } from 'zod';
 import type { Graph } from '../graph/ir.js';
 import { decodeModel, encodeModel } from '../onnx/codec.js';
 import { PREPROCESS_PRESETS, parsePreprocess } from '../data/preprocess.js';
-import type { Normalize } from '../data/dataset.js';
+import { isNormalize, normalizeProblem, type Normalize } from '../data/dataset.js';
 import { NORMALIZE_KEY } from '../model/prepare.js';
-import { SpikeportError } from '../errors.js';
+import { SpikeportError, isPrintable } from '../errors.js';
 
 /** The metadata keys of a converted file. */
 export const KEYS = {
@@ -26,6 +26,9 @@ export const KEYS = {
   /** Base64 ONNX model of the ops after the readout, to run on the averaged readout. */
   tail: 'spikeport.tail',
 } as const;
+
+/** The largest group of binary neurons per ANN neuron (docs/algorithm.md §11). */
+export const MAX_GROUP = 64;
 
 /** The version of the step graph's interface and of SnnSpec; a decoder refuses any other. */
 export const SNN_FORMAT = 'spikeport-step/1';
@@ -59,6 +62,16 @@ export interface SiteSpec {
   readonly bias?: readonly number[];
   /** Potential calibration: the graph's firing level holds a per-neuron initial membrane. */
   readonly potential?: boolean;
+  /**
+   * Each ANN neuron is a group of `size` binary IF neurons (docs/algorithm.md §11): a
+   * `population` (its state holds the members: `size` × the channels) or one `shared` membrane.
+   * `neurons` counts every member. Absent: one IF neuron per ANN neuron.
+   */
+  readonly group?: { readonly size: number; readonly kind: 'population' | 'shared' };
+  /** Threshold-scale calibration: the spikes' amplitude as a multiple of θ, per channel (also in the graph). */
+  readonly scale?: readonly number[];
+  /** Per-step bias calibration: the graph adds a per-channel current at steps 1 … this (counted by state.clock). */
+  readonly stepBias?: number;
 }
 
 /**
@@ -101,8 +114,17 @@ export interface SnnSpec {
 /** Everything a later simulation needs, stored in the file's `spikeport.snn` metadata. */
 export interface SnnMetadata {
   readonly spec: SnnSpec;
-  /** The ANN it was converted from: its file name (no folder) and hash. */
-  readonly source: { readonly file: string; readonly sha256: string };
+  /**
+   * The ANN it was converted from: its file name (no folder) and hash; `path`, the path it was
+   * given as at conversion, and `relative`, where it lay seen from the folder the file was saved
+   * in ('/' between folders), when known.
+   */
+  readonly source: {
+    readonly file: string;
+    readonly sha256: string;
+    readonly path?: string;
+    readonly relative?: string;
+  };
   readonly normalize: Normalize | null;
   readonly calibration: {
     /** The threshold method's name. */
@@ -128,6 +150,8 @@ export interface SnnMetadata {
   readonly corrections?: {
     readonly biasT?: number;
     readonly potentialT?: number;
+    readonly scaleT?: number;
+    readonly stepBiasT?: number;
     readonly samples?: number;
     readonly delayFitSamples?: number;
   };
@@ -245,6 +269,8 @@ const USAGE_LOOP =
   '(*.steps) and spike counts per step (spikes.*.steps).';
 
 const name = z.string().min(1);
+// Text shown in messages: no control characters (a file could otherwise drive the terminal).
+const printable = z.string().min(1).max(4096).refine(isPrintable, 'must not hold control characters');
 const dims = z.array(z.number().int().positive());
 const count = z.number().int().nonnegative();
 // JSON has no ∞: a latency of a silent site is written as null.
@@ -275,6 +301,11 @@ const specSchema: z.ZodType<SnnSpec> = z.object({
         start: z.number().min(0).max(1).optional(),
         bias: z.array(z.number()).min(1).optional(),
         potential: z.boolean().optional(),
+        scale: z.array(z.number().nonnegative()).min(1).optional(),
+        stepBias: z.number().int().positive().optional(),
+        group: z
+          .object({ size: z.number().int().min(2).max(MAX_GROUP), kind: z.enum(['population', 'shared']) })
+          .optional(),
       }),
     )
     .min(1),
@@ -297,13 +328,18 @@ const metadataSchema = z.object({
   spec: specSchema,
   source: z.object({
     // A bare file name: it is looked up next to the SNN, never elsewhere.
-    file: z
-      .string()
-      .min(1)
-      .refine((f) => !/[/\\]/.test(f) && f !== '.' && f !== '..', 'must be a file name without a folder'),
+    file: printable.refine((f) => !/[/\\]/.test(f) && f !== '.' && f !== '..', 'must be a file name without a folder'),
     sha256: z.string().regex(/^[0-9a-f]{64}$/, 'must be a hex SHA-256'),
+    // Where the ANN was: shown in messages, followed only inside the SNN's folder (snn/network.ts).
+    path: printable.optional(),
+    relative: printable
+      .refine((f) => !f.startsWith('/') && !/^[A-Za-z]:|^\\/.test(f), 'must be a relative path')
+      .optional(),
   }),
-  normalize: z.object({ mean: z.array(z.number()).min(1), std: z.array(z.number().positive()).min(1) }).nullable(),
+  normalize: z
+    .object({ mean: z.array(z.number()).min(1), std: z.array(z.number().positive()).min(1) })
+    .refine(isNormalize, { error: (issue) => normalizeProblem(issue.input) ?? 'out of bounds' })
+    .nullable(),
   calibration: z.object({
     method: name,
     iterations: count,
@@ -317,6 +353,8 @@ const metadataSchema = z.object({
     .object({
       biasT: z.number().int().positive().optional(),
       potentialT: z.number().int().positive().optional(),
+      scaleT: z.number().int().positive().optional(),
+      stepBiasT: z.number().int().positive().optional(),
       samples: z.number().int().positive().optional(),
       delayFitSamples: z.number().int().positive().optional(),
     })
@@ -481,16 +519,31 @@ function checkInterface(g: Graph, meta: SnnMetadata, form: SnnForm, where: strin
     if (s.spikes !== spikesOutput(k)) throw field(`spec.sites.${k}.spikes`, `expected "${spikesOutput(k)}"`);
     const st = states.get(siteState(k));
     if (!st) throw field('spec.states', `no state "${siteState(k)}" for site ${k}`);
-    const n = st.shape.reduce((a, b) => a * b, 1);
-    if (s.neurons !== n) throw field(`spec.sites.${k}.neurons`, `${s.neurons}, but its state holds ${n}`);
-    const want = spec.granularity === 'channel' ? st.shape[0] : 1;
+    // A population's state holds its K members per neuron (K × the channels); a shared group's one membrane.
+    const K = s.group?.size ?? 1;
+    const members = s.group?.kind === 'population' ? K : 1;
+    if (st.shape[0] % members !== 0)
+      throw field(
+        `spec.states`,
+        `state "${siteState(k)}" has ${st.shape[0]} channels, not a multiple of the group's ${K}`,
+      );
+    const C = st.shape[0] / members;
+    const n = (st.shape.reduce((a, b) => a * b, 1) / members) * K;
+    if (s.neurons !== n)
+      throw field(
+        `spec.sites.${k}.neurons`,
+        `${s.neurons}, but its state holds ${n}${K > 1 ? ` (groups of ${K})` : ''}`,
+      );
+    const want = spec.granularity === 'channel' ? C : 1;
     if (s.theta.length !== want)
       throw field(
         `spec.sites.${k}.theta`,
-        `${s.theta.length} values, expected ${want} (${spec.granularity}-wise, ${st.shape[0]} channels)`,
+        `${s.theta.length} values, expected ${want} (${spec.granularity}-wise, ${C} channels)`,
       );
-    if (s.bias && s.bias.length !== st.shape[0])
-      throw field(`spec.sites.${k}.bias`, `${s.bias.length} values, expected ${st.shape[0]} (one per channel)`);
+    if (s.bias && s.bias.length !== C)
+      throw field(`spec.sites.${k}.bias`, `${s.bias.length} values, expected ${C} (one per channel)`);
+    if (s.scale && s.scale.length !== C)
+      throw field(`spec.sites.${k}.scale`, `${s.scale.length} values, expected ${C} (one per channel)`);
   });
   let counted = 0;
   (spec.layers ?? []).forEach((l, j) => {

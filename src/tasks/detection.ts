@@ -122,44 +122,76 @@ export function crowdOverlap(d: Box, crowd: Box): number {
 }
 
 /**
+ * One class's detections (by score) and, for each, the boxes it can ever match: those of its
+ * image with IoU (crowd regions: crowdOverlap) of at least the lowest threshold, in the order
+ * matching tries them (per image the boxes to find first, then the crowd regions, as COCO sorts
+ * the ignored last). Worked out once for all ten thresholds: a detection is compared with every
+ * box of its image once, not ten times.
+ */
+interface ClassMatches {
+  readonly real: number;
+  readonly boxes: readonly DetectionBox[];
+  readonly sorted: readonly Detection[];
+  /** Per detection: [box index, overlap] pairs, in the order of `boxes`. */
+  readonly cands: readonly (readonly number[])[];
+}
+
+function classMatches(dets: readonly Detection[], gts: readonly DetectionBox[], lowest: number): ClassMatches {
+  const boxes = [...gts.filter((b) => !b.crowd), ...gts.filter((b) => b.crowd)];
+  const real = boxes.length - gts.filter((b) => b.crowd).length;
+  const byImage = groupBy(
+    boxes.map((box, j) => j),
+    (j) => boxes[j].image,
+  );
+  const sorted = [...dets].sort((a, b) => b.score - a.score);
+  const floor = Math.min(lowest, 1 - 1e-10);
+  const cands = sorted.map((d) => {
+    const out: number[] = [];
+    for (const j of byImage.get(d.image) ?? []) {
+      const g = boxes[j];
+      const v = g.crowd ? crowdOverlap(d, g) : iou(d, g);
+      if (v >= floor) out.push(j, v);
+    }
+    return out;
+  });
+  return { real, boxes, sorted, cands };
+}
+
+/**
  * AP of one class at one IoU threshold (101-point interpolation); null if the class has no
  * ground truth to find (crowd regions do not count). A detection is matched to the unmatched
  * ground truth of highest IoU ≥ t; failing that, to the crowd region it overlaps most (overlap
  * = crowdOverlap ≥ t; a crowd takes any number of detections), and is then left out: neither
  * found nor false.
  */
-function averagePrecision(dets: readonly Detection[], gts: readonly DetectionBox[], t: number): number | null {
-  const real = gts.filter((g) => !g.crowd).length;
+function averagePrecision(m: ClassMatches, t: number): number | null {
+  const { real, boxes, sorted, cands } = m;
   if (real === 0) return null;
-  // Per image: the boxes to find first, then the crowd regions (COCO sorts the ignored last).
-  const byImage = new Map<number, { box: DetectionBox; used: boolean }[]>();
-  for (const g of [...gts.filter((b) => !b.crowd), ...gts.filter((b) => b.crowd)])
-    byImage.set(g.image, [...(byImage.get(g.image) ?? []), { box: g, used: false }]);
-  const sorted = [...dets].sort((a, b) => b.score - a.score);
+  const used = new Uint8Array(boxes.length);
   const tp = new Float64Array(sorted.length);
   const ignored = new Uint8Array(sorted.length);
-  sorted.forEach((d, k) => {
+  for (let k = 0; k < sorted.length; k++) {
+    const c = cands[k];
     let best = -1;
     let bestIou = Math.min(t, 1 - 1e-10);
-    const cands = byImage.get(d.image) ?? [];
-    for (let j = 0; j < cands.length; j++) {
-      const g = cands[j];
-      if (g.used && !g.box.crowd) continue;
+    for (let i = 0; i < c.length; i += 2) {
+      const j = c[i];
+      const crowd = boxes[j].crowd === true;
+      if (used[j] && !crowd) continue;
       // A box to find was matched: crowd regions come after and do not compete.
-      if (best >= 0 && !cands[best].box.crowd && g.box.crowd) break;
-      const v = g.box.crowd ? crowdOverlap(d, g.box) : iou(d, g.box);
-      if (v >= bestIou) {
-        bestIou = v;
+      if (best >= 0 && !boxes[best].crowd && crowd) break;
+      if (c[i + 1] >= bestIou) {
+        bestIou = c[i + 1];
         best = j;
       }
     }
-    if (best < 0) return;
-    if (cands[best].box.crowd) ignored[k] = 1;
+    if (best < 0) continue;
+    if (boxes[best].crowd) ignored[k] = 1;
     else {
-      cands[best].used = true;
+      used[best] = 1;
       tp[k] = 1;
     }
-  });
+  }
   const precision: number[] = [];
   const recall: number[] = [];
   let ctp = 0;
@@ -172,13 +204,26 @@ function averagePrecision(dets: readonly Detection[], gts: readonly DetectionBox
     recall.push(ctp / real);
   });
   for (let k = precision.length - 2; k >= 0; k--) precision[k] = Math.max(precision[k], precision[k + 1]);
+  // Recall never falls as detections are added: one pass finds the first k reaching each point.
   let sum = 0;
+  let k = 0;
   for (let r = 0; r <= 100; r++) {
     const target = r / 100;
-    const k = recall.findIndex((v) => v >= target - 1e-12);
-    sum += k >= 0 ? precision[k] : 0;
+    while (k < recall.length && recall[k] < target - 1e-12) k++;
+    sum += k < recall.length ? precision[k] : 0;
   }
   return sum / 101;
+}
+
+/** Items grouped by a key, each group in the items' order (linear: no list is copied). */
+function groupBy<T>(items: readonly T[], key: (x: T) => number): Map<number, T[]> {
+  const out = new Map<number, T[]>();
+  for (const x of items) {
+    const list = out.get(key(x));
+    if (list) list.push(x);
+    else out.set(key(x), [x]);
+  }
+  return out;
 }
 
 export interface MapResult {
@@ -198,18 +243,15 @@ export function meanAveragePrecision(
   maxDets = 100,
 ): MapResult {
   const kept: Detection[] = [];
-  const perImage = new Map<number, Detection[]>();
-  for (const d of dets) perImage.set(d.image, [...(perImage.get(d.image) ?? []), d]);
-  for (const list of perImage.values()) kept.push(...list.sort((a, b) => b.score - a.score).slice(0, maxDets));
-  const table = COCO_IOUS.map((t) =>
-    Array.from({ length: classes }, (_, c) =>
-      averagePrecision(
-        kept.filter((d) => d.label === c),
-        gts.filter((g) => g.label === c),
-        t,
-      ),
-    ),
+  for (const list of groupBy(dets, (d) => d.image).values())
+    for (const d of list.sort((a, b) => b.score - a.score).slice(0, maxDets)) kept.push(d);
+  const detsOf = groupBy(kept, (d) => d.label);
+  const gtsOf = groupBy(gts, (g) => g.label);
+  const lowest = Math.min(...COCO_IOUS);
+  const matches = Array.from({ length: classes }, (_, c) =>
+    classMatches(detsOf.get(c) ?? [], gtsOf.get(c) ?? [], lowest),
   );
+  const table = COCO_IOUS.map((t) => matches.map((m) => averagePrecision(m, t)));
   const meanOf = (xs: readonly (number | null)[]): number => {
     const v = xs.filter((x): x is number => x !== null);
     return v.length ? v.reduce((a, b) => a + b, 0) / v.length : 0;

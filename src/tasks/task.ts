@@ -8,6 +8,7 @@
 import type { Dataset, DetectionBox } from '../data/dataset.js';
 import { toOriginal, type Placement } from '../data/preprocess.js';
 import { SpikeportError } from '../errors.js';
+import type { Notice } from '../progress.js';
 import { TopKCounter } from './classification.js';
 import { ConfusionMatrix } from './segmentation.js';
 import { meanAveragePrecision, type Detection } from './detection.js';
@@ -46,9 +47,14 @@ export interface ModelOutput {
 /** A model's outputs, every one, in the order of its graph outputs. */
 export type ModelOutputs = readonly ModelOutput[];
 
-/** What a task scores, beyond the data: the detection head and its thresholds. */
+/**
+ * What a task scores, beyond the data: the detection head and its thresholds; `pairs`:
+ * classification and video also count (label, prediction) pairs in the first window (the
+ * class-order notice).
+ */
 export interface ScorerOptions {
   readonly detection?: DetectionOptions;
+  readonly pairs?: boolean;
 }
 
 export interface Scorer {
@@ -77,6 +83,12 @@ export type ScorerState =
       readonly top1: readonly number[];
       readonly top5: readonly number[];
       readonly seen: readonly number[];
+      /**
+       * How often each (label, top-1 prediction) pair occurred, in the first window, as
+       * [label, predicted, count] sorted by label then prediction (kept for the ANN reference,
+       * to tell a wrong class order from a weak model; see classOrderNotice).
+       */
+      readonly pairs?: readonly (readonly [number, number, number])[];
     }
   | { readonly kind: 'confusion'; readonly classes: number; readonly counts: readonly (readonly number[])[] }
   | {
@@ -90,6 +102,68 @@ export type ScorerState =
       readonly truth: readonly DetectionBox[];
     };
 
+/**
+ * A data set whose classes are named (class folders, COCO categories, a known set) must have
+ * exactly the model's number of classes: otherwise its labels cannot be the model's outputs (a
+ * missing class folder shifts every later label). Sources that take the model's class names
+ * (classNames) map them by name instead.
+ */
+export function checkClassCount(data: Dataset, modelClasses: number): void {
+  const named = data.classes?.length;
+  if (named === undefined || named === modelClasses) return;
+  const byName = /^(imagefolder|videofolder|coco):/.test(data.name);
+  throw new SpikeportError(
+    'invalid-data',
+    `data set ${data.name} has ${named} classes but the model scores ${modelClasses}: its labels would not be the model's classes${byName ? " (name the model's classes in its order, one per line, with classNames: folders and categories are then matched by name)" : ''}`,
+    byName ? 'classNames' : undefined,
+  );
+}
+
+/** Fewest samples for a verdict on the class order (fewer say too little). */
+const CLASS_ORDER_SAMPLES = 50;
+
+/**
+ * Whether the ANN's own top-1 on the labels suggests that the labels are not in the model's
+ * class order, from its (label, prediction) pairs: near chance, or far better once its outputs
+ * are matched to the labels one to one (greedily, most frequent pairs first; a wrong order is a
+ * permutation, which this undoes, while a weak model gains little). Null when neither holds.
+ */
+export function classOrderNotice(ann: ScorerState, data: string, metric: string): Notice | null {
+  if (ann.kind !== 'topk' || !ann.pairs || ann.classes < 2) return null;
+  const n = ann.seen[0] ?? 0;
+  if (n < CLASS_ORDER_SAMPLES) return null;
+  const top1 = ann.top1[0] / n;
+  const usedLabel = new Set<number>();
+  const usedPred = new Set<number>();
+  let matched = 0;
+  for (const [l, p, k] of [...ann.pairs].sort((a, b) => b[2] - a[2] || a[0] - b[0] || a[1] - b[1])) {
+    if (usedLabel.has(l) || usedPred.has(p)) continue;
+    usedLabel.add(l);
+    usedPred.add(p);
+    matched += k;
+  }
+  const best = matched / n;
+  const chance = 1 / ann.classes;
+  const byName = /^(imagefolder|videofolder|coco):/.test(data);
+  const pct = (v: number): string => `${(100 * v).toFixed(1)} %`;
+  const fix = byName
+    ? "name the model's classes in its order, one per line, with classNames"
+    : "check that the data's labels follow the model's class order";
+  if (best - top1 >= 0.2)
+    return {
+      code: 'class-order',
+      message: `the ANN scores ${metric} ${pct(top1)} on these labels (chance ${pct(chance)}) but ${pct(best)} once its outputs are matched to the labels one to one: the data's class order is probably not the model's (${fix})`,
+      ...(byName ? { field: 'classNames' } : {}),
+    };
+  if (top1 <= Math.min(2 * chance, chance + 0.1))
+    return {
+      code: 'near-chance',
+      message: `the ANN scores ${metric} ${pct(top1)} on these labels, near chance (${pct(chance)}): ${fix}, and that inputs are prepared as in training (preprocessing, normalisation)`,
+      ...(byName ? { field: 'classNames' } : {}),
+    };
+  return null;
+}
+
 /** The task a data set is for, unless the user says: masks → segmentation, boxes → detection, clips → video. */
 export function inferTask(d: Dataset, given?: Task): Task {
   if (given) return given;
@@ -99,7 +173,10 @@ export function inferTask(d: Dataset, given?: Task): Task {
   return 'classification';
 }
 
-/** A scorer for `windows` readout windows; `from`: continue from a state (a resumed run). */
+/**
+ * A scorer for `windows` readout windows; `from`: continue from a state (a resumed run);
+ * `options.pairs`: classification and video also count (label, prediction) pairs in the first window.
+ */
 export function makeScorer(
   task: Task,
   windows: number,
@@ -111,7 +188,7 @@ export function makeScorer(
   switch (task) {
     case 'classification':
     case 'video':
-      return oneOutput(task, topK(windows, data, from));
+      return oneOutput(task, topK(windows, data, from, options.pairs === true));
     case 'segmentation':
       return oneOutput(task, segmentation(windows, data, from));
     case 'detection':
@@ -202,12 +279,14 @@ export function mergeStates(states: readonly ScorerState[]): ScorerState {
   switch (kind) {
     case 'topk': {
       const ts = states as Extract<ScorerState, { kind: 'topk' }>[];
+      const pairs = ts.every((s) => s.pairs) ? mergePairs(ts.flatMap((s) => s.pairs ?? [])) : null;
       return {
         kind,
         classes,
         top1: add(ts.map((s) => s.top1)),
         top5: add(ts.map((s) => s.top5)),
         seen: add(ts.map((s) => s.seen)),
+        ...(pairs ? { pairs } : {}),
       };
     }
     case 'confusion': {
@@ -251,6 +330,14 @@ export function stateProblem(s: ScorerState, windows: number, samples: readonly 
         if (s.seen[w] !== n) return `window ${w} scored ${s.seen[w]} samples, the batches hold ${n}`;
         if (!(s.top1[w] <= s.top5[w] && s.top5[w] <= s.seen[w]))
           return `window ${w}: top-1 ${s.top1[w]}, top-5 ${s.top5[w]} of ${s.seen[w]} is impossible`;
+      }
+      if (s.pairs) {
+        const bad = s.pairs.find(([l, p]) => l >= s.classes || p >= s.classes);
+        if (bad) return `a (label, prediction) pair ${bad[0]}, ${bad[1]} outside ${s.classes} classes`;
+        const total = s.pairs.reduce((a, p) => a + p[2], 0);
+        const hits = s.pairs.reduce((a, p) => a + (p[0] === p[1] ? p[2] : 0), 0);
+        if (windows > 0 && (total !== s.seen[0] || hits !== s.top1[0]))
+          return `its (label, prediction) pairs count ${total} samples and ${hits} hits, not ${s.seen[0]} and ${s.top1[0]}`;
       }
       return null;
     case 'confusion': {
@@ -313,13 +400,17 @@ function sortByImage(boxes: readonly DetectionBox[]): DetectionBox[] {
     .map(([b]) => b);
 }
 
-function topK(windows: number, data: Dataset, from?: ScorerState): TensorScorer {
+function topK(windows: number, data: Dataset, from?: ScorerState, trackPairs = false): TensorScorer {
   const labels = data.labels;
   if (!labels) throw new SpikeportError('invalid-data', `data set ${data.name} has no labels; accuracy needs them`);
   const counter = from?.kind === 'topk' ? TopKCounter.fromState(from) : new TopKCounter(windows);
+  // (label, prediction) → count, keyed label · 2³² + prediction.
+  const pairs = trackPairs ? new Map<number, number>() : null;
+  if (pairs && from?.kind === 'topk') for (const [l, p, k] of from.pairs ?? []) pairs.set(l * 2 ** 32 + p, k);
   return {
     add(w, outputs, dims, { indices }) {
       const classes = dims.slice(1).reduce((a, b) => a * b, 1);
+      checkClassCount(data, classes);
       const y = Int32Array.from(indices, (i) => labels[i]);
       const bad = y.find((l) => l < 0 || l >= classes);
       if (bad !== undefined)
@@ -328,10 +419,42 @@ function topK(windows: number, data: Dataset, from?: ScorerState): TensorScorer 
           `data set ${data.name} has the label ${bad}, but the model scores ${classes} classes (0..${classes - 1})`,
         );
       counter.add(w, outputs, dims[0], y);
+      if (pairs && w === 0) {
+        for (let i = 0; i < y.length; i++) {
+          const key = y[i] * 2 ** 32 + topIndex(outputs, i * classes, classes);
+          pairs.set(key, (pairs.get(key) ?? 0) + 1);
+        }
+      }
     },
     scores: () => counter.scores().map((s) => ({ metric: s.top1, secondary: s.top5 })),
-    state: () => counter.state(),
+    state: () => {
+      const s = counter.state();
+      if (!pairs) return s;
+      return {
+        ...s,
+        pairs: mergePairs([...pairs].map(([k, n]) => [Math.floor(k / 2 ** 32), k % 2 ** 32, n] as const)),
+      };
+    },
   };
+}
+
+/** The index of the largest value (ties: the lower index, as top-1 scoring takes it). */
+function topIndex(v: ArrayLike<number>, offset: number, size: number): number {
+  let best = 0;
+  for (let j = 1; j < size; j++) if (v[offset + j] > v[offset + best]) best = j;
+  return best;
+}
+
+/** (label, prediction, count) triples with equal pairs added, sorted by label then prediction. */
+function mergePairs(triples: readonly (readonly [number, number, number])[]): (readonly [number, number, number])[] {
+  const m = new Map<string, [number, number, number]>();
+  for (const [l, p, k] of triples) {
+    const key = `${l},${p}`;
+    const t = m.get(key);
+    if (t) t[2] += k;
+    else m.set(key, [l, p, k]);
+  }
+  return [...m.values()].sort((a, b) => a[0] - b[0] || a[1] - b[1]);
 }
 
 function segmentation(windows: number, data: Dataset, from?: ScorerState): TensorScorer {
@@ -395,6 +518,7 @@ function detection(windows: number, data: Dataset, from: ScorerState | undefined
     head ??= headFor(outputs, data, options);
     if (classes !== head.classes) {
       classes = head.classes;
+      checkClassCount(data, classes);
       const bad = boxes.find((b) => b.label < 0 || b.label >= classes);
       if (bad !== undefined)
         throw new SpikeportError(
