@@ -299,6 +299,16 @@ test('a network with GroupNorm converts: statistics frozen, the cost reported, t
     Math.abs(last.metric - (r.clippedAnn?.metric ?? NaN)) <= 0.1,
     `SNN ${last.metric} vs clipped ${r.clippedAnn?.metric}`,
   );
+  // The ceiling quantises the network the SNN runs (frozen): with 256 levels it is that network clipped.
+  // (The original ANN, which the labels come from, scores 1 and the frozen one less.)
+  assert.deepEqual(
+    r.ceiling?.map((c) => [c.T, c.levels]),
+    [
+      [8, 8],
+      [256, 256],
+    ],
+  );
+  assert.equal(r.ceiling?.[1].metric, r.clippedAnn?.metric);
   assert.deepEqual((r.calibration.normalization as { norms: string[] }).norms, rec.norms);
   // Saved and read back, the source ANN is frozen the same way: the same references.
   snn.save(path.join(dir, 'gn.snn.onnx'));
