@@ -48,6 +48,9 @@ const INTEGER = new Set([
   '--shard-count',
   '--workers',
   '--counts',
+  '--top-candidates',
+  '--norm-samples',
+  '--detections-per-image',
   '--weight-bits',
   '--target-T',
 ]);
@@ -62,6 +65,8 @@ const DECIMAL = new Set([
   '--checkpoint-every',
   '--frame-rate',
   '--min-area',
+  '--score-threshold',
+  '--nms-threshold',
 ]);
 /** Flags whose values are lists of ids, with ranges and preset names (checked on their own below). */
 const IDS = new Set(['--categories']);

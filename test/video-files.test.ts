@@ -297,7 +297,8 @@ test(
     await simulateWindows(snn, data, windows, {
       batchSize: 7,
       task: 'video',
-      onOutputs: (w, o, b) => {
+      onOutputs: (w, outputs, b) => {
+        const [o] = outputs;
         const C = o.dims[1];
         b.indices.forEach((s, k) => outs[w].set(s, Array.from(o.data.subarray(k * C, (k + 1) * C))));
       },

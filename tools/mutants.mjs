@@ -240,8 +240,8 @@ const MUTANTS = [
     id: 'delay-latest-branch',
     what: 'an Add waits for its latest input instead of its earliest',
     file: 'src/calibrate/delay.ts',
-    find: 'const t = Math.min(...times);',
-    replace: 'const t = Math.max(...times);',
+    find: 'const t = times.length === 0 ? Infinity : Math.min(...times);',
+    replace: 'const t = times.length === 0 ? Infinity : Math.max(...times);',
     tests: ['delay'],
   },
   {
@@ -634,6 +634,52 @@ const MUTANTS = [
     replace: 'return Math.max(0, frames - L);',
     tests: ['video-files'],
     only: ['byte for byte'],
+  },
+  // Detection heads decoded as torchvision does, and frozen per-sample normalisation.
+  {
+    id: 'retinanet-no-clip',
+    what: "RetinaNet's box coder without torchvision's clip of the log-size deltas at log(1000/16)",
+    edits: [
+      {
+        file: 'src/tasks/heads.ts',
+        find: 'const dw = Math.min(code[2], BBOX_CLIP);',
+        replace: 'const dw = code[2];',
+      },
+      {
+        file: 'src/tasks/heads.ts',
+        find: 'const dh = Math.min(code[3], BBOX_CLIP);',
+        replace: 'const dh = code[3];',
+      },
+    ],
+    tests: ['heads'],
+    only: ["^RetinaNet's log-size clip"],
+  },
+  {
+    id: 'fcos-score-product',
+    what: "FCOS's score as class · centerness instead of its square root",
+    file: 'src/tasks/heads.ts',
+    find: 'const s = ctr ? f32(Math.sqrt(f32(sigmoid(v) * ctrSig))) : sigmoid(v);',
+    replace: 'const s = ctr ? f32(sigmoid(v) * ctrSig) : sigmoid(v);',
+    tests: ['heads'],
+    only: ["^fcos: the decoder gives torchvision's detections"],
+  },
+  {
+    id: 'groupnorm-interleaved',
+    what: "a frozen GroupNorm gives channel c group c mod G instead of torchvision's contiguous groups",
+    file: 'src/graph/norms.ts',
+    find: 'const grp = Math.floor(c / per);',
+    replace: 'const grp = c % G;',
+    tests: ['norms'],
+    only: ['^normalisations as PyTorch exports them'],
+  },
+  {
+    id: 'norm-std-averaged',
+    what: "the frozen statistics average the samples' standard deviations instead of their variances",
+    file: 'src/calibrate/norms.ts',
+    find: 'acc.variance[grp] += variance.data[e];',
+    replace: 'acc.variance[grp] += Math.sqrt(variance.data[e]);',
+    tests: ['norms'],
+    only: ['^measured statistics are'],
   },
 ];
 

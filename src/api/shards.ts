@@ -39,8 +39,12 @@ import {
 } from '../tasks/task.js';
 import {
   noticeSchema,
+  detectionInfoSchema,
+  outputInfoSchema,
   picturesSchema,
   predictionSchema,
+  type DetectionInfo,
+  type OutputInfo,
   type Pictures,
   type SimulateRecord,
   type SimulationResult,
@@ -89,6 +93,10 @@ export interface RecordContext {
   readonly sites: readonly { readonly node: string; readonly neurons: number }[];
   readonly layers: readonly LayerSpec[] | null;
   readonly energy: EnergyConstants;
+  /** The model's outputs, as scored (names and per-sample shapes; absent in older files). */
+  readonly outputs?: readonly OutputInfo[];
+  /** Detection: the head used and its thresholds (absent for other tasks and older files). */
+  readonly detection?: DetectionInfo;
   /** The input normalisation the samples were read with (null: none; absent in older shard files). */
   readonly normalize?: Normalize | null;
 }
@@ -113,6 +121,8 @@ export interface ShardFile {
   readonly references: {
     readonly ann: ScorerState;
     readonly clipped: ScorerState;
+    /** With frozen normalisations: the ANN with them frozen (`ann` is then the original). */
+    readonly substitute?: ScorerState;
     readonly ceiling?: { readonly levels: readonly number[]; readonly state: ScorerState };
   } | null;
   /** The per-site error analysis (on the data's first samples): shard 0 only. */
@@ -261,6 +271,7 @@ function contentProblem(s: ShardFile): string | null {
     stateProblem(tally.scores, 2 * ctx.T.length, samples),
     s.references ? stateProblem(s.references.ann, 1, samples) : null,
     s.references ? stateProblem(s.references.clipped, 1, samples) : null,
+    s.references?.substitute ? stateProblem(s.references.substitute, 1, samples) : null,
     s.references?.ceiling
       ? s.references.ceiling.levels.length !== ctx.T.length
         ? `its ceiling has ${s.references.ceiling.levels.length} levels for ${ctx.T.length} T`
@@ -319,12 +330,14 @@ export function mergeShards(
   const first = ordered[0].shard;
   const ctx = first.context;
   let tally: Tally;
-  let refs: { ann: ScorerState; clipped: ScorerState; ceiling: ScorerState | null } | null = null;
+  let refs: { ann: ScorerState; clipped: ScorerState; substitute?: ScorerState; ceiling: ScorerState | null } | null =
+    null;
   let levels: readonly number[] | null = null;
   try {
     tally = mergeTallies(ordered.map((f) => f.shard.tally));
     if (ordered.every((f) => f.shard.references)) {
       const r = ordered.map((f) => f.shard.references as NonNullable<ShardFile['references']>);
+      const subs = r.map((x) => x.substitute);
       levels = r[0].ceiling?.levels ?? null;
       const ceilings = r.map((x) => x.ceiling?.state ?? null);
       if (ceilings.some((c) => !c) && ceilings.some((c) => c))
@@ -334,6 +347,7 @@ export function mergeShards(
       refs = {
         ann: mergeStates(r.map((x) => x.ann)),
         clipped: mergeStates(r.map((x) => x.clipped)),
+        ...(subs.every((x) => x !== undefined) ? { substitute: mergeStates(subs) } : {}),
         ceiling: levels ? mergeStates(ceilings as ScorerState[]) : null,
       };
     }
@@ -373,6 +387,7 @@ export function mergeShards(
   }));
   const ann = refs ? scoresOf(refs.ann)[0] : null;
   const clipped = refs ? scoresOf(refs.clipped)[0] : null;
+  const substitute = refs?.substitute ? scoresOf(refs.substitute)[0] : null;
   const ceilingScores = refs?.ceiling ? scoresOf(refs.ceiling) : null;
   const ceiling =
     ceilingScores && levels
@@ -422,6 +437,9 @@ export function mergeShards(
     ...timesOf(ordered.map((f) => f.shard)),
     ...(tally.engines ? { engines: tally.engines } : {}),
     ...(pictures ? { pictures } : {}),
+    ...(ctx.outputs ? { outputs: ctx.outputs } : {}),
+    ...(substitute ? { frozenAnn: substitute } : {}),
+    ...(ctx.detection ? { detection: ctx.detection } : {}),
     ...(ctx.normalize !== undefined ? { normalize: ctx.normalize } : {}),
     notices: [
       ...uniqueNotices([...(overrides.notices ?? []), ...ordered.flatMap((f) => f.shard.notices ?? [])]),
@@ -673,6 +691,8 @@ const shardSchema = z.object({
     sites: z.array(z.object({ node: z.string(), neurons: count })),
     layers: z.array(layer).nullable(),
     energy: z.object({ name: z.string(), eSop: finite, eMac: finite, note: z.string() }),
+    outputs: z.array(outputInfoSchema).optional(),
+    detection: detectionInfoSchema.optional(),
     normalize: z
       .object({ mean: z.array(finite).min(1), std: z.array(z.number().positive().finite()).min(1) })
       .nullable()
@@ -693,6 +713,7 @@ const shardSchema = z.object({
     .object({
       ann: state,
       clipped: state,
+      substitute: state.optional(),
       ceiling: z.object({ levels: z.array(z.number().int().positive()), state }).optional(),
     })
     .nullable(),

@@ -13,11 +13,13 @@ import { definedOnly } from '../calibrate/calibrate.js';
 import type { Snn } from '../snn/network.js';
 import type { SnnMetadata } from '../snn/format.js';
 import { DEFAULT_ENGINE, ENGINES, sameResultsAs, type Engine } from '../runtime/simulate.js';
-import { TASKS, checkClassCount, inferTask, type Task } from '../tasks/task.js';
+import { TASKS, checkClassCount, headFor, inferTask, type Task } from '../tasks/task.js';
+import { checkDetectionOptions, type DetectionOptions } from '../tasks/heads.js';
 import { checkEnergyConstants, energyConstants, type EnergyConstants } from '../energy/energy.js';
 import { siteErrors as measureSiteErrors } from '../analysis/site-errors.js';
 import { annOutputs, annReferenceStates } from '../evaluate/reference.js';
 import { PictureCollector } from '../evaluate/pictures.js';
+import { outputShapes } from '../evaluate/tail.js';
 import { checkSteps, delayAt, simulateWindows, type Window } from '../evaluate/windows.js';
 import type { Tally } from '../evaluate/tally.js';
 import type { SimulateRecord } from '../report/record.js';
@@ -57,6 +59,11 @@ export interface SimulateOptions extends RuntimeOptions {
   readonly batchSize?: number;
   /** What the model does and how it is scored; default: from the data (masks → segmentation, boxes → detection, clips → video, else classification). */
   readonly task?: Task;
+  /**
+   * Detection: the head (`retinanet`, `fcos`, `centernet`; default: recognised from the outputs)
+   * and its thresholds (default: torchvision's for RetinaNet and FCOS; tasks/heads.ts).
+   */
+  readonly detection?: DetectionOptions;
   /**
    * How the step graph is driven: `auto` (default) runs the first batch with `steps` and, when the
    * work left can pay for trying (runtime's `worthTrying`), times `fused` on the next and keeps the
@@ -168,6 +175,7 @@ export function resolveSimulateOptions(options: SimulateOptions = {}): ResolvedS
     throw optionError('checkpointSeconds', `must be a number of seconds ≥ 0 (got ${String(o.checkpointSeconds)})`);
   checkInteger('pictures', o.pictures, 0, MAX_PICTURES, 'the pictures are stored in the record');
   if (o.siteErrorsT !== undefined) checkInteger('siteErrorsT', o.siteErrorsT, 1);
+  const detection = o.detection === undefined ? undefined : checkDetectionOptions(definedOnly(o.detection));
   if (o.task !== undefined && !(TASKS as readonly string[]).includes(o.task))
     throw optionError('task', `"${String(o.task)}" is not a task (known: ${TASKS.join(', ')})`);
   if (!(ENGINES as readonly string[]).includes(o.engine))
@@ -183,7 +191,7 @@ export function resolveSimulateOptions(options: SimulateOptions = {}): ResolvedS
     throw optionError('categories', 'must be a list of COCO category ids (integers ≥ 0; 0 = background)');
   if (o.normalize !== undefined && !isNormalize(o.normalize))
     throw optionError('normalize', 'must be { mean, std }: finite values, one or one per channel, every std > 0');
-  return { ...o, T, energy };
+  return { ...o, T, energy, ...(detection ? { detection } : {}) };
 }
 
 /** The delay at T under a rule: d̂'s window rule, the fitted delay, none, or the user's (never ≥ T). */
@@ -337,6 +345,7 @@ export async function simulateShard(
       // What the samples are, beyond their labels (frames picked, categories drawn).
       ...(test.frameRate !== undefined ? { frameRate: test.frameRate } : {}),
       ...(o.categories !== undefined ? { categories: o.categories } : {}),
+      ...(task === 'detection' ? { detection: o.detection ?? {} } : {}),
     },
     o.batchSize,
     shard.count,
@@ -344,13 +353,29 @@ export async function simulateShard(
   const range = shardRange(shard, run.batches);
   const batches = Array.from({ length: range.end - range.first }, (_, k) => range.first + k);
   const cal = snn.meta.calibration;
+  // The outputs scored (and, for detection, the head that decodes them): one tail run on zeros.
+  const outputs = await outputShapes(snn.tail, snn.spec.readout, snn.spec.readoutShape, o);
+  const head = task === 'detection' && test.boxes ? headFor(outputs, test, o.detection) : null;
+  if (head) checkClassCount(test, head.classes);
   const context: ShardFile['context'] = {
     task,
     model: o.modelName ?? path.basename(snn.meta.source.file),
     data: test.name,
     method: cal.method,
     iterations: cal.iterations,
-    calibration: { ...cal, ...(snn.meta.corrections ? { corrections: snn.meta.corrections } : {}) },
+    calibration: {
+      ...cal,
+      ...(snn.meta.corrections ? { corrections: snn.meta.corrections } : {}),
+      ...(snn.meta.normalization
+        ? {
+            normalization: {
+              norms: snn.meta.normalization.norms,
+              samples: snn.meta.normalization.samples,
+              cost: snn.meta.normalization.cost,
+            },
+          }
+        : {}),
+    },
     maxpool: snn.spec.maxpool,
     delay: { estimated: snn.meta.delay.estimated, latencies: snn.meta.delay.latencies, rule: ruleText(o.delay) },
     T: o.T,
@@ -358,6 +383,8 @@ export async function simulateShard(
     sites: snn.spec.sites.map((x) => ({ node: x.node, neurons: x.neurons })),
     layers: snn.spec.layers ?? null,
     energy: o.energy,
+    outputs: outputs.map((x) => ({ name: x.name, shape: x.dims.slice(1) })),
+    ...(head ? { detection: { head: head.kind, classes: head.classes, ...head.options } } : {}),
     normalize: snn.meta.normalize,
   };
   const notices: Notice[] = [
@@ -407,7 +434,7 @@ export async function simulateShard(
     o.pictures > 0 && !prior?.pictures
       ? new PictureCollector(
           test,
-          { task, count: o.pictures, windows: pictureWindows(o.T, windows, task) },
+          { task, count: o.pictures, windows: pictureWindows(o.T, windows, task), detection: o.detection },
           prior?.pictureState,
         )
       : null;
@@ -468,12 +495,14 @@ export async function simulateShard(
       threads: o.threads,
       device: o.device,
       task,
+      detection: o.detection,
       batches,
       ceiling: levels,
     });
     references = {
       ann: refs.ann,
       clipped: refs.clipped,
+      ...(refs.substitute ? { substitute: refs.substitute } : {}),
       ...(refs.ceiling ? { ceiling: { levels, state: refs.ceiling } } : {}),
     };
     timing = { ...timing, references: (performance.now() - r0) / 1000 };
@@ -498,15 +527,14 @@ export async function simulateShard(
 
 /**
  * How many classes the network scores, when its outputs say so without running it (no ops after
- * the readout): classification and video its readout's size, detection its head's channels
- * less the 4 box values. Null when only running it tells (the scorer checks then), and for
- * segmentation, whose masks hold class ids rather than names.
+ * the readout): classification and video its readout's size. Null when only running it tells
+ * (the scorer checks then), for detection (its head tells: checked once the head is found), and
+ * for segmentation, whose masks hold class ids rather than names.
  */
 function classCount(snn: Snn, task: Task): number | null {
   if (snn.tail) return null;
   const shape = snn.spec.readoutShape;
   if (task === 'classification' || task === 'video') return numel(shape);
-  if (task === 'detection') return shape.length === 3 && shape[0] > 4 ? shape[0] - 4 : null;
   return null;
 }
 

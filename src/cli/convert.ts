@@ -15,7 +15,7 @@ import {
   type CalibFlags,
 } from './options.js';
 import { progressReporter } from './progress.js';
-import { outputPaths, printNotices, table, writeOutputs } from './output.js';
+import { normalizationLine, outputPaths, printNotices, table, writeOutputs } from './output.js';
 import { openDataset } from '../data/sources.js';
 import { storedFrameRate } from '../model/prepare.js';
 import { SpikeportError } from '../errors.js';
@@ -111,6 +111,15 @@ export function convertCommand(): Command {
         ...(snn.meta.corrections ? { corrections: snn.meta.corrections, refineSeconds: snn.timing?.refine } : {}),
         ...(snn.meta.target ? { target: snn.meta.target } : {}),
         thresholds: d.sites.map((s) => ({ site: s.node, mean: s.thetaMean, max: s.thetaMax })),
+        ...(snn.meta.normalization
+          ? {
+              normalization: {
+                norms: snn.meta.normalization.norms,
+                samples: snn.meta.normalization.samples,
+                cost: snn.meta.normalization.cost,
+              },
+            }
+          : {}),
       };
       // Written last, together: the SNN and its summary, or neither.
       writeOutputs([
@@ -150,6 +159,7 @@ export function convertCommand(): Command {
             ]
           : []),
       ];
+      if (snn.meta.normalization) process.stdout.write(normalizationLine(snn.meta.normalization));
       process.stdout.write(
         `wrote ${f.out}: ${d.sites.length} neuron sites, ${d.calibration.method} (${d.calibration.iterations} iterations × ${d.calibration.batchSize}), estimated delay d̂ = ${d.delay}, ${seconds.toFixed(1)} s${extra.length ? `; ${extra.join('; ')}` : ''}\n`,
       );

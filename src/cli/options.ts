@@ -10,6 +10,7 @@ import { CONVERT_DEFAULTS, type ConvertOptions } from '../api/convert.js';
 import { MAX_PICTURES, SIMULATE_DEFAULTS, type DelayRule, type SimulateOptions } from '../api/simulate.js';
 import { ENGINES, type Engine } from '../runtime/simulate.js';
 import { TASKS, type Task } from '../tasks/task.js';
+import { HEADS, type HeadKind } from '../tasks/heads.js';
 import { PRESETS, energyConstants, type EnergyConstants } from '../energy/energy.js';
 import { dataFiles, trainSplitOf, type OpenOptions } from '../data/sources.js';
 import { checkPreprocess } from '../api/convert.js';
@@ -66,6 +67,12 @@ export const FLAGS: Readonly<Record<string, string>> = {
   checkpointSeconds: '--checkpoint-every',
   workers: '--workers',
   pictures: '--pictures',
+  head: '--head',
+  scoreThreshold: '--score-threshold',
+  topCandidates: '--top-candidates',
+  nmsThreshold: '--nms-threshold',
+  detectionsPerImage: '--detections-per-image',
+  normSamples: '--norm-samples',
   classNames: '--classes',
   followLinks: '--follow-links',
   asTarget: '--as-target',
@@ -178,6 +185,7 @@ export interface CalibFlags {
   stepBiasCalibration?: number;
   delayFit?: number;
   delayFitSamples: number;
+  normSamples: number;
   group: number;
   groupKind: string;
 }
@@ -286,8 +294,8 @@ export function calibrationOptions(cmd: Command): Command {
         .default(D.maxpool),
     )
     .option(
-      '--readout <node>',
-      'end the spiking part at this node: its output is the readout, averaged over steps; everything after it runs as ANN on that average',
+      '--readout <nodes>',
+      "end the spiking part at this node, or these (comma-separated, one per output): their outputs are the readouts, averaged over steps; everything after them runs as ANN on those averages (default: every output's last weighted layers)",
     )
     .option(
       '--mean <values>',
@@ -318,6 +326,12 @@ export function calibrationOptions(cmd: Command): Command {
       integer,
     )
     .option('--delay-fit-samples <n>', 'calibration samples the delay fit simulates', integer, D.delayFitSamples)
+    .option(
+      '--norm-samples <n>',
+      'per-sample normalisations inside the spiking part (GroupNorm, InstanceNorm, LayerNorm) are frozen to their mean statistics over this many calibration samples; what that costs the ANN is measured on as many others',
+      integer,
+      D.normSamples,
+    )
     .option(
       '--group <K>',
       'binary IF neurons per ANN neuron: a group at T steps resolves what one neuron resolves at K·T (K× the neurons)',
@@ -398,6 +412,7 @@ export const CONVERSION_ONLY: ReadonlySet<string> = new Set([
   '--step-bias-calibration',
   '--delay-fit',
   '--delay-fit-samples',
+  '--norm-samples',
   '--group',
   '--group-kind',
 ]);
@@ -437,6 +452,13 @@ function readThresholds(file: string | undefined): FixedThresholds | undefined {
   }
 }
 
+/** --readout NODE or NODE,NODE,…: one node name, or a list (spaces around the commas are fine). */
+function readoutNodes(v: string | undefined): string | string[] | undefined {
+  if (v === undefined) return undefined;
+  const list = v.split(',').map((x) => x.trim());
+  return list.length === 1 ? list[0] : list;
+}
+
 /** The library's conversion options from the flags. */
 export function convertOptionsFrom(f: CalibFlags, onProgress: ConvertOptions['onProgress']): ConvertOptions {
   return {
@@ -449,7 +471,7 @@ export function convertOptionsFrom(f: CalibFlags, onProgress: ConvertOptions['on
     shuffle: f.shuffle,
     thresholds: readThresholds(f.thresholds),
     maxpool: f.maxpool,
-    readoutNode: f.readout,
+    readoutNode: readoutNodes(f.readout),
     normalize: normalizeFrom(f),
     threads: f.threads,
     device: f.device,
@@ -465,6 +487,7 @@ export function convertOptionsFrom(f: CalibFlags, onProgress: ConvertOptions['on
     preprocess: f.preprocess,
     frameRate: f.frameRate,
     clipsPerVideo: f.clipsPerVideo,
+    normSamples: f.normSamples,
   };
 }
 
@@ -534,6 +557,42 @@ export interface SimFlags extends CalibFlags, OutputFlags, EnergyFlags {
   siteErrorsT?: number;
   task?: Task;
   pictures: number;
+  head?: HeadKind;
+  scoreThreshold?: number;
+  topCandidates?: number;
+  nmsThreshold?: number;
+  detectionsPerImage?: number;
+}
+
+/** How detections are made (simulate, demo): the head and torchvision's thresholds. */
+export function detectionOptions(cmd: Command): Command {
+  return cmd
+    .addOption(
+      new Option(
+        '--head <head>',
+        'detection head: retinanet, fcos (decoded as torchvision does), centernet (the bundled model); default: recognised from the outputs',
+      ).choices([...HEADS]),
+    )
+    .option(
+      '--score-threshold <s>',
+      'detection: keep scores above this (default per head: retinanet 0.05, fcos 0.2, centernet 0.05)',
+      num,
+    )
+    .option(
+      '--top-candidates <n>',
+      'detection: candidates kept per pyramid level, by score (retinanet, fcos; default 1000)',
+      integer,
+    )
+    .option(
+      '--nms-threshold <iou>',
+      'detection: IoU above which NMS drops a lower-scoring box of the same class (default: retinanet 0.5, fcos 0.6, centernet 0.5)',
+      num,
+    )
+    .option(
+      '--detections-per-image <n>',
+      'detection: detections kept per image (default: retinanet 300, fcos 100, centernet 100)',
+      integer,
+    );
 }
 
 /**
@@ -547,7 +606,7 @@ const SITE_ERRORS_COST = 2;
 
 /** Options of simulate (and demo): what to simulate and report. */
 export function simulateOptions(cmd: Command): Command {
-  return cmd
+  return detectionOptions(cmd)
     .requiredOption('--data <spec>', `test data: ${dataSpecs('test')}`)
     .addOption(stepsOption())
     .option(
@@ -605,6 +664,13 @@ export function simulateOptionsFrom(
     clipsPerVideo: f.clipsPerVideo,
     categories: f.categories,
     pictures: f.report || f.json ? f.pictures : 0,
+    detection: {
+      head: f.head,
+      scoreThreshold: f.scoreThreshold,
+      topCandidates: f.topCandidates,
+      nmsThreshold: f.nmsThreshold,
+      detectionsPerImage: f.detectionsPerImage,
+    },
     normalize: normalizeFrom(f),
   };
 }

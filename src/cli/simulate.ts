@@ -46,6 +46,7 @@ import { progressReporter, type ProgressFn } from './progress.js';
 import { runWorkers, shardFromEnv, type PickedShard } from './workers.js';
 import {
   energySummary,
+  normalizationLine,
   outputPaths,
   pct,
   printNotices,
@@ -153,6 +154,8 @@ export async function runSimulate(
         convertOptions,
       );
     }
+    // What freezing per-sample normalisations cost the ANN: said before any spike runs.
+    if (snn.meta.normalization) process.stdout.write(normalizationLine(snn.meta.normalization));
     const data = openDataset(
       f.data,
       f.limit,

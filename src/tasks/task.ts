@@ -11,8 +11,9 @@ import { SpikeportError } from '../errors.js';
 import type { Notice } from '../progress.js';
 import { TopKCounter } from './classification.js';
 import { ConfusionMatrix } from './segmentation.js';
-import { decode, meanAveragePrecision, type Detection } from './detection.js';
+import { meanAveragePrecision, type Detection } from './detection.js';
 import { mergeVideoStates, videoScorer, videoScores, type VideoState } from './video.js';
+import { checkDetectionOptions, detectionHead, type DetectionHead, type DetectionOptions } from './heads.js';
 
 export const TASKS = ['classification', 'segmentation', 'detection', 'video'] as const;
 export type Task = (typeof TASKS)[number];
@@ -48,9 +49,34 @@ export interface Targets {
   readonly placements?: readonly Placement[];
 }
 
+/** One of a model's outputs for a batch: its name, dims (batch first) and values. */
+export interface ModelOutput {
+  readonly name: string;
+  readonly dims: readonly number[];
+  readonly data: Float32Array;
+}
+
+/** A model's outputs, every one, in the order of its graph outputs. */
+export type ModelOutputs = readonly ModelOutput[];
+
+/**
+ * What a task scores, beyond the data: the detection head and its thresholds; `pairs`:
+ * classification and video also count (label, prediction) pairs in the first window (the
+ * class-order notice).
+ */
+export interface ScorerOptions {
+  readonly detection?: DetectionOptions;
+  readonly pairs?: boolean;
+}
+
 export interface Scorer {
-  /** outputs: one window's model outputs for a batch, [n, ...]; batch: its samples (and masks). */
-  add(window: number, outputs: Float32Array, dims: readonly number[], batch: Targets): void;
+  /**
+   * Check the outputs' layout (dims of a batch, the values unused) before any work: a one-line
+   * error when the task cannot score them (e.g. no detection head fits).
+   */
+  check(outputs: ModelOutputs): void;
+  /** outputs: one window's model outputs for a batch, [n, ...] each; batch: its samples (and masks). */
+  add(window: number, outputs: ModelOutputs, batch: Targets): void;
   scores(): Score[];
   /** What the scores are computed from, as plain JSON: states of disjoint sample sets merge exactly (mergeStates). */
   state(): ScorerState;
@@ -162,29 +188,55 @@ export function inferTask(d: Dataset, given?: Task): Task {
 
 /**
  * A scorer for `windows` readout windows; `from`: continue from a state (a resumed run);
- * `pairs`: classification and single-clip video also count (label, prediction) pairs in the first window.
+ * `options.pairs`: classification and single-clip video also count (label, prediction) pairs in the first window.
  */
 export function makeScorer(
   task: Task,
   windows: number,
   data: Dataset,
   from?: ScorerState,
-  opts: { readonly pairs?: boolean } = {},
+  options: ScorerOptions = {},
 ): Scorer {
   if (from && from.kind !== stateKind(task, data))
     throw new Error(`a ${from.kind} state cannot continue a ${task} scorer`);
   switch (task) {
     case 'video':
       return (data.clipsPerVideo ?? 1) > 1
-        ? videos(windows, data, from)
-        : topK(windows, data, from, opts.pairs === true);
+        ? oneOutput(task, videos(windows, data, from))
+        : oneOutput(task, topK(windows, data, from, options.pairs === true));
     case 'classification':
-      return topK(windows, data, from, opts.pairs === true);
+      return oneOutput(task, topK(windows, data, from, options.pairs === true));
     case 'segmentation':
-      return segmentation(windows, data, from);
+      return oneOutput(task, segmentation(windows, data, from));
     case 'detection':
-      return detection(windows, data, from);
+      return detection(windows, data, from, options.detection ?? {});
   }
+}
+
+/** A scorer of one output tensor. */
+interface TensorScorer extends Pick<Scorer, 'scores' | 'state'> {
+  add(window: number, outputs: Float32Array, dims: readonly number[], batch: Targets): void;
+}
+
+/** A scorer of one output: a model with several is refused (its task scores one tensor). */
+function oneOutput(task: Task, s: TensorScorer): Scorer {
+  const only = (outputs: ModelOutputs): ModelOutput => {
+    if (outputs.length !== 1)
+      throw new SpikeportError(
+        'unsupported-model',
+        `${task} scores one output, but the model has ${outputs.length} (${outputs.map((o) => o.name).join(', ')}); end it with one tensor, or choose its readout with readoutNode`,
+      );
+    return outputs[0];
+  };
+  return {
+    check: (outputs) => void only(outputs),
+    add(w, outputs, b) {
+      const o = only(outputs);
+      s.add(w, o.data, o.dims, b);
+    },
+    scores: () => s.scores(),
+    state: () => s.state(),
+  };
 }
 
 /** The kind of state a task's scorer keeps (on this data: video with several clips per video keeps videos). */
@@ -390,7 +442,7 @@ function sortByImage(boxes: readonly DetectionBox[]): DetectionBox[] {
     .map(([b]) => b);
 }
 
-function topK(windows: number, data: Dataset, from?: ScorerState, trackPairs = false): Scorer {
+function topK(windows: number, data: Dataset, from?: ScorerState, trackPairs = false): TensorScorer {
   const labels = data.labels;
   if (!labels) throw new SpikeportError('invalid-data', `data set ${data.name} has no labels; accuracy needs them`);
   const counter = from?.kind === 'topk' ? TopKCounter.fromState(from) : new TopKCounter(windows);
@@ -429,7 +481,7 @@ function topK(windows: number, data: Dataset, from?: ScorerState, trackPairs = f
 }
 
 /** Several clips per video: clip by clip, and each video from its clips' summed softmax (tasks/video.ts). */
-function videos(windows: number, data: Dataset, from?: ScorerState): Scorer {
+function videos(windows: number, data: Dataset, from?: ScorerState): TensorScorer {
   const labels = data.labels;
   if (!labels) throw new SpikeportError('invalid-data', `data set ${data.name} has no labels; accuracy needs them`);
   const scorer = videoScorer(
@@ -474,7 +526,7 @@ function mergePairs(triples: readonly (readonly [number, number, number])[]): (r
   return [...m.values()].sort((a, b) => a[0] - b[0] || a[1] - b[1]);
 }
 
-function segmentation(windows: number, data: Dataset, from?: ScorerState): Scorer {
+function segmentation(windows: number, data: Dataset, from?: ScorerState): TensorScorer {
   const shape = data.maskShape;
   if (!shape)
     throw new SpikeportError(
@@ -517,32 +569,38 @@ function segmentation(windows: number, data: Dataset, from?: ScorerState): Score
   };
 }
 
-function detection(windows: number, data: Dataset, from?: ScorerState): Scorer {
+/** The detection head for a batch's outputs and the data's input size (tasks/heads.ts). */
+export function headFor(outputs: ModelOutputs, data: Dataset, options: DetectionOptions = {}): DetectionHead {
+  const s = data.sampleShape;
+  return detectionHead(outputs, s[s.length - 2], s[s.length - 1], checkDetectionOptions(options));
+}
+
+function detection(windows: number, data: Dataset, from: ScorerState | undefined, options: DetectionOptions): Scorer {
   const boxes = data.boxes;
   if (!boxes) throw new SpikeportError('invalid-data', `data set ${data.name} has no boxes; detection needs them`);
   const prior = from?.kind === 'detections' ? from : null;
   const found: Detection[][] = Array.from({ length: windows }, (_, w) => (prior ? unflatten(prior.found[w]) : []));
   const seen = new Set<number>(prior?.images ?? []);
   let classes = prior?.classes ?? 0;
-  return {
-    add(w, outputs, dims, { indices, placements }) {
-      if (dims.length !== 4 || dims[1] < 5)
+  let head: DetectionHead | null = null;
+  const headOf = (outputs: ModelOutputs): DetectionHead => {
+    head ??= headFor(outputs, data, options);
+    if (classes !== head.classes) {
+      classes = head.classes;
+      checkClassCount(data, classes);
+      const bad = boxes.find((b) => b.label < 0 || b.label >= classes);
+      if (bad !== undefined)
         throw new SpikeportError(
           'invalid-data',
-          `detection: expected a head [n, classes + 4, h, w], got ${dims.join('x')}`,
+          `data set ${data.name} has a box of class ${bad.label}, but the model's head scores ${classes} classes (0..${classes - 1})`,
         );
-      if (classes !== dims[1] - 4) {
-        classes = dims[1] - 4;
-        checkClassCount(data, classes);
-        const bad = boxes.find((b) => b.label < 0 || b.label >= classes);
-        if (bad !== undefined)
-          throw new SpikeportError(
-            'invalid-data',
-            `data set ${data.name} has a box of class ${bad.label}, but the model's head scores ${classes} classes (0..${classes - 1})`,
-          );
-      }
-      const stride = data.sampleShape[data.sampleShape.length - 1] / dims[3];
-      const dets = decode(outputs, dims[0], dims[2], dims[3], indices, { classes, stride });
+    }
+    return head;
+  };
+  return {
+    check: (outputs) => void headOf(outputs),
+    add(w, outputs, { indices, placements }) {
+      const dets = headOf(outputs).decode(outputs, indices);
       if (!placements) found[w].push(...dets);
       else {
         // Boxes in the model's input → the original image's pixels, where the ground truth is.
