@@ -1,14 +1,18 @@
 /**
  * What each NIR target scores against spikeport, before and after conversion for the target,
- * and what integer weights cost: one conversion per model (and one for a target that resets to
+ * and what integer weights cost: one conversion per model (and one per target that resets to
  * 0), one simulation per network, every T read from that run (docs/nir.md has the tables).
+ * Rows (--rows): sinabs, speck, spinnaker2, norse, loihi2, int8 (sinabs with 8-bit weights).
  *
  *   npm run build && node dist/bench/nir-targets.js --models fashion-vgg-avg,fashion-vgg --limit 2000 --T 8,16,32,64
  */
 import path from 'node:path';
 import { convert } from '../src/api/convert.js';
 import { simulate } from '../src/api/simulate.js';
-import { targetNetwork } from '../src/api/nir.js';
+import { PROFILES, targetNetwork, type TargetCorrections } from '../src/api/nir.js';
+import { deployFor } from '../src/nir/deploy.js';
+import { nirStepGraph } from '../src/nir/onnx.js';
+import { Snn as SnnClass } from '../src/snn/network.js';
 import { openDataset } from '../src/data/sources.js';
 import type { Snn } from '../src/snn/network.js';
 import { ROOT, arg } from './args.js';
@@ -17,7 +21,7 @@ const models = arg('models', 'fashion-vgg-avg').split(',');
 const limit = Number(arg('limit', '2000'));
 const Ts = arg('T', '8,16,32,64').split(',').map(Number);
 const zeroT = Number(arg('zero-T', '64'));
-const which = arg('rows', 'sinabs,spinnaker2,norse,int8').split(',');
+const which = arg('rows', 'sinabs,speck,spinnaker2,norse,int8').split(',');
 const data = (model: string): string => (model.startsWith('mnist') ? 'mnist' : 'fashion-mnist');
 
 const pct = (v: number): string => (100 * v).toFixed(2);
@@ -38,48 +42,75 @@ for (const model of models) {
     (await simulate(snn, test, { T: Ts, siteErrors: 0 })).results.map((r) => r.metric);
   const own = await run(plain);
   row([model, 'spikeport', '', ...own.map(pct)]);
+  const vs = (r: number[]): string[] => r.map((v, i) => `${pct(v)} (${(100 * (v - own[i])).toFixed(2)})`);
   const none = plain.spec.sites.map(() => null);
+  // What convert --target gives a subtracting target: the θ/2 start, nothing tuned (refine/target.ts).
   const start = { bias: none, threshold: none, start: true };
-  for (const target of ['sinabs', 'spinnaker2'] as const) {
+  for (const target of ['sinabs', 'speck', 'spinnaker2'] as const) {
     if (!which.includes(target)) continue;
-    const before = await run(targetNetwork(plain, target, { corrections: null }).snn);
-    const after = targetNetwork(plain, target, { corrections: start });
-    const a = await run(after.snn);
-    row([model, target, 'as converted', ...before.map(pct)]);
-    row([model, target, `--target ${target}`, ...a.map((v, i) => `${pct(v)} (${(100 * (v - own[i])).toFixed(2)})`)]);
-  }
-  if (which.includes('int8')) {
-    for (const [target, bits] of [
-      ['sinabs', 8],
-      ['speck', undefined],
-      ['spinnaker2', 0],
-      ['loihi2', 0],
-      ['loihi2', undefined],
-    ] as const) {
-      const net = targetNetwork(plain, target, { corrections: start, weightBits: bits });
-      const r = await run(net.snn);
+    if (target !== 'speck')
       row([
         model,
         target,
-        bits === undefined ? 'its integers' : bits === 0 ? 'float weights' : `${bits}-bit weights`,
-        ...r.map(pct),
+        'as converted',
+        ...(await run(targetNetwork(plain, target, { corrections: null }).snn)).map(pct),
       ]);
+    const after = await run(targetNetwork(plain, target, { corrections: start }).snn);
+    row([model, target, `--target ${target}${target === 'sinabs' ? '' : ' (its integers)'}`, ...vs(after)]);
+    if (target === 'sinabs') continue;
+    const float = await run(targetNetwork(plain, target, { corrections: start, weightBits: 0 }).snn);
+    row([model, target, 'float weights', ...vs(float)]);
+    if (target === 'spinnaker2') {
+      // The float file's weights cast to int8 by the importer itself (what spikeport wrote before it rounded them).
+      const r = await run(importerCast(plain, start));
+      row([model, target, 'int8 cast toward zero by the importer', ...vs(r)]);
     }
+    row([model, target, 'integers − float weights', ...after.map((v, i) => (100 * (v - float[i])).toFixed(2))]);
   }
-  if (which.includes('norse')) {
-    const before = await run(targetNetwork(plain, 'norse', { corrections: null }).snn);
-    row([model, 'norse', 'as converted', ...before.map(pct)]);
-    const tuned = await convert(file, calib, { target: 'norse', targetT: zeroT });
-    const a = await run(targetNetwork(tuned, 'norse').snn);
+  if (which.includes('int8')) {
+    const r = await run(targetNetwork(plain, 'sinabs', { corrections: start, weightBits: 8 }).snn);
+    row([model, 'sinabs', '--weight-bits 8', ...vs(r)]);
+  }
+  for (const target of ['norse', 'loihi2'] as const) {
+    if (!which.includes(target)) continue;
+    if (target === 'norse')
+      row([
+        model,
+        target,
+        'as converted',
+        ...(await run(targetNetwork(plain, target, { corrections: null }).snn)).map(pct),
+      ]);
+    const tuned = await convert(file, calib, { target, targetT: zeroT });
+    const after = await run(targetNetwork(tuned, target).snn);
     row([
       model,
-      'norse',
-      `--target norse --target-T ${zeroT}`,
-      ...a.map((v, i) => `${pct(v)} (${(100 * (v - own[i])).toFixed(2)})`),
+      target,
+      `--target ${target} --target-T ${zeroT}${target === 'loihi2' ? ' (its integers)' : ''}`,
+      ...vs(after),
     ]);
+    if (target === 'loihi2') {
+      const float = await run(targetNetwork(tuned, target, { weightBits: 0 }).snn);
+      row([model, target, 'float weights', ...vs(float)]);
+      row([model, target, 'integers − float weights', ...after.map((v, i) => (100 * (v - float[i])).toFixed(2))]);
+    }
   }
   process.stdout.write(`(${model}: ${((performance.now() - t0) / 1000).toFixed(0)} s)\n`);
 }
 process.stdout.write(
   `\n| model | target | network | ${Ts.map((T) => `T=${T}`).join(' | ')} |\n|---|---|---|${Ts.map(() => '---:').join('|')}|\n${rows.join('\n')}\n`,
 );
+
+/** SpiNNaker2 given float weights: its importer scales each population to ±127 and casts toward zero. */
+function importerCast(snn: Snn, corrections: TargetCorrections): Snn {
+  const float = targetNetwork(snn, 'spinnaker2', { corrections, weightBits: 0 }).nir;
+  if (!float) throw new Error('no NIR form');
+  const profile = PROFILES.spinnaker2;
+  const step = nirStepGraph(deployFor(float, profile, { byImporter: true }).graph, profile, snn.meta.source.file);
+  const { unit: _u, target: _t, ...rest } = snn.meta;
+  return new SnnClass({
+    form: 'step',
+    graph: step.graph,
+    meta: { ...rest, spec: step.spec, delay: { ...snn.meta.delay, latencies: step.spec.sites.map(() => 0) } },
+    tail: snn.tail,
+  });
+}

@@ -100,10 +100,20 @@ export {
   type Normalize,
   type DetectionBox,
 } from './data/dataset.js';
-export { parsePreprocess, formatPreprocess, type Preprocess } from './data/preprocess.js';
+export { parsePreprocess, formatPreprocess, KINETICS_NORMALIZE, type Preprocess } from './data/preprocess.js';
+export { CATEGORY_PRESETS, parseCategories } from './data/coco-masks.js';
+export { VIDEO_EXTENSIONS, DEFAULT_CLIPS_PER_VIDEO } from './data/video-files.js';
 export { writeLayout, LAYOUTS, type Layout } from './data/layouts.js';
 /** Tasks, energy, reports, the paper's experiments. */
-export { TASKS, METRIC_NAMES, type Task, type Score } from './tasks/task.js';
+export { TASKS, METRIC_NAMES, type Task, type Score, type ModelOutput, type ModelOutputs } from './tasks/task.js';
+export {
+  HEADS,
+  HEAD_DEFAULTS,
+  detectionHead,
+  type HeadKind,
+  type DetectionOptions,
+  type DetectionHead,
+} from './tasks/heads.js';
 export {
   PRESETS,
   energyConstants,

@@ -545,7 +545,7 @@ test('options the library refuses, each naming its field: thresholds, custom met
   await refuses(
     () => simulate(snn, test500, { delay: 'x' as unknown as number }),
     'delay',
-    /"auto", "fit", "off" or an integer/,
+    /"auto", "fit", "half", "off" or an integer/,
   );
   await refuses(() => simulate(snn, test500, { delay: 'fit' }), 'delay', /needs delays fitted at conversion/);
   await refuses(

@@ -37,6 +37,7 @@ const INTEGER = new Set([
   '--delay-fit',
   '--delay-fit-samples',
   '--clip-len',
+  '--clips-per-video',
   '--threads',
   '--T',
   '--delay',
@@ -47,11 +48,28 @@ const INTEGER = new Set([
   '--shard-count',
   '--workers',
   '--counts',
+  '--top-candidates',
+  '--norm-samples',
+  '--detections-per-image',
   '--weight-bits',
   '--target-T',
 ]);
 /** Flags whose values are real numbers (lists of them for --mean and --std). */
-const DECIMAL = new Set(['--step-size', '--percentile', '--mean', '--std', '--e-sop', '--e-mac', '--checkpoint-every']);
+const DECIMAL = new Set([
+  '--step-size',
+  '--percentile',
+  '--mean',
+  '--std',
+  '--e-sop',
+  '--e-mac',
+  '--checkpoint-every',
+  '--frame-rate',
+  '--min-area',
+  '--score-threshold',
+  '--nms-threshold',
+]);
+/** Flags whose values are lists of ids, with ranges and preset names (checked on their own below). */
+const IDS = new Set(['--categories']);
 const LISTS = new Set(['--T', '--counts', '--mean', '--std', '--groups', '--calibrate-at']);
 
 /** Written forms that Number() reads as a number but that are not plain decimal. */
@@ -111,9 +129,16 @@ test('every numeric flag is an integer flag or a decimal flag, and reads only pl
     const flag = option.long as string;
     const what = `${command} ${flag}`;
     assert.ok(
-      INTEGER.has(flag) || DECIMAL.has(flag),
+      INTEGER.has(flag) || DECIMAL.has(flag) || IDS.has(flag),
       `${what} has a parser: add it to INTEGER or DECIMAL in this test`,
     );
+    if (IDS.has(flag)) {
+      assert.deepEqual(parse('0,5,2'), [0, 5, 2], what);
+      assert.deepEqual(parse('0-3'), [0, 1, 2, 3], what);
+      assert.equal((parse('voc') as number[]).length, 21, what);
+      for (const b of [...NOT_INTEGER, '-1', '3-1', '1,,2', '0x2,1']) rejects(parse, b, what);
+      continue;
+    }
     const list = LISTS.has(flag);
     const one = (v: string): string => (list ? `4,${v}` : v);
     const value = (n: number): unknown => (list ? [4, n] : n);

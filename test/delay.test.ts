@@ -7,6 +7,7 @@ import { plan } from '../src/graph/plan.js';
 import { calibrate } from '../src/calibrate/calibrate.js';
 import { delayFromLatencies, siteLatency } from '../src/calibrate/delay.js';
 import { buildGraph, gemm, memDataset } from './helpers.js';
+import { delayFor, resolveSimulateOptions } from '../src/api/simulate.js';
 
 test('site latency r = 1 / (2 · mean_k E[x_k⁺]/θ_k), channels with θ = 0 left out', () => {
   // ρ = [0.5, 0.25] (third channel has θ = 0): mean 0.375, r = 1/0.75.
@@ -69,4 +70,18 @@ test('d̂ end to end: known activations through identity layers give r = [4/3, 1
   assert.ok(Math.abs(cal.delay.latencies[0] - 4 / 3) < 1e-6);
   assert.ok(Math.abs(cal.delay.latencies[1] - 16 / 3) < 1e-6);
   assert.equal(cal.delay.estimated, 7);
+});
+
+test("delay 'half' discards ⌊T/2⌋ steps at every T whatever d̂ (the paper's segmentation setting)", () => {
+  const meta = { estimated: 22, latencies: [] };
+  assert.deepEqual(
+    [1, 7, 8, 32, 256].map((T) => delayFor('half', T, meta)),
+    [0, 3, 4, 16, 128],
+  );
+  // auto stops at d̂.
+  assert.deepEqual(
+    [32, 256].map((T) => delayFor('auto', T, meta)),
+    [16, 22],
+  );
+  assert.throws(() => resolveSimulateOptions({ delay: 'halve' as 'half' }), /"half"/);
 });

@@ -121,7 +121,7 @@ test("imagefolder: classes sorted by name, files in torchvision's order, pixels 
   const other = openDataset(`imagefolder:${dir}`, undefined, { sampleShape: [3, 8, 8] });
   await assert.rejects(
     other.read([0]),
-    /a\/m\.PNG is 5×4 but the model takes 8×8: choose a preprocessing with preprocess \(imagenet, resize:H,W or none\)/,
+    /a\/m\.PNG is 5×4 but the model takes 8×8: choose a preprocessing with preprocess \(imagenet, kinetics, resize:H,W or none\)/,
   );
 });
 
@@ -390,7 +390,7 @@ test('the preprocessing is stored in the converted file and repeated by simulate
   assert.equal(refused.code, 1);
   assert.match(
     refused.stderr,
-    /is 40×30 but the model takes 28×28: choose a preprocessing with --preprocess \(imagenet, resize:H,W or none\)/,
+    /is 40×30 but the model takes 28×28: choose a preprocessing with --preprocess \(imagenet, kinetics, resize:H,W or none\)/,
   );
   const badPreset = cli([
     'convert',
@@ -405,7 +405,7 @@ test('the preprocessing is stored in the converted file and repeated by simulate
   ]);
   assert.match(
     badPreset.stderr,
-    /--preprocess "bicubic" is not a preprocessing \(known: imagenet, resize:H,W or none\)/,
+    /--preprocess "bicubic" is not a preprocessing \(known: imagenet, kinetics, resize:H,W or none\)/,
   );
   const made = cli([
     'convert',

@@ -219,6 +219,11 @@ test("a target's IF neuron, worked by hand: starts at 0; one spike at v > θ the
       [0, 1, 1, 1, 0, 1, 1, 1, 0, 1],
     ],
   };
+  // SpiNNaker2 in its int8 integers: weights 1 and ½ (θ folded in) become 127 and 64 (63.5 rounded
+  // to even), threshold 127: channel 0 gets 63.5/127 = 0.5 exactly, channel 1 gets 96/127 ≈ 0.756
+  // per step, so at step 4 its v is 1.024 > 1 and it fires where 0.75 would sit at the threshold:
+  //   0.756, 1.512 (spike → 0.512), 1.268 (spike → 0.268), 1.024 (spike → 0.024), 0.780, 1.536 (spike), …
+  const spinnaker2Int8 = [trains['single/subtract'][0], [0, 1, 1, 1, 0, 1, 1, 1, 0, 1]];
   // spikeport's own neuron (starts at θ/2, fires at v ≥ θ) differs from all: 1, 0, 1, 0, … and 1, 1, 0, 1, 1, 1, 0, ….
   const own = await readoutsOf(snn, data, T);
   assert.deepEqual(own, [
@@ -240,7 +245,9 @@ test("a target's IF neuron, worked by hand: starts at 0; one spike at v > θ the
   for (const target of TARGETS) {
     const profile = PROFILES[target];
     assert.equal(`${profile.spikes}/${resetOf(target)}`, neurons[target], `${target}: its neuron`);
-    const want = trains[neurons[target]].map((train, c) => train.map((s) => s * [1, 2][c]));
+    const want = (target === 'spinnaker2' ? spinnaker2Int8 : trains[neurons[target]]).map((train, c) =>
+      train.map((s) => s * [1, 2][c]),
+    );
     const file = path.join(dir, `${target}.nir`);
     await exportNir(snn, file, target);
     const run = simulateNir(await readNir(file), Float32Array.of(0.5, 1.5), 1, T, profile);

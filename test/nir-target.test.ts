@@ -13,7 +13,7 @@ import { fileURLToPath } from 'node:url';
 import { convert } from '../src/api/convert.js';
 import { asTarget, PROFILES, simulateNir } from '../src/api/nir.js';
 import { simulate } from '../src/api/simulate.js';
-import { toNir, type NirGraph } from '../src/nir/graph.js';
+import { toNir, type NirGraph, type NirNode } from '../src/nir/graph.js';
 import { deployFor } from '../src/nir/deploy.js';
 import { nirStepGraph } from '../src/nir/onnx.js';
 import type { Profile } from '../src/nir/profiles.js';
@@ -141,7 +141,7 @@ const rhe = (v: number): number => {
   return d > 0.5 ? f + 1 : d < 0.5 ? f : f % 2 === 0 ? f : f + 1;
 };
 
-test('a quantised profile (Speck) computes what an independent integer simulation computes, spike for spike; SpiNNaker2 casts toward zero', async () => {
+test('a quantised profile (Speck) computes what an independent integer simulation computes, spike for spike; SpiNNaker2 casts toward zero, except integers spikeport wrote', async () => {
   const r = rng(11);
   const dense = (out: number, inn: number, scale: number): { w: Float32Array; b: Float32Array } => ({
     w: Float32Array.from({ length: out * inn }, () => (r() * 2 - 1) * scale),
@@ -235,18 +235,29 @@ test('a quantised profile (Speck) computes what an independent integer simulatio
   const ts = simulateNir(deployed.graph, x, n, T, speck);
   for (let t = 0; t < T; t++) assert.deepEqual([ts.spikes.get('if0')?.[t], ts.spikes.get('if1')?.[t]], ort.counts[t]);
 
-  // SpiNNaker2: int8 by a cast (toward zero), 127 / max |w| per population, bias and threshold scaled as floats.
-  const s2 = deployFor(g, PROFILES.spinnaker2).graph;
-  const fc0 = s2.nodes.get('fc0') as Extract<
-    NirGraph['nodes'] extends ReadonlyMap<string, infer N> ? N : never,
-    { type: 'Affine' }
-  >;
+  // SpiNNaker2's importer: 127 / max |w| per population, int8 by a cast (toward zero), bias and
+  // threshold scaled as floats. A file with float weights gets the cast.
+  type Affine = Extract<NirGraph['nodes'] extends ReadonlyMap<string, infer N> ? N : never, { type: 'Affine' }>;
   let m0 = 0;
   for (const w of layers[0].w) m0 = Math.max(m0, Math.abs(w));
-  assert.deepEqual(
-    Array.from(fc0.weight.data),
-    Array.from(layers[0].w, (w) => Math.trunc(w * (127 / m0))),
-  );
+  const cast = deployFor(g, PROFILES.spinnaker2, { byImporter: true }).graph;
+  const truncated = Array.from(layers[0].w, (w) => Math.trunc(w * (127 / m0)));
+  assert.deepEqual(Array.from((cast.nodes.get('fc0') as Affine).weight.data), truncated);
+  // spikeport writes the integers itself, rounded to nearest, the largest at ±127: the importer's
+  // scale of that file is 127 / 127 = 1 and its cast keeps every integer as written.
+  const s2 = deployFor(g, PROFILES.spinnaker2).graph;
+  const fc0 = s2.nodes.get('fc0') as Affine;
+  const nearest = Array.from(layers[0].w, (w) => rhe(w * (127 / m0)));
+  assert.deepEqual(Array.from(fc0.weight.data), nearest);
+  assert.notDeepEqual(nearest, truncated, 'the layer has weights the two roundings make differently');
+  assert.equal(Math.max(...Array.from(fc0.weight.data, Math.abs)), 127);
+  const again = deployFor(s2, PROFILES.spinnaker2, { byImporter: true }).graph;
+  for (const name of ['fc0', 'fc1', 'fc2'])
+    assert.deepEqual(
+      Array.from((again.nodes.get(name) as Affine).weight.data),
+      Array.from((s2.nodes.get(name) as Affine).weight.data),
+      `${name}: the importer's scale and cast change nothing`,
+    );
   const if0 = s2.nodes.get('if0') as Extract<
     NirGraph['nodes'] extends ReadonlyMap<string, infer N> ? N : never,
     { type: 'IF' }
@@ -313,4 +324,82 @@ test('the NIR max construction tends to max pooling on constant inputs: readout 
   );
   assert.ok(e512 < e64 && e64 < e16, 'the error shrinks as T grows');
   assert.ok(e512 < 0.01 * scale, `at T = 512 the error is ${e512}`);
+});
+
+test('a Scale node for an importer that reads none: folded into the layer with weights that feeds it, else written as a diagonal 1×1 convolution; the same spikes either way', () => {
+  const shape = [2, 3, 3];
+  const n = numel(shape);
+  const arr = (dims: number[], data: number[]): { dims: number[]; data: Float32Array } => ({
+    dims,
+    data: Float32Array.from(data),
+  });
+  const full = (v: number): { dims: number[]; data: Float32Array } => arr(shape, Array<number>(n).fill(v));
+  const conv1 = (w: number[], b: number[]): NirNode => ({
+    type: 'Conv2d',
+    weight: arr([2, 2, 1, 1], w),
+    bias: arr([2], b),
+    stride: [1, 1],
+    padding: [0, 0],
+    dilation: [1, 1],
+    groups: 1,
+    inputShape: [3, 3],
+  });
+  const ifNode = { type: 'IF' as const, r: full(1), vThreshold: full(1), vReset: full(0) };
+  const perChannel = (a: number, b: number): { dims: number[]; data: Float32Array } =>
+    arr(shape, [...Array<number>(9).fill(a), ...Array<number>(9).fill(b)]);
+  const g: NirGraph = {
+    nodes: new Map([
+      ['input', { type: 'Input', shape }],
+      ['c1', conv1([0.9, 0.2, -0.1, 0.7], [0.05, 0.1])],
+      ['a', ifNode],
+      // A spike branch brought to another threshold: nothing with weights of its own feeds it.
+      ['skip', { type: 'Scale', scale: perChannel(0.75, 1.5) }],
+      ['c2', conv1([0.3, -0.2, 0.1, 0.4], [0, 0.02])],
+      // A layer's output scaled: foldable into c3.
+      ['c3', conv1([0.25, 0.5, -0.5, 0.25], [0.1, -0.05])],
+      ['s3', { type: 'Scale', scale: perChannel(0.5, 2) }],
+      ['b', ifNode],
+      ['output', { type: 'Output', shape }],
+    ]),
+    edges: [
+      ['input', 'c1'],
+      ['c1', 'a'],
+      ['a', 'skip'],
+      ['skip', 'b'],
+      ['input', 'c2'],
+      ['c2', 'b'],
+      ['input', 'c3'],
+      ['c3', 's3'],
+      ['s3', 'b'],
+      ['b', 'output'],
+    ],
+    metadata: {},
+  };
+  const deployed = deployFor(g, PROFILES.sinabs);
+  const types = [...deployed.graph.nodes.values()].map((x) => x.type);
+  assert.ok(!types.includes('Scale'), `no Scale left: ${types.join(', ')}`);
+  assert.equal(types.filter((x) => x === 'Conv2d').length, 4, 'the skip branch as a 1×1 convolution');
+  assert.match(deployed.notes.join('\n'), /skip: Scale written as a 1×1 Conv2d of 2 channels/);
+  assert.match(deployed.notes.join('\n'), /s3: Scale folded into c3/);
+  const x = uniform(11, 4 * n);
+  const T = 30;
+  const want = simulateNir(g, x, 4, T, PROFILES.sinabs).outputs;
+  const got = simulateNir(deployed.graph, x, 4, T, PROFILES.sinabs).outputs;
+  const spikes = want.reduce((a, o) => a + o.reduce((s, v) => s + v, 0), 0);
+  assert.ok(spikes > 50, `${spikes} spikes`);
+  assert.deepEqual(
+    got.map((o) => Array.from(o)),
+    want.map((o) => Array.from(o)),
+  );
+  // Without the Scale folded or rewritten the spikes differ (the test can tell).
+  const dropped: NirGraph = {
+    ...g,
+    nodes: new Map([...g.nodes].filter(([k]) => k !== 'skip')),
+    edges: g.edges.filter(([a, b]) => a !== 'skip' && b !== 'skip').concat([['a', 'b']]),
+  };
+  const wrong = simulateNir(dropped, x, 4, T, PROFILES.sinabs).outputs;
+  assert.notDeepEqual(
+    wrong.map((o) => Array.from(o)),
+    want.map((o) => Array.from(o)),
+  );
 });

@@ -104,3 +104,18 @@ test('ONNX codec: a PyTorch export survives decode -> encode -> decode and compu
   const b = await runGraph(prepare(g2), { input: { dims: [3, 1, 28, 28], data: x } });
   assert.ok(maxAbsDiff(a.logits.data, b.logits.data) < 1e-5);
 });
+
+test('a chain of Identity nodes is removed whole (PyTorch passes shared weights through Identity, sometimes twice)', async () => {
+  const g = buildGraph([3, 8, 8], (b, x) => {
+    const w = b.constant('W', floatTensor([4, 3, 3, 3], randn(5, 108, 0.3)));
+    const w1 = b.op('Identity', [w]);
+    const w2 = b.op('Identity', [w1]);
+    const h = b.op('Relu', [b.op('Conv', [x, w2], { kernel_shape: [3, 3], pads: [1, 1, 1, 1] })]);
+    return b.op('Identity', [b.op('Identity', [conv(b, h, 4, 2, 3)])]);
+  });
+  // (the graph's output is the last Identity's: that one stays)
+  const r = removeIdentityAndDropout(g);
+  assert.equal(r.nodes.filter((n) => n.opType === 'Identity').length, 1);
+  const x = uniform(6, 2 * 192, -1, 1);
+  assert.deepEqual(Array.from(await outputOf(r, x, 2, [3, 8, 8])), Array.from(await outputOf(g, x, 2, [3, 8, 8])));
+});

@@ -67,7 +67,7 @@ async function averagedOutputs(
               for (let t = w.delay; t < w.T; t++) s += (b.readouts as Float32Array)[t * stride + k * b.size + j];
               avg[j] = s / (w.T - w.delay);
             }
-            const r = await tail.apply(avg, [1, ...spec.readoutShape]);
+            const [r] = await tail.apply(avg, [1, ...spec.readoutShape]);
             perWindow.push({ data: Float32Array.from(r.data), dims: r.dims });
           }
           out.set(b.indices[k], perWindow);

@@ -120,8 +120,8 @@ test('scorer states of parts of a data set merge into the state of one scorer th
       for (let w = 0; w < windows; w++) {
         const out = outputs.slice(4 * b * per, 4 * (b + 1) * per).map((v) => v + w);
         const dims = [4, ...c.dims.slice(1)];
-        whole.add(w, out, dims, { indices, ...(masks ? { masks } : {}) });
-        parts[b === 0 ? 0 : 1].add(w, out, dims, { indices, ...(masks ? { masks } : {}) });
+        whole.add(w, [{ name: 'out', dims, data: out }], { indices, ...(masks ? { masks } : {}) });
+        parts[b === 0 ? 0 : 1].add(w, [{ name: 'out', dims, data: out }], { indices, ...(masks ? { masks } : {}) });
       }
     }
     const merged = mergeStates(parts.map((p) => p.state()));
@@ -153,8 +153,13 @@ test('scorer states of parts of a data set merge into the state of one scorer th
       for (let w = 0; w < windows; w++)
         resumed.add(
           w,
-          outputs.slice(4 * b * per, 4 * (b + 1) * per).map((v) => v + w),
-          [4, ...c.dims.slice(1)],
+          [
+            {
+              name: 'out',
+              dims: [4, ...c.dims.slice(1)],
+              data: outputs.slice(4 * b * per, 4 * (b + 1) * per).map((v) => v + w),
+            },
+          ],
           { indices, ...(masks ? { masks } : {}) },
         );
     }

@@ -74,7 +74,7 @@ async function annMetric(c: (typeof CASES)[number], file: string): Promise<numbe
     return ious.reduce((a, b) => a + b, 0) / ious.length;
   }
   const scorer = makeScorer('detection', 1, data);
-  scorer.add(0, y, dims, batch);
+  scorer.add(0, [{ name: 'output', dims, data: y }], batch);
   return scorer.scores()[0].metric;
 }
 

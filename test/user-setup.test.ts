@@ -176,12 +176,12 @@ test('videofolder maps class folders by name too; class names are refused where 
   );
   assert.throws(
     () => openDataset('mnist:test', 10, { classNames: WORDS }),
-    /classNames apply to imagefolder, videofolder, coco data/,
+    /classNames apply to imagefolder, videofolder, videofiles, coco data/,
   );
   fs.writeFileSync(path.join(tmp, 'digits.txt'), WORDS.join('\n'));
   const r = cli(['simulate', MNIST, '--data', 'mnist:test', '--limit', '10', '--classes', 'digits.txt', '-q']);
   assert.equal(r.code, 1);
-  assert.match(r.stderr, /--classes apply to imagefolder, videofolder, coco data/);
+  assert.match(r.stderr, /--classes apply to imagefolder, videofolder, videofiles, coco data/);
 });
 
 test('coco categories other than the model classes are refused with both counts before simulating', async () => {

@@ -240,8 +240,8 @@ const MUTANTS = [
     id: 'delay-latest-branch',
     what: 'an Add waits for its latest input instead of its earliest',
     file: 'src/calibrate/delay.ts',
-    find: 'const t = Math.min(...times);',
-    replace: 'const t = Math.max(...times);',
+    find: 'const t = times.length === 0 ? Infinity : Math.min(...times);',
+    replace: 'const t = times.length === 0 ? Infinity : Math.max(...times);',
     tests: ['delay'],
   },
   {
@@ -376,6 +376,15 @@ const MUTANTS = [
     only: ['h5py'],
   },
   {
+    id: 'spinnaker2-written-truncated',
+    what: "SpiNNaker2's int8 weights written cast toward zero (the importer's rounding of float weights) instead of rounded",
+    file: 'src/nir/deploy.ts',
+    find: 'const rounding = opts.byImporter ? q.rounding : (q.written ?? q.rounding);',
+    replace: 'const rounding = q.rounding;',
+    tests: ['nir-target'],
+    only: ['quantised profile'],
+  },
+  {
     id: 'target-fire-geq',
     what: 'a target neuron fires at v ≥ threshold (asTarget: the NIR graph as a step graph)',
     file: 'src/nir/onnx.ts',
@@ -449,6 +458,15 @@ const MUTANTS = [
     replace: "if (reset !== 'zero') {",
     tests: ['nir-semantics'],
     only: ["target's IF neuron"],
+  },
+  {
+    id: 'nir-scale-dropped',
+    what: 'a Scale node for an importer that reads none written as a 1×1 convolution of ones (its factors lost)',
+    file: 'src/nir/deploy.ts',
+    find: 'for (let c = 0; c < C; c++) weight[c * C + c] = perChannel[c];',
+    replace: 'for (let c = 0; c < C; c++) weight[c * C + c] = 1;',
+    tests: ['nir-target'],
+    only: ['a Scale node for an importer'],
   },
   // The ceiling and groups of binary neurons (docs/algorithm.md §4.1, §11).
   {
@@ -562,6 +580,107 @@ const MUTANTS = [
     tests: ['data-formats'],
     only: ['^videofolder'],
   },
+  // COCO masks and video files.
+  {
+    id: 'coco-rle-row-major',
+    what: "RLE counts read along the rows instead of down the columns (COCO's order)",
+    file: 'src/data/coco-masks.ts',
+    find: 'mask[row * w + col] = value;',
+    replace: 'mask[q] = value;',
+    tests: ['coco-masks'],
+    only: ['^RLE'],
+  },
+  {
+    id: 'coco-polygon-truncated',
+    what: 'polygon vertices truncated on the 5× grid instead of rounded (as pycocotools does)',
+    file: 'src/data/coco-masks.ts',
+    find: 'for (let j = 0; j < k; j++) x[j] = trunc(scale * xy[2 * j] + 0.5);',
+    replace: 'for (let j = 0; j < k; j++) x[j] = trunc(scale * xy[2 * j]);',
+    tests: ['coco-masks'],
+    only: ['^a polygon covers'],
+  },
+  {
+    id: 'coco-overlap-last-wins',
+    what: "a pixel two objects cover takes the later one's class instead of 255 (ignored)",
+    file: 'src/data/coco-masks.ts',
+    find: 'out[q] = 255;',
+    replace: 'out[q] = o.label;',
+    tests: ['coco-masks'],
+    only: ['^objects merge'],
+  },
+  {
+    id: 'video-logits-summed',
+    what: "a video is scored from its clips' summed readouts instead of their summed softmax",
+    file: 'src/tasks/video.ts',
+    find: 't.addClip(w, sample, label, softmax32(outputs, k * classes, classes));',
+    replace: 't.addClip(w, sample, label, Array.from(outputs).slice(k * classes, (k + 1) * classes));',
+    tests: ['video-files'],
+    only: ['^mp4 files, 5 clips per video'],
+  },
+  {
+    id: 'video-resample-rounded',
+    what: 'resampled frame i is frame round(i · step) instead of floor (torchvision)',
+    file: 'src/data/clip-sampler.ts',
+    find: 'return Array.from({ length: total }, (_, i) => Math.floor(f32(f32(i) * s)));',
+    replace: 'return Array.from({ length: total }, (_, i) => Math.round(f32(f32(i) * s)));',
+    tests: ['video-files'],
+    only: ['^frames resampled'],
+  },
+  {
+    id: 'video-clips-one-short',
+    what: 'a video of n frames has n − L clips of L frames instead of n − L + 1',
+    file: 'src/data/clip-sampler.ts',
+    find: 'return Math.max(0, frames - L + 1);',
+    replace: 'return Math.max(0, frames - L);',
+    tests: ['video-files'],
+    only: ['byte for byte'],
+  },
+  // Detection heads decoded as torchvision does, and frozen per-sample normalisation.
+  {
+    id: 'retinanet-no-clip',
+    what: "RetinaNet's box coder without torchvision's clip of the log-size deltas at log(1000/16)",
+    edits: [
+      {
+        file: 'src/tasks/heads.ts',
+        find: 'const dw = Math.min(code[2], BBOX_CLIP);',
+        replace: 'const dw = code[2];',
+      },
+      {
+        file: 'src/tasks/heads.ts',
+        find: 'const dh = Math.min(code[3], BBOX_CLIP);',
+        replace: 'const dh = code[3];',
+      },
+    ],
+    tests: ['heads'],
+    only: ["^RetinaNet's log-size clip"],
+  },
+  {
+    id: 'fcos-score-product',
+    what: "FCOS's score as class · centerness instead of its square root",
+    file: 'src/tasks/heads.ts',
+    find: 'const s = ctr ? f32(Math.sqrt(f32(sigmoid(v) * ctrSig))) : sigmoid(v);',
+    replace: 'const s = ctr ? f32(sigmoid(v) * ctrSig) : sigmoid(v);',
+    tests: ['heads'],
+    only: ["^fcos: the decoder gives torchvision's detections"],
+  },
+  {
+    id: 'groupnorm-interleaved',
+    what: "a frozen GroupNorm gives channel c group c mod G instead of torchvision's contiguous groups",
+    file: 'src/graph/norms.ts',
+    find: 'const grp = Math.floor(c / per);',
+    replace: 'const grp = c % G;',
+    tests: ['norms'],
+    only: ['^normalisations as PyTorch exports them'],
+  },
+  {
+    id: 'norm-std-averaged',
+    what: "the frozen statistics average the samples' standard deviations instead of their variances",
+    file: 'src/calibrate/norms.ts',
+    find: 'acc.variance[grp] += variance.data[e];',
+    replace: 'acc.variance[grp] += Math.sqrt(variance.data[e]);',
+    tests: ['norms'],
+    only: ['^measured statistics are'],
+  },
 ];
 
 /** A mutant's changes: its one `file`/`find`/`replace`, or its `edits` (a bug made in several places at once). */
@@ -620,7 +739,18 @@ process.on('SIGINT', () => {
   process.exit(130);
 });
 fs.cpSync(path.join(root, 'dist'), path.join(work, 'dist'), { recursive: true });
-for (const entry of ['node_modules', 'models', 'examples', 'src', 'tools', 'docs', 'web', 'package.json', 'README.md'])
+for (const entry of [
+  'node_modules',
+  'models',
+  'examples',
+  'src',
+  'test',
+  'tools',
+  'docs',
+  'web',
+  'package.json',
+  'README.md',
+])
   if (fs.existsSync(path.join(root, entry))) fs.symlinkSync(path.join(root, entry), path.join(work, entry));
 
 /** Where the build keeps the JavaScript of a source file (kernels.wat lives in kernels.wasm.ts). */

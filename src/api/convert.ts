@@ -6,11 +6,30 @@
 import path from 'node:path';
 import { normalizeProblem, readBatch, type Dataset, type Normalize } from '../data/dataset.js';
 import { openDataset } from '../data/sources.js';
-import { PREPROCESS_PRESETS, formatPreprocess, parsePreprocess, type Preprocess } from '../data/preprocess.js';
+import {
+  KINETICS_NORMALIZE,
+  PREPROCESS_PRESETS,
+  formatPreprocess,
+  parsePreprocess,
+  type Preprocess,
+} from '../data/preprocess.js';
+import { checkFrameRate } from '../data/video-files.js';
 import { modelTail } from '../evaluate/tail.js';
 import { loadModel, type LoadedModel } from '../model/load.js';
-import { NORMALIZE_KEY, checkDataFits, prepareModel, type PreparedModel } from '../model/prepare.js';
+import {
+  NORMALIZE_KEY,
+  checkDataFits,
+  planNorms,
+  prepareModel,
+  storedFrameRate,
+  storedNormalize,
+  type PreparedModel,
+} from '../model/prepare.js';
 import type { Notice } from '../progress.js';
+import { measureNorms } from '../calibrate/norms.js';
+import type { NormStatistics } from '../graph/norms.js';
+import { substituteCost } from '../evaluate/substitute.js';
+import { inferTask } from '../tasks/task.js';
 import {
   CALIBRATION_DEFAULTS,
   calibrate,
@@ -20,10 +39,19 @@ import {
   type ResolvedCalibrateOptions,
 } from '../calibrate/calibrate.js';
 import { buildSnn, type SiteCorrections } from '../snn/build.js';
+import { readoutList } from '../graph/plan.js';
 import { thetaPerElement, type Thresholds } from '../calibrate/thresholds.js';
 import { numel } from '../graph/ir.js';
 import { GROUP_KINDS, type GroupKind, type NeuronGroup } from '../snn/neuron.js';
-import { MAX_GROUP, SPIKE_FORMS, isSnnGraph, type PoolMode, type SnnMetadata, type SpikeForm } from '../snn/format.js';
+import {
+  MAX_GROUP,
+  SPIKE_FORMS,
+  isSnnGraph,
+  type NormalizationRecord,
+  type PoolMode,
+  type SnnMetadata,
+  type SpikeForm,
+} from '../snn/format.js';
 import { unitSpikeForm } from '../snn/unit.js';
 import { Snn } from '../snn/network.js';
 import { MAX_FIT_STEPS, fitDelays, siteCorrections } from '../refine/refine.js';
@@ -41,11 +69,12 @@ export interface ConvertOptions extends CalibrateOptions {
    */
   readonly maxpool?: PoolMode;
   /**
-   * End the spiking part at this node: its output is the readout, averaged over steps, and
-   * everything after it runs as ANN on that average. Default: the last weighted layer with no
-   * neuron after it.
+   * End the spiking part at this node, or these nodes (one per output of a network with several):
+   * their outputs are the readouts, averaged over steps, and everything after them runs as ANN
+   * on those averages. Default: every weighted layer that leads to an output with no weighted
+   * layer after it (one per head and pyramid level of a detector).
    */
-  readonly readoutNode?: string;
+  readonly readoutNode?: string | readonly string[];
   /** Input normalisation per channel; default: the model's `spikeport.normalize` metadata, else none. */
   readonly normalize?: Normalize;
   /**
@@ -88,6 +117,21 @@ export interface ConvertOptions extends CalibrateOptions {
    */
   readonly preprocess?: string;
   /**
+   * Video files (`videofiles:` given as a spec): resample every video to this many frames per
+   * second; default: the model's `spikeport.frameRate` metadata, else each video's own rate.
+   * Stored in the converted file; `simulate` repeats it.
+   */
+  readonly frameRate?: number;
+  /** Video files given as a spec: clips taken from each video (default 5). */
+  readonly clipsPerVideo?: number;
+  /**
+   * Per-sample normalisations inside the spiking part (GroupNorm, InstanceNorm, LayerNorm) are
+   * frozen: their statistics averaged over this many calibration samples (default 64), and what
+   * that costs the ANN measured on as many others (graph/norms.ts, the converted network's
+   * `normalization`).
+   */
+  readonly normSamples?: number;
+  /**
    * Binary IF neurons per ANN neuron (default 1): each neuron becomes a group of this many, so a
    * step carries up to K + 1 levels (docs/algorithm.md §11). A group at T steps resolves what
    * one neuron resolves at K·T; it costs K× the neurons and about as many SOPs as one neuron at
@@ -114,6 +158,7 @@ export const CONVERT_DEFAULTS = {
   maxpool: 'accumulated',
   spikes: 'amplitude',
   delayFitSamples: 500,
+  normSamples: 64,
   group: 1,
   groupKind: 'shared',
   targetT: 16,
@@ -125,6 +170,7 @@ export interface ResolvedConvertOptions
   readonly maxpool: PoolMode;
   readonly delayFitSamples: number;
   readonly spikes: SpikeForm;
+  readonly normSamples: number;
   readonly group: number;
   readonly groupKind: GroupKind;
 }
@@ -136,9 +182,11 @@ export function resolveConvertOptions(options: ConvertOptions = {}): ResolvedCon
     maxpool: options.maxpool ?? CONVERT_DEFAULTS.maxpool,
     delayFitSamples: options.delayFitSamples ?? CONVERT_DEFAULTS.delayFitSamples,
     spikes: options.spikes ?? (options.target !== undefined ? 'unit' : CONVERT_DEFAULTS.spikes),
+    normSamples: options.normSamples ?? CONVERT_DEFAULTS.normSamples,
     group: options.group ?? CONVERT_DEFAULTS.group,
     groupKind: options.groupKind ?? CONVERT_DEFAULTS.groupKind,
   };
+  checkInteger('normSamples', o.normSamples, 1);
   checkInteger('group', o.group, 1, MAX_GROUP);
   if (!(GROUP_KINDS as readonly string[]).includes(o.groupKind))
     throw optionError(
@@ -160,14 +208,15 @@ export function resolveConvertOptions(options: ConvertOptions = {}): ResolvedCon
     throw optionError('maxpool', `"${String(o.maxpool)}" is not a pooling form (known: accumulated, per-step)`);
   const badNormalize = o.normalize === undefined ? null : normalizeProblem(o.normalize);
   if (badNormalize) throw optionError('normalize', `${badNormalize}; give one value or one per channel`);
-  if (o.readoutNode !== undefined && (typeof o.readoutNode !== 'string' || o.readoutNode === ''))
-    throw optionError('readoutNode', 'must be a node name');
+  if (o.readoutNode !== undefined) readoutList(o.readoutNode);
   for (const k of ['biasCalibration', 'potentialCalibration', 'scaleCalibration', 'stepBiasCalibration'] as const)
     if (o[k] !== undefined) checkInteger(k, o[k], 1, MAX_STEPS);
   if (o.delayFit !== undefined)
     checkInteger('delayFit', o.delayFit, 1, MAX_FIT_STEPS, 'the fit compares every window, T² of them');
   checkInteger('delayFitSamples', o.delayFitSamples, 1);
   if (o.preprocess !== undefined) checkPreprocess(o.preprocess);
+  checkFrameRate(o.frameRate);
+  if (o.clipsPerVideo !== undefined) checkInteger('clipsPerVideo', o.clipsPerVideo, 1, 1000);
   return o;
 }
 
@@ -203,10 +252,48 @@ export async function convert(
   const name = path.basename(loaded.path);
   if (isSnnGraph(loaded.graph))
     throw new SpikeportError('invalid-file', `${name} is already a spiking network; convert takes the ANN`);
-  const prepared = await prepareModel(loaded, opts);
   const preprocess = opts.preprocess === undefined ? null : checkPreprocess(opts.preprocess);
-  const calib =
-    typeof data === 'string' ? openDataset(data, undefined, { sampleShape: prepared.inputShape, preprocess }) : data;
+  // Per-sample normalisations in the spiking part: statistics frozen from calibration samples.
+  const norms = await planNorms(loaded, opts);
+  const frameRate = opts.frameRate ?? storedFrameRate(loaded.graph);
+  const open = (shape: readonly number[]): Dataset =>
+    typeof data === 'string'
+      ? openDataset(data, undefined, {
+          sampleShape: shape,
+          preprocess,
+          ...(frameRate !== undefined ? { frameRate } : {}),
+          ...(opts.clipsPerVideo !== undefined ? { clipsPerVideo: opts.clipsPerVideo } : {}),
+        })
+      : data;
+  let calib = norms ? open(norms.inputShape) : null;
+  let frozen: FrozenNorms | null = null;
+  if (norms && calib) {
+    checkDataFits(calib, norms.inputName, norms.inputShape);
+    const count = Math.min(opts.normSamples, calib.size);
+    const order = calibrationSamples(calib.size, opts, Math.min(2 * count, calib.size));
+    const normalize = opts.normalize ?? storedNormalize(loaded.graph);
+    const statistics = await measureNorms(
+      norms.graph,
+      norms.inputName,
+      norms.inputShape,
+      norms.norms,
+      norms.ranks,
+      calib,
+      order.slice(0, count),
+      normalize,
+      {
+        batchSize: Math.min(opts.batchSize, NORM_BATCH),
+        threads: opts.threads,
+        device: opts.device,
+        onProgress: opts.onProgress,
+      },
+    );
+    // The cost on other samples when there are enough, else on the same.
+    const heldOut = order.length > count;
+    frozen = { statistics, samples: count, check: heldOut ? order.slice(count) : order, heldOut };
+  }
+  let prepared = await prepareModel(loaded, { ...opts, ...(frozen ? { frozenNorms: frozen.statistics } : {}) });
+  calib ??= open(prepared.inputShape);
   if (preprocess && (calib.preprocess ?? 'none') !== formatPreprocess(preprocess)) {
     throw optionError(
       'preprocess',
@@ -214,7 +301,25 @@ export async function convert(
     );
   }
   checkDataFits(calib, prepared.inputName, prepared.inputShape);
+  // The kinetics preset brings Kinetics' mean and std (RGB), for a model that says nothing of its own.
+  if (!prepared.normalize && calib.preprocess === 'kinetics' && prepared.inputShape[0] === 3)
+    prepared = { ...prepared, normalize: { mean: [...KINETICS_NORMALIZE.mean], std: [...KINETICS_NORMALIZE.std] } };
   const tail = await modelTail(prepared, opts); // refuses a bad readout node before calibrating
+  const normalization = frozen
+    ? {
+        norms: prepared.norms ?? [],
+        samples: frozen.samples,
+        statistics: frozen.statistics,
+        cost: {
+          ...(await substituteCost(prepared, calib, frozen.check, inferTask(calib), {
+            batchSize: Math.min(opts.batchSize, NORM_BATCH),
+            threads: opts.threads,
+            device: opts.device,
+          })),
+          heldOut: frozen.heldOut,
+        },
+      }
+    : null;
   const calibration = await calibrate(prepared, calib, opts);
   const th = calibration.thresholds;
   const group: NeuronGroup | null = opts.group > 1 ? { size: opts.group, kind: opts.groupKind } : null;
@@ -297,7 +402,9 @@ export async function convert(
       latencies: delay.latencies.map((r) => round(r, 4)),
       ...(fit ? { fitted: fit.delays } : {}),
     },
-    ...(opts.readoutNode ? { readoutNode: opts.readoutNode } : {}),
+    ...(opts.readoutNode !== undefined
+      ? { readoutNode: typeof opts.readoutNode === 'string' ? opts.readoutNode : [...opts.readoutNode] }
+      : {}),
     ...(batch || fit
       ? {
           corrections: {
@@ -311,7 +418,9 @@ export async function convert(
         }
       : {}),
     ...(unit ? { unit: { theta: th.values.map((v) => Array.from(v)), scaleNodes: unit.scaleNodes } } : {}),
+    ...(normalization ? { normalization: roundCost(normalization) } : {}),
     ...(calib.preprocess ? { preprocess: calib.preprocess } : {}),
+    ...(calib.frameRate !== undefined ? { frameRate: calib.frameRate } : {}),
     ...(forTarget ? { target: forTarget } : {}),
   };
   const timing = {
@@ -368,6 +477,28 @@ function correctionsInUnits(m: PreparedModel, th: Thresholds, c: SiteCorrections
       const theta = perChannel(k, C);
       return v.map((x, i) => (theta[i % C] > 0 ? x / theta[i % C] : 0));
     }),
+  };
+}
+
+/** Samples per call when measuring normalisation statistics (ImageNet-size networks: memory). */
+const NORM_BATCH = 8;
+
+interface FrozenNorms {
+  readonly statistics: readonly NormStatistics[];
+  readonly samples: number;
+  readonly check: readonly number[];
+  readonly heldOut: boolean;
+}
+
+/** The normalisation record with its cost rounded (a file's bytes do not depend on float noise in the last digits). */
+function roundCost(n: NormalizationRecord): NormalizationRecord {
+  return {
+    ...n,
+    cost: {
+      ...n.cost,
+      outputs: n.cost.outputs.map((o) => ({ name: o.name, error: round(o.error, 6) })),
+      agreement: n.cost.agreement ? { ...n.cost.agreement, value: round(n.cost.agreement.value, 6) } : null,
+    },
   };
 }
 

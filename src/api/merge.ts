@@ -6,7 +6,15 @@ import type { Notice } from '../progress.js';
 import { energyOf } from '../energy/energy.js';
 import { firingRates } from '../evaluate/windows.js';
 import { mergeTallies, statsOf, type Tally } from '../evaluate/tally.js';
-import { METRIC_NAMES, classOrderNotice, mergeStates, scoresOf, type Score, type ScorerState } from '../tasks/task.js';
+import {
+  METRIC_NAMES,
+  VIDEO_LEVEL_NAMES,
+  classOrderNotice,
+  mergeStates,
+  scoresOf,
+  type Score,
+  type ScorerState,
+} from '../tasks/task.js';
 import type { Pictures, SimulateRecord, SimulationResult, SimulationTimes } from '../report/record.js';
 import { mergePictures } from '../evaluate/pictures.js';
 import { SpikeportError } from '../errors.js';
@@ -29,12 +37,14 @@ export function mergeShards(
   const first = ordered[0].shard;
   const ctx = first.context;
   let tally: Tally;
-  let refs: { ann: ScorerState; clipped: ScorerState; ceiling: ScorerState | null } | null = null;
+  let refs: { ann: ScorerState; clipped: ScorerState; substitute?: ScorerState; ceiling: ScorerState | null } | null =
+    null;
   let levels: readonly number[] | null = null;
   try {
     tally = mergeTallies(ordered.map((f) => f.shard.tally));
     if (ordered.every((f) => f.shard.references)) {
       const r = ordered.map((f) => f.shard.references as NonNullable<ShardFile['references']>);
+      const subs = r.map((x) => x.substitute);
       levels = r[0].ceiling?.levels ?? null;
       const ceilings = r.map((x) => x.ceiling?.state ?? null);
       if (ceilings.some((c) => !c) && ceilings.some((c) => c))
@@ -44,6 +54,7 @@ export function mergeShards(
       refs = {
         ann: mergeStates(r.map((x) => x.ann)),
         clipped: mergeStates(r.map((x) => x.clipped)),
+        ...(subs.every((x) => x !== undefined) ? { substitute: mergeStates(subs) } : {}),
         ceiling: levels ? mergeStates(ceilings as ScorerState[]) : null,
       };
     }
@@ -83,6 +94,7 @@ export function mergeShards(
   }));
   const ann = refs ? scoresOf(refs.ann)[0] : null;
   const clipped = refs ? scoresOf(refs.clipped)[0] : null;
+  const substitute = refs?.substitute ? scoresOf(refs.substitute)[0] : null;
   const ceilingScores = refs?.ceiling ? scoresOf(refs.ceiling) : null;
   const ceiling =
     ceilingScores && levels
@@ -96,10 +108,11 @@ export function mergeShards(
   const stats = statsOf(tally);
   const timing = { ...first.timing, ...overrides.timing };
   const Tmax = ctx.T[ctx.T.length - 1];
-  const names = METRIC_NAMES[ctx.task];
+  const names = tally.scores.kind === 'videos' ? VIDEO_LEVEL_NAMES : METRIC_NAMES[ctx.task];
   return {
     kind: 'simulate',
     task: ctx.task,
+    ...(tally.scores.kind === 'videos' ? { metrics: names } : {}),
     model: overrides.model ?? ctx.model,
     data: ctx.data,
     samples: tally.samples,
@@ -131,10 +144,13 @@ export function mergeShards(
     ...timesOf(ordered.map((f) => f.shard)),
     ...(tally.engines ? { engines: tally.engines } : {}),
     ...(pictures ? { pictures } : {}),
+    ...(ctx.outputs ? { outputs: ctx.outputs } : {}),
+    ...(substitute ? { frozenAnn: substitute } : {}),
+    ...(ctx.detection ? { detection: ctx.detection } : {}),
     ...(ctx.normalize !== undefined ? { normalize: ctx.normalize } : {}),
     notices: [
       ...uniqueNotices([...(overrides.notices ?? []), ...ordered.flatMap((f) => f.shard.notices ?? [])]),
-      ...(ann && clipped ? [clippingNotice(ann, clipped, ctx)] : []),
+      ...(ann && clipped ? [clippingNotice(ann, clipped, ctx, names[0])] : []),
       ...(refs ? [classOrderNotice(refs.ann, ctx.data, names[0])] : []),
     ].filter((n): n is Notice => n !== null),
   };
@@ -147,9 +163,13 @@ export const CLIPPING_GAP = 0.05;
  * The SNN converges to the clipped ANN, not to the ANN: when that is far below the ANN, the
  * thresholds cut off activations the network needs, and no T will close the gap.
  */
-export function clippingNotice(ann: Score, clipped: Score, ctx: RecordContext): Notice | null {
+export function clippingNotice(
+  ann: Score,
+  clipped: Score,
+  ctx: RecordContext,
+  m1 = METRIC_NAMES[ctx.task][0],
+): Notice | null {
   if (!(ann.metric - clipped.metric >= CLIPPING_GAP)) return null;
-  const [m1] = METRIC_NAMES[ctx.task];
   const pct = (v: number): string => (100 * v).toFixed(1);
   const method = ctx.method;
   const change: { what: string; field?: string } =

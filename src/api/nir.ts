@@ -215,7 +215,8 @@ export async function loadNir(
     !already &&
     (opts.weightBits !== undefined || profile.quantisation || profile.pool === 'SumPool2d' || profile.affineOnly)
   ) {
-    const d = deployFor(g, profile);
+    // Float weights in the file: the importer makes the integers, with its own rounding.
+    const d = deployFor(g, profile, { byImporter: true });
     g = d.graph;
     notes.push(...d.notes);
   }

@@ -13,9 +13,18 @@ import type { SiteErrors } from '../analysis/site-errors.js';
 import { MAX_STEPS } from '../evaluate/windows.js';
 import type { Tally } from '../evaluate/tally.js';
 import { TASKS, stateProblem, type ScorerState, type Task } from '../tasks/task.js';
-import { noticeSchema, picturesSchema, predictionSchema, type Pictures } from '../report/record.js';
+import {
+  noticeSchema,
+  detectionInfoSchema,
+  outputInfoSchema,
+  picturesSchema,
+  predictionSchema,
+  type DetectionInfo,
+  type OutputInfo,
+  type Pictures,
+} from '../report/record.js';
 import type { PictureState } from '../evaluate/pictures.js';
-import { SpikeportError, field } from '../errors.js';
+import { SpikeportError } from '../errors.js';
 import { readRegularFile } from '../files.js';
 import { type Shard, shardRange, shardProblem, MAX_SHARDS } from './shards.js';
 import { type RunConfig, canonical, configHash } from './run-config.js';
@@ -38,6 +47,10 @@ export interface RecordContext {
   readonly sites: readonly { readonly node: string; readonly neurons: number }[];
   readonly layers: readonly LayerSpec[] | null;
   readonly energy: EnergyConstants;
+  /** The model's outputs, as scored (names and per-sample shapes; absent in older files). */
+  readonly outputs?: readonly OutputInfo[];
+  /** Detection: the head used and its thresholds (absent for other tasks and older files). */
+  readonly detection?: DetectionInfo;
   /** The input normalisation the samples were read with (null: none; absent in older shard files). */
   readonly normalize?: Normalize | null;
 }
@@ -62,6 +75,8 @@ export interface ShardFile {
   readonly references: {
     readonly ann: ScorerState;
     readonly clipped: ScorerState;
+    /** With frozen normalisations: the ANN with them frozen (`ann` is then the original). */
+    readonly substitute?: ScorerState;
     readonly ceiling?: { readonly levels: readonly number[]; readonly state: ScorerState };
   } | null;
   /** The per-site error analysis (on the data's first samples): shard 0 only. */
@@ -150,6 +165,7 @@ function contentProblem(s: ShardFile): string | null {
     stateProblem(tally.scores, 2 * ctx.T.length, samples),
     s.references ? stateProblem(s.references.ann, 1, samples) : null,
     s.references ? stateProblem(s.references.clipped, 1, samples) : null,
+    s.references?.substitute ? stateProblem(s.references.substitute, 1, samples) : null,
     s.references?.ceiling
       ? s.references.ceiling.levels.length !== ctx.T.length
         ? `its ceiling has ${s.references.ceiling.levels.length} levels for ${ctx.T.length} T`
@@ -264,6 +280,27 @@ const state: z.ZodType<ScorerState> = z.discriminatedUnion('kind', [
       (s) => s.found.length === s.windows && s.found.every((f) => f.length % 7 === 0),
       'detections come as 7 numbers each, one list per window',
     ),
+  z.object({
+    kind: z.literal('videos'),
+    classes: count,
+    clipsPerVideo: count,
+    size: count,
+    top1: z.array(count),
+    top5: z.array(count),
+    seen: z.array(count),
+    videoTop1: z.array(count),
+    videoTop5: z.array(count),
+    videos: z.array(count),
+    open: z.array(
+      z.array(
+        z.object({
+          video: count,
+          label: count,
+          clips: z.array(z.object({ sample: count, probs: z.array(finite) })),
+        }),
+      ),
+    ),
+  }),
 ]);
 
 const latency = z
@@ -316,6 +353,8 @@ const shardSchema = z.object({
     sites: z.array(z.object({ node: z.string(), neurons: count })),
     layers: z.array(layer).nullable(),
     energy: z.object({ name: z.string(), eSop: finite, eMac: finite, note: z.string() }),
+    outputs: z.array(outputInfoSchema).optional(),
+    detection: detectionInfoSchema.optional(),
     normalize: z
       .object({ mean: z.array(finite).min(1), std: z.array(z.number().positive().finite()).min(1) })
       .nullable()
@@ -336,6 +375,7 @@ const shardSchema = z.object({
     .object({
       ann: state,
       clipped: state,
+      substitute: state.optional(),
       ceiling: z.object({ levels: z.array(z.number().int().positive()), state }).optional(),
     })
     .nullable(),
@@ -366,7 +406,7 @@ export function parseShardFile(json: unknown, where: string): ShardFile {
   if ((json as { format?: unknown } | null)?.format !== SHARD_FORMAT) {
     throw new SpikeportError(
       'invalid-file',
-      `${where} is not a spikeport shard file (no "format": "${SHARD_FORMAT}"); simulate writes one for each shard of a run (${field('shard')})`,
+      `${where} is not a spikeport shard file (no "format": "${SHARD_FORMAT}"); make one with simulate --shard K/N --json FILE`,
     );
   }
   const parsed = shardSchema.safeParse(json);

@@ -13,11 +13,13 @@ import { definedOnly } from '../options.js';
 import type { Snn } from '../snn/network.js';
 import type { SnnMetadata } from '../snn/format.js';
 import { DEFAULT_ENGINE, ENGINES, sameResultsAs, type Engine } from '../runtime/engines.js';
-import { TASKS, checkClassCount, inferTask, type Task } from '../tasks/task.js';
+import { TASKS, checkClassCount, headFor, inferTask, type Task } from '../tasks/task.js';
+import { checkDetectionOptions, type DetectionOptions } from '../tasks/heads.js';
 import { checkEnergyConstants, energyConstants, type EnergyConstants } from '../energy/energy.js';
 import { siteErrors as measureSiteErrors } from '../analysis/site-errors.js';
 import { annOutputs, annReferenceStates } from '../evaluate/reference.js';
 import { PictureCollector } from '../evaluate/pictures.js';
+import { outputShapes } from '../evaluate/tail.js';
 import { checkSteps, delayAt, simulateWindows, type Window } from '../evaluate/windows.js';
 import type { Tally } from '../evaluate/tally.js';
 import type { SimulateRecord } from '../report/record.js';
@@ -31,22 +33,29 @@ import { checkShard, shardRange, type Shard } from './shards.js';
 import { configHash, runConfig } from './run-config.js';
 import { mergeShards } from './merge.js';
 import { checkPreprocess, noNormalization } from './convert.js';
+import { checkFrameRate } from '../data/video-files.js';
 
-export type DelayRule = 'auto' | 'fit' | 'off' | number;
+export type DelayRule = 'auto' | 'fit' | 'half' | 'off' | number;
 
 export interface SimulateOptions extends RuntimeOptions {
   /** Numbers of time steps to report (default 8, 16, 32, 64, 128, 256); one simulation of the largest. */
   readonly T?: readonly number[];
   /**
    * Where the readout window starts: `auto` (default) uses d = min(d̂, ⌊T/2⌋) with the estimated
-   * delay d̂; `fit` the delay fitted per T at conversion (convert's `delayFit`); `off` averages
-   * all steps; a number d averages steps d+1..T (at most T−1 discarded).
+   * delay d̂; `fit` the delay fitted per T at conversion (convert's `delayFit`); `half` d = ⌊T/2⌋
+   * (the paper's setting for segmentation); `off` averages all steps; a number d averages steps
+   * d+1..T (at most T−1 discarded).
    */
   readonly delay?: DelayRule;
   /** Samples per batch (default 100). */
   readonly batchSize?: number;
   /** What the model does and how it is scored; default: from the data (masks → segmentation, boxes → detection, clips → video, else classification). */
   readonly task?: Task;
+  /**
+   * Detection: the head (`retinanet`, `fcos`, `centernet`; default: recognised from the outputs)
+   * and its thresholds (default: torchvision's for RetinaNet and FCOS; tasks/heads.ts).
+   */
+  readonly detection?: DetectionOptions;
   /**
    * How the step graph is driven: `auto` (default) runs the first batch with `steps` and, when the
    * work left can pay for trying (runtime's `worthTrying`), times `fused` on the next and keeps the
@@ -76,6 +85,12 @@ export interface SimulateOptions extends RuntimeOptions {
    * default: the one stored in the converted file, else none (images must have the input size).
    */
   readonly preprocess?: string;
+  /** Video files given as a spec: resample to this many frames per second; default: the rate stored at conversion, else each video's own. */
+  readonly frameRate?: number;
+  /** Video files given as a spec: clips per video (default 5); each video is also scored from its clips' averaged softmax. */
+  readonly clipsPerVideo?: number;
+  /** COCO given as a spec: the category ids by class index (0 = background), e.g. the `voc` preset's. */
+  readonly categories?: readonly number[];
   /** The model's name in the record (default: the source ANN's file name). */
   readonly modelName?: string;
   /** Simulate only shard K of N (simulateShard; default: the whole run). */
@@ -125,6 +140,10 @@ export const OPTION_ROLES = {
   energy: 'result',
   preprocess: 'result',
   normalize: 'result',
+  frameRate: 'result',
+  clipsPerVideo: 'result',
+  categories: 'result',
+  detection: 'result',
   modelName: 'label',
   shard: 'process',
   checkpoint: 'process',
@@ -140,7 +159,7 @@ type ResultOption = {
 }[keyof typeof OPTION_ROLES];
 
 /** The value of every option that changes results, as a run's identity holds it. */
-export type RunIdentity = Readonly<Record<ResultOption, unknown>>;
+export type RunIdentity = Readonly<Record<ResultOption, unknown>> & Readonly<Record<string, unknown>>;
 
 /** The defaults of every simulation option (the CLI shows these in --help). */
 export const SIMULATE_DEFAULTS = {
@@ -174,10 +193,11 @@ export function resolveSimulateOptions(options: SimulateOptions = {}): ResolvedS
   if (
     o.delay !== 'auto' &&
     o.delay !== 'fit' &&
+    o.delay !== 'half' &&
     o.delay !== 'off' &&
     !(typeof o.delay === 'number' && Number.isInteger(o.delay) && o.delay >= 0)
   ) {
-    throw optionError('delay', `must be "auto", "fit", "off" or an integer ≥ 0 (got ${String(o.delay)})`);
+    throw optionError('delay', `must be "auto", "fit", "half", "off" or an integer ≥ 0 (got ${String(o.delay)})`);
   }
   if (typeof o.references !== 'boolean')
     throw optionError('references', `must be true or false (got ${String(o.references)})`);
@@ -189,21 +209,30 @@ export function resolveSimulateOptions(options: SimulateOptions = {}): ResolvedS
     throw optionError('checkpointSeconds', `must be a number of seconds ≥ 0 (got ${String(o.checkpointSeconds)})`);
   checkInteger('pictures', o.pictures, 0, MAX_PICTURES, 'the pictures are stored in the record');
   if (o.siteErrorsT !== undefined) checkInteger('siteErrorsT', o.siteErrorsT, 1);
+  const detection = o.detection === undefined ? undefined : checkDetectionOptions(definedOnly(o.detection));
   if (o.task !== undefined && !(TASKS as readonly string[]).includes(o.task))
     throw optionError('task', `"${String(o.task)}" is not a task (known: ${TASKS.join(', ')})`);
   if (!(ENGINES as readonly string[]).includes(o.engine))
     throw optionError('engine', `"${String(o.engine)}" is not an engine (known: ${ENGINES.join(', ')})`);
   const energy = typeof o.energy === 'string' ? energyConstants(o.energy) : checkEnergyConstants(o.energy);
   if (o.preprocess !== undefined) checkPreprocess(o.preprocess);
+  checkFrameRate(o.frameRate);
+  if (o.clipsPerVideo !== undefined) checkInteger('clipsPerVideo', o.clipsPerVideo, 1, 1000);
+  if (
+    o.categories !== undefined &&
+    !(Array.isArray(o.categories) && o.categories.every((c) => Number.isSafeInteger(c) && c >= 0))
+  )
+    throw optionError('categories', 'must be a list of COCO category ids (integers ≥ 0; 0 = background)');
   if (o.normalize !== undefined && !isNormalize(o.normalize))
     throw optionError('normalize', 'must be { mean, std }: finite values, one or one per channel, every std > 0');
-  return { ...o, T, energy };
+  return { ...o, T, energy, ...(detection ? { detection } : {}) };
 }
 
 /** The delay at T under a rule: d̂'s window rule, the fitted delay, none, or the user's (never ≥ T). */
 export function delayFor(rule: DelayRule, T: number, delay: SnnMetadata['delay']): number {
   if (rule === 'auto') return delayAt(T, delay.estimated);
   if (rule === 'off') return 0;
+  if (rule === 'half') return Math.floor(T / 2);
   if (rule === 'fit') {
     const fitted = delay.fitted;
     if (!fitted)
@@ -234,6 +263,7 @@ function pictureWindows(
 function ruleText(rule: DelayRule): string {
   if (rule === 'auto') return 'min(estimated, floor(T/2))';
   if (rule === 'fit') return 'fitted (label-free)';
+  if (rule === 'half') return 'floor(T/2)';
   return `fixed ${rule === 'off' ? 0 : rule}`;
 }
 
@@ -241,11 +271,22 @@ function ruleText(rule: DelayRule): string {
  * Open test data for a spiking network: image sources decode to its input shape with the given
  * preprocessing, else the one stored in the file.
  */
-export function openSimulationData(snn: Snn, spec: string, limit?: number, preprocess?: string): Dataset {
+export function openSimulationData(
+  snn: Snn,
+  spec: string,
+  limit?: number,
+  preprocess?: string,
+  more: Pick<SimulateOptions, 'frameRate' | 'clipsPerVideo' | 'categories' | 'task'> = {},
+): Dataset {
   const p = preprocess ?? snn.meta.preprocess;
+  const frameRate = more.frameRate ?? snn.meta.frameRate;
   return openDataset(spec, limit, {
     sampleShape: snn.spec.inputShape,
     preprocess: p === undefined ? null : checkPreprocess(p),
+    ...(frameRate !== undefined ? { frameRate } : {}),
+    ...(more.clipsPerVideo !== undefined ? { clipsPerVideo: more.clipsPerVideo } : {}),
+    ...(more.categories !== undefined ? { categories: more.categories } : {}),
+    ...(more.task === 'segmentation' ? { masks: true } : {}),
   });
 }
 
@@ -313,7 +354,7 @@ export async function simulateShard(
     { T, delay: delays[i] },
     { T, delay: 0 },
   ]);
-  const test = typeof data === 'string' ? openSimulationData(snn, data, undefined, o.preprocess) : data;
+  const test = typeof data === 'string' ? openSimulationData(snn, data, undefined, o.preprocess, o) : data;
   if (test.size === 0) throw new SpikeportError('invalid-data', `data set ${test.name} has no samples`);
   const task = inferTask(test, o.task);
   // Named classes that are not the model's fail now, not after the first batch.
@@ -321,7 +362,8 @@ export async function simulateShard(
   if (classes !== null) checkClassCount(test, classes);
   const identity: RunIdentity = {
     T: o.T,
-    delay: { rule: o.delay, delays },
+    delay: o.delay,
+    delays,
     batchSize: o.batchSize,
     task,
     engine: sameResultsAs(o.engine),
@@ -332,18 +374,39 @@ export async function simulateShard(
     preprocess: o.preprocess ?? snn.meta.preprocess ?? null,
     pictures: o.pictures,
     normalize: snn.meta.normalize ?? null,
+    // What the samples are, beyond their labels (frames picked, clips per video, categories drawn).
+    frameRate: test.frameRate ?? null,
+    clipsPerVideo: test.clipsPerVideo ?? null,
+    categories: o.categories ?? null,
+    detection: task === 'detection' ? (o.detection ?? {}) : null,
   };
   const run = runConfig(snn, test, identity, o.batchSize, shard.count);
   const range = shardRange(shard, run.batches);
   const batches = Array.from({ length: range.end - range.first }, (_, k) => range.first + k);
   const cal = snn.meta.calibration;
+  // The outputs scored (and, for detection, the head that decodes them): one tail run on zeros.
+  const outputs = await outputShapes(snn.tail, snn.spec.readout, snn.spec.readoutShape, o);
+  const head = task === 'detection' && test.boxes ? headFor(outputs, test, o.detection) : null;
+  if (head) checkClassCount(test, head.classes);
   const context: ShardFile['context'] = {
     task,
     model: o.modelName ?? path.basename(snn.meta.source.file),
     data: test.name,
     method: cal.method,
     iterations: cal.iterations,
-    calibration: { ...cal, ...(snn.meta.corrections ? { corrections: snn.meta.corrections } : {}) },
+    calibration: {
+      ...cal,
+      ...(snn.meta.corrections ? { corrections: snn.meta.corrections } : {}),
+      ...(snn.meta.normalization
+        ? {
+            normalization: {
+              norms: snn.meta.normalization.norms,
+              samples: snn.meta.normalization.samples,
+              cost: snn.meta.normalization.cost,
+            },
+          }
+        : {}),
+    },
     maxpool: snn.spec.maxpool,
     delay: { estimated: snn.meta.delay.estimated, latencies: snn.meta.delay.latencies, rule: ruleText(o.delay) },
     T: o.T,
@@ -351,6 +414,8 @@ export async function simulateShard(
     sites: snn.spec.sites.map((x) => ({ node: x.node, neurons: x.neurons })),
     layers: snn.spec.layers ?? null,
     energy: o.energy,
+    outputs: outputs.map((x) => ({ name: x.name, shape: x.dims.slice(1) })),
+    ...(head ? { detection: { head: head.kind, classes: head.classes, ...head.options } } : {}),
     normalize: snn.meta.normalize,
   };
   const notices: Notice[] = [
@@ -400,7 +465,7 @@ export async function simulateShard(
     o.pictures > 0 && !prior?.pictures
       ? new PictureCollector(
           test,
-          { task, count: o.pictures, windows: pictureWindows(o.T, windows, task) },
+          { task, count: o.pictures, windows: pictureWindows(o.T, windows, task), detection: o.detection },
           prior?.pictureState,
         )
       : null;
@@ -461,12 +526,14 @@ export async function simulateShard(
       threads: o.threads,
       device: o.device,
       task,
+      detection: o.detection,
       batches,
       ceiling: levels,
     });
     references = {
       ann: refs.ann,
       clipped: refs.clipped,
+      ...(refs.substitute ? { substitute: refs.substitute } : {}),
       ...(refs.ceiling ? { ceiling: { levels, state: refs.ceiling } } : {}),
     };
     timing = { ...timing, references: (performance.now() - r0) / 1000 };
@@ -491,15 +558,14 @@ export async function simulateShard(
 
 /**
  * How many classes the network scores, when its outputs say so without running it (no ops after
- * the readout): classification and video its readout's size, detection its head's channels
- * less the 4 box values. Null when only running it tells (the scorer checks then), and for
- * segmentation, whose masks hold class ids rather than names.
+ * the readout): classification and video its readout's size. Null when only running it tells
+ * (the scorer checks then), for detection (its head tells: checked once the head is found), and
+ * for segmentation, whose masks hold class ids rather than names.
  */
 function classCount(snn: Snn, task: Task): number | null {
   if (snn.tail) return null;
   const shape = snn.spec.readoutShape;
   if (task === 'classification' || task === 'video') return numel(shape);
-  if (task === 'detection') return shape.length === 3 && shape[0] > 4 ? shape[0] - 4 : null;
   return null;
 }
 

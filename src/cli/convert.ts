@@ -15,8 +15,9 @@ import {
   type CalibFlags,
 } from './options.js';
 import { progressReporter } from './progress.js';
-import { outputPaths, printNotices, table, writeOutputs } from './output.js';
+import { normalizationLine, outputPaths, printNotices, table, writeOutputs } from './output.js';
 import { openDataset } from '../data/sources.js';
+import { storedFrameRate } from '../model/prepare.js';
 import { SpikeportError } from '../errors.js';
 import { TARGETS, toNirGraph } from '../api/nir.js';
 
@@ -82,7 +83,11 @@ export function convertCommand(): Command {
         ...(f.weightBits !== undefined ? { weightBits: f.weightBits } : {}),
       });
       const loaded = loadModel(model);
-      const calib = openDataset(f.data, f.calibLimit, imageOptions(f, declaredInputShape(loaded), f.preprocess, false));
+      const calib = openDataset(
+        f.data,
+        f.calibLimit,
+        imageOptions(f, declaredInputShape(loaded), f.preprocess, false, storedFrameRate(loaded.graph)),
+      );
       const snn = await convert(loaded, calib, opts);
       const bytes = snn.toBytes(f.format, f.out);
       const targetNotes = snn.meta.target ? toNirGraph(snn, snn.meta.target.profile).notes : [];
@@ -106,6 +111,15 @@ export function convertCommand(): Command {
         ...(snn.meta.corrections ? { corrections: snn.meta.corrections, refineSeconds: snn.timing?.refine } : {}),
         ...(snn.meta.target ? { target: snn.meta.target } : {}),
         thresholds: d.sites.map((s) => ({ site: s.node, mean: s.thetaMean, max: s.thetaMax })),
+        ...(snn.meta.normalization
+          ? {
+              normalization: {
+                norms: snn.meta.normalization.norms,
+                samples: snn.meta.normalization.samples,
+                cost: snn.meta.normalization.cost,
+              },
+            }
+          : {}),
       };
       // Written last, together: the SNN and its summary, or neither.
       writeOutputs([
@@ -145,6 +159,7 @@ export function convertCommand(): Command {
             ]
           : []),
       ];
+      if (snn.meta.normalization) process.stdout.write(normalizationLine(snn.meta.normalization));
       process.stdout.write(
         `wrote ${f.out}: ${d.sites.length} neuron sites, ${d.calibration.method} (${d.calibration.iterations} iterations × ${d.calibration.batchSize}), estimated delay d̂ = ${d.delay}, ${seconds.toFixed(1)} s${extra.length ? `; ${extra.join('; ')}` : ''}\n`,
       );

@@ -10,10 +10,12 @@ import { CONVERT_DEFAULTS, type ConvertOptions } from '../api/convert.js';
 import { MAX_PICTURES, SIMULATE_DEFAULTS, type DelayRule, type SimulateOptions } from '../api/simulate.js';
 import { ENGINES, type Engine } from '../runtime/engines.js';
 import { TASKS, type Task } from '../tasks/task.js';
+import { HEADS, type HeadKind } from '../tasks/heads.js';
 import { PRESETS, energyConstants, type EnergyConstants } from '../energy/energy.js';
 import { dataFiles, trainSplitOf, type OpenOptions } from '../data/sources.js';
 import { checkPreprocess } from '../api/convert.js';
 import { PREPROCESS_PRESETS } from '../data/preprocess.js';
+import { CATEGORY_PRESETS, parseCategories } from '../data/coco-masks.js';
 import { MAX_TEXT_BYTES, readRegularFile, type NamedPath } from '../files.js';
 import type { PoolMode } from '../snn/format.js';
 import { GROUP_KINDS } from '../snn/neuron.js';
@@ -55,6 +57,10 @@ export const FLAGS: Readonly<Record<string, string>> = {
   groupKind: '--group-kind',
   preprocess: '--preprocess',
   clipLength: '--clip-len',
+  frameRate: '--frame-rate',
+  clipsPerVideo: '--clips-per-video',
+  categories: '--categories',
+  minArea: '--min-area',
   device: '--device',
   shard: '--shard',
   checkpoint: '--checkpoint',
@@ -63,6 +69,12 @@ export const FLAGS: Readonly<Record<string, string>> = {
   pictures: '--pictures',
   layout: '--format',
   out: '--out',
+  head: '--head',
+  scoreThreshold: '--score-threshold',
+  topCandidates: '--top-candidates',
+  nmsThreshold: '--nms-threshold',
+  detectionsPerImage: '--detections-per-image',
+  normSamples: '--norm-samples',
   classNames: '--classes',
   spikes: '--spikes',
   followLinks: '--follow-links',
@@ -149,7 +161,7 @@ function picojoules(v: string): number {
 }
 
 function delayValue(v: string): DelayRule {
-  return v === 'auto' || v === 'off' || v === 'fit' ? v : integer(v);
+  return v === 'auto' || v === 'off' || v === 'fit' || v === 'half' ? v : integer(v);
 }
 
 export interface CalibFlags {
@@ -172,6 +184,10 @@ export interface CalibFlags {
   preprocess?: string;
   clipLen?: number;
   classes?: string;
+  frameRate?: number;
+  clipsPerVideo?: number;
+  categories?: number[];
+  minArea?: number;
   followLinks?: boolean;
   biasCalibration?: number;
   potentialCalibration?: number;
@@ -179,6 +195,7 @@ export interface CalibFlags {
   stepBiasCalibration?: number;
   delayFit?: number;
   delayFitSamples: number;
+  normSamples: number;
   group: number;
   groupKind: string;
 }
@@ -205,29 +222,54 @@ function readClassNames(file: string | undefined): string[] | undefined {
 }
 
 /**
- * How image sources open for a model of this per-sample input shape. Calibration data
- * (`labels` false) is read without the class names: calibration reads no labels.
+ * How image and video sources open for a model of this per-sample input shape (`frameRate`:
+ * the model's own, used when --frame-rate is not given). Calibration data (`labels` false) is
+ * read without the class names: calibration reads no labels.
  */
 export function imageOptions(
-  f: CalibFlags,
+  f: CalibFlags & { task?: Task },
   sampleShape: readonly number[] | undefined,
   preprocess = f.preprocess,
   labels = true,
+  frameRate?: number,
 ): OpenOptions {
+  const rate = f.frameRate ?? frameRate;
   return {
     sampleShape,
     preprocess: preprocess === undefined ? null : checkPreprocess(preprocess),
     clipLength: f.clipLen,
     classNames: labels ? readClassNames(f.classes) : undefined,
     followLinks: f.followLinks === true,
+    ...(rate !== undefined ? { frameRate: rate } : {}),
+    ...(f.clipsPerVideo !== undefined ? { clipsPerVideo: f.clipsPerVideo } : {}),
+    ...(f.categories !== undefined ? { categories: f.categories } : {}),
+    ...(f.minArea !== undefined ? { minArea: f.minArea } : {}),
+    ...(f.task === 'segmentation' ? { masks: true } : {}),
   };
+}
+
+/** COCO categories: a preset name or ids (ranges allowed), e.g. voc or 0,5,2 or 0-90. */
+function categoriesValue(v: string): number[] {
+  const ids = parseCategories(v);
+  if (!ids)
+    throw new InvalidArgumentError(
+      `"${v}" is neither a preset (${Object.keys(CATEGORY_PRESETS).join(', ')}) nor COCO category ids like 0,5,2 or 0-90`,
+    );
+  return ids;
+}
+
+/** A frame rate in frames per second (decimal notation). */
+function frameRateValue(v: string): number {
+  const n = num(v);
+  if (!(n > 0)) throw new InvalidArgumentError('must be a number of frames per second > 0');
+  return n;
 }
 
 const D = CONVERT_DEFAULTS;
 
 /** Every data source, for the --data help of each command (`split`: train or test). */
 export function dataSpecs(split: 'train' | 'test'): string {
-  return `mnist:${split}, fashion-mnist:${split}[@DIR], npz:FILE, mnist-seg|mnist-det|mnist-video:${split} (generated; docs/data.md), imagefolder:DIR, videofolder:DIR, voc:DIR[:split], coco:IMAGES_DIR@ANNOTATIONS.json`;
+  return `mnist:${split}, fashion-mnist:${split}[@DIR], npz:FILE, mnist-seg|mnist-det|mnist-video:${split} (generated; docs/data.md), imagefolder:DIR, videofolder:DIR, videofiles:DIR, voc:DIR[:split], coco:IMAGES_DIR@ANNOTATIONS.json`;
 }
 
 /** Calibration and conversion options (convert, simulate, demo, experiments). */
@@ -262,8 +304,8 @@ export function calibrationOptions(cmd: Command): Command {
         .default(D.maxpool),
     )
     .option(
-      '--readout <node>',
-      'end the spiking part at this node: its output is the readout, averaged over steps; everything after it runs as ANN on that average',
+      '--readout <nodes>',
+      "end the spiking part at this node, or these (comma-separated, one per output): their outputs are the readouts, averaged over steps; everything after them runs as ANN on those averages (default: every output's last weighted layers)",
     )
     .option(
       '--mean <values>',
@@ -295,6 +337,12 @@ export function calibrationOptions(cmd: Command): Command {
     )
     .option('--delay-fit-samples <n>', 'calibration samples the delay fit simulates', integer, D.delayFitSamples)
     .option(
+      '--norm-samples <n>',
+      'per-sample normalisations inside the spiking part (GroupNorm, InstanceNorm, LayerNorm) are frozen to their mean statistics over this many calibration samples; what that costs the ANN is measured on as many others',
+      integer,
+      D.normSamples,
+    )
+    .option(
       '--group <K>',
       'binary IF neurons per ANN neuron: a group at T steps resolves what one neuron resolves at K·T (K× the neurons)',
       integer,
@@ -310,12 +358,32 @@ export function calibrationOptions(cmd: Command): Command {
     )
     .option(
       '--classes <file>',
-      "imagefolder, videofolder, coco: the model's class names, one per line in its order; class folders and categories are matched by name (default: folders sorted by name, as torchvision; the annotation file's category order). A class count other than the model's is refused without it",
+      "imagefolder, videofolder, videofiles, coco: the model's class names, one per line in its order; class folders and categories are matched by name (default: folders sorted by name, as torchvision; the annotation file's category order). A class count other than the model's is refused without it",
     )
     .option(
       '--clip-len <n>',
-      "videofolder: frames per clip, sampled evenly from each video (must be the model's; default: the model's)",
+      "videofolder, videofiles: frames per clip (must be the model's; default: the model's)",
       int(1),
+    )
+    .option(
+      '--frame-rate <fps>',
+      "videofiles: resample the videos to this many frames per second, as torchvision's VideoClips (the paper's Kinetics protocol: 15); default: the rate stored with the model, else each video's own",
+      frameRateValue,
+    )
+    .option(
+      '--clips-per-video <K>',
+      "videofiles: clips per video, evenly spaced as torchvision's UniformClipSampler (default 5); each video is also scored from its clips' averaged softmax",
+      int(1),
+    )
+    .option(
+      '--categories <ids>',
+      'coco: the COCO category ids whose position is the class (0 = background), or the preset voc (the 20 VOC classes, as torchvision selects them); other categories are left out',
+      categoriesValue,
+    )
+    .option(
+      '--min-area <pixels>',
+      "coco, calibration data: only images whose objects (of the kept categories) cover more than this many pixels by their area fields, as torchvision's segmentation reference picks its training images (1000)",
+      num,
     )
     .option(
       '--preprocess <preset>',
@@ -323,7 +391,7 @@ export function calibrationOptions(cmd: Command): Command {
     )
     .option(
       '--follow-links',
-      "image data: follow symbolic links that lead outside the data set's folder (default: such a link is an error)",
+      "image and video data: follow symbolic links that lead outside the data set's folder (default: such a link is an error)",
     )
     .option('--threads <n>', 'ONNX Runtime threads', integer, defaultThreads())
     .option(
@@ -354,6 +422,7 @@ export const CONVERSION_ONLY: ReadonlySet<string> = new Set([
   '--step-bias-calibration',
   '--delay-fit',
   '--delay-fit-samples',
+  '--norm-samples',
   '--group',
   '--group-kind',
 ]);
@@ -393,6 +462,13 @@ function readThresholds(file: string | undefined): FixedThresholds | undefined {
   }
 }
 
+/** --readout NODE or NODE,NODE,…: one node name, or a list (spaces around the commas are fine). */
+function readoutNodes(v: string | undefined): string | string[] | undefined {
+  if (v === undefined) return undefined;
+  const list = v.split(',').map((x) => x.trim());
+  return list.length === 1 ? list[0] : list;
+}
+
 /** The library's conversion options from the flags. */
 export function convertOptionsFrom(f: CalibFlags, onProgress: ConvertOptions['onProgress']): ConvertOptions {
   return {
@@ -405,7 +481,7 @@ export function convertOptionsFrom(f: CalibFlags, onProgress: ConvertOptions['on
     shuffle: f.shuffle,
     thresholds: readThresholds(f.thresholds),
     maxpool: f.maxpool,
-    readoutNode: f.readout,
+    readoutNode: readoutNodes(f.readout),
     normalize: normalizeFrom(f),
     threads: f.threads,
     device: f.device,
@@ -419,6 +495,9 @@ export function convertOptionsFrom(f: CalibFlags, onProgress: ConvertOptions['on
     group: f.group,
     groupKind: f.groupKind as ConvertOptions['groupKind'],
     preprocess: f.preprocess,
+    frameRate: f.frameRate,
+    clipsPerVideo: f.clipsPerVideo,
+    normSamples: f.normSamples,
   };
 }
 
@@ -488,6 +567,42 @@ export interface SimFlags extends CalibFlags, OutputFlags, EnergyFlags {
   siteErrorsT?: number;
   task?: Task;
   pictures: number;
+  head?: HeadKind;
+  scoreThreshold?: number;
+  topCandidates?: number;
+  nmsThreshold?: number;
+  detectionsPerImage?: number;
+}
+
+/** How detections are made (simulate, demo): the head and torchvision's thresholds. */
+export function detectionOptions(cmd: Command): Command {
+  return cmd
+    .addOption(
+      new Option(
+        '--head <head>',
+        'detection head: retinanet, fcos (decoded as torchvision does), centernet (the bundled model); default: recognised from the outputs',
+      ).choices([...HEADS]),
+    )
+    .option(
+      '--score-threshold <s>',
+      'detection: keep scores above this (default per head: retinanet 0.05, fcos 0.2, centernet 0.05)',
+      num,
+    )
+    .option(
+      '--top-candidates <n>',
+      'detection: candidates kept per pyramid level, by score (retinanet, fcos; default 1000)',
+      integer,
+    )
+    .option(
+      '--nms-threshold <iou>',
+      'detection: IoU above which NMS drops a lower-scoring box of the same class (default: retinanet 0.5, fcos 0.6, centernet 0.5)',
+      num,
+    )
+    .option(
+      '--detections-per-image <n>',
+      'detection: detections kept per image (default: retinanet 300, fcos 100, centernet 100)',
+      integer,
+    );
 }
 
 /**
@@ -501,12 +616,12 @@ const SITE_ERRORS_COST = 2;
 
 /** Options of simulate (and demo): what to simulate and report. */
 export function simulateOptions(cmd: Command): Command {
-  return cmd
+  return detectionOptions(cmd)
     .requiredOption('--data <spec>', `test data: ${dataSpecs('test')}`)
     .addOption(stepsOption())
     .option(
       '--delay <d>',
-      'readout window start: auto = min(d̂, ⌊T/2⌋), fit = the label-free fit made by convert --delay-fit, off = 0, or a number of steps',
+      "readout window start: auto = min(d̂, ⌊T/2⌋), fit = the label-free fit made by convert --delay-fit, half = ⌊T/2⌋ (the paper's segmentation setting), off = 0, or a number of steps",
       delayValue,
       SIMULATE_DEFAULTS.delay,
     )
@@ -555,7 +670,17 @@ export function simulateOptionsFrom(
     siteErrorsT: f.siteErrorsT,
     energy: energyFrom(f),
     preprocess: f.preprocess,
+    frameRate: f.frameRate,
+    clipsPerVideo: f.clipsPerVideo,
+    categories: f.categories,
     pictures: f.report || f.json ? f.pictures : 0,
+    detection: {
+      head: f.head,
+      scoreThreshold: f.scoreThreshold,
+      topCandidates: f.topCandidates,
+      nmsThreshold: f.nmsThreshold,
+      detectionsPerImage: f.detectionsPerImage,
+    },
     normalize: normalizeFrom(f),
   };
 }

@@ -1,11 +1,12 @@
 /** What the CLI writes: plain-text tables on the terminal, and the record's files. */
+import type { NormalizationRecord } from '../snn/format.js';
 import { writeFilesAtomic, type NamedPath } from '../files.js';
 import { reportHtml } from '../report/html.js';
 import { reportMarkdown } from '../report/markdown.js';
 import { si } from '../report/sections.js';
 import type { RunRecord, SimulateRecord } from '../report/record.js';
 import type { EnergyReport } from '../energy/energy.js';
-import { METRIC_NAMES } from '../tasks/task.js';
+import { metricNamesOf } from '../tasks/task.js';
 import { messageOf, noticeText, type OutputFlags } from './options.js';
 import { SpikeportError } from '../errors.js';
 import type { Notice } from '../progress.js';
@@ -70,7 +71,7 @@ export function writeOutputs(files: readonly OutputFile[]): void {
 
 /** The metric against T, with and without delay, and the ANN lines. */
 export function resultsTable(r: SimulateRecord): string {
-  const [m1, m2] = METRIC_NAMES[r.task ?? 'classification'];
+  const [m1, m2] = metricNamesOf(r);
   const ceiling = r.ceiling;
   const rows = r.results.map((x, i) => [
     String(x.T),
@@ -87,7 +88,12 @@ export function resultsTable(r: SimulateRecord): string {
   ];
   if (r.ann)
     lines.push(
-      `ANN ${m1} ${pct(r.ann.metric)} %, clipped ANN ${m1} ${pct(r.clippedAnn?.metric)} % (same ${r.samples} samples)`,
+      `ANN ${m1} ${pct(r.ann.metric)} %, ${r.frozenAnn ? `ANN with the normalisations frozen ${pct(r.frozenAnn.metric)} %, ` : ''}clipped ANN ${m1} ${pct(r.clippedAnn?.metric)} % (same ${r.samples} samples)`,
+    );
+  const d = r.detection;
+  if (d)
+    lines.push(
+      `detection head ${d.head} (${d.classes} classes; outputs ${(r.outputs ?? []).map((o) => o.name).join(', ')}): score ${d.head === 'centernet' ? '≥' : '>'} ${d.scoreThreshold}${d.head === 'centernet' ? '' : `, top ${d.topCandidates} per level`}, NMS IoU ${d.nmsThreshold}, ${d.detectionsPerImage} per image`,
     );
   if (ceiling)
     lines.push(
@@ -106,6 +112,18 @@ export function energySummary(e: EnergyReport): string {
       ? 'SOPs90/SOPs95: need the ANN reference (--ann FILE)'
       : `${at(e.sops90, 90)}; ${at(e.sops95, 95)}`;
   return `energy (${e.constants.name}): ANN ${si(e.ann.macs)} MACs, ${e.ann.fpsPerW.toFixed(1)} FPS/W; SNN at T=${last.T} ${si(last.sops)} SOPs, ${last.fpsPerW.toFixed(1)} FPS/W; ${reach}\n`;
+}
+
+/** The frozen normalisations and what they cost the ANN, in one line (convert, simulate). */
+export function normalizationLine(n: NormalizationRecord): string {
+  const names = n.norms.length === 1 ? n.norms[0] : `${n.norms.length} normalisations (${n.norms[0]}, …)`;
+  const c = n.cost;
+  const moved = c.outputs.map((o) => `${pct(o.error)} % (${o.name})`).join(', ');
+  const agree = c.agreement ? `; ${c.agreement.measure}: ${pct(c.agreement.value)} %` : '';
+  const where = c.heldOut
+    ? `on ${c.samples} other samples`
+    : `on the same samples (too few calibration samples for others)`;
+  return `${names} normalise each sample: frozen to their mean statistics over ${n.samples} calibration samples; this changes the ANN itself ${where}: outputs by ${moved}${agree}\n`;
 }
 
 /**

@@ -15,6 +15,7 @@ import {
 import { parseShard, shardProblem, type Shard } from '../api/shards.js';
 import { readShardFile, shardJson } from '../api/shard-file.js';
 import { loadModel } from '../model/load.js';
+import { storedFrameRate } from '../model/prepare.js';
 import { isSnnGraph } from '../snn/format.js';
 import { attachSource, snnFromGraph, type Snn } from '../snn/network.js';
 import { dataFiles, openDataset } from '../data/sources.js';
@@ -46,6 +47,7 @@ import { progressReporter, type ProgressFn } from './progress.js';
 import { runWorkers, shardFromEnv, type PickedShard } from './workers.js';
 import {
   energySummary,
+  normalizationLine,
   outputPaths,
   pct,
   printNotices,
@@ -56,7 +58,7 @@ import {
   writeOutputs,
 } from './output.js';
 import type { Notice } from '../progress.js';
-import { METRIC_NAMES } from '../tasks/task.js';
+import { metricNamesOf } from '../tasks/task.js';
 
 export interface RunContext {
   /** false: do not take a shard from a job array's environment (the demo). */
@@ -145,14 +147,24 @@ export async function runSimulate(
       checkPaths([...inputs, ...dataFiles(calibSpec).map((p) => ({ path: p, role: 'the calibration data' }))], outputs);
       snn = await convert(
         loaded,
-        openDataset(calibSpec, f.calibLimit, imageOptions(f, declaredInputShape(loaded), f.preprocess, false)),
+        openDataset(
+          calibSpec,
+          f.calibLimit,
+          imageOptions(f, declaredInputShape(loaded), f.preprocess, false, storedFrameRate(loaded.graph)),
+        ),
         convertOptions,
       );
     }
+    // What freezing per-sample normalisations cost the ANN: said before any spike runs.
+    if (snn.meta.normalization) process.stdout.write(normalizationLine(snn.meta.normalization));
     const data = openDataset(
       f.data,
       f.limit,
-      imageOptions(f, snn.spec.inputShape, f.preprocess ?? snn.meta.preprocess),
+      // (--min-area picks calibration images; every test image is scored.)
+      {
+        ...imageOptions(f, snn.spec.inputShape, f.preprocess ?? snn.meta.preprocess, true, snn.meta.frameRate),
+        minArea: undefined,
+      },
     );
     const options = {
       // The per-site analysis reads θ-amplitude spikes: a unit-spike file skips it (as a loop-form file does).
@@ -272,7 +284,7 @@ export async function runSimulate(
     process.stdout.write(timeSummary(record, performance.now() / 1000));
     printNotices(record.notices ?? []);
     if (target && onTarget && deployed) {
-      const [m1] = METRIC_NAMES[record.task ?? 'classification'];
+      const [m1] = metricNamesOf(record);
       process.stdout.write(
         `\nas ${target} computes it (${deployed.profile.summary}${f.weightBits !== undefined ? `; ${f.weightBits}-bit weights` : ''}):\n${deployed.notes.map((n) => `  - ${n}\n`).join('')}`,
       );
@@ -448,7 +460,7 @@ async function simulateInWorkers(
     }
     // (The job goes to the workers as JSON: the progress callback stays here.)
     const { onProgress: _, onNotice: __, ...rest } = options;
-    const open = imageOptions(f, snn.spec.inputShape, f.preprocess);
+    const open = imageOptions(f, snn.spec.inputShape, f.preprocess, true, snn.meta.frameRate);
     return await runWorkers(
       {
         snn: snnFile,
@@ -459,6 +471,10 @@ async function simulateInWorkers(
           preprocess: f.preprocess,
           clipLength: open.clipLength,
           classNames: open.classNames,
+          frameRate: open.frameRate,
+          clipsPerVideo: open.clipsPerVideo,
+          categories: open.categories,
+          masks: open.masks,
           followLinks: open.followLinks,
         },
         options: rest,

@@ -23,6 +23,10 @@ async function main(): Promise<void> {
     preprocess: preprocess === undefined ? null : checkPreprocess(preprocess),
     clipLength: job.open.clipLength,
     classNames: job.open.classNames,
+    frameRate: job.open.frameRate,
+    clipsPerVideo: job.open.clipsPerVideo,
+    categories: job.open.categories,
+    masks: job.open.masks,
     followLinks: job.open.followLinks,
   });
   let last = 0;

@@ -31,6 +31,10 @@ export interface WorkerJob {
     readonly preprocess?: string;
     readonly clipLength?: number;
     readonly classNames?: readonly string[];
+    readonly frameRate?: number;
+    readonly clipsPerVideo?: number;
+    readonly categories?: readonly number[];
+    readonly masks?: boolean;
     readonly followLinks?: boolean;
   };
   readonly options: Omit<SimulateOptions, 'onProgress'>;

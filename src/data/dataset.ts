@@ -35,6 +35,13 @@ export interface Dataset {
   readonly preprocess?: string;
   /** Class names in label order, when the source has them (an image folder's sub-folders). */
   readonly classes?: readonly string[];
+  /**
+   * Video: samples k·K … k·K + K − 1 are the K clips of video k (K = this); a video is scored
+   * from its clips' averaged softmax as well as clip by clip. Absent: one clip per video.
+   */
+  readonly clipsPerVideo?: number;
+  /** Video files: the frame rate the videos were resampled to (absent: each video's own). */
+  readonly frameRate?: number;
   /** The samples at these indices (each in [0, size)), read now. */
   read(indices: readonly number[]): Promise<Samples>;
 }

@@ -12,8 +12,9 @@
  *                     model's clip length); classes as for imagefolder
  *   voc:DIR[:split]   Pascal VOC segmentation: the ids of ImageSets/Segmentation/<split>.txt
  *                     (default train, as torchvision), JPEGImages/<id>.jpg (or .png) and the
- *                     SegmentationClass/<id>.png palette masks (index = class, 255 = ignore);
- *                     masks follow the image's resize (nearest) and crop
+ *                     SegmentationClass/<id>.png palette masks (index = class, 255 = ignore),
+ *                     else SegmentationClassAug/<id>.png (the SBD-augmented set's, e.g. for the
+ *                     train_aug list); masks follow the image's resize (nearest) and crop
  *   coco:IMAGES@ANN   COCO detection: the images of the annotation file in id order (as
  *                     torchvision's CocoDetection), categories in the file's order → class
  *                     0, 1, …; crowd boxes (iscrowd 1) kept as regions to ignore, as COCO
@@ -27,6 +28,7 @@ import { MAX_TEXT_BYTES, readRegularFile } from '../files.js';
 import type { Dataset } from './dataset.js';
 import { checkIndices } from './dataset.js';
 import {
+  cropPixels,
   formatPreprocess,
   geometry,
   placeMask,
@@ -36,8 +38,10 @@ import {
   type Preprocess,
 } from './preprocess.js';
 import { decodeLabelPng } from './png.js';
+import { resizeTensorBilinear } from './tensor-resize.js';
 import { checkInside, dataFolder, type DataFolder } from './folder.js';
 import type { DetectionBox } from './dataset.js';
+import { areaOf, imagesWithObjects, keptCategories } from './coco-masks.js';
 
 /** The image files a folder source reads (lower-case extensions, as torchvision compares them). */
 export const IMAGE_EXTENSIONS = ['.jpg', '.jpeg', '.png', '.webp'] as const;
@@ -133,14 +137,20 @@ export async function decodeImage(
     const g = geometry(preprocess, meta.width, meta.height, H, W, file);
     // Shrinking: sharp's linear kernel (widened, as PIL's) in its threads, within 2 levels of PIL.
     // Enlarging: sharp's interpolation is off by tens of levels, so PIL's own arithmetic, here.
-    const enlarge = g.resize !== null && (g.resize.width > meta.width || g.resize.height > meta.height);
+    // The kinetics preset resizes as torchvision resizes video tensors (no widening), here too.
+    const tensor = preprocess?.kind === 'kinetics';
+    const enlarge = g.resize !== null && (tensor || g.resize.width > meta.width || g.resize.height > meta.height);
     if (g.resize && !enlarge) img.resize(g.resize.width, g.resize.height, { fit: 'fill', kernel: 'linear' });
     if (g.crop && !enlarge) img.extract(g.crop);
     const { data, info } = await img.raw({ depth: 'uchar' }).toBuffer({ resolveWithObject: true });
     let px: Uint8Array = data;
     if (enlarge && g.resize) {
       const { width: rw, height: rh } = g.resize;
-      px = resizeBilinear(data, info.width, info.height, info.channels, rw, rh, g.crop ?? undefined);
+      if (tensor) {
+        // (the kinetics sizes are the preset's, not the image's: the whole resized frame is small)
+        px = resizeTensorBilinear(data, info.width, info.height, info.channels, rw, rh);
+        if (g.crop) px = cropPixels(px, rw, info.channels, g.crop);
+      } else px = resizeBilinear(data, info.width, info.height, info.channels, rw, rh, g.crop ?? undefined);
     } else if (info.width !== W || info.height !== H) {
       throw new Error(`decoded to ${info.width}×${info.height}, expected ${W}×${H}`);
     }
@@ -163,7 +173,7 @@ export async function decodeImage(
  * A file a list names (VOC's split, COCO's annotations) may never have existed; one found by
  * listing a folder was there then.
  */
-async function checkDataFile(file: string, origin?: FileOrigin): Promise<void> {
+export async function checkDataFile(file: string, origin?: FileOrigin): Promise<void> {
   if (origin) checkInside(origin.folder, file);
   let st: fs.Stats;
   try {
@@ -273,6 +283,14 @@ function kindOf(dir: string, e: fs.Dirent, folder?: DataFolder): 'dir' | 'file' 
 
 /** The image files under `dir` in torchvision's order: os.walk's folders sorted by path, files sorted by name. */
 export function imageFiles(dir: string, folder?: DataFolder): string[] {
+  return filesUnder(dir, isImageName, folder);
+}
+
+/**
+ * The files under `dir` whose names `accept` takes, in torchvision's order (os.walk's folders
+ * sorted by path, files by name); a link leaving `folder` is refused.
+ */
+export function filesUnder(dir: string, accept: (name: string) => boolean, folder?: DataFolder): string[] {
   const groups: { root: string; files: string[] }[] = [];
   const seen = new Set<string>();
   const walk = (root: string): void => {
@@ -283,7 +301,7 @@ export function imageFiles(dir: string, folder?: DataFolder): string[] {
     groups.push({
       root,
       files: sortedNames(
-        entries.filter((e) => isImageName(e.name) && kindOf(root, e, folder) === 'file').map((e) => e.name),
+        entries.filter((e) => accept(e.name) && kindOf(root, e, folder) === 'file').map((e) => e.name),
       ),
     });
     for (const e of entries) if (kindOf(root, e, folder) === 'dir') walk(path.join(root, e.name));
@@ -293,12 +311,21 @@ export function imageFiles(dir: string, folder?: DataFolder): string[] {
   return groups.flatMap((g) => g.files.map((f) => path.join(g.root, f)));
 }
 
+/** The sub-folders of `dir` (links to folders included; a link leaving `folder` refused), sorted by name. */
+export function classFolders(dir: string, folder?: DataFolder): string[] {
+  return sortedNames(
+    readDir(dir)
+      .filter((e) => kindOf(dir, e, folder) === 'dir')
+      .map((e) => e.name),
+  );
+}
+
 /**
  * The label of each class folder: its place among the folders sorted by name (torchvision's
  * rule, which only matches the model when it was trained on the same folders), or with the
  * model's class names, the place of its name there (a folder of no known name is an error).
  */
-function folderLabels(
+export function folderLabels(
   spec: string,
   dir: string,
   folders: readonly string[],
@@ -517,7 +544,10 @@ export function openVoc(spec: string, dir: string, split: string, opts: ImageOpt
       await limited(
         indices.map((i, k) => async () => {
           const image = withExtension(path.join(dir, 'JPEGImages'), ids[i], ['.jpg', '.jpeg', '.png']);
-          const maskFile = path.join(dir, 'SegmentationClass', `${ids[i]}.png`);
+          // The SBD-augmented set (train_aug) keeps its masks in SegmentationClassAug.
+          let maskFile = path.join(dir, 'SegmentationClass', `${ids[i]}.png`);
+          const aug = path.join(dir, 'SegmentationClassAug', `${ids[i]}.png`);
+          if (!fs.existsSync(maskFile) && fs.existsSync(aug)) maskFile = aug;
           const origin = { folder, listedIn: list };
           const placed = await decodeImage(image, opts.sampleShape, opts.preprocess, x, k * per, undefined, origin);
           await checkDataFile(maskFile, origin);
@@ -541,7 +571,15 @@ export function openVoc(spec: string, dir: string, split: string, opts: ImageOpt
 }
 
 /** COCO detection, streamed: the annotation file read whole (boxes, names), images per batch. */
-export function openCoco(spec: string, imagesDir: string, annotations: string, opts: ImageOptions): Dataset {
+export function openCoco(
+  spec: string,
+  imagesDir: string,
+  annotations: string,
+  opts: ImageOptions & {
+    readonly categories?: readonly number[];
+    readonly minArea?: number;
+  },
+): Dataset {
   checkImageShape(spec, opts.sampleShape);
   const folder = dataFolder(spec, imagesDir, opts.followLinks);
   let json: unknown;
@@ -581,43 +619,60 @@ export function openCoco(spec: string, imagesDir: string, annotations: string, o
     const name = typeof c.name === 'string' ? c.name : String(c.id);
     names.set(c.id as number, name);
     // With the model's class names: a category is the class of its name (absent: not the model's).
-    const label = order ? order.get(name) : k;
+    const label = order ? order.get(name) : opts.categories ? undefined : k;
     if (label !== undefined) categories.set(c.id as number, label);
   });
-  const classes = opts.classNames ? [...opts.classNames] : [...names.values()];
-  const boxes: DetectionBox[] = [];
-  (j.annotations as { image_id?: unknown; category_id?: unknown; bbox?: unknown; iscrowd?: unknown }[]).forEach(
-    (a, k) => {
-      // COCO's ids are numbers: "0" (a string) is not the image 0.
-      for (const key of ['image_id', 'category_id'] as const)
-        if (!Number.isSafeInteger(a[key]))
-          throw where(`annotations[${k}].${key} must be an integer (got ${JSON.stringify(a[key]) ?? 'nothing'})`);
-      const image = index.get(a.image_id as number);
-      if (image === undefined)
-        throw where(`annotations[${k}] refers to the image id ${String(a.image_id)}, which is not in "images"`);
-      const label = categories.get(a.category_id as number);
-      if (label === undefined) {
-        const name = names.get(a.category_id as number);
-        throw where(
-          name === undefined
-            ? `annotations[${k}] has the category id ${String(a.category_id)}, which is not in "categories"`
-            : `annotations[${k}] has the category "${name}", which is not one of the model's classes (${field('classNames')})`,
-        );
-      }
-      const b = a.bbox;
-      if (!Array.isArray(b) || b.length !== 4 || !b.every((v) => typeof v === 'number' && Number.isFinite(v)))
-        throw where(`annotations[${k}].bbox must be [x, y, w, h]`);
-      boxes.push({
-        image,
-        label,
-        x: b[0],
-        y: b[1],
-        w: b[2],
-        h: b[3],
-        ...(a.iscrowd === 1 ? { crowd: true as const } : {}),
-      });
-    },
-  );
+  const kept = opts.categories ? keptCategories(opts.categories, names, annotations) : null;
+  if (kept) for (const [id, label] of kept) categories.set(id, label);
+  const classes = opts.classNames
+    ? [...opts.classNames]
+    : opts.categories
+      ? opts.categories.map((id) => (id === 0 ? 'background' : (names.get(id) as string)))
+      : [...names.values()];
+  let boxes: DetectionBox[] = [];
+  const areas: number[][] = images.map(() => []);
+  (
+    j.annotations as { image_id?: unknown; category_id?: unknown; bbox?: unknown; iscrowd?: unknown; area?: unknown }[]
+  ).forEach((a, k) => {
+    // COCO's ids are numbers: "0" (a string) is not the image 0.
+    for (const key of ['image_id', 'category_id'] as const)
+      if (!Number.isSafeInteger(a[key]))
+        throw where(`annotations[${k}].${key} must be an integer (got ${JSON.stringify(a[key]) ?? 'nothing'})`);
+    const image = index.get(a.image_id as number);
+    if (image === undefined)
+      throw where(`annotations[${k}] refers to the image id ${String(a.image_id)}, which is not in "images"`);
+    const label = categories.get(a.category_id as number);
+    if (label === undefined && kept && names.has(a.category_id as number)) return; // a category left out
+    if (label === undefined) {
+      const name = names.get(a.category_id as number);
+      throw where(
+        name === undefined
+          ? `annotations[${k}] has the category id ${String(a.category_id)}, which is not in "categories"`
+          : `annotations[${k}] has the category "${name}", which is not one of the model's classes (${field('classNames')})`,
+      );
+    }
+    const b = a.bbox;
+    if (!Array.isArray(b) || b.length !== 4 || !b.every((v) => typeof v === 'number' && Number.isFinite(v)))
+      throw where(`annotations[${k}].bbox must be [x, y, w, h]`);
+    boxes.push({
+      image,
+      label,
+      x: b[0],
+      y: b[1],
+      w: b[2],
+      h: b[3],
+      ...(a.iscrowd === 1 ? { crowd: true as const } : {}),
+    });
+    if (opts.minArea !== undefined) areas[image].push(areaOf(a, `${annotations}: annotations[${k}]`));
+  });
+  if (opts.minArea !== undefined) {
+    // Only images with enough object pixels (torchvision's segmentation reference trains on these).
+    const kept = imagesWithObjects(areas, opts.minArea);
+    if (kept.length === 0) throw where(`no image has objects of more than ${opts.minArea} pixels in all (minArea)`);
+    const renumber = new Map(kept.map((old, i) => [old, i]));
+    boxes = boxes.filter((b) => renumber.has(b.image)).map((b) => ({ ...b, image: renumber.get(b.image) as number }));
+    images.splice(0, images.length, ...kept.map((i) => images[i]));
+  }
   const per = opts.sampleShape.reduce((p, q) => p * q, 1);
   return {
     name: spec,

@@ -3,6 +3,10 @@
  *
  *   imagenet    Resize(round(S·256/224)) on the short side, CenterCrop(S) (S = the model's square
  *               input size: Resize(256), CenterCrop(224) for 224), bilinear
+ *   kinetics    torchvision's Kinetics video eval: Resize((128, 171)), CenterCrop(112) for a
+ *               112 × 112 input (sizes scaled for another), bilinear without antialiasing as
+ *               torchvision resizes video tensors (data/tensor-resize.ts); Kinetics' mean and
+ *               std when the model has no normalisation of its own
  *   resize:H,W  Resize((H, W)), bilinear; H×W must be the model's input size
  *   none        the image as it is; its size must be the model's input size
  *
@@ -17,13 +21,17 @@ import { SpikeportError, field } from '../errors.js';
 export type Preprocess =
   | { readonly kind: 'none' }
   | { readonly kind: 'imagenet' }
+  | { readonly kind: 'kinetics' }
   | { readonly kind: 'resize'; readonly height: number; readonly width: number };
 
-export const PREPROCESS_PRESETS = 'imagenet, resize:H,W or none';
+export const PREPROCESS_PRESETS = 'imagenet, kinetics, resize:H,W or none';
 
-/** Parse a preset name ("imagenet", "resize:224,224", "none"); null when it is not one. */
+/** Kinetics-400's mean and std (torchvision's video models): the kinetics preset's normalisation when the model has none. */
+export const KINETICS_NORMALIZE = { mean: [0.43216, 0.394666, 0.37645], std: [0.22803, 0.22145, 0.216989] } as const;
+
+/** Parse a preset name ("imagenet", "kinetics", "resize:224,224", "none"); null when it is not one. */
 export function parsePreprocess(text: string): Preprocess | null {
-  if (text === 'none' || text === 'imagenet') return { kind: text };
+  if (text === 'none' || text === 'imagenet' || text === 'kinetics') return { kind: text };
   const m = /^resize:(\d{1,5}),(\d{1,5})$/.exec(text);
   if (!m) return null;
   const height = Number(m[1]);
@@ -122,6 +130,17 @@ export function geometry(
         'preprocess',
       );
     return { resize: width === W && height === H ? null : { width: W, height: H }, crop: null };
+  }
+  if (p.kind === 'kinetics') {
+    // torchvision's Kinetics eval: Resize((128, 171)), CenterCrop(112), scaled to the model's size.
+    const rh = Math.round((H * 128) / 112);
+    const rw = Math.round((W * 171) / 112);
+    const left = roundHalfEven((rw - W) / 2);
+    const top = roundHalfEven((rh - H) / 2);
+    return {
+      resize: rw === width && rh === height ? null : { width: rw, height: rh },
+      crop: { left, top, width: W, height: H },
+    };
   }
   if (H !== W)
     throw new SpikeportError(
@@ -283,6 +302,21 @@ export function resizeBilinear(
       for (let k = 0; k < vert.count[o]; k++) ss += mid[(s0 + k) * stride + x] * vert.weights[base + k];
       out[o * stride + x] = clip8(ss);
     }
+  }
+  return out;
+}
+
+/** A rectangle of interleaved pixels (width × channels per row). */
+export function cropPixels(
+  px: Uint8Array,
+  width: number,
+  channels: number,
+  c: { left: number; top: number; width: number; height: number },
+): Uint8Array {
+  const out = new Uint8Array(c.width * c.height * channels);
+  for (let y = 0; y < c.height; y++) {
+    const src = ((c.top + y) * width + c.left) * channels;
+    out.set(px.subarray(src, src + c.width * channels), y * c.width * channels);
   }
   return out;
 }

@@ -12,6 +12,8 @@ import { inflatePrefix } from './inflate.js';
 import type { Dataset, MemoryDataset } from './dataset.js';
 import { checkIndices, memoryDataset } from './dataset.js';
 import { openCoco, openImageFolder, openVideoFolder, openVoc } from './images.js';
+import { openCocoSegmentation } from './coco-segmentation.js';
+import { openVideoFiles } from './video-files.js';
 import type { Preprocess } from './preprocess.js';
 import { readNpz } from './npz.js';
 import { SYNTH_KINDS, SYNTH_SIZES, synthesize, type SynthKind } from './synth.js';
@@ -158,24 +160,41 @@ export interface OpenOptions {
   /** videofolder: frames per clip, checked against the model's (its input's axis 1). */
   readonly clipLength?: number;
   /**
-   * imagefolder, videofolder, coco: the model's class names in its order; class folders and COCO
+   * imagefolder, videofolder, videofiles, coco: the model's class names in its order; class folders and COCO
    * categories are matched by name (default: folders sorted by name, the file's category order).
    */
   readonly classNames?: readonly string[];
+  /** coco: per-pixel class maps from the segmentations (semantic segmentation) instead of boxes. */
+  readonly masks?: boolean;
   /**
-   * Image sources: follow symbolic links that lead outside the data set's folder (default false:
+   * coco: the COCO category ids by class index (0 = background, no category), e.g. the `voc`
+   * preset (data/coco-masks.ts); annotations of other categories are left out.
+   */
+  readonly categories?: readonly number[];
+  /**
+   * coco: keep only images whose objects (of the kept categories) add up to more than this many
+   * pixels by their `area` fields, as torchvision's segmentation reference selects its training
+   * images (with 1000); for calibration data.
+   */
+  readonly minArea?: number;
+  /** videofiles: resample every video to this many frames per second (absent: each video's own rate). */
+  readonly frameRate?: number;
+  /** videofiles: clips taken from each video, evenly spaced (default 5). */
+  readonly clipsPerVideo?: number;
+  /**
+   * Image and video sources: follow symbolic links that lead outside the data set's folder (default false:
    * such a link is an error naming it; links that stay inside are always followed).
    */
   readonly followLinks?: boolean;
 }
 
-const KNOWN = `mnist:train|test, fashion-mnist:train|test[@DIR], npz:FILE, imagefolder:DIR, videofolder:DIR, voc:DIR[:split], coco:IMAGES@ANNOTATIONS.json or a generated set (${SYNTH_KINDS.join(', ')}):train|test`;
+const KNOWN = `mnist:train|test, fashion-mnist:train|test[@DIR], npz:FILE, imagefolder:DIR, videofolder:DIR, videofiles:DIR, voc:DIR[:split], coco:IMAGES@ANNOTATIONS.json or a generated set (${SYNTH_KINDS.join(', ')}):train|test`;
 
 /** The sources whose classes have names (folders, categories), matched to the model's with classNames. */
-const CLASS_NAMED: readonly string[] = ['imagefolder', 'videofolder', 'coco'];
+const CLASS_NAMED: readonly string[] = ['imagefolder', 'videofolder', 'videofiles', 'coco'];
 
-/** The sources decoded from image files (streamed, for the model's input shape). */
-export const IMAGE_SOURCES = ['imagefolder', 'videofolder', 'voc', 'coco'] as const;
+/** The sources decoded from image or video files (streamed, for the model's input shape). */
+export const IMAGE_SOURCES = ['imagefolder', 'videofolder', 'videofiles', 'voc', 'coco'] as const;
 
 /** Open an image source (streamed). */
 function openImages(spec: string, kind: string, rest: string, options: OpenOptions): Dataset {
@@ -186,7 +205,7 @@ function openImages(spec: string, kind: string, rest: string, options: OpenOptio
     followLinks: options.followLinks === true,
   };
   if (kind === 'imagefolder') return openImageFolder(spec, rest, opts);
-  if (kind === 'videofolder') {
+  if (kind === 'videofolder' || kind === 'videofiles') {
     const L = opts.sampleShape[1];
     if (options.clipLength !== undefined && options.sampleShape?.length === 4 && options.clipLength !== L) {
       throw new SpikeportError(
@@ -195,6 +214,12 @@ function openImages(spec: string, kind: string, rest: string, options: OpenOptio
         'clipLength',
       );
     }
+    if (kind === 'videofiles')
+      return openVideoFiles(spec, rest, {
+        ...opts,
+        ...(options.frameRate !== undefined ? { frameRate: options.frameRate } : {}),
+        ...(options.clipsPerVideo !== undefined ? { clipsPerVideo: options.clipsPerVideo } : {}),
+      });
     return openVideoFolder(spec, rest, opts);
   }
   if (kind === 'voc') {
@@ -206,7 +231,29 @@ function openImages(spec: string, kind: string, rest: string, options: OpenOptio
   const at = rest.lastIndexOf('@');
   if (at <= 0 || at === rest.length - 1)
     throw new SpikeportError('invalid-data', `data set "${spec}": expected coco:IMAGES_DIR@ANNOTATIONS.json`);
-  return openCoco(spec, rest.slice(0, at), rest.slice(at + 1), opts);
+  if (options.minArea !== undefined && !(typeof options.minArea === 'number' && options.minArea >= 0))
+    throw new SpikeportError(
+      'invalid-option',
+      `minArea must be a number of pixels ≥ 0 (got ${String(options.minArea)})`,
+      'minArea',
+    );
+  if (options.classNames && options.categories)
+    throw new SpikeportError(
+      'invalid-option',
+      'categories and classNames both say which COCO categories are the classes: give one',
+      'categories',
+    );
+  if (options.masks)
+    return openCocoSegmentation(spec, rest.slice(0, at), rest.slice(at + 1), {
+      ...opts,
+      ...(options.categories ? { categories: options.categories } : {}),
+      ...(options.minArea !== undefined ? { minArea: options.minArea } : {}),
+    });
+  return openCoco(spec, rest.slice(0, at), rest.slice(at + 1), {
+    ...opts,
+    categories: options.categories,
+    minArea: options.minArea,
+  });
 }
 
 /**
@@ -289,6 +336,8 @@ export function limitDataset(d: Dataset, n: number): Dataset {
     ...(d.boxes ? { boxes: d.boxes.filter((b) => b.image < n) } : {}),
     ...(d.classes ? { classes: d.classes } : {}),
     ...(d.preprocess ? { preprocess: d.preprocess } : {}),
+    ...(d.clipsPerVideo !== undefined ? { clipsPerVideo: d.clipsPerVideo } : {}),
+    ...(d.frameRate !== undefined ? { frameRate: d.frameRate } : {}),
     read(indices) {
       checkIndices(`${d.name} (first ${n})`, n, indices);
       return d.read(indices);

@@ -16,11 +16,10 @@
 import type { Dataset } from '../data/dataset.js';
 import { encodePng } from '../data/png.js';
 import { toInput } from '../data/preprocess.js';
-import type { Array32 } from '../ort/session.js';
 import type { StepBatch } from '../runtime/engines.js';
 import { topK } from '../tasks/classification.js';
-import { decode } from '../tasks/detection.js';
-import type { Task } from '../tasks/task.js';
+import type { DetectionOptions, DetectionHead } from '../tasks/heads.js';
+import { headFor, type ModelOutput, type ModelOutputs, type Task } from '../tasks/task.js';
 
 /** A box in the model's input pixels (x, y = top left). */
 export interface PictureBox {
@@ -146,6 +145,8 @@ export interface PictureOptions {
   readonly windows: readonly { readonly index: number; readonly T: number; readonly delay: number }[];
   /** Segmentation, detection: images shown; classification, video: GRID_PER_PICTURE × this many misclassified images at most. */
   readonly count: number;
+  /** Detection: the head and its thresholds, as the scorer decodes (tasks/heads.ts). */
+  readonly detection?: DetectionOptions;
 }
 
 /** What a collector has gathered so far, as JSON (a checkpoint's part: a resumed run continues from it). */
@@ -165,6 +166,7 @@ export class PictureCollector {
   private checked = 0;
   private readonly grid: number[] = [];
   private maskSize: [number, number] | null = null;
+  private head: DetectionHead | null = null;
 
   /** `from`: continue what a run that was stopped had gathered. */
   constructor(
@@ -199,12 +201,13 @@ export class PictureCollector {
   }
 
   /** simulateWindows' onOutputs. */
-  readonly onOutputs = (window: number, out: Array32, b: StepBatch): void => {
+  readonly onOutputs = (window: number, outputs: ModelOutputs, b: StepBatch): void => {
     const slot = this.o.windows.findIndex((w) => w.index === window);
     if (slot < 0 || this.o.count === 0) return;
     const n = b.n;
-    const per = out.data.length / n;
     if (isGrid(this.o.task)) {
+      const out = outputs[0];
+      const per = out.data.length / n;
       const labels = this.data.labels;
       if (!labels || slot !== 0) return;
       for (let k = 0; k < n; k++) {
@@ -223,14 +226,14 @@ export class PictureCollector {
     b.indices.forEach((i, k) => {
       if (!this.chosen.includes(i)) return;
       const list = this.preds.get(i) ?? [];
-      list[slot] = this.predict(out, k);
+      list[slot] = this.predict(outputs, k);
       this.preds.set(i, list);
     });
   };
 
   /** One sample's prediction from a batch's outputs [n, …]. */
-  private predict(out: Array32, k: number): PicturePrediction {
-    const { dims, data } = out;
+  private predict(outputs: ModelOutputs, k: number): PicturePrediction {
+    const { dims, data } = outputs[0];
     const per = data.length / dims[0];
     if (isGrid(this.o.task)) return { label: topK(data, k * per, per, 1)[0] };
     if (this.o.task === 'segmentation') {
@@ -238,10 +241,13 @@ export class PictureCollector {
       this.maskSize = [dims[dims.length - 2], dims[dims.length - 1]];
       return { mask: runLengths(argmaxMask(data, k * per, dims[1], plane)) };
     }
-    const classes = dims[1] - 4;
-    // As the scorer decodes (tasks/task.ts): the stride from the input's width over the head's.
-    const stride = this.data.sampleShape[this.data.sampleShape.length - 1] / dims[3];
-    const dets = decode(data.subarray(k * per, (k + 1) * per), 1, dims[2], dims[3], [0], { classes, stride });
+    // As the scorer decodes (tasks/task.ts): the same head and thresholds, on this sample alone.
+    this.head ??= headFor(outputs, this.data, this.o.detection);
+    const one = outputs.map((o): ModelOutput => {
+      const size = o.data.length / o.dims[0];
+      return { name: o.name, dims: [1, ...o.dims.slice(1)], data: o.data.subarray(k * size, (k + 1) * size) };
+    });
+    const dets = this.head.decode(one, [0]).sort((a, b) => b.score - a.score);
     return {
       boxes: dets
         .filter((d) => d.score >= PICTURE_MIN_SCORE)
@@ -261,7 +267,7 @@ export class PictureCollector {
    * The record's pictures: the samples' images and ground truth read again (a few), and the
    * ANN's predictions when `ann` is given (its outputs for these indices, after its tail).
    */
-  async finish(ann?: (indices: readonly number[]) => Promise<Array32>): Promise<Pictures | null> {
+  async finish(ann?: (indices: readonly number[]) => Promise<ModelOutputs>): Promise<Pictures | null> {
     const { task } = this.o;
     const indices = isGrid(task) ? this.grid : this.chosen.filter((i) => this.preds.has(i));
     const s = this.data.sampleShape;

@@ -3,12 +3,14 @@
  * [d+1, T], every window from one simulation of the longest T, scored by the task.
  */
 import type { Dataset } from '../data/dataset.js';
-import type { Array32, RuntimeOptions } from '../ort/session.js';
+import type { RuntimeOptions } from '../ort/session.js';
+import { numel } from '../graph/ir.js';
 import { checkDataFits } from '../model/prepare.js';
 import type { Snn } from '../snn/network.js';
 import { DEFAULT_ENGINE, type Engine, type SimulationStats, type StepBatch } from '../runtime/engines.js';
 import { simulateBatches } from '../runtime/batches.js';
-import { inferTask, makeScorer, type Score, type Task } from '../tasks/task.js';
+import { inferTask, makeScorer, type ModelOutputs, type Score, type Task } from '../tasks/task.js';
+import type { DetectionOptions } from '../tasks/heads.js';
 import type { OnProgress } from '../progress.js';
 import { checkInteger, optionError } from '../errors.js';
 import { TailRunner } from './tail.js';
@@ -86,6 +88,8 @@ export interface WindowOptions extends RuntimeOptions {
   readonly batchSize: number;
   /** Default: inferred from the data. */
   readonly task?: Task;
+  /** Detection: the head and its thresholds (tasks/heads.ts). */
+  readonly detection?: DetectionOptions;
   readonly engine?: Engine;
   /** Only these batches (ascending indices into the data's consecutive batches): a shard. Default: all. */
   readonly batches?: readonly number[];
@@ -95,7 +99,7 @@ export interface WindowOptions extends RuntimeOptions {
   readonly afterBatch?: (tally: Tally) => void | Promise<void>;
   readonly onProgress?: OnProgress;
   /** Sees each window's model outputs (after the tail) of every batch, as the scorer does (the report's pictures). */
-  readonly onOutputs?: (window: number, outputs: Array32, batch: StepBatch) => void;
+  readonly onOutputs?: (window: number, outputs: ModelOutputs, batch: StepBatch) => void;
 }
 
 export interface WindowedRun {
@@ -121,7 +125,7 @@ export async function simulateWindows(
   checkDataFits(data, spec.input, spec.inputShape);
   const Tmax = Math.max(...windows.map((w) => w.T));
   const task = inferTask(data, opts.task);
-  const scorer = makeScorer(task, windows.length, data, opts.resume?.scores);
+  const scorer = makeScorer(task, windows.length, data, opts.resume?.scores, { detection: opts.detection });
   const nBatches = Math.ceil(data.size / opts.batchSize);
   const wanted = opts.batches ?? Array.from({ length: nBatches }, (_, b) => b);
   const done = new Set(opts.resume?.batches ?? []);
@@ -137,6 +141,8 @@ export async function simulateWindows(
   const tail = await TailRunner.create(snn.tail, spec.readout, opts);
   let stats: SimulationStats;
   try {
+    // The outputs' layout, checked on a zero readout before any step runs (a head no decoder fits).
+    scorer.check(await tail.apply(new Float32Array(numel(spec.readoutShape)), [1, ...spec.readoutShape]));
     const checkpoints = [...new Set(windows.flatMap((w) => [w.T, w.delay]))].filter((t) => t > 0);
     stats = await simulateBatches(
       snn.graph,
@@ -162,7 +168,7 @@ export async function simulateWindows(
         const averages = windowAverages(b, windows);
         for (let w = 0; w < windows.length; w++) {
           const out = await tail.apply(averages[w], [b.n, ...spec.readoutShape]);
-          scorer.add(w, out.data, out.dims, b);
+          scorer.add(w, out, b);
           opts.onOutputs?.(w, out, b);
         }
       },

@@ -45,8 +45,10 @@ export function foldConstantCasts(g: Graph): Graph {
 export function removeIdentityAndDropout(g: Graph): Graph {
   let nodes = [...g.nodes];
   const outs = graphOutputs(g);
-  for (const n of g.nodes) {
-    if (n.opType !== 'Identity' && n.opType !== 'Dropout') continue;
+  for (const original of g.nodes) {
+    if (original.opType !== 'Identity' && original.opType !== 'Dropout') continue;
+    // The node as it is now: an earlier removal may have renamed its input (Identity of an Identity).
+    const n = nodes.find((m) => m.name === original.name && m.outputs[0] === original.outputs[0]) as Node;
     const maskUsed = n.outputs.length > 1 && n.outputs[1] !== '' && nodes.some((m) => m.inputs.includes(n.outputs[1]));
     if (maskUsed || outs.has(n.outputs[0])) continue;
     nodes = renameInputs(

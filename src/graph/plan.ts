@@ -4,7 +4,7 @@
  * whether every op on the way can carry spikes.
  */
 import type { Graph, Node } from './ir.js';
-import { attrInt, int64Tensor } from './ir.js';
+import { attrInt, int64Tensor, numel, type Tensor } from './ir.js';
 import { neuronCap } from './passes.js';
 import { findQcfs, type QcfsChain } from './qcfs.js';
 import { ancestors, consumers, usedInitializers } from './topo.js';
@@ -28,11 +28,28 @@ export interface Site {
   readonly ann: readonly Node[];
 }
 
+/** One readout: a node whose output is averaged over steps, and that tensor. */
+export interface Readout {
+  readonly node: string;
+  readonly tensor: string;
+}
+
+/** The tensor that holds several readouts side by side (each flattened per sample, in order). */
+export const PACKED_READOUT = 'spikeport.readouts';
+
 export interface Plan {
   readonly sites: readonly Site[];
-  /** The node whose output is the readout, and that tensor. */
+  /**
+   * The node whose output is the readout, and that tensor. With several readouts (a network with
+   * several outputs), the Concat node PACKED_READOUT and its output: every readout flattened per
+   * sample and put side by side, so that the simulation averages one tensor; the tail unpacks it.
+   */
   readonly readoutNode: string;
   readonly readout: string;
+  /** The readouts, in graph order: one, or the parts packed into `readout`. */
+  readonly readouts: readonly Readout[];
+  /** The nodes that pack several readouts into one (empty for one readout); the last is readoutNode. */
+  readonly pack: readonly Node[];
   /**
    * Nodes of the spiking part (the readout's ancestors), in graph order. A site is one node
    * here: its ANN node, or for a QCFS chain a node standing for the chain (input x, output h(x);
@@ -53,8 +70,11 @@ export function nodePositions(g: Graph): Map<string, string> {
 }
 
 export interface PlanOptions {
-  /** End the spiking part at this node's output (it becomes the readout). */
-  readonly readoutNode?: string;
+  /**
+   * End the spiking part at these nodes' outputs (they become the readouts). Default: every
+   * weighted layer that leads to a graph output with no weighted layer after it.
+   */
+  readonly readoutNode?: string | readonly string[];
   /** Node positions in the user's original model, for error messages (default: this graph's). */
   readonly positions?: ReadonlyMap<string, string>;
 }
@@ -112,28 +132,42 @@ export function plan(g: Graph, opts: PlanOptions = {}): Plan {
     );
   }
 
-  let readoutNode: Node | undefined;
-  if (opts.readoutNode !== undefined) {
-    readoutNode = g.nodes.find((n) => n.name === opts.readoutNode);
-    if (!readoutNode) throw optionError('readoutNode', `"${opts.readoutNode}" is not a node of the model`);
-  } else {
-    readoutNode = findReadout(g, sitesAll);
-  }
-  let readout = readoutNode.outputs[0];
+  const chosen = opts.readoutNode === undefined ? undefined : readoutList(opts.readoutNode);
+  const found = chosen
+    ? chosen.map((name) => {
+        const n = g.nodes.find((m) => m.name === name);
+        if (!n) throw optionError('readoutNode', `"${name}" is not a node of the model`);
+        return n;
+      })
+    : findReadouts(g);
   // MatMul + Add(bias): the bias belongs to the readout layer.
   const cons = consumers(g);
-  const next = cons.get(readout) ?? [];
-  if (
-    readoutNode.opType === 'MatMul' &&
-    next.length === 1 &&
-    next[0].opType === 'Add' &&
-    next[0].inputs.some((i) => g.initializers.has(i))
-  ) {
-    readoutNode = next[0];
-    readout = next[0].outputs[0];
-  }
-  // A QCFS chain wholly before the readout becomes one node standing for it, at its last node's place.
-  const before = ancestors(g, [readout]);
+  const readoutNodes = [
+    ...new Set(
+      found.map((n) => {
+        const next = cons.get(n.outputs[0]) ?? [];
+        return n.opType === 'MatMul' &&
+          next.length === 1 &&
+          next[0].opType === 'Add' &&
+          next[0].inputs.some((i) => g.initializers.has(i))
+          ? next[0]
+          : n;
+      }),
+    ),
+  ].sort((a, b) => g.nodes.indexOf(a) - g.nodes.indexOf(b));
+  const readouts = readoutNodes.map((n) => ({ node: n.name, tensor: n.outputs[0] }));
+  const pack = packNodes(readouts);
+  const readoutNode = pack.length ? pack[pack.length - 1] : readoutNodes[0];
+  const readout = readoutNode.outputs[0];
+  const isReadout = new Set(readouts.map((r) => r.node));
+  // A QCFS chain wholly before the readouts becomes one node standing for it, at its last node's place.
+  const before = [
+    ...ancestors(
+      g,
+      readouts.map((r) => r.tensor),
+    ),
+    ...pack,
+  ];
   const last = (c: QcfsChain): Node => c.nodes[c.nodes.length - 1];
   const whole = new Set(chains.filter((c) => before.includes(last(c))));
   const spiking = before.flatMap((n): Node[] => {
@@ -154,12 +188,12 @@ export function plan(g: Graph, opts: PlanOptions = {}): Plan {
   });
   const sites = sitesAll
     .filter((s) => spiking.some((n) => n.name === s.node))
-    .filter((s) => s.node !== readoutNode?.name)
+    .filter((s) => !isReadout.has(s.node))
     .map((s, index) => ({ ...s, index }));
   if (sites.length === 0)
     throw new SpikeportError(
       'unsupported-model',
-      `no ReLU lies before the readout "${readoutNode.name}", so there is nothing to convert`,
+      `no ReLU lies before the readout ${readouts.map((r) => `"${r.node}"`).join(', ')}, so there is nothing to convert`,
     );
 
   const siteNodes = new Set(sites.map((s) => s.node));
@@ -172,10 +206,54 @@ export function plan(g: Graph, opts: PlanOptions = {}): Plan {
     if (!n.inputs.some((i) => i && varying.has(i))) continue;
     // A tensor's shape does not change from step to step, only its values.
     if (SHAPE_ONLY_OPS.has(n.opType)) continue;
-    checkCarriesSpikes(g, n, varying, n === readoutNode, opts.positions);
+    checkCarriesSpikes(g, n, varying, isReadout.has(n.name), opts.positions);
     n.outputs.forEach((o) => varying.add(o));
   }
-  return { sites, readoutNode: readoutNode.name, readout, spiking, varying };
+  return { sites, readoutNode: readoutNode.name, readout, readouts, pack, spiking, varying };
+}
+
+/** The readoutNode option as a list of node names (one name, or several). */
+export function readoutList(v: string | readonly string[]): string[] {
+  const list = typeof v === 'string' ? [v] : [...v];
+  if (list.length === 0) throw optionError('readoutNode', 'must name at least one node');
+  const bad = list.find((x) => typeof x !== 'string' || x === '');
+  if (bad !== undefined) throw optionError('readoutNode', 'must be node names');
+  const dup = list.find((x, i) => list.indexOf(x) !== i);
+  if (dup !== undefined) throw optionError('readoutNode', `names "${dup}" twice`);
+  return list;
+}
+
+/**
+ * Several readouts as one tensor: each flattened per sample ([n, k_i]) and concatenated along
+ * axis 1 ([n, Σk_i]), in order. Flatten and Concat are linear, so averaging the packed tensor over
+ * steps averages every readout; the tail (tailGraph) cuts it back into the readouts.
+ */
+function packNodes(readouts: readonly Readout[]): Node[] {
+  if (readouts.length < 2) return [];
+  const flat = readouts.map((r, i): Node => ({
+    name: `${PACKED_READOUT}.flatten${i}`,
+    opType: 'Flatten',
+    domain: '',
+    inputs: [r.tensor],
+    outputs: [`${PACKED_READOUT}.part${i}`],
+    attrs: { axis: { kind: 'int', value: 1 } },
+  }));
+  return [
+    ...flat,
+    {
+      name: PACKED_READOUT,
+      opType: 'Concat',
+      domain: '',
+      inputs: flat.map((n) => n.outputs[0]),
+      outputs: [PACKED_READOUT],
+      attrs: { axis: { kind: 'int', value: 1 } },
+    },
+  ];
+}
+
+/** The graph with the plan's packing nodes added (they read the readouts; nothing reads them but the simulation). */
+export function withPack(g: Graph, p: Plan): Graph {
+  return p.pack.length ? { ...g, nodes: [...g.nodes, ...p.pack] } : g;
 }
 
 function checkCarriesSpikes(
@@ -208,30 +286,77 @@ function checkCarriesSpikes(
   );
 }
 
-/** The last weighted layer with no neuron after it. */
-function findReadout(g: Graph, sites: readonly Site[]): Node {
+/**
+ * The readouts: every weighted layer (Conv, ConvTranspose, Gemm, MatMul) that a graph output
+ * depends on and after which no other weighted layer comes. A network with one head has one; a
+ * detector has one per head and pyramid level. Activations after them (a final ReLU) run in the
+ * tail, on the averaged readout.
+ */
+function findReadouts(g: Graph): Node[] {
   const cons = consumers(g);
-  const siteNodes = new Set(sites.map((s) => s.node));
-  const downstreamHasSite = (n: Node): boolean => {
-    const seen = new Set<Node>();
-    const stack = [...n.outputs.flatMap((o) => cons.get(o) ?? [])];
-    while (stack.length) {
-      const m = stack.pop() as Node;
-      if (seen.has(m)) continue;
-      seen.add(m);
-      if (siteNodes.has(m.name)) return true;
-      stack.push(...m.outputs.flatMap((o) => cons.get(o) ?? []));
-    }
-    return false;
-  };
-  for (let i = g.nodes.length - 1; i >= 0; i--) {
-    const n = g.nodes[i];
-    if (WEIGHTED_OPS.has(n.opType) && !downstreamHasSite(n)) return n;
-  }
-  throw new SpikeportError(
-    'unsupported-model',
-    'the model has no weighted layer (Conv, Gemm, MatMul) after its last ReLU to serve as the non-spiking readout',
+  const feeds = ancestors(
+    g,
+    g.outputs.map((o) => o.name),
   );
+  // Whether a weighted layer lies downstream of each node (memoised over the DAG).
+  const memo = new Map<Node, boolean>();
+  const weightedAfter = (n: Node): boolean => {
+    const known = memo.get(n);
+    if (known !== undefined) return known;
+    memo.set(n, false);
+    let v = false;
+    for (const o of n.outputs)
+      for (const m of cons.get(o) ?? []) if (WEIGHTED_OPS.has(m.opType) || weightedAfter(m)) v = true;
+    memo.set(n, v);
+    return v;
+  };
+  const found = feeds.filter((n) => WEIGHTED_OPS.has(n.opType) && !weightedAfter(n));
+  if (found.length === 0)
+    throw new SpikeportError(
+      'unsupported-model',
+      'the model has no weighted layer (Conv, Gemm, MatMul) after its last ReLU to serve as the non-spiking readout',
+    );
+  return found;
+}
+
+/**
+ * The packed readout cut back into its parts (the tail's first nodes): part i is
+ * Slice(packed, [o_i, o_i + k_i) on axis 1) reshaped to [n, …its per-sample shape].
+ */
+function unpackNodes(p: Plan, shapeOf: ShapeOf, initializers: Map<string, Tensor>): Node[] {
+  if (p.pack.length === 0) return [];
+  const nodes: Node[] = [];
+  let offset = 0;
+  p.readouts.forEach((r, i) => {
+    const dims = shapeOf(r.tensor);
+    if (!dims) throw new Error(`the per-sample shape of readout "${r.tensor}" is not known`);
+    const k = numel(dims);
+    const name = (what: string): string => `${PACKED_READOUT}.${what}${i}`;
+    initializers.set(name('starts'), int64Tensor([1], [offset]));
+    initializers.set(name('ends'), int64Tensor([1], [offset + k]));
+    initializers.set(name('axes'), int64Tensor([1], [1]));
+    initializers.set(name('shape'), int64Tensor([dims.length + 1], [-1, ...dims]));
+    nodes.push(
+      {
+        name: name('slice'),
+        opType: 'Slice',
+        domain: '',
+        inputs: [p.readout, name('starts'), name('ends'), name('axes')],
+        outputs: [name('flat')],
+        attrs: {},
+      },
+      {
+        name: name('reshape'),
+        opType: 'Reshape',
+        domain: '',
+        inputs: [name('flat'), name('shape')],
+        outputs: [r.tensor],
+        attrs: {},
+      },
+    );
+    offset += k;
+  });
+  return nodes;
 }
 
 /** Per-sample shape (no batch axis) of a tensor from before the readout, when known. */
@@ -256,7 +381,7 @@ function staticPart(
   const prod = new Map<string, Node>();
   for (const n of g.nodes) for (const o of n.outputs) if (o) prod.set(o, n);
   const inTail = new Set(tail);
-  const produced = new Set([p.readout, ...tail.flatMap((n) => n.outputs)]);
+  const produced = new Set([p.readout, ...p.readouts.map((r) => r.tensor), ...tail.flatMap((n) => n.outputs)]);
   const shapes: Node[] = [];
   const pulled = new Set<Node>();
   // A tensor is static when it is a constant, a shape (which does not change from step to step)
@@ -310,16 +435,20 @@ export function tailGraph(g: Graph, p: Plan, shapeOf: ShapeOf = () => undefined)
   const outs = g.outputs.map((o) => o.name);
   if (outs.length === 1 && outs[0] === p.readout) return null;
   const { nodes: found, shapes, foreign } = staticPart(g, p);
-  if (found.length === 0) return null;
+  if (found.length === 0 && p.pack.length === 0) return null;
   if (foreign) {
+    const what =
+      p.readouts.length > 1
+        ? `the readouts ${p.readouts.map((r) => `"${r.node}"`).join(', ')}`
+        : `the readout "${p.readoutNode}"`;
     throw new SpikeportError(
       'unsupported-model',
-      `node "${foreign.node.name}" (${foreign.node.opType}) after the readout "${p.readoutNode}" also reads "${foreign.input}" from before it; set readoutNode to a later node`,
+      `node "${foreign.node.name}" (${foreign.node.opType}) after ${what} also reads "${foreign.input}" from before it; set readoutNode to later nodes (a list: every output's last weighted layer)`,
       'readoutNode',
     );
   }
   const initializers = new Map(usedInitializers(found, g.initializers));
-  const nodes: Node[] = [];
+  const nodes: Node[] = unpackNodes(p, shapeOf, initializers);
   const batchOf = `${p.readout}__batch`;
   const rewritten = new Set(shapes);
   if (shapes.length > 0) {
@@ -382,6 +511,13 @@ export function tailGraph(g: Graph, p: Plan, shapeOf: ShapeOf = () => undefined)
     }
   }
   const produced = new Set(nodes.flatMap((n) => n.outputs));
+  const missing = g.outputs.find((o) => !produced.has(o.name));
+  if (missing)
+    throw new SpikeportError(
+      'unsupported-model',
+      `the model's output "${missing.name}" does not come from the readout${p.readouts.length > 1 ? 's' : ''} ${p.readouts.map((r) => `"${r.node}"`).join(', ')}; set readoutNode to nodes it depends on`,
+      'readoutNode',
+    );
   return {
     ...g,
     name: 'tail',

@@ -3,10 +3,11 @@
  * and the shapes the later stages need read off one ONNX Runtime pass.
  */
 import path from 'node:path';
-import type { Graph } from '../graph/ir.js';
+import type { Graph, ValueInfo } from '../graph/ir.js';
+import { findSampleNorms, freezeSampleNorms, normName, type NormStatistics, type SampleNorm } from '../graph/norms.js';
 import { numel } from '../graph/ir.js';
 import { prepare } from '../graph/passes.js';
-import { nodePositions, plan as makePlan, type Plan } from '../graph/plan.js';
+import { nodePositions, plan as makePlan, withPack, type Plan } from '../graph/plan.js';
 import { WEIGHTED_OPS } from '../graph/ops.js';
 import { probeShapes, type RuntimeOptions } from '../ort/session.js';
 import { isNormalize, type Dataset, type Normalize } from '../data/dataset.js';
@@ -23,12 +24,22 @@ export interface PreparedModel {
   /** One sample's shape of every tensor the converter needs (site inputs, pools, readout). */
   readonly shapes: ReadonlyMap<string, readonly number[]>;
   readonly normalize: Normalize | null;
+  /**
+   * When per-sample normalisations were frozen (graph/norms.ts): the prepared graph before, the
+   * original ANN; the normalisations' names; the statistics they were frozen with.
+   */
+  readonly original?: Graph;
+  readonly norms?: readonly string[];
+  readonly frozen?: readonly NormStatistics[];
 }
 
 export interface PrepareOptions extends RuntimeOptions {
-  readonly readoutNode?: string;
+  /** The readout node, or one per output (default: found, graph/plan.ts). */
+  readonly readoutNode?: string | readonly string[];
   /** Overrides the model's stored normalisation. */
   readonly normalize?: Normalize;
+  /** Statistics to freeze the model's per-sample normalisations with (calibrate/norms.ts measures them). */
+  readonly frozenNorms?: readonly NormStatistics[];
 }
 
 /** The most values one input sample may have (a 3×1024×1024 image has 3·2²⁰; a 16-frame 3×224×224 clip 2.4·10⁶). */
@@ -37,7 +48,8 @@ export const MAX_INPUT_VALUES = 2 ** 26;
 /** The oldest default-domain opset spikeport converts (the calibration graphs need broadcasting Min). */
 export const MIN_OPSET = 8;
 
-export async function prepareModel(m: LoadedModel, opts: PrepareOptions = {}): Promise<PreparedModel> {
+/** A model's graph checked for conversion, with its batch axis made dynamic, and its input. */
+function checkedGraph(m: LoadedModel): { graph: Graph; input: ValueInfo; inputShape: number[] } {
   if (m.graph.opset < MIN_OPSET) {
     throw new SpikeportError(
       'unsupported-model',
@@ -73,16 +85,81 @@ export async function prepareModel(m: LoadedModel, opts: PrepareOptions = {}): P
     );
   }
   // Let the batch axis vary.
-  const graph0: Graph = { ...m.graph, inputs: [{ ...input, shape: ['N', ...inputShape] }] };
+  return { graph: { ...m.graph, inputs: [{ ...input, shape: ['N', ...inputShape] }] }, input, inputShape };
+}
+
+const readoutNames = (v: string | readonly string[] | undefined): string[] | undefined =>
+  v === undefined ? undefined : typeof v === 'string' ? [v] : [...v];
+
+/** A model's per-sample normalisations inside its spiking part (graph/norms.ts), before they are frozen. */
+export interface NormPlan {
+  /** The prepared graph with the normalisations as they are (the original ANN). */
+  readonly graph: Graph;
+  readonly norms: readonly SampleNorm[];
+  readonly inputName: string;
+  readonly inputShape: readonly number[];
+  /** Rank (with the batch axis) of every tensor the statistics are taken of. */
+  readonly ranks: ReadonlyMap<string, number>;
+}
+
+/** The model's per-sample normalisations to freeze, or null when it has none in its spiking part. */
+export async function planNorms(
+  m: LoadedModel,
+  opts: RuntimeOptions & { readonly readoutNode?: string | readonly string[] } = {},
+): Promise<NormPlan | null> {
+  const { graph: graph0, input, inputShape } = checkedGraph(m);
   const graph = prepare(graph0);
-  checkWeightsFinite(graph);
-  const plan = makePlan(graph, { readoutNode: opts.readoutNode, positions: nodePositions(m.graph) });
+  const norms = findSampleNorms(graph, readoutNames(opts.readoutNode));
+  if (norms.length === 0) return null;
+  checkWeightsFinite(graph); // before any statistics are measured with them
+  const shapes = await probeShapes(
+    graph,
+    input.name,
+    { dims: [2, ...inputShape], data: new Float32Array(2 * numel(inputShape)) },
+    norms.map((s) => s.measured),
+    opts,
+  );
+  return {
+    graph,
+    norms,
+    inputName: input.name,
+    inputShape,
+    ranks: new Map([...shapes].map(([k, d]) => [k, d.length])),
+  };
+}
+
+export async function prepareModel(m: LoadedModel, opts: PrepareOptions = {}): Promise<PreparedModel> {
+  const { graph: graph0, input, inputShape } = checkedGraph(m);
+  let prepared = prepare(graph0);
+  checkWeightsFinite(prepared);
+  const norms = findSampleNorms(prepared, readoutNames(opts.readoutNode));
+  if (norms.length > 0 && !opts.frozenNorms)
+    throw new SpikeportError(
+      'unsupported-model',
+      `${norms.length === 1 ? normName(norms[0]) : `${norms.length} normalisations (${normName(norms[0])}, …)`} normalise${norms.length === 1 ? 's' : ''} each sample inside the spiking part, which spikes cannot do; convert freezes their statistics on calibration data (or set readoutNode before them)`,
+    );
+  const original = norms.length > 0 ? prepared : null;
+  if (original && opts.frozenNorms) {
+    const inputs = await probeShapes(
+      prepared,
+      input.name,
+      { dims: [2, ...inputShape], data: new Float32Array(2 * numel(inputShape)) },
+      norms.map((s) => s.input),
+      opts,
+    );
+    const perSample = new Map([...inputs].map(([k, d]) => [k, d.slice(1)]));
+    prepared = prepare(freezeSampleNorms(prepared, norms, opts.frozenNorms, perSample));
+  }
+  const plan = makePlan(prepared, { readoutNode: opts.readoutNode, positions: nodePositions(m.graph) });
+  // Several readouts are packed into one tensor by nodes the graph now holds (the ANN's outputs are unchanged).
+  const graph = withPack(prepared, plan);
   const pools = plan.spiking.filter((n) => n.opType === 'MaxPool' && plan.varying.has(n.inputs[0]));
   const weighted = graph.nodes.filter((n) => WEIGHTED_OPS.has(n.opType));
   const names = [
     ...plan.sites.map((s) => s.input),
     ...pools.flatMap((p) => [p.inputs[0], p.outputs[0]]),
     plan.readout,
+    ...plan.readouts.map((r) => r.tensor),
     ...weighted.flatMap((n) => [n.inputs[0], n.outputs[0]]),
   ];
   let shapes: Map<string, number[]>;
@@ -118,11 +195,28 @@ export async function prepareModel(m: LoadedModel, opts: PrepareOptions = {}): P
     source: { path: m.path, sha256: m.sha256 },
     graph,
     plan,
+    ...(original ? { original, norms: norms.map(normName), frozen: opts.frozenNorms } : {}),
     inputName: input.name,
     inputShape,
     shapes: perSample,
     normalize,
   };
+}
+
+/** The metadata key of a video model's frame rate (frames per second its clips are sampled at), a number. */
+export const FRAME_RATE_KEY = 'spikeport.frameRate';
+
+/** A video model's frame rate from its metadata; undefined when it has none. */
+export function storedFrameRate(g: Graph): number | undefined {
+  const text = g.metadata[FRAME_RATE_KEY];
+  if (text === undefined) return undefined;
+  const v = Number(text);
+  if (!/^\d+(\.\d+)?$/.test(text.trim()) || !(v > 0 && v <= 1000))
+    throw new SpikeportError(
+      'invalid-file',
+      `the model metadata ${FRAME_RATE_KEY} is "${text}", not a frame rate (frames per second in (0, 1000])`,
+    );
+  return v;
 }
 
 /**

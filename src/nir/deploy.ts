@@ -4,6 +4,7 @@
  * threshold per IF node where the chip has one register, and weights as the target's integers
  * with one scale per neuron node. Each change is a line of the record (`notes`).
  */
+import { SpikeportError } from '../errors.js';
 import { numel } from '../graph/ir.js';
 import type { Array as NirArray, NirGraph, NirNode } from './graph.js';
 import type { Profile, Quantisation } from './profiles.js';
@@ -51,7 +52,23 @@ export function signedScale(values: readonly number[], bits: number): number {
 /** The largest weight integer of `bits` signed bits (the symmetric range, as the importers use). */
 export const weightMax = (bits: number): number => 2 ** (bits - 1) - 1;
 
-export function deployFor(input: NirGraph, profile: Profile): Deployed {
+export interface DeployOptions {
+  /**
+   * The graph's float weights become integers as the importer makes them (a file from another
+   * tool); otherwise spikeport writes the integers (its own rounding where the profile has one).
+   */
+  readonly byImporter?: boolean;
+}
+
+/** A Scale's factors as one per channel (C of them, outermost axis), or null when they vary within a channel. */
+function channelScale(scale: NirArray, C: number): number[] | null {
+  if (scale.data.length % C !== 0) return null;
+  const per = scale.data.length / C;
+  const c = Array.from({ length: C }, (_, k) => scale.data[k * per]);
+  return scale.data.every((v, i) => v === c[Math.floor(i / per)]) ? c : null;
+}
+
+export function deployFor(input: NirGraph, profile: Profile, opts: DeployOptions = {}): Deployed {
   const nodes = new Map(input.nodes);
   let edges = input.edges.map(([a, b]) => [a, b] as [string, string]);
   const notes: string[] = [];
@@ -106,6 +123,65 @@ export function deployFor(input: NirGraph, profile: Profile): Deployed {
       );
   }
 
+  // A Scale node (a residual branch brought to another θ) for an importer that reads none: folded
+  // into the layer with weights that feeds it (its output channels scaled), or else written as a
+  // 1×1 convolution (a diagonal Affine for a vector) with the scale on its diagonal: the same
+  // numbers from nodes the importer reads.
+  if (!profile.readsScale) {
+    for (const [name, n] of [...nodes]) {
+      if (n.type !== 'Scale') continue;
+      const shape = n.scale.dims;
+      const srcs = into(name);
+      const src = srcs.length === 1 ? srcs[0] : null;
+      const w = src === null ? undefined : nodes.get(src);
+      const folded =
+        isWeighted(w) && src !== null && from(src).length === 1 ? channelScale(n.scale, w.weight.dims[0]) : null;
+      if (folded && isWeighted(w) && src !== null) {
+        const each = w.weight.data.length / w.weight.dims[0];
+        const weight = { dims: w.weight.dims, data: w.weight.data.map((v, i) => v * folded[Math.floor(i / each)]) };
+        nodes.set(
+          src,
+          w.type === 'Linear'
+            ? { ...w, weight }
+            : { ...w, weight, bias: { dims: w.bias.dims, data: w.bias.data.map((v, c) => v * folded[c]) } },
+        );
+        nodes.delete(name);
+        edges = edges.filter(([, b]) => b !== name).map(([a, b]) => (a === name ? [src, b] : [a, b]));
+        notes.push(`${name}: Scale folded into ${src} (${profile.name}'s importer reads no Scale node)`);
+        continue;
+      }
+      const C = shape[0];
+      const perChannel = shape.length >= 1 && shape.length <= 3 ? channelScale(n.scale, C) : null;
+      if (!perChannel)
+        throw new SpikeportError(
+          'unsupported-model',
+          `${name}: ${profile.name}'s importer reads no Scale node, and this one's factors vary within a channel: the network has no ${profile.name} form (the generic profile writes the Scale)`,
+        );
+      const k = shape.length - 1; // spatial axes: 0 (a vector), 1 or 2
+      const weight = new Float32Array(C * C);
+      for (let c = 0; c < C; c++) weight[c * C + c] = perChannel[c];
+      const bias = { dims: [C], data: new Float32Array(C) };
+      nodes.set(
+        name,
+        k === 0
+          ? { type: 'Affine', weight: { dims: [C, C], data: weight }, bias }
+          : {
+              type: k === 1 ? 'Conv1d' : 'Conv2d',
+              weight: { dims: [C, C, ...Array<number>(k).fill(1)], data: weight },
+              bias,
+              stride: Array<number>(k).fill(1),
+              padding: Array<number>(k).fill(0),
+              dilation: Array<number>(k).fill(1),
+              groups: 1,
+              inputShape: shape.slice(1),
+            },
+      );
+      notes.push(
+        `${name}: Scale written as a ${k === 0 ? 'diagonal Affine' : `1×1 ${k === 1 ? 'Conv1d' : 'Conv2d'}`} of ${C} channels (${profile.name}'s importer reads no Scale node)`,
+      );
+    }
+  }
+
   // One threshold per IF node: per-channel thresholds into the weights of the layers feeding it.
   const weightsOf = (ifName: string): string[] | null => {
     const srcs = into(ifName);
@@ -148,6 +224,7 @@ export function deployFor(input: NirGraph, profile: Profile): Deployed {
 
   if (q) {
     const max = weightMax(q.bits);
+    const rounding = opts.byImporter ? q.rounding : (q.written ?? q.rounding);
     let skipped = 0;
     for (const [name, n] of [...nodes]) {
       if (n.type !== 'IF' && n.type !== 'Output') continue;
@@ -175,7 +252,7 @@ export function deployFor(input: NirGraph, profile: Profile): Deployed {
       const bias = (v: number): number => (q.bias === 'float' ? v * scale : roundHalfEven(v * scale));
       for (const [j, s] of srcs.entries()) {
         const w = ws[j];
-        const weight = { dims: w.weight.dims, data: w.weight.data.map((v) => toInteger(v * scale, q.rounding)) };
+        const weight = { dims: w.weight.dims, data: w.weight.data.map((v) => toInteger(v * scale, rounding)) };
         nodes.set(
           s,
           w.type === 'Linear'
@@ -205,7 +282,7 @@ export function deployFor(input: NirGraph, profile: Profile): Deployed {
       }
     }
     notes.push(
-      `weights as ${q.bits}-bit integers (${q.rounding === 'truncate' ? 'cast toward zero' : 'rounded to nearest'}), one scale per neuron node (${max}/max |w|${q.bias === 'bits' ? ', or the bias if larger' : ''}); thresholds ${q.threshold === 'integer' ? 'as integers' : 'scaled alike, float'}; bias ${q.bias === 'float' ? 'scaled, float' : 'as integers'}${q.membrane ? `; membrane held within ±${fmt(q.membrane)}` : ''}`,
+      `weights as ${q.bits}-bit integers (${rounding === 'truncate' ? 'cast toward zero' : rounding !== q.rounding ? `rounded to nearest by spikeport; the largest is ±${max}, so the importer's scale is 1 and its cast toward zero keeps them` : 'rounded to nearest'}), one scale per neuron node (${max}/max |w|${q.bias === 'bits' ? ', or the bias if larger' : ''}); thresholds ${q.threshold === 'integer' ? 'as integers' : 'scaled alike, float'}; bias ${q.bias === 'float' ? 'scaled, float' : 'as integers'}${q.membrane ? `; membrane held within ±${fmt(q.membrane)}` : ''}`,
     );
     if (skipped)
       notes.push(

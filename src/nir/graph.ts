@@ -575,6 +575,14 @@ export function toNir(
         return refuse(n, 'NIR has no such node');
     }
   };
+  if (spec.readouts)
+    throw new SpikeportError(
+      'unsupported-model',
+      `cannot export to NIR: the network has ${spec.readouts.length} readouts (${spec.readouts
+        .slice(0, 3)
+        .map((r) => r.name)
+        .join(', ')}${spec.readouts.length > 3 ? ', …' : ''}), and spikeport writes NIR graphs with one output`,
+    );
   const out = resolve(spec.readout);
   nodes.set('output', { type: 'Output', shape: out.shape });
   for (const s of out.sources) edges.push([s, 'output']);

@@ -13,8 +13,14 @@ export type Target = (typeof TARGETS)[number];
 export interface Quantisation {
   /** Signed weight bits: weights become integers in [−(2^(bits−1) − 1), 2^(bits−1) − 1]. */
   readonly bits: number;
-  /** How the scaled weights become integers: to nearest (ties to even, as numpy and torch round) or toward zero (a cast). */
+  /** How the importer makes integers of a file's scaled weights: to nearest (ties to even, as numpy and torch round) or toward zero (a cast). */
   readonly rounding: 'nearest' | 'truncate';
+  /**
+   * How spikeport rounds when it writes the integers itself, where that differs from the
+   * importer's: a file whose weights are already integers with the largest at the range's end
+   * is scaled by exactly 1 on import, so the importer's cast leaves them as written.
+   */
+  readonly written?: 'nearest';
   /** Biases share the weights' scale and bit width (Speck), become integers with any range (Loihi 2's mantissa and exponent), or stay float (SpiNNaker2's i_offset). */
   readonly bias: 'bits' | 'integer' | 'float';
   /** The threshold becomes an integer in weight units (Speck, Loihi 2) or stays a float (SpiNNaker2). */
@@ -36,6 +42,11 @@ export interface Profile {
   readonly pool: 'AvgPool2d' | 'SumPool2d';
   /** The importer takes Affine, not Linear (sinabs): a Linear is written as an Affine with zero bias. */
   readonly affineOnly: boolean;
+  /**
+   * The importer reads Scale nodes. Where it does not (or its sources do not say), a Scale is
+   * folded into the layer with weights that feeds it, or the export is refused naming it.
+   */
+  readonly readsScale: boolean;
   /** One threshold per IF node (the chip's register): per-neuron thresholds are folded into the incoming weights. */
   readonly scalarThreshold: boolean;
   /** One line for the record. */
@@ -50,6 +61,7 @@ export const PROFILES: Readonly<Record<Target, Profile>> = {
     floor: 1,
     pool: 'SumPool2d',
     affineOnly: true,
+    readsScale: false,
     scalarThreshold: false,
     summary:
       'sinabs.from_nir: IF → IAFSqueeze (MultiSpike: ⌊v/θ⌋ spikes where v ≥ θ, subtracts them, membrane held ≥ −θ); reads Affine, Conv1d/2d, SumPool2d, Flatten (no AvgPool2d, Linear, Scale); float weights',
@@ -61,6 +73,7 @@ export const PROFILES: Readonly<Record<Target, Profile>> = {
     floor: 1,
     pool: 'SumPool2d',
     affineOnly: true,
+    readsScale: false,
     scalarThreshold: true,
     quantisation: { bits: 8, rounding: 'nearest', bias: 'bits', threshold: 'integer', membrane: 2 ** 15 - 1 },
     summary:
@@ -72,10 +85,11 @@ export const PROFILES: Readonly<Record<Target, Profile>> = {
     spikes: 'single',
     pool: 'AvgPool2d',
     affineOnly: false,
+    readsScale: false,
     scalarThreshold: false,
-    quantisation: { bits: 8, rounding: 'truncate', bias: 'float', threshold: 'float' },
+    quantisation: { bits: 8, rounding: 'truncate', written: 'nearest', bias: 'float', threshold: 'float' },
     summary:
-      'py-spinnaker2 s2_nir (ResetMethod.SUBTRACT, the default): one spike per step at v > θ, subtracts θ; with scale_weights the weights into each population are scaled to [−127, 127] and cast to int8 (toward zero), threshold and i_offset scaled alike as floats',
+      'py-spinnaker2 s2_nir (ResetMethod.SUBTRACT, the default): one spike per step at v > θ, subtracts θ; with scale_weights the weights into each population are scaled to [−127, 127] and cast to int8 (toward zero), threshold and i_offset scaled alike as floats (spikeport writes the integers rounded to nearest, largest at ±127: the import scales them by 1 and the cast keeps them)',
   },
   loihi2: {
     name: 'loihi2',
@@ -83,6 +97,7 @@ export const PROFILES: Readonly<Record<Target, Profile>> = {
     spikes: 'single',
     pool: 'AvgPool2d',
     affineOnly: false,
+    readsScale: false,
     scalarThreshold: true,
     quantisation: { bits: 8, rounding: 'nearest', bias: 'integer', threshold: 'integer', membrane: (2 ** 23 - 1) / 64 },
     summary:
@@ -94,6 +109,7 @@ export const PROFILES: Readonly<Record<Target, Profile>> = {
     spikes: 'single',
     pool: 'SumPool2d',
     affineOnly: true,
+    readsScale: false,
     scalarThreshold: false,
     summary:
       'norse.torch.from_nir: IF → IAFCell (fires at v > θ, v set to v_reset = 0); reads Affine, Conv2d, SumPool2d (as LPPool2d of norm 1), Flatten (no AvgPool2d, Scale); float weights',
@@ -104,6 +120,7 @@ export const PROFILES: Readonly<Record<Target, Profile>> = {
     spikes: 'single',
     pool: 'AvgPool2d',
     affineOnly: false,
+    readsScale: true,
     scalarThreshold: false,
     summary: "NIR's IF as its definition says: fires at v > θ, v ← v_reset = 0; float weights",
   },
@@ -148,6 +165,7 @@ export function profileWith(target: Target, weightBits?: number): Profile {
     quantisation: {
       bits: weightBits,
       rounding: q?.rounding ?? 'nearest',
+      ...(q?.written ? { written: q.written } : {}),
       bias: q?.bias ?? 'float',
       threshold: q?.threshold ?? 'float',
       ...(q?.membrane !== undefined ? { membrane: q.membrane } : {}),

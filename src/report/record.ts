@@ -35,6 +35,8 @@ export interface CeilingResult {
 export interface RunInfo {
   /** What was scored (absent in records made before tasks: classification). */
   readonly task?: Task;
+  /** The names of `metric` and `secondary` when they are not the task's (video-level runs: video top-1, clip top-1). */
+  readonly metrics?: readonly [string, string];
   readonly model: string;
   readonly data: string;
   readonly samples: number;
@@ -49,6 +51,11 @@ export interface SimulateRecord extends RunInfo {
   readonly maxpool: string;
   readonly ann: Score | null;
   readonly clippedAnn: Score | null;
+  /**
+   * With per-sample normalisations frozen (calibration.normalization): the ANN with them frozen,
+   * what the SNN converts; `ann` is then the original ANN and `clippedAnn` the frozen one clipped.
+   */
+  readonly frozenAnn?: Score;
   /**
    * The ceiling at each T (docs/algorithm.md §4.1): the ANN with every site quantised to the
    * `levels` an IF neuron (or group) can output in T steps. With the references only; absent in
@@ -72,6 +79,10 @@ export interface SimulateRecord extends RunInfo {
   readonly engines?: Readonly<Partial<Record<'steps' | 'fused' | 'loop', number>>>;
   /** A few test images with the SNN's (and the ANN's) predictions (simulate's `pictures`; absent in older records). */
   readonly pictures?: Pictures;
+  /** The model's outputs that were scored, by name, with their per-sample shapes (absent in older records). */
+  readonly outputs?: readonly OutputInfo[];
+  /** Detection: the head that decoded the outputs and its thresholds (absent for other tasks and older records). */
+  readonly detection?: DetectionInfo;
   /** The input normalisation the samples were read with (null: none; absent in older records). */
   readonly normalize?: { readonly mean: readonly number[]; readonly std: readonly number[] } | null;
   /**
@@ -81,6 +92,37 @@ export interface SimulateRecord extends RunInfo {
    */
   readonly notices?: readonly Notice[];
 }
+
+/** One of the model's outputs: its name and per-sample shape. */
+export interface OutputInfo {
+  readonly name: string;
+  readonly shape: readonly number[];
+}
+
+/** The detection head a run used (tasks/heads.ts): its kind, classes and thresholds. */
+export interface DetectionInfo {
+  readonly head: string;
+  readonly classes: number;
+  readonly scoreThreshold: number;
+  readonly topCandidates: number;
+  readonly nmsThreshold: number;
+  readonly detectionsPerImage: number;
+}
+
+/** An output's axes: ONNX models have a handful; the cap keeps a hostile record small to hold. */
+const MAX_AXES = 64;
+export const outputInfoSchema = z.object({
+  name: z.string(),
+  shape: z.array(z.number().int().nonnegative()).max(MAX_AXES, `at most ${MAX_AXES} axes`),
+});
+export const detectionInfoSchema = z.object({
+  head: z.string(),
+  classes: z.number().int().positive(),
+  scoreThreshold: z.number(),
+  topCandidates: z.number().int().nonnegative(),
+  nmsThreshold: z.number(),
+  detectionsPerImage: z.number().int().positive(),
+});
 
 /** The times of one process's simulation, or (`workers`) of each worker's or shard's. */
 export interface SimulationTimes {
@@ -198,7 +240,14 @@ const byT = <T extends z.ZodType<{ T: number }>>(item: T) =>
     'each T once, in ascending order (as spikeport writes them)',
   );
 const score = z.object({ metric: num, secondary: num.nullable() }).nullable();
-const info = { task: z.enum(TASKS).optional(), model: str, data: str, samples: num, created: str };
+const info = {
+  task: z.enum(TASKS).optional(),
+  metrics: z.tuple([str, str]).optional(),
+  model: str,
+  data: str,
+  samples: num,
+  created: str,
+};
 const cost = z.object({
   T: step,
   sops: num,
@@ -301,6 +350,7 @@ const recordSchema: z.ZodType<RunRecord> = z.discriminatedUnion('kind', [
     maxpool: str,
     ann: score,
     clippedAnn: score,
+    frozenAnn: score.unwrap().optional(),
     ceiling: byT(z.object({ T: num, levels: num, metric: num, secondary: num.nullable() })).optional(),
     delay: z.object({ estimated: num, latencies: rows(num), rule: str }),
     results: byT(
@@ -320,6 +370,8 @@ const recordSchema: z.ZodType<RunRecord> = z.discriminatedUnion('kind', [
     times: times.optional(),
     engines: z.object({ steps: batches, fused: batches, loop: batches }).partial().strict().optional(),
     pictures: picturesSchema.optional(),
+    outputs: rows(outputInfoSchema).optional(),
+    detection: detectionInfoSchema.optional(),
     normalize: z
       .object({ mean: z.array(num), std: z.array(num) })
       .nullable()

@@ -8,11 +8,11 @@ import type { CurvesRecord, DelayRecord, EnergyRecord, Pictures, RunRecord, Simu
 import { picturesText } from './picture-html.js';
 import { stepsSections } from './steps.js';
 import { barChart, lineChart, type Row } from './charts.js';
-import { METRIC_NAMES, type Task } from '../tasks/task.js';
+import { metricNamesOf, type Task } from '../tasks/task.js';
 
 /** The record's metric names (records written before tasks are classification). */
-function names(r: { task?: Task }): readonly [string, string] {
-  return METRIC_NAMES[r.task ?? 'classification'];
+function names(r: { task?: Task; metrics?: readonly [string, string] }): readonly [string, string] {
+  return metricNamesOf(r);
 }
 
 export interface Table {
@@ -111,10 +111,18 @@ function simulateSections(r: SimulateRecord): Section[] {
       text: [
         `Model ${r.model}; data ${r.data}, ${r.samples} samples; thresholds ${r.method} (${r.iterations} iterations); max pooling ${r.maxpool}.`,
         `Estimated delay d̂ = ${r.delay.estimated}; delay at T: ${r.delay.rule}. Simulation ${num(r.simulationSeconds)} s on the wall clock${timesNote(r.times)}${engineNote(r.engines)}.`,
+        ...(r.outputs && r.outputs.length > 1
+          ? [`Outputs read out: ${r.outputs.map((o) => `${o.name} [${o.shape.join('×')}]`).join(', ')}.`]
+          : []),
+        ...(r.detection
+          ? [
+              `Detection head ${r.detection.head} (${r.detection.classes} classes): scores above ${r.detection.scoreThreshold}${r.detection.head === 'centernet' ? '' : `, the best ${r.detection.topCandidates} per level`}, NMS at IoU ${r.detection.nmsThreshold}, ${r.detection.detectionsPerImage} detections per image.`,
+            ]
+          : []),
         ...(r.normalize !== undefined ? [normalizeText(r.normalize)] : []),
         ...(r.ann
           ? [
-              `ANN ${m1} ${pct(r.ann.metric)} %; clipped ANN (ReLU → clip(x, 0, θ)) ${pct(r.clippedAnn?.metric)} %.`,
+              `ANN ${m1} ${pct(r.ann.metric)} %; ${r.frozenAnn ? `ANN with its per-sample normalisations frozen (what the SNN converts) ${pct(r.frozenAnn.metric)} %; ` : ''}clipped ANN (ReLU → clip(x, 0, θ)) ${pct(r.clippedAnn?.metric)} %.`,
               ...(ceiling
                 ? [
                     `Ceiling at T: the ANN with every site quantised to the L levels an IF neuron starting at θ/2 can output in T steps, (θ/L)·clip(⌊x·L/θ + ½⌋, 0, L), L = ${ceiling[0] && ceiling[0].levels !== ceiling[0].T ? `${ceiling[0].levels / ceiling[0].T}·T (groups of binary neurons)` : 'T'}. The gap from the clipped ANN to the ceiling is quantisation (more levels per step help), from the ceiling to the SNN timing (calibration and the delay help); docs/algorithm.md §4.1.`,
@@ -149,7 +157,10 @@ function simulateSections(r: SimulateRecord): Section[] {
         x: { field: 'T', title: 'time steps T', log2: true },
         y: { field: 'accuracy', title: m1, percent: true },
         color: { field: 'series', title: '' },
-        hlines: annLines(r.ann, r.clippedAnn),
+        hlines: [
+          ...annLines(r.ann, r.clippedAnn),
+          ...(r.frozenAnn ? [{ label: 'frozen ANN', value: r.frozenAnn.metric }] : []),
+        ],
       }),
       table: {
         header: ['T', 'delay', `${m1} %`, 'no delay %', `${m2} %`, ...(ceiling ? [`ceiling ${m1} %`] : [])],

@@ -222,6 +222,9 @@ export function buildSnn(
     inputShape: m.inputShape,
     readout: m.plan.readout,
     readoutShape: shapeOf(m.plan.readout),
+    ...(m.plan.pack.length
+      ? { readouts: m.plan.readouts.map((r) => ({ name: r.tensor, shape: shapeOf(r.tensor) })) }
+      : {}),
     states,
     sites,
     granularity: th.granularity,

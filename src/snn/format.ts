@@ -98,6 +98,11 @@ export interface SnnSpec {
   readonly inputShape: readonly number[];
   readonly readout: string;
   readonly readoutShape: readonly number[];
+  /**
+   * Several readouts (a network with several outputs): the readout output holds them side by
+   * side, each flattened per sample, in this order; the tail cuts them apart. Absent: one readout.
+   */
+  readonly readouts?: readonly { readonly name: string; readonly shape: readonly number[] }[];
   readonly states: readonly StateSpec[];
   readonly sites: readonly SiteSpec[];
   readonly granularity: 'channel' | 'layer';
@@ -139,8 +144,8 @@ export interface SnnMetadata {
     readonly latencies: readonly number[];
     readonly fitted?: readonly number[];
   };
-  /** The node the user chose as the readout, if any. */
-  readonly readoutNode?: string;
+  /** The node (or nodes, one per output) the user chose as the readout, if any. */
+  readonly readoutNode?: string | readonly string[];
   /** Corrections after conversion: the T of bias / potential calibration and the samples they used, and the delay fit's samples. */
   readonly corrections?: {
     readonly biasT?: number;
@@ -159,11 +164,36 @@ export interface SnnMetadata {
   readonly unit?: UnitSpikes;
   /** Image preprocessing preset (data/preprocess.ts) used at conversion, repeated by simulate; absent: none given. */
   readonly preprocess?: string;
+  /** Video files: the frame rate clips were resampled to at conversion, simulate's default; absent: each video's own. */
+  readonly frameRate?: number;
+  /**
+   * Per-sample normalisations frozen at conversion (graph/norms.ts): their names, the samples
+   * their statistics were averaged over, the statistics (to prepare the source ANN the same way
+   * again), and what freezing cost the ANN on other samples. Absent: none.
+   */
+  readonly normalization?: NormalizationRecord;
   /**
    * Conversion for a target (convert --target): corrections that only the target's neuron
    * needs, applied by `export nir` and `simulate --as-target`, never by spikeport's own neuron.
    */
   readonly target?: TargetCalibration;
+}
+
+export interface NormalizationRecord {
+  readonly norms: readonly string[];
+  readonly samples: number;
+  readonly statistics: readonly {
+    readonly node: string;
+    readonly mean: readonly number[];
+    readonly variance: readonly number[];
+  }[];
+  readonly cost: {
+    readonly samples: number;
+    /** Whether the cost was measured on other samples than the statistics (false: too few calibration samples). */
+    readonly heldOut: boolean;
+    readonly outputs: readonly { readonly name: string; readonly error: number }[];
+    readonly agreement: { readonly measure: string; readonly value: number } | null;
+  };
 }
 
 /** What convert --target found for a target's neuron (docs/nir.md). */
@@ -258,6 +288,10 @@ const specSchema: z.ZodType<SnnSpec> = z.object({
   inputShape: dims,
   readout: name,
   readoutShape: dims,
+  readouts: z
+    .array(z.object({ name, shape: dims }))
+    .min(2)
+    .optional(),
   states: z.array(z.object({ input: name, output: name, shape: dims })),
   sites: z
     .array(
@@ -316,7 +350,7 @@ const metadataSchema = z.object({
     data: z.string(),
   }),
   delay: z.object({ estimated: count, latencies: z.array(latency), fitted: z.array(count).min(1).optional() }),
-  readoutNode: name.optional(),
+  readoutNode: z.union([name, z.array(name).min(1)]).optional(),
   corrections: z
     .object({
       biasT: z.number().int().positive().optional(),
@@ -336,6 +370,28 @@ const metadataSchema = z.object({
   preprocess: z
     .string()
     .refine((p) => parsePreprocess(p) !== null, `must be a preprocessing preset (${PREPROCESS_PRESETS})`)
+    .optional(),
+  frameRate: z.number().positive().max(1000).optional(),
+  normalization: z
+    .object({
+      norms: z.array(name).min(1),
+      samples: z.number().int().positive(),
+      statistics: z
+        .array(
+          z.object({
+            node: name,
+            mean: z.array(z.number()).min(1),
+            variance: z.array(z.number().nonnegative()).min(1),
+          }),
+        )
+        .min(1),
+      cost: z.object({
+        samples: z.number().int().positive(),
+        heldOut: z.boolean(),
+        outputs: z.array(z.object({ name, error: z.number().nonnegative() })),
+        agreement: z.object({ measure: z.string(), value: z.number().min(0).max(1) }).nullable(),
+      }),
+    })
     .optional(),
   target: z
     .object({
@@ -451,6 +507,9 @@ function checkInterface(g: Graph, meta: SnnMetadata, form: SnnForm, where: strin
   if (form === 'step') {
     if (!sameShape(outputs.get(spec.readout)?.shape, spec.readoutShape))
       throw field('spec.readoutShape', `${spec.readoutShape.join('x')} is not the readout output's shape`);
+    const packed = (spec.readouts ?? []).reduce((a, r) => a + r.shape.reduce((x, y) => x * y, 1), 0);
+    if (spec.readouts && (spec.readoutShape.length !== 1 || spec.readoutShape[0] !== packed))
+      throw field('spec.readouts', `hold ${packed} values per sample, the readout ${spec.readoutShape.join('x')}`);
     spec.states.forEach((st, i) => {
       if (!sameShape(inputs.get(st.input)?.shape, st.shape))
         throw field(`spec.states.${i}.shape`, `${st.shape.join('x')} is not the shape of input "${st.input}"`);

@@ -273,6 +273,7 @@ export async function attachSource(snn: Snn, snnFile: string, opts: LoadSnnOptio
   }
   const source = await prepareModel(loaded, {
     readoutNode: snn.meta.readoutNode,
+    ...(snn.meta.normalization ? { frozenNorms: snn.meta.normalization.statistics } : {}),
     normalize: snn.meta.normalize ?? undefined,
     threads: opts.threads,
     device: opts.device,

@@ -17,7 +17,7 @@
 import type { Graph, Node, Tensor } from '../graph/ir.js';
 import { attrInt, floatTensor, numel } from '../graph/ir.js';
 import { consumers } from '../graph/topo.js';
-import { plan as makePlan } from '../graph/plan.js';
+import { plan as makePlan, withPack } from '../graph/plan.js';
 import { probeShapes, type RuntimeOptions } from '../ort/session.js';
 import type { PreparedModel } from '../model/prepare.js';
 import type { Thresholds } from '../calibrate/thresholds.js';
@@ -302,8 +302,11 @@ export async function unitSpikeForm(m: PreparedModel, th: Thresholds, opts: Runt
     throw new SpikeportError('unsupported-model', `cannot fold θ into the readout "${p.readoutNode}"`);
   }
 
-  const graph: Graph = { ...g, nodes, initializers };
-  const plan = makePlan(graph, { readoutNode: p.readoutNode });
+  // Planned again on the folded graph, with the same readouts (packed again when there are several).
+  const packing = new Set(p.pack.map((n) => n.name));
+  const bare: Graph = { ...g, nodes: nodes.filter((n) => !packing.has(n.name)), initializers };
+  const plan = makePlan(bare, { readoutNode: p.readouts.map((r) => r.node) });
+  const graph = withPack(bare, plan);
   if (plan.sites.length !== p.sites.length || plan.readout !== p.readout) {
     throw new SpikeportError(
       'unsupported-model',

@@ -11,7 +11,9 @@ import { SpikeportError } from '../errors.js';
 import type { Notice } from '../progress.js';
 import { TopKCounter } from './classification.js';
 import { ConfusionMatrix } from './segmentation.js';
-import { decode, meanAveragePrecision, type Detection } from './detection.js';
+import { meanAveragePrecision, type Detection } from './detection.js';
+import { mergeVideoStates, videoScorer, videoScores, type VideoState } from './video.js';
+import { checkDetectionOptions, detectionHead, type DetectionHead, type DetectionOptions } from './heads.js';
 
 export const TASKS = ['classification', 'segmentation', 'detection', 'video'] as const;
 export type Task = (typeof TASKS)[number];
@@ -22,6 +24,17 @@ export const METRIC_NAMES: Readonly<Record<Task, readonly [string, string]>> = {
   segmentation: ['mIoU', 'pixel accuracy'],
   detection: ['mAP@[.50:.95]', 'mAP@.50'],
 };
+
+/** Names of the two metrics when a video's clips are scored together too (data with `clipsPerVideo` > 1). */
+export const VIDEO_LEVEL_NAMES: readonly [string, string] = ['video top-1', 'clip top-1'];
+
+/** A record's two metric names: its own (video-level runs), else its task's. */
+export function metricNamesOf(r: {
+  readonly task?: Task;
+  readonly metrics?: readonly [string, string];
+}): readonly [string, string] {
+  return r.metrics ?? METRIC_NAMES[r.task ?? 'classification'];
+}
 
 export interface Score {
   readonly metric: number;
@@ -36,9 +49,34 @@ export interface Targets {
   readonly placements?: readonly Placement[];
 }
 
+/** One of a model's outputs for a batch: its name, dims (batch first) and values. */
+export interface ModelOutput {
+  readonly name: string;
+  readonly dims: readonly number[];
+  readonly data: Float32Array;
+}
+
+/** A model's outputs, every one, in the order of its graph outputs. */
+export type ModelOutputs = readonly ModelOutput[];
+
+/**
+ * What a task scores, beyond the data: the detection head and its thresholds; `pairs`:
+ * classification and video also count (label, prediction) pairs in the first window (the
+ * class-order notice).
+ */
+export interface ScorerOptions {
+  readonly detection?: DetectionOptions;
+  readonly pairs?: boolean;
+}
+
 export interface Scorer {
-  /** outputs: one window's model outputs for a batch, [n, ...]; batch: its samples (and masks). */
-  add(window: number, outputs: Float32Array, dims: readonly number[], batch: Targets): void;
+  /**
+   * Check the outputs' layout (dims of a batch, the values unused) before any work: a one-line
+   * error when the task cannot score them (e.g. no detection head fits).
+   */
+  check(outputs: ModelOutputs): void;
+  /** outputs: one window's model outputs for a batch, [n, ...] each; batch: its samples (and masks). */
+  add(window: number, outputs: ModelOutputs, batch: Targets): void;
   scores(): Score[];
   /** What the scores are computed from, as plain JSON: states of disjoint sample sets merge exactly (mergeStates). */
   state(): ScorerState;
@@ -74,7 +112,8 @@ export type ScorerState =
       /** The images scored, ascending, and their ground-truth boxes (in the data set's order). */
       readonly images: readonly number[];
       readonly truth: readonly DetectionBox[];
-    };
+    }
+  | VideoState;
 
 /**
  * A data set whose classes are named (class folders, COCO categories, a known set) must have
@@ -85,7 +124,7 @@ export type ScorerState =
 export function checkClassCount(data: Dataset, modelClasses: number): void {
   const named = data.classes?.length;
   if (named === undefined || named === modelClasses) return;
-  const byName = /^(imagefolder|videofolder|coco):/.test(data.name);
+  const byName = /^(imagefolder|videofolder|videofiles|coco):/.test(data.name);
   throw new SpikeportError(
     'invalid-data',
     `data set ${data.name} has ${named} classes but the model scores ${modelClasses}: its labels would not be the model's classes${byName ? " (name the model's classes in its order, one per line, with classNames: folders and categories are then matched by name)" : ''}`,
@@ -118,7 +157,7 @@ export function classOrderNotice(ann: ScorerState, data: string, metric: string)
   }
   const best = matched / n;
   const chance = 1 / ann.classes;
-  const byName = /^(imagefolder|videofolder|coco):/.test(data);
+  const byName = /^(imagefolder|videofolder|videofiles|coco):/.test(data);
   const pct = (v: number): string => `${(100 * v).toFixed(1)} %`;
   const fix = byName
     ? "name the model's classes in its order, one per line, with classNames"
@@ -149,29 +188,60 @@ export function inferTask(d: Dataset, given?: Task): Task {
 
 /**
  * A scorer for `windows` readout windows; `from`: continue from a state (a resumed run);
- * `pairs`: classification and video also count (label, prediction) pairs in the first window.
+ * `options.pairs`: classification and single-clip video also count (label, prediction) pairs in the first window.
  */
 export function makeScorer(
   task: Task,
   windows: number,
   data: Dataset,
   from?: ScorerState,
-  opts: { readonly pairs?: boolean } = {},
+  options: ScorerOptions = {},
 ): Scorer {
-  if (from && from.kind !== stateKind(task)) throw new Error(`a ${from.kind} state cannot continue a ${task} scorer`);
+  if (from && from.kind !== stateKind(task, data))
+    throw new Error(`a ${from.kind} state cannot continue a ${task} scorer`);
   switch (task) {
-    case 'classification':
     case 'video':
-      return topK(windows, data, from, opts.pairs === true);
+      return (data.clipsPerVideo ?? 1) > 1
+        ? oneOutput(task, videos(windows, data, from))
+        : oneOutput(task, topK(windows, data, from, options.pairs === true));
+    case 'classification':
+      return oneOutput(task, topK(windows, data, from, options.pairs === true));
     case 'segmentation':
-      return segmentation(windows, data, from);
+      return oneOutput(task, segmentation(windows, data, from));
     case 'detection':
-      return detection(windows, data, from);
+      return detection(windows, data, from, options.detection ?? {});
   }
 }
 
-/** The kind of state a task's scorer keeps. */
-export function stateKind(task: Task): ScorerState['kind'] {
+/** A scorer of one output tensor. */
+interface TensorScorer extends Pick<Scorer, 'scores' | 'state'> {
+  add(window: number, outputs: Float32Array, dims: readonly number[], batch: Targets): void;
+}
+
+/** A scorer of one output: a model with several is refused (its task scores one tensor). */
+function oneOutput(task: Task, s: TensorScorer): Scorer {
+  const only = (outputs: ModelOutputs): ModelOutput => {
+    if (outputs.length !== 1)
+      throw new SpikeportError(
+        'unsupported-model',
+        `${task} scores one output, but the model has ${outputs.length} (${outputs.map((o) => o.name).join(', ')}); end it with one tensor, or choose its readout with readoutNode`,
+      );
+    return outputs[0];
+  };
+  return {
+    check: (outputs) => void only(outputs),
+    add(w, outputs, b) {
+      const o = only(outputs);
+      s.add(w, o.data, o.dims, b);
+    },
+    scores: () => s.scores(),
+    state: () => s.state(),
+  };
+}
+
+/** The kind of state a task's scorer keeps (on this data: video with several clips per video keeps videos). */
+export function stateKind(task: Task, data?: Dataset): ScorerState['kind'] {
+  if (task === 'video' && (data?.clipsPerVideo ?? 1) > 1) return 'videos';
   return task === 'segmentation' ? 'confusion' : task === 'detection' ? 'detections' : 'topk';
 }
 
@@ -188,6 +258,8 @@ export function scoresOf(s: ScorerState): Score[] {
         cm.counts.set(c);
         return { metric: cm.miou(), secondary: cm.pixelAccuracy() };
       });
+    case 'videos':
+      return videoScores(s).map((x) => ({ metric: x.video1, secondary: x.clip1 }));
     case 'detections': {
       const seen = new Set(s.images);
       const gts = s.truth.filter((b) => seen.has(b.image));
@@ -224,6 +296,7 @@ export function mergeStates(states: readonly ScorerState[]): ScorerState {
       rows[0].map(() => 0),
     );
   const W = sizes[0];
+  if (kind === 'videos') return mergeVideoStates(states as VideoState[]);
   switch (kind) {
     case 'topk': {
       const ts = states as Extract<ScorerState, { kind: 'topk' }>[];
@@ -288,6 +361,26 @@ export function stateProblem(s: ScorerState, windows: number, samples: readonly 
           return `its (label, prediction) pairs count ${total} samples and ${hits} hits, not ${s.seen[0]} and ${s.top1[0]}`;
       }
       return null;
+    case 'videos': {
+      const lists = [s.top5, s.seen, s.videoTop1, s.videoTop5, s.videos, s.open];
+      if (lists.some((l) => l.length !== windows)) return 'video counts of different lengths';
+      const mine = new Set(samples);
+      for (let w = 0; w < windows; w++) {
+        if (s.seen[w] !== n) return `window ${w} scored ${s.seen[w]} clips, the batches hold ${n}`;
+        if (!(s.top1[w] <= s.top5[w] && s.top5[w] <= s.seen[w]))
+          return `window ${w}: clip top-1 ${s.top1[w]}, top-5 ${s.top5[w]} of ${s.seen[w]} is impossible`;
+        if (!(s.videoTop1[w] <= s.videoTop5[w] && s.videoTop5[w] <= s.videos[w]))
+          return `window ${w}: video top-1 ${s.videoTop1[w]}, top-5 ${s.videoTop5[w]} of ${s.videos[w]} is impossible`;
+        for (const o of s.open[w])
+          for (const c of o.clips) {
+            if (!mine.has(c.sample) || Math.floor(c.sample / s.clipsPerVideo) !== o.video)
+              return `an open video holds clip ${c.sample}, which is not among its samples`;
+            if (c.probs.length !== s.classes)
+              return `a clip's softmax has ${c.probs.length} values for ${s.classes} classes`;
+          }
+      }
+      return null;
+    }
     case 'confusion': {
       if (n > 0 && s.classes < 1) return 'no classes, but samples were scored';
       if (s.counts.some((c) => c.length !== s.classes * s.classes))
@@ -313,6 +406,7 @@ export function stateProblem(s: ScorerState, windows: number, samples: readonly 
 }
 
 function windowsOf(s: ScorerState): number {
+  if (s.kind === 'videos') return s.top1.length;
   return s.kind === 'topk' ? s.top1.length : s.kind === 'confusion' ? s.counts.length : s.windows;
 }
 
@@ -348,7 +442,7 @@ function sortByImage(boxes: readonly DetectionBox[]): DetectionBox[] {
     .map(([b]) => b);
 }
 
-function topK(windows: number, data: Dataset, from?: ScorerState, trackPairs = false): Scorer {
+function topK(windows: number, data: Dataset, from?: ScorerState, trackPairs = false): TensorScorer {
   const labels = data.labels;
   if (!labels) throw new SpikeportError('invalid-data', `data set ${data.name} has no labels; accuracy needs them`);
   const counter = from?.kind === 'topk' ? TopKCounter.fromState(from) : new TopKCounter(windows);
@@ -386,6 +480,33 @@ function topK(windows: number, data: Dataset, from?: ScorerState, trackPairs = f
   };
 }
 
+/** Several clips per video: clip by clip, and each video from its clips' summed softmax (tasks/video.ts). */
+function videos(windows: number, data: Dataset, from?: ScorerState): TensorScorer {
+  const labels = data.labels;
+  if (!labels) throw new SpikeportError('invalid-data', `data set ${data.name} has no labels; accuracy needs them`);
+  const scorer = videoScorer(
+    windows,
+    labels,
+    data.clipsPerVideo as number,
+    data.size,
+    from?.kind === 'videos' ? from : undefined,
+  );
+  return {
+    add(w, outputs, dims, { indices }) {
+      const classes = dims.slice(1).reduce((a, b) => a * b, 1);
+      const bad = indices.map((i) => labels[i]).find((l) => l < 0 || l >= classes);
+      if (bad !== undefined)
+        throw new SpikeportError(
+          'invalid-data',
+          `data set ${data.name} has the label ${bad}, but the model scores ${classes} classes (0..${classes - 1})`,
+        );
+      scorer.add(w, outputs, classes, indices);
+    },
+    scores: () => scoresOf(scorer.state()),
+    state: () => scorer.state(),
+  };
+}
+
 /** The index of the largest value (ties: the lower index, as top-1 scoring takes it). */
 function topIndex(v: ArrayLike<number>, offset: number, size: number): number {
   let best = 0;
@@ -405,7 +526,7 @@ function mergePairs(triples: readonly (readonly [number, number, number])[]): (r
   return [...m.values()].sort((a, b) => a[0] - b[0] || a[1] - b[1]);
 }
 
-function segmentation(windows: number, data: Dataset, from?: ScorerState): Scorer {
+function segmentation(windows: number, data: Dataset, from?: ScorerState): TensorScorer {
   const shape = data.maskShape;
   if (!shape)
     throw new SpikeportError(
@@ -448,32 +569,38 @@ function segmentation(windows: number, data: Dataset, from?: ScorerState): Score
   };
 }
 
-function detection(windows: number, data: Dataset, from?: ScorerState): Scorer {
+/** The detection head for a batch's outputs and the data's input size (tasks/heads.ts). */
+export function headFor(outputs: ModelOutputs, data: Dataset, options: DetectionOptions = {}): DetectionHead {
+  const s = data.sampleShape;
+  return detectionHead(outputs, s[s.length - 2], s[s.length - 1], checkDetectionOptions(options));
+}
+
+function detection(windows: number, data: Dataset, from: ScorerState | undefined, options: DetectionOptions): Scorer {
   const boxes = data.boxes;
   if (!boxes) throw new SpikeportError('invalid-data', `data set ${data.name} has no boxes; detection needs them`);
   const prior = from?.kind === 'detections' ? from : null;
   const found: Detection[][] = Array.from({ length: windows }, (_, w) => (prior ? unflatten(prior.found[w]) : []));
   const seen = new Set<number>(prior?.images ?? []);
   let classes = prior?.classes ?? 0;
-  return {
-    add(w, outputs, dims, { indices, placements }) {
-      if (dims.length !== 4 || dims[1] < 5)
+  let head: DetectionHead | null = null;
+  const headOf = (outputs: ModelOutputs): DetectionHead => {
+    head ??= headFor(outputs, data, options);
+    if (classes !== head.classes) {
+      classes = head.classes;
+      checkClassCount(data, classes);
+      const bad = boxes.find((b) => b.label < 0 || b.label >= classes);
+      if (bad !== undefined)
         throw new SpikeportError(
           'invalid-data',
-          `detection: expected a head [n, classes + 4, h, w], got ${dims.join('x')}`,
+          `data set ${data.name} has a box of class ${bad.label}, but the model's head scores ${classes} classes (0..${classes - 1})`,
         );
-      if (classes !== dims[1] - 4) {
-        classes = dims[1] - 4;
-        checkClassCount(data, classes);
-        const bad = boxes.find((b) => b.label < 0 || b.label >= classes);
-        if (bad !== undefined)
-          throw new SpikeportError(
-            'invalid-data',
-            `data set ${data.name} has a box of class ${bad.label}, but the model's head scores ${classes} classes (0..${classes - 1})`,
-          );
-      }
-      const stride = data.sampleShape[data.sampleShape.length - 1] / dims[3];
-      const dets = decode(outputs, dims[0], dims[2], dims[3], indices, { classes, stride });
+    }
+    return head;
+  };
+  return {
+    check: (outputs) => void headOf(outputs),
+    add(w, outputs, { indices, placements }) {
+      const dets = headOf(outputs).decode(outputs, indices);
       if (!placements) found[w].push(...dets);
       else {
         // Boxes in the model's input → the original image's pixels, where the ground truth is.
