@@ -750,7 +750,7 @@ test('bad shard sets and options: one line, exit 1, nothing written', () => {
         '--json',
         'x.json',
       ],
-      /not shards of one run: they ran with different options: engines "auto, fused, steps" and "loop"/,
+      /not shards of one run: they ran with different options: engine "auto, fused, steps" and "loop"/,
     ],
     [
       [

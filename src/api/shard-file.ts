@@ -24,7 +24,7 @@ import {
   type Pictures,
 } from '../report/record.js';
 import type { PictureState } from '../evaluate/pictures.js';
-import { SpikeportError } from '../errors.js';
+import { SpikeportError, field } from '../errors.js';
 import { readRegularFile } from '../files.js';
 import { type Shard, shardRange, shardProblem, MAX_SHARDS } from './shards.js';
 import { type RunConfig, canonical, configHash } from './run-config.js';
@@ -406,7 +406,7 @@ export function parseShardFile(json: unknown, where: string): ShardFile {
   if ((json as { format?: unknown } | null)?.format !== SHARD_FORMAT) {
     throw new SpikeportError(
       'invalid-file',
-      `${where} is not a spikeport shard file (no "format": "${SHARD_FORMAT}"); make one with simulate --shard K/N --json FILE`,
+      `${where} is not a spikeport shard file (no "format": "${SHARD_FORMAT}"); simulate writes one for each shard of a run (${field('shard')})`,
     );
   }
   const parsed = shardSchema.safeParse(json);
