@@ -743,7 +743,7 @@ test('bad shard sets and options: one line, exit 1, nothing written', () => {
         'merge',
         'a.json',
         write('o.json', {
-          ...other({ ...b.run, options: { ...b.run.options, engines: 'loop' } }),
+          ...other({ ...b.run, options: { ...b.run.options, engine: 'loop' } }),
           tally: { ...b.tally, engines: { loop: b.tally.batches.length } },
         }),
         'c.json',
