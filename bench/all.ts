@@ -1,5 +1,5 @@
 /**
- * All benchmarks in one run, as ratios (issue "Fast"; BENCHMARKS.md):
+ * All benchmarks in one run, as ratios (issue "Fast"; docs/benchmarks.md):
  *
  *   node dist/bench/all.js [--quick] [--models a,b] [--threads K] [--no-torch] [--json FILE]
  *   node dist/bench/all.js --imagenet [--quick]   # torchvision nets at 224×224, random weights:
@@ -24,7 +24,8 @@ import { spawnSync } from 'node:child_process';
 import { loadModel } from '../src/model/load.js';
 import { prepareModel, type PreparedModel } from '../src/model/prepare.js';
 import { instrument } from '../src/calibrate/instrument.js';
-import { DEFAULT_UNROLL, simulate } from '../src/runtime/simulate.js';
+import { DEFAULT_UNROLL } from '../src/runtime/steps.js';
+import { simulateBatches } from '../src/runtime/batches.js';
 import { Session, defaultThreads } from '../src/ort/session.js';
 import { openDataset, limitDataset } from '../src/data/sources.js';
 import { readBatch, sequentialBatches } from '../src/data/dataset.js';
@@ -128,14 +129,14 @@ async function benchModel(name: string, peak: number): Promise<Row> {
   log(`${name}: CLTB ${calSeconds.toFixed(2)} s`);
 
   // Before (steps, the default until issue 14) and after (fused, the default since).
-  const before = await simulate(
+  const before = await simulateBatches(
     snn.graph,
     snn.spec,
     test,
     { steps, batchSize: batch, normalize: m.normalize, threads, engine: 'steps', checkpoints: [steps] },
     () => {},
   );
-  const sim = await simulate(
+  const sim = await simulateBatches(
     snn.graph,
     snn.spec,
     test,
@@ -143,7 +144,7 @@ async function benchModel(name: string, peak: number): Promise<Row> {
     () => {},
   );
   // auto (the default since): both timed on the first batches, the faster runs the rest.
-  const auto = await simulate(
+  const auto = await simulateBatches(
     snn.graph,
     snn.spec,
     test,
@@ -175,14 +176,14 @@ async function benchModel(name: string, peak: number): Promise<Row> {
   };
 
   if (!quick) {
-    const per = await simulate(
+    const per = await simulateBatches(
       snn.graph,
       snn.spec,
       test,
       { steps, batchSize: batch, normalize: m.normalize, threads, engine: 'steps', checkpoints: [steps] },
       () => {},
     );
-    const loop = await simulate(
+    const loop = await simulateBatches(
       snn.graph,
       snn.spec,
       test,
@@ -190,7 +191,7 @@ async function benchModel(name: string, peak: number): Promise<Row> {
       () => {},
     );
     row['Loop ÷ per-step'] = loop.seconds / per.seconds;
-    const single = await simulate(
+    const single = await simulateBatches(
       snn.graph,
       snn.spec,
       test,
@@ -200,7 +201,7 @@ async function benchModel(name: string, peak: number): Promise<Row> {
     row[`1 step per call ÷ ${DEFAULT_UNROLL}`] = single.seconds / per.seconds;
     // Batch size: smaller batches keep the membrane states in cache, larger ones amortise per-call costs.
     for (const bs of [25, 50, 200]) {
-      const r = await simulate(
+      const r = await simulateBatches(
         snn.graph,
         snn.spec,
         test,
@@ -370,7 +371,7 @@ async function benchImagenet(name: string): Promise<Row> {
   const calSeconds = snn.timing?.calibrate ?? Number.NaN;
   let autoFused = 0;
   const sim = async (engine: 'steps' | 'fused' | 'auto'): Promise<number> => {
-    const r = await simulate(
+    const r = await simulateBatches(
       snn.graph,
       snn.spec,
       test,

@@ -10,7 +10,7 @@ import path from 'node:path';
 import { arg, ROOT } from './args.js';
 import { loadModel } from '../src/model/load.js';
 import { prepareModel } from '../src/model/prepare.js';
-import { openDataset, readBatch } from '../src/index.js';
+import { openDataset, readBatch } from '../src/advanced.js';
 import type { Batch } from '../src/data/dataset.js';
 import { calibrate } from '../src/calibrate/calibrate.js';
 import { instrument, quantFeeds } from '../src/calibrate/instrument.js';

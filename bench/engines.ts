@@ -17,7 +17,8 @@ import path from 'node:path';
 import { loadModel } from '../src/model/load.js';
 import { prepareModel } from '../src/model/prepare.js';
 import { instrument } from '../src/calibrate/instrument.js';
-import { simulate, type Engine } from '../src/runtime/simulate.js';
+import { simulateBatches } from '../src/runtime/batches.js';
+import { type Engine } from '../src/runtime/engines.js';
 import { Session, defaultThreads } from '../src/ort/session.js';
 import { memoryDataset, readBatch, sequentialBatches, type Dataset } from '../src/data/dataset.js';
 import { limitDataset, openDataset } from '../src/data/sources.js';
@@ -96,7 +97,7 @@ const run = async (spec: string): Promise<Result> => {
   const [engine, unroll] = spec.split('@');
   const readouts: Float32Array[] = [];
   const c0 = process.cpuUsage();
-  const stats = await simulate(
+  const stats = await simulateBatches(
     snn.graph,
     snn.spec,
     test,

@@ -1,11 +1,11 @@
 #!/bin/sh
 # The paper's four experiments on the bundled Fashion-MNIST model (and the energy table for
-# every bundled model), written to docs/experiments/ as JSON, HTML and Markdown.
+# every bundled model), written to docs/generated/experiments/ as JSON, HTML and Markdown.
 # Usage: bench/experiments.sh [TEST_SAMPLES]   (default 2000; needs dataset-fashion-mnist)
 set -eu
 cd "$(dirname "$0")/.."
 N=${1:-2000}
-OUT=docs/experiments
+OUT=docs/generated/experiments
 mkdir -p "$OUT"
 sp() { node dist/src/cli/main.js "$@"; }
 run() { name=$1; shift; sp experiment "$@" --json "$OUT/$name.json" --report "$OUT/$name.html" --markdown "$OUT/$name.md" > /dev/null; echo "wrote $OUT/$name.*"; }

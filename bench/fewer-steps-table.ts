@@ -3,7 +3,7 @@
  * metric against T (ANN, clipped ANN, the ceiling, the best setting offered before, each new
  * option), SOPs and energy per sample, and the first T within 1 point of the ANN.
  *
- *   node dist/bench/fewer-steps-table.js docs/results/fewer-steps-*.json
+ *   node dist/bench/fewer-steps-table.js docs/generated/results/fewer-steps-*.json
  */
 import fs from 'node:fs';
 import { parseRecord, type StepsRecord, type StepsRow } from '../src/report/record.js';

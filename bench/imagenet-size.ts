@@ -26,7 +26,7 @@ import { prepareModel } from '../src/model/prepare.js';
 import { instrument } from '../src/calibrate/instrument.js';
 import { Session, defaultThreads } from '../src/ort/session.js';
 import { convert } from '../src/api/convert.js';
-import { simulate as simulateSnn } from '../src/runtime/simulate.js';
+import { simulateBatches as simulateSnn } from '../src/runtime/batches.js';
 import { loadSnn } from '../src/snn/network.js';
 
 function arg(name: string, fallback: string): string {

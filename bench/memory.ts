@@ -13,7 +13,7 @@ import { loadModel } from '../src/model/load.js';
 import { prepareModel } from '../src/model/prepare.js';
 import { calibrate } from '../src/calibrate/calibrate.js';
 import { buildSnn } from '../src/snn/build.js';
-import { simulate } from '../src/runtime/simulate.js';
+import { simulateBatches } from '../src/runtime/batches.js';
 import { openDataset, limitDataset } from '../src/data/sources.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -28,7 +28,7 @@ const cal = await calibrate(m, openDataset(`${dataset}:train`), {
   threads: Number(threads),
 });
 const snn = buildSnn(m, cal.thresholds);
-await simulate(
+await simulateBatches(
   snn.graph,
   snn.spec,
   limitDataset(openDataset(`${dataset}:test`), Number(samples)),

@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # The method comparison on the bundled Fashion-MNIST VGG: one simulation per threshold set on
-# the full test set, JSON into docs/results/, then a Markdown table (bench/method-table.ts).
+# the full test set, JSON into docs/generated/results/, then a Markdown table (bench/method-table.ts).
 #   bash bench/method-table.sh [LIMIT]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 limit=${1:-10000}
-out=docs/results
+out=docs/generated/results
 mkdir -p "$out"
 for method in cltb ltb robustnorm maxnorm; do
   node dist/src/cli/main.js simulate models/fashion-vgg.onnx --data fashion-mnist:test --limit "$limit" \

@@ -1,5 +1,5 @@
 /**
- * Where one simulation step's time goes (BENCHMARKS.md, issue 14): ONNX Runtime's own profile
+ * Where one simulation step's time goes (docs/benchmarks.md, issue 14): ONNX Runtime's own profile
  * (`enableProfiling`) of the step graph as `--engine steps` runs it (input-only prefix split off,
  * `--unroll` steps per call), summed per op type, next to one ANN pass on the same batch.
  *
@@ -28,8 +28,8 @@ import { instrument, thetaFeeds } from '../src/calibrate/instrument.js';
 import { calibrate } from '../src/calibrate/calibrate.js';
 import { buildSnn } from '../src/snn/build.js';
 import { splitConstantPrefix } from '../src/snn/split.js';
-import { unrollSteps } from '../src/snn/unroll.js';
-import { exactCounters } from '../src/snn/exact-counts.js';
+import { unrollSteps } from '../src/runtime/unroll.js';
+import { exactCounters } from '../src/runtime/exact-counts.js';
 import { encodeModel } from '../src/onnx/codec.js';
 import { defaultThreads } from '../src/ort/session.js';
 import { memoryDataset, readBatch, type Dataset } from '../src/data/dataset.js';
@@ -45,7 +45,7 @@ const K = Number(arg('unroll', '8'));
 const threads = Number(arg('threads', String(defaultThreads())));
 const engine = arg('engine', 'steps');
 const calibration = argv.includes('--calibration');
-// As the step engine runs it: no memory pattern for several steps per call (runtime/simulate.ts).
+// As the step engine runs it: no memory pattern for several steps per call (runtime/steps.ts).
 const stepPattern = arg('memory-pattern', K > 1 ? 'off' : 'on') === 'on';
 const nodesOf = arg('nodes', '');
 

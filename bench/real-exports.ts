@@ -16,7 +16,7 @@ import { calibrate } from '../src/calibrate/calibrate.js';
 import { thetaFeeds } from '../src/calibrate/instrument.js';
 import { instrument } from '../src/calibrate/instrument.js';
 import { buildSnn } from '../src/snn/build.js';
-import { simulate } from '../src/runtime/simulate.js';
+import { simulateBatches } from '../src/runtime/batches.js';
 import { Session } from '../src/ort/session.js';
 import { SpikeportError } from '../src/errors.js';
 import { memoryDataset, type Dataset } from '../src/data/dataset.js';
@@ -67,7 +67,7 @@ for (const f of files) {
     )[inst.readout].data;
     await s.release();
     const sum = new Float64Array(ref.length);
-    const sim = await simulate(
+    const sim = await simulateBatches(
       snn.graph,
       snn.spec,
       data,

@@ -5,11 +5,11 @@
  */
 import { loadSnn } from '../src/snn/network.js';
 import { splitConstantPrefix } from '../src/snn/split.js';
-import { exactCounters } from '../src/snn/exact-counts.js';
-import { unrollSteps } from '../src/snn/unroll.js';
+import { exactCounters } from '../src/runtime/exact-counts.js';
+import { unrollSteps } from '../src/runtime/unroll.js';
 import { encodeModel } from '../src/onnx/codec.js';
 import { Session, defaultThreads } from '../src/ort/session.js';
-import { defaultUnroll } from '../src/runtime/simulate.js';
+import { defaultUnroll } from '../src/runtime/steps.js';
 import { fusedPlan, fusedSessions } from '../src/runtime/fused.js';
 import { argv, arg } from './args.js';
 import { createHash } from 'node:crypto';

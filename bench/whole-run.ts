@@ -1,7 +1,7 @@
 /**
  * A whole run at the user's cost: the CLI as a user runs it, one child process per command, wall
  * clock and CPU time (user + sys of the child, from /proc) of the whole command, against ONNX
- * Runtime running the ANN over the same images in this process. The targets (BENCHMARKS.md):
+ * Runtime running the ANN over the same images in this process. The targets (docs/benchmarks.md):
  *
  *   - defaults ÷ the best of `--workers 1|2` × `--engine steps|fused` (wall), fashion-vgg (1000
  *     test images × T = 32, batch 100) and mobilenet_v2 at 224 (64 images × T = 8, batch 16);

@@ -1,139 +1,57 @@
 /**
- * spikeport as a library: convert an ANN, simulate the spiking network, save or load it.
- * Nothing here prints; errors are `SpikeportError`s that name the option field at fault.
+ * spikeport as a library: convert an ANN, simulate the spiking network, save or load it, export
+ * it for a neuromorphic target. Nothing here prints; errors are `SpikeportError`s that name the
+ * option field at fault.
  *
  *   const snn = await convert('model.onnx', 'mnist:train', { iterations: 50 });
  *   const run = await simulate(snn, 'mnist:test', { T: [8, 16, 32], references: true });
  *   snn.save('model.snn.onnx');
+ *
+ * This is the front door: the names a user of the tool needs, kept stable. The parts they are
+ * built from are in `spikeport/advanced` (advanced.ts).
  */
 
-/** convert(model, data, options?) → Snn; ConvertOptions (every field documented) and CONVERT_DEFAULTS. */
-export * from './api/convert.js';
-/** simulate(snn, data, options?) → SimulateRecord; SimulateOptions and SIMULATE_DEFAULTS. */
-export * from './api/simulate.js';
-/** Runs split over machines and resumed: shard files, merged exactly into one record. */
+/** Convert: convert(model, data, options?) → Snn; every option documented on ConvertOptions. */
+export { convert, CONVERT_DEFAULTS, type ConvertOptions } from './api/convert.js';
+/** Simulate: simulate(snn, data, options?) → SimulateRecord; simulateShard runs one shard of a run. */
+export { simulate, simulateShard, SIMULATE_DEFAULTS, type SimulateOptions, type DelayRule } from './api/simulate.js';
+/** The converted network: save, describe, thresholds; loadSnn reads a converted file. */
+export { Snn, loadSnn, type LoadSnnOptions, type SaveOptions, type SnnDescription } from './snn/network.js';
+/** Runs split over machines or resumed: shard files merged exactly into one record. */
+export { mergeShards } from './api/merge.js';
+export { readShardFile, type ShardFile } from './api/shard-file.js';
+export { type Shard } from './api/shards.js';
+/** Deploying: NIR export for a neuromorphic target, the network as that target computes it, NIR import. */
+export { TARGETS, exportNir, asTarget, loadNir, type Target, type TargetOptions } from './api/nir.js';
+/** What a run leaves behind (simulate's and the experiments' records), and reading one back. */
 export {
-  mergeShards,
-  readShardFile,
-  parseShardFile,
-  shardRange,
-  SHARD_FORMAT,
-  type Shard,
-  type ShardFile,
-  type RunConfig,
-} from './api/shards.js';
-/** The converted network in memory (Snn: save, describe, thresholds) and loadSnn. */
-export * from './snn/network.js';
-/** Deploying: NIR export for a neuromorphic target, and the network as that target computes it. */
-export {
-  TARGETS,
-  PROFILES,
-  NIR_VERSION,
-  toNirGraph,
-  exportNir,
-  asTarget,
-  targetNetwork,
-  loadNir,
-  readNir,
-  simulateNir,
-  resetOf,
-  profileWith,
-  type Target,
-  type Profile,
-  type TargetNetwork,
-  type TargetOptions,
-  type NirGraph,
-  type NirNode,
-  type NirRun,
-} from './api/nir.js';
-/** What a record holds: SimulateRecord (from simulate) and the experiments' records. */
-export * from './report/record.js';
-export { SpikeportError, type ErrorCode } from './errors.js';
-export type { Progress, OnProgress } from './progress.js';
-
-/** The converted file's format: metadata keys, the spec of the step graph, the Loop form's names. */
-export {
-  KEYS,
-  SNN_FORMAT,
-  LOOP_STEPS_INPUT,
-  LOOP_DELAY_INPUT,
-  loopReadout,
-  loopCounter,
-  SPIKE_FORMS,
-  type SpikeForm,
-  type UnitSpikes,
-  type SnnMetadata,
-  type SnnSpec,
-  type SiteSpec,
-  type StateSpec,
-  type LayerSpec,
-  type SnnForm,
-  type PoolMode,
-} from './snn/format.js';
+  parseRecord,
+  type SimulateRecord,
+  type SimulationResult,
+  type RunRecord,
+  type CurvesRecord,
+  type DelayRecord,
+  type EnergyRecord,
+} from './report/record.js';
+export { reportHtml } from './report/html.js';
+export { reportMarkdown } from './report/markdown.js';
+/** Models and data sets. */
+export { loadModel, type LoadedModel } from './model/load.js';
+export { openDataset, openMemoryDataset, limitDataset, type OpenOptions } from './data/sources.js';
+export { memoryDataset, type Dataset, type MemoryDataset, type Batch } from './data/dataset.js';
 /** Threshold methods: the built-in ones and the interface for your own. */
 export {
   METHODS,
-  BUILT_IN,
   type Method,
   type ThresholdMethod,
   type CalibrationContext,
   type SiteInput,
   type MethodOptions,
-  type FixedThresholds,
 } from './calibrate/methods.js';
-export type { CalibrateOptions } from './calibrate/calibrate.js';
-/** For a ThresholdMethod that runs graphs of its own (CalibrationContext.run): the calibration graphs and ONNX Runtime's arrays. */
-export {
-  instrument,
-  thetaFeeds,
-  type Instrumented,
-  type InstrumentOptions,
-  type SiteMode,
-  type Stat,
-} from './calibrate/instrument.js';
-export type { Array32, RuntimeOptions } from './ort/session.js';
-export type { Thresholds, Granularity } from './calibrate/thresholds.js';
-/** Models and data. */
-export { loadModel, type LoadedModel } from './model/load.js';
-export type { PreparedModel } from './model/prepare.js';
-export { openDataset, openMemoryDataset, limitDataset, type OpenOptions } from './data/sources.js';
-export {
-  memoryDataset,
-  readBatch,
-  type Dataset,
-  type MemoryDataset,
-  type Samples,
-  type Batch,
-  type Normalize,
-  type DetectionBox,
-} from './data/dataset.js';
-export { parsePreprocess, formatPreprocess, KINETICS_NORMALIZE, type Preprocess } from './data/preprocess.js';
-export { CATEGORY_PRESETS, parseCategories } from './data/coco-masks.js';
-export { VIDEO_EXTENSIONS, DEFAULT_CLIPS_PER_VIDEO } from './data/video-files.js';
-export { writeLayout, LAYOUTS, type Layout } from './data/layouts.js';
-/** Tasks, energy, reports, the paper's experiments. */
-export { TASKS, METRIC_NAMES, type Task, type Score, type ModelOutput, type ModelOutputs } from './tasks/task.js';
-export {
-  HEADS,
-  HEAD_DEFAULTS,
-  detectionHead,
-  type HeadKind,
-  type DetectionOptions,
-  type DetectionHead,
-} from './tasks/heads.js';
-export {
-  PRESETS,
-  energyConstants,
-  type EnergyConstants,
-  type EnergyReport,
-  type CostAtT,
-  type LayerEnergy,
-} from './energy/energy.js';
-export type { Engine } from './runtime/simulate.js';
-export { engineNotice } from './runtime/simulate.js';
-export type { SiteErrors, SiteError } from './analysis/site-errors.js';
-export { reportHtml } from './report/html.js';
-export { reportMarkdown } from './report/markdown.js';
+/** Tasks and energy presets. */
+export { TASKS, type Task } from './tasks/task.js';
+export { PRESETS, type EnergyConstants } from './energy/energy.js';
+/** The paper's experiments. */
 export {
   ablation,
   iterationSweep,
@@ -148,4 +66,5 @@ export {
   type FewerStepsOptions,
   type StepCalibration,
 } from './experiments/fewer-steps.js';
-export { GROUP_KINDS, type GroupKind } from './snn/neuron.js';
+export { SpikeportError, type ErrorCode } from './errors.js';
+export type { Progress, OnProgress } from './progress.js';

@@ -22,12 +22,13 @@ import {
   type CalibrationContext,
   type SimulateRecord,
   type ThresholdMethod,
-} from '../src/index.js';
+} from '../src/advanced.js';
 import { decodeModel, encodeModel } from '../src/onnx/codec.js';
 import { messageOf } from '../src/cli/options.js';
+import { field, optionError } from '../src/errors.js';
 import { floatTensor } from '../src/graph/ir.js';
 import { buildGraph } from './helpers.js';
-import { simulate as simulateSteps } from '../src/runtime/simulate.js';
+import { simulateBatches as simulateSteps } from '../src/runtime/batches.js';
 import type { Snn } from '../src/snn/network.js';
 import type { Dataset } from '../src/data/dataset.js';
 import { tempDir } from './temp.js';
@@ -281,6 +282,50 @@ test('library errors name the option field, never a flag, and the CLI turns the 
     ),
     'cannot convert node "s": …; set --readout to a node before it',
   );
+  // Errors as data: every field a message names is listed and rendered by the caller (the CLI as flags).
+  const e = new SpikeportError(
+    'invalid-data',
+    `x.png is 30×30 but the model takes 28×28: choose a preprocessing with ${field('preprocess')} (none); or ${field('engine')} steps`,
+    undefined,
+    { width: 30, height: 30 },
+  );
+  assert.equal(
+    e.message,
+    'x.png is 30×30 but the model takes 28×28: choose a preprocessing with preprocess (none); or engine steps',
+  );
+  assert.deepEqual(e.fields, ['preprocess', 'engine']);
+  assert.deepEqual(e.values, { width: 30, height: 30 });
+  assert.equal(
+    messageOf(e),
+    'x.png is 30×30 but the model takes 28×28: choose a preprocessing with --preprocess (none); or --engine steps',
+  );
+  assert.equal(
+    e.render((f) => `options.${f}`),
+    'x.png is 30×30 but the model takes 28×28: choose a preprocessing with options.preprocess (none); or options.engine steps',
+  );
+  // Wrapped inside another option, the marks survive.
+  const inner = optionError('batchSize', 'must be an integer ≥ 1 (got 0)', { got: 0, min: 1 });
+  assert.equal(messageOf(inner.within('checkpoint')), '--checkpoint: --batch must be an integer ≥ 1 (got 0)');
+  assert.deepEqual(inner.within('checkpoint').fields, ['checkpoint', 'batchSize']);
+  assert.equal(inner.within('checkpoint').message, 'checkpoint: batchSize must be an integer ≥ 1 (got 0)');
+});
+
+test('no message the library writes names a command-line flag (src/ outside cli/, comments left out)', () => {
+  const files = fs
+    .readdirSync('src', { recursive: true, encoding: 'utf8' })
+    .filter((f) => f.endsWith('.ts') && !f.startsWith('cli'));
+  assert.ok(files.length > 80, `${files.length} files`);
+  const found: string[] = [];
+  for (const f of files) {
+    const code = fs
+      .readFileSync(path.join('src', f), 'utf8')
+      .replace(/\/\*[\s\S]*?\*\//g, '')
+      .replace(/(^|[^:'"`])\/\/.*$/gm, '$1');
+    // Inside string and template literals only (`--depth` in code is a decrement).
+    for (const lit of code.matchAll(/(['"`])((?:\\.|(?!\1)[^\\])*)\1/g))
+      for (const m of lit[2].matchAll(/(?<![\w-])--[a-z][\w-]*/g)) found.push(`${f}: ${m[0]}`);
+  }
+  assert.deepEqual(found, []);
 });
 
 test('a converted file with missing or mistyped metadata is a one-line error naming the field', async () => {
@@ -542,7 +587,7 @@ test('options the library refuses, each naming its field: thresholds, custom met
 
 test('records read back from JSON are checked field by field; every record committed under docs/ parses', async () => {
   const { parseRecord } = await import('../src/report/record.js');
-  const dirs = ['docs/experiments', 'docs/tasks', 'docs/results'];
+  const dirs = ['docs/generated/experiments', 'docs/generated/tasks', 'docs/generated/results'];
   const files = dirs.flatMap((d) =>
     fs
       .readdirSync(d)
@@ -556,7 +601,7 @@ test('records read back from JSON are checked field by field; every record commi
     (e: unknown) => e instanceof SpikeportError && /r\.json: a simulate record with a bad field model/.test(e.message),
   );
   assert.throws(() => parseRecord({ kind: 'nope' }, 'r.json'), /not a spikeport record/);
-  const good = JSON.parse(fs.readFileSync('docs/experiments/fashion-vgg-delay.json', 'utf8'));
+  const good = JSON.parse(fs.readFileSync('docs/generated/experiments/fashion-vgg-delay.json', 'utf8'));
   good.sweeps[0].points[2].metric = 'high';
   assert.throws(() => parseRecord(good, 'd.json'), /field sweeps\.0\.points\.2\.metric/);
 });

@@ -6,7 +6,7 @@ import { fanout, macs } from '../src/graph/fanout.js';
 import { prepareModel } from '../src/model/prepare.js';
 import { calibrate } from '../src/calibrate/calibrate.js';
 import { buildSnn } from '../src/snn/build.js';
-import { simulate } from '../src/runtime/simulate.js';
+import { simulateBatches } from '../src/runtime/batches.js';
 import { Session, type Array32 } from '../src/ort/session.js';
 import { energyReport, PRESETS } from '../src/energy/energy.js';
 import { buildGraph, conv, gemm, memDataset, uniform } from './helpers.js';
@@ -177,7 +177,7 @@ async function checkSops(
   await s.release();
   assert.ok(events > 100, `the test network must spike (events: ${events})`);
   for (const engine of ['steps', 'loop', 'fused'] as const) {
-    const stats = await simulate(
+    const stats = await simulateBatches(
       snn.graph,
       snn.spec,
       data,
@@ -302,7 +302,7 @@ test('energy of a hand-worked network with every kind of layer: input (MACs once
     ],
   );
   const T = 6;
-  const stats = await simulate(
+  const stats = await simulateBatches(
     snn.graph,
     snn.spec,
     data,

@@ -14,7 +14,8 @@ import { buildSnn } from '../src/snn/build.js';
 import { siteCorrections } from '../src/refine/refine.js';
 import { readBatch } from '../src/data/dataset.js';
 import type { NeuronGroup } from '../src/snn/neuron.js';
-import { simulate, type StepBatch } from '../src/runtime/simulate.js';
+import { simulateBatches } from '../src/runtime/batches.js';
+import { type StepBatch } from '../src/runtime/engines.js';
 import { convert } from '../src/api/convert.js';
 import { simulate as simulateApi } from '../src/api/simulate.js';
 import { asTarget, toNirGraph } from '../src/api/nir.js';
@@ -140,7 +141,7 @@ async function run(
   const snn = buildSnn(m, th, 'accumulated', {}, group);
   const data = memDataset(input, m.inputShape);
   let got: StepBatch | undefined;
-  const stats = await simulate(
+  const stats = await simulateBatches(
     snn.graph,
     snn.spec,
     data,
@@ -431,7 +432,7 @@ test('a calibration whose correction is zero changes nothing: bias, potential, t
   const T = 6;
   const readouts = async (snn: typeof plain): Promise<Float32Array> => {
     let got: Float32Array | null = null;
-    await simulate(snn.graph, snn.spec, data, { steps: T, batchSize: 4, normalize: null, threads: 1 }, (b) => {
+    await simulateBatches(snn.graph, snn.spec, data, { steps: T, batchSize: 4, normalize: null, threads: 1 }, (b) => {
       got = b.readouts;
     });
     return got as unknown as Float32Array;

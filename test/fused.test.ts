@@ -13,10 +13,11 @@ import { loadModel } from '../src/model/load.js';
 import { calibrate } from '../src/calibrate/calibrate.js';
 import { buildSnn, type SnnGraph } from '../src/snn/build.js';
 import { unitSpikeForm } from '../src/snn/unit.js';
-import { simulate, type SimulationStats } from '../src/runtime/simulate.js';
+import { simulateBatches } from '../src/runtime/batches.js';
+import { type SimulationStats } from '../src/runtime/engines.js';
 import { fusedPlan, fusedSessions } from '../src/runtime/fused.js';
 import { createKernels } from '../src/runtime/kernels.js';
-import { exactCounters } from '../src/snn/exact-counts.js';
+import { exactCounters } from '../src/runtime/exact-counts.js';
 import { splitConstantPrefix } from '../src/snn/split.js';
 import { counterOutputs } from '../src/snn/format.js';
 import { KERNELS_WASM } from '../src/runtime/kernels.wasm.js';
@@ -40,7 +41,7 @@ async function run(
   normalize: PreparedModel['normalize'],
 ): Promise<Run> {
   const readouts: Float32Array[] = [];
-  const stats = await simulate(
+  const stats = await simulateBatches(
     snn.graph,
     snn.spec,
     data,
@@ -80,7 +81,7 @@ async function compare(
   a.stats.spikesPerStep.forEach((s, i) =>
     assert.deepEqual(Array.from(b.stats.spikesPerStep[i]), Array.from(s), `${what}: spikes of site ${i}`),
   );
-  // Both count in whole numbers: the step engine's counters are rewritten to read 0/1 spikes and sum in float64 (snn/exact-counts.ts).
+  // Both count in whole numbers: the step engine's counters are rewritten to read 0/1 spikes and sum in float64 (runtime/exact-counts.ts).
   a.stats.sopsPerStep.forEach((s, i) =>
     assert.deepEqual(Array.from(b.stats.sopsPerStep[i]), Array.from(s), `${what}: SOPs of layer ${i}`),
   );
@@ -262,7 +263,7 @@ test("step engine: exact counts where a batch's float32 sum would round (mnist-f
   const snn = buildSnn(m, cal.thresholds);
   const data = openDataset('mnist-seg:test', 100);
   const counts = async (engine: 'steps' | 'fused'): Promise<number[][]> => {
-    const s = await simulate(
+    const s = await simulateBatches(
       snn.graph,
       snn.spec,
       data,
@@ -308,7 +309,7 @@ test("step engine: exact counts for layers after a max pool (event counters), pe
   );
   assert.equal(doubleWeights.length, 1, 'the 129-channel layer is counted in float64, the others in float32 rows');
   const counts = async (engine: 'steps' | 'fused'): Promise<number[][]> => {
-    const s = await simulate(
+    const s = await simulateBatches(
       snn.graph,
       snn.spec,
       data,

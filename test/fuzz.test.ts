@@ -14,7 +14,7 @@ import path from 'node:path';
 import { spawnSync } from 'node:child_process';
 import pkg from 'onnx-proto';
 import { strToU8, unzipSync, zipSync } from 'fflate';
-import { SpikeportError, convert, openDataset, simulate, snnFromGraph } from '../src/index.js';
+import { SpikeportError, convert, openDataset, simulate, snnFromGraph } from '../src/advanced.js';
 import { decodeModel, encodeModel } from '../src/onnx/codec.js';
 import { loadModel } from '../src/model/load.js';
 import { rng } from '../src/data/dataset.js';

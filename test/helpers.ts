@@ -12,7 +12,7 @@ import type { Method } from '../src/calibrate/methods.js';
 import { instrument } from '../src/calibrate/instrument.js';
 import { buildSnn } from '../src/snn/build.js';
 import type { PoolMode } from '../src/snn/format.js';
-import { simulate } from '../src/runtime/simulate.js';
+import { simulateBatches } from '../src/runtime/batches.js';
 
 export function randn(seed: number, n: number, scale = 1): Float32Array {
   const r = rng(seed);
@@ -144,7 +144,7 @@ export async function snnVsClipped(
   )[inst.readout].data;
   const snn = buildSnn(m, cal.thresholds, opts.maxpool ?? 'accumulated');
   let readouts: Float32Array = new Float32Array(0);
-  await simulate(
+  await simulateBatches(
     snn.graph,
     snn.spec,
     data,

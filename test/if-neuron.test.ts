@@ -4,7 +4,8 @@ import { floatTensor } from '../src/graph/ir.js';
 import { prepareModel } from '../src/model/prepare.js';
 import { calibrate } from '../src/calibrate/calibrate.js';
 import { buildSnn } from '../src/snn/build.js';
-import { simulate, type StepBatch } from '../src/runtime/simulate.js';
+import { simulateBatches } from '../src/runtime/batches.js';
+import { type StepBatch } from '../src/runtime/engines.js';
 import { buildGraph, memDataset, uniform } from './helpers.js';
 
 /** input [N, F] -> Gemm(identity) -> Relu -> Gemm(identity) readout: the readout shows each step's spikes·θ. */
@@ -38,7 +39,7 @@ async function runSteps(
   });
   const snn = buildSnn(m, cal.thresholds);
   let got: StepBatch | undefined;
-  const stats = await simulate(
+  const stats = await simulateBatches(
     snn.graph,
     snn.spec,
     data,

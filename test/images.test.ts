@@ -14,7 +14,7 @@ import sharp from 'sharp';
 import { openDataset, openMemoryDataset } from '../src/data/sources.js';
 import { readBatch } from '../src/data/dataset.js';
 import { geometry, parsePreprocess, roundHalfEven, toOriginal } from '../src/data/preprocess.js';
-import { convert, loadSnn, simulate, snnFromGraph } from '../src/index.js';
+import { convert, loadSnn, simulate, snnFromGraph } from '../src/advanced.js';
 import { decodeModel, encodeModel } from '../src/onnx/codec.js';
 import { KEYS } from '../src/snn/format.js';
 import { tempDir } from './temp.js';
@@ -121,7 +121,7 @@ test("imagefolder: classes sorted by name, files in torchvision's order, pixels 
   const other = openDataset(`imagefolder:${dir}`, undefined, { sampleShape: [3, 8, 8] });
   await assert.rejects(
     other.read([0]),
-    /a\/m\.PNG is 5×4 but the model takes 8×8: choose a preprocessing with --preprocess \(imagenet, kinetics, resize:H,W or none\)/,
+    /a\/m\.PNG is 5×4 but the model takes 8×8: choose a preprocessing with preprocess \(imagenet, kinetics, resize:H,W or none\)/,
   );
 });
 
@@ -675,7 +675,7 @@ test('coco categories follow --classes by name (any order in the file); a catego
   assert.deepEqual(named.classes, ['dog', 'cat']);
   assert.throws(
     () => openDataset(spec, undefined, { sampleShape: [1, 8, 8], classNames: ['dog', 'bird'] }),
-    /annotations\[1\] has the category "cat", which is not one of the model's classes \(--classes\)/,
+    /annotations\[1\] has the category "cat", which is not one of the model's classes \(classNames\)/,
   );
   fs.writeFileSync(path.join(dir, 'classes.txt'), 'dog\ndog\n');
   const r = cli([

@@ -8,7 +8,7 @@ import path from 'node:path';
 
 /** Units (folders under src/, or top-level files) by layer, lowest first. */
 export const LAYERS: readonly (readonly string[])[] = [
-  ['errors.ts', 'progress.ts'],
+  ['errors.ts', 'progress.ts', 'options.ts'],
   ['files.ts'],
   ['graph', 'data'],
   ['onnx'],
@@ -23,6 +23,7 @@ export const LAYERS: readonly (readonly string[])[] = [
   ['api'],
   ['experiments'],
   ['cli', 'index.ts'],
+  ['advanced.ts'],
 ];
 
 export interface Import {

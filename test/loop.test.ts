@@ -5,13 +5,9 @@ import { calibrate } from '../src/calibrate/calibrate.js';
 import { buildSnn } from '../src/snn/build.js';
 import { buildLoop } from '../src/snn/loop.js';
 import { loopReadout, loopCounter, LOOP_DELAY_INPUT, LOOP_STEPS_INPUT } from '../src/snn/format.js';
-import {
-  DEFAULT_UNROLL,
-  UNROLL_STATE_BYTES,
-  defaultUnroll,
-  simulate,
-  type StepBatch,
-} from '../src/runtime/simulate.js';
+import { DEFAULT_UNROLL, UNROLL_STATE_BYTES, defaultUnroll } from '../src/runtime/steps.js';
+import { simulateBatches } from '../src/runtime/batches.js';
+import { type StepBatch } from '../src/runtime/engines.js';
 import { Session } from '../src/ort/session.js';
 import { memDataset, uniform } from './helpers.js';
 import { splitConstantPrefix } from '../src/snn/split.js';
@@ -27,7 +23,7 @@ test('the ONNX Loop form gives the same per-step readouts and spike counts as th
   const snn = buildSnn(m, cal.thresholds);
   const T = 24;
   let steps: StepBatch | undefined;
-  const stats = await simulate(
+  const stats = await simulateBatches(
     snn.graph,
     snn.spec,
     data,
@@ -95,7 +91,7 @@ test("engine auto (steps and fused timed on the first batches, then the faster) 
   const { data, snn } = await vggOnBatches(23, 5, n);
   const run = async (engine: 'steps' | 'auto') => {
     const sums: number[][] = [];
-    const stats = await simulate(
+    const stats = await simulateBatches(
       snn.graph,
       snn.spec,
       data,
@@ -127,7 +123,7 @@ test("engine auto (steps and fused timed on the first batches, then the faster) 
   a.stats.spikesPerStep.forEach((v, i) => assert.deepEqual(Array.from(b.stats.spikesPerStep[i]), Array.from(v)));
   a.stats.sopsPerStep.forEach((v, i) => assert.deepEqual(Array.from(b.stats.sopsPerStep[i]), Array.from(v)));
   // 20 batches (≥ AUTO_SECOND_ROUND): each engine timed twice, the faster runs the last 16.
-  const twenty = await simulate(
+  const twenty = await simulateBatches(
     snn.graph,
     snn.spec,
     memDataset(uniform(24, 20 * 256), [1, 16, 16]),
@@ -137,7 +133,7 @@ test("engine auto (steps and fused timed on the first batches, then the faster) 
   const counts = [twenty.engines.steps ?? 0, twenty.engines.fused ?? 0].sort((p, q) => p - q);
   assert.deepEqual(counts, [2, 18], JSON.stringify(twenty.engines));
   // One batch: nothing to choose between, the step engine runs it.
-  const one = await simulate(
+  const one = await simulateBatches(
     snn.graph,
     snn.spec,
     data,
@@ -153,7 +149,7 @@ test('steps per call: 1, 3, 4 and 8 steps per ONNX Runtime call give the same re
   // T = 13: with K > 1 the last T mod K steps run on the one-step session.
   const run = async (unroll: number) => {
     const sums: number[][] = [];
-    const stats = await simulate(
+    const stats = await simulateBatches(
       snn.graph,
       snn.spec,
       data,

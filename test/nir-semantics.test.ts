@@ -25,8 +25,8 @@ import {
   resetOf,
   simulateNir,
 } from '../src/api/nir.js';
-import { engineNotice } from '../src/runtime/simulate.js';
-import { simulate as simulateSteps, type StepBatch } from '../src/runtime/simulate.js';
+import { engineNotice, type StepBatch } from '../src/runtime/engines.js';
+import { simulateBatches as simulateSteps } from '../src/runtime/batches.js';
 import type { Snn } from '../src/snn/network.js';
 import { zipSync } from 'fflate';
 import { buildGraph, memDataset, npy, uniform } from './helpers.js';

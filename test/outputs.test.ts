@@ -16,7 +16,7 @@ import { encodeModel } from '../src/onnx/codec.js';
 import { prepareModel } from '../src/model/prepare.js';
 import { PACKED_READOUT, tailGraph } from '../src/graph/plan.js';
 import { memoryDataset, type DetectionBox } from '../src/data/dataset.js';
-import { convert, loadSnn, simulate, toNirGraph } from '../src/index.js';
+import { convert, loadSnn, simulate, toNirGraph } from '../src/advanced.js';
 import { detectionHead } from '../src/tasks/heads.js';
 import { SpikeportError } from '../src/errors.js';
 import { writeFileAtomic } from '../src/files.js';

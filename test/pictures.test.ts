@@ -16,7 +16,7 @@ import type { Snn } from '../src/snn/network.js';
 import { openDataset, openMemoryDataset } from '../src/data/sources.js';
 import { readBatch, type MemoryDataset } from '../src/data/dataset.js';
 import { crc32, decodeLabelPng, encodePng } from '../src/data/png.js';
-import { simulate as runSteps } from '../src/runtime/simulate.js';
+import { simulateBatches as runSteps } from '../src/runtime/batches.js';
 import { TailRunner } from '../src/evaluate/tail.js';
 import { expandRuns, runLengths, PICTURE_MIN_SCORE } from '../src/evaluate/pictures.js';
 import { decode } from '../src/tasks/detection.js';
@@ -310,7 +310,9 @@ test("classification pictures: the grid is exactly the first misclassified sampl
 });
 
 test('records: one without pictures (older) renders without them; a picture that is not a PNG data URI, or bad mask runs, is refused when read; names are escaped', async () => {
-  const old = JSON.parse(fs.readFileSync(path.join(process.cwd(), 'docs', 'tasks', 'mnist-fcn.json'), 'utf8'));
+  const old = JSON.parse(
+    fs.readFileSync(path.join(process.cwd(), 'docs', 'generated', 'tasks', 'mnist-fcn.json'), 'utf8'),
+  );
   delete old.pictures;
   const html = await reportHtml(parseRecord(old, 'old'));
   assert.ok(!html.includes('class="pic"') && !html.includes('<h2>Pictures</h2>'));

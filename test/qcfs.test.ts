@@ -6,7 +6,7 @@ import { prepareModel } from '../src/model/prepare.js';
 import { calibrate } from '../src/calibrate/calibrate.js';
 import { instrument } from '../src/calibrate/instrument.js';
 import { buildSnn } from '../src/snn/build.js';
-import { simulate } from '../src/runtime/simulate.js';
+import { simulateBatches } from '../src/runtime/batches.js';
 import { SpikeportError } from '../src/errors.js';
 import { buildGraph, conv, gemm, maxAbsDiff, memDataset, randn, runGraph } from './helpers.js';
 
@@ -135,7 +135,7 @@ for (const shift of [0.5, 0.25]) {
     const snn = buildSnn(m, cal.thresholds);
     assert.equal(snn.spec.sites[0].start, shift === 0.5 ? undefined : shift);
     let readouts: Float32Array = new Float32Array(0);
-    await simulate(snn.graph, snn.spec, data, { steps: L, batchSize: n, normalize: null, threads: 1 }, (b) => {
+    await simulateBatches(snn.graph, snn.spec, data, { steps: L, batchSize: n, normalize: null, threads: 1 }, (b) => {
       readouts = b.readouts as Float32Array;
     });
     const avg = new Float32Array(n * 2);

@@ -6,7 +6,7 @@ import { calibrate } from '../src/calibrate/calibrate.js';
 import { instrument, thetaFeeds } from '../src/calibrate/instrument.js';
 import { readBatch } from '../src/data/dataset.js';
 import { buildSnn } from '../src/snn/build.js';
-import { simulate } from '../src/runtime/simulate.js';
+import { simulateBatches } from '../src/runtime/batches.js';
 import { fitDelays, siteCorrections } from '../src/refine/refine.js';
 import { convert } from '../src/api/convert.js';
 import { delayFor, simulate as simulateApi } from '../src/api/simulate.js';
@@ -161,7 +161,7 @@ async function bruteForceDelays(
   );
   assert.equal(fit.agreement !== null, classify);
   let readouts: Float32Array = new Float32Array(0);
-  await simulate(
+  await simulateBatches(
     step.graph,
     step.spec,
     data,

@@ -12,15 +12,10 @@ import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { convert } from '../src/api/convert.js';
 import { simulate, simulateShard } from '../src/api/simulate.js';
-import {
-  configHash,
-  mergeShards,
-  parseShard,
-  parseShardFile,
-  shardJson,
-  shardRange,
-  type ShardFile,
-} from '../src/api/shards.js';
+import { configHash } from '../src/api/run-config.js';
+import { mergeShards } from '../src/api/merge.js';
+import { parseShard, shardRange } from '../src/api/shards.js';
+import { parseShardFile, shardJson, type ShardFile } from '../src/api/shard-file.js';
 import { openMemoryDataset } from '../src/data/sources.js';
 import { makeScorer, mergeStates, scoresOf, type Task } from '../src/tasks/task.js';
 import { mergeTallies, type Tally } from '../src/evaluate/tally.js';
@@ -748,14 +743,14 @@ test('bad shard sets and options: one line, exit 1, nothing written', () => {
         'merge',
         'a.json',
         write('o.json', {
-          ...other({ ...b.run, options: { ...b.run.options, engines: 'loop' } }),
+          ...other({ ...b.run, options: { ...b.run.options, engine: 'loop' } }),
           tally: { ...b.tally, engines: { loop: b.tally.batches.length } },
         }),
         'c.json',
         '--json',
         'x.json',
       ],
-      /not shards of one run: they ran with different options: engines "auto, fused, steps" and "loop"/,
+      /not shards of one run: they ran with different options: engine "auto, fused, steps" and "loop"/,
     ],
     [
       [

@@ -17,7 +17,7 @@ import { writeLayout } from '../src/data/layouts.js';
 import { decodeModel, encodeModel } from '../src/onnx/codec.js';
 import { KEYS } from '../src/snn/format.js';
 import { classOrderNotice, type ScorerState } from '../src/tasks/task.js';
-import { clippingNotice } from '../src/api/shards.js';
+import { clippingNotice } from '../src/api/merge.js';
 import type { SimulateRecord } from '../src/report/record.js';
 import { barChart, renderSvg } from '../src/report/charts.js';
 import type { Progress } from '../src/progress.js';
@@ -694,16 +694,17 @@ test('help and docs agree with the behaviour: every --data source listed, one de
   );
   assert.ok(svg.includes(long), 'the whole name is in the SVG');
 
-  // The generated sets are described where the README points, and npm run web keeps dist/.
-  const readme = fs.readFileSync(path.join(ROOT, 'README.md'), 'utf8');
+  // The generated sets are described where the manual points, and npm run web keeps dist/.
+  const cliDoc = fs.readFileSync(path.join(ROOT, 'docs', 'cli.md'), 'utf8');
   assert.match(
-    readme,
-    /`mnist-video:train\|test` \(what they hold: \[docs\/data\.md\]\(docs\/data\.md#the-generated-task-sets\)\)/,
+    cliDoc,
+    /`mnist-video:train\|test` \(what they hold: \[docs\/data\.md\]\(data\.md#the-generated-task-sets\)\)/,
   );
   const data = fs.readFileSync(path.join(ROOT, 'docs', 'data.md'), 'utf8');
   assert.match(data, /## The generated task sets/);
   assert.match(data, /0 = background, 1 \+ d for a pixel of digit d/);
-  assert.match(readme, /reportHtml\(record\)` renders the record as an HTML page \(a Promise/);
+  const library = fs.readFileSync(path.join(ROOT, 'docs', 'library.md'), 'utf8');
+  assert.match(library, /reportHtml\(record\)` renders the record as an HTML page \(a Promise/);
   const scripts = (
     JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as { scripts: Record<string, string> }
   ).scripts;

@@ -17,7 +17,7 @@ import { openDataset } from '../src/data/sources.js';
 import { encodeModel } from '../src/onnx/codec.js';
 import { convert, simulate } from '../src/index.js';
 import { simulateShard } from '../src/api/simulate.js';
-import { mergeShards } from '../src/api/shards.js';
+import { mergeShards } from '../src/api/merge.js';
 import { simulateWindows } from '../src/evaluate/windows.js';
 import { buildGraph } from './helpers.js';
 import { floatTensor, type Graph } from '../src/graph/ir.js';

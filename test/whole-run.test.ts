@@ -11,18 +11,18 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { convert } from '../src/api/convert.js';
 import { simulateShard } from '../src/api/simulate.js';
-import { mergeShards, type ShardFile } from '../src/api/shards.js';
+import { mergeShards } from '../src/api/merge.js';
+import { type ShardFile } from '../src/api/shard-file.js';
 import { openDataset } from '../src/data/sources.js';
 import {
   AUTO_TRIAL_SHARE,
-  DEFAULT_UNROLL,
   WORKERS_MIN_SECONDS,
   autoWorkerCount,
-  defaultUnroll,
   estimateStepSeconds,
   worthTrying,
-} from '../src/runtime/simulate.js';
-import { exactCounters } from '../src/snn/exact-counts.js';
+} from '../src/runtime/auto.js';
+import { DEFAULT_UNROLL, defaultUnroll } from '../src/runtime/steps.js';
+import { exactCounters } from '../src/runtime/exact-counts.js';
 import { splitConstantPrefix } from '../src/snn/split.js';
 import { counterOutputs } from '../src/snn/format.js';
 import type { Snn } from '../src/snn/network.js';
@@ -66,7 +66,7 @@ test('the work a run is estimated at: 2 × MACs of the layers run at every step 
   assert.ok(everyStep > 1e6 && neurons > 1e4, `${everyStep} MACs, ${neurons} neurons per sample`);
   const want = 1000 * 32 * ((2 * everyStep) / 50e9 + neurons * 2e-9);
   assert.ok(Math.abs(estimateStepSeconds(snn.spec, 1000 * 32) - want) < 1e-9 * want);
-  // About what a quiet 2-core machine measures for it (0.33 ms per sample-step, BENCHMARKS.md).
+  // About what a quiet 2-core machine measures for it (0.33 ms per sample-step, docs/benchmarks.md).
   const perStep = estimateStepSeconds(snn.spec, 1);
   assert.ok(perStep > 0.2e-3 && perStep < 0.5e-3, `${perStep} s per sample-step`);
 });

@@ -22,7 +22,7 @@ import { parsePreprocess } from '../data/preprocess.js';
 export { TARGETS, PROFILES, checkTarget, profileWith, type Target, type Profile } from '../nir/profiles.js';
 export { resetOf, type NirGraph, type NirNode, type NirExport, type TargetCorrections } from '../nir/graph.js';
 export { readNir, nirBytes, NIR_VERSION } from '../nir/hdf5.js';
-export { simulateNir, type NirRun } from '../nir/simulate.js';
+export { simulateNir, type NirRun } from '../nir/interpret.js';
 export { nirStepGraph } from '../nir/onnx.js';
 
 export interface TargetOptions {
@@ -83,7 +83,7 @@ function recordOf(snn: Snn, profile: Profile, exported: NirExport): string[] {
   else if (t)
     notes.push(`the file was calibrated for ${t.profile}, not ${profile.name}: its corrections are used as they are`);
   else
-    notes.push('not calibrated for the target (convert --target): the target scores what simulate --as-target prints');
+    notes.push('not calibrated for the target (convert with target): the target scores what simulating asTarget gives');
   for (const n of t?.notes ?? []) notes.push(n);
   const c = exported.clock;
   if (c.ifNodes)

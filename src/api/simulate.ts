@@ -9,10 +9,10 @@ import path from 'node:path';
 import { isNormalize, type Dataset, type Normalize } from '../data/dataset.js';
 import { openDataset } from '../data/sources.js';
 import { checkRuntime, type RuntimeOptions } from '../ort/session.js';
-import { definedOnly } from '../calibrate/calibrate.js';
+import { definedOnly } from '../options.js';
 import type { Snn } from '../snn/network.js';
 import type { SnnMetadata } from '../snn/format.js';
-import { DEFAULT_ENGINE, ENGINES, sameResultsAs, type Engine } from '../runtime/simulate.js';
+import { DEFAULT_ENGINE, ENGINES, sameResultsAs, type Engine } from '../runtime/engines.js';
 import { TASKS, checkClassCount, headFor, inferTask, type Task } from '../tasks/task.js';
 import { checkDetectionOptions, type DetectionOptions } from '../tasks/heads.js';
 import { checkEnergyConstants, energyConstants, type EnergyConstants } from '../energy/energy.js';
@@ -27,19 +27,11 @@ import type { Notice, OnNotice, OnProgress } from '../progress.js';
 import { checkNormalizeFits } from '../model/prepare.js';
 import { numel } from '../graph/ir.js';
 import { writeFileAtomic } from '../files.js';
-import { SpikeportError, checkInteger, optionError } from '../errors.js';
-import {
-  SHARD_FORMAT,
-  checkShard,
-  configHash,
-  mergeShards,
-  readShardFile,
-  runConfig,
-  shardJson,
-  shardRange,
-  type Shard,
-  type ShardFile,
-} from './shards.js';
+import { SpikeportError, checkInteger, optionError, field } from '../errors.js';
+import { SHARD_FORMAT, readShardFile, shardJson, type ShardFile } from './shard-file.js';
+import { checkShard, shardRange, type Shard } from './shards.js';
+import { configHash, runConfig } from './run-config.js';
+import { mergeShards } from './merge.js';
 import { checkPreprocess, noNormalization } from './convert.js';
 import { checkFrameRate } from '../data/video-files.js';
 
@@ -127,6 +119,48 @@ export interface SimulateOptions extends RuntimeOptions {
 /** Most pictures a record holds (option `pictures`). */
 export const MAX_PICTURES = 16;
 
+/**
+ * Every simulation option, and what it is to a run: `result` options change its numbers, so every
+ * shard of one run must agree on them (their values are the run's identity, RunConfig.options,
+ * and shards that differ refuse to merge); `label` options change only what the record is called;
+ * `process` options say how or where this process runs. The compiler checks that the list names
+ * every option, and `RunIdentity` that a value is given for every `result` one: a new option
+ * cannot be left out of a run's identity by mistake.
+ */
+export const OPTION_ROLES = {
+  T: 'result',
+  delay: 'result',
+  batchSize: 'result',
+  task: 'result',
+  engine: 'result',
+  references: 'result',
+  siteErrors: 'result',
+  siteErrorsT: 'result',
+  pictures: 'result',
+  energy: 'result',
+  preprocess: 'result',
+  normalize: 'result',
+  frameRate: 'result',
+  clipsPerVideo: 'result',
+  categories: 'result',
+  detection: 'result',
+  modelName: 'label',
+  shard: 'process',
+  checkpoint: 'process',
+  checkpointSeconds: 'process',
+  onProgress: 'process',
+  onNotice: 'process',
+  threads: 'process',
+  device: 'process',
+} as const satisfies Record<keyof SimulateOptions, 'result' | 'label' | 'process'>;
+
+type ResultOption = {
+  [K in keyof typeof OPTION_ROLES]: (typeof OPTION_ROLES)[K] extends 'result' ? K : never;
+}[keyof typeof OPTION_ROLES];
+
+/** The value of every option that changes results, as a run's identity holds it. */
+export type RunIdentity = Readonly<Record<ResultOption, unknown>> & Readonly<Record<string, unknown>>;
+
 /** The defaults of every simulation option (the CLI shows these in --help). */
 export const SIMULATE_DEFAULTS = {
   T: [8, 16, 32, 64, 128, 256],
@@ -202,7 +236,7 @@ export function delayFor(rule: DelayRule, T: number, delay: SnnMetadata['delay']
   if (rule === 'fit') {
     const fitted = delay.fitted;
     if (!fitted)
-      throw optionError('delay', '"fit" needs delays fitted at conversion (convert with delayFit, --delay-fit T)');
+      throw optionError('delay', `"fit" needs delays fitted at conversion (convert with ${field('delayFit')} T)`);
     if (T > fitted.length)
       throw optionError(
         'delay',
@@ -326,30 +360,27 @@ export async function simulateShard(
   // Named classes that are not the model's fail now, not after the first batch.
   const classes = classCount(snn, task);
   if (classes !== null) checkClassCount(test, classes);
-  const run = runConfig(
-    snn,
-    test,
-    {
-      T: o.T,
-      delay: o.delay,
-      delays,
-      batchSize: o.batchSize,
-      task,
-      engines: sameResultsAs(o.engine),
-      references: o.references,
-      siteErrors: o.siteErrors,
-      siteErrorsT: o.siteErrorsT ?? null,
-      energy: o.energy,
-      preprocess: o.preprocess ?? snn.meta.preprocess ?? null,
-      pictures: o.pictures,
-      // What the samples are, beyond their labels (frames picked, categories drawn).
-      ...(test.frameRate !== undefined ? { frameRate: test.frameRate } : {}),
-      ...(o.categories !== undefined ? { categories: o.categories } : {}),
-      ...(task === 'detection' ? { detection: o.detection ?? {} } : {}),
-    },
-    o.batchSize,
-    shard.count,
-  );
+  const identity: RunIdentity = {
+    T: o.T,
+    delay: o.delay,
+    delays,
+    batchSize: o.batchSize,
+    task,
+    engine: sameResultsAs(o.engine),
+    references: o.references,
+    siteErrors: o.siteErrors,
+    siteErrorsT: o.siteErrorsT ?? null,
+    energy: o.energy,
+    preprocess: o.preprocess ?? snn.meta.preprocess ?? null,
+    pictures: o.pictures,
+    normalize: snn.meta.normalize ?? null,
+    // What the samples are, beyond their labels (frames picked, clips per video, categories drawn).
+    frameRate: test.frameRate ?? null,
+    clipsPerVideo: test.clipsPerVideo ?? null,
+    categories: o.categories ?? null,
+    detection: task === 'detection' ? (o.detection ?? {}) : null,
+  };
+  const run = runConfig(snn, test, identity, o.batchSize, shard.count);
   const range = shardRange(shard, run.batches);
   const batches = Array.from({ length: range.end - range.first }, (_, k) => range.first + k);
   const cal = snn.meta.calibration;
@@ -550,13 +581,13 @@ function readCheckpoint(file: string, config: string, shard: Shard): ShardFile |
   try {
     s = readShardFile(file);
   } catch (e) {
-    if (e instanceof SpikeportError) throw new SpikeportError(e.code, `checkpoint: ${e.message}`, 'checkpoint');
+    if (e instanceof SpikeportError) throw e.within('checkpoint');
     throw e;
   }
   if (s.shard.index !== shard.index || s.shard.count !== shard.count) {
     throw optionError(
       'checkpoint',
-      `${file} is the checkpoint of shard ${s.shard.index} of ${s.shard.count}, not ${shard.index} of ${shard.count} (the run is cut into ${shard.count} now: the same number of shards or --workers continues it; or delete it)`,
+      `${file} is the checkpoint of shard ${s.shard.index} of ${s.shard.count}, not ${shard.index} of ${shard.count} (the run is cut into ${shard.count} now: the same number of shards or ${field('workers')} continues it; or delete it)`,
     );
   }
   if (s.config !== config) {

@@ -3,6 +3,7 @@
  * seeded order, one threshold method run over them, then the delay estimate d̂ with the final
  * thresholds.
  */
+import { definedOnly } from '../options.js';
 import type { Dataset } from '../data/dataset.js';
 import { batchAt, prefetchBatches, readBatch, sampleOrder } from '../data/dataset.js';
 import { Session, checkRuntime, type Array32, type RuntimeOptions } from '../ort/session.js';
@@ -64,11 +65,6 @@ export interface ResolvedCalibrateOptions extends CalibrateOptions {
   readonly percentile: number;
   readonly seed: number;
   readonly shuffle: boolean;
-}
-
-/** Drop keys whose value is undefined, so they do not override defaults when spread. */
-export function definedOnly<T extends object>(o: T): Partial<T> {
-  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
 }
 
 function methodOf(m: Method | ThresholdMethod): ThresholdMethod {

@@ -8,7 +8,7 @@ import { checkPaths } from '../files.js';
 import type { Dataset } from '../data/dataset.js';
 import type { Task } from '../tasks/task.js';
 import { CONVERT_DEFAULTS, declaredInputShape, resolveConvertOptions } from '../api/convert.js';
-import type { Engine } from '../runtime/simulate.js';
+import type { Engine } from '../runtime/engines.js';
 import { SIMULATE_DEFAULTS } from '../api/simulate.js';
 import {
   ablation,

@@ -1,6 +1,7 @@
 /** spikeport merge: the shard files of a run (simulate --shard K/N) into the run's record, exactly. */
 import { Command } from 'commander';
-import { mergeShards, readShardFile } from '../api/shards.js';
+import { mergeShards } from '../api/merge.js';
+import { readShardFile } from '../api/shard-file.js';
 import { checkPaths } from '../files.js';
 import { outputOptions, type OutputFlags } from './options.js';
 import { energySummary, outputPaths, printNotices, recordFiles, resultsTable, writeOutputs } from './output.js';

@@ -8,7 +8,7 @@ import { SpikeportError } from '../errors.js';
 import { METHODS, type FixedThresholds } from '../calibrate/methods.js';
 import { CONVERT_DEFAULTS, type ConvertOptions } from '../api/convert.js';
 import { MAX_PICTURES, SIMULATE_DEFAULTS, type DelayRule, type SimulateOptions } from '../api/simulate.js';
-import { ENGINES, type Engine } from '../runtime/simulate.js';
+import { ENGINES, type Engine } from '../runtime/engines.js';
 import { TASKS, type Task } from '../tasks/task.js';
 import { HEADS, type HeadKind } from '../tasks/heads.js';
 import { PRESETS, energyConstants, type EnergyConstants } from '../energy/energy.js';
@@ -67,6 +67,8 @@ export const FLAGS: Readonly<Record<string, string>> = {
   checkpointSeconds: '--checkpoint-every',
   workers: '--workers',
   pictures: '--pictures',
+  layout: '--format',
+  out: '--out',
   head: '--head',
   scoreThreshold: '--score-threshold',
   topCandidates: '--top-candidates',
@@ -74,6 +76,7 @@ export const FLAGS: Readonly<Record<string, string>> = {
   detectionsPerImage: '--detections-per-image',
   normSamples: '--norm-samples',
   classNames: '--classes',
+  spikes: '--spikes',
   followLinks: '--follow-links',
   asTarget: '--as-target',
   groups: '--groups',
@@ -81,9 +84,16 @@ export const FLAGS: Readonly<Record<string, string>> = {
   calibrateAt: '--calibrate-at',
 };
 
-/** A library error in the CLI's words: the field it names becomes the flag that sets it. */
+/**
+ * A library error in the CLI's words: every field it names becomes the flag that sets it. A
+ * message that names its field without marking it gets the flag at the field's first mention.
+ */
 export function messageOf(e: SpikeportError): string {
-  return withFlag(e, 'first');
+  const text = e.render((f) => FLAGS[f]);
+  const flag = e.field === undefined ? undefined : FLAGS[e.field];
+  // A message that names its field without marking it: the first mention becomes the flag.
+  if (!flag || text.includes(flag)) return text;
+  return withFlag({ message: text, field: e.field }, 'first');
 }
 
 /** A library notice in the CLI's words: the field it names (last, where it says what to change) becomes its flag. */

@@ -12,7 +12,8 @@ import {
   simulateShard,
   type SimulateOptions,
 } from '../api/simulate.js';
-import { parseShard, readShardFile, shardJson, shardProblem, type Shard } from '../api/shards.js';
+import { parseShard, shardProblem, type Shard } from '../api/shards.js';
+import { readShardFile, shardJson } from '../api/shard-file.js';
 import { loadModel } from '../model/load.js';
 import { storedFrameRate } from '../model/prepare.js';
 import { isSnnGraph } from '../snn/format.js';
@@ -20,9 +21,9 @@ import { attachSource, snnFromGraph, type Snn } from '../snn/network.js';
 import { dataFiles, openDataset } from '../data/sources.js';
 import { checkPaths, scratchDir } from '../files.js';
 import { SpikeportError } from '../errors.js';
-import { engineNotice } from '../runtime/simulate.js';
+import { engineNotice } from '../runtime/engines.js';
 import { defaultThreads } from '../ort/session.js';
-import { autoWorkerCount } from '../runtime/simulate.js';
+import { autoWorkerCount } from '../runtime/auto.js';
 import type { SimulateRecord } from '../report/record.js';
 import {
   CONVERSION_ONLY,

@@ -8,7 +8,7 @@ import { loadSnn } from '../snn/network.js';
 import { openDataset } from '../data/sources.js';
 import { checkPreprocess } from '../api/convert.js';
 import { simulateShard } from '../api/simulate.js';
-import { shardJson } from '../api/shards.js';
+import { shardJson } from '../api/shard-file.js';
 import { writeFileAtomic } from '../files.js';
 import { reportError } from './output.js';
 import { NOTICE_PREFIX, PROGRESS_PREFIX, type WorkerJob } from './workers.js';

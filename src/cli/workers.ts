@@ -4,13 +4,15 @@
  * N workers each simulate one shard of the run in their own process (cli/worker.ts), with
  * threads/N ONNX Runtime threads each; the parent merges their shard files. ONNX Runtime's
  * intra-op threads scale poorly on small networks, so separate processes can use the cores
- * better (BENCHMARKS.md measures both).
+ * better (docs/benchmarks.md measures both).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { MAX_SHARDS, mergeShards, shardProblem, readShardFile, type Shard, type ShardFile } from '../api/shards.js';
+import { MAX_SHARDS, shardProblem, type Shard } from '../api/shards.js';
+import { mergeShards } from '../api/merge.js';
+import { readShardFile, type ShardFile } from '../api/shard-file.js';
 import type { SimulateOptions } from '../api/simulate.js';
 import type { SimulateRecord } from '../report/record.js';
 import type { Notice, Progress } from '../progress.js';

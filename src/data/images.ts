@@ -23,7 +23,7 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { SpikeportError } from '../errors.js';
+import { SpikeportError, field } from '../errors.js';
 import { MAX_TEXT_BYTES, readRegularFile } from '../files.js';
 import type { Dataset } from './dataset.js';
 import { checkIndices } from './dataset.js';
@@ -648,7 +648,7 @@ export function openCoco(
       throw where(
         name === undefined
           ? `annotations[${k}] has the category id ${String(a.category_id)}, which is not in "categories"`
-          : `annotations[${k}] has the category "${name}", which is not one of the model's classes (--classes)`,
+          : `annotations[${k}] has the category "${name}", which is not one of the model's classes (${field('classNames')})`,
       );
     }
     const b = a.bbox;

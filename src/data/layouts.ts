@@ -15,7 +15,7 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { SpikeportError } from '../errors.js';
+import { SpikeportError, field } from '../errors.js';
 import { occupied } from '../files.js';
 import type { OnProgress } from '../progress.js';
 import type { MemoryDataset } from './dataset.js';
@@ -38,18 +38,18 @@ function checkWritable(d: MemoryDataset, layout: Layout): void {
   if (s.length !== (video ? 4 : 3) || (s[0] !== 1 && s[0] !== 3)) {
     throw new SpikeportError(
       'invalid-data',
-      `${d.name}: --format ${layout} writes ${video ? 'clips of [1 or 3, frames, H, W]' : 'images of [1 or 3, H, W]'}; the samples are ${s.join('x')}`,
+      `${d.name}: ${field('layout')} ${layout} writes ${video ? 'clips of [1 or 3, frames, H, W]' : 'images of [1 or 3, H, W]'}; the samples are ${s.join('x')}`,
     );
   }
   if (d.scale !== 1 / 255)
     throw new SpikeportError(
       'invalid-data',
-      `${d.name}: --format ${layout} writes 8-bit images; these samples are not bytes (0–255)`,
+      `${d.name}: ${field('layout')} ${layout} writes 8-bit images; these samples are not bytes (0–255)`,
     );
   if ((layout === 'imagefolder' || video) && !d.labels)
-    throw new SpikeportError('invalid-data', `${d.name}: --format ${layout} needs a label per sample`);
+    throw new SpikeportError('invalid-data', `${d.name}: ${field('layout')} ${layout} needs a label per sample`);
   if (layout === 'voc' && !d.masks)
-    throw new SpikeportError('invalid-data', `${d.name}: --format voc needs per-pixel labels (masks)`);
+    throw new SpikeportError('invalid-data', `${d.name}: ${field('layout')} voc needs per-pixel labels (masks)`);
   if (
     layout === 'voc' &&
     d.masks &&
@@ -57,10 +57,11 @@ function checkWritable(d: MemoryDataset, layout: Layout): void {
   ) {
     throw new SpikeportError(
       'invalid-data',
-      `${d.name}: --format voc needs masks of the images' size (${s[1]}x${s[2]}); they are ${d.masks.shape.join('x')}`,
+      `${d.name}: ${field('layout')} voc needs masks of the images' size (${s[1]}x${s[2]}); they are ${d.masks.shape.join('x')}`,
     );
   }
-  if (layout === 'coco' && !d.boxes) throw new SpikeportError('invalid-data', `${d.name}: --format coco needs boxes`);
+  if (layout === 'coco' && !d.boxes)
+    throw new SpikeportError('invalid-data', `${d.name}: ${field('layout')} coco needs boxes`);
 }
 
 /** Class folders need every label 0..max present: an empty one is refused when read, and leaving it out would shift the labels after it. */
@@ -90,9 +91,10 @@ export async function writeLayout(
   split = 'val',
 ): Promise<{ files: number; classes: number | null }> {
   checkWritable(d, layout);
-  if (occupied(out)) throw new SpikeportError('io', `--out ${out} exists; name a new folder`);
+  if (occupied(out)) throw new SpikeportError('io', `${field('out')} ${out} exists; name a new folder`, 'out');
   const parent = path.dirname(path.resolve(out));
-  if (!fs.existsSync(parent)) throw new SpikeportError('io', `--out ${out}: folder ${parent} does not exist`);
+  if (!fs.existsSync(parent))
+    throw new SpikeportError('io', `${field('out')} ${out}: folder ${parent} does not exist`, 'out');
   const classes = layout === 'imagefolder' || layout === 'videofolder' ? classCount(d) : null;
   const sharp = (await import('sharp')).default;
   const s = d.sampleShape;
@@ -185,7 +187,11 @@ export async function writeLayout(
       );
     }
     if (occupied(out))
-      throw new SpikeportError('io', `--out ${out} appeared while the data set was written; name a new folder`);
+      throw new SpikeportError(
+        'io',
+        `${field('out')} ${out} appeared while the data set was written; name a new folder`,
+        'out',
+      );
     fs.renameSync(tmp, out);
   } catch (e) {
     fs.rmSync(tmp, { recursive: true, force: true });

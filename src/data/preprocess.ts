@@ -16,7 +16,7 @@
  * arithmetic (resizeBilinear, exact) when enlarging. Offsets and sizes follow torchvision's rounding (int() for the long side,
  * Python's round-half-to-even for the crop offsets).
  */
-import { SpikeportError } from '../errors.js';
+import { SpikeportError, field } from '../errors.js';
 
 export type Preprocess =
   | { readonly kind: 'none' }
@@ -119,14 +119,14 @@ export function geometry(
     if (width === W && height === H) return { resize: null, crop: null };
     throw new SpikeportError(
       'invalid-data',
-      `${where} is ${width}×${height} but the model takes ${W}×${H}: choose a preprocessing with --preprocess (${PREPROCESS_PRESETS})`,
+      `${where} is ${width}×${height} but the model takes ${W}×${H}: choose a preprocessing with ${field('preprocess')} (${PREPROCESS_PRESETS})`,
     );
   }
   if (p.kind === 'resize') {
     if (p.height !== H || p.width !== W)
       throw new SpikeportError(
         'invalid-option',
-        `--preprocess resize:${p.height},${p.width} does not give the model's input size ${H}×${W} (use resize:${H},${W})`,
+        `${field('preprocess')} resize:${p.height},${p.width} does not give the model's input size ${H}×${W} (use resize:${H},${W})`,
         'preprocess',
       );
     return { resize: width === W && height === H ? null : { width: W, height: H }, crop: null };
@@ -145,7 +145,7 @@ export function geometry(
   if (H !== W)
     throw new SpikeportError(
       'invalid-option',
-      `--preprocess imagenet crops a square; the model takes ${H}×${W} (use resize:${H},${W})`,
+      `${field('preprocess')} imagenet crops a square; the model takes ${H}×${W} (use resize:${H},${W})`,
       'preprocess',
     );
   // torchvision Resize(s): the short side becomes s, the long side int(s · long / short).

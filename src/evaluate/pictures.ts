@@ -16,7 +16,7 @@
 import type { Dataset } from '../data/dataset.js';
 import { encodePng } from '../data/png.js';
 import { toInput } from '../data/preprocess.js';
-import type { StepBatch } from '../runtime/simulate.js';
+import type { StepBatch } from '../runtime/engines.js';
 import { topK } from '../tasks/classification.js';
 import type { DetectionOptions, DetectionHead } from '../tasks/heads.js';
 import { headFor, type ModelOutput, type ModelOutputs, type Task } from '../tasks/task.js';

@@ -5,7 +5,7 @@
  * shards (one per machine) and resumed runs (a checkpoint plus the rest) rely on.
  */
 import { mergeStates, type ScorerState } from '../tasks/task.js';
-import type { RunEngine, SimulationStats } from '../runtime/simulate.js';
+import type { RunEngine, SimulationStats } from '../runtime/engines.js';
 
 export interface Tally {
   /** The batches counted (indices into the data's consecutive batches), ascending. */

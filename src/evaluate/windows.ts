@@ -7,7 +7,8 @@ import type { RuntimeOptions } from '../ort/session.js';
 import { numel } from '../graph/ir.js';
 import { checkDataFits } from '../model/prepare.js';
 import type { Snn } from '../snn/network.js';
-import { DEFAULT_ENGINE, simulate, type Engine, type SimulationStats, type StepBatch } from '../runtime/simulate.js';
+import { DEFAULT_ENGINE, type Engine, type SimulationStats, type StepBatch } from '../runtime/engines.js';
+import { simulateBatches } from '../runtime/batches.js';
 import { inferTask, makeScorer, type ModelOutputs, type Score, type Task } from '../tasks/task.js';
 import type { DetectionOptions } from '../tasks/heads.js';
 import type { OnProgress } from '../progress.js';
@@ -143,7 +144,7 @@ export async function simulateWindows(
     // The outputs' layout, checked on a zero readout before any step runs (a head no decoder fits).
     scorer.check(await tail.apply(new Float32Array(numel(spec.readoutShape)), [1, ...spec.readoutShape]));
     const checkpoints = [...new Set(windows.flatMap((w) => [w.T, w.delay]))].filter((t) => t > 0);
-    stats = await simulate(
+    stats = await simulateBatches(
       snn.graph,
       spec,
       data,

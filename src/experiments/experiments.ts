@@ -7,7 +7,7 @@ import path from 'node:path';
 import type { Dataset } from '../data/dataset.js';
 import type { LoadedModel } from '../model/load.js';
 import type { Method } from '../calibrate/methods.js';
-import type { Engine } from '../runtime/simulate.js';
+import type { Engine } from '../runtime/engines.js';
 import type { Snn } from '../snn/network.js';
 import { inferTask, type Score, type Task } from '../tasks/task.js';
 import { energyOf, type EnergyConstants } from '../energy/energy.js';

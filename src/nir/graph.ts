@@ -8,7 +8,7 @@
 import type { Graph, Node, Tensor } from '../graph/ir.js';
 import { attrInt, numel } from '../graph/ir.js';
 import { siteState, type DecodedSnn, type TargetCalibration } from '../snn/format.js';
-import { SpikeportError } from '../errors.js';
+import { SpikeportError, field } from '../errors.js';
 import { PROFILES, type Target } from './profiles.js';
 
 export { TARGETS, checkTarget, type Target } from './profiles.js';
@@ -92,8 +92,7 @@ export interface Added {
   readonly weightNodes: number;
 }
 
-const MAXPOOL_PER_STEP =
-  "max pooling of each step's current has no NIR form (an IF neuron integrates); convert with --maxpool accumulated (the default)";
+const MAXPOOL_PER_STEP = `max pooling of each step's current has no NIR form (an IF neuron integrates); convert with ${field('maxpool')} accumulated (the default)`;
 
 /** The threshold of the IF neurons that build a max (max(a, b) = b + θ·IF(a − b)), in the unit-spike form's units. */
 export const MAX_THRESHOLD = 1;
@@ -116,12 +115,12 @@ export function toNir(
   if (snn.form !== 'step')
     throw new SpikeportError(
       'invalid-file',
-      `${where}: NIR export reads the step form (convert with --format step, the default)`,
+      `${where}: NIR export reads the step form (convert with ${field('form')} step, the default)`,
     );
   if (!snn.meta.unit)
     throw new SpikeportError(
       'invalid-file',
-      `${where}: NIR wants neurons with threshold 1 and 0/1 spikes; convert the ANN with --spikes unit`,
+      `${where}: NIR wants neurons with threshold 1 and 0/1 spikes; convert the ANN with ${field('spikes')} unit`,
     );
   const g: Graph = snn.graph;
   const { spec } = snn.meta;

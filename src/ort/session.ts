@@ -93,7 +93,7 @@ export interface SessionOptions extends RuntimeOptions {
    * intermediate tensors from one block, allocated at the start of the run and released at its
    * end. Faster for an ANN pass or a calibration update; the step engine's graph of 8 steps turns
    * it off, because there the block is large (about 1 GB for resnet18 at 224, batch 16) and each
-   * call touched it as new memory (BENCHMARKS.md, issue 14, third round).
+   * call touched it as new memory (docs/performance.md).
    */
   readonly memoryPattern?: boolean;
 }

@@ -5,7 +5,7 @@
 import type { RunRecord } from './record.js';
 import { renderSvg } from './charts.js';
 import { sections, title, type Table } from './sections.js';
-import { picturesHtml } from './pictures.js';
+import { picturesHtml } from './picture-html.js';
 
 function esc(s: string): string {
   return s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');

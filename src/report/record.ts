@@ -446,13 +446,13 @@ export function parseRecord(json: unknown, where: string): RunRecord {
   ) {
     throw new SpikeportError(
       'invalid-file',
-      `${where} is a shard file: merge the shards of its run into a record with spikeport merge SHARD_FILES... --json FILE --report FILE`,
+      `${where} is a shard file: merge the shards of its run into a record (spikeport merge, or mergeShards)`,
     );
   }
   if (!(RECORD_KINDS as readonly unknown[]).includes(kind)) {
     throw new SpikeportError(
       'invalid-file',
-      `${where} is not a spikeport record (no "kind" among ${RECORD_KINDS.join(', ')}); make one with simulate --json or experiment --json`,
+      `${where} is not a spikeport record (no "kind" among ${RECORD_KINDS.join(', ')}); records are what simulate and the experiments write as JSON`,
     );
   }
   const parsed = recordSchema.safeParse(json);

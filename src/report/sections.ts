@@ -5,7 +5,7 @@
 import type { TopLevelSpec } from 'vega-lite';
 import type { EnergyReport } from '../energy/energy.js';
 import type { CurvesRecord, DelayRecord, EnergyRecord, Pictures, RunRecord, SimulateRecord } from './record.js';
-import { picturesText } from './pictures.js';
+import { picturesText } from './picture-html.js';
 import { stepsSections } from './steps.js';
 import { barChart, lineChart, type Row } from './charts.js';
 import { metricNamesOf, type Task } from '../tasks/task.js';
@@ -130,7 +130,7 @@ function simulateSections(r: SimulateRecord): Section[] {
                 : []),
             ]
           : [
-              'No ANN reference (the source ANN was not found in the SNN’s folder; name it with --ann, or the ann option of loadSnn, and ask for references).',
+              'No ANN reference (the source ANN was not found in the SNN’s folder; name it: the ann option, and ask for references).',
             ]),
       ],
     },

@@ -1,22 +1,23 @@
 /**
  * The layer-by-layer engine (`--engine fused`): the step graph cut at its state updates
- * (snn/stages.ts). Each stage of stateless ops (the convolutions, pools, adds) runs as an ONNX
+ * (stages.ts). Each stage of stateless ops (the convolutions, pools, adds) runs as an ONNX
  * Runtime session, on K time steps at once (a batch of K × n samples, step-major; K = 1 by
  * default, the fastest measured), and each state update scans those steps in one WebAssembly
  * SIMD pass (kernels.ts): the neuron integrates, compares, emits, resets and counts its spikes
  * and SOPs in the same pass, writing the spikes straight into the next stage's input, which
  * lives in the kernels' memory. The arithmetic is the step graph's (the same nodes, the same float32 adds,
  * compares and subtractions, in the same order per neuron), so the spikes are the same; the
- * counts are exact integers, like the step engine's (snn/exact-counts.ts).
+ * counts are exact integers, like the step engine's (exact-counts.ts).
  */
 import type { Graph } from '../graph/ir.js';
 import { numel } from '../graph/ir.js';
 import { Session, type Array32, type RuntimeOptions } from '../ort/session.js';
 import { counterOutputs, type SnnSpec } from '../snn/format.js';
-import { planStages, type StateUpdate, type Stages } from '../snn/stages.js';
+import { planStages, type StateUpdate, type Stages } from './stages.js';
 import { splitConstantPrefix } from '../snn/split.js';
 import type { Batch } from '../data/dataset.js';
 import { createKernels } from './kernels.js';
+import { batchClock, readoutCollector, type BatchRunner, type EngineContext } from './engines.js';
 
 /** Time steps per stage call of the fused engine (fewer when the arena would outgrow FUSED_ARENA_BYTES). */
 export const FUSED_BLOCK = 1;
@@ -260,4 +261,47 @@ function perChannel(level: Float32Array, theta: Float32Array, channels: number):
     }
   }
   return [lv, th];
+}
+
+/**
+ * The layer-by-layer engine (runtime/fused.ts): K steps per stage call, the neurons in JS; null
+ * when the step graph holds state ops it does not know (the caller uses the step engine).
+ */
+export async function fusedRunner(graph: Graph, ctx: EngineContext): Promise<BatchRunner | null> {
+  const { spec, opts, sink, sums, counters, nBatches } = ctx;
+  const plan = fusedPlan(graph, spec);
+  if (!plan) return null;
+  // `unroll` is this engine's block only when it was asked for by name (under auto it is the step engine's).
+  const asked = opts.engine === 'fused';
+  const engine = await fusedSessions(plan, spec, { ...opts, block: asked ? opts.unroll : undefined });
+  // Under auto, a batch too large for the kernels' memory leaves the choice to steps (asked for
+  // by name, the first batch says so instead).
+  if (!asked && !engine.fits(Math.min(opts.batchSize, ctx.data.size))) {
+    await engine.release();
+    return null;
+  }
+  const T = opts.steps;
+  const size = numel(spec.readoutShape);
+  return {
+    engine: 'fused',
+    async run(bi, batch) {
+      const n = batch.n;
+      const readouts = readoutCollector(opts, spec, batch);
+      const clock = batchClock();
+      await engine.run(batch, T, (t0, K, block) => {
+        if (t0 === 0 && K < T) clock.firstCallDone(K);
+        for (let k = 0; k < K; k++) {
+          readouts.add(t0 + k, block.readouts.subarray(k * n * size, (k + 1) * n * size));
+          counters.forEach((_, i) => {
+            sums[i][t0 + k] += block.counts[i][k];
+          });
+        }
+        opts.onProgress?.({ phase: 'simulate', done: bi * T + t0 + K, total: nBatches * T });
+      });
+      const time = clock.time(T);
+      await sink(readouts.done());
+      return time;
+    },
+    release: () => engine.release(),
+  };
 }

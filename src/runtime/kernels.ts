@@ -5,7 +5,7 @@
  * give the same bits (test/fused.test.ts).
  */
 import { KERNELS_WASM } from './kernels.wasm.js';
-import { SpikeportError } from '../errors.js';
+import { SpikeportError, field } from '../errors.js';
 
 export interface NeuronCounts {
   readonly fired: number;
@@ -127,7 +127,7 @@ function wasmKernels(x: WasmExports): Kernels {
         } catch {
           throw new SpikeportError(
             'runtime',
-            `the fused engine needs ${(need / 2 ** 30).toFixed(1)} GiB of WebAssembly memory for one batch (at most 4 GiB); use a smaller batch or --engine steps`,
+            `the fused engine needs ${(need / 2 ** 30).toFixed(1)} GiB of WebAssembly memory for one batch (at most 4 GiB); use a smaller ${field('batchSize')} or ${field('engine')} steps`,
             'batchSize',
           );
         }

@@ -262,8 +262,7 @@ export async function attachSource(snn: Snn, snnFile: string, opts: LoadSnnOptio
   try {
     loaded = loadModel(annFile);
   } catch (e) {
-    if (e instanceof SpikeportError && opts.ann !== undefined)
-      throw new SpikeportError(e.code, `ann: ${e.message}`, 'ann');
+    if (e instanceof SpikeportError && opts.ann !== undefined) throw e.within('ann');
     throw e;
   }
   if (loaded.sha256 !== snn.meta.source.sha256) {

@@ -15,7 +15,7 @@ import { numel } from '../graph/ir.js';
 import { usedInitializers } from '../graph/topo.js';
 import { floatInput } from '../onnx/builder.js';
 import { inferDtypes } from '../graph/dtypes.js';
-import type { SnnSpec } from './format.js';
+import type { SnnSpec } from '../snn/format.js';
 
 /** The integrate-and-fire update of one site (neuron.ts), with its counters (counters.ts). */
 export interface NeuronUpdate {

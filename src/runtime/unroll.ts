@@ -10,8 +10,8 @@
  */
 import type { Graph, Node } from '../graph/ir.js';
 import { floatInput } from '../onnx/builder.js';
-import type { SnnSpec } from './format.js';
-import { counterOutputs } from './format.js';
+import type { SnnSpec } from '../snn/format.js';
+import { counterOutputs } from '../snn/format.js';
 
 export const stepName = (t: string, k: number): string => `${t}@${k}`;
 

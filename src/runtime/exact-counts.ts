@@ -12,7 +12,7 @@
  */
 import type { Graph, Node, Tensor } from '../graph/ir.js';
 import { floatTensor, int64Tensor } from '../graph/ir.js';
-import { counterOutputs, type SnnSpec } from './format.js';
+import { counterOutputs, type SnnSpec } from '../snn/format.js';
 import { usedInitializers } from '../graph/topo.js';
 
 /** The step graph with exact counters (unchanged where a counter does not have the shape counters.ts builds). */
