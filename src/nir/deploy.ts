@@ -130,6 +130,8 @@ export function deployFor(input: NirGraph, profile: Profile, opts: DeployOptions
   if (!profile.readsScale) {
     for (const [name, n] of [...nodes]) {
       if (n.type !== 'Scale') continue;
+      // A Scale read only by the graph's Output is the host's (a readout scaled back), not the importer's.
+      if (from(name).every((c) => nodes.get(c)?.type === 'Output')) continue;
       const shape = n.scale.dims;
       const srcs = into(name);
       const src = srcs.length === 1 ? srcs[0] : null;
