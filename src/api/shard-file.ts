@@ -325,7 +325,7 @@ const siteErrors = z.object({
 
 const hex = z.string().regex(/^[0-9a-f]{64}$/);
 
-const shardSchema = z.object({
+const shardSchema: z.ZodType<ShardFile> = z.object({
   format: z.literal(SHARD_FORMAT),
   config: hex,
   run: z.object({
@@ -417,7 +417,7 @@ export function parseShardFile(json: unknown, where: string): ShardFile {
       `${where}: a shard file with a bad field ${issue.path.join('.') || '(root)'}: ${issue.message}`,
     );
   }
-  const s = parsed.data as ShardFile;
+  const s = parsed.data;
   const bad = shardProblem(s.shard, s.run.batches);
   if (bad) throw new SpikeportError('invalid-file', `${where}: shard ${s.shard.index} of ${s.shard.count}: ${bad}`);
   if (s.shard.count !== s.run.shards)

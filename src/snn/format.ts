@@ -326,7 +326,7 @@ const specSchema: z.ZodType<SnnSpec> = z.object({
     .optional(),
 });
 
-const metadataSchema = z.object({
+const metadataSchema: z.ZodType<SnnMetadata> = z.object({
   spec: specSchema,
   source: z.object({
     // A bare file name: it is looked up next to the SNN, never elsewhere.
@@ -465,7 +465,7 @@ export function decodeSnn(g: Graph, where: string): DecodedSnn {
     const issue = parsed.error.issues[0];
     throw invalid(where, `metadata ${KEYS.snn}: field ${issue.path.join('.') || '(root)'}: ${issue.message}`);
   }
-  const meta = parsed.data as SnnMetadata;
+  const meta = parsed.data;
   const form = g.metadata[KEYS.form] ?? 'step';
   if (form !== 'step' && form !== 'loop')
     throw invalid(where, `metadata ${KEYS.form} is "${form}", expected step or loop`);
