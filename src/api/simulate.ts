@@ -11,7 +11,7 @@ import { openDataset } from '../data/sources.js';
 import { checkRuntime, type RuntimeOptions } from '../ort/session.js';
 import { definedOnly } from '../options.js';
 import type { Snn } from '../snn/network.js';
-import type { SnnMetadata } from '../snn/format.js';
+import { normalizationSummary, type SnnMetadata } from '../snn/format.js';
 import { DEFAULT_ENGINE, ENGINES, sameResultsAs, type Engine } from '../runtime/engines.js';
 import { TASKS, checkClassCount, headFor, inferTask, type Task } from '../tasks/task.js';
 import { checkDetectionOptions, type DetectionOptions } from '../tasks/heads.js';
@@ -397,15 +397,7 @@ export async function simulateShard(
     calibration: {
       ...cal,
       ...(snn.meta.corrections ? { corrections: snn.meta.corrections } : {}),
-      ...(snn.meta.normalization
-        ? {
-            normalization: {
-              norms: snn.meta.normalization.norms,
-              samples: snn.meta.normalization.samples,
-              cost: snn.meta.normalization.cost,
-            },
-          }
-        : {}),
+      ...(snn.meta.normalization ? { normalization: normalizationSummary(snn.meta.normalization) } : {}),
     },
     maxpool: snn.spec.maxpool,
     delay: { estimated: snn.meta.delay.estimated, latencies: snn.meta.delay.latencies, rule: ruleText(o.delay) },

@@ -3,7 +3,7 @@ import path from 'node:path';
 import { Command, Option } from 'commander';
 import { CONVERT_DEFAULTS, convert, declaredInputShape, resolveConvertOptions } from '../api/convert.js';
 import { loadModel } from '../model/load.js';
-import { SPIKE_FORMS, type SnnForm, type SpikeForm } from '../snn/format.js';
+import { SPIKE_FORMS, normalizationSummary, type SnnForm, type SpikeForm } from '../snn/format.js';
 import { checkPaths } from '../files.js';
 import {
   calibrationOptions,
@@ -111,15 +111,7 @@ export function convertCommand(): Command {
         ...(snn.meta.corrections ? { corrections: snn.meta.corrections, refineSeconds: snn.timing?.refine } : {}),
         ...(snn.meta.target ? { target: snn.meta.target } : {}),
         thresholds: d.sites.map((s) => ({ site: s.node, mean: s.thetaMean, max: s.thetaMax })),
-        ...(snn.meta.normalization
-          ? {
-              normalization: {
-                norms: snn.meta.normalization.norms,
-                samples: snn.meta.normalization.samples,
-                cost: snn.meta.normalization.cost,
-              },
-            }
-          : {}),
+        ...(snn.meta.normalization ? { normalization: normalizationSummary(snn.meta.normalization) } : {}),
       };
       // Written last, together: the SNN and its summary, or neither.
       writeOutputs([

@@ -196,6 +196,11 @@ export interface NormalizationRecord {
   };
 }
 
+/** What records show of a frozen normalisation: which, from how many samples, at what cost (not the statistics). */
+export function normalizationSummary(n: NormalizationRecord): Pick<NormalizationRecord, 'norms' | 'samples' | 'cost'> {
+  return { norms: n.norms, samples: n.samples, cost: n.cost };
+}
+
 /** What convert --target found for a target's neuron (docs/nir.md). */
 export interface TargetCalibration {
   /** The target profile's name. */
