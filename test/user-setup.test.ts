@@ -16,7 +16,8 @@ import { memoryDataset, type MemoryDataset } from '../src/data/dataset.js';
 import { writeLayout } from '../src/data/layouts.js';
 import { decodeModel, encodeModel } from '../src/onnx/codec.js';
 import { KEYS } from '../src/snn/format.js';
-import { classOrderNotice, type ScorerState } from '../src/tasks/task.js';
+import { classOrderNotice, makeScorer, mergeStates, stateProblem, type ScorerState } from '../src/tasks/task.js';
+import type { Dataset } from '../src/data/dataset.js';
 import { clippingNotice } from '../src/api/merge.js';
 import type { SimulateRecord } from '../src/report/record.js';
 import { barChart, renderSvg } from '../src/report/charts.js';
@@ -709,4 +710,54 @@ test('help and docs agree with the behaviour: every --data source listed, one de
     JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as { scripts: Record<string, string> }
   ).scripts;
   assert.doesNotMatch(scripts.web, /npm run build|clean/);
+});
+
+test('several clips per video: a wrong class order is found clip by clip, across shard merges, and a missing class is refused', () => {
+  // 60 videos of 3 clips over 4 classes; the model is right on every clip, but the data's labels
+  // are its classes rotated by one (a folder order that is not the model's).
+  const K = 3;
+  const size = 180;
+  const rotated = Int32Array.from({ length: size }, (_, i) => ((Math.floor(i / K) % 4) + 1) % 4);
+  const video = (labels: Int32Array, classes?: readonly string[]): Dataset => ({
+    name: 'videofolder:clips',
+    size,
+    sampleShape: [3, 2, 4, 4],
+    scale: 1,
+    labels,
+    clipsPerVideo: K,
+    ...(classes ? { classes } : {}),
+    read: () => Promise.reject(new Error('not read')),
+  });
+  // The model's class of sample i is the video's true class (i / K) mod 4.
+  const outputs = (from: number, n: number) => {
+    const data = new Float32Array(n * 4);
+    for (let k = 0; k < n; k++) data[k * 4 + (Math.floor((from + k) / K) % 4)] = 5;
+    return [{ name: 'y', dims: [n, 4], data }];
+  };
+  const run = (data: Dataset, from: number, to: number): ScorerState => {
+    const s = makeScorer('video', 1, data, undefined, { pairs: true });
+    for (let b = from; b < to; b += 25) {
+      const n = Math.min(25, to - b);
+      s.add(0, outputs(b, n), { indices: Array.from({ length: n }, (_, k) => b + k) });
+    }
+    return s.state();
+  };
+  const whole = run(video(rotated), 0, size);
+  const note = classOrderNotice(whole, 'videofolder:clips', 'video top-1');
+  assert.equal(note?.code, 'class-order', JSON.stringify(whole).slice(0, 200));
+  assert.match(note?.message ?? '', /scores clip top-1 0\.0 % on these labels \(chance 25\.0 %\) but 100\.0 % once/);
+  // Two shards cut through a video merge into the same pairs (and the notice).
+  const merged = mergeStates([run(video(rotated), 0, 100), run(video(rotated), 100, size)]);
+  assert.deepEqual(merged.kind === 'videos' && merged.pairs, whole.kind === 'videos' && whole.pairs);
+  assert.equal(classOrderNotice(merged, 'videofolder:clips', 'video top-1')?.code, 'class-order');
+  // Tampered pairs in a shard file are caught.
+  const all = Array.from({ length: size }, (_, i) => i);
+  assert.equal(stateProblem(whole, 1, all), null);
+  const forged = { ...whole, pairs: [[0, 0, size]] } as ScorerState;
+  assert.match(stateProblem(forged, 1, all) ?? '', /pairs count 180 samples and 180 hits, not 180 and 0/);
+  // Labels in the model's order: no notice.
+  const right = Int32Array.from({ length: size }, (_, i) => Math.floor(i / K) % 4);
+  assert.equal(classOrderNotice(run(video(right), 0, size), 'videofolder:clips', 'video top-1'), null);
+  // Three class folders for a model of four: refused, as for single clips.
+  assert.throws(() => run(video(right, ['a', 'b', 'c']), 0, 25), /has 3 classes but the model scores 4/);
 });

@@ -291,6 +291,7 @@ const state: z.ZodType<ScorerState> = z.discriminatedUnion('kind', [
     videoTop1: z.array(count),
     videoTop5: z.array(count),
     videos: z.array(count),
+    pairs: z.array(z.tuple([count, count, count])).optional(),
     open: z.array(
       z.array(
         z.object({

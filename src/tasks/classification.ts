@@ -93,3 +93,29 @@ export class TopKCounter {
     }));
   }
 }
+
+/** How often each (label, top-1 prediction) pair occurred: [label, predicted, count]. */
+export type LabelPairs = readonly (readonly [number, number, number])[];
+
+/** (label, prediction, count) triples with equal pairs added, sorted by label then prediction. */
+export function mergePairs(triples: LabelPairs): (readonly [number, number, number])[] {
+  const m = new Map<string, [number, number, number]>();
+  for (const [l, p, k] of triples) {
+    const key = `${l},${p}`;
+    const t = m.get(key);
+    if (t) t[2] += k;
+    else m.set(key, [l, p, k]);
+  }
+  return [...m.values()].sort((a, b) => a[0] - b[0] || a[1] - b[1]);
+}
+
+/** What is wrong with pairs said to count `seen` samples with `hits` top-1 hits over `classes` classes, or null. */
+export function pairsProblem(pairs: LabelPairs, classes: number, seen: number, hits: number): string | null {
+  const bad = pairs.find(([l, p]) => l >= classes || p >= classes);
+  if (bad) return `a (label, prediction) pair ${bad[0]}, ${bad[1]} outside ${classes} classes`;
+  const total = pairs.reduce((a, p) => a + p[2], 0);
+  const right = pairs.reduce((a, p) => a + (p[0] === p[1] ? p[2] : 0), 0);
+  if (total !== seen || right !== hits)
+    return `its (label, prediction) pairs count ${total} samples and ${right} hits, not ${seen} and ${hits}`;
+  return null;
+}

@@ -9,7 +9,7 @@ import type { Dataset, DetectionBox } from '../data/dataset.js';
 import { toOriginal, type Placement } from '../data/preprocess.js';
 import { SpikeportError } from '../errors.js';
 import type { Notice } from '../progress.js';
-import { TopKCounter } from './classification.js';
+import { TopKCounter, mergePairs, pairsProblem, type LabelPairs } from './classification.js';
 import { ConfusionMatrix } from './segmentation.js';
 import { meanAveragePrecision, type Detection } from './detection.js';
 import { mergeVideoStates, videoScorer, videoScores, type VideoState } from './video.js';
@@ -100,7 +100,7 @@ export type ScorerState =
        * [label, predicted, count] sorted by label then prediction (kept for the ANN reference,
        * to tell a wrong class order from a weak model; see classOrderNotice).
        */
-      readonly pairs?: readonly (readonly [number, number, number])[];
+      readonly pairs?: LabelPairs;
     }
   | { readonly kind: 'confusion'; readonly classes: number; readonly counts: readonly (readonly number[])[] }
   | {
@@ -142,9 +142,11 @@ const CLASS_ORDER_SAMPLES = 50;
  * permutation, which this undoes, while a weak model gains little). Null when neither holds.
  */
 export function classOrderNotice(ann: ScorerState, data: string, metric: string): Notice | null {
-  if (ann.kind !== 'topk' || !ann.pairs || ann.classes < 2) return null;
+  // Multi-clip video keeps its pairs clip by clip, as the clip top-1 counts them.
+  if ((ann.kind !== 'topk' && ann.kind !== 'videos') || !ann.pairs || ann.classes < 2) return null;
   const n = ann.seen[0] ?? 0;
   if (n < CLASS_ORDER_SAMPLES) return null;
+  const what = ann.kind === 'videos' ? 'clip top-1' : metric;
   const top1 = ann.top1[0] / n;
   const usedLabel = new Set<number>();
   const usedPred = new Set<number>();
@@ -165,13 +167,13 @@ export function classOrderNotice(ann: ScorerState, data: string, metric: string)
   if (best - top1 >= 0.2)
     return {
       code: 'class-order',
-      message: `the ANN scores ${metric} ${pct(top1)} on these labels (chance ${pct(chance)}) but ${pct(best)} once its outputs are matched to the labels one to one: the data's class order is probably not the model's (${fix})`,
+      message: `the ANN scores ${what} ${pct(top1)} on these labels (chance ${pct(chance)}) but ${pct(best)} once its outputs are matched to the labels one to one: the data's class order is probably not the model's (${fix})`,
       ...(byName ? { field: 'classNames' } : {}),
     };
   if (top1 <= Math.min(2 * chance, chance + 0.1))
     return {
       code: 'near-chance',
-      message: `the ANN scores ${metric} ${pct(top1)} on these labels, near chance (${pct(chance)}): ${fix}, and that inputs are prepared as in training (preprocessing, normalisation)`,
+      message: `the ANN scores ${what} ${pct(top1)} on these labels, near chance (${pct(chance)}): ${fix}, and that inputs are prepared as in training (preprocessing, normalisation)`,
       ...(byName ? { field: 'classNames' } : {}),
     };
   return null;
@@ -188,7 +190,8 @@ export function inferTask(d: Dataset, given?: Task): Task {
 
 /**
  * A scorer for `windows` readout windows; `from`: continue from a state (a resumed run);
- * `options.pairs`: classification and single-clip video also count (label, prediction) pairs in the first window.
+ * `options.pairs`: classification and video also count (label, prediction) pairs in the first window
+ * (clip by clip for multi-clip video).
  */
 export function makeScorer(
   task: Task,
@@ -202,7 +205,7 @@ export function makeScorer(
   switch (task) {
     case 'video':
       return (data.clipsPerVideo ?? 1) > 1
-        ? oneOutput(task, videos(windows, data, from))
+        ? oneOutput(task, videos(windows, data, from, options.pairs === true))
         : oneOutput(task, topK(windows, data, from, options.pairs === true));
     case 'classification':
       return oneOutput(task, topK(windows, data, from, options.pairs === true));
@@ -352,15 +355,7 @@ export function stateProblem(s: ScorerState, windows: number, samples: readonly 
         if (!(s.top1[w] <= s.top5[w] && s.top5[w] <= s.seen[w]))
           return `window ${w}: top-1 ${s.top1[w]}, top-5 ${s.top5[w]} of ${s.seen[w]} is impossible`;
       }
-      if (s.pairs) {
-        const bad = s.pairs.find(([l, p]) => l >= s.classes || p >= s.classes);
-        if (bad) return `a (label, prediction) pair ${bad[0]}, ${bad[1]} outside ${s.classes} classes`;
-        const total = s.pairs.reduce((a, p) => a + p[2], 0);
-        const hits = s.pairs.reduce((a, p) => a + (p[0] === p[1] ? p[2] : 0), 0);
-        if (windows > 0 && (total !== s.seen[0] || hits !== s.top1[0]))
-          return `its (label, prediction) pairs count ${total} samples and ${hits} hits, not ${s.seen[0]} and ${s.top1[0]}`;
-      }
-      return null;
+      return s.pairs && windows > 0 ? pairsProblem(s.pairs, s.classes, s.seen[0], s.top1[0]) : null;
     case 'videos': {
       const lists = [s.top5, s.seen, s.videoTop1, s.videoTop5, s.videos, s.open];
       if (lists.some((l) => l.length !== windows)) return 'video counts of different lengths';
@@ -379,7 +374,7 @@ export function stateProblem(s: ScorerState, windows: number, samples: readonly 
               return `a clip's softmax has ${c.probs.length} values for ${s.classes} classes`;
           }
       }
-      return null;
+      return s.pairs && windows > 0 ? pairsProblem(s.pairs, s.classes, s.seen[0], s.top1[0]) : null;
     }
     case 'confusion': {
       if (n > 0 && s.classes < 1) return 'no classes, but samples were scored';
@@ -481,7 +476,7 @@ function topK(windows: number, data: Dataset, from?: ScorerState, trackPairs = f
 }
 
 /** Several clips per video: clip by clip, and each video from its clips' summed softmax (tasks/video.ts). */
-function videos(windows: number, data: Dataset, from?: ScorerState): TensorScorer {
+function videos(windows: number, data: Dataset, from?: ScorerState, trackPairs = false): TensorScorer {
   const labels = data.labels;
   if (!labels) throw new SpikeportError('invalid-data', `data set ${data.name} has no labels; accuracy needs them`);
   const scorer = videoScorer(
@@ -490,10 +485,12 @@ function videos(windows: number, data: Dataset, from?: ScorerState): TensorScore
     data.clipsPerVideo as number,
     data.size,
     from?.kind === 'videos' ? from : undefined,
+    trackPairs,
   );
   return {
     add(w, outputs, dims, { indices }) {
       const classes = dims.slice(1).reduce((a, b) => a * b, 1);
+      checkClassCount(data, classes);
       const bad = indices.map((i) => labels[i]).find((l) => l < 0 || l >= classes);
       if (bad !== undefined)
         throw new SpikeportError(
@@ -512,18 +509,6 @@ function topIndex(v: ArrayLike<number>, offset: number, size: number): number {
   let best = 0;
   for (let j = 1; j < size; j++) if (v[offset + j] > v[offset + best]) best = j;
   return best;
-}
-
-/** (label, prediction, count) triples with equal pairs added, sorted by label then prediction. */
-function mergePairs(triples: readonly (readonly [number, number, number])[]): (readonly [number, number, number])[] {
-  const m = new Map<string, [number, number, number]>();
-  for (const [l, p, k] of triples) {
-    const key = `${l},${p}`;
-    const t = m.get(key);
-    if (t) t[2] += k;
-    else m.set(key, [l, p, k]);
-  }
-  return [...m.values()].sort((a, b) => a[0] - b[0] || a[1] - b[1]);
 }
 
 function segmentation(windows: number, data: Dataset, from?: ScorerState): TensorScorer {

@@ -10,7 +10,7 @@
  * order they came in.
  */
 import { SpikeportError } from '../errors.js';
-import { topK } from './classification.js';
+import { mergePairs, topK, type LabelPairs } from './classification.js';
 
 export interface OpenVideo {
   readonly video: number;
@@ -35,6 +35,11 @@ export interface VideoState {
   readonly videos: readonly number[];
   /** Per window: videos with clips still to come. */
   readonly open: readonly (readonly OpenVideo[])[];
+  /**
+   * Clip by clip in the first window, how often each (label, top-1 prediction) pair occurred
+   * (kept for the ANN reference: the class-order notice reads it).
+   */
+  readonly pairs?: LabelPairs;
 }
 
 const f32 = Math.fround;
@@ -159,8 +164,12 @@ export function videoScorer(
   clipsPerVideo: number,
   size: number,
   from?: VideoState,
+  trackPairs = false,
 ): VideoScorer {
   let t = from ? Tally.of(from) : new Tally(windows, 0, clipsPerVideo, size);
+  // (label, prediction) → count in window 0, keyed label · 2³² + prediction.
+  const pairs = trackPairs ? new Map<number, number>() : null;
+  if (pairs) for (const [l, p, k] of from?.pairs ?? []) pairs.set(l * 2 ** 32 + p, k);
   if (from)
     for (let w = 0; w < windows; w++)
       for (const o of from.open[w]) for (const c of o.clips) t.addClip(w, c.sample, o.label, c.probs);
@@ -180,10 +189,18 @@ export function videoScorer(
         if (top[0] === label) t.top1[w]++;
         if (top.includes(label)) t.top5[w]++;
         t.seen[w]++;
+        if (pairs && w === 0) pairs.set(label * 2 ** 32 + top[0], (pairs.get(label * 2 ** 32 + top[0]) ?? 0) + 1);
         t.addClip(w, sample, label, softmax32(outputs, k * classes, classes));
       });
     },
-    state: () => t.state(),
+    state: () => {
+      const st = t.state();
+      if (!pairs) return st;
+      return {
+        ...st,
+        pairs: mergePairs([...pairs].map(([k, n]) => [Math.floor(k / 2 ** 32), k % 2 ** 32, n] as const)),
+      };
+    },
   };
 }
 
@@ -206,7 +223,9 @@ export function mergeVideoStates(states: readonly VideoState[]): VideoState {
       for (const o of s.open[w]) for (const c of o.clips) t.addClip(w, c.sample, o.label, c.probs);
     }
   }
-  return t.state();
+  // Pairs survive a merge only when every part kept them (else the counts would be partial).
+  const pairs = states.every((s) => s.pairs) ? mergePairs(states.flatMap((s) => s.pairs ?? [])) : null;
+  return pairs ? { ...t.state(), pairs } : t.state();
 }
 
 /** Per window: video top-1 and top-5, clip top-1 and top-5 (open videos scored on the clips they have). */
