@@ -3,7 +3,7 @@ import type { NormalizationRecord } from '../snn/format.js';
 import { writeFilesAtomic, type NamedPath } from '../files.js';
 import { reportHtml } from '../report/html.js';
 import { reportMarkdown } from '../report/markdown.js';
-import { si } from '../report/sections.js';
+import { resultsRows, si } from '../report/sections.js';
 import type { RunRecord, SimulateRecord } from '../report/record.js';
 import type { EnergyReport } from '../energy/energy.js';
 import { metricNamesOf } from '../tasks/task.js';
@@ -71,18 +71,11 @@ export function writeOutputs(files: readonly OutputFile[]): void {
 
 /** The metric against T, with and without delay, and the ANN lines. */
 export function resultsTable(r: SimulateRecord): string {
-  const [m1, m2] = metricNamesOf(r);
+  const [m1] = metricNamesOf(r);
   const ceiling = r.ceiling;
-  const rows = r.results.map((x, i) => [
-    String(x.T),
-    String(x.delay),
-    pct(x.metric),
-    pct(x.metricNoDelay),
-    pct(x.secondary),
-    ...(ceiling ? [pct(ceiling[i]?.metric)] : []),
-  ]);
+  const results = resultsRows(r, pct);
   const lines = [
-    table(['T', 'delay', `${m1} %`, 'no delay %', `${m2} %`, ...(ceiling ? [`ceiling ${m1} %`] : [])], rows),
+    table(results.header, results.rows),
     '',
     `estimated delay d̂ = ${r.delay.estimated}; ${r.delay.rule.startsWith('fixed') ? `delay ${r.delay.rule.slice(6)} from --delay (at most T − 1)` : 'delay at T = min(d̂, ⌊T/2⌋) unless --delay is given'}`,
   ];

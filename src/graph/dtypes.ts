@@ -2,7 +2,7 @@
  * Element types of a graph's tensors, from declared inputs, initializers and a few op rules
  * (enough to tell float activations from int64 shape arithmetic). Unknown stays unknown.
  */
-import type { DType, Graph } from './ir.js';
+import { DTYPE_OF_ONNX_CODE, type DType, type Graph } from './ir.js';
 
 const BOOL_OPS = new Set([
   'Equal',
@@ -18,16 +18,6 @@ const BOOL_OPS = new Set([
   'IsInf',
 ]);
 const INT64_OPS = new Set(['Shape', 'Size', 'NonZero', 'ArgMax', 'ArgMin']);
-const CAST_TO: Readonly<Record<number, DType>> = {
-  1: 'float32',
-  2: 'uint8',
-  3: 'int8',
-  6: 'int32',
-  7: 'int64',
-  9: 'bool',
-  10: 'float16',
-  11: 'float64',
-};
 
 export function inferDtypes(g: Graph): Map<string, DType> {
   const types = new Map<string, DType>();
@@ -38,7 +28,7 @@ export function inferDtypes(g: Graph): Map<string, DType> {
     const a = n.attrs;
     if (BOOL_OPS.has(n.opType)) t = 'bool';
     else if (INT64_OPS.has(n.opType)) t = 'int64';
-    else if (n.opType === 'Cast') t = a.to?.kind === 'int' ? CAST_TO[a.to.value] : undefined;
+    else if (n.opType === 'Cast') t = a.to?.kind === 'int' ? DTYPE_OF_ONNX_CODE[a.to.value] : undefined;
     else if (n.opType === 'Constant' || n.opType === 'ConstantOfShape') {
       const v = a.value;
       if (v?.kind === 'tensor') t = v.value.dtype;

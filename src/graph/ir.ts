@@ -5,6 +5,23 @@
 
 export type DType = 'float32' | 'float64' | 'int64' | 'int32' | 'int8' | 'uint8' | 'bool' | 'float16';
 
+/** ONNX's TensorProto.DataType code of each element type. */
+export const ONNX_CODE_OF_DTYPE: Readonly<Record<DType, number>> = {
+  float32: 1,
+  uint8: 2,
+  int8: 3,
+  int32: 6,
+  int64: 7,
+  bool: 9,
+  float16: 10,
+  float64: 11,
+};
+
+/** The element type of an ONNX TensorProto.DataType code (undefined: one spikeport does not hold). */
+export const DTYPE_OF_ONNX_CODE: Readonly<Record<number, DType>> = Object.fromEntries(
+  Object.entries(ONNX_CODE_OF_DTYPE).map(([d, c]) => [c, d as DType]),
+);
+
 export type TensorData =
   Float32Array | Float64Array | BigInt64Array | Int32Array | Int8Array | Uint8Array | Uint16Array;
 

@@ -3,32 +3,12 @@
  */
 import pkg from 'onnx-proto';
 import type { Attr, DType, Dim, Graph, Node, Tensor, TensorData, ValueInfo } from '../graph/ir.js';
+import { DTYPE_OF_ONNX_CODE, ONNX_CODE_OF_DTYPE } from '../graph/ir.js';
 import { SpikeportError } from '../errors.js';
 import { checkAttributes } from '../graph/attributes.js';
 
 const { onnx } = pkg;
 type Long = { toNumber(): number; toString(): string };
-
-const DTYPE_OF_CODE: Record<number, DType> = {
-  1: 'float32',
-  2: 'uint8',
-  3: 'int8',
-  6: 'int32',
-  7: 'int64',
-  9: 'bool',
-  10: 'float16',
-  11: 'float64',
-};
-const CODE_OF_DTYPE: Record<DType, number> = {
-  float32: 1,
-  uint8: 2,
-  int8: 3,
-  int32: 6,
-  int64: 7,
-  bool: 9,
-  float16: 10,
-  float64: 11,
-};
 
 function num(v: number | Long | null | undefined): number {
   if (v === null || v === undefined) return 0;
@@ -68,7 +48,7 @@ const BYTES: Record<DType, number> = {
 
 export function decodeTensor(t: pkg.onnx.ITensorProto, where: string): Tensor {
   const code = t.dataType ?? 0;
-  const dtype = DTYPE_OF_CODE[code];
+  const dtype = DTYPE_OF_ONNX_CODE[code];
   if (!dtype) throw new SpikeportError('invalid-file', `unsupported tensor data type ${code} in ${where}`);
   if (usesExternalData(t)) throw externalData(where);
   const dims = (t.dims ?? []).map((d) => num(d as number | Long));
@@ -111,7 +91,7 @@ export function decodeTensor(t: pkg.onnx.ITensorProto, where: string): Tensor {
 
 export function encodeTensor(name: string, t: Tensor): pkg.onnx.ITensorProto {
   const bytes = new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength);
-  return { name, dataType: CODE_OF_DTYPE[t.dtype], dims: [...t.dims], rawData: Uint8Array.from(bytes) };
+  return { name, dataType: ONNX_CODE_OF_DTYPE[t.dtype], dims: [...t.dims], rawData: Uint8Array.from(bytes) };
 }
 
 function decodeAttr(a: pkg.onnx.IAttributeProto, where: string): Attr {
@@ -166,7 +146,7 @@ function encodeAttr(name: string, a: Attr): pkg.onnx.IAttributeProto {
 
 function decodeValueInfo(v: pkg.onnx.IValueInfoProto): ValueInfo {
   const tt = v.type?.tensorType;
-  const dtype = DTYPE_OF_CODE[tt?.elemType ?? 1] ?? 'float32';
+  const dtype = DTYPE_OF_ONNX_CODE[tt?.elemType ?? 1] ?? 'float32';
   const shape: Dim[] | null = tt?.shape
     ? (tt.shape.dim ?? []).map((d, i) =>
         d.dimValue !== null && d.dimValue !== undefined && num(d.dimValue as number | Long) > 0
@@ -184,7 +164,7 @@ function encodeValueInfo(v: ValueInfo): pkg.onnx.IValueInfoProto {
       : {
           dim: v.shape.map((d) => (typeof d === 'number' ? { dimValue: d } : { dimParam: d })),
         };
-  return { name: v.name, type: { tensorType: { elemType: CODE_OF_DTYPE[v.dtype], shape } } };
+  return { name: v.name, type: { tensorType: { elemType: ONNX_CODE_OF_DTYPE[v.dtype], shape } } };
 }
 
 function usesExternalData(t: pkg.onnx.ITensorProto): boolean {

@@ -87,6 +87,26 @@ export function title(r: RunRecord): string {
   return `${what} — ${r.model} on ${r.data} (${r.samples} samples)`;
 }
 
+/** The metric against T as a table: T, delay, the metric with and without delay, the second metric (and the ceiling). */
+export function resultsRows(
+  r: SimulateRecord,
+  percent: (v: number | null | undefined) => string = pct,
+): { header: string[]; rows: string[][] } {
+  const [m1, m2] = metricNamesOf(r);
+  const ceiling = r.ceiling;
+  return {
+    header: ['T', 'delay', `${m1} %`, 'no delay %', `${m2} %`, ...(ceiling ? [`ceiling ${m1} %`] : [])],
+    rows: r.results.map((x, i) => [
+      String(x.T),
+      String(x.delay),
+      percent(x.metric),
+      percent(x.metricNoDelay),
+      percent(x.secondary),
+      ...(ceiling ? [percent(ceiling[i]?.metric)] : []),
+    ]),
+  };
+}
+
 function annLines(
   ann: { metric: number } | null,
   clipped?: { metric: number } | null,
@@ -98,7 +118,7 @@ function annLines(
 }
 
 function simulateSections(r: SimulateRecord): Section[] {
-  const [m1, m2] = names(r);
+  const [m1] = names(r);
   const ceiling = r.ceiling;
   const rows: Row[] = r.results.flatMap((x, i) => [
     { T: x.T, accuracy: x.metric, series: 'SNN, delayed evaluation' },
@@ -162,17 +182,7 @@ function simulateSections(r: SimulateRecord): Section[] {
           ...(r.frozenAnn ? [{ label: 'frozen ANN', value: r.frozenAnn.metric }] : []),
         ],
       }),
-      table: {
-        header: ['T', 'delay', `${m1} %`, 'no delay %', `${m2} %`, ...(ceiling ? [`ceiling ${m1} %`] : [])],
-        rows: r.results.map((x, i) => [
-          String(x.T),
-          String(x.delay),
-          pct(x.metric),
-          pct(x.metricNoDelay),
-          pct(x.secondary),
-          ...(ceiling ? [pct(ceiling[i]?.metric)] : []),
-        ]),
-      },
+      table: resultsRows(r),
     },
   ];
   const errs = r.siteErrors;
