@@ -265,7 +265,11 @@ export function scratchWrite(file: string, data: Uint8Array | string): void {
 }
 
 function scratchError(e: unknown): SpikeportError {
-  const why = String((e as Error).message).split('\n')[0];
+  return scratchFailure(String((e as Error).message).split('\n')[0]);
+}
+
+/** A temporary file could not be written (full disk, file size limit): one line with the reason. */
+export function scratchFailure(why: string): SpikeportError {
   return new SpikeportError(
     'io',
     `cannot write temporary files in ${os.tmpdir()} (${why}); set TMPDIR to a writable folder with room`,

@@ -636,6 +636,34 @@ test("5. a missing or read-only TMPDIR (the NIR reader's copy, --workers' shard 
   }
 });
 
+test('5. a NIR file whose temporary copy cannot be written whole (a file size limit, as a full disk) is one line, and nothing is left', () => {
+  ok(['convert', MNIST, '--data', 'mnist:train', '--iterations', '1', '--spikes', 'unit', '--out', 'u.snn.onnx', '-q']);
+  const scratch = at('scratch-full');
+  fs.mkdirSync(scratch);
+  // bash ignores SIGXFSZ for node, so a write past 64 KiB fails with EFBIG instead of ending the process.
+  const r = spawnSync(
+    'bash',
+    [
+      '-c',
+      'trap "" XFSZ; ulimit -f 64; exec "$0" "$@"',
+      process.execPath,
+      CLI,
+      'export',
+      'nir',
+      'u.snn.onnx',
+      '--out',
+      'u.nir',
+    ],
+    { encoding: 'utf8', cwd: tmp, timeout: 120_000, env: { ...process.env, TMPDIR: scratch } },
+  );
+  oneLine(
+    { code: r.status, stderr: r.stderr },
+    new RegExp(`cannot write temporary files in ${scratch} \\(File too large\\); set TMPDIR`),
+  );
+  assert.equal(fs.existsSync(at('u.nir')), false, 'no output file');
+  assert.deepEqual(fs.readdirSync(scratch), [], 'no temporary folder left');
+});
+
 test('6. --workers 2: the error is the first real one (the unreadable image), not the worker stopped because of it', async () => {
   const snn = await mnistSnn();
   const dir = at('w');

@@ -8,7 +8,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type h5wasm from 'h5wasm/node';
 import type { Dataset, Group } from 'h5wasm/node';
-import { readRegularFile, scratchDir, scratchWrite, writeFileAtomic } from '../files.js';
+import { readRegularFile, scratchDir, scratchFailure, scratchWrite, writeFileAtomic } from '../files.js';
 import { SpikeportError } from '../errors.js';
 import type { Array, NirGraph, NirNode } from './graph.js';
 
@@ -126,9 +126,24 @@ export async function nirBytes(graph: NirGraph): Promise<Uint8Array> {
       f.close();
     }
     return new Uint8Array(fs.readFileSync(tmp));
+  } catch (e) {
+    throw ioFailure(e) ?? e;
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
   }
+}
+
+/**
+ * HDF5's own report of a failed write to the temporary file (a full disk, a file size limit):
+ * its error stack names a low-level I/O failure and the system's message, which is the reason
+ * given. Anything else is not the disk's fault and stays an internal error.
+ */
+function ioFailure(e: unknown): SpikeportError | null {
+  if (e instanceof SpikeportError) return null;
+  const text = String((e as Error)?.message ?? e);
+  if (!/major: Low-level I\/O/.test(text)) return null;
+  const why = /error message = '([^']{1,200})'/.exec(text)?.[1] ?? 'HDF5 could not write the file';
+  return scratchFailure(why);
 }
 
 const HDF5_SIGNATURE = Buffer.from([0x89, 0x48, 0x44, 0x46, 0x0d, 0x0a, 0x1a, 0x0a]);
