@@ -35,7 +35,15 @@ import { mergeShards } from './merge.js';
 import { checkPreprocess, noNormalization } from './convert.js';
 import { checkFrameRate } from '../data/video-files.js';
 import { defaultThreads } from '../ort/session.js';
-import { checkTarget, profileWith, resetOf, targetNetwork, type Profile, type Target } from './nir.js';
+import {
+  checkTarget,
+  profileWith,
+  resetOf,
+  targetNetwork,
+  type Profile,
+  type Target,
+  type TargetNetwork,
+} from './nir.js';
 import { simulateInWorkers, workerCount } from './workers.js';
 
 export type DelayRule = 'auto' | 'fit' | 'half' | 'off' | number;
@@ -359,6 +367,8 @@ export async function simulate(
   const o = resolveSimulateOptions(options);
   if (o.shard && o.shard.count > 1)
     throw optionError('shard', 'simulate gives a whole run; simulate a part with simulateShard, then mergeShards');
+  // The target's network is built first: what it cannot express fails before any simulation.
+  const deployed = o.asTarget ? targetNetwork(snn, o.asTarget.target, { weightBits: o.asTarget.weightBits }) : null;
   const test = typeof data === 'string' ? openSimulationData(snn, data, undefined, o.preprocess, o) : data;
   const count = workerCount(snn, test, { ...o, asTarget: o.asTarget !== undefined });
   const { asTarget: _, workers: __, ...one } = options;
@@ -368,8 +378,8 @@ export async function simulate(
       : mergeShards([
           { name: 'the run', shard: await simulateShard(snn, test, { ...one, shard: { index: 0, count: 1 } }) },
         ]);
-  if (!o.asTarget) return record;
-  const { part } = await simulateAsTarget(snn, test, { ...options, asTarget: o.asTarget });
+  if (!o.asTarget || !deployed) return record;
+  const { part } = await runAsTarget(deployed, o.asTarget, test, options);
   return { ...record, asTarget: part };
 }
 
@@ -384,8 +394,17 @@ export async function simulateAsTarget(
   data: string | Dataset,
   options: SimulateOptions & { readonly asTarget: Target | AsTargetOptions },
 ): Promise<{ part: AsTargetRecord; record: SimulateRecord; profile: Profile }> {
-  const { target, weightBits } = checkAsTarget(options.asTarget);
-  const deployed = targetNetwork(snn, target, { weightBits });
+  const asked = checkAsTarget(options.asTarget);
+  return runAsTarget(targetNetwork(snn, asked.target, { weightBits: asked.weightBits }), asked, data, options);
+}
+
+/** simulateAsTarget with the target's network built. */
+async function runAsTarget(
+  deployed: TargetNetwork,
+  { target, weightBits }: { readonly target: Target; readonly weightBits?: number },
+  data: string | Dataset,
+  options: SimulateOptions,
+): Promise<{ part: AsTargetRecord; record: SimulateRecord; profile: Profile }> {
   const {
     asTarget: _t,
     workers: _w,
@@ -624,6 +643,7 @@ export async function simulateShard(
     );
     save(partial(tally, { pictures, timing }));
   }
+  o.signal?.throwIfAborted();
   let references = prior?.references ?? null;
   if (o.references && !references && snn.source) {
     // The ceiling at T: the levels one neuron (or a group of K) can output in T steps.
@@ -647,6 +667,7 @@ export async function simulateShard(
     timing = { ...timing, references: (performance.now() - r0) / 1000 };
     save(partial(tally, { references, pictures, timing }));
   }
+  o.signal?.throwIfAborted();
   let errors = prior?.siteErrors ?? null;
   if (!errors && snn.source && o.siteErrors > 0 && shard.index === 0) {
     const T = o.siteErrorsT ?? Tmax;
