@@ -13,8 +13,18 @@
 
 /** Convert: convert(model, data, options?) → Snn; every option documented on ConvertOptions. */
 export { convert, CONVERT_DEFAULTS, type ConvertOptions } from './api/convert.js';
-/** Simulate: simulate(snn, data, options?) → SimulateRecord; simulateShard runs one shard of a run. */
-export { simulate, simulateShard, SIMULATE_DEFAULTS, type SimulateOptions, type DelayRule } from './api/simulate.js';
+/**
+ * Simulate: simulate(snn, data, options?) → SimulateRecord, in this process or in `workers`
+ * processes, with `asTarget` also as a neuromorphic target computes it; simulateShard runs one shard of a run.
+ */
+export {
+  simulate,
+  simulateShard,
+  SIMULATE_DEFAULTS,
+  type SimulateOptions,
+  type AsTargetOptions,
+  type DelayRule,
+} from './api/simulate.js';
 /** The converted network: save, describe, thresholds; loadSnn reads a converted file. */
 export { Snn, loadSnn, type LoadSnnOptions, type SaveOptions, type SnnDescription } from './snn/network.js';
 /** Runs split over machines or resumed: shard files merged exactly into one record. */
@@ -28,6 +38,7 @@ export {
   parseRecord,
   type SimulateRecord,
   type SimulationResult,
+  type AsTargetRecord,
   type RunRecord,
   type CurvesRecord,
   type DelayRecord,

@@ -20,7 +20,7 @@ import { openMemoryDataset } from '../src/data/sources.js';
 import { makeScorer, mergeStates, scoresOf, type Task } from '../src/tasks/task.js';
 import { mergeTallies, type Tally } from '../src/evaluate/tally.js';
 import { memoryDataset, type DetectionBox } from '../src/data/dataset.js';
-import { shardFromEnv } from '../src/cli/workers.js';
+import { shardFromEnv } from '../src/cli/job-array.js';
 import { checkCudaInstalled } from '../src/ort/session.js';
 import type { SimulateRecord } from '../src/report/record.js';
 import type { Progress } from '../src/progress.js';

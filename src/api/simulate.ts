@@ -22,7 +22,7 @@ import { PictureCollector } from '../evaluate/pictures.js';
 import { outputShapes } from '../evaluate/tail.js';
 import { checkSteps, delayAt, simulateWindows, type Window } from '../evaluate/windows.js';
 import type { Tally } from '../evaluate/tally.js';
-import type { SimulateRecord } from '../report/record.js';
+import type { AsTargetRecord, SimulateRecord } from '../report/record.js';
 import type { Notice, OnNotice, OnProgress } from '../progress.js';
 import { checkNormalizeFits } from '../model/prepare.js';
 import { numel } from '../graph/ir.js';
@@ -34,6 +34,17 @@ import { configHash, runConfig } from './run-config.js';
 import { mergeShards } from './merge.js';
 import { checkPreprocess, noNormalization } from './convert.js';
 import { checkFrameRate } from '../data/video-files.js';
+import { defaultThreads } from '../ort/session.js';
+import {
+  checkTarget,
+  profileWith,
+  resetOf,
+  targetNetwork,
+  type Profile,
+  type Target,
+  type TargetNetwork,
+} from './nir.js';
+import { simulateInWorkers, workerCount } from './workers.js';
 
 export type DelayRule = 'auto' | 'fit' | 'half' | 'off' | number;
 
@@ -108,12 +119,37 @@ export interface SimulateOptions extends RuntimeOptions {
    * network's (its file's `spikeport.normalize`), else none.
    */
   readonly normalize?: Normalize;
+  /**
+   * Worker processes (simulate only; default 1: this process): the run is cut into this many
+   * shards, each simulated in a process of its own with threads/N threads, and merged: the same
+   * record. `auto`: one per thread when the run is long enough for each worker's setup to pay,
+   * its layers are small and each worker gets at least two batches, else one. Each worker opens
+   * the data itself, so it must come from a spec (a string, or `openDataset`'s result). With
+   * `checkpoint`, worker k keeps its own in `<checkpoint>.<k>`.
+   */
+  readonly workers?: number | 'auto';
+  /**
+   * Also simulate the network as a neuromorphic target computes it (its neuron, reset and
+   * arithmetic; api/nir.ts), on the same samples and windows: the record's `asTarget`. A profile
+   * name, or the profile with its weights quantised to `weightBits` bits (0: float weights).
+   * Simulate only, in one process.
+   */
+  readonly asTarget?: Target | AsTargetOptions;
+  /** Ends the run: worker processes are stopped, temporary files removed, checkpoints kept; the promise rejects with the signal's reason. */
+  readonly signal?: AbortSignal;
   readonly onProgress?: OnProgress;
   /**
    * Told as the run goes what the user should know now (e.g. that it continues from a
    * checkpoint). What bears on the results is in the record's `notices`.
    */
   readonly onNotice?: OnNotice;
+}
+
+/** `asTarget` with quantised weights. */
+export interface AsTargetOptions {
+  readonly target: Target;
+  /** The weights as integers of this many bits, one scale per neuron node (0: float weights, the profile without its integers). */
+  readonly weightBits?: number;
 }
 
 /** Most pictures a record holds (option `pictures`). */
@@ -123,9 +159,10 @@ export const MAX_PICTURES = 16;
  * Every simulation option, and what it is to a run: `result` options change its numbers, so every
  * shard of one run must agree on them (their values are the run's identity, RunConfig.options,
  * and shards that differ refuse to merge); `label` options change only what the record is called;
- * `process` options say how or where this process runs. The compiler checks that the list names
- * every option, and `RunIdentity` that a value is given for every `result` one: a new option
- * cannot be left out of a run's identity by mistake.
+ * `process` options say how or where this process runs; `addition` options add a part to a whole
+ * run's record without changing the rest (a shard refuses them). The compiler checks that the
+ * list names every option, and `RunIdentity` that a value is given for every `result` one: a new
+ * option cannot be left out of a run's identity by mistake.
  */
 export const OPTION_ROLES = {
   T: 'result',
@@ -152,7 +189,10 @@ export const OPTION_ROLES = {
   onNotice: 'process',
   threads: 'process',
   device: 'process',
-} as const satisfies Record<keyof SimulateOptions, 'result' | 'label' | 'process'>;
+  workers: 'process',
+  signal: 'process',
+  asTarget: 'addition',
+} as const satisfies Record<keyof SimulateOptions, 'result' | 'label' | 'process' | 'addition'>;
 
 type ResultOption = {
   [K in keyof typeof OPTION_ROLES]: (typeof OPTION_ROLES)[K] extends 'result' ? K : never;
@@ -172,6 +212,7 @@ export const SIMULATE_DEFAULTS = {
   pictures: 0,
   energy: 'paper',
   checkpointSeconds: 10,
+  workers: 1,
 } as const;
 
 export interface ResolvedSimulateOptions extends SimulateOptions {
@@ -184,6 +225,8 @@ export interface ResolvedSimulateOptions extends SimulateOptions {
   readonly pictures: number;
   readonly energy: EnergyConstants;
   readonly checkpointSeconds: number;
+  readonly workers: number | 'auto';
+  readonly asTarget?: { readonly target: Target; readonly weightBits?: number };
 }
 
 /** The options with defaults filled in, checked before any work starts (T sorted, without repeats). */
@@ -225,7 +268,28 @@ export function resolveSimulateOptions(options: SimulateOptions = {}): ResolvedS
     throw optionError('categories', 'must be a list of COCO category ids (integers ≥ 0; 0 = background)');
   if (o.normalize !== undefined && !isNormalize(o.normalize))
     throw optionError('normalize', 'must be { mean, std }: finite values, one or one per channel, every std > 0');
-  return { ...o, T, energy, ...(detection ? { detection } : {}) };
+  if (o.workers !== 'auto') {
+    checkInteger('workers', o.workers, 1);
+    if (o.workers > defaultThreads())
+      throw optionError(
+        'workers',
+        `${o.workers}: more processes than the ${defaultThreads()} cores here only slow the run down`,
+      );
+  }
+  const asTarget = o.asTarget === undefined ? undefined : checkAsTarget(o.asTarget);
+  if (asTarget && typeof o.workers === 'number' && o.workers > 1)
+    throw optionError('asTarget', `runs in one process, without ${field('workers')}`);
+  return { ...o, T, energy, ...(detection ? { detection } : {}), asTarget };
+}
+
+/** `asTarget` as a profile and its weight bits, checked. */
+function checkAsTarget(v: Target | AsTargetOptions): { target: Target; weightBits?: number } {
+  const given = typeof v === 'string' ? { target: v } : v;
+  if (given === null || typeof given !== 'object')
+    throw optionError('asTarget', 'must be a target profile or { target, weightBits }');
+  const target = checkTarget(String(given.target), 'asTarget');
+  profileWith(target, given.weightBits);
+  return { target, ...(given.weightBits !== undefined ? { weightBits: given.weightBits } : {}) };
 }
 
 /** The delay at T under a rule: d̂'s window rule, the fitted delay, none, or the user's (never ≥ T). */
@@ -292,17 +356,79 @@ export function openSimulationData(
 
 /**
  * Simulate `snn` on `data` (a data set or its spec, e.g. "mnist:test") for the largest T and score
- * every T: the record of one run (the merge of one shard, see simulateShard).
+ * every T: the record of one run (the merge of one shard, see simulateShard), in this process or
+ * in `workers` processes; with `asTarget`, also as that target computes it.
  */
 export async function simulate(
   snn: Snn,
   data: string | Dataset,
   options: SimulateOptions = {},
 ): Promise<SimulateRecord> {
-  if (options.shard && options.shard.count > 1)
+  const o = resolveSimulateOptions(options);
+  if (o.shard && o.shard.count > 1)
     throw optionError('shard', 'simulate gives a whole run; simulate a part with simulateShard, then mergeShards');
-  const shard = await simulateShard(snn, data, { ...options, shard: { index: 0, count: 1 } });
-  return mergeShards([{ name: 'the run', shard }]);
+  // The target's network is built first: what it cannot express fails before any simulation.
+  const deployed = o.asTarget ? targetNetwork(snn, o.asTarget.target, { weightBits: o.asTarget.weightBits }) : null;
+  const test = typeof data === 'string' ? openSimulationData(snn, data, undefined, o.preprocess, o) : data;
+  const count = workerCount(snn, test, { ...o, asTarget: o.asTarget !== undefined });
+  const { asTarget: _, workers: __, ...one } = options;
+  const record =
+    count > 1
+      ? await simulateInWorkers(snn, test, one, { count, batchSize: o.batchSize })
+      : mergeShards([
+          { name: 'the run', shard: await simulateShard(snn, test, { ...one, shard: { index: 0, count: 1 } }) },
+        ]);
+  if (!o.asTarget || !deployed) return record;
+  const { part } = await runAsTarget(deployed, o.asTarget, test, options);
+  return { ...record, asTarget: part };
+}
+
+/**
+ * The run as the target `options.asTarget` computes it (start 0, v > θ, its reset, its
+ * arithmetic; api/nir.ts targetNetwork), on the same samples and windows, in this process: the
+ * record's `asTarget` part, the target run's own record (which engines ran it, say) and the
+ * profile. Neither references nor per-site errors nor pictures: the comparison is the metric.
+ */
+export async function simulateAsTarget(
+  snn: Snn,
+  data: string | Dataset,
+  options: SimulateOptions & { readonly asTarget: Target | AsTargetOptions },
+): Promise<{ part: AsTargetRecord; record: SimulateRecord; profile: Profile }> {
+  const asked = checkAsTarget(options.asTarget);
+  return runAsTarget(targetNetwork(snn, asked.target, { weightBits: asked.weightBits }), asked, data, options);
+}
+
+/** simulateAsTarget with the target's network built. */
+async function runAsTarget(
+  deployed: TargetNetwork,
+  { target, weightBits }: { readonly target: Target; readonly weightBits?: number },
+  data: string | Dataset,
+  options: SimulateOptions,
+): Promise<{ part: AsTargetRecord; record: SimulateRecord; profile: Profile }> {
+  const {
+    asTarget: _t,
+    workers: _w,
+    checkpoint: _c,
+    checkpointSeconds: _s,
+    onNotice: _n,
+    shard: _h,
+    ...rest
+  } = options;
+  const record = await simulate(deployed.snn, data, {
+    ...rest,
+    references: false,
+    siteErrors: 0,
+    pictures: 0,
+    energy: undefined,
+  });
+  const part: AsTargetRecord = {
+    target,
+    reset: resetOf(target),
+    ...(weightBits !== undefined ? { weightBits } : {}),
+    notes: deployed.notes,
+    results: record.results,
+  };
+  return { part, record, profile: deployed.profile };
 }
 
 /**
@@ -318,6 +444,10 @@ export async function simulateShard(
   options: SimulateOptions = {},
 ): Promise<ShardFile> {
   const o = resolveSimulateOptions(options);
+  if (o.asTarget) throw optionError('asTarget', 'compares a whole run: give it to simulate, not to simulateShard');
+  if (o.workers !== 'auto' && o.workers > 1)
+    throw optionError('workers', `${o.workers}: a shard runs in one process; give workers to simulate`);
+  o.signal?.throwIfAborted();
   if (o.normalize) {
     checkNormalizeFits(o.normalize, snn.spec.inputShape, true);
     snn = snn.withNormalize(o.normalize);
@@ -495,6 +625,11 @@ export async function simulateShard(
           save(partial(t));
           last = now;
         }
+        // Ended between batches, once the checkpoint holds the batch just done.
+        if (o.signal?.aborted && t.batches.length < batches.length) {
+          if (o.checkpoint) save(partial(t));
+          o.signal.throwIfAborted();
+        }
       },
     });
     tally = sim.tally;
@@ -508,6 +643,7 @@ export async function simulateShard(
     );
     save(partial(tally, { pictures, timing }));
   }
+  o.signal?.throwIfAborted();
   let references = prior?.references ?? null;
   if (o.references && !references && snn.source) {
     // The ceiling at T: the levels one neuron (or a group of K) can output in T steps.
@@ -531,6 +667,7 @@ export async function simulateShard(
     timing = { ...timing, references: (performance.now() - r0) / 1000 };
     save(partial(tally, { references, pictures, timing }));
   }
+  o.signal?.throwIfAborted();
   let errors = prior?.siteErrors ?? null;
   if (!errors && snn.source && o.siteErrors > 0 && shard.index === 0) {
     const T = o.siteErrorsT ?? Tmax;

@@ -2,16 +2,18 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { Command, Option } from 'commander';
-import { PROFILES, TARGETS, checkTarget, loadNir, resetOf, targetNetwork } from '../api/nir.js';
+import { PROFILES, TARGETS, checkTarget, loadNir } from '../api/nir.js';
 import { isHdf5 } from '../nir/hdf5.js';
 import { convert, declaredInputShape, resolveConvertOptions } from '../api/convert.js';
 import {
   SIMULATE_DEFAULTS,
   resolveSimulateOptions,
   simulate,
+  simulateAsTarget,
   simulateShard,
   type SimulateOptions,
 } from '../api/simulate.js';
+import { checkWorkers, workerCheckpoints, workerCount } from '../api/workers.js';
 import { parseShard, shardProblem, type Shard } from '../api/shards.js';
 import { readShardFile, shardJson } from '../api/shard-file.js';
 import { loadModel } from '../model/load.js';
@@ -19,12 +21,9 @@ import { storedFrameRate } from '../model/prepare.js';
 import { isSnnGraph } from '../snn/format.js';
 import { attachSource, snnFromGraph, type Snn } from '../snn/network.js';
 import { dataFiles, openDataset } from '../data/sources.js';
-import { checkPaths, scratchDir } from '../files.js';
+import { checkPaths } from '../files.js';
 import { SpikeportError } from '../errors.js';
 import { engineNotice } from '../runtime/engines.js';
-import { defaultThreads } from '../ort/session.js';
-import { autoWorkerCount } from '../runtime/auto.js';
-import type { SimulateRecord } from '../report/record.js';
 import {
   CONVERSION_ONLY,
   FLAGS,
@@ -43,8 +42,8 @@ import {
   simulateOptionsFrom,
   type SimFlags,
 } from './options.js';
-import { progressReporter, type ProgressFn } from './progress.js';
-import { runWorkers, shardFromEnv, type PickedShard } from './workers.js';
+import { progressReporter } from './progress.js';
+import { shardFromEnv, type PickedShard } from './job-array.js';
 import {
   energySummary,
   normalizationLine,
@@ -85,12 +84,20 @@ export async function runSimulate(
   const { given = [] } = ctx;
   const prog = progressReporter(!f.quiet);
   const asked = f.workers ?? 'auto';
-  // Ctrl-C (or a job's time limit) says what is kept before the usual exit codes.
-  const run = { batches: 0, workers: 1 };
-  const interrupted = (signal: NodeJS.Signals): void => {
+  // Ctrl-C (or a job's time limit) says what is kept before the usual exit codes. Worker
+  // processes are ended by the library first (the signal aborts the run), then the same is said.
+  const run = { batches: 0, workers: 1, inWorkers: false };
+  const stop = new AbortController();
+  let stoppedBy: NodeJS.Signals | null = null;
+  const leave = (signal: NodeJS.Signals): never => {
     prog.stop();
     process.stderr.write(`spikeport: ${interruptedLine(f.checkpoint, run.workers, run.batches)}\n`);
     process.exit(signal === 'SIGINT' ? 130 : 143);
+  };
+  const interrupted = (signal: NodeJS.Signals): void => {
+    if (!run.inWorkers) leave(signal);
+    stoppedBy ??= signal;
+    stop.abort();
   };
   const listen = (on: boolean): void => {
     for (const signal of ['SIGINT', 'SIGTERM'] as const) {
@@ -109,6 +116,9 @@ export async function runSimulate(
     checkPaths(inputs, outputs);
     resolveSimulateOptions(simulateOptionsFrom(f, undefined));
     const target = f.asTarget === undefined ? null : checkTarget(f.asTarget, 'asTarget');
+    const asTarget = target
+      ? { target, ...(f.weightBits !== undefined ? { weightBits: f.weightBits } : {}) }
+      : undefined;
     if (f.weightBits !== undefined && !target && !isHdf5(modelFile))
       throw new SpikeportError(
         'invalid-option',
@@ -123,7 +133,7 @@ export async function runSimulate(
           ? null
           : shardFromEnv(process.env, f.shardCount);
     const sharded = picked && picked.shard.count > 1 ? picked : null;
-    checkScale(f, sharded?.from ?? null, asked === 'auto' ? 1 : asked, target !== null, given);
+    checkScale(f, sharded?.from ?? null, asked, asTarget, given);
     const loaded = loadModel(modelFile);
     const converted = isSnnGraph(loaded.graph);
     let snn: Snn;
@@ -199,26 +209,19 @@ export async function runSimulate(
       );
       return;
     }
-    const workers =
-      asked !== 'auto'
-        ? asked
-        : target
-          ? 1
-          : autoWorkers(f.threads, batches, f.checkpoint, {
-              spec: snn.spec,
-              samples: data.size,
-              steps: Math.max(...(options.T ?? SIMULATE_DEFAULTS.T)),
-              batchSize: f.batch,
-            });
-    if (workers > batches)
-      throw new SpikeportError(
-        'invalid-option',
-        `--workers ${workers}: the run has ${batches === 1 ? 'one batch' : `${batches} batches`} of ${f.batch}; every worker needs at least one (use at most ${batches}, or a smaller --batch)`,
-      );
+    const workers = workerCount(snn, data, {
+      workers: asked,
+      T: options.T ?? SIMULATE_DEFAULTS.T,
+      batchSize: f.batch,
+      threads: f.threads,
+      checkpoint: f.checkpoint,
+      asTarget: target !== null,
+    });
+    checkWorkers(data, workers, f.batch);
     // Each worker keeps its own checkpoint beside the one named: outputs too.
     if (workers > 1 && f.checkpoint) {
-      const mine = Array.from({ length: workers }, (_, k) => ({
-        path: `${f.checkpoint as string}.${k}`,
+      const mine = workerCheckpoints(f.checkpoint, workers).map((p, k) => ({
+        path: p,
         role: `worker ${k}'s checkpoint`,
       }));
       checkPaths(
@@ -227,43 +230,22 @@ export async function runSimulate(
       );
     }
     run.workers = workers;
-    let record: SimulateRecord;
-    if (workers > 1) {
-      // The workers' runner ends them and cleans up on a signal, then calls back to say what is kept.
-      listen(false);
-      record = await simulateInWorkers(snn, modelFile, converted, f, options, workers, prog.report, () => {
-        prog.stop();
-        process.stderr.write(`spikeport: ${interruptedLine(f.checkpoint, workers, batches)}\n`);
-      });
-      listen(true);
-    } else {
-      record = await simulate(snn, data, options);
-    }
+    run.inWorkers = workers > 1;
+    const record = await simulate(snn, data, { ...options, workers, signal: stop.signal }).catch((e: unknown) => {
+      if (stoppedBy) leave(stoppedBy);
+      throw e;
+    });
+    run.inWorkers = false;
     // The same network as the NIR target computes it (start 0, v > θ, its reset, its arithmetic), on the same samples and windows.
-    const deployed = target ? targetNetwork(snn, target, { weightBits: f.weightBits }) : null;
-    const onTarget = deployed
-      ? await simulate(deployed.snn, data, {
-          ...simulateOptionsFrom(f, prog.report, false, false),
-          modelName: path.basename(modelFile),
-          energy: undefined,
-          pictures: 0,
-        })
-      : null;
+    const onTarget = asTarget ? await simulateAsTarget(snn, data, { ...options, asTarget }) : null;
     prog.stop();
     const files = await recordFiles(record, f);
-    if (target && onTarget && f.json) {
-      const withTarget = {
-        ...record,
-        asTarget: {
-          target,
-          reset: resetOf(target),
-          ...(f.weightBits !== undefined ? { weightBits: f.weightBits } : {}),
-          notes: deployed?.notes ?? [],
-          results: onTarget.results,
-        },
-      };
-      files.splice(0, 1, { path: f.json, data: JSON.stringify(withTarget, null, 2) + '\n' });
-    }
+    // The comparison goes to --json (the reports show spikeport's run).
+    if (onTarget && f.json)
+      files.splice(0, 1, {
+        path: f.json,
+        data: JSON.stringify({ ...record, asTarget: onTarget.part }, null, 2) + '\n',
+      });
     // Written last, together: --save, --json, --report, --markdown, or none of them.
     writeOutputs([...(f.save && !converted ? [{ path: f.save, data: snn.toBytes(undefined, f.save) }] : []), ...files]);
     const cal = snn.meta.calibration;
@@ -274,7 +256,7 @@ export async function runSimulate(
     // The fused engine asked for by name but not run (a graph it cannot plan): said, not silent.
     for (const [r, what] of [
       [record, ''],
-      [onTarget, ` (the run as ${target ?? ''} computes it)`],
+      [onTarget?.record, ` (the run as ${target ?? ''} computes it)`],
     ] as const) {
       const note = r ? engineNotice(f.engine, r.engines) : null;
       if (note) process.stderr.write(`spikeport: note${what}: ${note.replace(/^engine\b/, FLAGS.engine)}\n`);
@@ -283,10 +265,10 @@ export async function runSimulate(
     if (record.energy) process.stdout.write(energySummary(record.energy));
     process.stdout.write(timeSummary(record, performance.now() / 1000));
     printNotices(record.notices ?? []);
-    if (target && onTarget && deployed) {
+    if (target && onTarget) {
       const [m1] = metricNamesOf(record);
       process.stdout.write(
-        `\nas ${target} computes it (${deployed.profile.summary}${f.weightBits !== undefined ? `; ${f.weightBits}-bit weights` : ''}):\n${deployed.notes.map((n) => `  - ${n}\n`).join('')}`,
+        `\nas ${target} computes it (${onTarget.profile.summary}${f.weightBits !== undefined ? `; ${f.weightBits}-bit weights` : ''}):\n${onTarget.part.notes.map((n) => `  - ${n}\n`).join('')}`,
       );
       process.stdout.write(
         `${table(
@@ -295,8 +277,8 @@ export async function runSimulate(
             String(r.T),
             String(r.delay),
             pct(r.metric),
-            pct(onTarget.results[i].metric),
-            pct(onTarget.results[i].metricNoDelay),
+            pct(onTarget.part.results[i].metric),
+            pct(onTarget.part.results[i].metricNoDelay),
           ]),
         )}\n`,
       );
@@ -319,7 +301,7 @@ function normalizeText(n: { mean: readonly number[]; std: readonly number[] } | 
 export function interruptedLine(checkpoint: string | undefined, workers: number, batches: number): string {
   if (!checkpoint)
     return 'interrupted: nothing saved (with --checkpoint FILE the batches done are kept, and the same command continues from them)';
-  const files = workers > 1 ? Array.from({ length: workers }, (_, k) => `${checkpoint}.${k}`) : [checkpoint];
+  const files = workers > 1 ? workerCheckpoints(checkpoint, workers) : [checkpoint];
   let saved = 0;
   for (const file of files) {
     try {
@@ -373,43 +355,18 @@ function checkProfile(target: string): string {
   return PROFILES[checkTarget(target, 'asTarget')].summary;
 }
 
-/**
- * `--workers auto`: the library's rule (autoWorkerCount: one process per thread when the run is
- * long enough for each worker's setup to pay, its layers small and every worker gets at least two
- * batches; else one). A run resumed from worker checkpoints keeps the number of workers it had
- * (whatever the threads now).
- */
-export function autoWorkers(
-  threads: number,
-  batches: number,
-  checkpoint: string | undefined,
-  run: { spec: Snn['spec']; samples: number; steps: number; batchSize: number },
-): number {
-  if (checkpoint && fs.existsSync(`${checkpoint}.0`)) {
-    try {
-      return readShardFile(`${checkpoint}.0`).shard.count;
-    } catch {
-      // not a worker checkpoint: the worker reading it says what is wrong
-    }
-  }
-  return batches < 2 ? 1 : autoWorkerCount(run.spec, { ...run, threads });
-}
-
 /** The combinations of shards, workers and outputs that make sense, checked before any work. */
 function checkScale(
   f: SimFlags & Partial<ScaleFlags>,
   shardFrom: string | null,
-  workers: number,
-  asTarget: boolean,
+  workers: number | 'auto',
+  asTarget: SimulateOptions['asTarget'],
   given: readonly string[],
 ): void {
   if (given.includes('--checkpoint-every') && !f.checkpoint)
     throw new SpikeportError('invalid-option', '--checkpoint-every: give --checkpoint FILE too');
-  if (workers > defaultThreads())
-    throw new SpikeportError(
-      'invalid-option',
-      `--workers ${workers}: more processes than the ${defaultThreads()} cores here only slow the run down`,
-    );
+  // The library's checks: no more workers than cores; asTarget without workers.
+  resolveSimulateOptions({ workers });
   if (shardFrom) {
     if (!f.json)
       throw new SpikeportError(
@@ -422,7 +379,7 @@ function checkScale(
         'invalid-option',
         `${extra.join(', ')}: a shard has no results of its own; spikeport merge writes them from all shard files`,
       );
-    if (workers > 1)
+    if (workers !== 'auto' && workers > 1)
       throw new SpikeportError(
         'invalid-option',
         `--workers ${workers}: a shard (${shardFrom}) runs in one process; use --workers without shards, or more shards`,
@@ -433,65 +390,7 @@ function checkScale(
       'invalid-option',
       `--as-target runs the whole run in one process, not one shard (${shardFrom})`,
     );
-  if (asTarget && workers > 1)
-    throw new SpikeportError('invalid-option', '--as-target runs in one process, without --workers');
-}
-
-/**
- * --workers N: the run as N shards in N processes, merged. An ANN converted here is saved to a
- * temporary file first, so the workers simulate exactly this conversion.
- */
-async function simulateInWorkers(
-  snn: Snn,
-  modelFile: string,
-  converted: boolean,
-  f: SimFlags,
-  options: SimulateOptions,
-  workers: number,
-  onProgress: ProgressFn,
-  onInterrupted: () => void,
-): Promise<SimulateRecord> {
-  const tmp = converted ? null : scratchDir('spikeport-snn-');
-  try {
-    let snnFile = modelFile;
-    if (tmp) {
-      snnFile = path.join(tmp, `${path.basename(modelFile, '.onnx')}.snn.onnx`);
-      writeOutputs([{ path: snnFile, data: snn.toBytes(undefined, snnFile) }]);
-    }
-    // (The job goes to the workers as JSON: the progress callback stays here.)
-    const { onProgress: _, onNotice: __, ...rest } = options;
-    const open = imageOptions(f, snn.spec.inputShape, f.preprocess, true, snn.meta.frameRate);
-    return await runWorkers(
-      {
-        snn: snnFile,
-        ann: converted ? (snn.source?.source.path ?? null) : modelFile,
-        data: f.data,
-        limit: f.limit,
-        open: {
-          preprocess: f.preprocess,
-          clipLength: open.clipLength,
-          classNames: open.classNames,
-          frameRate: open.frameRate,
-          clipsPerVideo: open.clipsPerVideo,
-          categories: open.categories,
-          masks: open.masks,
-          followLinks: open.followLinks,
-        },
-        options: rest,
-      },
-      workers,
-      f.threads,
-      onProgress,
-      { model: path.basename(modelFile), timing: snn.timing ?? undefined, notices: snn.notices },
-      () => {
-        if (tmp) fs.rmSync(tmp, { recursive: true, force: true });
-        onInterrupted();
-      },
-      options.onNotice,
-    );
-  } finally {
-    if (tmp) fs.rmSync(tmp, { recursive: true, force: true });
-  }
+  resolveSimulateOptions({ workers, asTarget });
 }
 
 /** The shard --shard names. */

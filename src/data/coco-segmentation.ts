@@ -14,8 +14,8 @@ import { SpikeportError } from '../errors.js';
 import { MAX_TEXT_BYTES, readRegularFile } from '../files.js';
 import type { Dataset } from './dataset.js';
 import { checkIndices } from './dataset.js';
-import { DECODE_CONCURRENCY, checkImageShape, decodeImage, limited, type ImageOptions } from './images.js';
-import { formatPreprocess, placeMask } from './preprocess.js';
+import { checkImageShape, decodeImage, readWithMasks, type ImageOptions } from './images.js';
+import { formatPreprocess } from './preprocess.js';
 import { dataFolder } from './folder.js';
 import {
   areaOf,
@@ -158,25 +158,19 @@ export function openCocoSegmentation(
     ...(opts.preprocess ? { preprocess: formatPreprocess(opts.preprocess) } : {}),
     async read(indices) {
       checkIndices(spec, images.length, indices);
-      const x = new Uint8Array(indices.length * per);
-      const masks = new Uint8Array(indices.length * H * W);
-      await limited(
-        indices.map((i, k) => async () => {
-          const im = images[i];
-          const placed = await decodeImage(im.file, opts.sampleShape, opts.preprocess, x, k * per, undefined, {
-            folder,
-            listedIn: annotations,
-          });
-          if (placed.width !== im.width || placed.height !== im.height)
-            throw new SpikeportError(
-              'invalid-data',
-              `${im.file} is ${placed.width}×${placed.height} but ${annotations} says ${im.width}×${im.height} (image id ${im.id})`,
-            );
-          masks.set(placeMask(classMap(im.objects, im.height, im.width), placed, H, W), k * H * W);
-        }),
-        DECODE_CONCURRENCY,
-      );
-      return { x, masks };
+      return readWithMasks(indices, per, [H, W], async (i, x, at) => {
+        const im = images[i];
+        const placed = await decodeImage(im.file, opts.sampleShape, opts.preprocess, x, at, undefined, {
+          folder,
+          listedIn: annotations,
+        });
+        if (placed.width !== im.width || placed.height !== im.height)
+          throw new SpikeportError(
+            'invalid-data',
+            `${im.file} is ${placed.width}×${placed.height} but ${annotations} says ${im.width}×${im.height} (image id ${im.id})`,
+          );
+        return { mask: classMap(im.objects, im.height, im.width), placed };
+      });
     },
   };
 }

@@ -6,6 +6,7 @@
  */
 
 import type { Placement } from './preprocess.js';
+import type { OpenOptions } from './sources.js';
 
 /** Raw values of some samples, in the order asked for: × scale = model input before normalisation. */
 export interface Samples {
@@ -42,6 +43,11 @@ export interface Dataset {
   readonly clipsPerVideo?: number;
   /** Video files: the frame rate the videos were resampled to (absent: each video's own). */
   readonly frameRate?: number;
+  /**
+   * How `openDataset` opened it (its spec is `name`): enough for another process to open the same
+   * samples (simulate's `workers`). Absent for data sets made in memory or wrapped afterwards.
+   */
+  readonly reopen?: { readonly limit?: number; readonly options: OpenOptions };
   /** The samples at these indices (each in [0, size)), read now. */
   read(indices: readonly number[]): Promise<Samples>;
 }

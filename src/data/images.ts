@@ -207,6 +207,29 @@ export async function limited(jobs: readonly (() => Promise<void>)[], limit: num
   if (failed !== null) throw failed;
 }
 
+/**
+ * Images with a per-pixel class mask each (segmentation), decoded a few at a time: `one(i, x, at)`
+ * decodes sample i into `x` from `at` and returns its mask at the image's own size with where the
+ * image was placed; the mask is placed the same way (nearest) into the [H, W] plane.
+ */
+export async function readWithMasks(
+  indices: readonly number[],
+  per: number,
+  [H, W]: readonly [number, number],
+  one: (i: number, x: Uint8Array, at: number) => Promise<{ mask: Uint8Array; placed: Placement }>,
+): Promise<{ x: Uint8Array; masks: Uint8Array }> {
+  const x = new Uint8Array(indices.length * per);
+  const masks = new Uint8Array(indices.length * H * W);
+  await limited(
+    indices.map((i, k) => async () => {
+      const { mask, placed } = await one(i, x, k * per);
+      masks.set(placeMask(mask, placed, H, W), k * H * W);
+    }),
+    DECODE_CONCURRENCY,
+  );
+  return { x, masks };
+}
+
 /** A streamed data set over a list of image files (in `origin`'s folder, when given). */
 export function imageDataset(
   name: string,
@@ -539,33 +562,26 @@ export function openVoc(spec: string, dir: string, split: string, opts: ImageOpt
     ...(opts.preprocess ? { preprocess: formatPreprocess(opts.preprocess) } : {}),
     async read(indices) {
       checkIndices(spec, ids.length, indices);
-      const x = new Uint8Array(indices.length * per);
-      const masks = new Uint8Array(indices.length * H * W);
-      await limited(
-        indices.map((i, k) => async () => {
-          const image = withExtension(path.join(dir, 'JPEGImages'), ids[i], ['.jpg', '.jpeg', '.png']);
-          // The SBD-augmented set (train_aug) keeps its masks in SegmentationClassAug.
-          let maskFile = path.join(dir, 'SegmentationClass', `${ids[i]}.png`);
-          const aug = path.join(dir, 'SegmentationClassAug', `${ids[i]}.png`);
-          if (!fs.existsSync(maskFile) && fs.existsSync(aug)) maskFile = aug;
-          const origin = { folder, listedIn: list };
-          const placed = await decodeImage(image, opts.sampleShape, opts.preprocess, x, k * per, undefined, origin);
-          await checkDataFile(maskFile, origin);
-          // A mask has its image's size (checked on its header, before inflating anything), and
-          // its file is about that many bytes at most: deflate adds a few bytes per 16 KiB to
-          // rows it cannot compress; 1 MiB more for other chunks.
-          const { width: mw, height: mh } = placed;
-          const bytes = readRegularFile(
-            maskFile,
-            Math.ceil(mh * (mw + 1) * 1.01) + 2 ** 20,
-            `the mask of a ${mw}×${mh} image`,
-          );
-          const mask = decodeLabelPng(bytes, maskFile, { width: mw, height: mh, of: image });
-          masks.set(placeMask(mask.data, placed, H, W), k * H * W);
-        }),
-        DECODE_CONCURRENCY,
-      );
-      return { x, masks };
+      return readWithMasks(indices, per, [H, W], async (i, x, at) => {
+        const image = withExtension(path.join(dir, 'JPEGImages'), ids[i], ['.jpg', '.jpeg', '.png']);
+        // The SBD-augmented set (train_aug) keeps its masks in SegmentationClassAug.
+        let maskFile = path.join(dir, 'SegmentationClass', `${ids[i]}.png`);
+        const aug = path.join(dir, 'SegmentationClassAug', `${ids[i]}.png`);
+        if (!fs.existsSync(maskFile) && fs.existsSync(aug)) maskFile = aug;
+        const origin = { folder, listedIn: list };
+        const placed = await decodeImage(image, opts.sampleShape, opts.preprocess, x, at, undefined, origin);
+        await checkDataFile(maskFile, origin);
+        // A mask has its image's size (checked on its header, before inflating anything), and
+        // its file is about that many bytes at most: deflate adds a few bytes per 16 KiB to
+        // rows it cannot compress; 1 MiB more for other chunks.
+        const { width: mw, height: mh } = placed;
+        const bytes = readRegularFile(
+          maskFile,
+          Math.ceil(mh * (mw + 1) * 1.01) + 2 ** 20,
+          `the mask of a ${mw}×${mh} image`,
+        );
+        return { mask: decodeLabelPng(bytes, maskFile, { width: mw, height: mh, of: image }).data, placed };
+      });
     },
   };
 }

@@ -270,11 +270,12 @@ export function openDataset(spec: string, limit?: number, options: OpenOptions =
       `classNames apply to ${CLASS_NAMED.join(', ')} data, whose classes are named by folders or categories (not to ${spec})`,
       'classNames',
     );
+  const reopen = { ...(limit !== undefined ? { limit } : {}), options };
   if (m && (IMAGE_SOURCES as readonly string[]).includes(m[1])) {
     const d = openImages(spec, m[1], m[2], options);
-    return limit !== undefined && limit < d.size ? limitDataset(d, limit) : d;
+    return { ...(limit !== undefined && limit < d.size ? limitDataset(d, limit) : d), reopen };
   }
-  return openMemoryDataset(spec, limit);
+  return { ...openMemoryDataset(spec, limit), reopen };
 }
 
 /** Open a data set that is read into memory whole (every source but the image folders). */

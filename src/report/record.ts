@@ -91,6 +91,22 @@ export interface SimulateRecord extends RunInfo {
    * older records).
    */
   readonly notices?: readonly Notice[];
+  /** With simulate's `asTarget`: the same samples and windows as the target computes them (absent otherwise). */
+  readonly asTarget?: AsTargetRecord;
+}
+
+/** The run as a neuromorphic target computes it (its neuron, reset and arithmetic), next to spikeport's own. */
+export interface AsTargetRecord {
+  /** The target profile (api/nir.ts TARGETS). */
+  readonly target: string;
+  /** The profile's reset: `zero` or `subtract`. */
+  readonly reset: string;
+  /** Weights quantised to this many bits (0: float weights), when asked for. */
+  readonly weightBits?: number;
+  /** One line each: what the target cannot express and what was done instead. */
+  readonly notes: readonly string[];
+  /** The metric at every T, as in the record's `results`. */
+  readonly results: readonly SimulationResult[];
 }
 
 /** One of the model's outputs: its name and per-sample shape. */
@@ -340,6 +356,14 @@ const times = z.object({
   ...ownTimes,
   workers: rows(z.object({ ...ownTimes, shard: batches, batches })).optional(),
 });
+const simulationResult = z.object({
+  T: step,
+  delay: num,
+  metric: num,
+  secondary: num.nullable(),
+  metricNoDelay: num,
+  secondaryNoDelay: num.nullable(),
+});
 const recordSchema: z.ZodType<RunRecord> = z.discriminatedUnion('kind', [
   z.object({
     kind: z.literal('simulate'),
@@ -353,16 +377,7 @@ const recordSchema: z.ZodType<RunRecord> = z.discriminatedUnion('kind', [
     frozenAnn: score.unwrap().optional(),
     ceiling: byT(z.object({ T: num, levels: num, metric: num, secondary: num.nullable() })).optional(),
     delay: z.object({ estimated: num, latencies: rows(num), rule: str }),
-    results: byT(
-      z.object({
-        T: step,
-        delay: num,
-        metric: num,
-        secondary: num.nullable(),
-        metricNoDelay: num,
-        secondaryNoDelay: num.nullable(),
-      }),
-    ),
+    results: byT(simulationResult),
     firingRates: rows(z.object({ site: str, rate: num })),
     energy: energy.nullable(),
     siteErrors: siteErrors.nullable(),
@@ -377,6 +392,15 @@ const recordSchema: z.ZodType<RunRecord> = z.discriminatedUnion('kind', [
       .nullable()
       .optional(),
     notices: z.array(noticeSchema).optional(),
+    asTarget: z
+      .object({
+        target: str,
+        reset: str,
+        weightBits: num.optional(),
+        notes: rows(str),
+        results: byT(simulationResult),
+      })
+      .optional(),
   }),
   z.object({
     kind: z.enum(['ablation', 'iterations', 'plugplay']),
