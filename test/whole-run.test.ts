@@ -27,6 +27,9 @@ import { splitConstantPrefix } from '../src/snn/split.js';
 import { counterOutputs } from '../src/snn/format.js';
 import type { Snn } from '../src/snn/network.js';
 import { tempDir } from './temp.js';
+import { loadModel } from '../src/model/load.js';
+import { Session, probeShapes } from '../src/ort/session.js';
+import { floatInput } from '../src/onnx/builder.js';
 
 const root = process.cwd();
 const CLI = path.join(root, 'dist', 'src', 'cli', 'main.js');
@@ -84,6 +87,35 @@ test('auto workers: one per thread for a long run of a small net, one process fo
   // Batches of 2000: 8 steps' states pass the memory line (4 steps per call), as at 224: one process.
   assert.equal(defaultUnroll(snn.spec, 2000) < DEFAULT_UNROLL, true);
   assert.equal(autoWorkerCount(snn.spec, { samples: 40000, steps: 32, batchSize: 2000, threads: 2 }), 1);
+});
+
+test('probeShapes reads shapes without fetching the tensors: the same dims as the tensors themselves, also where it falls back to fetching them', async () => {
+  const m = loadModel(path.join(root, 'models', 'fashion-resnet.onnx'));
+  const input = m.graph.inputs[0];
+  const x = { dims: [2, 1, 28, 28], data: new Float32Array(2 * 28 * 28).map((_, i) => Math.sin(i)) };
+  const FLOAT_OPS = new Set(['Conv', 'Relu', 'Add', 'MaxPool', 'GlobalAveragePool', 'Gemm', 'BatchNormalization']);
+  const names = [input.name, ...m.graph.nodes.filter((n) => FLOAT_OPS.has(n.opType)).map((n) => n.outputs[0])];
+  assert.ok(names.length > 10, `${names.length} tensors`);
+  // Independently: a session with every tensor as an output, the tensors fetched whole.
+  const whole = await Session.create(
+    {
+      ...m.graph,
+      outputs: [...new Set([...m.graph.outputs.map((o) => o.name), ...names])].map((name) => floatInput(name, null)),
+    },
+    { threads: 1 },
+  );
+  const fetched = await whole.run({ [input.name]: x }, names);
+  await whole.release();
+  const want = names.map((n) => fetched[n].dims.join('x'));
+  assert.ok(new Set(want).size > 3, `shapes: ${[...new Set(want)].join(', ')}`);
+  for (const exactBelow of [2 ** 24, 2]) {
+    const got = await probeShapes(m.graph, input.name, x, names, { threads: 1 }, exactBelow);
+    assert.deepEqual(
+      names.map((n) => got.get(n)?.join('x')),
+      want,
+      exactBelow === 2 ? 'fetched whole (dims from 2 on)' : 'from the Shape nodes',
+    );
+  }
 });
 
 test("the step engine's exact counters keep short columns: no constant as long as a sample's neurons, none of the saved counters' left", async () => {
