@@ -16,8 +16,11 @@ import { type ShardFile } from '../src/api/shard-file.js';
 import { openDataset } from '../src/data/sources.js';
 import {
   AUTO_TRIAL_SHARE,
+  WORKERS_MEMORY_SHARE,
   WORKERS_MIN_SECONDS,
   autoWorkerCount,
+  autoWorkerPlan,
+  workerPeakBytes,
   estimateStepSeconds,
   worthTrying,
 } from '../src/runtime/auto.js';
@@ -87,6 +90,47 @@ test('auto workers: one per thread for a long run of a small net, one process fo
   // Batches of 2000: 8 steps' states pass the memory line (4 steps per call), as at 224: one process.
   assert.equal(defaultUnroll(snn.spec, 2000) < DEFAULT_UNROLL, true);
   assert.equal(autoWorkerCount(snn.spec, { samples: 40000, steps: 32, batchSize: 2000, threads: 2 }), 1);
+});
+
+test('auto workers with the engine: large states run one fused worker per thread when all their peaks fit in the memory available, else one process', async () => {
+  const snn = await fashionVgg();
+  const spec = snn.spec;
+  // Batches of 2000: 8 steps' states pass the memory line, as at 224.
+  const large = { samples: 40000, steps: 32, batchSize: 2000, threads: 2 };
+  const states = 4 * 2000 * spec.states.reduce((a, s) => a + s.shape.reduce((p, q) => p * q, 1), 0);
+  assert.equal(workerPeakBytes(spec, 2000), 14 * states + 2 ** 29);
+  const need = 2 * workerPeakBytes(spec, 2000);
+  const ample = need / WORKERS_MEMORY_SHARE + 1;
+  assert.deepEqual(autoWorkerPlan(spec, large, ample), { workers: 2, autoStart: 'fused' });
+  assert.deepEqual(autoWorkerPlan(spec, large, ample - 2), { workers: 1 }, 'two peaks do not fit');
+  assert.deepEqual(autoWorkerPlan(spec, { ...large, samples: 6000 }, ample), { workers: 1 }, '3 batches');
+  assert.deepEqual(autoWorkerPlan(spec, { ...large, threads: 1 }, ample), { workers: 1 }, 'one thread');
+  const sharedGroup = {
+    ...spec,
+    sites: spec.sites.map((s, i) => (i === 0 ? { ...s, group: { kind: 'shared' as const, size: 2 } } : s)),
+  };
+  assert.deepEqual(
+    autoWorkerPlan(sharedGroup, large, ample),
+    { workers: 1 },
+    'the fused engine runs no shared-reset group',
+  );
+  // Small states: the rule of autoWorkerCount, whatever the memory.
+  const small = { samples: 1000, steps: 32, batchSize: 100, threads: 2 };
+  assert.deepEqual(autoWorkerPlan(spec, small, 0), { workers: autoWorkerCount(spec, small) });
+  assert.deepEqual(autoWorkerPlan(spec, { ...small, steps: 4 }, 0), { workers: 1 });
+});
+
+test('auto told to start with fused runs every batch fused, no trial, with the results of steps', async () => {
+  const snn = await fashionVgg();
+  const data = openDataset('fashion-mnist:test', 60);
+  const opts = { T: [4, 6], batchSize: 20, threads: 1 } as const;
+  const fused = await simulateShard(snn, data, { ...opts, engine: 'auto', autoStart: 'fused' });
+  const steps = await simulateShard(snn, data, { ...opts, engine: 'steps' });
+  assert.deepEqual(fused.tally.engines, { fused: 3 });
+  assert.deepEqual(steps.tally.engines, { steps: 3 });
+  assert.deepEqual(fused.tally.scores, steps.tally.scores);
+  assert.deepEqual(fused.tally.spikesPerStep, steps.tally.spikesPerStep);
+  assert.equal(fused.config, steps.config, 'the same run: autoStart changes how, not what');
 });
 
 test('probeShapes reads shapes without fetching the tensors: the same dims as the tensors themselves, also where it falls back to fetching them', async () => {

@@ -64,6 +64,13 @@ export interface SimulateOptions extends RuntimeOptions {
    * for bit); `loop` an ONNX Loop per batch (its kernels round differently).
    */
   readonly engine?: Engine;
+  /**
+   * With `engine` auto: the engine that runs the first batch (default `steps`, then `fused` is
+   * tried when the work left can pay). `fused`: every batch with the fused engine, where it can
+   * run (else `steps`); the same results. `--workers auto` sets it for its workers on networks
+   * with large states (runtime's autoWorkerPlan).
+   */
+  readonly autoStart?: 'steps' | 'fused';
   /** Also score the source ANN and the clipped ANN on the same samples (default false; needs `snn.source`). */
   readonly references?: boolean;
   /** Samples for the per-site error analysis (default 0: none; needs `snn.source` and a step-form network). */
@@ -152,6 +159,7 @@ export const OPTION_ROLES = {
   onNotice: 'process',
   threads: 'process',
   device: 'process',
+  autoStart: 'process',
 } as const satisfies Record<keyof SimulateOptions, 'result' | 'label' | 'process'>;
 
 type ResultOption = {
@@ -214,6 +222,8 @@ export function resolveSimulateOptions(options: SimulateOptions = {}): ResolvedS
     throw optionError('task', `"${String(o.task)}" is not a task (known: ${TASKS.join(', ')})`);
   if (!(ENGINES as readonly string[]).includes(o.engine))
     throw optionError('engine', `"${String(o.engine)}" is not an engine (known: ${ENGINES.join(', ')})`);
+  if (o.autoStart !== undefined && o.autoStart !== 'steps' && o.autoStart !== 'fused')
+    throw optionError('autoStart', `must be "steps" or "fused" (got ${String(o.autoStart)})`);
   const energy = typeof o.energy === 'string' ? energyConstants(o.energy) : checkEnergyConstants(o.energy);
   if (o.preprocess !== undefined) checkPreprocess(o.preprocess);
   checkFrameRate(o.frameRate);

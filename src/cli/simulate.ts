@@ -1,5 +1,6 @@
 /** spikeport simulate (and the demo): a converted file, or an ANN converted on the fly, simulated and scored. */
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { Command, Option } from 'commander';
 import { PROFILES, TARGETS, checkTarget, loadNir, resetOf, targetNetwork } from '../api/nir.js';
@@ -23,7 +24,7 @@ import { checkPaths, scratchDir } from '../files.js';
 import { SpikeportError } from '../errors.js';
 import { engineNotice } from '../runtime/engines.js';
 import { defaultThreads } from '../ort/session.js';
-import { autoWorkerCount } from '../runtime/auto.js';
+import { autoWorkerCount, autoWorkerPlan, type WorkerPlan } from '../runtime/auto.js';
 import type { SimulateRecord } from '../report/record.js';
 import {
   CONVERSION_ONLY,
@@ -199,17 +200,19 @@ export async function runSimulate(
       );
       return;
     }
-    const workers =
+    const plan: WorkerPlan =
       asked !== 'auto'
-        ? asked
+        ? { workers: asked }
         : target
-          ? 1
+          ? { workers: 1 }
           : autoWorkers(f.threads, batches, f.checkpoint, {
               spec: snn.spec,
               samples: data.size,
               steps: Math.max(...(options.T ?? SIMULATE_DEFAULTS.T)),
               batchSize: f.batch,
+              engine: f.engine,
             });
+    const workers = plan.workers;
     if (workers > batches)
       throw new SpikeportError(
         'invalid-option',
@@ -231,7 +234,9 @@ export async function runSimulate(
     if (workers > 1) {
       // The workers' runner ends them and cleans up on a signal, then calls back to say what is kept.
       listen(false);
-      record = await simulateInWorkers(snn, modelFile, converted, f, options, workers, prog.report, () => {
+      // Workers of a large-state run start with the fused engine (autoWorkerPlan).
+      const inWorkers = plan.autoStart ? { ...options, autoStart: plan.autoStart } : options;
+      record = await simulateInWorkers(snn, modelFile, converted, f, inWorkers, workers, prog.report, () => {
         prog.stop();
         process.stderr.write(`spikeport: ${interruptedLine(f.checkpoint, workers, batches)}\n`);
       });
@@ -376,23 +381,32 @@ function checkProfile(target: string): string {
 /**
  * `--workers auto`: the library's rule (autoWorkerCount: one process per thread when the run is
  * long enough for each worker's setup to pay, its layers small and every worker gets at least two
- * batches; else one). A run resumed from worker checkpoints keeps the number of workers it had
- * (whatever the threads now).
+ * batches; else one). With `--engine auto` it also weighs large-state networks, whose workers
+ * then run the fused engine, against the memory available (autoWorkerPlan). A run resumed from
+ * worker checkpoints keeps the number of workers it had (whatever the threads now).
  */
 export function autoWorkers(
   threads: number,
   batches: number,
   checkpoint: string | undefined,
-  run: { spec: Snn['spec']; samples: number; steps: number; batchSize: number },
-): number {
+  run: { spec: Snn['spec']; samples: number; steps: number; batchSize: number; engine: string },
+): WorkerPlan {
   if (checkpoint && fs.existsSync(`${checkpoint}.0`)) {
     try {
-      return readShardFile(`${checkpoint}.0`).shard.count;
+      return { workers: readShardFile(`${checkpoint}.0`).shard.count };
     } catch {
       // not a worker checkpoint: the worker reading it says what is wrong
     }
   }
-  return batches < 2 ? 1 : autoWorkerCount(run.spec, { ...run, threads });
+  if (batches < 2) return { workers: 1 };
+  if (run.engine !== 'auto') return { workers: autoWorkerCount(run.spec, { ...run, threads }) };
+  return autoWorkerPlan(run.spec, { ...run, threads }, availableMemory());
+}
+
+/** Bytes of memory this process could still take: what the system has available, within a cgroup's limit. */
+function availableMemory(): number {
+  const limit = process.constrainedMemory?.() ?? 0;
+  return limit > 0 ? Math.min(os.freemem(), limit) : os.freemem();
 }
 
 /** The combinations of shards, workers and outputs that make sense, checked before any work. */
