@@ -573,7 +573,7 @@ export function simulateCommand(): Command {
     )
     .option(
       '--workers <n>',
-      "simulate in N processes (N shards, --threads split between them) and merge them: the same results. auto: one per thread when the run is long enough for each worker's setup to pay (about 1.5 s of estimated work), its layers are small (ImageNet-size nets scale on threads instead) and each worker gets at least 2 batches; else one",
+      "simulate in N processes (N shards, --threads split between them) and merge them: the same results. auto: one per thread when the run is long enough for each worker's setup to pay (about 1.5 s of estimated work) and each worker gets at least 2 batches, for ImageNet-size states only with --engine auto and when all workers fit in the memory available (they run the fused engine); else one",
       workersValue,
       'auto',
     )
