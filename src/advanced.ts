@@ -14,7 +14,7 @@ export * from './api/simulate.js';
 export { parseShardFile, SHARD_FORMAT } from './api/shard-file.js';
 export { shardRange } from './api/shards.js';
 /** simulate's `workers`: how many `auto` means, worker k's checkpoint file, the run in worker processes. */
-export { workerCount, workerCheckpoints, simulateInWorkers, type WorkerRun } from './api/workers.js';
+export { workerPlan, workerCheckpoints, simulateInWorkers, type WorkerRun } from './api/workers.js';
 export { type RunConfig } from './api/run-config.js';
 /** The converted network in memory (Snn: save, describe, thresholds) and loadSnn. */
 export * from './snn/network.js';

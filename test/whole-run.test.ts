@@ -16,8 +16,11 @@ import { type ShardFile } from '../src/api/shard-file.js';
 import { openDataset } from '../src/data/sources.js';
 import {
   AUTO_TRIAL_SHARE,
+  WORKERS_MEMORY_SHARE,
   WORKERS_MIN_SECONDS,
   autoWorkerCount,
+  autoWorkerPlan,
+  workerPeakBytes,
   estimateStepSeconds,
   worthTrying,
 } from '../src/runtime/auto.js';
@@ -27,6 +30,9 @@ import { splitConstantPrefix } from '../src/snn/split.js';
 import { counterOutputs } from '../src/snn/format.js';
 import type { Snn } from '../src/snn/network.js';
 import { tempDir } from './temp.js';
+import { loadModel } from '../src/model/load.js';
+import { Session, probeShapes } from '../src/ort/session.js';
+import { floatInput } from '../src/onnx/builder.js';
 
 const root = process.cwd();
 const CLI = path.join(root, 'dist', 'src', 'cli', 'main.js');
@@ -84,6 +90,76 @@ test('auto workers: one per thread for a long run of a small net, one process fo
   // Batches of 2000: 8 steps' states pass the memory line (4 steps per call), as at 224: one process.
   assert.equal(defaultUnroll(snn.spec, 2000) < DEFAULT_UNROLL, true);
   assert.equal(autoWorkerCount(snn.spec, { samples: 40000, steps: 32, batchSize: 2000, threads: 2 }), 1);
+});
+
+test('auto workers with the engine: large states run one fused worker per thread when all their peaks fit in the memory available, else one process', async () => {
+  const snn = await fashionVgg();
+  const spec = snn.spec;
+  // Batches of 2000: 8 steps' states pass the memory line, as at 224.
+  const large = { samples: 40000, steps: 32, batchSize: 2000, threads: 2 };
+  const states = 4 * 2000 * spec.states.reduce((a, s) => a + s.shape.reduce((p, q) => p * q, 1), 0);
+  assert.equal(workerPeakBytes(spec, 2000), 14 * states + 2 ** 29);
+  const need = 2 * workerPeakBytes(spec, 2000);
+  const ample = need / WORKERS_MEMORY_SHARE + 1;
+  assert.deepEqual(autoWorkerPlan(spec, large, ample), { workers: 2, autoStart: 'fused' });
+  assert.deepEqual(autoWorkerPlan(spec, large, ample - 2), { workers: 1 }, 'two peaks do not fit');
+  assert.deepEqual(autoWorkerPlan(spec, { ...large, samples: 6000 }, ample), { workers: 1 }, '3 batches');
+  assert.deepEqual(autoWorkerPlan(spec, { ...large, threads: 1 }, ample), { workers: 1 }, 'one thread');
+  const sharedGroup = {
+    ...spec,
+    sites: spec.sites.map((s, i) => (i === 0 ? { ...s, group: { kind: 'shared' as const, size: 2 } } : s)),
+  };
+  assert.deepEqual(
+    autoWorkerPlan(sharedGroup, large, ample),
+    { workers: 1 },
+    'the fused engine runs no shared-reset group',
+  );
+  // Small states: the rule of autoWorkerCount, whatever the memory.
+  const small = { samples: 1000, steps: 32, batchSize: 100, threads: 2 };
+  assert.deepEqual(autoWorkerPlan(spec, small, 0), { workers: autoWorkerCount(spec, small) });
+  assert.deepEqual(autoWorkerPlan(spec, { ...small, steps: 4 }, 0), { workers: 1 });
+});
+
+test('auto told to start with fused runs every batch fused, no trial, with the results of steps', async () => {
+  const snn = await fashionVgg();
+  const data = openDataset('fashion-mnist:test', 60);
+  const opts = { T: [4, 6], batchSize: 20, threads: 1 } as const;
+  const fused = await simulateShard(snn, data, { ...opts, engine: 'auto', autoStart: 'fused' });
+  const steps = await simulateShard(snn, data, { ...opts, engine: 'steps' });
+  assert.deepEqual(fused.tally.engines, { fused: 3 });
+  assert.deepEqual(steps.tally.engines, { steps: 3 });
+  assert.deepEqual(fused.tally.scores, steps.tally.scores);
+  assert.deepEqual(fused.tally.spikesPerStep, steps.tally.spikesPerStep);
+  assert.equal(fused.config, steps.config, 'the same run: autoStart changes how, not what');
+});
+
+test('probeShapes reads shapes without fetching the tensors: the same dims as the tensors themselves, also where it falls back to fetching them', async () => {
+  const m = loadModel(path.join(root, 'models', 'fashion-resnet.onnx'));
+  const input = m.graph.inputs[0];
+  const x = { dims: [2, 1, 28, 28], data: new Float32Array(2 * 28 * 28).map((_, i) => Math.sin(i)) };
+  const FLOAT_OPS = new Set(['Conv', 'Relu', 'Add', 'MaxPool', 'GlobalAveragePool', 'Gemm', 'BatchNormalization']);
+  const names = [input.name, ...m.graph.nodes.filter((n) => FLOAT_OPS.has(n.opType)).map((n) => n.outputs[0])];
+  assert.ok(names.length > 10, `${names.length} tensors`);
+  // Independently: a session with every tensor as an output, the tensors fetched whole.
+  const whole = await Session.create(
+    {
+      ...m.graph,
+      outputs: [...new Set([...m.graph.outputs.map((o) => o.name), ...names])].map((name) => floatInput(name, null)),
+    },
+    { threads: 1 },
+  );
+  const fetched = await whole.run({ [input.name]: x }, names);
+  await whole.release();
+  const want = names.map((n) => fetched[n].dims.join('x'));
+  assert.ok(new Set(want).size > 3, `shapes: ${[...new Set(want)].join(', ')}`);
+  for (const exactBelow of [2 ** 24, 2]) {
+    const got = await probeShapes(m.graph, input.name, x, names, { threads: 1 }, exactBelow);
+    assert.deepEqual(
+      names.map((n) => got.get(n)?.join('x')),
+      want,
+      exactBelow === 2 ? 'fetched whole (dims from 2 on)' : 'from the Shape nodes',
+    );
+  }
 });
 
 test("the step engine's exact counters keep short columns: no constant as long as a sample's neurons, none of the saved counters' left", async () => {

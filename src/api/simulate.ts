@@ -44,7 +44,7 @@ import {
   type Target,
   type TargetNetwork,
 } from './nir.js';
-import { simulateInWorkers, workerCount } from './workers.js';
+import { simulateInWorkers, workerPlan } from './workers.js';
 
 export type DelayRule = 'auto' | 'fit' | 'half' | 'off' | number;
 
@@ -75,6 +75,13 @@ export interface SimulateOptions extends RuntimeOptions {
    * for bit); `loop` an ONNX Loop per batch (its kernels round differently).
    */
   readonly engine?: Engine;
+  /**
+   * With `engine` auto: the engine that runs the first batch (default `steps`, then `fused` is
+   * tried when the work left can pay). `fused`: every batch with the fused engine, where it can
+   * run (else `steps`); the same results. `--workers auto` sets it for its workers on networks
+   * with large states (runtime's autoWorkerPlan).
+   */
+  readonly autoStart?: 'steps' | 'fused';
   /** Also score the source ANN and the clipped ANN on the same samples (default false; needs `snn.source`). */
   readonly references?: boolean;
   /** Samples for the per-site error analysis (default 0: none; needs `snn.source` and a step-form network). */
@@ -191,6 +198,7 @@ export const OPTION_ROLES = {
   device: 'process',
   workers: 'process',
   signal: 'process',
+  autoStart: 'process',
   asTarget: 'addition',
 } as const satisfies Record<keyof SimulateOptions, 'result' | 'label' | 'process' | 'addition'>;
 
@@ -257,6 +265,8 @@ export function resolveSimulateOptions(options: SimulateOptions = {}): ResolvedS
     throw optionError('task', `"${String(o.task)}" is not a task (known: ${TASKS.join(', ')})`);
   if (!(ENGINES as readonly string[]).includes(o.engine))
     throw optionError('engine', `"${String(o.engine)}" is not an engine (known: ${ENGINES.join(', ')})`);
+  if (o.autoStart !== undefined && o.autoStart !== 'steps' && o.autoStart !== 'fused')
+    throw optionError('autoStart', `must be "steps" or "fused" (got ${String(o.autoStart)})`);
   const energy = typeof o.energy === 'string' ? energyConstants(o.energy) : checkEnergyConstants(o.energy);
   if (o.preprocess !== undefined) checkPreprocess(o.preprocess);
   checkFrameRate(o.frameRate);
@@ -370,11 +380,13 @@ export async function simulate(
   // The target's network is built first: what it cannot express fails before any simulation.
   const deployed = o.asTarget ? targetNetwork(snn, o.asTarget.target, { weightBits: o.asTarget.weightBits }) : null;
   const test = typeof data === 'string' ? openSimulationData(snn, data, undefined, o.preprocess, o) : data;
-  const count = workerCount(snn, test, { ...o, asTarget: o.asTarget !== undefined });
+  const plan = workerPlan(snn, test, { ...o, asTarget: o.asTarget !== undefined });
   const { asTarget: _, workers: __, ...one } = options;
+  // Workers of a large-state run start with the fused engine (runtime/auto.ts autoWorkerPlan).
+  const inWorkers = plan.autoStart ? { ...one, autoStart: plan.autoStart } : one;
   const record =
-    count > 1
-      ? await simulateInWorkers(snn, test, one, { count, batchSize: o.batchSize })
+    plan.workers > 1
+      ? await simulateInWorkers(snn, test, inWorkers, { count: plan.workers, batchSize: o.batchSize })
       : mergeShards([
           { name: 'the run', shard: await simulateShard(snn, test, { ...one, shard: { index: 0, count: 1 } }) },
         ]);

@@ -7,6 +7,7 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Dataset } from '../data/dataset.js';
@@ -14,7 +15,7 @@ import type { OpenOptions } from '../data/sources.js';
 import type { Snn } from '../snn/network.js';
 import type { SimulateRecord } from '../report/record.js';
 import type { Notice, Progress } from '../progress.js';
-import { autoWorkerCount } from '../runtime/auto.js';
+import { autoWorkerCount, autoWorkerPlan, type WorkerPlan } from '../runtime/auto.js';
 import { defaultThreads } from '../ort/session.js';
 import { SpikeportError, field, optionError, type ErrorCode } from '../errors.js';
 import { scratchDir, scratchWrite } from '../files.js';
@@ -74,31 +75,44 @@ export interface WorkerRun {
   readonly batchSize: number;
   readonly threads?: number;
   readonly checkpoint?: string;
+  /** The engine asked for: with `auto`, large-state networks may get fused workers. */
+  readonly engine?: string;
   /** `asTarget` given: the comparison runs in one process. */
   readonly asTarget: boolean;
 }
 
 /**
- * How many processes `workers` means for this run: a number as given; `auto` one per thread when
- * the run is long enough for each worker's setup to pay, its layers are small and every worker
- * gets at least two batches (runtime/auto.ts), else one. A run resumed from worker checkpoints
- * keeps the number of workers it had (whatever the threads now). `auto` is one when the data
- * cannot be opened again by another process (made in memory) or with `asTarget`.
+ * How many processes `workers` means for this run, and the engine each starts with: a number as
+ * given; `auto` one per thread when the run is long enough for each worker's setup to pay, its
+ * layers are small and every worker gets at least two batches (runtime/auto.ts autoWorkerCount);
+ * with engine `auto`, large-state networks also get one fused worker per thread when all their
+ * peaks fit in the memory available (autoWorkerPlan); else one. A run resumed from worker
+ * checkpoints keeps the number of workers it had (whatever the threads now). `auto` is one when
+ * the data cannot be opened again by another process (made in memory) or with `asTarget`.
  */
-export function workerCount(snn: Snn, data: Dataset, run: WorkerRun): number {
-  if (run.workers !== 'auto') return run.workers;
-  if (!data.reopen || run.asTarget) return 1;
+export function workerPlan(snn: Snn, data: Dataset, run: WorkerRun): WorkerPlan {
+  if (run.workers !== 'auto') return { workers: run.workers };
+  if (!data.reopen || run.asTarget) return { workers: 1 };
   if (run.checkpoint && fs.existsSync(`${run.checkpoint}.0`)) {
     try {
-      return readShardFile(`${run.checkpoint}.0`).shard.count;
+      return { workers: readShardFile(`${run.checkpoint}.0`).shard.count };
     } catch {
       // not a worker checkpoint: the worker reading it says what is wrong
     }
   }
   const batches = Math.ceil(data.size / run.batchSize);
+  if (batches < 2) return { workers: 1 };
   const threads = run.threads ?? defaultThreads();
   const steps = Math.max(...run.T);
-  return batches < 2 ? 1 : autoWorkerCount(snn.spec, { samples: data.size, steps, batchSize: run.batchSize, threads });
+  const r = { samples: data.size, steps, batchSize: run.batchSize, threads };
+  if ((run.engine ?? 'auto') !== 'auto') return { workers: autoWorkerCount(snn.spec, r) };
+  return autoWorkerPlan(snn.spec, r, availableMemory());
+}
+
+/** Bytes of memory this process could still take: what the system has available, within a cgroup's limit. */
+function availableMemory(): number {
+  const limit = process.constrainedMemory?.() ?? 0;
+  return limit > 0 ? Math.min(os.freemem(), limit) : os.freemem();
 }
 
 /** The checks of `workers` against the run, before any process starts. */

@@ -100,8 +100,9 @@ export function instrument(m: PreparedModel, opts: InstrumentOptions): Instrumen
       quant.scale.push(scale);
       quant.step.push(step);
       thetaDims.push(dims);
+      // clip(·, 0, L) as one Clip (L is a scalar): one pass over the tensor less than Min(Relu(·), L).
       const count = b.op('Floor', [b.op('Add', [b.op('Mul', [x, scale]), b.scalar(site.start, 'start')])]);
-      b.add('Mul', [b.op('Min', [b.op('Relu', [count]), quant.levels]), step], {}, [site.output]);
+      b.add('Mul', [b.op('Clip', [count, b.scalar(0, 'zero'), quant.levels]), step], {}, [site.output]);
     } else {
       const theta = `theta_${site.index}`;
       const dims = thetaShape(rank, channels[site.index], opts.granularity);

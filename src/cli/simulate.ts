@@ -13,7 +13,7 @@ import {
   simulateShard,
   type SimulateOptions,
 } from '../api/simulate.js';
-import { checkWorkers, workerCheckpoints, workerCount } from '../api/workers.js';
+import { checkWorkers, workerCheckpoints, workerPlan } from '../api/workers.js';
 import { parseShard, shardProblem, type Shard } from '../api/shards.js';
 import { readShardFile, shardJson } from '../api/shard-file.js';
 import { loadModel } from '../model/load.js';
@@ -209,14 +209,16 @@ export async function runSimulate(
       );
       return;
     }
-    const workers = workerCount(snn, data, {
+    const plan = workerPlan(snn, data, {
       workers: asked,
       T: options.T ?? SIMULATE_DEFAULTS.T,
       batchSize: f.batch,
       threads: f.threads,
       checkpoint: f.checkpoint,
+      engine: f.engine,
       asTarget: target !== null,
     });
+    const workers = plan.workers;
     checkWorkers(data, workers, f.batch);
     // Each worker keeps its own checkpoint beside the one named: outputs too.
     if (workers > 1 && f.checkpoint) {
@@ -231,7 +233,9 @@ export async function runSimulate(
     }
     run.workers = workers;
     run.inWorkers = workers > 1;
-    const record = await simulate(snn, data, { ...options, workers, signal: stop.signal }).catch((e: unknown) => {
+    // Workers of a large-state run start with the fused engine (runtime/auto.ts autoWorkerPlan).
+    const inWorkers = plan.autoStart ? { ...options, autoStart: plan.autoStart } : options;
+    const record = await simulate(snn, data, { ...inWorkers, workers, signal: stop.signal }).catch((e: unknown) => {
       if (stoppedBy) leave(stoppedBy);
       throw e;
     });
@@ -458,7 +462,7 @@ export function simulateCommand(): Command {
     )
     .option(
       '--workers <n>',
-      "simulate in N processes (N shards, --threads split between them) and merge them: the same results. auto: one per thread when the run is long enough for each worker's setup to pay (about 1.5 s of estimated work), its layers are small (ImageNet-size nets scale on threads instead) and each worker gets at least 2 batches; else one",
+      "simulate in N processes (N shards, --threads split between them) and merge them: the same results. auto: one per thread when the run is long enough for each worker's setup to pay (about 1.5 s of estimated work) and each worker gets at least 2 batches, for ImageNet-size states only with --engine auto and when all workers fit in the memory available (they run the fused engine); else one",
       workersValue,
       'auto',
     )

@@ -91,6 +91,8 @@ export interface WindowOptions extends RuntimeOptions {
   /** Detection: the head and its thresholds (tasks/heads.ts). */
   readonly detection?: DetectionOptions;
   readonly engine?: Engine;
+  /** `auto` only: the engine of the first batch (runtime's EngineOptions.autoStart). */
+  readonly autoStart?: 'steps' | 'fused';
   /** Only these batches (ascending indices into the data's consecutive batches): a shard. Default: all. */
   readonly batches?: readonly number[];
   /** Continue a run: this tally's batches are not simulated again, its counts are added. */
@@ -154,6 +156,7 @@ export async function simulateWindows(
         batchSize: opts.batchSize,
         onProgress: opts.onProgress,
         engine: opts.engine ?? DEFAULT_ENGINE,
+        ...(opts.autoStart ? { autoStart: opts.autoStart } : {}),
         steps: Tmax,
         normalize: snn.meta.normalize,
         form: snn.form,

@@ -9,6 +9,7 @@ import path from 'node:path';
 import { createRequire } from 'node:module';
 import type { Graph } from '../graph/ir.js';
 import { encodeModel } from '../onnx/codec.js';
+import { GraphBuilder } from '../onnx/builder.js';
 import { SpikeportError, checkInteger, optionError } from '../errors.js';
 
 // onnxruntime-node 1.30 on Linux and macOS starts Microsoft's telemetry (1DS, with its event
@@ -259,8 +260,41 @@ export async function probeShapes(
   input: Array32,
   names: readonly string[],
   opts: RuntimeOptions = {},
+  /** Dims from which float32 may round them (2^24); from there the tensors are fetched whole. */
+  exactBelow = 2 ** 24,
 ): Promise<Map<string, number[]>> {
   const wanted = [...new Set(names)];
+  // Each tensor's shape as a few floats (Shape, then Cast): the run hands back a handful of
+  // numbers instead of every activation. Fetching the tensors themselves cost 0.3 s of CPU at
+  // 224 × 224 (87 tensors of 2 samples copied out) against 0.03 s for the ANN's own outputs.
+  const b = new GraphBuilder(g.opset, g);
+  const shapeOf = wanted.map((n) => b.op('Cast', [b.op('Shape', [n])], { to: 1 }, 'probe_shape'));
+  const probe: Graph = {
+    ...g,
+    nodes: [...g.nodes, ...b.nodes],
+    outputs: [...g.outputs, ...shapeOf.map((name) => ({ name, dtype: 'float32' as const, shape: null }))],
+  };
+  const s = await Session.create(probe, opts);
+  try {
+    const res = await s.run({ [inputName]: input }, shapeOf);
+    const dims = shapeOf.map((n) => [...res[n].data]);
+    // Dims from 2^24 on may not survive float32: then the tensors themselves tell.
+    if (dims.some((d) => d.some((v) => !Number.isInteger(v) || v >= exactBelow)))
+      return await fetchShapes(g, inputName, input, wanted, opts);
+    return new Map(wanted.map((n, i) => [n, dims[i]]));
+  } finally {
+    await s.release();
+  }
+}
+
+/** The shapes of these tensors, fetched whole. */
+async function fetchShapes(
+  g: Graph,
+  inputName: string,
+  input: Array32,
+  wanted: readonly string[],
+  opts: RuntimeOptions,
+): Promise<Map<string, number[]>> {
   const declared = new Set(g.outputs.map((o) => o.name));
   const probe: Graph = {
     ...g,

@@ -3,6 +3,7 @@
  * itself, and how many worker processes a run should use.
  */
 import type { SnnSpec } from '../snn/format.js';
+import { numel } from '../graph/ir.js';
 import { DEFAULT_UNROLL, defaultUnroll } from './steps.js';
 
 /**
@@ -76,4 +77,48 @@ export function autoWorkerCount(
   if (most === 1) return 1;
   if (defaultUnroll(spec, Math.min(run.batchSize, run.samples)) < DEFAULT_UNROLL) return 1;
   return estimateStepSeconds(spec, run.samples * run.steps) >= WORKERS_MIN_SECONDS ? most : 1;
+}
+
+/**
+ * What one process of a large-state run holds at its peak, guessed from a batch's states (the
+ * membranes and accumulators of one step): mobilenet_v2 at 224, batch 16 (0.37 GB of states)
+ * peaked at 4.9 GB with the step engine and 3.3 GB with the fused one (13 and 9 times its
+ * states); this takes 14 times, plus half a gigabyte for Node, the network and ONNX Runtime.
+ */
+export function workerPeakBytes(spec: SnnSpec, batchSize: number): number {
+  return 14 * 4 * batchSize * spec.states.reduce((a, s) => a + numel(s.shape), 0) + 2 ** 29;
+}
+
+/** The share of the memory available that the workers of a large-state run may take between them. */
+export const WORKERS_MEMORY_SHARE = 0.8;
+
+export interface WorkerPlan {
+  readonly workers: number;
+  /** The engine `auto` runs first in each worker (EngineOptions.autoStart); absent: steps, as always. */
+  readonly autoStart?: 'fused';
+}
+
+/**
+ * `--workers auto` with the engine chosen for the whole run. Small states: autoWorkerCount. Large
+ * states (fewer than 8 steps per call fit): one process per thread running the fused engine, when
+ * each worker gets at least two batches, the run's work is at least WORKERS_MIN_SECONDS, the
+ * network has no shared-reset group (the fused engine runs none) and all workers' peaks
+ * (workerPeakBytes, the step engine's, should a worker fall back to it) fit in
+ * WORKERS_MEMORY_SHARE of `availableBytes`. At 224 the fused engine's neuron pass is one
+ * WebAssembly thread, which leaves the second core idle in one process; two single-thread
+ * workers keep both busy (docs/performance.md). Otherwise one process.
+ */
+export function autoWorkerPlan(
+  spec: SnnSpec,
+  run: { readonly samples: number; readonly steps: number; readonly batchSize: number; readonly threads: number },
+  availableBytes: number,
+): WorkerPlan {
+  const batch = Math.min(run.batchSize, run.samples);
+  if (defaultUnroll(spec, batch) >= DEFAULT_UNROLL) return { workers: autoWorkerCount(spec, run) };
+  const batches = Math.ceil(run.samples / run.batchSize);
+  const most = Math.max(1, Math.min(run.threads, Math.floor(batches / 2)));
+  const fits = most * workerPeakBytes(spec, batch) <= WORKERS_MEMORY_SHARE * availableBytes;
+  const shared = spec.sites.some((s) => s.group?.kind === 'shared');
+  const long = estimateStepSeconds(spec, run.samples * run.steps) >= WORKERS_MIN_SECONDS;
+  return most > 1 && fits && !shared && long ? { workers: most, autoStart: 'fused' } : { workers: 1 };
 }

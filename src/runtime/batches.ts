@@ -70,6 +70,11 @@ export async function simulateBatches(
   try {
     if (engine === 'loop') {
       runners.push(await made(() => loopRunner(opts.form === 'loop' ? graph : buildLoop({ graph, spec }), ctx)));
+    } else if (engine === 'auto' && opts.autoStart === 'fused') {
+      // Told to run fused (a worker of a large-state run): the same results; steps where it cannot.
+      runners.push(
+        await made(async () => (await fusedRunner(graph, ctx).catch(() => null)) ?? (await stepRunner(graph, ctx))),
+      );
     } else if (engine === 'fused') {
       // A graph the fused engine cannot plan runs on steps; `engines` in the stats says so (engineNotice).
       runners.push(await made(async () => (await fusedRunner(graph, ctx)) ?? (await stepRunner(graph, ctx))));
@@ -93,7 +98,7 @@ export async function simulateBatches(
     const next = async (): Promise<Batch> => (await stream.next()).value as Batch;
     // auto, with batches to choose on: the step engine runs the first; the fused engine (the same
     // results, another speed) is set up and tried only when the work left can pay for that.
-    if (engine === 'auto' && batches.length >= 2) {
+    if (engine === 'auto' && opts.autoStart !== 'fused' && batches.length >= 2) {
       const first = await next();
       const steps = await runBatch(runners[0], first);
       const perStep = Number.isNaN(steps.warm) ? steps.whole : steps.warm;

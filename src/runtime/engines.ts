@@ -100,6 +100,13 @@ export interface BatchOptions extends RuntimeOptions {
    * costs say; default: when `worthTrying` says the work left can pay for it.
    */
   readonly autoTrial?: boolean;
+  /**
+   * `auto` only: the engine that runs the first batch (default `steps`). `fused` runs every
+   * batch with the fused engine, without a trial, where it can (its plan and memory; else
+   * `steps`): what a worker of `--workers auto` is told on a network with large states
+   * (autoWorkerPlan).
+   */
+  readonly autoStart?: 'steps' | 'fused';
   /** Called after each batch's sink: its index, and the counter sums of the batches run so far. */
   readonly afterBatch?: (batch: number, sums: SimulationStats) => void | Promise<void>;
   readonly onProgress?: OnProgress;
