@@ -59,7 +59,7 @@ export function toNirGraph(
     where,
     opts.corrections === undefined ? (snn.meta.target ?? null) : opts.corrections,
   );
-  const deployed = deployFor(exported, profile);
+  const deployed = deployFor(exported, profile, { clocks: exported.clocks });
   const notes = [...recordOf(snn, profile, exported), ...deployed.notes];
   const metadata = {
     ...deployed.graph.metadata,
