@@ -87,6 +87,8 @@ export interface NirExport extends NirGraph {
   readonly maxPools: Added;
   /** Nodes added for the θ/2 start (clock neurons and the layers from them); zero without. */
   readonly clock: Added;
+  /** IF neurons per match of the max construction (1, or MATCH_COPIES on a one-spike target with the clock). */
+  readonly matchCopies: number;
   /** Where the θ/2 start comes from, for a deployment that spreads it over more clock neurons. */
   readonly clocks: ClockLayout;
 }
@@ -167,6 +169,7 @@ export function toNir(
   const sites = new Map<string, number>();
   const maxPools = { ifNodes: 0, neurons: 0, weightNodes: 0 };
   const clock = { ifNodes: 0, neurons: 0, weightNodes: 0 };
+  let matchCopies = 1;
   const clocks = new Map<string, string>();
   const drives = new Map<string, string>();
   const pulses = new Map<string, string>();
@@ -350,6 +353,7 @@ export function toNir(
     // spike worth u = θ/copies: their spikes add up to ⌊accumulated difference / u⌋ (Hermite's
     // identity), so the max is counted in steps of θ/copies, still up to θ per step.
     const copies = clocked && PROFILES[target].spikes === 'single' ? (opts.matchCopies ?? MATCH_COPIES) : 1;
+    matchCopies = copies;
     // The value of a form as a NIR sum (the nodes returned) with `m` channels per pooled channel:
     // one tap convolution of x, one 1×1 convolution per IF (summing its copies).
     const realise = (f: Form, m: number): string[] => {
@@ -658,6 +662,7 @@ export function toNir(
     sites,
     maxPools,
     clock,
+    matchCopies,
     clocks: { drives, pulses },
   };
 }
