@@ -144,7 +144,8 @@ async function siteRate(
   opts: RuntimeOptions,
 ): Promise<Float64Array> {
   const exported = toNir(snn, profile.name, snn.meta.source.file, corrections);
-  const deployed = deployFor(exported, profile);
+  // Deployed as export deploys it (the start spread where the profile has integers).
+  const deployed = deployFor(exported, profile, { clocks: exported.clocks });
   const step = nirStepGraph(deployed.graph, profile, snn.meta.source.file);
   const ifName = [...exported.sites].find(([, j]) => j === k)?.[0] as string;
   const spikes = step.values.get(ifName) as string;
