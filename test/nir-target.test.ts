@@ -324,6 +324,31 @@ test('the NIR max construction tends to max pooling on constant inputs: readout 
   );
   assert.ok(e512 < e64 && e64 < e16, 'the error shrinks as T grows');
   assert.ok(e512 < 0.01 * scale, `at T = 512 the error is ${e512}`);
+
+  // SpiNNaker2 (one spike at v > θ) with the θ/2 start's clock: four neurons per match count in quarter thresholds.
+  const s2 = { ...PROFILES.spinnaker2, quantisation: undefined };
+  const none = snn.spec.sites.map(() => null);
+  const decoded = { form: snn.form, graph: snn.graph, meta: snn.meta, tail: null };
+  const s2Error = async (matchCopies?: number): Promise<number[]> => {
+    const g = toNir(decoded, 'spinnaker2', 'pool', { bias: none, threshold: none, start: true }, { matchCopies });
+    const step = nirStepGraph(g, s2, 'pool');
+    const r = await steps(step.graph, step.spec, { dims: [n, 2, 4, 4], data: xs }, 64);
+    return [8, 16, 64].map((T) => {
+      let e = 0;
+      for (let j = 0; j < want.length; j++) {
+        let sum = 0;
+        for (let s = 0; s < T; s++) sum += r.readouts[s][j];
+        e = Math.max(e, Math.abs(sum / T - want[j]));
+      }
+      return e;
+    });
+  };
+  const four = await s2Error();
+  const one = await s2Error(1);
+  t.diagnostic(
+    `SpiNNaker2, T = 8/16/64: ${four.map((e) => e.toFixed(4)).join('/')} with four neurons per match, ${one.map((e) => e.toFixed(4)).join('/')} with one`,
+  );
+  for (let i = 0; i < 3; i++) assert.ok(four[i] < one[i], 'closer to max pooling at every T');
 });
 
 test('a Scale node for an importer that reads none: folded into the layer with weights that feeds it, else written as a diagonal 1×1 convolution; the same spikes either way', () => {
@@ -402,4 +427,145 @@ test('a Scale node for an importer that reads none: folded into the layer with w
     wrong.map((o) => Array.from(o)),
     want.map((o) => Array.from(o)),
   );
+});
+
+test("max pooling for a target that fires once per step (SpiNNaker2): matches of several IF neurons with staggered starts count the max in quarter thresholds, and the network follows spikeport's max pooling closer than with one neuron per match", async (t) => {
+  // Input → Conv → ReLU (a site) → MaxPool 2×2 → Conv → ReLU (a site) → Flatten → Gemm: the pool sees spikes.
+  const ann = buildGraph([1, 8, 8], (b, x) => {
+    let h = b.op('Relu', [conv(b, x, 1, 4, 3, { pad: 1, seed: 31 })]);
+    h = b.op('MaxPool', [h], { kernel_shape: [2, 2], strides: [2, 2] });
+    h = b.op('Relu', [conv(b, h, 4, 6, 3, { pad: 1, seed: 32 })]);
+    return gemm(b, b.op('Flatten', [h], { axis: 1 }), 6 * 16, 5, 33);
+  });
+  const data = memDataset(uniform(34, 32 * 64), [1, 8, 8]);
+  const snn = await convert({ path: 'pool.onnx', sha256: '0'.repeat(64), graph: ann }, data, {
+    iterations: 4,
+    batchSize: 16,
+    threads: 1,
+    spikes: 'unit',
+  });
+  const x: Array32 = { dims: [16, 1, 8, 8], data: uniform(35, 16 * 64) };
+  const T = 32;
+  // The independent computation: spikeport's own network, whose pooling is the max of the accumulated spikes.
+  const own = await steps(snn.graph, snn.spec, x, T);
+  const none = snn.spec.sites.map(() => null);
+  const decoded = { form: snn.form, graph: snn.graph, meta: snn.meta, tail: null };
+  const corrections = { bias: none, threshold: none, start: true };
+  const g = toNir(decoded, 'spinnaker2', 'pool', corrections);
+  // The construction with one IF neuron of threshold θ per match (what a target that fires ⌊v/θ⌋ times per step gets).
+  const single = toNir(decoded, 'spinnaker2', 'pool', corrections, { matchCopies: 1 });
+  assert.equal(g.maxPools.ifNodes, 3);
+  assert.equal(g.maxPools.neurons, 4 * single.maxPools.neurons, 'four neurons per match');
+  const matches = [...g.nodes].filter(([k, n]) => n.type === 'IF' && k.includes('_max'));
+  for (const [, m] of matches) if (m.type === 'IF') assert.deepEqual([...new Set(m.vThreshold.data)], [1]);
+  // SpiNNaker2's neuron with float weights: one spike where v > θ, subtract.
+  const s2 = { ...PROFILES.spinnaker2, quantisation: undefined };
+  const after = 1; // site 1: the ReLU after the pool
+  const run = async (graph: NirGraph): Promise<{ differ: number; readout: number }> => {
+    const step = nirStepGraph(graph, s2, 'pool');
+    const r = await steps(step.graph, step.spec, x, T);
+    const j = step.ifNodes.indexOf([...g.sites].find(([, i]) => i === after)?.[0] as string);
+    let [differ, mine, theirs] = [0, 0, 0];
+    for (let s = 0; s < T; s++) {
+      mine += r.counts[s][j];
+      theirs += own.counts[s][after];
+      differ += Math.abs(mine - theirs);
+    }
+    // Mean |Δ readout| over the batch, averaged over the T steps.
+    let readout = 0;
+    const n = own.readouts[0].length;
+    for (let i = 0; i < n; i++) {
+      let d = 0;
+      for (let s = 0; s < T; s++) d += r.readouts[s][i] - own.readouts[s][i];
+      readout += Math.abs(d / T) / n;
+    }
+    return { differ: differ / T, readout };
+  };
+  const total = own.counts.reduce((a, c) => a + c[after], 0);
+  const four = await run(g);
+  const one = await run(single);
+  t.diagnostic(
+    `site after the pool: ${total} spikes in ${T} steps; mean |cumulative count − spikeport's| ${four.differ.toFixed(1)} with four neurons per match, ${one.differ.toFixed(1)} with one; mean |Δ readout| ${four.readout.toFixed(4)} vs ${one.readout.toFixed(4)}`,
+  );
+  assert.ok(total > 500, 'the site after the pool spikes');
+  // Measured: 62 against 98 spikes, 0.013 against 0.020 (the rest is the max's runs above its accumulated value).
+  assert.ok(four.differ < 0.8 * one.differ, 'the cumulative spike count after the pool follows spikeport closer');
+  assert.ok(four.readout < 0.8 * one.readout, 'the readout follows spikeport closer');
+});
+
+test("SpiNNaker2's integers: a θ/2 start larger than a layer's own weights is spread over more clock pairs, so the layer's weights set the population's scale (finer integers); the start stays exact", async (t) => {
+  const data = memDataset(uniform(5, 32 * 144), [1, 12, 12]);
+  // A dense layer summing many positive weights: its threshold is near their sum, so in the
+  // unit-spike form each weight is small (below the start's 0.5).
+  const wide = buildGraph([1, 12, 12], (b, x) => {
+    const h = b.op('Relu', [conv(b, x, 1, 6, 3, { pad: 1, seed: 41 })]);
+    // Only the first 160 inputs weighted: weights of about a tenth of the threshold.
+    const u = uniform(42, 32 * 6 * 144, 0, 0.02).map((v, i) => (i % (6 * 144) < 160 ? v : 0));
+    const w = b.constant('W', floatTensor([32, 6 * 144], u));
+    const c = b.constant('C', floatTensor([32], new Float32Array(32)));
+    const f = b.op('Relu', [b.op('Gemm', [b.op('Flatten', [h], { axis: 1 }), w, c], { transB: 1 })]);
+    return gemm(b, f, 32, 5, 43);
+  });
+  const snn = await convert({ path: 'wide.onnx', sha256: '0'.repeat(64), graph: wide }, data, {
+    iterations: 4,
+    batchSize: 16,
+    threads: 1,
+    spikes: 'unit',
+  });
+  const none = snn.spec.sites.map(() => null);
+  const g = toNir({ form: snn.form, graph: snn.graph, meta: snn.meta, tail: null }, 'spinnaker2', 'wide', {
+    bias: none,
+    threshold: none,
+    start: true,
+  });
+  const s2 = PROFILES.spinnaker2;
+  const spread = deployFor(g, s2, { clocks: g.clocks });
+  const plain = deployFor(g, s2);
+  // The float weights as the integers are made of (average pooling's 1/4 folded into the layer after it).
+  const float = { ...s2, pool: 'SumPool2d' as const, quantisation: undefined };
+  const folded = deployFor(g, float).graph;
+  type W = Extract<NirNode, { type: 'Conv2d' | 'Affine' }>;
+  const into = (graph: NirGraph, name: string): string[] => graph.edges.filter(([, b]) => b === name).map(([a]) => a);
+  let widened = 0;
+  for (const ifName of g.sites.keys()) {
+    const pulse = into(g, ifName).find((s) => g.clocks.pulses.has(s)) as string;
+    const own = into(g, ifName).filter((s) => s !== pulse);
+    const largest = (graph: NirGraph, names: string[]): number =>
+      Math.max(...names.flatMap((s) => Array.from((graph.nodes.get(s) as W).weight.data, Math.abs)));
+    const ownFloat = largest(folded, own);
+    const scale = Number(spread.graph.metadata[`spikeport.scale.${ifName}`]);
+    // The layer's own weights set the scale (its largest at 127), whatever the start's weight.
+    assert.ok(Math.abs(scale - 127 / ownFloat) < 1e-6 * scale, `${ifName}: scale ${scale}, 127/${ownFloat}`);
+    assert.equal(largest(spread.graph, own), 127);
+    if (ownFloat < 0.5) {
+      widened++;
+      const before = Number(plain.graph.metadata[`spikeport.scale.${ifName}`]);
+      t.diagnostic(
+        `${ifName}: largest weight ${ownFloat.toFixed(3)}, scale ${before.toFixed(1)} → ${scale.toFixed(1)}`,
+      );
+      assert.ok(Math.abs(before - 254) < 1e-6, `${ifName}: without spreading the start (0.5) sets the scale`);
+      assert.ok(largest(plain.graph, own) < 127);
+      // Every weight within half a step of its float value: a step of 1/scale instead of 1/254.
+      for (const s of own) {
+        const [q, f] = [(spread.graph.nodes.get(s) as W).weight.data, (folded.nodes.get(s) as W).weight.data];
+        for (let i = 0; i < q.length; i++) assert.ok(Math.abs(q[i] / scale - f[i]) <= 0.5 / scale + 1e-7);
+      }
+    }
+    // On and late weights cancel exactly after step 1; at step 1 they give θ/2 to within the rounding.
+    const w = spread.graph.nodes.get(pulse) as W;
+    const [C, cin] = w.weight.dims;
+    for (let c = 0; c < C; c++) {
+      const row = w.weight.data.slice(c * cin, (c + 1) * cin);
+      const on = row.slice(0, cin / 2).reduce((a, v) => a + v, 0);
+      const late = row.slice(cin / 2).reduce((a, v) => a + v, 0);
+      assert.equal(on, -late);
+      assert.ok(Math.abs(on - 0.5 * scale) <= cin / 4, `${ifName}[${c}]: start ${on} for ${0.5 * scale}`);
+      assert.ok(
+        row.every((v) => Number.isInteger(v) && Math.abs(v) <= 127),
+        'integers within int8',
+      );
+    }
+  }
+  t.diagnostic(`${widened} of ${g.sites.size} populations had weights below the start's 0.5`);
+  assert.ok(widened >= 1, 'the model has a layer whose weights are smaller than the start');
 });

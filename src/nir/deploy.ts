@@ -6,7 +6,7 @@
  */
 import { SpikeportError } from '../errors.js';
 import { numel } from '../graph/ir.js';
-import type { Array as NirArray, NirGraph, NirNode } from './graph.js';
+import { CLOCK, clockDrive, type Array as NirArray, type ClockLayout, type NirGraph, type NirNode } from './graph.js';
 import type { Profile, Quantisation } from './profiles.js';
 
 export interface Deployed {
@@ -58,6 +58,12 @@ export interface DeployOptions {
    * tool); otherwise spikeport writes the integers (its own rounding where the profile has one).
    */
   readonly byImporter?: boolean;
+  /**
+   * The graph's θ/2 start (toNir's clocks): on an integer target spikeport spreads a start whose
+   * weights are larger than the layer's own over more clock neurons, so that the layer's weights
+   * set the population's scale.
+   */
+  readonly clocks?: ClockLayout;
 }
 
 /** A Scale's factors as one per channel (C of them, outermost axis), or null when they vary within a channel. */
@@ -224,6 +230,14 @@ export function deployFor(input: NirGraph, profile: Profile, opts: DeployOptions
     }
   }
 
+  if (q && opts.clocks && !opts.byImporter) {
+    const spread = spreadStart(nodes, into, from, opts.clocks);
+    if (spread.populations)
+      notes.push(
+        `θ/2 start spread over up to ${spread.pairs} on/late clock pairs per position in ${spread.populations} population${spread.populations > 1 ? 's' : ''} (+${spread.neurons} clock neurons per sample): its weights, p/k each, are no larger than the layer's own, which set the integer scale`,
+      );
+  }
+
   if (q) {
     const max = weightMax(q.bits);
     const rounding = opts.byImporter ? q.rounding : (q.written ?? q.rounding);
@@ -297,6 +311,86 @@ export function deployFor(input: NirGraph, profile: Profile, opts: DeployOptions
   if (q) metadata['spikeport.weight_bits'] = String(q.bits);
   if (notes.length) metadata['spikeport.notes'] = JSON.stringify(notes);
   return { graph: { nodes, edges, metadata }, notes, scales };
+}
+
+type IfNode = Extract<NirNode, { type: 'IF' }>;
+
+/** The most on/late clock pairs a start is spread over (clock neurons per position: twice that). */
+export const MAX_START_PAIRS = 8;
+
+/**
+ * A start layer whose weights (±p) are larger than its IF node's other weights sets the
+ * population's integer scale (one per population: largest |w| → the largest integer), leaving
+ * the layer's own weights fewer steps. Given as k on/late pairs of weight p/k each, with k the
+ * smallest that keeps p/k within the layer's largest weight, it delivers the same p at step 1
+ * and nothing after (k at most MAX_START_PAIRS). The clock grows to the most pairs any of its
+ * readers needs.
+ */
+function spreadStart(
+  nodes: Map<string, NirNode>,
+  into: (name: string) => string[],
+  from: (name: string) => string[],
+  clocks: ClockLayout,
+): { populations: number; pairs: number; neurons: number } {
+  const largest = (names: readonly string[]): number => {
+    let m = 0;
+    for (const s of names) for (const v of (nodes.get(s) as Weighted).weight.data) m = Math.max(m, Math.abs(v));
+    return m;
+  };
+  const pairs = new Map<string, number>();
+  for (const [name, n] of nodes) {
+    if (n.type !== 'IF') continue;
+    const srcs = into(name);
+    if (!srcs.every((s) => isWeighted(nodes.get(s)))) continue;
+    const starts = srcs.filter((s) => clocks.pulses.has(s) && nodes.has(clocks.pulses.get(s) as string));
+    const own = largest(srcs.filter((s) => !clocks.pulses.has(s)));
+    const start = largest(starts);
+    if (!starts.length || own === 0 || start <= own) continue;
+    for (const s of starts) pairs.set(s, Math.min(MAX_START_PAIRS, Math.ceil(start / own)));
+  }
+  const perClock = new Map<string, number>();
+  for (const [pulse, k] of pairs) {
+    const c = clocks.pulses.get(pulse) as string;
+    perClock.set(c, Math.max(perClock.get(c) ?? 1, k));
+  }
+  let neurons = 0;
+  for (const [clock, K] of perClock) {
+    const driveName = clocks.drives.get(clock);
+    const drive = driveName === undefined ? undefined : nodes.get(driveName);
+    const ifNode = nodes.get(clock);
+    if (!isWeighted(drive) || drive.type === 'Linear' || ifNode?.type !== 'IF' || driveName === undefined) continue;
+    const old = ifNode.vThreshold.dims[0];
+    const at = ifNode.vThreshold.data.length / old;
+    const rest = drive.weight.dims.slice(1);
+    const each = drive.weight.data.length / drive.weight.dims[0];
+    nodes.set(driveName, {
+      ...drive,
+      weight: { dims: [2 * K, ...rest], data: new Float32Array(2 * K * each) },
+      bias: { dims: [2 * K], data: clockDrive(K) },
+    } as Weighted);
+    const dims = [2 * K, ...ifNode.vThreshold.dims.slice(1)];
+    const fill = (v: number): NirArray => ({ dims, data: new Float32Array(2 * K * at).fill(v) });
+    nodes.set(clock, { type: 'IF', r: fill(1), vThreshold: fill(CLOCK), vReset: fill(0) } satisfies IfNode);
+    neurons += (2 * K - old) * at;
+    for (const pulse of from(clock)) {
+      const w = nodes.get(pulse);
+      if (!isWeighted(w) || clocks.pulses.get(pulse) !== clock) continue;
+      const [C, cin] = w.weight.dims;
+      const k = pairs.get(pulse) ?? 1;
+      const data = new Float32Array(C * 2 * K);
+      for (let c = 0; c < C; c++) {
+        // The on weight of the clock as built (cin/2 on channels first, then as many late ones).
+        const p = w.weight.data[c * cin];
+        for (let j = 0; j < k; j++) {
+          data[c * 2 * K + j] = p / k;
+          data[c * 2 * K + K + j] = -p / k;
+        }
+      }
+      nodes.set(pulse, { ...w, weight: { dims: [C, 2 * K, ...w.weight.dims.slice(2)], data } } as Weighted);
+    }
+  }
+  const populations = new Set([...pairs.keys()].map((p) => from(p)).flat()).size;
+  return { populations, pairs: Math.max(1, ...perClock.values()), neurons };
 }
 
 const fmt = (v: number): string => (Number.isInteger(v) ? String(v) : v.toPrecision(4));

@@ -68,11 +68,14 @@ export interface NirGraph {
 export type TargetCorrections = Pick<TargetCalibration, 'bias' | 'threshold' | 'start'>;
 
 /**
- * The θ/2 start for a target without initial membranes (reset by subtraction): a clock IF
- * neuron driven by CLOCK − 1 with threshold CLOCK is silent at step 1 and fires at every step
- * after (its membrane is CLOCK − t before each spike, whatever the comparison, ≥ or >, and with
- * several spikes per step allowed), so p·(1 − clock) is a current p at step 1 and 0 after: the
- * initial charge, given in the first step. Exact in integers up to T = CLOCK.
+ * The θ/2 start for a target without initial membranes (reset by subtraction), from a clock IF
+ * node of two kinds of neurons with threshold CLOCK: "on" neurons driven by CLOCK + 1 fire at
+ * every step from step 1, "late" neurons driven by CLOCK − 1 are silent at step 1 and fire at
+ * every step after (their membranes before each spike are CLOCK + t and CLOCK − t, whatever the
+ * comparison, ≥ or >, and with several spikes per step allowed). p·(on − late) is a current p at
+ * step 1 and exactly 0 after, also when p becomes an integer on the target: the two weights are
+ * the same number, so no rounding of a weight against a bias is left to add up over the steps.
+ * Exact up to T = CLOCK − 1.
  */
 export const CLOCK = 4096;
 
@@ -84,6 +87,26 @@ export interface NirExport extends NirGraph {
   readonly maxPools: Added;
   /** Nodes added for the θ/2 start (clock neurons and the layers from them); zero without. */
   readonly clock: Added;
+  /** IF neurons per match of the max construction (1, or MATCH_COPIES on a one-spike target with the clock). */
+  readonly matchCopies: number;
+  /** Where the θ/2 start comes from, for a deployment that spreads it over more clock neurons. */
+  readonly clocks: ClockLayout;
+}
+
+/**
+ * The clock IF nodes (each with the layer driving it: a constant per neuron, CLOCK + 1 for its
+ * "on" channels, then CLOCK − 1 for as many "late" ones) and the start layers reading them.
+ */
+export interface ClockLayout {
+  /** Clock IF node → the layer that drives it. */
+  readonly drives: ReadonlyMap<string, string>;
+  /** Start layer → the clock IF node it reads (its weights: +p on the on channels, −p on the late ones). */
+  readonly pulses: ReadonlyMap<string, string>;
+}
+
+/** The drive of a clock of k on and k late neurons per position: CLOCK + 1, then CLOCK − 1. */
+export function clockDrive(k: number): Float32Array {
+  return Float32Array.from({ length: 2 * k }, (_, i) => (i < k ? CLOCK + 1 : CLOCK - 1));
 }
 
 export interface Added {
@@ -93,6 +116,9 @@ export interface Added {
 }
 
 const MAXPOOL_PER_STEP = `max pooling of each step's current has no NIR form (an IF neuron integrates); convert with ${field('maxpool')} accumulated (the default)`;
+
+/** IF neurons per match of the max construction on a target that fires once per step (with the θ/2 start's clock). */
+export const MATCH_COPIES = 4;
 
 /** The threshold of the IF neurons that build a max (max(a, b) = b + θ·IF(a − b)), in the unit-spike form's units. */
 export const MAX_THRESHOLD = 1;
@@ -111,6 +137,7 @@ export function toNir(
   target: Target,
   where: string,
   corrections: TargetCorrections | null = snn.meta.target ?? null,
+  opts: { readonly matchCopies?: number; readonly matchStep?: number } = {},
 ): NirExport {
   if (snn.form !== 'step')
     throw new SpikeportError(
@@ -142,8 +169,11 @@ export function toNir(
   const sites = new Map<string, number>();
   const maxPools = { ifNodes: 0, neurons: 0, weightNodes: 0 };
   const clock = { ifNodes: 0, neurons: 0, weightNodes: 0 };
+  let matchCopies = 1;
   const clocks = new Map<string, string>();
-  /** The clock IF node at this shape (built once): silent at step 1, one spike per step after. */
+  const drives = new Map<string, string>();
+  const pulses = new Map<string, string>();
+  /** The clock IF node at this shape (built once): an on neuron and a late one per position. */
   const clockAt = (shape: readonly number[]): string | null => {
     const key = shape.join('x');
     const hit = clocks.get(key);
@@ -157,8 +187,8 @@ export function toNir(
       drive = nameFor(`clock_drive_${key}`);
       nodes.set(drive, {
         type: 'Conv2d',
-        weight: { dims: [1, cin, kh, kw], data: new Float32Array(cin * kh * kw) },
-        bias: { dims: [1], data: Float32Array.of(CLOCK - 1) },
+        weight: { dims: [2, cin, kh, kw], data: new Float32Array(2 * cin * kh * kw) },
+        bias: { dims: [2], data: clockDrive(1) },
         stride: [1, 1],
         padding: [0, 0],
         dilation: [1, 1],
@@ -177,17 +207,18 @@ export function toNir(
       drive = nameFor(`clock_drive_${key}`);
       nodes.set(drive, {
         type: 'Affine',
-        weight: { dims: [1, numel(inShape)], data: new Float32Array(numel(inShape)) },
-        bias: { dims: [1], data: Float32Array.of(CLOCK - 1) },
+        weight: { dims: [2, numel(inShape)], data: new Float32Array(2 * numel(inShape)) },
+        bias: { dims: [2], data: clockDrive(1) },
       });
       edges.push([flat, drive]);
     } else return null;
-    const ifShape = shape.length === 3 ? [1, shape[1], shape[2]] : [1];
+    const ifShape = shape.length === 3 ? [2, shape[1], shape[2]] : [2];
     const one = (v: number): Array => ({ dims: ifShape, data: new Float32Array(numel(ifShape)).fill(v) });
     const name = nameFor(`clock_${key}`);
     nodes.set(name, { type: 'IF', r: one(1), vThreshold: one(CLOCK), vReset: one(0) });
     edges.push([drive, name]);
     clocks.set(key, name);
+    drives.set(name, drive);
     clock.ifNodes++;
     clock.neurons += numel(ifShape);
     clock.weightNodes++;
@@ -199,6 +230,40 @@ export function toNir(
     for (let i = 1; used.has(name) || name === 'input' || name === 'output'; i++) name = `${clean}_${i}`;
     used.add(name);
     return name;
+  };
+  // The clock fires at every step only where the threshold is subtracted; a reset to 0 gets no start.
+  const clocked = !!corrections?.start && resetOf(target) === 'subtract';
+  /**
+   * A layer from the clock giving `p` per channel at step 1 and nothing after, for the IF node
+   * `ifName` of shape `shape` (name of the layer; null where there is no clock).
+   */
+  const startPulse = (ifName: string, shape: readonly number[], p: Float32Array): string | null => {
+    const tick = clocked ? clockAt(shape) : null;
+    if (!tick) return null;
+    const C = shape[0];
+    const w = new Float32Array(2 * C);
+    for (let c = 0; c < C; c++) [w[2 * c], w[2 * c + 1]] = [p[c], -p[c]];
+    const pulse = nameFor(`${ifName}_start`);
+    const bias = { dims: [C], data: new Float32Array(C) };
+    nodes.set(
+      pulse,
+      shape.length === 3
+        ? {
+            type: 'Conv2d',
+            weight: { dims: [C, 2, 1, 1], data: w },
+            bias,
+            stride: [1, 1],
+            padding: [0, 0],
+            dilation: [1, 1],
+            groups: 1,
+            inputShape: shape.slice(1),
+          }
+        : { type: 'Affine', weight: { dims: [C, 2], data: w }, bias },
+    );
+    edges.push([tick, pulse]);
+    pulses.set(pulse, tick);
+    clock.weightNodes++;
+    return pulse;
   };
   const refuse = (n: Node, why: string): never => {
     throw new SpikeportError('unsupported-model', `cannot export node "${n.name}" (${n.opType}) to NIR: ${why}`);
@@ -281,18 +346,27 @@ export function toNir(
       return { taps: a.taps.map((t, i) => sa * t + sb * b.taps[i]), ifs };
     };
     let count = 0;
-    // The value of a form as a NIR sum (the nodes returned): one tap convolution of x, one 1×1 convolution per IF.
-    const realise = (f: Form): string[] => {
+    // A match of one IF neuron of threshold θ counts the accumulated difference in whole θ, one
+    // θ per step at most where the target fires once per step: at T = 8 that coarse a max costs
+    // several points (fashion-vgg). Where the target fires once per step, each match is `copies`
+    // IF neurons of threshold copies·u with starts 0, u, …, (copies − 1)·u (from the clock), each
+    // spike worth u = θ/copies: their spikes add up to ⌊accumulated difference / u⌋ (Hermite's
+    // identity), so the max is counted in steps of θ/copies, still up to θ per step.
+    const copies = clocked && PROFILES[target].spikes === 'single' ? (opts.matchCopies ?? MATCH_COPIES) : 1;
+    matchCopies = copies;
+    // The value of a form as a NIR sum (the nodes returned) with `m` channels per pooled channel:
+    // one tap convolution of x, one 1×1 convolution per IF (summing its copies).
+    const realise = (f: Form, m: number): string[] => {
       const terms: string[] = [];
       if (f.taps.some((t) => t !== 0)) {
-        const w = new Float32Array(C * K);
-        for (let c = 0; c < C; c++) for (let j = 0; j < K; j++) w[c * K + j] = f.taps[j];
+        const w = new Float32Array(m * C * K);
+        for (let c = 0; c < m * C; c++) for (let j = 0; j < K; j++) w[c * K + j] = f.taps[j];
         const conv = `${base}_taps${count++}`;
         used.add(conv);
         nodes.set(conv, {
           type: 'Conv2d',
-          weight: { dims: [C, 1, kh, kw], data: w },
-          bias: { dims: [C], data: new Float32Array(C) },
+          weight: { dims: [m * C, 1, kh, kw], data: w },
+          bias: { dims: [m * C], data: new Float32Array(m * C) },
           stride,
           padding: pads.slice(0, 2),
           dilation: [1, 1],
@@ -308,8 +382,8 @@ export function toNir(
         used.add(conv);
         nodes.set(conv, {
           type: 'Conv2d',
-          weight: { dims: [C, 1, 1, 1], data: new Float32Array(C).fill(coeff) },
-          bias: { dims: [C], data: new Float32Array(C) },
+          weight: { dims: [m * C, copies, 1, 1], data: new Float32Array(m * C * copies).fill(coeff) },
+          bias: { dims: [m * C], data: new Float32Array(m * C) },
           stride: [1, 1],
           padding: [0, 0],
           dilation: [1, 1],
@@ -326,25 +400,32 @@ export function toNir(
       taps: Float64Array.from({ length: K }, (_, i) => (i === j ? 1 : 0)),
       ifs: new Map(),
     }));
-    const neurons = numel(outShape);
-    const full = (v: number): Array => ({ dims: outShape, data: new Float32Array(neurons).fill(v) });
+    const matchShape = [copies * C, OH, OW];
+    const unit = copies > 1 ? (opts.matchStep ?? MAX_THRESHOLD / copies) : MAX_THRESHOLD;
+    const neurons = numel(matchShape);
+    const full = (v: number): Array => ({ dims: matchShape, data: new Float32Array(neurons).fill(v) });
     while (level.length > 1) {
       const next: Form[] = [];
       for (let i = 0; i + 1 < level.length; i += 2) {
         const [a, b] = [level[i], level[i + 1]];
         const d = `${base}_max${count++}`;
         used.add(d);
-        nodes.set(d, { type: 'IF', r: full(1), vThreshold: full(MAX_THRESHOLD), vReset: full(0) });
-        for (const term of realise(combine(a, b, 1, -1))) edges.push([term, d]);
+        nodes.set(d, { type: 'IF', r: full(1), vThreshold: full(copies * unit), vReset: full(0) });
+        for (const term of realise(combine(a, b, 1, -1), copies)) edges.push([term, d]);
+        if (copies > 1) {
+          const starts = Float32Array.from({ length: copies * C }, (_, j) => (j % copies) * unit);
+          const pulse = startPulse(d, matchShape, starts);
+          if (pulse) edges.push([pulse, d]);
+        }
         maxPools.ifNodes++;
         maxPools.neurons += neurons;
-        next.push(combine(b, { taps: new Float64Array(K), ifs: new Map([[d, MAX_THRESHOLD]]) }, 1, 1));
+        next.push(combine(b, { taps: new Float64Array(K), ifs: new Map([[d, unit]]) }, 1, 1));
       }
       if (level.length % 2 === 1) next.push(level[level.length - 1]);
       level = next;
     }
     // The pooled value is the sum of its terms: whatever reads it takes them all as inputs.
-    return { sources: realise(level[0]), shape: outShape, varying: true };
+    return { sources: realise(level[0], 1), shape: outShape, varying: true };
   };
 
   const resolve = (t: string): Resolved => {
@@ -376,31 +457,15 @@ export function toNir(
       sites.set(name, site.k);
       // The θ/2 start (a QCFS site's own start) as a current at step 1, from the clock.
       const startAt = spec.sites[site.k].potential ? null : (spec.sites[site.k].start ?? 0.5);
-      // The clock fires at every step only where the threshold is subtracted; a reset to 0 gets no start.
-      const tick = corrections?.start && startAt !== null && resetOf(target) === 'subtract' ? clockAt(x.shape) : null;
-      let sources = x.sources;
-      if (tick) {
-        const p = Float32Array.from({ length: C }, (_, c) => (startAt as number) * (th ? th[c % th.length] : 1));
-        const pulse = nameFor(`${name}_start`);
-        nodes.set(
-          pulse,
-          x.shape.length === 3
-            ? {
-                type: 'Conv2d',
-                weight: { dims: [C, 1, 1, 1], data: p.map((v) => -v) },
-                bias: { dims: [C], data: p },
-                stride: [1, 1],
-                padding: [0, 0],
-                dilation: [1, 1],
-                groups: 1,
-                inputShape: x.shape.slice(1),
-              }
-            : { type: 'Affine', weight: { dims: [C, 1], data: p.map((v) => -v) }, bias: { dims: [C], data: p } },
-        );
-        edges.push([tick, pulse]);
-        sources = [...sources, pulse];
-        clock.weightNodes++;
-      }
+      const pulse =
+        startAt === null
+          ? null
+          : startPulse(
+              name,
+              x.shape,
+              Float32Array.from({ length: C }, (_, c) => startAt * (th ? th[c % th.length] : 1)),
+            );
+      const sources = pulse ? [...x.sources, pulse] : x.sources;
       r = {
         sources: add(
           name,
@@ -597,6 +662,8 @@ export function toNir(
     sites,
     maxPools,
     clock,
+    matchCopies,
+    clocks: { drives, pulses },
   };
 }
 

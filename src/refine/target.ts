@@ -128,7 +128,7 @@ export async function targetCalibration(
     notes: [
       zero
         ? `reset to 0 and no initial membrane: a threshold (${thresholdRounds} rounds) and a bias (${biasRounds} rounds) per channel, calibrated with ${profile.name}'s neuron at T = ${T}`
-        : `no initial membrane: the θ/2 start given at step 1 by a clock IF neuron (threshold ${CLOCK}, driven by ${CLOCK - 1}: silent at step 1, a spike at every step after, exact up to T = ${CLOCK}) through a fixed-weight layer per site${biasRounds ? `; a bias per channel (${biasRounds} rounds) calibrated with ${profile.name}'s neuron at T = ${T}` : ''}`,
+        : `no initial membrane: the θ/2 start given at step 1 by clock IF neurons (threshold ${CLOCK}; driven by ${CLOCK + 1}: a spike at every step; by ${CLOCK - 1}: silent at step 1, a spike at every step after; exact up to T = ${CLOCK - 1}) through a fixed-weight layer per site, weights +θ/2 and −θ/2${biasRounds ? `; a bias per channel (${biasRounds} rounds) calibrated with ${profile.name}'s neuron at T = ${T}` : ''}`,
     ],
   };
 }
@@ -144,7 +144,8 @@ async function siteRate(
   opts: RuntimeOptions,
 ): Promise<Float64Array> {
   const exported = toNir(snn, profile.name, snn.meta.source.file, corrections);
-  const deployed = deployFor(exported, profile);
+  // Deployed as export deploys it (the start spread where the profile has integers).
+  const deployed = deployFor(exported, profile, { clocks: exported.clocks });
   const step = nirStepGraph(deployed.graph, profile, snn.meta.source.file);
   const ifName = [...exported.sites].find(([, j]) => j === k)?.[0] as string;
   const spikes = step.values.get(ifName) as string;
