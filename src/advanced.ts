@@ -10,6 +10,7 @@ export * from './index.js';
 export * from './api/convert.js';
 /** simulate(snn, data, options?) → SimulateRecord; SimulateOptions and SIMULATE_DEFAULTS. */
 export * from './api/simulate.js';
+export * from './api/simulate-options.js';
 
 export { parseShardFile, SHARD_FORMAT } from './api/shard-file.js';
 export { shardRange } from './api/shards.js';

@@ -17,14 +17,13 @@ export { convert, CONVERT_DEFAULTS, type ConvertOptions } from './api/convert.js
  * Simulate: simulate(snn, data, options?) → SimulateRecord, in this process or in `workers`
  * processes, with `asTarget` also as a neuromorphic target computes it; simulateShard runs one shard of a run.
  */
+export { simulate, simulateShard } from './api/simulate.js';
 export {
-  simulate,
-  simulateShard,
   SIMULATE_DEFAULTS,
   type SimulateOptions,
   type AsTargetOptions,
   type DelayRule,
-} from './api/simulate.js';
+} from './api/simulate-options.js';
 /** The converted network: save, describe, thresholds; loadSnn reads a converted file. */
 export { Snn, loadSnn, type LoadSnnOptions, type SaveOptions, type SnnDescription } from './snn/network.js';
 /** Runs split over machines or resumed: shard files merged exactly into one record. */

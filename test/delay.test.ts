@@ -7,7 +7,7 @@ import { plan } from '../src/graph/plan.js';
 import { calibrate } from '../src/calibrate/calibrate.js';
 import { delayFromLatencies, siteLatency } from '../src/calibrate/delay.js';
 import { buildGraph, gemm, memDataset } from './helpers.js';
-import { delayFor, resolveSimulateOptions } from '../src/api/simulate.js';
+import { delayFor, resolveSimulateOptions } from '../src/api/simulate-options.js';
 
 test('site latency r = 1 / (2 · mean_k E[x_k⁺]/θ_k), channels with θ = 0 left out', () => {
   // ρ = [0.5, 0.25] (third channel has θ = 0): mean 0.375, r = 1/0.75.

@@ -9,7 +9,8 @@ import { buildSnn } from '../src/snn/build.js';
 import { simulateBatches } from '../src/runtime/batches.js';
 import { fitDelays, siteCorrections } from '../src/refine/refine.js';
 import { convert } from '../src/api/convert.js';
-import { delayFor, simulate as simulateApi } from '../src/api/simulate.js';
+import { simulate as simulateApi } from '../src/api/simulate.js';
+import { delayFor } from '../src/api/simulate-options.js';
 import { SpikeportError } from '../src/errors.js';
 import { buildGraph, conv, memDataset, randn, runGraph } from './helpers.js';
 

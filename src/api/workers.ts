@@ -22,7 +22,7 @@ import { scratchDir, scratchWrite } from '../files.js';
 import { type Shard } from './shards.js';
 import { mergeShards } from './merge.js';
 import { readShardFile, type ShardFile } from './shard-file.js';
-import type { SimulateOptions } from './simulate.js';
+import type { SimulateOptions } from './simulate-options.js';
 
 /** What a worker process is asked to do: everything resolved, as JSON. */
 export interface WorkerJob {

@@ -4,7 +4,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Command } from 'commander';
 import { SpikeportError } from '../errors.js';
-import { SIMULATE_DEFAULTS } from '../api/simulate.js';
+import { SIMULATE_DEFAULTS } from '../api/simulate-options.js';
 import {
   calibrationOptions,
   energyOptions,

@@ -9,7 +9,7 @@ import type { Dataset } from '../data/dataset.js';
 import type { Task } from '../tasks/task.js';
 import { CONVERT_DEFAULTS, declaredInputShape, resolveConvertOptions } from '../api/convert.js';
 import type { Engine } from '../runtime/engines.js';
-import { SIMULATE_DEFAULTS } from '../api/simulate.js';
+import { SIMULATE_DEFAULTS } from '../api/simulate-options.js';
 import {
   ablation,
   delaySweep,

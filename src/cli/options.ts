@@ -7,7 +7,7 @@ import { Command, InvalidArgumentError, Option } from 'commander';
 import { SpikeportError } from '../errors.js';
 import { METHODS, type FixedThresholds } from '../calibrate/methods.js';
 import { CONVERT_DEFAULTS, type ConvertOptions } from '../api/convert.js';
-import { MAX_PICTURES, SIMULATE_DEFAULTS, type DelayRule, type SimulateOptions } from '../api/simulate.js';
+import { MAX_PICTURES, SIMULATE_DEFAULTS, type DelayRule, type SimulateOptions } from '../api/simulate-options.js';
 import { ENGINES, type Engine } from '../runtime/engines.js';
 import { TASKS, type Task } from '../tasks/task.js';
 import { HEADS, type HeadKind } from '../tasks/heads.js';

@@ -5,14 +5,8 @@ import { Command, Option } from 'commander';
 import { PROFILES, TARGETS, checkTarget, loadNir } from '../api/nir.js';
 import { isHdf5 } from '../nir/hdf5.js';
 import { convert, declaredInputShape, resolveConvertOptions } from '../api/convert.js';
-import {
-  SIMULATE_DEFAULTS,
-  resolveSimulateOptions,
-  simulate,
-  simulateAsTarget,
-  simulateShard,
-  type SimulateOptions,
-} from '../api/simulate.js';
+import { simulate, simulateAsTarget, simulateShard } from '../api/simulate.js';
+import { SIMULATE_DEFAULTS, resolveSimulateOptions, type SimulateOptions } from '../api/simulate-options.js';
 import { checkWorkers, workerCheckpoints, workerPlan } from '../api/workers.js';
 import { parseShard, shardProblem, type Shard } from '../api/shards.js';
 import { readShardFile, shardJson } from '../api/shard-file.js';

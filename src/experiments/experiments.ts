@@ -21,7 +21,7 @@ import {
   type WindowOptions,
 } from '../evaluate/windows.js';
 import { convert, resolveConvertOptions, type ConvertOptions, type ResolvedConvertOptions } from '../api/convert.js';
-import { delayFor, type DelayRule } from '../api/simulate.js';
+import { delayFor, type DelayRule } from '../api/simulate-options.js';
 import type { Curve, CurvesRecord, DelayRecord, EnergyRecord, EnergyRow } from '../report/record.js';
 import { tagged } from '../progress.js';
 import { optionError } from '../errors.js';

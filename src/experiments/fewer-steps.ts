@@ -18,7 +18,7 @@ import { energyOf, type EnergyConstants } from '../energy/energy.js';
 import { annReference } from '../evaluate/reference.js';
 import { checkSteps, simulateWindows, type Window } from '../evaluate/windows.js';
 import { convert, resolveConvertOptions, type ConvertOptions } from '../api/convert.js';
-import { delayFor, type DelayRule } from '../api/simulate.js';
+import { delayFor, type DelayRule } from '../api/simulate-options.js';
 import type { StepsRecord, StepsRow } from '../report/record.js';
 import { tagged } from '../progress.js';
 import { checkInteger, optionError } from '../errors.js';
