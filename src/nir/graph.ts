@@ -97,6 +97,14 @@ const MAXPOOL_PER_STEP = `max pooling of each step's current has no NIR form (an
 /** The threshold of the IF neurons that build a max (max(a, b) = b + θ·IF(a − b)), in the unit-spike form's units. */
 export const MAX_THRESHOLD = 1;
 
+/**
+ * The threshold of those IF neurons where the target resets to 0: a spike still stands for
+ * MAX_THRESHOLD, but the reset throws away the charge above the threshold, on average about half
+ * the step's input; firing that much earlier pays it back. With MAX_THRESHOLD the matches of a
+ * max lose a third and more of what they carry, and the pooled current with them.
+ */
+export const MAX_THRESHOLD_ZERO = 0.6;
+
 const floats = (t: Tensor): Float32Array =>
   t.data instanceof Float32Array ? t.data : Float32Array.from(t.data as ArrayLike<number>);
 
@@ -327,6 +335,7 @@ export function toNir(
       ifs: new Map(),
     }));
     const neurons = numel(outShape);
+    const matchThreshold = resetOf(target) === 'zero' ? MAX_THRESHOLD_ZERO : MAX_THRESHOLD;
     const full = (v: number): Array => ({ dims: outShape, data: new Float32Array(neurons).fill(v) });
     while (level.length > 1) {
       const next: Form[] = [];
@@ -334,7 +343,7 @@ export function toNir(
         const [a, b] = [level[i], level[i + 1]];
         const d = `${base}_max${count++}`;
         used.add(d);
-        nodes.set(d, { type: 'IF', r: full(1), vThreshold: full(MAX_THRESHOLD), vReset: full(0) });
+        nodes.set(d, { type: 'IF', r: full(1), vThreshold: full(matchThreshold), vReset: full(0) });
         for (const term of realise(combine(a, b, 1, -1))) edges.push([term, d]);
         maxPools.ifNodes++;
         maxPools.neurons += neurons;
