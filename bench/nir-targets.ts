@@ -2,14 +2,23 @@
  * What each NIR target scores against spikeport, before and after conversion for the target,
  * and what integer weights cost: one conversion per model (and one per target that resets to
  * 0), one simulation per network, every T read from that run (docs/nir.md has the tables).
- * Rows (--rows): sinabs, speck, spinnaker2, norse, loihi2, int8 (sinabs with 8-bit weights).
+ * Rows (--rows): sinabs, speck, spinnaker2, norse, loihi2, int8 (sinabs with 8-bit weights: one scale per
+ * channel, per node, float), sinabs-parts (sinabs without its membrane floor, with one spike per step).
  *
  *   npm run build && node dist/bench/nir-targets.js --models fashion-vgg-avg,fashion-vgg --limit 2000 --T 8,16,32,64
  */
 import path from 'node:path';
 import { convert } from '../src/api/convert.js';
 import { simulate } from '../src/api/simulate.js';
-import { PROFILES, targetNetwork, type TargetCorrections } from '../src/api/nir.js';
+import {
+  PROFILES,
+  profileWith,
+  targetNetwork,
+  type NirGraph,
+  type Profile,
+  type TargetCorrections,
+} from '../src/api/nir.js';
+import type { Quantisation } from '../src/nir/profiles.js';
 import { deployFor } from '../src/nir/deploy.js';
 import { nirStepGraph } from '../src/nir/onnx.js';
 import { Snn as SnnClass } from '../src/snn/network.js';
@@ -67,9 +76,31 @@ for (const model of models) {
     }
     row([model, target, 'integers − float weights', ...after.map((v, i) => (100 * (v - float[i])).toFixed(2))]);
   }
+  if (which.includes('sinabs-parts')) {
+    // Which of sinabs' two differences from spikeport's neuron (with the clock) costs what: its
+    // membrane floor at −θ, its several spikes per step at v ≥ θ (one spike at v > θ instead).
+    const exported = targetNetwork(plain, 'sinabs', { corrections: start }).nir;
+    if (!exported) throw new Error('no NIR form');
+    const parts: [string, Profile][] = [
+      ['sinabs without its floor', { ...PROFILES.sinabs, floor: undefined }],
+      ['sinabs with one spike per step (v > θ)', { ...PROFILES.sinabs, spikes: 'single' }],
+      ['sinabs with neither', { ...PROFILES.sinabs, spikes: 'single', floor: undefined }],
+    ];
+    for (const [what, p] of parts) row([model, 'sinabs', what, ...vs(await run(stepSnn(plain, exported, p)))]);
+  }
   if (which.includes('int8')) {
     const r = await run(targetNetwork(plain, 'sinabs', { corrections: start, weightBits: 8 }).snn);
-    row([model, 'sinabs', '--weight-bits 8', ...vs(r)]);
+    row([model, 'sinabs', '--weight-bits 8 (one scale per output channel)', ...vs(r)]);
+    const float = await run(targetNetwork(plain, 'sinabs', { corrections: start }).snn);
+    row([model, 'sinabs', 'float weights', ...vs(float)]);
+    row([model, 'sinabs', 'integers − float weights', ...r.map((v, i) => (100 * (v - float[i])).toFixed(2))]);
+    // One scale per neuron node, as --weight-bits gave sinabs before.
+    const p8 = profileWith('sinabs', 8);
+    const perNode = { ...p8, quantisation: { ...(p8.quantisation as Quantisation), per: 'node' as const } };
+    const exported = targetNetwork(plain, 'sinabs', { corrections: start, weightBits: 0 }).nir;
+    if (!exported) throw new Error('no NIR form');
+    const node = await run(stepSnn(plain, deployFor(exported, perNode).graph, perNode));
+    row([model, 'sinabs', '--weight-bits 8, one scale per node', ...vs(node)]);
   }
   for (const target of ['norse', 'loihi2'] as const) {
     if (!which.includes(target)) continue;
@@ -105,7 +136,12 @@ function importerCast(snn: Snn, corrections: TargetCorrections): Snn {
   const float = targetNetwork(snn, 'spinnaker2', { corrections, weightBits: 0 }).nir;
   if (!float) throw new Error('no NIR form');
   const profile = PROFILES.spinnaker2;
-  const step = nirStepGraph(deployFor(float, profile, { byImporter: true }).graph, profile, snn.meta.source.file);
+  return stepSnn(snn, deployFor(float, profile, { byImporter: true }).graph, profile);
+}
+
+/** A deployed NIR graph as a network to simulate with `profile`'s neuron. */
+function stepSnn(snn: Snn, graph: NirGraph, profile: Profile): Snn {
+  const step = nirStepGraph(graph, profile, snn.meta.source.file);
   const { unit: _u, target: _t, ...rest } = snn.meta;
   return new SnnClass({
     form: 'step',

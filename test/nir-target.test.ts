@@ -16,7 +16,7 @@ import { simulate } from '../src/api/simulate.js';
 import { toNir, type NirGraph, type NirNode } from '../src/nir/graph.js';
 import { deployFor } from '../src/nir/deploy.js';
 import { nirStepGraph } from '../src/nir/onnx.js';
-import type { Profile } from '../src/nir/profiles.js';
+import { profileWith, type Profile, type Quantisation } from '../src/nir/profiles.js';
 import { openDataset } from '../src/data/sources.js';
 import { memoryDataset, rng } from '../src/data/dataset.js';
 import { floatTensor, numel, type Graph } from '../src/graph/ir.js';
@@ -568,4 +568,161 @@ test("SpiNNaker2's integers: a θ/2 start larger than a layer's own weights is s
   }
   t.diagnostic(`${widened} of ${g.sites.size} populations had weights below the start's 0.5`);
   assert.ok(widened >= 1, 'the model has a layer whose weights are smaller than the start');
+});
+
+test('--weight-bits on a profile without integers of its own: one scale per output channel, so a channel of small weights keeps its 127 steps and its spikes', (t) => {
+  // One dense layer whose three output channels differ 100-fold in weight size, each with a
+  // threshold to match (so each channel fires), then a readout.
+  const r = rng(5);
+  const [inn, out] = [6, 3];
+  const size = [1, 0.01, 0.2];
+  const w0 = Float32Array.from({ length: out * inn }, (_, i) => (r() * 2 - 1) * size[Math.floor(i / inn)]);
+  const b0 = Float32Array.from({ length: out }, (_, c) => 0.1 * size[c]);
+  const th = Float32Array.from({ length: out }, (_, c) => 0.7 * size[c]);
+  const eye = Float32Array.from({ length: out * out }, (_, i) => (i % (out + 1) === 0 ? 1 : 0));
+  const g: NirGraph = {
+    nodes: new Map<string, NirNode>([
+      ['input', { type: 'Input', shape: [inn] }],
+      ['fc0', { type: 'Affine', weight: { dims: [out, inn], data: w0 }, bias: { dims: [out], data: b0 } }],
+      [
+        'if0',
+        {
+          type: 'IF',
+          r: { dims: [out], data: new Float32Array(out).fill(1) },
+          vThreshold: { dims: [out], data: th },
+          vReset: { dims: [out], data: new Float32Array(out) },
+        },
+      ],
+      [
+        'fc1',
+        { type: 'Affine', weight: { dims: [out, out], data: eye }, bias: { dims: [out], data: new Float32Array(out) } },
+      ],
+      ['output', { type: 'Output', shape: [out] }],
+    ]),
+    edges: [
+      ['input', 'fc0'],
+      ['fc0', 'if0'],
+      ['if0', 'fc1'],
+      ['fc1', 'output'],
+    ],
+    metadata: {},
+  };
+  const p8 = profileWith('sinabs', 8);
+  assert.equal(p8.quantisation?.per, 'channel');
+  const deployed = deployFor(g, p8).graph;
+  type Affine = Extract<NirNode, { type: 'Affine' }>;
+  type IF = Extract<NirNode, { type: 'IF' }>;
+  // The independent computation: channel c's scale is 127 / max |w| over its row.
+  const scale = size.map((_, c) => 127 / Math.max(...Array.from(w0.slice(c * inn, (c + 1) * inn), Math.abs)));
+  const fc0 = deployed.nodes.get('fc0') as Affine;
+  assert.deepEqual(
+    Array.from(fc0.weight.data),
+    Array.from(w0, (v, i) => rhe(v * scale[Math.floor(i / inn)])),
+  );
+  for (let c = 0; c < out; c++) {
+    assert.equal(Math.max(...Array.from(fc0.weight.data.slice(c * inn, (c + 1) * inn), Math.abs)), 127);
+    assert.ok(Math.abs((deployed.nodes.get('if0') as IF).vThreshold.data[c] - th[c] * scale[c]) < 1e-3 * scale[c]);
+    assert.ok(Math.abs(fc0.bias.data[c] - b0[c] * scale[c]) < 1e-4 * scale[c]);
+  }
+  assert.deepEqual(
+    JSON.parse(deployed.metadata['spikeport.scale.if0']).map((v: number) => v.toFixed(6)),
+    scale.map((v) => v.toFixed(6)),
+  );
+  // Spike counts per sample and channel (the readout is the identity of the spikes), float against 8 bits.
+  const n = 32;
+  const x = uniform(9, n * inn);
+  const T = 40;
+  const counts = (graph: NirGraph, profile: Profile): number[] => {
+    const sum = new Array<number>(n * out).fill(0);
+    for (const o of simulateNir(graph, x, n, T, profile).outputs) o.forEach((v, i) => (sum[i] += v));
+    return sum.map(Math.round);
+  };
+  const float = counts(g, PROFILES.sinabs);
+  const perNode = counts(
+    deployFor(g, { ...p8, quantisation: { ...(p8.quantisation as Quantisation), per: 'node' } }).graph,
+    p8,
+  );
+  const perChannel = counts(deployed, p8);
+  const differ = (a: number[], c: number): number =>
+    a.reduce((acc, v, i) => acc + (i % out === c ? Math.abs(v - float[i]) : 0), 0);
+  const spikes1 = float.reduce((acc, v, i) => acc + (i % out === 1 ? v : 0), 0);
+  t.diagnostic(
+    `channel 1 (weights 0.01): ${spikes1} spikes in float; differing spike counts: ${differ(perNode, 1)} with one scale per node, ${differ(perChannel, 1)} per channel`,
+  );
+  assert.ok(spikes1 > 5 * n, 'the small channel fires');
+  assert.ok(differ(perChannel, 1) <= n / 4, 'per channel: its spikes are the float ones');
+  assert.ok(differ(perNode, 1) >= spikes1 / 10, 'per node: its spikes are not');
+  for (const c of [0, 2]) assert.ok(differ(perChannel, c) <= n / 4, `channel ${c}`);
+});
+
+test('under a reset to 0 the NIR max construction fires its matches below the spike’s worth: the pooled current stays near the max of the accumulated currents, where a threshold of 1 loses much of it', async (t) => {
+  // conv → ReLU (spikes) → conv → MaxPool → ReLU → Gemm: the pool sees currents that change from step to step.
+  const ann = buildGraph([1, 8, 8], (b, x) => {
+    const h = b.op('Relu', [conv(b, x, 1, 4, 3, { pad: 1, seed: 31 })]);
+    const p = b.op('MaxPool', [conv(b, h, 4, 4, 3, { pad: 1, seed: 32 })], { kernel_shape: [2, 2], strides: [2, 2] });
+    return gemm(b, b.op('Flatten', [b.op('Relu', [p])], { axis: 1 }), 64, 3, 33);
+  });
+  const n = 16;
+  const xs = uniform(34, n * 64);
+  const data = memoryDataset({ name: 'm', size: n, sampleShape: [1, 8, 8], x: xs, scale: 1, labels: null });
+  const snn = await convert({ path: 'pool.onnx', sha256: '0'.repeat(64), graph: ann }, data, {
+    method: 'cmaxnorm',
+    iterations: 1,
+    batchSize: n,
+    threads: 1,
+    spikes: 'unit',
+  });
+  const g = toNir({ form: snn.form, graph: snn.graph, meta: snn.meta, tail: null }, 'norse', 'pool', null);
+  const site = [...g.sites].find(([, k]) => k === 1)?.[0] as string;
+  const pooled = g.edges.filter(([, b]) => b === site).map(([a]) => a);
+  const taps = [...g.nodes.keys()].find((k) => k.includes('taps')) as string;
+  const pre = g.edges.find(([, b]) => b === taps)?.[0] as string;
+  // The same graph read at the pooled current (the terms the site sums) or at the currents before the pool.
+  const readAt = (sources: readonly string[], threshold?: number): NirGraph => {
+    const nodes = new Map(g.nodes);
+    for (const [k, v] of nodes)
+      if (threshold !== undefined && v.type === 'IF' && /_max\d+$/.test(k))
+        nodes.set(k, { ...v, vThreshold: { dims: v.vThreshold.dims, data: v.vThreshold.data.map(() => threshold) } });
+    const shape = sources === pooled ? [4, 4, 4] : [4, 8, 8];
+    nodes.set('output', { type: 'Output', shape });
+    return {
+      ...g,
+      nodes,
+      edges: [...g.edges.filter(([, b]) => b !== 'output'), ...sources.map((s) => [s, 'output'] as const)],
+    };
+  };
+  const T = 64;
+  const total = (graph: NirGraph): Float64Array => {
+    const outs = simulateNir(graph, xs, n, T, 'zero').outputs;
+    const sum = new Float64Array(outs[0].length);
+    for (const o of outs) o.forEach((v, i) => (sum[i] += v));
+    return sum;
+  };
+  // The max pooling of the accumulated currents, by hand.
+  const acc = total(readAt([pre]));
+  const want = new Float64Array(n * 64);
+  for (let s = 0; s < n; s++)
+    for (let c = 0; c < 4; c++)
+      for (let oy = 0; oy < 4; oy++)
+        for (let ox = 0; ox < 4; ox++) {
+          const window = [0, 1, 2, 3].map((j) => acc[s * 256 + c * 64 + (2 * oy + (j >> 1)) * 8 + 2 * ox + (j & 1)]);
+          want[s * 64 + c * 16 + oy * 4 + ox] = Math.max(...window);
+        }
+  // What the site after the pool passes on: the pooled current where the max is above one spike's worth.
+  const error = (got: Float64Array): number => {
+    let [e, sum] = [0, 0];
+    got.forEach((v, i) => {
+      if (want[i] <= 1) return;
+      e += Math.abs(v - want[i]);
+      sum += want[i];
+    });
+    return e / sum;
+  };
+  const lowered = error(total(readAt(pooled)));
+  const one = error(total(readAt(pooled, 1)));
+  t.diagnostic(
+    `${want.filter((v) => v > 1).length} pooled neurons; Σ|pooled current − max| / Σ max over ${T} steps: ${one.toFixed(3)} with threshold 1, ${lowered.toFixed(3)} lowered`,
+  );
+  assert.ok(one > 0.2, `threshold 1 loses charge: ${one}`);
+  assert.ok(lowered <= one - 0.1, `lowered: ${lowered}`);
 });

@@ -468,6 +468,24 @@ const MUTANTS = [
     tests: ['nir-target'],
     only: ['a Scale node for an importer'],
   },
+  {
+    id: 'nir-max-threshold-zero-one',
+    what: 'under a reset to 0 the max construction fires its matches at the threshold of one spike’s worth (the charge above it lost)',
+    file: 'src/nir/graph.ts',
+    find: 'export const MAX_THRESHOLD_ZERO = 0.6;',
+    replace: 'export const MAX_THRESHOLD_ZERO = 1;',
+    tests: ['nir-target'],
+    only: ['under a reset to 0 the NIR max construction'],
+  },
+  {
+    id: 'weight-bits-per-node',
+    what: '--weight-bits on a profile without integers of its own: one scale per node instead of per output channel',
+    file: 'src/nir/profiles.ts',
+    find: "per: q ? (q.per ?? 'node') : p.scalarThreshold ? 'node' : 'channel',",
+    replace: "per: q ? (q.per ?? 'node') : 'node',",
+    tests: ['nir-target'],
+    only: ['--weight-bits on a profile without integers'],
+  },
   // The ceiling and groups of binary neurons (docs/algorithm.md §4.1, §11).
   {
     id: 'ceiling-truncates',

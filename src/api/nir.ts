@@ -7,7 +7,7 @@
 import path from 'node:path';
 import type { Snn } from '../snn/network.js';
 import { Snn as SnnClass } from '../snn/network.js';
-import { toNir, type NirExport, type NirGraph, type TargetCorrections } from '../nir/graph.js';
+import { MAX_THRESHOLD_ZERO, toNir, type NirExport, type NirGraph, type TargetCorrections } from '../nir/graph.js';
 import { checkTarget, profileWith, type Profile, type Target } from '../nir/profiles.js';
 import { deployFor } from '../nir/deploy.js';
 import { nirStepGraph } from '../nir/onnx.js';
@@ -93,7 +93,7 @@ function recordOf(snn: Snn, profile: Profile, exported: NirExport): string[] {
   const m = exported.maxPools;
   if (m.ifNodes)
     notes.push(
-      `max pooling built from ${m.ifNodes} IF nodes (${m.neurons} neurons per sample) and ${m.weightNodes} fixed-weight convolutions: max(a, b) = b + IF(a − b)${exported.matchCopies > 1 ? `, each match ${exported.matchCopies} IF neurons of threshold θ with starts 0, θ/${exported.matchCopies}, … from the clock and spikes worth θ/${exported.matchCopies} (one spike per step would count the max in whole θ)` : ''}${profile.reset === 'zero' ? '; with a reset to 0 the IF loses charge above threshold, so this max is approximate' : ''}`,
+      `max pooling built from ${m.ifNodes} IF nodes (${m.neurons} neurons per sample) and ${m.weightNodes} fixed-weight convolutions: max(a, b) = b + IF(a − b)${exported.matchCopies > 1 ? `, each match ${exported.matchCopies} IF neurons of threshold θ with starts 0, θ/${exported.matchCopies}, … from the clock and spikes worth θ/${exported.matchCopies} (one spike per step would count the max in whole θ)` : ''}${profile.reset === 'zero' ? `; with a reset to 0 the IF loses the charge above its threshold, so its threshold is ${MAX_THRESHOLD_ZERO} against a spike's worth of 1 (the loss paid back on average): this max is approximate` : ''}`,
     );
   if (snn.tail) notes.push('ops after the readout are not in the NIR file: run them on the averaged readout');
   notes.push('the input is analog (direct coding): the host computes the first layer once per frame');

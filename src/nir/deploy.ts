@@ -13,8 +13,8 @@ export interface Deployed {
   readonly graph: NirGraph;
   /** What the target cannot express and what was done instead, one line each. */
   readonly notes: readonly string[];
-  /** The weight scale of each quantised neuron node (integer weights = float weights × scale). */
-  readonly scales: ReadonlyMap<string, number>;
+  /** The weight scale of each quantised neuron node (integer weights = float weights × scale), one number or one per output channel. */
+  readonly scales: ReadonlyMap<string, number | readonly number[]>;
 }
 
 type Weighted = Extract<NirNode, { type: 'Conv1d' | 'Conv2d' | 'Affine' | 'Linear' }>;
@@ -78,7 +78,7 @@ export function deployFor(input: NirGraph, profile: Profile, opts: DeployOptions
   const nodes = new Map(input.nodes);
   let edges = input.edges.map(([a, b]) => [a, b] as [string, string]);
   const notes: string[] = [];
-  const scales = new Map<string, number>();
+  const scales = new Map<string, number | readonly number[]>();
   const into = (name: string): string[] => edges.filter(([, b]) => b === name).map(([a]) => a);
   const from = (name: string): string[] => edges.filter(([a]) => a === name).map(([, b]) => b);
   const q = profile.quantisation;
@@ -265,10 +265,34 @@ export function deployFor(input: NirGraph, profile: Profile, opts: DeployOptions
         const b = ws.flatMap((w) => (w.type === 'Linear' ? [] : [...w.bias.data]));
         if (bMax > 0) scale = Math.min(scale, signedScale(b, q.bits));
       }
-      const bias = (v: number): number => (q.bias === 'float' ? v * scale : roundHalfEven(v * scale));
+      // One scale per output channel where the profile allows it: a channel of small weights keeps all its steps.
+      const C = ws[0].weight.dims[0];
+      const neurons = n.type === 'IF' ? n.vThreshold.data.length : numel(n.shape);
+      const channel =
+        q.per === 'channel' &&
+        q.threshold === 'float' &&
+        ws.every((w) => w.weight.dims[0] === C) &&
+        neurons % C === 0 &&
+        (n.type !== 'IF' || n.vReset.data.length === neurons)
+          ? Array.from({ length: C }, (_, c) => {
+              let m = 0;
+              for (const w of ws) {
+                const each = w.weight.data.length / C;
+                for (let i = c * each; i < (c + 1) * each; i++) m = Math.max(m, Math.abs(w.weight.data[i]));
+              }
+              return m > 0 ? max / m : scale;
+            })
+          : null;
+      const at = (c: number): number => (channel ? channel[c] : scale);
+      const perNeuron = neurons / C;
+      const bias = (v: number, c: number): number => (q.bias === 'float' ? v * at(c) : roundHalfEven(v * at(c)));
       for (const [j, s] of srcs.entries()) {
         const w = ws[j];
-        const weight = { dims: w.weight.dims, data: w.weight.data.map((v) => toInteger(v * scale, rounding)) };
+        const each = w.weight.data.length / w.weight.dims[0];
+        const weight = {
+          dims: w.weight.dims,
+          data: w.weight.data.map((v, i) => toInteger(v * at(Math.floor(i / each)), rounding)),
+        };
         nodes.set(
           s,
           w.type === 'Linear'
@@ -276,29 +300,34 @@ export function deployFor(input: NirGraph, profile: Profile, opts: DeployOptions
             : { ...w, weight, bias: { dims: w.bias.dims, data: w.bias.data.map(bias) } },
         );
       }
-      scales.set(name, scale);
+      scales.set(name, channel ?? scale);
       if (n.type === 'IF') {
-        const th = (v: number): number =>
-          q.threshold === 'integer' ? Math.max(1, roundHalfEven(v * scale)) : v * scale;
+        const th = (v: number, i: number): number =>
+          q.threshold === 'integer' ? Math.max(1, roundHalfEven(v * scale)) : v * at(Math.floor(i / perNeuron));
         nodes.set(name, {
           ...n,
           vThreshold: { dims: n.vThreshold.dims, data: n.vThreshold.data.map(th) },
-          vReset: { dims: n.vReset.dims, data: n.vReset.data.map((v) => v * scale) },
+          vReset: { dims: n.vReset.dims, data: n.vReset.data.map((v, i) => v * at(Math.floor(i / perNeuron))) },
         });
       } else {
         // The readout in the target's integers, scaled back on the host.
         const back = 'readout_scale';
         nodes.set(back, {
           type: 'Scale',
-          scale: { dims: n.shape, data: new Float32Array(numel(n.shape)).fill(1 / scale) },
+          scale: {
+            dims: n.shape,
+            data: Float32Array.from({ length: numel(n.shape) }, (_, i) => 1 / at(Math.floor(i / perNeuron))),
+          },
         });
         edges = edges.map(([a, b]) => (b === name ? [a, back] : [a, b]));
         edges.push([back, name]);
-        notes.push(`readout: ${q.bits}-bit weights, the output scaled back by 1/${fmt(scale)} on the host`);
+        notes.push(
+          `readout: ${q.bits}-bit weights, the output scaled back by ${channel ? "each channel's 1/scale" : `1/${fmt(scale)}`} on the host`,
+        );
       }
     }
     notes.push(
-      `weights as ${q.bits}-bit integers (${rounding === 'truncate' ? 'cast toward zero' : rounding !== q.rounding ? `rounded to nearest by spikeport; the largest is ±${max}, so the importer's scale is 1 and its cast toward zero keeps them` : 'rounded to nearest'}), one scale per neuron node (${max}/max |w|${q.bias === 'bits' ? ', or the bias if larger' : ''}); thresholds ${q.threshold === 'integer' ? 'as integers' : 'scaled alike, float'}; bias ${q.bias === 'float' ? 'scaled, float' : 'as integers'}${q.membrane ? `; membrane held within ±${fmt(q.membrane)}` : ''}`,
+      `weights as ${q.bits}-bit integers (${rounding === 'truncate' ? 'cast toward zero' : rounding !== q.rounding ? `rounded to nearest by spikeport; the largest is ±${max}, so the importer's scale is 1 and its cast toward zero keeps them` : 'rounded to nearest'}), ${q.per === 'channel' && q.threshold === 'float' ? `one scale per output channel (${max}/max |w| of the channel's incoming weights, per node where a node's thresholds are not per neuron)` : `one scale per neuron node (${max}/max |w|${q.bias === 'bits' ? ', or the bias if larger' : ''})`}; thresholds ${q.threshold === 'integer' ? 'as integers' : 'scaled alike, float'}; bias ${q.bias === 'float' ? 'scaled, float' : 'as integers'}${q.membrane ? `; membrane held within ±${fmt(q.membrane)}` : ''}`,
     );
     if (skipped)
       notes.push(
@@ -307,7 +336,7 @@ export function deployFor(input: NirGraph, profile: Profile, opts: DeployOptions
   }
 
   const metadata: Record<string, string> = { ...input.metadata };
-  for (const [k, v] of scales) metadata[`spikeport.scale.${k}`] = String(v);
+  for (const [k, v] of scales) metadata[`spikeport.scale.${k}`] = typeof v === 'number' ? String(v) : JSON.stringify(v);
   if (q) metadata['spikeport.weight_bits'] = String(q.bits);
   if (notes.length) metadata['spikeport.notes'] = JSON.stringify(notes);
   return { graph: { nodes, edges, metadata }, notes, scales };

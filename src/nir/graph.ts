@@ -123,6 +123,14 @@ export const MATCH_COPIES = 4;
 /** The threshold of the IF neurons that build a max (max(a, b) = b + θ·IF(a − b)), in the unit-spike form's units. */
 export const MAX_THRESHOLD = 1;
 
+/**
+ * The threshold of those IF neurons where the target resets to 0: a spike still stands for
+ * MAX_THRESHOLD, but the reset throws away the charge above the threshold, on average about half
+ * the step's input; firing that much earlier pays it back. With MAX_THRESHOLD the matches of a
+ * max lose a third and more of what they carry, and the pooled current with them.
+ */
+export const MAX_THRESHOLD_ZERO = 0.6;
+
 const floats = (t: Tensor): Float32Array =>
   t.data instanceof Float32Array ? t.data : Float32Array.from(t.data as ArrayLike<number>);
 
@@ -404,13 +412,14 @@ export function toNir(
     const unit = copies > 1 ? (opts.matchStep ?? MAX_THRESHOLD / copies) : MAX_THRESHOLD;
     const neurons = numel(matchShape);
     const full = (v: number): Array => ({ dims: matchShape, data: new Float32Array(neurons).fill(v) });
+    const matchThreshold = resetOf(target) === 'zero' ? MAX_THRESHOLD_ZERO : copies * unit;
     while (level.length > 1) {
       const next: Form[] = [];
       for (let i = 0; i + 1 < level.length; i += 2) {
         const [a, b] = [level[i], level[i + 1]];
         const d = `${base}_max${count++}`;
         used.add(d);
-        nodes.set(d, { type: 'IF', r: full(1), vThreshold: full(copies * unit), vReset: full(0) });
+        nodes.set(d, { type: 'IF', r: full(1), vThreshold: full(matchThreshold), vReset: full(0) });
         for (const term of realise(combine(a, b, 1, -1), copies)) edges.push([term, d]);
         if (copies > 1) {
           const starts = Float32Array.from({ length: copies * C }, (_, j) => (j % copies) * unit);

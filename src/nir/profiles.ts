@@ -27,6 +27,13 @@ export interface Quantisation {
   readonly threshold: 'integer' | 'float';
   /** The membrane saturates at ± this many weight units (its register's range); absent: not documented, not simulated. */
   readonly membrane?: number;
+  /**
+   * One scale per neuron node (what the chip's register or the importer documents), or one per
+   * output channel: each channel's weights, bias and threshold scaled by 2^(bits−1) − 1 over that
+   * channel's largest weight (absent: per node). Per channel needs a float threshold per neuron,
+   * so it is what `weightBits` gives a profile that documents no integers of its own.
+   */
+  readonly per?: 'node' | 'channel';
 }
 
 export interface Profile {
@@ -141,9 +148,11 @@ export function checkTarget(target: string, field = 'target'): Target {
 export const MAX_WEIGHT_BITS = 16;
 
 /**
- * The profile with `weightBits` applied: N-bit weights with one scale per neuron node, on top
- * of what the profile documents (its rounding and threshold kept; rounded to nearest where it
- * has none); 0 takes the profile's integers away (float weights).
+ * The profile with `weightBits` applied: N-bit weights on top of what the profile documents (its
+ * rounding, threshold and scale per node kept); a profile that documents no integers gets them
+ * rounded to nearest with one scale per output channel where its thresholds are float per
+ * neuron (a channel of small weights keeps its own 2^(bits−1) − 1 steps), else one per neuron
+ * node; 0 takes the profile's integers away (float weights).
  */
 export function profileWith(target: Target, weightBits?: number): Profile {
   const p = PROFILES[target];
@@ -169,6 +178,7 @@ export function profileWith(target: Target, weightBits?: number): Profile {
       bias: q?.bias ?? 'float',
       threshold: q?.threshold ?? 'float',
       ...(q?.membrane !== undefined ? { membrane: q.membrane } : {}),
+      per: q ? (q.per ?? 'node') : p.scalarThreshold ? 'node' : 'channel',
     },
   };
 }
