@@ -5,6 +5,7 @@
  *
  *   node dist/bench/clip-sweep.js [--model fashion-vgg] [--iterations 25,50,100,200,400,800]
  */
+import './args.js'; // --help prints the header above and stops
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { loadModel } from '../src/model/load.js';

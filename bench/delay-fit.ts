@@ -8,6 +8,7 @@
  * Prints a Markdown table per model and a summary: how far `fit` is below `auto` and below the
  * best delay (points of top-1), worst over T.
  */
+import './args.js'; // --help prints the header above and stops
 import fs from 'node:fs';
 import path from 'node:path';
 import { convert, loadModel, openDataset } from '../src/index.js';

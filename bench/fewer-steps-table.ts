@@ -5,6 +5,7 @@
  *
  *   node dist/bench/fewer-steps-table.js docs/generated/results/fewer-steps-*.json
  */
+import './args.js'; // --help prints the header above and stops
 import fs from 'node:fs';
 import { parseRecord, type StepsRecord, type StepsRow } from '../src/report/record.js';
 import { bestBefore, firstWithin } from '../src/report/steps.js';

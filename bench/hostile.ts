@@ -8,6 +8,7 @@
  * Then the COCO mAP's cost against the number of boxes on one image (ratios within one run).
  * Needs /usr/bin/time (apt-get install time).
  */
+import './args.js'; // --help prints the header above and stops
 import { execFileSync, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';

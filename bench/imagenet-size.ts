@@ -12,6 +12,7 @@
  * RSS of a child running the ANN over the first N images, streamed, for each N in --rss (the
  * SNN's data path is the same; its own state is per batch, bench/memory.ts).
  */
+import './args.js'; // --help prints the header above and stops
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';

@@ -6,6 +6,7 @@
  * Thresholds: CLTB, 10 iterations (the cost does not depend on them). As `simulate` does, only the
  * running sums of the readout at the window end are kept, so memory must not grow with T.
  */
+import './args.js'; // --help prints the header above and stops
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';

@@ -4,6 +4,7 @@
  * The first file's method also gets a "+delay" column (the others are shown without delay,
  * as in the paper's ablation).
  */
+import './args.js'; // --help prints the header above and stops
 import fs from 'node:fs';
 
 interface Run {

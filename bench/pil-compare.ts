@@ -5,6 +5,7 @@
  *
  *   node dist/bench/pil-compare.js photo1.jpg photo2.jpg …
  */
+import './args.js'; // --help prints the header above and stops
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';

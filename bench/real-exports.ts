@@ -8,6 +8,7 @@
  * Max |SNN − clipped ANN| is over the readout averaged over steps 1..T; "rel." divides it by
  * the largest |clipped ANN readout|.
  */
+import './args.js'; // --help prints the header above and stops
 import fs from 'node:fs';
 import path from 'node:path';
 import { loadModel } from '../src/model/load.js';

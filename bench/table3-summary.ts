@@ -8,6 +8,7 @@
  * pictured images (the record's `pictures`, every pixel of them), since random weights make the
  * mIoU against the generated masks say little.
  */
+import './args.js'; // --help prints the header above and stops
 import fs from 'node:fs';
 import path from 'node:path';
 import { parseRecord, type SimulateRecord } from '../src/report/record.js';
