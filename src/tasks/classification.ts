@@ -97,6 +97,25 @@ export class TopKCounter {
 /** How often each (label, top-1 prediction) pair occurred: [label, predicted, count]. */
 export type LabelPairs = readonly (readonly [number, number, number])[];
 
+/** Counts (label, top-1 prediction) pairs; starts from earlier counts (a resumed run). */
+export class PairCounter {
+  // (label, prediction) → count, keyed label · 2³² + prediction.
+  private readonly counts = new Map<number, number>();
+
+  constructor(from: LabelPairs = []) {
+    for (const [l, p, k] of from) this.counts.set(l * 2 ** 32 + p, k);
+  }
+
+  add(label: number, predicted: number): void {
+    const key = label * 2 ** 32 + predicted;
+    this.counts.set(key, (this.counts.get(key) ?? 0) + 1);
+  }
+
+  pairs(): (readonly [number, number, number])[] {
+    return mergePairs([...this.counts].map(([k, n]) => [Math.floor(k / 2 ** 32), k % 2 ** 32, n] as const));
+  }
+}
+
 /** (label, prediction, count) triples with equal pairs added, sorted by label then prediction. */
 export function mergePairs(triples: LabelPairs): (readonly [number, number, number])[] {
   const m = new Map<string, [number, number, number]>();

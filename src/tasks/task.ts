@@ -9,7 +9,7 @@ import type { Dataset, DetectionBox } from '../data/dataset.js';
 import { toOriginal, type Placement } from '../data/preprocess.js';
 import { SpikeportError } from '../errors.js';
 import type { Notice } from '../progress.js';
-import { TopKCounter, mergePairs, pairsProblem, type LabelPairs } from './classification.js';
+import { PairCounter, TopKCounter, mergePairs, pairsProblem, type LabelPairs } from './classification.js';
 import { ConfusionMatrix } from './segmentation.js';
 import { meanAveragePrecision, type Detection } from './detection.js';
 import { mergeVideoStates, videoScorer, videoScores, type VideoState } from './video.js';
@@ -441,9 +441,7 @@ function topK(windows: number, data: Dataset, from?: ScorerState, trackPairs = f
   const labels = data.labels;
   if (!labels) throw new SpikeportError('invalid-data', `data set ${data.name} has no labels; accuracy needs them`);
   const counter = from?.kind === 'topk' ? TopKCounter.fromState(from) : new TopKCounter(windows);
-  // (label, prediction) → count, keyed label · 2³² + prediction.
-  const pairs = trackPairs ? new Map<number, number>() : null;
-  if (pairs && from?.kind === 'topk') for (const [l, p, k] of from.pairs ?? []) pairs.set(l * 2 ** 32 + p, k);
+  const pairs = trackPairs ? new PairCounter(from?.kind === 'topk' ? from.pairs : []) : null;
   return {
     add(w, outputs, dims, { indices }) {
       const classes = dims.slice(1).reduce((a, b) => a * b, 1);
@@ -457,20 +455,13 @@ function topK(windows: number, data: Dataset, from?: ScorerState, trackPairs = f
         );
       counter.add(w, outputs, dims[0], y);
       if (pairs && w === 0) {
-        for (let i = 0; i < y.length; i++) {
-          const key = y[i] * 2 ** 32 + topIndex(outputs, i * classes, classes);
-          pairs.set(key, (pairs.get(key) ?? 0) + 1);
-        }
+        for (let i = 0; i < y.length; i++) pairs.add(y[i], topIndex(outputs, i * classes, classes));
       }
     },
     scores: () => counter.scores().map((s) => ({ metric: s.top1, secondary: s.top5 })),
     state: () => {
       const s = counter.state();
-      if (!pairs) return s;
-      return {
-        ...s,
-        pairs: mergePairs([...pairs].map(([k, n]) => [Math.floor(k / 2 ** 32), k % 2 ** 32, n] as const)),
-      };
+      return pairs ? { ...s, pairs: pairs.pairs() } : s;
     },
   };
 }

@@ -10,7 +10,7 @@
  * order they came in.
  */
 import { SpikeportError } from '../errors.js';
-import { mergePairs, topK, type LabelPairs } from './classification.js';
+import { PairCounter, mergePairs, topK, type LabelPairs } from './classification.js';
 
 export interface OpenVideo {
   readonly video: number;
@@ -167,9 +167,8 @@ export function videoScorer(
   trackPairs = false,
 ): VideoScorer {
   let t = from ? Tally.of(from) : new Tally(windows, 0, clipsPerVideo, size);
-  // (label, prediction) → count in window 0, keyed label · 2³² + prediction.
-  const pairs = trackPairs ? new Map<number, number>() : null;
-  if (pairs) for (const [l, p, k] of from?.pairs ?? []) pairs.set(l * 2 ** 32 + p, k);
+  // Clip by clip, in window 0 (the class-order notice).
+  const pairs = trackPairs ? new PairCounter(from?.pairs) : null;
   if (from)
     for (let w = 0; w < windows; w++)
       for (const o of from.open[w]) for (const c of o.clips) t.addClip(w, c.sample, o.label, c.probs);
@@ -189,17 +188,13 @@ export function videoScorer(
         if (top[0] === label) t.top1[w]++;
         if (top.includes(label)) t.top5[w]++;
         t.seen[w]++;
-        if (pairs && w === 0) pairs.set(label * 2 ** 32 + top[0], (pairs.get(label * 2 ** 32 + top[0]) ?? 0) + 1);
+        if (pairs && w === 0) pairs.add(label, top[0]);
         t.addClip(w, sample, label, softmax32(outputs, k * classes, classes));
       });
     },
     state: () => {
       const st = t.state();
-      if (!pairs) return st;
-      return {
-        ...st,
-        pairs: mergePairs([...pairs].map(([k, n]) => [Math.floor(k / 2 ** 32), k % 2 ** 32, n] as const)),
-      };
+      return pairs ? { ...st, pairs: pairs.pairs() } : st;
     },
   };
 }
